@@ -1,0 +1,1 @@
+"""Built-in agents. Each module registers its agents with the ``@agent`` decorator."""

@@ -1,0 +1,51 @@
+"""Validation findings: what is wrong (or worth a look) in a workflow, where, and how to fix it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any, Literal
+
+Severity = Literal["error", "warning"]
+
+
+class IssueCode(StrEnum):
+    INVALID_FILE = "invalid_file"
+    DUPLICATE_NODE = "duplicate_node"
+    UNKNOWN_AGENT = "unknown_agent"
+    UNKNOWN_NODE = "unknown_node"
+    UNKNOWN_PORT = "unknown_port"
+    AMBIGUOUS_PORT = "ambiguous_port"
+    TYPE_MISMATCH = "type_mismatch"
+    MISSING_INPUT = "missing_input"
+    DUPLICATE_INPUT = "duplicate_input"
+    DUPLICATE_EDGE = "duplicate_edge"
+    SELF_LOOP = "self_loop"
+    CYCLE = "cycle"
+    INVALID_PARAM = "invalid_param"
+    INVALID_RESOURCES = "invalid_resources"
+    INVALID_LIFECYCLE = "invalid_lifecycle"
+    CAPACITY_EXCEEDED = "capacity_exceeded"
+    NO_DEVICE = "no_device"
+    ISOLATED_NODE = "isolated_node"
+    UNUSED_OUTPUT = "unused_output"
+    EMPTY_WORKFLOW = "empty_workflow"
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One finding. ``severity`` is "error" (blocks a run) or "warning"."""
+
+    code: str
+    message: str
+    node: str | None = None
+    port: str | None = None
+    hint: str = ""
+    severity: Severity = "error"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"

@@ -1,0 +1,23 @@
+"""The closed set of data kinds that flow along edges, and which may connect to which."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class DataKind(StrEnum):
+    """What a port carries. ``ANY`` connects to everything."""
+
+    IMAGE_BATCH = "image_batch"  # float tensor N x C x H x W (or a list of images)
+    TENSOR = "tensor"  # any numeric tensor
+    TEXT_BATCH = "text_batch"  # list[str]
+    EMBEDDING = "embedding"  # float tensor N x D
+    TABLE = "table"  # dict of equal-length columns (list[dict] rows accepted)
+    SCORES = "scores"  # per-item scores / probabilities with labels
+    LABELS = "labels"  # per-item class labels
+    ANY = "any"
+
+
+def is_compatible(source: DataKind, target: DataKind) -> bool:
+    """Whether an output of kind ``source`` may feed an input of kind ``target``."""
+    return source == target or DataKind.ANY in (source, target)

@@ -1,0 +1,13 @@
+"""Where ServiceGrid keeps its files (database, cached results, uploads)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def data_dir() -> Path:
+    """``$SERVICEGRID_DATA_DIR`` or ``~/.servicegrid``; created on first use."""
+    path = Path(os.environ.get("SERVICEGRID_DATA_DIR") or Path.home() / ".servicegrid").expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path

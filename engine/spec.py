@@ -1,0 +1,306 @@
+"""Agents as services: the ``AgentSpec`` a model is registered with, and the ``Agent`` it runs as.
+
+An AgentSpec is the service contract (typed ports, parameter schema, resource demand, expected
+duration, lifecycle rules). An Agent is the running instance: ``load(device)``, ``run(inputs,
+ctx)``, ``unload()``. Models load once per (agent, params, device) and may stay warm.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from engine.errors import RunCancelledError
+from engine.kinds import DataKind
+from engine.resources import ResourceDemand
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    """A typed input or output of an agent.
+
+    Attributes:
+        name: port name, unique among the agent's inputs (or outputs).
+        kind: the data kind it carries.
+        description: one line for the UI.
+        required: inputs only; a required input must be connected.
+        multiple: inputs only; accepts several edges (their values arrive as a list).
+    """
+
+    name: str
+    kind: DataKind
+    description: str = ""
+    required: bool = True
+    multiple: bool = False
+
+
+class StartCondition(BaseModel):
+    """When a node may start: once ``all`` its connected inputs are ready, or ``any`` of them."""
+
+    model_config = _FROZEN
+    inputs: Literal["all", "any"] = "all"
+
+
+class ExecutionStrategy(BaseModel):
+    """How a node runs: retries with exponential backoff, a timeout, a batch size."""
+
+    model_config = _FROZEN
+    retries: int = Field(0, ge=0, le=100, description="extra attempts after a failure")
+    backoff_s: float = Field(0.5, ge=0, le=3600, description="wait before the first retry, s")
+    backoff_factor: float = Field(2.0, ge=1, le=10, description="wait multiplier per retry")
+    timeout_s: float | None = Field(None, gt=0, le=7 * 86400, description="per attempt, s")
+    batch_size: int | None = Field(None, ge=1, le=1_000_000, description="items per batch")
+
+
+class ExitCondition(BaseModel):
+    """When a node stops: after ``max_items`` items or ``time_limit_s`` seconds (both optional)."""
+
+    model_config = _FROZEN
+    max_items: int | None = Field(None, ge=1, le=10**9)
+    time_limit_s: float | None = Field(None, gt=0, le=7 * 86400)
+
+
+class Lifecycle(BaseModel):
+    """The lifecycle rules of an agent (defaults) or a node (overrides)."""
+
+    model_config = _FROZEN
+    start: StartCondition = StartCondition()
+    execution: ExecutionStrategy = ExecutionStrategy()
+    exit: ExitCondition = ExitCondition()
+
+    def merged(self, overrides: Mapping[str, Any] | None) -> Lifecycle:
+        """These rules with a node's partial overrides applied (nested dicts merge)."""
+        if not overrides:
+            return self
+        data = self.model_dump()
+        for section, values in overrides.items():
+            if isinstance(values, Mapping) and isinstance(data.get(section), dict):
+                data[section] = {**data[section], **values}
+            else:
+                data[section] = values
+        return Lifecycle.model_validate(data)
+
+
+class NoParams(BaseModel):
+    """Parameter schema of an agent without parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunContext:
+    """What a running agent may use: device, threads, cancellation, progress and logs.
+
+    The executor creates one per attempt; agents call ``check_cancelled()`` between batches so
+    a cancel or timeout stops them promptly.
+    """
+
+    def __init__(
+        self,
+        *,
+        node_id: str = "node",
+        run_id: str = "",
+        device: str = "cpu",
+        threads: int = 1,
+        lifecycle: Lifecycle | None = None,
+        cancel_event: threading.Event | None = None,
+        on_progress: Callable[[int, int | None], None] | None = None,
+        on_log: Callable[[str], None] | None = None,
+        deadline: float | None = None,
+        clock: Callable[[], float] | None = None,
+        time_scale: float = 1.0,
+    ) -> None:
+        import time
+
+        self.node_id = node_id
+        self.run_id = run_id
+        self.time_scale = time_scale
+        self.device = device
+        self.threads = max(1, threads)
+        self.lifecycle = lifecycle or Lifecycle()
+        self.cancel_event = cancel_event or threading.Event()
+        self._on_progress = on_progress
+        self._on_log = on_log
+        self.deadline = deadline
+        self._clock = clock or time.monotonic
+        self.items_processed = 0
+        self.logs: list[str] = []
+
+    @property
+    def batch_size(self) -> int | None:
+        return self.lifecycle.execution.batch_size
+
+    @property
+    def max_items(self) -> int | None:
+        return self.lifecycle.exit.max_items
+
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def check_cancelled(self) -> None:
+        """Raise ``RunCancelledError`` if the node was cancelled or ran past its deadline."""
+        if self.cancel_event.is_set():
+            raise RunCancelledError(f"node {self.node_id!r} was cancelled")
+        if self.deadline is not None and self._clock() > self.deadline:
+            from engine.errors import AgentTimeoutError
+
+            raise AgentTimeoutError(f"node {self.node_id!r} ran past its timeout")
+
+    def time_left(self) -> float | None:
+        return None if self.deadline is None else self.deadline - self._clock()
+
+    def progress(self, done: int, total: int | None = None) -> None:
+        self.items_processed = done
+        if self._on_progress:
+            self._on_progress(done, total)
+
+    def log(self, message: str) -> None:
+        self.logs.append(message)
+        if self._on_log:
+            self._on_log(message)
+
+    def wait(self, seconds: float) -> None:
+        """Sleep, waking early (and raising) on cancel or timeout."""
+        import time
+
+        end = self._clock() + seconds
+        while True:
+            self.check_cancelled()
+            left = end - self._clock()
+            if self.deadline is not None:
+                left = min(left, self.deadline - self._clock() + 1e-3)
+            if left <= 0:
+                self.check_cancelled()
+                return
+            if self.cancel_event.wait(min(left, 0.05)):
+                continue
+            time.sleep(0)
+
+
+class Agent:
+    """Base class of running agents. Subclasses override ``run`` (and ``load``/``unload``).
+
+    ``params`` is the validated parameter model of the node.
+    """
+
+    spec: ClassVar[AgentSpec]
+
+    def __init__(self, params: BaseModel) -> None:
+        self.params = params
+        self.device = "cpu"
+
+    def load(self, device: str) -> None:
+        """Load weights onto ``device`` (``cpu`` or ``cuda:N``). Called once before runs."""
+        self.device = device
+
+    def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        """Process ``inputs`` (by input port name) and return outputs (by output port name)."""
+        raise NotImplementedError
+
+    def unload(self) -> None:
+        """Free what ``load`` took."""
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """An agent registered as a service.
+
+    Attributes:
+        name: dotted name, e.g. ``vision.classify``.
+        version: the agent's version string.
+        category: palette group (``vision``, ``text``, ``tabular``, ``recommendation``, ``flow``,
+            ``simulation``, ``testing``).
+        description: one or two sentences for people.
+        inputs, outputs: typed ports.
+        params: pydantic model of the parameters (defaults, ranges, enums, help).
+        resources: default resource demand; nodes may override fields.
+        expected_duration_s: expected wall time of one run on the declared resources.
+        lifecycle: default lifecycle rules; nodes may override them.
+        factory: builds the running Agent from validated params.
+        duration_fn: expected duration for given params (overrides ``expected_duration_s``).
+        simulated: does no real work; takes its declared duration (planner virtual clock,
+            executor real time).
+        card: model card text (Markdown) for agents backed by a trained model.
+        label: short human name for the palette.
+        color: palette colour.
+    """
+
+    name: str
+    version: str
+    category: str
+    description: str
+    inputs: tuple[PortSpec, ...] = ()
+    outputs: tuple[PortSpec, ...] = ()
+    params: type[BaseModel] = NoParams
+    resources: ResourceDemand = field(default_factory=ResourceDemand)
+    expected_duration_s: float = 1.0
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    factory: Callable[[BaseModel], Agent] | None = None
+    duration_fn: Callable[[BaseModel], float] | None = None
+    simulated: bool = False
+    card: str | None = None
+    label: str | None = None
+    color: str | None = None
+
+    def input(self, name: str) -> PortSpec | None:
+        return next((p for p in self.inputs if p.name == name), None)
+
+    def output(self, name: str) -> PortSpec | None:
+        return next((p for p in self.outputs if p.name == name), None)
+
+    def parse_params(self, raw: Mapping[str, Any] | None) -> BaseModel:
+        """Validate raw parameters. Raises pydantic's ``ValidationError`` on bad values."""
+        return self.params.model_validate(dict(raw or {}))
+
+    def expected_duration(self, params: BaseModel | None = None) -> float:
+        """Expected duration in seconds for these params (declared or computed)."""
+        if self.duration_fn is not None and params is not None:
+            return float(self.duration_fn(params))
+        return self.expected_duration_s
+
+    def build(self, params: BaseModel) -> Agent:
+        if self.factory is None:
+            raise TypeError(f"agent {self.name!r} has no factory")
+        return self.factory(params)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly description (CLI ``agents --json``, the UI palette)."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "category": self.category,
+            "label": self.label or self.name,
+            "description": self.description,
+            "inputs": [_port_dict(p) for p in self.inputs],
+            "outputs": [_port_dict(p) for p in self.outputs],
+            "params_schema": self.params.model_json_schema(),
+            "resources": self.resources.model_dump(),
+            "expected_duration_s": self.expected_duration_s,
+            "lifecycle": self.lifecycle.model_dump(),
+            "simulated": self.simulated,
+            "has_card": self.card is not None,
+        }
+
+
+def _port_dict(port: PortSpec) -> dict[str, Any]:
+    return {
+        "name": port.name,
+        "kind": port.kind.value,
+        "description": port.description,
+        "required": port.required,
+        "multiple": port.multiple,
+    }
+
+
+def params_error_details(exc: ValidationError) -> list[tuple[str, Any, str]]:
+    """(field, value, constraint message) for each problem in a parameter ValidationError."""
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(params)"
+        out.append((loc, err.get("input"), err["msg"]))
+    return out

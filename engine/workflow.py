@@ -1,0 +1,241 @@
+"""The workflow file: nodes, edges, canvas positions and capacity, as immutable data.
+
+JSON is the file and storage format (YAML is accepted on input); ``schema_version`` guards
+the shape. ``load_workflow`` turns text into a ``Workflow`` or raises ``WorkflowFileError``
+with the line or field at fault; ``dump_workflow`` writes it back losslessly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from engine.errors import WorkflowFileError
+from engine.resources import Capacity
+
+SCHEMA_VERSION = 1
+MAX_FILE_BYTES = 64 * 2**20  # a workflow file larger than this is refused before parsing
+
+_MODEL = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+_ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"  # any printable text; the UI escapes it
+
+
+class Position(BaseModel):
+    """Where the canvas draws a node (pixels in canvas space)."""
+
+    model_config = _MODEL
+    x: float = Field(0.0, ge=-1e7, le=1e7)
+    y: float = Field(0.0, ge=-1e7, le=1e7)
+
+
+class NodeSpec(BaseModel):
+    """One node: an instance of an agent with its parameters and overrides."""
+
+    model_config = _MODEL
+    id: str = Field(..., pattern=_ID_PATTERN, description="unique node id")
+    agent: str = Field(..., min_length=1, max_length=200, description="registered agent name")
+    params: dict[str, Any] = Field(default_factory=dict, description="agent parameters")
+    resources: dict[str, Any] = Field(
+        default_factory=dict, description="overrides of the agent's resource demand"
+    )
+    lifecycle: dict[str, Any] = Field(
+        default_factory=dict, description="overrides of the agent's lifecycle rules"
+    )
+    label: str | None = Field(None, max_length=500)
+    position: Position | None = None
+
+    @field_validator("params", "resources", "lifecycle")
+    @classmethod
+    def _json_values(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _check_finite(value)
+        return value
+
+
+class EdgeSpec(BaseModel):
+    """A connection from an output port of one node to an input port of another."""
+
+    model_config = _MODEL
+    source: str = Field(..., min_length=1, max_length=200)
+    target: str = Field(..., min_length=1, max_length=200)
+    source_port: str | None = Field(None, max_length=200)
+    target_port: str | None = Field(None, max_length=200)
+
+
+class Workflow(BaseModel):
+    """A workflow: what the user draws. Immutable; a run is a separate object."""
+
+    model_config = _MODEL
+    schema_version: int = Field(SCHEMA_VERSION, description="file format version")
+    name: str = Field("untitled", max_length=500)
+    description: str = Field("", max_length=20000)
+    nodes: tuple[NodeSpec, ...] = ()
+    edges: tuple[EdgeSpec, ...] = ()
+    capacity: Capacity | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_version(cls, value: int) -> int:
+        if value != SCHEMA_VERSION:
+            newer = "newer than this ServiceGrid understands; upgrade servicegrid" if value > SCHEMA_VERSION else "not supported"
+            raise ValueError(f"schema_version {value} is {newer} (this version reads {SCHEMA_VERSION})")
+        return value
+
+    def node(self, node_id: str) -> NodeSpec | None:
+        return next((n for n in self.nodes if n.id == node_id), None)
+
+    def node_ids(self) -> list[str]:
+        return [n.id for n in self.nodes]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document, keys in file order; fields at their defaults are omitted."""
+        data: dict[str, Any] = {"schema_version": self.schema_version, "name": self.name}
+        if self.description:
+            data["description"] = self.description
+        data["nodes"] = [n.model_dump(mode="json", exclude_defaults=True) for n in self.nodes]
+        data["edges"] = [e.model_dump(mode="json", exclude_defaults=True) for e in self.edges]
+        if self.capacity is not None:
+            data["capacity"] = self.capacity.model_dump(mode="json", exclude_defaults=True)
+        if self.metadata:
+            data["metadata"] = self.metadata
+        return data
+
+
+def _check_finite(value: Any, path: str = "") -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{path or 'value'} is {value}; only finite numbers are allowed")
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _check_finite(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            _check_finite(v, f"{path}[{i}]")
+
+
+def workflow_json_schema() -> dict[str, Any]:
+    """The published JSON Schema of the workflow file."""
+    schema = Workflow.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"https://servicegrid.dev/schema/workflow-v{SCHEMA_VERSION}.json"
+    schema["title"] = "ServiceGrid workflow"
+    return schema
+
+
+def parse_document(text: str, *, fmt: str | None = None) -> Any:
+    """Parse JSON (or YAML) text into Python data; raise WorkflowFileError with a line."""
+    fmt = fmt or ("json" if text.lstrip()[:1] in ("{", "[") else "yaml")
+    if fmt == "json":
+        try:
+            return json.loads(text, parse_constant=_reject_constant)
+        except json.JSONDecodeError as exc:
+            raise WorkflowFileError(
+                f"the file is not valid JSON: {exc.msg}",
+                location=f"line {exc.lineno}, column {exc.colno}",
+                hint="check for a missing comma, quote or bracket near that place",
+            ) from None
+        except ValueError as exc:
+            raise WorkflowFileError(str(exc), hint="use finite numbers only") from None
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        location = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
+        problem = getattr(exc, "problem", None) or "cannot be parsed"
+        raise WorkflowFileError(
+            f"the file is neither valid JSON nor valid YAML: {problem}",
+            location=location,
+            hint="workflow files are JSON objects (YAML is accepted too)",
+        ) from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in a workflow file; use finite numbers only")
+
+
+def workflow_from_data(data: Any) -> Workflow:
+    """Build a Workflow from parsed data; raise WorkflowFileError naming the field at fault."""
+    if not isinstance(data, Mapping):
+        raise WorkflowFileError(
+            f"a workflow file must hold an object with `nodes` and `edges`, not {type(data).__name__}",
+            hint='start from {"schema_version": 1, "name": "...", "nodes": [], "edges": []}',
+        )
+    if "schema_version" not in data:
+        raise WorkflowFileError(
+            "the file has no `schema_version`",
+            location="schema_version",
+            hint=f'add "schema_version": {SCHEMA_VERSION} at the top level',
+        )
+    try:
+        return Workflow.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        location = _loc(err["loc"])
+        more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown field {str(err['loc'][-1])!r}"
+        raise WorkflowFileError(
+            f"{msg}{more}", location=location, hint=_hint_for(err)
+        ) from None
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _hint_for(err: Mapping[str, Any]) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "remove the field or check its spelling against the JSON Schema (`servicegrid schema`)"
+    if kind == "missing":
+        return "add the missing field"
+    if kind.endswith("_type") or kind.endswith("_parsing"):
+        return "check the value's type against the JSON Schema (`servicegrid schema`)"
+    return "fix the value and try again"
+
+
+def load_workflow(source: str | Path, *, fmt: str | None = None) -> Workflow:
+    """Load a workflow from a path or from text.
+
+    Raises:
+        OSError: the file cannot be read.
+        WorkflowFileError: the content is not a valid workflow file.
+    """
+    if isinstance(source, Path):
+        if source.stat().st_size > MAX_FILE_BYTES:
+            raise WorkflowFileError(
+                f"{source.name} is {source.stat().st_size / 2**20:.0f} MB; "
+                f"workflow files are limited to {MAX_FILE_BYTES // 2**20} MB",
+                hint="split the workflow or remove embedded data",
+            )
+        text = source.read_text(encoding="utf-8", errors="strict")
+        if fmt is None and source.suffix.lower() in (".yaml", ".yml"):
+            fmt = "yaml"
+    else:
+        text = source
+        if len(text) > MAX_FILE_BYTES:
+            raise WorkflowFileError(
+                f"the workflow text is larger than {MAX_FILE_BYTES // 2**20} MB",
+                hint="split the workflow or remove embedded data",
+            )
+    return workflow_from_data(parse_document(text, fmt=fmt))
+
+
+def dump_workflow(workflow: Workflow, *, fmt: str = "json") -> str:
+    """Serialise a workflow (JSON with 2-space indent, or YAML)."""
+    data = workflow.to_dict()
+    if fmt == "yaml":
+        import yaml
+
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

@@ -74,6 +74,11 @@ class RunStarted(Event):
     backend: str
     capacity: dict[str, Any]
     node_ids: tuple[str, ...]
+    workflow: dict[str, Any] = field(default_factory=dict)  # the workflow JSON, for resume/replay
+    options: dict[str, Any] = field(default_factory=dict)  # run options (time_scale, fail_fast, ...)
+    plan: dict[str, Any] = field(default_factory=dict)  # the predicted plan (Plan.to_dict())
+    resumed_from: str | None = None
+    user: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

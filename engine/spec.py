@@ -56,6 +56,7 @@ class ExecutionStrategy(BaseModel):
     backoff_factor: float = Field(2.0, ge=1, le=10, description="wait multiplier per retry")
     timeout_s: float | None = Field(None, gt=0, le=7 * 86400, description="per attempt, s")
     batch_size: int | None = Field(None, ge=1, le=1_000_000, description="items per batch")
+    isolate: bool = Field(False, description="run in its own process (killable on timeout/cancel)")
 
 
 class ExitCondition(BaseModel):
@@ -114,6 +115,7 @@ class RunContext:
         deadline: float | None = None,
         clock: Callable[[], float] | None = None,
         time_scale: float = 1.0,
+        stop_at: float | None = None,
     ) -> None:
         import time
 
@@ -127,6 +129,7 @@ class RunContext:
         self._on_progress = on_progress
         self._on_log = on_log
         self.deadline = deadline
+        self.stop_at = stop_at  # exit condition time_limit_s: stop early, NOT a failure
         self._clock = clock or time.monotonic
         self.items_processed = 0
         self.logs: list[str] = []
@@ -150,6 +153,15 @@ class RunContext:
             from engine.errors import AgentTimeoutError
 
             raise AgentTimeoutError(f"node {self.node_id!r} ran past its timeout")
+
+    def should_stop(self) -> bool:
+        """True once an exit condition holds (``max_items`` reached or ``time_limit_s`` passed).
+
+        Agents that process items check it between batches and return what they have so far.
+        """
+        if self.max_items is not None and self.items_processed >= self.max_items:
+            return True
+        return self.stop_at is not None and self._clock() >= self.stop_at
 
     def time_left(self) -> float | None:
         return None if self.deadline is None else self.deadline - self._clock()

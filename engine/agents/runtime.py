@@ -1,0 +1,108 @@
+"""Shared plumbing for torch-backed agents: device choice, intra-op threads, safe weight loading.
+
+Payload conventions per data kind (what flows along edges):
+
+- ``image_batch``: ``{"images": Tensor[N,C,H,W] float32 in 0..1, "ids": list[str],
+  "labels": Tensor[N] | None (ground truth when known), "classes": list[str]}``
+- ``text_batch``: ``{"texts": list[str], "ids": list[str], "labels": list[str] | None}``
+- ``embedding``: ``{"vectors": Tensor[N,D], "ids": list[str]}``
+- ``table``: ``{"columns": {name: list | Tensor[N]}, "ids": list[str]}``
+- ``scores``: ``{"scores": Tensor[N,K], "classes": list[str], "ids": list[str],
+  "labels": ground truth (optional)}``
+- ``labels``: ``{"labels": list[str], "ids": list[str], "confidence": list[float]}``
+- ``tensor`` / ``any``: whatever the agent documents.
+
+Torch is imported lazily so that listing agents stays cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.errors import ModelFileError
+from engine.spec import RunContext
+
+if TYPE_CHECKING:
+    import torch
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+CARDS_DIR = Path(__file__).parent / "cards"
+MAX_WEIGHTS_BYTES = 50 * 2**20
+_threads_lock = threading.Lock()
+
+
+def resolve_device(requested: str, ctx: RunContext | None = None) -> str:
+    """``cuda:N`` when torch can use it, else ``cpu`` (and say so in the node's log)."""
+    if requested.startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            index = int(requested.partition(":")[2] or 0)
+            if index < torch.cuda.device_count():
+                return f"cuda:{index}"
+        if ctx is not None:
+            ctx.log(f"{requested} is not available here (no CUDA); running on the CPU instead")
+        return "cpu"
+    return "cpu"
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run a block with ``n`` intra-op threads.
+
+    ``torch.set_num_threads`` is process-wide, so concurrent agents share one setting: the
+    executor's CPU allotment decides ``n`` and the last writer wins until it leaves the block.
+    Good enough for throughput on small machines; exact isolation needs a process per agent.
+    """
+    import torch
+
+    with _threads_lock:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        with _threads_lock:
+            torch.set_num_threads(previous)
+
+
+def load_weights(name: str, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """Load ``weights/<name>.safetensors`` (no pickle), size-limited, onto ``device``."""
+    from safetensors.torch import load_file
+
+    path = WEIGHTS_DIR / f"{name}.safetensors"
+    if not path.exists():
+        raise ModelFileError(
+            f"weights {path.name} are missing; run `python -m training.{name}` to produce them"
+        )
+    if path.stat().st_size > MAX_WEIGHTS_BYTES:
+        raise ModelFileError(f"weights {path.name} exceed {MAX_WEIGHTS_BYTES // 2**20} MB")
+    try:
+        return load_file(str(path), device=device)
+    except Exception as exc:
+        raise ModelFileError(f"weights {path.name} are corrupt or unreadable: {exc}") from None
+
+
+def read_card(name: str) -> str | None:
+    """The model card Markdown for ``name``, if present."""
+    path = CARDS_DIR / f"{name}.md"
+    return path.read_text(encoding="utf-8") if path.exists() else None
+
+
+def batches(n: int, size: int | None) -> Iterator[slice]:
+    """Slices of ``range(n)`` of at most ``size`` items (one slice when size is None)."""
+    step = size or max(n, 1)
+    for start in range(0, n, step):
+        yield slice(start, min(n, start + step))
+
+
+def ids_for(n: int, prefix: str = "item") -> list[str]:
+    return [f"{prefix}-{i}" for i in range(n)]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]

@@ -45,10 +45,14 @@ case "$cmd" in
       (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
         || echo "dev.sh: could not install chromium; browser tests will be skipped" >&2
     fi
-    if [ -f .ci/postgres.sh ] && [ -z "${SERVICEGRID_TEST_POSTGRES_URL:-}" ]; then
-      # starts a throwaway PostgreSQL on loopback and exports its URL (stopped on exit)
-      # shellcheck disable=SC1091
-      source .ci/postgres.sh || echo "dev.sh: PostgreSQL unavailable; its tests will be skipped" >&2
+    started_pg=0
+    if [ -x .ci/postgres.sh ] && [ -z "${SERVICEGRID_TEST_POSTGRES_URL:-}" ]; then
+      # a throwaway PostgreSQL on loopback for the storage tests; stopped when the tests end
+      if pg_export=$(.ci/postgres.sh); then
+        eval "$pg_export"; started_pg=1
+      else
+        echo "dev.sh: PostgreSQL unavailable; its tests will be skipped" >&2
+      fi
     fi
     . "$VENV/bin/activate"
     echo "== ruff"; ruff check .
@@ -57,6 +61,7 @@ case "$cmd" in
     status=0
     pytest "$@" || status=$?
     ray stop --force >/dev/null 2>&1 || true
+    [ "$started_pg" = 1 ] && .ci/postgres.sh stop || true
     exit $status
     ;;
   *)

@@ -29,13 +29,17 @@ class NodeStatus(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"  # was running when its server died (set by the store at restart)
 
     @property
     def is_terminal(self) -> bool:
         return self in _TERMINAL_NODE
 
 
-_TERMINAL_NODE = {NodeStatus.DONE, NodeStatus.CACHED, NodeStatus.FAILED, NodeStatus.SKIPPED, NodeStatus.CANCELLED}
+_TERMINAL_NODE = {
+    NodeStatus.DONE, NodeStatus.CACHED, NodeStatus.FAILED, NodeStatus.SKIPPED,
+    NodeStatus.CANCELLED, NodeStatus.INTERRUPTED,
+}
 
 
 class RunStatus(StrEnum):

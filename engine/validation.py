@@ -1,0 +1,368 @@
+"""Workflow validation: every finding at once, as ``Issue`` objects; never raises for a user's mistake.
+
+``validate`` checks nodes (agents, parameters, overrides, capacity), edges (nodes, ports, kinds,
+duplicates) and the graph (cycles, missing inputs, unused outputs). ``validate_text`` also turns
+an unparseable file into an ``invalid_file`` finding. Iterative and linear: 10,000 nodes in well
+under a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from engine.errors import CapacityError, WorkflowFileError, suggest
+from engine.graphs import find_cycles, format_cycle
+from engine.issues import Issue, IssueCode
+from engine.kinds import is_compatible
+from engine.registry import Registry, default_registry
+from engine.resources import Capacity, ResourceDemand, ResourceLedger
+from engine.spec import AgentSpec, PortSpec, params_error_details
+from engine.workflow import EdgeSpec, NodeSpec, Workflow, load_workflow
+
+__all__ = ["errors_of", "resolve_capacity", "validate", "validate_text"]
+
+_SCHEMA_HINT = "see `servicegrid agents --json` for the agent's parameter schema"
+
+
+@dataclass
+class _Context:
+    """What the checks share: the workflow's nodes by id, their specs, and the findings so far."""
+
+    workflow: Workflow
+    registry: Registry
+    nodes: dict[str, NodeSpec] = field(default_factory=dict)
+    specs: dict[str, AgentSpec] = field(default_factory=dict)
+    demands: dict[str, ResourceDemand] = field(default_factory=dict)
+    issues: list[Issue] = field(default_factory=list)
+
+    def add(self, code: IssueCode, message: str, *, node: str | None = None, port: str | None = None,
+            hint: str = "", severity: str = "error") -> None:
+        self.issues.append(Issue(code.value, message, node, port, hint, severity))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class _Link:
+    """An edge whose endpoints exist, with the ports it resolves to (None: unresolved)."""
+
+    source: str
+    target: str
+    source_port: str | None
+    target_port: str | None
+
+
+def resolve_capacity(workflow: Workflow, capacity: Capacity | None = None) -> Capacity:
+    """The capacity to check against: ``capacity``, else the workflow's, filled from this machine."""
+    chosen = capacity if capacity is not None else (workflow.capacity or Capacity())
+    if chosen.cpu is not None and chosen.memory_mb is not None and chosen.gpus is not None:
+        return chosen  # fully specified: no need to probe the machine (and import torch)
+    from engine.devices import machine_capacity
+
+    return chosen.resolved(machine_capacity())
+
+
+def validate(workflow: Workflow, registry: Registry | None = None,
+             capacity: Capacity | None = None) -> list[Issue]:
+    """Every finding in ``workflow``: errors first, then warnings, each group in node order.
+
+    ``capacity`` defaults to the workflow's own capacity, with unset dimensions taken from this
+    machine (``engine.devices.machine_capacity``).
+    """
+    ctx = _Context(workflow, registry if registry is not None else default_registry())
+    if not workflow.nodes:
+        ctx.add(IssueCode.EMPTY_WORKFLOW, "the workflow has no nodes", severity="warning",
+                hint="add a node from the palette (or to `nodes` in the file)")
+        return ctx.issues
+    _check_nodes(ctx)
+    _check_capacity(ctx, resolve_capacity(workflow, capacity))
+    links = _check_edges(ctx)
+    _check_inputs(ctx, links)
+    _check_cycles(ctx, links)
+    _check_unused(ctx, links)
+    return _sorted(ctx)
+
+
+def validate_text(source: str | Path, registry: Registry | None = None,
+                  capacity: Capacity | None = None) -> tuple[Workflow | None, list[Issue]]:
+    """Load and validate a workflow given as text (``str``) or as a file (``Path``).
+
+    A file that does not parse or does not follow the schema gives ``(None, [invalid_file])``.
+
+    Raises:
+        OSError, UnicodeDecodeError: the file cannot be read (the caller reports it).
+    """
+    try:
+        workflow = load_workflow(source)
+    except WorkflowFileError as exc:
+        return None, [Issue(IssueCode.INVALID_FILE.value, str(exc), hint=exc.hint)]
+    return workflow, validate(workflow, registry, capacity)
+
+
+# -- nodes ------------------------------------------------------------------------------------
+
+
+def _check_nodes(ctx: _Context) -> None:
+    known = ctx.registry.names()
+    for node in ctx.workflow.nodes:
+        if node.id in ctx.nodes:
+            ctx.add(IssueCode.DUPLICATE_NODE, f"two nodes have the id {node.id!r}", node=node.id,
+                    hint="give every node a unique id (the second one is ignored)")
+            continue
+        ctx.nodes[node.id] = node
+        if node.agent not in ctx.registry:
+            close = suggest(node.agent, known)
+            hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else \
+                "run `servicegrid agents` to list the registered agents"
+            ctx.add(IssueCode.UNKNOWN_AGENT, f"node {node.id!r}: no agent named {node.agent!r} is registered",
+                    node=node.id, hint=hint)
+            continue
+        spec = ctx.registry.get(node.agent)
+        ctx.specs[node.id] = spec
+        _check_params(ctx, node, spec)
+        _check_overrides(ctx, node, spec)
+
+
+def _check_params(ctx: _Context, node: NodeSpec, spec: AgentSpec) -> None:
+    try:
+        spec.parse_params(node.params)
+    except ValidationError as exc:
+        fields = list(spec.params.model_fields)
+        for name, value, constraint in params_error_details(exc):
+            if constraint.startswith("Extra inputs"):
+                close = suggest(name, fields)
+                hint = f"did you mean {close[0]!r}?" if close else \
+                    f"{spec.name} takes {', '.join(fields) or 'no parameters'}"
+                ctx.add(IssueCode.INVALID_PARAM, f"node {node.id!r}: unknown parameter {name!r}",
+                        node=node.id, hint=hint)
+            else:
+                ctx.add(IssueCode.INVALID_PARAM,
+                        f"node {node.id!r}: parameter {name} = {value!r} is invalid: {constraint}",
+                        node=node.id, hint=f"change {name}; {_SCHEMA_HINT}")
+    except Exception as exc:  # a parameter model's own validator may raise anything
+        ctx.add(IssueCode.INVALID_PARAM, f"node {node.id!r}: parameters rejected: {exc}",
+                node=node.id, hint=_SCHEMA_HINT)
+
+
+def _check_overrides(ctx: _Context, node: NodeSpec, spec: AgentSpec) -> None:
+    try:
+        ctx.demands[node.id] = spec.resources.merged(node.resources)
+    except CapacityError as exc:
+        ctx.add(IssueCode.INVALID_RESOURCES, f"node {node.id!r}: bad resource override: {exc}",
+                node=node.id, hint="resources take cpu, memory_mb, gpu_memory_mb (numbers >= 0), "
+                "device (cpu, cuda or any) and custom ({name: amount})")
+    if node.lifecycle:
+        try:
+            spec.lifecycle.merged(node.lifecycle)
+        except ValidationError as exc:
+            detail = "; ".join(f"{f} = {v!r}: {c}" for f, v, c in params_error_details(exc))
+            ctx.add(IssueCode.INVALID_LIFECYCLE, f"node {node.id!r}: bad lifecycle override: {detail}",
+                    node=node.id, hint="lifecycle takes start {inputs}, execution {retries, backoff_s, "
+                    "backoff_factor, timeout_s, batch_size} and exit {max_items, time_limit_s}")
+        except Exception as exc:
+            ctx.add(IssueCode.INVALID_LIFECYCLE, f"node {node.id!r}: bad lifecycle override: {exc}",
+                    node=node.id, hint="lifecycle sections (start, execution, exit) are objects")
+
+
+def _check_capacity(ctx: _Context, capacity: Capacity) -> None:
+    try:
+        ledger = ResourceLedger(capacity)
+    except CapacityError as exc:
+        ctx.add(IssueCode.CAPACITY_EXCEEDED, f"the capacity is unusable: {exc}",
+                hint="set cpu and memory_mb in the workflow's capacity")
+        return
+    for node_id, demand in ctx.demands.items():
+        if demand.device == "cuda" and not capacity.has_gpu:
+            ctx.add(IssueCode.NO_DEVICE,
+                    f"node {node_id!r} ({ctx.specs[node_id].name}) needs a CUDA GPU, but the capacity "
+                    f"has none ({capacity.describe()})", node=node_id,
+                    hint='set "device": "any" in the node\'s resources to allow the CPU, run on a GPU '
+                    "machine, or simulate one with --capacity gpus=1,gpu_memory_mb=8000")
+        elif not ledger.could_ever_fit(demand):
+            key, need, have = _worst_shortfall(ledger, demand)
+            ctx.add(IssueCode.CAPACITY_EXCEEDED,
+                    f"node {node_id!r} needs {_amount(key, need)} but the capacity has {_amount(key, have)}",
+                    node=node_id, hint=f"lower the node's {_field(key)} or raise the capacity's")
+
+
+def _worst_shortfall(ledger: ResourceLedger, demand: ResourceDemand) -> tuple[str, float, float]:
+    """The resource that misses by the largest factor on the device that comes closest."""
+    best: tuple[float, str, float, float] | None = None
+    for device in ledger.candidate_devices(demand) or ["cpu"]:
+        over = [(need / max(ledger.total.get(k, 0.0), 1e-9), k, need, ledger.total.get(k, 0.0))
+                for k, need in ledger.needs(demand, device).items() if need > ledger.total.get(k, 0.0)]
+        worst = max(over, default=None)
+        if worst is not None and (best is None or worst[0] < best[0]):
+            best = worst
+    assert best is not None  # could_ever_fit was False, so some device misses something
+    return best[1], best[2], best[3]
+
+
+def _amount(key: str, value: float) -> str:
+    if key == "cpu":
+        return f"{value:g} CPU thread(s)"
+    if key == "memory_mb":
+        return f"{value:,.0f} MB of memory"
+    if key.endswith(".gpu_memory_mb"):
+        return f"{value:,.0f} MB of GPU memory on {key.split('.')[0]}"
+    return f"{value:g} of custom resource {key.removeprefix('custom.')!r}"
+
+
+def _field(key: str) -> str:
+    return "gpu_memory_mb" if key.endswith(".gpu_memory_mb") else key
+
+
+# -- edges and ports --------------------------------------------------------------------------
+
+
+def _check_edges(ctx: _Context) -> list[_Link]:
+    links: list[_Link] = []
+    seen: set[tuple[str, str | None, str, str | None]] = set()
+    ids = list(ctx.nodes)
+    for edge in ctx.workflow.edges:
+        label = f"edge {edge.source} -> {edge.target}"
+        missing = [end for end in (edge.source, edge.target) if end not in ctx.nodes]
+        for end in dict.fromkeys(missing):
+            close = suggest(end, ids)
+            ctx.add(IssueCode.UNKNOWN_NODE, f"{label}: there is no node {end!r}", node=end,
+                    hint=f"did you mean {close[0]!r}?" if close else "add the node or remove the edge")
+        if missing:
+            continue
+        if edge.source == edge.target:
+            ctx.add(IssueCode.SELF_LOOP, f"{label}: a node cannot feed itself", node=edge.source,
+                    port=edge.target_port, hint="remove the edge")
+            continue
+        link = _Link(edge.source, edge.target, _resolve_port(ctx, edge, "output"),
+                     _resolve_port(ctx, edge, "input"))
+        key = (link.source, link.source_port or edge.source_port, link.target,
+               link.target_port or edge.target_port)
+        if key in seen:
+            ctx.add(IssueCode.DUPLICATE_EDGE, f"{label}: the same connection appears twice",
+                    node=edge.target, port=link.target_port, hint="remove one of the two edges")
+            continue
+        seen.add(key)
+        _check_kinds(ctx, link)
+        links.append(link)
+    return links
+
+
+def _resolve_port(ctx: _Context, edge: EdgeSpec, side: str) -> str | None:
+    """The port an edge uses on one side, reporting unknown or ambiguous ports; None if unresolved."""
+    node_id, given = (edge.source, edge.source_port) if side == "output" else (edge.target, edge.target_port)
+    spec = ctx.specs.get(node_id)
+    if spec is None:
+        return None  # unknown agent, already reported
+    ports: tuple[PortSpec, ...] = spec.outputs if side == "output" else spec.inputs
+    names = [p.name for p in ports]
+    label = f"edge {edge.source} -> {edge.target}"
+    field_name = "source_port" if side == "output" else "target_port"
+    if given is not None:
+        if given in names:
+            return given
+        close = suggest(given, names)
+        hint = f"did you mean {close[0]!r}?" if close else (
+            f"{spec.name} has the {side}s {', '.join(names)}" if names else f"{spec.name} has no {side}s")
+        ctx.add(IssueCode.UNKNOWN_PORT, f"{label}: {spec.name} (node {node_id!r}) has no {side} port {given!r}",
+                node=node_id, port=given, hint=hint)
+        return None
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        ctx.add(IssueCode.UNKNOWN_PORT, f"{label}: {spec.name} (node {node_id!r}) has no {side} ports",
+                node=node_id, hint="remove the edge; this agent cannot be connected on that side")
+    else:
+        ctx.add(IssueCode.AMBIGUOUS_PORT,
+                f"{label}: {spec.name} (node {node_id!r}) has several {side}s ({', '.join(names)}); "
+                "the edge does not say which", node=node_id, hint=f"set {field_name} on the edge")
+    return None
+
+
+def _check_kinds(ctx: _Context, link: _Link) -> None:
+    if link.source_port is None or link.target_port is None:
+        return
+    out = ctx.specs[link.source].output(link.source_port)
+    inp = ctx.specs[link.target].input(link.target_port)
+    assert out is not None and inp is not None
+    if not is_compatible(out.kind, inp.kind):
+        ctx.add(IssueCode.TYPE_MISMATCH,
+                f"edge {link.source}.{link.source_port} -> {link.target}.{link.target_port}: "
+                f"output kind {out.kind.value!r} cannot feed input kind {inp.kind.value!r}",
+                node=link.target, port=link.target_port,
+                hint=f"connect an output of kind {inp.kind.value!r} (or 'any'), or insert a converting agent")
+
+
+# -- graph ------------------------------------------------------------------------------------
+
+
+def _check_inputs(ctx: _Context, links: list[_Link]) -> None:
+    into: dict[tuple[str, str], list[str]] = {}
+    unresolved = {link.target for link in links if link.target_port is None}
+    for link in links:
+        if link.target_port is not None:
+            into.setdefault((link.target, link.target_port), []).append(link.source)
+    for node_id, spec in ctx.specs.items():
+        for port in spec.inputs:
+            sources = into.get((node_id, port.name), [])
+            if not sources and port.required and node_id not in unresolved:
+                ctx.add(IssueCode.MISSING_INPUT,
+                        f"node {node_id!r}: required input {port.name!r} ({port.kind.value}) is not connected",
+                        node=node_id, port=port.name,
+                        hint=f"connect an output of kind {port.kind.value!r} to it")
+            elif len(sources) > 1 and not port.multiple:
+                ctx.add(IssueCode.DUPLICATE_INPUT,
+                        f"node {node_id!r}: input {port.name!r} takes one edge but has {len(sources)} "
+                        f"(from {', '.join(repr(s) for s in sources)})", node=node_id, port=port.name,
+                        hint="keep one edge, or merge the values first with a collecting agent")
+
+
+def _check_cycles(ctx: _Context, links: list[_Link]) -> None:
+    for cycle in find_cycles(list(ctx.nodes), ((link.source, link.target) for link in links)):
+        ctx.add(IssueCode.CYCLE, f"the edges form a cycle: {format_cycle(cycle)}", node=cycle[0],
+                hint="a workflow must be acyclic; remove one of these edges")
+
+
+def _check_unused(ctx: _Context, links: list[_Link]) -> None:
+    """Warnings: nodes with no edge at all; unconnected outputs of nodes whose other outputs are used.
+
+    A node none of whose outputs is connected is a sink: its outputs are the workflow's results,
+    so it is not warned about.
+    """
+    touched: set[str] = set()
+    used: dict[str, set[str | None]] = {}
+    for edge in ctx.workflow.edges:
+        touched.update((edge.source, edge.target))
+    for link in links:
+        used.setdefault(link.source, set()).add(link.source_port)
+    if len(ctx.nodes) > 1:
+        for node_id in ctx.nodes:
+            if node_id not in touched:
+                ctx.add(IssueCode.ISOLATED_NODE, f"node {node_id!r} is not connected to anything",
+                        node=node_id, severity="warning", hint="connect it or remove it")
+    for node_id, ports in used.items():
+        spec = ctx.specs.get(node_id)
+        if spec is None or None in ports:
+            continue
+        for port in spec.outputs:
+            if port.name not in ports:
+                ctx.add(IssueCode.UNUSED_OUTPUT,
+                        f"node {node_id!r}: output {port.name!r} is computed but feeds nothing",
+                        node=node_id, port=port.name, severity="warning",
+                        hint="connect it, or ignore this if you do not need it")
+
+
+def _sorted(ctx: _Context) -> list[Issue]:
+    order = {node_id: i for i, node_id in enumerate(ctx.nodes)}
+    late = len(order)
+
+    def key(issue: Issue) -> tuple[int, int]:
+        place = -1 if issue.node is None else order.get(issue.node, late)
+        return (0 if issue.is_error else 1, place)
+
+    return sorted(ctx.issues, key=key)
+
+
+def errors_of(issues: Iterable[Issue]) -> list[Issue]:
+    """Only the findings that block a run."""
+    return [i for i in issues if i.is_error]

@@ -1,0 +1,1 @@
+"""Alembic migrations for the ServiceGrid database (run through ``storage.db.upgrade``)."""

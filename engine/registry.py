@@ -53,6 +53,7 @@ def agent(
     card: str | None = None,
     label: str | None = None,
     color: str | None = None,
+    cacheable: bool = True,
 ) -> Callable[[type[Agent]], type[Agent]]:
     """Class decorator that declares an Agent subclass as a service.
 
@@ -82,6 +83,7 @@ def agent(
             card=card,
             label=label,
             color=color,
+            cacheable=cacheable,
         )
         return cls
 

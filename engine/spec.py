@@ -240,6 +240,8 @@ class AgentSpec:
         card: model card text (Markdown) for agents backed by a trained model.
         label: short human name for the palette.
         color: palette colour.
+        cacheable: whether a stored result may stand in for running it again; False for agents
+            whose point is a side effect (writing a file), so a re-run or resume writes again.
     """
 
     name: str
@@ -258,6 +260,7 @@ class AgentSpec:
     card: str | None = None
     label: str | None = None
     color: str | None = None
+    cacheable: bool = True
 
     def input(self, name: str) -> PortSpec | None:
         return next((p for p in self.inputs if p.name == name), None)

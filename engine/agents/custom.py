@@ -1,0 +1,154 @@
+"""The generic model agent: a user's own TorchScript or ONNX file as a service.
+
+Ports are of kind ``any`` (an AgentSpec's ports are fixed, a user's model is not); the parameters
+declare what the model takes and returns, and the agent checks the payload against that
+declaration at run time, with an error naming the expected payload. Loading is safe: see
+engine.agents.model_files.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.agents import runtime
+from engine.agents.torch_agent import TorchAgent
+from engine.kinds import DataKind
+from engine.registry import agent
+from engine.resources import ResourceDemand
+from engine.spec import PortSpec, RunContext
+
+_CFG = ConfigDict(extra="forbid", allow_inf_nan=False)
+InputKind = Literal["tensor", "image_batch", "embedding", "table"]
+OutputKind = Literal["scores", "labels", "embedding", "tensor"]
+_EXPECTED = {
+    "tensor": "a tensor (or {'tensor': T, 'ids': [...]})",
+    "image_batch": "{'images': Tensor[N,C,H,W], 'ids': [...]}",
+    "embedding": "{'vectors': Tensor[N,D], 'ids': [...]}",
+    "table": "{'columns': {name: numbers}, 'ids': [...]}",
+}
+
+
+class CustomModelParams(BaseModel):
+    model_config = _CFG
+    path: str = Field("", max_length=1000, description="the model file: .pt (TorchScript) or "
+                      ".onnx; relative paths start in the data folder")
+    format: Literal["auto", "torchscript", "onnx"] = Field("auto", description="file type "
+                                                           "(auto: from the suffix)")
+    input_kind: InputKind = Field("tensor", description="what the model's input port takes")
+    output_kind: OutputKind = Field("scores", description="what its output port gives")
+    columns: list[str] = Field(default_factory=list, max_length=10_000,
+                               description="table input: the numeric columns, in the model's order "
+                               "(empty: all numeric columns)")
+    classes: list[str] = Field(default_factory=list, max_length=100_000,
+                               description="class names of the output (scores / labels)")
+    softmax: bool = Field(True, description="scores / labels: apply softmax to the outputs")
+
+
+def _ids(payload: Any, n: int) -> list[str]:
+    ids = payload.get("ids") if isinstance(payload, dict) else None
+    return [str(i) for i in ids] if ids is not None and len(ids) == n else runtime.ids_for(n)
+
+
+def input_tensor(payload: Any, kind: str, columns: list[str]) -> Any:
+    """The float batch tensor the declared input kind says the payload holds."""
+    import torch
+
+    def wrong(detail: str) -> TypeError:
+        return TypeError(f"custom.model expects input_kind {kind!r}, i.e. {_EXPECTED[kind]}, "
+                         f"but {detail}; connect a matching output or change input_kind")
+
+    got = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
+    if kind == "tensor":
+        value = payload.get("tensor") if isinstance(payload, dict) else payload
+        if value is None:
+            raise wrong(f"received {got}")
+        try:
+            return torch.as_tensor(value, dtype=torch.float32)
+        except (TypeError, ValueError, RuntimeError):
+            raise wrong("it is not numeric") from None
+    key = {"image_batch": "images", "embedding": "vectors", "table": "columns"}[kind]
+    if not isinstance(payload, dict) or key not in payload:
+        raise wrong(f"received {got}")
+    if kind != "table":
+        value = torch.as_tensor(payload[key], dtype=torch.float32)
+        if value.ndim != (4 if kind == "image_batch" else 2):
+            raise wrong(f"{key} has shape {tuple(value.shape)}")
+        return value
+    cols = payload["columns"]
+    names = columns or [c for c, v in cols.items() if _numeric(v)]
+    missing = [c for c in names if c not in cols]
+    if missing or not names:
+        raise wrong(f"the table lacks numeric column(s) {missing or '(none found)'}")
+    try:
+        return torch.stack([torch.as_tensor(list(cols[c]), dtype=torch.float32) for c in names], 1)
+    except (TypeError, ValueError, RuntimeError):
+        raise wrong(f"a column among {names} is not numeric") from None
+
+
+def _numeric(values: Any) -> bool:
+    items = values.tolist() if hasattr(values, "tolist") else list(values)
+    return bool(items) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in items)
+
+
+@agent("custom.model", category="custom", label="Your model (TorchScript / ONNX)",
+       color="#a855f7",
+       description="Runs your own TorchScript (.pt) or ONNX (.onnx) model. Declare in the "
+       "parameters what it takes (tensor, images, embeddings, table) and returns (scores, "
+       "labels, embeddings, tensor); the payload is checked against that when it runs.",
+       inputs=[PortSpec("in", DataKind.ANY, "the payload of the declared input kind")],
+       outputs=[PortSpec("out", DataKind.ANY, "the payload of the declared output kind")],
+       params=CustomModelParams, resources=ResourceDemand(cpu=1, memory_mb=512, device="any"),
+       expected_duration_s=0.5)
+class CustomModel(TorchAgent):
+    def build(self, device: str) -> None:
+        from engine.agents.model_files import load_model
+
+        p: CustomModelParams = self.params  # type: ignore[assignment]
+        self.format, self.predict = load_model(p.path, p.format, device)
+
+    def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        import torch
+
+        p: CustomModelParams = self.params  # type: ignore[assignment]
+        self.ready(ctx)
+        payload = inputs["in"]
+        batch = input_tensor(payload, p.input_kind, p.columns)
+        if ctx.max_items is not None:
+            batch = batch[:ctx.max_items]
+        outs = []
+        with runtime.torch_threads(ctx.threads):
+            for part in runtime.batches(len(batch), ctx.batch_size):
+                ctx.check_cancelled()
+                try:
+                    outs.append(self.predict(batch[part]))
+                except Exception as exc:
+                    raise ValueError(f"the {self.format} model rejected a batch of shape "
+                                     f"{tuple(batch[part].shape)}: {str(exc).splitlines()[0][:300]}; "
+                                     "check input_kind / columns against the model's input") from None
+                ctx.progress(part.stop, len(batch))
+        out = torch.cat(outs) if outs else torch.zeros(0)
+        return {"out": self._shape_output(out, _ids(payload, len(batch)), payload)}
+
+    def _shape_output(self, out: Any, ids: list[str], payload: Any) -> dict[str, Any]:
+        p: CustomModelParams = self.params  # type: ignore[assignment]
+        if p.output_kind == "tensor":
+            return {"tensor": out, "ids": ids}
+        if out.ndim != 2:
+            raise ValueError(f"output_kind {p.output_kind!r} needs a 2-d output (items × values); "
+                             f"the model returned shape {tuple(out.shape)}")
+        if p.output_kind == "embedding":
+            return {"vectors": out.float(), "ids": ids}
+        classes = p.classes or [f"class_{k}" for k in range(out.shape[1])]
+        if len(classes) != out.shape[1]:
+            raise ValueError(f"{len(classes)} class names are declared but the model returns "
+                             f"{out.shape[1]} values per item; fix `classes`")
+        probs = out.float().softmax(1) if p.softmax else out.float()
+        labels = payload.get("labels") if isinstance(payload, dict) else None
+        conf, best = probs.max(1)
+        if p.output_kind == "labels":
+            return {"labels": [classes[int(b)] for b in best], "ids": ids,
+                    "confidence": [round(float(c), 4) for c in conf]}
+        return {"scores": probs, "classes": classes, "ids": ids,
+                "labels": labels if labels is None or len(labels) == len(ids) else None}

@@ -1,0 +1,113 @@
+"""Safe loading of user-supplied model files for ``custom.model``: TorchScript (``torch.jit.load``,
+never ``torch.load``) or ONNX (onnxruntime). Size-limited, type-checked by magic bytes, and every
+failure is a ``ModelFileError`` that says what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ModelFileError
+from engine.settings import data_dir
+
+MAX_MODEL_BYTES = 200 * 2**20
+TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
+ONNX_SUFFIXES = (".onnx",)
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def resolve_model_path(path: str) -> Path:
+    """``path`` itself when absolute, else under the data folder; checks it is a readable file."""
+    if not path.strip():
+        raise ModelFileError("no model file given; set the `path` parameter to a .pt "
+                             "(TorchScript) or .onnx file")
+    file = Path(path).expanduser()
+    file = file if file.is_absolute() else data_dir() / file
+    if not file.is_file():
+        raise ModelFileError(f"model file {file} does not exist; check the `path` parameter "
+                             "(relative paths start in the data folder)")
+    return file
+
+
+def detect_format(file: Path, declared: str = "auto", max_bytes: int | None = None) -> str:
+    """``torchscript`` or ``onnx``, from the size limit, the suffix and the first bytes."""
+    max_bytes = MAX_MODEL_BYTES if max_bytes is None else max_bytes
+    size = file.stat().st_size
+    if size > max_bytes:
+        raise ModelFileError(f"model file {file.name} is {size / 2**20:.1f} MB; the limit is "
+                             f"{max_bytes / 2**20:.0f} MB — export a smaller model")
+    if size == 0:
+        raise ModelFileError(f"model file {file.name} is empty; export the model again")
+    with file.open("rb") as fh:
+        head = fh.read(4)
+    suffix = file.suffix.lower()
+    fmt = declared
+    if fmt == "auto":
+        fmt = "onnx" if suffix in ONNX_SUFFIXES else "torchscript" if suffix in TORCHSCRIPT_SUFFIXES else ""
+        if not fmt:
+            raise ModelFileError(f"{file.name}: unknown model type; use a {', '.join(TORCHSCRIPT_SUFFIXES)} "
+                                 f"(TorchScript) or .onnx file, or set `format`")
+    if fmt == "torchscript" and head != _ZIP_MAGIC:
+        raise ModelFileError(f"{file.name} is not a TorchScript archive (it is not a zip file); "
+                             "save it with torch.jit.script(model).save(path) or torch.jit.trace")
+    if fmt == "onnx" and (head[:1] != b"\x08" or head == _ZIP_MAGIC):
+        raise ModelFileError(f"{file.name} is not an ONNX model (it does not start like an ONNX "
+                             "protobuf); export it with torch.onnx.export or the onnx package")
+    return fmt
+
+
+def load_model(path: str, declared: str = "auto", device: str = "cpu",
+               max_bytes: int | None = None) -> tuple[str, Callable[[Any], Any]]:
+    """(format, predict) where ``predict`` maps a float tensor batch to the model's output tensor."""
+    file = resolve_model_path(path)
+    fmt = detect_format(file, declared, max_bytes)
+    return fmt, (_torchscript(file, device) if fmt == "torchscript" else _onnx(file, device))
+
+
+def _torchscript(file: Path, device: str) -> Callable[[Any], Any]:
+    import torch
+
+    try:
+        with warnings.catch_warnings():  # torch 2.9+ marks TorchScript deprecated; still supported
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(str(file), map_location=device).eval()
+    except Exception as exc:
+        raise ModelFileError(f"{file.name} could not be loaded as TorchScript ({type(exc).__name__}:"
+                             f" {str(exc).splitlines()[0] if str(exc) else 'corrupt archive'}); "
+                             "save it with torch.jit.script(model).save(path)") from None
+
+    def predict(batch: Any) -> Any:
+        with torch.no_grad():
+            out = module(batch.to(device))
+        if isinstance(out, tuple | list):
+            out = out[0]
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(f"the TorchScript model returned {type(out).__name__}, not a tensor")
+        return out.cpu()
+
+    return predict
+
+
+def _onnx(file: Path, device: str) -> Callable[[Any], Any]:
+    import onnxruntime as ort
+    import torch
+
+    providers = ["CPUExecutionProvider"]
+    if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    try:
+        session = ort.InferenceSession(str(file), providers=providers)
+    except Exception as exc:
+        raise ModelFileError(f"{file.name} could not be loaded as ONNX ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0][:300] if str(exc) else 'corrupt file'}); "
+                             "check the export") from None
+    name = session.get_inputs()[0].name
+
+    def predict(batch: Any) -> Any:
+        out = session.run(None, {name: batch.detach().cpu().float().numpy()})[0]
+        return torch.from_numpy(out)
+
+    return predict

@@ -1,0 +1,193 @@
+"""Recommendation agents: user behaviour from a (synthetic) interaction log, item features, a
+matrix-factorisation collaborative filter (training/mf.py) and a top-k ranker.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.agents import runtime
+from engine.agents.recsys_data import columns_of
+from engine.agents.torch_agent import TorchAgent
+from engine.kinds import DataKind
+from engine.registry import agent
+from engine.resources import ResourceDemand
+from engine.spec import Agent, PortSpec, RunContext
+
+_CFG = ConfigDict(extra="forbid", allow_inf_nan=False)
+_COLOR = "#f59e0b"
+_LOG_COLUMNS = ("user", "item", "event", "timestamp", "category", "price")
+_LOG_IN = PortSpec("interactions", DataKind.TABLE,
+                   "interaction log: user, item, event, timestamp, category, price")
+
+
+class BehaviourParams(BaseModel):
+    model_config = _CFG
+    n_users: int = Field(300, ge=2, le=100_000, description="users in the synthetic shop")
+    n_items: int = Field(200, ge=2, le=100_000, description="items in the synthetic shop")
+    events_per_user: int = Field(30, ge=3, le=10_000, description="mean events per user")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="generator seed")
+
+
+@agent("recommend.behaviour", category="recommendation", label="User behaviour", color=_COLOR,
+       description="Generates a synthetic shop's interaction log (views, clicks, purchases) "
+       "with a seed, and computes per-user behaviour features from it.",
+       outputs=[PortSpec("interactions", DataKind.TABLE, "the (synthetic) interaction log"),
+                PortSpec("users", DataKind.TABLE, "per-user behaviour features")],
+       params=BehaviourParams, resources=ResourceDemand(cpu=1, memory_mb=64),
+       expected_duration_s=0.15)
+class Behaviour(Agent):
+    def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        from engine.agents.recsys_data import generate_log, user_features
+
+        p: BehaviourParams = self.params  # type: ignore[assignment]
+        log = generate_log(p.n_users, p.n_items, p.events_per_user, p.seed)
+        ctx.check_cancelled()
+        users = user_features(log["columns"])
+        ctx.progress(len(log["ids"]), len(log["ids"]))
+        ctx.log(f"generated {len(log['ids'])} synthetic events for {p.n_users} users (seed {p.seed})")
+        return {"interactions": log, "users": users}
+
+
+@agent("recommend.items", category="recommendation", label="Item features", color=_COLOR,
+       description="Per-item features from an interaction log: category, price, distinct users, "
+       "events, purchases, conversion rate, popularity rank.",
+       inputs=[_LOG_IN], outputs=[PortSpec("items", DataKind.TABLE, "one row per item")],
+       resources=ResourceDemand(cpu=1, memory_mb=32), expected_duration_s=0.03)
+class Items(Agent):
+    def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        from engine.agents.recsys_data import item_features
+
+        table = item_features(columns_of(inputs["interactions"], _LOG_COLUMNS))
+        ctx.progress(len(table["ids"]), len(table["ids"]))
+        return {"items": table}
+
+
+class MFParams(BaseModel):
+    model_config = _CFG
+    mode: Literal["auto", "pretrained", "fit"] = Field(
+        "auto", description="auto: the trained weights when the log is the one they were trained "
+        "on, else train on the input log; pretrained: require that; fit: always train here")
+    dim: int = Field(16, ge=2, le=256, description="latent factors (fit)")
+    epochs: int = Field(60, ge=1, le=2000, description="training epochs (fit)")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="training seed (fit)")
+
+
+@agent("recommend.mf", category="recommendation", label="Collaborative filter (MF)",
+       color=_COLOR,
+       description="Matrix-factorisation collaborative filter (BPR) that scores every item for "
+       "every user of an interaction log; uses our trained weights or trains on the log.",
+       inputs=[_LOG_IN],
+       outputs=[PortSpec("scores", DataKind.SCORES, "users × items affinity scores")],
+       params=MFParams, resources=ResourceDemand(cpu=1, memory_mb=128, device="any"),
+       expected_duration_s=0.05, card=runtime.read_card("mf"),
+       duration_fn=lambda p: 0.05 if p.mode == "pretrained" else 0.3 * p.epochs / 60)
+class CollaborativeFilter(TorchAgent):
+    def build(self, device: str) -> None:
+        self.pretrained = runtime.load_weights("mf") if self.params.mode != "fit" else None  # type: ignore[attr-defined]
+
+    def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        import torch
+
+        from engine.agents.recsys_data import fingerprint, log_index
+        from engine.agents.recsys_model import MatrixFactorization, fit_mf
+
+        p: MFParams = self.params  # type: ignore[assignment]
+        self.ready(ctx)
+        users, items, pairs = log_index(columns_of(inputs["interactions"], ("user", "item")))
+        state = dict(self.pretrained) if self.pretrained is not None else None
+        matches = state is not None and int(state.pop("fingerprint")[0]) == fingerprint(users, items, pairs)
+        if p.mode == "pretrained" and not matches:
+            raise ValueError("the interaction log is not the one the MF weights were trained on; "
+                             "set mode to 'auto' or 'fit' to train on this log")
+        with runtime.torch_threads(ctx.threads), torch.no_grad():
+            if matches and state is not None:
+                model = MatrixFactorization(len(users), len(items), state["user.weight"].shape[1])
+                model.load_state_dict(state)
+                ctx.log("using the trained MF weights (the log matches their fingerprint)")
+            else:
+                with torch.enable_grad():
+                    model = fit_mf(pairs, len(users), len(items), dim=p.dim, epochs=p.epochs,
+                                   seed=p.seed, on_epoch=lambda e: self._tick(ctx, e, p.epochs))
+                ctx.log(f"trained MF on the input log ({len(pairs)} pairs, {p.epochs} epochs)")
+            scores = model.to(self.device).all_scores().cpu()
+        ctx.progress(len(users), len(users))
+        return {"scores": {"scores": scores, "classes": items, "ids": users}}
+
+    @staticmethod
+    def _tick(ctx: RunContext, epoch: int, total: int) -> None:
+        ctx.check_cancelled()
+        ctx.progress(epoch + 1, total)
+
+
+class RankParams(BaseModel):
+    model_config = _CFG
+    k: int = Field(10, ge=1, le=1000, description="recommendations per user")
+    popularity_weight: float = Field(
+        0.0, ge=0, le=10, description="add this × log(1 + distinct users) of the item to its "
+        "score (needs the items input)")
+    max_per_category: int = Field(0, ge=0, le=1000,
+                                  description="at most this many items of one category (0: no limit)")
+    exclude_seen: bool = Field(True, description="leave out items the user already interacted with")
+
+
+@agent("recommend.rank", category="recommendation", label="Rank top-k", color=_COLOR,
+       description="Top-k items per user from collaborative-filter scores, optionally blended "
+       "with item popularity, diversified by category, and without already-seen items.",
+       inputs=[PortSpec("scores", DataKind.SCORES, "users × items scores"),
+               PortSpec("items", DataKind.TABLE, "item features (category, users)", required=False),
+               PortSpec("seen", DataKind.TABLE, "interaction log, to exclude seen items",
+                        required=False)],
+       outputs=[PortSpec("recommendations", DataKind.TABLE, "user, rank, item, score, category")],
+       params=RankParams, resources=ResourceDemand(cpu=1, memory_mb=64),
+       expected_duration_s=0.15)
+class Rank(Agent):
+    def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        import torch
+
+        p: RankParams = self.params  # type: ignore[assignment]
+        sc = inputs["scores"]
+        scores, users, items = torch.as_tensor(sc["scores"]).float().clone(), sc["ids"], sc["classes"]
+        item_at = {str(i): k for k, i in enumerate(items)}
+        category = [""] * len(items)
+        if inputs.get("items") is not None:
+            cols = columns_of(inputs["items"], ("item",))
+            for k, i in enumerate(cols["item"]):
+                if str(i) in item_at:
+                    category[item_at[str(i)]] = str(cols.get("category", [""] * len(cols["item"]))[k])
+                    if p.popularity_weight and "users" in cols:
+                        scores[:, item_at[str(i)]] += p.popularity_weight * math.log1p(cols["users"][k])
+        if p.exclude_seen and inputs.get("seen") is not None:
+            log = columns_of(inputs["seen"], ("user", "item"))
+            user_at = {str(u): k for k, u in enumerate(users)}
+            for u, i in zip(log["user"], log["item"], strict=True):
+                if str(u) in user_at and str(i) in item_at:
+                    scores[user_at[str(u)], item_at[str(i)]] = float("-inf")
+        out: dict[str, list[Any]] = {"user": [], "rank": [], "item": [], "score": [], "category": []}
+        limit = len(users) if ctx.max_items is None else min(len(users), ctx.max_items)
+        for part in runtime.batches(limit, ctx.batch_size):
+            ctx.check_cancelled()
+            for u in range(part.start, part.stop):
+                self._top_k(scores[u], users[u], items, category, out)
+            ctx.progress(part.stop, limit)
+        ids = [f"{u}/{r}" for u, r in zip(out["user"], out["rank"], strict=True)]
+        return {"recommendations": {"columns": out, "ids": ids}}
+
+    def _top_k(self, row: Any, user: str, items: list[str], category: list[str],
+               out: dict[str, list[Any]]) -> None:
+        p: RankParams = self.params  # type: ignore[assignment]
+        per_cat: dict[str, int] = {}
+        rank = 0
+        for k in row.argsort(descending=True).tolist():
+            if rank >= p.k or not math.isfinite(float(row[k])):
+                break
+            if p.max_per_category and per_cat.get(category[k], 0) >= p.max_per_category:
+                continue
+            per_cat[category[k]] = per_cat.get(category[k], 0) + 1
+            rank += 1
+            for key, value in zip(out, (user, rank, items[k], round(float(row[k]), 4), category[k]),
+                                  strict=True):
+                out[key].append(value)

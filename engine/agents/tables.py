@@ -1,0 +1,204 @@
+"""Table operations for the flow agents: any payload as columns, joins by id or column, row
+filters with a closed set of operators (no code execution), and slicing of per-item payloads.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+from typing import Any
+
+Columns = dict[str, list[Any]]
+
+OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+    ">": operator.gt, ">=": operator.ge,
+    "contains": lambda a, b: str(b).lower() in str(a).lower(),
+    "in": lambda a, b: str(a) in [str(x) for x in (b if isinstance(b, list) else str(b).split(","))],
+}
+
+
+def _plain(value: Any) -> list[Any]:
+    return value.tolist() if hasattr(value, "tolist") else list(value)
+
+
+def to_table(payload: Any) -> tuple[Columns, list[str]]:
+    """(columns, ids) of a table, scores, labels, text_batch or embedding payload, or of rows."""
+    if isinstance(payload, list) and all(isinstance(r, dict) for r in payload):
+        keys = list(dict.fromkeys(k for row in payload for k in row))
+        return {k: [row.get(k) for row in payload] for k in keys}, [str(i) for i in range(len(payload))]
+    if not isinstance(payload, dict):
+        raise TypeError(f"cannot read a {type(payload).__name__} as a table; connect a table, "
+                        "scores, labels, texts or embeddings")
+    if isinstance(payload.get("columns"), dict):
+        cols = {k: _plain(v) for k, v in payload["columns"].items()}
+    elif "scores" in payload and "classes" in payload:
+        cols = _scores_columns(payload)
+    elif "labels" in payload and "confidence" in payload:
+        cols = {"label": list(payload["labels"]), "confidence": list(payload["confidence"])}
+    elif "texts" in payload:
+        cols = {"text": list(payload["texts"])}
+        if payload.get("labels"):
+            cols["label"] = list(payload["labels"])
+    elif "vectors" in payload:
+        rows = _plain(payload["vectors"])
+        cols = {f"v{d}": [r[d] for r in rows] for d in range(len(rows[0]) if rows else 0)}
+    else:
+        raise TypeError(f"cannot read a payload with keys {sorted(payload)} as a table")
+    n = len(next(iter(cols.values()), []))
+    ids = [str(i) for i in payload.get("ids") or range(n)]
+    return cols, ids
+
+
+def _scores_columns(payload: dict[str, Any]) -> Columns:
+    rows, classes = _plain(payload["scores"]), [str(c) for c in payload["classes"]]
+    cols: Columns = {}
+    if payload.get("texts"):
+        cols["text"] = list(payload["texts"])
+    best = [max(range(len(r)), key=r.__getitem__) if r else 0 for r in rows]
+    cols["predicted"] = list(payload.get("predicted") or [classes[b] for b in best])
+    cols["confidence"] = [round(float(r[b]), 4) if r else 0.0 for r, b in zip(rows, best, strict=True)]
+    if payload.get("labels"):
+        cols["label"] = list(payload["labels"])
+    for k, name in enumerate(classes):
+        cols[f"score_{name}"] = [round(float(r[k]), 4) for r in rows]
+    return cols
+
+
+def join(tables: list[tuple[Columns, list[str]]], on: str, how: str) -> tuple[Columns, list[str]]:
+    """Join tables left to right on their ids (``on='id'``) or on a column of that name.
+
+    Rows with several matches are repeated (one per match). Clashing column names get ``_2``,
+    ``_3``... suffixes by the table's position.
+    """
+    cols, ids = tables[0]
+    keys = _keys(cols, ids, on, 1)
+    row_ids = [str(i) for i in ids]
+    rows = [{c: cols[c][r] for c in cols} for r in range(len(keys))]
+    for pos, (right, right_ids) in enumerate(tables[1:], start=2):
+        rkeys = _keys(right, right_ids, on, pos)
+        index: dict[str, list[int]] = {}
+        for r, key in enumerate(rkeys):
+            index.setdefault(key, []).append(r)
+        existing = set(cols) if pos == 2 else {c for row in rows for c in row}
+        names = {c: (f"{c}_{pos}" if c in existing else c) for c in right if c != on}
+        new_keys, new_ids, new_rows, used = [], [], [], set()
+        for key, row_id, row in zip(keys, row_ids, rows, strict=True):
+            matches = index.get(key, [])
+            used.update(matches)
+            for r in matches or ([None] if how in ("left", "outer") else []):
+                new_keys.append(key)
+                new_ids.append(row_id)
+                new_rows.append({**row, **{names[c]: (None if r is None else right[c][r]) for c in names}})
+        if how == "outer":
+            for r, key in enumerate(rkeys):
+                if r not in used:
+                    new_keys.append(key)
+                    new_ids.append(str(right_ids[r]))
+                    new_rows.append({names[c]: right[c][r] for c in names} | ({on: key} if on != "id" else {}))
+        keys, row_ids, rows = new_keys, new_ids, new_rows
+    columns = list(dict.fromkeys(c for row in rows for c in row))
+    out = {c: [row.get(c) for row in rows] for c in columns}
+    if on == "id":
+        out = {"id": keys, **out}
+    return out, _unique_ids(row_ids)
+
+
+def _keys(cols: Columns, ids: list[str], on: str, pos: int) -> list[str]:
+    if on == "id":
+        return [str(i) for i in ids]
+    if on not in cols:
+        raise ValueError(f"input {pos} has no column {on!r} to join on; its columns are "
+                         f"{', '.join(cols) or '(none)'}")
+    return [str(v) for v in cols[on]]
+
+
+def _unique_ids(keys: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for key in keys:
+        n = seen[key] = seen.get(key, 0) + 1
+        out.append(key if n == 1 else f"{key}#{n}")
+    return out
+
+
+def select_rows(cols: Columns, ids: list[str], field: str, op: str, value: Any) -> list[bool]:
+    """Whether each row's ``field`` satisfies ``op value`` (numbers compare as numbers)."""
+    if field == "id":
+        column: list[Any] = ids
+    elif field in cols:
+        column = cols[field]
+    else:
+        raise ValueError(f"no column {field!r} to branch on; the columns are "
+                         f"{', '.join(['id', *cols])}")
+    test = OPERATORS[op]
+    return [_compare(test, cell, value, op) for cell in column]
+
+
+def _compare(test: Callable[[Any, Any], bool], cell: Any, value: Any, op: str) -> bool:
+    if cell is None:
+        return op == "!="
+    if op not in ("contains", "in"):
+        a, b = _number(cell), _number(value)
+        if a is not None and b is not None:
+            return bool(test(a, b))
+        return bool(test(str(cell), str(value))) if op in ("==", "!=") else False
+    return bool(test(cell, value))
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def take(cols: Columns, ids: list[str], rows: list[int]) -> dict[str, Any]:
+    """A table payload of the given row indices."""
+    return {"columns": {c: [v[r] for r in rows] for c, v in cols.items()}, "ids": [ids[r] for r in rows]}
+
+
+def slice_payload(payload: Any, rows: list[int]) -> Any:
+    """The payload restricted to ``rows``: every per-item list or tensor is indexed."""
+    if isinstance(payload, list):
+        return [payload[r] for r in rows]
+    if not isinstance(payload, dict):
+        raise TypeError(f"cannot take items of a {type(payload).__name__}")
+    n = _item_count(payload)
+    out: dict[str, Any] = {}
+    for key, value in payload.items():
+        if key == "columns" and isinstance(value, dict):
+            out[key] = {c: _index(v, rows, n) for c, v in value.items()}
+        else:
+            out[key] = _index(value, rows, n) if key != "classes" else value
+    return out
+
+
+def _item_count(payload: dict[str, Any]) -> int:
+    if payload.get("ids") is not None:
+        return len(payload["ids"])
+    if isinstance(payload.get("columns"), dict):
+        return len(next(iter(payload["columns"].values()), []))
+    for key in ("texts", "images", "scores", "vectors", "labels"):
+        if payload.get(key) is not None:
+            return len(payload[key])
+    raise TypeError("cannot tell how many items the payload holds (no ids)")
+
+
+def _index(value: Any, rows: list[int], n: int) -> Any:
+    if hasattr(value, "shape") and getattr(value, "ndim", 0) >= 1 and value.shape[0] == n:
+        import torch
+
+        return value[torch.as_tensor(rows, dtype=torch.long)] if rows else value[:0]
+    if isinstance(value, list) and len(value) == n:
+        return [value[r] for r in rows]
+    return value
+
+
+def item_count(payload: Any) -> int:
+    """How many items a payload holds."""
+    return len(payload) if isinstance(payload, list) else _item_count(payload)

@@ -1,0 +1,51 @@
+"""Reading user text files for ``text.source``: size-limited UTF-8 ``.txt`` (one text per line)
+or ``.csv`` (one column). Relative paths are taken from the data folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from engine.errors import ServiceGridError
+from engine.settings import data_dir
+
+MAX_TEXT_FILE_BYTES = 20 * 2**20
+
+
+class TextFileError(ServiceGridError, ValueError):
+    """A text file is missing, too large, not UTF-8 or lacks the column asked for."""
+
+
+def resolve_input_path(path: str) -> Path:
+    """``path`` itself when absolute, else under the data folder."""
+    if not path.strip():
+        raise TextFileError("no file path given; set the `path` parameter (mode file)")
+    candidate = Path(path).expanduser()
+    return candidate if candidate.is_absolute() else data_dir() / candidate
+
+
+def read_text_file(path: str, column: str = "text") -> list[str]:
+    """The non-empty texts of a .txt file (one per line) or of one .csv column."""
+    file = resolve_input_path(path)
+    if file.suffix.lower() not in (".txt", ".csv"):
+        raise TextFileError(f"{file.name}: only .txt (one text per line) and .csv files are read")
+    if not file.is_file():
+        raise TextFileError(f"text file {file} does not exist; check the `path` parameter")
+    size = file.stat().st_size
+    if size > MAX_TEXT_FILE_BYTES:
+        raise TextFileError(f"text file {file.name} is {size / 2**20:.1f} MB; the limit is "
+                            f"{MAX_TEXT_FILE_BYTES // 2**20} MB — split it or sample it first")
+    try:
+        content = file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise TextFileError(f"text file {file.name} is not UTF-8 (byte {exc.start}); "
+                            "save it as UTF-8 and try again") from None
+    if file.suffix.lower() == ".txt":
+        return [line.strip() for line in content.splitlines() if line.strip()]
+    reader = csv.DictReader(io.StringIO(content))
+    if column not in (reader.fieldnames or []):
+        raise TextFileError(f"{file.name} has no column {column!r}; its columns are "
+                            f"{', '.join(reader.fieldnames or []) or '(none)'}; set `column`")
+    return [row[column].strip() for row in reader if (row.get(column) or "").strip()]

@@ -1,0 +1,156 @@
+"""The generic model agent: tiny TorchScript and ONNX models built here run through it with the
+declared kinds; corrupt, oversized, mistyped files and mismatched payloads give clear errors."""
+
+from __future__ import annotations
+
+import warnings
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+import engine.agents.model_files as model_files
+from engine.agents.custom import CustomModel, CustomModelParams
+from engine.errors import ModelFileError
+from engine.spec import RunContext
+
+W = torch.tensor([[1.0, -1.0, 0.5], [0.0, 2.0, -1.0], [0.5, 0.5, 0.5], [-1.0, 0.0, 1.0]])
+B = torch.tensor([0.1, -0.2, 0.3])
+
+
+@pytest.fixture
+def torchscript_file(tmp_path: Path) -> Path:
+    layer = torch.nn.Linear(4, 3)
+    with torch.no_grad():
+        layer.weight.copy_(W.T)
+        layer.bias.copy_(B)
+    path = tmp_path / "linear.pt"
+    with warnings.catch_warnings():  # TorchScript is deprecated in torch 2.9+, still supported
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(layer).save(str(path))
+    return path
+
+
+@pytest.fixture
+def onnx_file(tmp_path: Path) -> Path:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["xw"]), helper.make_node("Add", ["xw", "B"], ["y"])],
+        "linear",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+        initializer=[numpy_helper.from_array(W.numpy(), "W"), numpy_helper.from_array(B.numpy(), "B")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    path = tmp_path / "linear.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def run(params: dict, payload, ctx: RunContext | None = None):
+    agent = CustomModel(CustomModelParams(**params))
+    return agent.run({"in": payload}, ctx or RunContext())["out"]
+
+
+X = torch.tensor([[1.0, 2.0, 3.0, 4.0], [0.0, -1.0, 0.5, 2.0], [3.0, 0.0, 0.0, 1.0]])
+
+
+def test_torchscript_model_gives_softmax_scores_with_class_names(torchscript_file: Path):
+    out = run({"path": str(torchscript_file), "input_kind": "tensor", "output_kind": "scores",
+               "classes": ["a", "b", "c"]}, {"tensor": X, "ids": ["x", "y", "z"]})
+    assert torch.allclose(out["scores"], (X @ W + B).softmax(1), atol=1e-5)
+    assert out["classes"] == ["a", "b", "c"] and out["ids"] == ["x", "y", "z"]
+
+
+def test_onnx_model_reads_table_columns_and_gives_labels(onnx_file: Path):
+    table = {"columns": {f"f{k}": X[:, k].tolist() for k in range(4)} | {"name": ["p", "q", "r"]},
+             "ids": ["p", "q", "r"]}
+    out = run({"path": str(onnx_file), "input_kind": "table", "output_kind": "labels",
+               "classes": ["a", "b", "c"]}, table)
+    expected = (X @ W + B).argmax(1).tolist()
+    assert out["labels"] == [["a", "b", "c"][k] for k in expected] and out["ids"] == ["p", "q", "r"]
+
+
+def test_both_formats_agree_and_batches_report_progress(torchscript_file: Path, onnx_file: Path):
+    from engine.spec import ExecutionStrategy, Lifecycle
+
+    seen: list[int] = []
+    ctx = RunContext(lifecycle=Lifecycle(execution=ExecutionStrategy(batch_size=2)),
+                     on_progress=lambda d, t: seen.append(d))
+    a = run({"path": str(torchscript_file), "output_kind": "tensor"}, X, ctx)["tensor"]
+    b = run({"path": str(onnx_file), "output_kind": "embedding"}, {"tensor": X})["vectors"]
+    assert torch.allclose(a, b, atol=1e-5) and seen == [2, 3]
+
+
+def test_relative_paths_start_in_the_data_folder(data_dir: Path, torchscript_file: Path):
+    target = data_dir / "data" / "models" / "m.pt"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(torchscript_file.read_bytes())
+    out = run({"path": "models/m.pt", "output_kind": "tensor"}, X)
+    assert out["tensor"].shape == (3, 3)
+
+
+def test_declared_input_kind_is_checked_against_the_payload(torchscript_file: Path):
+    with pytest.raises(TypeError, match=r"expects input_kind 'image_batch'.*received"):
+        run({"path": str(torchscript_file), "input_kind": "image_batch"}, {"tensor": X})
+    with pytest.raises(TypeError, match="lacks numeric column"):
+        run({"path": str(torchscript_file), "input_kind": "table", "columns": ["nope"]},
+            {"columns": {"a": [1.0]}, "ids": ["r"]})
+
+
+def test_model_rejecting_the_shape_and_wrong_class_count_are_clear(torchscript_file: Path):
+    with pytest.raises(ValueError, match="rejected a batch of shape \\(3, 2\\)"):
+        run({"path": str(torchscript_file)}, X[:, :2])
+    with pytest.raises(ValueError, match="2 class names are declared but the model returns 3"):
+        run({"path": str(torchscript_file), "classes": ["a", "b"]}, X)
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("junk.pt", b"\x00\x01not a zip at all", "not a TorchScript archive"),
+    ("empty.pt", b"", "is empty"),
+    ("junk.onnx", b"PK\x03\x04rest", "not an ONNX model"),
+    ("text.onnx", b"hello world", "not an ONNX model"),
+    ("bad.onnx", b"\x08\x07\x12\xff\xff\xff garbage", "could not be loaded as ONNX"),
+    ("model.bin", b"PK\x03\x04", "unknown model type"),
+])
+def test_wrong_or_corrupt_files_raise_model_file_error(tmp_path: Path, name, content, message):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ModelFileError, match=message):
+        run({"path": str(tmp_path / name)}, X)
+
+
+def test_corrupt_zip_is_not_loadable_as_torchscript(tmp_path: Path):
+    path = tmp_path / "fake.pt"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("archive/data.pkl", b"not a pickle either")
+    with pytest.raises(ModelFileError, match="could not be loaded as TorchScript"):
+        run({"path": str(path)}, X)
+
+
+def test_oversized_and_missing_files_are_refused(torchscript_file: Path, monkeypatch):
+    monkeypatch.setattr(model_files, "MAX_MODEL_BYTES", 100)
+    with pytest.raises(ModelFileError, match="the limit is"):
+        model_files.load_model(str(torchscript_file))
+    with pytest.raises(ModelFileError, match="does not exist"):
+        run({"path": str(torchscript_file.with_name("nope.pt"))}, X)
+    with pytest.raises(ModelFileError, match="no model file given"):
+        run({}, X)
+
+
+def test_loader_never_uses_pickle_loading():
+    source = Path(model_files.__file__).read_text(encoding="utf-8")
+    assert "torch.load(" not in source and "pickle" not in source
+
+
+def test_cuda_request_falls_back_to_cpu_and_says_so(torchscript_file: Path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    agent = CustomModel(CustomModelParams(path=str(torchscript_file), output_kind="tensor"))
+    agent.load("cuda:0")
+    ctx = RunContext()
+    agent.run({"in": X}, ctx)
+    assert agent.device == "cpu" and any("running on the CPU instead" in m for m in ctx.logs)

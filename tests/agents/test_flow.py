@@ -1,0 +1,149 @@
+"""Flow utilities: merge, branch (declared conditions only), limit, routing rules and the sinks
+(files stay inside <data folder>/outputs, whatever name a form sends)."""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.agents.flow import (
+    Branch,
+    BranchParams,
+    CsvSink,
+    CsvSinkParams,
+    Limit,
+    LimitParams,
+    Merge,
+    MergeParams,
+    Route,
+    SqliteSink,
+    SqliteSinkParams,
+)
+from engine.agents.routing import RouteParams, RouteRule
+from engine.spec import RunContext
+
+PEOPLE = {"columns": {"name": ["ann", "bob", "cy"], "age": [31, 17, 45]}, "ids": ["a", "b", "c"]}
+SCORES = {"scores": torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6]]), "classes": ["no", "yes"],
+          "ids": ["a", "b", "d"], "labels": ["no", "yes", "no"]}
+
+
+def run(agent, **inputs):
+    return agent.run(inputs, RunContext())
+
+
+def test_merge_joins_by_id_inner_left_outer():
+    inner = run(Merge(MergeParams()), **{"in": [PEOPLE, SCORES]})["table"]
+    assert inner["ids"] == ["a", "b"]
+    assert inner["columns"]["name"] == ["ann", "bob"] and inner["columns"]["predicted"] == ["no", "yes"]
+    left = run(Merge(MergeParams(how="left")), **{"in": [PEOPLE, SCORES]})["table"]
+    assert left["ids"] == ["a", "b", "c"] and left["columns"]["predicted"][2] is None
+    outer = run(Merge(MergeParams(how="outer")), **{"in": [PEOPLE, SCORES]})["table"]
+    assert sorted(outer["ids"]) == ["a", "b", "c", "d"]
+
+
+def test_merge_on_a_column_repeats_many_matches_and_renames_clashes():
+    orders = {"columns": {"name": ["ann", "ann", "cy"], "age": [1, 2, 3]}, "ids": ["o1", "o2", "o3"]}
+    out = run(Merge(MergeParams(on="name")), **{"in": [orders, PEOPLE]})["table"]
+    assert out["ids"] == ["o1", "o2", "o3"]
+    assert out["columns"]["age"] == [1, 2, 3] and out["columns"]["age_2"] == [31, 31, 45]
+
+
+def test_merge_on_a_missing_column_names_the_columns():
+    with pytest.raises(ValueError, match=r"has no column 'zip'.*name, age"):
+        run(Merge(MergeParams(on="zip")), **{"in": [PEOPLE, PEOPLE]})
+
+
+@pytest.mark.parametrize(("field", "op", "value", "match"), [
+    ("age", ">=", 18, ["a", "c"]), ("age", "<", "31", ["b"]), ("name", "==", "bob", ["b"]),
+    ("name", "contains", "N", ["a"]), ("name", "in", ["cy", "bob"], ["b", "c"]),
+    ("name", "in", "ann,cy", ["a", "c"]), ("id", "!=", "a", ["b", "c"]),
+])
+def test_branch_splits_rows_by_declared_condition(field, op, value, match):
+    out = run(Branch(BranchParams(field=field, op=op, value=value)), **{"in": PEOPLE})
+    assert out["match"]["ids"] == match
+    assert sorted(out["match"]["ids"] + out["rest"]["ids"]) == ["a", "b", "c"]
+
+
+def test_branch_never_evaluates_code():
+    out = run(Branch(BranchParams(field="name", op="==", value="__import__('os').getcwd()")),
+              **{"in": PEOPLE})
+    assert out["match"]["ids"] == []
+    with pytest.raises(ValueError):
+        BranchParams(field="age", op="lambda", value=1)  # type: ignore[arg-type]
+
+
+def test_branch_on_scores_uses_the_predicted_class():
+    out = run(Branch(BranchParams(field="predicted", op="==", value="yes")), **{"in": SCORES})
+    assert out["match"]["ids"] == ["b", "d"]
+
+
+def test_branch_on_unknown_field_lists_columns():
+    with pytest.raises(ValueError, match="no column 'height'"):
+        run(Branch(BranchParams(field="height")), **{"in": PEOPLE})
+
+
+def test_limit_first_and_random_keep_payload_shape():
+    first = run(Limit(LimitParams(n=2)), **{"in": SCORES})["out"]
+    assert first["ids"] == ["a", "b"] and first["scores"].shape == (2, 2)
+    assert first["classes"] == ["no", "yes"] and first["labels"] == ["no", "yes"]
+    a = run(Limit(LimitParams(n=2, mode="random", seed=4)), **{"in": PEOPLE})["out"]
+    b = run(Limit(LimitParams(n=2, mode="random", seed=4)), **{"in": PEOPLE})["out"]
+    assert a == b and len(a["ids"]) == 2
+    assert a["columns"]["name"] == [PEOPLE["columns"]["name"][["a", "b", "c"].index(i)] for i in a["ids"]]
+    assert run(Limit(LimitParams(n=10)), **{"in": PEOPLE})["out"]["ids"] == ["a", "b", "c"]
+
+
+def intents(predicted: list[str], confidence: list[float], texts: list[str]) -> dict:
+    classes = ["billing", "cancel", "other"]
+    scores = torch.tensor([[c if classes[k] == p else (1 - c) / 2 for k in range(3)]
+                           for p, c in zip(predicted, confidence, strict=True)])
+    return {"scores": scores, "classes": classes, "ids": [f"t{i}" for i in range(len(texts))],
+            "texts": texts, "predicted": predicted, "confidence": confidence}
+
+
+def test_route_applies_rules_escalations_triage_and_fallback():
+    ins = intents(["billing", "billing", "cancel", "other"], [0.9, 0.95, 0.3, 0.9],
+                  ["charged twice", "charged $900", "cancel it", "URGENT help"])
+    ents = {"columns": {"text_id": ["t1", "t1"], "type": ["AMOUNT", "ORDER"],
+                        "value": ["$900.00", "#123"], "start": [0, 0], "end": [0, 0]},
+            "ids": ["e0", "e1"]}
+    params = RouteParams(rules=[RouteRule(intent="billing", queue="money", priority="normal"),
+                                RouteRule(intent="cancel", queue="keep", priority="high")])
+    cols = run(Route(params), intents=ins, entities=ents)["tickets"]["columns"]
+    assert cols["queue"] == ["money", "money", "triage", "general"]
+    assert cols["priority"] == ["normal", "high", "high", "high"]
+    assert cols["order"][1] == "#123" and "amount 900" in cols["reason"][1]
+
+
+def test_csv_sink_writes_inside_outputs_whatever_the_name(data_dir: Path):
+    for name in ("../../escape.csv", "/etc/passwd", "sub/dir/ok name.csv", ".hidden"):
+        written = run(CsvSink(CsvSinkParams(filename=name)), **{"in": PEOPLE})["written"]
+        path = Path(written["columns"]["path"][0])
+        assert (data_dir / "data" / "outputs").resolve() in path.parents
+        assert path.suffix == ".csv"
+        with path.open(encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        assert [r["name"] for r in rows] == ["ann", "bob", "cy"] and rows[0]["id"] == "a"
+    assert not (data_dir / "escape.csv").exists()
+
+
+def test_sqlite_sink_writes_typed_rows_and_appends(data_dir: Path):
+    params = SqliteSinkParams(database="db", table="people")
+    path = Path(run(SqliteSink(params), **{"in": PEOPLE})["written"]["columns"]["path"][0])
+    run(SqliteSink(params.model_copy(update={"mode": "append"})), **{"in": PEOPLE})
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute('SELECT id, name, age FROM people ORDER BY age').fetchall()
+        types = {r[1]: r[2] for r in conn.execute("PRAGMA table_info(people)")}
+    conn.close()
+    assert rows[:2] == [("b", "bob", 17), ("b", "bob", 17)] and len(rows) == 6
+    assert types == {"id": "TEXT", "name": "TEXT", "age": "INTEGER"}
+
+
+@pytest.mark.parametrize("table", ["drop table x", "1abc", "a;b", "a-b", "naïve"])
+def test_sqlite_sink_refuses_unsafe_table_names(data_dir: Path, table: str):
+    with pytest.raises(ValueError):
+        run(SqliteSink(SqliteSinkParams(table=table)), **{"in": PEOPLE})

@@ -1,0 +1,151 @@
+"""One node's attempts: inputs in, the agent called through the backend with retries, backoff,
+timeout and cancel, errors described at the agent boundary, results cached, metrics measured.
+
+Used by the executor's worker threads, outside the executor lock.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from engine.backends import Backend, NodeCall
+from engine.errors import AgentExecutionError, AgentTimeoutError, RunCancelledError
+from engine.events import EventBus, NodeLog, NodeProgress, NodeRetried, NodeStatus
+from engine.metrics import GpuProbe, NodeMetrics
+from engine.results import ResultStore, UnserializableError
+from engine.runstate import NodeState, RunState
+from engine.spec import RunContext
+
+_DONE = (NodeStatus.DONE, NodeStatus.CACHED)
+
+
+class NodeRunner:
+    """Runs attempts of nodes; shares the executor's bus, backend, result store and GPU probe."""
+
+    def __init__(self, bus: EventBus, backend: Backend, results: ResultStore, gpu: GpuProbe,
+                 rss: Callable[[], float | None]) -> None:
+        self.bus = bus
+        self.backend = backend
+        self.results = results
+        self.gpu = gpu
+        self.rss = rss
+
+    def attempts(self, run: RunState, ns: NodeState) -> tuple[NodeStatus, Any, dict | None, RunContext | None, dict]:
+        ex, stats = ns.lifecycle.execution, {}
+        inputs = self.gather_inputs(run, ns)
+        ctx = None
+        for attempt in range(1, ex.retries + 2):
+            ns.attempts = attempt
+            ctx = self.context(run, ns)
+            stats = {}
+            try:
+                outputs = self.backend.call(NodeCall(
+                    spec=ns.spec, params=ns.params, params_json=ns.params_json, inputs=inputs, ctx=ctx,
+                    footprint_mb=ns.demand.memory_mb, isolate=ns.isolate,
+                    scratch=self.results.scratch_dir() if ns.isolate else None, stats=stats))
+                if ex.timeout_s is not None and ctx.deadline is not None and time.monotonic() > ctx.deadline:
+                    raise AgentTimeoutError(f"node {ns.id!r} ran past its timeout of {ex.timeout_s:g} s")
+                return NodeStatus.DONE, outputs, None, ctx, stats
+            except RunCancelledError:
+                return NodeStatus.CANCELLED, None, None, ctx, stats
+            except BaseException as exc:
+                if ns.cancel_event.is_set():
+                    return NodeStatus.CANCELLED, None, None, ctx, stats
+                error = self.describe_error(ns, exc, attempt, ex.timeout_s)
+                if attempt > ex.retries:
+                    return NodeStatus.FAILED, None, error, ctx, stats
+                delay = ex.backoff_s * ex.backoff_factor ** (attempt - 1)
+                self.bus.emit(NodeRetried(run_id=run.id, node_id=ns.id, attempt=attempt,
+                                          error_type=error["type"], message=error["message"], delay_s=delay))
+                if ns.cancel_event.wait(delay):
+                    return NodeStatus.CANCELLED, None, None, ctx, stats
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def describe_error(ns: NodeState, exc: BaseException, attempt: int, timeout_s: float | None) -> dict[str, str]:
+        if isinstance(exc, AgentTimeoutError):
+            limit = f" of {timeout_s:g} s" if timeout_s else ""
+            return {"type": "AgentTimeoutError", "traceback": "",
+                    "message": f"node {ns.id!r} (agent {ns.spec.name!r}) timed out: ran past its timeout{limit} "
+                               f"on attempt {attempt}; raise lifecycle.execution.timeout_s or make it faster"}
+        remote_type = getattr(exc, "error_type", None)
+        tb = getattr(exc, "remote_traceback", "") or "".join(traceback.format_exception(exc))
+        wrapped = AgentExecutionError(ns.id, ns.spec.name, exc)
+        message = str(wrapped)
+        if remote_type and remote_type != type(exc).__name__:
+            message = f"node {ns.id!r} (agent {ns.spec.name!r}) failed: {remote_type}: {exc}"
+        return {"type": remote_type or type(exc).__name__, "message": message, "traceback": tb}
+
+    def context(self, run: RunState, ns: NodeState) -> RunContext:
+        ex, ex_stop = ns.lifecycle.execution, ns.lifecycle.exit
+        now = time.monotonic()
+        return RunContext(
+            node_id=ns.id, run_id=run.id, device=self.agent_device(run, ns.device), threads=ns.threads,
+            lifecycle=ns.lifecycle, cancel_event=ns.cancel_event,
+            deadline=now + ex.timeout_s if ex.timeout_s else None,
+            stop_at=now + ex_stop.time_limit_s if ex_stop.time_limit_s else None,
+            time_scale=run.options.time_scale,
+            on_progress=lambda done, total: self.progress(run, ns, done, total),
+            on_log=lambda message: self.log(run, ns, message),
+        )
+
+    @staticmethod
+    def agent_device(run: RunState, device: str) -> str:
+        sim = {g.device_id for g in run.capacity.gpus or () if g.simulated}
+        return "cpu" if device in sim else device
+
+    def progress(self, run: RunState, ns: NodeState, done: int, total: int | None) -> None:
+        ns.progress = (done, total)
+        run.version += 1
+        self.bus.emit(NodeProgress(run_id=run.id, node_id=ns.id, done=done, total=total))
+
+    def log(self, run: RunState, ns: NodeState, message: str) -> None:
+        ns.logs.append(message[:2000])
+        run.version += 1
+        self.bus.emit(NodeLog(run_id=run.id, node_id=ns.id, message=message[:2000]))
+
+    def gather_inputs(self, run: RunState, ns: NodeState) -> dict[str, Any]:
+        inputs: dict[str, Any] = {}
+        for edge in ns.in_edges:
+            src = run.nodes[edge.source]
+            if src.status not in _DONE or src.outputs is None:
+                continue  # "any" start rule: only finished inputs arrive
+            out = src.outputs
+            if edge.source_port is not None:
+                value = out.get(edge.source_port)
+            else:
+                value = out.get(src.spec.outputs[0].name) if src.spec.outputs else out
+            port_name = edge.target_port or (ns.spec.inputs[0].name if ns.spec.inputs else "in")
+            port = ns.spec.input(port_name)
+            if port is not None and port.multiple:
+                inputs.setdefault(port_name, []).append(value)
+            else:
+                inputs[port_name] = value
+        return inputs
+
+    def store(self, run: RunState, ns: NodeState, outputs: Any) -> None:
+        try:
+            self.results.save(ns.cache_key or "", outputs if isinstance(outputs, dict) else {"out": outputs})
+        except UnserializableError as exc:
+            self.log(run, ns, f"result not cached: {exc}")
+        except OSError as exc:
+            self.log(run, ns, f"result not cached: cannot write the result store ({exc})")
+
+    def metrics(self, ns: NodeState, ctx: RunContext | None, stats: dict, cpu_s: float) -> dict[str, Any]:
+        end = time.time()
+        start = ns.start or end
+        peak = stats.get("peak_rss_mb")
+        if peak is None:
+            peak = max(x for x in (ns.peak_rss_mb, self.rss(), 0.0) if x is not None)
+        return NodeMetrics(
+            wait_inputs_s=(ns.ready_at or start) - (ns.queued_at or start),
+            wait_resource_s=(ns.admitted_at or start) - (ns.ready_at or start),
+            wait_resource=dict(ns.wait_resource), queue_s=start - (ns.admitted_at or start),
+            wall_s=end - start, cpu_s=stats.get("cpu_s") or cpu_s, peak_rss_mb=peak,
+            peak_gpu_mb=self.gpu.task_peak_mb(ns.device) if ns.device.startswith("cuda") else None,
+            items=ctx.items_processed if ctx else 0, attempts=ns.attempts, device=ns.device,
+            threads=ns.threads, isolated=ns.isolate,
+        ).to_dict()

@@ -1,0 +1,451 @@
+"""The local executor: event-driven admission of ready nodes onto one shared resource ledger.
+
+Design: there is no scheduler thread. Every state change (a run starts, a node ends, a cancel)
+runs ``_dispatch_locked`` under the one executor lock, which walks each active run's ready heap
+in policy priority order and admits every node whose demand fits, in every dimension, both the
+machine ledger (shared by all runs: zero over-commit across runs) and the run's own ledger (its
+per-run limit). The worker thread that finished a node runs the first newly admitted node
+itself, so the common path has no thread hand-off; extra admitted nodes go to a queue served by
+worker threads that are started on demand (daemon threads, so a hung agent never blocks exit).
+Events are emitted under the lock, so their order matches the ledger (a sweep line over
+NodeStarted / terminal events sees exactly the admitted set). Observers must be quick.
+
+Threads and torch: ``RunContext.threads = max(1, round(demand.cpu))``. torch's intra-op thread
+count (``torch.set_num_threads``) is process-global, not per thread: the executor never calls
+it; an agent that wants it sets it itself, so concurrent torch agents share the last value set.
+Hard per-agent thread limits need ``isolate=True`` (a process per node).
+
+Timeouts are cooperative for in-thread nodes (``RunContext.deadline``; an agent that returns
+after its deadline fails with AgentTimeoutError); isolated nodes are killed. An in-thread agent
+that ignores cancel keeps its resources until it returns.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from queue import SimpleQueue
+from typing import Any
+
+from engine.attempts import NodeRunner
+from engine.backends import Backend
+from engine.events import (
+    EventBus,
+    NodeCancelled,
+    NodeFailed,
+    NodeFinished,
+    NodeQueued,
+    NodeSkipped,
+    NodeStarted,
+    NodeStatus,
+    NodeWaitingInputs,
+    NodeWaitingResource,
+    RunFinished,
+    RunStatus,
+)
+from engine.metrics import GpuProbe, NodeMetrics
+from engine.resources import EPS, ResourceDemand, ResourceLedger
+from engine.results import ResultStore, summarize_outputs
+from engine.runstate import CancelFlag, NodeState, RunState
+
+Item = tuple[RunState, NodeState]
+_DONE = (NodeStatus.DONE, NodeStatus.CACHED)
+
+
+def _fits(ledger: ResourceLedger, need: dict[str, float], strict: bool) -> bool:
+    """Whether ``need`` fits ``ledger`` now; keys the ledger lacks fail when ``strict``, else pass."""
+    used, total = ledger.used, ledger.total
+    for key, amount in need.items():
+        if key in total:
+            if used[key] + amount > total[key] + EPS:
+                return False
+        elif strict and amount > EPS:
+            return False
+    return True
+
+
+def _take(ledger: ResourceLedger, need: dict[str, float]) -> None:
+    used, peak = ledger.used, ledger.peak
+    for key, amount in need.items():
+        if key in used:
+            used[key] += amount
+            if used[key] > peak[key]:
+                peak[key] = used[key]
+
+
+def _give(ledger: ResourceLedger, need: dict[str, float]) -> None:
+    used = ledger.used
+    for key, amount in need.items():
+        if key in used:
+            used[key] = max(0.0, used[key] - amount)
+
+
+class Executor:
+    """Admits and runs the nodes of all active runs on one machine ledger."""
+
+    def __init__(self, ledger: ResourceLedger, bus: EventBus, backend: Backend, results: ResultStore,
+                 gpu: GpuProbe, max_threads: int = 64) -> None:
+        self.lock = threading.Lock()
+        self.ledger = ledger
+        self.bus = bus
+        self.backend = backend
+        self.results = results
+        self.gpu = gpu
+        self.max_threads = max_threads
+        self.active: dict[str, RunState] = {}
+        self.last_rss_mb: float | None = None
+        self._needs: dict[tuple[int, str], tuple[ResourceDemand, dict[str, float]]] = {}
+        self.runner = NodeRunner(bus, backend, results, gpu, lambda: self.last_rss_mb)
+        self._queue: SimpleQueue[Item | None] = SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        self._closed = False
+
+    # -- starting and finishing runs ------------------------------------------------------
+    def start(self, run: RunState) -> None:
+        """Queue every node of ``run`` and admit what fits (call after RunStarted was emitted)."""
+        with self.lock:
+            now = time.time()
+            run.status, run.started_at = RunStatus.RUNNING, now
+            self.active[run.id] = run
+            emit = self.bus.emit
+            for ns in run.nodes.values():
+                ns.queued_at = now
+                if not ns.preds:
+                    self._make_ready_locked(run, ns, now)
+                else:
+                    ns.status = NodeStatus.WAITING_INPUTS
+                    emit(NodeWaitingInputs(run_id=run.id, node_id=ns.id, waiting_for=tuple(ns.preds), time=now))
+            fits: dict[int, bool] = {}  # nodes of one agent share one demand object
+            for ns in run.nodes.values():
+                key = id(ns.demand)
+                if key not in fits:
+                    fits[key] = self._fits_ever(run, ns.demand)
+                if not fits[key] and not ns.status.is_terminal and not ns.cache_hit:
+                    self._end_locked(run, ns, NodeStatus.FAILED, now, error=self._never_fits(run, ns))
+            if not run.nodes:
+                self._finish_run_locked(run, now)
+            self._hand_out(self._dispatch_locked(), keep=False)
+
+    def _fits_ever(self, run: RunState, demand: ResourceDemand) -> bool:
+        return run.ledger.could_ever_fit(demand) and any(
+            all(a <= self.ledger.total[k] + EPS for k, a in ResourceLedger.needs(demand, d).items()
+                if k in self.ledger.total)
+            for d in run.ledger.candidate_devices(demand))
+
+    @staticmethod
+    def _never_fits(run: RunState, ns: NodeState) -> dict[str, str]:
+        msg = (f"node {ns.id!r} needs {ns.demand.amounts()} on {ns.demand.device}, which never fits the run's "
+               f"capacity ({run.capacity.describe()}); lower the node's `resources` or raise the capacity")
+        return {"type": "CapacityError", "message": msg, "traceback": ""}
+
+    def _make_ready_locked(self, run: RunState, ns: NodeState, now: float) -> None:
+        ns.status, ns.ready_at = NodeStatus.QUEUED, now
+        heapq.heappush(run.ready, (ns.prio, ns.id))
+        self.bus.emit(NodeQueued(run_id=run.id, node_id=ns.id, time=now))
+
+    def _finish_run_locked(self, run: RunState, now: float) -> None:
+        statuses = {ns.status for ns in run.nodes.values()}
+        if run.cancel_requested:
+            run.status = RunStatus.CANCELLED
+        elif NodeStatus.FAILED in statuses:
+            run.status = RunStatus.FAILED
+        elif NodeStatus.CANCELLED in statuses or NodeStatus.SKIPPED in statuses:
+            run.status = RunStatus.CANCELLED
+        else:
+            run.status = RunStatus.SUCCEEDED
+        if run.status == RunStatus.FAILED and run.error is None:
+            failed = [n.id for n in run.nodes.values() if n.status == NodeStatus.FAILED]
+            run.error = f"{len(failed)} node(s) failed: {', '.join(failed[:5])}"
+        run.finished_at = now
+        run.version += 1
+        self.active.pop(run.id, None)
+        self.bus.emit(RunFinished(run_id=run.id, status=run.status.value, error=run.error, time=now))
+        run.finished.set()
+
+    # -- admission ------------------------------------------------------------------------
+    def _dispatch_locked(self) -> list[Item]:
+        admitted: list[Item] = []
+        for run in list(self.active.values()):
+            if not run.ready or run.cancel_requested:
+                continue
+            cap = run.options.max_workers
+            kept: list[tuple[int, str]] = []
+            while run.ready:
+                if cap is not None and len(run.running) >= cap:
+                    break
+                free_cpu = min(self.ledger.total["cpu"] - self.ledger.used["cpu"],
+                               run.ledger.total["cpu"] - run.ledger.used["cpu"])
+                if free_cpu + EPS < run.min_cpu:
+                    break  # nothing of this run can fit until something ends
+                entry = heapq.heappop(run.ready)
+                ns = run.nodes[entry[1]]
+                if ns.status.is_terminal:
+                    continue
+                if ns.cache_hit:
+                    ns.device = "cache"
+                else:
+                    device = self._place(run, ns.demand)
+                    if device is None:
+                        kept.append(entry)
+                        self._note_wait_locked(run, ns)
+                        continue
+                    need = self._need(ns.demand, device)
+                    _take(self.ledger, need)
+                    _take(run.ledger, need)
+                    ns.device = device
+                now = time.time()
+                if ns.wait_key is not None:
+                    ns.wait_resource[ns.wait_key] = ns.wait_resource.get(ns.wait_key, 0.0) + now - ns.wait_since
+                    ns.wait_key = None
+                ns.admitted, ns.admitted_at = True, now
+                if ns.cancel_event is None:
+                    ns.cancel_event = CancelFlag()
+                run.running.add(ns.id)
+                admitted.append((run, ns))
+            for entry in kept:
+                heapq.heappush(run.ready, entry)
+        return admitted
+
+    def _place(self, run: RunState, demand: ResourceDemand) -> str | None:
+        for device in self._devices(run, demand):
+            need = self._need(demand, device)
+            if _fits(run.ledger, need, strict=True) and _fits(self.ledger, need, strict=False):
+                return device
+        return None
+
+    def _need(self, demand: ResourceDemand, device: str) -> dict[str, float]:
+        """``ResourceLedger.needs`` memoised per demand object (nodes of one agent share one)."""
+        hit = self._needs.get((id(demand), device))
+        if hit is not None and hit[0] is demand:
+            return hit[1]
+        if len(self._needs) > 50_000:
+            self._needs.clear()
+        need = ResourceLedger.needs(demand, device)
+        self._needs[(id(demand), device)] = (demand, need)
+        return need
+
+    def _devices(self, run: RunState, demand: ResourceDemand) -> list[str]:
+        hit = run.devices.get(id(demand))
+        if hit is not None and hit[0] is demand:
+            return hit[1]
+        devices = run.ledger.candidate_devices(demand)
+        run.devices[id(demand)] = (demand, devices)
+        return devices
+
+    def _note_wait_locked(self, run: RunState, ns: NodeState) -> None:
+        key = self._blocking(run, ns.demand)
+        if key is None or key == ns.wait_key:
+            return
+        now = time.time()
+        if ns.wait_key is not None:
+            ns.wait_resource[ns.wait_key] = ns.wait_resource.get(ns.wait_key, 0.0) + now - ns.wait_since
+        ns.wait_key, ns.wait_since, ns.status = key, now, NodeStatus.WAITING_RESOURCE
+        ns.holders = self._holders(run, key)
+        run.version += 1
+        self.bus.emit(NodeWaitingResource(run_id=run.id, node_id=ns.id, resource=key, held_by=ns.holders, time=now))
+
+    def _blocking(self, run: RunState, demand: ResourceDemand) -> str | None:
+        for device in run.ledger.candidate_devices(demand) or ["cpu"]:
+            for key, amount in ResourceLedger.needs(demand, device).items():
+                for led in (run.ledger, self.ledger):
+                    if key in led.total and led.used[key] + amount > led.total[key] + EPS:
+                        return key
+        return None
+
+    def _holders(self, run: RunState, key: str) -> tuple[str, ...]:
+        out = []
+        for other in self.active.values():
+            for nid in other.running:
+                holder = other.nodes[nid]
+                if key in ResourceLedger.needs(holder.demand, holder.device or "cpu"):
+                    out.append(nid if other is run else f"{other.id}:{nid}")
+        return tuple(out[:20])
+
+    # -- workers --------------------------------------------------------------------------
+    def _hand_out(self, items: list[Item], keep: bool) -> Item | None:
+        """Queue admitted items (keeping the first for the caller when ``keep``)."""
+        mine = items.pop(0) if keep and items else None
+        if mine is not None and not mine[1].cache_hit:
+            self._start_locked(*mine)  # this thread runs it next: start it under the same lock hold
+        for item in items:
+            self._queue.put(item)
+        want = len(items) - self._idle
+        while want > 0 and len(self._threads) < self.max_threads and not self._closed:
+            t = threading.Thread(target=self._worker, name=f"sg-worker-{len(self._threads)}", daemon=True)
+            self._threads.append(t)
+            self._idle += 1
+            t.start()
+            want -= 1
+        return mine
+
+    def _worker(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            with self.lock:
+                self._idle -= 1
+            while item is not None:
+                item = self._run_item(*item)
+            with self.lock:
+                self._idle += 1
+
+    def close(self) -> None:
+        with self.lock:
+            self._closed = True
+            threads = list(self._threads)
+        for _ in threads:
+            self._queue.put(None)
+        for t in threads:
+            t.join(timeout=2)
+
+    # -- one node -------------------------------------------------------------------------
+    def _start_locked(self, run: RunState, ns: NodeState) -> bool:
+        """Mark ``ns`` running on this thread and emit NodeStarted; False if it was cancelled."""
+        if (ns.cancel_event is not None and ns.cancel_event.is_set()) or ns.status.is_terminal:
+            return False
+        now = time.time()
+        ns.status, ns.start, ns.attempts = NodeStatus.RUNNING, now, 1
+        ns.worker = threading.current_thread().name
+        ns.native_id = threading.get_native_id()
+        ns.threads = max(1, round(ns.demand.cpu))
+        ns.peak_rss_mb = self.last_rss_mb
+        run.version += 1
+        self.bus.emit(NodeStarted(run_id=run.id, node_id=ns.id, device=ns.device, attempt=1,
+                                  threads=ns.threads, demand=ns.demand_dict, worker=ns.worker, time=now))
+        return True
+
+    def _run_item(self, run: RunState, ns: NodeState) -> Item | None:
+        if ns.cache_hit:
+            return self._run_cached(run, ns)
+        if ns.status != NodeStatus.RUNNING:  # not started yet by the thread that admitted it
+            with self.lock:
+                if not self._start_locked(run, ns):
+                    return self._end_and_next(run, ns, NodeStatus.CANCELLED, reason=ns.reason or "cancelled")
+        if ns.device.startswith("cuda"):
+            self.gpu.task_start(ns.device)
+        cpu0 = time.thread_time()
+        status, outputs, error, ctx, stats = self.runner.attempts(run, ns)
+        cpu_s = time.thread_time() - cpu0
+        summary = summarize_outputs(outputs) if status == NodeStatus.DONE else {}
+        if status == NodeStatus.DONE and ns.cache_key and run.options.use_cache:
+            self.runner.store(run, ns, outputs)
+        metrics = self.runner.metrics(ns, ctx, stats, cpu_s)
+        with self.lock:
+            ns.outputs = outputs
+            return self._end_and_next(run, ns, status, error=error, metrics=metrics, summary=summary)
+
+    def _run_cached(self, run: RunState, ns: NodeState) -> Item | None:
+        try:
+            outputs = self.results.load(ns.cache_key or "")
+        except Exception as exc:  # unreadable cache entry: compute the node instead
+            with self.lock:
+                ns.cache_hit, ns.admitted, ns.device = False, False, ""
+                run.running.discard(ns.id)
+                self.runner.log(run, ns, f"cached result unreadable ({exc}); recomputing")
+                heapq.heappush(run.ready, (ns.prio, ns.id))
+                return self._hand_out(self._dispatch_locked(), keep=True)
+        with self.lock:
+            ns.outputs, ns.start = outputs, ns.admitted_at
+            metrics = NodeMetrics(wait_inputs_s=(ns.ready_at or 0) - (ns.queued_at or 0), device="cache").to_dict()
+            return self._end_and_next(run, ns, NodeStatus.CACHED, metrics=metrics,
+                                      summary=summarize_outputs(outputs))
+
+    # -- endings (under the lock) ----------------------------------------------------------
+    def _end_and_next(self, run: RunState, ns: NodeState, status: NodeStatus, **kw: Any) -> Item | None:
+        self._end_locked(run, ns, status, time.time(), **kw)
+        return self._hand_out(self._dispatch_locked(), keep=True)
+
+    def _end_locked(self, run: RunState, ns: NodeState, status: NodeStatus, now: float, *,
+                    error: dict | None = None, metrics: dict | None = None, summary: dict | None = None,
+                    reason: str = "", propagate: bool = True) -> None:
+        if ns.admitted:
+            ns.admitted = False
+            run.running.discard(ns.id)
+            if ns.device and ns.device != "cache":
+                need = self._need(ns.demand, ns.device)
+                _give(self.ledger, need)
+                _give(run.ledger, need)
+        if ns.status.is_terminal:
+            return
+        ns.status, ns.end, run.done, run.version = status, now, run.done + 1, run.version + 1
+        ns.metrics = metrics or {}
+        ns.output_summary = summary or {}
+        emit, rid = self.bus.emit, run.id
+        if status in _DONE:
+            emit(NodeFinished(run_id=rid, node_id=ns.id, metrics=ns.metrics, cached=status == NodeStatus.CACHED,
+                              output_summary=ns.output_summary, time=now))
+            self._release_succs_locked(run, ns, now)
+        elif status == NodeStatus.FAILED:
+            ns.error = error or {"type": "Error", "message": "failed", "traceback": ""}
+            emit(NodeFailed(run_id=rid, node_id=ns.id, error_type=ns.error["type"], message=ns.error["message"],
+                            traceback=ns.error["traceback"], metrics=ns.metrics, time=now))
+            self._skip_descendants_locked(run, ns, now, "failed")
+            if run.options.fail_fast and not run.cancel_requested and run.fail_fast_by is None:
+                run.fail_fast_by = ns.id
+                self._cancel_pending_locked(run, f"fail_fast: node {ns.id!r} failed")
+        elif status == NodeStatus.CANCELLED:
+            ns.reason = reason or ns.reason or "cancelled"
+            emit(NodeCancelled(run_id=rid, node_id=ns.id, reason=ns.reason, metrics=ns.metrics, time=now))
+            if propagate:
+                self._skip_descendants_locked(run, ns, now, "was cancelled")
+        elif status == NodeStatus.SKIPPED:
+            emit(NodeSkipped(run_id=rid, node_id=ns.id, reason=ns.reason, time=now))
+        if run.done >= run.total and run.id in self.active:
+            self._finish_run_locked(run, now)
+
+    def _release_succs_locked(self, run: RunState, ns: NodeState, now: float) -> None:
+        for sid in ns.succs:
+            succ = run.nodes[sid]
+            if succ.status != NodeStatus.WAITING_INPUTS:
+                continue
+            succ.unmet -= 1
+            if succ.unmet <= 0 or succ.start_rule == "any":
+                self._make_ready_locked(run, succ, now)
+
+    def _skip_descendants_locked(self, run: RunState, root: NodeState, now: float, how: str) -> None:
+        stack = list(root.succs)
+        while stack:
+            succ = run.nodes[stack.pop()]
+            if succ.status.is_terminal or succ.admitted:
+                continue
+            if succ.start_rule == "any" and any(
+                    run.nodes[p].status in _DONE or not run.nodes[p].status.is_terminal for p in succ.preds):
+                continue
+            succ.reason = f"upstream node {root.id!r} {how}"
+            self._end_locked(run, succ, NodeStatus.SKIPPED, now)
+            stack.extend(succ.succs)
+
+    def _cancel_pending_locked(self, run: RunState, reason: str) -> None:
+        now = time.time()
+        for ns in list(run.nodes.values()):
+            if ns.status.is_terminal:
+                continue
+            ns.reason = reason
+            if ns.admitted:
+                ns.cancel_event.set()
+            else:
+                self._end_locked(run, ns, NodeStatus.CANCELLED, now, reason=reason, propagate=False)
+
+    # -- cancel ---------------------------------------------------------------------------
+    def cancel_run(self, run: RunState, reason: str = "run cancelled") -> None:
+        with self.lock:
+            if run.status.is_terminal:
+                return
+            run.cancel_requested = True
+            self._cancel_pending_locked(run, reason)
+            self._hand_out(self._dispatch_locked(), keep=False)
+
+    def cancel_node(self, run: RunState, node_id: str) -> None:
+        with self.lock:
+            ns = run.nodes[node_id]
+            if ns.status.is_terminal:
+                return
+            ns.reason = "cancelled by request"
+            if ns.admitted:
+                ns.cancel_event.set()
+            else:
+                self._end_locked(run, ns, NodeStatus.CANCELLED, time.time(), reason=ns.reason)
+                self._hand_out(self._dispatch_locked(), keep=False)

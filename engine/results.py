@@ -1,0 +1,216 @@
+"""Node results on disk: cache keys, safe serialisation (JSON + safetensors, never pickle), summaries.
+
+A result lives in ``data_dir()/results/<key>/``: ``value.json`` holds the output tree with every
+tensor or array replaced by ``{"__tensor__": name, "lib": "torch"|"numpy"}``; the tensors sit in
+``torch.safetensors`` / ``numpy.safetensors``. Anything else (objects, sets, bytes) is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+from engine.settings import data_dir
+
+SUMMARY_LIMIT = 4096  # bytes of JSON per node's output summary
+MAX_ITEMS = 1_000_000  # values in one result tree (nested inputs passed on can grow fast)
+
+
+class UnserializableError(TypeError):
+    """A value holds something that cannot be stored without pickle."""
+
+
+def cache_key(agent: str, version: str, params: dict[str, Any], inputs: list[tuple[str, str, str]]) -> str:
+    """Hash of the agent, its version, canonical params and ``(port, upstream key, upstream port)``."""
+    doc = json.dumps(
+        {"agent": agent, "version": version, "params": params, "inputs": sorted(inputs)},
+        sort_keys=True, separators=(",", ":"), default=str,
+    )
+    return hashlib.sha256(doc.encode()).hexdigest()[:32]
+
+
+def encode_value(value: Any) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """(JSON tree, torch tensors by name, numpy arrays by name); raises UnserializableError."""
+    torch_t: dict[str, Any] = {}
+    numpy_t: dict[str, Any] = {}
+    budget = [MAX_ITEMS]
+
+    def walk(v: Any, path: str) -> Any:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise UnserializableError(f"{path}: more than {MAX_ITEMS:,} values; too large to store as JSON")
+        if v is None or isinstance(v, bool | int | str):
+            return v
+        if isinstance(v, float):
+            return v if math.isfinite(v) else {"__float__": repr(v)}
+        if isinstance(v, dict):
+            if not all(isinstance(k, str) for k in v):
+                raise UnserializableError(f"{path}: dict keys must be strings")
+            return {k: walk(x, f"{path}.{k}") for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [walk(x, f"{path}[{i}]") for i, x in enumerate(v)]
+        kind = _array_kind(v)
+        if kind == "torch":
+            name = f"t{len(torch_t)}"
+            torch_t[name] = v.detach().cpu().contiguous()
+            return {"__tensor__": name, "lib": "torch"}
+        if kind == "numpy":
+            if v.dtype.kind not in "biufc":
+                raise UnserializableError(f"{path}: numpy array of dtype {v.dtype} cannot be stored")
+            name = f"n{len(numpy_t)}"
+            numpy_t[name] = v if v.flags.c_contiguous else v.copy()
+            return {"__tensor__": name, "lib": "numpy"}
+        if kind == "numpy_scalar":
+            return walk(v.item(), path)
+        raise UnserializableError(f"{path}: a {type(v).__name__} cannot be stored safely")
+
+    return walk(value, "outputs"), torch_t, numpy_t
+
+
+def decode_value(tree: Any, torch_t: dict[str, Any], numpy_t: dict[str, Any]) -> Any:
+    if isinstance(tree, list):
+        return [decode_value(x, torch_t, numpy_t) for x in tree]
+    if isinstance(tree, dict):
+        if "__tensor__" in tree:
+            return (torch_t if tree.get("lib") == "torch" else numpy_t)[tree["__tensor__"]]
+        if "__float__" in tree and len(tree) == 1:
+            return float(tree["__float__"])
+        return {k: decode_value(x, torch_t, numpy_t) for k, x in tree.items()}
+    return tree
+
+
+def save_value(directory: Path, value: Any) -> None:
+    """Write ``value`` into ``directory`` (created). Raises UnserializableError."""
+    tree, torch_t, numpy_t = encode_value(value)
+    directory.mkdir(parents=True, exist_ok=True)
+    if torch_t:
+        from safetensors.torch import save_file as save_torch
+
+        save_torch(torch_t, str(directory / "torch.safetensors"))
+    if numpy_t:
+        from safetensors.numpy import save_file as save_numpy
+
+        save_numpy(numpy_t, str(directory / "numpy.safetensors"))
+    (directory / "value.json").write_text(json.dumps(tree), encoding="utf-8")
+
+
+def load_value(directory: Path) -> Any:
+    tree = json.loads((directory / "value.json").read_text(encoding="utf-8"))
+    torch_t: dict[str, Any] = {}
+    numpy_t: dict[str, Any] = {}
+    if (directory / "torch.safetensors").exists():
+        from safetensors.torch import load_file as load_torch
+
+        torch_t = load_torch(str(directory / "torch.safetensors"))
+    if (directory / "numpy.safetensors").exists():
+        from safetensors.numpy import load_file as load_numpy
+
+        numpy_t = load_numpy(str(directory / "numpy.safetensors"))
+    return decode_value(tree, torch_t, numpy_t)
+
+
+class ResultStore:
+    """Cached node outputs by cache key, under ``root`` (default ``data_dir()/results``)."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self._root = root
+
+    @property
+    def root(self) -> Path:
+        return self._root if self._root is not None else data_dir() / "results"
+
+    def has(self, key: str) -> bool:
+        return (self.root / key / "value.json").is_file()
+
+    def load(self, key: str) -> dict[str, Any]:
+        return load_value(self.root / key)
+
+    def save(self, key: str, outputs: dict[str, Any]) -> None:
+        """Store atomically (write a temp folder, then rename). Raises UnserializableError."""
+        final = self.root / key
+        if final.exists():
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.root))
+        try:
+            save_value(tmp, outputs)
+            os.replace(tmp, final) if not final.exists() else shutil.rmtree(tmp)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)  # another run stored the same key first
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def scratch_dir(self) -> Path:
+        """A fresh folder for passing values to and from an isolated process."""
+        path = self.root.parent / "scratch" / uuid.uuid4().hex
+        path.mkdir(parents=True)
+        return path
+
+
+def _array_kind(v: Any) -> str | None:
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(v, torch.Tensor):
+        return "torch"
+    np = sys.modules.get("numpy")
+    if np is not None:
+        if isinstance(v, np.ndarray):
+            return "numpy"
+        if isinstance(v, np.generic):
+            return "numpy_scalar"
+    return None
+
+
+def summarize_outputs(outputs: dict[str, Any] | None) -> dict[str, Any]:
+    """Per output port a small JSON description (type, shape, first values); < 4 KB in all."""
+    if not outputs:
+        return {}
+    out = {str(port): _describe(value) for port, value in outputs.items()}
+    if all(v is None or isinstance(v, bool | int | float) for v in outputs.values()):
+        return out  # scalars only: small by construction
+    if len(json.dumps(out, default=str)) > SUMMARY_LIMIT:
+        out = {port: {"type": d.get("type")} for port, d in out.items()}
+    return out
+
+
+def _describe(v: Any) -> dict[str, Any]:
+    kind = _array_kind(v)
+    if kind in ("torch", "numpy"):
+        flat = v.reshape(-1)[:5]
+        first = flat.tolist() if kind == "numpy" else flat.detach().cpu().tolist()
+        return {"type": "tensor" if kind == "torch" else "ndarray", "shape": list(v.shape),
+                "dtype": str(v.dtype), "first": [_short(x) for x in first]}
+    if isinstance(v, str):
+        return {"type": "str", "length": len(v), "first": v[:200]}
+    if isinstance(v, dict):
+        keys = list(v)[:10]
+        return {"type": "dict", "keys": [str(k)[:60] for k in keys], "size": len(v),
+                "first": {str(k)[:60]: _short(v[k]) for k in keys[:5]}}
+    if isinstance(v, list | tuple):
+        return {"type": "list", "length": len(v), "first": [_short(x) for x in v[:5]]}
+    if v is None or isinstance(v, bool | int | float):
+        return {"type": type(v).__name__, "value": v if not isinstance(v, float) or math.isfinite(v) else str(v)}
+    return {"type": type(v).__name__}
+
+
+def _short(x: Any) -> Any:
+    """A scalar as is; anything else as a short tag (never ``repr``: nested values can be huge)."""
+    if isinstance(x, float):
+        return round(x, 6) if math.isfinite(x) else str(x)
+    if isinstance(x, bool | int) or x is None:
+        return x
+    if isinstance(x, str):
+        return x[:80]
+    if isinstance(x, list | tuple | dict):
+        return f"<{type(x).__name__} of {len(x)}>"
+    if _array_kind(x) is not None:
+        return f"<{type(x).__name__} {list(getattr(x, 'shape', []))}>"
+    return f"<{type(x).__name__}>"

@@ -1,0 +1,329 @@
+"""The run manager: submit, watch, cancel and wait for runs; one per process (one per server).
+
+It owns the machine's one resource ledger (shared by every concurrent run), the event bus, the
+executor's worker threads, the warm-model pool and the metric sampler. Engine threads never call
+the UI: observers subscribe to ``manager.bus``; pages read ``snapshot()`` copies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from engine.backends import get_backend
+from engine.errors import WorkflowInvalidError
+from engine.events import EventBus, MetricSampled, NodeStatus, RunStarted, RunStatus
+from engine.executor import Executor
+from engine.metrics import GpuProbe, Sample, Sampler, default_gpu_probe
+from engine.registry import Registry, default_registry
+from engine.resources import Capacity, ResourceLedger
+from engine.results import ResultStore, cache_key
+from engine.runstate import NodeState, RunSnapshot, RunState, make_snapshot
+from engine.workflow import Workflow
+
+log = logging.getLogger(__name__)
+KEEP_FINISHED = 200  # finished runs kept in memory for snapshots
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a workflow. ``capacity`` is a per-run limit (unset dimensions: the machine's)."""
+
+    policy: str = "critical_path"
+    capacity: Capacity | None = None
+    backend: str = "local"
+    time_scale: float = 1.0
+    fail_fast: bool = False
+    use_cache: bool = True
+    resume_from: str | None = None
+    max_workers: int | None = None
+    user: str | None = None
+    sample_hz: float = 4.0
+    predict: bool = True  # compute the predicted plan (the Gantt) at submit
+    plan_budget_s: float = 1.0  # time budget of the `auto` policy's search
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["capacity"] = self.capacity.model_dump(mode="json") if self.capacity else None
+        return data
+
+
+class RunHandle:
+    """A submitted run, by id; every method goes through the manager (thread-safe)."""
+
+    def __init__(self, manager: RunManager, run_id: str) -> None:
+        self.manager = manager
+        self.run_id = run_id
+
+    @property
+    def status(self) -> RunStatus:
+        return self.manager.status(self.run_id)
+
+    def snapshot(self) -> RunSnapshot:
+        return self.manager.snapshot(self.run_id)
+
+    def wait(self, timeout: float | None = None) -> RunStatus:
+        return self.manager.wait(self.run_id, timeout)
+
+    def cancel(self) -> None:
+        self.manager.cancel(self.run_id)
+
+    def outputs(self, node_id: str) -> dict[str, Any] | None:
+        return self.manager.outputs(self.run_id, node_id)
+
+    def __repr__(self) -> str:
+        return f"RunHandle({self.run_id!r})"
+
+
+class RunManager:
+    """Runs workflows on this machine. Create one per process; call ``shutdown()`` at the end."""
+
+    def __init__(self, registry: Registry | None = None, machine: Capacity | None = None,
+                 results: ResultStore | None = None, *, memory_budget_mb: float | None = None,
+                 gpu: GpuProbe | None = None, max_threads: int = 64, sample_hz: float = 4.0) -> None:
+        from engine.devices import machine_capacity
+
+        self.registry = registry or default_registry()
+        if machine is None:
+            machine = machine_capacity()
+        elif machine.cpu is None or machine.memory_mb is None or machine.gpus is None:
+            machine = machine.resolved(machine_capacity())
+        self.machine: Capacity = machine
+        self.bus = EventBus()
+        self.results = results or ResultStore()
+        budget = memory_budget_mb if memory_budget_mb is not None else (self.machine.memory_mb or 2048) / 2
+        self.backend = get_backend("local", memory_budget_mb=budget)
+        self.gpu = gpu or default_gpu_probe(self.machine.has_gpu and not all(g.simulated for g in self.machine.gpus or ()))
+        self.executor = Executor(ResourceLedger(self.machine), self.bus, self.backend, self.results, self.gpu,
+                                 max_threads=max_threads)
+        self._runs: dict[str, RunState] = {}
+        self._closed = False
+        self.sampler = Sampler(self._on_sample, lambda: bool(self.executor.active), self.gpu, hz=sample_hz)
+        _register_shutdown(self)
+
+    # -- submitting ------------------------------------------------------------------------
+    def submit(self, workflow: Workflow, options: RunOptions | None = None, run_id: str | None = None) -> RunHandle:
+        """Validate, plan and start a run; returns at once (the run goes on in the background).
+
+        Raises:
+            WorkflowInvalidError: validation found errors (``.issues`` lists them).
+            UnknownPolicyError: ``options.policy`` is not a known policy.
+        """
+        from engine.policies import check_policy
+        from engine.validation import validate
+
+        options = options or RunOptions()
+        if self._closed:
+            raise RuntimeError("the run manager was shut down; create a new one")
+        check_policy(options.policy)
+        if options.backend != "local":
+            raise ValueError(f"RunManager runs the local backend only, not {options.backend!r}; "
+                             "use engine.backends.ray for Ray runs")
+        if options.resume_from and not options.use_cache:
+            options = dataclasses.replace(options, use_cache=True)
+        cap = (options.capacity or workflow.capacity or Capacity()).resolved(self.machine)
+        issues = validate(workflow, self.registry, capacity=cap)
+        if any(i.is_error for i in issues):
+            raise WorkflowInvalidError(issues)
+        run = self._build_run(workflow, options, cap, run_id or uuid.uuid4().hex[:12])
+        self._runs[run.id] = run
+        self._forget_old_runs()
+        self.bus.emit(RunStarted(
+            run_id=run.id, workflow_name=workflow.name, policy=options.policy, backend=options.backend,
+            capacity=cap.model_dump(mode="json"), node_ids=tuple(run.nodes), workflow=workflow.to_dict(),
+            options=options.to_dict(), plan=run.plan, resumed_from=options.resume_from, user=options.user))
+        self.executor.start(run)
+        self.sampler.wake()
+        return RunHandle(self, run.id)
+
+    def _build_run(self, workflow: Workflow, options: RunOptions, cap: Capacity, run_id: str) -> RunState:
+        nodes: dict[str, NodeState] = {}
+        dumps: dict[int, dict[str, Any]] = {}
+        parsed: dict[tuple[str, str], tuple[Any, str]] = {}  # nodes with equal params share one model
+        for node in workflow.nodes:
+            spec = self.registry.get(node.agent)
+            raw_key = (node.agent, json.dumps(node.params, sort_keys=True, default=str) if node.params else "")
+            if raw_key not in parsed:
+                params = spec.parse_params(node.params)
+                parsed[raw_key] = (params, json.dumps(params.model_dump(mode="json"), sort_keys=True,
+                                                      separators=(",", ":"), default=str))
+            params, params_json = parsed[raw_key]
+            demand = spec.resources.merged(node.resources)
+            demand_dict = dumps.get(id(demand))
+            if demand_dict is None:
+                demand_dict = dumps[id(demand)] = demand.model_dump()
+            nodes[node.id] = NodeState(
+                id=node.id, spec=spec, params=params, params_json=params_json,
+                demand=demand, demand_dict=demand_dict, lifecycle=spec.lifecycle.merged(node.lifecycle),
+                preds=[], succs=[], in_edges=[])
+        for edge in workflow.edges:
+            src, dst = nodes[edge.source], nodes[edge.target]
+            dst.in_edges.append(edge)
+            if edge.source not in dst.preds:
+                dst.preds.append(edge.source)
+                src.succs.append(edge.target)
+        for ns in nodes.values():
+            ns.unmet = len(ns.preds)
+        run = RunState(id=run_id, workflow=workflow, options=options, nodes=nodes, capacity=cap,
+                       ledger=ResourceLedger(cap))
+        run.plan, order = self._plan(workflow, options, cap)
+        rank = {nid: i for i, nid in enumerate(order)}
+        for ns in nodes.values():
+            ns.prio = rank.get(ns.id, len(rank))
+        if options.use_cache:
+            self._assign_cache_keys(run, order)
+        run.min_cpu = 0.0 if any(n.cache_hit for n in nodes.values()) else min(
+            (n.demand.cpu for n in nodes.values()), default=0.0)
+        return run
+
+    def _plan(self, workflow: Workflow, options: RunOptions, cap: Capacity) -> tuple[dict[str, Any], list[str]]:
+        from engine.policies import priority_order
+        from engine.problem import problem_from_workflow
+
+        problem = problem_from_workflow(workflow.model_copy(update={"capacity": cap}), self.registry, cap)
+        fallback = "critical_path" if options.policy == "auto" else options.policy
+        if not options.predict and options.policy != "auto":
+            return {}, priority_order(problem, options.policy)
+        try:
+            from engine.planner import plan as make_plan
+
+            plan = make_plan(problem, policy=options.policy, budget_s=options.plan_budget_s)
+        except ImportError:
+            return {}, priority_order(problem, fallback)
+        except Exception:  # a planner bug must not stop a run: admit by the plain rule
+            log.exception("planning failed; running with the %s order", fallback)
+            return {}, priority_order(problem, fallback)
+        order = list(plan.order()) if options.policy == "auto" else priority_order(problem, options.policy)
+        return plan.to_dict(), order
+
+    def _assign_cache_keys(self, run: RunState, order: Iterable[str]) -> None:
+        from engine.graphs import topological_order
+
+        topo = topological_order(list(run.nodes), [(e.source, e.target) for e in run.workflow.edges]) or []
+        for nid in topo:
+            ns = run.nodes[nid]
+            if ns.spec.simulated or not getattr(ns.spec, "cacheable", True) or ns.start_rule == "any":
+                continue  # no real work, side effects (sinks), or inputs that vary by arrival
+            ins = []
+            for edge in ns.in_edges:
+                up = run.nodes[edge.source].cache_key
+                if up is None:
+                    break
+                ins.append((edge.target_port or "", up, edge.source_port or ""))
+            else:
+                ns.cache_key = cache_key(ns.spec.name, ns.spec.version, json.loads(ns.params_json), ins)
+                ns.cache_hit = bool(run.options.use_cache and self.results.has(ns.cache_key))
+
+    # -- watching ---------------------------------------------------------------------------
+    def _run(self, run_id: str) -> RunState:
+        try:
+            return self._runs[run_id]
+        except KeyError:
+            raise KeyError(f"no run {run_id!r} in this manager (finished runs are in the store)") from None
+
+    def get(self, run_id: str) -> RunHandle | None:
+        return RunHandle(self, run_id) if run_id in self._runs else None
+
+    def snapshot(self, run_id: str) -> RunSnapshot:
+        run = self._run(run_id)
+        with self.executor.lock:
+            return make_snapshot(run)
+
+    def status(self, run_id: str) -> RunStatus:
+        return self._run(run_id).status
+
+    def outputs(self, run_id: str, node_id: str) -> dict[str, Any] | None:
+        run = self._run(run_id)
+        with self.executor.lock:
+            ns = run.nodes[node_id]
+            return dict(ns.outputs) if isinstance(ns.outputs, dict) else ns.outputs
+
+    def wait(self, run_id: str, timeout: float | None = None) -> RunStatus:
+        run = self._run(run_id)
+        run.finished.wait(timeout)
+        return run.status
+
+    def active_runs(self) -> list[str]:
+        with self.executor.lock:
+            return list(self.executor.active)
+
+    def runs(self) -> list[str]:
+        return list(self._runs)
+
+    # -- cancelling ---------------------------------------------------------------------------
+    def cancel(self, run_id: str) -> None:
+        self.executor.cancel_run(self._run(run_id))
+
+    def cancel_node(self, run_id: str, node_id: str) -> None:
+        run = self._run(run_id)
+        if node_id not in run.nodes:
+            raise KeyError(f"run {run_id!r} has no node {node_id!r}")
+        self.executor.cancel_node(run, node_id)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Cancel every active run, wait up to ``timeout`` s for them, stop the threads."""
+        if self._closed:
+            return
+        self._closed = True
+        with self.executor.lock:
+            active = list(self.executor.active.values())
+        for run in active:
+            self.executor.cancel_run(run, "the server is shutting down")
+        deadline = time.monotonic() + timeout
+        for run in active:
+            run.finished.wait(max(0.0, deadline - time.monotonic()))
+        self.sampler.stop()
+        self.executor.close()
+        self.backend.close()
+
+    # -- metrics --------------------------------------------------------------------------------
+    def _on_sample(self, s: Sample) -> None:
+        ex = self.executor
+        with ex.lock:
+            ex.last_rss_mb = s.rss_mb
+            for run in ex.active.values():
+                per_node: dict[str, dict[str, float]] = {}
+                for nid in run.running:
+                    ns = run.nodes[nid]
+                    if ns.status != NodeStatus.RUNNING:
+                        continue
+                    pct = s.thread_cpu_percent.get(ns.native_id or -1)
+                    ns.cpu_percent = pct
+                    ns.peak_rss_mb = max(ns.peak_rss_mb or 0.0, s.rss_mb)
+                    per_node[nid] = {"cpu_percent": round(pct or 0.0, 2), "rss_mb": round(s.rss_mb, 1)}
+                event = MetricSampled(run_id=run.id, cpu_percent=round(s.cpu_percent, 2), rss_mb=round(s.rss_mb, 1),
+                                      per_node=per_node, gpu_memory_mb=s.gpu_memory_mb, time=s.time)
+                run.samples.append({"time": s.time, "cpu_percent": event.cpu_percent, "rss_mb": event.rss_mb,
+                                    "per_node": per_node, "gpu_memory_mb": s.gpu_memory_mb})
+                run.version += 1
+                self.bus.emit(event)
+
+    def _forget_old_runs(self) -> None:
+        done = [rid for rid, r in self._runs.items() if r.status.is_terminal]
+        for rid in done[: max(0, len(done) - KEEP_FINISHED)]:
+            self._runs.pop(rid, None)
+
+
+def _register_shutdown(manager: RunManager) -> None:
+    """Cancel runs when the interpreter starts shutting down, before thread joins (see notes 1.5)."""
+    ref = weakref.ref(manager)
+
+    def hook() -> None:
+        m = ref()
+        if m is not None:
+            m.shutdown(timeout=1.0)
+
+    try:
+        threading._register_atexit(hook)  # type: ignore[attr-defined]  # private CPython API
+    except (AttributeError, RuntimeError):  # other interpreters, or already shutting down
+        import atexit
+
+        atexit.register(hook)

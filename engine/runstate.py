@@ -1,0 +1,196 @@
+"""The in-memory state of a run and of its nodes, and the snapshot copied from it for the UI.
+
+Owned by the executor and mutated only under its lock; ``RunSnapshot`` is a detached copy.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from engine.events import NodeStatus, RunStatus
+from engine.resources import Capacity, ResourceDemand, ResourceLedger
+from engine.spec import AgentSpec, Lifecycle
+from engine.workflow import EdgeSpec, Workflow
+
+MAX_LOGS = 50
+MAX_SAMPLES = 2000
+
+
+class CancelFlag:
+    """A cancel signal with ``threading.Event``'s interface whose Event is made only when someone
+    waits (most nodes never wait: creating an Event per node was a measurable per-node cost)."""
+
+    __slots__ = ("_event", "_flag")
+    _make_lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._event: threading.Event | None = None
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def set(self) -> None:
+        self._flag = True  # written before _event is read: a concurrent waiter sees one or the other
+        if self._event is not None:
+            self._event.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._flag:
+            return True
+        if self._event is None:
+            with CancelFlag._make_lock:
+                if self._event is None:
+                    self._event = threading.Event()
+        if self._flag:
+            self._event.set()
+        return self._event.wait(timeout)
+
+
+@dataclass(eq=False)
+class NodeState:
+    id: str
+    spec: AgentSpec
+    params: BaseModel
+    params_json: str
+    demand: ResourceDemand
+    demand_dict: dict[str, Any]  # demand.model_dump(), shared by nodes with the same demand; read-only
+    lifecycle: Lifecycle
+    preds: list[str]
+    succs: list[str]
+    in_edges: list[EdgeSpec]
+    prio: int = 0
+    cache_key: str | None = None
+    cache_hit: bool = False
+    status: NodeStatus = NodeStatus.PENDING
+    unmet: int = 0
+    admitted: bool = False
+    device: str = ""
+    attempts: int = 0
+    threads: int = 1
+    worker: str = ""
+    native_id: int | None = None
+    queued_at: float | None = None
+    ready_at: float | None = None
+    admitted_at: float | None = None
+    start: float | None = None
+    end: float | None = None
+    wait_key: str | None = None
+    wait_since: float = 0.0
+    wait_resource: dict[str, float] = field(default_factory=dict)
+    holders: tuple[str, ...] = ()
+    error: dict[str, str] | None = None
+    logs: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_LOGS))
+    metrics: dict[str, Any] = field(default_factory=dict)
+    output_summary: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] | None = None
+    cancel_event: CancelFlag | None = None  # made at admission
+    peak_rss_mb: float | None = None
+    cpu_percent: float | None = None
+    progress: tuple[int, int | None] = (0, None)
+    reason: str = ""
+
+    @property
+    def isolate(self) -> bool:
+        return self.lifecycle.execution.isolate
+
+    @property
+    def start_rule(self) -> str:
+        return self.lifecycle.start.inputs
+
+
+@dataclass(eq=False)
+class RunState:
+    id: str
+    workflow: Workflow
+    options: Any  # engine.runs.RunOptions (kept untyped to avoid an import cycle)
+    nodes: dict[str, NodeState]
+    capacity: Capacity
+    ledger: ResourceLedger
+    plan: dict[str, Any] = field(default_factory=dict)
+    status: RunStatus = RunStatus.PENDING
+    created: float = field(default_factory=time.time)
+    started_at: float | None = None
+    finished_at: float | None = None
+    ready: list[tuple[int, str]] = field(default_factory=list)
+    running: set[str] = field(default_factory=set)
+    done: int = 0
+    version: int = 0
+    min_cpu: float = 0.0
+    cancel_requested: bool = False
+    fail_fast_by: str | None = None
+    error: str | None = None
+    samples: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_SAMPLES))
+    devices: dict[int, tuple[ResourceDemand, list[str]]] = field(default_factory=dict)  # memo
+    finished: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def total(self) -> int:
+        return len(self.nodes)
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    """A detached copy of a run's state (safe to read from any thread)."""
+
+    run_id: str
+    workflow_name: str
+    status: str
+    version: int
+    created: float
+    started_at: float | None
+    finished_at: float | None
+    progress: tuple[int, int]
+    eta_s: float | None
+    nodes: dict[str, dict[str, Any]]
+    samples: list[dict[str, Any]]
+    plan: dict[str, Any]
+    capacity: dict[str, Any]
+    options: dict[str, Any]
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def node_view(run: RunState, ns: NodeState, now: float) -> dict[str, Any]:
+    """One node as the UI sees it (plain data)."""
+    waiting_for = [p for p in ns.preds if run.nodes[p].status not in (NodeStatus.DONE, NodeStatus.CACHED)]
+    return {
+        "status": ns.status.value, "agent": ns.spec.name, "device": ns.device, "attempts": ns.attempts,
+        "threads": ns.threads, "worker": ns.worker, "demand": dict(ns.demand_dict),
+        "queued_at": ns.queued_at, "ready_at": ns.ready_at, "start": ns.start, "end": ns.end,
+        "elapsed_s": (now - ns.start) if ns.start and ns.end is None else None,
+        "waiting_for": waiting_for if ns.status == NodeStatus.WAITING_INPUTS else [],
+        "waiting_resource": ns.wait_key if ns.status == NodeStatus.WAITING_RESOURCE else None,
+        "held_by": list(ns.holders) if ns.status == NodeStatus.WAITING_RESOURCE else [],
+        "metrics": dict(ns.metrics), "error": dict(ns.error) if ns.error else None,
+        "logs": list(ns.logs), "output_summary": ns.output_summary, "progress": list(ns.progress),
+        "cpu_percent": ns.cpu_percent, "peak_rss_mb": ns.peak_rss_mb, "reason": ns.reason,
+        "cached": ns.status == NodeStatus.CACHED,
+    }
+
+
+def make_snapshot(run: RunState) -> RunSnapshot:
+    now = time.time()
+    eta = None
+    makespan = run.plan.get("makespan") if run.plan else None
+    if run.status.is_terminal:
+        eta = 0.0
+    elif makespan is not None and run.started_at is not None:
+        scale = getattr(run.options, "time_scale", 1.0)
+        eta = max(0.0, float(makespan) * scale - (now - run.started_at))
+    return RunSnapshot(
+        run_id=run.id, workflow_name=run.workflow.name, status=run.status.value, version=run.version,
+        created=run.created, started_at=run.started_at, finished_at=run.finished_at,
+        progress=(run.done, run.total), eta_s=eta,
+        nodes={nid: node_view(run, ns, now) for nid, ns in run.nodes.items()},
+        samples=list(run.samples), plan=run.plan, capacity=run.capacity.model_dump(mode="json"),
+        options=run.options.to_dict() if hasattr(run.options, "to_dict") else {}, error=run.error,
+    )

@@ -1,0 +1,185 @@
+"""``servicegrid run FILE``: execute a workflow here, with a progress bar, and record the run.
+
+Exit codes: 0 the run succeeded, 1 the workflow is invalid or a node failed (or the run was
+cancelled), 2 the file cannot be read or a bad option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from engine.errors import CapacityError, WorkflowFileError, WorkflowInvalidError
+from engine.events import Event, NodeFailed, NodeSkipped, RunStatus
+from engine.policies import POLICIES
+from engine.resources import Capacity, parse_capacity
+from engine.runs import RunManager, RunOptions
+from engine.runstate import RunSnapshot
+from engine.workflow import Workflow, load_workflow
+
+_TERMINAL = {"NodeFinished", "NodeFailed", "NodeSkipped", "NodeCancelled"}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="execute a workflow and record the run",
+                       description="Validate, plan and execute a workflow on this machine; the run "
+                                   "is recorded in the database (see `servicegrid runs`).")
+    p.add_argument("file", type=Path, nargs="?", help="the workflow file (optional with --resume)")
+    p.add_argument("--policy", default="critical_path", choices=POLICIES,
+                   help="admission order when several nodes are ready (default: critical_path)")
+    p.add_argument("--capacity", metavar="SPEC", help="per-run limit, e.g. memory_mb=4096,cpu=2")
+    p.add_argument("--time-scale", type=float, default=1.0, metavar="X",
+                   help="simulated tasks wait duration x X seconds (default 1.0)")
+    p.add_argument("--fail-fast", action="store_true", help="cancel the rest when a node fails")
+    p.add_argument("--no-cache", action="store_true", help="recompute every node")
+    p.add_argument("--resume", metavar="RUN_ID", help="resume a stored run (finished nodes are not recomputed)")
+    p.add_argument("--user", help="who runs it (recorded)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from storage import Store
+
+    if args.time_scale is not None and not 0 <= args.time_scale <= 1e6:
+        print("servicegrid run: --time-scale must be between 0 and 1e6", file=sys.stderr)
+        return 2
+    store = Store()
+    try:
+        store.mark_interrupted()
+        workflow = _workflow(args, store)
+        if isinstance(workflow, int):
+            return workflow
+        try:
+            capacity = parse_capacity(args.capacity, base=workflow.capacity or Capacity()) if args.capacity else None
+        except CapacityError as exc:
+            print(f"servicegrid run: --capacity: {exc}", file=sys.stderr)
+            return 2
+        options = RunOptions(policy=args.policy, capacity=capacity, time_scale=args.time_scale,
+                             fail_fast=args.fail_fast, use_cache=not args.no_cache, resume_from=args.resume,
+                             user=args.user)
+        return _execute(workflow, options, store, args.json)
+    finally:
+        store.close()
+
+
+def _workflow(args: argparse.Namespace, store: Any) -> Workflow | int:
+    if args.file is None:
+        if not args.resume:
+            print("servicegrid run: give a workflow FILE (or --resume RUN_ID)", file=sys.stderr)
+            return 2
+        detail = store.get_run(args.resume)
+        if detail is None:
+            print(f"servicegrid run: no stored run {args.resume!r}; see `servicegrid runs`", file=sys.stderr)
+            return 1
+        return Workflow.model_validate(detail.workflow)
+    try:
+        return load_workflow(args.file)
+    except WorkflowFileError as exc:
+        hint = f"\n  hint: {exc.hint}" if exc.hint else ""
+        print(f"servicegrid run: {args.file}: {exc}{hint}", file=sys.stderr)
+        return 1
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"servicegrid run: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _execute(workflow: Workflow, options: RunOptions, store: Any, as_json: bool) -> int:
+    manager = RunManager()
+    manager.bus.subscribe(store.observer())
+    bar = _progress_bar(len(workflow.nodes), quiet=as_json)
+    if bar is not None:
+        manager.bus.subscribe(bar)
+    try:
+        try:
+            handle = manager.submit(workflow, options)
+        except WorkflowInvalidError as exc:
+            print(f"servicegrid run: {exc}", file=sys.stderr)
+            return 1
+        try:
+            status = handle.wait()
+        except KeyboardInterrupt:
+            manager.cancel(handle.run_id)
+            status = handle.wait(10)
+        snap = handle.snapshot()
+    finally:
+        if bar is not None:
+            bar.close()
+        manager.shutdown()
+        store.flush()
+    print(json.dumps(result_json(snap), indent=2) if as_json else format_summary(snap))
+    return 0 if status == RunStatus.SUCCEEDED else 1
+
+
+class _Bar:
+    """tqdm on stderr, advanced by terminal node events; failures get a line of their own."""
+
+    def __init__(self, total: int) -> None:
+        from tqdm import tqdm
+
+        self.tqdm = tqdm(total=total, unit="node", file=sys.stderr, dynamic_ncols=True)
+
+    def on_event(self, event: Event) -> None:
+        if event.kind in _TERMINAL:
+            self.tqdm.update(1)
+        if isinstance(event, NodeFailed):
+            self.tqdm.write(f"  failed  {event.node_id}: {event.message}", file=sys.stderr)
+        elif isinstance(event, NodeSkipped):
+            self.tqdm.write(f"  skipped {event.node_id}: {event.reason}", file=sys.stderr)
+
+    def close(self) -> None:
+        self.tqdm.close()
+
+
+def _progress_bar(total: int, quiet: bool) -> _Bar | None:
+    return None if quiet else _Bar(total)
+
+
+def _makespan(snap: RunSnapshot) -> float | None:
+    if snap.started_at is None or snap.finished_at is None:
+        return None
+    return snap.finished_at - snap.started_at
+
+
+def result_json(snap: RunSnapshot) -> dict[str, Any]:
+    """The ``--json`` document: run id, status, makespan and one object per node."""
+    nodes = []
+    for nid, view in snap.nodes.items():
+        m = view["metrics"]
+        nodes.append({
+            "id": nid, "status": view["status"], "device": view["device"], "attempts": view["attempts"],
+            "wall_s": m.get("wall_s"), "wait_s": _wait(m), "peak_rss_mb": m.get("peak_rss_mb"),
+            "error": view["error"]["message"] if view["error"] else None, "reason": view["reason"] or None,
+        })
+    return {"run_id": snap.run_id, "status": snap.status, "makespan_s": _makespan(snap), "nodes": nodes}
+
+
+def _wait(m: dict[str, Any]) -> float | None:
+    if not m:
+        return None
+    return (m.get("wait_inputs_s") or 0.0) + (m.get("wait_resource_s") or 0.0) + (m.get("queue_s") or 0.0)
+
+
+def format_summary(snap: RunSnapshot) -> str:
+    """The summary table (node, status, device, wall s, wait s, peak MB) and the run id."""
+    rows = result_json(snap)["nodes"]
+    w = min(28, max([4, *(len(r["id"]) for r in rows)]))
+    lines = [f"{'node':<{w}}  {'status':<9} {'device':<7} {'wall s':>8} {'wait s':>8} {'peak MB':>8}"]
+    for r in rows:
+        lines.append(f"{r['id'][:w]:<{w}}  {r['status']:<9} {r['device'] or '-':<7} {_num(r['wall_s'])} "
+                     f"{_num(r['wait_s'])} {_num(r['peak_rss_mb'], 1)}")
+        if r["error"]:
+            lines.append(f"{'':<{w}}    {r['error'][:200]}")
+        elif r["status"] in ("skipped", "cancelled") and r["reason"]:
+            lines.append(f"{'':<{w}}    {r['reason'][:200]}")
+    span = _makespan(snap)
+    lines += ["", f"run {snap.run_id}: {snap.status}" + (f" in {span:.2f} s" if span is not None else ""),
+              f"see it again with `servicegrid runs show {snap.run_id}`"]
+    return "\n".join(lines)
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return f"{'-':>8}" if value is None else f"{value:>8.{digits}f}"

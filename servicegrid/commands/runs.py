@@ -1,0 +1,103 @@
+"""``servicegrid runs``: list stored runs, or ``runs show RUN_ID`` for one run with its node metrics.
+
+Exit codes: 0 found, 1 no such run, 2 bad option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from typing import Any
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("runs", help="list stored runs, or show one (`runs show RUN_ID`)",
+                       description="List the runs in the database, newest first, or show one run.")
+    p.add_argument("action", nargs="?", choices=["list", "show"], default="list", help="list (default) or show")
+    p.add_argument("run_id", nargs="?", help="the run to show")
+    p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N runs (default 20)")
+    p.add_argument("--status", metavar="S", help="only runs with this status (succeeded, failed, ...)")
+    p.add_argument("--workflow", metavar="NAME", help="only runs of this workflow (name or id)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from storage import Store
+
+    if args.limit < 1:
+        print("servicegrid runs: --limit must be at least 1", file=sys.stderr)
+        return 2
+    store = Store()
+    try:
+        store.mark_interrupted()
+        if args.action == "show":
+            if not args.run_id:
+                print("servicegrid runs show: give a RUN_ID (see `servicegrid runs`)", file=sys.stderr)
+                return 2
+            return _show(store, args.run_id, args.json)
+        runs = store.list_runs(workflow=args.workflow, status=args.status, limit=args.limit)
+        if args.json:
+            print(json.dumps([r.to_dict() for r in runs], indent=2, default=str))
+        else:
+            print(format_runs(runs))
+        return 0
+    finally:
+        store.close()
+
+
+def _show(store: Any, run_id: str, as_json: bool) -> int:
+    detail = store.get_run(run_id)
+    if detail is None:
+        print(f"servicegrid runs show: no run {run_id!r} in the database; list them with `servicegrid runs`",
+              file=sys.stderr)
+        return 1
+    if as_json:
+        print(json.dumps(detail.to_dict(), indent=2, default=str))
+    else:
+        print(format_detail(detail))
+    return 0
+
+
+def _when(t: float | None) -> str:
+    return "-" if t is None else dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _f(v: float | None, digits: int = 3) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def format_runs(runs: list[Any]) -> str:
+    if not runs:
+        return "no runs stored yet; start one with `servicegrid run FILE`"
+    lines = [f"{'run id':<14} {'status':<11} {'started':<19} {'time s':>8}  {'nodes':<22} workflow"]
+    for r in runs:
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(r.node_counts.items()))
+        lines.append(f"{r.id[:14]:<14} {r.status:<11} {_when(r.started or r.created):<19} "
+                     f"{_f(r.duration_s, 2):>8}  {counts[:22]:<22} {r.workflow_name}")
+    return "\n".join(lines)
+
+
+def format_detail(detail: Any) -> str:
+    s = detail.summary
+    lines = [f"run {s.id}: {s.status}  workflow {s.workflow_name!r}  policy {s.policy}",
+             f"started {_when(s.started)}  finished {_when(s.finished)}  time {_f(s.duration_s, 2)} s"
+             + (f"  predicted {s.predicted_makespan_s:.2f} s" if s.predicted_makespan_s is not None else "")]
+    if s.resumed_from:
+        lines.append(f"resumed from {s.resumed_from}")
+    if s.error:
+        lines.append(f"error: {s.error}")
+    lines.append("")
+    w = min(28, max([4, *(len(n.node_id) for n in detail.nodes)]))
+    lines.append(f"{'node':<{w}}  {'status':<9} {'device':<7} {'wall s':>8} {'wait in':>8} {'wait res':>8} "
+                 f"{'cpu s':>7} {'peak MB':>8} {'tries':>5}")
+    for n in detail.nodes:
+        lines.append(f"{n.node_id[:w]:<{w}}  {n.status:<9} {(n.device or '-'):<7} {_f(n.wall_s):>8} "
+                     f"{_f(n.wait_inputs_s):>8} {_f(n.wait_resource_s):>8} {_f(n.cpu_s):>7} "
+                     f"{_f(n.peak_rss_mb, 1):>8} {n.attempts:>5}")
+        if n.error_message:
+            kind = f"{n.error_type}: " if n.error_type else ""
+            lines.append(f"{'':<{w}}    {kind}{n.error_message[:200]}")
+    return "\n".join(lines)

@@ -1,0 +1,69 @@
+"""`servicegrid run` and `servicegrid runs`: exit codes, summary, and the run recorded in SQLite."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from servicegrid.cli import main
+
+FAILING = {
+    "schema_version": 1, "name": "failing branch",
+    "nodes": [{"id": "src", "agent": "test.source"},
+              {"id": "bad", "agent": "test.fail"},
+              {"id": "after_bad", "agent": "test.echo"},
+              {"id": "ok", "agent": "test.sleep", "params": {"seconds": 0.01}}],
+    "edges": [{"source": "src", "target": "bad"}, {"source": "bad", "target": "after_bad"},
+              {"source": "src", "target": "ok"}],
+}
+
+
+@pytest.fixture
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    monkeypatch.setenv("SERVICEGRID_DATABASE_URL", url)
+    monkeypatch.setenv("SERVICEGRID_DATA_DIR", str(tmp_path / "data"))
+    return url
+
+
+def test_run_with_a_failing_node_exits_1_and_is_stored(db: str, tmp_path: Path, capsys) -> None:
+    from storage import Store
+
+    path = tmp_path / "wf.json"
+    path.write_text(json.dumps(FAILING))
+    assert main(["run", str(path), "--json"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    status = {n["id"]: n["status"] for n in result["nodes"]}
+    assert result["status"] == "failed"
+    assert status == {"src": "done", "bad": "failed", "after_bad": "skipped", "ok": "done"}
+    with Store(db) as store:
+        detail = store.get_run(result["run_id"])
+        assert detail is not None and detail.status == "failed"
+        stored = {n.node_id: n for n in detail.nodes}
+        assert set(stored) == set(status)
+        assert stored["bad"].error_type == "RuntimeError"
+        for nid in ("src", "bad", "ok"):
+            assert stored[nid].wall_s is not None and stored[nid].metrics, nid
+
+
+def test_run_summary_table_and_runs_listing(db: str, tmp_path: Path, capsys) -> None:
+    path = tmp_path / "wf.json"
+    ok = dict(FAILING, nodes=[FAILING["nodes"][0], FAILING["nodes"][3]], edges=[FAILING["edges"][2]])
+    path.write_text(json.dumps(ok))
+    assert main(["run", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "node" in out and "wall s" in out and "peak MB" in out and ": succeeded" in out
+    run_id = re.search(r"^run (\w+): succeeded", out, re.M).group(1)
+    assert main(["runs"]) == 0
+    assert run_id in capsys.readouterr().out
+    assert main(["runs", "show", run_id, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["summary"]["id"] == run_id and len(shown["nodes"]) == 2
+    assert main(["runs", "show", "no-such-run"]) == 1
+
+
+def test_unreadable_file_exits_2(db: str, tmp_path: Path) -> None:
+    assert main(["run", str(tmp_path / "missing.json")]) == 2

@@ -24,6 +24,7 @@ from engine.events import EventBus, MetricSampled, NodeStatus, RunStarted, RunSt
 from engine.executor import Executor
 from engine.metrics import GpuProbe, Sample, Sampler, default_gpu_probe
 from engine.registry import Registry, default_registry
+from engine.remote import RayRunner
 from engine.resources import Capacity, ResourceLedger
 from engine.results import ResultStore, cache_key
 from engine.runstate import NodeState, RunSnapshot, RunState, make_snapshot
@@ -31,6 +32,7 @@ from engine.workflow import Workflow
 
 log = logging.getLogger(__name__)
 KEEP_FINISHED = 200  # finished runs kept in memory for snapshots
+BACKENDS = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ class RunManager:
                                  max_threads=max_threads)
         self._runs: dict[str, RunState] = {}
         self._closed = False
+        self.ray = RayRunner(self.registry, self.bus, self.executor.lock, lambda run: None)
         self.sampler = Sampler(self._on_sample, lambda: bool(self.executor.active), self.gpu, hz=sample_hz)
         _register_shutdown(self)
 
@@ -124,13 +127,15 @@ class RunManager:
         if self._closed:
             raise RuntimeError("the run manager was shut down; create a new one")
         check_policy(options.policy)
-        if options.backend != "local":
-            raise ValueError(f"RunManager runs the local backend only, not {options.backend!r}; "
-                             "use engine.backends.ray for Ray runs")
+        if options.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {options.backend!r}; choose one of {', '.join(BACKENDS)}")
         if options.resume_from and not options.use_cache:
             options = dataclasses.replace(options, use_cache=True)
-        cap = (options.capacity or workflow.capacity or Capacity()).resolved(self.machine)
+        machine = self.ray.capacity() if options.backend == "ray" else self.machine
+        cap = (options.capacity or workflow.capacity or Capacity()).resolved(machine)
         issues = validate(workflow, self.registry, capacity=cap)
+        if options.backend == "ray":
+            issues += self.ray.validate(workflow)  # demands no single Ray node can meet
         if any(i.is_error for i in issues):
             raise WorkflowInvalidError(issues)
         run = self._build_run(workflow, options, cap, run_id or uuid.uuid4().hex[:12])
@@ -140,6 +145,9 @@ class RunManager:
             run_id=run.id, workflow_name=workflow.name, policy=options.policy, backend=options.backend,
             capacity=cap.model_dump(mode="json"), node_ids=tuple(run.nodes), workflow=workflow.to_dict(),
             options=options.to_dict(), plan=run.plan, resumed_from=options.resume_from, user=options.user))
+        if options.backend == "ray":
+            self.ray.start(run)
+            return RunHandle(self, run.id)
         self.executor.start(run)
         self.sampler.wake()
         return RunHandle(self, run.id)
@@ -253,20 +261,29 @@ class RunManager:
 
     def active_runs(self) -> list[str]:
         with self.executor.lock:
-            return list(self.executor.active)
+            remote = [rid for rid, r in self._runs.items()
+                      if r.options.backend != "local" and not r.status.is_terminal]
+            return [*self.executor.active, *remote]
 
     def runs(self) -> list[str]:
         return list(self._runs)
 
     # -- cancelling ---------------------------------------------------------------------------
     def cancel(self, run_id: str) -> None:
-        self.executor.cancel_run(self._run(run_id))
+        run = self._run(run_id)
+        if run.options.backend == "ray":
+            self.ray.cancel(run)
+        else:
+            self.executor.cancel_run(run)
 
     def cancel_node(self, run_id: str, node_id: str) -> None:
         run = self._run(run_id)
         if node_id not in run.nodes:
             raise KeyError(f"run {run_id!r} has no node {node_id!r}")
-        self.executor.cancel_node(run, node_id)
+        if run.options.backend == "ray":
+            self.ray.cancel_node(run, node_id)
+        else:
+            self.executor.cancel_node(run, node_id)
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Cancel every active run, wait up to ``timeout`` s for them, stop the threads."""
@@ -280,9 +297,13 @@ class RunManager:
         deadline = time.monotonic() + timeout
         for run in active:
             run.finished.wait(max(0.0, deadline - time.monotonic()))
+        for run in list(self._runs.values()):
+            if run.options.backend == "ray" and not run.status.is_terminal:
+                self.ray.cancel(run)
         self.sampler.stop()
         self.executor.close()
         self.backend.close()
+        self.ray.close()
 
     # -- metrics --------------------------------------------------------------------------------
     def _on_sample(self, s: Sample) -> None:

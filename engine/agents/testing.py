@@ -79,6 +79,7 @@ class Fail(Agent):
         key = f"{ctx.run_id}/{ctx.node_id}"
         with self._lock:
             n = self._attempts[key] = self._attempts.get(key, 0) + 1
+        n = getattr(ctx, "attempt", None) or n  # set by executors whose attempts change process (Ray)
         if self.params.fail_times < 0 or n <= self.params.fail_times:
             raise RuntimeError(f"{self.params.message} (attempt {n})")
         return {"out": inputs.get("in")}

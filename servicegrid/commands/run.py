@@ -36,6 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fail-fast", action="store_true", help="cancel the rest when a node fails")
     p.add_argument("--no-cache", action="store_true", help="recompute every node")
     p.add_argument("--resume", metavar="RUN_ID", help="resume a stored run (finished nodes are not recomputed)")
+    p.add_argument("--backend", default="local", choices=("local", "ray"),
+                   help="where to run: local threads (default) or Ray (pip install 'servicegrid[ray]'; "
+                        "$SERVICEGRID_RAY_ADDRESS picks the cluster, else a local Ray is started)")
     p.add_argument("--user", help="who runs it (recorded)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=run)
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         options = RunOptions(policy=args.policy, capacity=capacity, time_scale=args.time_scale,
                              fail_fast=args.fail_fast, use_cache=not args.no_cache, resume_from=args.resume,
-                             user=args.user)
+                             user=args.user, backend=args.backend)
         return _execute(workflow, options, store, args.json)
     finally:
         store.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import workflow
+from executor_kit import workflow
 
 from engine.backends.local import WarmPool
 from engine.events import RunStatus
@@ -165,7 +165,7 @@ def _kill_then_supervise(original):
 
 
 def test_non_cacheable_agents_run_again(tmp_path: Path) -> None:
-    from conftest import MACHINE, Recorder
+    from executor_kit import MACHINE, Recorder
 
     from engine.agents.testing import Source
     from engine.kinds import DataKind

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import Recorder, workflow
+from executor_kit import Recorder, workflow
 from sweep import assert_within, max_usage
 
 from engine.events import RunStatus

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import workflow
+from executor_kit import workflow
 from sweep import assert_within, max_usage
 
 from engine.events import NodeStatus, RunStatus

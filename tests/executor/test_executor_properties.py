@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from conftest import MACHINE, Recorder, workflow
+from executor_kit import MACHINE, Recorder, workflow
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sweep import assert_within, max_usage

@@ -1,0 +1,433 @@
+"""One run on Ray, driven from the caller's thread: dispatch ready nodes as Ray tasks, follow them
+with ``ray.wait``, and apply the lifecycle rules (retries with backoff, timeouts, cancel, failure
+policy) exactly as the local executor does, emitting the same events.
+
+The ``ray`` module is handed in by ``engine.backends.ray`` (the only module that imports it).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from engine.backends.ray_nodes import RayNode, RunSettings, worker_label
+from engine.backends.ray_worker import timeout_error
+from engine.events import (
+    Event,
+    NodeCancelled,
+    NodeFailed,
+    NodeFinished,
+    NodeLog,
+    NodeQueued,
+    NodeRetried,
+    NodeSkipped,
+    NodeStarted,
+    NodeStatus,
+    NodeWaitingInputs,
+    RunFinished,
+    RunStatus,
+)
+
+TICK_S = 0.1  # how often cancel requests are polled while nothing finishes
+CANCEL_GRACE_S = 2.0  # a cooperative cancel that is not honoured by then is forced (kills the worker)
+TIMEOUT_GRACE_S = 0.5  # the worker reports its own timeout first; the driver kills it after this
+_DONE = (NodeStatus.DONE, NodeStatus.CACHED)
+
+
+class RayRun:
+    """Executes the nodes of one run on Ray; ``run()`` returns (status, outputs by node and port)."""
+
+    def __init__(self, ray: Any, remotes: Callable[[RayNode], Any], nodes: dict[str, RayNode],
+                 settings: RunSettings, emit: Callable[[Event], None], cancel_event: threading.Event,
+                 cancel_node: Callable[[], set[str]] | None) -> None:
+        self.ray, self.remotes, self.nodes, self.s = ray, remotes, nodes, settings
+        self.emit, self.cancel_event, self.cancel_node = emit, cancel_event, cancel_node
+        self.inflight: dict[Any, RayNode] = {}  # every submitted task, by what ray.wait follows
+        self.watch: dict[Any, RayNode] = {}  # the in-flight tasks whose inputs are ready (may end now)
+        self.ready: list[RayNode] = []
+        self.delayed: list[tuple[float, RayNode]] = []
+        self.cancel_requested = False
+        self.fail_fast_by: str | None = None
+        self.seen_node_cancels: set[str] = set()
+        self.remaining = len(nodes)  # nodes not yet terminal
+        self.unsubmitted = len(nodes)  # nodes neither submitted nor ended (the driver must react)
+        self.discarded: list[Any] = []  # refs that will hold errors nobody reads (drained at the end)
+
+    # -- main loop ------------------------------------------------------------------------
+    def run(self, infeasible: dict[str, str]) -> tuple[RunStatus, dict[str, dict[str, Any]]]:
+        now = time.time()
+        for node in self.nodes.values():
+            node.queued_at = now
+            if node.preds:
+                node.status = NodeStatus.WAITING_INPUTS
+                self.emit(NodeWaitingInputs(run_id=self.s.run_id, node_id=node.id,
+                                            waiting_for=tuple(node.preds), time=now))
+            else:
+                self._make_ready(node, now)
+        for node_id, message in infeasible.items():
+            self._fail(self.nodes[node_id], {"type": "CapacityError", "message": message, "traceback": ""})
+        while self.remaining > 0:
+            self._poll_cancels()
+            self._dispatch()
+            if not self.inflight:
+                self.cancel_event.wait(self._wait_timeout())
+                continue
+            self._harvest(self._wait_timeout())
+            self._enforce_deadlines()
+        return self._finish()
+
+    def _wait_timeout(self) -> float:
+        mono = time.monotonic()
+        due = [d for d, _ in self.delayed] + [n.deadline for n in self.watch.values() if n.deadline]
+        due += [n.cancel_at + CANCEL_GRACE_S for n in self.watch.values() if n.cancel_at and not n.forced]
+        return max(0.0, min([TICK_S, *(d - mono for d in due)]))
+
+    def _harvest(self, timeout: float) -> None:
+        if self.unsubmitted == 0:  # all in Ray's hands: collect results in batches (a wake-up per tick)
+            keys = list(self.inflight)
+            ready, rest = self.ray.wait(keys, num_returns=len(keys), timeout=timeout, fetch_local=False)
+        else:  # a result may unlock a submission: react to each one
+            keys = list(self.watch) or list(self.inflight)  # early-submitted tasks end after these
+            ready, rest = self.ray.wait(keys, num_returns=1, timeout=timeout, fetch_local=False)
+        if ready and rest and self.unsubmitted:
+            more, _ = self.ray.wait(rest, num_returns=len(rest), timeout=0, fetch_local=False)
+            ready += more
+        ready.sort(key=lambda k: self.inflight[k].order if k in self.inflight else -1)
+        plain = [self.inflight[k] for k in ready if k in self.inflight and not self.inflight[k].live]
+        if len(plain) > 1:
+            try:  # one round trip for every finished plain task
+                reports = self.ray.get([n.key for n in plain])
+            except Exception:
+                reports = None  # one of them was cancelled or crashed: take them one by one
+            if reports is not None:
+                for node, report in zip(plain, reports, strict=True):
+                    self._untrack(node)
+                    self._on_report(node, report)
+        for key in ready:
+            node = self.inflight.get(key)
+            if node is not None:
+                self._on_ready(node)
+            while node is not None and node.live and node.key in self.inflight and self.ray.wait(
+                    [node.key], num_returns=1, timeout=0, fetch_local=False)[0]:
+                self._on_ready(node)  # a streaming task's next record is there already
+
+    # -- dispatch -------------------------------------------------------------------------
+    def _make_ready(self, node: RayNode, now: float) -> None:
+        node.status, node.ready_at = NodeStatus.QUEUED, now
+        if node.key in self.inflight:
+            self.watch[node.key] = node
+        self.ready.append(node)
+        self.emit(NodeQueued(run_id=self.s.run_id, node_id=node.id, time=now))
+
+    def _dispatch(self) -> None:
+        mono = time.monotonic()
+        due = [n for d, n in self.delayed if d <= mono]
+        if due:
+            self.delayed = [(d, n) for d, n in self.delayed if d > mono]
+        for node in [*self.ready, *due]:
+            if node.status.is_terminal or node.key in self.inflight:
+                continue  # ended, or submitted ahead of its inputs
+            self._submit(node)
+            self._submit_children_early(node)
+        self.ready.clear()
+
+    def _submit_children_early(self, root: RayNode) -> None:
+        """Submit descendants whose parents are all in flight as final plain tasks: Ray resolves the
+        inputs in its object store, so a chain does not wait for the driver between nodes."""
+        work = [root]
+        while work:
+            for cid in work.pop().succs:
+                child = self.nodes[cid]
+                if (child.status == NodeStatus.WAITING_INPUTS and child.key is None
+                        and child.lifecycle.start.inputs == "all"
+                        and all(self._early_ready(self.nodes[p]) for p in child.preds)):
+                    self._submit(child)
+                    work.append(child)
+
+    def _early_ready(self, parent: RayNode) -> bool:
+        return parent.out_ref is not None and (
+            parent.status in _DONE or (parent.early_parent and parent.key in self.inflight))
+
+    def _submit(self, node: RayNode) -> None:
+        if node.key is None:
+            self.unsubmitted -= 1
+        node.attempts += 1
+        node.start, node.report, node.deadline, node.stage = None, None, None, 0
+        node.cancel_reason, node.cancel_at, node.forced = None, None, False
+        node.dispatched_at, node.out_ref = time.time(), None
+        any_rule = node.lifecycle.start.inputs == "any"
+        sources = list(dict.fromkeys(
+            src for _, _, src, _ in node.links
+            if self.nodes[src].status in _DONE or (not any_rule and self._early_ready(self.nodes[src]))))
+        index = {src: i for i, src in enumerate(sources)}
+        if node.job is None:
+            node.job = {
+                "node_id": node.id, "run_id": self.s.run_id, "agent": node.spec.name, "params": node.params,
+                "module": getattr(node.spec.factory, "__module__", None),
+                "lifecycle": node.lifecycle.model_dump(mode="json", exclude_defaults=True),
+                "time_scale": self.s.time_scale,
+                "threads": max(1, round(node.demand.cpu)), "gpu": bool(node.options.get("num_gpus"))}
+        job = {**node.job, "attempt": node.attempts,
+               "links": [[t, s, index[src], m] for t, s, src, m in node.links if src in index]}  # lists: msgpack, not pickle
+        result = self.remotes(node).remote(job, *(self.nodes[src].out_ref for src in sources))
+        if node.live:
+            node.key = result
+        else:
+            node.key, node.out_ref = result
+        self.inflight[node.key] = node
+        if node.status != NodeStatus.WAITING_INPUTS:
+            self.watch[node.key] = node
+
+    def _untrack(self, node: RayNode) -> None:
+        self.inflight.pop(node.key, None)
+        self.watch.pop(node.key, None)
+
+    # -- results --------------------------------------------------------------------------
+    def _on_ready(self, node: RayNode) -> None:
+        try:
+            if not node.live:
+                self._untrack(node)
+                self._on_report(node, self.ray.get(node.key))
+                return
+            ref = next(node.key)
+            node.stage += 1
+            if node.stage == 1:
+                self._on_start(node, self.ray.get(ref))
+            elif node.stage == 2:
+                node.report = self.ray.get(ref)
+            else:
+                self._untrack(node)
+                node.out_ref = ref
+                self._on_report(node, node.report or {})
+        except StopIteration:
+            self._untrack(node)
+            self._on_exception(node, RuntimeError("the Ray task ended without a result"))
+        except Exception as exc:  # TaskCancelledError, WorkerCrashedError, RayTaskError, ...
+            self._untrack(node)
+            self._on_exception(node, exc)
+
+    def _on_start(self, node: RayNode, start: dict[str, Any]) -> None:
+        node.start = start
+        if node.status == NodeStatus.QUEUED:
+            node.status = NodeStatus.RUNNING
+        timeout = node.lifecycle.execution.timeout_s
+        if timeout:
+            node.deadline = time.monotonic() + timeout + TIMEOUT_GRACE_S
+        self.emit(NodeStarted(
+            run_id=self.s.run_id, node_id=node.id, device=start["device"], attempt=node.attempts,
+            threads=max(1, round(node.demand.cpu)), demand=node.demand.model_dump(),
+            worker=worker_label(start), time=start["started_at"]))
+
+    def _on_report(self, node: RayNode, report: dict[str, Any]) -> None:
+        if node.start is None:
+            self._on_start(node, report)
+        node.ended_at = report.get("ended_at", node.ended_at)
+        for message in report.get("logs", ()):
+            self.emit(NodeLog(run_id=self.s.run_id, node_id=node.id, message=str(message)[:2000]))
+        status = report.get("status")
+        if status == "done":
+            self._end(node, NodeStatus.DONE, metrics=self._metrics(node, report),
+                      summary=report.get("output_summary", {}))
+        elif status == "cancelled" and node.cancel_reason != "timeout":
+            self._end(node, NodeStatus.CANCELLED, metrics=self._metrics(node, report),
+                      reason=node.cancel_reason or "cancelled", propagate=self._propagates())
+        elif status == "cancelled":
+            self._failed_attempt(node, self._timeout(node), report)
+        else:
+            self._failed_attempt(node, report.get("error") or self._unknown(node), report)
+
+    def _propagates(self) -> bool:
+        """A cancelled node skips its descendants, unless the whole run is being cancelled."""
+        return not (self.cancel_requested or self.fail_fast_by)
+
+    def _on_exception(self, node: RayNode, exc: BaseException) -> None:
+        report = getattr(getattr(exc, "cause", None), "report", None)
+        if isinstance(report, dict) and report.get("node_id") == node.id:
+            self.discarded.append(node.out_ref)  # the outputs of that attempt: the same error
+            self._on_report(node, report)  # the attempt failed and said why (AttemptFailed)
+            return
+        if isinstance(report, dict) and self._on_upstream_failure(node, report):
+            return
+        if node.cancel_reason == "timeout":
+            self._failed_attempt(node, self._timeout(node), {})
+        elif node.cancel_reason is not None:
+            self._end(node, NodeStatus.CANCELLED, metrics=self._metrics(node, {}), reason=node.cancel_reason,
+                      propagate=self._propagates())
+        else:
+            cause = getattr(exc, "cause", None) or exc
+            error = {"type": type(cause).__name__,
+                     "message": f"node {node.id!r} (agent {node.spec.name!r}) failed on Ray: "
+                                f"{type(cause).__name__}: {str(exc).strip()[:2000]}",
+                     "traceback": str(exc)}
+            self._failed_attempt(node, error, {})
+
+    def _on_upstream_failure(self, node: RayNode, report: dict[str, Any]) -> bool:
+        """An early-submitted node got its parent's failure: handle the parent's report first."""
+        upstream = self.nodes.get(str(report.get("node_id")))
+        if upstream is None:
+            return False
+        if upstream.key in self.inflight:
+            self._untrack(upstream)
+            self._on_report(upstream, report)
+        return node.status.is_terminal
+
+    def _failed_attempt(self, node: RayNode, error: dict[str, str], report: dict[str, Any]) -> None:
+        ex = node.lifecycle.execution
+        if node.attempts > ex.retries or self.cancel_requested or self.fail_fast_by:
+            self._fail(node, error, self._metrics(node, report))
+            return
+        delay = ex.backoff_s * ex.backoff_factor ** (node.attempts - 1)
+        self.emit(NodeRetried(run_id=self.s.run_id, node_id=node.id, attempt=node.attempts,
+                              error_type=error["type"], message=error["message"], delay_s=delay))
+        node.status = NodeStatus.QUEUED
+        self.delayed.append((time.monotonic() + delay, node))
+
+    def _timeout(self, node: RayNode) -> dict[str, str]:
+        return timeout_error(node.id, node.spec.name, node.attempts, node.lifecycle.execution.timeout_s)
+
+    @staticmethod
+    def _unknown(node: RayNode) -> dict[str, str]:
+        return {"type": "Error", "message": f"node {node.id!r} failed on Ray", "traceback": ""}
+
+    def _metrics(self, node: RayNode, report: dict[str, Any]) -> dict[str, Any]:
+        start = node.start or {}
+        started = start.get("started_at", node.dispatched_at)
+        ready = max([node.queued_at, *(self.nodes[p].ended_at or 0.0 for p in node.preds)])
+        return {
+            "wait_inputs_s": max(0.0, ready - node.queued_at),
+            "wait_resource_s": max(0.0, started - max(ready, node.dispatched_at)),
+            "wall_s": report.get("wall_s", max(0.0, time.time() - started)),
+            "cpu_s": report.get("cpu_s", 0.0), "peak_rss_mb": report.get("peak_rss_mb"),
+            "items": report.get("items", 0), "attempts": node.attempts,
+            "device": start.get("device", ""), "threads": max(1, round(node.demand.cpu)),
+            "ray_node_id": start.get("ray_node_id"), "ray_worker_pid": start.get("ray_worker_pid"),
+        }
+
+    # -- endings --------------------------------------------------------------------------
+    def _fail(self, node: RayNode, error: dict[str, str], metrics: dict[str, Any] | None = None) -> None:
+        if node.status.is_terminal:
+            return
+        node.status = NodeStatus.FAILED
+        self.remaining -= 1
+        self.unsubmitted -= node.key is None
+        self.emit(NodeFailed(run_id=self.s.run_id, node_id=node.id, error_type=error["type"],
+                             message=error["message"], traceback=error.get("traceback", ""),
+                             metrics=metrics or {}))
+        self._skip_descendants(node, "failed")
+        if self.s.fail_fast and not self.cancel_requested and self.fail_fast_by is None:
+            self.fail_fast_by = node.id
+            self._cancel_all(f"fail_fast: node {node.id!r} failed")
+
+    def _end(self, node: RayNode, status: NodeStatus, *, metrics: dict[str, Any],
+             summary: dict[str, Any] | None = None, reason: str = "", propagate: bool = True) -> None:
+        if node.status.is_terminal:
+            return
+        node.status, rid, now = status, self.s.run_id, time.time()
+        self.remaining -= 1
+        self.unsubmitted -= node.key is None
+        if status == NodeStatus.DONE:
+            self.emit(NodeFinished(run_id=rid, node_id=node.id, metrics=metrics,
+                                   output_summary=summary or {}, time=now))
+            self._release_succs(node, now)
+        elif status == NodeStatus.CANCELLED:
+            self.emit(NodeCancelled(run_id=rid, node_id=node.id, reason=reason, metrics=metrics, time=now))
+            if propagate:
+                self._skip_descendants(node, "was cancelled")
+        elif status == NodeStatus.SKIPPED:
+            self.emit(NodeSkipped(run_id=rid, node_id=node.id, reason=reason, time=now))
+
+    def _release_succs(self, node: RayNode, now: float) -> None:
+        for sid in node.succs:
+            succ = self.nodes[sid]
+            if succ.status != NodeStatus.WAITING_INPUTS:
+                continue
+            done = all(self.nodes[p].status in _DONE for p in succ.preds)
+            if done or succ.lifecycle.start.inputs == "any":
+                self._make_ready(succ, now)
+
+    def _skip_descendants(self, root: RayNode, how: str) -> None:
+        stack = list(root.succs)
+        while stack:
+            succ = self.nodes[stack.pop()]
+            if succ.status.is_terminal or succ.status == NodeStatus.RUNNING:
+                continue
+            if succ.key in self.inflight:  # submitted early: it cannot start without this input
+                self._untrack(succ)
+                self.ray.cancel(succ.key, force=False)
+                self.discarded += [succ.key, succ.out_ref]
+            if succ.lifecycle.start.inputs == "any" and any(
+                    self.nodes[p].status in _DONE or not self.nodes[p].status.is_terminal for p in succ.preds):
+                continue
+            self._end(succ, NodeStatus.SKIPPED, metrics={}, reason=f"upstream node {root.id!r} {how}")
+            stack.extend(succ.succs)
+
+    # -- cancel and deadlines ---------------------------------------------------------------
+    def _poll_cancels(self) -> None:
+        if self.cancel_event.is_set() and not self.cancel_requested:
+            self.cancel_requested = True
+            self._cancel_all("run cancelled")
+        if self.cancel_node is None:
+            return
+        for node_id in set(self.cancel_node()) - self.seen_node_cancels:
+            self.seen_node_cancels.add(node_id)
+            node = self.nodes.get(node_id)
+            if node is not None and not node.status.is_terminal:
+                self._cancel(node, "cancelled by request", propagate=True)
+
+    def _cancel_all(self, reason: str) -> None:
+        for node in self.nodes.values():
+            if not node.status.is_terminal:
+                self._cancel(node, reason, propagate=False)
+
+    def _cancel(self, node: RayNode, reason: str, *, propagate: bool) -> None:
+        if node.key is not None and node.key in self.inflight:
+            node.cancel_reason, node.cancel_at = reason, time.monotonic()
+            self.ray.cancel(node.key, force=False)
+        else:
+            self.delayed = [(d, n) for d, n in self.delayed if n is not node]
+            self._end(node, NodeStatus.CANCELLED, metrics={}, reason=reason, propagate=propagate)
+
+    def _enforce_deadlines(self) -> None:
+        mono = time.monotonic()
+        for node in list(self.watch.values()):
+            if node.deadline is not None and mono >= node.deadline and node.cancel_reason is None:
+                node.cancel_reason, node.cancel_at, node.forced = "timeout", mono, True
+                self.ray.cancel(node.key, force=True)
+            elif node.cancel_at is not None and not node.forced and mono >= node.cancel_at + CANCEL_GRACE_S:
+                node.forced = True
+                self.ray.cancel(node.key, force=True)
+
+    # -- the end --------------------------------------------------------------------------
+    def _drain(self) -> None:
+        """Read the errors of discarded refs, so Ray does not log them as unhandled."""
+        refs = [r for r in self.discarded if r is not None]
+        if not refs:
+            return
+        ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=1.0, fetch_local=False)
+        for ref in ready:
+            try:
+                self.ray.get(ref, timeout=0)
+            except Exception:  # expected: these hold the errors of failed or cancelled attempts
+                pass
+
+    def _finish(self) -> tuple[RunStatus, dict[str, dict[str, Any]]]:
+        self._drain()
+        done = [n for n in self.nodes.values() if n.status in _DONE and n.out_ref is not None]
+        values = self.ray.get([n.out_ref for n in done]) if done else []
+        outputs = {n.id: (v if isinstance(v, dict) else {"out": v}) for n, v in zip(done, values, strict=True)}
+        statuses = {n.status for n in self.nodes.values()}
+        error = None
+        if self.cancel_requested:
+            status = RunStatus.CANCELLED
+        elif NodeStatus.FAILED in statuses:
+            status = RunStatus.FAILED
+            failed = [n.id for n in self.nodes.values() if n.status == NodeStatus.FAILED]
+            error = f"{len(failed)} node(s) failed: {', '.join(failed[:5])}"
+        elif NodeStatus.CANCELLED in statuses or NodeStatus.SKIPPED in statuses:
+            status = RunStatus.CANCELLED
+        else:
+            status = RunStatus.SUCCEEDED
+        self.emit(RunFinished(run_id=self.s.run_id, status=status.value, error=error))
+        return status, outputs

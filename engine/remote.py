@@ -1,0 +1,154 @@
+"""Runs a RunManager run on the Ray backend and mirrors Ray's events into the run's state.
+
+The run manager keeps one ``RunState`` per run whatever the backend, so snapshots, the live
+monitor and the store see Ray runs exactly like local ones. Ray is imported only by
+``engine.backends.ray``, and only when the first Ray run starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from engine.events import (
+    Event,
+    EventBus,
+    NodeCancelled,
+    NodeFailed,
+    NodeFinished,
+    NodeLog,
+    NodeQueued,
+    NodeRetried,
+    NodeSkipped,
+    NodeStarted,
+    NodeStatus,
+    RunFinished,
+    RunStatus,
+)
+from engine.registry import Registry
+from engine.resources import Capacity
+from engine.runstate import NodeState, RunState
+
+log = logging.getLogger(__name__)
+
+_TERMINAL = {
+    NodeFinished: NodeStatus.DONE,
+    NodeFailed: NodeStatus.FAILED,
+    NodeSkipped: NodeStatus.SKIPPED,
+    NodeCancelled: NodeStatus.CANCELLED,
+}
+
+
+class RayRunner:
+    """Starts runs on Ray (lazily connecting) and keeps their RunState up to date."""
+
+    def __init__(self, registry: Registry, bus: EventBus, lock: threading.RLock | threading.Lock,
+                 on_finished: Callable[[RunState], None]) -> None:
+        self.registry = registry
+        self.bus = bus
+        self.lock = lock
+        self.on_finished = on_finished
+        self._backend: Any = None
+        self._connect_lock = threading.Lock()
+        self._cancel: dict[str, threading.Event] = {}
+        self._cancelled_nodes: dict[str, set[str]] = {}
+
+    def backend(self) -> Any:
+        """The connected RayBackend (``$SERVICEGRID_RAY_ADDRESS``, else a local Ray)."""
+        with self._connect_lock:
+            if self._backend is None:
+                from engine.backends.ray import RayBackend
+
+                self._backend = RayBackend()
+            return self._backend
+
+    def capacity(self) -> Capacity:
+        return self.backend().capacity()
+
+    def validate(self, run_workflow: Any) -> list[Any]:
+        return self.backend().validate(run_workflow, self.registry)
+
+    def start(self, run: RunState) -> None:
+        self._cancel[run.id] = threading.Event()
+        self._cancelled_nodes[run.id] = set()
+        with self.lock:
+            run.status, run.started_at = RunStatus.RUNNING, time.time()
+        threading.Thread(target=self._execute, args=(run,), name=f"ray-run-{run.id}", daemon=True).start()
+
+    def cancel(self, run: RunState) -> None:
+        run.cancel_requested = True
+        event = self._cancel.get(run.id)
+        if event is not None:
+            event.set()
+
+    def cancel_node(self, run: RunState, node_id: str) -> None:
+        self._cancelled_nodes.setdefault(run.id, set()).add(node_id)
+
+    def close(self) -> None:
+        for event in self._cancel.values():
+            event.set()
+        if self._backend is not None:
+            self._backend.shutdown()
+            self._backend = None
+
+    def _execute(self, run: RunState) -> None:
+        options = run.options
+        status, outputs, error = RunStatus.FAILED, {}, None
+        try:
+            status, outputs = self.backend().execute(
+                run.id, run.workflow, self.registry, lambda e: self._on_event(run, e),
+                self._cancel[run.id], time_scale=options.time_scale, fail_fast=options.fail_fast,
+                cancel_node=lambda: set(self._cancelled_nodes.get(run.id, ())))
+        except Exception as exc:  # the cluster went away, or a backend bug: record, never hang
+            log.exception("ray run %s failed", run.id)
+            error = f"{type(exc).__name__}: {exc}"
+            self.bus.emit(RunFinished(run_id=run.id, status=RunStatus.FAILED.value, error=error))
+        with self.lock:
+            for node_id, value in outputs.items():
+                if node_id in run.nodes:
+                    run.nodes[node_id].outputs = value
+            run.status, run.finished_at, run.error = status, time.time(), error or run.error
+            run.version += 1
+        self._cancel.pop(run.id, None)
+        self._cancelled_nodes.pop(run.id, None)
+        run.finished.set()
+        self.on_finished(run)
+
+    def _on_event(self, run: RunState, event: Event) -> None:
+        with self.lock:
+            ns = run.nodes.get(event.node_id or "")
+            if ns is not None:
+                apply_node_event(run, ns, event)
+            run.version += 1
+        self.bus.emit(event)
+
+
+def apply_node_event(run: RunState, ns: NodeState, event: Event) -> None:
+    """Update one node's state from an event reported by a remote backend."""
+    if isinstance(event, NodeQueued):
+        ns.status, ns.queued_at = NodeStatus.QUEUED, event.time
+    elif isinstance(event, NodeStarted):
+        ns.status, ns.start, ns.device = NodeStatus.RUNNING, event.time, event.device
+        ns.attempts, ns.threads, ns.worker = event.attempt, event.threads, event.worker
+    elif isinstance(event, NodeRetried):
+        ns.status = NodeStatus.QUEUED
+        ns.logs.append(f"attempt {event.attempt} failed ({event.error_type}: {event.message}); "
+                       f"retrying in {event.delay_s:g} s")
+    elif isinstance(event, NodeLog):
+        ns.logs.append(event.message)
+    elif type(event) in _TERMINAL:
+        status = _TERMINAL[type(event)]
+        if isinstance(event, NodeFinished):
+            ns.output_summary = dict(event.output_summary)
+            status = NodeStatus.CACHED if event.cached else status
+        if isinstance(event, NodeFailed):
+            ns.error = {"type": event.error_type, "message": event.message, "traceback": event.traceback}
+        if isinstance(event, NodeSkipped | NodeCancelled):
+            ns.reason = event.reason
+        ns.metrics = dict(getattr(event, "metrics", {}) or {})
+        if not ns.status.is_terminal:
+            run.done += 1
+        ns.status, ns.end = status, event.time

@@ -1,0 +1,247 @@
+"""Learned estimates: each agent's duration and peak memory per (agent, params, device, batch
+size) from stored runs, with robust statistics (median, p95, MAD, count), and the accuracy of
+predicted against actual makespans. Input is plain run data (storage's RunDetail or its dict);
+the engine never reads the database itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.workflow import NodeSpec, Workflow
+
+MIN_RUNS = 3
+SIMULATED = frozenset({"sim.task"})
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Robust summary of samples: how many, median, 95th percentile, median absolute deviation."""
+
+    count: int
+    median: float
+    p95: float
+    mad: float
+    low: float
+    high: float
+
+    @staticmethod
+    def of(values: Iterable[float]) -> Stat:
+        xs = sorted(float(v) for v in values)
+        if not xs:
+            return Stat(0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        med = statistics.median(xs)
+        rank = 0.95 * (len(xs) - 1)
+        lo = int(rank)
+        p95 = xs[lo] + (xs[min(lo + 1, len(xs) - 1)] - xs[lo]) * (rank - lo)
+        mad = statistics.median(abs(x - med) for x in xs)
+        return Stat(len(xs), med, p95, mad, xs[0], xs[-1])
+
+
+@dataclass(frozen=True)
+class Key:
+    agent: str
+    params_hash: str
+    device: str  # cpu | cuda
+    batch_size: int | None
+
+
+def params_hash(params: Mapping[str, Any]) -> str:
+    text = json.dumps(dict(params), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def _batch(node: Mapping[str, Any]) -> int | None:
+    value = ((node.get("lifecycle") or {}).get("execution") or {}).get("batch_size")
+    return int(value) if isinstance(value, int | float) else None
+
+
+def _as_dict(item: Any) -> dict[str, Any]:
+    if isinstance(item, Mapping):
+        return dict(item)
+    return item.to_dict()
+
+
+@dataclass(frozen=True)
+class LearnedDurations:
+    """Durations for ``problem_from_workflow(durations=...)`` and where each one came from."""
+
+    durations: dict[str, float]  # only the learned ones; others fall back to the declaration
+    source: dict[str, str]  # node -> "learned (n runs)" | "declared"
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class Estimates:
+    """Samples per Key, learned from runs. ``min_runs``: samples needed before a value is used."""
+
+    def __init__(self, min_runs: int = MIN_RUNS, simulated: Callable[[str], bool] | None = None) -> None:
+        self.min_runs = min_runs
+        self.simulated = simulated or SIMULATED.__contains__
+        self.wall: dict[Key, list[float]] = {}
+        self.memory: dict[Key, list[float]] = {}
+        self.gpu_memory: dict[Key, list[float]] = {}
+        self.run_ids: dict[Key, set[str]] = {}  # the runs each key's samples come from
+        self.runs = 0
+
+    @classmethod
+    def from_runs(cls, runs: Iterable[Any], min_runs: int = MIN_RUNS,
+                  simulated: Callable[[str], bool] | None = None) -> Estimates:
+        """Learn from stored runs (RunDetail objects or their ``to_dict()``)."""
+        est = cls(min_runs, simulated)
+        for run in runs:
+            est.add_run(run)
+        return est
+
+    def add_run(self, run: Any) -> None:
+        """Add the finished (not cached) nodes of one run."""
+        data = _as_dict(run)
+        nodes = {n.get("id"): n for n in (data.get("workflow") or {}).get("nodes", []) if isinstance(n, Mapping)}
+        scale = float((data.get("options") or {}).get("time_scale") or 1.0)
+        run_id = str((data.get("summary") or {}).get("id") or data.get("id") or f"run{self.runs}-{id(run)}")
+        added = False
+        for rec in data.get("nodes") or []:
+            r = _as_dict(rec)
+            spec = nodes.get(r.get("node_id"))
+            if spec is None or r.get("status") != "done" or r.get("cached") or r.get("wall_s") is None:
+                continue
+            key = Key(spec.get("agent", r.get("agent", "")), params_hash(spec.get("params") or {}),
+                      "cuda" if str(r.get("device") or "").startswith("cuda") else "cpu", _batch(spec))
+            wall = float(r["wall_s"])
+            if self.simulated(key.agent) and scale > 0:
+                wall /= scale
+            self.wall.setdefault(key, []).append(wall)
+            self.run_ids.setdefault(key, set()).add(run_id)
+            if r.get("peak_rss_mb") is not None:
+                self.memory.setdefault(key, []).append(float(r["peak_rss_mb"]))
+            if r.get("peak_gpu_mb") is not None:
+                self.gpu_memory.setdefault(key, []).append(float(r["peak_gpu_mb"]))
+            added = True
+        self.runs += added
+
+    # -- lookups ---------------------------------------------------------------------------
+    def _key(self, node: NodeSpec | Mapping[str, Any], table: dict[Key, list[float]]) -> Key | None:
+        n = node.model_dump() if isinstance(node, NodeSpec) else dict(node)
+        base = (n.get("agent", ""), params_hash(n.get("params") or {}))
+        batch = _batch(n)
+        wanted = (n.get("resources") or {}).get("device")
+        keys = [k for k in table if (k.agent, k.params_hash) == base and k.batch_size == batch]
+        if wanted in ("cpu", "cuda"):
+            keys = [k for k in keys if k.device == wanted] or keys
+        return max(keys, key=lambda k: len(table[k]), default=None)
+
+    def stat(self, node: NodeSpec | Mapping[str, Any], what: str = "duration") -> Stat | None:
+        """The statistics of ``what`` (duration | memory | gpu_memory) for a node, or None."""
+        table = {"duration": self.wall, "memory": self.memory, "gpu_memory": self.gpu_memory}[what]
+        key = self._key(node, table)
+        return Stat.of(table[key]) if key is not None else None
+
+    def runs_of(self, node: NodeSpec | Mapping[str, Any]) -> int:
+        """How many runs the node's estimates rest on (samples of one run count once)."""
+        key = self._key(node, self.wall)
+        return len(self.run_ids.get(key, ())) if key is not None else 0
+
+    def duration(self, node: NodeSpec | Mapping[str, Any]) -> float | None:
+        """Median measured duration (agent time unit) once ``min_runs`` samples exist, else None."""
+        s = self.stat(node, "duration")
+        return s.median if s and self.runs_of(node) >= self.min_runs else None
+
+    def peak_memory_mb(self, node: NodeSpec | Mapping[str, Any]) -> float | None:
+        """p95 of the measured peak memory once ``min_runs`` samples exist, else None.
+
+        Measured as the process's peak RSS while the node ran (per node only when isolated), so
+        it is an upper bound of the node's own use."""
+        s = self.stat(node, "memory")
+        return s.p95 if s and self.runs_of(node) >= self.min_runs else None
+
+    def durations_for(self, workflow: Workflow) -> LearnedDurations:
+        """The planner's ``durations`` mapping: learned where enough samples exist, else declared."""
+        durations: dict[str, float] = {}
+        source: dict[str, str] = {}
+        counts: dict[str, int] = {}
+        for node in workflow.nodes:
+            s = self.stat(node, "duration")
+            counts[node.id] = runs = self.runs_of(node)
+            if s and runs >= self.min_runs:
+                durations[node.id] = s.median
+                source[node.id] = f"learned ({runs} runs)"
+            else:
+                source[node.id] = "declared"
+        return LearnedDurations(durations, source, counts)
+
+    def table(self, workflow: Workflow) -> list[dict[str, Any]]:
+        """One row per node: learned duration and memory statistics (for display)."""
+        rows = []
+        for node in workflow.nodes:
+            d, m = self.stat(node, "duration"), self.stat(node, "memory")
+            runs = self.runs_of(node)
+            rows.append({
+                "node": node.id, "agent": node.agent, "runs": runs, "samples": d.count if d else 0,
+                "duration_median_s": d.median if d else None, "duration_p95_s": d.p95 if d else None,
+                "duration_mad_s": d.mad if d else None,
+                "memory_median_mb": m.median if m else None, "memory_p95_mb": m.p95 if m else None,
+                "used": bool(d and runs >= self.min_runs),
+            })
+        return rows
+
+
+def actual_makespan(run: Any) -> float | None:
+    """Last node end minus first node start of a stored run (agent time unit for simulated
+    workflows: divided by the run's ``time_scale`` when every node is simulated)."""
+    data = _as_dict(run)
+    recs = [_as_dict(r) for r in data.get("nodes") or []]
+    starts = [r["started_at"] for r in recs if r.get("started_at") is not None]
+    ends = [r["finished_at"] for r in recs if r.get("finished_at") is not None]
+    if not starts or not ends:
+        return None
+    span = max(ends) - min(starts)
+    agents = {n.get("agent") for n in (data.get("workflow") or {}).get("nodes", []) if isinstance(n, Mapping)}
+    scale = float((data.get("options") or {}).get("time_scale") or 1.0)
+    if agents and agents <= SIMULATED and scale > 0:
+        span /= scale
+    return span
+
+
+@dataclass(frozen=True)
+class AccuracyPoint:
+    run_id: str
+    created: float
+    actual: float
+    predicted_stored: float | None  # the plan stored with the run (declared durations)
+    predicted_learned: float | None  # re-planned with estimates learned from the earlier runs
+    learned_from: int  # how many earlier runs
+
+    @property
+    def error_stored(self) -> float | None:
+        return abs(self.predicted_stored / self.actual - 1) if self.predicted_stored and self.actual else None
+
+    @property
+    def error_learned(self) -> float | None:
+        return abs(self.predicted_learned / self.actual - 1) if self.predicted_learned and self.actual else None
+
+
+def accuracy(runs: Iterable[Any], predict: Callable[[Workflow, Estimates, dict[str, Any]], float | None],
+             min_runs: int = MIN_RUNS) -> list[AccuracyPoint]:
+    """Predicted vs actual makespan of each finished run, oldest first.
+
+    ``predict(workflow, estimates, run_dict)`` re-plans a run with estimates learned from the
+    runs before it (see engine.rightsizing.predict_makespan); it returns None to skip.
+    """
+    items = sorted((_as_dict(r) for r in runs), key=lambda d: (d.get("summary") or {}).get("created") or 0.0)
+    est = Estimates(min_runs)
+    out: list[AccuracyPoint] = []
+    for data in items:
+        summary = data.get("summary") or {}
+        actual = actual_makespan(data)
+        if summary.get("status") == "succeeded" and actual:
+            workflow = Workflow.model_validate(data["workflow"])
+            learned = predict(workflow, est, data) if est.runs >= min_runs else None
+            stored = (data.get("plan") or {}).get("makespan")
+            out.append(AccuracyPoint(summary.get("id", ""), summary.get("created") or 0.0, actual,
+                                     float(stored) if stored is not None else None, learned, est.runs))
+        est.add_run(data)
+    return out

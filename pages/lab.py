@@ -1,0 +1,5 @@
+"""Lab: compare scheduling policies, the optimum, what-if, step mode and learned estimates."""
+
+from ui.lab.page import render_lab_page
+
+render_lab_page()

@@ -1,0 +1,70 @@
+"""Step mode (one scheduling decision at a time, with the ready set, free capacity and the
+policy's choice explained) and "why did it wait?" for each node of a plan."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from engine.explain import Decision, step_schedule, why_waited
+from engine.problem import Problem
+from ui.lab.compare import Comparison, signature
+
+K_STEP = "lab.step"  # {"sig": problem+policy signature, "index": int}
+K_STEP_POLICY = "lab.step.policy"
+K_WHY_PLAN = "lab.why.plan"
+K_WHY_NODE = "lab.why.node"
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _decisions(sig: str, policy: str, _problem: Problem) -> list[Decision]:
+    return step_schedule(_problem, policy)
+
+
+def show_step_mode(cmp: Comparison) -> None:
+    policies = [p for p in cmp.plans if p != "auto"] or ["critical_path"]
+    policy = st.selectbox("Policy to step through", policies, key=K_STEP_POLICY)
+    sig = signature(cmp.problem)
+    decisions = _decisions(sig, policy, cmp.problem)
+    state: dict[str, Any] = st.session_state.setdefault(K_STEP, {"sig": "", "index": 0})
+    if state["sig"] != sig + policy:
+        state.update(sig=sig + policy, index=0)
+    cols = st.columns([1, 1, 4])
+    if cols[0].button("Next decision", key="lab.step.next", icon=":material/skip_next:",
+                      disabled=state["index"] >= len(decisions) - 1):
+        state["index"] = min(len(decisions) - 1, state["index"] + 1)
+    if cols[1].button("Reset", key="lab.step.reset", icon=":material/restart_alt:"):
+        state["index"] = 0
+    if not decisions:
+        st.info("Nothing to schedule.")
+        return
+    d = decisions[state["index"]]
+    cols[2].markdown(f"**Decision {d.index + 1} of {len(decisions)}** · {d.summary()}")
+    if d.finished:
+        st.caption(f"Finished at {d.time:g} s: {', '.join(d.finished)}")
+    st.dataframe([{"rank": r.rank + 1, "ready node": r.id, "priority": r.priority,
+                   "decision": f"start on {r.device}" if r.started else "wait", "why": r.reason} for r in d.ready],
+                 hide_index=True, width="stretch")
+    free = [{"resource": k, "free before": round(v, 3), "free after": round(d.free_after.get(k, 0.0), 3),
+             "held by": ", ".join(d.running.get(k, []))} for k, v in d.free_before.items()]
+    st.dataframe(free, hide_index=True, width="stretch")
+
+
+def show_why_waited(cmp: Comparison) -> None:
+    choices = list(cmp.plans) + (["optimum"] if cmp.optimum else [])
+    cols = st.columns(2)
+    which = cols[0].selectbox("Plan", choices, key=K_WHY_PLAN)
+    node = cols[1].selectbox("Why did it wait? Node", list(cmp.problem.tasks), key=K_WHY_NODE)
+    source = cmp.optimum if which == "optimum" else cmp.plans[which]
+    why = why_waited(cmp.problem, source)
+    if node in why:
+        e = why[node]
+        icon = {"resource": ":material/memory:", "policy": ":material/low_priority:",
+                "input": ":material/input:"}.get(e.kind, ":material/play_arrow:")
+        st.info(f"**{node}** ({e.kind}): {e.text}", icon=icon)
+    with st.expander("Every node's wait", expanded=False):
+        st.dataframe([{"node": e.node, "reason": e.kind, "ready at": e.ready_at, "start": e.start,
+                       "waited s": round(e.waited_s, 3), "last input": e.last_input or "", "resource": e.resource or "",
+                       "held by": ", ".join(e.held_by), "preferred": ", ".join(e.preferred)} for e in why.values()],
+                     hide_index=True, width="stretch")

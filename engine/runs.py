@@ -51,6 +51,7 @@ class RunOptions:
     sample_hz: float = 4.0
     predict: bool = True  # compute the predicted plan (the Gantt) at submit
     plan_budget_s: float = 1.0  # time budget of the `auto` policy's search
+    durations: dict[str, float] | None = None  # learned per-node durations (engine.estimates) for the plan
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -196,7 +197,8 @@ class RunManager:
         from engine.policies import priority_order
         from engine.problem import problem_from_workflow
 
-        problem = problem_from_workflow(workflow.model_copy(update={"capacity": cap}), self.registry, cap)
+        problem = problem_from_workflow(workflow.model_copy(update={"capacity": cap}), self.registry, cap,
+                                        durations=options.durations)
         fallback = "critical_path" if options.policy == "auto" else options.policy
         if not options.predict and options.policy != "auto":
             return {}, priority_order(problem, options.policy)

@@ -1,0 +1,56 @@
+"""Batch concurrency for torch agents: split a node's CPU allotment between batches run at once
+and intra-op torch threads. On small CPUs two batches with one torch thread each beat one batch
+with two threads (the benchmark in docs/agents-vision-tabular.md), so that is the default.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from engine.agents.runtime import batches, torch_threads
+from engine.spec import RunContext
+
+T = TypeVar("T")
+
+
+def plan_concurrency(threads: int, n_batches: int, device: str) -> tuple[int, int]:
+    """(batches at once, torch threads each) for a CPU allotment of ``threads``.
+
+    CUDA runs one batch at a time with the whole allotment (the GPU is the bottleneck).
+    """
+    if device.startswith("cuda") or n_batches <= 1:
+        return 1, max(1, threads)
+    workers = max(1, min(threads, n_batches))
+    return workers, max(1, threads // workers)
+
+
+def map_batches(
+    fn: Callable[[slice], T], n: int, ctx: RunContext, device: str = "cpu"
+) -> list[T]:
+    """``fn`` on every batch slice of ``range(n)`` (``ctx.batch_size``), concurrently when the
+    allotment allows; results in batch order. Checks cancellation and reports progress."""
+    parts = list(batches(n, ctx.batch_size))
+    workers, per_batch = plan_concurrency(ctx.threads, len(parts), device)
+    done = 0
+    lock = threading.Lock()
+
+    def one(part: slice) -> T:
+        nonlocal done
+        ctx.check_cancelled()
+        result = fn(part)
+        with lock:
+            done += part.stop - part.start
+            ctx.progress(done, n)
+        return result
+
+    if len(parts) > 1:
+        ctx.log(f"{len(parts)} batches, {workers} at once, {per_batch} torch thread(s) each")
+    with torch_threads(per_batch):
+        if workers == 1:
+            return [one(part) for part in parts]
+        with ThreadPoolExecutor(workers, thread_name_prefix=f"sg-{ctx.node_id}") as pool:
+            return list(pool.map(one, parts))
+

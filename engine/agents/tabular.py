@@ -1,0 +1,263 @@
+"""Tabular and decision agents: table source, MLP scorers (fraud, credit, diagnosis), a market
+stress signal, risk aggregation per entity and a threshold that splits entities into pass/flag.
+
+Scores convention: the LAST class of a scores payload is the risky one (default, fraud,
+stress); decision agents use it unless told a class (``score_class``). Torch is imported lazily.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.agents.runtime import as_list, batches, read_card, resolve_device, torch_threads
+from engine.kinds import DataKind
+from engine.registry import agent
+from engine.resources import ResourceDemand
+from engine.spec import Agent, PortSpec, RunContext
+
+_CFG = ConfigDict(extra="forbid", allow_inf_nan=False)
+_TABULAR, _DECISION = "#10b981", "#f59e0b"
+_TABLE_IN = PortSpec("table", DataKind.TABLE, "rows with the model's feature columns")
+_SCORES_OUT = PortSpec("scores", DataKind.SCORES, "class probabilities per row")
+
+
+class TableSourceParams(BaseModel):
+    model_config = _CFG
+    dataset: Literal["breast_cancer", "credit_applicants", "transactions", "market"] = Field(
+        "credit_applicants",
+        description="breast_cancer: REAL scikit-learn table; the others are GENERATED with "
+        "known ground truth (credit defaults, injected card fraud, a market shock)")
+    n_items: int = Field(200, ge=1, le=1_000_000, description="rows (days for market)")
+    seed: int = Field(42, ge=0, le=2**31 - 1, description="random seed of generated tables")
+    n_customers: int = Field(200, ge=1, le=1_000_000,
+                             description="transactions: customers cust-0..N-1 they belong to")
+    split: Literal["held_out", "train", "all"] = Field(
+        "held_out", description="breast_cancer rows: the held-out 25 % never used in training")
+
+
+@agent("tabular.source", category="tabular", label="Table source", color=_TABULAR,
+       description="Emits a table: the REAL breast-cancer diagnosis table, or GENERATED credit "
+       "applicants, card transactions with injected fraud, or a market price series.",
+       outputs=[PortSpec("table", DataKind.TABLE, "columns + ids; ground truth in 'target'")],
+       params=TableSourceParams, resources=ResourceDemand(cpu=1, memory_mb=16),
+       expected_duration_s=0.01)
+class TableSource(Agent):
+    def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        from engine.agents import tabular_data as data
+
+        p = self.params
+        n = min(p.n_items, ctx.max_items or p.n_items)
+        if p.dataset == "breast_cancer":
+            table = data.cancer_table(p.split, n, p.seed)
+        elif p.dataset == "transactions":
+            table = data.transactions_table(n, p.seed, p.n_customers)
+        elif p.dataset == "market":
+            table = data.market_table(n, p.seed)
+        else:
+            table = data.credit_table(min(n, p.n_customers), p.seed)
+        ctx.progress(len(table["ids"]), len(table["ids"]))
+        return {"table": table}
+
+
+class _MlpScorer(Agent):
+    """Score a table with a trained MLP; subclasses name the weights and the config."""
+
+    weights: str = ""
+    entity_column: str | None = None
+
+    def config(self) -> Any:
+        raise NotImplementedError
+
+    def load(self, device: str) -> None:
+        from engine.agents.nets import mlp_for
+
+        self.device = resolve_device(device)
+        self.model = mlp_for(self.weights, self.config(), self.device)
+
+    def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        import torch
+
+        device = resolve_device(ctx.device, ctx)
+        if not hasattr(self, "model") or device != self.device:
+            self.load(device)
+        table, config = inputs["table"], self.config()
+        columns = table["columns"]
+        missing = [f for f in config.features if f not in columns]
+        if missing:
+            raise ValueError(
+                f"{self.spec.name} needs the columns {missing[:5]} which the table lacks; "
+                f"connect a table of {config.data} (tabular.source)")
+        x = torch.tensor([list(map(float, columns[f])) for f in config.features]).T
+        x = x[: ctx.max_items] if ctx.max_items else x
+        out = []
+        with torch_threads(ctx.threads), torch.no_grad():
+            for part in batches(len(x), ctx.batch_size):
+                ctx.check_cancelled()
+                out.append(self.model(x[part].to(self.device)).softmax(1).cpu())
+                ctx.progress(part.stop, len(x))
+        scores, n = torch.cat(out), len(x)
+        payload: dict[str, Any] = {"scores": scores, "classes": list(config.classes),
+                                   "ids": table["ids"][:n], "labels": _truth(table, config, n)}
+        if self.entity_column and self.entity_column in columns:
+            payload["entities"] = list(columns[self.entity_column][:n])
+        return {"scores": payload}
+
+
+def _truth(table: dict, config: Any, n: int) -> Any:
+    """Ground-truth class indices when the table carries its target column."""
+    import torch
+
+    target = table.get("target")
+    if not target or target not in table["columns"]:
+        return None
+    values = table["columns"][target][:n]
+    return torch.tensor([config.classes.index(v) if isinstance(v, str) else int(v) for v in values])
+
+
+def _scorer(name: str, label: str, description: str, card: str) -> Any:
+    return agent(name, category="tabular", label=label, color=_TABULAR, description=description,
+                 inputs=[_TABLE_IN], outputs=[_SCORES_OUT],
+                 resources=ResourceDemand(cpu=1, memory_mb=16, device="any"),
+                 expected_duration_s=0.02, card=read_card(card))
+
+
+@_scorer("tabular.fraud_score", "Fraud score", "An MLP trained on GENERATED card transactions "
+         "scores each transaction legit / fraud (keeps the customer as the entity).", "fraud_mlp")
+class FraudScore(_MlpScorer):
+    weights, entity_column = "fraud_mlp", "customer"
+
+    def config(self) -> Any:
+        from engine.agents.tabular_data import FRAUD
+
+        return FRAUD
+
+
+@_scorer("tabular.credit_score", "Credit score", "An MLP trained on GENERATED applicants "
+         "gives each applicant's probability of default.", "credit_mlp")
+class CreditScore(_MlpScorer):
+    weights = "credit_mlp"
+
+    def config(self) -> Any:
+        from engine.agents.tabular_data import CREDIT
+
+        return CREDIT
+
+
+@_scorer("tabular.diagnose", "Diagnose (breast cancer)", "An MLP trained on the REAL "
+         "scikit-learn breast-cancer table: malignant / benign from 30 cell measurements.",
+         "diagnose_mlp")
+class Diagnose(_MlpScorer):
+    weights = "diagnose_mlp"
+
+    def config(self) -> Any:
+        from engine.agents.tabular_data import cancer_config
+
+        return cancer_config()
+
+
+class MarketParams(BaseModel):
+    model_config = _CFG
+    window: int = Field(10, ge=2, le=250, description="short volatility window, days")
+    long_window: int = Field(60, ge=5, le=2000, description="reference volatility window, days")
+    output: Literal["latest", "series"] = Field(
+        "latest", description="latest: one market-wide score (applies to every entity); "
+        "series: one score per day")
+
+
+@agent("tabular.market_signal", category="tabular", label="Market stress signal",
+       color=_TABULAR, description="Market stress from a price series: short vs long "
+       "volatility and drawdown, computed with torch (no training).",
+       inputs=[PortSpec("table", DataKind.TABLE, "a series with a 'price' column")],
+       outputs=[_SCORES_OUT], params=MarketParams,
+       resources=ResourceDemand(cpu=1, memory_mb=8), expected_duration_s=0.005)
+class MarketSignal(Agent):
+    def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        import torch
+
+        p, table = self.params, inputs["table"]
+        if "price" not in table["columns"]:
+            raise ValueError("tabular.market_signal needs a 'price' column; connect a market table")
+        price = torch.tensor(table["columns"]["price"], dtype=torch.float64)
+        returns = torch.cat([torch.zeros(1, dtype=torch.float64), price.log().diff()])
+        short, long = _rolling_std(returns, p.window), _rolling_std(returns, p.long_window)
+        drawdown = 1 - price / price.cummax(0).values
+        stress = torch.sigmoid(3 * (short / long.clamp_min(1e-9) - 1.4) + 25 * (drawdown - 0.08))
+        scores = torch.stack([1 - stress, stress], 1).float()
+        if p.output == "latest":
+            return {"scores": {"scores": scores[-1:], "classes": ["calm", "stress"], "ids": ["*"],
+                               "as_of": table["ids"][-1], "labels": None}}
+        truth = [0 if r == "calm" else 1 for r in table["columns"].get("regime", [])]
+        return {"scores": {"scores": scores, "classes": ["calm", "stress"], "ids": table["ids"],
+                           "labels": torch.tensor(truth) if truth else None}}
+
+
+def _rolling_std(x: Any, window: int) -> Any:
+    """Trailing standard deviation (shorter windows at the start)."""
+    import torch
+
+    padded = torch.cat([x[:1].repeat(window - 1), x])
+    return padded.unfold(0, window, 1).std(dim=1)
+
+
+class AggregateParams(BaseModel):
+    model_config = _CFG
+    weights: list[float] = Field(default_factory=list, max_length=32,
+                                 description="one weight per connected input, in order "
+                                 "(empty: equal weights)")
+    combine: Literal["weighted_mean", "max"] = Field("weighted_mean", description="how to combine")
+    per_entity: Literal["max", "mean"] = Field(
+        "max", description="several rows of one entity (e.g. transactions): take the max or mean")
+
+
+@agent("decision.risk_aggregate", category="decision", label="Risk aggregation", color=_DECISION,
+       description="Combines several risk scores into one risk per entity (weighted mean or "
+       "max). Rows of one entity are pooled; a market-wide score ('*') applies to all.",
+       inputs=[PortSpec("scores", DataKind.SCORES, "risk scores (last class = risky)",
+                        multiple=True)],
+       outputs=[PortSpec("scores", DataKind.SCORES,
+                         "one risk in 0..1 per entity, with each component in 'components'")],
+       params=AggregateParams, resources=ResourceDemand(cpu=1, memory_mb=8),
+       expected_duration_s=0.005)
+class RiskAggregate(Agent):
+    def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        from engine.agents.decision import aggregate_risk
+
+        parts = [x for x in as_list(inputs.get("scores") or []) if x is not None]
+        if not parts:
+            raise ValueError("decision.risk_aggregate needs at least one scores input")
+        weights = self.params.weights or [1.0] * len(parts)
+        if len(weights) != len(parts):
+            raise ValueError(f"weights has {len(weights)} values but {len(parts)} inputs are "
+                             "connected; give one weight per input or leave it empty")
+        scores = aggregate_risk(parts, weights, self.params.combine, self.params.per_entity)
+        ctx.progress(len(scores["ids"]), len(scores["ids"]))
+        return {"scores": scores}
+
+
+class ThresholdParams(BaseModel):
+    model_config = _CFG
+    threshold: float = Field(0.5, ge=0, le=1, description="flag when the score is at least this")
+    score_class: str | None = Field(None, max_length=100,
+                                    description="which class's score to test (empty: the last)")
+    flag_label: str = Field("flag", min_length=1, max_length=50)
+    pass_label: str = Field("pass", min_length=1, max_length=50)
+
+
+@agent("decision.threshold", category="decision", label="Threshold / branch", color=_DECISION,
+       description="Flags items whose score reaches a threshold; emits labels and splits the "
+       "items into a 'flagged' and a 'passed' table.",
+       inputs=[PortSpec("scores", DataKind.SCORES, "scores to test")],
+       outputs=[PortSpec("labels", DataKind.LABELS, "flag / pass per item"),
+                PortSpec("flagged", DataKind.TABLE, "items at or above the threshold"),
+                PortSpec("passed", DataKind.TABLE, "items below the threshold")],
+       params=ThresholdParams, resources=ResourceDemand(cpu=1, memory_mb=8),
+       expected_duration_s=0.005)
+class Threshold(Agent):
+    def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        from engine.agents.decision import split_by_threshold
+
+        p = self.params
+        return split_by_threshold(inputs["scores"], p.threshold, p.score_class,
+                                  p.flag_label, p.pass_label)

@@ -1,0 +1,268 @@
+"""Vision agents: image source, preprocess, CNN classify, saliency explain, embed.
+
+Payloads follow ``engine.agents.runtime`` (image_batch, scores, labels, embedding). Torch and
+the data modules are imported inside ``load``/``run`` so listing agents stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.agents.batching import map_batches
+from engine.agents.runtime import read_card, resolve_device
+from engine.errors import ModelFileError
+from engine.kinds import DataKind
+from engine.registry import agent
+from engine.resources import ResourceDemand
+from engine.spec import Agent, PortSpec, RunContext
+
+_CFG = ConfigDict(extra="forbid", allow_inf_nan=False)
+_COLOR = "#0ea5e9"
+ModelName = Literal["lesion_cnn", "digits_cnn"]
+_IMAGES_IN = PortSpec("images", DataKind.IMAGE_BATCH, "images N x C x H x W in 0..1")
+_CARDS = "\n\n".join(c for c in (read_card("lesion_cnn"), read_card("digits_cnn")) if c)
+
+
+class SourceParams(BaseModel):
+    model_config = _CFG
+    dataset: Literal["synthetic_lesions", "digits", "uploads"] = Field(
+        "synthetic_lesions",
+        description="synthetic_lesions: SYNTHETIC scans with known lesions; digits: held-out "
+        "scikit-learn digits; uploads: your PNG/JPEG files (paths)")
+    n_items: int = Field(64, ge=1, le=10_000, description="how many images (not for uploads)")
+    seed: int = Field(7, ge=0, le=2**31 - 1, description="random seed of the generated set")
+    size: int = Field(64, ge=8, le=512, description="side in pixels of the emitted images")
+    channels: Literal[1, 3] = Field(1, description="1 grey or 3 RGB channels")
+    paths: list[str] = Field(default_factory=list, max_length=1000,
+                             description="image files for dataset=uploads (PNG/JPEG, 10 MB each)")
+
+
+@agent("vision.source", category="vision", label="Image source", color=_COLOR,
+       description="Emits images: SYNTHETIC lesion scans with known ground truth, held-out "
+       "scikit-learn digits, or your own PNG/JPEG files.",
+       outputs=[PortSpec("images", DataKind.IMAGE_BATCH, "images with ground-truth labels")],
+       params=SourceParams, resources=ResourceDemand(cpu=1, memory_mb=32),
+       expected_duration_s=0.2, duration_fn=lambda p: 0.02 + 0.003 * p.n_items)
+class ImageSource(Agent):
+    def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        from engine.agents import vision_data as data
+        from engine.agents.vision_ops import resize, to_channels
+
+        p = self.params
+        n = min(p.n_items, ctx.max_items or p.n_items)
+        if p.dataset == "uploads":
+            if not p.paths:
+                raise ModelFileError("dataset 'uploads' needs at least one image path in 'paths'")
+            batch = data.uploads_batch([data.read_upload(x) for x in p.paths[:n]], p.size, p.channels)
+        elif p.dataset == "digits":
+            batch = data.digits_batch(n, p.seed, p.size)
+        else:
+            batch = data.synthetic_lesions(n, p.seed, 64)
+        batch["images"] = to_channels(resize(batch["images"], p.size), p.channels)
+        if p.dataset == "synthetic_lesions" and p.size != 64:
+            scale = p.size / 64
+            batch["lesion_centers"] = [None if c is None else (round(c[0] * scale), round(c[1] * scale))
+                                       for c in batch["lesion_centers"]]
+        ctx.progress(len(batch["ids"]), len(batch["ids"]))
+        ctx.log(f"{len(batch['ids'])} images from {p.dataset}")
+        return {"images": batch}
+
+
+class PreprocessParams(BaseModel):
+    model_config = _CFG
+    size: int | None = Field(64, ge=8, le=1024, description="resize to size x size (empty: keep)")
+    normalise: Literal["unit", "standardize", "none"] = Field(
+        "unit", description="unit: stretch each image to 0..1; standardize: (x - mean) / std")
+    mean: float = Field(0.5, ge=-10, le=10, description="mean for standardize")
+    std: float = Field(0.25, gt=0, le=10, description="std for standardize")
+    denoise: Literal["none", "gaussian", "median"] = Field("gaussian", description="denoising filter")
+    strength: float = Field(1.0, ge=0, le=10, description="gaussian sigma or median radius, px")
+    flip: bool = Field(False, description="augment: flip half the images left-right")
+    rotate_degrees: float = Field(0.0, ge=0, le=180, description="augment: random rotation range")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="augmentation seed")
+
+
+@agent("vision.preprocess", category="vision", label="Preprocess images", color=_COLOR,
+       description="Resize, denoise (gaussian / median), augment (flip / rotate) and normalise "
+       "a batch of images with torch.",
+       inputs=[_IMAGES_IN], outputs=[PortSpec("images", DataKind.IMAGE_BATCH, "processed images")],
+       params=PreprocessParams, resources=ResourceDemand(cpu=1, memory_mb=64, device="any"),
+       expected_duration_s=0.08)
+class Preprocess(Agent):
+    def load(self, device: str) -> None:
+        self.device = resolve_device(device)
+
+    def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        import torch
+
+        from engine.agents import vision_ops as ops
+
+        p, batch = self.params, inputs["images"]
+        device = resolve_device(ctx.device, ctx)
+        images = _limit(batch["images"], ctx)
+        size = ctx.batch_size or len(images) or 1
+
+        def step(part: slice) -> torch.Tensor:
+            with torch.no_grad():
+                x = images[part].to(device)
+                x = ops.resize(x, p.size) if p.size else x
+                x = ops.denoise(x, p.denoise, p.strength)
+                if p.flip or p.rotate_degrees:
+                    x = ops.augment(x, p.flip, p.rotate_degrees, p.seed + part.start // size)
+                return ops.normalise(x, p.normalise, p.mean, p.std).cpu()
+
+        out = map_batches(step, len(images), ctx, device)
+        n = len(images)
+        result = {**batch, "images": torch.cat(out), "ids": batch["ids"][:n]}
+        if batch.get("labels") is not None:
+            result["labels"] = batch["labels"][:n]
+        if "lesion_centers" in batch:
+            scale = (p.size or images.shape[-1]) / images.shape[-1]
+            result["lesion_centers"] = [None if c is None else (round(c[0] * scale), round(c[1] * scale))
+                                        for c in batch["lesion_centers"][:n]]
+        return {"images": result}
+
+
+class ModelParams(BaseModel):
+    model_config = _CFG
+    model: ModelName = Field("lesion_cnn", description="lesion_cnn (SYNTHETIC scans) or digits_cnn")
+
+
+def _limit(images: Any, ctx: RunContext) -> Any:
+    return images[: ctx.max_items] if ctx.max_items else images
+
+
+def _prepared(x: Any, size: int, channels: int) -> Any:
+    from engine.agents.vision_ops import resize, to_channels
+
+    return resize(to_channels(x, channels), size)
+
+
+class _CnnAgent(Agent):
+    """Shared load/forward plumbing for the agents that use a trained CNN."""
+
+    def load(self, device: str) -> None:
+        from engine.agents.nets import cnn_for
+
+        self.device = resolve_device(device)
+        self.model, self.config = cnn_for(self.params.model, self.device)
+
+    def _ensure(self, ctx: RunContext) -> None:
+        device = resolve_device(ctx.device, ctx)
+        if not hasattr(self, "model") or device != self.device:
+            self.load(device)
+
+
+@agent("vision.classify", category="vision", label="Classify images (CNN)", color=_COLOR,
+       description="A small two-layer CNN: lesion / no-lesion on SYNTHETIC scans, or digits. "
+       "Outputs class probabilities and labels.",
+       inputs=[_IMAGES_IN],
+       outputs=[PortSpec("scores", DataKind.SCORES, "class probabilities per image"),
+                PortSpec("labels", DataKind.LABELS, "predicted class and confidence")],
+       params=ModelParams, resources=ResourceDemand(cpu=1, memory_mb=32, device="any"),
+       expected_duration_s=0.1, card=_CARDS)
+class Classify(_CnnAgent):
+    def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        import torch
+
+        self._ensure(ctx)
+        batch = inputs["images"]
+        images = _limit(batch["images"], ctx)
+
+        def step(part: slice) -> torch.Tensor:
+            x = _prepared(images[part], self.config.size, self.config.in_channels)
+            with torch.no_grad():
+                return self.model(x.to(self.device)).softmax(1).cpu()
+
+        probs = map_batches(step, len(images), ctx, self.device)
+        scores = torch.cat(probs)
+        classes = list(self.config.classes)
+        ids = batch["ids"][: len(images)]
+        truth = batch.get("labels")
+        truth = truth[: len(images)] if truth is not None else None
+        conf, best = scores.max(1)
+        if truth is not None and batch.get("classes") == classes:
+            ctx.log(f"accuracy against ground truth: {(best == truth).float().mean():.3f}")
+        return {
+            "scores": {"scores": scores, "classes": classes, "ids": ids, "labels": truth},
+            "labels": {"labels": [classes[i] for i in best.tolist()], "ids": ids,
+                       "confidence": conf.tolist()},
+        }
+
+
+class ExplainParams(ModelParams):
+    method: Literal["gradient", "occlusion"] = Field(
+        "gradient", description="input-gradient saliency, or occlusion (slower, coarser)")
+    patch: int = Field(8, ge=2, le=64, description="occlusion patch side, px")
+    overlay: bool = Field(True, description="emit the heat map over the image in red (RGB)")
+
+
+@agent("vision.explain", category="vision", label="Explain (saliency)", color=_COLOR,
+       description="Heat maps of where the CNN looked (gradient saliency or occlusion) for its "
+       "predicted class, and the most salient region of each image.",
+       inputs=[_IMAGES_IN],
+       outputs=[PortSpec("heatmaps", DataKind.IMAGE_BATCH, "heat maps (or overlays) in 0..1"),
+                PortSpec("regions", DataKind.TABLE, "predicted class and top region per image")],
+       params=ExplainParams, resources=ResourceDemand(cpu=1, memory_mb=96, device="any"),
+       expected_duration_s=0.5, card=_CARDS)
+class Explain(_CnnAgent):
+    def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        import torch
+
+        from engine.agents import vision_ops as ops
+
+        self._ensure(ctx)
+        p, batch = self.params, inputs["images"]
+        images = _limit(batch["images"], ctx)
+
+        def step(part: slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            x = _prepared(images[part], self.config.size, self.config.in_channels).to(self.device)
+            with torch.no_grad():
+                prob = self.model(x).softmax(1)
+            target = prob.argmax(1)
+            sal = (ops.gradient_saliency(self.model, x, target) if p.method == "gradient"
+                   else ops.occlusion_saliency(self.model, x, target, p.patch))
+            heat = ops.resize(ops.scale_maps(sal), images.shape[-1]).cpu()
+            return heat, target.cpu(), prob.max(1).values.cpu()
+
+        results = map_batches(step, len(images), ctx, self.device)
+        maps, preds, probs = ([r[i] for r in results] for i in range(3))
+        heat = torch.cat(maps).clamp(0, 1)
+        pred = torch.cat(preds)
+        window = max(2, images.shape[-1] // 8)
+        regions = ops.top_regions(heat, window)
+        view = ops.overlay(images, heat) if p.overlay else heat
+        ids, classes = batch["ids"][: len(images)], list(self.config.classes)
+        columns = {"predicted": [classes[i] for i in pred.tolist()],
+                   "confidence": torch.cat(probs).tolist(),
+                   **{k: [r[k] for r in regions] for k in regions[0]}} if regions else {}
+        return {
+            "heatmaps": {"images": view, "ids": ids, "labels": None, "classes": [],
+                         "maps": heat, "regions": regions},
+            "regions": {"columns": columns, "ids": ids},
+        }
+
+
+@agent("vision.embed", category="vision", label="Image embeddings", color=_COLOR,
+       description="The CNN's 32-wide penultimate layer as an embedding per image.",
+       inputs=[_IMAGES_IN], outputs=[PortSpec("embedding", DataKind.EMBEDDING, "N x 32 vectors")],
+       params=ModelParams, resources=ResourceDemand(cpu=1, memory_mb=32, device="any"),
+       expected_duration_s=0.08, card=_CARDS)
+class Embed(_CnnAgent):
+    def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        import torch
+
+        self._ensure(ctx)
+        batch = inputs["images"]
+        images = _limit(batch["images"], ctx)
+
+        def step(part: slice) -> torch.Tensor:
+            x = _prepared(images[part], self.config.size, self.config.in_channels)
+            with torch.no_grad():
+                return self.model.embedding(x.to(self.device)).cpu()
+
+        vectors = map_batches(step, len(images), ctx, self.device)
+        return {"embedding": {"vectors": torch.cat(vectors), "ids": batch["ids"][: len(images)],
+                              "labels": batch.get("labels")}}

@@ -1,0 +1,162 @@
+"""Image data for the vision agents: the SYNTHETIC lesion scan generator (known ground truth),
+scikit-learn's digits with a fixed held-out split, and safe decoding of user PNG/JPEG uploads.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine.errors import ModelFileError
+
+LESION_CLASSES = ["no_lesion", "lesion"]
+DIGIT_CLASSES = [str(d) for d in range(10)]
+MAX_UPLOAD_BYTES = 10 * 2**20
+MAX_UPLOAD_PIXELS = 50_000_000
+_MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
+
+
+def _gaussian_kernel(sigma: float) -> torch.Tensor:
+    radius = max(1, int(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-(x**2) / (2 * sigma**2))
+    return k / k.sum()
+
+
+def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of an N x C x H x W batch (reflect padding)."""
+    k = _gaussian_kernel(sigma).to(x.device, x.dtype)
+    c, r = x.shape[1], (len(k) - 1) // 2
+    kh = k.view(1, 1, -1, 1).repeat(c, 1, 1, 1)
+    kw = k.view(1, 1, 1, -1).repeat(c, 1, 1, 1)
+    x = F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), kh, groups=c)
+    return F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), kw, groups=c)
+
+
+def synthetic_lesions(
+    n: int, seed: int, size: int = 64, lesion_fraction: float = 0.5
+) -> dict[str, object]:
+    """``n`` SYNTHETIC grey scans: tissue texture noise; a lesion is a bright blob of random
+    size, brightness and position. Returns an image_batch payload plus ``lesion_centers``
+    (row, col) per item (None without a lesion) and ``lesion_radii``.
+    """
+    g = torch.Generator().manual_seed(seed)
+    coarse = blur(torch.randn(n, 1, size, size, generator=g), sigma=size / 8)
+    coarse = coarse / (coarse.flatten(1).std(dim=1).view(n, 1, 1, 1) + 1e-6)
+    fine = torch.randn(n, 1, size, size, generator=g)
+    images = 0.45 + 0.05 * coarse + 0.05 * fine
+    has_lesion = torch.rand(n, generator=g) < lesion_fraction
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    centers: list[tuple[int, int] | None] = []
+    radii: list[float | None] = []
+    for i in range(n):
+        radius = float(size * (0.04 + 0.08 * torch.rand(1, generator=g).item()))
+        margin = math.ceil(radius) + 2
+        cy, cx = (torch.randint(margin, size - margin, (2,), generator=g)).tolist()
+        if not has_lesion[i]:
+            centers.append(None)
+            radii.append(None)
+            continue
+        amplitude = 0.15 + 0.2 * torch.rand(1, generator=g).item()
+        dist2 = (yy - cy).float() ** 2 + (xx - cx).float() ** 2
+        images[i, 0] += amplitude * torch.exp(-dist2 / (2 * radius**2))
+        centers.append((cy, cx))
+        radii.append(radius)
+    return {
+        "images": images.clamp(0, 1),
+        "ids": [f"scan-{seed}-{i}" for i in range(n)],
+        "labels": has_lesion.long(),
+        "classes": list(LESION_CLASSES),
+        "lesion_centers": centers,
+        "lesion_radii": radii,
+        "synthetic": True,
+    }
+
+
+def digits_split() -> tuple[np.ndarray, np.ndarray]:
+    """Fixed train / held-out indices (75 % / 25 %) into scikit-learn's 1,797 digits."""
+    order = np.random.RandomState(0).permutation(1797)
+    return order[:1348], order[1348:]
+
+
+def digits_images(indices: np.ndarray, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Digits at ``indices`` as N x 1 x size x size in 0..1 (bilinear upscale from 8 x 8)."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    images = torch.tensor(data.images[indices], dtype=torch.float32).unsqueeze(1) / 16.0
+    if size != 8:
+        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+    return images.clamp(0, 1), torch.tensor(data.target[indices], dtype=torch.long)
+
+
+def digits_batch(n: int, seed: int, size: int = 32) -> dict[str, object]:
+    """``n`` held-out digits (never used in training), shuffled by ``seed``."""
+    _, held_out = digits_split()
+    chosen = np.random.RandomState(seed).permutation(held_out)[:n]
+    images, labels = digits_images(chosen, size)
+    return {"images": images, "ids": [f"digit-{i}" for i in chosen], "labels": labels,
+            "classes": list(DIGIT_CLASSES)}
+
+
+def decode_image(data: bytes, name: str, size: int, channels: int) -> torch.Tensor:
+    """One PNG/JPEG as a channels x size x size tensor in 0..1, after safety checks.
+
+    Raises:
+        ModelFileError: too large, not PNG/JPEG by its first bytes, too many pixels, or corrupt.
+    """
+    from PIL import Image
+
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ModelFileError(
+            f"image {name!r} is {len(data) / 2**20:.1f} MB; the limit is "
+            f"{MAX_UPLOAD_BYTES // 2**20} MB. Shrink or re-encode it."
+        )
+    if not any(data.startswith(magic) for magic in _MAGIC):
+        raise ModelFileError(
+            f"image {name!r} is not a PNG or JPEG file (checked by its first bytes); "
+            "convert it to PNG or JPEG"
+        )
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size
+            if width * height > MAX_UPLOAD_PIXELS:
+                raise ModelFileError(
+                    f"image {name!r} has {width}x{height} pixels; the limit is "
+                    f"{MAX_UPLOAD_PIXELS // 1_000_000} megapixels"
+                )
+            img = img.convert("L" if channels == 1 else "RGB").resize((size, size))
+            array = np.asarray(img, dtype=np.float32) / 255.0
+    except ModelFileError:
+        raise
+    except Exception as exc:  # Pillow raises many types for broken files
+        raise ModelFileError(f"image {name!r} could not be decoded ({exc}); is it corrupt?") from None
+    tensor = torch.from_numpy(array.copy())
+    return tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1)
+
+
+def uploads_batch(
+    items: list[tuple[str, bytes]], size: int, channels: int
+) -> dict[str, object]:
+    """An image_batch of user images given as (name, bytes) pairs; no ground truth."""
+    images = torch.stack([decode_image(data, name, size, channels) for name, data in items])
+    return {"images": images, "ids": [name for name, _ in items], "labels": None,
+            "classes": []}
+
+
+def read_upload(path: str) -> tuple[str, bytes]:
+    """(file name, bytes) of an image path, refusing missing or oversized files early."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ModelFileError(f"image file {path!r} does not exist; check the path")
+    if p.stat().st_size > MAX_UPLOAD_BYTES:
+        raise ModelFileError(
+            f"image {p.name!r} is {p.stat().st_size / 2**20:.1f} MB; the limit is "
+            f"{MAX_UPLOAD_BYTES // 2**20} MB"
+        )
+    return p.name, p.read_bytes()

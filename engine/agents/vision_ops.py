@@ -1,0 +1,133 @@
+"""Batched torch image operations for the vision agents: resize, normalise, denoise, augment,
+and the saliency maps (input gradients or occlusion) that explain a classifier's decision.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.agents.vision_data import blur
+
+
+def resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
+                         antialias=x.shape[-1] > size)
+
+
+def to_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """Grey <-> RGB: average the channels, or repeat a single one."""
+    if x.shape[1] == channels:
+        return x
+    if channels == 1:
+        return x.mean(dim=1, keepdim=True)
+    return x.mean(dim=1, keepdim=True).repeat(1, channels, 1, 1)
+
+
+def normalise(x: torch.Tensor, mode: str, mean: float, std: float) -> torch.Tensor:
+    """``unit``: each image stretched to 0..1; ``standardize``: (x - mean) / std; ``none``."""
+    if mode == "unit":
+        lo = x.amin(dim=(1, 2, 3), keepdim=True)
+        hi = x.amax(dim=(1, 2, 3), keepdim=True)
+        return (x - lo) / (hi - lo).clamp_min(1e-6)
+    if mode == "standardize":
+        return (x - mean) / std
+    return x
+
+
+def median_filter(x: torch.Tensor, kernel: int) -> torch.Tensor:
+    r = kernel // 2
+    n, c, h, w = x.shape
+    patches = F.unfold(F.pad(x, (r, r, r, r), mode="reflect"), kernel)  # N, C*k*k, H*W
+    patches = patches.view(n, c, kernel * kernel, h * w)
+    return patches.median(dim=2).values.view(n, c, h, w)
+
+
+def denoise(x: torch.Tensor, mode: str, strength: float) -> torch.Tensor:
+    """``gaussian`` (sigma = strength px) or ``median`` (kernel 2*round(strength)+1) or none."""
+    if mode == "gaussian" and strength > 0:
+        return blur(x, strength)
+    if mode == "median" and strength > 0:
+        return median_filter(x, 2 * max(1, round(strength)) + 1)
+    return x
+
+
+def augment(x: torch.Tensor, flip: bool, max_degrees: float, seed: int) -> torch.Tensor:
+    """Random horizontal flips (half the images) and rotations within +/- max_degrees."""
+    g = torch.Generator().manual_seed(seed)
+    n = x.shape[0]
+    if flip:
+        mask = (torch.rand(n, generator=g) < 0.5).to(x.device)
+        x = torch.where(mask.view(n, 1, 1, 1), x.flip(-1), x)
+    if max_degrees > 0:
+        angles = (torch.rand(n, generator=g) * 2 - 1) * math.radians(max_degrees)
+        cos, sin = angles.cos(), angles.sin()
+        theta = torch.zeros(n, 2, 3)
+        theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 0], theta[:, 1, 1] = cos, -sin, sin, cos
+        grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, padding_mode="reflection", align_corners=False)
+    return x
+
+
+def gradient_saliency(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """|d logit[target] / d input|, max over channels, lightly smoothed: N x 1 x H x W."""
+    x = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():  # autograd.grad leaves the shared model's .grad untouched
+        picked = model(x).gather(1, target.view(-1, 1)).sum()
+        (grad,) = torch.autograd.grad(picked, x)
+    sal = grad.abs().amax(dim=1, keepdim=True)
+    return blur(sal, max(1.0, x.shape[-1] / 32))
+
+
+def occlusion_saliency(
+    model: nn.Module, x: torch.Tensor, target: torch.Tensor, patch: int
+) -> torch.Tensor:
+    """Drop in the target probability when a patch is set to the image mean: N x 1 x H x W."""
+    n, _, h, w = x.shape
+    stride = max(1, patch // 2)
+    with torch.no_grad():
+        base = model(x).softmax(1).gather(1, target.view(-1, 1)).view(n)
+        heat = torch.zeros(n, 1, h, w, device=x.device)
+        count = torch.zeros(1, 1, h, w, device=x.device)
+        fill = x.mean(dim=(2, 3), keepdim=True)
+        for top in range(0, max(1, h - patch + 1), stride):
+            for left in range(0, max(1, w - patch + 1), stride):
+                occluded = x.clone()
+                occluded[:, :, top:top + patch, left:left + patch] = fill
+                prob = model(occluded).softmax(1).gather(1, target.view(-1, 1)).view(n)
+                heat[:, :, top:top + patch, left:left + patch] += (base - prob).view(n, 1, 1, 1)
+                count[:, :, top:top + patch, left:left + patch] += 1
+    return (heat / count.clamp_min(1)).clamp_min(0)
+
+
+def scale_maps(maps: torch.Tensor) -> torch.Tensor:
+    """Each map stretched to 0..1 so a person can look at it."""
+    flat = maps.flatten(1)
+    lo, hi = flat.min(1).values, flat.max(1).values
+    return (maps - lo.view(-1, 1, 1, 1)) / (hi - lo).clamp_min(1e-12).view(-1, 1, 1, 1)
+
+
+def top_regions(maps: torch.Tensor, window: int) -> list[dict[str, int]]:
+    """The window x window square with the largest summed saliency, per map (top-left + centre)."""
+    pooled = F.avg_pool2d(maps, window, stride=1)
+    n, _, _ph, pw = pooled.shape
+    best = pooled.view(n, -1).argmax(dim=1)
+    out = []
+    for flat in best.tolist():
+        top, left = divmod(flat, pw)
+        out.append({"top": top, "left": left, "size": window,
+                    "center_row": top + window // 2, "center_col": left + window // 2})
+    return out
+
+
+def overlay(images: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+    """RGB view: the grey image with the heat map blended in red (N x 3 x H x W in 0..1)."""
+    grey = to_channels(images.clamp(0, 1), 1)
+    alpha = 0.7 * maps.clamp(0, 1)
+    shade = grey * (1 - alpha)
+    return torch.cat([shade + alpha, shade, shade], dim=1)

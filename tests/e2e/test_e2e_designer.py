@@ -1,0 +1,174 @@
+"""The designer in a real browser: drag, connect, refuse, edit, validate, reload, templates,
+export and re-import, undo/redo, and escaping of user text."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.canvas_driver import click_node, connect, drag_from_palette, node, open_designer, open_tab
+from tests.e2e.conftest import SCREENSHOTS
+
+expect = pytest.importorskip("playwright.sync_api").expect
+pytestmark = pytest.mark.e2e
+
+
+def test_build_refuse_edit_validate_and_reload(page, app_url):
+    open_designer(page, app_url)
+    drag_from_palette(page, "e2e.read_text", 110, 90)
+    drag_from_palette(page, "e2e.sentiment", 420, 90)
+    drag_from_palette(page, "e2e.load_images", 110, 300)
+    expect(page.locator(".sg-node")).to_have_count(3)
+    sentiment = node(page, "sentiment_1")
+    expect(sentiment).to_have_class(re.compile(r"has-error"))  # required input not connected
+    expect(page).to_have_url(re.compile(r"[?&]wf=[^&]+"))  # saved: the URL names the workflow
+
+    connect(page, "load_images_1", "images", "sentiment_1", "text")
+    expect(page.locator(".sg-toast.error")).to_contain_text("image_batch → text_batch: incompatible kinds")
+    expect(page.locator("path.sg-edge")).to_have_count(0)
+
+    connect(page, "read_text_1", "text", "sentiment_1", "text")
+    expect(page.locator("path.sg-edge")).to_have_count(1)
+    expect(sentiment).not_to_have_class(re.compile(r"has-error"))  # the error cleared
+
+    click_node(page, "sentiment_1")
+    tag = page.get_by_role("textbox", name="Tag")
+    tag.fill("far-too-long-tag")
+    tag.press("Enter")
+    expect(sentiment).to_have_class(re.compile(r"has-error"))  # invalid_param appears on the node
+    expect(page.get_by_text(re.compile(r"Run disabled: .*tag"))).to_be_visible()
+    tag = page.get_by_role("textbox", name="Tag")
+    tag.fill("ok")
+    tag.press("Enter")
+    expect(sentiment).not_to_have_class(re.compile(r"has-error"))
+    threshold = page.get_by_role("spinbutton", name="Threshold")
+    threshold.fill("0.7")
+    threshold.press("Enter")
+    expect(sentiment.locator(".sg-sub")).to_contain_text("threshold=0.7")
+
+    page.reload()
+    page.locator(".sg-node").first.wait_for()
+    expect(page.locator(".sg-node")).to_have_count(3)
+    expect(page.locator("path.sg-edge")).to_have_count(1)
+    expect(node(page, "sentiment_1").locator(".sg-sub")).to_contain_text("threshold=0.7")
+    expect(node(page, "sentiment_1").locator(".sg-sub")).to_contain_text("tag=ok")
+
+
+def test_search_zoom_band_layout_delete_undo_redo(page, app_url):
+    open_designer(page, app_url)
+    page.get_by_test_id("sg-search").fill("e2e.sentim")
+    expect(page.locator(".sg-pal-item:visible")).to_have_count(1)
+    page.get_by_test_id("sg-search").fill("")
+    drag_from_palette(page, "e2e.read_text", 110, 90)
+    drag_from_palette(page, "e2e.sentiment", 420, 260)
+    expect(page.locator(".sg-node")).to_have_count(2)
+    expect(page).to_have_url(re.compile(r"[?&]wf="))
+
+    world = page.locator(".sg-world")
+    before = world.get_attribute("style")
+    page.get_by_test_id("sg-zoom-in").click()
+    assert world.get_attribute("style") != before
+    page.get_by_test_id("sg-fit").click()
+
+    y_before = node(page, "sentiment_1").bounding_box()["y"]
+    page.get_by_test_id("sg-layout").click()  # Python lays out by layers: same row, next column
+    page.wait_for_function(
+        "(y) => { const n = [...document.querySelectorAll('*')].map(e => e.shadowRoot).filter(Boolean)"
+        ".map(r => r.querySelector('.sg-node[data-id=sentiment_1]')).find(Boolean);"
+        " return n && Math.abs(n.getBoundingClientRect().y - y) > 5; }", arg=y_before)
+
+    box = page.get_by_test_id("sg-canvas").bounding_box()  # shift-drag on the background: band select
+    page.keyboard.down("Shift")
+    page.mouse.move(box["x"] + 3, box["y"] + 3)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] - 3, box["y"] + box["height"] - 3, steps=5)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    expect(page.locator(".sg-node.selected")).to_have_count(2)
+    page.keyboard.press("Delete")
+    expect(page.locator(".sg-node")).to_have_count(0)
+    page.locator("[data-testid=sg-canvas]").focus()
+    page.wait_for_timeout(300)  # let the delete reach Python before undoing it
+    page.keyboard.press("Control+z")
+    expect(page.locator(".sg-node")).to_have_count(2)
+    page.get_by_test_id("sg-redo").click()
+    expect(page.locator(".sg-node")).to_have_count(0)
+
+
+def test_template_export_and_reimport(page, app_url, tmp_path: Path):
+    open_designer(page, app_url)
+    open_tab(page, "Templates")
+    page.get_by_role("button", name="Open two-stage").click()
+    expect(page.locator(".sg-node")).to_have_count(2)
+    expect(page.locator("path.sg-edge")).to_have_count(1)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "designer-template.png"), full_page=True)
+
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Export JSON").click()
+    exported = tmp_path / "two-stage.json"
+    info.value.save_as(exported)
+    data = json.loads(exported.read_text())
+    assert [n["id"] for n in data["nodes"]] == ["pre", "cls"]
+    assert data["edges"][0]["source"] == "pre"
+
+    open_tab(page, "Workflow & versions")
+    page.get_by_role("button", name="New").click()
+    expect(page.locator(".sg-node")).to_have_count(0)
+    open_tab(page, "Import")
+    page.locator("input[type=file]").set_input_files(str(exported))
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(page.get_by_text("Imported two-stage.json")).to_be_visible()
+    expect(page.locator(".sg-node")).to_have_count(2)
+    expect(page.locator("path.sg-edge")).to_have_count(1)
+
+
+def test_bad_import_is_explained(page, app_url, tmp_path: Path):
+    open_designer(page, app_url)
+    bad = tmp_path / "broken.json"
+    bad.write_text('{"schema_version": 1, "nodes": [}')
+    open_tab(page, "Import")
+    page.locator("input[type=file]").set_input_files(str(bad))
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(page.get_by_text(re.compile(r"broken\.json cannot be imported .*line 1"))).to_be_visible()
+
+
+def test_user_text_renders_as_text(page, app_url, tmp_path: Path):
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    evil = "<img src=x onerror=alert(1)>"
+    doc = {"schema_version": 1, "name": evil,
+           "nodes": [{"id": "<b>n</b>", "agent": "sim.task", "label": evil, "params": {"duration_s": 1},
+                      "position": {"x": 40, "y": 40}}], "edges": []}
+    path = tmp_path / "evil.json"
+    path.write_text(json.dumps(doc))
+    open_designer(page, app_url)
+    open_tab(page, "Import")
+    page.locator("input[type=file]").set_input_files(str(path))
+    page.get_by_role("button", name="Import", exact=True).click()
+    head = page.locator(".sg-node .sg-head")
+    expect(head).to_have_text(evil)
+    expect(page.locator(".sg-node .sg-sub")).to_contain_text("<b>n</b>")
+    assert page.locator(".sg-node img, .sg-node b").count() == 0
+    click_node(page, "<b>n</b>")
+    expect(page.get_by_role("heading", name=evil)).to_be_visible()
+    assert page.locator("img[src=x]").count() == 0
+    page.wait_for_timeout(300)
+    assert dialogs == []
+
+
+def test_run_from_designer_colours_nodes(page, app_url):
+    open_designer(page, app_url)
+    open_tab(page, "Templates")
+    page.get_by_role("button", name="Open two-stage").click()
+    expect(page.locator(".sg-node")).to_have_count(2)
+    page.get_by_role("combobox", name="Speed").click()
+    page.get_by_role("option", name="1000× faster").click()
+    expect(page.get_by_role("combobox", name="Speed")).to_have_value("1000× faster")
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(node(page, "cls")).to_have_attribute("data-status", "done", timeout=30000)
+    expect(node(page, "pre")).to_have_attribute("data-status", "done")
+    expect(page.get_by_text(re.compile(r"Run .*: (succeeded|done|finished)"))).to_be_visible()

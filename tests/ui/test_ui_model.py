@@ -1,0 +1,171 @@
+"""Pure-Python parts of the designer: canvas <-> workflow, the revision protocol, undo/redo,
+schema forms, the Python-script export, sidebar lines and the `servicegrid ui` command line."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from typing import Literal
+
+import pytest
+from pydantic import BaseModel, Field
+
+from engine.issues import Issue
+from engine.registry import default_registry
+from engine.resources import Capacity, GpuDevice
+from engine.workflow import Workflow, workflow_from_data
+from ui.editor import Accepted, DesignerSession
+from ui.export import NotExpressibleError, python_script
+from ui.forms import parse_text, schema_fields
+from ui.graphmodel import canvas_graph, ensure_positions, palette_of, with_layout, workflow_from_canvas
+from ui.render import capacity_lines, issues_by_node, run_blocker
+
+TWO_STAGE = {"schema_version": 1, "name": "two-stage",
+             "nodes": [{"id": "pre", "agent": "sim.task", "params": {"duration_s": 120},
+                        "resources": {"memory_mb": 1024}},
+                       {"id": "cls", "agent": "sim.task", "params": {"duration_s": 240},
+                        "resources": {"memory_mb": 2048}}],
+             "edges": [{"source": "pre", "target": "cls"}]}
+
+
+def two_stage() -> Workflow:
+    return workflow_from_data(TWO_STAGE)
+
+
+def test_layout_puts_parents_left_of_children() -> None:
+    laid = with_layout(two_stage())
+    pre, cls = laid.node("pre").position, laid.node("cls").position
+    assert pre is not None and cls is not None and pre.x < cls.x
+
+
+def test_canvas_graph_resolves_omitted_ports_and_round_trips() -> None:
+    registry = default_registry()
+    wf = ensure_positions(two_stage())
+    graph = canvas_graph(wf, registry, ["pre"])
+    assert graph["edges"] == [{"id": "pre.out->cls.in", "src": "pre", "srcPort": "out", "dst": "cls", "dstPort": "in"}]
+    assert graph["selected"] == ["pre"]
+    graph["nodes"][0]["x"] = 999
+    back = workflow_from_canvas(wf, graph)
+    assert back.node("pre").position.x == 999
+    assert back.node("pre").params == {"duration_s": 120}  # params kept (the canvas never sends them)
+    assert back.node("cls").resources == {"memory_mb": 2048}
+
+
+def test_palette_lists_every_agent_with_typed_ports() -> None:
+    palette = {a["name"]: a for a in palette_of(default_registry())}
+    assert palette["sim.task"]["inputs"][0]["kind"] == "any"
+    assert palette["sim.task"]["inputs"][0]["multiple"] is True
+
+
+def _graph(sess: DesignerSession, **changes) -> dict:
+    graph = canvas_graph(sess.workflow, default_registry())
+    graph.update(changes)
+    graph["rev"] = changes.get("rev", sess.rev)
+    return graph
+
+
+def test_session_accepts_reports_at_its_revision_and_ignores_stale_echoes() -> None:
+    sess = DesignerSession(ensure_positions(two_stage()))
+    moved = _graph(sess)
+    moved["nodes"][0]["x"] = 500
+    assert sess.accept(moved) is Accepted.CHANGED
+    assert sess.workflow.node("pre").position.x == 500
+    assert sess.accept(moved) is Accepted.IGNORED  # the same report again changes nothing
+    sess.push(sess.workflow.model_copy(update={"name": "renamed"}))
+    stale = _graph(sess, rev=sess.rev - 1)
+    stale["nodes"] = stale["nodes"][:1]
+    assert sess.accept(stale) is Accepted.IGNORED
+    assert len(sess.workflow.nodes) == 2
+    assert sess.accept(_graph(sess, selected=["cls"])) is Accepted.SELECTION
+    assert sess.selected == ["cls"]
+
+
+def test_identical_push_keeps_the_revision() -> None:
+    sess = DesignerSession(two_stage())
+    rev = sess.rev
+    sess.push(two_stage())
+    assert sess.rev == rev and not sess.undo_stack
+
+
+def test_undo_and_redo_walk_the_history() -> None:
+    sess = DesignerSession(ensure_positions(two_stage()))
+    graph = _graph(sess)
+    graph["nodes"], graph["edges"] = graph["nodes"][:1], []
+    assert sess.accept(graph) is Accepted.CHANGED
+    assert sess.undo() and len(sess.workflow.nodes) == 2
+    assert sess.redo() and len(sess.workflow.nodes) == 1
+    assert not sess.redo()
+    rev = sess.rev
+    assert sess.undo() and sess.rev == rev + 1  # Python's change: a new revision for the canvas
+
+
+def test_accept_refuses_malformed_reports() -> None:
+    sess = DesignerSession(two_stage())
+    assert sess.accept({"rev": sess.rev, "nodes": [{"id": "x"}]}) is Accepted.IGNORED
+    assert sess.accept(None) is Accepted.IGNORED
+
+
+class _Params(BaseModel):
+    count: int = Field(3, ge=1, le=9, description="how many")
+    ratio: float = Field(0.5, gt=0, lt=1)
+    mode: Literal["fast", "slow"] = "fast"
+    on: bool = False
+    name: str = "x"
+    limit: int | None = None
+
+
+def test_schema_fields_read_types_ranges_enums_and_help() -> None:
+    fields = {f.name: f for f in schema_fields(_Params.model_json_schema())}
+    assert (fields["count"].kind, fields["count"].minimum, fields["count"].maximum) == ("int", 1, 9)
+    assert fields["count"].help == "how many" and fields["count"].default == 3
+    assert fields["ratio"].kind == "float" and fields["ratio"].minimum == 0
+    assert fields["mode"].kind == "enum" and fields["mode"].options == ("fast", "slow")
+    assert fields["on"].kind == "bool" and fields["name"].kind == "str"
+    assert fields["limit"].kind == "int" and fields["limit"].optional
+    assert parse_text(fields["limit"], "") is None and parse_text(fields["limit"], "7") == 7
+    with pytest.raises(ValueError):
+        parse_text(fields["limit"], "seven")
+
+
+def test_python_export_runs_with_the_original_api(tmp_path) -> None:
+    pytest.importorskip("servicegrid.graph")
+    script = tmp_path / "wf.py"
+    script.write_text(python_script(two_stage()))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "Resource demand: 3, Execution time: 6"
+
+
+def test_python_export_explains_what_it_cannot_express() -> None:
+    data = {**TWO_STAGE, "nodes": [*TWO_STAGE["nodes"], {"id": "e", "agent": "test.echo"}]}
+    with pytest.raises(NotExpressibleError, match=r"'e' uses agent 'test\.echo'"):
+        python_script(workflow_from_data(data))
+
+
+def test_capacity_lines_label_simulated_gpus_and_no_gpu() -> None:
+    lines = capacity_lines(Capacity(cpu=4, memory_mb=8192, gpus=(GpuDevice(memory_mb=4096, simulated=True),)))
+    assert "CPU threads: 4" in lines and "Memory: 8.0 GB" in lines
+    assert "GPU cuda:0: simulated GPU, 4.0 GB" in lines
+    assert "GPU: no GPU" in capacity_lines(Capacity(cpu=1, memory_mb=1024, gpus=()))
+
+
+def test_findings_group_by_node_and_block_runs() -> None:
+    issues = [Issue("missing_input", "not connected", node="b", port="in"),
+              Issue("isolated_node", "alone", node="c", severity="warning")]
+    assert issues_by_node(issues)["b"] == [{"severity": "error", "message": "not connected", "port": "in"}]
+    assert "not connected on b" in (run_blocker(issues) or "")
+    assert run_blocker(issues[1:]) is None
+
+
+def test_ui_command_binds_to_loopback_by_default() -> None:
+    from servicegrid.commands import ui as ui_command
+
+    parser = argparse.ArgumentParser()
+    ui_command.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["ui", "--port", "8600"])
+    cmd = ui_command.command(args)
+    assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"
+    assert cmd[cmd.index("--server.port") + 1] == "8600"
+    assert "--server.maxUploadSize" in cmd
+    assert ui_command.app_path().is_file()

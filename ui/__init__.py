@@ -1,0 +1,1 @@
+"""Streamlit side of ServiceGrid Studio: cached services, session keys, forms, renderers, the canvas."""

@@ -1,0 +1,416 @@
+// ServiceGrid workflow canvas (st.components.v2, plain JS, no build step, no network).
+// Palette drag-drop, typed ports with refusals explained, multi-select, move, delete, pan/zoom/fit,
+// issue badges and run-status colours. Python owns the revision counter: the canvas adopts
+// data.graph only when data.rev is higher than its own and reports the whole graph after each
+// discrete action (never per pointer move). All user text is drawn with textContent.
+
+const NODE_W = 180, HEAD_H = 26, SUB_H = 16, PORT_H = 18, PAD_B = 8;
+
+export default function (component) {
+  const { data, parentElement, setStateValue, setTriggerValue } = component;
+  let root = parentElement.querySelector(".sg-root");
+  if (!root) root = build(parentElement);
+  const m = root.__m;
+  m.api = { setStateValue, setTriggerValue };
+  m.kindColors = data.kindColors || {};
+  if (data.height) root.style.height = data.height + "px";
+  const paletteKey = JSON.stringify((data.palette || []).map(a => a.name));
+  if (m.paletteKey !== paletteKey) {
+    m.palette = {};
+    for (const a of data.palette || []) m.palette[a.name] = a;
+    m.paletteKey = paletteKey;
+    buildPalette(root, m, data.palette || []);
+  }
+  const rev = data.rev ?? 0;
+  const first = m.rev < 0;
+  if (rev > m.rev) {
+    m.rev = rev;
+    m.nodes = {};
+    for (const n of data.graph?.nodes || []) m.nodes[n.id] = { ...n };
+    m.edges = (data.graph?.edges || []).map(e => ({ ...e }));
+    m.selNodes = new Set((data.graph?.selected || []).filter(id => m.nodes[id]));
+    m.selEdges = new Set();
+    renderAll(root, m);
+    if (data.fit || first) fitView(root, m);
+  }
+  m.issues = data.issues || {};
+  m.status = data.status || {};
+  applyDecorations(root, m);
+  const notice = data.notice;
+  if (notice && notice.id !== m.lastNotice) { m.lastNotice = notice.id; if (m.lastNotice !== undefined && !first) toast(root, notice.text, notice.kind || "info"); }
+}
+
+function build(host) {
+  const root = document.createElement("div");
+  root.className = "sg-root";
+  root.dataset.testid = "sg-canvas-root";
+  root.innerHTML = `
+    <div class="sg-palette" data-testid="sg-palette">
+      <input class="sg-search" data-testid="sg-search" type="search" placeholder="Search agents" aria-label="Search agents">
+      <div class="sg-pal-list"></div>
+    </div>
+    <div class="sg-main">
+      <div class="sg-toolbar" role="toolbar">
+        <button data-cmd="undo" data-testid="sg-undo" title="Undo (Ctrl+Z)">↶ Undo</button>
+        <button data-cmd="redo" data-testid="sg-redo" title="Redo (Ctrl+Y)">↷ Redo</button>
+        <button data-act="zoom-in" data-testid="sg-zoom-in" title="Zoom in">+</button>
+        <button data-act="zoom-out" data-testid="sg-zoom-out" title="Zoom out">-</button>
+        <button data-act="fit" data-testid="sg-fit" title="Fit to view (F)">Fit</button>
+        <button data-cmd="layout" data-testid="sg-layout" title="Arrange in layers">Auto layout</button>
+        <button data-act="delete" data-testid="sg-delete" title="Delete selection (Del)">Delete</button>
+      </div>
+      <div class="sg-canvas" tabindex="0" data-testid="sg-canvas">
+        <div class="sg-world"><svg class="sg-edges"></svg><div class="sg-nodes"></div></div>
+        <div class="sg-band"></div>
+        <div class="sg-empty">Drag agents from the palette onto the canvas · drag an output ● to an input ●</div>
+        <div class="sg-toasts" data-testid="sg-toasts" aria-live="polite"></div>
+      </div>
+    </div>`;
+  host.appendChild(root);
+  const m = root.__m = { nodes: {}, edges: [], paths: {}, selNodes: new Set(), selEdges: new Set(), rev: -1,
+    pan: { x: 20, y: 20 }, zoom: 1, issues: {}, status: {}, palette: {} };
+  const canvas = root.querySelector(".sg-canvas");
+  canvas.addEventListener("pointerdown", ev => backgroundDown(root, m, ev));
+  canvas.addEventListener("wheel", ev => {
+    ev.preventDefault();
+    const r = canvas.getBoundingClientRect();
+    zoomAt(root, m, ev.deltaY < 0 ? 1.1 : 1 / 1.1, ev.clientX - r.left, ev.clientY - r.top);
+  }, { passive: false });
+  canvas.addEventListener("keydown", ev => keyDown(root, m, ev));
+  for (const b of root.querySelectorAll(".sg-toolbar button")) b.addEventListener("click", () => {
+    if (b.dataset.cmd) command(m, b.dataset.cmd);
+    const r = canvas.getBoundingClientRect();
+    if (b.dataset.act === "zoom-in") zoomAt(root, m, 1.2, r.width / 2, r.height / 2);
+    if (b.dataset.act === "zoom-out") zoomAt(root, m, 1 / 1.2, r.width / 2, r.height / 2);
+    if (b.dataset.act === "fit") fitView(root, m);
+    if (b.dataset.act === "delete") deleteSelection(root, m);
+  });
+  root.querySelector(".sg-search").addEventListener("input", ev => filterPalette(root, ev.target.value));
+  return root;
+}
+
+function command(m, name) { m.api.setTriggerValue("command", { name, rev: m.rev }); }
+
+function keyDown(root, m, ev) {
+  if (ev.target.closest && ev.target.closest("input")) return;
+  const ctrl = ev.ctrlKey || ev.metaKey, key = ev.key.toLowerCase();
+  if (ev.key === "Delete" || ev.key === "Backspace") { ev.preventDefault(); deleteSelection(root, m); }
+  else if (ctrl && key === "z" && !ev.shiftKey) { ev.preventDefault(); command(m, "undo"); }
+  else if (ctrl && (key === "y" || (key === "z" && ev.shiftKey))) { ev.preventDefault(); command(m, "redo"); }
+  else if (ctrl && key === "a") { ev.preventDefault(); setSelection(root, m, Object.keys(m.nodes), []); emit(m); }
+  else if (!ctrl && key === "f") fitView(root, m);
+}
+
+// -- palette ---------------------------------------------------------------------------------
+
+function buildPalette(root, m, agents) {
+  const list = root.querySelector(".sg-pal-list");
+  list.textContent = "";
+  const byCat = {};
+  for (const a of agents) (byCat[a.category] = byCat[a.category] || []).push(a);
+  for (const cat of Object.keys(byCat).sort()) {
+    const group = document.createElement("div");
+    group.className = "sg-pal-group"; group.dataset.category = cat;
+    const h = document.createElement("div"); h.className = "sg-pal-cat"; h.textContent = cat;
+    group.appendChild(h);
+    for (const a of byCat[cat]) {
+      const it = document.createElement("div");
+      it.className = "sg-pal-item"; it.dataset.agent = a.name; it.dataset.testid = "sg-pal-item";
+      it.dataset.search = `${a.name} ${a.label} ${a.category}`.toLowerCase();
+      it.textContent = a.label || a.name; it.title = `${a.name}: ${a.description || ""}`;
+      it.style.borderLeftColor = a.color || "#94a3b8";
+      it.addEventListener("pointerdown", ev => paletteDrag(root, m, a, it, ev));
+      group.appendChild(it);
+    }
+    list.appendChild(group);
+  }
+}
+
+function filterPalette(root, text) {
+  const q = text.trim().toLowerCase();
+  for (const g of root.querySelectorAll(".sg-pal-group")) {
+    let shown = 0;
+    for (const it of g.querySelectorAll(".sg-pal-item")) {
+      const ok = !q || it.dataset.search.includes(q);
+      it.hidden = !ok; shown += ok ? 1 : 0;
+    }
+    g.hidden = shown === 0;
+  }
+}
+
+function paletteDrag(root, m, spec, item, ev) {
+  ev.preventDefault();
+  const ghost = item.cloneNode(true); ghost.classList.add("sg-ghost"); root.appendChild(ghost);
+  const place = e => { const r = root.getBoundingClientRect(); ghost.style.left = (e.clientX - r.left) + "px"; ghost.style.top = (e.clientY - r.top) + "px"; };
+  place(ev);
+  track(place, e => {
+    ghost.remove();
+    const cr = root.querySelector(".sg-canvas").getBoundingClientRect();
+    if (e.clientX < cr.left || e.clientX > cr.right || e.clientY < cr.top || e.clientY > cr.bottom) return;
+    const p = toWorld(root, m, e.clientX, e.clientY);
+    const id = freshId(m, spec.name);
+    m.nodes[id] = { id, agent: spec.name, label: spec.label || spec.name, x: Math.round(p.x - NODE_W / 2), y: Math.round(p.y - HEAD_H / 2) };
+    renderAll(root, m);
+    setSelection(root, m, [id], []);
+    emit(m);
+  });
+}
+
+function freshId(m, agentName) {
+  const base = agentName.split(".").pop().replace(/[^A-Za-z0-9_-]/g, "_") || "node";
+  let i = 1;
+  while (m.nodes[`${base}_${i}`]) i++;
+  return `${base}_${i}`;
+}
+
+// -- drawing ---------------------------------------------------------------------------------
+
+function renderAll(root, m) {
+  const layer = root.querySelector(".sg-nodes");
+  const frag = document.createDocumentFragment();
+  for (const n of Object.values(m.nodes)) frag.appendChild(nodeEl(root, m, n));
+  layer.textContent = ""; layer.appendChild(frag);
+  drawEdges(root, m);
+  applyDecorations(root, m);
+  transform(root, m);
+  root.querySelector(".sg-empty").hidden = Object.keys(m.nodes).length > 0;
+}
+
+function spec(m, n) { return m.palette[n.agent] || { inputs: [], outputs: [], missing: true }; }
+
+function nodeEl(root, m, n) {
+  const s = spec(m, n);
+  const el = document.createElement("div");
+  el.className = "sg-node"; el.dataset.id = n.id; el.dataset.testid = "sg-node"; el.dataset.agent = n.agent;
+  el.style.left = n.x + "px"; el.style.top = n.y + "px"; el.style.borderTopColor = s.color || "#94a3b8";
+  const rows = Math.max(s.inputs.length, s.outputs.length, 1);
+  el.style.height = (HEAD_H + SUB_H + rows * PORT_H + PAD_B) + "px";
+  if (m.selNodes.has(n.id)) el.classList.add("selected");
+  const head = document.createElement("div"); head.className = "sg-head"; head.textContent = n.label || n.id;
+  const badge = document.createElement("span"); badge.className = "sg-badge"; badge.hidden = true;
+  const sub = document.createElement("div"); sub.className = "sg-sub";
+  sub.textContent = s.missing ? `unknown agent ${n.agent}` : (n.sub ? `${n.id} · ${n.sub}` : n.id);
+  el.append(head, badge, sub);
+  const addPort = (p, i, side) => {
+    const pe = document.createElement("div");
+    pe.className = `sg-port ${side}`; pe.dataset.port = p.name; pe.dataset.kind = p.kind;
+    pe.style.top = (HEAD_H + SUB_H + i * PORT_H) + "px";
+    pe.title = `${p.name}: ${p.kind}${p.required === false ? " (optional)" : ""}${p.multiple ? " (many)" : ""}`;
+    const dot = document.createElement("i"); dot.style.background = m.kindColors[p.kind] || "#64748b";
+    const name = document.createElement("span"); name.textContent = p.name;
+    pe.append(dot, name); el.appendChild(pe);
+    if (side === "out") dot.addEventListener("pointerdown", ev => connectDrag(root, m, n, p, ev));
+  };
+  s.inputs.forEach((p, i) => addPort(p, i, "in"));
+  s.outputs.forEach((p, i) => addPort(p, i, "out"));
+  el.addEventListener("pointerdown", ev => nodeDown(root, m, n, ev));
+  return el;
+}
+
+function portXY(m, id, port, side) {
+  const n = m.nodes[id];
+  if (!n) return { x: 0, y: 0 };
+  const s = spec(m, n), list = side === "out" ? s.outputs : s.inputs;
+  const i = Math.max(0, list.findIndex(p => p.name === port));
+  return { x: n.x + (side === "out" ? NODE_W : 0), y: n.y + HEAD_H + SUB_H + i * PORT_H + PORT_H / 2 };
+}
+
+function curve(a, b) { const dx = Math.max(40, Math.abs(b.x - a.x) / 2); return `M${a.x},${a.y} C${a.x + dx},${a.y} ${b.x - dx},${b.y} ${b.x},${b.y}`; }
+function edgeD(m, e) { return curve(portXY(m, e.src, e.srcPort, "out"), portXY(m, e.dst, e.dstPort, "in")); }
+
+function drawEdges(root, m, movedIds) {
+  if (movedIds) {
+    for (const e of m.edges) if (movedIds.has(e.src) || movedIds.has(e.dst)) m.paths[e.id]?.setAttribute("d", edgeD(m, e));
+    return;
+  }
+  const svg = root.querySelector(".sg-edges");
+  svg.querySelectorAll("path.sg-edge").forEach(p => p.remove());
+  m.paths = {};
+  for (const e of m.edges) {
+    if (!m.nodes[e.src] || !m.nodes[e.dst]) continue;
+    const p = m.paths[e.id] = svgPath(root, "sg-edge" + (m.selEdges.has(e.id) ? " selected" : ""));
+    p.dataset.id = e.id; p.setAttribute("d", edgeD(m, e));
+    const s = spec(m, m.nodes[e.src]).outputs.find(o => o.name === e.srcPort);
+    if (s) p.style.stroke = m.kindColors[s.kind] || "";
+    p.addEventListener("pointerdown", ev => {
+      ev.stopPropagation(); focus(root);
+      if (ev.shiftKey) toggle(m.selEdges, e.id); else { m.selNodes.clear(); m.selEdges = new Set([e.id]); }
+      refreshSelection(root, m); emit(m);
+    });
+  }
+}
+
+function svgPath(root, cls) {
+  const p = document.createElementNS("http://www.w3.org/2000/svg", "path");
+  p.setAttribute("class", cls); root.querySelector(".sg-edges").appendChild(p); return p;
+}
+
+function applyDecorations(root, m) {
+  for (const el of root.querySelectorAll(".sg-node")) {
+    const id = el.dataset.id, found = m.issues[id] || [], st = m.status[id] || "";
+    if (st) el.dataset.status = st; else delete el.dataset.status;
+    const errors = found.filter(f => f.severity === "error").length;
+    el.classList.toggle("has-error", errors > 0);
+    el.classList.toggle("has-warning", errors === 0 && found.length > 0);
+    const badge = el.querySelector(".sg-badge");
+    badge.hidden = found.length === 0 && !st;
+    badge.textContent = found.length ? (errors ? `${errors} error${errors > 1 ? "s" : ""}` : `${found.length} note${found.length > 1 ? "s" : ""}`) : st;
+    badge.title = found.map(f => `${f.severity}: ${f.message}`).join("\n");
+    el.querySelector(".sg-head").title = badge.title;
+    const badPorts = new Set(found.filter(f => f.port).map(f => f.port));
+    for (const pe of el.querySelectorAll(".sg-port")) pe.classList.toggle("port-error", badPorts.has(pe.dataset.port));
+  }
+}
+
+// -- gestures --------------------------------------------------------------------------------
+
+function focus(root) { root.querySelector(".sg-canvas").focus({ preventScroll: true }); }
+
+function nodeDown(root, m, n, ev) {
+  if (ev.target.matches(".sg-port i")) return;
+  ev.stopPropagation(); focus(root);
+  if (ev.shiftKey) { toggle(m.selNodes, n.id); refreshSelection(root, m); emit(m); return; }
+  if (!m.selNodes.has(n.id)) { m.selNodes = new Set([n.id]); m.selEdges.clear(); refreshSelection(root, m); }
+  const moving = [...m.selNodes].map(id => m.nodes[id]).filter(Boolean);
+  const start = { x: ev.clientX, y: ev.clientY, pos: moving.map(k => ({ x: k.x, y: k.y })) };
+  const ids = new Set(moving.map(k => k.id)); let moved = false, frame = 0;
+  const els = moving.map(k => root.querySelector(`.sg-node[data-id="${CSS.escape(k.id)}"]`));
+  track(e => {
+    moved = true;
+    const dx = (e.clientX - start.x) / m.zoom, dy = (e.clientY - start.y) / m.zoom;
+    moving.forEach((k, i) => { k.x = Math.round(start.pos[i].x + dx); k.y = Math.round(start.pos[i].y + dy); });
+    if (!frame) frame = requestAnimationFrame(() => {
+      frame = 0;
+      moving.forEach((k, i) => { els[i].style.left = k.x + "px"; els[i].style.top = k.y + "px"; });
+      drawEdges(root, m, ids);
+    });
+  }, () => {
+    if (frame) cancelAnimationFrame(frame);
+    moving.forEach((k, i) => { els[i].style.left = k.x + "px"; els[i].style.top = k.y + "px"; });
+    drawEdges(root, m, ids); emit(m);
+    void moved;
+  });
+}
+
+function backgroundDown(root, m, ev) {
+  const t = ev.target;
+  if (!(t.classList.contains("sg-canvas") || t.classList.contains("sg-edges") || t.classList.contains("sg-empty") || t.classList.contains("sg-world"))) return;
+  focus(root);
+  const canvas = root.querySelector(".sg-canvas"), r = canvas.getBoundingClientRect();
+  const s = { x: ev.clientX, y: ev.clientY, px: m.pan.x, py: m.pan.y };
+  let moved = false;
+  if (ev.shiftKey) {                                   // rubber-band selection
+    const band = root.querySelector(".sg-band");
+    track(e => {
+      moved = true;
+      Object.assign(band.style, { display: "block", left: Math.min(s.x, e.clientX) - r.left + "px", top: Math.min(s.y, e.clientY) - r.top + "px",
+        width: Math.abs(e.clientX - s.x) + "px", height: Math.abs(e.clientY - s.y) + "px" });
+    }, e => {
+      band.style.display = "none";
+      if (!moved) return;
+      const a = toWorld(root, m, Math.min(s.x, e.clientX), Math.min(s.y, e.clientY));
+      const b = toWorld(root, m, Math.max(s.x, e.clientX), Math.max(s.y, e.clientY));
+      const hit = Object.values(m.nodes).filter(n => n.x + NODE_W >= a.x && n.x <= b.x && n.y + HEAD_H >= a.y && n.y <= b.y).map(n => n.id);
+      setSelection(root, m, [...new Set([...m.selNodes, ...hit])], [...m.selEdges]); emit(m);
+    });
+    return;
+  }
+  track(e => { moved = true; m.pan.x = s.px + e.clientX - s.x; m.pan.y = s.py + e.clientY - s.y; transform(root, m); },
+    () => { if (!moved && (m.selNodes.size || m.selEdges.size)) { setSelection(root, m, [], []); emit(m); } });
+}
+
+function connectDrag(root, m, n, port, ev) {
+  ev.stopPropagation(); ev.preventDefault(); focus(root);
+  const tmp = svgPath(root, "sg-tmp"), a = portXY(m, n.id, port.name, "out");
+  track(e => tmp.setAttribute("d", curve(a, toWorld(root, m, e.clientX, e.clientY))), e => {
+    tmp.remove();
+    const hit = root.getRootNode().elementFromPoint(e.clientX, e.clientY)?.closest?.(".sg-port.in");
+    if (!hit) return;
+    const dst = hit.closest(".sg-node").dataset.id, dport = hit.dataset.port;
+    const target = spec(m, m.nodes[dst]).inputs.find(p => p.name === dport);
+    const reason = refusal(m, n.id, port, dst, target);
+    if (reason) { flash(hit); toast(root, reason, "error"); return; }
+    let note = "";
+    if (!target.multiple) {
+      const before = m.edges.length;
+      m.edges = m.edges.filter(x => !(x.dst === dst && x.dstPort === dport));
+      if (m.edges.length < before) note = `replaced the previous connection into ${dst}.${dport}`;
+    }
+    m.edges.push({ id: `${n.id}.${port.name}->${dst}.${dport}`, src: n.id, srcPort: port.name, dst, dstPort: dport });
+    drawEdges(root, m); emit(m);
+    if (note) toast(root, note, "info");
+  });
+}
+
+function refusal(m, src, port, dst, target) {
+  if (!target) return "unknown input port";
+  if (dst === src) return `refused: ${src} cannot feed itself`;
+  if (!(port.kind === target.kind || port.kind === "any" || target.kind === "any"))
+    return `${port.kind} → ${target.kind}: incompatible kinds (${src}.${port.name} → ${dst}.${target.name})`;
+  if (m.edges.some(e => e.src === src && e.srcPort === port.name && e.dst === dst && e.dstPort === target.name))
+    return `${src}.${port.name} → ${dst}.${target.name} is already connected`;
+  if (reaches(m, dst, src)) return `refused: ${src} → ${dst} would create a cycle`;
+  return "";
+}
+
+function reaches(m, from, to) {
+  const seen = new Set(), stack = [from];
+  while (stack.length) {
+    const v = stack.pop(); if (v === to) return true; if (seen.has(v)) continue; seen.add(v);
+    for (const e of m.edges) if (e.src === v) stack.push(e.dst);
+  }
+  return false;
+}
+
+function deleteSelection(root, m) {
+  if (!m.selNodes.size && !m.selEdges.size) return;
+  for (const id of m.selNodes) delete m.nodes[id];
+  m.edges = m.edges.filter(e => !m.selEdges.has(e.id) && m.nodes[e.src] && m.nodes[e.dst]);
+  m.selNodes = new Set(); m.selEdges = new Set();
+  renderAll(root, m); emit(m);
+}
+
+// -- selection, view, helpers ----------------------------------------------------------------
+
+function toggle(set, id) { if (set.has(id)) set.delete(id); else set.add(id); }
+function setSelection(root, m, nodes, edges) { m.selNodes = new Set(nodes); m.selEdges = new Set(edges); refreshSelection(root, m); }
+function refreshSelection(root, m) {
+  root.querySelectorAll(".sg-node").forEach(el => el.classList.toggle("selected", m.selNodes.has(el.dataset.id)));
+  root.querySelectorAll("path.sg-edge").forEach(p => p.classList.toggle("selected", m.selEdges.has(p.dataset.id)));
+}
+
+function toWorld(root, m, cx, cy) {
+  const r = root.querySelector(".sg-canvas").getBoundingClientRect();
+  return { x: (cx - r.left - m.pan.x) / m.zoom, y: (cy - r.top - m.pan.y) / m.zoom };
+}
+function transform(root, m) { root.querySelector(".sg-world").style.transform = `translate(${m.pan.x}px,${m.pan.y}px) scale(${m.zoom})`; }
+function zoomAt(root, m, k, cx, cy) {
+  const z = Math.min(3, Math.max(0.15, m.zoom * k)); k = z / m.zoom;
+  m.pan.x = cx - (cx - m.pan.x) * k; m.pan.y = cy - (cy - m.pan.y) * k; m.zoom = z; transform(root, m);
+}
+function fitView(root, m) {
+  const ns = Object.values(m.nodes), r = root.querySelector(".sg-canvas").getBoundingClientRect();
+  if (!ns.length || !r.width) { m.pan = { x: 20, y: 20 }; m.zoom = 1; transform(root, m); return; }
+  const x0 = Math.min(...ns.map(n => n.x)), y0 = Math.min(...ns.map(n => n.y));
+  const x1 = Math.max(...ns.map(n => n.x + NODE_W)), y1 = Math.max(...ns.map(n => n.y + 90));
+  const z = Math.min(1.2, Math.max(0.15, Math.min((r.width - 40) / (x1 - x0), (r.height - 40) / (y1 - y0))));
+  m.zoom = z; m.pan = { x: (r.width - (x1 - x0) * z) / 2 - x0 * z, y: (r.height - (y1 - y0) * z) / 2 - y0 * z };
+  transform(root, m);
+}
+function flash(el) { el.classList.add("refused"); setTimeout(() => el.classList.remove("refused"), 900); }
+function toast(root, text, kind) {
+  const box = root.querySelector(".sg-toasts"), t = document.createElement("div");
+  t.className = `sg-toast ${kind}`; t.dataset.testid = "sg-toast"; t.textContent = text;
+  box.appendChild(t); setTimeout(() => t.remove(), 5000);
+}
+function track(move, up) {
+  const mv = e => move(e), u = e => { window.removeEventListener("pointermove", mv); window.removeEventListener("pointerup", u); up && up(e); };
+  window.addEventListener("pointermove", mv); window.addEventListener("pointerup", u);
+}
+function emit(m) {
+  m.api.setStateValue("graph", {
+    rev: m.rev, selected: [...m.selNodes], selectedEdges: [...m.selEdges],
+    nodes: Object.values(m.nodes).map(({ id, agent, label, x, y }) => ({ id, agent, label, x, y })),
+    edges: m.edges.map(({ id, src, srcPort, dst, dstPort }) => ({ id, src, srcPort, dst, dstPort })),
+  });
+}

@@ -1,0 +1,126 @@
+"""The Designer page: canvas and properties panel in one fragment, findings, run gate, files.
+
+Canvas reports are handled in widget callbacks (before the script runs), so the drawing of the
+same run already shows the saved graph with its fresh findings: one rerun per action.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from engine.issues import Issue
+from engine.validation import validate
+from ui import state
+from ui.canvas import canvas_value, draw_canvas
+from ui.designer_files import export_buttons, import_panel, template_gallery, workflow_panel
+from ui.designer_run import ACTIVE, REFRESH_S, run_active, run_state, start_run
+from ui.editor import Accepted, DesignerSession
+from ui.graphmodel import KIND_COLORS, canvas_graph, palette_of
+from ui.properties import properties_panel
+from ui.render import code_md, escape_md, issue_list, issues_by_node, run_blocker
+from ui.services import get_registry, get_store, runs_available
+from ui.session import current_session, save
+
+CANVAS_HEIGHT = 560
+FULL_RUN_ID = "designer_full_run_id"  # workflow id the whole page last drew
+POLLING = "designer_polling"  # whether the editor fragment currently refreshes on a timer
+SPEEDS = {1.0: "real time", 0.1: "10× faster", 0.01: "100× faster", 0.001: "1000× faster"}
+
+
+def render_designer() -> None:
+    store = get_store()
+    sess = current_session(store)
+    st.markdown(f"### Designer · {escape_md(sess.workflow.name)}")
+    flashed = st.session_state.pop(state.FLASH, None)
+    if flashed:
+        kind, message = flashed
+        {"error": st.error, "success": st.success}.get(kind, st.info)(escape_md(message))
+    st.session_state[FULL_RUN_ID] = sess.workflow_id
+    polling = st.session_state[POLLING] = run_active()
+    st.fragment(_editor, run_every=REFRESH_S if polling else None)()
+    templates_tab, workflow_tab, files_tab = st.tabs(["Templates", "Workflow & versions", "Import"])
+    with templates_tab:
+        template_gallery(store)
+    with workflow_tab:
+        workflow_panel(sess, store)
+    with files_tab:
+        import_panel(store)
+
+
+def _session() -> DesignerSession:
+    return st.session_state[state.DESIGNER]
+
+
+def _on_graph() -> None:
+    sess = _session()
+    if sess.accept(canvas_value("graph", state.DESIGNER_CANVAS)) is Accepted.CHANGED:
+        save(sess, get_store())
+
+
+def _on_command() -> None:
+    sess, command = _session(), canvas_value("command", state.DESIGNER_CANVAS)
+    name = command.get("name") if isinstance(command, dict) else None
+    if name == "undo" and not sess.undo():
+        sess.tell("nothing to undo")
+    elif name == "redo" and not sess.redo():
+        sess.tell("nothing to redo")
+    elif name == "layout":
+        sess.layout()
+    save(sess, get_store())
+
+
+def _select(node_id: str) -> None:
+    _session().select(node_id)
+
+
+def _editor() -> None:
+    registry, store = get_registry(), get_store()
+    sess = _session()
+    if st.session_state.get(FULL_RUN_ID) != sess.workflow_id:
+        st.rerun()  # first save in this fragment: redraw the page so the panels outside know the id
+    issues = validate(sess.workflow, registry)
+    run_id, run_status, statuses = run_state()
+    left, right = st.columns([3, 1.2], gap="small")
+    with left:
+        draw_canvas(
+            palette=palette_of(registry),
+            graph=canvas_graph(sess.workflow, registry, sess.selected),
+            rev=sess.rev,
+            kind_colors=KIND_COLORS,
+            issues=issues_by_node(issues),
+            status=statuses,
+            fit=sess.fit,
+            notice=sess.notice,
+            height=CANVAS_HEIGHT,
+            key=state.DESIGNER_CANVAS,
+            on_graph=_on_graph,
+            on_command=_on_command,
+        )
+        _run_row(sess, issues, run_id, run_status)
+        export_buttons(sess)
+    with right:
+        properties_panel(sess, registry, issues, save=lambda s: save(s, store))
+    with st.expander(f"Problems ({sum(i.is_error for i in issues)} errors, "
+                     f"{sum(not i.is_error for i in issues)} warnings)", expanded=bool(issues)):
+        issue_list(issues, on_select=_select)
+
+
+def _run_row(sess: DesignerSession, issues: list[Issue], run_id: str | None, run_status: str | None) -> None:
+    blocker = run_blocker(issues)
+    if blocker is None and not runs_available():
+        blocker = "the run manager is not installed"
+    busy = run_status in ACTIVE
+    cols = st.columns([1, 1.2, 3.5], vertical_alignment="center")
+    cols[1].selectbox("Speed", list(SPEEDS), format_func=SPEEDS.__getitem__, key="designer_time_scale",
+                              label_visibility="collapsed",
+                              help="time scale of simulated waits: faster runs sim.task nodes sooner")
+    cols[0].button("Run", key="designer_run", disabled=blocker is not None or busy, icon=":material/play_arrow:",
+                   help=blocker, type="primary", on_click=start_run, args=(sess, "designer_time_scale"))
+    if blocker:
+        cols[2].caption(f"Run disabled: {escape_md(blocker)}")
+    elif run_id and run_status:
+        cols[2].caption(f"Run {code_md(run_id)}: {run_status}. Details on the Run page.")
+    else:
+        cols[2].caption("No errors: ready to run.")
+    if busy != st.session_state.get(POLLING, False):
+        st.rerun()  # redraw the page so that the fragment polls (or stops polling) the run

@@ -1,0 +1,149 @@
+"""Parameter forms generated from a pydantic model's JSON schema.
+
+``schema_fields`` reads the schema (pure, testable): int/float with ranges, enums, bools,
+strings, optional values and anything else as JSON. ``render_fields`` draws one widget per field
+(number_input, selectbox, checkbox, text_input) with the description as help, and reports each
+change through ``on_change(name, value)`` from a widget callback (so it applies before the rerun).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    kind: str  # int | float | bool | enum | str | json
+    title: str
+    help: str = ""
+    default: Any = None
+    minimum: float | None = None
+    maximum: float | None = None
+    options: tuple[Any, ...] = ()
+    optional: bool = False
+
+
+def _resolve(node: Mapping[str, Any], defs: Mapping[str, Any]) -> Mapping[str, Any]:
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        return {**defs.get(ref.split("/")[-1], {}), **{k: v for k, v in node.items() if k != "$ref"}}
+    return node
+
+
+def schema_fields(schema: Mapping[str, Any]) -> list[FieldSpec]:
+    """One FieldSpec per property of an object schema, in declaration order."""
+    defs = schema.get("$defs", {})
+    out = []
+    for name, raw in (schema.get("properties") or {}).items():
+        prop = _resolve(raw, defs)
+        optional = False
+        variants = prop.get("anyOf")
+        if variants:
+            non_null = [_resolve(v, defs) for v in variants if v.get("type") != "null"]
+            optional = len(non_null) < len(variants)
+            body = {**non_null[0], **{k: v for k, v in prop.items() if k != "anyOf"}} if len(non_null) == 1 else {}
+        else:
+            body = prop
+        out.append(_field(name, body, prop, optional))
+    return out
+
+
+def _field(name: str, body: Mapping[str, Any], prop: Mapping[str, Any], optional: bool) -> FieldSpec:
+    title = str(prop.get("title") or name.replace("_", " "))
+    common = {"name": name, "title": title, "help": str(prop.get("description") or ""),
+              "default": prop.get("default"), "optional": optional}
+    if "enum" in body:
+        return FieldSpec(kind="enum", options=tuple(body["enum"]), **common)
+    kind = body.get("type")
+    if kind in ("integer", "number"):
+        low = body.get("minimum", body.get("exclusiveMinimum"))
+        high = body.get("maximum", body.get("exclusiveMaximum"))
+        if kind == "integer":
+            low = low + 1 if "minimum" not in body and low is not None else low
+            high = high - 1 if "maximum" not in body and high is not None else high
+        return FieldSpec(kind="int" if kind == "integer" else "float", minimum=low, maximum=high, **common)
+    if kind == "boolean":
+        return FieldSpec(kind="bool", **common)
+    if kind == "string":
+        return FieldSpec(kind="str", **common)
+    return FieldSpec(kind="json", **common)
+
+
+def parse_text(field: FieldSpec, text: str) -> Any:
+    """The value typed into a text box for ``field`` (optional numbers, JSON). Raises ValueError."""
+    text = text.strip()
+    if field.optional and text == "":
+        return None
+    if field.kind == "int":
+        return int(text)
+    if field.kind == "float":
+        return float(text)
+    if field.kind == "str":
+        return text
+    return json.loads(text)
+
+
+def render_fields(fields: list[FieldSpec], values: Mapping[str, Any], *, key_prefix: str,
+                  on_change: Callable[[str, Any], None], disabled: bool = False) -> None:
+    """Draw a widget per field showing ``values`` (else the default); changes go to ``on_change``."""
+    for field in fields:
+        value = values.get(field.name, field.default)
+        key = f"{key_prefix}.{field.name}"
+        _widget(field, value, key, on_change, disabled)
+
+
+def _widget(field: FieldSpec, value: Any, key: str, on_change: Callable[[str, Any], None], disabled: bool) -> None:
+    # The widget shows the session's value through st.session_state[key] (set before it is drawn),
+    # so keys stay stable (focus kept) and undo or a Python edit still shows up in the form.
+    label = field.title
+    common: dict[str, Any] = {"key": key, "help": field.help or None, "disabled": disabled}
+    if field.kind == "bool":
+        sync_widget(key, bool(value))
+        st.checkbox(label, on_change=_from_state, args=(field, key, on_change), **common)
+    elif field.kind == "enum":
+        options = list(field.options)
+        sync_widget(key, value if value in options else options[0])
+        st.selectbox(label, options, on_change=_from_state, args=(field, key, on_change), **common)
+    elif field.kind in ("int", "float") and not field.optional and isinstance(value, int | float) \
+            and not isinstance(value, bool) and _in_range(field, value):
+        is_int = field.kind == "int"
+        sync_widget(key, int(value) if is_int else float(value))
+        low = None if field.minimum is None else (int(field.minimum) if is_int else float(field.minimum))
+        high = None if field.maximum is None else (int(field.maximum) if is_int else float(field.maximum))
+        st.number_input(label, min_value=low, max_value=high, step=1 if is_int else None,
+                        format=None if is_int else "%g", on_change=_from_state, args=(field, key, on_change),
+                        **common)
+    else:
+        shown = "" if value is None else (value if field.kind == "str" and isinstance(value, str) else json.dumps(value))
+        sync_widget(key + ".text", shown)
+        common["key"] = key + ".text"
+        st.text_input(label, placeholder="empty = not set" if field.optional else None, on_change=_from_text,
+                      args=(field, key + ".text", on_change), **common)
+
+
+def sync_widget(key: str, shown: Any) -> None:
+    """Make the widget under ``key`` show ``shown`` (call before the widget is created)."""
+    if key not in st.session_state or st.session_state[key] != shown:
+        st.session_state[key] = shown
+
+
+def _in_range(field: FieldSpec, value: float) -> bool:
+    return (field.minimum is None or value >= field.minimum) and (field.maximum is None or value <= field.maximum)
+
+
+def _from_state(field: FieldSpec, key: str, on_change: Callable[[str, Any], None]) -> None:
+    on_change(field.name, st.session_state[key])
+
+
+def _from_text(field: FieldSpec, key: str, on_change: Callable[[str, Any], None]) -> None:
+    try:
+        value = parse_text(field, str(st.session_state[key]))
+    except ValueError:
+        value = str(st.session_state[key])  # keep what was typed; validation reports it on the node
+    on_change(field.name, value)

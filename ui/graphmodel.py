@@ -1,0 +1,132 @@
+"""Translation between a ``Workflow`` and the canvas's graph, the palette, and automatic layout.
+
+Pure Python (no Streamlit): the canvas draws nodes ``{id, agent, label, x, y, sub}`` and edges
+``{id, src, srcPort, dst, dstPort}``; the workflow keeps params, overrides and everything else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.graphs import layers
+from engine.kinds import DataKind
+from engine.registry import Registry
+from engine.spec import AgentSpec
+from engine.workflow import EdgeSpec, NodeSpec, Position, Workflow
+
+KIND_COLORS: dict[str, str] = {
+    DataKind.IMAGE_BATCH.value: "#7c3aed",
+    DataKind.TENSOR.value: "#0891b2",
+    DataKind.TEXT_BATCH.value: "#ea580c",
+    DataKind.EMBEDDING.value: "#0d9488",
+    DataKind.TABLE.value: "#4d7c0f",
+    DataKind.SCORES.value: "#db2777",
+    DataKind.LABELS.value: "#ca8a04",
+    DataKind.ANY.value: "#64748b",
+}
+COLUMN_GAP, ROW_GAP = 260, 130
+
+
+def palette_of(registry: Registry) -> list[dict[str, Any]]:
+    """Every registered agent as the canvas palette needs it (ports with kinds, colour, category)."""
+    out = []
+    for spec in registry:
+        out.append({
+            "name": spec.name,
+            "label": spec.label or spec.name,
+            "category": spec.category,
+            "description": spec.description,
+            "color": spec.color or "#94a3b8",
+            "inputs": [_port(p) for p in spec.inputs],
+            "outputs": [_port(p) for p in spec.outputs],
+        })
+    return out
+
+
+def _port(port: Any) -> dict[str, Any]:
+    return {"name": port.name, "kind": port.kind.value, "required": port.required, "multiple": port.multiple}
+
+
+def edge_id(source: str, source_port: str | None, target: str, target_port: str | None) -> str:
+    return f"{source}.{source_port or ''}->{target}.{target_port or ''}"
+
+
+def resolve_ports(edge: EdgeSpec, specs: dict[str, AgentSpec | None]) -> tuple[str | None, str | None]:
+    """The ports an edge uses; an omitted port means the agent's only (or first) one."""
+    src_spec, dst_spec = specs.get(edge.source), specs.get(edge.target)
+    source_port = edge.source_port or (src_spec.outputs[0].name if src_spec and src_spec.outputs else None)
+    target_port = edge.target_port or (dst_spec.inputs[0].name if dst_spec and dst_spec.inputs else None)
+    return source_port, target_port
+
+
+def _specs(workflow: Workflow, registry: Registry) -> dict[str, AgentSpec | None]:
+    return {n.id: (registry.get(n.agent) if n.agent in registry else None) for n in workflow.nodes}
+
+
+def summarize_params(params: dict[str, Any], limit: int = 40) -> str:
+    """A short one-line ``key=value`` summary of a node's parameters (the canvas escapes it)."""
+    text = ", ".join(f"{k}={v}" for k, v in params.items())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def canvas_graph(workflow: Workflow, registry: Registry, selected: list[str] | None = None) -> dict[str, Any]:
+    """The graph the canvas draws for ``workflow`` (positions must be set; see ``with_layout``)."""
+    specs = _specs(workflow, registry)
+    nodes = []
+    for node in workflow.nodes:
+        pos = node.position or Position()
+        nodes.append({"id": node.id, "agent": node.agent, "label": node.label or node.id,
+                      "x": pos.x, "y": pos.y, "sub": summarize_params(node.params)})
+    edges = []
+    for edge in workflow.edges:
+        sp, tp = resolve_ports(edge, specs)
+        edges.append({"id": edge_id(edge.source, sp, edge.target, tp), "src": edge.source, "srcPort": sp,
+                      "dst": edge.target, "dstPort": tp})
+    return {"nodes": nodes, "edges": edges, "selected": list(selected or [])}
+
+
+def workflow_from_canvas(workflow: Workflow, graph: dict[str, Any]) -> Workflow:
+    """``workflow`` with the canvas's nodes, positions, labels and edges; params and overrides kept."""
+    old = {n.id: n for n in workflow.nodes}
+    nodes = []
+    for item in graph.get("nodes", []):
+        node_id, agent = str(item["id"]), str(item["agent"])
+        prev = old.get(node_id)
+        position = Position(x=float(item.get("x", 0)), y=float(item.get("y", 0)))
+        if prev is not None and prev.agent == agent:
+            nodes.append(prev.model_copy(update={"position": position}))  # labels change in the panel
+        else:
+            nodes.append(NodeSpec(id=node_id, agent=agent, label=item.get("label"), position=position))
+    edges = [EdgeSpec(source=str(e["src"]), target=str(e["dst"]), source_port=e.get("srcPort"),
+                      target_port=e.get("dstPort")) for e in graph.get("edges", [])]
+    return workflow.model_copy(update={"nodes": tuple(nodes), "edges": tuple(edges)})
+
+
+def structure_key(workflow: Workflow) -> str:
+    """A comparable fingerprint of everything the user can change (to drop no-op echoes)."""
+    return workflow.model_dump_json()
+
+
+def needs_layout(workflow: Workflow) -> bool:
+    return any(n.position is None for n in workflow.nodes)
+
+
+def with_layout(workflow: Workflow) -> Workflow:
+    """Nodes placed in columns by topological layer (sources left), rows in file order."""
+    ids = workflow.node_ids()
+    columns = layers(ids, [(e.source, e.target) for e in workflow.edges])
+    where: dict[str, Position] = {}
+    for col, members in enumerate(columns):
+        for row, node_id in enumerate(members):
+            where[node_id] = Position(x=col * COLUMN_GAP, y=row * ROW_GAP)
+    nodes = tuple(n.model_copy(update={"position": where.get(n.id, Position())}) for n in workflow.nodes)
+    return workflow.model_copy(update={"nodes": nodes})
+
+
+def ensure_positions(workflow: Workflow) -> Workflow:
+    return with_layout(workflow) if needs_layout(workflow) else workflow
+
+
+def replace_node(workflow: Workflow, node: NodeSpec) -> Workflow:
+    """``workflow`` with the node of the same id replaced by ``node``."""
+    return workflow.model_copy(update={"nodes": tuple(node if n.id == node.id else n for n in workflow.nodes)})

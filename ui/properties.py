@@ -1,0 +1,142 @@
+"""The designer's properties panel: label, parameters (form from the agent's schema), resource
+overrides, lifecycle rules and the node's findings. Every edit is pushed to the session at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import streamlit as st
+from pydantic import ValidationError
+
+from engine.errors import ServiceGridError
+from engine.issues import Issue
+from engine.registry import Registry
+from engine.resources import ResourceDemand
+from engine.spec import AgentSpec, ExecutionStrategy
+from engine.workflow import NodeSpec
+from ui.editor import DesignerSession
+from ui.forms import render_fields, schema_fields, sync_widget
+from ui.graphmodel import replace_node
+from ui.render import code_md, escape_md
+
+RESOURCE_FIELDS = ("cpu", "memory_mb", "gpu_memory_mb", "device")
+LIFECYCLE_FIELDS = ("retries", "timeout_s", "batch_size", "backoff_s")
+Saver = Callable[[DesignerSession], None]
+
+
+def properties_panel(sess: DesignerSession, registry: Registry, issues: list[Issue], save: Saver) -> None:
+    """Draw the panel for the selected node (or a short summary when none / several are selected)."""
+    if len(sess.selected) != 1:
+        st.markdown("#### Properties")
+        if sess.selected:
+            st.caption(f"{len(sess.selected)} nodes selected. Press Del to delete them.")
+        else:
+            st.caption("Select a node on the canvas to edit it.")
+        st.caption(f"{len(sess.workflow.nodes)} nodes · {len(sess.workflow.edges)} edges")
+        return
+    node = sess.workflow.node(sess.selected[0])
+    if node is None:
+        return
+    st.markdown(f"#### {escape_md(node.label or node.id)}")
+    st.caption(f"id {code_md(node.id)} · agent {code_md(node.agent)}")
+    findings = [i for i in issues if i.node == node.id]
+    for issue in findings:
+        (st.error if issue.is_error else st.warning)(escape_md(issue.message))
+    if node.agent not in registry:
+        st.info("This agent is not installed here; only its label can be edited.")
+        spec = None
+    else:
+        spec = registry.get(node.agent)
+    prefix = node.id
+    sync_widget(f"label.{prefix}", node.label or "")
+    st.text_input("Label", key=f"label.{prefix}", help="shown on the canvas",
+                  on_change=_set_label, args=(sess, node.id, f"label.{prefix}", save))
+    if spec is None:
+        return
+    st.caption(escape_md(spec.description))
+    fields = schema_fields(spec.params.model_json_schema())
+    if fields:
+        st.markdown("**Parameters**")
+        render_fields(fields, node.params, key_prefix=f"param.{prefix}",
+                      on_change=lambda name, value: _set_param(sess, node.id, name, value, spec, save))
+    with st.expander("Resources", expanded=False):
+        _resource_form(sess, node, spec, prefix, save)
+    with st.expander("Lifecycle", expanded=False):
+        _lifecycle_form(sess, node, spec, prefix, save)
+
+
+def _update(sess: DesignerSession, node: NodeSpec, save: Saver, **changes: Any) -> None:
+    sess.push(replace_node(sess.workflow, node.model_copy(update=changes)))
+    save(sess)
+
+
+def _set_label(sess: DesignerSession, node_id: str, key: str, save: Saver) -> None:
+    node = sess.workflow.node(node_id)
+    if node is not None:
+        text = str(st.session_state[key]).strip()[:500]
+        _update(sess, node, save, label=text or None)
+
+
+def _set_param(sess: DesignerSession, node_id: str, name: str, value: Any, spec: AgentSpec, save: Saver) -> None:
+    node = sess.workflow.node(node_id)
+    if node is None:
+        return
+    params = dict(node.params)
+    default = spec.params.model_fields[name].default if name in spec.params.model_fields else None
+    if value == default and name in params:
+        params.pop(name)
+    elif value != default or name in params:
+        params[name] = value
+    _update(sess, node, save, params=params)
+
+
+def _resource_form(sess: DesignerSession, node: NodeSpec, spec: AgentSpec, prefix: str, save: Saver) -> None:
+    try:
+        current = spec.resources.merged(node.resources).model_dump()
+    except ServiceGridError:
+        current = {**spec.resources.model_dump(), **node.resources}
+    fields = [f for f in schema_fields(ResourceDemand.model_json_schema()) if f.name in RESOURCE_FIELDS]
+    st.caption("Defaults come from the agent; a changed value is stored as an override.")
+    render_fields(fields, current, key_prefix=f"res.{prefix}",
+                  on_change=lambda name, value: _set_override(sess, node.id, "resources", name, value,
+                                                             spec.resources.model_dump().get(name), save))
+
+
+def _lifecycle_form(sess: DesignerSession, node: NodeSpec, spec: AgentSpec, prefix: str, save: Saver) -> None:
+    try:
+        current = spec.lifecycle.merged(node.lifecycle).execution.model_dump()
+    except ValidationError:
+        current = {**spec.lifecycle.execution.model_dump(), **node.lifecycle.get("execution", {})}
+    fields = [f for f in schema_fields(ExecutionStrategy.model_json_schema()) if f.name in LIFECYCLE_FIELDS]
+    render_fields(fields, current, key_prefix=f"life.{prefix}",
+                  on_change=lambda name, value: _set_lifecycle(sess, node.id, name, value, spec, save))
+
+
+def _set_override(sess: DesignerSession, node_id: str, section: str, name: str, value: Any,
+                  default: Any, save: Saver) -> None:
+    node = sess.workflow.node(node_id)
+    if node is None:
+        return
+    overrides = dict(getattr(node, section))
+    if value == default:
+        overrides.pop(name, None)
+    else:
+        overrides[name] = value
+    _update(sess, node, save, **{section: overrides})
+
+
+def _set_lifecycle(sess: DesignerSession, node_id: str, name: str, value: Any, spec: AgentSpec, save: Saver) -> None:
+    node = sess.workflow.node(node_id)
+    if node is None:
+        return
+    execution = dict(node.lifecycle.get("execution", {}))
+    if value == spec.lifecycle.execution.model_dump().get(name):
+        execution.pop(name, None)
+    else:
+        execution[name] = value
+    lifecycle = {k: v for k, v in node.lifecycle.items() if k != "execution"}
+    if execution:
+        lifecycle["execution"] = execution
+    _update(sess, node, save, lifecycle=lifecycle)

@@ -1,0 +1,93 @@
+"""Opening, saving and switching the workflow of the designer session (store + query params).
+
+Every accepted change is saved as a new version (message "autosave"); the workflow id lives in
+``st.query_params`` so that a browser reload opens the same workflow again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from engine.errors import ServiceGridError
+from engine.workflow import Workflow, load_workflow
+from storage import StorageError, Store
+from ui import auth, state
+from ui.editor import DesignerSession
+from ui.graphmodel import ensure_positions
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
+
+
+def flash(message: str, kind: str = "info") -> None:
+    """A message shown once at the top of the designer after the next run."""
+    st.session_state[state.FLASH] = (kind, message)
+
+
+def current_session(store: Store) -> DesignerSession:
+    """The session's designer state; (re)opened from the store when the URL names another workflow."""
+    ss = st.session_state
+    wanted = st.query_params.get(state.QP_WORKFLOW)
+    sess: DesignerSession | None = ss.get(state.DESIGNER)
+    if sess is None or (wanted and sess.workflow_id != wanted):
+        rev = sess.rev + 1 if sess is not None else 1  # the canvas adopts only a higher revision
+        sess = DesignerSession(Workflow(name="untitled"), rev=rev)
+        if wanted and not auth.may_open_workflow(auth.current_user(), store, wanted):
+            flash(f"Could not open workflow {wanted}: {auth.NOT_YOURS}. Started a new one.", "error")
+            st.query_params.pop(state.QP_WORKFLOW, None)
+        elif wanted:
+            try:
+                sess = DesignerSession(ensure_positions(store.get_workflow(wanted)), workflow_id=wanted, rev=rev)
+            except (StorageError, ServiceGridError, LookupError) as exc:
+                flash(f"Could not open workflow {wanted}: {exc}. Started a new one.", "error")
+                st.query_params.pop(state.QP_WORKFLOW, None)
+        ss[state.DESIGNER] = sess
+    if sess.workflow_id:
+        st.query_params[state.QP_WORKFLOW] = sess.workflow_id  # page switches clear query params
+    return sess
+
+
+def save(sess: DesignerSession, store: Store, message: str = "autosave") -> bool:
+    """Save the workflow as a new version when it changed; True when saved."""
+    if not sess.dirty and message == "autosave":
+        return False
+    try:
+        workflow_id, _version = store.save_workflow(sess.workflow, workflow_id=sess.workflow_id, message=message,
+                                                   owner=getattr(auth.current_user(), "name", None))
+    except (StorageError, ServiceGridError, OSError) as exc:
+        flash(f"Could not save: {exc}", "error")
+        return False
+    sess.workflow_id = workflow_id
+    sess.dirty = False
+    st.query_params[state.QP_WORKFLOW] = workflow_id
+    return True
+
+
+def open_workflow(workflow: Workflow, store: Store, *, workflow_id: str | None = None,
+                  message: str = "opened") -> DesignerSession:
+    """Make ``workflow`` the open one (laid out if it has no positions) and save it."""
+    old: DesignerSession | None = st.session_state.get(state.DESIGNER)
+    sess = DesignerSession(ensure_positions(workflow), workflow_id=workflow_id, dirty=workflow_id is None,
+                           rev=(old.rev + 1) if old else 1)
+    st.session_state[state.DESIGNER] = sess
+    if workflow_id is None:
+        save(sess, store, message=message)
+    else:
+        st.query_params[state.QP_WORKFLOW] = workflow_id
+    return sess
+
+
+def new_workflow() -> None:
+    old: DesignerSession | None = st.session_state.get(state.DESIGNER)
+    st.session_state[state.DESIGNER] = DesignerSession(Workflow(name="untitled"), rev=(old.rev + 1) if old else 1)
+    st.query_params.pop(state.QP_WORKFLOW, None)
+
+
+def templates() -> list[Path]:
+    """The template gallery: every ``examples/*.json`` next to the app."""
+    return sorted(EXAMPLES_DIR.glob("*.json")) if EXAMPLES_DIR.is_dir() else []
+
+
+def load_template(path: Path) -> Workflow:
+    return load_workflow(path)

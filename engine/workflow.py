@@ -140,10 +140,14 @@ def parse_document(text: str, *, fmt: str | None = None) -> Any:
             ) from None
         except ValueError as exc:
             raise WorkflowFileError(str(exc), hint="use finite numbers only") from None
+        except RecursionError:
+            raise _too_deep() from None
     import yaml
 
     try:
         return yaml.safe_load(text)
+    except RecursionError:
+        raise _too_deep() from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         location = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
@@ -153,6 +157,12 @@ def parse_document(text: str, *, fmt: str | None = None) -> Any:
             location=location,
             hint="workflow files are JSON objects (YAML is accepted too)",
         ) from None
+
+
+def _too_deep() -> WorkflowFileError:
+    """The parsers and validators recurse once per nesting level: too deep is a file error."""
+    return WorkflowFileError("the file nests lists or objects too deeply to be read",
+                             hint="flatten the nested values (a few hundred levels at most)")
 
 
 def _reject_constant(name: str) -> Any:
@@ -174,6 +184,8 @@ def workflow_from_data(data: Any) -> Workflow:
         )
     try:
         return Workflow.model_validate(data)
+    except RecursionError:
+        raise _too_deep() from None
     except ValidationError as exc:
         err = exc.errors()[0]
         location = _loc(err["loc"])

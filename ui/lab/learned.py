@@ -15,6 +15,7 @@ from engine.resources import Capacity
 from engine.rightsizing import Advice, advise, apply_advice, predict_makespan
 from engine.workflow import Workflow
 from storage import StorageError, Store
+from ui import auth
 from ui.lab.charts import accuracy_chart
 from ui.render import show_error
 
@@ -26,8 +27,10 @@ K_FLASH = "lab.flash"
 def load_runs(store: Store, workflow_id: str | None, name: str) -> list[Any]:
     """Finished runs of the workflow (by id, else by name), newest first, at most MAX_RUNS."""
     try:
-        summaries = store.list_runs(workflow=workflow_id, status="succeeded", limit=MAX_RUNS) if workflow_id else []
-        summaries = summaries or store.list_runs(workflow=name, status="succeeded", limit=MAX_RUNS)
+        user = auth.owner_filter(auth.current_user())  # lab mode: a student learns from their own runs
+        summaries = (store.list_runs(workflow=workflow_id, status="succeeded", user=user, limit=MAX_RUNS)
+                     if workflow_id else [])
+        summaries = summaries or store.list_runs(workflow=name, status="succeeded", user=user, limit=MAX_RUNS)
         return [d for d in (store.get_run(s.id) for s in summaries) if d is not None]
     except StorageError as exc:
         show_error("Could not read the run history", exc)

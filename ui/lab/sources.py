@@ -13,6 +13,7 @@ from engine.benchmarks import load_instance
 from engine.errors import ServiceGridError
 from engine.workflow import Workflow, load_workflow
 from storage import StorageError, Store
+from ui import auth
 from ui.render import show_error
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -66,7 +67,7 @@ def pick_workflow(store: Store) -> Picked | None:
 
 def _saved(store: Store) -> Picked | None:
     try:
-        saved = store.list_workflows()
+        saved = store.list_workflows(owner=auth.owner_filter(auth.current_user()))
     except StorageError as exc:
         show_error("Could not list the saved workflows", exc)
         return None

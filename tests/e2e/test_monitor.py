@@ -1,0 +1,208 @@
+"""The run monitor in a real browser: start the medical-imaging template and watch it, open a node's
+outputs, reload mid-run, cancel a run midway, resume a cancelled run from the cache, then History
+(both runs, comparison, HTML report). Screenshots go to artifacts/screenshots/; browser long tasks
+(> 200 ms, PerformanceObserver('longtask')) are reported, not asserted."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import ROOT, SCREENSHOTS
+
+expect = pytest.importorskip("playwright.sync_api").expect
+pytestmark = pytest.mark.e2e
+
+LONGTASKS_JS = """
+window.__longtasks = [];
+try {
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) window.__longtasks.push(e.duration);
+  }).observe({type: 'longtask', buffered: true});
+} catch (e) {}
+"""
+RESUME_FLOW = {"schema_version": 1, "name": "e2e-resume", "nodes": [
+    {"id": "src", "agent": "test.source", "params": {"value": "e2e"}},
+    {"id": "mid", "agent": "test.sleep", "params": {"seconds": 0.3}},
+    {"id": "last", "agent": "test.hang"}],
+    "edges": [{"source": "src", "target": "mid"}, {"source": "mid", "target": "last"}]}
+
+
+def progress(page: Any) -> Any:
+    return page.get_by_test_id("stProgress")
+
+
+def choose(page: Any, label: str, option: str | re.Pattern[str]) -> None:
+    """Pick ``option`` in the Streamlit selectbox labelled ``label``."""
+    box = page.get_by_test_id("stSelectbox").filter(has_text=label).first
+    box.scroll_into_view_if_needed()
+    box.locator("input").first.click()
+    page.get_by_role("option", name=option).first.click()
+
+
+def options_of(page: Any, label: str) -> list[str]:
+    """The option texts of a selectbox (retried: a live fragment's tick may close the list)."""
+    box = page.get_by_test_id("stSelectbox").filter(has_text=label).first
+    texts: list[str] = []
+    for _ in range(10):
+        box.click()
+        try:
+            page.get_by_role("option").first.wait_for(timeout=2000)
+            texts = page.get_by_role("option").all_inner_texts()
+        except Exception:
+            texts = []
+        page.keyboard.press("Escape")
+        if texts:
+            return texts
+    return texts
+
+
+def cancel_run(page: Any) -> None:
+    """Press Cancel run (again if a live tick swallowed the click) until the run says cancelled."""
+    for _ in range(5):
+        button = page.get_by_role("button", name="Cancel run")
+        if button.count():
+            button.first.click()
+        try:
+            expect(progress(page)).to_contain_text("cancelled", timeout=4000)
+            return
+        except AssertionError:
+            continue
+
+
+def settled(page: Any, status: str) -> None:
+    """Wait for the run's final state and the one rerun that stops the live timer."""
+    expect(progress(page)).to_contain_text(status, timeout=90000)
+    expect(page.get_by_role("button", name="Cancel run")).to_have_count(0, timeout=20000)
+    page.wait_for_timeout(1500)
+
+
+def points(page: Any, chart: str) -> int:
+    text = page.get_by_text(re.compile(r"^Points drawn:")).first.inner_text()
+    match = re.search(rf"{chart} (\d+)", text)
+    return int(match.group(1)) if match else 0
+
+
+def start_run(page: Any, app_url: str, source: str, scale: float | None = None) -> str:
+    page.goto(f"{app_url}/run")
+    expect(page.get_by_text("Predicted makespan")).to_be_visible(timeout=30000)
+    choose(page, "Workflow", source)
+    if scale is not None:
+        field = page.get_by_role("spinbutton", name="Time scale")
+        field.fill(str(scale))
+        field.press("Enter")
+        expect(field).to_have_value(re.compile(str(scale)))
+    expect(page.get_by_test_id("stVegaLiteChart").first).to_be_visible()  # the predicted Gantt
+    page.get_by_role("button", name="Start run").click()
+    expect(page).to_have_url(re.compile(r"[?&]run=\w+"), timeout=20000)
+    return re.search(r"run=(\w+)", page.url).group(1)
+
+
+def collect(page: Any, tasks: list[float]) -> None:
+    """Add the long tasks this document saw (the observer restarts on every navigation)."""
+    tasks.extend(page.evaluate("window.__longtasks || []"))
+    page.evaluate("window.__longtasks = []")
+
+
+def wait_more_points(page: Any, chart: str, before: int, timeout: float = 15.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = points(page, chart)
+        if now > before:
+            return now
+        page.wait_for_timeout(300)
+    return points(page, chart)
+
+
+def test_monitor_live_cancel_resume_history(page, app_url, tmp_path):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.add_init_script(LONGTASKS_JS)
+    page.goto(app_url)  # the entry point first: it switches the server to st.navigation pages
+    # st.navigation's labels are capitalised ("History"); the plain pages/ listing is not ("history")
+    page.get_by_test_id("stSidebarNav").get_by_text("History", exact=True).wait_for(timeout=30000)
+    tasks: list[float] = []
+
+    # 1. the real medical-imaging template: the charts gain data while it runs
+    real = start_run(page, app_url, "Template: medical-imaging")
+    expect(progress(page)).to_contain_text(real, timeout=20000)
+    expect(page.get_by_role("button", name="Start run")).to_have_count(0)  # the start form is gone
+    first = points(page, "gantt") + points(page, "cpu")
+    page.screenshot(path=str(SCREENSHOTS / "monitor-live-medical.png"), full_page=True)
+    later = wait_more_points(page, "gantt", points(page, "gantt"))
+    assert later + points(page, "cpu") > first, "the Gantt and CPU charts gained no data"
+    settled(page, "succeeded")
+    choose(page, "Node", re.compile(r"^scans"))
+    page.get_by_role("tab", name="Outputs").click()
+    expect(page.get_by_test_id("stImage").first).to_be_visible()  # thumbnails of the image batch
+
+    # 2. the simulated template: reload mid-run lands back on the live view; then cancel midway
+    collect(page, tasks)
+    sim = start_run(page, app_url, "Template: medical-imaging-simulated", scale=0.06)
+    expect(progress(page)).to_contain_text("running", timeout=20000)
+    collect(page, tasks)
+    page.reload()
+    expect(page).to_have_url(re.compile(rf"run={sim}"))
+    expect(progress(page)).to_contain_text(sim, timeout=30000)
+    expect(progress(page)).to_contain_text("running")
+    before = points(page, "cpu")
+    assert wait_more_points(page, "cpu", before) > before, "the CPU chart gained no data after the reload"
+    expect(progress(page)).to_contain_text("1/2", timeout=30000)  # preprocessing finished
+    page.screenshot(path=str(SCREENSHOTS / "monitor-live-simulated.png"), full_page=True)
+    cancel_run(page)
+    settled(page, "cancelled")
+    assert any(o.startswith("preprocessing (done)") for o in options_of(page, "Node")), "finished node lost"
+
+    # 3. a cancelled run resumes without recomputing its finished nodes
+    flow = tmp_path / "e2e-resume.json"
+    flow.write_text(json.dumps(RESUME_FLOW))
+    collect(page, tasks)
+    page.goto(f"{app_url}/run")  # a new session with no run in the URL: the start form
+    expect(page.get_by_text("Predicted makespan")).to_be_visible(timeout=30000)
+    page.locator("input[type=file]").first.set_input_files(str(flow))
+    expect(page.get_by_role("combobox", name="Workflow")).to_have_value("Uploaded: e2e-resume.json")
+    page.get_by_role("button", name="Start run").click()
+    expect(progress(page)).to_contain_text("2/3", timeout=30000)
+    cancel_run(page)
+    expect(progress(page)).to_contain_text("cancelled", timeout=20000)
+    page.goto(f"{app_url}/history")
+    choose(page, "Open run", re.compile(r"e2e-resume · cancelled"))
+    page.get_by_role("button", name="Resume").click()
+    expect(progress(page)).to_contain_text("running", timeout=30000)
+    node_options = options_of(page, "Node")
+    assert any(o.startswith("src (cached)") for o in node_options), node_options
+    assert any(o.startswith("mid (cached)") for o in node_options), node_options
+    cancel_run(page)
+    expect(progress(page)).to_contain_text("cancelled", timeout=20000)
+
+    # 4. history: both monitored runs, the comparison and the HTML report
+    collect(page, tasks)
+    page.goto(f"{app_url}/history")
+    runs = options_of(page, "Open run")
+    assert any(o.startswith(real) for o in runs) and any(o.startswith(sim) for o in runs), runs
+    choose(page, "Open run", re.compile(rf"^{real}"))
+    page.get_by_role("tab", name="Compare").click()
+    choose(page, "Compare with", re.compile(rf"^{sim}"))
+    panel = page.get_by_role("tabpanel", name="Compare")
+    expect(panel.get_by_test_id("stVegaLiteChart")).to_have_count(9, timeout=20000)  # durations + 2 × 4
+    page.screenshot(path=str(SCREENSHOTS / "history-compare.png"), full_page=True)
+    page.get_by_role("tab", name="Export").click()
+    with page.expect_download() as info:
+        page.get_by_role("button", name="HTML report").click()
+    report = Path(info.value.path()).read_text(encoding="utf-8")
+    collect(page, tasks)
+    assert real in report and "<svg" in report and "<script" not in report
+    page.set_content(report)
+    expect(page.get_by_role("heading", level=1)).to_contain_text(real)
+    expect(page.locator("svg").first).to_be_visible()
+    page.screenshot(path=str(SCREENSHOTS / "history-report.png"), full_page=True)
+
+    long = [t for t in tasks if t > 200]
+    result = {"long_tasks_over_200ms": len(long), "longest_ms": max(tasks, default=0.0), "all": len(tasks)}
+    (ROOT / "artifacts").mkdir(exist_ok=True)
+    (ROOT / "artifacts" / "monitor_longtasks.json").write_text(json.dumps(result))
+    print(f"browser long tasks: {result}")

@@ -1,0 +1,165 @@
+"""AppTest tests of the Run and History pages: start with a plan preview, watch to the end,
+cancel (finished nodes kept), resume (finished nodes cached), history, compare and exports."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pyarrow as pa
+
+from engine.workflow import workflow_from_data
+from tests.monitor.conftest import poll
+from ui.editor import DesignerSession
+
+
+def progress_text(at: Any) -> str:
+    bars = at.get("progress")
+    return bars[0].proto.text if bars else ""
+
+
+def chart_rows(at: Any, dataset: str) -> list[dict[str, Any]]:
+    """Rows of the named dataset of the first Vega-Lite chart carrying it."""
+    for el in at.get("vega_lite_chart"):
+        for ds in el.proto.datasets:
+            if ds.name == dataset:
+                return pa.ipc.open_stream(io.BytesIO(ds.data.data)).read_all().to_pylist()
+    return []
+
+
+def node_statuses(at: Any) -> dict[str, str]:
+    for df in at.dataframe:
+        frame = df.value
+        if {"node", "agent", "status"} <= set(frame.columns):
+            return dict(zip(frame["node"], frame["status"], strict=True))
+    return {}
+
+
+def start(at: Any, label: str, scale: float = 0.002) -> Any:
+    at.switch_page("pages/run.py").run()
+    assert not at.exception, at.exception
+    at.selectbox(key="launch.source").select(label).run()
+    at.number_input(key="launch.scale").set_value(scale).run()
+    assert any(m.label == "Predicted makespan" for m in at.metric)  # the plan is shown before confirming
+    assert chart_rows(at, "gantt"), "the predicted Gantt has bars"
+    at.button(key="launch.start").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def open_in_designer(at: Any, data: dict[str, Any]) -> None:
+    at.session_state["designer_session"] = DesignerSession(workflow_from_data(data))
+
+
+def chain(name: str, last: dict[str, Any]) -> dict[str, Any]:
+    return {"schema_version": 1, "name": name, "nodes": [
+        {"id": "src", "agent": "test.source", "params": {"value": name}},
+        {"id": "mid", "agent": "test.sleep", "params": {"seconds": 0.05}},
+        {"id": "last", **last}],
+        "edges": [{"source": "src", "target": "mid"}, {"source": "mid", "target": "last"}]}
+
+
+def test_start_watch_finish_then_history_and_exports(app):
+    at = start(app.run(), "Template: two-stage")
+    run_id = at.session_state["run_id"]
+    assert at.query_params["run"] in (run_id, [run_id])  # the URL names the run (survives a reload)
+    at = poll(at, lambda a: "succeeded" in progress_text(a))
+    assert "succeeded" in progress_text(at), progress_text(at)
+    gantt = chart_rows(at, "gantt")
+    assert {r["kind"] for r in gantt} == {"predicted", "actual"}
+    assert {r["status"] for r in gantt if r["kind"] == "actual"} == {"done"}
+    assert chart_rows(at, "utilisation"), "utilisation has points"
+
+    at.switch_page("pages/history.py").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="history.open").value.startswith(run_id)
+    labels = {b.label for b in at.get("download_button")}
+    assert {"JSON", "Nodes CSV", "Samples CSV", "HTML report"} <= labels
+
+
+def test_cancel_keeps_finished_nodes(app):
+    at = app.run()
+    open_in_designer(at, chain("cancel-me", {"agent": "test.hang"}))
+    at = start(at, "Open in the designer: cancel-me")
+    at = poll(at, lambda a: node_statuses(a).get("last") == "running")
+    assert node_statuses(at)["last"] == "running"
+    at.button(key="monitor.cancel").click().run()
+    at = poll(at, lambda a: "cancelled" in progress_text(a))
+    assert "cancelled" in progress_text(at)
+    statuses = node_statuses(at)
+    assert statuses["src"] == statuses["mid"] == "done" and statuses["last"] == "cancelled"
+
+    at.switch_page("pages/history.py").run()
+    at = poll(at, lambda a: "cancelled" in a.selectbox(key="history.open").value)
+    assert "cancelled" in at.selectbox(key="history.open").value
+    assert node_statuses(at)["src"] == "done"  # the history view is built from the store
+
+
+def test_resume_takes_finished_nodes_from_the_cache(app):
+    at = app.run()
+    open_in_designer(at, chain("resume-me", {"agent": "test.fail", "params": {"fail_times": -1}}))
+    at = start(at, "Open in the designer: resume-me")
+    first = at.session_state["run_id"]
+    at = poll(at, lambda a: "failed" in progress_text(a))
+    assert "failed" in progress_text(at)
+    at.switch_page("pages/history.py").run()
+    at = poll(at, lambda a: "failed" in a.selectbox(key="history.open").value)
+    at.button(key="history.resume").click().run()
+    assert not at.exception, at.exception
+    second = at.session_state["run_id"]
+    assert second != first
+    at = poll(at, lambda a: "failed" in progress_text(a))
+    statuses = node_statuses(at)
+    assert statuses["src"] == statuses["mid"] == "cached", statuses
+    assert statuses["last"] == "failed"
+
+
+def test_history_replays_and_compares_two_runs(app):
+    at = start(app.run(), "Template: two-stage")
+    first = at.session_state["run_id"]
+    at = poll(at, lambda a: "succeeded" in progress_text(a))
+    at.button(key="monitor.new").click().run()
+    at.selectbox(key="launch.source").select("Template: two-stage").run()
+    at.number_input(key="launch.scale").set_value(0.002).run()
+    at.button(key="launch.start").click().run()
+    second = at.session_state["run_id"]
+    assert second != first
+    at = poll(at, lambda a: "succeeded" in progress_text(a))
+
+    at.switch_page("pages/history.py").run()
+    at = poll(at, lambda a: a.selectbox(key="history.open").value.startswith(second))
+    at.selectbox(key="history.other").select(next(o for o in at.selectbox(key="history.other").options
+                                                   if o.startswith(first))).run()
+    durations = chart_rows(at, "durations")
+    assert {r["run"] for r in durations} == {f"A: {second}", f"B: {first}"}
+    assert {r["node"] for r in durations} == {"pre", "cls"}
+
+    assert node_statuses(at) == {"pre": "done", "cls": "done"}  # the slider starts at the end
+    slider = at.slider(key=f"history.t.{second}")
+    slider.set_value(round(slider.proto.max * 0.1, 2)).run()
+    assert not at.exception, at.exception
+    replayed = node_statuses(at)
+    assert replayed["cls"] != "done" and replayed["pre"] != "done", replayed  # pre ends at a third
+
+
+def test_custom_capacity_reaches_the_plan_and_the_run(app):
+    at = app.run()
+    at.switch_page("pages/run.py").run()
+    at.selectbox(key="launch.source").select("Template: two-stage").run()
+    at.radio(key="launch.capmode").set_value("Custom").run()
+    at.number_input(key="launch.cpu").set_value(1.0).run()
+    at.number_input(key="launch.gpus").set_value(1).run()
+    at.number_input(key="launch.scale").set_value(0.002).run()
+    assert not at.exception, at.exception
+    at.radio(key="launch.backend").set_value("ray").run()
+    from engine.runs import RunManager
+
+    # Ray runs start from the browser exactly when the ray package is installed
+    assert at.button(key="launch.start").disabled is (not RunManager.supports_backend("ray"))
+    at.radio(key="launch.backend").set_value("local").run()
+    at.button(key="launch.start").click().run()
+    at = poll(at, lambda a: "succeeded" in progress_text(a))
+    cpu_rules = chart_rows(at, "cpu_rules")
+    assert [r["value"] for r in cpu_rules] == [100.0]  # 1 thread = 100 %
+    memory_rules = chart_rows(at, "memory_rules")
+    assert any("cuda:0" in r["label"] and "simulated" in r["label"] for r in memory_rules), memory_rules

@@ -1,0 +1,119 @@
+"""Unit tests of the monitor's data: RunView, chart rows and binning, replay, outputs, report, exports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+
+import pytest
+
+from tests.monitor.fakes import fake_snapshot
+from ui.monitor import charts, compare, exports, frames, report
+from ui.monitor.outputs import port_view, summary_lines, thumbnails
+from ui.monitor.view import replay_view, state_at, view_from_snapshot
+
+
+def test_gantt_rows_scale_the_plan_and_place_actual_bars_from_the_start():
+    snap = fake_snapshot(nodes=3, samples=8, status="succeeded")
+    snap.options["time_scale"] = 0.5
+    view = view_from_snapshot(snap)
+    rows = frames.gantt_rows(view)
+    predicted = {r["node"]: r for r in rows if r["kind"] == "predicted"}
+    actual = {r["node"]: r for r in rows if r["kind"] == "actual"}
+    assert predicted["n01"]["start"] == pytest.approx(0.1 * 0.5) and predicted["n01"]["end"] == pytest.approx(1.3 * 0.5)
+    assert actual["n02"]["start"] == pytest.approx(0.2) and actual["n02"]["end"] == pytest.approx(1.2)
+    assert predicted["n00"]["critical"] and not predicted["n02"]["critical"]
+    assert frames.node_order(view) == ["n00", "n01", "n02"]
+
+
+@pytest.mark.parametrize(("nodes", "samples"), [(50, 2000), (3, 10), (1, 7000)])
+def test_every_chart_stays_under_the_point_budget(nodes, samples):
+    view = view_from_snapshot(fake_snapshot(nodes=nodes, samples=samples, gpus=2))
+    for name, spec in charts.all_specs(view).items():
+        assert charts.point_count(spec) <= frames.MAX_POINTS, name
+    assert {r["node"] for r in frames.cpu_rows(view)} == set(view.nodes)  # binning keeps every agent
+
+
+def test_cpu_bins_average_the_samples_they_cover():
+    snap = fake_snapshot(nodes=1, samples=4)
+    for k, s in enumerate(snap.samples):
+        s["per_node"] = {"n00": {"cpu_percent": [10.0, 30.0, 50.0, 70.0][k]}}
+    rows = frames.cpu_rows(view_from_snapshot(snap), max_points=2)
+    assert [r["cpu_percent"] for r in rows] == [20.0, 60.0]
+
+
+def test_utilisation_is_reserved_demand_over_capacity():
+    view = view_from_snapshot(fake_snapshot(nodes=2, samples=4, status="succeeded"))
+    at_half = [r for r in frames.utilisation_rows(view) if r["t"] == pytest.approx(0.1)]
+    cpu = next(r for r in at_half if r["resource"] == "CPU threads")
+    assert cpu["percent"] == pytest.approx(100 * 0.08 / 2.0)  # both nodes hold 0.04 of 2 threads
+
+
+def test_capacity_rules_follow_the_capacity():
+    rules = frames.capacity_rules(view_from_snapshot(fake_snapshot(nodes=1, samples=2, gpus=1)))
+    assert rules["cpu"][0]["value"] == 200.0
+    assert [r["value"] for r in rules["memory"]] == [4096.0, 8192.0]
+    assert "simulated" in rules["memory"][1]["label"]
+
+
+def test_replay_gives_each_node_its_state_at_that_time():
+    view = view_from_snapshot(fake_snapshot(nodes=3, samples=8, status="succeeded"))
+    t0 = view.t0
+    assert state_at(view.nodes["n02"], t0 + 0.1) == "waiting_inputs"
+    assert state_at(view.nodes["n02"], t0 + 0.5) == "running"
+    assert state_at(view.nodes["n02"], t0 + 2.0) == "done"
+    mid = replay_view(view, 0.5)
+    assert {n["status"] for n in mid.nodes.values()} == {"running"}
+    assert mid.status == "running" and all(s["time"] <= t0 + 0.5 for s in mid.samples)
+    assert replay_view(view, view.elapsed_s + 1).status == "succeeded"
+
+
+def test_outputs_render_images_scores_labels_and_tables():
+    torch = pytest.importorskip("torch")
+    images = port_view({"images": torch.rand(12, 1, 8, 8), "ids": [f"i{k}" for k in range(12)]})
+    assert images["kind"] == "images" and len(images["images"]) == 8 and images["images"][0].shape == (8, 8)
+    assert images["images"][0].dtype.name == "uint8"
+    rgb = thumbnails(torch.rand(2, 3, 4, 5) * 4 - 2)  # normalised values are stretched to 0..255
+    assert rgb[0].shape == (4, 5, 3) and rgb[0].max() == 255 and rgb[0].min() == 0
+    scores = port_view({"scores": torch.tensor([[0.2, 0.8]]), "classes": ["healthy", "lesion"], "ids": ["a"]})
+    assert scores["rows"] == [{"id": "a", "healthy": pytest.approx(0.2), "lesion": pytest.approx(0.8)}]
+    labels = port_view({"labels": ["lesion"], "confidence": [0.9], "ids": ["a"]})
+    assert labels["rows"] == [{"id": "a", "label": "lesion", "confidence": 0.9}]
+    table = port_view({"columns": {"x": torch.tensor([1, 2]), "y": ["a", "b"]}})
+    assert table["rows"] == [{"x": 1, "y": "a"}, {"x": 2, "y": "b"}]
+    assert port_view("hello")["kind"] == "text" and port_view(3)["kind"] == "number"
+    assert summary_lines({"out": {"type": "tensor", "shape": [2, 3], "dtype": "float32"}}) == [
+        "out: tensor [2, 3] float32"]
+
+
+def test_html_report_is_self_contained_and_escapes_user_text():
+    snap = fake_snapshot(nodes=3, samples=20)
+    snap.status = "failed"
+    snap.nodes["n01"]["status"] = "failed"
+    snap.nodes["n01"]["error"] = {"type": "ValueError", "message": "<img src=x onerror=alert(1)>", "traceback": "tb"}
+    text = report.html_report(view_from_snapshot(snap))
+    assert "<script" not in text and "<img" not in text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in text and "fake &lt;flow&gt;" in text
+    assert text.count("<svg") == 4
+    assert not re.search(r"(src|href)=\"https?://", text)  # nothing is fetched
+
+
+def test_compare_rows_pair_nodes_and_differences():
+    a = view_from_snapshot(fake_snapshot(nodes=2, samples=4, status="succeeded"))
+    b_snap = fake_snapshot(nodes=3, samples=4, status="succeeded")
+    b_snap.nodes["n00"]["end"] = b_snap.nodes["n00"]["start"] + 3.0
+    rows = {r["node"]: r for r in compare.node_rows(a, view_from_snapshot(b_snap))}
+    assert rows["n00"]["B − A (s)"] == pytest.approx(2.0)
+    assert rows["n02"]["status A"] == "—" and rows["n02"]["wall A (s)"] is None
+    assert len(compare.duration_rows(a, view_from_snapshot(b_snap))) == 5
+
+
+def test_exports_write_one_csv_row_per_node_and_sample():
+    view = view_from_snapshot(fake_snapshot(nodes=3, samples=5, status="succeeded"))
+    nodes = list(csv.DictReader(io.StringIO(exports.nodes_csv(view))))
+    assert [r["node"] for r in nodes] == ["n00", "n01", "n02"] and nodes[0]["status"] == "done"
+    samples = list(csv.reader(io.StringIO(exports.samples_csv(view))))
+    assert len(samples) == 6 and samples[0][:4] == ["time", "t_s", "cpu_percent", "rss_mb"]
+    json.loads(json.dumps(charts.all_specs(view)))  # the specs are plain JSON

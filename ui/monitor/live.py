@@ -1,0 +1,122 @@
+"""The monitor view of one run (live or stored): progress with ETA, status table, Gantt, resource
+charts, utilisation, and a per-node detail (wait breakdown, times, retries, logs, traceback,
+outputs, cancel). Pages wrap ``render_monitor`` in a ``run_every`` fragment while a run is live."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import streamlit as st
+
+from ui.monitor import charts, frames
+from ui.monitor.outputs import render_outputs
+from ui.monitor.view import RunView, duration, wait_breakdown
+from ui.render import code_md, escape_md
+
+STATUS_ICONS = {"succeeded": ":material/check_circle:", "failed": ":material/error:",
+                "cancelled": ":material/cancel:", "interrupted": ":material/pause_circle:",
+                "running": ":material/progress_activity:", "pending": ":material/schedule:"}
+
+
+def progress_text(view: RunView) -> str:
+    done, total = view.progress
+    eta = f" · ETA {view.eta_s:,.1f} s" if view.running and view.eta_s is not None else ""
+    return f"run {view.run_id}: {view.status} · {done}/{total} nodes · {view.elapsed_s:,.1f} s{eta}"
+
+
+def render_progress(view: RunView) -> None:
+    done, total = view.progress
+    st.progress(done / total if total else 0.0, text=progress_text(view))
+
+
+def render_charts(view: RunView, key: str) -> None:
+    """The four charts with stable keys (they update in place)."""
+    specs = charts.all_specs(view)
+    st.vega_lite_chart(spec=specs["gantt"], width="stretch", key=f"{key}.gantt")
+    left, right = st.columns(2)
+    with left:
+        st.vega_lite_chart(spec=specs["cpu"], width="stretch", key=f"{key}.cpu")
+    with right:
+        st.vega_lite_chart(spec=specs["memory"], width="stretch", key=f"{key}.memory")
+    st.vega_lite_chart(spec=specs["utilisation"], width="stretch", key=f"{key}.util")
+    counts = {name: charts.point_count(spec) for name, spec in specs.items()}
+    st.caption("Points drawn: " + " · ".join(f"{name} {n}" for name, n in counts.items()))
+
+
+def render_status_table(view: RunView, key: str) -> None:
+    st.dataframe(frames.node_table(view), hide_index=True, width="stretch", key=f"{key}.nodes",
+                 column_config={"why": st.column_config.TextColumn("waiting for / error", width="large")})
+
+
+def _times(view: RunView, node: dict[str, Any]) -> list[str]:
+    def rel(ts: float | None) -> str:
+        return f"{ts - view.t0:,.2f} s" if ts is not None else "—"
+
+    wall = duration(node, view.now)
+    return [f"queued {rel(node.get('queued_at'))}", f"inputs ready {rel(node.get('ready_at'))}",
+            f"started {rel(node.get('start'))}", f"ended {rel(node.get('end'))}",
+            f"wall {wall:,.2f} s" if wall is not None else "wall —",
+            f"CPU {node['cpu_s']:,.3f} s" if node.get("cpu_s") is not None else "CPU —"]
+
+
+def render_node_detail(view: RunView, node_id: str, key: str,
+                       outputs: Callable[[str], dict[str, Any] | None] | None = None,
+                       cancel: Callable[[str], None] | None = None) -> None:
+    """Wait breakdown, times, retries, logs, traceback and outputs of one node."""
+    node = view.nodes[node_id]
+    status = node["status"]
+    head = st.columns([3, 1], vertical_alignment="center")
+    head[0].markdown(f"**{escape_md(node_id)}** · {code_md(node.get('agent', ''))} · status **{status}**"
+                     f"{' (from cache)' if node.get('cached') else ''} · device {code_md(node.get('device') or '—')}"
+                     f" · attempts {node.get('attempts', 0)}")
+    if cancel is not None and status not in ("done", "cached", "failed", "skipped", "cancelled", "interrupted"):
+        head[1].button("Cancel node", key=f"{key}.cancelnode.{node_id}", icon=":material/block:",
+                       on_click=cancel, args=(node_id,))
+    if status == "waiting_inputs" and node.get("waiting_for"):
+        st.info("Waiting for inputs from: " + ", ".join(code_md(p) for p in node["waiting_for"]))
+    elif status == "waiting_resource":
+        held = f"; held by {', '.join(code_md(h) for h in node.get('held_by') or [])}" if node.get("held_by") else ""
+        st.warning(f"Waiting for resource {code_md(node.get('waiting_resource') or '?')}{held}")
+    waits = wait_breakdown(node)
+    cols = st.columns(3)
+    cols[0].metric("Waited for inputs", f"{waits['inputs']:,.2f} s")
+    cols[1].metric("Waited for resources", f"{waits['resources']:,.2f} s",
+                   help=", ".join(f"{k}: {v:,.2f} s" for k, v in (node.get("wait_resource") or {}).items()
+                                  if isinstance(v, int | float)) or None)
+    cols[2].metric("Waited in queue", f"{waits['queue']:,.2f} s")
+    st.caption(" · ".join(_times(view, node)))
+    if node.get("reason"):
+        st.caption(f"Reason: {escape_md(node['reason'])}")
+    if node.get("error"):
+        err = node["error"]
+        st.error(f"{escape_md(err['type'])}: {escape_md(err['message'])}")
+        if err.get("traceback"):
+            with st.expander("Traceback"):
+                st.code(err["traceback"], language="text")
+    logs, out_tab = st.tabs(["Logs", "Outputs"])
+    with logs:
+        st.code("\n".join(node.get("logs") or []) or "(no log lines)", language="text")
+    with out_tab:
+        values = outputs(node_id) if outputs is not None and status in ("done", "cached") else None
+        render_outputs(values, node.get("output_summary") or {}, key=f"{key}.out.{node_id}")
+
+
+def render_monitor(view: RunView, key: str, *, outputs: Callable[[str], dict[str, Any] | None] | None = None,
+                   cancel_node: Callable[[str], None] | None = None) -> None:
+    """Everything about one run; ``outputs``/``cancel_node`` are given for live runs."""
+    render_progress(view)
+    if view.error and not view.running:
+        st.caption(f"{STATUS_ICONS.get(view.status, '')} {escape_md(view.error)}")
+    util = frames.mean_utilisation(view)
+    if util:
+        st.caption("Mean reserved share: " + " · ".join(f"{escape_md(k)} {v:g} %" for k, v in util.items()))
+    render_status_table(view, key)
+    render_charts(view, key)
+    ids = view.node_ids()
+    if not ids:
+        return
+    st.markdown("#### Node detail")
+    node_id = st.selectbox("Node", ids, key=f"{key}.node", format_func=lambda n: f"{n} ({view.nodes[n]['status']})")
+    if node_id in view.nodes:
+        render_node_detail(view, node_id, key, outputs=outputs, cancel=cancel_node)

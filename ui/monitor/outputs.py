@@ -1,0 +1,161 @@
+"""A node's outputs for people: image thumbnails, tables, text, score bars, or the stored summary.
+
+``port_view`` turns one output value (payload conventions of engine/agents/runtime.py) into plain
+data; ``render_outputs`` draws it. Live runs pass RunManager.outputs(); stored runs the summary.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from ui.render import code_md, escape_md
+
+MAX_THUMBS = 8
+MAX_ROWS = 50
+
+
+def _is_array(v: Any) -> bool:
+    return hasattr(v, "shape") and hasattr(v, "tolist")
+
+
+def _to_list(v: Any) -> Any:
+    if _is_array(v):
+        if hasattr(v, "detach"):
+            v = v.detach().cpu()
+        return v.tolist()
+    return v
+
+
+def thumbnails(images: Any, limit: int = MAX_THUMBS) -> list[Any]:
+    """The first ``limit`` images of an N×C×H×W (or N×H×W) float batch in 0..1 as uint8 H×W(×3) arrays."""
+    import numpy as np
+
+    if hasattr(images, "detach"):
+        images = images.detach().cpu().float().numpy()
+    arr = np.asarray(images, dtype=np.float32)
+    if arr.ndim == 3:
+        arr = arr[:, None]
+    if arr.ndim != 4:
+        return []
+    out = []
+    for img in arr[:limit]:
+        lo, hi = float(img.min()), float(img.max())
+        if lo < 0.0 or hi > 1.0:  # normalised images: stretch to 0..1 for display
+            img = (img - lo) / (hi - lo) if hi > lo else img * 0
+        img = (np.clip(img, 0, 1) * 255).astype(np.uint8)
+        out.append(img[0] if img.shape[0] == 1 else np.moveaxis(img[:3], 0, -1))
+    return out
+
+
+def _score_rows(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    scores, classes = _to_list(payload["scores"]), [str(c) for c in payload.get("classes") or []]
+    ids = [str(i) for i in payload.get("ids") or []]
+    rows = []
+    for i, row in enumerate(scores[:MAX_ROWS] if isinstance(scores, list) else []):
+        values = row if isinstance(row, list) else [row]
+        entry: dict[str, Any] = {"id": ids[i] if i < len(ids) else str(i)}
+        for k, value in enumerate(values[:12]):
+            entry[classes[k] if k < len(classes) else f"class {k}"] = float(value)
+        rows.append(entry)
+    return rows
+
+
+def _table_rows(columns: dict[str, Any]) -> list[dict[str, Any]]:
+    cols = {str(k): _to_list(v) for k, v in columns.items()}
+    length = min((len(v) for v in cols.values() if isinstance(v, list)), default=0)
+    return [{k: (v[i] if isinstance(v, list) else v) for k, v in cols.items()} for i in range(min(length, MAX_ROWS))]
+
+
+def port_view(value: Any) -> dict[str, Any]:
+    """What to draw for one output value: ``{"kind": images|scores|labels|table|texts|text|number|json, ...}``."""
+    if isinstance(value, dict):
+        if "images" in value and _is_array(value["images"]):
+            shape = list(value["images"].shape)
+            return {"kind": "images", "images": thumbnails(value["images"]), "ids": list(value.get("ids") or []),
+                    "shape": shape}
+        if "scores" in value and "classes" in value:
+            return {"kind": "scores", "rows": _score_rows(value), "classes": [str(c) for c in value["classes"]]}
+        if "labels" in value and "confidence" in value:
+            labels, conf = list(value["labels"]), _to_list(value["confidence"])
+            ids = list(value.get("ids") or range(len(labels)))
+            return {"kind": "labels", "rows": [{"id": str(i), "label": str(lab), "confidence": float(c)}
+                                               for i, lab, c in list(zip(ids, labels, conf, strict=False))[:MAX_ROWS]]}
+        if "columns" in value and isinstance(value["columns"], dict):
+            return {"kind": "table", "rows": _table_rows(value["columns"])}
+        if "texts" in value and isinstance(value["texts"], list):
+            return {"kind": "texts", "rows": [{"text": str(t)[:500]} for t in value["texts"][:MAX_ROWS]]}
+    if isinstance(value, str):
+        return {"kind": "text", "text": value[:5000]}
+    if isinstance(value, bool | int | float):
+        return {"kind": "number", "value": value}
+    if isinstance(value, list) and value and all(isinstance(r, dict) for r in value[:MAX_ROWS]):
+        return {"kind": "table", "rows": [dict(r) for r in value[:MAX_ROWS]]}
+    from engine.results import summarize_outputs
+
+    return {"kind": "json", "data": summarize_outputs({"value": value}).get("value", {})}
+
+
+def render_port(port: str, view: dict[str, Any], key: str) -> None:
+    """Draw one port's view (see ``port_view``)."""
+    st.markdown(f"**{escape_md(port)}**")
+    kind = view["kind"]
+    if kind == "images":
+        images = view["images"]
+        ids = [str(i) for i in view.get("ids", [])]
+        captions = [ids[i] if i < len(ids) else str(i) for i in range(len(images))]
+        st.caption(f"image batch {view['shape']} (first {len(images)})")
+        if images:
+            st.image(images, caption=captions, width=96, clamp=True)
+    elif kind == "scores":
+        config = {c: st.column_config.ProgressColumn(c, min_value=0.0, max_value=1.0, format="%.2f")
+                  for c in view["classes"][:12]}
+        st.dataframe(view["rows"], column_config=config, hide_index=True, key=f"{key}.scores")
+    elif kind == "labels":
+        config = {"confidence": st.column_config.ProgressColumn("confidence", min_value=0.0, max_value=1.0,
+                                                                format="%.2f")}
+        st.dataframe(view["rows"], column_config=config, hide_index=True, key=f"{key}.labels")
+    elif kind in ("table", "texts"):
+        st.dataframe(view["rows"], hide_index=True, key=f"{key}.table")
+    elif kind == "text":
+        st.text(view["text"])
+    elif kind == "number":
+        st.metric(port, view["value"])
+    else:
+        st.json(view["data"], expanded=False)
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """The stored per-port summary (engine.results.summarize_outputs) as short lines for people."""
+    lines = []
+    for port, d in summary.items():
+        kind = d.get("type", "?")
+        if "shape" in d:
+            text = f"{kind} {d['shape']} {d.get('dtype', '')}".strip()
+        elif "length" in d:
+            text = f"{kind} of length {d['length']}"
+        elif "size" in d:
+            text = f"{kind} with {d['size']} keys: {', '.join(map(str, d.get('keys', [])))}"
+        elif "value" in d:
+            text = f"{kind} = {d['value']}"
+        else:
+            text = kind
+        lines.append(f"{port}: {text}")
+    return lines
+
+
+def render_outputs(outputs: dict[str, Any] | None, summary: dict[str, Any], key: str) -> None:
+    """A node's outputs: rendered from the live values when available, else from the stored summary."""
+    if outputs:
+        for port, value in outputs.items():
+            render_port(str(port), port_view(value), key=f"{key}.{port}")
+        return
+    if not summary:
+        st.caption("No outputs (the node has not finished, or it produces none).")
+        return
+    st.caption("Stored summary (full outputs live only in the running server's memory or the result cache).")
+    for line in summary_lines(summary):
+        st.markdown(f"- {code_md(line)}")
+    with st.expander("Summary as JSON"):
+        st.json(summary, expanded=False)

@@ -1,0 +1,116 @@
+"""The Run page: start a run (with the predicted plan first), then watch it live.
+
+Only the run id is kept, in ``st.session_state`` and mirrored in ``st.query_params["run"]`` so a
+reload or a page switch lands back on the live view. The live part is one ``st.fragment`` with
+``run_every`` while the run is active; when it ends, one full rerun drops the timer.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui import auth, state
+from ui.monitor.launch import launch_form
+from ui.monitor.live import render_monitor
+from ui.monitor.view import fill_demands, view_from_snapshot, view_from_store
+from ui.render import escape_md
+from ui.services import get_registry, get_run_manager, get_store
+
+REFRESH_S = 1.0
+NEW_RUN = "monitor_new_run"  # session flag: show the start form even though a run id is known
+FROM_DESIGNER = "monitor_from_designer"  # session flag: preselect the designer's workflow once
+
+
+def current_run_id() -> str | None:
+    """The watched run: the session's, else the URL's (after a reload); mirrored into the URL."""
+    ss = st.session_state
+    wanted = st.query_params.get(state.QP_RUN)
+    if wanted and ss.get(state.RUN_ID) is None:
+        if auth.may_open_run(auth.current_user(), get_store(), wanted, get_run_manager()):
+            ss[state.RUN_ID] = wanted
+        else:
+            st.warning(f"Run `{escape_md(wanted)}`: {auth.NOT_YOURS}.")
+            st.query_params.pop(state.QP_RUN, None)
+    run_id = ss.get(state.RUN_ID)
+    if run_id and st.query_params.get(state.QP_RUN) != run_id:
+        st.query_params[state.QP_RUN] = run_id  # page switches clear query params
+    return run_id
+
+
+def watch(run_id: str) -> None:
+    """Make ``run_id`` the watched run (session and URL)."""
+    st.session_state[state.RUN_ID] = run_id
+    st.session_state[NEW_RUN] = False
+    st.query_params[state.QP_RUN] = run_id
+
+
+def start_from_designer() -> None:
+    """For the designer's Run button: open the Run page with its start form on the open workflow."""
+    st.session_state[NEW_RUN] = True
+    st.session_state[FROM_DESIGNER] = True
+    st.switch_page("pages/run.py")
+
+
+def _start_new() -> None:
+    st.session_state[NEW_RUN] = True
+
+
+def render_run_page() -> None:
+    st.markdown("### Run")
+    manager, registry, store = get_run_manager(), get_registry(), get_store()
+    run_id = current_run_id()
+    if run_id is None or st.session_state.get(NEW_RUN):
+        with st.container(border=True):
+            new_id = launch_form(manager, registry, store)
+        if new_id:
+            watch(new_id)
+            st.rerun()
+        if run_id is None:
+            return
+        st.divider()
+    cols = st.columns([1, 1, 4], vertical_alignment="center")
+    cols[0].button("New run", key="monitor.new", icon=":material/add:", on_click=_start_new)
+    cols[1].page_link("pages/history.py", label="History", icon=":material/history:")
+    if manager.get(run_id) is not None:
+        _live(run_id)
+    else:
+        _stored(run_id)
+
+
+def _live(run_id: str) -> None:
+    manager = get_run_manager()
+    running = manager.snapshot(run_id).status in ("pending", "running")
+
+    def cancel_node(node_id: str) -> None:
+        manager.cancel_node(run_id, node_id)
+
+    @st.fragment(run_every=REFRESH_S if running else None)
+    def live() -> None:
+        view = view_from_snapshot(manager.snapshot(run_id))
+        head = st.columns([4, 1], vertical_alignment="center")
+        head[0].markdown(f"**{escape_md(view.workflow_name)}** · run `{run_id}` · policy "
+                         f"`{view.options.get('policy', '')}` · time scale {view.time_scale:g}")
+        if view.running:
+            head[1].button("Cancel run", key="monitor.cancel", icon=":material/stop_circle:", type="primary",
+                           on_click=manager.cancel, args=(run_id,))
+        render_monitor(view, "live", outputs=lambda n: manager.outputs(run_id, n),
+                       cancel_node=cancel_node if view.running else None)
+        if running and not view.running:
+            st.rerun()  # redefine the fragment without run_every: the timer stops
+
+    live()
+
+
+def _stored(run_id: str) -> None:
+    store = get_store()
+    detail = store.get_run(run_id)
+    if detail is None:
+        st.warning(f"No run `{escape_md(run_id)}` in this server or in the database.")
+        if st.button("Start a new run", key="monitor.forget"):
+            st.session_state.pop(state.RUN_ID, None)
+            st.query_params.pop(state.QP_RUN, None)
+            st.rerun()
+        return
+    st.caption("This run is not in this server's memory (finished long ago, or the server restarted): "
+               "shown from the database. Open it in History to replay, compare, resume or export it.")
+    render_monitor(fill_demands(view_from_store(detail, store.run_samples(run_id)), get_registry()), "stored")

@@ -28,6 +28,14 @@ from engine.results import load_value, save_value
 from engine.spec import AgentSpec, RunContext
 
 POLL_S = 0.02
+MEMORY_CHECK_S = 0.05
+MEMORY_TOLERANCE = 1.2  # an isolated node may use its declared memory_mb times this ...
+MEMORY_SLACK_MB = 48.0  # ... plus this much (allocator and interpreter noise) before it is stopped
+
+
+def memory_limit_mb(declared_mb: float) -> float | None:
+    """The memory an isolated node may grow by before it is killed; None when it declares none."""
+    return declared_mb * MEMORY_TOLERANCE + MEMORY_SLACK_MB if declared_mb > 0 else None
 
 
 class IsolatedProcessError(ServiceGridError, RuntimeError):
@@ -51,8 +59,13 @@ def run_isolated(
     ctx: RunContext,
     scratch: Path,
     stats: dict[str, Any],
+    declared_memory_mb: float = 0.0,
 ) -> dict[str, Any]:
     """Run ``spec``'s agent in a child process; fills ``stats`` (peak_rss_mb, cpu_s, pid).
+
+    The child's memory is watched: once it has grown (from just before the agent loads) past
+    ``memory_limit_mb(declared_memory_mb)``, it is killed and the node fails with error type
+    ``MemoryLimitExceeded`` — an agent that over-allocates cannot take the machine down.
 
     Raises:
         AgentTimeoutError: past ``ctx.deadline`` (the child is killed).
@@ -77,7 +90,7 @@ def run_isolated(
     send.close()
     stats["pid"] = proc.pid
     try:
-        return _supervise(proc, recv, ctx, scratch, stats)
+        return _supervise(proc, recv, ctx, scratch, stats, memory_limit_mb(declared_memory_mb))
     finally:
         if proc.is_alive():
             proc.kill()
@@ -86,7 +99,9 @@ def run_isolated(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _supervise(proc: Any, recv: Any, ctx: RunContext, scratch: Path, stats: dict[str, Any]) -> dict[str, Any]:
+def _supervise(proc: Any, recv: Any, ctx: RunContext, scratch: Path, stats: dict[str, Any],
+               limit_mb: float | None) -> dict[str, Any]:
+    watch = _MemoryWatch(proc.pid, limit_mb)
     while True:
         if recv.poll(POLL_S):
             try:
@@ -101,6 +116,9 @@ def _supervise(proc: Any, recv: Any, ctx: RunContext, scratch: Path, stats: dict
                 if msg["type"] == "log":
                     ctx.log(msg["message"])
                     continue
+                if msg["type"] == "baseline":
+                    watch.baseline_mb = msg["rss_mb"]
+                    continue
                 stats.update(peak_rss_mb=msg.get("peak_rss_mb"), cpu_s=msg.get("cpu_s"))
                 if msg["type"] == "result":
                     ctx.items_processed = msg.get("items", ctx.items_processed)
@@ -109,12 +127,51 @@ def _supervise(proc: Any, recv: Any, ctx: RunContext, scratch: Path, stats: dict
         if ctx.cancel_event.is_set():
             proc.kill()
             raise RunCancelledError(f"node {ctx.node_id!r} was cancelled; its process was killed")
+        if (grown := watch.over_limit()) is not None:
+            proc.kill()
+            stats["peak_rss_mb"] = watch.peak_mb
+            raise IsolatedProcessError(
+                f"node {ctx.node_id!r} grew by {grown:,.0f} MB, more than the {watch.limit_mb:,.0f} MB its "
+                "declared memory allows; its process was killed. Raise the node's memory_mb or lower its "
+                "batch size", error_type="MemoryLimitExceeded")
         if ctx.deadline is not None and time.monotonic() > ctx.deadline:
             proc.kill()
             raise AgentTimeoutError(f"node {ctx.node_id!r} ran past its timeout; its process was killed")
         if not proc.is_alive() and not recv.poll(0):
             proc.join(timeout=1)
             raise _died(ctx, proc.exitcode)
+
+
+class _MemoryWatch:
+    """Samples the child's RSS every MEMORY_CHECK_S once it reported its baseline."""
+
+    def __init__(self, pid: int, limit_mb: float | None) -> None:
+        self.limit_mb = limit_mb
+        self.baseline_mb: float | None = None
+        self.peak_mb: float | None = None
+        self._next = 0.0
+        self._proc: Any = None
+        if limit_mb is not None:
+            import psutil
+
+            with contextlib.suppress(psutil.Error):
+                self._proc = psutil.Process(pid)
+
+    def over_limit(self) -> float | None:
+        """How much the child grew, when that is past the limit; else None."""
+        if self._proc is None or self.baseline_mb is None or self.limit_mb is None:
+            return None
+        now = time.monotonic()
+        if now < self._next:
+            return None
+        self._next = now + MEMORY_CHECK_S
+        try:
+            rss_mb = self._proc.memory_info().rss / 2**20
+        except Exception:  # the child is gone; the exit path reports it
+            return None
+        self.peak_mb = max(self.peak_mb or 0.0, rss_mb)
+        grown = rss_mb - self.baseline_mb
+        return grown if grown > self.limit_mb else None
 
 
 def _died(ctx: RunContext, exitcode: int | None) -> IsolatedProcessError:
@@ -163,6 +220,7 @@ def child_main(job_text: str, conn: Any) -> None:
             stop_at=stop_at, on_progress=_forward_progress(send), on_log=lambda m: send({"type": "log", "message": m}),
         )
         agent = spec.build(params)
+        send({"type": "baseline", "rss_mb": _rss_mb()})
         agent.load(job["device"])
         outputs = agent.run(load_value(scratch / "in"), ctx)
         save_value(scratch / "out", outputs)
@@ -172,6 +230,12 @@ def child_main(job_text: str, conn: Any) -> None:
               "traceback": traceback.format_exc(), **usage()})
     finally:
         conn.close()
+
+
+def _rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
 
 
 def _forward_progress(send: Callable[[dict[str, Any]], None]) -> Callable[[int, int | None], None]:

@@ -125,7 +125,8 @@ class LocalBackend:
             from engine.isolation import run_isolated
 
             assert job.scratch is not None, "isolated calls need a scratch folder"
-            return run_isolated(job.spec, job.params, job.inputs, job.ctx, job.scratch, job.stats)
+            return run_isolated(job.spec, job.params, job.inputs, job.ctx, job.scratch, job.stats,
+                                declared_memory_mb=job.footprint_mb)
         key = (job.spec.name, job.spec.version, job.params_json, job.ctx.device)
         agent = self.warm.checkout(key, job.spec, job.params, job.footprint_mb)
         try:

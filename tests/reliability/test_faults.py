@@ -55,18 +55,35 @@ def test_a_node_hanging_past_its_timeout_fails_with_timeout(tmp_path: Path, isol
     assert rec["free"]["status"] == "done"
 
 
-def test_memory_beyond_the_declared_demand_is_measured_not_enforced(tmp_path: Path) -> None:
-    """Current behaviour (a documented gap): an isolated node that uses more memory than it declared
-    finishes; its own peak (ru_maxrss of its process) is recorded, so the overrun is visible."""
-    node = {"id": "greedy", "agent": "test.hold_memory", "params": {"mb": 96, "seconds": 0.05},
-            "resources": {"memory_mb": 16}, "lifecycle": {"execution": {"isolate": True}}}
+def test_an_isolated_node_that_over_allocates_is_killed_and_recorded(tmp_path: Path) -> None:
+    """An isolated node that grows far past its declared memory is stopped (MemoryLimitExceeded),
+    its descendants are skipped, and an independent node still finishes."""
+    greedy = {"id": "greedy", "agent": "test.hold_memory", "params": {"mb": 256, "seconds": 5},
+              "resources": {"memory_mb": 16}, "lifecycle": {"execution": {"isolate": True}}}
+    after = {"id": "after", "agent": "test.echo"}
+    free = {"id": "free", "agent": "test.sleep", "params": {"seconds": 0.05}}
+    with recorded_manager(tmp_path) as (m, store):
+        h = m.submit(workflow([greedy, after, free], [("greedy", "after")]))
+        assert h.wait(60) == RunStatus.FAILED
+        store.flush()
+        rec = node_records(store, h.run_id)
+    assert rec["greedy"]["status"] == "failed"
+    assert rec["greedy"]["error_type"] == "MemoryLimitExceeded"
+    assert "declared memory" in rec["greedy"]["error_message"]
+    assert rec["after"]["status"] == "skipped"
+    assert rec["free"]["status"] == "done"
+
+
+def test_an_isolated_node_within_its_declared_memory_finishes(tmp_path: Path) -> None:
+    node = {"id": "modest", "agent": "test.hold_memory", "params": {"mb": 32, "seconds": 0.3},
+            "resources": {"memory_mb": 64}, "lifecycle": {"execution": {"isolate": True}}}
     with recorded_manager(tmp_path) as (m, store):
         h = m.submit(workflow([node]))
         assert h.wait(60) == RunStatus.SUCCEEDED
         store.flush()
-        rec = node_records(store, h.run_id)["greedy"]
+        rec = node_records(store, h.run_id)["modest"]
     assert rec["status"] == "done"
-    assert rec["peak_rss_mb"] is not None and rec["peak_rss_mb"] > 96 > 16
+    assert rec["peak_rss_mb"] is not None and rec["peak_rss_mb"] > 32
 
 
 def _node_process(timeout: float = 30.0) -> psutil.Process:

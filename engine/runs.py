@@ -232,6 +232,17 @@ class RunManager:
                 ns.cache_key = cache_key(ns.spec.name, ns.spec.version, json.loads(ns.params_json), ins)
                 ns.cache_hit = bool(run.options.use_cache and self.results.has(ns.cache_key))
 
+    @staticmethod
+    def supports_backend(name: str) -> bool:
+        """Whether runs can go to backend ``name`` here (``ray`` needs the ``ray`` package)."""
+        if name == "local":
+            return True
+        if name == "ray":
+            import importlib.util
+
+            return importlib.util.find_spec("ray") is not None
+        return False
+
     # -- watching ---------------------------------------------------------------------------
     def _run(self, run_id: str) -> RunState:
         try:

@@ -85,11 +85,15 @@ def test_right_sizing_advice_appears_and_applies(five_runs: list) -> None:
     assert b.at_once_after > b.at_once_before
     assert "declared 2,048 MB, p95 measured" in b.text and "more agent" in b.text
     assert b.makespan_after is not None and b.makespan_before is not None
-    assert b.makespan_after < b.makespan_before  # b and c no longer wait for each other's memory
+    # lowering b alone never slows the plan; whether it alone lets b and c overlap depends on how
+    # much memory this test process already holds (non-isolated peaks are process-wide)
+    assert b.makespan_after <= b.makespan_before
     changed = apply_advice(workflow, advice)
     assert changed.node("b").resources["memory_mb"] == b.suggested
     assert workflow.node("b").resources == {}  # the original is untouched
-    assert predict_makespan(changed, registry, MACHINE, estimates) == pytest.approx(b.makespan_after, rel=0.2)
+    before = predict_makespan(workflow, registry, MACHINE, estimates)
+    after = predict_makespan(changed, registry, MACHINE, estimates)
+    assert after < before  # with every node right-sized, b and c no longer wait for each other's memory
 
 
 def test_accuracy_improves_as_runs_accumulate(five_runs: list) -> None:

@@ -5,6 +5,9 @@ One command prints two tables, every peer measured in the same run (ratios, no a
     .venv/bin/python bench/executor_bench.py            # 10,000 no-op nodes; 200 and 1,000 sleeps
     .venv/bin/python bench/executor_bench.py --quick    # smaller sizes, a smoke test
 
+Every measurement is the median of 3 runs (``--repeats N``); wall and CPU-time ratios and the
+load average are printed, since the machine is shared.
+
 (1) no-op 10,000-node random layered DAG, µs per node: sequential calls, a bare
 ThreadPoolExecutor ready-queue, graphlib + pool, our executor with all bookkeeping on (events to
 a counting observer, metrics, admission, sampler), Dask's threaded scheduler and Ray local when
@@ -19,6 +22,7 @@ import graphlib
 import os
 import platform
 import random
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -40,22 +44,13 @@ WORKERS = 2
 REPEATS = 3
 
 
-CPU: dict[str, float] = {}  # peer name -> process CPU seconds of its fastest run
+def median(values: list[float]) -> float:
+    return statistics.median(values)
 
 
-def best(fn: Callable[[], float | None], name: str = "") -> float | None:
-    """The fastest of REPEATS runs (the machine is shared: the minimum is the least disturbed);
-    also keeps the process CPU time of that run in CPU[name] (less sensitive to other load)."""
-    runs = []
-    for _ in range(REPEATS):
-        c = time.process_time()
-        wall = fn()
-        if wall is None:
-            return None
-        runs.append((wall, time.process_time() - c))
-    wall, _ = min(runs)
-    CPU[name] = min(c for _, c in runs)
-    return wall
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
 
 
 @agent("bench.noop", category="testing", description="Does nothing.", resources=ResourceDemand(cpu=1),
@@ -165,12 +160,15 @@ def run_ray(dag: Dag) -> float | None:
             return None
 
         ray.get(task.remote())  # warm up the workers
-        t = time.perf_counter()
-        refs: dict[str, Any] = {}
-        for node in graphlib.TopologicalSorter(dag).static_order():
-            refs[node] = task.remote(*(refs[p] for p in dag[node]))
-        ray.get(list(refs.values()))
-        return time.perf_counter() - t
+        walls = []
+        for _ in range(REPEATS):
+            t = time.perf_counter()
+            refs: dict[str, Any] = {}
+            for node in graphlib.TopologicalSorter(dag).static_order():
+                refs[node] = task.remote(*(refs[p] for p in dag[node]))
+            ray.get(list(refs.values()))
+            walls.append(time.perf_counter() - t)
+        return median(walls)
     finally:
         ray.shutdown()
 
@@ -212,44 +210,85 @@ def run_ours(dag: Dag, results_dir: Path) -> tuple[float, float, int, float, flo
 
 
 def overhead_table(n: int, results_dir: Path) -> None:
+    """Peers run interleaved, one round after another (sequential, pool, graphlib, ours, Dask),
+    so a burst of load from other users hits every peer of a round; the ratios are the medians
+    of the per-round ratios."""
     dag = layered_dag(n, width=100)
-    rows: list[tuple[str, float | None, str]] = [
-        ("sequential calls", best(lambda: run_sequential(dag), "sequential calls"), ""),
-        ("bare ThreadPoolExecutor ready-queue", best(lambda: run_bare_pool(dag), "bare ThreadPoolExecutor ready-queue"), ""),
-        ("graphlib + pool", best(lambda: run_graphlib_pool(dag), "graphlib + pool"), ""),
-    ]
+    print(f"\n(1) no-op random layered DAG, {n:,} nodes, {WORKERS} workers: µs per node ({load()} at the start)")
     run_ours(layered_dag(50, 10), results_dir)  # warm-up: imports (validation, networkx) done once
-    ours_runs = [run_ours(dag, results_dir) for _ in range(REPEATS)]
-    total, submit, events, _, _ = min(ours_runs, key=lambda r: r[0] - r[1])
-    CPU["ServiceGrid executor, execution only"] = min(r[3] - r[4] for r in ours_runs)
-    rows.append(("ServiceGrid executor, execution only", total - submit,
-                 f"RunStarted -> RunFinished; {events} events"))
-    rows.append(("ServiceGrid executor, incl. submit", total,
-                 f"submit = validate + build + order: {submit * 1e6 / n:.1f} µs/node"))
-    CPU["ServiceGrid executor, incl. submit"] = min(r[3] for r in ours_runs)
-    dask_s = best(lambda: run_dask(dag), "Dask threaded scheduler")
-    rows.append(("Dask threaded scheduler", dask_s, "" if dask_s is not None else "not installed"))
-    rows.append(("Ray local", run_ray(dag), ""))
-    base = rows[1][1] or 1.0
-    base_cpu = CPU.get("bare ThreadPoolExecutor ready-queue") or 1.0
-    ours = total - submit
-    print(f"\n(1) no-op random layered DAG, {n:,} nodes, {WORKERS} workers: µs per node")
-    print(f"{'':42} {'µs/node':>9} {'÷ bare pool':>12} {'÷ ours':>8} {'CPU µs/node':>12} {'CPU ÷ pool':>11}")
-    for name, secs, note in rows:
-        if secs is None:
-            print(f"{name:42} {'-':>9} {'-':>12} {'-':>8} {'-':>12} {'-':>11}  {note or 'not importable'}")
+    peers: dict[str, Callable[[], float | None]] = {
+        "sequential calls": lambda: run_sequential(dag),
+        "bare ThreadPoolExecutor ready-queue": lambda: run_bare_pool(dag),
+        "graphlib + pool": lambda: run_graphlib_pool(dag),
+        "Dask threaded scheduler": lambda: run_dask(dag),
+    }
+    wall: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+    submit: list[tuple[float, float]] = []
+    events = 0
+    for _ in range(REPEATS):
+        for name, fn in peers.items():
+            c = time.process_time()
+            secs = fn()
+            if secs is not None:
+                wall.setdefault(name, []).append(secs)
+                cpu.setdefault(name, []).append(time.process_time() - c)
+            if name == "graphlib + pool":  # ours between the pools and Dask
+                total, sub, events, c_total, c_sub = run_ours(dag, results_dir)
+                wall.setdefault(OURS, []).append(total - sub)
+                cpu.setdefault(OURS, []).append(c_total - c_sub)
+                wall.setdefault(OURS_ALL, []).append(total)
+                cpu.setdefault(OURS_ALL, []).append(c_total)
+                submit.append((sub, c_sub))
+    ray_s = run_ray(dag)
+    pool = "bare ThreadPoolExecutor ready-queue"
+
+    def ratio(series: dict[str, list[float]], a: str, b: str) -> float | None:
+        if a not in series or b not in series:
+            return None
+        return median([x / y for x, y in zip(series[a], series[b], strict=True)])
+
+    print(f"{'':42} {'µs/node':>9} {'÷ bare pool':>12} {'÷ ours':>8} {'CPU µs/node':>12} {'CPU ÷ pool':>11} "
+          f"{'CPU ÷ ours':>11}")
+    notes = {OURS: f"RunStarted -> RunFinished; {events} events",
+             OURS_ALL: f"submit = validate + build + order: {median([w for w, _ in submit]) * 1e6 / n:.1f} µs/node "
+                       f"(CPU {median([c for _, c in submit]) * 1e6 / n:.1f})"}
+    for name in [*list(peers)[:3], OURS, OURS_ALL, "Dask threaded scheduler"]:
+        if name not in wall:
+            print(f"{name:42} {'-':>9} {'-':>12} {'-':>8} {'-':>12} {'-':>11} {'-':>11}  not installed")
             continue
-        cpu = f"{CPU[name] * 1e6 / n:12.1f} {CPU[name] / base_cpu:11.2f}" if name in CPU else f"{'-':>12} {'-':>11}"
-        print(f"{name:42} {secs * 1e6 / n:9.1f} {secs / base:12.2f} {secs / ours:8.2f} {cpu}  {note}")
-    print(f"(best of {REPEATS} runs each, Ray: 1 run after a warm-up task; '÷ ours' is against execution only;"
-          " CPU = this process's CPU time, Ray's work is in other processes)")
-    print("targets: ours <= 2.0x bare pool; Dask threaded >= 5x ours; Ray >= 30x ours")
+        print(f"{name:42} {median(wall[name]) * 1e6 / n:9.1f} {ratio(wall, name, pool):12.2f} "
+              f"{ratio(wall, name, OURS):8.2f} {median(cpu[name]) * 1e6 / n:12.1f} {ratio(cpu, name, pool):11.2f} "
+              f"{ratio(cpu, name, OURS):11.2f}  {notes.get(name, '')}")
+    ours = median(wall[OURS])
+    if ray_s is None:
+        print(f"{'Ray local':42} {'-':>9} {'-':>12} {'-':>8} {'-':>12} {'-':>11} {'-':>11}  not importable")
+    else:
+        print(f"{'Ray local':42} {ray_s * 1e6 / n:9.1f} {ray_s / median(wall[pool]):12.2f} {ray_s / ours:8.2f} "
+              f"{'-':>12} {'-':>11} {'-':>11}")
+    print(f"(median of {REPEATS} interleaved rounds; ratios are medians of per-round ratios; Ray: median of "
+          f"{REPEATS} runs after a warm-up task, against the median of ours; '÷ ours' is against execution only; "
+          "CPU = this process's CPU time, Ray's work is in other processes)")
+    vs_pool, vs_pool_cpu = ratio(wall, OURS, pool) or 0.0, ratio(cpu, OURS, pool) or 0.0
+    dask = ratio(wall, "Dask threaded scheduler", OURS)
+    print(f"targets: ours <= 2.0x bare pool: {_met(vs_pool <= 2.0)} (wall {vs_pool:.2f}x, CPU {vs_pool_cpu:.2f}x); "
+          f"Dask threaded >= 5x ours: {_met(dask is not None and dask >= 5.0)}; "
+          f"Ray >= 30x ours: {_met(ray_s is not None and ray_s / ours >= 30.0)}")
+    print(f"{load()} at the end")
+
+
+OURS = "ServiceGrid executor, execution only"
+OURS_ALL = "ServiceGrid executor, incl. submit"
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
 
 
 def sleeping_table(sizes: list[int], results_dir: Path) -> None:
-    print("\n(2) sleeping tasks 5-50 ms, demand 1-3 CPU, capacity 4 CPU: makespans in s")
+    print(f"\n(2) sleeping tasks 5-50 ms, demand 1-3 CPU, capacity 4 CPU: makespans in s ({load()} at the start)")
     print(f"{'tasks':>6} {'policy':<14} {'executed':>9} {'plan':>8} {'bound':>8} {'÷ plan':>7} {'÷ bound':>8} "
-          f"{'replay':>8} {'÷ replay':>8}")
+          f"{'replay':>8} {'÷ replay':>8}  runs (÷ plan)")
     for n in sizes:
         dag = layered_dag(n, width=max(5, n // 20), seed=n)
         rng = random.Random(n)
@@ -257,21 +296,29 @@ def sleeping_table(sizes: list[int], results_dir: Path) -> None:
         cpu = {t: rng.randint(1, 3) for t in dag}
         wf = to_workflow(dag, "test.sleep", lambda t, s=secs: {"seconds": s[t]}, lambda t, c=cpu: {"cpu": c[t]})
         for policy in ("critical_path", "auto"):
-            manager = RunManager(machine=Capacity(cpu=4, memory_mb=4096, gpus=()), results=ResultStore(results_dir))
-            try:
-                handle = manager.submit(wf, RunOptions(policy=policy, use_cache=False, plan_budget_s=1.0))
-                handle.wait()
-                snap = handle.snapshot()
-            finally:
-                manager.shutdown()
-            executed = (snap.finished_at or 0) - (snap.started_at or 0)
-            planned, bound = snap.plan.get("makespan"), snap.plan.get("lower_bound")
-            if not planned or not bound:
-                print(f"{n:>6} {policy:<14} {executed:9.3f}   (no plan: planning failed or unavailable)")
+            runs = []
+            for _ in range(REPEATS):
+                manager = RunManager(machine=Capacity(cpu=4, memory_mb=4096, gpus=()), results=ResultStore(results_dir))
+                try:
+                    handle = manager.submit(wf, RunOptions(policy=policy, use_cache=False, plan_budget_s=1.0))
+                    handle.wait()
+                    snap = handle.snapshot()
+                finally:
+                    manager.shutdown()
+                planned, bound = snap.plan.get("makespan"), snap.plan.get("lower_bound")
+                if not planned or not bound:
+                    break
+                runs.append(((snap.finished_at or 0) - (snap.started_at or 0), planned, bound, snap))
+            if not runs:
+                print(f"{n:>6} {policy:<14}   (no plan: planning failed or unavailable)")
                 continue
+            runs.sort(key=lambda r: r[0] / r[1])
+            executed, planned, bound, snap = runs[len(runs) // 2]  # the median run by executed / plan
             replay = replay_makespan(wf, snap, policy)
+            each = " ".join(f"{r[0] / r[1]:.3f}" for r in runs)
             print(f"{n:>6} {policy:<14} {executed:9.3f} {planned:8.3f} {bound:8.3f} {executed / planned:7.3f} "
-                  f"{executed / bound:8.3f} {replay:8.3f} {executed / replay:8.3f}")
+                  f"{executed / bound:8.3f} {replay:8.3f} {executed / replay:8.3f}  {each}")
+    print(f"(the median of {REPEATS} runs by executed / plan; {load()} at the end)")
     print("targets: executed / plan <= 1.05; executed / lower bound <= 1.10")
     print("replay = the same policy planned with each task's measured wall time (OS sleep overshoot included):")
     print("executed / replay is the executor's own overhead, separated from timer noise on a loaded machine")
@@ -289,11 +336,12 @@ def replay_makespan(wf: Workflow, snap: Any, policy: str) -> float:
     if policy != "auto":
         return plan(problem, policy).makespan
     order = [n["id"] for n in sorted(snap.plan["nodes"], key=lambda n: (n["start"], n["end"]))]
-    return replay_order(problem, order)
+    return replay_order(problem, order, in_order=True)
 
 
-def replay_order(problem: Any, order: list[str]) -> float:
-    """Event-driven list scheduling (as the executor does) of ``problem`` in ``order``."""
+def replay_order(problem: Any, order: list[str], in_order: bool = False) -> float:
+    """Event-driven list scheduling (as the executor does) of ``problem`` in ``order``; with
+    ``in_order`` no ready task overtakes an earlier one that does not fit (``auto``)."""
     import heapq
 
     rank = {t: i for i, t in enumerate(order)}
@@ -312,6 +360,8 @@ def replay_order(problem: Any, order: list[str]) -> float:
                 heapq.heappush(running, (now + problem.tasks[t].duration, t))
             else:
                 kept.append((r, t))
+                if in_order:
+                    break
         for item in kept:
             heapq.heappush(ready, item)
         now, t = heapq.heappop(running)
@@ -324,11 +374,14 @@ def replay_order(problem: Any, order: list[str]) -> float:
 
 
 def main() -> None:
+    global REPEATS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     parser.add_argument("--skip-overhead", action="store_true")
     parser.add_argument("--skip-sleep", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per measurement (median; default 3)")
     args = parser.parse_args()
+    REPEATS = max(1, args.repeats)
     import tempfile
 
     results_dir = Path(tempfile.mkdtemp(prefix="sg-bench-"))

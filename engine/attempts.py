@@ -14,7 +14,7 @@ from typing import Any
 from engine.backends import Backend, NodeCall
 from engine.errors import AgentExecutionError, AgentTimeoutError, RunCancelledError
 from engine.events import EventBus, NodeLog, NodeProgress, NodeRetried, NodeStatus
-from engine.metrics import GpuProbe, NodeMetrics
+from engine.metrics import GpuProbe
 from engine.results import ResultStore, UnserializableError
 from engine.runstate import NodeState, RunState
 from engine.spec import RunContext
@@ -32,9 +32,11 @@ class NodeRunner:
         self.results = results
         self.gpu = gpu
         self.rss = rss
+        self._routes: dict[tuple, tuple[Any, Any, tuple[str, bool, str | None]]] = {}
 
     def attempts(self, run: RunState, ns: NodeState) -> tuple[NodeStatus, Any, dict | None, RunContext | None, dict]:
         ex, stats = ns.lifecycle.execution, {}
+        isolate = ex.isolate
         inputs = self.gather_inputs(run, ns)
         ctx = None
         for attempt in range(1, ex.retries + 2):
@@ -44,8 +46,8 @@ class NodeRunner:
             try:
                 outputs = self.backend.call(NodeCall(
                     spec=ns.spec, params=ns.params, params_json=ns.params_json, inputs=inputs, ctx=ctx,
-                    footprint_mb=ns.demand.memory_mb, isolate=ns.isolate,
-                    scratch=self.results.scratch_dir() if ns.isolate else None, stats=stats))
+                    footprint_mb=ns.demand.memory_mb, isolate=isolate,
+                    scratch=self.results.scratch_dir() if isolate else None, stats=stats))
                 if ex.timeout_s is not None and ctx.deadline is not None and time.monotonic() > ctx.deadline:
                     raise AgentTimeoutError(f"node {ns.id!r} ran past its timeout of {ex.timeout_s:g} s")
                 return NodeStatus.DONE, outputs, None, ctx, stats
@@ -94,6 +96,8 @@ class NodeRunner:
 
     @staticmethod
     def agent_device(run: RunState, device: str) -> str:
+        if device == "cpu":
+            return device
         sim = {g.device_id for g in run.capacity.gpus or () if g.simulated}
         return "cpu" if device in sim else device
 
@@ -114,17 +118,30 @@ class NodeRunner:
             if src.status not in _DONE or src.outputs is None:
                 continue  # "any" start rule: only finished inputs arrive
             out = src.outputs
-            if edge.source_port is not None:
-                value = out.get(edge.source_port)
-            else:
-                value = out.get(src.spec.outputs[0].name) if src.spec.outputs else out
-            port_name = edge.target_port or (ns.spec.inputs[0].name if ns.spec.inputs else "in")
-            port = ns.spec.input(port_name)
-            if port is not None and port.multiple:
+            port_name, multiple, source_port = self._route(src, ns, edge)
+            value = out.get(source_port) if source_port is not None else out
+            if multiple:
                 inputs.setdefault(port_name, []).append(value)
             else:
                 inputs[port_name] = value
         return inputs
+
+    def _route(self, src: NodeState, ns: NodeState, edge: Any) -> tuple[str, bool, str | None]:
+        """(target port, whether it takes many values, source port or None for the whole output),
+        memoised per (source agent, target agent, edge ports): nodes of one agent share it."""
+        key = (id(src.spec), id(ns.spec), edge.source_port, edge.target_port)
+        hit = self._routes.get(key)
+        if hit is not None and hit[0] is src.spec and hit[1] is ns.spec:
+            return hit[2]
+        source_port = edge.source_port if edge.source_port is not None else (
+            src.spec.outputs[0].name if src.spec.outputs else None)
+        port_name = edge.target_port or (ns.spec.inputs[0].name if ns.spec.inputs else "in")
+        port = ns.spec.input(port_name)
+        route = (port_name, bool(port is not None and port.multiple), source_port)
+        if len(self._routes) > 10_000:
+            self._routes.clear()
+        self._routes[key] = (src.spec, ns.spec, route)
+        return route
 
     def store(self, run: RunState, ns: NodeState, outputs: Any) -> None:
         try:
@@ -139,13 +156,17 @@ class NodeRunner:
         start = ns.start or end
         peak = stats.get("peak_rss_mb")
         if peak is None:
-            peak = max(x for x in (ns.peak_rss_mb, self.rss(), 0.0) if x is not None)
-        return NodeMetrics(
-            wait_inputs_s=(ns.ready_at or start) - (ns.queued_at or start),
-            wait_resource_s=(ns.admitted_at or start) - (ns.ready_at or start),
-            wait_resource=dict(ns.wait_resource), queue_s=start - (ns.admitted_at or start),
-            wall_s=end - start, cpu_s=stats.get("cpu_s") or cpu_s, peak_rss_mb=peak,
-            peak_gpu_mb=self.gpu.task_peak_mb(ns.device) if ns.device.startswith("cuda") else None,
-            items=ctx.items_processed if ctx else 0, attempts=ns.attempts, device=ns.device,
-            threads=ns.threads, isolated=ns.isolate,
-        ).to_dict()
+            rss = self.rss()
+            peak = max(ns.peak_rss_mb or 0.0, rss or 0.0)
+        # the NodeMetrics fields as a plain dict, built directly (a dataclass per node was a
+        # measurable per-node cost); tests check the keys match NodeMetrics. wait_resource is
+        # the node's own dict, final once it was admitted (not copied)
+        return {
+            "wait_inputs_s": (ns.ready_at or start) - (ns.queued_at or start),
+            "wait_resource_s": (ns.admitted_at or start) - (ns.ready_at or start),
+            "wait_resource": ns.wait_resource, "queue_s": start - (ns.admitted_at or start),
+            "wall_s": end - start, "cpu_s": stats.get("cpu_s") or cpu_s, "peak_rss_mb": peak,
+            "peak_gpu_mb": self.gpu.task_peak_mb(ns.device) if ns.device.startswith("cuda") else None,
+            "items": ctx.items_processed if ctx else 0, "attempts": ns.attempts, "device": ns.device,
+            "threads": ns.threads, "isolated": ns.isolate,
+        }

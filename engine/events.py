@@ -201,22 +201,23 @@ class EventBus:
     """Fans events out to observers; an observer that raises is logged, never fatal."""
 
     def __init__(self) -> None:
-        self._observers: list[RunObserver] = []
+        # copy-on-write: emit reads the current tuple without a lock or a copy (it is on the
+        # executor's per-node path); subscribe/unsubscribe replace it under the lock
+        self._observers: tuple[RunObserver, ...] = ()
         self._lock = threading.Lock()
 
     def subscribe(self, observer: RunObserver | Callable[[Event], None]) -> None:
         obs = observer if hasattr(observer, "on_event") else _FnObserver(observer)  # type: ignore[arg-type]
         with self._lock:
-            self._observers.append(obs)
+            self._observers = (*self._observers, obs)
 
     def unsubscribe(self, observer: RunObserver) -> None:
         with self._lock:
-            self._observers = [o for o in self._observers if o is not observer and getattr(o, "fn", None) is not observer]
+            self._observers = tuple(
+                o for o in self._observers if o is not observer and getattr(o, "fn", None) is not observer)
 
     def emit(self, event: Event) -> None:
-        with self._lock:
-            observers = list(self._observers)
-        for obs in observers:
+        for obs in self._observers:
             try:
                 obs.on_event(event)
             except Exception:

@@ -4,9 +4,13 @@ Design: there is no scheduler thread. Every state change (a run starts, a node e
 runs ``_dispatch_locked`` under the one executor lock, which walks each active run's ready heap
 in policy priority order and admits every node whose demand fits, in every dimension, both the
 machine ledger (shared by all runs: zero over-commit across runs) and the run's own ledger (its
-per-run limit). The worker thread that finished a node runs the first newly admitted node
-itself, so the common path has no thread hand-off; extra admitted nodes go to a queue served by
-worker threads that are started on demand (daemon threads, so a hung agent never blocks exit).
+per-run limit). Priority rules backfill (a later ready node that fits starts before an earlier
+one that does not: list scheduling, as their plans assume); ``auto`` runs with a plan do not: its
+search builds schedules that deliberately leave room for the next planned node, and greedy
+backfilling undoes that (7-11 % longer on the sleeping-task benchmark even with exact durations).
+The worker thread that finished a node runs the first newly admitted node itself, so the
+common path has no thread hand-off; extra admitted nodes go to a queue served by worker threads
+that are started on demand (daemon threads, so a hung agent never blocks exit).
 Events are emitted under the lock, so their order matches the ledger (a sweep line over
 NodeStarted / terminal events sees exactly the admitted set). Observers must be quick.
 
@@ -31,6 +35,7 @@ from typing import Any
 from engine.attempts import NodeRunner
 from engine.backends import Backend
 from engine.events import (
+    Event,
     EventBus,
     NodeCancelled,
     NodeFailed,
@@ -51,11 +56,21 @@ from engine.runstate import CancelFlag, NodeState, RunState
 
 Item = tuple[RunState, NodeState]
 _DONE = (NodeStatus.DONE, NodeStatus.CACHED)
+_TERMINAL = frozenset(s for s in NodeStatus if s.is_terminal)
 
 
-def _fits(ledger: ResourceLedger, need: dict[str, float], strict: bool) -> bool:
-    """Whether ``need`` fits ``ledger`` now; keys the ledger lacks fail when ``strict``, else pass."""
-    used, total = ledger.used, ledger.total
+def _event(cls: type[Event], fields: dict[str, Any]) -> Any:
+    """``cls(**fields)`` without the frozen dataclass ``__init__`` (one ``object.__setattr__`` per
+    field: a measurable share of the per-node cost). ``fields`` must name every field;
+    tests/executor/test_executor_events_fast.py checks the result equals the normal constructor."""
+    ev = object.__new__(cls)
+    ev.__dict__.update(fields)
+    return ev
+
+
+def _fits(used: dict[str, float], total: dict[str, float], need: dict[str, float], strict: bool) -> bool:
+    """Whether ``need`` fits a ledger's ``used``/``total`` now; keys the ledger lacks fail when
+    ``strict``, else pass."""
     for key, amount in need.items():
         if key in total:
             if used[key] + amount > total[key] + EPS:
@@ -143,7 +158,7 @@ class Executor:
     def _make_ready_locked(self, run: RunState, ns: NodeState, now: float) -> None:
         ns.status, ns.ready_at = NodeStatus.QUEUED, now
         heapq.heappush(run.ready, (ns.prio, ns.id))
-        self.bus.emit(NodeQueued(run_id=run.id, node_id=ns.id, time=now))
+        self.bus.emit(_event(NodeQueued, {"run_id": run.id, "node_id": ns.id, "time": now}))
 
     def _finish_run_locked(self, run: RunState, now: float) -> None:
         statuses = {ns.status for ns in run.nodes.values()}
@@ -167,34 +182,41 @@ class Executor:
     # -- admission ------------------------------------------------------------------------
     def _dispatch_locked(self) -> list[Item]:
         admitted: list[Item] = []
-        for run in list(self.active.values()):
-            if not run.ready or run.cancel_requested:
+        machine = self.ledger
+        m_used, m_total = machine.used, machine.total
+        for run in self.active.values():  # admission never adds or ends a run
+            ready = run.ready
+            if not ready or run.cancel_requested:
                 continue
             cap = run.options.max_workers
+            in_order = run.options.policy == "auto" and bool(run.plan)
+            r_used, r_total = run.ledger.used, run.ledger.total
             kept: list[tuple[int, str]] = []
-            while run.ready:
+            while ready:
                 if cap is not None and len(run.running) >= cap:
                     break
-                free_cpu = min(self.ledger.total["cpu"] - self.ledger.used["cpu"],
-                               run.ledger.total["cpu"] - run.ledger.used["cpu"])
+                free_cpu = min(m_total["cpu"] - m_used["cpu"], r_total["cpu"] - r_used["cpu"])
                 if free_cpu + EPS < run.min_cpu:
                     break  # nothing of this run can fit until something ends
-                entry = heapq.heappop(run.ready)
+                entry = heapq.heappop(ready)
                 ns = run.nodes[entry[1]]
-                if ns.status.is_terminal:
+                if ns.status in _TERMINAL:
                     continue
                 if ns.cache_hit:
                     ns.device = "cache"
                 else:
-                    device = self._place(run, ns.demand)
-                    if device is None:
+                    for device, need in self._options(run, ns.demand):
+                        if _fits(r_used, r_total, need, True) and _fits(m_used, m_total, need, False):
+                            _take(machine, need)
+                            _take(run.ledger, need)
+                            ns.device = device
+                            break
+                    else:
                         kept.append(entry)
                         self._note_wait_locked(run, ns)
+                        if in_order:
+                            break  # follow the plan: no node overtakes a ready one that waits
                         continue
-                    need = self._need(ns.demand, device)
-                    _take(self.ledger, need)
-                    _take(run.ledger, need)
-                    ns.device = device
                 now = time.time()
                 if ns.wait_key is not None:
                     ns.wait_resource[ns.wait_key] = ns.wait_resource.get(ns.wait_key, 0.0) + now - ns.wait_since
@@ -205,15 +227,18 @@ class Executor:
                 run.running.add(ns.id)
                 admitted.append((run, ns))
             for entry in kept:
-                heapq.heappush(run.ready, entry)
+                heapq.heappush(ready, entry)
         return admitted
 
-    def _place(self, run: RunState, demand: ResourceDemand) -> str | None:
-        for device in self._devices(run, demand):
-            need = self._need(demand, device)
-            if _fits(run.ledger, need, strict=True) and _fits(self.ledger, need, strict=False):
-                return device
-        return None
+    def _options(self, run: RunState, demand: ResourceDemand) -> list[tuple[str, dict[str, float]]]:
+        """(device, need) in the demand's device preference, memoised per run and demand object
+        (nodes of one agent share one demand)."""
+        hit = run.devices.get(id(demand))
+        if hit is not None and hit[0] is demand:
+            return hit[1]
+        options = [(d, self._need(demand, d)) for d in run.ledger.candidate_devices(demand)]
+        run.devices[id(demand)] = (demand, options)
+        return options
 
     def _need(self, demand: ResourceDemand, device: str) -> dict[str, float]:
         """``ResourceLedger.needs`` memoised per demand object (nodes of one agent share one)."""
@@ -225,14 +250,6 @@ class Executor:
         need = ResourceLedger.needs(demand, device)
         self._needs[(id(demand), device)] = (demand, need)
         return need
-
-    def _devices(self, run: RunState, demand: ResourceDemand) -> list[str]:
-        hit = run.devices.get(id(demand))
-        if hit is not None and hit[0] is demand:
-            return hit[1]
-        devices = run.ledger.candidate_devices(demand)
-        run.devices[id(demand)] = (demand, devices)
-        return devices
 
     def _note_wait_locked(self, run: RunState, ns: NodeState) -> None:
         key = self._blocking(run, ns.demand)
@@ -287,6 +304,9 @@ class Executor:
                 return
             with self.lock:
                 self._idle -= 1
+                run, ns = item
+                if not ns.cache_hit and ns.status != NodeStatus.RUNNING and not self._start_locked(run, ns):
+                    item = self._end_and_next(run, ns, NodeStatus.CANCELLED, reason=ns.reason or "cancelled")
             while item is not None:
                 item = self._run_item(*item)
             with self.lock:
@@ -304,7 +324,7 @@ class Executor:
     # -- one node -------------------------------------------------------------------------
     def _start_locked(self, run: RunState, ns: NodeState) -> bool:
         """Mark ``ns`` running on this thread and emit NodeStarted; False if it was cancelled."""
-        if (ns.cancel_event is not None and ns.cancel_event.is_set()) or ns.status.is_terminal:
+        if (ns.cancel_event is not None and ns.cancel_event.is_set()) or ns.status in _TERMINAL:
             return False
         now = time.time()
         ns.status, ns.start, ns.attempts = NodeStatus.RUNNING, now, 1
@@ -313,8 +333,9 @@ class Executor:
         ns.threads = max(1, round(ns.demand.cpu))
         ns.peak_rss_mb = self.last_rss_mb
         run.version += 1
-        self.bus.emit(NodeStarted(run_id=run.id, node_id=ns.id, device=ns.device, attempt=1,
-                                  threads=ns.threads, demand=ns.demand_dict, worker=ns.worker, time=now))
+        self.bus.emit(_event(NodeStarted, {
+            "run_id": run.id, "node_id": ns.id, "time": now, "device": ns.device, "attempt": 1,
+            "threads": ns.threads, "demand": ns.demand_dict, "worker": ns.worker}))
         return True
 
     def _run_item(self, run: RunState, ns: NodeState) -> Item | None:
@@ -368,15 +389,16 @@ class Executor:
                 need = self._need(ns.demand, ns.device)
                 _give(self.ledger, need)
                 _give(run.ledger, need)
-        if ns.status.is_terminal:
+        if ns.status in _TERMINAL:
             return
         ns.status, ns.end, run.done, run.version = status, now, run.done + 1, run.version + 1
         ns.metrics = metrics or {}
         ns.output_summary = summary or {}
         emit, rid = self.bus.emit, run.id
         if status in _DONE:
-            emit(NodeFinished(run_id=rid, node_id=ns.id, metrics=ns.metrics, cached=status == NodeStatus.CACHED,
-                              output_summary=ns.output_summary, time=now))
+            emit(_event(NodeFinished, {
+                "run_id": rid, "node_id": ns.id, "time": now, "metrics": ns.metrics,
+                "cached": status == NodeStatus.CACHED, "output_summary": ns.output_summary}))
             self._release_succs_locked(run, ns, now)
         elif status == NodeStatus.FAILED:
             ns.error = error or {"type": "Error", "message": "failed", "traceback": ""}
@@ -397,12 +419,13 @@ class Executor:
             self._finish_run_locked(run, now)
 
     def _release_succs_locked(self, run: RunState, ns: NodeState, now: float) -> None:
+        nodes, waiting = run.nodes, NodeStatus.WAITING_INPUTS
         for sid in ns.succs:
-            succ = run.nodes[sid]
-            if succ.status != NodeStatus.WAITING_INPUTS:
+            succ = nodes[sid]
+            if succ.status is not waiting:
                 continue
             succ.unmet -= 1
-            if succ.unmet <= 0 or succ.start_rule == "any":
+            if succ.unmet <= 0 or succ.lifecycle.start.inputs == "any":
                 self._make_ready_locked(run, succ, now)
 
     def _skip_descendants_locked(self, run: RunState, root: NodeState, now: float, how: str) -> None:

@@ -173,12 +173,22 @@ def summarize_outputs(outputs: dict[str, Any] | None) -> dict[str, Any]:
     """Per output port a small JSON description (type, shape, first values); < 4 KB in all."""
     if not outputs:
         return {}
+    if all(v is None or type(v) in _SCALARS for v in outputs.values()):  # small by construction
+        return {str(port): _describe_scalar(v) for port, v in outputs.items()}
     out = {str(port): _describe(value) for port, value in outputs.items()}
-    if all(v is None or isinstance(v, bool | int | float) for v in outputs.values()):
-        return out  # scalars only: small by construction
     if len(json.dumps(out, default=str)) > SUMMARY_LIMIT:
         out = {port: {"type": d.get("type")} for port, d in out.items()}
     return out
+
+
+_SCALARS = (bool, int, float)
+_NONE = {"type": "NoneType", "value": None}
+
+
+def _describe_scalar(v: Any) -> dict[str, Any]:
+    if v is None:
+        return dict(_NONE)
+    return {"type": type(v).__name__, "value": v if not isinstance(v, float) or math.isfinite(v) else str(v)}
 
 
 def _describe(v: Any) -> dict[str, Any]:

@@ -127,7 +127,7 @@ class RunState:
     fail_fast_by: str | None = None
     error: str | None = None
     samples: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_SAMPLES))
-    devices: dict[int, tuple[ResourceDemand, list[str]]] = field(default_factory=dict)  # memo
+    devices: dict[int, tuple[ResourceDemand, list[tuple[str, dict[str, float]]]]] = field(default_factory=dict)  # memo: (device, need)
     finished: threading.Event = field(default_factory=threading.Event)
 
     @property

@@ -18,7 +18,7 @@ from engine.spec import Agent, AgentSpec, RunContext
 WarmKey = tuple[str, str, str, str]  # agent name, version, canonical params JSON, device
 
 
-@dataclass
+@dataclass(slots=True)
 class NodeCall:
     """One attempt of one node, as the backend sees it."""
 

@@ -154,12 +154,12 @@ def test_isolated_node_whose_process_dies_is_failed_clearly(manager, monkeypatch
 
 
 def _kill_then_supervise(original):
-    def supervise(proc, recv, ctx, scratch, stats):
+    def supervise(proc, recv, ctx, scratch, stats, *rest):
         import os
         import signal
 
         os.kill(proc.pid, signal.SIGKILL)  # as if the OOM killer took it
-        return original(proc, recv, ctx, scratch, stats)
+        return original(proc, recv, ctx, scratch, stats, *rest)
 
     return supervise
 

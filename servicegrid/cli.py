@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from engine.errors import ServiceGridError
 
-# subcommand name -> module in this package that defines add_parser(sub) and run(args) -> int
+# subcommand name -> module that defines add_parser(sub); the parser's handler returns the exit code
 COMMANDS = {
     "validate": "servicegrid.commands.validate",
     "agents": "servicegrid.commands.agents",
@@ -34,14 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="ServiceGrid Studio: validate, plan, run and browse deep-learning agent workflows.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module_name in COMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue  # subcommand not built yet
-            raise
-        module.add_parser(sub)
+    for module_name in COMMANDS.values():
+        importlib.import_module(module_name).add_parser(sub)
     return parser
 
 

@@ -32,9 +32,10 @@ def render_designer() -> None:
     sess = current_session(store)
     st.markdown(f"### Designer · {escape_md(sess.workflow.name)}")
     flashed = st.session_state.pop(state.FLASH, None)
+    flash_slot = st.container()  # always there, so the editor fragment below never changes place in the page
     if flashed:
         kind, message = flashed
-        {"error": st.error, "success": st.success}.get(kind, st.info)(escape_md(message))
+        {"error": flash_slot.error, "success": flash_slot.success}.get(kind, flash_slot.info)(escape_md(message))
     st.session_state[FULL_RUN_ID] = sess.workflow_id
     polling = st.session_state[POLLING] = run_active()
     st.fragment(_editor, run_every=REFRESH_S if polling else None)()
@@ -98,15 +99,26 @@ def _editor() -> None:
         )
         _run_row(sess, issues, run_id, run_status)
         export_buttons(sess)
-    with right:
+    with right:  # the hint sits beside the canvas, so the canvas never moves (or remounts) when it goes
+        if not sess.workflow.nodes:
+            getting_started()
         properties_panel(sess, registry, issues, save=lambda s: save(s, store))
     with st.expander(f"Problems ({sum(i.is_error for i in issues)} errors, "
-                     f"{sum(not i.is_error for i in issues)} warnings)", expanded=bool(issues)):
+                     f"{sum(not i.is_error for i in issues)} warnings)", expanded=bool(issues) and bool(sess.workflow.nodes)):
         issue_list(issues, on_select=_select)
+
+
+def getting_started() -> None:
+    """The empty-canvas hint: the two ways to begin."""
+    st.info("**Getting started:** drag an agent from the palette onto the canvas, then drag an output ● "
+            "to an input ● to connect two agents.  \nOr open a ready-made workflow from the **Templates** "
+            "tab below the canvas.", icon=":material/lightbulb:")
 
 
 def _run_row(sess: DesignerSession, issues: list[Issue], run_id: str | None, run_status: str | None) -> None:
     blocker = run_blocker(issues)
+    if blocker is None and not sess.workflow.nodes:
+        blocker = "the workflow is empty: add an agent or open a template first"
     if blocker is None and not runs_available():
         blocker = "the run manager is not installed"
     busy = run_status in ACTIVE

@@ -85,7 +85,9 @@ def show_comparison(cmp: Comparison) -> None:
     if opt is not None and cmp.optimum:
         cols[-1].metric(f"optimum ({cmp.optimum.status})", f"{opt:g} s",
                         help=f"CP-SAT, solved in {cmp.optimum.solve_s:.2f} s; lower bound {p.lower_bound:g} s")
-    st.dataframe(metrics_rows(cmp), hide_index=True, width="stretch")
+    st.dataframe(metrics_rows(cmp), hide_index=True, width="stretch", column_config={
+        "makespan_s": "makespan (s)", "lower_bound_s": "lower bound (s)", "gap_to_bound": "gap to bound",
+        "gap_to_optimum": "gap to optimum"})
     if cmp.optimum_note:
         st.caption(cmp.optimum_note)
     first = next(iter(cmp.plans.values()))

@@ -17,7 +17,7 @@ from engine.workflow import Workflow
 from storage import StorageError, Store
 from ui import auth
 from ui.lab.charts import accuracy_chart
-from ui.render import show_error
+from ui.render import escape_md, show_error
 
 MAX_RUNS = 50
 K_USE = "lab.learned.use"
@@ -101,7 +101,7 @@ def _show_advice(store: Store, registry: Registry, workflow: Workflow, workflow_
         st.caption("Every declaration is close to what was measured.")
         return
     for a in advice:
-        st.markdown(f"- {a.text}")
+        st.markdown(f"- {escape_md(a.text)}")
     if workflow_id is None:
         st.caption("Save the workflow to apply advice.")
         return

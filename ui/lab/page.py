@@ -24,7 +24,7 @@ DEFAULT_POLICIES = ["fifo", "smallest_demand", "critical_path"]
 
 
 def render_lab_page() -> None:
-    st.title("Scheduling Lab")
+    st.markdown("### Scheduling Lab")  # the same heading level as the other pages
     st.caption("Why is a schedule what it is? Compare policies against the lower bounds and the optimum, "
                "change capacities and demands, and step through the planner's decisions.")
     registry, store = get_registry(), get_store()

@@ -10,6 +10,7 @@ import streamlit as st
 from engine.explain import Decision, step_schedule, why_waited
 from engine.problem import Problem
 from ui.lab.compare import Comparison, signature
+from ui.render import escape_md
 
 K_STEP = "lab.step"  # {"sig": problem+policy signature, "index": int}
 K_STEP_POLICY = "lab.step.policy"
@@ -40,9 +41,9 @@ def show_step_mode(cmp: Comparison) -> None:
         st.info("Nothing to schedule.")
         return
     d = decisions[state["index"]]
-    cols[2].markdown(f"**Decision {d.index + 1} of {len(decisions)}** · {d.summary()}")
+    cols[2].markdown(f"**Decision {d.index + 1} of {len(decisions)}** · {escape_md(d.summary())}")
     if d.finished:
-        st.caption(f"Finished at {d.time:g} s: {', '.join(d.finished)}")
+        st.caption(f"Finished at {d.time:g} s: {escape_md(', '.join(d.finished))}")
     st.dataframe([{"rank": r.rank + 1, "ready node": r.id, "priority": r.priority,
                    "decision": f"start on {r.device}" if r.started else "wait", "why": r.reason} for r in d.ready],
                  hide_index=True, width="stretch")
@@ -62,7 +63,7 @@ def show_why_waited(cmp: Comparison) -> None:
         e = why[node]
         icon = {"resource": ":material/memory:", "policy": ":material/low_priority:",
                 "input": ":material/input:"}.get(e.kind, ":material/play_arrow:")
-        st.info(f"**{node}** ({e.kind}): {e.text}", icon=icon)
+        st.info(f"**{escape_md(node)}** ({e.kind}): {escape_md(e.text)}", icon=icon)
     with st.expander("Every node's wait", expanded=False):
         st.dataframe([{"node": e.node, "reason": e.kind, "ready at": e.ready_at, "start": e.start,
                        "waited s": round(e.waited_s, 3), "last input": e.last_input or "", "resource": e.resource or "",

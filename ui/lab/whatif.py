@@ -12,7 +12,7 @@ from engine.errors import ServiceGridError
 from engine.registry import Registry
 from engine.resources import Capacity, GpuDevice
 from engine.workflow import Workflow
-from ui.render import show_error
+from ui.render import escape_md, show_error
 
 K_EDITS = "lab.whatif"  # {picked key: {node id: {"duration": s, "cpu": n, "memory_mb": mb}}}
 
@@ -82,7 +82,7 @@ def whatif_inputs(workflow: Workflow, registry: Registry, key: str) -> dict[str,
         else:
             edits.pop(node_id, None)
         if edits:
-            st.caption("Changed: " + "; ".join(f"{n}: {', '.join(f'{k}={v:g}' for k, v in e.items())}"
+            st.caption("Changed: " + "; ".join(f"{escape_md(n)}: {', '.join(f'{k}={v:g}' for k, v in e.items())}"
                                                for n, e in edits.items()))
             if st.button("Undo all what-if changes", key=f"lab.wi.reset.{key}"):
                 all_edits[key] = {}

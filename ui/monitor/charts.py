@@ -77,7 +77,7 @@ def _memory_template() -> Spec:
         x=alt.X("t:Q", title=X_TITLE, scale=alt.Scale(domainMin=0)), y=alt.Y("mb:Q", title="MB"),
         color=alt.Color("series:N", title="series"), tooltip=["series:N", "t:Q", "mb:Q"])
     return alt.layer(lines, _rules("memory_rules")).properties(
-        height=220, title="Memory: process RSS (shared by in-process agents) and GPU memory per device (MB)").to_dict()
+        height=220, title="Memory (MB): process RSS and GPU memory per device").to_dict()
 
 
 @lru_cache(maxsize=2)

@@ -51,7 +51,12 @@ def _table(runs: list[Any]) -> None:
              "created": _when(r.created), "duration_s": round(r.duration_s, 2) if r.duration_s is not None else None,
              "predicted_s": r.predicted_makespan_s, "nodes": ", ".join(f"{k} {v}" for k, v in r.node_counts.items()),
              "resumed_from": r.resumed_from or ""} for r in runs]
-    st.dataframe(rows, hide_index=True, width="stretch", key="history.table")
+    st.dataframe(rows, hide_index=True, width="stretch", key="history.table", column_config={
+        "duration_s": st.column_config.NumberColumn("duration (s)", format="%.2f"),
+        "predicted_s": st.column_config.NumberColumn(
+            "predicted (s, time scale 1)", format="%.2f",
+            help="the planner's makespan before the run's time scale; the run's View tab shows it scaled"),
+        "resumed_from": "resumed from"})
 
 
 def _label(r: Any) -> str:
@@ -167,11 +172,13 @@ def render_history_page() -> None:
     store = get_store()
     store.flush(timeout=2.0)
     runs = _filters(store)
+    if not runs:  # an empty table with no columns reads as broken: say what to do instead
+        st.info("No runs match these filters. Start one from the Designer (**Run** under the canvas) "
+                "or from the Run page.", icon=":material/info:")
+        _retention(store)
+        return
     _table(runs)
     _retention(store)
-    if not runs:
-        st.info("No runs match. Start one from the Run page.")
-        return
     labels = [_label(r) for r in runs]
     chosen = st.selectbox("Open run", labels, key=OPEN_KEY)
     loaded = load_view(store, chosen.split(" · ", 1)[0])

@@ -115,7 +115,8 @@ def launch_form(manager: Any, registry: Any, store: Any, key: str = "launch") ->
     from engine.runs import RunOptions
 
     sources = workflow_sources(store)
-    upload = st.file_uploader("…or run a workflow file (JSON or YAML)", type=["json", "yaml", "yml"],
+    upload = st.file_uploader("Upload a workflow file (JSON or YAML), or pick a workflow below",
+                              type=["json", "yaml", "yml"],
                               key=f"{key}.upload")
     if upload is not None:
         text = upload.getvalue().decode("utf-8", errors="replace")

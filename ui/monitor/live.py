@@ -22,7 +22,13 @@ STATUS_ICONS = {"succeeded": ":material/check_circle:", "failed": ":material/err
 def progress_text(view: RunView) -> str:
     done, total = view.progress
     eta = f" · ETA {view.eta_s:,.1f} s" if view.running and view.eta_s is not None else ""
-    return f"run {view.run_id}: {view.status} · {done}/{total} nodes · {view.elapsed_s:,.1f} s{eta}"
+    counts: dict[str, int] = {}
+    for node in view.nodes.values():
+        counts[str(node.get("status", ""))] = counts.get(str(node.get("status", "")), 0) + 1
+    # a run that did not succeed says how its nodes ended ("2/2 nodes" alone reads as all done)
+    ended = "" if view.running or view.status == "succeeded" else " (" + ", ".join(
+        f"{n} {status}" for status, n in sorted(counts.items()) if status) + ")"
+    return f"run {view.run_id}: {view.status} · {done}/{total} nodes{ended} · {view.elapsed_s:,.1f} s{eta}"
 
 
 def render_progress(view: RunView) -> None:

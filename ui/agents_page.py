@@ -1,5 +1,6 @@
 """The Agents page: every registered agent with its ports, parameters, resource demand, expected
-time, lifecycle rules and model card, grouped by category and searchable."""
+time, lifecycle rules, measured figures from stored runs and model card, grouped by category and
+searchable."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from typing import Any
 import streamlit as st
 
 from engine.spec import AgentSpec
+from storage import StorageError
+from ui.figures import AgentFigures, describe_figures, measured_figures
 from ui.forms import schema_fields
-from ui.render import escape_md
+from ui.render import escape_md, show_error
 from ui.services import get_registry
 
 
@@ -45,6 +48,11 @@ def render_agents() -> None:
     st.caption(f"{len(registry)} agents registered. Drag them from the Designer's palette onto the canvas.")
     query = st.text_input("Search agents", key="agents_search", placeholder="name, category or description")
     q = query.strip().lower()
+    try:
+        figures = measured_figures()
+    except StorageError as exc:
+        show_error("Could not read the measured figures from the run history", exc)
+        figures = {}
     for category, specs in registry.categories().items():
         shown = [s for s in specs if not q or q in f"{s.name} {s.label} {s.category} {s.description}".lower()]
         if not shown:
@@ -52,10 +60,10 @@ def render_agents() -> None:
         st.markdown(f"#### {escape_md(category)}")
         for spec in shown:
             with st.expander(f"{spec.label or spec.name} · {spec.name} v{spec.version}"):
-                _agent_details(spec)
+                _agent_details(spec, figures.get(spec.name))
 
 
-def _agent_details(spec: AgentSpec) -> None:
+def _agent_details(spec: AgentSpec, figures: AgentFigures | None = None) -> None:
     st.markdown(escape_md(spec.description))
     demand = spec.resources
     cols = st.columns(4)
@@ -64,6 +72,8 @@ def _agent_details(spec: AgentSpec) -> None:
     cols[2].metric("GPU memory", f"{demand.gpu_memory_mb:,.0f} MB" if demand.gpu_memory_mb else "none")
     cols[3].metric("Expected time", f"{spec.expected_duration_s:g} s")
     st.caption(f"Device: {demand.device}" + (" · simulated (no real work)" if spec.simulated else ""))
+    st.markdown("**Measured**")
+    st.markdown("\n".join(f"- {line}" for line in describe_figures(spec, figures)))
     st.markdown("**Ports**")
     if spec.inputs or spec.outputs:
         st.table(port_rows(spec))

@@ -17,6 +17,7 @@ from engine.resources import Capacity, GpuDevice
 from engine.workflow import Workflow, load_workflow, parse_document, workflow_from_data
 from ui import auth, state
 from ui.monitor.charts import gantt_spec
+from ui.monitor.plan_inputs import learned_durations, learned_panel, ray_capacity_panel
 from ui.monitor.view import RunView
 from ui.render import escape_md, show_error
 
@@ -29,6 +30,7 @@ RAY_HINT = "Ray is not installed: `pip install 'servicegrid[ray]'` (or `pip inst
 class Source:
     label: str
     load: Callable[[], Workflow]
+    workflow_id: str | None = None  # saved workflows: their runs are found by id (learned estimates)
 
 
 def ray_installed() -> bool:
@@ -54,7 +56,7 @@ def workflow_sources(store: Any) -> list[Source]:
         saved = store.list_workflows(owner=auth.owner_filter(auth.current_user()))
     except Exception:  # a broken database must not hide the templates
         saved = []
-    sources += [Source(f"Saved: {w.name} (v{w.latest_version}, {w.id})", lambda w=w: store.get_workflow(w.id))
+    sources += [Source(f"Saved: {w.name} (v{w.latest_version}, {w.id})", lambda w=w: store.get_workflow(w.id), w.id)
                 for w in saved]
     return sources
 
@@ -133,8 +135,9 @@ def launch_form(manager: Any, registry: Any, store: Any, key: str = "launch") ->
     if st.session_state.pop("monitor_from_designer", False) and labels[0].startswith("Open in the designer"):
         st.session_state[f"{key}.source"] = labels[0]
     label = st.selectbox("Workflow", labels, key=f"{key}.source")
+    source = sources[labels.index(label)]
     try:
-        workflow = sources[labels.index(label)].load()
+        workflow = source.load()
     except (ServiceGridError, OSError, LookupError, ValueError) as exc:
         show_error("Could not load the workflow", exc)
         return None
@@ -148,10 +151,16 @@ def launch_form(manager: Any, registry: Any, store: Any, key: str = "launch") ->
                                                       "are started from the CLI for now."))
     time_scale = cols[2].number_input("Time scale", 0.001, 100.0, 1.0, 0.05, format="%.3f", key=f"{key}.scale",
                                       help="Simulated agents wait duration × time scale real seconds.")
-    custom = capacity_form(manager.machine, key)
-    capacity = (custom or workflow.capacity or Capacity()).resolved(manager.machine)
+    machine = manager.machine
+    if backend == "ray" and ray_ok and hasattr(manager, "ray"):
+        machine = ray_capacity_panel(manager, key) or machine
+    custom = capacity_form(machine, key)
+    capacity = (custom or workflow.capacity or Capacity()).resolved(machine)
+    workflow_id = source.workflow_id or str((workflow.metadata or {}).get("workflow_id") or "") or None
+    durations = learned_panel(workflow, registry, learned_durations(store, registry, workflow, workflow_id), key)
     try:
-        plan = plan_workflow(workflow, registry, capacity, policy=policy, budget_s=0.5).to_dict()
+        plan = plan_workflow(workflow, registry, capacity, policy=policy, durations=durations,
+                             budget_s=0.5).to_dict()
     except (ServiceGridError, ValueError, KeyError) as exc:
         show_error("Cannot plan this workflow", exc)
         return None
@@ -166,7 +175,8 @@ def launch_form(manager: Any, registry: Any, store: Any, key: str = "launch") ->
         return None
     try:
         handle = auth.submit_for_user(manager, workflow, RunOptions(policy=policy, capacity=custom, backend=backend,
-                                                                    time_scale=float(time_scale)))
+                                                                    time_scale=float(time_scale),
+                                                                    durations=durations))
     except (ServiceGridError, ValueError, RuntimeError) as exc:
         show_error("Could not start the run", exc)
         return None

@@ -151,6 +151,7 @@ def export_buttons(sess: DesignerSession) -> None:
         script = python_script(workflow)
     except NotExpressibleError as exc:
         c3.button("Export Python", disabled=True, key="export_py_off", help=str(exc))
+        st.caption(f"Export Python is not available: {escape_md(str(exc))}")  # visible, not only on hover
         return
     c3.download_button("Export Python", script, file_name=f"{stem}.py", mime="text/x-python", key="export_py", on_click="ignore",
                        icon=":material/code:")

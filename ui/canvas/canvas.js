@@ -186,10 +186,14 @@ function nodeEl(root, m, n) {
   const rows = Math.max(s.inputs.length, s.outputs.length, 1);
   el.style.height = (HEAD_H + SUB_H + rows * PORT_H + PAD_B) + "px";
   if (m.selNodes.has(n.id)) el.classList.add("selected");
-  const head = document.createElement("div"); head.className = "sg-head"; head.textContent = n.label || n.id;
+  // long labels wrap to two lines inside the fixed header; the full text is the tooltip (plain text, never HTML)
+  const head = document.createElement("div"); head.className = "sg-head"; head.dataset.label = n.label || n.id;
+  const text = document.createElement("span"); text.className = "sg-label"; text.textContent = n.label || n.id;
+  head.title = head.dataset.label; head.appendChild(text);
   const badge = document.createElement("span"); badge.className = "sg-badge"; badge.hidden = true;
   const sub = document.createElement("div"); sub.className = "sg-sub";
   sub.textContent = s.missing ? `unknown agent ${n.agent}` : (n.sub ? `${n.id} · ${n.sub}` : n.id);
+  sub.title = sub.textContent;
   el.append(head, badge, sub);
   const addPort = (p, i, side) => {
     const pe = document.createElement("div");
@@ -256,7 +260,8 @@ function applyDecorations(root, m) {
     badge.hidden = found.length === 0 && !st;
     badge.textContent = found.length ? (errors ? `${errors} error${errors > 1 ? "s" : ""}` : `${found.length} note${found.length > 1 ? "s" : ""}`) : st;
     badge.title = found.map(f => `${f.severity}: ${f.message}`).join("\n");
-    el.querySelector(".sg-head").title = badge.title;
+    const head = el.querySelector(".sg-head");
+    head.title = [head.dataset.label, badge.title].filter(Boolean).join("\n");
     const badPorts = new Set(found.filter(f => f.port).map(f => f.port));
     for (const pe of el.querySelectorAll(".sg-port")) pe.classList.toggle("port-error", badPorts.has(pe.dataset.port));
   }

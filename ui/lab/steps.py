@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from engine.explain import Decision, step_schedule, why_waited
+from engine.explain import Decision, Explanation, step_schedule, why_waited
 from engine.problem import Problem
 from ui.lab.compare import Comparison, signature
 from ui.render import escape_md
@@ -52,6 +52,19 @@ def show_step_mode(cmp: Comparison) -> None:
     st.dataframe(free, hide_index=True, width="stretch")
 
 
+WAIT_KINDS = {"none": "no wait", "input": "waited only for its inputs", "resource": "waited for a resource",
+              "policy": "held back by the policy"}
+
+
+def wait_text(e: Explanation) -> str:
+    """The explanation in plain words; a node that did not wait says so instead of "at once"."""
+    if e.kind != "none":
+        return e.text
+    if e.last_input:
+        return f"started at {e.start:g} s, as soon as its inputs were ready"
+    return f"started at {e.start:g} s, as soon as the run began (it has no inputs to wait for)"
+
+
 def show_why_waited(cmp: Comparison) -> None:
     choices = list(cmp.plans) + (["optimum"] if cmp.optimum else [])
     cols = st.columns(2)
@@ -63,9 +76,9 @@ def show_why_waited(cmp: Comparison) -> None:
         e = why[node]
         icon = {"resource": ":material/memory:", "policy": ":material/low_priority:",
                 "input": ":material/input:"}.get(e.kind, ":material/play_arrow:")
-        st.info(f"**{escape_md(node)}** ({e.kind}): {escape_md(e.text)}", icon=icon)
+        st.info(f"**{escape_md(node)}** ({WAIT_KINDS.get(e.kind, e.kind)}): {escape_md(wait_text(e))}", icon=icon)
     with st.expander("Every node's wait", expanded=False):
-        st.dataframe([{"node": e.node, "reason": e.kind, "ready at": e.ready_at, "start": e.start,
+        st.dataframe([{"node": e.node, "reason": WAIT_KINDS.get(e.kind, e.kind), "ready at": e.ready_at, "start": e.start,
                        "waited s": round(e.waited_s, 3), "last input": e.last_input or "", "resource": e.resource or "",
                        "held by": ", ".join(e.held_by), "preferred": ", ".join(e.preferred)} for e in why.values()],
                      hide_index=True, width="stretch")

@@ -13,7 +13,7 @@ from engine.resources import Capacity
 from engine.workflow import workflow_from_data
 from ui import auth
 from ui.monitor import charts, compare, exports, report
-from ui.monitor.live import render_charts, render_monitor
+from ui.monitor.live import MISSING, render_charts, render_monitor
 from ui.monitor.run_page import watch
 from ui.monitor.view import RunView, fill_demands, replay_view, view_from_store
 from ui.render import escape_md, show_error
@@ -22,6 +22,12 @@ from ui.services import get_run_manager, get_store
 RESUMABLE = ("failed", "interrupted", "cancelled")
 STATUSES = ("succeeded", "failed", "cancelled", "interrupted", "running", "pending")
 OPEN_KEY = "history.open"
+TOTALS_COLUMNS = {
+    "elapsed_s": st.column_config.NumberColumn("elapsed (s)", format="%.2f"),
+    "predicted_s": st.column_config.NumberColumn("predicted (s)", format="%.2f"),
+    "nodes_done": "nodes done", "cpu_s": st.column_config.NumberColumn("CPU (s)", format="%.3f"),
+    "peak_rss_mb": st.column_config.NumberColumn("peak memory (MB)", format="%.0f"),
+    "mean_reserved": "mean reserved share"}
 
 
 def _when(ts: float | None) -> str:
@@ -51,7 +57,7 @@ def _table(runs: list[Any]) -> None:
              "created": _when(r.created), "duration_s": round(r.duration_s, 2) if r.duration_s is not None else None,
              "predicted_s": r.predicted_makespan_s, "nodes": ", ".join(f"{k} {v}" for k, v in r.node_counts.items()),
              "resumed_from": r.resumed_from or ""} for r in runs]
-    st.dataframe(rows, hide_index=True, width="stretch", key="history.table", column_config={
+    st.dataframe(rows, hide_index=True, width="stretch", key="history.table", placeholder=MISSING, column_config={
         "duration_s": st.column_config.NumberColumn("duration (s)", format="%.2f"),
         "predicted_s": st.column_config.NumberColumn(
             "predicted (s, time scale 1)", format="%.2f",
@@ -144,8 +150,9 @@ def _compare(store: Any, view: RunView, runs: list[Any]) -> None:
         return
     other = loaded[1]
     st.dataframe([compare.totals(view), compare.totals(other)], hide_index=True, width="stretch",
-                 key="history.cmp.totals")
-    st.dataframe(compare.node_rows(view, other), hide_index=True, width="stretch", key="history.cmp.nodes")
+                 key="history.cmp.totals", column_config=TOTALS_COLUMNS, placeholder=MISSING)
+    st.dataframe(compare.node_rows(view, other), hide_index=True, width="stretch", key="history.cmp.nodes",
+                 placeholder=MISSING)
     st.vega_lite_chart(spec=charts.durations_spec(compare.duration_rows(view, other)), width="stretch",
                        key="history.cmp.durations")
     left, right = st.columns(2)

@@ -31,6 +31,12 @@ def progress_text(view: RunView) -> str:
     return f"run {view.run_id}: {view.status} · {done}/{total} nodes{ended} · {view.elapsed_s:,.1f} s{eta}"
 
 
+CHART_HELP = (f"**Gantt**: each node's actual run (thin bar, coloured by status) over the planner's prediction "
+              "(grey; the critical path is outlined red). **CPU** and **memory**: what each agent used, with the "
+              "machine's capacity as a dashed red line. **Reserved share**: how much of each resource the "
+              f"scheduler had handed out. Long runs are thinned to at most {frames.MAX_POINTS:,} points per chart.")
+
+
 def render_progress(view: RunView) -> None:
     done, total = view.progress
     st.progress(done / total if total else 0.0, text=progress_text(view))
@@ -46,13 +52,38 @@ def render_charts(view: RunView, key: str) -> None:
     with right:
         st.vega_lite_chart(spec=specs["memory"], width="stretch", key=f"{key}.memory")
     st.vega_lite_chart(spec=specs["utilisation"], width="stretch", key=f"{key}.util")
-    counts = {name: charts.point_count(spec) for name, spec in specs.items()}
-    st.caption("Points drawn: " + " · ".join(f"{name} {n}" for name, n in counts.items()))
+    counts = " · ".join(f"{name} {charts.point_count(spec)}" for name, spec in specs.items())
+    # a short help line; the point counts stay in the page, hidden, for the browser tests
+    st.caption(f"Hover a bar or a line for exact values. <span hidden>Points drawn: {counts}</span>",
+               unsafe_allow_html=True, help=CHART_HELP)
+
+
+NODE_COLUMNS: dict[str, Any] = {
+    "attempts": st.column_config.NumberColumn("attempts", help="how many times it was started (retries included)"),
+    "start_s": st.column_config.NumberColumn("start (s)", format="%.2f", help="seconds after the run started"),
+    "wall_s": st.column_config.NumberColumn("wall (s)", format="%.2f",
+                                            help="wall-clock seconds it ran (so far, while it runs)"),
+    "cpu_s": st.column_config.NumberColumn("CPU (s)", format="%.3f", help="CPU seconds it used"),
+    "peak_rss_mb": st.column_config.NumberColumn("peak memory (MB)", format="%.0f",
+                                                 help="highest resident memory measured"),
+    "why": st.column_config.TextColumn("waiting for / error", width="large"),
+}
+MISSING = "—"  # st.dataframe's placeholder for missing values (it shows "None" otherwise)
+
+
+def node_rows(view: RunView) -> list[dict[str, Any]]:
+    """The status table's rows: frames.node_table with each node's peak memory after CPU."""
+    rows = []
+    for row in frames.node_table(view):
+        peak = (view.nodes.get(row["node"]) or {}).get("peak_rss_mb")
+        why = row.pop("why")
+        rows.append({**row, "peak_rss_mb": round(float(peak), 1) if peak is not None else None, "why": why})
+    return rows
 
 
 def render_status_table(view: RunView, key: str) -> None:
-    st.dataframe(frames.node_table(view), hide_index=True, width="stretch", key=f"{key}.nodes",
-                 column_config={"why": st.column_config.TextColumn("waiting for / error", width="large")})
+    st.dataframe(node_rows(view), hide_index=True, width="stretch", key=f"{key}.nodes", column_config=NODE_COLUMNS,
+                 placeholder=MISSING)
 
 
 def _times(view: RunView, node: dict[str, Any]) -> list[str]:

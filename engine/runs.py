@@ -258,6 +258,10 @@ class RunManager:
         with self.executor.lock:
             return make_snapshot(run)
 
+    def workflow(self, run_id: str) -> Workflow:
+        """The workflow a run executes (immutable)."""
+        return self._run(run_id).workflow
+
     def status(self, run_id: str) -> RunStatus:
         return self._run(run_id).status
 

@@ -89,7 +89,7 @@ class NodeRunner:
             lifecycle=ns.lifecycle, cancel_event=ns.cancel_event,
             deadline=now + ex.timeout_s if ex.timeout_s else None,
             stop_at=now + ex_stop.time_limit_s if ex_stop.time_limit_s else None,
-            time_scale=run.options.time_scale,
+            time_scale=run.options.time_scale, attempt=ns.attempts,
             on_progress=lambda done, total: self.progress(run, ns, done, total),
             on_log=lambda message: self.log(run, ns, message),
         )

@@ -81,7 +81,7 @@ def run_isolated(
         "module": factory.__module__, "qualname": factory.__qualname__,
         "params": params.model_dump(mode="json"), "node_id": ctx.node_id, "run_id": ctx.run_id,
         "device": ctx.device, "threads": ctx.threads, "lifecycle": ctx.lifecycle.model_dump(mode="json"),
-        "time_scale": ctx.time_scale, "stop_in": stop_in, "scratch": str(scratch),
+        "time_scale": ctx.time_scale, "stop_in": stop_in, "scratch": str(scratch), "attempt": ctx.attempt,
     }
     mp = _context()
     recv, send = mp.Pipe(duplex=False)
@@ -217,7 +217,7 @@ def child_main(job_text: str, conn: Any) -> None:
         ctx = RunContext(
             node_id=job["node_id"], run_id=job["run_id"], device=job["device"], threads=job["threads"],
             lifecycle=Lifecycle.model_validate(job["lifecycle"]), time_scale=job["time_scale"],
-            stop_at=stop_at, on_progress=_forward_progress(send), on_log=lambda m: send({"type": "log", "message": m}),
+            attempt=job["attempt"], stop_at=stop_at, on_progress=_forward_progress(send), on_log=lambda m: send({"type": "log", "message": m}),
         )
         agent = spec.build(params)
         send({"type": "baseline", "rss_mb": _rss_mb()})

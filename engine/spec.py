@@ -116,12 +116,14 @@ class RunContext:
         clock: Callable[[], float] | None = None,
         time_scale: float = 1.0,
         stop_at: float | None = None,
+        attempt: int = 1,
     ) -> None:
         import time
 
         self.node_id = node_id
         self.run_id = run_id
         self.time_scale = time_scale
+        self.attempt = attempt  # 1 for the first try, 2 for the first retry, ...
         self.device = device
         self.threads = max(1, threads)
         self.lifecycle = lifecycle or Lifecycle()

@@ -72,14 +72,8 @@ class FailParams(BaseModel):
        inputs=[_ANY_IN], outputs=[_ANY_OUT], params=FailParams,
        resources=ResourceDemand(cpu=0.1), expected_duration_s=0.001)
 class Fail(Agent):
-    _attempts: dict[str, int] = {}
-    _lock = threading.Lock()
-
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        key = f"{ctx.run_id}/{ctx.node_id}"
-        with self._lock:
-            n = self._attempts[key] = self._attempts.get(key, 0) + 1
-        n = getattr(ctx, "attempt", None) or n  # set by executors whose attempts change process (Ray)
+        n = ctx.attempt  # set by every executor, so it counts across processes (isolation, Ray)
         if self.params.fail_times < 0 or n <= self.params.fail_times:
             raise RuntimeError(f"{self.params.message} (attempt {n})")
         return {"out": inputs.get("in")}

@@ -165,8 +165,8 @@ def _attempt(job: dict[str, Any], start: dict[str, Any], upstream: tuple[Any, ..
     ctx = RunContext(node_id=job["node_id"], run_id=job["run_id"], device=start["device"],
                      threads=job["threads"], lifecycle=lifecycle, time_scale=job["time_scale"],
                      deadline=now + ex.timeout_s if ex.timeout_s else None,
-                     stop_at=now + stop.time_limit_s if stop.time_limit_s else None)
-    ctx.attempt = job["attempt"]  # type: ignore[attr-defined]  # read by agents that count attempts
+                     stop_at=now + stop.time_limit_s if stop.time_limit_s else None,
+                     attempt=job["attempt"])
     cpu0, wall0 = time.thread_time(), time.monotonic()
     report: dict[str, Any] = dict(start)
     outputs: Any = None

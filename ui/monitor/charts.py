@@ -3,7 +3,9 @@ critical path marked), per-agent CPU, memory and GPU memory with capacity lines,
 
 Altair validates a spec against the Vega-Lite schema (tens of ms), so each chart's structure is
 built and validated once (``lru_cache``) against *named* datasets; a live update only fills the
-datasets with rows from ui.monitor.frames (≤ 5,000 points per chart). x is seconds since start.
+datasets with rows from ui.monitor.frames (≤ frames.MAX_POINTS points per chart). x is seconds since start.
+Dense line charts carry no tooltips (Vega's hover handling per point is browser work on every
+update); the Gantt keeps them.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def _named(name: str) -> alt.Chart:
 
 def _rules(name: str) -> alt.LayerChart:
     rule = _named(name).mark_rule(color=CRITICAL_COLOR, strokeDash=[6, 4]).encode(
-        y="value:Q", tooltip=["label:N", "value:Q"])
+        y="value:Q")
     text = _named(name).mark_text(align="left", dx=4, dy=-6, color=CRITICAL_COLOR, fontSize=10).encode(
         y="value:Q", text="label:N", x=alt.value(0))
     return alt.layer(rule, text)
@@ -65,8 +67,7 @@ def _gantt_template() -> Spec:
 def _cpu_template(legend: bool) -> Spec:
     lines = _named("cpu").mark_line(interpolate="step-after", strokeWidth=1.5).encode(
         x=alt.X("t:Q", title=X_TITLE, scale=alt.Scale(domainMin=0)), y=alt.Y("cpu_percent:Q", title="CPU %"),
-        color=alt.Color("node:N", legend=alt.Legend(columns=2) if legend else None),
-        tooltip=["node:N", "t:Q", "cpu_percent:Q"])
+        color=alt.Color("node:N", legend=alt.Legend(columns=2) if legend else None))
     return alt.layer(lines, _rules("cpu_rules")).properties(
         height=220, title="CPU per agent (%; 100 = one thread busy)").to_dict()
 
@@ -75,7 +76,7 @@ def _cpu_template(legend: bool) -> Spec:
 def _memory_template() -> Spec:
     lines = _named("memory").mark_line(interpolate="step-after").encode(
         x=alt.X("t:Q", title=X_TITLE, scale=alt.Scale(domainMin=0)), y=alt.Y("mb:Q", title="MB"),
-        color=alt.Color("series:N", title="series"), tooltip=["series:N", "t:Q", "mb:Q"])
+        color=alt.Color("series:N", title="series"))
     return alt.layer(lines, _rules("memory_rules")).properties(
         height=220, title="Memory (MB): process RSS and GPU memory per device").to_dict()
 
@@ -85,7 +86,7 @@ def _utilisation_template() -> Spec:
     lines = _named("utilisation").mark_line(interpolate="step-after").encode(
         x=alt.X("t:Q", title=X_TITLE, scale=alt.Scale(domainMin=0)),
         y=alt.Y("percent:Q", title="% of capacity", scale=alt.Scale(domain=[0, 110])),
-        color=alt.Color("resource:N", title="resource"), tooltip=["resource:N", "t:Q", "percent:Q"])
+        color=alt.Color("resource:N", title="resource"))
     rule = _named("full").mark_rule(color=CRITICAL_COLOR, strokeDash=[6, 4]).encode(y="value:Q")
     return alt.layer(lines, rule).properties(height=200, title="Reserved share of each resource (%)").to_dict()
 

@@ -11,7 +11,9 @@ from typing import Any
 
 from ui.monitor.view import RunView
 
-MAX_POINTS = 5000
+# ~70 ms of headless-browser time per 2k-point Vega chart on a weak box; every live chart re-renders
+# each second, so each draws at most this many (the Store keeps full resolution for History).
+MAX_POINTS = 1500
 RESOURCE_LABELS = {"cpu": "CPU threads", "memory_mb": "memory", "gpu_memory_mb": "GPU memory"}
 
 

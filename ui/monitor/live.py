@@ -1,9 +1,11 @@
 """The monitor view of one run (live or stored): progress with ETA, status table, Gantt, resource
 charts, utilisation, and a per-node detail (wait breakdown, times, retries, logs, traceback,
-outputs, cancel). Pages wrap ``render_monitor`` in a ``run_every`` fragment while a run is live."""
+outputs, cancel). Pages wrap ``render_monitor`` in a ``run_every`` fragment while a run is live
+(the node detail may go in a slower fragment of its own: ``detail=False`` + ``render_node_section``)."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +13,7 @@ import streamlit as st
 
 from ui.monitor import charts, frames
 from ui.monitor.outputs import render_outputs
+from ui.monitor.status_graph import status_graph_spec
 from ui.monitor.view import RunView, duration, wait_breakdown
 from ui.render import code_md, escape_md
 
@@ -54,7 +57,7 @@ def render_charts(view: RunView, key: str) -> None:
     st.vega_lite_chart(spec=specs["utilisation"], width="stretch", key=f"{key}.util")
     counts = " · ".join(f"{name} {charts.point_count(spec)}" for name, spec in specs.items())
     # a short help line; the point counts stay in the page, hidden, for the browser tests
-    st.caption(f"Hover a bar or a line for exact values. <span hidden>Points drawn: {counts}</span>",
+    st.caption(f"Hover a Gantt bar for its exact times. <span hidden>Points drawn: {counts}</span>",
                unsafe_allow_html=True, help=CHART_HELP)
 
 
@@ -97,6 +100,16 @@ def _times(view: RunView, node: dict[str, Any]) -> list[str]:
             f"CPU {node['cpu_s']:,.3f} s" if node.get("cpu_s") is not None else "CPU —"]
 
 
+def render_text_block(text: str) -> None:
+    """Log lines or a traceback as escaped preformatted text. Not ``st.code``: its syntax highlighter
+    is a large script the browser would load and evaluate on every page load (a long task)."""
+    st.markdown(f'<pre style="{PRE_STYLE}">{html.escape(text)}</pre>', unsafe_allow_html=True)
+
+
+PRE_STYLE = ("max-height: 20rem; overflow: auto; white-space: pre-wrap; font-size: 0.8rem; padding: 0.5rem 0.75rem; "
+             "border-radius: 0.5rem; background: rgba(148, 163, 184, 0.12)")
+
+
 def render_node_detail(view: RunView, node_id: str, key: str,
                        outputs: Callable[[str], dict[str, Any] | None] | None = None,
                        cancel: Callable[[str], None] | None = None) -> None:
@@ -130,26 +143,36 @@ def render_node_detail(view: RunView, node_id: str, key: str,
         st.error(f"{escape_md(err['type'])}: {escape_md(err['message'])}")
         if err.get("traceback"):
             with st.expander("Traceback"):
-                st.code(err["traceback"], language="text")
+                render_text_block(err["traceback"])
     logs, out_tab = st.tabs(["Logs", "Outputs"])
     with logs:
-        st.code("\n".join(node.get("logs") or []) or "(no log lines)", language="text")
+        render_text_block("\n".join(node.get("logs") or []) or "(no log lines)")
     with out_tab:
         values = outputs(node_id) if outputs is not None and status in ("done", "cached") else None
         render_outputs(values, node.get("output_summary") or {}, key=f"{key}.out.{node_id}")
 
 
 def render_monitor(view: RunView, key: str, *, outputs: Callable[[str], dict[str, Any] | None] | None = None,
-                   cancel_node: Callable[[str], None] | None = None) -> None:
-    """Everything about one run; ``outputs``/``cancel_node`` are given for live runs."""
+                   cancel_node: Callable[[str], None] | None = None, detail: bool = True) -> None:
+    """Everything about one run; ``outputs``/``cancel_node`` are given for live runs. With
+    ``detail=False`` the node detail is left out (the caller draws ``render_node_section`` itself)."""
     render_progress(view)
     if view.error and not view.running:
         st.caption(f"{STATUS_ICONS.get(view.status, '')} {escape_md(view.error)}")
     util = frames.mean_utilisation(view)
     if util:
         st.caption("Mean reserved share: " + " · ".join(f"{escape_md(k)} {v:g} %" for k, v in util.items()))
+    if view.workflow.get("nodes"):
+        st.vega_lite_chart(spec=status_graph_spec(view), width="stretch", key=f"{key}.graph")
     render_status_table(view, key)
     render_charts(view, key)
+    if detail:
+        render_node_section(view, key, outputs=outputs, cancel_node=cancel_node)
+
+
+def render_node_section(view: RunView, key: str, *, outputs: Callable[[str], dict[str, Any] | None] | None = None,
+                        cancel_node: Callable[[str], None] | None = None) -> None:
+    """The node picker and the picked node's detail."""
     ids = view.node_ids()
     if not ids:
         return

@@ -1,22 +1,26 @@
 """The Run page: start a run (with the predicted plan first), then watch it live.
 
 Only the run id is kept, in ``st.session_state`` and mirrored in ``st.query_params["run"]`` so a
-reload or a page switch lands back on the live view. The live part is one ``st.fragment`` with
-``run_every`` while the run is active; when it ends, one full rerun drops the timer.
+reload or a page switch lands back on the live view. The live part is a ``st.fragment`` with
+``run_every`` (1 s) while the run is active, and the node detail a slower one of its own (the
+browser redraws less per tick); when the run ends, one full rerun drops both timers.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import streamlit as st
 
 from ui import auth, state
 from ui.monitor.launch import launch_form
-from ui.monitor.live import render_monitor
+from ui.monitor.live import render_monitor, render_node_section
 from ui.monitor.view import fill_demands, view_from_snapshot, view_from_store
 from ui.render import escape_md
 from ui.services import get_registry, get_run_manager, get_store
 
 REFRESH_S = 1.0
+DETAIL_REFRESH_S = 3.0  # the node detail (logs, waits, outputs) changes slowly; picking a node reruns it at once
 NEW_RUN = "monitor_new_run"  # session flag: show the start form even though a run id is known
 FROM_DESIGNER = "monitor_from_designer"  # session flag: preselect the designer's workflow once
 
@@ -80,25 +84,32 @@ def render_run_page() -> None:
 def _live(run_id: str) -> None:
     manager = get_run_manager()
     running = manager.snapshot(run_id).status in ("pending", "running")
+    workflow = manager.workflow(run_id).to_dict()  # for the status graph (edges and positions)
 
     def cancel_node(node_id: str) -> None:
         manager.cancel_node(run_id, node_id)
 
     @st.fragment(run_every=REFRESH_S if running else None)
     def live() -> None:
-        view = view_from_snapshot(manager.snapshot(run_id))
+        view = dataclasses.replace(view_from_snapshot(manager.snapshot(run_id)), workflow=workflow)
         head = st.columns([4, 1], vertical_alignment="center")
         head[0].markdown(f"**{escape_md(view.workflow_name)}** · run `{run_id}` · policy "
                          f"`{view.options.get('policy', '')}` · time scale {view.time_scale:g}")
         if view.running:
             head[1].button("Cancel run", key="monitor.cancel", icon=":material/stop_circle:", type="primary",
                            on_click=manager.cancel, args=(run_id,))
-        render_monitor(view, "live", outputs=lambda n: manager.outputs(run_id, n),
-                       cancel_node=cancel_node if view.running else None)
+        render_monitor(view, "live", detail=False)
         if running and not view.running:
-            st.rerun()  # redefine the fragment without run_every: the timer stops
+            st.rerun()  # redefine the fragments without run_every: the timers stop
+
+    @st.fragment(run_every=DETAIL_REFRESH_S if running else None)
+    def detail() -> None:
+        view = view_from_snapshot(manager.snapshot(run_id))
+        render_node_section(view, "live", outputs=lambda n: manager.outputs(run_id, n),
+                            cancel_node=cancel_node if view.running else None)
 
     live()
+    detail()
 
 
 def _stored(run_id: str) -> None:

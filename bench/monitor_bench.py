@@ -1,7 +1,7 @@
 """Benchmark: the server-side cost of one live monitor update with 50 agents running.
 
 One update = RunManager.snapshot() → RunView → the four chart specs (Gantt, CPU, memory,
-utilisation) with their data binned to ≤ 5,000 points each, plus the status table rows. Target:
+utilisation) with their data binned to ≤ MAX_POINTS (1,500) points each, plus the status table rows. Target:
 ≤ 150 ms. Measured on (a) a real run of 50 concurrently running simulated agents, and (b) the same
 snapshot with its sample ring buffer full (2,000 samples × 50 agents, the worst case). The baseline
 in the same run is ``json.dumps`` of the snapshot (what merely serialising it costs).

@@ -154,7 +154,7 @@ def test_user_text_renders_as_text(page, app_url, tmp_path: Path):
     expect(page.locator(".sg-node .sg-sub")).to_contain_text("<b>n</b>")
     assert page.locator(".sg-node img, .sg-node b").count() == 0
     click_node(page, "<b>n</b>")
-    expect(page.get_by_role("heading", name=evil)).to_be_visible()
+    expect(page.get_by_role("heading", name=evil, exact=True)).to_be_visible()  # the properties panel
     assert page.locator("img[src=x]").count() == 0
     page.wait_for_timeout(300)
     assert dialogs == []

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from engine.events import (
@@ -45,12 +44,10 @@ _TERMINAL = {
 class RayRunner:
     """Starts runs on Ray (lazily connecting) and keeps their RunState up to date."""
 
-    def __init__(self, registry: Registry, bus: EventBus, lock: threading.RLock | threading.Lock,
-                 on_finished: Callable[[RunState], None]) -> None:
+    def __init__(self, registry: Registry, bus: EventBus, lock: threading.RLock | threading.Lock) -> None:
         self.registry = registry
         self.bus = bus
         self.lock = lock
-        self.on_finished = on_finished
         self._backend: Any = None
         self._connect_lock = threading.Lock()
         self._cancel: dict[str, threading.Event] = {}
@@ -115,7 +112,6 @@ class RayRunner:
         self._cancel.pop(run.id, None)
         self._cancelled_nodes.pop(run.id, None)
         run.finished.set()
-        self.on_finished(run)
 
     def _on_event(self, run: RunState, event: Event) -> None:
         with self.lock:

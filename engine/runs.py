@@ -109,7 +109,7 @@ class RunManager:
                                  max_threads=max_threads)
         self._runs: dict[str, RunState] = {}
         self._closed = False
-        self.ray = RayRunner(self.registry, self.bus, self.executor.lock, lambda run: None)
+        self.ray = RayRunner(self.registry, self.bus, self.executor.lock)
         self.sampler = Sampler(self._on_sample, lambda: bool(self.executor.active), self.gpu, hz=sample_hz)
         _register_shutdown(self)
 

@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-schedules", type=int, default=5000, help="auto: schedules per instance")
     parser.add_argument("--sets", default="j30,j120,stg,dag", help="comma-separated subset")
     parser.add_argument("--policies", default=",".join(POLICIES), help="comma-separated subset")
+    parser.add_argument("--shard", default="0/1", help="i/n: run only every n-th instance from the i-th (parallel runs)")
     args = parser.parse_args(argv)
     if not DATA.is_dir():
         print(f"benchmark data not found at {DATA}", file=sys.stderr)
@@ -159,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"planner benchmark: auto budget {args.budget_s} s and {args.max_schedules} schedules per instance")
     for key in args.sets.split(","):
         began = time.perf_counter()
-        instances = sets[key]()
+        shard, shards = (int(x) for x in args.shard.split("/"))
+        instances = sets[key]()[shard::shards]
         policies = tuple(p for p in args.policies.split(",") if p)
         run_set(titles[key], instances, policies, args.budget_s, args.max_schedules)
         print(f"literature: {LITERATURE[key]}")

@@ -37,6 +37,7 @@ class _Search:
         self.best: Schedule | None = None
         self.source = ""
         self.parallel_share = 0.5
+        self.fbi_rounds = 3  # forward-backward passes per schedule while each still improves
         self.restart_after = 300  # offspring without a new best before a partial restart
 
     def done(self) -> bool:
@@ -45,12 +46,18 @@ class _Search:
         return self.count >= self.max_schedules or time.perf_counter() >= self.deadline
 
     def offer(self, sched: Schedule, source: str) -> Schedule:
-        """Count one generated schedule; justify it when budget allows; keep the best."""
+        """Count one generated schedule; justify it (again while that helps, at most
+        ``fbi_rounds`` times) when budget allows; keep the best."""
         self.count += 1
-        if self.count + 2 <= self.max_schedules:
+        for _ in range(self.fbi_rounds):
+            if self.count + 2 > self.max_schedules:
+                break
             improved, passes = justify(self.cp, sched)
             self.count += passes
+            better = improved.makespan < sched.makespan - EPS
             sched = improved
+            if not better:
+                break
         if self.best is None or sched.makespan < self.best.makespan - EPS:
             self.best, self.source = sched, source
         return sched

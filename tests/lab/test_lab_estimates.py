@@ -25,7 +25,8 @@ def _workflow() -> Workflow:
         return {"id": nid, "agent": "lab.misdeclared", "params": {"seconds": seconds}}
 
     return Workflow.model_validate({
-        "name": "misdeclared", "nodes": [node("a", 0.12), node("b", 0.2), node("c", 0.1), node("d", 0.12)],
+        # long enough that scheduling gaps on a busy machine stay small next to the work
+        "name": "misdeclared", "nodes": [node("a", 0.3), node("b", 0.5), node("c", 0.25), node("d", 0.3)],
         "edges": [{"source": "a", "target": "b"}, {"source": "a", "target": "c"},
                   {"source": "b", "target": "d"}, {"source": "c", "target": "d"}],
     })

@@ -5,37 +5,14 @@ from __future__ import annotations
 
 import csv
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from template_kit import check_template_file, run_template
 
-from engine.events import RunStatus
-from engine.resources import Capacity
-from engine.results import ResultStore
-from engine.runs import RunHandle, RunManager, RunOptions
-from engine.validation import validate
-from engine.workflow import load_workflow
+from engine.runs import RunManager
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TEMPLATES = ("customer-service", "nlp-sentiment", "recommendation")
-
-
-@pytest.fixture(scope="module")
-def manager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunManager]:
-    m = RunManager(machine=Capacity(cpu=2, memory_mb=8192, gpus=()),
-                   results=ResultStore(tmp_path_factory.mktemp("results")))
-    yield m
-    m.shutdown()
-
-
-def run_template(manager: RunManager, name: str) -> RunHandle:
-    workflow = load_workflow(EXAMPLES / f"{name}.json")
-    handle = manager.submit(workflow, RunOptions(use_cache=False))
-    status = handle.wait(120)
-    failed = {k: v.get("error") for k, v in handle.snapshot().nodes.items() if v.get("error")}
-    assert status == RunStatus.SUCCEEDED, failed
-    return handle
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -45,11 +22,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 @pytest.mark.parametrize("name", TEMPLATES)
 def test_template_validates_without_findings(name: str):
-    workflow = load_workflow(EXAMPLES / f"{name}.json")
-    assert workflow.description and all(n.position is not None for n in workflow.nodes)
-    xs = {n.id: n.position.x for n in workflow.nodes if n.position}
-    assert all(xs[e.source] < xs[e.target] for e in workflow.edges)  # laid out left to right
-    assert validate(workflow) == []
+    check_template_file(name)
 
 
 def test_customer_service_routes_requests_by_intent(manager: RunManager, data_dir: Path):

@@ -4,46 +4,19 @@ end through the RunManager on a CPU, and their outputs mean what they should."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from template_kit import EXAMPLES, check_template_file, run_template
 
-from engine.events import RunStatus
-from engine.resources import Capacity
-from engine.results import ResultStore
-from engine.runs import RunHandle, RunManager, RunOptions
-from engine.validation import validate
+from engine.runs import RunManager
 from engine.workflow import load_workflow
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TEMPLATES = ("medical-imaging-simulated", "medical-imaging", "finance-risk")
-
-
-@pytest.fixture(scope="module")
-def manager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunManager]:
-    m = RunManager(machine=Capacity(cpu=2, memory_mb=8192, gpus=()),
-                   results=ResultStore(tmp_path_factory.mktemp("results")))
-    yield m
-    m.shutdown()
-
-
-def run_template(manager: RunManager, name: str, time_scale: float = 1.0) -> RunHandle:
-    workflow = load_workflow(EXAMPLES / f"{name}.json")
-    handle = manager.submit(workflow, RunOptions(use_cache=False, time_scale=time_scale))
-    status = handle.wait(120)
-    failed = {k: v.get("error") for k, v in handle.snapshot().nodes.items() if v.get("error")}
-    assert status == RunStatus.SUCCEEDED, failed
-    return handle
 
 
 @pytest.mark.parametrize("name", TEMPLATES)
 def test_template_validates_without_findings(name: str):
-    workflow = load_workflow(EXAMPLES / f"{name}.json")
-    assert workflow.description and all(n.position is not None for n in workflow.nodes)
-    xs = {n.id: n.position.x for n in workflow.nodes if n.position}
-    assert all(xs[e.source] < xs[e.target] for e in workflow.edges)  # laid out left to right
-    assert validate(workflow) == []
+    check_template_file(name)
 
 
 def test_simulated_template_keeps_the_articles_figures(manager: RunManager):

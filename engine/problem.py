@@ -7,15 +7,18 @@ imported benchmark instance; immutable, with a resolved capacity.
 from __future__ import annotations
 
 import heapq
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import ValidationError
 
 from engine.errors import CapacityError, WorkflowFileError
 from engine.registry import Registry
 from engine.resources import Capacity, ResourceDemand, ResourceLedger
-from engine.workflow import Workflow
+from engine.spec import AgentSpec
+from engine.workflow import NodeSpec, Workflow
 
 
 @dataclass(frozen=True)
@@ -152,23 +155,31 @@ def problem_from_workflow(
         if edge.source not in preds[edge.target]:
             preds[edge.target].append(edge.source)
     tasks: dict[str, Task] = {}
+    expected: dict[tuple[str, str], float] = {}  # nodes of one agent with equal params: one parse
     for i, node in enumerate(workflow.nodes):
         spec = registry.get(node.agent)
         if durations is not None and node.id in durations:
             duration = float(durations[node.id])
         else:
-            try:
-                params = spec.parse_params(node.params)
-            except ValidationError as exc:
-                err = exc.errors()[0]
-                raise WorkflowFileError(
-                    f"node {node.id!r}: parameter {'.'.join(map(str, err['loc']))} {err['msg']}",
-                    location=f"nodes[{i}].params",
-                    hint=f"see the parameters of agent {node.agent!r} (`servicegrid agents`)",
-                ) from None
-            duration = float(spec.expected_duration(params))
+            key = (node.agent, json.dumps(node.params, sort_keys=True, default=str) if node.params else "")
+            if key not in expected:
+                expected[key] = _expected_duration(spec, node.params, node, i)
+            duration = expected[key]
         demand = spec.resources.merged(node.resources)
         tasks[node.id] = Task(node.id, max(0.0, duration), demand, tuple(preds[node.id]))
     problem = Problem(workflow.name, tasks, cap)
     problem.topological_order()  # raise early on a cycle
     return problem
+
+
+def _expected_duration(spec: AgentSpec, raw: Mapping[str, Any] | None, node: NodeSpec, index: int) -> float:
+    try:
+        params = spec.parse_params(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise WorkflowFileError(
+            f"node {node.id!r}: parameter {'.'.join(map(str, err['loc']))} {err['msg']}",
+            location=f"nodes[{index}].params",
+            hint=f"see the parameters of agent {node.agent!r} (`servicegrid agents`)",
+        ) from None
+    return float(spec.expected_duration(params))

@@ -173,14 +173,20 @@ def _check_capacity(ctx: _Context, capacity: Capacity) -> None:
         ctx.add(IssueCode.CAPACITY_EXCEEDED, f"the capacity is unusable: {exc}",
                 hint="set cpu and memory_mb in the workflow's capacity")
         return
+    fits: dict[int, bool] = {}  # nodes without overrides share their agent's demand object
     for node_id, demand in ctx.demands.items():
+        ok = fits.get(id(demand))
+        if ok is None:
+            ok = fits[id(demand)] = ledger.could_ever_fit(demand)
+        if ok:
+            continue
         if demand.device == "cuda" and not capacity.has_gpu:
             ctx.add(IssueCode.NO_DEVICE,
                     f"node {node_id!r} ({ctx.specs[node_id].name}) needs a CUDA GPU, but the capacity "
                     f"has none ({capacity.describe()})", node=node_id,
                     hint='set "device": "any" in the node\'s resources to allow the CPU, run on a GPU '
                     "machine, or simulate one with --capacity gpus=1,gpu_memory_mb=8000")
-        elif not ledger.could_ever_fit(demand):
+        else:
             key, need, have = _worst_shortfall(ledger, demand)
             ctx.add(IssueCode.CAPACITY_EXCEEDED,
                     f"node {node_id!r} needs {_amount(key, need)} but the capacity has {_amount(key, have)}",
@@ -220,32 +226,49 @@ def _field(key: str) -> str:
 def _check_edges(ctx: _Context) -> list[_Link]:
     links: list[_Link] = []
     seen: set[tuple[str, str | None, str, str | None]] = set()
-    ids = list(ctx.nodes)
+    nodes, specs = ctx.nodes, ctx.specs
+    # edges between nodes of the same two agents on the same ports resolve alike: an edge whose
+    # ports resolved and whose kinds matched without a finding is remembered by
+    # (source agent, source_port, target agent, target_port) and the next one skips the checks
+    clean: dict[tuple[int, str | None, int, str | None], tuple[str, str]] = {}
     for edge in ctx.workflow.edges:
-        label = f"edge {edge.source} -> {edge.target}"
-        missing = [end for end in (edge.source, edge.target) if end not in ctx.nodes]
-        for end in dict.fromkeys(missing):
-            close = suggest(end, ids)
-            ctx.add(IssueCode.UNKNOWN_NODE, f"{label}: there is no node {end!r}", node=end,
-                    hint=f"did you mean {close[0]!r}?" if close else "add the node or remove the edge")
-        if missing:
+        source, target = edge.source, edge.target
+        if source not in nodes or target not in nodes:
+            _report_missing_ends(ctx, edge)
             continue
-        if edge.source == edge.target:
-            ctx.add(IssueCode.SELF_LOOP, f"{label}: a node cannot feed itself", node=edge.source,
+        if source == target:
+            ctx.add(IssueCode.SELF_LOOP, f"edge {source} -> {target}: a node cannot feed itself", node=source,
                     port=edge.target_port, hint="remove the edge")
             continue
-        link = _Link(edge.source, edge.target, _resolve_port(ctx, edge, "output"),
-                     _resolve_port(ctx, edge, "input"))
-        key = (link.source, link.source_port or edge.source_port, link.target,
-               link.target_port or edge.target_port)
+        src_spec, dst_spec = specs.get(source), specs.get(target)
+        memo = None if src_spec is None or dst_spec is None else (
+            id(src_spec), edge.source_port, id(dst_spec), edge.target_port)
+        known = clean.get(memo) if memo is not None else None
+        before = len(ctx.issues)
+        if known is not None:
+            link = _Link(source, target, known[0], known[1])
+        else:
+            link = _Link(source, target, _resolve_port(ctx, edge, "output"), _resolve_port(ctx, edge, "input"))
+        key = (source, link.source_port or edge.source_port, target, link.target_port or edge.target_port)
         if key in seen:
-            ctx.add(IssueCode.DUPLICATE_EDGE, f"{label}: the same connection appears twice",
-                    node=edge.target, port=link.target_port, hint="remove one of the two edges")
+            ctx.add(IssueCode.DUPLICATE_EDGE, f"edge {source} -> {target}: the same connection appears twice",
+                    node=target, port=link.target_port, hint="remove one of the two edges")
             continue
         seen.add(key)
-        _check_kinds(ctx, link)
+        if known is None:
+            _check_kinds(ctx, link)
+            if memo is not None and len(ctx.issues) == before and None not in (link.source_port, link.target_port):
+                clean[memo] = (link.source_port, link.target_port)  # type: ignore[assignment]
         links.append(link)
     return links
+
+
+def _report_missing_ends(ctx: _Context, edge: EdgeSpec) -> None:
+    ids = list(ctx.nodes)
+    for end in dict.fromkeys(end for end in (edge.source, edge.target) if end not in ctx.nodes):
+        close = suggest(end, ids)
+        ctx.add(IssueCode.UNKNOWN_NODE, f"edge {edge.source} -> {edge.target}: there is no node {end!r}", node=end,
+                hint=f"did you mean {close[0]!r}?" if close else "add the node or remove the edge")
 
 
 def _resolve_port(ctx: _Context, edge: EdgeSpec, side: str) -> str | None:

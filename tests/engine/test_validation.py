@@ -240,3 +240,15 @@ def test_fuzz_load_and_validate_never_crash(registry, document):
     assert all(isinstance(i, Issue) and i.message for i in issues)
     _, again = validate_text(json.dumps(document), registry, Capacity(cpu=2, memory_mb=1024, gpus=()))
     assert again == issues
+
+
+def test_edges_of_the_same_agents_and_ports_each_get_their_own_findings(registry: Registry) -> None:
+    """Edges between the same two agents on the same ports are checked once and the result reused
+    (a 10,000-node import has few distinct pairs); a finding must still appear on every edge."""
+    nodes = [{"id": f"t{i}", "agent": "fixture.texts"} for i in range(3)]
+    nodes += [{"id": f"c{i}", "agent": "fixture.classify"} for i in range(3)]
+    bad = validate(wf(nodes, [{"source": f"t{i}", "target": f"c{i}"} for i in range(3)]), registry, CAPACITY)
+    assert [(i.code, i.node) for i in bad if i.is_error] == [("type_mismatch", f"c{i}") for i in range(3)]
+    dup = [{"source": "t0", "target": "c0"}] * 2
+    assert [(i.code, i.node) for i in validate(wf(nodes[:1] + nodes[3:4], dup), registry, CAPACITY)
+            if i.is_error] == [("type_mismatch", "c0"), ("duplicate_edge", "c0")]

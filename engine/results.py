@@ -173,6 +173,10 @@ def summarize_outputs(outputs: dict[str, Any] | None) -> dict[str, Any]:
     """Per output port a small JSON description (type, shape, first values); < 4 KB in all."""
     if not outputs:
         return {}
+    if len(outputs) == 1:  # the common case, without the generator and comprehension below
+        (port, v), = outputs.items()
+        if v is None or type(v) in _SCALARS:
+            return {str(port): _describe_scalar(v)}
     if all(v is None or type(v) in _SCALARS for v in outputs.values()):  # small by construction
         return {str(port): _describe_scalar(v) for port, v in outputs.items()}
     out = {str(port): _describe(value) for port, value in outputs.items()}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from time import monotonic as _monotonic
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -118,8 +119,6 @@ class RunContext:
         stop_at: float | None = None,
         attempt: int = 1,
     ) -> None:
-        import time
-
         self.node_id = node_id
         self.run_id = run_id
         self.time_scale = time_scale
@@ -132,7 +131,7 @@ class RunContext:
         self._on_log = on_log
         self.deadline = deadline
         self.stop_at = stop_at  # exit condition time_limit_s: stop early, NOT a failure
-        self._clock = clock or time.monotonic
+        self._clock = clock or _monotonic
         self.items_processed = 0
         self.logs: list[str] = []
 

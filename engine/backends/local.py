@@ -71,6 +71,8 @@ class WarmPool:
         with self._lock:
             self._idle.setdefault(key, []).append((agent, footprint_mb))
             self._idle.move_to_end(key)
+            if self.loaded_mb <= self.budget_mb + 1e-9:
+                return  # nothing to evict (the common case)
             victims = self._evict_locked()
         _unload(victims)
 

@@ -25,6 +25,7 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
     ("storage_bench.py", [], []),
     ("agents_bench.py", ["--repeat", "1"], []),
     ("monitor_bench.py", ["--repeat", "3"], []),
+    ("monitor_browser_bench.py", [], []),
     ("ray_bench.py", ["--nodes", "200", "--repeats", "1"], []),
     ("designer_bench.py", [], []),
     ("soak_bench.py", [], []),

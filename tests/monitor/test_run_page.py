@@ -68,12 +68,15 @@ def test_start_watch_finish_then_history_and_exports(app):
     gantt = chart_rows(at, "gantt")
     assert {r["kind"] for r in gantt} == {"predicted", "actual"}
     assert {r["status"] for r in gantt if r["kind"] == "actual"} == {"done"}
-    assert chart_rows(at, "utilisation"), "utilisation has points"
+    assert not chart_rows(at, "utilisation"), "resource charts are lazy tabs: only the open one is drawn"
+    at.session_state["live.resources"] = "Reserved share"  # the user picks the tab
+    assert chart_rows(at.run(), "utilisation"), "utilisation has points"
 
     at.switch_page("pages/history.py").run()
     assert not at.exception, at.exception
     assert at.selectbox(key="history.open").value.startswith(run_id)
-    labels = {b.label for b in at.get("download_button")}
+    at.session_state["history.tab"] = "Export"  # History's tabs are lazy: open the Export tab
+    labels = {b.label for b in at.run().get("download_button")}
     assert {"JSON", "Nodes CSV", "Samples CSV", "HTML report"} <= labels
 
 
@@ -128,13 +131,15 @@ def test_history_replays_and_compares_two_runs(app):
 
     at.switch_page("pages/history.py").run()
     at = poll(at, lambda a: a.selectbox(key="history.open").value.startswith(second))
-    at.selectbox(key="history.other").select(next(o for o in at.selectbox(key="history.other").options
+    at.session_state["history.tab"] = "Compare"  # History's tabs are lazy: open the Compare tab
+    at.run().selectbox(key="history.other").select(next(o for o in at.selectbox(key="history.other").options
                                                    if o.startswith(first))).run()
     durations = chart_rows(at, "durations")
     assert {r["run"] for r in durations} == {f"A: {second}", f"B: {first}"}
     assert {r["node"] for r in durations} == {"pre", "cls"}
 
-    assert node_statuses(at) == {"pre": "done", "cls": "done"}  # the slider starts at the end
+    at.session_state["history.tab"] = "View"
+    assert node_statuses(at.run()) == {"pre": "done", "cls": "done"}  # the slider starts at the end
     slider = at.slider(key=f"history.t.{second}")
     slider.set_value(round(slider.proto.max * 0.1, 2)).run()
     assert not at.exception, at.exception
@@ -161,5 +166,6 @@ def test_custom_capacity_reaches_the_plan_and_the_run(app):
     at = poll(at, lambda a: "succeeded" in progress_text(a))
     cpu_rules = chart_rows(at, "cpu_rules")
     assert [r["value"] for r in cpu_rules] == [100.0]  # 1 thread = 100 %
-    memory_rules = chart_rows(at, "memory_rules")
+    at.session_state["live.resources"] = "Memory"
+    memory_rules = chart_rows(at.run(), "memory_rules")
     assert any("cuda:0" in r["label"] and "simulated" in r["label"] for r in memory_rules), memory_rules

@@ -22,6 +22,7 @@ from ui.services import get_run_manager, get_store
 RESUMABLE = ("failed", "interrupted", "cancelled")
 STATUSES = ("succeeded", "failed", "cancelled", "interrupted", "running", "pending")
 OPEN_KEY = "history.open"
+TAB_KEY = "history.tab"  # the open tab (View, Compare, Export)
 TOTALS_COLUMNS = {
     "elapsed_s": st.column_config.NumberColumn("elapsed (s)", format="%.2f"),
     "predicted_s": st.column_config.NumberColumn("predicted (s)", format="%.2f"),
@@ -194,10 +195,14 @@ def render_history_page() -> None:
         return
     detail, view = loaded
     _actions(detail, view)
-    view_tab, compare_tab, export_tab = st.tabs(["View", "Compare", "Export"])
+    # lazy tabs: only the open tab runs, so a page load draws one tab's charts, not all of them
+    view_tab, compare_tab, export_tab = st.tabs(["View", "Compare", "Export"], key=TAB_KEY, on_change="rerun")
     with view_tab:
-        _replay(view)
+        if view_tab.open:
+            _replay(view)
     with compare_tab:
-        _compare(store, view, runs)
+        if compare_tab.open:
+            _compare(store, view, runs)
     with export_tab:
-        _exports(store, detail, view)
+        if export_tab.open:
+            _exports(store, detail, view)

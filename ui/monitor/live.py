@@ -37,7 +37,8 @@ def progress_text(view: RunView) -> str:
 CHART_HELP = (f"**Gantt**: each node's actual run (thin bar, coloured by status) over the planner's prediction "
               "(grey; the critical path is outlined red). **CPU** and **memory**: what each agent used, with the "
               "machine's capacity as a dashed red line. **Reserved share**: how much of each resource the "
-              f"scheduler had handed out. Long runs are thinned to at most {frames.MAX_POINTS:,} points per chart.")
+              "scheduler had handed out (one resource chart at a time: pick its tab). Long runs are thinned to "
+              f"at most {frames.MAX_POINTS:,} points per chart.")
 
 
 def render_progress(view: RunView) -> None:
@@ -45,20 +46,29 @@ def render_progress(view: RunView) -> None:
     st.progress(done / total if total else 0.0, text=progress_text(view))
 
 
+RESOURCE_TABS = (("CPU", "cpu", "cpu"), ("Memory", "memory", "memory"), ("Reserved share", "utilisation", "util"))
+
+
 def render_charts(view: RunView, key: str) -> None:
-    """The four charts with stable keys (they update in place)."""
-    specs = charts.all_specs(view)
+    """The Gantt, then the resource charts in lazy tabs: only the open tab's chart is built, sent and
+    drawn (each Vega chart's first draw is ~50 ms of browser work, and a page's charts are all drawn
+    in one browser task). Stable keys: the charts update in place."""
+    specs = {"gantt": charts.gantt_spec(view)}
     st.vega_lite_chart(spec=specs["gantt"], width="stretch", key=f"{key}.gantt")
-    left, right = st.columns(2)
-    with left:
-        st.vega_lite_chart(spec=specs["cpu"], width="stretch", key=f"{key}.cpu")
-    with right:
-        st.vega_lite_chart(spec=specs["memory"], width="stretch", key=f"{key}.memory")
-    st.vega_lite_chart(spec=specs["utilisation"], width="stretch", key=f"{key}.util")
+    tabs = st.tabs([label for label, _, _ in RESOURCE_TABS], key=f"{key}.resources", on_change="rerun")
+    for tab, (_, name, suffix) in zip(tabs, RESOURCE_TABS, strict=True):
+        with tab:
+            if tab.open:
+                specs[name] = CHART_BUILDERS[name](view)
+                st.vega_lite_chart(spec=specs[name], width="stretch", key=f"{key}.{suffix}")
     counts = " · ".join(f"{name} {charts.point_count(spec)}" for name, spec in specs.items())
-    # a short help line; the point counts stay in the page, hidden, for the browser tests
+    # a short help line; the point counts of the drawn charts stay in the page, hidden, for the browser tests
     st.caption(f"Hover a Gantt bar for its exact times. <span hidden>Points drawn: {counts}</span>",
                unsafe_allow_html=True, help=CHART_HELP)
+
+
+CHART_BUILDERS: dict[str, Callable[[RunView], dict[str, Any]]] = {
+    "cpu": charts.cpu_spec, "memory": charts.memory_spec, "utilisation": charts.utilisation_spec}
 
 
 NODE_COLUMNS: dict[str, Any] = {

@@ -1,9 +1,12 @@
 """The designer's editing session: the workflow being edited, Python's revision counter, selection
 and undo/redo. Pure Python, kept in ``st.session_state``; the page decides when to save.
 
-Protocol with the canvas: Python bumps ``rev`` whenever it changes the graph itself (panel edit,
-undo, layout, opening a file); the canvas reports graphs stamped with the rev it holds, and a
-report is accepted only when its rev equals the current one (older echoes are ignored).
+Protocol with the canvas (docs/designer.md, "Revisions"): Python bumps ``rev`` whenever it changes
+the graph itself (panel edit, undo, layout, opening a file); the canvas stamps each report with the
+rev its graph was based on. A report at the current rev is taken as is; a report based on an older
+rev is rebased (the user's action replayed onto the current workflow, ``ui.designer_rebase``) and
+Python pushes the result; an action that cannot be replayed is refused with a message, never dropped
+silently.
 """
 
 from __future__ import annotations
@@ -13,15 +16,18 @@ from enum import StrEnum
 from typing import Any
 
 from engine.workflow import Workflow
+from ui.designer_rebase import rebase
 from ui.graphmodel import structure_key, with_layout, workflow_from_canvas
 
 HISTORY_LIMIT = 200
+REVISIONS_KEPT = 64  # how far back a canvas report can be rebased
 
 
 class Accepted(StrEnum):
-    IGNORED = "ignored"  # stale revision or malformed report
+    IGNORED = "ignored"  # nothing new (an echo) or a malformed report
     SELECTION = "selection"  # only the selection changed
     CHANGED = "changed"  # the workflow changed (save it)
+    CONFLICT = "conflict"  # an action on an older revision that cannot be replayed: refused, user told
 
 
 @dataclass
@@ -35,6 +41,11 @@ class DesignerSession:
     fit: bool = True
     notice: dict[str, Any] | None = None  # {id, text, kind}: a toast the canvas shows once
     dirty: bool = False  # changed since the last save
+    # (workflow, selection) as the canvas last agreed with Python at each recent revision
+    revisions: dict[int, tuple[Workflow, tuple[str, ...]]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._record()
 
     def push(self, workflow: Workflow, *, record: bool = True, fit: bool = False) -> None:
         """A Python-side change: the canvas adopts it because the revision goes up.
@@ -48,28 +59,64 @@ class DesignerSession:
             self._remember()
         self.workflow = workflow
         self.selected = [s for s in self.selected if workflow.node(s) is not None]
-        self.rev += 1
         self.fit = fit
         self.dirty = True
+        self._bump()
 
     def accept(self, graph: dict[str, Any] | None) -> Accepted:
-        """Take a graph the canvas reported, if it was drawn at the current revision."""
-        if not isinstance(graph, dict) or graph.get("rev") != self.rev:
+        """Take a graph the canvas reported; ``graph["rev"]`` is the revision it was based on.
+
+        The user's action (the difference between that revision's graph and the report) is
+        replayed onto the current workflow. At the current revision that is the report itself;
+        at an older one Python's later changes are kept and the merge is pushed back (new rev).
+        """
+        base_rev = graph.get("rev") if isinstance(graph, dict) else None
+        if not isinstance(graph, dict) or not isinstance(base_rev, int) or isinstance(base_rev, bool):
             return Accepted.IGNORED
+        current = base_rev == self.rev
+        known = (self.workflow, tuple(self.selected)) if current else self.revisions.get(base_rev)
+        if known is None or base_rev > self.rev:
+            self._refuse([f"it was made on revision {base_rev} of a graph that is no longer open"])
+            return Accepted.CONFLICT
+        base, base_selected = known
         try:
-            new = workflow_from_canvas(self.workflow, graph)
+            result = rebase(base, workflow_from_canvas(base, graph), self.workflow)
         except (KeyError, TypeError, ValueError):
             return Accepted.IGNORED
-        selected = [str(s) for s in graph.get("selected") or [] if new.node(str(s)) is not None]
-        same_selection = selected == self.selected
+        if result.workflow is None:
+            self._refuse(result.conflicts, result.actions)
+            return Accepted.CONFLICT
+        selected = [str(s) for s in graph.get("selected") or [] if result.workflow.node(str(s)) is not None]
+        changed = structure_key(result.workflow) != structure_key(self.workflow)
+        if not changed and tuple(selected) == base_selected:
+            return Accepted.IGNORED  # an echo of what Python already holds
         self.selected = selected
         self.fit = False
-        if structure_key(new) == structure_key(self.workflow):
-            return Accepted.IGNORED if same_selection else Accepted.SELECTION
-        self._remember()
-        self.workflow = new
-        self.dirty = True
-        return Accepted.CHANGED
+        if changed:
+            self._remember()
+            self.workflow = result.workflow
+            self.dirty = True
+        if current:
+            self._record()
+        else:
+            self._bump()  # the canvas may hold a graph without Python's later changes: it adopts the merge
+        return Accepted.CHANGED if changed else Accepted.SELECTION
+
+    def _refuse(self, conflicts: list[str], actions: list[str] | None = None) -> None:
+        what = f" ({', '.join(actions[:3])}{', …' if len(actions) > 3 else ''})" if actions else ""
+        self.tell(f"Your last change on the canvas{what} was not applied: {'; '.join(conflicts)}. "
+                  "The canvas now shows the current graph.", "error")
+        self.fit = False
+        self._bump()  # re-push Python's state so the canvas drops its refused change
+
+    def _bump(self) -> None:
+        self.rev += 1
+        self._record()
+
+    def _record(self) -> None:
+        self.revisions[self.rev] = (self.workflow, tuple(self.selected))
+        for old in [r for r in self.revisions if r <= self.rev - REVISIONS_KEPT]:
+            del self.revisions[old]
 
     def tell(self, text: str, kind: str = "info") -> None:
         """Show ``text`` as a toast on the canvas at the next draw."""
@@ -79,8 +126,8 @@ class DesignerSession:
     def select(self, node_id: str | None) -> None:
         """Select one node (or none) from Python, e.g. a click on a finding."""
         self.selected = [node_id] if node_id and self.workflow.node(node_id) else []
-        self.rev += 1
         self.fit = False
+        self._bump()
 
     def undo(self) -> bool:
         if not self.undo_stack:
@@ -100,6 +147,7 @@ class DesignerSession:
         self.push(with_layout(self.workflow), fit=True)
 
     def _remember(self) -> None:
+        """Put the current workflow on the undo stack (before a change)."""
         self.undo_stack.append(self.workflow)
         del self.undo_stack[:-HISTORY_LIMIT]
         self.redo_stack.clear()

@@ -100,37 +100,47 @@ def render_fields(fields: list[FieldSpec], values: Mapping[str, Any], *, key_pre
 
 def _widget(field: FieldSpec, value: Any, key: str, on_change: Callable[[str, Any], None], disabled: bool) -> None:
     # The widget shows the session's value through st.session_state[key] (set before it is drawn),
-    # so keys stay stable (focus kept) and undo or a Python edit still shows up in the form.
+    # so keys stay stable (focus kept) and undo or a Python edit still shows up in the form. The
+    # shown value is also the widget's default (except in the run that sets it, where Streamlit
+    # would warn): a widget the browser re-creates after an interrupted rerun reports its default,
+    # which must not read as a user edit (it once wrote 0.0 / "" into params and overrides).
     label = field.title
     common: dict[str, Any] = {"key": key, "help": field.help or None, "disabled": disabled}
     if field.kind == "bool":
-        sync_widget(key, bool(value))
-        st.checkbox(label, on_change=_from_state, args=(field, key, on_change), **common)
+        shown: Any = bool(value)
+        st.checkbox(label, value=_default(key, shown, False), on_change=_from_state, args=(field, key, on_change), **common)
     elif field.kind == "enum":
         options = list(field.options)
-        sync_widget(key, value if value in options else options[0])
-        st.selectbox(label, options, on_change=_from_state, args=(field, key, on_change), **common)
+        shown = value if value in options else options[0]
+        index = options.index(shown) if not sync_widget(key, shown) else 0
+        st.selectbox(label, options, index=index, on_change=_from_state, args=(field, key, on_change), **common)
     elif field.kind in ("int", "float") and not field.optional and isinstance(value, int | float) \
             and not isinstance(value, bool) and _in_range(field, value):
         is_int = field.kind == "int"
-        sync_widget(key, int(value) if is_int else float(value))
+        shown = int(value) if is_int else float(value)
         low = None if field.minimum is None else (int(field.minimum) if is_int else float(field.minimum))
         high = None if field.maximum is None else (int(field.maximum) if is_int else float(field.maximum))
-        st.number_input(label, min_value=low, max_value=high, step=1 if is_int else None,
+        st.number_input(label, value=_default(key, shown, "min"), min_value=low, max_value=high, step=1 if is_int else None,
                         format=None if is_int else "%g", on_change=_from_state, args=(field, key, on_change),
                         **common)
     else:
-        shown = "" if value is None else (value if field.kind == "str" and isinstance(value, str) else json.dumps(value))
-        sync_widget(key + ".text", shown)
+        text = "" if value is None else (value if field.kind == "str" and isinstance(value, str) else json.dumps(value))
         common["key"] = key + ".text"
-        st.text_input(label, placeholder="empty = not set" if field.optional else None, on_change=_from_text,
-                      args=(field, key + ".text", on_change), **common)
+        st.text_input(label, value=_default(key + ".text", text, ""), placeholder="empty = not set" if field.optional else None,
+                      on_change=_from_text, args=(field, key + ".text", on_change), **common)
 
 
-def sync_widget(key: str, shown: Any) -> None:
-    """Make the widget under ``key`` show ``shown`` (call before the widget is created)."""
+def _default(key: str, shown: Any, plain: Any) -> Any:
+    """Show ``shown``: through session state when it changed (default ``plain``), else as the default too."""
+    return plain if sync_widget(key, shown) else shown
+
+
+def sync_widget(key: str, shown: Any) -> bool:
+    """Make the widget under ``key`` show ``shown`` (call before the widget is created); True if set now."""
     if key not in st.session_state or st.session_state[key] != shown:
         st.session_state[key] = shown
+        return True
+    return False
 
 
 def _in_range(field: FieldSpec, value: float) -> bool:

@@ -50,8 +50,9 @@ def properties_panel(sess: DesignerSession, registry: Registry, issues: list[Iss
     else:
         spec = registry.get(node.agent)
     prefix = node.id
-    sync_widget(f"label.{prefix}", node.label or "")
-    st.text_input("Label", key=f"label.{prefix}", help="shown on the canvas",
+    label = node.label or ""
+    label_default = "" if sync_widget(f"label.{prefix}", label) else label  # see ui.forms._widget
+    st.text_input("Label", value=label_default, key=f"label.{prefix}", help="shown on the canvas",
                   on_change=_set_label, args=(sess, node.id, f"label.{prefix}", save))
     if spec is None:
         return

@@ -65,7 +65,7 @@ def _graph(sess: DesignerSession, **changes) -> dict:
     return graph
 
 
-def test_session_accepts_reports_at_its_revision_and_ignores_stale_echoes() -> None:
+def test_session_accepts_reports_at_its_revision_and_ignores_echoes() -> None:
     sess = DesignerSession(ensure_positions(two_stage()))
     moved = _graph(sess)
     moved["nodes"][0]["x"] = 500
@@ -73,12 +73,13 @@ def test_session_accepts_reports_at_its_revision_and_ignores_stale_echoes() -> N
     assert sess.workflow.node("pre").position.x == 500
     assert sess.accept(moved) is Accepted.IGNORED  # the same report again changes nothing
     sess.push(sess.workflow.model_copy(update={"name": "renamed"}))
-    stale = _graph(sess, rev=sess.rev - 1)
-    stale["nodes"] = stale["nodes"][:1]
-    assert sess.accept(stale) is Accepted.IGNORED
-    assert len(sess.workflow.nodes) == 2
-    assert sess.accept(_graph(sess, selected=["cls"])) is Accepted.SELECTION
-    assert sess.selected == ["cls"]
+    assert sess.accept(moved) is Accepted.IGNORED  # an echo of the older revision: nothing new
+    older = _graph(sess, rev=sess.rev - 1)  # a delete made before the canvas drew the rename
+    older["nodes"], older["edges"] = older["nodes"][:1], []
+    assert sess.accept(older) is Accepted.CHANGED  # replayed onto the renamed workflow (test_designer_revisions)
+    assert [n.id for n in sess.workflow.nodes] == ["pre"] and sess.workflow.name == "renamed"
+    assert sess.accept(_graph(sess, selected=["pre"])) is Accepted.SELECTION
+    assert sess.selected == ["pre"]
 
 
 def test_identical_push_keeps_the_revision() -> None:

@@ -1,8 +1,10 @@
 // ServiceGrid workflow canvas (st.components.v2, plain JS, no build step, no network).
 // Palette drag-drop, typed ports with refusals explained, multi-select, move, delete, pan/zoom/fit,
 // issue badges and run-status colours. Python owns the revision counter: the canvas adopts
-// data.graph only when data.rev is higher than its own and reports the whole graph after each
-// discrete action (never per pointer move). All user text is drawn with textContent.
+// data.graph only when data.rev is higher than its own (never in the middle of a gesture) and
+// reports the whole graph after each discrete action (never per pointer move), stamped with the
+// rev it was based on; Python replays a report based on an older rev onto its newer graph
+// (docs/designer.md, "Revisions"). All user text is drawn with textContent.
 
 const NODE_W = 180, HEAD_H = 26, SUB_H = 16, PORT_H = 18, PAD_B = 8;
 
@@ -21,23 +23,31 @@ export default function (component) {
     m.paletteKey = paletteKey;
     buildPalette(root, m, data.palette || []);
   }
-  const rev = data.rev ?? 0;
   const first = m.rev < 0;
-  if (rev > m.rev) {
-    m.rev = rev;
-    m.nodes = {};
-    for (const n of data.graph?.nodes || []) m.nodes[n.id] = { ...n };
-    m.edges = (data.graph?.edges || []).map(e => ({ ...e }));
-    m.selNodes = new Set((data.graph?.selected || []).filter(id => m.nodes[id]));
-    m.selEdges = new Set();
-    renderAll(root, m);
-    if (data.fit || first) fitView(root, m);
+  if ((data.rev ?? 0) > m.rev) {
+    if (m.gestures > 0) m.pending = data;          // never swap the graph under a drag: adopt at its end
+    else adopt(root, m, data);
   }
   m.issues = data.issues || {};
   m.status = data.status || {};
   applyDecorations(root, m);
   const notice = data.notice;
   if (notice && notice.id !== m.lastNotice) { m.lastNotice = notice.id; if (m.lastNotice !== undefined && !first) toast(root, notice.text, notice.kind || "info"); }
+}
+
+// Python's graph at a newer revision replaces the local one (Python already holds every action
+// the canvas reported, or has refused it with a message); reports carry the rev they were based on.
+function adopt(root, m, data) {
+  const first = m.rev < 0;
+  m.rev = data.rev ?? 0; m.pending = null;
+  m.nodes = {};
+  for (const n of data.graph?.nodes || []) m.nodes[n.id] = { ...n };
+  m.edges = (data.graph?.edges || []).map(e => ({ ...e }));
+  m.selNodes = new Set((data.graph?.selected || []).filter(id => m.nodes[id]));
+  m.selEdges = new Set();
+  renderAll(root, m);
+  if (data.fit || first) fitView(root, m);
+  applyDecorations(root, m);
 }
 
 function build(host) {
@@ -68,7 +78,7 @@ function build(host) {
     </div>`;
   host.appendChild(root);
   const m = root.__m = { nodes: {}, edges: [], paths: {}, selNodes: new Set(), selEdges: new Set(), rev: -1,
-    pan: { x: 20, y: 20 }, zoom: 1, issues: {}, status: {}, palette: {} };
+    pan: { x: 20, y: 20 }, zoom: 1, issues: {}, status: {}, palette: {}, gestures: 0, pending: null };
   const canvas = root.querySelector(".sg-canvas");
   canvas.addEventListener("pointerdown", ev => backgroundDown(root, m, ev));
   canvas.addEventListener("wheel", ev => {
@@ -143,7 +153,7 @@ function paletteDrag(root, m, spec, item, ev) {
   const ghost = item.cloneNode(true); ghost.classList.add("sg-ghost"); root.appendChild(ghost);
   const place = e => { const r = root.getBoundingClientRect(); ghost.style.left = (e.clientX - r.left) + "px"; ghost.style.top = (e.clientY - r.top) + "px"; };
   place(ev);
-  track(place, e => {
+  gesture(root, m, place, e => {
     ghost.remove();
     const cr = root.querySelector(".sg-canvas").getBoundingClientRect();
     if (e.clientX < cr.left || e.clientX > cr.right || e.clientY < cr.top || e.clientY > cr.bottom) return;
@@ -280,7 +290,7 @@ function nodeDown(root, m, n, ev) {
   const start = { x: ev.clientX, y: ev.clientY, pos: moving.map(k => ({ x: k.x, y: k.y })) };
   const ids = new Set(moving.map(k => k.id)); let moved = false, frame = 0;
   const els = moving.map(k => root.querySelector(`.sg-node[data-id="${CSS.escape(k.id)}"]`));
-  track(e => {
+  gesture(root, m, e => {
     moved = true;
     const dx = (e.clientX - start.x) / m.zoom, dy = (e.clientY - start.y) / m.zoom;
     moving.forEach((k, i) => { k.x = Math.round(start.pos[i].x + dx); k.y = Math.round(start.pos[i].y + dy); });
@@ -306,7 +316,7 @@ function backgroundDown(root, m, ev) {
   let moved = false;
   if (ev.shiftKey) {                                   // rubber-band selection
     const band = root.querySelector(".sg-band");
-    track(e => {
+    gesture(root, m, e => {
       moved = true;
       Object.assign(band.style, { display: "block", left: Math.min(s.x, e.clientX) - r.left + "px", top: Math.min(s.y, e.clientY) - r.top + "px",
         width: Math.abs(e.clientX - s.x) + "px", height: Math.abs(e.clientY - s.y) + "px" });
@@ -320,14 +330,14 @@ function backgroundDown(root, m, ev) {
     });
     return;
   }
-  track(e => { moved = true; m.pan.x = s.px + e.clientX - s.x; m.pan.y = s.py + e.clientY - s.y; transform(root, m); },
+  gesture(root, m, e => { moved = true; m.pan.x = s.px + e.clientX - s.x; m.pan.y = s.py + e.clientY - s.y; transform(root, m); },
     () => { if (!moved && (m.selNodes.size || m.selEdges.size)) { setSelection(root, m, [], []); emit(m); } });
 }
 
 function connectDrag(root, m, n, port, ev) {
   ev.stopPropagation(); ev.preventDefault(); focus(root);
   const tmp = svgPath(root, "sg-tmp"), a = portXY(m, n.id, port.name, "out");
-  track(e => tmp.setAttribute("d", curve(a, toWorld(root, m, e.clientX, e.clientY))), e => {
+  gesture(root, m, e => tmp.setAttribute("d", curve(a, toWorld(root, m, e.clientX, e.clientY))), e => {
     tmp.remove();
     const hit = root.getRootNode().elementFromPoint(e.clientX, e.clientY)?.closest?.(".sg-port.in");
     if (!hit) return;
@@ -408,9 +418,20 @@ function toast(root, text, kind) {
   t.className = `sg-toast ${kind}`; t.dataset.testid = "sg-toast"; t.textContent = text;
   box.appendChild(t); setTimeout(() => t.remove(), 5000);
 }
-function track(move, up) {
-  const mv = e => move(e), u = e => { window.removeEventListener("pointermove", mv); window.removeEventListener("pointerup", u); up && up(e); };
-  window.addEventListener("pointermove", mv); window.addEventListener("pointerup", u);
+// A pointer gesture (drag, band, connect, pan): a push from Python waits until it ends, so the
+// gesture's report is made on the graph the user saw (Python replays it onto its newer revision).
+function gesture(root, m, move, up) {
+  m.gestures++;
+  track(move, e => {
+    try { if (up) up(e); } finally { if (--m.gestures === 0 && m.pending) adopt(root, m, m.pending); }
+  });
+}
+function track(move, up) {                           // a cancelled pointer ends the gesture too
+  const mv = e => move(e), u = e => {
+    window.removeEventListener("pointermove", mv); window.removeEventListener("pointerup", u); window.removeEventListener("pointercancel", u);
+    up && up(e);
+  };
+  window.addEventListener("pointermove", mv); window.addEventListener("pointerup", u); window.addEventListener("pointercancel", u);
 }
 function emit(m) {
   m.api.setStateValue("graph", {

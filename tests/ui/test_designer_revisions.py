@@ -1,0 +1,163 @@
+"""The canvas <-> Python revision hand-off: a report based on an older revision (the canvas had not
+yet drawn Python's latest push) is replayed onto the current workflow, or refused with a message;
+a user's discrete action is never dropped silently."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.registry import default_registry
+from engine.workflow import EdgeSpec, Position, Workflow, workflow_from_data
+from ui.designer_rebase import rebase, same_edge
+from ui.editor import Accepted, DesignerSession
+from ui.graphmodel import canvas_graph, ensure_positions, replace_node
+
+THREE = {"schema_version": 1, "name": "three",
+         "nodes": [{"id": "a", "agent": "sim.task", "params": {"duration_s": 1}},
+                   {"id": "b", "agent": "sim.task", "params": {"duration_s": 2}},
+                   {"id": "c", "agent": "sim.task", "params": {"duration_s": 3}}],
+         "edges": [{"source": "a", "target": "b"}]}
+
+
+def session() -> DesignerSession:
+    return DesignerSession(ensure_positions(workflow_from_data(THREE)))
+
+
+def drawn(sess: DesignerSession) -> dict[str, Any]:
+    """What the canvas holds after drawing the session: the graph stamped with its revision."""
+    graph = canvas_graph(sess.workflow, default_registry(), sess.selected)
+    graph["rev"] = sess.rev
+    return graph
+
+
+def band_select(graph: dict[str, Any], *ids: str) -> dict[str, Any]:
+    return {**graph, "selected": list(ids)}
+
+
+def delete_selected(graph: dict[str, Any]) -> dict[str, Any]:
+    gone = set(graph["selected"])
+    return {**graph, "selected": [], "nodes": [n for n in graph["nodes"] if n["id"] not in gone],
+            "edges": [e for e in graph["edges"] if e["src"] not in gone and e["dst"] not in gone]}
+
+
+def move(graph: dict[str, Any], node_id: str, x: float, y: float) -> dict[str, Any]:
+    nodes = [{**n, "x": x, "y": y} if n["id"] == node_id else n for n in graph["nodes"]]
+    return {**graph, "nodes": nodes}
+
+
+def with_param(sess: DesignerSession, node_id: str, **params: Any) -> Workflow:
+    node = sess.workflow.node(node_id)
+    assert node is not None
+    return replace_node(sess.workflow, node.model_copy(update={"params": {**node.params, **params}}))
+
+
+def test_select_and_delete_right_after_a_layout_push_reach_python() -> None:
+    # the browser bug: Python pushed a layout (and, in the same breath, a panel edit) before the
+    # canvas drew it, so the band selection and the Delete came stamped with the older revision
+    sess = session()
+    canvas = drawn(sess)
+    sess.layout()
+    sess.push(with_param(sess, "c", duration_s=9))
+    laid_out = sess.workflow.node("c").position
+
+    selection = band_select(canvas, "a", "b")
+    assert sess.accept(selection) is Accepted.SELECTION
+    assert sess.selected == ["a", "b"]
+    assert sess.accept(delete_selected(selection)) is Accepted.CHANGED
+    assert sess.workflow.node_ids() == ["c"]
+    assert sess.workflow.edges == ()
+    assert sess.workflow.node("c").params == {"duration_s": 9}  # Python's edit kept
+    assert sess.workflow.node("c").position == laid_out  # and its layout
+    assert sess.dirty and sess.notice is None
+    assert sess.undo() and sess.workflow.node_ids() == ["a", "b", "c"]  # one undo step for the delete
+
+
+def test_a_replayed_action_is_pushed_back_so_the_canvas_adopts_the_merge() -> None:
+    sess = session()
+    canvas = drawn(sess)
+    sess.push(with_param(sess, "a", duration_s=5))
+    rev = sess.rev
+    assert sess.accept(move(canvas, "b", 700, 80)) is Accepted.CHANGED
+    assert sess.rev == rev + 1  # a new revision: the canvas must draw Python's edit too
+    assert sess.workflow.node("b").position == Position(x=700, y=80)
+    assert sess.workflow.node("a").params == {"duration_s": 5}
+    after = drawn(sess)
+    assert sess.accept(after) is Accepted.IGNORED  # the adopted graph echoes nothing new
+
+
+def test_the_same_old_report_twice_changes_nothing_more() -> None:
+    sess = session()
+    canvas = drawn(sess)
+    sess.layout()
+    deleted = delete_selected(band_select(canvas, "c"))
+    assert sess.accept(deleted) is Accepted.CHANGED
+    rev, undo_depth = sess.rev, len(sess.undo_stack)
+    assert sess.accept(deleted) is Accepted.IGNORED
+    assert (sess.rev, len(sess.undo_stack)) == (rev, undo_depth)
+    # a later action still based on the old revision carries the earlier one too: replayed once
+    assert sess.accept(move(deleted, "a", 5, 5)) is Accepted.CHANGED
+    assert sess.workflow.node_ids() == ["a", "b"] and sess.workflow.node("a").position == Position(x=5, y=5)
+
+
+def test_an_echo_of_an_older_revision_is_ignored() -> None:
+    sess = session()
+    canvas = drawn(sess)
+    sess.push(with_param(sess, "a", duration_s=5))
+    rev = sess.rev
+    assert sess.accept(canvas) is Accepted.IGNORED
+    assert sess.rev == rev and sess.workflow.node("a").params == {"duration_s": 5}
+
+
+def test_an_action_on_a_node_python_removed_is_refused_with_a_message() -> None:
+    sess = session()
+    canvas = drawn(sess)
+    sess.push(sess.workflow.model_copy(update={"nodes": sess.workflow.nodes[:2]}))  # e.g. an undo
+    before, rev = sess.workflow, sess.rev
+    assert sess.accept(move(canvas, "c", 1, 1)) is Accepted.CONFLICT
+    assert sess.workflow == before
+    assert sess.rev == rev + 1  # Python's state is pushed again; the canvas drops the refused move
+    assert sess.notice is not None and sess.notice["kind"] == "error"
+    assert "c was moved but no longer exists" in sess.notice["text"]
+
+
+def test_a_connection_that_would_close_a_cycle_after_replay_is_refused() -> None:
+    sess = session()
+    canvas = drawn(sess)
+    edges = (*sess.workflow.edges, EdgeSpec(source="b", target="c"))
+    sess.push(sess.workflow.model_copy(update={"edges": edges}))
+    report = {**canvas, "edges": [*canvas["edges"],
+                                  {"id": "c.out->a.in", "src": "c", "srcPort": "out", "dst": "a", "dstPort": "in"}]}
+    assert sess.accept(report) is Accepted.CONFLICT
+    assert "cycle" in sess.notice["text"]
+    assert len(sess.workflow.edges) == 2
+
+
+def test_a_report_from_a_graph_no_longer_open_is_refused_not_applied() -> None:
+    sess = session()
+    report = move(drawn(sess), "a", 1, 1)
+    report["rev"] = sess.rev + 5
+    assert sess.accept(report) is Accepted.CONFLICT
+    assert sess.workflow.node("a").position != Position(x=1, y=1)
+    assert "no longer open" in sess.notice["text"]
+
+
+def test_rebase_replays_adds_moves_deletes_and_connections() -> None:
+    base = ensure_positions(workflow_from_data(THREE))
+    theirs = base.model_copy(update={
+        "nodes": (*[n for n in base.nodes if n.id != "b"],
+                  base.nodes[0].model_copy(update={"id": "d", "position": Position(x=9, y=9)})),
+        "edges": (EdgeSpec(source="a", source_port="out", target="d", target_port="in"),)})
+    ours = base.model_copy(update={"name": "renamed", "edges": (EdgeSpec(source="a", target="b"),
+                                                                 EdgeSpec(source="a", target="c"))})
+    result = rebase(base, theirs, ours)
+    assert result.workflow is not None and not result.conflicts
+    assert result.workflow.name == "renamed"
+    assert result.workflow.node_ids() == ["a", "c", "d"]
+    assert [(e.source, e.target) for e in result.workflow.edges] == [("a", "c"), ("a", "d")]
+    assert "deleted b" in result.actions and "added d" in result.actions
+
+
+def test_an_omitted_port_matches_any_port_name() -> None:
+    assert same_edge(EdgeSpec(source="a", target="b"), EdgeSpec(source="a", source_port="out", target="b"))
+    assert not same_edge(EdgeSpec(source="a", source_port="x", target="b"),
+                         EdgeSpec(source="a", source_port="y", target="b"))

@@ -146,6 +146,15 @@ def test_history_replays_and_compares_two_runs(app):
     replayed = node_statuses(at)
     assert replayed["cls"] != "done" and replayed["pre"] != "done", replayed  # pre ends at a third
 
+    # a closed lazy tab does not draw its widgets; their values come back when it reopens
+    moved = at.slider(key=f"history.t.{second}").value
+    at.session_state["history.tab"] = "Compare"
+    assert chart_rows(at.run(), "durations") and not at.slider, "only the Compare tab is drawn"
+    assert at.selectbox(key="history.other").value.startswith(first)
+    at.session_state["history.tab"] = "View"
+    assert at.run().slider(key=f"history.t.{second}").value == moved
+    assert node_statuses(at) == replayed
+
 
 def test_custom_capacity_reaches_the_plan_and_the_run(app):
     at = app.run()

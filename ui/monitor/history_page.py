@@ -18,6 +18,7 @@ from ui.monitor.run_page import watch
 from ui.monitor.view import RunView, fill_demands, replay_view, view_from_store
 from ui.render import escape_md, show_error
 from ui.services import get_run_manager, get_store
+from ui.widget_memory import recall, remember
 
 RESUMABLE = ("failed", "interrupted", "cancelled")
 STATUSES = ("succeeded", "failed", "cancelled", "interrupted", "running", "pending")
@@ -134,8 +135,10 @@ def _exports(store: Any, detail: Any, view: RunView) -> None:
 
 def _replay(view: RunView) -> None:
     span = round(max(view.elapsed_s, 0.01), 2)
-    t = st.slider("Replay: seconds since start", 0.0, span, span, step=max(0.01, round(span / 200, 2)),
-                  key=f"history.t.{view.run_id}", help="State of every node at this moment")
+    key = f"history.t.{view.run_id}"
+    start = {} if recall(key, lambda t: 0.0 <= t <= span) else {"value": span}  # kept while another tab is open
+    t = remember(key, st.slider("Replay: seconds since start", 0.0, span, step=max(0.01, round(span / 200, 2)),
+                                key=key, help="State of every node at this moment", **start))
     render_monitor(replay_view(view, t) if t < span else view, "history")
 
 
@@ -144,7 +147,9 @@ def _compare(store: Any, view: RunView, runs: list[Any]) -> None:
     if not others:
         st.info("Only one run matches the filters: nothing to compare with.")
         return
-    other_label = st.selectbox("Compare with", [_label(r) for r in others], key="history.other")
+    labels = [_label(r) for r in others]
+    recall("history.other", labels)  # kept while another tab is open, unless the filters now hide it
+    other_label = remember("history.other", st.selectbox("Compare with", labels, key="history.other"))
     loaded = load_view(store, other_label.split(" · ", 1)[0])
     if loaded is None:
         st.warning("That run is gone from the database.")

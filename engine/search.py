@@ -2,8 +2,8 @@
 
 Phases: single-pass priority rules (parallel and serial SGS), regret-biased random sampling
 around LFT/LST, each improved by forward-backward justification, then a genetic algorithm on
-activity lists (two-point crossover, precedence-preserving swaps, offspring decoded by the serial
-or parallel SGS and justified, the worse half re-sampled when the search stalls). Stops at
+activity lists (peak or two-point crossover, precedence-preserving swaps, offspring decoded by the
+serial or parallel SGS and justified, the worse half re-sampled when the search stalls). Stops at
 the lower bound, the schedule budget or the time budget. Deterministic for a seed when the
 schedule budget, not the clock, ends the search.
 """
@@ -13,9 +13,12 @@ from __future__ import annotations
 import heapq
 import random
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from engine.sgs import EPS, Compiled, Schedule, justify, list_from_schedule, parallel_sgs, serial_sgs
+
+Member = tuple[float, list[int], Schedule]  # makespan, activity list, its schedule
 
 
 @dataclass
@@ -36,7 +39,9 @@ class _Search:
         self.count = 0
         self.best: Schedule | None = None
         self.source = ""
-        self.parallel_share = 0.5
+        self.parallel_share = 0.3  # offspring decoded by the parallel SGS (the rest: serial)
+        self.peak_share = 0.5  # offspring made by peak crossover (the rest: two-point)
+        self.mutation = 0.02  # probability of each neighbour swap
         self.fbi_rounds = 3  # forward-backward passes per schedule while each still improves
         self.restart_after = 300  # offspring without a new best before a partial restart
 
@@ -97,8 +102,8 @@ class _Search:
             self.offer(serial_sgs(cp, _list_by_rank(cp, ranks[name])), f"serial SGS + {name}")
 
     # -- phase 2: regret-biased random sampling --------------------------------------------------
-    def sample(self, n_lists: int) -> list[tuple[float, list[int]]]:
-        population: list[tuple[float, list[int]]] = []
+    def sample(self, n_lists: int) -> list[Member]:
+        population: list[Member] = []
         for i in range(n_lists):
             if self.done():
                 break
@@ -111,12 +116,12 @@ class _Search:
                 for p, j in enumerate(activity):
                     rank[j] = p
                 sched = self.offer(parallel_sgs(self.cp, rank), "sampling (parallel SGS)")
-            population.append((sched.makespan, list_from_schedule(self.cp, sched)))
+            population.append((sched.makespan, list_from_schedule(self.cp, sched), sched))
         population.sort(key=lambda x: x[0])
         return population
 
     # -- phase 3: genetic algorithm on activity lists --------------------------------------------
-    def evolve(self, scored: list[tuple[float, list[int]]]) -> None:
+    def evolve(self, scored: list[Member]) -> None:
         if len(scored) < 2:
             return
         stale = 0
@@ -130,21 +135,25 @@ class _Search:
             best_before = self.best.makespan if self.best else float("inf")
             mother = self._tournament(scored)
             father = self._tournament(scored)
-            child = _crossover(mother, father, self.rng)
-            _mutate(self.cp, child, self.rng, 0.05)
-            if self.rng.random() < self.parallel_share:
+            use_parallel = self.rng.random() < self.parallel_share
+            if self.rng.random() < self.peak_share:
+                child = _peak_crossover(self.cp, mother[1], father[1], mother[2], self.rng)
+            else:
+                child = _crossover(mother[1], father[1], self.rng)
+            _mutate(self.cp, child, self.rng, self.mutation)
+            if use_parallel:
                 sched = self.offer(parallel_sgs(self.cp, _rank_of(child)), "genetic algorithm")
             else:
                 sched = self.offer(serial_sgs(self.cp, child), "genetic algorithm")
-            genome = list_from_schedule(self.cp, sched)
             worst = max(range(len(scored)), key=lambda i: scored[i][0])
-            if sched.makespan <= scored[worst][0] and all(genome != g for _, g in scored):
-                scored[worst] = (sched.makespan, genome)
+            genome = list_from_schedule(self.cp, sched)
+            if sched.makespan <= scored[worst][0] and all(genome != m[1] for m in scored):
+                scored[worst] = (sched.makespan, genome, sched)
             stale = 0 if sched.makespan < best_before - EPS else stale + 1
 
-    def _tournament(self, scored: list[tuple[float, list[int]]]) -> list[int]:
+    def _tournament(self, scored: list[Member]) -> Member:
         a, b = self.rng.sample(range(len(scored)), 2)
-        return scored[a][1] if scored[a][0] <= scored[b][0] else scored[b][1]
+        return scored[a] if scored[a][0] <= scored[b][0] else scored[b]
 
 
 def improve(
@@ -220,6 +229,47 @@ def _crossover(mother: list[int], father: list[int], rng: random.Random) -> list
     taken.update(middle)
     child += [j for j in mother if j not in taken]
     return child
+
+
+def _peak_crossover(cp: Compiled, mother: list[int], father: list[int], sched: Schedule, rng: random.Random) -> list[int]:
+    """Peak crossover (after Valls, Ballestín & Quintanilla 2008): the child keeps the mother's
+    densest run of consecutive tasks (``sched`` is her schedule, her list is by start); the tasks
+    before and after it stay on their side but follow the father's order. The child is
+    precedence-feasible when both lists are."""
+    n = len(mother)
+    width = rng.randint(max(2, n // 10), max(3, n // 2))
+    if width >= n:
+        return list(mother)
+    a = densest_run(cp, mother, sched, width)
+    b = a + width
+    pos = {j: i for i, j in enumerate(father)}
+    return sorted(mother[:a], key=pos.__getitem__) + mother[a:b] + sorted(mother[b:], key=pos.__getitem__)
+
+
+def densest_run(cp: Compiled, activity: list[int], sched: Schedule, width: int) -> int:
+    """First position of the run of ``width`` consecutive tasks of ``activity`` (by start in
+    ``sched``) with the most work (duration x demand share, summed over resources) per unit of
+    the time from its first start to its last finish."""
+    prefix = [0.0]
+    for j in activity:
+        need = cp.options[j][sched.option[j]]
+        prefix.append(prefix[-1] + sum(a / cp.cap[k] for k, a in need) * cp.dur[j])
+    best_a, best_v = 0, -1.0
+    window: deque[int] = deque()  # positions in the run, finishes decreasing (sliding maximum)
+    for i, j in enumerate(activity):
+        while window and sched.finish[activity[window[-1]]] <= sched.finish[j]:
+            window.pop()
+        window.append(i)
+        a = i - width + 1
+        if a < 0:
+            continue
+        while window[0] < a:
+            window.popleft()
+        span = sched.finish[activity[window[0]]] - sched.start[activity[a]]
+        v = (prefix[i + 1] - prefix[a]) / span if span > 0 else 0.0
+        if v > best_v:
+            best_a, best_v = a, v
+    return best_a
 
 
 def _mutate(cp: Compiled, activity: list[int], rng: random.Random, p: float) -> None:

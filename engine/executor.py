@@ -29,6 +29,7 @@ from __future__ import annotations
 import heapq
 import threading
 import time
+from collections import deque
 from queue import SimpleQueue
 from typing import Any
 
@@ -57,6 +58,7 @@ from engine.runstate import CancelFlag, NodeState, RunState
 Item = tuple[RunState, NodeState]
 _DONE = (NodeStatus.DONE, NodeStatus.CACHED)
 _TERMINAL = frozenset(s for s in NodeStatus if s.is_terminal)
+SHORT_S = 0.0005  # agents whose nodes measured under this run on the short lane (``_lane_locked``)
 
 
 def _event(cls: type[Event], fields: dict[str, Any]) -> Any:
@@ -116,6 +118,10 @@ class Executor:
         self._threads: list[threading.Thread] = []
         self._idle = 0
         self._closed = False
+        self._wall: dict[int, tuple[Any, float]] = {}  # id(agent spec) -> (spec, mean wall s in-thread)
+        self._lane: deque[Item] = deque()  # short nodes admitted for the lane's owner to run
+        self._lane_owner: int | None = None  # thread ident of the worker running the lane
+        self._threads_seen: dict[int, tuple[str, int]] = {}  # thread ident -> (name, native id)
 
     # -- starting and finishing runs ------------------------------------------------------
     def start(self, run: RunState) -> None:
@@ -209,7 +215,7 @@ class Executor:
                         if _fits(r_used, r_total, need, True) and _fits(m_used, m_total, need, False):
                             _take(machine, need)
                             _take(run.ledger, need)
-                            ns.device = device
+                            ns.device, ns.need = device, need
                             break
                     else:
                         kept.append(entry)
@@ -282,8 +288,11 @@ class Executor:
 
     # -- workers --------------------------------------------------------------------------
     def _hand_out(self, items: list[Item], keep: bool) -> Item | None:
-        """Queue admitted items (keeping the first for the caller when ``keep``)."""
+        """Queue admitted items, keeping one for the calling worker when ``keep``; short nodes go
+        to the short lane instead (see ``_lane_locked``). Returns the item the caller runs next."""
         mine = items.pop(0) if keep and items else None
+        if keep:
+            mine = self._lane_locked(mine, items)
         if mine is not None and not mine[1].cache_hit:
             self._start_locked(*mine)  # this thread runs it next: start it under the same lock hold
         for item in items:
@@ -296,6 +305,65 @@ class Executor:
             t.start()
             want -= 1
         return mine
+
+    def _lane_locked(self, mine: Item | None, extras: list[Item]) -> Item | None:
+        """The short lane: nodes whose agent measured under ``SHORT_S`` run one after another on
+        one worker (the lane's owner) instead of in parallel. Under the GIL two threads running
+        sub-millisecond Python nodes only contend for the lock and the GIL (about twice the CPU
+        per node, measured in bench/executor_bench.py); a node that short gains nothing from a
+        second core. Admission is unchanged (the ledger stays exact); a lane node waits at most
+        for the short nodes ahead of it. The owner is always a worker between two of its nodes,
+        so the lane is always drained. Moves short ``extras`` (and ``mine`` when it is short) to
+        the lane; returns what the calling worker runs next."""
+        if self._lane_owner is None and (mine is None or not self._is_short(mine[1])):
+            return mine  # no lane (the common case for nodes that take time)
+        me = threading.get_ident()
+        if self._lane_owner is None:
+            self._lane_owner = me
+        if extras:
+            extras[:] = [item for item in extras if not self._to_lane(item)]
+        if mine is not None and self._to_lane(mine):
+            mine = None
+        if self._lane_owner != me:
+            return mine  # another worker runs the lane; this one runs a long node or goes idle
+        if mine is not None:  # a long node: run it now if the lane is empty, else another worker does
+            if not self._lane:
+                self._lane_owner = None
+                return mine
+            extras.append(mine)
+        if self._lane:
+            return self._lane.popleft()
+        self._lane_owner = None
+        return None
+
+    def _to_lane(self, item: Item) -> bool:
+        if not self._is_short(item[1]):
+            return False
+        self._lane.append(item)
+        return True
+
+    def _whoami(self) -> tuple[str, int]:
+        """(name, native id) of the calling thread, memoised per thread."""
+        ident = threading.get_ident()
+        who = self._threads_seen.get(ident)
+        if who is None:
+            who = self._threads_seen[ident] = (threading.current_thread().name, threading.get_native_id())
+        return who
+
+    def _is_short(self, ns: NodeState) -> bool:
+        hit = self._wall.get(id(ns.spec))
+        return (hit is not None and hit[0] is ns.spec and hit[1] < SHORT_S and not ns.cache_hit
+                and not ns.isolate and not ns.device.startswith("cuda"))
+
+    def _note_wall(self, ns: NodeState, wall_s: float) -> None:
+        """Running mean of an agent's in-thread wall time (what ``_is_short`` reads)."""
+        if ns.isolate:
+            return
+        hit = self._wall.get(id(ns.spec))
+        mean = wall_s if hit is None or hit[0] is not ns.spec else 0.8 * hit[1] + 0.2 * wall_s
+        if len(self._wall) > 10_000:
+            self._wall.clear()
+        self._wall[id(ns.spec)] = (ns.spec, mean)
 
     def _worker(self) -> None:
         while True:
@@ -328,8 +396,7 @@ class Executor:
             return False
         now = time.time()
         ns.status, ns.start, ns.attempts = NodeStatus.RUNNING, now, 1
-        ns.worker = threading.current_thread().name
-        ns.native_id = threading.get_native_id()
+        ns.worker, ns.native_id = self._whoami()
         ns.threads = max(1, round(ns.demand.cpu))
         ns.peak_rss_mb = self.last_rss_mb
         run.version += 1
@@ -355,6 +422,7 @@ class Executor:
             self.runner.store(run, ns, outputs)
         metrics = self.runner.metrics(ns, ctx, stats, cpu_s)
         with self.lock:
+            self._note_wall(ns, metrics["wall_s"])
             ns.outputs = outputs
             return self._end_and_next(run, ns, status, error=error, metrics=metrics, summary=summary)
 
@@ -386,7 +454,7 @@ class Executor:
             ns.admitted = False
             run.running.discard(ns.id)
             if ns.device and ns.device != "cache":
-                need = self._need(ns.demand, ns.device)
+                need = ns.need if ns.need is not None else self._need(ns.demand, ns.device)
                 _give(self.ledger, need)
                 _give(run.ledger, need)
         if ns.status in _TERMINAL:

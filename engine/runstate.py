@@ -72,6 +72,7 @@ class NodeState:
     unmet: int = 0
     admitted: bool = False
     device: str = ""
+    need: dict[str, float] | None = None  # what admission took from the ledgers (given back at the end)
     attempts: int = 0
     threads: int = 1
     worker: str = ""

@@ -24,6 +24,7 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
     ("planner_bench.py", ["--quick"], []),
     ("storage_bench.py", [], []),
     ("agents_bench.py", ["--repeat", "1"], []),
+    ("stage_split_bench.py", ["--repeat", "2"], []),
     ("monitor_bench.py", ["--repeat", "3"], []),
     ("monitor_browser_bench.py", [], []),
     ("ray_bench.py", ["--nodes", "200", "--repeats", "1"], []),

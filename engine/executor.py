@@ -58,7 +58,10 @@ from engine.runstate import CancelFlag, NodeState, RunState
 Item = tuple[RunState, NodeState]
 _DONE = (NodeStatus.DONE, NodeStatus.CACHED)
 _TERMINAL = frozenset(s for s in NodeStatus if s.is_terminal)
-SHORT_S = 0.0005  # agents whose nodes measured under this run on the short lane (``_lane_locked``)
+SHORT_S = 0.0005  # CPU-bound agents whose nodes measured under this run on the short lane (``_lane_locked``)
+CPU_BOUND = 0.25  # share of a node's wall time on its thread's CPU above which it counts as CPU-bound
+# (the CPU probe covers the agent call only, not the bookkeeping around it: a no-op node measures
+# ~0.5-0.8 on a quiet machine, a 0.1 ms sleep ~0.1)
 
 
 def _event(cls: type[Event], fields: dict[str, Any]) -> Any:
@@ -118,7 +121,7 @@ class Executor:
         self._threads: list[threading.Thread] = []
         self._idle = 0
         self._closed = False
-        self._wall: dict[int, tuple[Any, float]] = {}  # id(agent spec) -> (spec, mean wall s in-thread)
+        self._wall: dict[int, tuple[Any, float, float]] = {}  # id(agent spec) -> (spec, mean wall s, mean CPU s)
         self._lane: deque[Item] = deque()  # short nodes admitted for the lane's owner to run
         self._lane_owner: int | None = None  # thread ident of the worker running the lane
         self._threads_seen: dict[int, tuple[str, int]] = {}  # thread ident -> (name, native id)
@@ -307,8 +310,8 @@ class Executor:
         return mine
 
     def _lane_locked(self, mine: Item | None, extras: list[Item]) -> Item | None:
-        """The short lane: nodes whose agent measured under ``SHORT_S`` run one after another on
-        one worker (the lane's owner) instead of in parallel. Under the GIL two threads running
+        """The short lane: CPU-bound nodes whose agent measured under ``SHORT_S`` (``_is_short``)
+        run one after another on one worker (the lane's owner) instead of in parallel. Under the GIL two threads running
         sub-millisecond Python nodes only contend for the lock and the GIL (about twice the CPU
         per node, measured in bench/executor_bench.py); a node that short gains nothing from a
         second core. Admission is unchanged (the ledger stays exact); a lane node waits at most
@@ -351,19 +354,25 @@ class Executor:
         return who
 
     def _is_short(self, ns: NodeState) -> bool:
+        """Whether ``ns``'s agent is short and CPU-bound (mean wall under ``SHORT_S``, at least
+        ``CPU_BOUND`` of it on the CPU): a node that sleeps or waits on I/O gains from running
+        beside others even when short, so it never goes to the lane."""
         hit = self._wall.get(id(ns.spec))
-        return (hit is not None and hit[0] is ns.spec and hit[1] < SHORT_S and not ns.cache_hit
-                and not ns.isolate and not ns.device.startswith("cuda"))
+        return (hit is not None and hit[0] is ns.spec and hit[1] < SHORT_S and hit[2] >= CPU_BOUND * hit[1]
+                and not ns.cache_hit and not ns.isolate and not ns.device.startswith("cuda"))
 
-    def _note_wall(self, ns: NodeState, wall_s: float) -> None:
-        """Running mean of an agent's in-thread wall time (what ``_is_short`` reads)."""
+    def _note_wall(self, ns: NodeState, wall_s: float, cpu_s: float) -> None:
+        """Running means of an agent's in-thread wall and thread-CPU time (what ``_is_short`` reads)."""
         if ns.isolate:
             return
         hit = self._wall.get(id(ns.spec))
-        mean = wall_s if hit is None or hit[0] is not ns.spec else 0.8 * hit[1] + 0.2 * wall_s
+        if hit is None or hit[0] is not ns.spec:
+            wall, cpu = wall_s, cpu_s
+        else:
+            wall, cpu = 0.8 * hit[1] + 0.2 * wall_s, 0.8 * hit[2] + 0.2 * cpu_s
         if len(self._wall) > 10_000:
             self._wall.clear()
-        self._wall[id(ns.spec)] = (ns.spec, mean)
+        self._wall[id(ns.spec)] = (ns.spec, wall, cpu)
 
     def _worker(self) -> None:
         while True:
@@ -422,7 +431,7 @@ class Executor:
             self.runner.store(run, ns, outputs)
         metrics = self.runner.metrics(ns, ctx, stats, cpu_s)
         with self.lock:
-            self._note_wall(ns, metrics["wall_s"])
+            self._note_wall(ns, metrics["wall_s"], cpu_s)
             ns.outputs = outputs
             return self._end_and_next(run, ns, status, error=error, metrics=metrics, summary=summary)
 

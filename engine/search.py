@@ -2,8 +2,9 @@
 
 Phases: single-pass priority rules (parallel and serial SGS), regret-biased random sampling
 around LFT/LST, each improved by forward-backward justification, then a genetic algorithm on
-activity lists (peak or two-point crossover, precedence-preserving swaps, offspring decoded by the
-serial or parallel SGS and justified, the worse half re-sampled when the search stalls). Stops at
+activity lists (peak or two-point crossover, precedence-preserving swaps and one insertion move,
+offspring decoded by the serial or parallel SGS and justified, the worse half re-sampled when
+the search stalls). Stops at
 the lower bound, the schedule budget or the time budget. Deterministic for a seed when the
 schedule budget, not the clock, ends the search.
 """
@@ -42,6 +43,7 @@ class _Search:
         self.parallel_share = 0.3  # offspring decoded by the parallel SGS (the rest: serial)
         self.peak_share = 0.5  # offspring made by peak crossover (the rest: two-point)
         self.mutation = 0.02  # probability of each neighbour swap
+        self.shift = 1.0  # probability that a child has one task moved to another feasible place
         self.fbi_rounds = 3  # forward-backward passes per schedule while each still improves
         self.restart_after = 300  # offspring without a new best before a partial restart
 
@@ -141,6 +143,8 @@ class _Search:
             else:
                 child = _crossover(mother[1], father[1], self.rng)
             _mutate(self.cp, child, self.rng, self.mutation)
+            if self.rng.random() < self.shift:
+                _shift(self.cp, child, self.rng)
             if use_parallel:
                 sched = self.offer(parallel_sgs(self.cp, _rank_of(child)), "genetic algorithm")
             else:
@@ -279,6 +283,19 @@ def _mutate(cp: Compiled, activity: list[int], rng: random.Random, p: float) -> 
             a, b = activity[i], activity[i + 1]
             if a not in cp.preds[b]:
                 activity[i], activity[i + 1] = b, a
+
+
+def _shift(cp: Compiled, activity: list[int], rng: random.Random) -> None:
+    """Move one random task to a random place between its last predecessor and its first
+    successor in the list (an insertion move: the list stays precedence-feasible)."""
+    n = len(activity)
+    i = rng.randrange(n)
+    j = activity[i]
+    pos = {a: q for q, a in enumerate(activity)}
+    lo = max((pos[p] for p in cp.preds[j]), default=-1) + 1  # predecessors sit before i
+    hi = min((pos[s] for s in cp.succs[j]), default=n) - 1  # successors after i: one less once j is out
+    del activity[i]
+    activity.insert(rng.randint(lo, max(lo, hi)), j)
 
 
 def _all_successor_counts(cp: Compiled) -> list[int]:

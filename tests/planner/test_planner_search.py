@@ -13,7 +13,7 @@ from engine.planner import plan
 from engine.problem import Problem, problem_from_workflow
 from engine.registry import Registry
 from engine.resources import Capacity
-from engine.search import _peak_crossover, _regret_biased_list, densest_run
+from engine.search import _peak_crossover, _regret_biased_list, _shift, densest_run
 from engine.sgs import Compiled, Schedule, list_from_schedule, serial_sgs
 
 
@@ -73,3 +73,24 @@ def test_auto_on_j120_respects_the_budget_is_deterministic_and_beats_single_pass
     assert first.makespan >= first.lower_bound
     single = min(plan(j120, rule).makespan for rule in ("critical_path", "fifo", "shortest_first"))
     assert first.makespan <= single
+
+
+def test_shift_moves_one_task_and_keeps_precedence(j120: Problem) -> None:
+    cp = Compiled(j120)
+    activity, _, _ = _parents(cp, 7)
+    rng = random.Random(7)
+    moved = 0
+    for _ in range(300):
+        before = list(activity)
+        _shift(cp, activity, rng)
+        assert sorted(activity) == sorted(before)
+        pos = {j: i for i, j in enumerate(activity)}
+        assert all(pos[p] < pos[j] for j in range(cp.n) for p in cp.preds[j])
+        # one insertion: the moved task is at one end of the changed range in one of the lists,
+        # and without it the other tasks keep their old order
+        diff = [i for i, (a, b) in enumerate(zip(before, activity, strict=True)) if a != b]
+        if diff:
+            moved += 1
+            ends = {before[diff[0]], before[diff[-1]], activity[diff[0]], activity[diff[-1]]}
+            assert any([x for x in before if x != j] == [x for x in activity if x != j] for j in ends)
+    assert moved > 100, "most calls move a task"

@@ -11,6 +11,7 @@ update); the Gantt keeps them.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -141,10 +142,13 @@ def durations_spec(per_node: list[dict[str, Any]]) -> Spec:
     return _fill(_durations_template(), {"durations": per_node}, height=height)
 
 
+BUILDERS: dict[str, Callable[[RunView], Spec]] = {
+    "gantt": gantt_spec, "cpu": cpu_spec, "memory": memory_spec, "utilisation": utilisation_spec}
+
+
 def all_specs(view: RunView) -> dict[str, Spec]:
-    """The monitor's charts by key: what one live update builds."""
-    return {"gantt": gantt_spec(view), "cpu": cpu_spec(view), "memory": memory_spec(view),
-            "utilisation": utilisation_spec(view)}
+    """The monitor's charts by key (the page draws the Gantt and the open resource tab's chart)."""
+    return {name: build(view) for name, build in BUILDERS.items()}
 
 
 def point_count(spec: Spec) -> int:

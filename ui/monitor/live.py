@@ -59,16 +59,12 @@ def render_charts(view: RunView, key: str) -> None:
     for tab, (_, name, suffix) in zip(tabs, RESOURCE_TABS, strict=True):
         with tab:
             if tab.open:
-                specs[name] = CHART_BUILDERS[name](view)
+                specs[name] = charts.BUILDERS[name](view)
                 st.vega_lite_chart(spec=specs[name], width="stretch", key=f"{key}.{suffix}")
     counts = " · ".join(f"{name} {charts.point_count(spec)}" for name, spec in specs.items())
     # a short help line; the point counts of the drawn charts stay in the page, hidden, for the browser tests
     st.caption(f"Hover a Gantt bar for its exact times. <span hidden>Points drawn: {counts}</span>",
                unsafe_allow_html=True, help=CHART_HELP)
-
-
-CHART_BUILDERS: dict[str, Callable[[RunView], dict[str, Any]]] = {
-    "cpu": charts.cpu_spec, "memory": charts.memory_spec, "utilisation": charts.utilisation_spec}
 
 
 NODE_COLUMNS: dict[str, Any] = {

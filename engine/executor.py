@@ -311,10 +311,10 @@ class Executor:
 
     def _lane_locked(self, mine: Item | None, extras: list[Item]) -> Item | None:
         """The short lane: CPU-bound nodes whose agent measured under ``SHORT_S`` (``_is_short``)
-        run one after another on one worker (the lane's owner) instead of in parallel. Under the GIL two threads running
-        sub-millisecond Python nodes only contend for the lock and the GIL (about twice the CPU
-        per node, measured in bench/executor_bench.py); a node that short gains nothing from a
-        second core. Admission is unchanged (the ledger stays exact); a lane node waits at most
+        run one after another on one worker (the lane's owner) instead of in parallel. Under the
+        GIL two threads running sub-millisecond Python nodes only contend for the lock and the GIL
+        (about twice the CPU per node, measured in bench/executor_bench.py); a node that short
+        gains nothing from a second core. Admission is unchanged (the ledger stays exact); a lane node waits at most
         for the short nodes ahead of it. The owner is always a worker between two of its nodes,
         so the lane is always drained. Moves short ``extras`` (and ``mine`` when it is short) to
         the lane; returns what the calling worker runs next."""

@@ -7,7 +7,6 @@ imported benchmark instance; immutable, with a resolved capacity.
 from __future__ import annotations
 
 import heapq
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -161,7 +160,7 @@ def problem_from_workflow(
         if durations is not None and node.id in durations:
             duration = float(durations[node.id])
         else:
-            key = (node.agent, json.dumps(node.params, sort_keys=True, default=str) if node.params else "")
+            key = (node.agent, node.params_key())
             if key not in expected:
                 expected[key] = _expected_duration(spec, node.params, node, i)
             duration = expected[key]

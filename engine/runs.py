@@ -159,7 +159,7 @@ class RunManager:
         parsed: dict[tuple[str, str], tuple[Any, str]] = {}  # nodes with equal params share one model
         for node in workflow.nodes:
             spec = self.registry.get(node.agent)
-            raw_key = (node.agent, json.dumps(node.params, sort_keys=True, default=str) if node.params else "")
+            raw_key = (node.agent, node.params_key())
             if raw_key not in parsed:
                 params = spec.parse_params(node.params)
                 parsed[raw_key] = (params, json.dumps(params.model_dump(mode="json"), sort_keys=True,

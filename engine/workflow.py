@@ -55,6 +55,10 @@ class NodeSpec(BaseModel):
         _check_finite(value)
         return value
 
+    def params_key(self) -> str:
+        """The params as canonical text: nodes with equal params have equal keys (one parse each)."""
+        return json.dumps(self.params, sort_keys=True, default=str) if self.params else ""
+
 
 class EdgeSpec(BaseModel):
     """A connection from an output port of one node to an input port of another."""

@@ -99,7 +99,9 @@ def cnn_for(name: str, device: str = "cpu") -> tuple[SmallCnn, CnnConfig]:
         if model is None:
             model = SmallCnn(config.in_channels, len(config.classes))
             model.load_state_dict(load_weights(name, device))
-            model = _cache[(name, device)] = model.to(device).eval()
+            # channels-last weights let oneDNN run the convolutions directly (2.2x faster on a
+            # CPU for this net, same outputs; bench/stage_split_bench.py); inputs stay NCHW
+            model = _cache[(name, device)] = model.to(device, memory_format=torch.channels_last).eval()
     assert isinstance(model, SmallCnn)
     return model, config
 

@@ -111,13 +111,19 @@ class NodeRunner:
         run.version += 1
         self.bus.emit(NodeLog(run_id=run.id, node_id=ns.id, message=message[:2000]))
 
-    def gather_inputs(self, run: RunState, ns: NodeState) -> dict[str, Any]:
+    def gather_inputs(self, run: RunState, ns: NodeState,
+                      outputs_of: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+        """``ns``'s inputs by port from its finished upstream nodes' outputs (or, for a fused
+        chain, from ``outputs_of``: node id -> outputs of one batch)."""
         inputs: dict[str, Any] = {}
         for edge in ns.in_edges:
             src = run.nodes[edge.source]
-            if src.status not in _DONE or src.outputs is None:
+            if outputs_of is not None:
+                out = outputs_of[edge.source]
+            elif src.status not in _DONE or src.outputs is None:
                 continue  # "any" start rule: only finished inputs arrive
-            out = src.outputs
+            else:
+                out = src.outputs
             port_name, multiple, source_port = self._route(src, ns, edge)
             value = out.get(source_port) if source_port is not None else out
             if multiple:

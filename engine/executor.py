@@ -50,6 +50,7 @@ from engine.events import (
     RunFinished,
     RunStatus,
 )
+from engine.fusion import ChainAborted, run_chain, unfuse
 from engine.metrics import GpuProbe, NodeMetrics
 from engine.resources import EPS, ResourceDemand, ResourceLedger
 from engine.results import ResultStore, summarize_outputs
@@ -145,14 +146,15 @@ class Executor:
             for ns in run.nodes.values():
                 key = id(ns.demand)
                 if key not in fits:
-                    fits[key] = self._fits_ever(run, ns.demand)
+                    fits[key] = self.fits_ever(run, ns.demand)
                 if not fits[key] and not ns.status.is_terminal and not ns.cache_hit:
                     self._end_locked(run, ns, NodeStatus.FAILED, now, error=self._never_fits(run, ns))
             if not run.nodes:
                 self._finish_run_locked(run, now)
             self._hand_out(self._dispatch_locked(), keep=False)
 
-    def _fits_ever(self, run: RunState, demand: ResourceDemand) -> bool:
+    def fits_ever(self, run: RunState, demand: ResourceDemand) -> bool:
+        """Whether ``demand`` fits the run's capacity and the machine when nothing else runs."""
         return run.ledger.could_ever_fit(demand) and any(
             all(a <= self.ledger.total[k] + EPS for k, a in ResourceLedger.needs(demand, d).items()
                 if k in self.ledger.total)
@@ -412,7 +414,42 @@ class Executor:
         self.bus.emit(_event(NodeStarted, {
             "run_id": run.id, "node_id": ns.id, "time": now, "device": ns.device, "attempt": 1,
             "threads": ns.threads, "demand": ns.demand_dict, "worker": ns.worker}))
+        if ns.chain:
+            self._start_chain_locked(run, ns, now)
         return True
+
+    def _start_chain_locked(self, run: RunState, head: NodeState, now: float) -> None:
+        """Start the nodes fused into ``head`` with it: they run inside its admission (their own
+        need is empty) on its worker (``engine.fusion``)."""
+        for ns in head.chain:
+            ns.admitted, ns.admitted_at, ns.need, ns.device = True, now, {}, head.device
+            ns.ready_at = ns.ready_at or now
+            if ns.cancel_event is None:
+                ns.cancel_event = CancelFlag()
+            run.running.add(ns.id)
+            ns.status, ns.start, ns.attempts = NodeStatus.RUNNING, now, 1
+            ns.worker, ns.native_id, ns.threads = head.worker, head.native_id, head.threads
+            ns.peak_rss_mb = self.last_rss_mb
+            self.bus.emit(_event(NodeStarted, {
+                "run_id": run.id, "node_id": ns.id, "time": now, "device": ns.device, "attempt": 1,
+                "threads": ns.threads, "demand": ns.demand_dict, "worker": ns.worker}))
+
+    def _unfuse_locked(self, run: RunState, head: NodeState, why: str) -> None:
+        """A fused attempt stopped: the chain's other nodes go back to waiting for their inputs
+        and every node runs on its own (a node cancelled meanwhile ends cancelled)."""
+        tails = head.chain
+        unfuse(head)
+        now = time.time()
+        self.runner.log(run, head, f"{why}; running the chain's nodes one by one")
+        for ns in tails:
+            ns.admitted, ns.need, ns.device, ns.start, ns.attempts = False, None, "", None, 0
+            run.running.discard(ns.id)
+            ns.status = NodeStatus.WAITING_INPUTS
+            run.version += 1
+            self.bus.emit(NodeWaitingInputs(run_id=run.id, node_id=ns.id, waiting_for=tuple(ns.preds), time=now))
+        for ns in tails:
+            if ns.cancel_event is not None and ns.cancel_event.is_set() and not ns.status.is_terminal:
+                self._end_locked(run, ns, NodeStatus.CANCELLED, now, reason=ns.reason or "cancelled")
 
     def _run_item(self, run: RunState, ns: NodeState) -> Item | None:
         if ns.cache_hit:
@@ -423,6 +460,8 @@ class Executor:
                     return self._end_and_next(run, ns, NodeStatus.CANCELLED, reason=ns.reason or "cancelled")
         if ns.device.startswith("cuda"):
             self.gpu.task_start(ns.device)
+        if ns.chain:
+            return self._run_chain(run, ns)
         cpu0 = time.thread_time()
         status, outputs, error, ctx, stats = self.runner.attempts(run, ns)
         cpu_s = time.thread_time() - cpu0
@@ -434,6 +473,37 @@ class Executor:
             self._note_wall(ns, metrics["wall_s"], cpu_s)
             ns.outputs = outputs
             return self._end_and_next(run, ns, status, error=error, metrics=metrics, summary=summary)
+
+    def _run_chain(self, run: RunState, head: NodeState) -> Item | None:
+        """Run a fused chain (``engine.fusion``); on ChainAborted its nodes run one by one."""
+        try:
+            results, workers = run_chain(self.runner, self.backend.warm, run, head)  # type: ignore[attr-defined]
+        except ChainAborted as exc:
+            with self.lock:
+                self._unfuse_locked(run, head, str(exc))
+            return self._run_item(run, head)
+        nodes = [head, *head.chain]
+        rss = self.last_rss_mb or 0.0
+        peak_gpu = self.gpu.task_peak_mb(head.device) if head.device.startswith("cuda") else None
+        ends = []
+        for ns, res in zip(nodes, results, strict=True):
+            if ns.cache_key and run.options.use_cache:
+                self.runner.store(run, ns, res.outputs)
+            metrics = {
+                "wait_inputs_s": (ns.ready_at or ns.start or 0) - (ns.queued_at or ns.start or 0),
+                "wait_resource_s": (ns.admitted_at or 0) - (ns.ready_at or ns.admitted_at or 0),
+                "wait_resource": ns.wait_resource, "queue_s": (ns.start or 0) - (ns.admitted_at or ns.start or 0),
+                "wall_s": res.busy_s / workers, "cpu_s": res.cpu_s, "peak_rss_mb": max(ns.peak_rss_mb or 0.0, rss),
+                "peak_gpu_mb": peak_gpu, "items": res.items, "attempts": 1, "device": ns.device,
+                "threads": ns.threads, "isolated": False,
+            }
+            ends.append((ns, res.outputs, metrics, summarize_outputs(res.outputs)))
+        with self.lock:
+            now = time.time()
+            for ns, outputs, metrics, summary in ends:
+                ns.outputs = outputs
+                self._end_locked(run, ns, NodeStatus.DONE, now, metrics=metrics, summary=summary)
+            return self._hand_out(self._dispatch_locked(), keep=True)
 
     def _run_cached(self, run: RunState, ns: NodeState) -> Item | None:
         try:

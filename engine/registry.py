@@ -54,6 +54,7 @@ def agent(
     label: str | None = None,
     color: str | None = None,
     cacheable: bool = True,
+    itemwise: bool = False,
 ) -> Callable[[type[Agent]], type[Agent]]:
     """Class decorator that declares an Agent subclass as a service.
 
@@ -65,7 +66,12 @@ def agent(
         ...         return {"data": inputs["data"]}
     """
 
+    inputs, outputs = tuple(inputs), tuple(outputs)
+
     def wrap(cls: type[Agent]) -> type[Agent]:
+        if itemwise and (cls.run_batch is Agent.run_batch or not inputs):
+            raise TypeError(f"agent {name!r} is declared itemwise: it needs an input port and a "
+                            f"run_batch method (see Agent.run_batch)")
         cls.spec = AgentSpec(
             name=name,
             version=version,
@@ -84,6 +90,7 @@ def agent(
             label=label,
             color=color,
             cacheable=cacheable,
+            itemwise=itemwise,
         )
         return cls
 

@@ -52,6 +52,7 @@ class RunOptions:
     predict: bool = True  # compute the predicted plan (the Gantt) at submit
     plan_budget_s: float = 1.0  # time budget of the `auto` policy's search
     durations: dict[str, float] | None = None  # learned per-node durations (engine.estimates) for the plan
+    fuse: bool = True  # run chains of itemwise agents batch by batch on one worker (engine.fusion)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -189,6 +190,10 @@ class RunManager:
             ns.prio = rank.get(ns.id, len(rank))
         if options.use_cache:
             self._assign_cache_keys(run, order)
+        if options.fuse and options.backend == "local" and hasattr(self.executor.backend, "warm"):
+            from engine.fusion import fuse_chains
+
+            fuse_chains(run, lambda demand: self.executor.fits_ever(run, demand))
         run.min_cpu = 0.0 if any(n.cache_hit for n in nodes.values()) else min(
             (n.demand.cpu for n in nodes.values()), default=0.0)
         return run

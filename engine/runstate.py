@@ -96,6 +96,9 @@ class NodeState:
     cpu_percent: float | None = None
     progress: tuple[int, int | None] = (0, None)
     reason: str = ""
+    chain: tuple[NodeState, ...] = ()  # fused chain head: the nodes that run inside it (engine.fusion)
+    fused_into: str | None = None  # a fused node: the head of its chain
+    own_demand: ResourceDemand | None = None  # fused chain head: its own demand (``demand`` is the chain's)
 
     @property
     def isolate(self) -> bool:

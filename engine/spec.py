@@ -177,6 +177,11 @@ class RunContext:
         if self._on_log:
             self._on_log(message)
 
+    def log_once(self, message: str) -> None:
+        """``log`` unless this context already logged ``message`` (batches of one node share it)."""
+        if message not in self.logs:
+            self.log(message)
+
     def wait(self, seconds: float) -> None:
         """Sleep, waking early (and raising) on cancel or timeout."""
         end = self._clock() + seconds
@@ -213,6 +218,20 @@ class Agent:
         """Process ``inputs`` (by input port name) and return outputs (by output port name)."""
         raise NotImplementedError
 
+    def run_batch(self, inputs: dict[str, Any], ctx: RunContext, start: int) -> dict[str, Any]:
+        """Itemwise agents only (``itemwise=True``): the outputs for one batch of items.
+
+        ``inputs`` are already cut to the batch (``engine.payloads``) and ``start`` is the index of
+        its first item in the whole input. Must not depend on other batches: the engine may run
+        batches at once on several threads, or fuse this agent with its neighbours so that each
+        batch goes through all of them before the next (``engine.fusion``).
+        """
+        raise NotImplementedError
+
+    def finish(self, inputs: dict[str, Any], outputs: dict[str, Any], ctx: RunContext) -> None:
+        """Itemwise agents only: called once after all batches with the whole inputs and the
+        joined outputs (logs over the whole set, e.g. accuracy against ground truth)."""
+
     def unload(self) -> None:
         """Free what ``load`` took."""
 
@@ -241,6 +260,9 @@ class AgentSpec:
         color: palette colour.
         cacheable: whether a stored result may stand in for running it again; False for agents
             whose point is a side effect (writing a file), so a re-run or resume writes again.
+        itemwise: each output item depends only on the same input item; the agent implements
+            ``run_batch`` (and may implement ``finish``), so the engine can fuse it with itemwise
+            neighbours and run the chain batch by batch (``engine.fusion``).
     """
 
     name: str
@@ -260,6 +282,7 @@ class AgentSpec:
     label: str | None = None
     color: str | None = None
     cacheable: bool = True
+    itemwise: bool = False
 
     def input(self, name: str) -> PortSpec | None:
         return next((p for p in self.inputs if p.name == name), None)

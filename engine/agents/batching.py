@@ -8,10 +8,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from engine.agents.runtime import batches, torch_threads
-from engine.spec import RunContext
+from engine.payloads import Joiner, cut_inputs, item_count
+from engine.spec import Agent, RunContext
 
 T = TypeVar("T")
 
@@ -54,3 +55,26 @@ def map_batches(
         with ThreadPoolExecutor(workers, thread_name_prefix=f"sg-{ctx.node_id}") as pool:
             return list(pool.map(one, parts))
 
+
+
+def run_itemwise(agent: Agent, inputs: dict[str, Any], ctx: RunContext, device: str = "cpu") -> dict[str, Any]:
+    """``run`` of an itemwise agent: ``run_batch`` on every batch (``map_batches``), the batches
+    joined as they come (``Joiner``), then ``finish``. A fused chain runs each stage the same way
+    (``engine.fusion``), so fused and unfused runs give the same outputs."""
+    spec = agent.spec
+    n = item_count(spec, inputs)
+    if ctx.max_items:
+        n = min(n, ctx.max_items)
+    if n == 0:  # no items: one empty batch keeps the outputs' shape
+        outputs = agent.run_batch(cut_inputs(spec, inputs, slice(0, 0)), ctx, 0)
+    else:
+        index = {part.start: i for i, part in enumerate(batches(n, ctx.batch_size))}
+        joiner = Joiner(spec, n, len(index))
+
+        def one(part: slice) -> None:
+            joiner.add(index[part.start], part, agent.run_batch(cut_inputs(spec, inputs, part), ctx, part.start))
+
+        map_batches(one, n, ctx, device)
+        outputs = joiner.result()
+    agent.finish(inputs, outputs, ctx)
+    return outputs

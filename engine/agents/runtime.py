@@ -45,7 +45,7 @@ def resolve_device(requested: str, ctx: RunContext | None = None) -> str:
             if index < torch.cuda.device_count():
                 return f"cuda:{index}"
         if ctx is not None:
-            ctx.log(f"{requested} is not available here (no CUDA); running on the CPU instead")
+            ctx.log_once(f"{requested} is not available here (no CUDA); running on the CPU instead")
         return "cpu"
     return "cpu"
 

@@ -116,3 +116,48 @@ class HoldMemory(Agent):
         ctx.wait(self.params.seconds)
         del block
         return {"out": {"held_mb": self.params.mb, "pid": os.getpid()}}
+
+
+class TextsParams(BaseModel):
+    model_config = _CFG
+    n: int = Field(10, ge=0, le=100_000, description="how many texts")
+
+
+@agent("test.texts", category="testing", label="Numbered texts",
+       description="Emits n texts 'item-0' ... with ids (a text batch).",
+       outputs=[PortSpec("texts", DataKind.TEXT_BATCH, "texts with ids")], params=TextsParams,
+       resources=ResourceDemand(cpu=0.1), expected_duration_s=0.001)
+class Texts(Agent):
+    def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        ids = [f"item-{i}" for i in range(self.params.n)]
+        return {"texts": {"texts": list(ids), "ids": ids, "labels": None}}
+
+
+class TagParams(BaseModel):
+    model_config = _CFG
+    suffix: str = Field("+", max_length=20, description="appended to every text")
+    fail_on: str | None = Field(None, description="raise on the batch holding this id")
+    wait_s: float = Field(0.0, ge=0, le=60, description="wait per batch (wakes on cancel)")
+
+
+@agent("test.tag", category="testing", label="Tag texts (itemwise)",
+       description="Appends a suffix to every text, batch by batch; can fail on one item.",
+       inputs=[PortSpec("texts", DataKind.TEXT_BATCH)], outputs=[PortSpec("texts", DataKind.TEXT_BATCH)],
+       params=TagParams, resources=ResourceDemand(cpu=1, memory_mb=10), expected_duration_s=0.001,
+       itemwise=True)
+class Tag(Agent):
+    def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        from engine.agents.batching import run_itemwise
+
+        return run_itemwise(self, inputs, ctx)
+
+    def run_batch(self, inputs: dict[str, Any], ctx: RunContext, start: int) -> dict[str, Any]:
+        batch = inputs["texts"]
+        if self.params.fail_on in batch["ids"]:
+            raise ValueError(f"cannot tag {self.params.fail_on}")
+        if self.params.wait_s:
+            ctx.wait(self.params.wait_s)
+        return {"texts": {**batch, "texts": [t + self.params.suffix for t in batch["texts"]]}}
+
+    def finish(self, inputs: dict[str, Any], outputs: dict[str, Any], ctx: RunContext) -> None:
+        ctx.log(f"tagged {len(outputs['texts']['texts'])} texts")

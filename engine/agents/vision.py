@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.agents.batching import map_batches
+from engine.agents.batching import map_batches, run_itemwise
 from engine.agents.runtime import read_card, resolve_device
 from engine.errors import ModelFileError
 from engine.kinds import DataKind
@@ -89,39 +89,35 @@ class PreprocessParams(BaseModel):
        "a batch of images with torch.",
        inputs=[_IMAGES_IN], outputs=[PortSpec("images", DataKind.IMAGE_BATCH, "processed images")],
        params=PreprocessParams, resources=ResourceDemand(cpu=1, memory_mb=64, device="any"),
-       expected_duration_s=0.08)
+       expected_duration_s=0.08, itemwise=True)
 class Preprocess(Agent):
     def load(self, device: str) -> None:
         self.device = resolve_device(device)
 
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        return run_itemwise(self, inputs, ctx, resolve_device(ctx.device, ctx))
+
+    def run_batch(self, inputs: dict[str, Any], ctx: RunContext, start: int) -> dict[str, Any]:
         import torch
 
         from engine.agents import vision_ops as ops
 
         p, batch = self.params, inputs["images"]
-        device = resolve_device(ctx.device, ctx)
-        images = _limit(batch["images"], ctx)
-        size = ctx.batch_size or len(images) or 1
-
-        def step(part: slice) -> torch.Tensor:
-            with torch.no_grad():
-                x = images[part].to(device)
-                x = ops.resize(x, p.size) if p.size else x
-                x = ops.denoise(x, p.denoise, p.strength)
-                if p.flip or p.rotate_degrees:
-                    x = ops.augment(x, p.flip, p.rotate_degrees, p.seed + part.start // size)
-                return ops.normalise(x, p.normalise, p.mean, p.std).cpu()
-
-        out = map_batches(step, len(images), ctx, device)
-        n = len(images)
-        result = {**batch, "images": torch.cat(out), "ids": batch["ids"][:n]}
-        if batch.get("labels") is not None:
-            result["labels"] = batch["labels"][:n]
-        if "lesion_centers" in batch:
-            scale = (p.size or images.shape[-1]) / images.shape[-1]
+        images = batch["images"]
+        with torch.no_grad():
+            x = images.to(resolve_device(ctx.device, ctx))
+            x = ops.resize(x, p.size) if p.size else x
+            x = ops.denoise(x, p.denoise, p.strength)
+            if p.flip or p.rotate_degrees:  # one seed per batch of the node's batch size
+                x = ops.augment(x, p.flip, p.rotate_degrees, p.seed + start // (ctx.batch_size or len(x) or 1))
+            x = ops.normalise(x, p.normalise, p.mean, p.std).cpu()
+        result = {**batch, "images": x}
+        scale = (p.size or images.shape[-1]) / images.shape[-1]
+        if batch.get("lesion_centers") is not None:
             result["lesion_centers"] = [None if c is None else (round(c[0] * scale), round(c[1] * scale))
-                                        for c in batch["lesion_centers"][:n]]
+                                        for c in batch["lesion_centers"]]
+        if batch.get("lesion_radii") is not None:
+            result["lesion_radii"] = [None if r is None else r * scale for r in batch["lesion_radii"]]
         return {"images": result}
 
 
@@ -162,34 +158,34 @@ class _CnnAgent(Agent):
        outputs=[PortSpec("scores", DataKind.SCORES, "class probabilities per image"),
                 PortSpec("labels", DataKind.LABELS, "predicted class and confidence")],
        params=ModelParams, resources=ResourceDemand(cpu=1, memory_mb=32, device="any"),
-       expected_duration_s=0.1, card=_CARDS)
+       expected_duration_s=0.1, card=_CARDS, itemwise=True)
 class Classify(_CnnAgent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        self._ensure(ctx)
+        return run_itemwise(self, inputs, ctx, self.device)
+
+    def run_batch(self, inputs: dict[str, Any], ctx: RunContext, start: int) -> dict[str, Any]:
         import torch
 
         self._ensure(ctx)
         batch = inputs["images"]
-        images = _limit(batch["images"], ctx)
-
-        def step(part: slice) -> torch.Tensor:
-            x = _prepared(images[part], self.config.size, self.config.in_channels)
-            with torch.no_grad():
-                return self.model(x.to(self.device)).softmax(1).cpu()
-
-        probs = map_batches(step, len(images), ctx, self.device)
-        scores = torch.cat(probs)
+        x = _prepared(batch["images"], self.config.size, self.config.in_channels)
+        with torch.no_grad():
+            scores = self.model(x.to(self.device)).softmax(1).cpu()
         classes = list(self.config.classes)
-        ids = batch["ids"][: len(images)]
-        truth = batch.get("labels")
-        truth = truth[: len(images)] if truth is not None else None
         conf, best = scores.max(1)
-        if truth is not None and batch.get("classes") == classes:
-            ctx.log(f"accuracy against ground truth: {(best == truth).float().mean():.3f}")
         return {
-            "scores": {"scores": scores, "classes": classes, "ids": ids, "labels": truth},
-            "labels": {"labels": [classes[i] for i in best.tolist()], "ids": ids,
+            "scores": {"scores": scores, "classes": classes, "ids": batch["ids"], "labels": batch.get("labels")},
+            "labels": {"labels": [classes[i] for i in best.tolist()], "ids": batch["ids"],
                        "confidence": conf.tolist()},
         }
+
+    def finish(self, inputs: dict[str, Any], outputs: dict[str, Any], ctx: RunContext) -> None:
+        scores = outputs["scores"]
+        truth = scores["labels"]
+        if truth is not None and len(truth) and inputs["images"].get("classes") == scores["classes"]:
+            accuracy = (scores["scores"].argmax(1) == truth).float().mean()
+            ctx.log(f"accuracy against ground truth: {accuracy:.3f}")
 
 
 class ExplainParams(ModelParams):
@@ -249,20 +245,18 @@ class Explain(_CnnAgent):
        description="The CNN's 32-wide penultimate layer as an embedding per image.",
        inputs=[_IMAGES_IN], outputs=[PortSpec("embedding", DataKind.EMBEDDING, "N x 32 vectors")],
        params=ModelParams, resources=ResourceDemand(cpu=1, memory_mb=32, device="any"),
-       expected_duration_s=0.08, card=_CARDS)
+       expected_duration_s=0.08, card=_CARDS, itemwise=True)
 class Embed(_CnnAgent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        self._ensure(ctx)
+        return run_itemwise(self, inputs, ctx, self.device)
+
+    def run_batch(self, inputs: dict[str, Any], ctx: RunContext, start: int) -> dict[str, Any]:
         import torch
 
         self._ensure(ctx)
         batch = inputs["images"]
-        images = _limit(batch["images"], ctx)
-
-        def step(part: slice) -> torch.Tensor:
-            x = _prepared(images[part], self.config.size, self.config.in_channels)
-            with torch.no_grad():
-                return self.model.embedding(x.to(self.device)).cpu()
-
-        vectors = map_batches(step, len(images), ctx, self.device)
-        return {"embedding": {"vectors": torch.cat(vectors), "ids": batch["ids"][: len(images)],
-                              "labels": batch.get("labels")}}
+        x = _prepared(batch["images"], self.config.size, self.config.in_channels)
+        with torch.no_grad():
+            vectors = self.model.embedding(x.to(self.device)).cpu()
+        return {"embedding": {"vectors": vectors, "ids": batch["ids"], "labels": batch.get("labels")}}

@@ -35,6 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="simulated tasks wait duration x X seconds (default 1.0)")
     p.add_argument("--fail-fast", action="store_true", help="cancel the rest when a node fails")
     p.add_argument("--no-cache", action="store_true", help="recompute every node")
+    p.add_argument("--no-fuse", action="store_true",
+                   help="run chains of itemwise agents stage by stage instead of batch by batch (engine.fusion)")
     p.add_argument("--resume", metavar="RUN_ID", help="resume a stored run (finished nodes are not recomputed)")
     p.add_argument("--backend", default="local", choices=("local", "ray"),
                    help="where to run: local threads (default) or Ray (pip install 'servicegrid[ray]'; "
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         options = RunOptions(policy=args.policy, capacity=capacity, time_scale=args.time_scale,
                              fail_fast=args.fail_fast, use_cache=not args.no_cache, resume_from=args.resume,
-                             user=args.user, backend=args.backend)
+                             user=args.user, backend=args.backend, fuse=not args.no_fuse)
         return _execute(workflow, options, store, args.json)
     finally:
         store.close()

@@ -67,3 +67,28 @@ def test_run_summary_table_and_runs_listing(db: str, tmp_path: Path, capsys) -> 
 
 def test_unreadable_file_exits_2(db: str, tmp_path: Path) -> None:
     assert main(["run", str(tmp_path / "missing.json")]) == 2
+
+
+CHAIN = {
+    "schema_version": 1, "name": "itemwise chain",
+    "nodes": [{"id": "src", "agent": "test.texts", "params": {"n": 9}},
+              {"id": "a", "agent": "test.tag", "lifecycle": {"execution": {"batch_size": 4}}},
+              {"id": "b", "agent": "test.tag", "lifecycle": {"execution": {"batch_size": 4}}}],
+    "edges": [{"source": "src", "target": "a"}, {"source": "a", "target": "b"}],
+}
+
+
+@pytest.mark.parametrize("flags, fused", [([], True), (["--no-fuse"], False)])
+def test_run_fuses_itemwise_chains_unless_told_not_to(db: str, tmp_path: Path, flags: list[str], fused: bool) -> None:
+    from storage import Store
+
+    path = tmp_path / "chain.json"
+    path.write_text(json.dumps(CHAIN))
+    assert main(["run", str(path), "--no-cache", *flags]) == 0
+    with Store(db) as store:
+        run_id = store.list_runs()[0].id
+        detail = store.get_run(run_id)
+        assert detail is not None and detail.options["fuse"] is fused
+        assert {n.node_id: n.status for n in detail.nodes} == {"src": "done", "a": "done", "b": "done"}
+        logs = " ".join(e.message for e in store.run_events(run_id, ["NodeLog"]))
+        assert ("fused a -> b" in logs) is fused

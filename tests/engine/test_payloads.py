@@ -1,0 +1,76 @@
+"""Item-wise payloads (engine/payloads.py): cutting into batches and joining back is lossless,
+in any batch order, and mismatched batches are refused with a clear error."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.agents.vision import Classify
+from engine.kinds import DataKind
+from engine.payloads import Joiner, PayloadShapeError, count_items, cut, join
+
+
+def _images(n: int) -> dict:
+    return {"images": torch.arange(n * 3 * 2 * 2, dtype=torch.float32).view(n, 3, 2, 2),
+            "ids": [f"i{k}" for k in range(n)], "labels": torch.arange(n) % 2, "classes": ["a", "b"],
+            "lesion_centers": [(k, k) if k % 3 else None for k in range(n)]}
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 40), size=st.integers(1, 12))
+def test_cut_then_join_gives_the_payload_back(n: int, size: int) -> None:
+    payload = _images(n)
+    parts = [cut(payload, DataKind.IMAGE_BATCH, slice(s, min(n, s + size))) for s in range(0, n, size)]
+    assert sum(count_items(p, DataKind.IMAGE_BATCH) for p in parts) == n
+    joined = join(parts, DataKind.IMAGE_BATCH)
+    assert torch.equal(joined["images"], payload["images"]) and torch.equal(joined["labels"], payload["labels"])
+    assert joined["ids"] == payload["ids"] and joined["lesion_centers"] == payload["lesion_centers"]
+    assert joined["classes"] == ["a", "b"]  # shared fields are not repeated per batch (2 items != 2 classes)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 30), size=st.integers(1, 8), seed=st.integers(0, 1000))
+def test_the_joiner_accepts_batches_in_any_order(n: int, size: int, seed: int) -> None:
+    spec = Classify.spec
+    parts = [slice(s, min(n, s + size)) for s in range(0, n, size)]
+    scores = torch.rand(n, 2, generator=torch.Generator().manual_seed(seed))
+    ids = [f"i{k}" for k in range(n)]
+    joiner = Joiner(spec, n, len(parts))
+    order = list(range(len(parts)))
+    random.Random(seed).shuffle(order)
+    for i in order:
+        p = parts[i]
+        joiner.add(i, p, {"scores": {"scores": scores[p], "classes": ["x", "y"], "ids": ids[p], "labels": None},
+                          "labels": {"labels": ["x"] * (p.stop - p.start), "ids": ids[p],
+                                     "confidence": scores[p].max(1).values.tolist()}})
+    out = joiner.result()
+    assert torch.equal(out["scores"]["scores"], scores) and out["scores"]["ids"] == ids
+    assert out["scores"]["labels"] is None and out["labels"]["confidence"] == scores.max(1).values.tolist()
+
+
+def test_mismatched_or_missing_batches_are_refused() -> None:
+    spec = Classify.spec
+    joiner = Joiner(spec, 4, 2)
+    joiner.add(0, slice(0, 2), {"scores": {"scores": torch.zeros(2, 2), "ids": ["a", "b"]}, "labels": {"ids": []}})
+    with pytest.raises(PayloadShapeError, match="batches are missing"):
+        joiner.result()
+    with pytest.raises(PayloadShapeError, match="unlike the other batches"):
+        joiner.add(1, slice(2, 4), {"scores": {"scores": torch.zeros(2, 3), "ids": ["c", "d"]}, "labels": {"ids": []}})
+    with pytest.raises(PayloadShapeError, match="cannot count"):
+        count_items({"classes": ["a"]}, DataKind.IMAGE_BATCH)
+
+
+def test_an_itemwise_agent_must_have_run_batch() -> None:
+    from engine.registry import agent
+    from engine.spec import Agent, PortSpec
+
+    with pytest.raises(TypeError, match="run_batch"):
+        @agent("bad.itemwise", category="testing", description="x", itemwise=True,
+               inputs=[PortSpec("texts", DataKind.TEXT_BATCH)])
+        class Bad(Agent):
+            pass

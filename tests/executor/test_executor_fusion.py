@@ -1,0 +1,158 @@
+"""Operator fusion (engine/fusion.py): chains of itemwise agents run batch by batch on one worker
+with the same outputs, events and ledger guarantees as stage by stage; a failure or cancel falls
+back to running the nodes one by one."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from executor_kit import MACHINE, workflow
+from sweep import assert_within, max_usage
+
+from engine.events import NodeStatus
+from engine.runs import RunOptions
+
+OPTIONS = RunOptions(policy="fifo", use_cache=False, predict=False)
+BATCH = {"execution": {"batch_size": 4}}
+
+
+def _tag_chain(n: int = 10, batch: dict | None = BATCH, **tail: Any) -> Any:
+    nodes = [{"id": "src", "agent": "test.texts", "params": {"n": n}},
+             {"id": "a", "agent": "test.tag", "params": {"suffix": "A"}, "lifecycle": batch,
+              "resources": {"cpu": 2, "memory_mb": 10}},
+             {"id": "b", "agent": "test.tag", "params": {"suffix": "B", **tail}, "lifecycle": batch,
+              "resources": {"cpu": 1, "memory_mb": 30}},
+             {"id": "after", "agent": "test.echo"}]
+    return workflow(nodes, [("src", "a"), ("a", "b"), ("b", "after")])
+
+
+def _run(m, wf, options=OPTIONS, timeout: float = 60):
+    handle = m.submit(wf, options)
+    handle.wait(timeout)
+    return handle, handle.snapshot()
+
+
+def test_a_chain_of_itemwise_nodes_runs_fused_with_the_unfused_outputs(manager) -> None:
+    m, rec = manager
+    handle, snap = _run(m, _tag_chain())
+    assert snap.status == "succeeded"
+    texts = handle.outputs("b")["texts"]
+    assert texts["texts"] == [f"item-{i}AB" for i in range(10)] and texts["ids"] == [f"item-{i}" for i in range(10)]
+    assert handle.outputs("a")["texts"]["texts"] == [f"item-{i}A" for i in range(10)]  # the head's outputs are kept
+    assert any("fused a -> b" in line for line in snap.nodes["a"]["logs"])
+    assert any("fused a -> b" in line for line in snap.nodes["b"]["logs"])
+    started = {e.node_id: e for e in rec.of(handle.run_id, "NodeStarted")}
+    # the head holds the chain's demand (largest CPU, summed memory); the fused node holds nothing
+    assert started["a"].demand["cpu"] == 2 and started["a"].demand["memory_mb"] == 40
+    assert started["b"].demand["cpu"] == 0 and started["b"].demand["memory_mb"] == 0
+    assert started["b"].worker == started["a"].worker
+    assert snap.nodes["b"]["metrics"]["items"] == 10 and snap.nodes["a"]["metrics"]["items"] == 10
+
+    unfused, snap2 = _run(m, _tag_chain(), RunOptions(policy="fifo", use_cache=False, predict=False, fuse=False))
+    assert snap2.status == "succeeded"
+    assert unfused.outputs("b") == handle.outputs("b") and unfused.outputs("a") == handle.outputs("a")
+    assert not any("fused" in line for line in snap2.nodes["a"]["logs"])
+
+
+def test_only_linear_chains_of_matching_batches_fuse(manager) -> None:
+    m, _ = manager
+    branch = _tag_chain()
+    branch = workflow([*[n.model_dump() for n in branch.nodes], {"id": "side", "agent": "test.echo"}],
+                      [("src", "a"), ("a", "b"), ("b", "after"), ("a", "side")])
+    _, snap = _run(m, branch)  # a feeds two nodes: no chain
+    assert snap.status == "succeeded" and not any("fused" in x for x in snap.nodes["a"]["logs"])
+    _, snap = _run(m, _tag_chain(batch={}))  # no batch size: nothing to fuse batch by batch
+    assert snap.status == "succeeded" and not any("fused" in x for x in snap.nodes["a"]["logs"])
+
+
+def test_the_chain_never_over_commits_a_small_capacity(manager) -> None:
+    m, rec = manager
+    wf = workflow([*[n.model_dump() for n in _tag_chain(n=40).nodes],
+                   {"id": "c2", "agent": "test.tag", "lifecycle": BATCH, "resources": {"cpu": 1, "memory_mb": 30}},
+                   {"id": "d2", "agent": "test.tag", "lifecycle": BATCH, "resources": {"cpu": 1, "memory_mb": 30}}],
+                  [("src", "a"), ("a", "b"), ("b", "after"), ("src", "c2"), ("c2", "d2")],
+                  capacity={"cpu": 2, "memory_mb": 60})
+    handle, snap = _run(m, wf)
+    assert snap.status == "succeeded"
+    events = rec.of(handle.run_id)
+    assert_within(max_usage(events), {"cpu": 2, "memory_mb": 60, **{k: v for k, v in MACHINE.model_dump().items()
+                                                                    if isinstance(v, int | float)}})
+    order = [e.node_id for e in events if e.kind == "NodeFinished"]
+    assert order.index("a") < order.index("b") < order.index("after")  # the head ends first, then its chain
+
+
+def test_a_failing_fused_stage_falls_back_and_fails_alone(manager) -> None:
+    m, rec = manager
+    handle, snap = _run(m, _tag_chain(fail_on="item-5"))
+    assert snap.status == "failed"
+    nodes = snap.nodes
+    assert nodes["a"]["status"] == "done" and nodes["b"]["status"] == "failed"
+    assert "cannot tag item-5" in nodes["b"]["error"]["message"]
+    assert nodes["after"]["status"] == "skipped"
+    assert any("running the chain's nodes one by one" in x for x in nodes["a"]["logs"])
+    assert handle.outputs("a")["texts"]["texts"][5] == "item-5A"  # the head finished on its own
+    kinds = [e.kind for e in rec.of(handle.run_id) if e.node_id == "b"]
+    assert kinds[-1] == "NodeFailed" and "NodeWaitingInputs" in kinds[kinds.index("NodeStarted"):]
+
+
+def test_cancelling_a_fused_node_cancels_it_and_the_head_finishes(manager) -> None:
+    m, _ = manager
+    handle = m.submit(_tag_chain(n=40, wait_s=0.05), OPTIONS)
+    deadline = time.time() + 20
+    while handle.snapshot().nodes["b"]["status"] != "running" and time.time() < deadline:
+        time.sleep(0.005)
+    m.cancel_node(handle.run_id, "b")
+    handle.wait(30)
+    nodes = handle.snapshot().nodes
+    assert nodes["b"]["status"] == "cancelled" and nodes["a"]["status"] == "done"
+    assert nodes["after"]["status"] == "skipped"
+
+
+def test_cancelling_the_run_ends_a_fused_chain(manager) -> None:
+    m, _ = manager
+    handle = m.submit(_tag_chain(n=400, wait_s=0.05), OPTIONS)
+    deadline = time.time() + 20
+    while handle.snapshot().nodes["a"]["status"] != "running" and time.time() < deadline:
+        time.sleep(0.005)
+    handle.cancel()
+    assert handle.wait(30) == "cancelled"
+    statuses = {nid: n["status"] for nid, n in handle.snapshot().nodes.items()}
+    assert statuses["a"] == "cancelled" and statuses["b"] in ("cancelled", "skipped")
+
+
+def test_fused_nodes_are_cached_one_by_one(tmp_path) -> None:
+    from engine.results import ResultStore
+    from engine.runs import RunManager
+
+    m = RunManager(machine=MACHINE, results=ResultStore(tmp_path / "results"))
+    try:
+        first = m.submit(_tag_chain(), RunOptions(policy="fifo", predict=False))
+        assert first.wait(30) == "succeeded"
+        second = m.submit(_tag_chain(), RunOptions(policy="fifo", predict=False))
+        assert second.wait(30) == "succeeded"
+        nodes = second.snapshot().nodes
+        assert nodes["a"]["status"] == NodeStatus.CACHED.value and nodes["b"]["status"] == NodeStatus.CACHED.value
+        assert second.outputs("b") == first.outputs("b")
+    finally:
+        m.shutdown()
+
+
+def test_fused_vision_chain_equals_stage_by_stage(manager) -> None:
+    m, _ = manager
+    nodes = [{"id": "scans", "agent": "vision.source", "params": {"n_items": 40, "channels": 3}},
+             {"id": "pre", "agent": "vision.preprocess", "lifecycle": {"execution": {"batch_size": 16}},
+              "resources": {"cpu": 2}},
+             {"id": "cls", "agent": "vision.classify", "lifecycle": {"execution": {"batch_size": 16}},
+              "resources": {"cpu": 2}}]
+    wf = workflow(nodes, [("scans", "pre"), ("pre", "cls")])
+    fused, snap = _run(m, wf)
+    plain, snap2 = _run(m, wf, RunOptions(policy="fifo", use_cache=False, predict=False, fuse=False))
+    assert snap.status == snap2.status == "succeeded"
+    assert any("fused pre -> cls" in x for x in snap.nodes["cls"]["logs"])
+    assert torch.equal(fused.outputs("pre")["images"]["images"], plain.outputs("pre")["images"]["images"])
+    assert torch.allclose(fused.outputs("cls")["scores"]["scores"], plain.outputs("cls")["scores"]["scores"])
+    assert fused.outputs("cls")["labels"] == plain.outputs("cls")["labels"]
+    accuracy = [x for x in snap.nodes["cls"]["logs"] if x.startswith("accuracy")]
+    assert accuracy == [x for x in snap2.nodes["cls"]["logs"] if x.startswith("accuracy")] and len(accuracy) == 1

@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 from executor_kit import MACHINE, workflow
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sweep import assert_within, max_usage
 
 from engine.events import NodeStatus
@@ -156,3 +158,63 @@ def test_fused_vision_chain_equals_stage_by_stage(manager) -> None:
     assert fused.outputs("cls")["labels"] == plain.outputs("cls")["labels"]
     accuracy = [x for x in snap.nodes["cls"]["logs"] if x.startswith("accuracy")]
     assert accuracy == [x for x in snap2.nodes["cls"]["logs"] if x.startswith("accuracy")] and len(accuracy) == 1
+
+
+@st.composite
+def chains(draw: st.DrawFn) -> tuple[Any, int, str | None]:
+    """Two random chains of itemwise tag nodes from one source, random batch sizes (fusing only
+    where neighbours match), demands and capacity; maybe one node fails on one item."""
+    n = draw(st.integers(0, 30))
+    cap = {"cpu": draw(st.sampled_from([1.0, 2.0, 3.0])), "memory_mb": draw(st.sampled_from([50.0, 100.0]))}
+    nodes: list[dict] = [{"id": "src", "agent": "test.texts", "params": {"n": n}}]
+    edges = []
+    fail = draw(st.sampled_from([None, None, f"item-{draw(st.integers(0, max(0, n - 1)))}"]))
+    failing_node = None
+    for c in range(2):
+        prev = "src"
+        for k in range(draw(st.integers(1, 4))):
+            nid = f"c{c}_{k}"
+            params: dict[str, Any] = {"suffix": f"/{nid}"}
+            if fail and failing_node is None and draw(st.booleans()):
+                params["fail_on"], failing_node = fail, nid
+            nodes.append({"id": nid, "agent": "test.tag", "params": params,
+                          "lifecycle": {"execution": {"batch_size": draw(st.sampled_from([3, 3, 7]))}},
+                          "resources": {"cpu": draw(st.sampled_from([0.5, 1.0])),
+                                        "memory_mb": draw(st.sampled_from([0.0, 10.0, 25.0]))}})
+            edges.append((prev, nid))
+            prev = nid
+    return workflow(nodes, edges, capacity=cap), n, failing_node
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(case=chains(), cancel_after=st.sampled_from([None, None, 0.0, 0.002]))
+def test_fused_chains_keep_every_guarantee(manager, case, cancel_after) -> None:
+    wf, n, failing = case
+    m, rec = manager
+    handle = m.submit(wf, OPTIONS)
+    if cancel_after is not None:
+        time.sleep(cancel_after)
+        handle.cancel()
+    status = handle.wait(30)
+    snap = handle.snapshot()
+    events = rec.of(handle.run_id)
+    ids = [node.id for node in wf.nodes]
+    assert all(NodeStatus(snap.nodes[i]["status"]).is_terminal for i in ids)
+    endings = [e.node_id for e in events if e.kind in ("NodeFinished", "NodeFailed", "NodeCancelled", "NodeSkipped")]
+    assert sorted(endings) == sorted(ids)  # exactly one ending per node
+    assert_within(max_usage(events), {k: v for k, v in wf.capacity.model_dump().items() if k in ("cpu", "memory_mb")})
+    finished = [e.node_id for e in events if e.kind == "NodeFinished"]
+    for edge in wf.edges:  # a node finishes only after its parent
+        if edge.target in finished:
+            assert finished.index(edge.source) < finished.index(edge.target)
+    if cancel_after is None:
+        assert status == ("failed" if failing else "succeeded")
+        for node in wf.nodes[1:]:
+            if snap.nodes[node.id]["status"] != "done":
+                continue
+            path, cur = [], node.id  # the texts carry every suffix from the source to this node
+            while cur != "src":
+                path.append(cur)
+                cur = next(e.source for e in wf.edges if e.target == cur)
+            expected = [f"item-{i}" + "".join(f"/{p}" for p in reversed(path)) for i in range(n)]
+            assert handle.outputs(node.id)["texts"]["texts"] == expected, node.id

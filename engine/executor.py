@@ -415,7 +415,10 @@ class Executor:
             "run_id": run.id, "node_id": ns.id, "time": now, "device": ns.device, "attempt": 1,
             "threads": ns.threads, "demand": ns.demand_dict, "worker": ns.worker}))
         if ns.chain:
-            self._start_chain_locked(run, ns, now)
+            if any(t.status in _TERMINAL for t in ns.chain):  # a fused node was cancelled before the chain began
+                unfuse(ns)
+            else:
+                self._start_chain_locked(run, ns, now)
         return True
 
     def _start_chain_locked(self, run: RunState, head: NodeState, now: float) -> None:

@@ -218,3 +218,17 @@ def test_fused_chains_keep_every_guarantee(manager, case, cancel_after) -> None:
                 cur = next(e.source for e in wf.edges if e.target == cur)
             expected = [f"item-{i}" + "".join(f"/{p}" for p in reversed(path)) for i in range(n)]
             assert handle.outputs(node.id)["texts"]["texts"] == expected, node.id
+
+
+def test_a_fused_node_cancelled_before_its_chain_starts_stays_cancelled(manager) -> None:
+    m, rec = manager
+    nodes = [{"id": "src", "agent": "test.texts", "params": {"n": 8}},
+             {"id": "slow", "agent": "test.tag", "params": {"wait_s": 0.3}},  # no batch size: not in the chain
+             {"id": "a", "agent": "test.tag", "lifecycle": BATCH},
+             {"id": "b", "agent": "test.tag", "lifecycle": BATCH}]
+    handle = m.submit(workflow(nodes, [("src", "slow"), ("slow", "a"), ("a", "b")]), OPTIONS)
+    m.cancel_node(handle.run_id, "b")  # b waits for its inputs: cancelled at once
+    handle.wait(30)
+    snap = handle.snapshot()
+    assert snap.nodes["b"]["status"] == "cancelled" and snap.nodes["a"]["status"] == "done"
+    assert "NodeStarted" not in [e.kind for e in rec.of(handle.run_id) if e.node_id == "b"]

@@ -156,6 +156,7 @@ def run_chain(runner: NodeRunner, warm: WarmPool, run: RunState, head: NodeState
         workers, per_batch = plan_concurrency(head.threads, len(parts), stages[0].ctx.device)
         for st in stages:
             st.joiner = Joiner(st.ns.spec, n, len(parts))
+            st.ctx.slot_source = st.joiner.slot
             st.busy, st.cpu = [0.0] * len(parts), [0.0] * len(parts)
         names = " -> ".join(ns.id for ns in nodes)
         for st in stages:

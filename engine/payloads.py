@@ -133,10 +133,22 @@ class Joiner:
                         raise PayloadShapeError(
                             f"batch {index} of output {port.name!r} field {key!r} has shape {tuple(value.shape)}, "
                             f"unlike the other batches ({tuple(buffer.shape[1:])} per item): cannot join")
-                    buffer[part].copy_(value)
+                    target = buffer[part]
+                    if value.data_ptr() != target.data_ptr() or value.stride() != target.stride():
+                        target.copy_(value)  # else the agent wrote it in place (``slot``)
                     kept[key] = None
             slim[port.name] = kept
         self._parts[index] = slim
+
+    def slot(self, port: str, key: str, part: slice, like: Any) -> Any | None:
+        """The joined tensor's rows ``part`` for field ``key`` of output ``port``, for the agent to
+        write into (``RunContext.output_slot``); None when ``like`` does not fit or is on a GPU."""
+        if getattr(like, "device", None) is None or like.device.type != "cpu" or like.shape[0] != part.stop - part.start:
+            return None
+        buffer = self._buffer(port, key, like)
+        if buffer.shape[1:] != like.shape[1:] or buffer.dtype != like.dtype:
+            return None
+        return buffer[part]
 
     def _buffer(self, port: str, key: str, like: Any) -> Any:
         buffer = self._buffers.get((port, key))

@@ -134,6 +134,7 @@ class RunContext:
         self._clock = clock or _monotonic
         self.items_processed = 0
         self.logs: list[str] = []
+        self.slot_source: Callable[..., Any] | None = None  # set while batches are joined (payloads.Joiner.slot)
 
     @property
     def batch_size(self) -> int | None:
@@ -176,6 +177,13 @@ class RunContext:
         self.logs.append(message)
         if self._on_log:
             self._on_log(message)
+
+    def output_slot(self, port: str, key: str, part: slice, like: Any) -> Any | None:
+        """Where an itemwise agent may write field ``key`` of output ``port`` for the batch
+        ``part`` (a view of the joined tensor, shaped and typed like ``like``), so the batch need
+        not be copied there afterwards; None when the engine is not joining batches or ``like``
+        does not fit (the agent then returns a new tensor as usual)."""
+        return self.slot_source(port, key, part, like) if self.slot_source is not None else None
 
     def log_once(self, message: str) -> None:
         """``log`` unless this context already logged ``message`` (batches of one node share it)."""

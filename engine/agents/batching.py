@@ -74,7 +74,11 @@ def run_itemwise(agent: Agent, inputs: dict[str, Any], ctx: RunContext, device: 
         def one(part: slice) -> None:
             joiner.add(index[part.start], part, agent.run_batch(cut_inputs(spec, inputs, part), ctx, part.start))
 
-        map_batches(one, n, ctx, device)
+        ctx.slot_source = joiner.slot
+        try:
+            map_batches(one, n, ctx, device)
+        finally:
+            ctx.slot_source = None
         outputs = joiner.result()
     agent.finish(inputs, outputs, ctx)
     return outputs

@@ -110,7 +110,8 @@ class Preprocess(Agent):
             x = ops.denoise(x, p.denoise, p.strength)
             if p.flip or p.rotate_degrees:  # one seed per batch of the node's batch size
                 x = ops.augment(x, p.flip, p.rotate_degrees, p.seed + start // (ctx.batch_size or len(x) or 1))
-            x = ops.normalise(x, p.normalise, p.mean, p.std).cpu()
+            slot = ctx.output_slot("images", "images", slice(start, start + len(x)), x)  # write it joined
+            x = ops.normalise(x, p.normalise, p.mean, p.std, out=slot).cpu()
         result = {**batch, "images": x}
         scale = (p.size or images.shape[-1]) / images.shape[-1]
         if batch.get("lesion_centers") is not None:

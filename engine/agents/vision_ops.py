@@ -29,15 +29,16 @@ def to_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     return x.mean(dim=1, keepdim=True).repeat(1, channels, 1, 1)
 
 
-def normalise(x: torch.Tensor, mode: str, mean: float, std: float) -> torch.Tensor:
-    """``unit``: each image stretched to 0..1; ``standardize``: (x - mean) / std; ``none``."""
+def normalise(x: torch.Tensor, mode: str, mean: float, std: float, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``unit``: each image stretched to 0..1; ``standardize``: (x - mean) / std; ``none``.
+    ``out``: write the result there (same shape) instead of a new tensor."""
     if mode == "unit":
         lo = x.amin(dim=(1, 2, 3), keepdim=True)
         hi = x.amax(dim=(1, 2, 3), keepdim=True)
-        return (x - lo) / (hi - lo).clamp_min(1e-6)
+        return torch.sub(x, lo, out=out).div_((hi - lo).clamp_min(1e-6))
     if mode == "standardize":
-        return (x - mean) / std
-    return x
+        return torch.sub(x, mean, out=out).div_(std)
+    return x if out is None else out.copy_(x)
 
 
 def median_filter(x: torch.Tensor, kernel: int) -> torch.Tensor:

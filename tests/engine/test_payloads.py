@@ -74,3 +74,34 @@ def test_an_itemwise_agent_must_have_run_batch() -> None:
                inputs=[PortSpec("texts", DataKind.TEXT_BATCH)])
         class Bad(Agent):
             pass
+
+
+def test_an_agent_can_write_its_batch_straight_into_the_joined_tensor() -> None:
+    from engine.agents import vision_ops as ops
+    from engine.agents.batching import run_itemwise
+    from engine.agents.vision import Preprocess
+    from engine.spec import Lifecycle, RunContext
+
+    images = torch.rand(10, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    agent = Preprocess(Preprocess.spec.parse_params({"size": 16, "denoise": "gaussian", "normalise": "unit"}))
+    ctx = RunContext(lifecycle=Lifecycle.model_validate({"execution": {"batch_size": 4}}), threads=2)
+    slots: list = []
+    real_slot = Joiner.slot
+
+    def spy(self, port, key, part, like):
+        view = real_slot(self, port, key, part, like)
+        slots.append((part, view))
+        return view
+
+    Joiner.slot = spy  # type: ignore[method-assign]
+    try:
+        out = run_itemwise(agent, {"images": {"images": images, "ids": [str(i) for i in range(10)]}}, ctx)
+    finally:
+        Joiner.slot = real_slot  # type: ignore[method-assign]
+    expected = ops.normalise(ops.denoise(images, "gaussian", 1.0), "unit", 0.5, 0.25)
+    assert torch.allclose(out["images"]["images"], expected, atol=1e-6)
+    assert sorted(p.start for p, _ in slots) == [0, 4, 8]
+    for part, view in slots:  # each batch was written in place: the joined tensor shares its memory
+        assert view is not None and view.data_ptr() == out["images"]["images"][part].data_ptr()
+    joiner = Joiner(Preprocess.spec, 10, 3)
+    assert joiner.slot("images", "images", slice(0, 4), torch.zeros(3, 3, 16, 16)) is None  # wrong row count

@@ -499,6 +499,8 @@ class Executor:
                 "wall_s": res.busy_s / workers, "cpu_s": res.cpu_s, "peak_rss_mb": max(ns.peak_rss_mb or 0.0, rss),
                 "peak_gpu_mb": peak_gpu, "items": res.items, "attempts": 1, "device": ns.device,
                 "threads": ns.threads, "isolated": False,
+                # fused: what the node held (the head: the chain's demand; the others: nothing)
+                "held": ns.demand_dict, "fused_into": ns.fused_into, "chain": [c.id for c in ns.chain],
             }
             ends.append((ns, res.outputs, metrics, summarize_outputs(res.outputs)))
         with self.lock:

@@ -37,6 +37,11 @@ class NodeMetrics:
     device: str = ""
     threads: int = 1
     isolated: bool = False
+    # only in the metrics of fused nodes (engine.fusion): what the node held, the head of its
+    # chain (fused nodes) or the nodes fused into it (the head)
+    held: dict[str, Any] | None = None
+    fused_into: str | None = None
+    chain: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)  # flat and fast (dataclasses.asdict deep-copies: ~10x slower)

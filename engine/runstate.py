@@ -178,6 +178,7 @@ def node_view(run: RunState, ns: NodeState, now: float) -> dict[str, Any]:
         "logs": list(ns.logs), "output_summary": ns.output_summary, "progress": list(ns.progress),
         "cpu_percent": ns.cpu_percent, "peak_rss_mb": ns.peak_rss_mb, "reason": ns.reason,
         "cached": ns.status == NodeStatus.CACHED,
+        "fused_into": ns.fused_into, "chain": [c.id for c in ns.chain],
     }
 
 

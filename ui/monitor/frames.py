@@ -186,6 +186,10 @@ def node_table(view: RunView) -> list[dict[str, Any]]:
             why = f"resource: {n['waiting_resource']}{held}"
         elif n.get("error"):
             why = f"{n['error']['type']}: {n['error']['message']}"[:160]
+        elif n.get("fused_into"):
+            why = f"fused into {n['fused_into']}'s chain: ran batch by batch inside its reservation"
+        elif n.get("chain"):
+            why = f"fused chain {' -> '.join([nid, *n['chain']])}: holds the chain's resources"
         rows.append({"node": nid, "agent": n.get("agent", ""), "status": n["status"], "device": n.get("device", ""),
                      "attempts": n.get("attempts", 0),
                      "start_s": round(start - view.t0, 2) if start is not None else None,

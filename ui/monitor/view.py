@@ -85,6 +85,7 @@ def view_from_snapshot(snapshot: Any, now: float | None = None) -> RunView:
             "logs": list(n.get("logs") or []), "output_summary": dict(n.get("output_summary") or {}),
             "metrics": metrics, "cached": bool(n.get("cached")), "demand": dict(n.get("demand") or {}),
             "progress": list(n.get("progress") or [0, None]), "reason": n.get("reason") or "",
+            "fused_into": n.get("fused_into"), "chain": list(n.get("chain") or []),
         }
     samples = [{"time": s["time"], "cpu_percent": s.get("cpu_percent", 0.0), "rss_mb": s.get("rss_mb", 0.0),
                 "per_node": s.get("per_node") or {}, "gpu": s.get("gpu_memory_mb") or {}}
@@ -120,8 +121,11 @@ def view_from_store(detail: Any, samples: list[Any] | None = None) -> RunView:
             "error": _error({"type": n.error_type, "message": n.error_message, "traceback": n.traceback})
             if (n.error_type or n.error_message) else None,
             "logs": list(metrics.get("logs") or []), "output_summary": dict(n.output_summary or {}),
-            "metrics": metrics, "cached": bool(n.cached), "demand": demands.get(n.node_id, {}),
+            "metrics": metrics, "cached": bool(n.cached),
+            "demand": dict(metrics["held"]) if metrics.get("held") else demands.get(n.node_id, {}),
+            "held": bool(metrics.get("held")),  # the demand is what the node held (fused): keep it as is
             "progress": [0, None], "reason": "",
+            "fused_into": metrics.get("fused_into"), "chain": list(metrics.get("chain") or []),
         }
     for nid in _workflow_ids(detail.workflow):  # nodes without a record never started
         nodes.setdefault(nid, _blank_node(detail.workflow, nid, demands))
@@ -213,6 +217,8 @@ def replay_view(view: RunView, t: float) -> RunView:
 def fill_demands(view: RunView, registry: Any) -> RunView:
     """Give stored nodes their full resource demand (agent default merged with the node's override)."""
     for node in view.nodes.values():
+        if node.get("held"):
+            continue  # a fused node: its demand is what it held, complete already
         try:
             spec = registry.get(node["agent"])
             node["demand"] = spec.resources.merged(node.get("demand") or None).model_dump()

@@ -99,12 +99,18 @@ def test_a_failing_fused_stage_falls_back_and_fails_alone(manager) -> None:
     assert kinds[-1] == "NodeFailed" and "NodeWaitingInputs" in kinds[kinds.index("NodeStarted"):]
 
 
+def _started(m, wf, node: str):
+    """Submit ``wf`` and return once ``node`` runs."""
+    handle = m.submit(wf, OPTIONS)
+    deadline = time.time() + 20
+    while handle.snapshot().nodes[node]["status"] != "running" and time.time() < deadline:
+        time.sleep(0.005)
+    return handle
+
+
 def test_cancelling_a_fused_node_cancels_it_and_the_head_finishes(manager) -> None:
     m, _ = manager
-    handle = m.submit(_tag_chain(n=40, wait_s=0.05), OPTIONS)
-    deadline = time.time() + 20
-    while handle.snapshot().nodes["b"]["status"] != "running" and time.time() < deadline:
-        time.sleep(0.005)
+    handle = _started(m, _tag_chain(n=40, wait_s=0.05), "b")
     m.cancel_node(handle.run_id, "b")
     handle.wait(30)
     nodes = handle.snapshot().nodes
@@ -114,10 +120,7 @@ def test_cancelling_a_fused_node_cancels_it_and_the_head_finishes(manager) -> No
 
 def test_cancelling_the_run_ends_a_fused_chain(manager) -> None:
     m, _ = manager
-    handle = m.submit(_tag_chain(n=400, wait_s=0.05), OPTIONS)
-    deadline = time.time() + 20
-    while handle.snapshot().nodes["a"]["status"] != "running" and time.time() < deadline:
-        time.sleep(0.005)
+    handle = _started(m, _tag_chain(n=400, wait_s=0.05), "a")
     handle.cancel()
     assert handle.wait(30) == "cancelled"
     statuses = {nid: n["status"] for nid, n in handle.snapshot().nodes.items()}

@@ -25,11 +25,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.agents.batching import plan_concurrency
+from engine.agents.batching import plan_concurrency, pool_map
 from engine.agents.runtime import batches, torch_threads
 from engine.attempts import NodeRunner
 from engine.backends.local import WarmPool
@@ -190,8 +189,7 @@ def run_chain(runner: NodeRunner, warm: WarmPool, run: RunState, head: NodeState
                 for i in range(len(parts)):
                     one(i)
             else:
-                with ThreadPoolExecutor(workers, thread_name_prefix=f"sg-{head.id}") as pool:
-                    list(pool.map(one, range(len(parts))))
+                pool_map(one, list(range(len(parts))), workers, f"sg-{head.id}")
         results = []
         stage_inputs = inputs
         for k, st in enumerate(stages):

@@ -15,6 +15,7 @@ from engine.payloads import Joiner, cut_inputs, item_count
 from engine.spec import Agent, RunContext
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 def plan_concurrency(threads: int, n_batches: int, device: str) -> tuple[int, int]:
@@ -52,8 +53,18 @@ def map_batches(
     with torch_threads(per_batch):
         if workers == 1:
             return [one(part) for part in parts]
-        with ThreadPoolExecutor(workers, thread_name_prefix=f"sg-{ctx.node_id}") as pool:
-            return list(pool.map(one, parts))
+        return pool_map(one, parts, workers, f"sg-{ctx.node_id}")
+
+
+def pool_map(fn: Callable[[U], T], items: list[U], workers: int, name: str) -> list[T]:
+    """``fn`` on every item on ``workers`` threads, results in order. When one raises, the
+    items not started yet are dropped (not run to the end first) and the error is raised."""
+    pool = ThreadPoolExecutor(workers, thread_name_prefix=name)
+    try:
+        futures = [pool.submit(fn, item) for item in items]
+        return [f.result() for f in futures]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 

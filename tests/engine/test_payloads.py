@@ -105,3 +105,23 @@ def test_an_agent_can_write_its_batch_straight_into_the_joined_tensor() -> None:
         assert view is not None and view.data_ptr() == out["images"]["images"][part].data_ptr()
     joiner = Joiner(Preprocess.spec, 10, 3)
     assert joiner.slot("images", "images", slice(0, 4), torch.zeros(3, 3, 16, 16)) is None  # wrong row count
+
+
+def test_a_failing_batch_stops_the_batches_not_started_yet() -> None:
+    import time
+
+    from engine.agents.batching import pool_map
+
+    ran: list[int] = []
+
+    def fn(i: int) -> int:
+        if i == 0:
+            raise ValueError("batch 0 is bad")
+        time.sleep(0.01)
+        ran.append(i)
+        return i
+
+    with pytest.raises(ValueError, match="batch 0"):
+        pool_map(fn, list(range(100)), 2, "t")
+    assert len(ran) < 20, len(ran)  # not all 99 others ran first
+    assert pool_map(lambda i: i * 2, [3, 1, 2], 2, "t") == [6, 2, 4]

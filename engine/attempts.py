@@ -6,6 +6,7 @@ Used by the executor's worker threads, outside the executor lock.
 
 from __future__ import annotations
 
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -20,6 +21,8 @@ from engine.runstate import NodeState, RunState
 from engine.spec import RunContext
 
 _DONE = (NodeStatus.DONE, NodeStatus.CACHED)
+_new = object.__new__
+_monotonic = time.monotonic
 
 
 class NodeRunner:
@@ -37,17 +40,16 @@ class NodeRunner:
     def attempts(self, run: RunState, ns: NodeState) -> tuple[NodeStatus, Any, dict | None, RunContext | None, dict]:
         ex, stats = ns.lifecycle.execution, {}
         isolate = ex.isolate
-        inputs = self.gather_inputs(run, ns)
+        inputs = self.gather_inputs(run, ns) if ns.in_edges else {}
         ctx = None
         for attempt in range(1, ex.retries + 2):
             ns.attempts = attempt
             ctx = self.context(run, ns)
             stats = {}
             try:
-                outputs = self.backend.call(NodeCall(
-                    spec=ns.spec, params=ns.params, params_json=ns.params_json, inputs=inputs, ctx=ctx,
-                    footprint_mb=ns.demand.memory_mb, isolate=isolate,
-                    scratch=self.results.scratch_dir() if isolate else None, stats=stats))
+                outputs = self.backend.call(NodeCall(  # positional: the fields in order
+                    ns.spec, ns.params, ns.params_json, inputs, ctx, ns.demand.memory_mb, isolate,
+                    self.results.scratch_dir() if isolate else None, stats))
                 if ex.timeout_s is not None and ctx.deadline is not None and time.monotonic() > ctx.deadline:
                     raise AgentTimeoutError(f"node {ns.id!r} ran past its timeout of {ex.timeout_s:g} s")
                 return NodeStatus.DONE, outputs, None, ctx, stats
@@ -82,17 +84,26 @@ class NodeRunner:
         return {"type": remote_type or type(exc).__name__, "message": message, "traceback": tb}
 
     def context(self, run: RunState, ns: NodeState) -> RunContext:
-        ex, ex_stop = ns.lifecycle.execution, ns.lifecycle.exit
-        now = time.monotonic()
-        return RunContext(
-            node_id=ns.id, run_id=run.id, device=self.agent_device(run, ns.device), threads=ns.threads,
-            lifecycle=ns.lifecycle, cancel_event=ns.cancel_event,
-            deadline=now + ex.timeout_s if ex.timeout_s else None,
-            stop_at=now + ex_stop.time_limit_s if ex_stop.time_limit_s else None,
-            time_scale=run.options.time_scale, attempt=ns.attempts,
-            on_progress=lambda done, total: self.progress(run, ns, done, total),
-            on_log=lambda message: self.log(run, ns, message),
-        )
+        """The attempt's RunContext, built without ``RunContext.__init__`` (its keyword handling
+        was a measurable per-node cost): the same attributes, in the same state, as
+        ``RunContext(...)`` with these arguments (tests/executor/test_executor_fast_paths.py)."""
+        lifecycle = ns.lifecycle
+        timeout_s, time_limit_s = lifecycle.execution.timeout_s, lifecycle.exit.time_limit_s
+        device = ns.device
+        now = _monotonic() if timeout_s or time_limit_s else 0.0
+        ctx = _new(RunContext)
+        ctx.__dict__ = {
+            "node_id": ns.id, "run_id": run.id, "time_scale": run.options.time_scale, "attempt": ns.attempts,
+            "device": device if device == "cpu" else self.agent_device(run, device),
+            "threads": ns.threads if ns.threads > 1 else 1, "lifecycle": lifecycle,
+            "cancel_event": ns.cancel_event or threading.Event(),
+            "_on_progress": lambda done, total: self.progress(run, ns, done, total),
+            "_on_log": lambda message: self.log(run, ns, message),
+            "deadline": now + timeout_s if timeout_s else None,
+            "stop_at": now + time_limit_s if time_limit_s else None,
+            "_clock": _monotonic, "items_processed": 0, "logs": [], "slot_source": None,
+        }
+        return ctx
 
     @staticmethod
     def agent_device(run: RunState, device: str) -> str:
@@ -116,15 +127,20 @@ class NodeRunner:
         """``ns``'s inputs by port from its finished upstream nodes' outputs (or, for a fused
         chain, from ``outputs_of``: node id -> outputs of one batch)."""
         inputs: dict[str, Any] = {}
+        nodes, routes, spec = run.nodes, self._routes, ns.spec
         for edge in ns.in_edges:
-            src = run.nodes[edge.source]
+            src = nodes[edge.source]
             if outputs_of is not None:
                 out = outputs_of[edge.source]
-            elif src.status not in _DONE or src.outputs is None:
-                continue  # "any" start rule: only finished inputs arrive
             else:
                 out = src.outputs
-            port_name, multiple, source_port = self._route(src, ns, edge)
+                if out is None or src.status not in _DONE:
+                    continue  # "any" start rule: only finished inputs arrive
+            hit = routes.get((id(src.spec), id(spec), edge.source_port, edge.target_port))  # ``_route``'s memo
+            if hit is not None and hit[0] is src.spec and hit[1] is spec:
+                port_name, multiple, source_port = hit[2]
+            else:
+                port_name, multiple, source_port = self._route(src, ns, edge)
             value = out.get(source_port) if source_port is not None else out
             if multiple:
                 inputs.setdefault(port_name, []).append(value)
@@ -162,8 +178,9 @@ class NodeRunner:
         start = ns.start or end
         peak = stats.get("peak_rss_mb")
         if peak is None:
-            rss = self.rss()
-            peak = max(ns.peak_rss_mb or 0.0, rss or 0.0)
+            rss, peak = self.rss() or 0.0, ns.peak_rss_mb or 0.0
+            if rss > peak:
+                peak = rss
         # the NodeMetrics fields as a plain dict, built directly (a dataclass per node was a
         # measurable per-node cost); tests check the keys match NodeMetrics. wait_resource is
         # the node's own dict, final once it was admitted (not copied)
@@ -174,5 +191,5 @@ class NodeRunner:
             "wall_s": end - start, "cpu_s": stats.get("cpu_s") or cpu_s, "peak_rss_mb": peak,
             "peak_gpu_mb": self.gpu.task_peak_mb(ns.device) if ns.device.startswith("cuda") else None,
             "items": ctx.items_processed if ctx else 0, "attempts": ns.attempts, "device": ns.device,
-            "threads": ns.threads, "isolated": ns.isolate,
+            "threads": ns.threads, "isolated": ns.lifecycle.execution.isolate,
         }

@@ -65,41 +65,40 @@ CPU_BOUND = 0.25  # share of a node's wall time on its thread's CPU above which 
 # ~0.5-0.8 on a quiet machine, a 0.1 ms sleep ~0.1)
 
 
+_new = object.__new__
+_thread_time = time.thread_time
+
+
 def _event(cls: type[Event], fields: dict[str, Any]) -> Any:
     """``cls(**fields)`` without the frozen dataclass ``__init__`` (one ``object.__setattr__`` per
     field: a measurable share of the per-node cost). ``fields`` must name every field;
-    tests/executor/test_executor_events_fast.py checks the result equals the normal constructor."""
+    tests/executor/test_executor_events_fast.py checks the result equals the normal constructor.
+    The per-node path inlines the same two lines (NodeQueued, NodeStarted, NodeFinished)."""
     ev = object.__new__(cls)
     ev.__dict__.update(fields)
     return ev
 
 
-def _fits(used: dict[str, float], total: dict[str, float], need: dict[str, float], strict: bool) -> bool:
-    """Whether ``need`` fits a ledger's ``used``/``total`` now; keys the ledger lacks fail when
-    ``strict``, else pass."""
+def _try_take(machine: ResourceLedger, own: ResourceLedger, need: dict[str, float]) -> bool:
+    """Whether ``need`` fits both ledgers now, and if so take it from both (updating peaks).
+    Keys ``own`` (the run's ledger) lacks fail the fit, keys the machine lacks pass."""
+    m_used, m_total, r_used, r_total = machine.used, machine.total, own.used, own.total
     for key, amount in need.items():
-        if key in total:
-            if used[key] + amount > total[key] + EPS:
+        if key in r_total:
+            if r_used[key] + amount > r_total[key] + EPS:
                 return False
-        elif strict and amount > EPS:
+        elif amount > EPS:
             return False
+        if key in m_total and m_used[key] + amount > m_total[key] + EPS:
+            return False
+    for ledger in (machine, own):
+        used, peak = ledger.used, ledger.peak
+        for key, amount in need.items():
+            if key in used:
+                v = used[key] = used[key] + amount
+                if v > peak[key]:
+                    peak[key] = v
     return True
-
-
-def _take(ledger: ResourceLedger, need: dict[str, float]) -> None:
-    used, peak = ledger.used, ledger.peak
-    for key, amount in need.items():
-        if key in used:
-            used[key] += amount
-            if used[key] > peak[key]:
-                peak[key] = used[key]
-
-
-def _give(ledger: ResourceLedger, need: dict[str, float]) -> None:
-    used = ledger.used
-    for key, amount in need.items():
-        if key in used:
-            used[key] = max(0.0, used[key] - amount)
 
 
 class Executor:
@@ -195,31 +194,34 @@ class Executor:
         admitted: list[Item] = []
         machine = self.ledger
         m_used, m_total = machine.used, machine.total
+        try_take, pop, now_f = _try_take, heapq.heappop, time.time
         for run in self.active.values():  # admission never adds or ends a run
             ready = run.ready
             if not ready or run.cancel_requested:
                 continue
             cap = run.options.max_workers
             in_order = run.options.policy == "auto" and bool(run.plan)
-            r_used, r_total = run.ledger.used, run.ledger.total
+            own = run.ledger
+            r_used, r_total = own.used, own.total
+            running, nodes, devices = run.running, run.nodes, run.devices
             kept: list[tuple[int, str]] = []
             while ready:
-                if cap is not None and len(run.running) >= cap:
+                if cap is not None and len(running) >= cap:
                     break
-                free_cpu = min(m_total["cpu"] - m_used["cpu"], r_total["cpu"] - r_used["cpu"])
-                if free_cpu + EPS < run.min_cpu:
+                free_cpu, r_free = m_total["cpu"] - m_used["cpu"], r_total["cpu"] - r_used["cpu"]
+                if (free_cpu if free_cpu < r_free else r_free) + EPS < run.min_cpu:
                     break  # nothing of this run can fit until something ends
-                entry = heapq.heappop(ready)
-                ns = run.nodes[entry[1]]
+                entry = pop(ready)
+                ns = nodes[entry[1]]
                 if ns.status in _TERMINAL:
                     continue
                 if ns.cache_hit:
                     ns.device = "cache"
                 else:
-                    for device, need in self._options(run, ns.demand):
-                        if _fits(r_used, r_total, need, True) and _fits(m_used, m_total, need, False):
-                            _take(machine, need)
-                            _take(run.ledger, need)
+                    demand = ns.demand
+                    hit = devices.get(id(demand))  # ``_options``' memo
+                    for device, need in hit[1] if hit is not None and hit[0] is demand else self._options(run, demand):
+                        if try_take(machine, own, need):
                             ns.device, ns.need = device, need
                             break
                     else:
@@ -228,14 +230,14 @@ class Executor:
                         if in_order:
                             break  # follow the plan: no node overtakes a ready one that waits
                         continue
-                now = time.time()
+                now = now_f()
                 if ns.wait_key is not None:
                     ns.wait_resource[ns.wait_key] = ns.wait_resource.get(ns.wait_key, 0.0) + now - ns.wait_since
                     ns.wait_key = None
                 ns.admitted, ns.admitted_at = True, now
                 if ns.cancel_event is None:
                     ns.cancel_event = CancelFlag()
-                run.running.add(ns.id)
+                running.add(ns.id)
                 admitted.append((run, ns))
             for entry in kept:
                 heapq.heappush(ready, entry)
@@ -300,6 +302,8 @@ class Executor:
             mine = self._lane_locked(mine, items)
         if mine is not None and not mine[1].cache_hit:
             self._start_locked(*mine)  # this thread runs it next: start it under the same lock hold
+        if not items:
+            return mine  # nothing for other workers (the common case on the short lane)
         for item in items:
             self._queue.put(item)
         want = len(items) - self._idle
@@ -320,24 +324,28 @@ class Executor:
         for the short nodes ahead of it. The owner is always a worker between two of its nodes,
         so the lane is always drained. Moves short ``extras`` (and ``mine`` when it is short) to
         the lane; returns what the calling worker runs next."""
-        if self._lane_owner is None and (mine is None or not self._is_short(mine[1])):
-            return mine  # no lane (the common case for nodes that take time)
-        me = threading.get_ident()
-        if self._lane_owner is None:
-            self._lane_owner = me
+        owner, lane = self._lane_owner, self._lane
+        if owner is None:
+            if mine is None or not self._is_short(mine[1]):
+                return mine  # no lane (the common case for nodes that take time)
+            owner = self._lane_owner = me = threading.get_ident()
+            short: bool | None = True
+        else:
+            me, short = threading.get_ident(), None
         if extras:
             extras[:] = [item for item in extras if not self._to_lane(item)]
-        if mine is not None and self._to_lane(mine):
+        if mine is not None and (short if short is not None else self._is_short(mine[1])):
+            lane.append(mine)
             mine = None
-        if self._lane_owner != me:
+        if owner != me:
             return mine  # another worker runs the lane; this one runs a long node or goes idle
         if mine is not None:  # a long node: run it now if the lane is empty, else another worker does
-            if not self._lane:
+            if not lane:
                 self._lane_owner = None
                 return mine
             extras.append(mine)
-        if self._lane:
-            return self._lane.popleft()
+        if lane:
+            return lane.popleft()
         self._lane_owner = None
         return None
 
@@ -407,13 +415,15 @@ class Executor:
             return False
         now = time.time()
         ns.status, ns.start, ns.attempts = NodeStatus.RUNNING, now, 1
-        ns.worker, ns.native_id = self._whoami()
-        ns.threads = max(1, round(ns.demand.cpu))
+        who = self._threads_seen.get(threading.get_ident())
+        ns.worker, ns.native_id = who if who is not None else self._whoami()
+        ns.threads = threads = max(1, round(ns.demand.cpu))
         ns.peak_rss_mb = self.last_rss_mb
         run.version += 1
-        self.bus.emit(_event(NodeStarted, {
-            "run_id": run.id, "node_id": ns.id, "time": now, "device": ns.device, "attempt": 1,
-            "threads": ns.threads, "demand": ns.demand_dict, "worker": ns.worker}))
+        ev = _new(NodeStarted)
+        ev.__dict__.update({"run_id": run.id, "node_id": ns.id, "time": now, "device": ns.device, "attempt": 1,
+                            "threads": threads, "demand": ns.demand_dict, "worker": ns.worker})
+        self.bus.emit(ev)
         if ns.chain:
             if any(t.status in _TERMINAL for t in ns.chain):  # a fused node was cancelled before the chain began
                 unfuse(ns)
@@ -465,17 +475,22 @@ class Executor:
             self.gpu.task_start(ns.device)
         if ns.chain:
             return self._run_chain(run, ns)
-        cpu0 = time.thread_time()
-        status, outputs, error, ctx, stats = self.runner.attempts(run, ns)
-        cpu_s = time.thread_time() - cpu0
-        summary = summarize_outputs(outputs) if status == NodeStatus.DONE else {}
-        if status == NodeStatus.DONE and ns.cache_key and run.options.use_cache:
-            self.runner.store(run, ns, outputs)
-        metrics = self.runner.metrics(ns, ctx, stats, cpu_s)
+        runner = self.runner
+        cpu0 = _thread_time()
+        status, outputs, error, ctx, stats = runner.attempts(run, ns)
+        cpu_s = _thread_time() - cpu0
+        if status is NodeStatus.DONE:
+            summary = summarize_outputs(outputs)
+            if ns.cache_key and run.options.use_cache:
+                runner.store(run, ns, outputs)
+        else:
+            summary = {}
+        metrics = runner.metrics(ns, ctx, stats, cpu_s)
         with self.lock:
             self._note_wall(ns, metrics["wall_s"], cpu_s)
             ns.outputs = outputs
-            return self._end_and_next(run, ns, status, error=error, metrics=metrics, summary=summary)
+            self._end_locked(run, ns, status, time.time(), error=error, metrics=metrics, summary=summary)
+            return self._hand_out(self._dispatch_locked(), keep=True)
 
     def _run_chain(self, run: RunState, head: NodeState) -> Item | None:
         """Run a fused chain (``engine.fusion``); on ChainAborted its nodes run one by one."""
@@ -536,22 +551,41 @@ class Executor:
                     reason: str = "", propagate: bool = True) -> None:
         if ns.admitted:
             ns.admitted = False
+            ns.cancel_event = None  # its attempt is over: freed now, before it can reach an old GC generation
             run.running.discard(ns.id)
             if ns.device and ns.device != "cache":
                 need = ns.need if ns.need is not None else self._need(ns.demand, ns.device)
-                _give(self.ledger, need)
-                _give(run.ledger, need)
+                m_used, r_used = self.ledger.used, run.ledger.used  # give ``need`` back (never below 0)
+                for key, amount in need.items():
+                    if key in m_used:
+                        v = m_used[key] - amount
+                        m_used[key] = v if v > 0.0 else 0.0
+                    if key in r_used:
+                        v = r_used[key] - amount
+                        r_used[key] = v if v > 0.0 else 0.0
         if ns.status in _TERMINAL:
             return
         ns.status, ns.end, run.done, run.version = status, now, run.done + 1, run.version + 1
-        ns.metrics = metrics or {}
-        ns.output_summary = summary or {}
+        ns.metrics = metrics = metrics or {}
+        ns.output_summary = summary = summary or {}
         emit, rid = self.bus.emit, run.id
         if status in _DONE:
-            emit(_event(NodeFinished, {
-                "run_id": rid, "node_id": ns.id, "time": now, "metrics": ns.metrics,
-                "cached": status == NodeStatus.CACHED, "output_summary": ns.output_summary}))
-            self._release_succs_locked(run, ns, now)
+            ev = _new(NodeFinished)
+            ev.__dict__.update({"run_id": rid, "node_id": ns.id, "time": now, "metrics": metrics,
+                                "cached": status is NodeStatus.CACHED, "output_summary": summary})
+            emit(ev)
+            nodes, waiting = run.nodes, NodeStatus.WAITING_INPUTS
+            for sid in ns.succs:  # release the successors: the last input makes one ready
+                succ = nodes[sid]
+                if succ.status is not waiting:
+                    continue
+                left = succ.unmet = succ.unmet - 1
+                if left <= 0 or succ.lifecycle.start.inputs == "any":  # _make_ready_locked, inlined
+                    succ.status, succ.ready_at = NodeStatus.QUEUED, now
+                    heapq.heappush(run.ready, (succ.prio, sid))
+                    ev = _new(NodeQueued)
+                    ev.__dict__.update({"run_id": rid, "node_id": sid, "time": now})
+                    emit(ev)
         elif status == NodeStatus.FAILED:
             ns.error = error or {"type": "Error", "message": "failed", "traceback": ""}
             emit(NodeFailed(run_id=rid, node_id=ns.id, error_type=ns.error["type"], message=ns.error["message"],
@@ -567,18 +601,8 @@ class Executor:
                 self._skip_descendants_locked(run, ns, now, "was cancelled")
         elif status == NodeStatus.SKIPPED:
             emit(NodeSkipped(run_id=rid, node_id=ns.id, reason=ns.reason, time=now))
-        if run.done >= run.total and run.id in self.active:
+        if run.done >= len(run.nodes) and run.id in self.active:
             self._finish_run_locked(run, now)
-
-    def _release_succs_locked(self, run: RunState, ns: NodeState, now: float) -> None:
-        nodes, waiting = run.nodes, NodeStatus.WAITING_INPUTS
-        for sid in ns.succs:
-            succ = nodes[sid]
-            if succ.status is not waiting:
-                continue
-            succ.unmet -= 1
-            if succ.unmet <= 0 or succ.lifecycle.start.inputs == "any":
-                self._make_ready_locked(run, succ, now)
 
     def _skip_descendants_locked(self, run: RunState, root: NodeState, now: float, how: str) -> None:
         stack = list(root.succs)

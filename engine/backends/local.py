@@ -50,10 +50,7 @@ class WarmPool:
         with self._lock:
             idle = self._idle.get(key)
             if idle:
-                agent, _ = idle.pop()
-                if not idle:
-                    del self._idle[key]
-                return agent
+                return idle.pop()[0]  # an emptied list stays (checkin refills it; eviction drops it)
             self.loaded_mb += footprint_mb
             self.loads += 1
             victims = self._evict_locked()
@@ -69,8 +66,12 @@ class WarmPool:
 
     def checkin(self, key: WarmKey, agent: Agent, footprint_mb: float) -> None:
         with self._lock:
-            self._idle.setdefault(key, []).append((agent, footprint_mb))
-            self._idle.move_to_end(key)
+            idle = self._idle.get(key)
+            if idle is None:
+                self._idle[key] = [(agent, footprint_mb)]
+            else:
+                idle.append((agent, footprint_mb))
+                self._idle.move_to_end(key)
             if self.loaded_mb <= self.budget_mb + 1e-9:
                 return  # nothing to evict (the common case)
             victims = self._evict_locked()
@@ -86,6 +87,9 @@ class WarmPool:
         victims = []
         while self.loaded_mb > self.budget_mb + 1e-9 and self._idle:
             key, idle = next(iter(self._idle.items()))
+            if not idle:  # every agent of this key is lent out
+                del self._idle[key]
+                continue
             agent, mb = idle.pop(0)
             if not idle:
                 del self._idle[key]
@@ -96,7 +100,7 @@ class WarmPool:
 
     def keys(self) -> list[WarmKey]:
         with self._lock:
-            return list(self._idle)
+            return [key for key, idle in self._idle.items() if idle]
 
     def clear(self) -> None:
         with self._lock:
@@ -129,14 +133,15 @@ class LocalBackend:
             assert job.scratch is not None, "isolated calls need a scratch folder"
             return run_isolated(job.spec, job.params, job.inputs, job.ctx, job.scratch, job.stats,
                                 declared_memory_mb=job.footprint_mb)
-        key = (job.spec.name, job.spec.version, job.params_json, job.ctx.device)
-        agent = self.warm.checkout(key, job.spec, job.params, job.footprint_mb)
+        spec, ctx, warm = job.spec, job.ctx, self.warm
+        key = (spec.name, spec.version, job.params_json, ctx.device)
+        agent = warm.checkout(key, spec, job.params, job.footprint_mb)
         try:
-            outputs = agent.run(job.inputs, job.ctx)
+            outputs = agent.run(job.inputs, ctx)
         except BaseException:
-            self.warm.discard(agent, job.footprint_mb)
+            warm.discard(agent, job.footprint_mb)
             raise
-        self.warm.checkin(key, agent, job.footprint_mb)
+        warm.checkin(key, agent, job.footprint_mb)
         return outputs if outputs is not None else {}
 
     def close(self) -> None:

@@ -35,12 +35,11 @@ class NodeRunner:
         self.results = results
         self.gpu = gpu
         self.rss = rss
-        self._routes: dict[tuple, tuple[Any, Any, tuple[str, bool, str | None]]] = {}
 
     def attempts(self, run: RunState, ns: NodeState) -> tuple[NodeStatus, Any, dict | None, RunContext | None, dict]:
         ex, stats = ns.lifecycle.execution, {}
         isolate = ex.isolate
-        inputs = self.gather_inputs(run, ns) if ns.in_edges else {}
+        inputs = self.gather_inputs(run, ns) if ns.routes else {}
         ctx = None
         for attempt in range(1, ex.retries + 2):
             ns.attempts = attempt
@@ -125,45 +124,22 @@ class NodeRunner:
     def gather_inputs(self, run: RunState, ns: NodeState,
                       outputs_of: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
         """``ns``'s inputs by port from its finished upstream nodes' outputs (or, for a fused
-        chain, from ``outputs_of``: node id -> outputs of one batch)."""
+        chain, from ``outputs_of``: node id -> outputs of one batch), along the routes the run
+        builder worked out once per edge (``runstate.set_routes``)."""
         inputs: dict[str, Any] = {}
-        nodes, routes, spec = run.nodes, self._routes, ns.spec
-        for edge in ns.in_edges:
-            src = nodes[edge.source]
+        for src, port_name, multiple, source_port in ns.routes:
             if outputs_of is not None:
-                out = outputs_of[edge.source]
+                out = outputs_of[src.id]
             else:
                 out = src.outputs
                 if out is None or src.status not in _DONE:
                     continue  # "any" start rule: only finished inputs arrive
-            hit = routes.get((id(src.spec), id(spec), edge.source_port, edge.target_port))  # ``_route``'s memo
-            if hit is not None and hit[0] is src.spec and hit[1] is spec:
-                port_name, multiple, source_port = hit[2]
-            else:
-                port_name, multiple, source_port = self._route(src, ns, edge)
             value = out.get(source_port) if source_port is not None else out
             if multiple:
                 inputs.setdefault(port_name, []).append(value)
             else:
                 inputs[port_name] = value
         return inputs
-
-    def _route(self, src: NodeState, ns: NodeState, edge: Any) -> tuple[str, bool, str | None]:
-        """(target port, whether it takes many values, source port or None for the whole output),
-        memoised per (source agent, target agent, edge ports): nodes of one agent share it."""
-        key = (id(src.spec), id(ns.spec), edge.source_port, edge.target_port)
-        hit = self._routes.get(key)
-        if hit is not None and hit[0] is src.spec and hit[1] is ns.spec:
-            return hit[2]
-        source_port = edge.source_port if edge.source_port is not None else (
-            src.spec.outputs[0].name if src.spec.outputs else None)
-        port_name = edge.target_port or (ns.spec.inputs[0].name if ns.spec.inputs else "in")
-        port = ns.spec.input(port_name)
-        route = (port_name, bool(port is not None and port.multiple), source_port)
-        if len(self._routes) > 10_000:
-            self._routes.clear()
-        self._routes[key] = (src.spec, ns.spec, route)
-        return route
 
     def store(self, run: RunState, ns: NodeState, outputs: Any) -> None:
         try:

@@ -33,6 +33,7 @@ from collections import deque
 from queue import SimpleQueue
 from typing import Any
 
+from engine import gcpolicy
 from engine.attempts import NodeRunner
 from engine.backends import Backend
 from engine.events import (
@@ -121,7 +122,7 @@ class Executor:
         self._threads: list[threading.Thread] = []
         self._idle = 0
         self._closed = False
-        self._wall: dict[int, tuple[Any, float, float]] = {}  # id(agent spec) -> (spec, mean wall s, mean CPU s)
+        self._wall: dict[int, list[Any]] = {}  # id(agent spec) -> [spec, mean wall s, mean CPU s, short]
         self._lane: deque[Item] = deque()  # short nodes admitted for the lane's owner to run
         self._lane_owner: int | None = None  # thread ident of the worker running the lane
         self._threads_seen: dict[int, tuple[str, int]] = {}  # thread ident -> (name, native id)
@@ -133,6 +134,7 @@ class Executor:
             now = time.time()
             run.status, run.started_at = RunStatus.RUNNING, now
             self.active[run.id] = run
+            gcpolicy.run_started()
             emit = self.bus.emit
             for ns in run.nodes.values():
                 ns.queued_at = now
@@ -185,7 +187,8 @@ class Executor:
             run.error = f"{len(failed)} node(s) failed: {', '.join(failed[:5])}"
         run.finished_at = now
         run.version += 1
-        self.active.pop(run.id, None)
+        if self.active.pop(run.id, None) is not None:
+            gcpolicy.run_ended()
         self.bus.emit(RunFinished(run_id=run.id, status=run.status.value, error=run.error, time=now))
         run.finished.set()
 
@@ -368,21 +371,25 @@ class Executor:
         ``CPU_BOUND`` of it on the CPU): a node that sleeps or waits on I/O gains from running
         beside others even when short, so it never goes to the lane."""
         hit = self._wall.get(id(ns.spec))
-        return (hit is not None and hit[0] is ns.spec and hit[1] < SHORT_S and hit[2] >= CPU_BOUND * hit[1]
-                and not ns.cache_hit and not ns.isolate and not ns.device.startswith("cuda"))
+        return (hit is not None and hit[3] and hit[0] is ns.spec and not ns.cache_hit
+                and not ns.device.startswith("cuda") and not ns.isolate)
 
     def _note_wall(self, ns: NodeState, wall_s: float, cpu_s: float) -> None:
-        """Running means of an agent's in-thread wall and thread-CPU time (what ``_is_short`` reads)."""
+        """Running means of an agent's in-thread wall and thread-CPU time, and whether they make
+        it short (what ``_is_short`` reads); one entry per agent, updated in place."""
+        hit = self._wall.get(id(ns.spec))
+        if hit is not None and hit[0] is ns.spec:
+            if ns.isolate:
+                return
+            hit[1] = wall = 0.8 * hit[1] + 0.2 * wall_s
+            hit[2] = cpu = 0.8 * hit[2] + 0.2 * cpu_s
+            hit[3] = wall < SHORT_S and cpu >= CPU_BOUND * wall
+            return
         if ns.isolate:
             return
-        hit = self._wall.get(id(ns.spec))
-        if hit is None or hit[0] is not ns.spec:
-            wall, cpu = wall_s, cpu_s
-        else:
-            wall, cpu = 0.8 * hit[1] + 0.2 * wall_s, 0.8 * hit[2] + 0.2 * cpu_s
         if len(self._wall) > 10_000:
             self._wall.clear()
-        self._wall[id(ns.spec)] = (ns.spec, wall, cpu)
+        self._wall[id(ns.spec)] = [ns.spec, wall_s, cpu_s, wall_s < SHORT_S and cpu_s >= CPU_BOUND * wall_s]
 
     def _worker(self) -> None:
         while True:

@@ -27,7 +27,7 @@ from engine.registry import Registry, default_registry
 from engine.remote import RayRunner
 from engine.resources import Capacity, ResourceLedger
 from engine.results import ResultStore, cache_key
-from engine.runstate import NodeState, RunSnapshot, RunState, make_snapshot
+from engine.runstate import NodeState, RunSnapshot, RunState, make_snapshot, set_routes
 from engine.workflow import Workflow
 
 log = logging.getLogger(__name__)
@@ -182,6 +182,7 @@ class RunManager:
                 src.succs.append(edge.target)
         for ns in nodes.values():
             ns.unmet = len(ns.preds)
+        set_routes(nodes)
         run = RunState(id=run_id, workflow=workflow, options=options, nodes=nodes, capacity=cap,
                        ledger=ResourceLedger(cap))
         run.plan, order = self._plan(workflow, options, cap)

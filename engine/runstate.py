@@ -99,6 +99,7 @@ class NodeState:
     chain: tuple[NodeState, ...] = ()  # fused chain head: the nodes that run inside it (engine.fusion)
     fused_into: str | None = None  # a fused node: the head of its chain
     own_demand: ResourceDemand | None = None  # fused chain head: its own demand (``demand`` is the chain's)
+    routes: tuple[tuple[NodeState, str, bool, str | None], ...] = ()  # per in-edge (``set_routes``)
 
     @property
     def isolate(self) -> bool:
@@ -107,6 +108,27 @@ class NodeState:
     @property
     def start_rule(self) -> str:
         return self.lifecycle.start.inputs
+
+
+def set_routes(nodes: dict[str, NodeState]) -> None:
+    """Give every node its input routes, one per in-edge: (source node, target port, whether the
+    port takes many values, source port or None for the whole output). Worked out once per
+    (source agent, target agent, ports) when the run is built, not on every node's start."""
+    memo: dict[tuple[int, int, str | None, str | None], tuple[str, bool, str | None]] = {}
+    for ns in nodes.values():
+        routes = []
+        for edge in ns.in_edges:
+            src = nodes[edge.source]
+            key = (id(src.spec), id(ns.spec), edge.source_port, edge.target_port)
+            route = memo.get(key)
+            if route is None:
+                source_port = edge.source_port if edge.source_port is not None else (
+                    src.spec.outputs[0].name if src.spec.outputs else None)
+                port_name = edge.target_port or (ns.spec.inputs[0].name if ns.spec.inputs else "in")
+                port = ns.spec.input(port_name)
+                route = memo[key] = (port_name, bool(port is not None and port.multiple), source_port)
+            routes.append((src, *route))
+        ns.routes = tuple(routes)
 
 
 @dataclass(eq=False, slots=True)

@@ -28,8 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.agents.batching import plan_concurrency, pool_map
-from engine.agents.runtime import batches, torch_threads
+from engine.agents.runtime import batches
+from engine.agents.splits import run_split
 from engine.attempts import NodeRunner
 from engine.backends.local import WarmPool
 from engine.payloads import Joiner, cut_inputs, item_count
@@ -152,15 +152,10 @@ def run_chain(runner: NodeRunner, warm: WarmPool, run: RunState, head: NodeState
         inputs = runner.gather_inputs(run, head)
         n = item_count(head.spec, inputs)
         parts = list(batches(n, head.lifecycle.execution.batch_size))
-        workers, per_batch = plan_concurrency(head.threads, len(parts), stages[0].ctx.device)
         for st in stages:
             st.joiner = Joiner(st.ns.spec, n, len(parts))
             st.ctx.slot_source = st.joiner.slot
             st.busy, st.cpu = [0.0] * len(parts), [0.0] * len(parts)
-        names = " -> ".join(ns.id for ns in nodes)
-        for st in stages:
-            st.ctx.log(f"fused {names}: {len(parts)} batches, each through the whole chain; {workers} at once, "
-                       f"{per_batch} torch thread(s) each")
         progress = threading.Lock()
 
         def one(i: int) -> None:
@@ -184,12 +179,15 @@ def run_chain(runner: NodeRunner, warm: WarmPool, run: RunState, head: NodeState
                     st.done += part.stop - part.start
                     st.ctx.progress(st.done, n)
 
-        with torch_threads(per_batch):
-            if workers == 1:
-                for i in range(len(parts)):
-                    one(i)
-            else:
-                pool_map(one, list(range(len(parts))), workers, f"sg-{head.id}")
+        device = stages[0].ctx.device
+        key = ("chain", tuple((ns.spec.name, ns.spec.version, ns.params_json) for ns in nodes),
+               head.lifecycle.execution.batch_size, head.threads, device)
+        choice = run_split(one, len(parts), head.threads, device, key, f"sg-{head.id}")
+        workers, per_batch = choice.split
+        names = " -> ".join(ns.id for ns in nodes)
+        for st in stages:
+            st.ctx.log(f"fused {names}: {len(parts)} batches, each through the whole chain; {workers} at once, "
+                       f"{per_batch} torch thread(s) each" + (f"; split {choice.how}" if choice.how else ""))
         results = []
         stage_inputs = inputs
         for k, st in enumerate(stages):

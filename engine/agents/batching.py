@@ -1,71 +1,49 @@
-"""Batch concurrency for torch agents: split a node's CPU allotment between batches run at once
-and intra-op torch threads. On small CPUs two batches with one torch thread each beat one batch
-with two threads (the benchmark in docs/agents-vision-tabular.md), so that is the default.
+"""Batches of torch agents: run them concurrently within a node's CPU allotment (the split
+between batches at once and torch threads is measured: ``engine.agents.splits``), join an
+itemwise agent's batches (``run_itemwise``).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
-from engine.agents.runtime import batches, torch_threads
+from engine.agents.runtime import batches
+from engine.agents.splits import run_split
 from engine.payloads import Joiner, cut_inputs, item_count
 from engine.spec import Agent, RunContext
 
 T = TypeVar("T")
-U = TypeVar("U")
-
-
-def plan_concurrency(threads: int, n_batches: int, device: str) -> tuple[int, int]:
-    """(batches at once, torch threads each) for a CPU allotment of ``threads``.
-
-    CUDA runs one batch at a time with the whole allotment (the GPU is the bottleneck).
-    """
-    if device.startswith("cuda") or n_batches <= 1:
-        return 1, max(1, threads)
-    workers = max(1, min(threads, n_batches))
-    return workers, max(1, threads // workers)
 
 
 def map_batches(
-    fn: Callable[[slice], T], n: int, ctx: RunContext, device: str = "cpu"
+    fn: Callable[[slice], T], n: int, ctx: RunContext, device: str = "cpu", key: Hashable | None = None
 ) -> list[T]:
     """``fn`` on every batch slice of ``range(n)`` (``ctx.batch_size``), concurrently when the
-    allotment allows; results in batch order. Checks cancellation and reports progress."""
+    allotment allows; results in batch order. Checks cancellation and reports progress. With a
+    ``key`` the split of the allotment between batches at once and torch threads is measured
+    on the first batches (``splits.run_split``); without one, as many batches at once as CPUs."""
     parts = list(batches(n, ctx.batch_size))
-    workers, per_batch = plan_concurrency(ctx.threads, len(parts), device)
+    results: list[Any] = [None] * len(parts)
     done = 0
     lock = threading.Lock()
 
-    def one(part: slice) -> T:
+    def one(i: int) -> None:
         nonlocal done
         ctx.check_cancelled()
-        result = fn(part)
+        part = parts[i]
+        results[i] = fn(part)
         with lock:
             done += part.stop - part.start
             ctx.progress(done, n)
-        return result
 
+    choice = run_split(one, len(parts), ctx.threads, device, key, f"sg-{ctx.node_id}")
     if len(parts) > 1:
-        ctx.log(f"{len(parts)} batches, {workers} at once, {per_batch} torch thread(s) each")
-    with torch_threads(per_batch):
-        if workers == 1:
-            return [one(part) for part in parts]
-        return pool_map(one, parts, workers, f"sg-{ctx.node_id}")
-
-
-def pool_map(fn: Callable[[U], T], items: list[U], workers: int, name: str) -> list[T]:
-    """``fn`` on every item on ``workers`` threads, results in order. When one raises, the
-    items not started yet are dropped (not run to the end first) and the error is raised."""
-    pool = ThreadPoolExecutor(workers, thread_name_prefix=name)
-    try:
-        futures = [pool.submit(fn, item) for item in items]
-        return [f.result() for f in futures]
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
+        workers, per_batch = choice.split
+        ctx.log(f"{len(parts)} batches, {workers} at once, {per_batch} torch thread(s) each"
+                + (f"; split {choice.how}" if choice.how else ""))
+    return results
 
 
 def run_itemwise(agent: Agent, inputs: dict[str, Any], ctx: RunContext, device: str = "cpu") -> dict[str, Any]:
@@ -86,8 +64,9 @@ def run_itemwise(agent: Agent, inputs: dict[str, Any], ctx: RunContext, device: 
             joiner.add(index[part.start], part, agent.run_batch(cut_inputs(spec, inputs, part), ctx, part.start))
 
         ctx.slot_source = joiner.slot
+        key = ("itemwise", spec.name, spec.version, agent.params.model_dump_json(), ctx.batch_size, ctx.threads, device)
         try:
-            map_batches(one, n, ctx, device)
+            map_batches(one, n, ctx, device, key)
         finally:
             ctx.slot_source = None
         outputs = joiner.result()

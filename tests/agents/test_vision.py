@@ -258,13 +258,14 @@ def test_specs_declare_ports_resources_and_cards():
 
 
 def test_cpu_allotment_is_split_between_batches_and_torch_threads():
-    from engine.agents.batching import plan_concurrency
+    from engine.agents.splits import candidates
 
-    assert plan_concurrency(2, 16, "cpu") == (2, 1)
-    assert plan_concurrency(1, 16, "cpu") == (1, 1)
-    assert plan_concurrency(8, 2, "cpu") == (2, 4)
-    assert plan_concurrency(4, 1, "cpu") == (1, 4)
-    assert plan_concurrency(4, 16, "cuda:0") == (1, 4)
+    assert candidates(2, 16, "cpu") == [(2, 1), (1, 2)]  # every split that uses the whole allotment
+    assert candidates(1, 16, "cpu") == [(1, 1)]
+    assert candidates(8, 2, "cpu") == [(2, 4), (1, 8)]  # no more batches at once than batches
+    assert candidates(4, 16, "cpu") == [(4, 1), (2, 2), (1, 4)]
+    assert candidates(4, 1, "cpu") == [(1, 4)]
+    assert candidates(4, 16, "cuda:0") == [(1, 4)]
 
 
 @pytest.mark.gpu

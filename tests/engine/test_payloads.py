@@ -110,7 +110,7 @@ def test_an_agent_can_write_its_batch_straight_into_the_joined_tensor() -> None:
 def test_a_failing_batch_stops_the_batches_not_started_yet() -> None:
     import time
 
-    from engine.agents.batching import pool_map
+    from engine.agents.splits import run_split
 
     ran: list[int] = []
 
@@ -122,6 +122,5 @@ def test_a_failing_batch_stops_the_batches_not_started_yet() -> None:
         return i
 
     with pytest.raises(ValueError, match="batch 0"):
-        pool_map(fn, list(range(100)), 2, "t")
+        run_split(fn, 100, 2, "cpu", None, "t")  # 2 batches at once
     assert len(ran) < 20, len(ran)  # not all 99 others ran first
-    assert pool_map(lambda i: i * 2, [3, 1, 2], 2, "t") == [6, 2, 4]

@@ -320,12 +320,14 @@ class RayPeer:
         ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
         self.ray = ray
 
-        @ray.remote(num_cpus=1)
+        gpus = 0.5 if device.startswith("cuda") else 0  # Ray hides GPUs from tasks that ask for none
+
+        @ray.remote(num_cpus=1, num_gpus=gpus)
         def pre(x: torch.Tensor) -> torch.Tensor:
             torch.set_num_threads(1)
             return _stages(device)[0](x)
 
-        @ray.remote(num_cpus=1)
+        @ray.remote(num_cpus=1, num_gpus=gpus)
         def cls(x: torch.Tensor) -> torch.Tensor:
             torch.set_num_threads(1)
             return _stages(device)[1](x)

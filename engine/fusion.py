@@ -32,6 +32,7 @@ from engine.agents.runtime import batches
 from engine.agents.splits import run_split
 from engine.attempts import NodeRunner
 from engine.backends.local import WarmPool
+from engine.errors import RunCancelledError
 from engine.payloads import Joiner, cut_inputs, item_count
 from engine.resources import ResourceDemand
 from engine.runstate import NodeState, RunState
@@ -172,6 +173,8 @@ def run_chain(runner: NodeRunner, warm: WarmPool, run: RunState, head: NodeState
                     out = st.agent.run_batch(batch, st.ctx, part.start)
                     assert st.joiner is not None
                     st.joiner.add(i, part, out)
+                except RunCancelledError as exc:  # the agent saw a cancel: nothing is wrong with it
+                    raise ChainAborted(st.ns.id, exc, failed=False) from exc
                 except BaseException as exc:
                     raise ChainAborted(st.ns.id, exc) from exc
                 st.busy[i], st.cpu[i] = time.perf_counter() - t0, time.thread_time() - c0

@@ -11,7 +11,7 @@ from template_kit import EXAMPLES, check_template_file, run_template
 from engine.runs import RunManager
 from engine.workflow import load_workflow
 
-TEMPLATES = ("medical-imaging-simulated", "medical-imaging", "finance-risk")
+TEMPLATES = ("medical-imaging-simulated", "medical-imaging", "finance-risk", "image-pipeline")
 
 
 @pytest.mark.parametrize("name", TEMPLATES)
@@ -63,3 +63,15 @@ def test_finance_risk_flags_riskier_customers(manager: RunManager):
 
     assert bad_rate(flagged["ids"]) > 2 * bad_rate(passed["ids"])
     assert {"default", "fraud", "stress"} <= set(flagged["columns"])
+
+
+def test_image_pipeline_runs_fused_and_classifies(manager: RunManager):
+    handle = run_template(manager, "image-pipeline")
+    scans = handle.outputs("scans")["images"]
+    scores = handle.outputs("classify")["scores"]
+    assert len(scores["ids"]) == 256 and scores["ids"] == scans["ids"]
+    acc = float((scores["scores"].argmax(1) == scans["labels"]).float().mean())
+    assert acc >= 0.8  # chance is 0.5 on balanced SYNTHETIC scans
+    nodes = handle.snapshot().nodes
+    assert any(line.startswith("fused preprocess -> classify: 8 batches") for line in nodes["classify"]["logs"])
+    assert nodes["classify"]["fused_into"] == "preprocess" and nodes["preprocess"]["chain"] == ["classify"]

@@ -6,10 +6,10 @@ them: on 2 cores the lesion CNN ran fastest as 2 batches x 1 thread until its co
 to oneDNN (channels-last weights), then as 1 batch x 2 threads on a quiet machine, while under
 load 2 threads on one batch became 10x slower (bench/agents_bench.py). So the first batches of
 a node (or fused chain) run under each candidate in turn, A B B A, after one untimed warm-up
-round; each candidate's throughput is its better round; another split than the default (as many
-batches at once as CPUs) wins only when it is ``MARGIN`` faster, and runs the rest. The choice is remembered per key
-(agent(s), parameters, batch size, allotment, device) for ``REPROBE`` runs, then measured again.
-No batch is wasted: probe rounds are real batches of the run.
+round; each candidate's throughput is its better round; another split than the default (as
+many batches at once as CPUs) wins only when it is ``MARGIN`` faster, and runs the rest. The
+choice is remembered per key (agent(s), parameters, batch size, allotment, device) for
+``REPROBE`` runs, then measured again. No batch is wasted: probe rounds are real batches.
 """
 
 from __future__ import annotations

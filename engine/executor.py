@@ -507,23 +507,15 @@ class Executor:
             with self.lock:
                 self._unfuse_locked(run, head, str(exc))
             return self._run_item(run, head)
-        nodes = [head, *head.chain]
-        rss = self.last_rss_mb or 0.0
-        peak_gpu = self.gpu.task_peak_mb(head.device) if head.device.startswith("cuda") else None
         ends = []
-        for ns, res in zip(nodes, results, strict=True):
+        for ns, res in zip([head, *head.chain], results, strict=True):
             if ns.cache_key and run.options.use_cache:
                 self.runner.store(run, ns, res.outputs)
-            metrics = {
-                "wait_inputs_s": (ns.ready_at or ns.start or 0) - (ns.queued_at or ns.start or 0),
-                "wait_resource_s": (ns.admitted_at or 0) - (ns.ready_at or ns.admitted_at or 0),
-                "wait_resource": ns.wait_resource, "queue_s": (ns.start or 0) - (ns.admitted_at or ns.start or 0),
-                "wall_s": res.busy_s / workers, "cpu_s": res.cpu_s, "peak_rss_mb": max(ns.peak_rss_mb or 0.0, rss),
-                "peak_gpu_mb": peak_gpu, "items": res.items, "attempts": 1, "device": ns.device,
-                "threads": ns.threads, "isolated": False,
-                # fused: what the node held (the head: the chain's demand; the others: nothing)
-                "held": ns.demand_dict, "fused_into": ns.fused_into, "chain": [c.id for c in ns.chain],
-            }
+            metrics = self.runner.metrics(ns, res.ctx, {}, res.cpu_s)
+            # wall_s: the node's share of the chain (its batch time over the batches at once);
+            # what the node held (the head: the chain's demand; the others: nothing)
+            metrics.update(wall_s=res.busy_s / workers, items=res.items, held=ns.demand_dict,
+                           fused_into=ns.fused_into, chain=[c.id for c in ns.chain])
             ends.append((ns, res.outputs, metrics, summarize_outputs(res.outputs)))
         with self.lock:
             now = time.time()

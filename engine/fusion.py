@@ -48,7 +48,7 @@ def _fusable(ns: NodeState) -> bool:
             and ns.start_rule == "all" and not ns.spec.simulated)
 
 
-def _linked(run: RunState, a: NodeState, b: NodeState) -> bool:
+def _linked(a: NodeState, b: NodeState) -> bool:
     return (a.succs == [b.id] and b.preds == [a.id] and _fusable(a) and _fusable(b)
             and a.lifecycle.execution.batch_size == b.lifecycle.execution.batch_size
             and a.demand.device == b.demand.device
@@ -68,15 +68,13 @@ def chain_demand(nodes: list[NodeState]) -> ResourceDemand:
         custom=custom)
 
 
-def fuse_chains(run: RunState, fits_ever: Callable[[ResourceDemand], bool]) -> list[list[str]]:
+def fuse_chains(run: RunState, fits_ever: Callable[[ResourceDemand], bool]) -> None:
     """Find the run's fusable chains and mark them (head: ``chain`` and the chain's demand;
-    others: ``fused_into``). A chain whose demand could never fit is left unfused. Returns the
-    chains as node ids, head first."""
+    others: ``fused_into``). A chain whose demand could never fit is left unfused."""
     nodes = run.nodes
     nxt = {a.id: nodes[a.succs[0]] for a in nodes.values()
-           if len(a.succs) == 1 and _linked(run, a, nodes[a.succs[0]])}
+           if len(a.succs) == 1 and _linked(a, nodes[a.succs[0]])}
     tails = {b.id for b in nxt.values()}
-    chains = []
     for head_id in nxt:
         if head_id in tails:
             continue
@@ -92,8 +90,6 @@ def fuse_chains(run: RunState, fits_ever: Callable[[ResourceDemand], bool]) -> l
         zero = ZERO.model_copy(update={"device": head.demand.device}).model_dump()
         for ns in chain[1:]:
             ns.fused_into, ns.demand_dict = head.id, zero
-        chains.append([ns.id for ns in chain])
-    return chains
 
 
 def unfuse(head: NodeState) -> None:

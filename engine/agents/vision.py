@@ -151,6 +151,16 @@ class _CnnAgent(Agent):
         if not hasattr(self, "model") or device != self.device:
             self.load(device)
 
+    def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        """The itemwise agents' run (classify, embed): ``run_batch`` over the batches."""
+        self._ensure(ctx)
+        return run_itemwise(self, inputs, ctx, self.device)
+
+    def _batch_input(self, batch: dict[str, Any], ctx: RunContext) -> Any:
+        """A batch's images as the CNN takes them: its channels and size, on its device."""
+        self._ensure(ctx)
+        return _prepared(batch["images"], self.config.size, self.config.in_channels).to(self.device)
+
 
 @agent("vision.classify", category="vision", label="Classify images (CNN)", color=_COLOR,
        description="A small two-layer CNN: lesion / no-lesion on SYNTHETIC scans, or digits. "
@@ -161,18 +171,13 @@ class _CnnAgent(Agent):
        params=ModelParams, resources=ResourceDemand(cpu=1, memory_mb=32, device="any"),
        expected_duration_s=0.1, card=_CARDS, itemwise=True)
 class Classify(_CnnAgent):
-    def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        self._ensure(ctx)
-        return run_itemwise(self, inputs, ctx, self.device)
-
     def run_batch(self, inputs: dict[str, Any], ctx: RunContext, start: int) -> dict[str, Any]:
         import torch
 
-        self._ensure(ctx)
         batch = inputs["images"]
-        x = _prepared(batch["images"], self.config.size, self.config.in_channels)
+        x = self._batch_input(batch, ctx)
         with torch.no_grad():
-            scores = self.model(x.to(self.device)).softmax(1).cpu()
+            scores = self.model(x).softmax(1).cpu()
         classes = list(self.config.classes)
         conf, best = scores.max(1)
         return {
@@ -248,16 +253,11 @@ class Explain(_CnnAgent):
        params=ModelParams, resources=ResourceDemand(cpu=1, memory_mb=32, device="any"),
        expected_duration_s=0.08, card=_CARDS, itemwise=True)
 class Embed(_CnnAgent):
-    def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        self._ensure(ctx)
-        return run_itemwise(self, inputs, ctx, self.device)
-
     def run_batch(self, inputs: dict[str, Any], ctx: RunContext, start: int) -> dict[str, Any]:
         import torch
 
-        self._ensure(ctx)
         batch = inputs["images"]
-        x = _prepared(batch["images"], self.config.size, self.config.in_channels)
+        x = self._batch_input(batch, ctx)
         with torch.no_grad():
-            vectors = self.model.embedding(x.to(self.device)).cpu()
+            vectors = self.model.embedding(x).cpu()
         return {"embedding": {"vectors": vectors, "ids": batch["ids"], "labels": batch.get("labels")}}

@@ -286,3 +286,20 @@ def test_listing_the_agents_does_not_import_torch():
             "print('torch' in sys.modules, 'sklearn' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize(("shape", "sigma"), [((32, 3, 64, 64), 1.0), ((5, 1, 28, 28), 2.0),
+                                              ((4, 3, 17, 33), 0.5), ((2, 1, 64, 64), 4.0)])
+def test_blur_equals_the_separable_gaussian_convolution(shape: tuple[int, ...], sigma: float) -> None:
+    """Short kernels run as shifted sums (faster), long ones as convolutions: both must be the
+    grouped convolution with reflect padding that defines the blur."""
+    import torch.nn.functional as F
+
+    from engine.agents.vision_data import _gaussian_kernel, blur
+
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(1))
+    k = _gaussian_kernel(sigma)
+    c, r = shape[1], (len(k) - 1) // 2
+    ref = F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+    ref = F.conv2d(F.pad(ref, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    assert torch.allclose(blur(x, sigma), ref, atol=1e-6)

@@ -57,6 +57,10 @@ def torch_threads(n: int) -> Iterator[None]:
     ``torch.set_num_threads`` is process-wide, so concurrent agents share one setting: the
     executor's CPU allotment decides ``n`` and the last writer wins until it leaves the block.
     Good enough for throughput on small machines; exact isolation needs a process per agent.
+    (Torch reads the setting into a thread when the thread first uses it: threads made before
+    the block keep their own; set it in the thread that computes.)
+
+    The outermost ``openmp_scope`` of the thread releases its OpenMP thread team when it ends.
     """
     import torch
 
@@ -64,10 +68,72 @@ def torch_threads(n: int) -> Iterator[None]:
         previous = torch.get_num_threads()
         torch.set_num_threads(max(1, n))
     try:
-        yield
+        with openmp_scope():
+            if n > 1:
+                _local.team = True
+            yield
     finally:
         with _threads_lock:
             torch.set_num_threads(previous)
+
+
+@contextlib.contextmanager
+def openmp_scope() -> Iterator[None]:
+    """A block after which the calling thread's OpenMP team is released (``release_openmp_team``)
+    if a ``torch_threads(n > 1)`` block ran in it. Nested scopes release only at the outermost,
+    so a node that runs many multi-threaded blocks keeps its team until it ends."""
+    depth = getattr(_local, "depth", 0)
+    _local.depth = depth + 1
+    try:
+        yield
+    finally:
+        _local.depth = depth
+        if depth == 0 and getattr(_local, "team", False):
+            _local.team = False
+            release_openmp_team()
+
+
+_local = threading.local()
+_OMP_PAUSE_SOFT = 1
+_gomp: Any = None  # the process's libgomp once looked up; False when it has none
+
+
+def release_openmp_team() -> bool:
+    """Release the OpenMP thread team of the calling thread (``omp_pause_resource_all``), so
+    that it no longer counts against the process's CPUs; its next parallel region starts a new
+    team (~0.1 ms). True when released.
+
+    Why: GNU OpenMP (the runtime of Linux torch wheels) keeps one team per thread that ever ran
+    a parallel region, for as long as that thread lives, and once the threads of all teams
+    outnumber the CPUs it stops spin-waiting at barriers in every team. The engine runs torch on
+    long-lived worker threads, so a team left by one node made every later multi-threaded node
+    (or the caller's own loop) wait in the kernel instead: measured on 2 CPUs, two torch threads
+    on one CNN batch took 96-98 ms per 512 images in a thread while another thread's idle team
+    lived, 75-80 ms once it was released (bench/agents_bench.py pipeline). Only libgomp is
+    handled: its pause is per thread; other runtimes (LLVM, Intel) pause the whole process.
+    """
+    global _gomp
+    if _gomp is None:
+        _gomp = _find_gomp()
+    if not _gomp:
+        return False
+    return _gomp.omp_pause_resource_all(_OMP_PAUSE_SOFT) == 0
+
+
+def _find_gomp() -> Any:
+    """The libgomp already loaded in this process (by torch), or False."""
+    import ctypes
+    import os
+
+    if not hasattr(os, "RTLD_NOLOAD"):
+        return False
+    try:
+        lib = ctypes.CDLL("libgomp.so.1", mode=os.RTLD_NOLOAD)
+        fn = lib.omp_pause_resource_all
+    except (OSError, AttributeError):  # not loaded, or older than OpenMP 5.0
+        return False
+    fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+    return lib
 
 
 def load_weights(name: str, device: str = "cpu") -> dict[str, torch.Tensor]:

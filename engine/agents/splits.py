@@ -1,15 +1,23 @@
 """Measured batch splits: how a node's CPU allotment is shared between batches at once and torch
-intra-op threads, chosen by timing the candidates on the node's first batches.
+intra-op threads, chosen by timing the candidates on the node's own batches, run after run.
 
 Which split wins depends on the model, the batch and the machine's state, and flips between
 them: on 2 cores the lesion CNN ran fastest as 2 batches x 1 thread until its convolutions went
 to oneDNN (channels-last weights), then as 1 batch x 2 threads on a quiet machine, while under
-load 2 threads on one batch became 10x slower (bench/agents_bench.py). So the first batches of
-a node (or fused chain) run under each candidate in turn, A B B A, after one untimed warm-up
-round; each candidate's throughput is its better round; another split than the default (as
-many batches at once as CPUs) wins only when it is ``MARGIN`` faster, and runs the rest. The
-choice is remembered per key (agent(s), parameters, batch size, allotment, device) for
-``REPROBE`` runs, then measured again. No batch is wasted: probe rounds are real batches.
+load 2 threads on one batch became 2-10x slower, for seconds or minutes at a time
+(bench/agents_bench.py). So:
+
+- The first run of a key (agent(s), parameters, batch size, allotment, device) runs its first
+  batches under each candidate in turn, A B B A, after one untimed warm-up round; each
+  candidate's estimate is its better round.
+- Later runs use the chosen split and time it (all but its first round), and every
+  ``EXPLORE_EVERY``-th run times one round of another candidate in the middle of the run.
+  Estimates are smoothed (``SMOOTH``), so a change of the machine's state shows within a few
+  runs: a chosen split that slows down is replaced at once by a faster estimate, and one that
+  became faster is found by exploration.
+- Another split than the current one wins only when its estimate is ``MARGIN`` faster.
+
+No batch is wasted: measured rounds are real batches, each run exactly once.
 """
 
 from __future__ import annotations
@@ -18,16 +26,28 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from engine.agents.runtime import torch_threads
+from engine.agents.runtime import openmp_scope, torch_threads
 
-REPROBE = 20  # runs that reuse a remembered split before it is measured again
-MARGIN = 0.15  # another split replaces the default only when this much faster per batch
+EXPLORE_EVERY = 3  # a run with a remembered split times one round of another split every this many runs
+MARGIN = 0.15  # another split replaces the current one only when this much faster per batch
+SMOOTH = 0.5  # weight of the newest measurement in a split's estimate
+MAX_KEYS = 1000
 _lock = threading.Lock()
-_memo: dict[Hashable, list] = {}  # key -> [(workers, threads), runs since measured]
 
 Split = tuple[int, int]
+
+
+@dataclass
+class _Memory:
+    split: Split  # the current choice
+    estimate: dict[Split, float]  # seconds per batch, smoothed
+    runs: int = 0
+    explored: int = 0  # explorations so far (they cycle through the other candidates)
+
+
+_memo: dict[Hashable, _Memory] = {}
 
 
 def candidates(threads: int, n_batches: int, device: str) -> list[Split]:
@@ -43,6 +63,7 @@ def candidates(threads: int, n_batches: int, device: str) -> list[Split]:
 class SplitChoice:
     split: Split
     how: str  # for the node's log
+    measured: dict[Split, float] = field(default_factory=dict)  # this run's seconds per batch
 
 
 def run_split(fn: Callable[[int], None], count: int, threads: int, device: str, key: Hashable | None,
@@ -51,44 +72,94 @@ def run_split(fn: Callable[[int], None], count: int, threads: int, device: str, 
     results), choosing the split by measurement when there is a choice and a ``key``. When one
     call raises, the batches not started yet are dropped and the error is raised."""
     options = candidates(threads, count, device)
-    with _Pools(name) as pools:
+    with openmp_scope(), _Pools(name) as pools:
         if len(options) == 1 or key is None:
-            pools.run(fn, list(range(count)), options[0])
+            pools.run(fn, range(count), options[0])
             return SplitChoice(options[0], "")
         with _lock:
-            memo = _memo.get(key)
-            if memo is not None and memo[1] < REPROBE:
-                memo[1] += 1
-                split = memo[0]
-            else:
-                split = None
-        if split is not None:
-            pools.run(fn, list(range(count)), split)
-            return SplitChoice(split, "remembered from an earlier run")
-        default = options[0]
-        pools.warm(default[0])
-        nxt = min(count, default[0])
-        pools.run(fn, list(range(nxt)), default)  # warm-up (first-touch memory, caches): not timed
-        best: dict[Split, float] = {}
-        for option in [*options, *reversed(options)]:  # A B B A: drift hits both alike
-            if nxt + option[0] > count:
-                break
-            pools.warm(option[0])  # thread start-up is not the split's cost
-            began = time.perf_counter()
-            pools.run(fn, list(range(nxt, nxt + option[0])), option)
-            per_batch = (time.perf_counter() - began) / option[0]
-            best[option] = min(best.get(option, float("inf")), per_batch)
-            nxt += option[0]
-        split = min(best, key=best.__getitem__) if best else default
-        if default in best and best[split] > best[default] * (1 - MARGIN):
-            split = default  # not clearly faster: one round each is a small sample
+            memory = _memo.get(key)
+            if memory is not None:
+                memory.runs += 1
+                split, runs, explored = memory.split, memory.runs, memory.explored
+        if memory is None:
+            return _probe(pools, fn, count, options, key)
+        others = [o for o in options if o != split]
+        explore = others[explored % len(others)] if others and runs % EXPLORE_EVERY == 0 else None
+        measured = _run_remembered(pools, fn, count, split, explore)
         with _lock:
-            _memo[key] = [split, 0]
-            if len(_memo) > 1000:
-                _memo.pop(next(iter(_memo)))
-        pools.run(fn, list(range(nxt, count)), split)
+            memory = _memo.get(key)
+            if memory is not None:
+                if explore is not None and explore in measured:
+                    memory.explored += 1
+                for option, seconds in measured.items():
+                    old = memory.estimate.get(option)
+                    memory.estimate[option] = seconds if old is None else SMOOTH * seconds + (1 - SMOOTH) * old
+                memory.split = _better(memory.split, memory.estimate)
+                nxt = memory.split
+    how = "remembered from earlier runs"
+    if measured:
+        how += " (this run: " + ", ".join(f"{w} x {t}: {1e3 * s:.1f} ms/batch" for (w, t), s in measured.items()) + ")"
+    if memory is not None and nxt != split:
+        how += f"; the next run uses {nxt[0]} x {nxt[1]}"
+    return SplitChoice(split, how, measured)
+
+
+def _better(current: Split, estimate: dict[Split, float]) -> Split:
+    """The split with the lowest estimate, unless it is not ``MARGIN`` faster than ``current``."""
+    if not estimate:
+        return current
+    best = min(estimate, key=estimate.__getitem__)
+    if current in estimate and estimate[best] > estimate[current] * (1 - MARGIN):
+        return current
+    return best
+
+
+def _timed(pools: _Pools, fn: Callable[[int], None], indices: range, split: Split) -> float:
+    """Seconds per batch of running ``indices`` under ``split`` (thread start-up not counted)."""
+    pools.warm(split[0])
+    began = time.perf_counter()
+    pools.run(fn, indices, split)
+    return (time.perf_counter() - began) / max(1, len(indices))
+
+
+def _probe(pools: _Pools, fn: Callable[[int], None], count: int, options: list[Split], key: Hashable) -> SplitChoice:
+    """First run of a key: warm-up round, then A B B A over the candidates, then the winner."""
+    default = options[0]
+    nxt = min(count, default[0])
+    pools.warm(default[0])
+    pools.run(fn, range(nxt), default)  # warm-up (first-touch memory, caches): not timed
+    best: dict[Split, float] = {}
+    for option in [*options, *reversed(options)]:  # A B B A: drift hits both alike
+        if nxt + option[0] > count:
+            break
+        best[option] = min(best.get(option, float("inf")), _timed(pools, fn, range(nxt, nxt + option[0]), option))
+        nxt += option[0]
+    split = _better(default, best) if best else default  # not clearly faster: one round each is a small sample
+    with _lock:
+        _memo[key] = _Memory(split, dict(best))
+        if len(_memo) > MAX_KEYS:
+            _memo.pop(next(iter(_memo)))
+    pools.run(fn, range(nxt, count), split)
     measured = ", ".join(f"{w} x {t}: {1e3 * s:.1f} ms/batch" for (w, t), s in best.items())
-    return SplitChoice(split, f"measured on the first {nxt} batches ({measured})")
+    return SplitChoice(split, f"measured on the first {nxt} batches ({measured})", best)
+
+
+def _run_remembered(pools: _Pools, fn: Callable[[int], None], count: int, split: Split,
+                    explore: Split | None) -> dict[Split, float]:
+    """Run every batch under ``split``, timing all but its first round; with ``explore``, one
+    round of that split in the middle (when the batches allow). Seconds per batch measured."""
+    w = split[0]
+    if count < 2 * w:  # no round to time after the warm one
+        pools.run(fn, range(count), split)
+        return {}
+    pools.run(fn, range(w), split)  # first round: cold caches, not timed
+    if explore is None or count - explore[0] < 3 * w:
+        return {split: _timed(pools, fn, range(w, count), split)}
+    middle = w + (count - explore[0] - w) // (2 * w) * w  # whole rounds of `split` before and after
+    before = _timed(pools, fn, range(w, middle), split) * (middle - w)
+    explored = _timed(pools, fn, range(middle, middle + explore[0]), explore)
+    after = _timed(pools, fn, range(middle + explore[0], count), split) * (count - middle - explore[0])
+    return {split: (before + after) / (count - w - explore[0]), explore: explored}
 
 
 class _Pools:
@@ -118,7 +189,7 @@ class _Pools:
             for f in [pool.submit(time.sleep, 0) for _ in range(workers)]:
                 f.result()
 
-    def run(self, fn: Callable[[int], None], indices: list[int], split: Split) -> None:
+    def run(self, fn: Callable[[int], None], indices: range, split: Split) -> None:
         if not indices:
             return
         workers, per_batch = split

@@ -52,16 +52,58 @@ def test_batches_at_once_win_when_threads_do_not_help() -> None:
     assert sorted(ran) == list(range(12)) and set(ran.values()) == {1}
 
 
-def test_the_choice_is_remembered_then_measured_again() -> None:
+def test_the_choice_is_remembered_and_each_run_still_times_it() -> None:
     ran: Counter = Counter()
     fn = _work({1: 0.02, 2: 0.002}, ran)
     first = splits.run_split(fn, 8, 2, "cpu", "same", "t")
-    again = [splits.run_split(fn, 8, 2, "cpu", "same", "t") for _ in range(splits.REPROBE)]
-    assert first.split == (1, 2) and all(c.how == "remembered from an earlier run" and c.split == (1, 2) for c in again)
-    assert "measured" in splits.run_split(fn, 8, 2, "cpu", "same", "t").how
+    again = [splits.run_split(fn, 8, 2, "cpu", "same", "t") for _ in range(4)]
+    assert first.split == (1, 2)
+    assert all(c.split == (1, 2) and c.how.startswith("remembered from earlier runs") for c in again)
+    assert all((1, 2) in c.measured for c in again)  # the chosen split is timed on every run
+    assert sum((2, 1) in c.measured for c in again) == 1  # and another one on every 3rd
     other = splits.run_split(fn, 8, 2, "cpu", "another key", "t")
-    assert "measured" in other.how
-    assert set(ran.values()) == {splits.REPROBE + 3}  # every batch once per call
+    assert "measured on the first" in other.how
+    assert sorted(ran) == list(range(8)) and set(ran.values()) == {6}  # every batch once per call
+
+
+def test_a_chosen_split_that_slows_down_is_replaced_on_the_next_run() -> None:
+    ran: Counter = Counter()
+    cost = {1: 0.02, 2: 0.002}  # two threads on one batch: 10x faster
+    fn = _work(cost, ran)
+    assert splits.run_split(fn, 12, 2, "cpu", "k", "t").split == (1, 2)
+    cost.update({1: 0.004, 2: 0.03})  # the machine's state changes: two threads now slow
+    slowed = splits.run_split(fn, 12, 2, "cpu", "k", "t")
+    assert slowed.split == (1, 2) and "the next run uses 2 x 1" in slowed.how
+    assert splits.run_split(fn, 12, 2, "cpu", "k", "t").split == (2, 1)
+    assert set(ran.values()) == {3}
+
+
+def test_a_split_that_became_faster_is_found_by_exploring() -> None:
+    ran: Counter = Counter()
+    cost = {1: 0.004, 2: 0.03}
+    fn = _work(cost, ran)
+    assert splits.run_split(fn, 12, 2, "cpu", "k", "t").split == (2, 1)
+    cost.update({1: 0.02, 2: 0.001})  # now one batch on two threads is 5x faster per batch
+    chosen = [splits.run_split(fn, 12, 2, "cpu", "k", "t").split for _ in range(4 * splits.EXPLORE_EVERY)]
+    assert chosen[0] == (2, 1) and chosen[-1] == (1, 2)
+    assert chosen.index((1, 2)) >= splits.EXPLORE_EVERY  # found by an exploring run, not at once
+    assert set(ran.values()) == {1 + 4 * splits.EXPLORE_EVERY}
+
+
+def test_noise_below_the_margin_does_not_flip_the_choice() -> None:
+    ran: Counter = Counter()
+    cost = {1: 0.02, 2: 0.0095}  # 2 x 1: 10 ms per batch; 1 x 2: 9.5 ms, within the margin
+    fn = _work(cost, ran)
+    chosen = {splits.run_split(fn, 12, 2, "cpu", "k", "t").split for _ in range(2 * splits.EXPLORE_EVERY)}
+    assert chosen == {(2, 1)}
+
+
+def test_runs_too_short_to_measure_keep_the_default() -> None:
+    ran: Counter = Counter()
+    fn = _work({1: 0.002, 2: 0.001}, ran)
+    choices = [splits.run_split(fn, 2, 2, "cpu", "short", "t") for _ in range(2 * splits.EXPLORE_EVERY)]
+    assert {c.split for c in choices} == {(2, 1)} and not any(c.measured for c in choices)
+    assert ran == Counter({0: 2 * splits.EXPLORE_EVERY, 1: 2 * splits.EXPLORE_EVERY})
 
 
 def test_no_key_or_no_choice_runs_the_default_without_measuring() -> None:

@@ -168,3 +168,23 @@ class Joiner:
             out[port.name] = join(values, port.kind, filled) if port.kind in ITEM_FIELDS and isinstance(
                 values[0], dict) else values[0]
         return out
+
+
+def payload_bytes(value: Any, _depth: int = 0) -> int:
+    """About how many bytes ``value`` holds: tensors and arrays by their element bytes, strings
+    by length, containers by their contents (8 bytes per other object). For memory budgets, not
+    accounting: shared storage counts once per reference."""
+    nbytes = getattr(value, "nbytes", None)
+    if isinstance(nbytes, int):  # numpy arrays, torch tensors
+        return nbytes
+    if isinstance(value, (str, bytes)):
+        return len(value)
+    if _depth > 8:
+        return 8
+    if isinstance(value, dict):
+        return sum(payload_bytes(v, _depth + 1) for v in value.values()) + 8 * len(value)
+    if isinstance(value, (list, tuple)):
+        if len(value) > 64 and all(isinstance(v, (int, float, bool)) for v in value[:64]):
+            return 8 * len(value)
+        return sum(payload_bytes(v, _depth + 1) for v in value) + 8 * len(value)
+    return 8

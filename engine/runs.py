@@ -23,6 +23,7 @@ from engine.errors import WorkflowInvalidError
 from engine.events import EventBus, MetricSampled, NodeStatus, RunStarted, RunStatus
 from engine.executor import Executor
 from engine.metrics import GpuProbe, Sample, Sampler, default_gpu_probe
+from engine.payloads import payload_bytes
 from engine.registry import Registry, default_registry
 from engine.remote import RayRunner
 from engine.resources import Capacity, ResourceLedger
@@ -32,6 +33,7 @@ from engine.workflow import Workflow
 
 log = logging.getLogger(__name__)
 KEEP_FINISHED = 200  # finished runs kept in memory for snapshots
+KEEP_OUTPUTS_SHARE, KEEP_OUTPUTS_MAX_MB = 0.1, 2048  # default output budget: 10 % of memory, at most 2 GB
 BACKENDS = ("local", "ray")
 
 
@@ -92,15 +94,24 @@ class RunManager:
 
     def __init__(self, registry: Registry | None = None, machine: Capacity | None = None,
                  results: ResultStore | None = None, *, memory_budget_mb: float | None = None,
-                 gpu: GpuProbe | None = None, max_threads: int = 64, sample_hz: float = 4.0) -> None:
+                 gpu: GpuProbe | None = None, max_threads: int = 64, sample_hz: float = 4.0,
+                 keep_outputs_mb: float | None = None) -> None:
+        """``keep_outputs_mb``: how much of finished runs' outputs to keep in memory (default
+        10 % of the machine's memory, at most 2 GB). Older finished runs beyond it lose their
+        in-memory outputs (``outputs()`` then reads the result cache, if the run used it); the
+        newest finished run always keeps its outputs, and running runs are never touched."""
         from engine.devices import machine_capacity
+        from engine.memtune import tune_malloc
 
+        tune_malloc()
         self.registry = registry or default_registry()
         if machine is None:
             machine = machine_capacity()
         elif machine.cpu is None or machine.memory_mb is None or machine.gpus is None:
             machine = machine.resolved(machine_capacity())
         self.machine: Capacity = machine
+        self.keep_outputs_mb = keep_outputs_mb if keep_outputs_mb is not None else min(
+            KEEP_OUTPUTS_MAX_MB, KEEP_OUTPUTS_SHARE * (self.machine.memory_mb or 4096))
         self.bus = EventBus()
         self.results = results or ResultStore()
         budget = memory_budget_mb if memory_budget_mb is not None else (self.machine.memory_mb or 2048) / 2
@@ -143,6 +154,7 @@ class RunManager:
         run = self._build_run(workflow, options, cap, run_id or uuid.uuid4().hex[:12])
         self._runs[run.id] = run
         self._forget_old_runs()
+        self._release_old_outputs()
         self.bus.emit(RunStarted(
             run_id=run.id, workflow_name=workflow.name, policy=options.policy, backend=options.backend,
             capacity=cap.model_dump(mode="json"), node_ids=tuple(run.nodes), workflow=workflow.to_dict(),
@@ -272,10 +284,20 @@ class RunManager:
         return self._run(run_id).status
 
     def outputs(self, run_id: str, node_id: str) -> dict[str, Any] | None:
+        """A node's outputs; None before it finishes, or when they were released from memory
+        (``keep_outputs_mb``) and the result cache does not hold them."""
         run = self._run(run_id)
         with self.executor.lock:
             ns = run.nodes[node_id]
-            return dict(ns.outputs) if isinstance(ns.outputs, dict) else ns.outputs
+            if ns.outputs is not None:
+                return dict(ns.outputs) if isinstance(ns.outputs, dict) else ns.outputs
+            key = ns.cache_key if run.outputs_released and run.options.use_cache else None
+        if key and self.results.has(key):
+            try:
+                return self.results.load(key)
+            except Exception as exc:  # a damaged cache entry means "no outputs", not a crash
+                log.warning("cached outputs of %s/%s could not be read: %s", run_id, node_id, exc)
+        return None
 
     def wait(self, run_id: str, timeout: float | None = None) -> RunStatus:
         run = self._run(run_id)
@@ -354,6 +376,27 @@ class RunManager:
         done = [rid for rid, r in self._runs.items() if r.status.is_terminal]
         for rid in done[: max(0, len(done) - KEEP_FINISHED)]:
             self._runs.pop(rid, None)
+
+    def _release_old_outputs(self) -> None:
+        """Keep finished runs' outputs within ``keep_outputs_mb``, newest first; the newest
+        finished run keeps its outputs whatever their size. Without this a server kept every
+        output of its last ``KEEP_FINISHED`` runs (a 512-image pipeline: 24 MB a run, 4.8 GB)."""
+        budget = self.keep_outputs_mb * 2**20
+        with self.executor.lock:
+            finished = [r for r in self._runs.values()
+                        if r.status.is_terminal and r.finished.is_set() and not r.outputs_released]
+            finished.sort(key=lambda r: r.finished_at or r.created)
+            kept = 0.0
+            for i, run in enumerate(reversed(finished)):
+                if run.output_bytes is None:
+                    run.output_bytes = sum(payload_bytes(ns.outputs) for ns in run.nodes.values()
+                                           if ns.outputs is not None)
+                kept += run.output_bytes
+                if i > 0 and kept > budget:
+                    for ns in run.nodes.values():
+                        ns.outputs = None
+                    run.outputs_released = True
+                    run.version += 1
 
 
 def _register_shutdown(manager: RunManager) -> None:

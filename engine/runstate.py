@@ -155,6 +155,8 @@ class RunState:
     samples: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_SAMPLES))
     devices: dict[int, tuple[ResourceDemand, list[tuple[str, dict[str, float]]]]] = field(default_factory=dict)  # memo: (device, need)
     finished: threading.Event = field(default_factory=threading.Event)
+    output_bytes: int | None = None  # the nodes' outputs, once finished (RunManager's output budget)
+    outputs_released: bool = False  # finished outputs dropped from memory to stay within that budget
 
     @property
     def total(self) -> int:
@@ -180,6 +182,7 @@ class RunSnapshot:
     capacity: dict[str, Any]
     options: dict[str, Any]
     error: str | None = None
+    outputs_released: bool = False  # the nodes' outputs were dropped from memory (output budget)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -220,4 +223,5 @@ def make_snapshot(run: RunState) -> RunSnapshot:
         nodes={nid: node_view(run, ns, now) for nid, ns in run.nodes.items()},
         samples=list(run.samples), plan=run.plan, capacity=run.capacity.model_dump(mode="json"),
         options=run.options.to_dict() if hasattr(run.options, "to_dict") else {}, error=run.error,
+        outputs_released=run.outputs_released,
     )

@@ -104,7 +104,11 @@ def _live(run_id: str) -> None:
 
     @st.fragment(run_every=DETAIL_REFRESH_S if running else None)
     def detail() -> None:
-        view = view_from_snapshot(manager.snapshot(run_id))
+        snapshot = manager.snapshot(run_id)
+        view = view_from_snapshot(snapshot)
+        if snapshot.outputs_released:
+            st.caption("This run's outputs were released from memory to keep finished runs within the "
+                       "server's output budget; nodes show their stored summary, or the result cache's copy.")
         render_node_section(view, "live", outputs=lambda n: manager.outputs(run_id, n),
                             cancel_node=cancel_node if view.running else None)
 

@@ -10,11 +10,14 @@ load 2 threads on one batch became 2-10x slower, for seconds or minutes at a tim
 - The first run of a key (agent(s), parameters, batch size, allotment, device) runs its first
   batches under each candidate in turn, A B B A, after one untimed warm-up round; each
   candidate's estimate is its better round.
-- Later runs use the chosen split and time it (all but its first round), and every
-  ``EXPLORE_EVERY``-th run times one round of another candidate in the middle of the run.
-  Estimates are smoothed (``SMOOTH``), so a change of the machine's state shows within a few
-  runs: a chosen split that slows down is replaced at once by a faster estimate, and one that
-  became faster is found by exploration.
+- Later runs use the chosen split and time it (all but its first round); the chosen split's
+  estimate is smoothed (``SMOOTH``), so one that slows down is replaced within a run or two by
+  a faster estimate.
+- Now and then a run times one round of another candidate in the middle of the run, which
+  replaces that candidate's estimate: after ``EXPLORE_EVERY`` runs, then at doubling intervals
+  (up to ``EXPLORE_MAX``) while the choice stands, again after ``EXPLORE_EVERY`` once it
+  changes. So a split that became faster is found, and a settled choice costs little: an
+  exploring round under the slower split of the lesion CNN costs ~6 ms of a 50 ms run.
 - Another split than the current one wins only when its estimate is ``MARGIN`` faster.
 
 No batch is wasted: measured rounds are real batches, each run exactly once.
@@ -30,7 +33,8 @@ from dataclasses import dataclass, field
 
 from engine.agents.runtime import openmp_scope, torch_threads
 
-EXPLORE_EVERY = 3  # a run with a remembered split times one round of another split every this many runs
+EXPLORE_EVERY = 3  # runs before a remembered split's first exploring run (and after a change)
+EXPLORE_MAX = 48  # the longest interval between exploring runs
 MARGIN = 0.15  # another split replaces the current one only when this much faster per batch
 SMOOTH = 0.5  # weight of the newest measurement in a split's estimate
 MAX_KEYS = 1000
@@ -45,6 +49,8 @@ class _Memory:
     estimate: dict[Split, float]  # seconds per batch, smoothed
     runs: int = 0
     explored: int = 0  # explorations so far (they cycle through the other candidates)
+    interval: int = EXPLORE_EVERY  # runs between exploring runs
+    next_explore: int = EXPLORE_EVERY  # the run that explores next
 
 
 _memo: dict[Hashable, _Memory] = {}
@@ -80,22 +86,30 @@ def run_split(fn: Callable[[int], None], count: int, threads: int, device: str, 
             memory = _memo.get(key)
             if memory is not None:
                 memory.runs += 1
-                split, runs, explored = memory.split, memory.runs, memory.explored
+                split, runs, explored, due = memory.split, memory.runs, memory.explored, memory.next_explore
         if memory is None:
             return _probe(pools, fn, count, options, key)
         others = [o for o in options if o != split]
-        explore = others[explored % len(others)] if others and runs % EXPLORE_EVERY == 0 else None
+        explore = others[explored % len(others)] if others and runs >= due else None
         measured = _run_remembered(pools, fn, count, split, explore)
         with _lock:
             memory = _memo.get(key)
             if memory is not None:
+                old = memory.estimate.get(split)
+                if split in measured:
+                    memory.estimate[split] = measured[split] if old is None else (
+                        SMOOTH * measured[split] + (1 - SMOOTH) * old)
                 if explore is not None and explore in measured:
                     memory.explored += 1
-                for option, seconds in measured.items():
-                    old = memory.estimate.get(option)
-                    memory.estimate[option] = seconds if old is None else SMOOTH * seconds + (1 - SMOOTH) * old
+                    memory.estimate[explore] = measured[explore]  # the old one may be long stale
                 memory.split = _better(memory.split, memory.estimate)
                 nxt = memory.split
+                if nxt != split:
+                    memory.interval = EXPLORE_EVERY
+                elif explore is not None and explore in measured:
+                    memory.interval = min(EXPLORE_MAX, 2 * memory.interval)
+                if nxt != split or explore in measured:
+                    memory.next_explore = memory.runs + memory.interval
     how = "remembered from earlier runs"
     if measured:
         how += " (this run: " + ", ".join(f"{w} x {t}: {1e3 * s:.1f} ms/batch" for (w, t), s in measured.items()) + ")"

@@ -90,6 +90,16 @@ def test_a_split_that_became_faster_is_found_by_exploring() -> None:
     assert set(ran.values()) == {1 + 4 * splits.EXPLORE_EVERY}
 
 
+def test_a_settled_choice_explores_less_and_less_often() -> None:
+    ran: Counter = Counter()
+    fn = _work({1: 0.002, 2: 0.004}, ran)  # 2 x 1: 1 ms per batch; 1 x 2: 4 ms
+    choices = [splits.run_split(fn, 8, 2, "cpu", "k", "t") for _ in range(31)]
+    exploring = [i for i, c in enumerate(choices[1:], start=1) if (1, 2) in c.measured]
+    assert {c.split for c in choices} == {(2, 1)}
+    e = splits.EXPLORE_EVERY
+    assert exploring == [e, 3 * e, 7 * e]  # intervals e, 2e, 4e (fixed every e: 10 of 30 runs)
+
+
 def test_noise_below_the_margin_does_not_flip_the_choice() -> None:
     ran: Counter = Counter()
     cost = {1: 0.02, 2: 0.0095}  # 2 x 1: 10 ms per batch; 1 x 2: 9.5 ms, within the margin

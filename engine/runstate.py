@@ -95,6 +95,7 @@ class NodeState:
     peak_rss_mb: float | None = None
     cpu_percent: float | None = None
     progress: tuple[int, int | None] = (0, None)
+    progress_sent: float = float("-inf")  # monotonic time of the last NodeProgress event
     reason: str = ""
     chain: tuple[NodeState, ...] = ()  # fused chain head: the nodes that run inside it (engine.fusion)
     fused_into: str | None = None  # a fused node: the head of its chain

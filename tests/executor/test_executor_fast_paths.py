@@ -28,7 +28,7 @@ def _runner(tmp_path: Any) -> tuple[NodeRunner, list[Event]]:
 
 def _node(lifecycle: Lifecycle, threads: int = 2) -> SimpleNamespace:
     return SimpleNamespace(id="n1", lifecycle=lifecycle, device="cpu", threads=threads, cancel_event=CancelFlag(),
-                           attempts=3, logs=[], progress=(0, None))
+                           attempts=3, logs=[], progress=(0, None), progress_sent=float("-inf"))
 
 
 def test_fast_context_equals_the_constructed_one(tmp_path) -> None:
@@ -89,3 +89,23 @@ def test_ended_nodes_drop_their_cancel_flag(manager) -> None:
     assert handle.wait(30) == "succeeded"
     run = m._runs[handle.run_id]
     assert all(ns.cancel_event is None for ns in run.nodes.values())
+
+
+def test_progress_events_are_throttled_but_the_snapshot_is_not(tmp_path, monkeypatch) -> None:
+    """Batches report progress many times a second; events go out for the first report, the
+    last, and otherwise at most every PROGRESS_EVERY_S per node."""
+    from engine import attempts
+
+    runner, seen = _runner(tmp_path)
+    run = SimpleNamespace(id="r1", options=SimpleNamespace(time_scale=1.0), version=0)
+    ns = _node(Lifecycle())
+    clock = [100.0]
+    monkeypatch.setattr(attempts.time, "monotonic", lambda: clock[0])
+    for done in range(1, 11):  # ten reports 10 ms apart
+        runner.progress(run, ns, done, 10)  # type: ignore[arg-type]
+        assert ns.progress == (done, 10)
+        clock[0] += 0.01
+    sent = [e.done for e in seen if isinstance(e, NodeProgress)]
+    assert sent[0] == 1 and sent[-1] == 10  # the first and the last
+    assert sent == [1, 6, 10]  # 50 ms apart in between
+    assert run.version == 10

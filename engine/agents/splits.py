@@ -18,7 +18,9 @@ load 2 threads on one batch became 2-10x slower, for seconds or minutes at a tim
   (up to ``EXPLORE_MAX``) while the choice stands, again after ``EXPLORE_EVERY`` once it
   changes. So a split that became faster is found, and a settled choice costs little: an
   exploring round under the slower split of the lesion CNN costs ~6 ms of a 50 ms run.
-- Another split than the current one wins only when its estimate is ``MARGIN`` faster.
+- Another split than the current one wins only when its estimate is ``MARGIN`` faster
+  (``PROBE_MARGIN`` after the first run's single rounds): on 2 CPUs one batch on two threads
+  was often 5-10 % faster than two batches at once, so a 15 % margin kept the slower split.
 
 No batch is wasted: measured rounds are real batches, each run exactly once.
 """
@@ -35,7 +37,8 @@ from engine.agents.runtime import openmp_scope, torch_threads
 
 EXPLORE_EVERY = 3  # runs before a remembered split's first exploring run (and after a change)
 EXPLORE_MAX = 48  # the longest interval between exploring runs
-MARGIN = 0.15  # another split replaces the current one only when this much faster per batch
+MARGIN = 0.05  # another split replaces the current one only when this much faster per batch
+PROBE_MARGIN = 0.15  # the same on the first run, decided on one round per candidate
 SMOOTH = 0.5  # weight of the newest measurement in a split's estimate
 MAX_KEYS = 1000
 _lock = threading.Lock()
@@ -118,12 +121,12 @@ def run_split(fn: Callable[[int], None], count: int, threads: int, device: str, 
     return SplitChoice(split, how, measured)
 
 
-def _better(current: Split, estimate: dict[Split, float]) -> Split:
-    """The split with the lowest estimate, unless it is not ``MARGIN`` faster than ``current``."""
+def _better(current: Split, estimate: dict[Split, float], margin: float = MARGIN) -> Split:
+    """The split with the lowest estimate, unless it is not ``margin`` faster than ``current``."""
     if not estimate:
         return current
     best = min(estimate, key=estimate.__getitem__)
-    if current in estimate and estimate[best] > estimate[current] * (1 - MARGIN):
+    if current in estimate and estimate[best] > estimate[current] * (1 - margin):
         return current
     return best
 
@@ -148,7 +151,7 @@ def _probe(pools: _Pools, fn: Callable[[int], None], count: int, options: list[S
             break
         best[option] = min(best.get(option, float("inf")), _timed(pools, fn, range(nxt, nxt + option[0]), option))
         nxt += option[0]
-    split = _better(default, best) if best else default  # not clearly faster: one round each is a small sample
+    split = _better(default, best, PROBE_MARGIN)  # one round each is a small sample
     with _lock:
         _memo[key] = _Memory(split, dict(best))
         if len(_memo) > MAX_KEYS:

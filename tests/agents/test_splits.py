@@ -100,9 +100,18 @@ def test_a_settled_choice_explores_less_and_less_often() -> None:
     assert exploring == [e, 3 * e, 7 * e]  # intervals e, 2e, 4e (fixed every e: 10 of 30 runs)
 
 
+def test_a_split_a_little_faster_wins_once_measured_over_runs() -> None:
+    """Above the later runs' margin but below the first run's: chosen after an exploring run."""
+    ran: Counter = Counter()
+    cost = {1: 0.04, 2: 0.018}  # 2 x 1: 20 ms per batch; 1 x 2: 18 ms (10 % faster)
+    fn = _work(cost, ran)
+    chosen = [splits.run_split(fn, 12, 2, "cpu", "k", "t").split for _ in range(2 * splits.EXPLORE_EVERY)]
+    assert chosen[0] == (2, 1) and chosen[-1] == (1, 2)
+
+
 def test_noise_below_the_margin_does_not_flip_the_choice() -> None:
     ran: Counter = Counter()
-    cost = {1: 0.02, 2: 0.0095}  # 2 x 1: 10 ms per batch; 1 x 2: 9.5 ms, within the margin
+    cost = {1: 0.04, 2: 0.0202}  # 2 x 1: 20 ms per batch (+ pool dispatch); 1 x 2: 20.2 ms
     fn = _work(cost, ran)
     chosen = {splits.run_split(fn, 12, 2, "cpu", "k", "t").split for _ in range(2 * splits.EXPLORE_EVERY)}
     assert chosen == {(2, 1)}

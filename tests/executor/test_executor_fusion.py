@@ -171,7 +171,7 @@ def chains(draw: st.DrawFn) -> tuple[Any, int, str | None]:
     cap = {"cpu": draw(st.sampled_from([1.0, 2.0, 3.0])), "memory_mb": draw(st.sampled_from([50.0, 100.0]))}
     nodes: list[dict] = [{"id": "src", "agent": "test.texts", "params": {"n": n}}]
     edges = []
-    fail = draw(st.sampled_from([None, None, f"item-{draw(st.integers(0, max(0, n - 1)))}"]))
+    fail = draw(st.sampled_from([None, None, f"item-{draw(st.integers(0, max(0, n - 1)))}"])) if n else None  # no items: none to fail on
     failing_node = None
     for c in range(2):
         prev = "src"

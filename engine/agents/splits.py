@@ -33,7 +33,7 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from engine.agents.runtime import openmp_scope, torch_threads
+from engine.agents.runtime import openmp_scope, release_openmp_team, torch_threads
 
 EXPLORE_EVERY = 3  # runs before a remembered split's first exploring run (and after a change)
 EXPLORE_MAX = 48  # the longest interval between exploring runs
@@ -180,8 +180,13 @@ def _run_remembered(pools: _Pools, fn: Callable[[int], None], count: int, split:
 
 
 class _Pools:
-    """One thread pool per number of batches at once, kept for the whole node (rounds of the
-    measurement and the rest reuse the same threads)."""
+    """The batch thread pools of one node: one per number of batches at once, lent from a
+    process-wide free list for the node's whole run and given back after it, so the threads
+    stay warm between runs. A fresh thread's first batches ran 1.5-3x slower (torch's and
+    oneDNN's per-thread state, a new malloc arena), which made a split's exploring round look
+    far worse than the split is (two batches at once: 5.7-9.7 ms per batch in the round, 3.4
+    in a warm pool). A pool is lent to one node at a time, so concurrent nodes never share
+    threads; each batch sets its thread's torch threads (torch reads the count per thread)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -191,13 +196,25 @@ class _Pools:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for pool in self.pools.values():
-            pool.shutdown(wait=True, cancel_futures=True)
+        with _pools_lock:
+            for workers, pool in self.pools.items():
+                idle = _idle_pools.setdefault(workers, [])
+                if len(idle) < MAX_IDLE_POOLS:
+                    idle.append(pool)
+                    pool = None
+                if pool is not None:
+                    pool.shutdown(wait=False, cancel_futures=True)
+        self.pools.clear()
 
     def _pool(self, workers: int) -> ThreadPoolExecutor:
         pool = self.pools.get(workers)
         if pool is None:
-            pool = self.pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix=self.name)
+            with _pools_lock:
+                idle = _idle_pools.get(workers)
+                pool = idle.pop() if idle else None
+            if pool is None:
+                pool = ThreadPoolExecutor(workers, thread_name_prefix=f"sg-batch-{workers}")
+            self.pools[workers] = pool
         return pool
 
     def warm(self, workers: int) -> None:
@@ -216,7 +233,11 @@ class _Pools:
                     fn(i)
                 return
             pool = self._pool(workers)
-            futures = [pool.submit(fn, i) for i in indices]
+            # this thread's OpenMP team (from rounds with one batch on several threads) would
+            # spin-wait for a few ms on a CPU the pool needs: measured, an exploring round of
+            # 2 batches x 1 thread right after 1 x 2 rounds took 6-7 ms per batch, 3.4 warm
+            release_openmp_team()
+            futures = [pool.submit(_in_pool, fn, i, per_batch) for i in indices]
             try:
                 for f in futures:
                     f.result()
@@ -224,6 +245,25 @@ class _Pools:
                 for f in futures:
                     f.cancel()
                 raise
+
+
+MAX_IDLE_POOLS = 4  # idle pools kept per size (more are shut down)
+_pools_lock = threading.Lock()
+_idle_pools: dict[int, list[ThreadPoolExecutor]] = {}
+
+
+def _in_pool(fn: Callable[[int], None], i: int, per_batch: int) -> None:
+    """One batch on a pool thread with ``per_batch`` torch threads; a multi-threaded batch
+    gives its OpenMP team back after it (the thread outlives the node)."""
+    import torch
+
+    if torch.get_num_threads() != per_batch:
+        torch.set_num_threads(per_batch)
+    if per_batch == 1:
+        fn(i)
+        return
+    with torch_threads(per_batch):
+        fn(i)
 
 
 def forget() -> None:

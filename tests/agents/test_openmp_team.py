@@ -1,7 +1,8 @@
 """OpenMP thread teams (engine/agents/runtime.py): a thread that ran torch on several threads
 gives its team back when its outermost block ends, so idle engine threads do not keep extra
 OpenMP threads alive (with more of them than CPUs, GNU OpenMP stops spin-waiting in every team).
-Counted in /proc/self/task: the team's threads are native threads Python does not list."""
+The team's threads are native threads Python does not list: they are the threads that appear
+in /proc/self/task while the block's parallel work runs (other threads may come and go)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/task").is_dir() or runtime.
                                 reason="needs Linux and torch built with GNU OpenMP")
 
 
-def _native_threads() -> int:
-    return len(os.listdir("/proc/self/task"))
+def _tids() -> set[str]:
+    return set(os.listdir("/proc/self/task"))
 
 
 def _work() -> None:
@@ -28,44 +29,33 @@ def _work() -> None:
         a = torch.tanh(a @ a)  # parallel regions: the calling thread's team starts
 
 
-@pytest.fixture(autouse=True, scope="module")
-def torch_started() -> None:
-    """Torch starts one helper thread of its own on first use: let that happen before counting."""
-    def warm() -> None:
-        with runtime.torch_threads(2):
-            _work()
-
-    t = threading.Thread(target=warm)
-    t.start()
-    t.join()
-
-
 def _in_thread(body) -> dict:
     seen: dict = {}
-
-    def run() -> None:
-        seen["start"] = _native_threads()
-        body(seen)
-
-    t = threading.Thread(target=run)
+    t = threading.Thread(target=body, args=(seen,))
     t.start()
     t.join()
     return seen
+
+
+def _team_work(seen: dict) -> None:
+    """Inside a torch_threads(2) block: the threads the parallel work started."""
+    before = _tids()
+    _work()
+    seen["team"] = _tids() - before
 
 
 def test_the_team_is_released_when_the_outermost_block_ends() -> None:
     def body(seen: dict) -> None:
         with runtime.openmp_scope():
             with runtime.torch_threads(2):
-                _work()
-                seen["inner"] = _native_threads()
-            seen["after_inner"] = _native_threads()  # a nested block keeps the team
-        seen["after_scope"] = _native_threads()
+                _team_work(seen)
+            seen["after_inner"] = _tids()  # a nested block keeps the team
+        seen["after_scope"] = _tids()
 
     seen = _in_thread(body)
-    assert seen["inner"] > seen["start"]  # the team's extra thread is alive
-    assert seen["after_inner"] == seen["inner"]
-    assert seen["after_scope"] == seen["start"]
+    assert seen["team"]  # the parallel work started the team's thread(s)
+    assert seen["team"] <= seen["after_inner"]
+    assert not seen["team"] & seen["after_scope"]
 
 
 def test_a_single_threaded_block_leaves_nothing_to_release(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -88,8 +78,9 @@ def test_without_release_the_team_outlives_the_block(monkeypatch: pytest.MonkeyP
 
     def body(seen: dict) -> None:
         with runtime.torch_threads(2):
-            _work()
-        seen["after"] = _native_threads()
+            _team_work(seen)
+        seen["after"] = _tids()
+        runtime._find_gomp().omp_pause_resource_all(1)  # leave no team behind for other tests
 
     seen = _in_thread(body)
-    assert seen["after"] > seen["start"]
+    assert seen["team"] and seen["team"] <= seen["after"]

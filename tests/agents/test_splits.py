@@ -132,3 +132,29 @@ def test_no_key_or_no_choice_runs_the_default_without_measuring() -> None:
     assert splits.run_split(fn, 5, 4, "cuda:0", "k", "t").split == (1, 4)
     assert splits.run_split(fn, 1, 2, "cpu", "k", "t").split == (1, 2)
     assert ran == Counter({0: 3, 1: 2, 2: 2, 3: 2, 4: 2})
+
+
+def test_batch_threads_are_reused_across_runs_but_never_shared_by_concurrent_nodes() -> None:
+    import threading
+
+    barrier = threading.Barrier(2)
+
+    def run(record: set, meet: bool) -> None:
+        def fn(i: int) -> None:
+            if meet and i == 0:
+                barrier.wait(timeout=10)  # both nodes are running batches at this moment
+            record.add(threading.get_ident())
+            time.sleep(0.002)
+        splits.run_split(fn, 4, 2, "cpu", None, "t")  # no key: the default, 2 batches at once
+
+    a: set = set()
+    b: set = set()
+    threads = [threading.Thread(target=run, args=(rec, True)) for rec in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(a) == len(b) == 2 and not a & b  # each node had its own two threads
+    later: set = set()
+    run(later, False)
+    assert later in (a, b)  # a pool lent before, with the same threads

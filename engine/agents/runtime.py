@@ -64,17 +64,20 @@ def torch_threads(n: int) -> Iterator[None]:
     """
     import torch
 
+    n = max(1, n)
     with _threads_lock:
         previous = torch.get_num_threads()
-        torch.set_num_threads(max(1, n))
+        if previous != n:  # setting it resizes torch's own thread pool too: skip when unchanged
+            torch.set_num_threads(n)
     try:
         with openmp_scope():
             if n > 1:
                 _local.team = True
             yield
     finally:
-        with _threads_lock:
-            torch.set_num_threads(previous)
+        if previous != n:
+            with _threads_lock:
+                torch.set_num_threads(previous)
 
 
 @contextlib.contextmanager

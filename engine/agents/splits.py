@@ -94,7 +94,8 @@ def run_split(fn: Callable[[int], None], count: int, threads: int, device: str, 
             return _probe(pools, fn, count, options, key)
         others = [o for o in options if o != split]
         explore = others[explored % len(others)] if others and runs >= due else None
-        measured = _run_remembered(pools, fn, count, split, explore)
+        with torch_threads(split[1]):  # one setting for the run's rounds (exploring ones change it)
+            measured = _run_remembered(pools, fn, count, split, explore)
         with _lock:
             memory = _memo.get(key)
             if memory is not None:

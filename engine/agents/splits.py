@@ -13,11 +13,12 @@ load 2 threads on one batch became 2-10x slower, for seconds or minutes at a tim
 - Later runs use the chosen split and time it (all but its first round); the chosen split's
   estimate is smoothed (``SMOOTH``), so one that slows down is replaced within a run or two by
   a faster estimate.
-- Now and then a run times one round of another candidate in the middle of the run, which
-  replaces that candidate's estimate: after ``EXPLORE_EVERY`` runs, then at doubling intervals
+- Now and then a run also runs two rounds of another candidate in the middle of the run and
+  times the second (the first pays for the change of split), which replaces that candidate's
+  estimate: after ``EXPLORE_EVERY`` runs, then at doubling intervals
   (up to ``EXPLORE_MAX``) while the choice stands, again after ``EXPLORE_EVERY`` once it
   changes. So a split that became faster is found, and a settled choice costs little: an
-  exploring round under the slower split of the lesion CNN costs ~6 ms of a 50 ms run.
+  exploring run under the slower split of the lesion CNN costs ~6-10 ms of a 50 ms run.
 - Another split than the current one wins only when its estimate is ``MARGIN`` faster
   (``PROBE_MARGIN`` after the first run's single rounds): on 2 CPUs one batch on two threads
   was often 5-10 % faster than two batches at once, so a 15 % margin kept the slower split.
@@ -164,20 +165,24 @@ def _probe(pools: _Pools, fn: Callable[[int], None], count: int, options: list[S
 
 def _run_remembered(pools: _Pools, fn: Callable[[int], None], count: int, split: Split,
                     explore: Split | None) -> dict[Split, float]:
-    """Run every batch under ``split``, timing all but its first round; with ``explore``, one
-    round of that split in the middle (when the batches allow). Seconds per batch measured."""
+    """Run every batch under ``split``, timing all but its first round; with ``explore``, two
+    rounds of that split in the middle, the second timed (when the batches allow): the first
+    round after a change of split pays for the change (thread teams started, caches filled).
+    Seconds per batch measured."""
     w = split[0]
     if count < 2 * w:  # no round to time after the warm one
         pools.run(fn, range(count), split)
         return {}
     pools.run(fn, range(w), split)  # first round: cold caches, not timed
-    if explore is None or count - explore[0] < 3 * w:
+    e = explore[0] if explore is not None else 0
+    if explore is None or count - 2 * e < 3 * w:
         return {split: _timed(pools, fn, range(w, count), split)}
-    middle = w + (count - explore[0] - w) // (2 * w) * w  # whole rounds of `split` before and after
+    middle = w + (count - 2 * e - w) // (2 * w) * w  # whole rounds of `split` before and after
     before = _timed(pools, fn, range(w, middle), split) * (middle - w)
-    explored = _timed(pools, fn, range(middle, middle + explore[0]), explore)
-    after = _timed(pools, fn, range(middle + explore[0], count), split) * (count - middle - explore[0])
-    return {split: (before + after) / (count - w - explore[0]), explore: explored}
+    pools.run(fn, range(middle, middle + e), explore)  # the change of split: not timed
+    explored = _timed(pools, fn, range(middle + e, middle + 2 * e), explore)
+    after = _timed(pools, fn, range(middle + 2 * e, count), split) * (count - middle - 2 * e)
+    return {split: (before + after) / (count - w - 2 * e), explore: explored}
 
 
 class _Pools:

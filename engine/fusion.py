@@ -181,7 +181,7 @@ def run_chain(runner: NodeRunner, warm: WarmPool, run: RunState, head: NodeState
         device = stages[0].ctx.device
         key = ("chain", tuple((ns.spec.name, ns.spec.version, ns.params_json) for ns in nodes),
                head.lifecycle.execution.batch_size, head.threads, device)
-        choice = run_split(one, len(parts), head.threads, device, key, f"sg-{head.id}")
+        choice = run_split(one, len(parts), head.threads, device, key)
         workers, per_batch = choice.split
         names = " -> ".join(ns.id for ns in nodes)
         for st in stages:

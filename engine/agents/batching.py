@@ -38,7 +38,7 @@ def map_batches(
             done += part.stop - part.start
             ctx.progress(done, n)
 
-    choice = run_split(one, len(parts), ctx.threads, device, key, f"sg-{ctx.node_id}")
+    choice = run_split(one, len(parts), ctx.threads, device, key)
     if len(parts) > 1:
         workers, per_batch = choice.split
         ctx.log(f"{len(parts)} batches, {workers} at once, {per_batch} torch thread(s) each"

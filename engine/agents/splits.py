@@ -76,13 +76,12 @@ class SplitChoice:
     measured: dict[Split, float] = field(default_factory=dict)  # this run's seconds per batch
 
 
-def run_split(fn: Callable[[int], None], count: int, threads: int, device: str, key: Hashable | None,
-              name: str) -> SplitChoice:
+def run_split(fn: Callable[[int], None], count: int, threads: int, device: str, key: Hashable | None) -> SplitChoice:
     """Run ``fn(i)`` for every batch index ``i < count`` (each exactly once; ``fn`` keeps its own
     results), choosing the split by measurement when there is a choice and a ``key``. When one
     call raises, the batches not started yet are dropped and the error is raised."""
     options = candidates(threads, count, device)
-    with openmp_scope(), _Pools(name) as pools:
+    with openmp_scope(), _Pools() as pools:
         if len(options) == 1 or key is None:
             pools.run(fn, range(count), options[0])
             return SplitChoice(options[0], "")
@@ -188,14 +187,12 @@ def _run_remembered(pools: _Pools, fn: Callable[[int], None], count: int, split:
 class _Pools:
     """The batch thread pools of one node: one per number of batches at once, lent from a
     process-wide free list for the node's whole run and given back after it, so the threads
-    stay warm between runs. A fresh thread's first batches ran 1.5-3x slower (torch's and
-    oneDNN's per-thread state, a new malloc arena), which made a split's exploring round look
-    far worse than the split is (two batches at once: 5.7-9.7 ms per batch in the round, 3.4
-    in a warm pool). A pool is lent to one node at a time, so concurrent nodes never share
-    threads; each batch sets its thread's torch threads (torch reads the count per thread)."""
+    stay warm between runs (a fresh thread starts with torch's and oneDNN's per-thread state and
+    a malloc arena to fill, which a one-round exploration of the split would pay for). A pool is
+    lent to one node at a time, so concurrent nodes never share threads; each batch sets its
+    thread's torch threads (torch reads the count per thread)."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self) -> None:
         self.pools: dict[int, ThreadPoolExecutor] = {}
 
     def __enter__(self) -> _Pools:
@@ -239,9 +236,9 @@ class _Pools:
                     fn(i)
                 return
             pool = self._pool(workers)
-            # this thread's OpenMP team (from rounds with one batch on several threads) would
-            # spin-wait for a few ms on a CPU the pool needs: measured, an exploring round of
-            # 2 batches x 1 thread right after 1 x 2 rounds took 6-7 ms per batch, 3.4 warm
+            # this thread's OpenMP team (from rounds of one batch on several threads) would go on
+            # spin-waiting after its last region on a CPU the pool needs, and count against the
+            # CPUs while idle (runtime.release_openmp_team)
             release_openmp_team()
             futures = [pool.submit(_in_pool, fn, i, per_batch) for i in indices]
             try:

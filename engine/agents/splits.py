@@ -28,6 +28,7 @@ No batch is wasted: measured rounds are real batches, each run exactly once.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Hashable
@@ -253,6 +254,17 @@ class _Pools:
 MAX_IDLE_POOLS = 4  # idle pools kept per size (more are shut down)
 _pools_lock = threading.Lock()
 _idle_pools: dict[int, list[ThreadPoolExecutor]] = {}
+
+
+def _forget_pools_in_child() -> None:
+    """A forked child has none of the parent's threads: its idle pools would take work and
+    never run it."""
+    global _pools_lock
+    _pools_lock = threading.Lock()
+    _idle_pools.clear()
+
+
+os.register_at_fork(after_in_child=_forget_pools_in_child)
 
 
 def _in_pool(fn: Callable[[int], None], i: int, per_batch: int) -> None:

@@ -158,3 +158,25 @@ def test_batch_threads_are_reused_across_runs_but_never_shared_by_concurrent_nod
     later: set = set()
     run(later, False)
     assert later in (a, b)  # a pool lent before, with the same threads
+
+
+def test_a_forked_child_does_not_use_the_parents_idle_pools() -> None:
+    import os
+
+    splits.run_split(lambda i: None, 4, 2, "cpu", None)  # leaves a 2-thread pool idle
+    assert splits._idle_pools.get(2)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: run batches at once again; it must not hang on a dead pool
+        import signal
+
+        signal.alarm(20)  # a hang ends the child (and fails the test) instead of the test run
+        try:
+            ran: list[int] = []
+            splits.run_split(ran.append, 4, 2, "cpu", None)
+            os.write(write, b"ok" if sorted(ran) == [0, 1, 2, 3] else b"bad")
+        finally:
+            os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(read, 2) == b"ok" and status == 0

@@ -122,5 +122,5 @@ def test_a_failing_batch_stops_the_batches_not_started_yet() -> None:
         return i
 
     with pytest.raises(ValueError, match="batch 0"):
-        run_split(fn, 100, 2, "cpu", None, "t")  # 2 batches at once
+        run_split(fn, 100, 2, "cpu", None)  # 2 batches at once
     assert len(ran) < 20, len(ran)  # not all 99 others ran first

@@ -84,3 +84,27 @@ def test_without_release_the_team_outlives_the_block(monkeypatch: pytest.MonkeyP
 
     seen = _in_thread(body)
     assert seen["team"] and seen["team"] <= seen["after"]
+
+
+def test_an_unchanged_thread_count_is_not_set_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Setting torch's thread count also resizes torch's own thread pool: skip it when equal."""
+    calls: list[int] = []
+    real = torch.set_num_threads
+
+    def counting(n: int) -> None:
+        calls.append(n)
+        real(n)
+
+    def body(seen: dict) -> None:
+        with runtime.torch_threads(2), runtime.torch_threads(2):  # already 2: no set, no restore
+            seen["inner"] = list(calls)
+        seen["after"] = list(calls)
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(torch, "set_num_threads", counting)
+    real(1)
+    try:
+        seen = _in_thread(body)
+    finally:
+        real(before)
+    assert seen["inner"] == [2] and seen["after"] == [2, 1]

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from engine.agents.vision import Classify
 from engine.kinds import DataKind
-from engine.payloads import Joiner, PayloadShapeError, count_items, cut, join
+from engine.payloads import Joiner, PayloadShapeError, count_items, cut, join, payload_bytes
 
 
 def _images(n: int) -> dict:
@@ -124,3 +124,18 @@ def test_a_failing_batch_stops_the_batches_not_started_yet() -> None:
     with pytest.raises(ValueError, match="batch 0"):
         run_split(fn, 100, 2, "cpu", None)  # 2 batches at once
     assert len(ran) < 20, len(ran)  # not all 99 others ran first
+
+
+def test_payload_bytes_counts_tensors_arrays_text_and_containers() -> None:
+    import numpy as np
+
+    assert payload_bytes(torch.zeros(10, 10)) == 400  # float32 elements
+    assert payload_bytes(np.zeros(5, dtype=np.float64)) == 40
+    assert payload_bytes("abc") == 3 and payload_bytes(b"abcd") == 4
+    batch = {"images": torch.zeros(4, 3, 8, 8), "ids": ["a", "bb"], "labels": None}
+    assert payload_bytes(batch) == 4 * 3 * 8 * 8 * 4 + (1 + 2 + 2 * 8) + 8 + 3 * 8
+    assert payload_bytes(list(range(1000))) == 8 * 1000  # long numeric lists: 8 bytes an item
+    deep: list = []
+    for _ in range(20):
+        deep = [deep]
+    assert payload_bytes(deep) < 1000  # bounded depth, no recursion error

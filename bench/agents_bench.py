@@ -220,7 +220,7 @@ class EngineRun:
     torch threads (``engine.agents.splits``) and log the choice.
     """
 
-    def __init__(self, images: torch.Tensor, device: str, cpu: int) -> None:
+    def __init__(self, images: torch.Tensor, device: str, cpu: int, keep_pre: bool = True) -> None:
         from engine.resources import Capacity, GpuDevice
         from engine.runs import RunManager
         from engine.workflow import Workflow
@@ -245,7 +245,8 @@ class EngineRun:
             "name": "bench-two-stage",
             "nodes": [
                 {"id": "images", "agent": "bench.images"},
-                {"id": "pre", "agent": "vision.preprocess", "resources": demand, "lifecycle": batch,
+                {"id": "pre", "agent": "vision.preprocess", "resources": demand,
+             "lifecycle": {"execution": {"batch_size": BATCH, "keep_outputs": keep_pre}},
                  "params": {"size": 64, "denoise": "gaussian", "strength": 1.0, "normalise": "unit"}},
                 {"id": "cls", "agent": "vision.classify", "resources": demand, "lifecycle": batch},
             ],
@@ -307,9 +308,11 @@ def bench_pipeline(device: str, repeat: int, with_ray: bool = True) -> list[dict
         variants.append((PEER, "dask threaded", "num_workers=2, 1 torch thread", lambda: dask_threads(images, device)))
     variants.append((REFERENCE, "batch thread pool", "2 batches at once, 1 torch thread each, keeps nothing",
                      lambda: batch_pool(images, device)))
-    engines = [EngineRun(images, device, cpu) for cpu in (1, 2)]
-    variants += [(ENGINE, "engine (RunManager)", f"cpu allotment {cpu}", engine)
-                 for cpu, engine in zip((1, 2), engines, strict=True)]
+    engines = [EngineRun(images, device, 1), EngineRun(images, device, 2),
+               EngineRun(images, device, 2, keep_pre=False)]
+    variants += [(ENGINE, "engine (RunManager)", "cpu allotment 1", engines[0]),
+                 (ENGINE, "engine (RunManager)", "cpu allotment 2", engines[1]),
+                 (ENGINE, "engine (RunManager)", "cpu allotment 2, preprocess keep_outputs off", engines[2])]
     loop(images[:64], device, 1)  # warm-up
     times: dict[int, list[float]] = {i: [] for i in range(len(variants))}
     try:

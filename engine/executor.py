@@ -509,18 +509,19 @@ class Executor:
             return self._run_item(run, head)
         ends = []
         for ns, res in zip([head, *head.chain], results, strict=True):
-            if ns.cache_key and run.options.use_cache:
+            if ns.cache_key and run.options.use_cache and res.outputs is not None:
                 self.runner.store(run, ns, res.outputs)
             metrics = self.runner.metrics(ns, res.ctx, {}, res.cpu_s)
             # wall_s: the node's share of the chain (its batch time over the batches at once);
             # what the node held (the head: the chain's demand; the others: nothing)
             metrics.update(wall_s=res.busy_s / workers, items=res.items, held=ns.demand_dict,
                            fused_into=ns.fused_into, chain=[c.id for c in ns.chain])
-            ends.append((ns, res.outputs, metrics, summarize_outputs(res.outputs)))
+            summary = res.summary if res.outputs is None else summarize_outputs(res.outputs)
+            ends.append((ns, res.outputs, metrics, summary))
         with self.lock:
             now = time.time()
             for ns, outputs, metrics, summary in ends:
-                ns.outputs = outputs
+                ns.outputs, ns.outputs_dropped = outputs, outputs is None
                 self._end_locked(run, ns, NodeStatus.DONE, now, metrics=metrics, summary=summary)
             return self._hand_out(self._dispatch_locked(), keep=True)
 
@@ -600,8 +601,19 @@ class Executor:
                 self._skip_descendants_locked(run, ns, now, "was cancelled")
         elif status == NodeStatus.SKIPPED:
             emit(NodeSkipped(run_id=rid, node_id=ns.id, reason=ns.reason, time=now))
+        if run.drop_consumed:
+            self._drop_consumed_locked(run, ns)
         if run.done >= len(run.nodes) and run.id in self.active:
             self._finish_run_locked(run, now)
+
+    def _drop_consumed_locked(self, run: RunState, ended: NodeState) -> None:
+        """Drop the outputs of ``ended``'s inputs (and its own, without successors) that are not
+        kept (``execution.keep_outputs`` off) once every consumer has ended."""
+        nodes = run.nodes
+        for ns in (*(nodes[p] for p in ended.preds), ended):
+            if (ns.outputs is not None and not ns.lifecycle.execution.keep_outputs
+                    and ns.status.is_terminal and all(nodes[s].status.is_terminal for s in ns.succs)):
+                ns.outputs, ns.outputs_dropped = None, True
 
     def _skip_descendants_locked(self, run: RunState, root: NodeState, now: float, how: str) -> None:
         stack = list(root.succs)

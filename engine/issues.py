@@ -29,6 +29,7 @@ class IssueCode(StrEnum):
     NO_DEVICE = "no_device"
     ISOLATED_NODE = "isolated_node"
     UNUSED_OUTPUT = "unused_output"
+    OUTPUTS_NOT_KEPT = "outputs_not_kept"
     EMPTY_WORKFLOW = "empty_workflow"
 
 

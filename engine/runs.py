@@ -197,6 +197,7 @@ class RunManager:
         set_routes(nodes)
         run = RunState(id=run_id, workflow=workflow, options=options, nodes=nodes, capacity=cap,
                        ledger=ResourceLedger(cap))
+        run.drop_consumed = any(not ns.lifecycle.execution.keep_outputs for ns in nodes.values())
         run.plan, order = self._plan(workflow, options, cap)
         rank = {nid: i for i, nid in enumerate(order)}
         for ns in nodes.values():
@@ -285,13 +286,15 @@ class RunManager:
 
     def outputs(self, run_id: str, node_id: str) -> dict[str, Any] | None:
         """A node's outputs; None before it finishes, or when they were released from memory
-        (``keep_outputs_mb``) and the result cache does not hold them."""
+        (``keep_outputs_mb``, or the node's ``keep_outputs`` off) and the result cache does not
+        hold them."""
         run = self._run(run_id)
         with self.executor.lock:
             ns = run.nodes[node_id]
             if ns.outputs is not None:
                 return dict(ns.outputs) if isinstance(ns.outputs, dict) else ns.outputs
-            key = ns.cache_key if run.outputs_released and run.options.use_cache else None
+            released = run.outputs_released or ns.outputs_dropped
+            key = ns.cache_key if released and run.options.use_cache else None
         if key and self.results.has(key):
             try:
                 return self.results.load(key)

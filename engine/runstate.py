@@ -96,6 +96,7 @@ class NodeState:
     cpu_percent: float | None = None
     progress: tuple[int, int | None] = (0, None)
     progress_sent: float = float("-inf")  # monotonic time of the last NodeProgress event
+    outputs_dropped: bool = False  # ``keep_outputs`` off: dropped once its consumers finished
     reason: str = ""
     chain: tuple[NodeState, ...] = ()  # fused chain head: the nodes that run inside it (engine.fusion)
     fused_into: str | None = None  # a fused node: the head of its chain
@@ -157,6 +158,7 @@ class RunState:
     devices: dict[int, tuple[ResourceDemand, list[tuple[str, dict[str, float]]]]] = field(default_factory=dict)  # memo: (device, need)
     finished: threading.Event = field(default_factory=threading.Event)
     output_bytes: int | None = None  # the nodes' outputs, once finished (RunManager's output budget)
+    drop_consumed: bool = False  # some node does not keep its outputs (``execution.keep_outputs``)
     outputs_released: bool = False  # finished outputs dropped from memory to stay within that budget
 
     @property
@@ -205,6 +207,7 @@ def node_view(run: RunState, ns: NodeState, now: float) -> dict[str, Any]:
         "cpu_percent": ns.cpu_percent, "peak_rss_mb": ns.peak_rss_mb, "reason": ns.reason,
         "cached": ns.status == NodeStatus.CACHED,
         "fused_into": ns.fused_into, "chain": [c.id for c in ns.chain],
+        "outputs_dropped": ns.outputs_dropped,
     }
 
 

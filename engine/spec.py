@@ -58,6 +58,9 @@ class ExecutionStrategy(BaseModel):
     timeout_s: float | None = Field(None, gt=0, le=7 * 86400, description="per attempt, s")
     batch_size: int | None = Field(None, ge=1, le=1_000_000, description="items per batch")
     isolate: bool = Field(False, description="run in its own process (killable on timeout/cancel)")
+    keep_outputs: bool = Field(True, description="keep the outputs in memory after the run; off: dropped "
+                               "once every downstream node has finished (the summary stays, and the "
+                               "cached copy when caching is on)")
 
 
 class ExitCondition(BaseModel):
@@ -238,7 +241,10 @@ class Agent:
 
     def finish(self, inputs: dict[str, Any], outputs: dict[str, Any], ctx: RunContext) -> None:
         """Itemwise agents only: called once after all batches with the whole inputs and the
-        joined outputs (logs over the whole set, e.g. accuracy against ground truth)."""
+        joined outputs (logs over the whole set, e.g. accuracy against ground truth). In a fused
+        chain whose previous node does not keep its outputs (``execution.keep_outputs`` off),
+        ``inputs`` holds that node's payloads without their per-item fields (``classes`` and the
+        like stay; ``engine.payloads.ITEM_FIELDS``)."""
 
     def unload(self) -> None:
         """Free what ``load`` took."""

@@ -160,7 +160,8 @@ def _check_overrides(ctx: _Context, node: NodeSpec, spec: AgentSpec) -> None:
             detail = "; ".join(f"{f} = {v!r}: {c}" for f, v, c in params_error_details(exc))
             ctx.add(IssueCode.INVALID_LIFECYCLE, f"node {node.id!r}: bad lifecycle override: {detail}",
                     node=node.id, hint="lifecycle takes start {inputs}, execution {retries, backoff_s, "
-                    "backoff_factor, timeout_s, batch_size} and exit {max_items, time_limit_s}")
+                    "backoff_factor, timeout_s, batch_size, isolate, keep_outputs} and exit {max_items, "
+                    "time_limit_s}")
         except Exception as exc:
             ctx.add(IssueCode.INVALID_LIFECYCLE, f"node {node.id!r}: bad lifecycle override: {exc}",
                     node=node.id, hint="lifecycle sections (start, execution, exit) are objects")
@@ -347,7 +348,8 @@ def _check_cycles(ctx: _Context, links: list[_Link]) -> None:
 
 
 def _check_unused(ctx: _Context, links: list[_Link]) -> None:
-    """Warnings: nodes with no edge at all; unconnected outputs of nodes whose other outputs are used.
+    """Warnings: nodes with no edge at all; unconnected outputs of nodes whose other outputs are
+    used; sinks that do not keep their outputs (``execution.keep_outputs`` off).
 
     A node none of whose outputs is connected is a sink: its outputs are the workflow's results,
     so it is not warned about.
@@ -363,6 +365,20 @@ def _check_unused(ctx: _Context, links: list[_Link]) -> None:
             if node_id not in touched:
                 ctx.add(IssueCode.ISOLATED_NODE, f"node {node_id!r} is not connected to anything",
                         node=node_id, severity="warning", hint="connect it or remove it")
+    sinks = set(ctx.nodes) - {edge.source for edge in ctx.workflow.edges}
+    for node_id in ctx.nodes:
+        node, spec = ctx.nodes[node_id], ctx.specs.get(node_id)
+        if node_id in sinks and spec is not None and node.lifecycle:
+            try:
+                kept = spec.lifecycle.merged(node.lifecycle).execution.keep_outputs
+            except Exception:  # a bad override is reported by _check_overrides
+                continue
+            if not kept:
+                ctx.add(IssueCode.OUTPUTS_NOT_KEPT,
+                        f"node {node_id!r} feeds nothing and does not keep its outputs: they are "
+                        "dropped as soon as it ends", node=node_id, severity="warning",
+                        hint="set lifecycle.execution.keep_outputs to true, or cache the run "
+                        "(its cached copy stays)")
     for node_id, ports in used.items():
         spec = ctx.specs.get(node_id)
         if spec is None or None in ports:

@@ -22,7 +22,7 @@ from ui.graphmodel import replace_node
 from ui.render import code_md, escape_md
 
 RESOURCE_FIELDS = ("cpu", "memory_mb", "gpu_memory_mb", "device")
-LIFECYCLE_FIELDS = ("retries", "timeout_s", "batch_size", "backoff_s")
+LIFECYCLE_FIELDS = ("retries", "timeout_s", "batch_size", "backoff_s", "keep_outputs")
 Saver = Callable[[DesignerSession], None]
 
 

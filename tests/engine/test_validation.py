@@ -71,6 +71,7 @@ EXPECTED = {
     "unknown_node": [("unknown_node", "c", None)],
     "unknown_port": [("unknown_port", "a", "output")],
     "unused_output": [("unused_output", "s", "scores")],
+    "outputs_not_kept": [("outputs_not_kept", "b", None)],
 }
 
 

@@ -155,6 +155,9 @@ def render_node_detail(view: RunView, node_id: str, key: str,
         render_text_block("\n".join(node.get("logs") or []) or "(no log lines)")
     with out_tab:
         values = outputs(node_id) if outputs is not None and status in ("done", "cached") else None
+        if values is None and node.get("outputs_dropped"):
+            st.caption("This node does not keep its outputs (lifecycle.execution.keep_outputs is off): "
+                       "they were dropped once the nodes after it had them.")
         render_outputs(values, node.get("output_summary") or {}, key=f"{key}.out.{node_id}")
 
 

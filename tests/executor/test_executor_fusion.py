@@ -166,7 +166,8 @@ def test_fused_vision_chain_equals_stage_by_stage(manager) -> None:
 @st.composite
 def chains(draw: st.DrawFn) -> tuple[Any, int, str | None]:
     """Two random chains of itemwise tag nodes from one source, random batch sizes (fusing only
-    where neighbours match), demands and capacity; maybe one node fails on one item."""
+    where neighbours match), demands and capacity; maybe one node fails on one item; some nodes
+    do not keep their outputs."""
     n = draw(st.integers(0, 30))
     cap = {"cpu": draw(st.sampled_from([1.0, 2.0, 3.0])), "memory_mb": draw(st.sampled_from([50.0, 100.0]))}
     nodes: list[dict] = [{"id": "src", "agent": "test.texts", "params": {"n": n}}]
@@ -181,7 +182,8 @@ def chains(draw: st.DrawFn) -> tuple[Any, int, str | None]:
             if fail and failing_node is None and draw(st.booleans()):
                 params["fail_on"], failing_node = fail, nid
             nodes.append({"id": nid, "agent": "test.tag", "params": params,
-                          "lifecycle": {"execution": {"batch_size": draw(st.sampled_from([3, 3, 7]))}},
+                          "lifecycle": {"execution": {"batch_size": draw(st.sampled_from([3, 3, 7])),
+                                                      "keep_outputs": draw(st.sampled_from([True, True, False]))}},
                           "resources": {"cpu": draw(st.sampled_from([0.5, 1.0])),
                                         "memory_mb": draw(st.sampled_from([0.0, 10.0, 25.0]))}})
             edges.append((prev, nid))
@@ -220,7 +222,10 @@ def test_fused_chains_keep_every_guarantee(manager, case, cancel_after) -> None:
                 path.append(cur)
                 cur = next(e.source for e in wf.edges if e.target == cur)
             expected = [f"item-{i}" + "".join(f"/{p}" for p in reversed(path)) for i in range(n)]
-            assert handle.outputs(node.id)["texts"]["texts"] == expected, node.id
+            if node.lifecycle["execution"]["keep_outputs"]:
+                assert handle.outputs(node.id)["texts"]["texts"] == expected, node.id
+            else:  # dropped once everything downstream ended: by now the run has
+                assert handle.outputs(node.id) is None and snap.nodes[node.id]["outputs_dropped"], node.id
 
 
 def test_a_fused_node_cancelled_before_its_chain_starts_stays_cancelled(manager) -> None:

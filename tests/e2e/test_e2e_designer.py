@@ -27,10 +27,12 @@ pytestmark = pytest.mark.e2e
 
 def test_build_refuse_edit_validate_and_reload(page, app_url):
     open_designer(page, app_url)
-    drag_from_palette(page, "e2e.read_text", 110, 90)
-    drag_from_palette(page, "e2e.sentiment", 420, 90)
-    drag_from_palette(page, "e2e.load_images", 110, 300)
-    expect(page.locator(".sg-node")).to_have_count(3)
+    # one drop at a time, as a person drops them: once in CI (2026-11-29) three drops in quick
+    # succession left two nodes; not understood yet (the issue 4 note of that day has the lead)
+    for count, (agent, x, y) in enumerate([("e2e.read_text", 110, 90), ("e2e.sentiment", 420, 90),
+                                           ("e2e.load_images", 110, 300)], start=1):
+        drag_from_palette(page, agent, x, y)
+        expect(page.locator(".sg-node")).to_have_count(count)
     sentiment = node(page, "sentiment_1")
     expect(sentiment).to_have_class(re.compile(r"has-error"))  # required input not connected
     expect(page).to_have_url(re.compile(r"[?&]wf=[^&]+"))  # saved: the URL names the workflow

@@ -57,6 +57,26 @@ class _Memory:
     interval: int = EXPLORE_EVERY  # runs between exploring runs
     next_explore: int = EXPLORE_EVERY  # the run that explores next
 
+    def learn(self, split: Split, explore: Split | None, measured: dict[Split, float]) -> Split:
+        """Take in a run of ``split`` (that explored ``explore``, if it could) and choose the
+        next run's split; the exploring interval doubles while the choice stands."""
+        if split in measured:
+            old = self.estimate.get(split)
+            self.estimate[split] = measured[split] if old is None else (
+                SMOOTH * measured[split] + (1 - SMOOTH) * old)
+        explored = explore is not None and explore in measured
+        if explored:
+            self.explored += 1
+            self.estimate[explore] = measured[explore]  # the old one may be long stale
+        self.split = _better(self.split, self.estimate)
+        if self.split != split:
+            self.interval = EXPLORE_EVERY
+        elif explored:
+            self.interval = min(EXPLORE_MAX, 2 * self.interval)
+        if self.split != split or explored:
+            self.next_explore = self.runs + self.interval
+        return self.split
+
 
 _memo: dict[Hashable, _Memory] = {}
 
@@ -98,27 +118,12 @@ def run_split(fn: Callable[[int], None], count: int, threads: int, device: str, 
         with torch_threads(split[1]):  # one setting for the run's rounds (exploring ones change it)
             measured = _run_remembered(pools, fn, count, split, explore)
         with _lock:
-            memory = _memo.get(key)
-            if memory is not None:
-                old = memory.estimate.get(split)
-                if split in measured:
-                    memory.estimate[split] = measured[split] if old is None else (
-                        SMOOTH * measured[split] + (1 - SMOOTH) * old)
-                if explore is not None and explore in measured:
-                    memory.explored += 1
-                    memory.estimate[explore] = measured[explore]  # the old one may be long stale
-                memory.split = _better(memory.split, memory.estimate)
-                nxt = memory.split
-                if nxt != split:
-                    memory.interval = EXPLORE_EVERY
-                elif explore is not None and explore in measured:
-                    memory.interval = min(EXPLORE_MAX, 2 * memory.interval)
-                if nxt != split or explore in measured:
-                    memory.next_explore = memory.runs + memory.interval
+            memory = _memo.get(key)  # None if forgotten meanwhile
+            nxt = memory.learn(split, explore, measured) if memory is not None else split
     how = "remembered from earlier runs"
     if measured:
         how += " (this run: " + ", ".join(f"{w} x {t}: {1e3 * s:.1f} ms/batch" for (w, t), s in measured.items()) + ")"
-    if memory is not None and nxt != split:
+    if nxt != split:
         how += f"; the next run uses {nxt[0]} x {nxt[1]}"
     return SplitChoice(split, how, measured)
 

@@ -18,7 +18,7 @@ chain: its batch time divided by the batches at once).
 A node of the chain that does not keep its outputs (``execution.keep_outputs`` off) and needs
 them nowhere whole is *streamed*: its batches go to the next node and are never joined
 (``_streamed``); its summary describes them, and the next node's ``finish`` gets its payloads
-without per-item fields (``header``).
+without per-item fields (``payloads.without_items``).
 
 If any stage raises, or a node of the chain is cancelled, the fused attempt is dropped and the
 nodes run one by one as usual (``Executor._unfuse_locked``), so retries, errors and cancels keep
@@ -38,11 +38,11 @@ from engine.agents.splits import run_split
 from engine.attempts import NodeRunner
 from engine.backends.local import WarmPool
 from engine.errors import RunCancelledError
-from engine.payloads import ITEM_FIELDS, Joiner, cut_inputs, item_count
+from engine.payloads import Joiner, cut_inputs, item_count, without_items
 from engine.resources import ResourceDemand
 from engine.results import summarize_outputs
 from engine.runstate import NodeState, RunState
-from engine.spec import Agent, AgentSpec, RunContext
+from engine.spec import Agent, RunContext
 
 ZERO = ResourceDemand(cpu=0, memory_mb=0)
 
@@ -150,18 +150,6 @@ def _streamed(run: RunState, st: _Stage, last: bool) -> bool:
             and not (ns.cache_key and run.options.use_cache) and type(st.agent).finish is Agent.finish)
 
 
-def header(spec: AgentSpec, outputs: dict[str, Any]) -> dict[str, Any]:
-    """A batch's outputs without their per-item fields (``ITEM_FIELDS``): what the next stage's
-    ``finish`` gets as its inputs when a streamed stage's outputs were never joined."""
-    out: dict[str, Any] = {}
-    for port in spec.outputs:
-        value = outputs.get(port.name)
-        if isinstance(value, dict) and port.kind in ITEM_FIELDS:
-            value = {k: v for k, v in value.items() if k not in ITEM_FIELDS[port.kind]}
-        out[port.name] = value
-    return out
-
-
 def run_chain(runner: NodeRunner, warm: WarmPool, run: RunState, head: NodeState) -> tuple[list[StageResult], int]:
     """Run the chain of ``head`` batch by batch; returns each node's result (head first) and the
     batches at once. Raises ChainAborted when a stage raises or a node is cancelled."""
@@ -224,12 +212,12 @@ def run_chain(runner: NodeRunner, warm: WarmPool, run: RunState, head: NodeState
                        f"{per_batch} torch thread(s) each" + (f"; split {choice.how}" if choice.how else ""))
         results: list[StageResult] = []
         stage_inputs = inputs
-        upstream: dict[str, Any] | None = None  # the previous stage's outputs (or header)
+        upstream: dict[str, Any] | None = None  # the previous stage's outputs (or their shared fields)
         for k, st in enumerate(stages):
             if k:
                 stage_inputs = runner.gather_inputs(run, st.ns, {stages[k - 1].ns.id: upstream or {}})
             if streamed[k] and parts:
-                upstream = header(st.ns.spec, first[k])
+                upstream = without_items(st.ns.spec, first[k])
                 st.ctx.log(f"outputs not kept (keep_outputs off): {len(parts)} batches went straight to "
                            f"{stages[k + 1].ns.id}")
                 summary = summarize_outputs(upstream)

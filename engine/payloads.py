@@ -81,6 +81,19 @@ def _concat(values: list[Any], key: str) -> Any:
     raise PayloadShapeError(f"field {key!r} holds {type(first).__name__}, which cannot be joined by item")
 
 
+def without_items(spec: AgentSpec, outputs: dict[str, Any]) -> dict[str, Any]:
+    """An itemwise agent's outputs (one batch's) with only the fields every batch shares (class
+    names, ...): what the next node of a fused chain gets in ``finish`` when these outputs were
+    never joined (``engine.fusion``)."""
+    out: dict[str, Any] = {}
+    for port in spec.outputs:
+        value = outputs.get(port.name)
+        if isinstance(value, dict) and port.kind in ITEM_FIELDS:
+            value = {k: v for k, v in value.items() if k not in ITEM_FIELDS[port.kind]}
+        out[port.name] = value
+    return out
+
+
 def cut_inputs(spec: AgentSpec, inputs: dict[str, Any], part: slice) -> dict[str, Any]:
     """``inputs`` of an itemwise agent cut to the items ``part`` (every port by its kind)."""
     return {p.name: cut(inputs[p.name], p.kind, part) for p in spec.inputs if p.name in inputs}

@@ -152,8 +152,12 @@ def _pipeline_images() -> torch.Tensor:
     return torch.rand(N_IMAGES, 3, 64, 64, generator=torch.Generator().manual_seed(0))
 
 
-def _stages(device: str) -> tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]:
+def _stages(device: str, infer: bool = False) -> tuple[Callable[[torch.Tensor], torch.Tensor],
+                                                       Callable[[torch.Tensor], torch.Tensor]]:
+    """The two stages as a person would write them: the model called as a module. ``infer``:
+    the classify agent's inference path instead (``SmallCnn.infer``), for the reference row."""
     model, config = cnn_for("lesion_cnn", device)
+    forward = model.infer if infer else model
 
     def preprocess(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -162,13 +166,13 @@ def _stages(device: str) -> tuple[Callable[[torch.Tensor], torch.Tensor], Callab
 
     def classify(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return model(ops.to_channels(x, config.in_channels)).softmax(1).cpu()
+            return forward(ops.to_channels(x, config.in_channels)).softmax(1).cpu()
 
     return preprocess, classify
 
 
-def loop(images: torch.Tensor, device: str, threads: int) -> float:
-    pre, cls = _stages(device)
+def loop(images: torch.Tensor, device: str, threads: int, infer: bool = False) -> float:
+    pre, cls = _stages(device, infer)
     with torch_threads(threads):
         start = time.perf_counter()
         for i in range(0, len(images), BATCH):
@@ -289,9 +293,12 @@ def bench_pipeline(device: str, repeat: int, with_ray: bool = True) -> list[dict
     """Every variant ``repeat`` times, round-robin; best and median images/s per variant.
 
     Roles: ``peer`` = the issue's named peers (hand-written torch loops, a two-thread stage
-    pipeline, Dask's threaded scheduler, Ray); ``reference`` = the batch thread pool, the same
-    strategy as the engine's fused chain with no scheduler and nothing kept (a ceiling, not a
-    peer: it drops the preprocessed images, labels and every measurement the engine records).
+    pipeline, Dask's threaded scheduler, Ray), which call the model as a module, as a person
+    would; ``reference`` = ceilings, not peers, that keep nothing (no preprocessed images, labels
+    or measurements, all of which the engine records): the batch thread pool, the same strategy
+    as the engine's fused chain with no scheduler; and the two-thread hand loop calling the
+    classify agent's inference path (``SmallCnn.infer``), which shows how much of the engine's
+    lead is that path and how much the split.
 
     Ray runs in a phase of its own after the others: a started local Ray keeps nine processes
     that use ~4 % of a core while idle, with periodic wake-ups, which on 2 CPUs slowed every
@@ -308,6 +315,8 @@ def bench_pipeline(device: str, repeat: int, with_ray: bool = True) -> list[dict
         variants.append((PEER, "dask threaded", "num_workers=2, 1 torch thread", lambda: dask_threads(images, device)))
     variants.append((REFERENCE, "batch thread pool", "2 batches at once, 1 torch thread each, keeps nothing",
                      lambda: batch_pool(images, device)))
+    variants.append((REFERENCE, "torch loop", "2 torch threads, the classify agent's inference path "
+                     "(SmallCnn.infer), keeps nothing", lambda: loop(images, device, 2, infer=True)))
     engines = [EngineRun(images, device, 1), EngineRun(images, device, 2),
                EngineRun(images, device, 2, keep_pre=False)]
     variants += [(ENGINE, "engine (RunManager)", "cpu allotment 1", engines[0]),

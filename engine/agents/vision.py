@@ -177,7 +177,7 @@ class Classify(_CnnAgent):
         batch = inputs["images"]
         x = self._batch_input(batch, ctx)
         with torch.no_grad():
-            scores = self.model(x).softmax(1).cpu()
+            scores = self.model.infer(x).softmax(1).cpu()
         classes = list(self.config.classes)
         conf, best = scores.max(1)
         return {
@@ -222,7 +222,7 @@ class Explain(_CnnAgent):
         def step(part: slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             x = _prepared(images[part], self.config.size, self.config.in_channels).to(self.device)
             with torch.no_grad():
-                prob = self.model(x).softmax(1)
+                prob = self.model.infer(x).softmax(1)
             target = prob.argmax(1)
             sal = (ops.gradient_saliency(self.model, x, target) if p.method == "gradient"
                    else ops.occlusion_saliency(self.model, x, target, p.patch))
@@ -259,5 +259,5 @@ class Embed(_CnnAgent):
         batch = inputs["images"]
         x = self._batch_input(batch, ctx)
         with torch.no_grad():
-            vectors = self.model.embedding(x).cpu()
+            vectors = self.model.infer_embedding(x).cpu()
         return {"embedding": {"vectors": vectors, "ids": batch["ids"], "labels": batch.get("labels")}}

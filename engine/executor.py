@@ -34,6 +34,7 @@ from queue import SimpleQueue
 from typing import Any
 
 from engine import gcpolicy
+from engine.agents.runtime import openmp_scope
 from engine.attempts import NodeRunner
 from engine.backends import Backend
 from engine.events import (
@@ -402,7 +403,11 @@ class Executor:
                 if not ns.cache_hit and ns.status != NodeStatus.RUNNING and not self._start_locked(run, ns):
                     item = self._end_and_next(run, ns, NodeStatus.CANCELLED, reason=ns.reason or "cancelled")
             while item is not None:
-                item = self._run_item(*item)
+                # a node's torch code outside a torch_threads block (an agent's load, a source
+                # generating data) runs at the thread's default count: its OpenMP team would
+                # outlive the node and slow every multi-threaded node after it (runtime.openmp_scope)
+                with openmp_scope(release=True):
+                    item = self._run_item(*item)
             with self.lock:
                 self._idle += 1
 

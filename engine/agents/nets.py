@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.agents.runtime import load_weights
+from engine.agents.runtime import load_weights, torch_threads
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,9 @@ class SmallCnn(nn.Module):
             self._inference_how = "dense convolutions (max-pool before ReLU)"
             return self._inference_how
         try:
-            with torch.no_grad():
+            # one thread: a probe at the caller's default count would leave an OpenMP team
+            # behind in its thread (runtime.release_openmp_team)
+            with torch.no_grad(), torch_threads(1):
                 self._packed = tuple(_mkldnn_conv(self.features[i]) for i in (0, 3))
                 probe = torch.rand(2, self.features[0].in_channels, 16, 16, generator=torch.Generator().manual_seed(0))
                 if not torch.allclose(self.infer(probe), self.forward(probe), atol=1e-4, rtol=1e-4):

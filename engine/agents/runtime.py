@@ -18,6 +18,7 @@ Torch is imported lazily so that listing agents stays cheap.
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,12 +82,16 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def openmp_scope() -> Iterator[None]:
+def openmp_scope(release: bool = False) -> Iterator[None]:
     """A block after which the calling thread's OpenMP team is released (``release_openmp_team``)
-    if a ``torch_threads(n > 1)`` block ran in it. Nested scopes release only at the outermost,
-    so a node that runs many multi-threaded blocks keeps its team until it ends."""
+    if a ``torch_threads(n > 1)`` block ran in it, or in any case with ``release`` (the block may
+    run torch at the thread's default count: the executor wraps each node it runs so, agent
+    loading and code outside ``torch_threads`` included). Nested scopes release only at the
+    outermost, so a node that runs many multi-threaded blocks keeps its team until it ends."""
     depth = getattr(_local, "depth", 0)
     _local.depth = depth + 1
+    if release:
+        _local.team = True
     try:
         yield
     finally:
@@ -117,6 +122,8 @@ def release_openmp_team() -> bool:
     """
     global _gomp
     if _gomp is None:
+        if "torch" not in sys.modules:  # no torch yet, no team: look for libgomp once it is loaded
+            return False
         _gomp = _find_gomp()
     if not _gomp:
         return False

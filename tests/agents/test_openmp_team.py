@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from engine.agents import runtime
+from engine.kinds import DataKind
+from engine.registry import Registry
+from engine.resources import Capacity, ResourceDemand
+from engine.runs import RunManager, RunOptions
+from engine.spec import Agent, AgentSpec, PortSpec, RunContext
+from engine.workflow import Workflow
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/task").is_dir() or runtime._find_gomp() is False,
                                 reason="needs Linux and torch built with GNU OpenMP")
@@ -108,3 +115,83 @@ def test_an_unchanged_thread_count_is_not_set_again(monkeypatch: pytest.MonkeyPa
     finally:
         real(before)
     assert seen["inner"] == [2] and seen["after"] == [2, 1]
+
+
+def test_a_release_scope_releases_a_team_started_outside_torch_threads() -> None:
+    """Torch code at the thread's own count (an agent's load, a source generating data)."""
+    def body(seen: dict) -> None:
+        with runtime.openmp_scope(release=True):
+            torch.set_num_threads(2)
+            _team_work(seen)
+        seen["after"] = _tids()
+
+    seen = _in_thread(body)
+    assert seen["team"] and not seen["team"] & seen["after"]
+
+
+_SEEN: dict = {}
+
+
+class _TorchAtDefaultCount(Agent):
+    """Runs torch on two threads without a torch_threads block, as an agent's load may."""
+
+    def run(self, inputs: dict, ctx: RunContext) -> dict:
+        torch.set_num_threads(2)
+        _team_work(_SEEN)
+        return {"out": 1}
+
+
+@pytest.mark.parametrize("release", [True, False])
+def test_the_executor_leaves_no_team_behind_a_node(monkeypatch: pytest.MonkeyPatch, release: bool) -> None:
+    """Each node the executor runs is a release scope; the control switches the release off."""
+    if not release:
+        monkeypatch.setattr(runtime, "release_openmp_team", lambda: False)
+    registry = Registry()
+    registry.register(AgentSpec(name="test.omp_default", version="1", category="testing", description="torch",
+                                outputs=(PortSpec("out", DataKind.ANY),), factory=_TorchAtDefaultCount,
+                                resources=ResourceDemand(cpu=1)))
+    wf = Workflow.model_validate({"name": "omp", "nodes": [{"id": "a", "agent": "test.omp_default"}],
+                                  "edges": [], "capacity": {"cpu": 2, "memory_mb": 1024}})
+    manager = RunManager(registry, machine=Capacity(cpu=2, memory_mb=2048))
+    try:
+        _SEEN.clear()
+        handle = manager.submit(wf, RunOptions(use_cache=False, predict=False))
+        assert str(handle.wait(30)) in ("succeeded", "RunStatus.SUCCEEDED")
+        assert _SEEN["team"]
+        # the run ends before its worker leaves the node's scope: poll (the control waits 1 s)
+        deadline = time.monotonic() + (3.0 if release else 1.0)
+        while _SEEN["team"] & _tids() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert bool(_SEEN["team"] & _tids()) is not release  # the worker thread lives on, idle
+    finally:
+        manager.shutdown(timeout=5)
+        if not release:
+            runtime._find_gomp().omp_pause_resource_all(1)  # in this thread only: the worker's team stays
+
+
+def test_preparing_a_cnn_for_inference_starts_no_team() -> None:
+    """The probe batch of ``SmallCnn.prepare_inference`` runs on one thread: loading a model in
+    any thread (a Streamlit script, an engine worker) leaves no team behind."""
+    from engine.agents.nets import SmallCnn
+
+    def body(seen: dict) -> None:
+        torch.set_num_threads(2)
+        before = _tids()
+        SmallCnn(1, 2).eval().prepare_inference()
+        seen["new"] = _tids() - before
+
+    assert _in_thread(body)["new"] == set()
+
+
+def test_a_release_before_torch_is_loaded_does_not_stop_later_ones() -> None:
+    """The executor releases after every node, torch or not: one before torch was imported must
+    not record 'no libgomp' for good."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from engine.agents import runtime; assert 'torch' not in sys.modules; "
+            "first = runtime.release_openmp_team(); import torch; print(first, runtime.release_openmp_team())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True"]

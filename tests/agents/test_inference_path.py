@@ -85,3 +85,22 @@ def test_copies_leave_the_converted_weights_out_and_still_infer():
     x = _images(4, config.size)
     with torch.no_grad():
         assert torch.allclose(clone.infer(x), model(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [20, 36, 64])
+def test_infer_at_sizes_whose_last_pool_does_or_does_not_divide(size: int):
+    """After two 2x pools, 64 -> 16 (the last pool a plain 4x4 max-pool), 36 -> 9 and 20 -> 5
+    (the adaptive pool on a dense tensor)."""
+    model, _ = cnn_for("lesion_cnn")
+    x = _images(6, size, seed=size)
+    with torch.no_grad():
+        assert torch.allclose(model.infer(x), model(x), atol=1e-5)
+
+
+def test_standardise_is_torchs_mean_and_bessel_corrected_std():
+    x = torch.rand(5, 3, 17, 23, generator=torch.Generator().manual_seed(3)) * 4 - 1
+    expected = (x - x.mean(dim=(1, 2, 3), keepdim=True)) / (x.std(dim=(1, 2, 3), keepdim=True) + 1e-5)
+    got = SmallCnn.standardise(x)
+    assert got.shape == x.shape
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert torch.allclose(got.flatten(1).mean(1), torch.zeros(5), atol=1e-5)

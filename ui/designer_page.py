@@ -11,7 +11,7 @@ import streamlit as st
 from engine.issues import Issue
 from engine.validation import validate
 from ui import state
-from ui.canvas import canvas_value, draw_canvas
+from ui.canvas import canvas_value, draw_canvas, report_ack
 from ui.designer_files import export_buttons, import_panel, template_gallery, workflow_panel
 from ui.designer_run import ACTIVE, REFRESH_S, run_active, run_state, start_run
 from ui.editor import Accepted, DesignerSession
@@ -53,8 +53,10 @@ def _session() -> DesignerSession:
 
 
 def _on_graph() -> None:
-    sess = _session()
-    if sess.accept(canvas_value("graph", state.DESIGNER_CANVAS)) is Accepted.CHANGED:
+    sess, report = _session(), canvas_value("graph", state.DESIGNER_CANVAS)
+    if (ack := report_ack(report)) is not None:  # taken, whatever the outcome: the canvas may adopt again
+        st.session_state[state.DESIGNER_CANVAS_ACK] = ack
+    if sess.accept(report) is Accepted.CHANGED:
         save(sess, get_store())
 
 
@@ -92,6 +94,8 @@ def _editor() -> None:
             status=statuses,
             fit=sess.fit,
             notice=sess.notice,
+            ack=st.session_state.get(state.DESIGNER_CANVAS_ACK),
+            doc=sess.token,
             height=CANVAS_HEIGHT,
             key=state.DESIGNER_CANVAS,
             on_graph=_on_graph,

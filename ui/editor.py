@@ -11,6 +11,7 @@ silently.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -41,6 +42,9 @@ class DesignerSession:
     fit: bool = True
     notice: dict[str, Any] | None = None  # {id, text, kind}: a toast the canvas shows once
     dirty: bool = False  # changed since the last save
+    # names this editing session for the canvas (data.doc): a remounted canvas takes up its last
+    # unacknowledged report only for the same session (ui/canvas/canvas.js, "resume")
+    token: str = field(default_factory=lambda: secrets.token_hex(8))
     # (workflow, selection) as the canvas last agreed with Python at each recent revision
     revisions: dict[int, tuple[Workflow, tuple[str, ...]]] = field(default_factory=dict, repr=False)
 

@@ -170,3 +170,12 @@ def test_ui_command_binds_to_loopback_by_default() -> None:
     assert cmd[cmd.index("--server.port") + 1] == "8600"
     assert "--server.maxUploadSize" in cmd
     assert ui_command.app_path().is_file()
+
+
+def test_a_canvas_report_is_acknowledged_by_its_sid_and_seq():
+    from ui.canvas import report_ack
+
+    assert report_ack({"sid": "abc", "seq": 7, "rev": 3, "nodes": []}) == {"sid": "abc", "seq": 7}
+    assert report_ack({"sid": "x" * 500, "seq": 1})["sid"] == "x" * 64  # bounded
+    for bad in (None, {}, {"sid": "abc"}, {"sid": 5, "seq": 1}, {"sid": "a", "seq": "1"}, ["sid", "seq"]):
+        assert report_ack(bad) is None

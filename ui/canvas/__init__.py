@@ -39,12 +39,15 @@ def draw_canvas(
     status: dict[str, str] | None = None,
     fit: bool = False,
     notice: dict[str, Any] | None = None,
+    ack: dict[str, Any] | None = None,
+    doc: str = "",
     height: int = 560,
     key: str = "sg_canvas",
     on_graph: Callable[[], None] | None = None,
     on_command: Callable[[], None] | None = None,
 ) -> CanvasEvent:
-    """Mount the canvas; ``graph`` is adopted by the browser only when ``rev`` is newer than its own."""
+    """Mount the canvas; ``graph`` is adopted by the browser only when ``rev`` is newer than its own
+    and ``ack`` (the last report Python took: ``{sid, seq}``) covers every report it sent."""
     result = _COMPONENT(
         key=key,
         data={
@@ -56,6 +59,8 @@ def draw_canvas(
             "status": status or {},
             "fit": fit,
             "notice": notice,
+            "ack": ack,
+            "doc": doc,
             "height": height,
         },
         height=height,
@@ -78,6 +83,14 @@ def canvas_value(name: str, key: str = "sg_canvas") -> Any:
     """In a widget callback: the value ``name`` ("graph" or "command") the browser just sent."""
     value = st.session_state.get(key)
     return _get(value, name) if value is not None else None
+
+
+def report_ack(report: Any) -> dict[str, Any] | None:
+    """What to send back (``draw_canvas(ack=...)``) once a graph report was taken, whatever came
+    of it: its canvas's id and sequence number (None for a value without them)."""
+    if isinstance(report, dict) and isinstance(report.get("sid"), str) and isinstance(report.get("seq"), int):
+        return {"sid": report["sid"][:64], "seq": report["seq"]}
+    return None
 
 
 def _get(result: Any, name: str) -> Any:

@@ -6,12 +6,14 @@
 // rev it was based on; Python replays a report based on an older rev onto its newer graph
 // (docs/designer.md, "Revisions"). All user text is drawn with textContent.
 
+let live = null;  // the canvas root drawn last (a remount replaces it; gestures begun on the old one finish here)
 const NODE_W = 180, HEAD_H = 26, SUB_H = 16, PORT_H = 18, PAD_B = 8;
 
 export default function (component) {
   const { data, parentElement, setStateValue, setTriggerValue } = component;
   let root = parentElement.querySelector(".sg-root");
   if (!root) root = build(parentElement);
+  live = root;
   const m = root.__m;
   m.api = { setStateValue, setTriggerValue };
   m.kindColors = data.kindColors || {};
@@ -24,13 +26,22 @@ export default function (component) {
     buildPalette(root, m, data.palette || []);
   }
   const first = m.rev < 0;
+  m.doc = data.doc || "";
+  const ack = data.ack;
+  if (ack && ack.sid === m.sid && ack.seq >= m.acked) { m.acked = ack.seq; m.waitSince = 0; }
+  if (first) resume(root, m, data);                  // a remounted canvas takes up its last unacked report
   if ((data.rev ?? 0) > m.rev) {
-    if (m.gestures > 0) m.pending = data;          // never swap the graph under a drag: adopt at its end
+    if (m.gestures > 0 || awaiting(m)) m.pending = data;  // adopt once the drag ends / Python has our reports
     else adopt(root, m, data);
-  }
+  } else if (m.pending && !m.gestures && !awaiting(m)) adopt(root, m, m.pending);
   m.issues = data.issues || {};
   m.status = data.status || {};
   applyDecorations(root, m);
+  if (orphanDrops.length && root.isConnected) {      // drops that ended while this canvas was mounting
+    const drops = orphanDrops.filter(d => Date.now() - d.time < 10000);
+    orphanDrops = [];
+    for (const d of drops) drop(root, m, d.spec, d.x, d.y);
+  }
   const notice = data.notice;
   if (notice && notice.id !== m.lastNotice) { m.lastNotice = notice.id; if (m.lastNotice !== undefined && !first) toast(root, notice.text, notice.kind || "info"); }
 }
@@ -78,7 +89,18 @@ function build(host) {
     </div>`;
   host.appendChild(root);
   const m = root.__m = { nodes: {}, edges: [], paths: {}, selNodes: new Set(), selEdges: new Set(), rev: -1,
-    pan: { x: 20, y: 20 }, zoom: 1, issues: {}, status: {}, palette: {}, gestures: 0, pending: null };
+    pan: { x: 20, y: 20 }, zoom: 1, issues: {}, status: {}, palette: {}, gestures: 0, pending: null,
+    sid: "", seq: 0, acked: 0, waitSince: 0, doc: "" };
+  const saved = loadOutbox();                        // one sid per browser tab, across remounts
+  m.sid = saved?.sid || Math.random().toString(36).slice(2) + Date.now().toString(36);
+  m.mountSeq = saved?.seq || 0;                      // reports up to this one are older than this canvas
+  m.timer = setInterval(() => {                       // a remount mid-gesture: the old canvas's late report
+    if (!root.isConnected) { clearInterval(m.timer); return; }
+    const s = loadOutbox();
+    if (s && s.sid === m.sid && s.seq > Math.max(m.seq, m.mountSeq) && s.report && s.doc === m.doc && !m.gestures) {
+      takeUp(root, m, s); emit(m);
+    }
+  }, 250);
   const canvas = root.querySelector(".sg-canvas");
   canvas.addEventListener("pointerdown", ev => backgroundDown(root, m, ev));
   canvas.addEventListener("wheel", ev => {
@@ -155,15 +177,24 @@ function paletteDrag(root, m, spec, item, ev) {
   place(ev);
   gesture(root, m, place, e => {
     ghost.remove();
-    const cr = root.querySelector(".sg-canvas").getBoundingClientRect();
-    if (e.clientX < cr.left || e.clientX > cr.right || e.clientY < cr.top || e.clientY > cr.bottom) return;
-    const p = toWorld(root, m, e.clientX, e.clientY);
-    const id = freshId(m, spec.name);
-    m.nodes[id] = { id, agent: spec.name, label: spec.label || spec.name, x: Math.round(p.x - NODE_W / 2), y: Math.round(p.y - HEAD_H / 2) };
-    renderAll(root, m);
-    setSelection(root, m, [id], []);
-    emit(m);
+    if (root.isConnected) { drop(root, m, spec, e.clientX, e.clientY); return; }
+    // remounted during the drag (see "resume"): the drop goes to the canvas on the page now, or,
+    // while the new one is not drawn yet, to the first one drawn
+    if (live && live.isConnected) drop(live, live.__m, spec, e.clientX, e.clientY);
+    else orphanDrops.push({ spec, x: e.clientX, y: e.clientY, time: Date.now() });
   });
+}
+
+let orphanDrops = [];
+function drop(root, m, spec, clientX, clientY) {
+  const cr = root.querySelector(".sg-canvas").getBoundingClientRect();
+  if (clientX < cr.left || clientX > cr.right || clientY < cr.top || clientY > cr.bottom) return;
+  const p = toWorld(root, m, clientX, clientY);
+  const id = freshId(m, spec.name);
+  m.nodes[id] = { id, agent: spec.name, label: spec.label || spec.name, x: Math.round(p.x - NODE_W / 2), y: Math.round(p.y - HEAD_H / 2) };
+  renderAll(root, m);
+  setSelection(root, m, [id], []);
+  emit(m);
 }
 
 function freshId(m, agentName) {
@@ -423,7 +454,7 @@ function toast(root, text, kind) {
 function gesture(root, m, move, up) {
   m.gestures++;
   track(move, e => {
-    try { if (up) up(e); } finally { if (--m.gestures === 0 && m.pending) adopt(root, m, m.pending); }
+    try { if (up) up(e); } finally { if (--m.gestures === 0 && m.pending && !awaiting(m)) adopt(root, m, m.pending); }
   });
 }
 function track(move, up) {                           // a cancelled pointer ends the gesture too
@@ -433,10 +464,52 @@ function track(move, up) {                           // a cancelled pointer ends
   };
   window.addEventListener("pointermove", mv); window.addEventListener("pointerup", u); window.addEventListener("pointercancel", u);
 }
+// Each report carries this canvas's sid and a sequence number; Python acknowledges the last one
+// it took (data.ack). Until then the canvas adopts no newer graph from Python: Streamlit hands the
+// script only the latest value of a burst of reports, so the latest must hold every local action
+// since the rev it is based on, and adopting a push in between (Python's graph before the next
+// report) would drop the actions made since. A push withheld for over 15 s is adopted anyway
+// (a report Python never took; a cold server can take seconds per rerun).
+function awaiting(m) {
+  if (m.acked >= m.seq) return false;
+  if (!m.waitSince) m.waitSince = Date.now();
+  return Date.now() - m.waitSince < 15000;
+}
 function emit(m) {
-  m.api.setStateValue("graph", {
+  m.waitSince = 0;
+  m.seq = Math.max(m.seq, loadOutbox()?.seq || 0) + 1;
+  const report = {
+    sid: m.sid, seq: m.seq,
     rev: m.rev, selected: [...m.selNodes], selectedEdges: [...m.selEdges],
     nodes: Object.values(m.nodes).map(({ id, agent, label, x, y }) => ({ id, agent, label, x, y })),
     edges: m.edges.map(({ id, src, srcPort, dst, dstPort }) => ({ id, src, srcPort, dst, dstPort })),
-  });
+  };
+  saveOutbox({ sid: m.sid, seq: m.seq, doc: m.doc, time: Date.now(), report });
+  m.api.setStateValue("graph", report);
+}
+// The last report also lives in sessionStorage (this tab only): Streamlit sometimes remounts the
+// component (the page's full rerun after a workflow's first save), and a new canvas would start
+// from Python's graph, without the actions Python had not taken yet, or lose a drop whose gesture
+// ended on the old canvas. A new canvas of the same tab and workflow (data.doc) whose last report
+// is younger than 30 s and not acknowledged takes it up: its graph and base rev, sent again.
+const OUTBOX = "servicegrid-canvas-outbox";
+function loadOutbox() { try { return JSON.parse(sessionStorage.getItem(OUTBOX) || "null"); } catch (e) { return null; } }
+function saveOutbox(v) { try { sessionStorage.setItem(OUTBOX, JSON.stringify(v)); } catch (e) { /* storage off: no resume */ } }
+function resume(root, m, data) {
+  const s = loadOutbox();
+  if (!s || s.sid !== m.sid || !s.report || s.doc !== m.doc || Date.now() - (s.time || 0) > 30000) return;
+  if (s.seq <= m.acked || (s.report.rev ?? 0) > (data.rev ?? 0)) return;
+  takeUp(root, m, s);
+  emit(m);
+}
+function takeUp(root, m, s) {
+  const r = s.report;
+  m.rev = r.rev ?? 0; m.seq = Math.max(m.seq, s.seq);
+  m.nodes = {};
+  for (const n of r.nodes || []) m.nodes[n.id] = { ...n };
+  m.edges = (r.edges || []).map(e => ({ ...e }));
+  m.selNodes = new Set((r.selected || []).filter(id => m.nodes[id]));
+  m.selEdges = new Set();
+  renderAll(root, m);
+  applyDecorations(root, m);
 }

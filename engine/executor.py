@@ -34,7 +34,7 @@ from queue import SimpleQueue
 from typing import Any
 
 from engine import gcpolicy
-from engine.agents.runtime import openmp_scope
+from engine.agents.runtime import release_openmp_team
 from engine.attempts import NodeRunner
 from engine.backends import Backend
 from engine.events import (
@@ -403,11 +403,12 @@ class Executor:
                 if not ns.cache_hit and ns.status != NodeStatus.RUNNING and not self._start_locked(run, ns):
                     item = self._end_and_next(run, ns, NodeStatus.CANCELLED, reason=ns.reason or "cancelled")
             while item is not None:
-                # a node's torch code outside a torch_threads block (an agent's load, a source
-                # generating data) runs at the thread's default count: its OpenMP team would
-                # outlive the node and slow every multi-threaded node after it (runtime.openmp_scope)
-                with openmp_scope(release=True):
-                    item = self._run_item(*item)
+                item = self._run_item(*item)
+            # going idle: a node's torch code outside a torch_threads block (an agent's load, a
+            # source generating data) ran at the thread's default count, and its OpenMP team
+            # would outlive the node, slowing every multi-threaded node after it; once per idle
+            # spell, not per node (a few microseconds with torch loaded, nothing without)
+            release_openmp_team()
             with self.lock:
                 self._idle += 1
 

@@ -82,16 +82,13 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def openmp_scope(release: bool = False) -> Iterator[None]:
+def openmp_scope() -> Iterator[None]:
     """A block after which the calling thread's OpenMP team is released (``release_openmp_team``)
-    if a ``torch_threads(n > 1)`` block ran in it, or in any case with ``release`` (the block may
-    run torch at the thread's default count: the executor wraps each node it runs so, agent
-    loading and code outside ``torch_threads`` included). Nested scopes release only at the
-    outermost, so a node that runs many multi-threaded blocks keeps its team until it ends."""
+    if a ``torch_threads(n > 1)`` block ran in it. Nested scopes release only at the outermost,
+    so a node that runs many multi-threaded blocks keeps its team until it ends. (Torch code
+    outside such blocks: the executor releases a worker's team whenever the worker goes idle.)"""
     depth = getattr(_local, "depth", 0)
     _local.depth = depth + 1
-    if release:
-        _local.team = True
     try:
         yield
     finally:

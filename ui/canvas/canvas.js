@@ -33,7 +33,7 @@ export default function (component) {
   if ((data.rev ?? 0) > m.rev) {
     if (m.gestures > 0 || awaiting(m)) m.pending = data;  // adopt once the drag ends / Python has our reports
     else adopt(root, m, data);
-  } else if (m.pending && !m.gestures && !awaiting(m)) adopt(root, m, m.pending);
+  } else adoptPending(root, m);
   m.issues = data.issues || {};
   m.status = data.status || {};
   applyDecorations(root, m);
@@ -51,14 +51,23 @@ export default function (component) {
 function adopt(root, m, data) {
   const first = m.rev < 0;
   m.rev = data.rev ?? 0; m.pending = null;
-  m.nodes = {};
-  for (const n of data.graph?.nodes || []) m.nodes[n.id] = { ...n };
-  m.edges = (data.graph?.edges || []).map(e => ({ ...e }));
-  m.selNodes = new Set((data.graph?.selected || []).filter(id => m.nodes[id]));
-  m.selEdges = new Set();
+  setGraph(m, data.graph);
   renderAll(root, m);
   if (data.fit || first) fitView(root, m);
   applyDecorations(root, m);
+}
+
+// Nodes, edges and selection from a graph: Python's (data.graph) or a report taken up.
+function setGraph(m, graph) {
+  m.nodes = {};
+  for (const n of graph?.nodes || []) m.nodes[n.id] = { ...n };
+  m.edges = (graph?.edges || []).map(e => ({ ...e }));
+  m.selNodes = new Set((graph?.selected || []).filter(id => m.nodes[id]));
+  m.selEdges = new Set();
+}
+// A withheld push, once no gesture is under way and Python has taken the last report.
+function adoptPending(root, m) {
+  if (m.pending && !m.gestures && !awaiting(m)) adopt(root, m, m.pending);
 }
 
 function build(host) {
@@ -454,7 +463,7 @@ function toast(root, text, kind) {
 function gesture(root, m, move, up) {
   m.gestures++;
   track(move, e => {
-    try { if (up) up(e); } finally { if (--m.gestures === 0 && m.pending && !awaiting(m)) adopt(root, m, m.pending); }
+    try { if (up) up(e); } finally { m.gestures--; adoptPending(root, m); }
   });
 }
 function track(move, up) {                           // a cancelled pointer ends the gesture too
@@ -505,11 +514,7 @@ function resume(root, m, data) {
 function takeUp(root, m, s) {
   const r = s.report;
   m.rev = r.rev ?? 0; m.seq = Math.max(m.seq, s.seq);
-  m.nodes = {};
-  for (const n of r.nodes || []) m.nodes[n.id] = { ...n };
-  m.edges = (r.edges || []).map(e => ({ ...e }));
-  m.selNodes = new Set((r.selected || []).filter(id => m.nodes[id]));
-  m.selEdges = new Set();
+  setGraph(m, r);
   renderAll(root, m);
   applyDecorations(root, m);
 }

@@ -30,6 +30,7 @@ import heapq
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from queue import SimpleQueue
 from typing import Any
 
@@ -127,6 +128,8 @@ class Executor:
         self._lane: deque[Item] = deque()  # short nodes admitted for the lane's owner to run
         self._lane_owner: int | None = None  # thread ident of the worker running the lane
         self._threads_seen: dict[int, tuple[str, int]] = {}  # thread ident -> (name, native id)
+        # called with the lock held as a run ends, before RunFinished (the manager's last sample)
+        self.on_run_end: Callable[[RunState], None] | None = None
 
     # -- starting and finishing runs ------------------------------------------------------
     def start(self, run: RunState) -> None:
@@ -188,6 +191,8 @@ class Executor:
             run.error = f"{len(failed)} node(s) failed: {', '.join(failed[:5])}"
         run.finished_at = now
         run.version += 1
+        if self.on_run_end is not None and run.id in self.active:
+            self.on_run_end(run)
         if self.active.pop(run.id, None) is not None:
             gcpolicy.run_ended()
         self.bus.emit(RunFinished(run_id=run.id, status=run.status.value, error=run.error, time=now))
@@ -358,6 +363,12 @@ class Executor:
             return False
         self._lane.append(item)
         return True
+
+    def worker_native_ids(self) -> list[int]:
+        """Native thread ids of the threads that ran nodes (for the sampler's per-thread CPU).
+        Takes no lock (the sampler calls it with the lock held, as a run ends): copying the
+        dict's values is one step under the GIL."""
+        return [native for _, native in list(self._threads_seen.values())]
 
     def _whoami(self) -> tuple[str, int]:
         """(name, native id) of the calling thread, memoised per thread."""

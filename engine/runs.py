@@ -122,7 +122,9 @@ class RunManager:
         self._runs: dict[str, RunState] = {}
         self._closed = False
         self.ray = RayRunner(self.registry, self.bus, self.executor.lock)
-        self.sampler = Sampler(self._on_sample, lambda: bool(self.executor.active), self.gpu, hz=sample_hz)
+        self.sampler = Sampler(self._on_sample, lambda: bool(self.executor.active), self.gpu, hz=sample_hz,
+                               threads=self.executor.worker_native_ids)
+        self.executor.on_run_end = self._last_sample
         _register_shutdown(self)
 
     # -- submitting ------------------------------------------------------------------------
@@ -162,6 +164,8 @@ class RunManager:
         if options.backend == "ray":
             self.ray.start(run)
             return RunHandle(self, run.id)
+        if not self.executor.active:  # the sampler was idle: its baseline, before the first node
+            self.sampler.prime()
         self.executor.start(run)
         self.sampler.wake()
         return RunHandle(self, run.id)
@@ -368,12 +372,27 @@ class RunManager:
                     ns.cpu_percent = pct
                     ns.peak_rss_mb = max(ns.peak_rss_mb or 0.0, s.rss_mb)
                     per_node[nid] = {"cpu_percent": round(pct or 0.0, 2), "rss_mb": round(s.rss_mb, 1)}
-                event = MetricSampled(run_id=run.id, cpu_percent=round(s.cpu_percent, 2), rss_mb=round(s.rss_mb, 1),
-                                      per_node=per_node, gpu_memory_mb=s.gpu_memory_mb, time=s.time)
-                run.samples.append({"time": s.time, "cpu_percent": event.cpu_percent, "rss_mb": event.rss_mb,
-                                    "per_node": per_node, "gpu_memory_mb": s.gpu_memory_mb})
-                run.version += 1
-                self.bus.emit(event)
+                self._record_sample_locked(run, s, per_node)
+
+    def _last_sample(self, run: RunState) -> None:
+        """The run's last sample, as it ends (executor lock held): the process over the time since
+        the previous sample, so a run shorter than the sampling period is measured too."""
+        try:
+            s = self.sampler.read()
+        except Exception:  # a sampler glitch never stops runs
+            log.exception("metric sampling failed")
+            return
+        if s is not None:
+            self.executor.last_rss_mb = s.rss_mb
+            self._record_sample_locked(run, s, {})
+
+    def _record_sample_locked(self, run: RunState, s: Sample, per_node: dict[str, dict[str, float]]) -> None:
+        event = MetricSampled(run_id=run.id, cpu_percent=round(s.cpu_percent, 2), rss_mb=round(s.rss_mb, 1),
+                              per_node=per_node, gpu_memory_mb=s.gpu_memory_mb, time=s.time)
+        run.samples.append({"time": s.time, "cpu_percent": event.cpu_percent, "rss_mb": event.rss_mb,
+                            "per_node": per_node, "gpu_memory_mb": s.gpu_memory_mb})
+        run.version += 1
+        self.bus.emit(event)
 
     def _forget_old_runs(self) -> None:
         done = [rid for rid, r in self._runs.items() if r.status.is_terminal]

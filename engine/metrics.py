@@ -165,7 +165,7 @@ class Sampler:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()
-        self._prev: tuple[float, float, dict[int, float]] | None = None
+        self._prev: tuple[float, float, dict[int, tuple[float, float]]] | None = None
         self._thread = threading.Thread(target=self._loop, name="servicegrid-sampler", daemon=True)
         self._thread.start()
 
@@ -209,29 +209,39 @@ class Sampler:
         if prev is None:
             return None
         t0, total0, threads0 = prev
-        dt = max(1e-6, now - t0)
-        # a thread first read now started after the previous reading: all its CPU time is new
-        per_thread = {tid: 100.0 * (v - threads0.get(tid, 0.0)) / dt for tid, v in threads.items()}
+        per_thread: dict[int, float] = {}
+        for tid, (cpu, at) in threads.items():
+            # each thread's rate over its own two reads: under a busy GIL the reads of one
+            # reading can be tens of ms apart. A thread first read now started after the
+            # previous reading: all its CPU time is new.
+            cpu0, at0 = threads0.get(tid, (0.0, t0))
+            per_thread[tid] = 100.0 * (cpu - cpu0) / max(1e-6, at - at0)
         gpu = {d: mb for d in self._gpu.devices() if (mb := self._gpu.sample_mb(d)) is not None}
-        return Sample(time.time(), 100.0 * (total - total0) / dt, rss, per_thread, gpu)
+        return Sample(time.time(), 100.0 * (total - total0) / max(1e-6, now - t0), rss, per_thread, gpu)
 
-    def _reading(self) -> tuple[float, float, dict[int, float]]:
-        return time.monotonic(), time.process_time(), self._thread_seconds()
+    def _reading(self) -> tuple[float, float, dict[int, tuple[float, float]]]:
+        threads = self._thread_seconds()
+        return time.monotonic(), time.process_time(), threads
 
-    def _thread_seconds(self) -> dict[int, float]:
-        """CPU seconds of the threads ``threads()`` names (all threads without it)."""
+    def _thread_seconds(self) -> dict[int, tuple[float, float]]:
+        """(CPU seconds, when read) of the threads ``threads()`` names (all without it)."""
         if self._threads is None:
-            return {t.id: t.user_time + t.system_time for t in self._proc.threads()}
+            return self._psutil_threads(None)
         wanted = set(self._threads())
-        out: dict[int, float] = {}
+        out: dict[int, tuple[float, float]] = {}
         for tid in wanted:
             try:
                 with open(f"/proc/self/task/{tid}/schedstat", "rb") as f:
-                    out[tid] = int(f.read().split()[0]) / 1e9
+                    out[tid] = (int(f.read().split()[0]) / 1e9, time.monotonic())
             except FileNotFoundError:  # the thread ended (or no schedstat: see below)
                 continue
             except (OSError, ValueError, IndexError):
                 break
         if len(out) < len(wanted) and not os.path.exists("/proc/self/schedstat"):
-            return {t.id: t.user_time + t.system_time for t in self._proc.threads() if t.id in wanted}
+            return self._psutil_threads(wanted)
         return out
+
+    def _psutil_threads(self, wanted: set[int] | None) -> dict[int, tuple[float, float]]:
+        at = time.monotonic()
+        return {t.id: (t.user_time + t.system_time, at) for t in self._proc.threads()
+                if wanted is None or t.id in wanted}

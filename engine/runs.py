@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from engine.agents.runtime import helper_threads, lent_threads
 from engine.backends import get_backend
 from engine.errors import WorkflowInvalidError
 from engine.events import EventBus, MetricSampled, NodeStatus, RunStarted, RunStatus
@@ -123,7 +124,7 @@ class RunManager:
         self._closed = False
         self.ray = RayRunner(self.registry, self.bus, self.executor.lock)
         self.sampler = Sampler(self._on_sample, lambda: bool(self.executor.active), self.gpu, hz=sample_hz,
-                               threads=self.executor.worker_native_ids)
+                               threads=self._sampled_threads)
         self.executor.on_run_end = self._last_sample
         _register_shutdown(self)
 
@@ -358,17 +359,25 @@ class RunManager:
         self.ray.close()
 
     # -- metrics --------------------------------------------------------------------------------
+    def _sampled_threads(self) -> list[int]:
+        """The threads whose CPU the sampler reads: the executor's workers and the threads that
+        are or were lent to them (batch pools)."""
+        return [*self.executor.worker_native_ids(), *helper_threads()]
+
     def _on_sample(self, s: Sample) -> None:
         ex = self.executor
+        lent = lent_threads()
         with ex.lock:
             ex.last_rss_mb = s.rss_mb
             for run in ex.active.values():
                 per_node: dict[str, dict[str, float]] = {}
                 for nid in run.running:
                     ns = run.nodes[nid]
-                    if ns.status != NodeStatus.RUNNING:
-                        continue
-                    pct = s.thread_cpu_percent.get(ns.native_id or -1)
+                    if ns.status != NodeStatus.RUNNING or ns.fused_into:
+                        continue  # a fused node runs on its chain head's threads: counted there
+                    own = ns.native_id or -1
+                    read = [s.thread_cpu_percent[t] for t in (own, *lent.get(own, ())) if t in s.thread_cpu_percent]
+                    pct = sum(read) if read else None
                     ns.cpu_percent = pct
                     ns.peak_rss_mb = max(ns.peak_rss_mb or 0.0, s.rss_mb)
                     per_node[nid] = {"cpu_percent": round(pct or 0.0, 2), "rss_mb": round(s.rss_mb, 1)}

@@ -103,6 +103,41 @@ _OMP_PAUSE_SOFT = 1
 _gomp: Any = None  # the process's libgomp once looked up; False when it has none
 
 
+_helpers: dict[int, int] = {}  # native id of a thread lent to another -> the borrower's native id
+_ever_lent: set[int] = set()  # every thread lent so far (while it lives): the sampler reads them all
+
+
+def lend_thread(helper: int, owner: int) -> None:
+    """Thread ``helper`` works for thread ``owner`` (native ids) until ``end_lend``: the sampler
+    counts its CPU as the owner's node's (a node's batches on a batch pool, engine.agents.splits).
+    OpenMP intra-op threads are not lent this way: the process's CPU includes them, no node's does."""
+    _helpers[helper] = owner
+    _ever_lent.add(helper)
+
+
+def end_lend(helper: int) -> None:
+    _helpers.pop(helper, None)
+
+
+def lent_threads() -> dict[int, list[int]]:
+    """Owner native id -> the native ids of the threads lent to it now."""
+    out: dict[int, list[int]] = {}
+    for helper, owner in list(_helpers.items()):  # one step under the GIL: no lock
+        out.setdefault(owner, []).append(helper)
+    return out
+
+
+def helper_threads() -> list[int]:
+    """Every live thread ever lent (idle ones too): a sampler that reads them all has each one's
+    previous reading when it is lent again, so its CPU is counted from then, not from its start."""
+    import os
+
+    if os.path.isdir("/proc/self/task"):
+        for tid in [t for t in list(_ever_lent) if not os.path.exists(f"/proc/self/task/{t}")]:
+            _ever_lent.discard(tid)  # the thread ended
+    return list(_ever_lent)
+
+
 def release_openmp_team() -> bool:
     """Release the OpenMP thread team of the calling thread (``omp_pause_resource_all``), so
     that it no longer counts against the process's CPUs; its next parallel region starts a new

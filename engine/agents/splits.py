@@ -35,7 +35,7 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from engine.agents.runtime import openmp_scope, release_openmp_team, torch_threads
+from engine.agents.runtime import end_lend, lend_thread, openmp_scope, release_openmp_team, torch_threads
 
 EXPLORE_EVERY = 3  # runs before a remembered split's first exploring run (and after a change)
 EXPLORE_MAX = 48  # the longest interval between exploring runs
@@ -204,11 +204,16 @@ class _Pools:
 
     def __init__(self) -> None:
         self.pools: dict[int, ThreadPoolExecutor] = {}
+        self.owner = threading.get_native_id()  # the node's thread: its pool threads are lent to it
+        self.helpers: set[int] = set()
 
     def __enter__(self) -> _Pools:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        for helper in self.helpers:
+            end_lend(helper)
+        self.helpers.clear()
         with _pools_lock:
             for workers, pool in self.pools.items():
                 idle = _idle_pools.setdefault(workers, [])
@@ -250,7 +255,7 @@ class _Pools:
             # spin-waiting after its last region on a CPU the pool needs, and count against the
             # CPUs while idle (runtime.release_openmp_team)
             release_openmp_team()
-            futures = [pool.submit(_in_pool, fn, i, per_batch) for i in indices]
+            futures = [pool.submit(_in_pool, fn, i, per_batch, self) for i in indices]
             try:
                 for f in futures:
                     f.result()
@@ -276,10 +281,16 @@ def _forget_pools_in_child() -> None:
 os.register_at_fork(after_in_child=_forget_pools_in_child)
 
 
-def _in_pool(fn: Callable[[int], None], i: int, per_batch: int) -> None:
+def _in_pool(fn: Callable[[int], None], i: int, per_batch: int, pools: _Pools) -> None:
     """One batch on a pool thread with ``per_batch`` torch threads; a multi-threaded batch
-    gives its OpenMP team back after it (the thread outlives the node)."""
+    gives its OpenMP team back after it (the thread outlives the node). The thread is lent to
+    the node's thread until the node gives its pools back (``runtime.lend_thread``)."""
     import torch
+
+    me = threading.get_native_id()
+    if me not in pools.helpers:
+        pools.helpers.add(me)
+        lend_thread(me, pools.owner)
 
     if torch.get_num_threads() != per_batch:
         torch.set_num_threads(per_batch)

@@ -4,11 +4,14 @@ a sample as it ends, and a node's worker thread is measured from its own CPU clo
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from executor_kit import Recorder
 from pydantic import BaseModel
 
@@ -22,12 +25,15 @@ from engine.runs import RunManager, RunOptions
 from engine.spec import Agent, AgentSpec, PortSpec, RunContext
 from engine.workflow import Workflow
 
+_BLOCK = b"x" * (1 << 20)
+
 
 def _burn(seconds: float) -> None:
+    """``seconds`` of this thread's CPU, mostly with the GIL released (hashing a large buffer),
+    as a torch op would: threads burning pure Python would starve every other thread of the GIL."""
     end = time.thread_time() + seconds
-    x = 0
     while time.thread_time() < end:
-        x += 1
+        hashlib.sha256(_BLOCK).digest()
 
 
 class _BusyParams(BaseModel):
@@ -115,3 +121,57 @@ def test_read_needs_a_baseline_and_counts_a_thread_first_seen_from_its_start() -
         t.join()
     finally:
         sampler.stop()
+
+
+class _BurnTagParams(BaseModel):
+    seconds: float = 0.03  # CPU time per batch
+
+
+class _BurnTag(Agent):
+    """An itemwise agent that burns CPU on every batch (the engine runs its batches on a pool)."""
+
+    def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        from engine.agents.batching import run_itemwise
+
+        return run_itemwise(self, inputs, ctx)
+
+    def run_batch(self, inputs: dict[str, Any], ctx: RunContext, start: int) -> dict[str, Any]:
+        _burn(self.params.seconds)
+        batch = inputs["texts"]
+        return {"texts": {**batch, "texts": [t + "+" for t in batch["texts"]]}}
+
+
+def test_a_nodes_batch_threads_count_as_its_cpu_and_a_fused_node_as_its_heads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches on a batch pool: their threads are lent to the node's thread, so the node's CPU
+    is theirs (its own thread only waits); a pool thread lent again in a later run is counted
+    from its previous reading, not from its start; the fused node is not counted twice."""
+    from engine.agents import splits
+
+    monkeypatch.setattr(splits, "candidates", lambda threads, n, device: [(2, 1)])  # batches on the pool
+    m, rec = _manager(tmp_path, hz=20)
+    m.registry.register_module("engine.agents.testing")
+    m.registry.register(AgentSpec(
+        name="test.burn_tag", version="1", category="testing", description="burns CPU per batch",
+        inputs=(PortSpec("texts", DataKind.TEXT_BATCH),), outputs=(PortSpec("texts", DataKind.TEXT_BATCH),),
+        factory=_BurnTag, params=_BurnTagParams, resources=ResourceDemand(cpu=2), itemwise=True))
+    batch = {"execution": {"batch_size": 8}}
+    wf = Workflow.model_validate({
+        "name": "pool", "capacity": {"cpu": 2, "memory_mb": 512}, "edges": [
+            {"source": "texts", "target": "a"}, {"source": "a", "target": "b"}],
+        "nodes": [{"id": "texts", "agent": "test.texts", "params": {"n": 64}},
+                  {"id": "a", "agent": "test.burn_tag", "lifecycle": batch},
+                  {"id": "b", "agent": "test.burn_tag", "lifecycle": batch}]})
+    try:
+        for _ in range(3):  # the pool's threads are lent again on later runs
+            h = m.submit(wf, RunOptions(use_cache=False, predict=False))
+            assert h.wait(30) == RunStatus.SUCCEEDED
+            assert h.snapshot().nodes["b"]["fused_into"] == "a"
+            samples = [s for s in rec.of(h.run_id, "MetricSampled") if s.per_node]
+            assert samples and all("b" not in s.per_node for s in samples)
+            assert max(s.per_node["a"]["cpu_percent"] for s in samples if "a" in s.per_node) > 50
+            cpus = 100 * (os.cpu_count() or 1)
+            for s in samples:  # each thread at most one CPU (a reused pool thread was 6x that)
+                assert s.per_node["a"]["cpu_percent"] <= cpus + 15, [(x.cpu_percent, x.per_node) for x in samples]
+    finally:
+        m.shutdown(timeout=5)

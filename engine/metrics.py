@@ -174,9 +174,11 @@ class Sampler:
         self._wake.set()
 
     def prime(self) -> None:
-        """Take the baseline reading now: the next sample covers the time from here."""
+        """Take the baseline reading now: the next sample covers the time from here. Also
+        refreshes ``last_rss_mb`` (what nodes that start before the first sample see)."""
         with self._lock:
             self._prev = self._reading()
+        self.last_rss_mb = self._proc.memory_info().rss / 2**20
 
     def stop(self) -> None:
         self._stop.set()

@@ -167,6 +167,7 @@ class RunManager:
             return RunHandle(self, run.id)
         if not self.executor.active:  # the sampler was idle: its baseline, before the first node
             self.sampler.prime()
+            self.executor.last_rss_mb = self.sampler.last_rss_mb
         self.executor.start(run)
         self.sampler.wake()
         return RunHandle(self, run.id)

@@ -79,6 +79,8 @@ def test_a_run_shorter_than_the_period_gets_one_real_sample_before_it_finishes(t
             assert len(samples) == 1 and kinds.index("MetricSampled") < kinds.index("RunFinished")
             assert samples[0].cpu_percent > 20  # one thread busy for the whole run: ~100 %
             assert samples[0].rss_mb > 10
+            finished = rec.of(run_id, "NodeFinished")  # the node's RSS, though no sample fell inside it
+            assert finished and finished[0].metrics["peak_rss_mb"] > 10
     finally:
         m.shutdown(timeout=5)
 

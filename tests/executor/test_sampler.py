@@ -177,3 +177,29 @@ def test_a_nodes_batch_threads_count_as_its_cpu_and_a_fused_node_as_its_heads(
                 assert s.per_node["a"]["cpu_percent"] <= cpus + 15, [(x.cpu_percent, x.per_node) for x in samples]
     finally:
         m.shutdown(timeout=5)
+
+
+def test_without_schedstat_per_thread_times_come_from_psutil(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not Linux (no /proc/self/task/<id>/schedstat): the same per-thread rates, from psutil."""
+    import builtins
+
+    import engine.metrics as metrics
+
+    real_open = builtins.open
+
+    def no_schedstat(path, *a, **k):  # type: ignore[no-untyped-def]
+        if str(path).endswith("/schedstat"):
+            raise FileNotFoundError(path)
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", no_schedstat)
+    monkeypatch.setattr(metrics.os.path, "exists", lambda p: not str(p).endswith("schedstat"))
+    me = threading.get_native_id()
+    sampler = Sampler(lambda s: None, lambda: False, threads=lambda: [me])
+    try:
+        assert sampler.read() is None
+        _burn(0.2)
+        s = sampler.read()
+        assert s is not None and set(s.thread_cpu_percent) == {me} and s.thread_cpu_percent[me] > 30
+    finally:
+        sampler.stop()

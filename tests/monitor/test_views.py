@@ -44,6 +44,15 @@ def test_cpu_bins_average_the_samples_they_cover():
     assert [r["cpu_percent"] for r in rows] == [20.0, 60.0]
 
 
+def test_a_fused_chain_is_one_cpu_series_named_after_its_nodes():
+    snap = fake_snapshot(nodes=2, samples=4)
+    snap.nodes["n00"]["chain"], snap.nodes["n01"]["fused_into"] = ["n01"], "n00"
+    for s in snap.samples:  # the sampler counts a chain once, at its head
+        s["per_node"] = {"n00": {"cpu_percent": 180.0}}
+    rows = frames.cpu_rows(view_from_snapshot(snap))
+    assert {r["node"] for r in rows} == {"n00 + n01"} and {r["cpu_percent"] for r in rows} == {180.0}
+
+
 def test_utilisation_is_reserved_demand_over_capacity():
     view = view_from_snapshot(fake_snapshot(nodes=2, samples=4, status="succeeded"))
     at_half = [r for r in frames.utilisation_rows(view) if r["t"] == pytest.approx(0.1)]

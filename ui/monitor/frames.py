@@ -64,11 +64,13 @@ def _bucket_edges(count: int, buckets: int) -> list[tuple[int, int]]:
 
 
 def cpu_rows(view: RunView, max_points: int = MAX_POINTS) -> list[dict[str, Any]]:
-    """Per-agent CPU % (100 = one thread busy), averaged over time bins; ≤ ``max_points`` rows."""
+    """Per-agent CPU % (100 = one thread busy), averaged over time bins; ≤ ``max_points`` rows.
+    A fused chain is sampled as its head: its series is named ``head + next + ...``."""
     samples = view.samples
     names = {nid for s in samples for nid in s["per_node"]}
     if not samples or not names:
         return []
+    label = {nid: " + ".join([nid, *((view.nodes.get(nid) or {}).get("chain") or [])]) for nid in names}
     buckets = max(2, max_points // len(names))
     rows: list[dict[str, Any]] = []
     for lo, hi in _bucket_edges(len(samples), buckets):
@@ -80,7 +82,7 @@ def cpu_rows(view: RunView, max_points: int = MAX_POINTS) -> list[dict[str, Any]
                 sums[nid] = sums.get(nid, 0.0) + float(v.get("cpu_percent") or 0.0)
                 counts[nid] = counts.get(nid, 0) + 1
         t = part[len(part) // 2]["time"] - view.t0
-        rows.extend({"t": round(t, 3), "node": nid, "cpu_percent": round(sums[nid] / counts[nid], 2)}
+        rows.extend({"t": round(t, 3), "node": label[nid], "cpu_percent": round(sums[nid] / counts[nid], 2)}
                     for nid in sums)
     return rows[-max_points:]
 

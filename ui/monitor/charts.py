@@ -66,7 +66,10 @@ def _gantt_template() -> Spec:
 
 @lru_cache(maxsize=8)
 def _cpu_template(legend: bool) -> Spec:
-    lines = _named("cpu").mark_line(interpolate="step-after", strokeWidth=1.5).encode(
+    # a sample is the CPU rate over the interval that ends at its time (engine.metrics.Sampler):
+    # step-before draws it over that interval; points show a series of one sample (a short node)
+    lines = _named("cpu").mark_line(interpolate="step-before", strokeWidth=1.5,
+                                    point=alt.OverlayMarkDef(size=18)).encode(
         x=alt.X("t:Q", title=X_TITLE, scale=alt.Scale(domainMin=0)), y=alt.Y("cpu_percent:Q", title="CPU %"),
         color=alt.Color("node:N", legend=alt.Legend(columns=2) if legend else None))
     return alt.layer(lines, _rules("cpu_rules")).properties(

@@ -137,7 +137,7 @@ def bench_agents(device: str, repeat: int) -> list[dict[str, Any]]:
         n, best = _items(inputs, outputs), min(times)
         rows.append({"agent": name, "items": n, "run_s": best, "ms_per_item": 1000 * best / n,
                      "items_per_s": n / best, "peak_rss_delta_mb": max(peaks),
-                     "cuda_peak_mb": max(cuda), "declared_s": spec.expected_duration_s,
+                     "cuda_peak_mb": max(cuda), "declared_s": spec.expected_duration(spec.parse_params({})),
                      "declared_memory_mb": spec.resources.memory_mb})
     return rows
 

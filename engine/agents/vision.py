@@ -39,12 +39,25 @@ class SourceParams(BaseModel):
                              description="image files for dataset=uploads (PNG/JPEG, 10 MB each)")
 
 
+# seconds per image by data set, and per pixel and channel emitted: quiet 2-core CPU figures
+# (0.35-0.6 ms per synthetic scan, 0.08-0.15 ms per digit up to 128 px, more at 256 px) with
+# 2-3x headroom for a loaded classroom machine; bench/agents_bench.py reports them side by side
+_SOURCE_ITEM_S = {"synthetic_lesions": 8e-4, "digits": 2e-4, "uploads": 5e-3}
+_SOURCE_PIXEL_S = 4e-9
+
+
+def _source_duration(p: SourceParams) -> float:
+    """What ``vision.source`` declares for these parameters (the planner's first guess)."""
+    n = len(p.paths) if p.dataset == "uploads" else p.n_items
+    return 0.02 + n * (_SOURCE_ITEM_S[p.dataset] + _SOURCE_PIXEL_S * p.size * p.size * p.channels)
+
+
 @agent("vision.source", category="vision", label="Image source", color=_COLOR,
        description="Emits images: SYNTHETIC lesion scans with known ground truth, held-out "
        "scikit-learn digits, or your own PNG/JPEG files.",
        outputs=[PortSpec("images", DataKind.IMAGE_BATCH, "images with ground-truth labels")],
        params=SourceParams, resources=ResourceDemand(cpu=1, memory_mb=32),
-       expected_duration_s=0.2, duration_fn=lambda p: 0.02 + 0.003 * p.n_items)
+       expected_duration_s=0.07, duration_fn=_source_duration)
 class ImageSource(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         from engine.agents import vision_data as data

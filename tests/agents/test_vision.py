@@ -303,3 +303,21 @@ def test_blur_equals_the_separable_gaussian_convolution(shape: tuple[int, ...], 
     ref = F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
     ref = F.conv2d(F.pad(ref, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
     assert torch.allclose(blur(x, sigma), ref, atol=1e-6)
+
+
+def test_the_image_source_declares_time_by_items_pixels_and_data_set() -> None:
+    """The planner's first guess for vision.source (bench/agents_bench.py measures it): per item,
+    more for bigger and colour images and for decoded uploads; the static declaration is the
+    default parameters' figure."""
+    from engine.registry import default_registry
+
+    spec = default_registry().get("vision.source")
+
+    def declared(**raw: object) -> float:
+        return spec.expected_duration(spec.parse_params(raw))
+
+    assert declared() == pytest.approx(spec.expected_duration_s, rel=0.05)
+    assert declared(n_items=128) - 0.02 == pytest.approx(2 * (declared(n_items=64) - 0.02))
+    assert declared(size=128) > declared(size=64) and declared(channels=3) > declared(channels=1)
+    assert declared(dataset="digits") < declared()  # scikit-learn's digits: no generation
+    assert declared(dataset="uploads", paths=["a.png"] * 4) > declared(dataset="uploads", paths=["a.png"])

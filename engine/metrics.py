@@ -161,7 +161,7 @@ class Sampler:
         self._gpu = gpu or NullGpuProbe()
         self._threads = threads
         self.period = 1.0 / max(0.1, hz)
-        self.last_rss_mb = self._proc.memory_info().rss / 2**20
+        self.last_rss_mb = self._rss_mb()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()
@@ -178,7 +178,7 @@ class Sampler:
         refreshes ``last_rss_mb`` (what nodes that start before the first sample see)."""
         with self._lock:
             self._prev = self._reading()
-        self.last_rss_mb = self._proc.memory_info().rss / 2**20
+        self.last_rss_mb = self._rss_mb()
 
     def stop(self) -> None:
         self._stop.set()
@@ -206,8 +206,7 @@ class Sampler:
         with self._lock:
             now, total, threads = reading = self._reading()
             prev, self._prev = self._prev, reading
-        rss = self._proc.memory_info().rss / 2**20
-        self.last_rss_mb = rss
+        self.last_rss_mb = rss = self._rss_mb()
         if prev is None:
             return None
         t0, total0, threads0 = prev
@@ -220,6 +219,9 @@ class Sampler:
             per_thread[tid] = 100.0 * (cpu - cpu0) / max(1e-6, at - at0)
         gpu = {d: mb for d in self._gpu.devices() if (mb := self._gpu.sample_mb(d)) is not None}
         return Sample(time.time(), 100.0 * (total - total0) / max(1e-6, now - t0), rss, per_thread, gpu)
+
+    def _rss_mb(self) -> float:
+        return self._proc.memory_info().rss / 2**20
 
     def _reading(self) -> tuple[float, float, dict[int, tuple[float, float]]]:
         threads = self._thread_seconds()

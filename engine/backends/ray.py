@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import os
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from engine.backends.ray_nodes import RayNode, RunSettings, build_nodes, unplaceable
 from engine.backends.ray_run import RayRun
-from engine.backends.ray_worker import run_node, run_node_live
+from engine.backends.ray_worker import CancelBoard, run_node, run_node_live
 from engine.errors import ServiceGridError
 from engine.events import Event, RunStatus
 from engine.issues import Issue, IssueCode
@@ -62,10 +63,16 @@ class RayBackend:
         address = address if address is not None else os.environ.get(ADDRESS_ENV) or None
         self._owned = False
         self._remotes: dict[tuple[Any, ...], Any] = {}
+        self._board: tuple[Any, list[str]] | None = None
         self._task = ray.remote(max_retries=0, num_returns=2)(run_node)
         self._live = ray.remote(max_retries=0)(run_node_live)
-        if ray.is_initialized():
-            return  # the caller (or a test) already connected this process; leave it alone
+        if not ray.is_initialized():  # else the caller (or a test) connected this process: leave it alone
+            self._connect(address, num_cpus, resources, namespace)
+        self._cancel_board()  # started now, so it is up when the first run needs it
+
+    def _connect(self, address: str | None, num_cpus: int | None, resources: dict[str, float] | None,
+                 namespace: str) -> None:
+        ray = self.ray
         try:
             if address in (None, "", "local"):
                 ray.init(num_cpus=num_cpus, resources=resources, namespace=namespace,
@@ -79,6 +86,17 @@ class RayBackend:
                 f"check {ADDRESS_ENV} (e.g. `auto` or `ray://head:10001`) and that `ray status` "
                 "works there") from None
         self._owned = True
+
+    def _cancel_board(self) -> tuple[Any, list[str]]:
+        """The actor that carries cancel requests to the workers (created once, owned by this
+        driver, so it ends with it), and its [name, namespace] for the workers to find it."""
+        if self._board is None:
+            name = f"servicegrid-cancel-{uuid.uuid4().hex[:12]}"
+            namespace = self.ray.get_runtime_context().namespace
+            handle = self.ray.remote(num_cpus=0, max_restarts=-1)(CancelBoard).options(
+                name=name, namespace=namespace).remote()
+            self._board = (handle, [name, namespace])
+        return self._board
 
     # -- capacity ---------------------------------------------------------------------------
     def capacity(self) -> Capacity:
@@ -106,7 +124,8 @@ class RayBackend:
         nodes = build_nodes(workflow, registry, gpu_mb, time_scale)
         infeasible = {n.id: msg for n in nodes.values() if (msg := unplaceable(n, nodes_caps))}
         settings = RunSettings(run_id=run_id, time_scale=time_scale, fail_fast=fail_fast)
-        driver = RayRun(self.ray, self._remote_for, nodes, settings, emit, cancel_event, cancel_node)
+        driver = RayRun(self.ray, self._remote_for, nodes, settings, emit, cancel_event, cancel_node,
+                        self._cancel_board())
         return driver.run(infeasible)
 
     def validate(self, workflow: Workflow, registry: Registry) -> list[Issue]:
@@ -139,7 +158,7 @@ class RayBackend:
         """Disconnect; a local Ray started by this backend stops with it."""
         if self._owned and self.ray.is_initialized():
             self.ray.shutdown()
-        self._owned = False
+        self._owned, self._board = False, None
 
     def close(self) -> None:
         self.shutdown()

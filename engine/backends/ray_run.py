@@ -41,9 +41,11 @@ class RayRun:
 
     def __init__(self, ray: Any, remotes: Callable[[RayNode], Any], nodes: dict[str, RayNode],
                  settings: RunSettings, emit: Callable[[Event], None], cancel_event: threading.Event,
-                 cancel_node: Callable[[], set[str]] | None) -> None:
+                 cancel_node: Callable[[], set[str]] | None, board: tuple[Any, list[str]]) -> None:
         self.ray, self.remotes, self.nodes, self.s = ray, remotes, nodes, settings
         self.emit, self.cancel_event, self.cancel_node = emit, cancel_event, cancel_node
+        self.board, self.board_address = board  # the cancel board actor, and [name, namespace]
+        self.to_post: list[str] = []  # cancelled nodes not yet written to the board
         self.inflight: dict[Any, RayNode] = {}  # every submitted task, by what ray.wait follows
         self.watch: dict[Any, RayNode] = {}  # the in-flight tasks whose inputs are ready (may end now)
         self.ready: list[RayNode] = []
@@ -116,6 +118,8 @@ class RayRun:
     # -- dispatch -------------------------------------------------------------------------
     def _make_ready(self, node: RayNode, now: float) -> None:
         node.status, node.ready_at = NodeStatus.QUEUED, now
+        if node.cancel_at is not None:  # cancelled while it waited for its inputs: its grace starts now
+            node.cancel_at = time.monotonic()
         if node.key in self.inflight:
             self.watch[node.key] = node
         self.ready.append(node)
@@ -167,7 +171,7 @@ class RayRun:
                 "node_id": node.id, "run_id": self.s.run_id, "agent": node.spec.name, "params": node.params,
                 "module": getattr(node.spec.factory, "__module__", None),
                 "lifecycle": node.lifecycle.model_dump(mode="json", exclude_defaults=True),
-                "time_scale": self.s.time_scale,
+                "time_scale": self.s.time_scale, "board": self.board_address,
                 "threads": max(1, round(node.demand.cpu)), "gpu": bool(node.options.get("num_gpus"))}
         job = {**node.job, "attempt": node.attempts,
                "links": [[t, s, index[src], m] for t, s, src, m in node.links if src in index]}  # lists: msgpack, not pickle
@@ -353,10 +357,10 @@ class RayRun:
             succ = self.nodes[stack.pop()]
             if succ.status.is_terminal or succ.status == NodeStatus.RUNNING:
                 continue
-            if succ.key in self.inflight:  # submitted early: it cannot start without this input
+            if succ.key in self.inflight:  # submitted ahead of its inputs: it will not run
                 self._untrack(succ)
-                self.ray.cancel(succ.key, force=False)
                 self.discarded += [succ.key, succ.out_ref]
+                self.to_post.append(succ.id)
             if succ.lifecycle.start.inputs == "any" and any(
                     self.nodes[p].status in _DONE or not self.nodes[p].status.is_terminal for p in succ.preds):
                 continue
@@ -368,13 +372,19 @@ class RayRun:
         if self.cancel_event.is_set() and not self.cancel_requested:
             self.cancel_requested = True
             self._cancel_all("run cancelled")
-        if self.cancel_node is None:
-            return
-        for node_id in set(self.cancel_node()) - self.seen_node_cancels:
-            self.seen_node_cancels.add(node_id)
-            node = self.nodes.get(node_id)
-            if node is not None and not node.status.is_terminal:
-                self._cancel(node, "cancelled by request", propagate=True)
+        if self.cancel_node is not None:
+            for node_id in set(self.cancel_node()) - self.seen_node_cancels:
+                self.seen_node_cancels.add(node_id)
+                node = self.nodes.get(node_id)
+                if node is not None and not node.status.is_terminal:
+                    self._cancel(node, "cancelled by request", propagate=True)
+        self._post()
+
+    def _post(self) -> None:
+        """Write the nodes cancelled since the last call to the board, in one message."""
+        if self.to_post:
+            self.board.cancel.remote(self.s.run_id, self.to_post)
+            self.to_post = []
 
     def _cancel_all(self, reason: str) -> None:
         for node in self.nodes.values():
@@ -382,9 +392,18 @@ class RayRun:
                 self._cancel(node, reason, propagate=False)
 
     def _cancel(self, node: RayNode, reason: str, *, propagate: bool) -> None:
-        if node.key is not None and node.key in self.inflight:
+        """Cancel one node. A node in Ray's hands is asked to stop through the cancel board (not
+        with ``ray.cancel``: see ``ray_worker``), and killed if still running ``CANCEL_GRACE_S``
+        later; one submitted ahead of its inputs ends now (its task fails on its parents' errors,
+        or, should they succeed, reads the board before its agent starts)."""
+        if node.key in self.inflight and node.key not in self.watch:  # submitted ahead of its inputs
+            self._untrack(node)
+            self.discarded += [node.key, node.out_ref]
+            self.to_post.append(node.id)  # should its inputs still come, it stops before its agent runs
+            self._end(node, NodeStatus.CANCELLED, metrics={}, reason=reason, propagate=propagate)
+        elif node.key in self.inflight:
             node.cancel_reason, node.cancel_at = reason, time.monotonic()
-            self.ray.cancel(node.key, force=False)
+            self.to_post.append(node.id)
         else:
             self.delayed = [(d, n) for d, n in self.delayed if n is not node]
             self._end(node, NodeStatus.CANCELLED, metrics={}, reason=reason, propagate=propagate)
@@ -413,6 +432,7 @@ class RayRun:
                 pass
 
     def _finish(self) -> tuple[RunStatus, dict[str, dict[str, Any]]]:
+        self._post()  # the last skips reach the board
         self._drain()
         done = [n for n in self.nodes.values() if n.status in _DONE and n.out_ref is not None]
         values = self.ray.get([n.out_ref for n in done]) if done else []

@@ -3,7 +3,13 @@
 Agents are built here from the worker's own registry by name (code is never shipped from the
 driver or a browser); models stay warm in a small per-process cache keyed by agent name, version,
 params and device. Errors are caught and reported as data, so the driver decides about retries.
-``ray`` is imported lazily, only to read the Ray node id and the GPU ids of this worker.
+``ray`` is imported lazily, only to read the Ray node id and the GPU ids of this worker and to
+ask the run's cancel board whether a running attempt was cancelled.
+
+Cancel is cooperative: the driver writes requests to a ``CancelBoard`` actor instead of calling
+``ray.cancel`` (a Ray core race between ``ray.cancel`` and a task's reply can abort the driver);
+each worker process polls the board for its running attempts and sets their ``RunContext``
+cancel event, which ``ctx.wait`` and ``ctx.check_cancelled`` honour.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import time
 import traceback
 from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import AgentExecutionError, AgentTimeoutError, RunCancelledError
@@ -30,6 +37,7 @@ _cache_lock = threading.Lock()
 _registries: dict[str, Registry] = {}  # worker-local registries by agent module
 _lifecycles: dict[str, Lifecycle] = {}
 _node_id: str | None = None
+POLL_S = 0.1  # how often a worker asks the board about its running attempts
 
 
 class AttemptFailed(Exception):
@@ -42,6 +50,131 @@ class AttemptFailed(Exception):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (AttemptFailed, (self.report,))
+
+
+class CancelBoard:
+    """The cancel requests of the runs of one driver, kept by a small Ray actor (``num_cpus=0``)
+    that the driver creates and owns; workers read it for the runs they take part in."""
+
+    KEEP_RUNS = 256  # the most recent runs with cancels are kept; older ones are long over
+
+    def __init__(self) -> None:
+        self._runs: OrderedDict[str, set[str]] = OrderedDict()
+
+    def ping(self) -> bool:
+        return True
+
+    def cancel(self, run_id: str, node_ids: list[str]) -> None:
+        self._runs.setdefault(run_id, set()).update(node_ids)
+        self._runs.move_to_end(run_id)
+        while len(self._runs) > self.KEEP_RUNS:
+            self._runs.popitem(last=False)
+
+    def cancelled(self, run_ids: list[str]) -> dict[str, list[str]]:
+        """The cancelled nodes of each of ``run_ids`` that has any."""
+        return {r: sorted(self._runs[r]) for r in run_ids if r in self._runs}
+
+
+@dataclass
+class _RunView:
+    """What this worker process knows of one run's cancel requests."""
+
+    board: tuple[str, str]  # the board actor's name and namespace
+    cancelled: set[str] = field(default_factory=set)
+    last_active: float = 0.0  # monotonic time an attempt of the run last ran here
+
+
+class _Watch:
+    """The runs this worker process takes part in, kept in step with their cancel boards.
+
+    The first attempt of a run in this process reads the board before its agent starts (so a node
+    cancelled while it waited for its inputs does not run); a daemon thread then reads it every
+    ``POLL_S`` while the process has taken part in the run within the last ``KEEP_S`` seconds, and
+    sets the cancel event of each running attempt whose node was cancelled.
+    """
+
+    KEEP_S = 5.0
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._runs: dict[str, _RunView] = {}
+        self._active: dict[int, tuple[str, str, threading.Event]] = {}  # token: run, node, cancel event
+        self._handles: dict[tuple[str, str], Any] = {}
+        self._next = 0
+        self._thread: threading.Thread | None = None
+
+    def enter(self, board: list[str] | None, run_id: str, node_id: str, event: threading.Event) -> int | None:
+        """Register a starting attempt; sets ``event`` at once if its node is already cancelled."""
+        if not board:
+            return None
+        with self._cond:
+            view = self._runs.get(run_id)
+        if view is None:
+            view = _RunView((board[0], board[1]))
+            self._read(view.board, {run_id: view}, timeout=2.0)
+        with self._cond:
+            view = self._runs.setdefault(run_id, view)
+            view.last_active = time.monotonic()
+            if node_id in view.cancelled:
+                event.set()
+            self._next += 1
+            self._active[self._next] = (run_id, node_id, event)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="servicegrid-cancel-watch", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+            return self._next
+
+    def leave(self, token: int | None) -> None:
+        if token is not None:
+            with self._cond:
+                run_id, _, _ = self._active.pop(token)
+                self._runs[run_id].last_active = time.monotonic()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._recent():
+                    self._cond.wait()
+            time.sleep(POLL_S)
+            self.poll()
+
+    def _recent(self) -> dict[str, _RunView]:
+        """The runs to keep in step (caller holds the lock); forgets the others."""
+        now, busy = time.monotonic(), {run for run, _, _ in self._active.values()}
+        self._runs = {r: v for r, v in self._runs.items() if r in busy or now - v.last_active < self.KEEP_S}
+        return self._runs
+
+    def poll(self) -> None:
+        """Read the boards of the recent runs and set the events of cancelled running attempts."""
+        with self._cond:
+            by_board: dict[tuple[str, str], dict[str, _RunView]] = {}
+            for run_id, view in self._recent().items():
+                by_board.setdefault(view.board, {})[run_id] = view
+        for board, views in by_board.items():
+            self._read(board, views, timeout=5.0)
+        with self._cond:
+            for run_id, node_id, event in self._active.values():
+                view = self._runs.get(run_id)
+                if view is not None and node_id in view.cancelled:
+                    event.set()
+
+    def _read(self, board: tuple[str, str], views: dict[str, _RunView], timeout: float) -> None:
+        import ray
+
+        try:
+            handle = self._handles.get(board)
+            if handle is None:
+                handle = self._handles[board] = ray.get_actor(board[0], namespace=board[1])
+            found = ray.get(handle.cancelled.remote(list(views)), timeout=timeout)
+        except Exception:  # the board is gone with its driver, or slow: read it again next time
+            self._handles.pop(board, None)
+            return
+        for run_id, view in views.items():
+            view.cancelled = set(found.get(run_id, ()))
+
+
+_watch = _Watch()
 
 
 def _cache_size() -> int:
@@ -170,8 +303,13 @@ def _attempt(job: dict[str, Any], start: dict[str, Any], upstream: tuple[Any, ..
     cpu0, wall0 = time.thread_time(), time.monotonic()
     report: dict[str, Any] = dict(start)
     outputs: Any = None
+    token = _watch.enter(job.get("board"), job["run_id"], job["node_id"], ctx.cancel_event)
     try:
-        outputs = _run_agent(job, ctx, upstream)
+        try:
+            ctx.check_cancelled()  # cancelled while it waited for its inputs: the agent does not start
+            outputs = _run_agent(job, ctx, upstream)
+        finally:
+            _watch.leave(token)
         if ctx.deadline is not None and time.monotonic() > ctx.deadline:
             raise AgentTimeoutError(f"node {job['node_id']!r} ran past its timeout")
         report["status"] = "done"

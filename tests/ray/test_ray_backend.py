@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
+import uuid
 from typing import Any
 
 import pytest
@@ -194,6 +196,87 @@ def test_cancel_reaches_tasks_submitted_ahead_of_their_inputs(backend: Any) -> N
     status, outputs, events = execute(backend, wf, "cancel-early", cancel, on_event)
     assert status == RunStatus.CANCELLED and outputs == {}
     assert final_states(events) == dict.fromkeys(wf.node_ids(), NodeStatus.CANCELLED)
+
+
+@pytest.fixture
+def ray_cancels(backend: Any, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """The ``force`` flag of every ``ray.cancel`` call the backend makes during the test."""
+    calls: list[bool] = []
+    real = backend.ray.cancel
+
+    def spy(ref: Any, *, force: bool = False, recursive: bool = True) -> Any:
+        calls.append(force)
+        return real(ref, force=force, recursive=recursive)
+
+    monkeypatch.setattr(backend.ray, "cancel", spy)
+    return calls
+
+
+def test_cancel_is_cooperative_without_ray_cancel(backend: Any, ray_cancels: list[bool]) -> None:
+    """Running, queued and early-submitted tasks all stop through the cancel board: ``ray.cancel``
+    (which can race a task's reply and abort the driver in Ray 2.60) is kept for kills."""
+    nodes = [{"id": "slow", "agent": "test.sleep", "params": {"seconds": 0.45}},
+             {"id": "hang", "agent": "test.hang"}]
+    nodes += [{"id": f"c{i}", "agent": "test.echo"} for i in range(3)]
+    wf = workflow(nodes, [("slow", "c0"), ("c0", "c1"), ("c1", "c2")])
+    cancel = threading.Event()
+
+    def on_event(event: Event) -> None:
+        if event.kind == "NodeStarted" and event.node_id == "hang":
+            threading.Timer(0.1, cancel.set).start()
+
+    status, _, events = execute(backend, wf, "cooperative", cancel, on_event)
+    assert status == RunStatus.CANCELLED
+    assert final_states(events) == dict.fromkeys(wf.node_ids(), NodeStatus.CANCELLED)
+    assert ray_cancels == []
+
+
+def test_a_task_that_ignores_the_board_is_killed_after_the_grace(backend: Any, ray_cancels: list[bool]) -> None:
+    from engine.backends.ray_run import CANCEL_GRACE_S
+
+    wf = workflow([{"id": "deaf", "agent": "test.hang", "params": {"ignore_cancel": True}}], [])
+    cancel = threading.Event()
+    started: list[float] = []
+
+    def on_event(event: Event) -> None:
+        if event.kind == "NodeStarted":
+            started.append(time.monotonic())
+            threading.Timer(0.1, cancel.set).start()
+
+    status, _, events = execute(backend, wf, "deaf-cancel", cancel, on_event)
+    assert status == RunStatus.CANCELLED and final_states(events) == {"deaf": NodeStatus.CANCELLED}
+    assert ray_cancels == [True]  # one kill, no cooperative ray.cancel
+    assert time.monotonic() - started[0] >= 0.1 + CANCEL_GRACE_S
+
+
+def test_a_node_cancelled_while_waiting_for_inputs_never_runs(backend: Any, ray_cancels: list[bool]) -> None:
+    """Its parent succeeds after the cancel, so Ray starts the task: the worker reads the board
+    first and the sink writes nothing, while its uncancelled sibling does write."""
+    from engine.settings import data_dir
+
+    tag = uuid.uuid4().hex[:8]
+    table = {"columns": {"x": [1, 2]}, "ids": ["a", "b"]}
+    wf = workflow([{"id": "src", "agent": "test.source", "params": {"value": table}},
+                   {"id": "slow", "agent": "test.sleep", "params": {"seconds": 0.4}},
+                   {"id": "dropped", "agent": "flow.sink_csv", "params": {"filename": f"dropped-{tag}.csv"}},
+                   {"id": "kept", "agent": "flow.sink_csv", "params": {"filename": f"kept-{tag}.csv"}}],
+                  [("src", "slow"), ("slow", "dropped"), ("slow", "kept")])
+    wanted: set[str] = set()
+
+    def on_event(event: Event) -> None:
+        if event.kind == "NodeQueued" and event.node_id == "slow":
+            threading.Timer(0.1, wanted.add, ("dropped",)).start()
+
+    status, outputs, events = execute(backend, wf, f"cancel-waiting-{tag}", on_event=on_event,
+                                      cancel_node=lambda: set(wanted))
+    states = final_states(events)
+    assert states == {"src": NodeStatus.DONE, "slow": NodeStatus.DONE, "dropped": NodeStatus.CANCELLED,
+                      "kept": NodeStatus.DONE}
+    assert status == RunStatus.CANCELLED and "dropped" not in outputs
+    outputs_dir = data_dir() / "outputs"
+    assert (outputs_dir / f"kept-{tag}.csv").is_file()
+    assert not (outputs_dir / f"dropped-{tag}.csv").exists()
+    assert ray_cancels == []
 
 
 def test_cancelling_one_node_skips_its_descendants_only(backend: Any) -> None:

@@ -38,7 +38,7 @@ from engine.resources import ResourceDemand
 from engine.spec import Agent, AgentSpec, PortSpec, RunContext
 
 REGISTRY = Registry()
-for _module in ("engine.agents.vision", "engine.agents.tabular"):
+for _module in ("engine.agents.vision", "engine.agents.tabular", "engine.agents.text"):
     REGISTRY.register_module(_module)
 
 
@@ -122,13 +122,13 @@ def bench_agents(device: str, repeat: int) -> list[dict[str, Any]]:
         spec = REGISTRY.get(name)
         agent = spec.build(spec.parse_params({}))
         agent.load(device)
-        ctx = RunContext(device=device, threads=max(1, round(spec.resources.cpu)))
+        ctx = RunContext(device=device, threads=max(1, round(spec.resources.cpu)), lifecycle=spec.lifecycle)
         agent.run(inputs, ctx)  # warm-up
         times, peaks, cuda = [], [], []
         for _ in range(repeat):
             with PeakRss(device) as mem:
                 start = time.perf_counter()
-                outputs = agent.run(inputs, RunContext(device=device, threads=ctx.threads))
+                outputs = agent.run(inputs, RunContext(device=device, threads=ctx.threads, lifecycle=spec.lifecycle))
                 if device.startswith("cuda"):
                     torch.cuda.synchronize()
                 times.append(time.perf_counter() - start)
@@ -136,9 +136,57 @@ def bench_agents(device: str, repeat: int) -> list[dict[str, Any]]:
             cuda.append(getattr(mem, "cuda_mb", 0.0))
         n, best = _items(inputs, outputs), min(times)
         rows.append({"agent": name, "items": n, "run_s": best, "ms_per_item": 1000 * best / n,
-                     "items_per_s": n / best, "peak_rss_delta_mb": max(peaks),
-                     "cuda_peak_mb": max(cuda), "declared_s": spec.expected_duration(spec.parse_params({})),
+                     "items_per_s": n / best, "peak_rss_delta_mb": max(peaks), "cuda_peak_mb": max(cuda),
+                     "declared_s": spec.expected_duration(spec.parse_params({}), n if inputs else None),
                      "declared_memory_mb": spec.resources.memory_mb})
+    return rows
+
+
+# -- time against size ------------------------------------------------------------------------
+def _sized_inputs(name: str, n: int) -> dict[str, Any]:
+    ctx = RunContext()
+    if name.startswith("vision."):
+        return {"images": _make("vision.source", n_items=n).run({}, ctx)["images"]}
+    if name.startswith("text."):
+        mode = "requests" if name == "text.intent" else "reviews"
+        return {"texts": _make("text.source", mode=mode, n=n).run({}, ctx)["texts"]}
+    dataset = {"tabular.credit_score": "credit_applicants", "tabular.fraud_score": "transactions",
+               "tabular.diagnose": "breast_cancer"}[name]
+    params = {"split": "all"} if dataset == "breast_cancer" else {"n_customers": max(n, 200)}
+    return {"table": _make("tabular.source", dataset=dataset, n_items=n, **params).run({}, ctx)["table"]}
+
+
+SIZES = {"tabular.diagnose": (142, 569)}  # the real table has 569 rows
+DEFAULT_SIZES = (64, 512)
+
+
+def bench_sizes(device: str, repeat: int) -> list[dict[str, Any]]:
+    """Each agent that declares a time per item, at two sizes (its default lifecycle, warm, best
+    of ``repeat``): the measured fixed part and time per item (a line through the two) next to
+    the declared ones."""
+    rows = []
+    for spec in sorted((s for s in REGISTRY if s.per_item_s), key=lambda s: s.name):
+        agent = spec.build(spec.parse_params({}))
+        agent.load(device)
+        threads = max(1, round(spec.resources.cpu))
+        best = {}
+        for n in SIZES.get(spec.name, DEFAULT_SIZES):
+            inputs = _sized_inputs(spec.name, n)
+            agent.run(inputs, RunContext(device=device, threads=threads, lifecycle=spec.lifecycle))
+            times = []
+            for _ in range(repeat):
+                start = time.perf_counter()
+                agent.run(inputs, RunContext(device=device, threads=threads, lifecycle=spec.lifecycle))
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - start)
+            best[_items(inputs, {})] = min(times)
+        (n1, t1), (n2, t2) = sorted(best.items())
+        per_item = (t2 - t1) / (n2 - n1)
+        rows.append({"agent": spec.name, "sizes": [n1, n2], "run_s": [t1, t2], "measured_per_item_ms": 1000 * per_item,
+                     "measured_fixed_s": t1 - per_item * n1, "declared_per_item_ms": 1000 * spec.per_item_s,
+                     "declared_fixed_s": spec.expected_duration_s, "declared_at_large_s": spec.expected_duration(
+                         spec.parse_params({}), n2)})
     return rows
 
 
@@ -420,7 +468,7 @@ def dask_threads(images: torch.Tensor, device: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda:0")
-    parser.add_argument("--only", choices=["agents", "pipeline"], default=None)
+    parser.add_argument("--only", choices=["agents", "sizes", "pipeline"], default=None)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--no-ray", action="store_true", help="leave the Ray peer out (it starts a local Ray)")
@@ -436,6 +484,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r['agent']:26} {r['items']:6d} {r['run_s']:8.4f} {r['ms_per_item']:8.3f} "
                   f"{r['items_per_s']:9.0f} {r['declared_s']:7.3f} {r['peak_rss_delta_mb']:8.1f} "
                   f"{r['cuda_peak_mb']:8.1f} {r['declared_memory_mb']:8.0f}")
+    if args.only in (None, "sizes"):
+        rows = result["sizes"] = bench_sizes(args.device, args.repeat)
+        print(f"\n{'agent':26} {'sizes':>10} {'run s':>17} {'ms/item':>8} {'decl':>7} {'fixed s':>8} {'decl':>7}"
+              f" {'decl s at large':>16}")
+        for r in rows:
+            sizes, runs = "/".join(map(str, r["sizes"])), "/".join(f"{t:.4f}" for t in r["run_s"])
+            print(f"{r['agent']:26} {sizes:>10} {runs:>17} {r['measured_per_item_ms']:8.4f} "
+                  f"{r['declared_per_item_ms']:7.3f} {r['measured_fixed_s']:8.4f} {r['declared_fixed_s']:7.3f}"
+                  f" {r['declared_at_large_s']:16.3f}")
     if args.only in (None, "pipeline"):
         rows = result["pipeline"] = bench_pipeline(args.device, args.repeat, with_ray=not args.no_ray)
         peers = [r for r in rows if r["role"] == PEER]

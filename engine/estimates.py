@@ -2,6 +2,11 @@
 size) from stored runs, with robust statistics (median, p95, MAD, count), and the accuracy of
 predicted against actual makespans. Input is plain run data (storage's RunDetail or its dict);
 the engine never reads the database itself.
+
+Durations are scaled by size: given a registry, each sample keeps the number of items planned for
+its node in its run (``engine.items``), and a node planned with another number is predicted from
+a line fitted to its samples (two or more sizes) or in proportion to the one size it was measured
+at, so a classifier measured on 256 images is not planned at the same time for 4,096.
 """
 
 from __future__ import annotations
@@ -13,10 +18,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.items import planned_items
+from engine.registry import Registry
 from engine.workflow import NodeSpec, Workflow
 
 MIN_RUNS = 3
 SIMULATED = frozenset({"sim.task"})
+SAME_SIZE = 1.1  # planned and measured sizes within this ratio: the median as measured
+FIT_SPREAD = 1.5  # measured sizes at least this far apart: fit a line (fixed + per item)
 
 
 @dataclass(frozen=True)
@@ -72,17 +81,21 @@ class LearnedDurations:
     """Durations for ``problem_from_workflow(durations=...)`` and where each one came from."""
 
     durations: dict[str, float]  # only the learned ones; others fall back to the declaration
-    source: dict[str, str]  # node -> "learned (n runs)" | "declared"
+    source: dict[str, str]  # node -> "learned (n runs)" [+ how it was scaled] | "declared"
     counts: dict[str, int] = field(default_factory=dict)
+    scaled: dict[str, float] = field(default_factory=dict)  # node -> learned value / its median
 
 
 class Estimates:
     """Samples per Key, learned from runs. ``min_runs``: samples needed before a value is used."""
 
-    def __init__(self, min_runs: int = MIN_RUNS, simulated: Callable[[str], bool] | None = None) -> None:
+    def __init__(self, min_runs: int = MIN_RUNS, simulated: Callable[[str], bool] | None = None,
+                 registry: Registry | None = None) -> None:
         self.min_runs = min_runs
         self.simulated = simulated or SIMULATED.__contains__
+        self.registry = registry  # for planned item counts (no size scaling without it)
         self.wall: dict[Key, list[float]] = {}
+        self.sizes: dict[Key, list[int | None]] = {}  # planned input items, one per wall sample
         self.memory: dict[Key, list[float]] = {}
         self.gpu_memory: dict[Key, list[float]] = {}
         self.run_ids: dict[Key, set[str]] = {}  # the runs each key's samples come from
@@ -90,9 +103,9 @@ class Estimates:
 
     @classmethod
     def from_runs(cls, runs: Iterable[Any], min_runs: int = MIN_RUNS,
-                  simulated: Callable[[str], bool] | None = None) -> Estimates:
+                  simulated: Callable[[str], bool] | None = None, registry: Registry | None = None) -> Estimates:
         """Learn from stored runs (RunDetail objects or their ``to_dict()``)."""
-        est = cls(min_runs, simulated)
+        est = cls(min_runs, simulated, registry)
         for run in runs:
             est.add_run(run)
         return est
@@ -100,7 +113,9 @@ class Estimates:
     def add_run(self, run: Any) -> None:
         """Add the finished (not cached) nodes of one run."""
         data = _as_dict(run)
-        nodes = {n.get("id"): n for n in (data.get("workflow") or {}).get("nodes", []) if isinstance(n, Mapping)}
+        workflow = data.get("workflow") or {}
+        nodes = {n.get("id"): n for n in workflow.get("nodes", []) if isinstance(n, Mapping)}
+        sizes = planned_items(workflow, self.registry).items_in if self.registry is not None and nodes else {}
         scale = float((data.get("options") or {}).get("time_scale") or 1.0)
         run_id = str((data.get("summary") or {}).get("id") or data.get("id") or f"run{self.runs}-{id(run)}")
         added = False
@@ -115,6 +130,7 @@ class Estimates:
             if self.simulated(key.agent) and scale > 0:
                 wall /= scale
             self.wall.setdefault(key, []).append(wall)
+            self.sizes.setdefault(key, []).append(sizes.get(r.get("node_id")))
             self.run_ids.setdefault(key, set()).add(run_id)
             if r.get("peak_rss_mb") is not None:
                 self.memory.setdefault(key, []).append(float(r["peak_rss_mb"]))
@@ -159,19 +175,26 @@ class Estimates:
         return s.p95 if s and self.runs_of(node) >= self.min_runs else None
 
     def durations_for(self, workflow: Workflow) -> LearnedDurations:
-        """The planner's ``durations`` mapping: learned where enough samples exist, else declared."""
+        """The planner's ``durations`` mapping: learned where enough samples exist (scaled to the
+        items planned for this workflow, see the module docstring), else declared."""
         durations: dict[str, float] = {}
         source: dict[str, str] = {}
         counts: dict[str, int] = {}
+        scaled: dict[str, float] = {}
+        planned = planned_items(workflow, self.registry).items_in if self.registry is not None else {}
         for node in workflow.nodes:
-            s = self.stat(node, "duration")
+            key = self._key(node, self.wall)
             counts[node.id] = runs = self.runs_of(node)
-            if s and runs >= self.min_runs:
-                durations[node.id] = s.median
-                source[node.id] = f"learned ({runs} runs)"
-            else:
+            if key is None or runs < self.min_runs:
                 source[node.id] = "declared"
-        return LearnedDurations(durations, source, counts)
+                continue
+            walls, median = self.wall[key], Stat.of(self.wall[key]).median
+            value, how = scale_to_size(walls, self.sizes.get(key, []), planned.get(node.id))
+            durations[node.id] = value
+            source[node.id] = f"learned ({runs} runs{how})"
+            if median > 0 and how:
+                scaled[node.id] = value / median
+        return LearnedDurations(durations, source, counts, scaled)
 
     def table(self, workflow: Workflow) -> list[dict[str, Any]]:
         """One row per node: learned duration and memory statistics (for display)."""
@@ -187,6 +210,29 @@ class Estimates:
                 "used": bool(d and runs >= self.min_runs),
             })
         return rows
+
+
+def scale_to_size(walls: list[float], sizes: list[int | None], planned: int | None) -> tuple[float, str]:
+    """A duration for ``planned`` items from samples measured at ``sizes`` items, and how it was
+    found ("" when as measured: the median). Sizes that are None or 0 are not used for scaling.
+
+    Two or more sizes at least ``FIT_SPREAD`` apart: Theil-Sen line (the median of the pairwise
+    slopes, then the median intercept; both at least 0). One size: in proportion to it."""
+    median = Stat.of(walls).median
+    pairs = [(float(n), w) for n, w in zip(sizes, walls, strict=False) if n]
+    if planned is None or not pairs:
+        return median, ""
+    near = [w for n, w in pairs if n / SAME_SIZE <= planned <= n * SAME_SIZE]
+    if near:  # measured at this size: as measured
+        return Stat.of(near).median, ""
+    xs = sorted({n for n, _ in pairs})
+    if xs[-1] >= FIT_SPREAD * xs[0]:
+        slopes = [(w2 - w1) / (n2 - n1) for i, (n1, w1) in enumerate(pairs) for n2, w2 in pairs[i + 1:] if n2 != n1]
+        slope = max(0.0, statistics.median(slopes))
+        fixed = max(0.0, statistics.median(w - slope * n for n, w in pairs))
+        return fixed + slope * planned, f", fitted to {len(xs)} sizes for {planned:,} items"
+    size = statistics.median(n for n, _ in pairs)
+    return Stat.of([w for _, w in pairs]).median * planned / size, f", scaled from {size:,.0f} to {planned:,} items"
 
 
 def actual_makespan(run: Any) -> float | None:
@@ -225,14 +271,14 @@ class AccuracyPoint:
 
 
 def accuracy(runs: Iterable[Any], predict: Callable[[Workflow, Estimates, dict[str, Any]], float | None],
-             min_runs: int = MIN_RUNS) -> list[AccuracyPoint]:
+             min_runs: int = MIN_RUNS, registry: Registry | None = None) -> list[AccuracyPoint]:
     """Predicted vs actual makespan of each finished run, oldest first.
 
     ``predict(workflow, estimates, run_dict)`` re-plans a run with estimates learned from the
     runs before it (see engine.rightsizing.predict_makespan); it returns None to skip.
     """
     items = sorted((_as_dict(r) for r in runs), key=lambda d: (d.get("summary") or {}).get("created") or 0.0)
-    est = Estimates(min_runs)
+    est = Estimates(min_runs, registry=registry)
     out: list[AccuracyPoint] = []
     for data in items:
         summary = data.get("summary") or {}

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from engine.errors import CapacityError, WorkflowFileError
+from engine.items import planned_items
 from engine.registry import Registry
 from engine.resources import Capacity, ResourceDemand, ResourceLedger
 from engine.spec import AgentSpec
@@ -128,7 +129,7 @@ def problem_from_workflow(
     """The scheduling problem of a workflow.
 
     Duration = ``durations[node]`` when given (learned estimates), else the agent's expected
-    duration for the node's params; demand = the agent's demand merged with the node's
+    duration for the node's params and planned input items (``engine.items``); demand = the agent's demand merged with the node's
     overrides; predecessors from the edges; capacity = the workflow's, filled from ``capacity``.
 
     Raises:
@@ -154,15 +155,19 @@ def problem_from_workflow(
         if edge.source not in preds[edge.target]:
             preds[edge.target].append(edge.source)
     tasks: dict[str, Task] = {}
-    expected: dict[tuple[str, str], float] = {}  # nodes of one agent with equal params: one parse
+    expected: dict[tuple[str, str, int | None], float] = {}  # one parse per agent, params and size
+    sized: dict[str, int | None] | None = None
     for i, node in enumerate(workflow.nodes):
         spec = registry.get(node.agent)
         if durations is not None and node.id in durations:
             duration = float(durations[node.id])
         else:
-            key = (node.agent, node.params_key())
+            if sized is None and spec.per_item_s:
+                sized = planned_items(workflow, registry).items_in
+            items = sized.get(node.id) if sized is not None and spec.per_item_s else None
+            key = (node.agent, node.params_key(), items)
             if key not in expected:
-                expected[key] = _expected_duration(spec, node.params, node, i)
+                expected[key] = _expected_duration(spec, node.params, node, i, items)
             duration = expected[key]
         demand = spec.resources.merged(node.resources)
         tasks[node.id] = Task(node.id, max(0.0, duration), demand, tuple(preds[node.id]))
@@ -171,7 +176,8 @@ def problem_from_workflow(
     return problem
 
 
-def _expected_duration(spec: AgentSpec, raw: Mapping[str, Any] | None, node: NodeSpec, index: int) -> float:
+def _expected_duration(spec: AgentSpec, raw: Mapping[str, Any] | None, node: NodeSpec, index: int,
+                       items: int | None) -> float:
     try:
         params = spec.parse_params(raw)
     except ValidationError as exc:
@@ -181,4 +187,4 @@ def _expected_duration(spec: AgentSpec, raw: Mapping[str, Any] | None, node: Nod
             location=f"nodes[{index}].params",
             hint=f"see the parameters of agent {node.agent!r} (`servicegrid agents`)",
         ) from None
-    return float(spec.expected_duration(params))
+    return float(spec.expected_duration(params, items))

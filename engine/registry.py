@@ -55,6 +55,8 @@ def agent(
     color: str | None = None,
     cacheable: bool = True,
     itemwise: bool = False,
+    per_item_s: float = 0.0,
+    items_fn: Callable[[BaseModel, int | None], int | None] | None = None,
 ) -> Callable[[type[Agent]], type[Agent]]:
     """Class decorator that declares an Agent subclass as a service.
 
@@ -91,6 +93,8 @@ def agent(
             color=color,
             cacheable=cacheable,
             itemwise=itemwise,
+            per_item_s=per_item_s,
+            items_fn=items_fn,
         )
         return cls
 

@@ -20,6 +20,7 @@ from engine.kinds import DataKind
 from engine.resources import ResourceDemand
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+TYPICAL_ITEMS = 64  # items assumed for a per-item declaration when the planner cannot tell
 
 
 @dataclass(frozen=True)
@@ -263,7 +264,8 @@ class AgentSpec:
         inputs, outputs: typed ports.
         params: pydantic model of the parameters (defaults, ranges, enums, help).
         resources: default resource demand; nodes may override fields.
-        expected_duration_s: expected wall time of one run on the declared resources.
+        expected_duration_s: expected wall time of one run on the declared resources (with
+            ``per_item_s``: the part that does not grow with the items).
         lifecycle: default lifecycle rules; nodes may override them.
         factory: builds the running Agent from validated params.
         duration_fn: expected duration for given params (overrides ``expected_duration_s``).
@@ -277,6 +279,11 @@ class AgentSpec:
         itemwise: each output item depends only on the same input item; the agent implements
             ``run_batch`` (and may implement ``finish``), so the engine can fuse it with itemwise
             neighbours and run the chain batch by batch (``engine.fusion``).
+        per_item_s: expected seconds per item on its inputs, added to the fixed part when the
+            planner knows how many items will come (``engine.items``); ``TYPICAL_ITEMS`` when not.
+        items_fn: how many items the node emits, from its params and the items on its inputs
+            (None: unknown). Without it a node with inputs passes their count on and a source's
+            count is unknown.
     """
 
     name: str
@@ -297,6 +304,8 @@ class AgentSpec:
     color: str | None = None
     cacheable: bool = True
     itemwise: bool = False
+    per_item_s: float = 0.0
+    items_fn: Callable[[BaseModel, int | None], int | None] | None = None
 
     def input(self, name: str) -> PortSpec | None:
         return next((p for p in self.inputs if p.name == name), None)
@@ -308,11 +317,21 @@ class AgentSpec:
         """Validate raw parameters. Raises pydantic's ``ValidationError`` on bad values."""
         return self.params.model_validate(dict(raw or {}))
 
-    def expected_duration(self, params: BaseModel | None = None) -> float:
-        """Expected duration in seconds for these params (declared or computed)."""
-        if self.duration_fn is not None and params is not None:
-            return float(self.duration_fn(params))
-        return self.expected_duration_s
+    def expected_duration(self, params: BaseModel | None = None, items: int | None = None) -> float:
+        """Expected duration in seconds for these params and ``items`` input items (declared or
+        computed); agents without ``per_item_s`` ignore ``items``."""
+        base = float(self.duration_fn(params)) if self.duration_fn is not None and params is not None \
+            else self.expected_duration_s
+        if self.per_item_s:
+            base += self.per_item_s * (TYPICAL_ITEMS if items is None else max(0, items))
+        return base
+
+    def items_out(self, params: BaseModel | None, items_in: int | None) -> int | None:
+        """How many items the node emits (None: unknown); see ``items_fn``."""
+        if self.items_fn is not None and params is not None:
+            n = self.items_fn(params, items_in)
+            return None if n is None else max(0, int(n))
+        return items_in if self.inputs else None
 
     def build(self, params: BaseModel) -> Agent:
         if self.factory is None:
@@ -332,6 +351,7 @@ class AgentSpec:
             "params_schema": self.params.model_json_schema(),
             "resources": self.resources.model_dump(),
             "expected_duration_s": self.expected_duration_s,
+            "per_item_s": self.per_item_s,
             "lifecycle": self.lifecycle.model_dump(),
             "simulated": self.simulated,
             "has_card": self.card is not None,

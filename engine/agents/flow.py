@@ -94,7 +94,8 @@ class LimitParams(BaseModel):
        "payload (texts, images, tables, scores).",
        inputs=[PortSpec("in", DataKind.ANY, "items")],
        outputs=[PortSpec("out", DataKind.ANY, "the same kind of payload, at most n items")],
-       params=LimitParams, resources=_LIGHT, expected_duration_s=0.01)
+       params=LimitParams, resources=_LIGHT, expected_duration_s=0.01,
+       items_fn=lambda p, n: p.n if n is None else min(p.n, n))
 class Limit(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         p: LimitParams = self.params  # type: ignore[assignment]

@@ -38,7 +38,7 @@ class BehaviourParams(BaseModel):
        outputs=[PortSpec("interactions", DataKind.TABLE, "the (synthetic) interaction log"),
                 PortSpec("users", DataKind.TABLE, "per-user behaviour features")],
        params=BehaviourParams, resources=ResourceDemand(cpu=1, memory_mb=64),
-       expected_duration_s=0.15)
+       expected_duration_s=0.15, items_fn=lambda p, _: p.n_users * p.events_per_user)
 class Behaviour(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         from engine.agents.recsys_data import generate_log, user_features

@@ -37,12 +37,22 @@ class TableSourceParams(BaseModel):
         "held_out", description="breast_cancer rows: the held-out 25 % never used in training")
 
 
+CANCER_ROWS = {"held_out": 142, "train": 427, "all": 569}  # a test checks them against the split
+
+
+def _table_source_items(p: TableSourceParams) -> int:
+    """How many rows ``tabular.source`` emits for these parameters."""
+    if p.dataset == "breast_cancer":
+        return min(p.n_items, CANCER_ROWS[p.split])
+    return min(p.n_items, p.n_customers) if p.dataset == "credit_applicants" else p.n_items
+
+
 @agent("tabular.source", category="tabular", label="Table source", color=_TABULAR,
        description="Emits a table: the REAL breast-cancer diagnosis table, or GENERATED credit "
        "applicants, card transactions with injected fraud, or a market price series.",
        outputs=[PortSpec("table", DataKind.TABLE, "columns + ids; ground truth in 'target'")],
        params=TableSourceParams, resources=ResourceDemand(cpu=1, memory_mb=16),
-       expected_duration_s=0.01)
+       expected_duration_s=0.01, items_fn=lambda p, _: _table_source_items(p))
 class TableSource(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         from engine.agents import tabular_data as data
@@ -116,15 +126,15 @@ def _truth(table: dict, config: Any, n: int) -> Any:
     return torch.tensor([config.classes.index(v) if isinstance(v, str) else int(v) for v in values])
 
 
-def _scorer(name: str, label: str, description: str, card: str) -> Any:
+def _scorer(name: str, label: str, description: str, card: str, per_item_s: float) -> Any:
     return agent(name, category="tabular", label=label, color=_TABULAR, description=description,
                  inputs=[_TABLE_IN], outputs=[_SCORES_OUT],
                  resources=ResourceDemand(cpu=1, memory_mb=16, device="any"),
-                 expected_duration_s=0.02, card=read_card(card))
+                 expected_duration_s=0.02, per_item_s=per_item_s, card=read_card(card))
 
 
 @_scorer("tabular.fraud_score", "Fraud score", "An MLP trained on GENERATED card transactions "
-         "scores each transaction legit / fraud (keeps the customer as the entity).", "fraud_mlp")
+         "scores each transaction legit / fraud (keeps the customer as the entity).", "fraud_mlp", 5e-6)
 class FraudScore(_MlpScorer):
     weights, entity_column = "fraud_mlp", "customer"
 
@@ -135,7 +145,7 @@ class FraudScore(_MlpScorer):
 
 
 @_scorer("tabular.credit_score", "Credit score", "An MLP trained on GENERATED applicants "
-         "gives each applicant's probability of default.", "credit_mlp")
+         "gives each applicant's probability of default.", "credit_mlp", 5e-6)
 class CreditScore(_MlpScorer):
     weights = "credit_mlp"
 
@@ -147,7 +157,7 @@ class CreditScore(_MlpScorer):
 
 @_scorer("tabular.diagnose", "Diagnose (breast cancer)", "An MLP trained on the REAL "
          "scikit-learn breast-cancer table: malignant / benign from 30 cell measurements.",
-         "diagnose_mlp")
+         "diagnose_mlp", 2e-5)
 class Diagnose(_MlpScorer):
     weights = "diagnose_mlp"
 

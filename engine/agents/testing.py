@@ -126,7 +126,7 @@ class TextsParams(BaseModel):
 @agent("test.texts", category="testing", label="Numbered texts",
        description="Emits n texts 'item-0' ... with ids (a text batch).",
        outputs=[PortSpec("texts", DataKind.TEXT_BATCH, "texts with ids")], params=TextsParams,
-       resources=ResourceDemand(cpu=0.1), expected_duration_s=0.001)
+       resources=ResourceDemand(cpu=0.1), expected_duration_s=0.001, items_fn=lambda p, _: p.n)
 class Texts(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         ids = [f"item-{i}" for i in range(self.params.n)]

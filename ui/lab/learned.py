@@ -45,7 +45,7 @@ def learned_durations(store: Store, registry: Registry, workflow: Workflow, work
                       ) -> tuple[Estimates, list[Any], dict[str, float]]:
     """Estimates from the stored runs, the runs, and the durations to plan with (empty when off)."""
     runs = load_runs(store, workflow_id, workflow.name)
-    est = Estimates.from_runs(reversed(runs), simulated=_simulated(registry))
+    est = Estimates.from_runs(reversed(runs), simulated=_simulated(registry), registry=registry)
     use = st.toggle(f"Plan with learned estimates (nodes with at least {MIN_RUNS} runs)", key=K_USE,
                     disabled=not runs)
     return est, runs, (est.durations_for(workflow).durations if use else {})
@@ -77,7 +77,7 @@ def _show_accuracy(registry: Registry, capacity: Capacity, runs: list[Any]) -> N
         except (ServiceGridError, ValueError):
             return None
 
-    points = accuracy(runs, predict)
+    points = accuracy(runs, predict, registry=registry)
     rows = []
     for i, p in enumerate(points, 1):
         if p.error_stored is not None:

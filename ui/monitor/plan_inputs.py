@@ -10,6 +10,7 @@ import streamlit as st
 
 from engine.errors import ServiceGridError
 from engine.estimates import MIN_RUNS, Estimates, LearnedDurations
+from engine.items import planned_items
 from engine.registry import Registry
 from engine.resources import Capacity
 from engine.workflow import Workflow
@@ -29,20 +30,33 @@ def learned_durations(store: Any, registry: Registry, workflow: Workflow, workfl
     def simulated(name: str) -> bool:
         return name in registry and registry.get(name).simulated
 
-    return Estimates.from_runs(reversed(runs), min_runs=MIN_RUNS, simulated=simulated).durations_for(workflow)
+    return Estimates.from_runs(reversed(runs), min_runs=MIN_RUNS, simulated=simulated,
+                               registry=registry).durations_for(workflow)
 
 
 def learned_rows(workflow: Workflow, registry: Registry, learned: LearnedDurations, use: bool
                  ) -> list[dict[str, Any]]:
     """One row per node: the duration the plan uses and where it comes from."""
     rows = []
+    sizes = planned_items(workflow, registry).items_in
     for node in workflow.nodes:
-        declared = registry.get(node.agent).expected_duration_s if node.agent in registry else None
+        declared = _declared(registry, node.agent, node.params, sizes.get(node.id))
         uses_learned = use and node.id in learned.durations
         rows.append({"node": node.id, "agent": node.agent, "plan uses": learned.source[node.id] if uses_learned
                      else "declared", "duration (agent time, s)": learned.durations[node.id] if uses_learned
                      else declared, "declared (s)": declared, "runs measured": learned.counts.get(node.id, 0)})
     return rows
+
+
+def _declared(registry: Registry, agent: str, params: dict[str, Any], items: int | None) -> float | None:
+    """The node's declared duration for its params and planned items (None: unknown agent or bad params)."""
+    if agent not in registry:
+        return None
+    spec = registry.get(agent)
+    try:
+        return spec.expected_duration(spec.parse_params(params), items)
+    except ValueError:  # pydantic's ValidationError: validation shows it elsewhere
+        return None
 
 
 def learned_panel(workflow: Workflow, registry: Registry, learned: LearnedDurations, key: str

@@ -1,0 +1,72 @@
+"""How many items each node of a workflow will see: the planner's size estimate.
+
+A source says how many items it emits from its parameters (``AgentSpec.items_fn``: an image
+source's ``n_items``, a text list's length); a node with inputs receives the largest count among
+its inputs and, unless its agent says otherwise (a limit keeps ``n``), passes it on. A count the
+workflow cannot tell (an uploaded file, an unknown agent, bad parameters) is None, and so is
+everything that depends only on it.
+
+Declared durations grow with these counts (``AgentSpec.per_item_s``), and learned durations are
+scaled by the ratio of the counts planned now to those planned for the runs they were measured
+in (``engine.estimates``), so a 4,096-image run is not planned with a 64-image run's times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from engine.graphs import topological_order
+from engine.registry import Registry
+from engine.workflow import Workflow
+
+
+@dataclass(frozen=True)
+class PlannedItems:
+    """Per node: the items on its inputs (what it processes) and the items it emits."""
+
+    items_in: dict[str, int | None]
+    items_out: dict[str, int | None]
+
+
+def planned_items(workflow: Workflow | Mapping[str, Any], registry: Registry) -> PlannedItems:
+    """The planned item counts of every node (None where the workflow cannot tell).
+
+    ``workflow`` may be a Workflow or its plain dict (as stored with a run). Never raises for a
+    bad workflow: what cannot be read is unknown (validation reports it elsewhere).
+    """
+    nodes, edges = _graph(workflow)
+    preds: dict[str, list[str]] = {nid: [] for nid in nodes}
+    for source, target in edges:
+        if source in preds and target in preds:
+            preds[target].append(source)
+    order = topological_order(list(nodes), [(s, t) for s, t in edges if s in nodes and t in nodes]) or []
+    items_in: dict[str, int | None] = dict.fromkeys(nodes)
+    items_out: dict[str, int | None] = dict.fromkeys(nodes)
+    for nid in order:
+        known = [n for p in preds[nid] if (n := items_out[p]) is not None]
+        items_in[nid] = max(known) if known else None
+        agent, params = nodes[nid]
+        if agent not in registry or (preds[nid] and not known):
+            continue
+        spec = registry.get(agent)
+        try:
+            parsed = spec.parse_params(params)
+            items_out[nid] = spec.items_out(parsed, items_in[nid])
+        except (ValidationError, TypeError, ValueError):
+            continue
+    return PlannedItems(items_in, items_out)
+
+
+def _graph(workflow: Workflow | Mapping[str, Any]) -> tuple[dict[str, tuple[str, Any]], list[tuple[str, str]]]:
+    if isinstance(workflow, Workflow):
+        return ({n.id: (n.agent, n.params) for n in workflow.nodes},
+                [(e.source, e.target) for e in workflow.edges])
+    nodes = {str(n.get("id")): (str(n.get("agent", "")), n.get("params") or {})
+             for n in workflow.get("nodes") or [] if isinstance(n, Mapping)}
+    edges = [(str(e.get("source")), str(e.get("target")))
+             for e in workflow.get("edges") or [] if isinstance(e, Mapping)]
+    return nodes, edges

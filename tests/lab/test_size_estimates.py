@@ -1,0 +1,159 @@
+"""Size-aware planning: planned item counts through a workflow, declared durations that grow with
+them, and learned durations scaled from the sizes they were measured at, checked against real
+runs of the image pipeline at two sizes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.agents import tabular_data, vision_data
+from engine.agents.tabular import CANCER_ROWS
+from engine.agents.vision import DIGITS_HELD_OUT
+from engine.estimates import Estimates, scale_to_size
+from engine.items import planned_items
+from engine.problem import problem_from_workflow
+from engine.registry import default_registry
+from engine.resources import Capacity
+from engine.results import ResultStore
+from engine.runs import RunManager, RunOptions
+from engine.spec import TYPICAL_ITEMS, RunContext
+from engine.workflow import Workflow
+from storage import Store
+
+ROOT = Path(__file__).resolve().parents[2]
+MACHINE = Capacity(cpu=2, memory_mb=4096, gpus=())
+
+
+def _template(name: str) -> dict[str, Any]:
+    return json.loads((ROOT / "examples" / f"{name}.json").read_text())
+
+
+def _images(n: int) -> Workflow:
+    data = _template("image-pipeline")
+    for node in data["nodes"]:
+        if node["agent"] == "vision.source":
+            node["params"]["n_items"] = n
+    return Workflow.model_validate(data)
+
+
+# -- planned counts ----------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["image-pipeline", "medical-imaging", "finance-risk", "nlp-sentiment",
+                                  "customer-service"])
+def test_planned_counts_of_the_sources_are_what_they_emit(name: str) -> None:
+    registry = default_registry()
+    workflow = Workflow.model_validate(_template(name))
+    planned = planned_items(workflow, registry)
+    sources = [n for n in workflow.nodes if not any(e.target == n.id for e in workflow.edges)]
+    assert sources
+    for node in sources:
+        spec = registry.get(node.agent)
+        agent = spec.build(spec.parse_params(node.params))
+        agent.load("cpu")
+        out = agent.run({}, RunContext())
+        payload = next(iter(out.values()))
+        assert planned.items_out[node.id] == len(payload["ids"]), node.id
+        for child in [e.target for e in workflow.edges if e.source == node.id]:
+            assert planned.items_in[child] is not None
+
+
+def test_counts_pass_through_limits_and_stop_at_what_cannot_be_known() -> None:
+    registry = default_registry()
+    wf = {"name": "w", "nodes": [
+        {"id": "texts", "agent": "text.source", "params": {"mode": "list", "texts": ["a", "b", "c"]}},
+        {"id": "file", "agent": "text.source", "params": {"mode": "file", "path": "x.txt"}},
+        {"id": "first2", "agent": "flow.limit", "params": {"n": 2}},
+        {"id": "sent", "agent": "text.sentiment"}, {"id": "sent_file", "agent": "text.sentiment"},
+        {"id": "bad", "agent": "vision.source", "params": {"n_items": -5}}],
+        "edges": [{"source": "texts", "target": "first2"}, {"source": "first2", "target": "sent"},
+                  {"source": "file", "target": "sent_file"}]}
+    for workflow in (wf, Workflow.model_validate(wf)):  # a stored run's dict, or a Workflow
+        planned = planned_items(workflow, registry)
+        assert planned.items_out["texts"] == 3 and planned.items_in["first2"] == 3
+        assert planned.items_out["first2"] == 2 and planned.items_in["sent"] == 2
+        assert planned.items_out["file"] is None and planned.items_in["sent_file"] is None
+        assert planned.items_out["bad"] is None  # bad params: unknown, validation says why
+
+
+def test_the_size_constants_match_the_data_sets() -> None:
+    assert len(vision_data.digits_split()[1]) == DIGITS_HELD_OUT
+    for split, rows in CANCER_ROWS.items():
+        assert len(tabular_data.cancer_table(split, 10**6, 42)["ids"]) == rows
+
+
+# -- declared durations --------------------------------------------------------------------------
+def test_declared_durations_grow_with_the_planned_items() -> None:
+    registry = default_registry()
+    small = problem_from_workflow(_images(256), registry, MACHINE).tasks
+    large = problem_from_workflow(_images(4096), registry, MACHINE).tasks
+    spec = registry.get("vision.classify")
+    for nid in ("preprocess", "classify"):
+        agent = registry.get(next(n.agent for n in _images(256).nodes if n.id == nid))
+        assert agent.per_item_s > 0
+        assert large[nid].duration - small[nid].duration == pytest.approx(agent.per_item_s * (4096 - 256))
+    assert small["classify"].duration == pytest.approx(spec.expected_duration_s + spec.per_item_s * 256)
+    assert large["scans"].duration > 10 * small["scans"].duration
+    # no count known: the typical number of items
+    assert spec.expected_duration(spec.parse_params({})) == pytest.approx(
+        spec.expected_duration_s + spec.per_item_s * TYPICAL_ITEMS)
+
+
+# -- scaling learned durations ---------------------------------------------------------------------
+def test_scale_to_size_keeps_fits_or_scales() -> None:
+    assert scale_to_size([0.1, 0.12, 0.11], [256, 256, 256], 256) == (0.11, "")
+    assert scale_to_size([0.1, 0.12, 0.11], [256, 256, 256], None) == (0.11, "")
+    value, how = scale_to_size([0.1, 0.12, 0.11], [256, 256, 256], 1024)
+    assert value == pytest.approx(0.44) and "scaled from 256 to 1,024 items" in how
+    # fixed 0.02 s + 0.5 ms per item, measured at 100 and 400 items (one outlier)
+    walls, sizes = [0.07, 0.07, 0.22, 0.22, 0.9], [100, 100, 400, 400, 100]
+    value, how = scale_to_size(walls, sizes, 2000)
+    assert value == pytest.approx(0.02 + 0.0005 * 2000, rel=0.01) and "fitted to 2 sizes" in how
+    assert scale_to_size(walls, sizes, 400)[0] == pytest.approx(0.22)  # measured at that size
+    assert scale_to_size([0.1], [None], 4096) == (0.1, "")  # size unknown when measured
+
+
+def _record(wf: Workflow, run_id: str, walls: dict[str, float]) -> dict[str, Any]:
+    return {"summary": {"id": run_id, "status": "succeeded"}, "workflow": wf.model_dump(mode="json"),
+            "nodes": [{"node_id": n, "status": "done", "wall_s": w, "device": "cpu"} for n, w in walls.items()]}
+
+
+def test_learned_durations_follow_the_source_size() -> None:
+    registry = default_registry()
+    runs = [_record(_images(256), f"r{i}", {"scans": 0.05, "preprocess": 0.01, "classify": 0.1}) for i in range(3)]
+    learned = Estimates.from_runs(runs, registry=registry).durations_for(_images(4096))
+    assert learned.durations["classify"] == pytest.approx(1.6)
+    assert "scaled from 256 to 4,096 items" in learned.source["classify"]
+    assert learned.scaled["classify"] == pytest.approx(16)
+    assert "scans" not in learned.durations  # other params: its own (size-aware) declaration
+    same = Estimates.from_runs(runs, registry=registry).durations_for(_images(256))
+    assert same.durations["classify"] == pytest.approx(0.1) and same.source["classify"] == "learned (3 runs)"
+    blind = Estimates.from_runs(runs).durations_for(_images(4096))  # no registry: as measured
+    assert blind.durations["classify"] == pytest.approx(0.1)
+
+
+def test_scaled_estimates_predict_a_larger_real_run(tmp_path: Path) -> None:
+    """Three real runs at 64 images, then one at 512: the learned classify time scaled to 512 is
+    closer to what the 512-image run took than the unscaled median, and within 3x of it."""
+    registry = default_registry()
+    store = Store(f"sqlite:///{tmp_path / 'sizes.db'}")
+    manager = RunManager(registry=registry, machine=MACHINE, results=ResultStore(tmp_path / "results"))
+    manager.bus.subscribe(store.observer())
+    try:
+        for n in (64, 64, 64, 512):
+            handle = manager.submit(_images(n), RunOptions(use_cache=False, fuse=False))
+            assert handle.wait(120).value == "succeeded"
+        assert store.flush(10)
+        runs = [store.get_run(s.id) for s in store.list_runs(workflow="image-pipeline")]
+    finally:
+        manager.shutdown()
+        store.close()
+    runs = sorted(runs, key=lambda r: r.to_dict()["summary"]["created"])
+    small, large = runs[:3], runs[3].to_dict()
+    actual = next(r["wall_s"] for r in large["nodes"] if r["node_id"] == "classify")
+    scaled = Estimates.from_runs(small, registry=registry).durations_for(_images(512)).durations["classify"]
+    plain = Estimates.from_runs(small).durations_for(_images(512)).durations["classify"]
+    assert abs(scaled / actual - 1) < abs(plain / actual - 1)
+    assert actual / 3 <= scaled <= actual * 3

@@ -326,6 +326,11 @@ class AgentSpec:
             base += self.per_item_s * (TYPICAL_ITEMS if items is None else max(0, items))
         return base
 
+    def duration_text(self) -> str:
+        """The declared time for people: ``0.075 s + 0.4 ms per item`` (or ``0.5 s``)."""
+        text = f"{self.expected_duration_s:g} s"
+        return f"{text} + {self.per_item_s * 1000:g} ms per item" if self.per_item_s else text
+
     def items_out(self, params: BaseModel | None, items_in: int | None) -> int | None:
         """How many items the node emits (None: unknown); see ``items_fn``."""
         if self.items_fn is not None and params is not None:

@@ -82,7 +82,7 @@ def describe_figures(spec: AgentSpec, fig: AgentFigures | None) -> list[str]:
     if fig is None:
         return ["Not measured yet: run a workflow with this agent and its figures appear here."]
     unit = " (agent time: divided by each run's time scale)" if spec.simulated else ""
-    lines = [f"Wall time: declared {spec.expected_duration_s:g} s (agent default) / measured median {fig.wall.median:.3g} s, "
+    lines = [f"Wall time: declared {spec.duration_text()} (agent default) / measured median {fig.wall.median:.3g} s, "
              f"p95 {fig.wall.p95:.3g} s over {fig.runs} run(s), {fig.executions} execution(s){unit}"]
     if fig.memory is not None:
         note = ("every execution ran isolated, so this is the node's own peak" if fig.isolated == fig.executions

@@ -43,7 +43,7 @@ def format_table(specs: list[AgentSpec]) -> str:
     header = ("NAME", "CATEGORY", "INPUTS", "OUTPUTS", "RESOURCES", "EXPECTED")
     rows = [header] + [
         (s.name, s.category, _ports(s.inputs), _ports(s.outputs), _resources(s),
-         f"{s.expected_duration_s:g} s")
+         s.duration_text())
         for s in specs
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]

@@ -9,6 +9,7 @@ from typing import Any
 import streamlit as st
 
 from engine.errors import ServiceGridError
+from engine.items import planned_items
 from engine.registry import Registry
 from engine.resources import Capacity, GpuDevice
 from engine.workflow import Workflow
@@ -98,7 +99,8 @@ def _declared(workflow: Workflow, registry: Registry, node_id: str) -> dict[str,
     try:
         spec = registry.get(node.agent)
         demand = spec.resources.merged(node.resources)
-        duration = spec.expected_duration(spec.parse_params(node.params))
+        items = planned_items(workflow, registry).items_in.get(node_id) if spec.per_item_s else None
+        duration = spec.expected_duration(spec.parse_params(node.params), items)
     except (ServiceGridError, ValueError):
         return {"duration": 1.0, "cpu": 1.0, "memory_mb": 0.0}
     return {"duration": float(duration), "cpu": float(demand.cpu), "memory_mb": float(demand.memory_mb)}

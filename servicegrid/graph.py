@@ -15,6 +15,7 @@ from typing import Any
 
 from engine.errors import suggest
 from engine.graphs import critical_path, layers, topological_order
+from engine.items import planned_items
 from engine.registry import Registry
 from engine.resources import Capacity
 from engine.workflow import Workflow
@@ -307,6 +308,7 @@ class Graph:
         (the node's override, else the agent's default) becomes GB; ports are ignored.
         """
         graph = cls()
+        sizes = planned_items(workflow, registry).items_in if registry is not None else {}
         for node in workflow.nodes:
             memory_mb = node.resources.get("memory_mb")
             seconds = node.params.get("duration_s")
@@ -315,7 +317,7 @@ class Graph:
                 if memory_mb is None:
                     memory_mb = spec.resources.memory_mb
                 if seconds is None:
-                    seconds = spec.expected_duration(spec.parse_params(node.params))
+                    seconds = spec.expected_duration(spec.parse_params(node.params), sizes.get(node.id))
             service = Service(_tidy(float(memory_mb or 0) / MB_PER_UNIT),
                               _tidy(float(seconds or 0) / SECONDS_PER_UNIT))
             graph.add_node(node.id, service)

@@ -9,6 +9,7 @@ from typing import Any
 
 from engine.events import NodeStatus
 from engine.graphs import topological_order
+from engine.items import planned_items
 from engine.registry import Registry
 from engine.resources import Capacity, ResourceDemand
 from engine.spec import AgentSpec, Lifecycle
@@ -67,12 +68,13 @@ def build_nodes(workflow: Workflow, registry: Registry, gpu_memory_mb: float,
                 time_scale: float) -> dict[str, RayNode]:
     """The driver's nodes: spec, demand, lifecycle, resolved links and Ray task options."""
     nodes: dict[str, RayNode] = {}
+    sizes = planned_items(workflow, registry).items_in
     for spec_node in workflow.nodes:
         spec = registry.get(spec_node.agent)
         params = spec.parse_params(spec_node.params)
         demand = spec.resources.merged(spec_node.resources)
         lifecycle = spec.lifecycle.merged(spec_node.lifecycle)
-        expected = spec.expected_duration(params) * (time_scale if spec.simulated else 1.0)
+        expected = spec.expected_duration(params, sizes.get(spec_node.id)) * (time_scale if spec.simulated else 1.0)
         live = lifecycle.execution.timeout_s is not None or expected >= LIVE_THRESHOLD_S
         nodes[spec_node.id] = RayNode(
             id=spec_node.id, spec=spec, params=params.model_dump(mode="json"), demand=demand,

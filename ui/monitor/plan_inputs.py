@@ -36,7 +36,8 @@ def learned_durations(store: Any, registry: Registry, workflow: Workflow, workfl
 
 def learned_rows(workflow: Workflow, registry: Registry, learned: LearnedDurations, use: bool
                  ) -> list[dict[str, Any]]:
-    """One row per node: the duration the plan uses and where it comes from."""
+    """One row per node: the duration the plan uses, where it comes from, and the items planned
+    for it (what the declared time per item and the scaling of learned times count)."""
     rows = []
     sizes = planned_items(workflow, registry).items_in
     for node in workflow.nodes:
@@ -44,7 +45,8 @@ def learned_rows(workflow: Workflow, registry: Registry, learned: LearnedDuratio
         uses_learned = use and node.id in learned.durations
         rows.append({"node": node.id, "agent": node.agent, "plan uses": learned.source[node.id] if uses_learned
                      else "declared", "duration (agent time, s)": learned.durations[node.id] if uses_learned
-                     else declared, "declared (s)": declared, "runs measured": learned.counts.get(node.id, 0)})
+                     else declared, "declared (s)": declared, "items planned": sizes.get(node.id),
+                     "runs measured": learned.counts.get(node.id, 0)})
     return rows
 
 
@@ -66,7 +68,8 @@ def learned_panel(workflow: Workflow, registry: Registry, learned: LearnedDurati
     have = bool(learned.durations)
     use = st.checkbox("Use learned estimates", value=have, disabled=not have, key=f"{key}.learned.{workflow.name}",
                       help=f"Plan with each node's median measured duration once it has at least {MIN_RUNS} "
-                           "finished runs; other nodes keep their declared duration.")
+                           "finished runs, scaled to the items planned when its runs saw other sizes; "
+                           "other nodes keep their declared duration.")
     use = use and have
     n_learned = len(learned.durations) if use else 0
     if use:

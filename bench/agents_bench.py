@@ -1,8 +1,11 @@
-"""Declared vs measured for the vision, tabular and decision agents, and the two-stage image
-pipeline benchmark (preprocess -> CNN, 512 images 3x64x64 in batches of 32) against peers.
+"""Declared vs measured for the agents (the vision, tabular and decision agents on default-sized
+inputs; every agent of the templates on the template's own data; time against size), and the
+two-stage image pipeline benchmark (preprocess -> CNN, 512 images 3x64x64 in batches of 32)
+against peers.
 
-    python bench/agents_bench.py                 # both parts on the CPU
+    python bench/agents_bench.py                 # every part on the CPU
     python bench/agents_bench.py --device cuda:0 # on a GPU (when one is lent)
+    python bench/agents_bench.py --only templates --repeat 5
     python bench/agents_bench.py --only pipeline --repeat 3
 
 Memory: "peak RSS delta" is the process's resident set sampled every millisecond during the run
@@ -14,6 +17,7 @@ targets: the machine is shared.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import os
@@ -140,6 +144,117 @@ def bench_agents(device: str, repeat: int) -> list[dict[str, Any]]:
                      "declared_s": spec.expected_duration(spec.parse_params({}), n if inputs else None),
                      "declared_memory_mb": spec.resources.memory_mb})
     return rows
+
+
+# -- every agent of the templates ------------------------------------------------------------
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _custom_model_file(folder: Path) -> Path:
+    """A TorchScript model for ``custom.model``: a linear layer over 64x64 grey images."""
+    layer = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64 * 64, 2))
+    path = folder / "bench_linear.pt"
+    torch.jit.script(layer).save(str(path))
+    return path
+
+
+def bench_templates(device: str, repeat: int) -> list[dict[str, Any]]:
+    """Every node of every template (simulated ones aside) run directly in topological order on
+    the template's own data, then timed warm on the same inputs (best of ``repeat``), once per
+    agent; plus ``custom.model`` on the image pipeline's images. Sinks write into a temporary
+    data folder."""
+    import tempfile
+
+    from engine.graphs import topological_order
+    from engine.items import planned_items
+    from engine.registry import default_registry
+    from engine.workflow import Workflow
+
+    registry = default_registry()
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    with tempfile.TemporaryDirectory() as tmp:
+        old = os.environ.get("SERVICEGRID_DATA_DIR")
+        os.environ["SERVICEGRID_DATA_DIR"] = tmp
+        try:
+            images: Any = None
+            for path in sorted(EXAMPLES.glob("*.json")):
+                wf = Workflow.model_validate(json.loads(path.read_text()))
+                if any(registry.get(n.agent).simulated for n in wf.nodes):
+                    continue
+                sizes = planned_items(wf, registry).items_in
+                order = topological_order(wf.node_ids(), [(e.source, e.target) for e in wf.edges]) or []
+                outputs: dict[str, dict[str, Any]] = {}
+                for node_id in order:
+                    node = wf.node(node_id)
+                    assert node is not None
+                    spec = registry.get(node.agent)
+                    inputs = _node_inputs(wf, registry, node_id, outputs)
+                    params = spec.parse_params(node.params)
+                    lifecycle = spec.lifecycle.merged(node.lifecycle)
+                    agent = spec.build(params)
+                    agent.load(device)
+                    threads = max(1, round(spec.resources.merged(node.resources).cpu))
+
+                    ctx = functools.partial(RunContext, node_id=node_id, device=device, threads=threads,
+                                            lifecycle=lifecycle)
+                    outputs[node_id] = agent.run(inputs, ctx())
+                    if images is None and spec.name == "vision.source":
+                        images = outputs[node_id]["images"]
+                    if spec.name in seen:
+                        continue
+                    seen.add(spec.name)
+                    rows.append(_time_node(f"{path.stem}/{node_id}", spec, agent, inputs, ctx, device, repeat,
+                                           spec.expected_duration(params, sizes.get(node_id))))
+            spec = registry.get("custom.model")
+            params = spec.parse_params({"path": str(_custom_model_file(Path(tmp))), "input_kind": "image_batch",
+                                        "classes": ["a", "b"]})
+            agent = spec.build(params)
+            agent.load(device)
+            grey = {**images, "images": images["images"][:, :1]}
+            rows.append(_time_node("image-pipeline images (linear TorchScript)", spec, agent, {"in": grey},
+                                   lambda: RunContext(device=device), device, repeat,
+                                   spec.expected_duration(params, len(images["ids"]))))
+        finally:
+            if old is None:
+                os.environ.pop("SERVICEGRID_DATA_DIR", None)
+            else:
+                os.environ["SERVICEGRID_DATA_DIR"] = old
+    return rows
+
+
+def _node_inputs(wf: Any, registry: Any, node_id: str, outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A node's inputs by port from its parents' outputs (the executor's wiring, for the bench)."""
+    spec = registry.get(wf.node(node_id).agent)
+    inputs: dict[str, Any] = {}
+    for e in wf.edges:
+        if e.target != node_id:
+            continue
+        source = registry.get(wf.node(e.source).agent)
+        port = spec.input(e.target_port or spec.inputs[0].name)
+        value = outputs[e.source][e.source_port or source.outputs[0].name]
+        if port is not None and port.multiple:
+            inputs.setdefault(port.name, []).append(value)
+        else:
+            inputs[port.name if port is not None else "in"] = value
+    return inputs
+
+
+def _time_node(where: str, spec: AgentSpec, agent: Agent, inputs: dict[str, Any], ctx: Callable[[], RunContext],
+               device: str, repeat: int, declared: float) -> dict[str, Any]:
+    agent.run(inputs, ctx())  # warm
+    times, peaks = [], []
+    for _ in range(repeat):
+        with PeakRss(device) as mem:
+            start = time.perf_counter()
+            outputs = agent.run(inputs, ctx())
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+        peaks.append(mem.delta_mb)
+    n, best = _items(inputs, outputs), min(times)
+    return {"agent": spec.name, "where": where, "items": n, "run_s": best, "ms_per_item": 1000 * best / n,
+            "declared_s": declared, "peak_rss_delta_mb": max(peaks), "declared_memory_mb": spec.resources.memory_mb}
 
 
 # -- time against size ------------------------------------------------------------------------
@@ -468,7 +583,7 @@ def dask_threads(images: torch.Tensor, device: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda:0")
-    parser.add_argument("--only", choices=["agents", "sizes", "pipeline"], default=None)
+    parser.add_argument("--only", choices=["agents", "templates", "sizes", "pipeline"], default=None)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--no-ray", action="store_true", help="leave the Ray peer out (it starts a local Ray)")
@@ -484,6 +599,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r['agent']:26} {r['items']:6d} {r['run_s']:8.4f} {r['ms_per_item']:8.3f} "
                   f"{r['items_per_s']:9.0f} {r['declared_s']:7.3f} {r['peak_rss_delta_mb']:8.1f} "
                   f"{r['cuda_peak_mb']:8.1f} {r['declared_memory_mb']:8.0f}")
+    if args.only in (None, "templates"):
+        rows = result["templates"] = bench_templates(args.device, args.repeat)
+        print(f"\n{'agent':24} {'where':42} {'items':>6} {'run s':>8} {'ms/item':>8} {'decl s':>7} "
+              f"{'RSS+ MB':>8} {'decl MB':>8}")
+        for r in rows:
+            print(f"{r['agent']:24} {r['where'][:42]:42} {r['items']:6d} {r['run_s']:8.4f} {r['ms_per_item']:8.3f} "
+                  f"{r['declared_s']:7.3f} {r['peak_rss_delta_mb']:8.1f} {r['declared_memory_mb']:8.0f}")
     if args.only in (None, "sizes"):
         rows = result["sizes"] = bench_sizes(args.device, args.repeat)
         print(f"\n{'agent':26} {'sizes':>10} {'run s':>17} {'ms/item':>8} {'decl':>7} {'fixed s':>8} {'decl':>7}"

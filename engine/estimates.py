@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import statistics
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -189,12 +190,23 @@ class Estimates:
                 source[node.id] = "declared"
                 continue
             walls, median = self.wall[key], Stat.of(self.wall[key]).median
-            value, how = scale_to_size(walls, self.sizes.get(key, []), planned.get(node.id))
+            value, how = scale_to_size(walls, self.sizes.get(key, []), planned.get(node.id), self._declared(node))
             durations[node.id] = value
             source[node.id] = f"learned ({runs} runs{how})"
             if median > 0 and how:
                 scaled[node.id] = value / median
         return LearnedDurations(durations, source, counts, scaled)
+
+    def _declared(self, node: NodeSpec) -> Callable[[int], float] | None:
+        """The node's declared duration as a function of its items (None: unknown agent or bad params)."""
+        if self.registry is None or node.agent not in self.registry:
+            return None
+        spec = self.registry.get(node.agent)
+        try:
+            params = spec.parse_params(node.params)
+        except ValueError:  # pydantic's ValidationError: validation reports it
+            return None
+        return lambda items: spec.expected_duration(params, items)
 
     def table(self, workflow: Workflow) -> list[dict[str, Any]]:
         """One row per node: learned duration and memory statistics (for display)."""
@@ -212,12 +224,19 @@ class Estimates:
         return rows
 
 
-def scale_to_size(walls: list[float], sizes: list[int | None], planned: int | None) -> tuple[float, str]:
+def scale_to_size(walls: list[float], sizes: list[int | None], planned: int | None,
+                  declared: Callable[[int], float] | None = None) -> tuple[float, str]:
     """A duration for ``planned`` items from samples measured at ``sizes`` items, and how it was
-    found ("" when as measured: the median). Sizes that are None or 0 are not used for scaling.
+    found ("" when as measured). Sizes that are None or 0 are not used for scaling.
 
-    Two or more sizes at least ``FIT_SPREAD`` apart: Theil-Sen line (the median of the pairwise
-    slopes, then the median intercept; both at least 0). One size: in proportion to it."""
+    - Samples at about ``planned`` items (within ``SAME_SIZE``): their median.
+    - Two or more sizes at least ``FIT_SPREAD`` apart: a Theil-Sen line (the median of the
+      pairwise slopes, then the median intercept; both at least 0).
+    - One size: the median times the geometric mean of two factors, ``planned / size`` (no fixed
+      cost: the most it can grow) and ``declared(planned) / declared(size)`` (the agent's declared
+      fixed part plus time per item, whose fixed parts are generous floors: less than it grows).
+      Without ``declared`` the second factor is 1.
+    """
     median = Stat.of(walls).median
     pairs = [(float(n), w) for n, w in zip(sizes, walls, strict=False) if n]
     if planned is None or not pairs:
@@ -232,7 +251,12 @@ def scale_to_size(walls: list[float], sizes: list[int | None], planned: int | No
         fixed = max(0.0, statistics.median(w - slope * n for n, w in pairs))
         return fixed + slope * planned, f", fitted to {len(xs)} sizes for {planned:,} items"
     size = statistics.median(n for n, _ in pairs)
-    return Stat.of([w for _, w in pairs]).median * planned / size, f", scaled from {size:,.0f} to {planned:,} items"
+    shape = 1.0
+    if declared is not None and declared(round(size)) > 0:
+        shape = declared(planned) / declared(round(size))
+    factor = math.sqrt(planned / size * shape)
+    return Stat.of([w for _, w in pairs]).median * factor, \
+        f", scaled from {size:,.0f} to {planned:,} items (x{factor:.2g})"
 
 
 def actual_makespan(run: Any) -> float | None:

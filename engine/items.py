@@ -31,6 +31,10 @@ class PlannedItems:
     items_in: dict[str, int | None]
     items_out: dict[str, int | None]
 
+    def handled(self, node_id: str, has_inputs: bool) -> int | None:
+        """The items a node handles: those it receives, or for a source those it emits."""
+        return (self.items_in if has_inputs else self.items_out).get(node_id)
+
 
 def planned_items(workflow: Workflow | Mapping[str, Any], registry: Registry) -> PlannedItems:
     """The planned item counts of every node (None where the workflow cannot tell).

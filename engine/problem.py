@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from engine.errors import CapacityError, WorkflowFileError
-from engine.items import planned_items
+from engine.items import PlannedItems, planned_items
 from engine.registry import Registry
 from engine.resources import Capacity, ResourceDemand, ResourceLedger
 from engine.spec import AgentSpec
@@ -129,8 +129,9 @@ def problem_from_workflow(
     """The scheduling problem of a workflow.
 
     Duration = ``durations[node]`` when given (learned estimates), else the agent's expected
-    duration for the node's params and planned input items (``engine.items``); demand = the agent's demand merged with the node's
-    overrides; predecessors from the edges; capacity = the workflow's, filled from ``capacity``.
+    duration for the node's params and planned input items (``engine.items``); demand = the
+    agent's (with memory for the items it handles) merged with the node's overrides;
+    predecessors from the edges; capacity = the workflow's, filled from ``capacity``.
 
     Raises:
         AgentNotFoundError: a node names an unknown agent.
@@ -155,31 +156,30 @@ def problem_from_workflow(
         if edge.source not in preds[edge.target]:
             preds[edge.target].append(edge.source)
     tasks: dict[str, Task] = {}
-    expected: dict[tuple[str, str, int | None], float] = {}  # one parse per agent, params and size
-    sized: dict[str, int | None] | None = None
+    parsed: dict[tuple[str, str], BaseModel] = {}  # one parse per agent and params
+    sized: PlannedItems | None = None  # computed once some agent's time or memory grows with items
     for i, node in enumerate(workflow.nodes):
         spec = registry.get(node.agent)
+        key = (node.agent, node.params_key())
+        if key not in parsed:
+            parsed[key] = _params(spec, node.params, node, i)
+        params = parsed[key]
+        if sized is None and (spec.per_item_s or spec.memory_per_item_mb or spec.memory_fn):
+            sized = planned_items(workflow, registry)
         if durations is not None and node.id in durations:
             duration = float(durations[node.id])
         else:
-            if sized is None and spec.per_item_s:
-                sized = planned_items(workflow, registry).items_in
-            items = sized.get(node.id) if sized is not None and spec.per_item_s else None
-            key = (node.agent, node.params_key(), items)
-            if key not in expected:
-                expected[key] = _expected_duration(spec, node.params, node, i, items)
-            duration = expected[key]
-        demand = spec.resources.merged(node.resources)
+            duration = spec.expected_duration(params, sized.items_in.get(node.id) if sized else None)
+        demand = spec.demand_for(node.resources, params, sized.handled(node.id, bool(spec.inputs)) if sized else None)
         tasks[node.id] = Task(node.id, max(0.0, duration), demand, tuple(preds[node.id]))
     problem = Problem(workflow.name, tasks, cap)
     problem.topological_order()  # raise early on a cycle
     return problem
 
 
-def _expected_duration(spec: AgentSpec, raw: Mapping[str, Any] | None, node: NodeSpec, index: int,
-                       items: int | None) -> float:
+def _params(spec: AgentSpec, raw: Mapping[str, Any] | None, node: NodeSpec, index: int) -> BaseModel:
     try:
-        params = spec.parse_params(raw)
+        return spec.parse_params(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
         raise WorkflowFileError(
@@ -187,4 +187,3 @@ def _expected_duration(spec: AgentSpec, raw: Mapping[str, Any] | None, node: Nod
             location=f"nodes[{index}].params",
             hint=f"see the parameters of agent {node.agent!r} (`servicegrid agents`)",
         ) from None
-    return float(spec.expected_duration(params, items))

@@ -57,6 +57,8 @@ def agent(
     itemwise: bool = False,
     per_item_s: float = 0.0,
     items_fn: Callable[[BaseModel, int | None], int | None] | None = None,
+    memory_per_item_mb: float = 0.0,
+    memory_fn: Callable[[BaseModel, int | None], float] | None = None,
 ) -> Callable[[type[Agent]], type[Agent]]:
     """Class decorator that declares an Agent subclass as a service.
 
@@ -95,6 +97,8 @@ def agent(
             itemwise=itemwise,
             per_item_s=per_item_s,
             items_fn=items_fn,
+            memory_per_item_mb=memory_per_item_mb,
+            memory_fn=memory_fn,
         )
         return cls
 

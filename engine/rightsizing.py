@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.estimates import Estimates
+from engine.items import planned_items
 from engine.planner import plan as make_plan
 from engine.problem import problem_from_workflow
 from engine.registry import Registry
@@ -78,11 +79,14 @@ def advise(workflow: Workflow, registry: Registry, capacity: Capacity, estimates
     except Exception:  # an unplannable workflow still gets its memory advice
         before = None
     out: list[Advice] = []
+    sized = planned_items(workflow, registry)
     for node in workflow.nodes:
         stat = estimates.stat(node, "memory")
         if stat is None or estimates.runs_of(node) < estimates.min_runs:
             continue
-        demand = registry.get(node.agent).resources.merged(node.resources)
+        spec = registry.get(node.agent)
+        demand = spec.demand_for(node.resources, spec.parse_params(node.params),
+                                 sized.handled(node.id, bool(spec.inputs)))
         declared = demand.memory_mb
         suggested = max(ROUND_MB, math.ceil(stat.p95 * HEADROOM / ROUND_MB) * ROUND_MB)
         if declared <= 0 or abs(suggested - declared) < ROUND_MB:

@@ -284,6 +284,11 @@ class AgentSpec:
         items_fn: how many items the node emits, from its params and the items on its inputs
             (None: unknown). Without it a node with inputs passes their count on and a source's
             count is unknown.
+        memory_per_item_mb: memory that grows with the items the node handles (received, or
+            emitted by a source), added to ``resources.memory_mb`` (``TYPICAL_ITEMS`` when
+            unknown), unless the node sets its own ``memory_mb``.
+        memory_fn: the same for agents whose memory per item depends on their params: MB on top
+            of ``resources.memory_mb`` for (params, items handled); replaces ``memory_per_item_mb``.
     """
 
     name: str
@@ -306,6 +311,8 @@ class AgentSpec:
     itemwise: bool = False
     per_item_s: float = 0.0
     items_fn: Callable[[BaseModel, int | None], int | None] | None = None
+    memory_per_item_mb: float = 0.0
+    memory_fn: Callable[[BaseModel, int | None], float] | None = None
 
     def input(self, name: str) -> PortSpec | None:
         return next((p for p in self.inputs if p.name == name), None)
@@ -326,10 +333,34 @@ class AgentSpec:
             base += self.per_item_s * (TYPICAL_ITEMS if items is None else max(0, items))
         return base
 
+    def demand_for(self, overrides: Mapping[str, Any] | None, params: BaseModel | None = None,
+                   items: int | None = None) -> ResourceDemand:
+        """A node's demand: the agent's, with the memory that grows with ``items`` (the items the
+        node handles, see ``memory_per_item_mb``), then the node's overrides (a ``memory_mb``
+        of its own replaces both). Raises CapacityError for a bad override."""
+        extra = 0.0
+        if self.memory_fn is not None and params is not None:
+            extra = float(self.memory_fn(params, items))
+        elif self.memory_per_item_mb:
+            extra = self.memory_per_item_mb * (TYPICAL_ITEMS if items is None else max(0, items))
+        base = self.resources
+        if extra > 0:
+            base = base.model_copy(update={"memory_mb": base.memory_mb + extra})
+        return base.merged(overrides)
+
     def duration_text(self) -> str:
         """The declared time for people: ``0.075 s + 0.4 ms per item`` (or ``0.5 s``)."""
         text = f"{self.expected_duration_s:g} s"
         return f"{text} + {self.per_item_s * 1000:g} ms per item" if self.per_item_s else text
+
+    def memory_growth_text(self) -> str:
+        """How the declared memory grows with the data, for people (``2kB/item``; "" if not)."""
+        if self.memory_fn is not None:
+            return "data-sized"
+        if self.memory_per_item_mb:
+            kb = self.memory_per_item_mb * 1024
+            return f"{kb:.2g}kB/item" if kb < 1024 else f"{self.memory_per_item_mb:.2g}MB/item"
+        return ""
 
     def items_out(self, params: BaseModel | None, items_in: int | None) -> int | None:
         """How many items the node emits (None: unknown); see ``items_fn``."""

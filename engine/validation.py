@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from engine.errors import CapacityError, WorkflowFileError, suggest
 from engine.graphs import find_cycles, format_cycle
 from engine.issues import Issue, IssueCode
+from engine.items import PlannedItems, planned_items
 from engine.kinds import is_compatible
 from engine.registry import Registry, default_registry
 from engine.resources import Capacity, ResourceDemand, ResourceLedger
@@ -37,7 +38,15 @@ class _Context:
     nodes: dict[str, NodeSpec] = field(default_factory=dict)
     specs: dict[str, AgentSpec] = field(default_factory=dict)
     demands: dict[str, ResourceDemand] = field(default_factory=dict)
+    grown: dict[str, tuple[float, int | None]] = field(default_factory=dict)  # memory MB for items, items
     issues: list[Issue] = field(default_factory=list)
+    _sized: PlannedItems | None = None
+
+    def sized(self) -> PlannedItems:
+        """The planned item counts (computed once, on the first node whose memory grows with them)."""
+        if self._sized is None:
+            self._sized = planned_items(self.workflow, self.registry)
+        return self._sized
 
     def add(self, code: IssueCode, message: str, *, node: str | None = None, port: str | None = None,
             hint: str = "", severity: str = "error") -> None:
@@ -148,7 +157,18 @@ def _check_params(ctx: _Context, node: NodeSpec, spec: AgentSpec) -> None:
 
 def _check_overrides(ctx: _Context, node: NodeSpec, spec: AgentSpec) -> None:
     try:
-        ctx.demands[node.id] = spec.resources.merged(node.resources)
+        demand = spec.resources.merged(node.resources)
+        if (spec.memory_per_item_mb or spec.memory_fn) and "memory_mb" not in (node.resources or {}):
+            try:
+                params = spec.parse_params(node.params)
+            except Exception:  # reported by _check_params; the declared memory still counts
+                params = None
+            items = ctx.sized().handled(node.id, bool(spec.inputs))
+            grown = spec.demand_for(node.resources, params, items)
+            if grown.memory_mb > demand.memory_mb:
+                ctx.grown[node.id] = (grown.memory_mb - demand.memory_mb, items)
+                demand = grown
+        ctx.demands[node.id] = demand
     except CapacityError as exc:
         ctx.add(IssueCode.INVALID_RESOURCES, f"node {node.id!r}: bad resource override: {exc}",
                 node=node.id, hint="resources take cpu, memory_mb, gpu_memory_mb (numbers >= 0), "
@@ -189,9 +209,15 @@ def _check_capacity(ctx: _Context, capacity: Capacity) -> None:
                     "machine, or simulate one with --capacity gpus=1,gpu_memory_mb=8000")
         else:
             key, need, have = _worst_shortfall(ledger, demand)
+            extra, items = ctx.grown.get(node_id, (0.0, None))
+            why = ""
+            if key == "memory_mb" and extra:
+                count = f"{items:,} items" if items is not None else "an unknown number of items (assumed typical)"
+                why = f" ({extra:,.0f} MB of it for the {count} it handles)"
             ctx.add(IssueCode.CAPACITY_EXCEEDED,
-                    f"node {node_id!r} needs {_amount(key, need)} but the capacity has {_amount(key, have)}",
-                    node=node_id, hint=f"lower the node's {_field(key)} or raise the capacity's")
+                    f"node {node_id!r} needs {_amount(key, need)}{why} but the capacity has {_amount(key, have)}",
+                    node=node_id, hint=f"lower the node's {_field(key)} or raise the capacity's"
+                    + (", or process fewer items" if why else ""))
 
 
 def _worst_shortfall(ledger: ResourceLedger, demand: ResourceDemand) -> tuple[str, float, float]:

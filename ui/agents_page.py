@@ -68,13 +68,16 @@ def _agent_details(spec: AgentSpec, figures: AgentFigures | None = None) -> None
     demand = spec.resources
     cols = st.columns(4)
     cols[0].metric("CPU threads", f"{demand.cpu:g}")
-    cols[1].metric("Memory", f"{demand.memory_mb:,.0f} MB")
+    cols[1].metric("Memory", f"{demand.memory_mb:,.0f} MB",
+                   help=f"plus {spec.memory_growth_text()} for the items it handles" if spec.memory_growth_text() else None)
     cols[2].metric("GPU memory", f"{demand.gpu_memory_mb:,.0f} MB" if demand.gpu_memory_mb else "none")
     cols[3].metric("Expected time", f"{spec.expected_duration_s:g} s",
                    help="the declared time; plus this per item" if spec.per_item_s else None)
     if spec.per_item_s:
         st.caption(f"Plus {spec.per_item_s * 1000:g} ms per item it receives (the planner counts the "
                    "items the workflow's sources emit).")
+    if grows := spec.memory_growth_text():
+        st.caption(f"Memory grows with its data: plus {grows} (a run reserves it for the items planned).")
     st.caption(f"Device: {demand.device}" + (" · simulated (no real work)" if spec.simulated else ""))
     st.markdown("**Measured**")
     st.markdown("\n".join(f"- {line}" for line in describe_figures(spec, figures)))

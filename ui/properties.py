@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from engine.errors import ServiceGridError
 from engine.issues import Issue
+from engine.items import planned_items
 from engine.registry import Registry
 from engine.resources import ResourceDemand
 from engine.spec import AgentSpec, ExecutionStrategy
@@ -63,7 +64,7 @@ def properties_panel(sess: DesignerSession, registry: Registry, issues: list[Iss
         render_fields(fields, node.params, key_prefix=f"param.{prefix}",
                       on_change=lambda name, value: _set_param(sess, node.id, name, value, spec, save))
     with st.expander("Resources", expanded=False):
-        _resource_form(sess, node, spec, prefix, save)
+        _resource_form(sess, node, spec, prefix, save, registry)
     with st.expander("Lifecycle", expanded=False):
         _lifecycle_form(sess, node, spec, prefix, save)
 
@@ -93,16 +94,32 @@ def _set_param(sess: DesignerSession, node_id: str, name: str, value: Any, spec:
     _update(sess, node, save, params=params)
 
 
-def _resource_form(sess: DesignerSession, node: NodeSpec, spec: AgentSpec, prefix: str, save: Saver) -> None:
+def _resource_form(sess: DesignerSession, node: NodeSpec, spec: AgentSpec, prefix: str, save: Saver,
+                   registry: Registry) -> None:
     try:
         current = spec.resources.merged(node.resources).model_dump()
     except ServiceGridError:
         current = {**spec.resources.model_dump(), **node.resources}
     fields = [f for f in schema_fields(ResourceDemand.model_json_schema()) if f.name in RESOURCE_FIELDS]
     st.caption("Defaults come from the agent; a changed value is stored as an override.")
+    if (spec.memory_per_item_mb or spec.memory_fn) and "memory_mb" not in node.resources:
+        st.caption(_memory_growth(sess, node, spec, registry))
     render_fields(fields, current, key_prefix=f"res.{prefix}",
                   on_change=lambda name, value: _set_override(sess, node.id, "resources", name, value,
                                                              spec.resources.model_dump().get(name), save))
+
+
+def _memory_growth(sess: DesignerSession, node: NodeSpec, spec: AgentSpec, registry: Registry) -> str:
+    """What the run adds to the memory shown for the items this node will handle."""
+    items = planned_items(sess.workflow, registry).handled(node.id, bool(spec.inputs))
+    try:
+        grown = spec.demand_for(node.resources, spec.parse_params(node.params), items).memory_mb
+        extra = grown - spec.resources.merged(node.resources).memory_mb
+    except (ServiceGridError, ValueError):
+        return "Its memory grows with the items it handles (fix the parameters to see by how much)."
+    count = f"{items:,} items" if items is not None else "a typical 64 items (the count is unknown)"
+    return (f"Its memory grows with the items it handles: the run reserves {grown:,.0f} MB, "
+            f"{extra:,.0f} MB more than shown, for {count}; set memory_mb to reserve a fixed amount.")
 
 
 def _lifecycle_form(sess: DesignerSession, node: NodeSpec, spec: AgentSpec, prefix: str, save: Saver) -> None:

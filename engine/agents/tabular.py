@@ -52,7 +52,7 @@ def _table_source_items(p: TableSourceParams) -> int:
        "applicants, card transactions with injected fraud, or a market price series.",
        outputs=[PortSpec("table", DataKind.TABLE, "columns + ids; ground truth in 'target'")],
        params=TableSourceParams, resources=ResourceDemand(cpu=1, memory_mb=16),
-       expected_duration_s=0.01, items_fn=lambda p, _: _table_source_items(p))
+       expected_duration_s=0.01, items_fn=lambda p, _: _table_source_items(p), memory_per_item_mb=5e-4)
 class TableSource(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         from engine.agents import tabular_data as data
@@ -130,7 +130,8 @@ def _scorer(name: str, label: str, description: str, card: str, per_item_s: floa
     return agent(name, category="tabular", label=label, color=_TABULAR, description=description,
                  inputs=[_TABLE_IN], outputs=[_SCORES_OUT],
                  resources=ResourceDemand(cpu=1, memory_mb=16, device="any"),
-                 expected_duration_s=0.02, per_item_s=per_item_s, card=read_card(card))
+                 expected_duration_s=0.02, per_item_s=per_item_s, card=read_card(card),
+                 memory_per_item_mb=6e-4)
 
 
 @_scorer("tabular.fraud_score", "Fraud score", "An MLP trained on GENERATED card transactions "

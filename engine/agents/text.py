@@ -146,7 +146,7 @@ class NoModelParams(BaseModel):
        description="Classifies each text as negative, neutral or positive (our hashed n-gram "
        "model with negation handling, trained on synthetic reviews).",
        inputs=[_TEXTS_IN], outputs=[_SCORES_OUT], params=NoModelParams,
-       resources=_MODEL_DEMAND, expected_duration_s=0.014, per_item_s=1e-4,
+       resources=_MODEL_DEMAND, expected_duration_s=0.014, per_item_s=1e-4, memory_per_item_mb=2e-3,
        card=runtime.read_card("sentiment"))
 class Sentiment(_ClassifierAgent):
     weights = "sentiment"
@@ -157,7 +157,7 @@ class Sentiment(_ClassifierAgent):
        description="Classifies customer-service requests into account, billing, cancel, refund, "
        "shipping or technical (trained on synthetic requests).",
        inputs=[_TEXTS_IN], outputs=[_SCORES_OUT], params=NoModelParams,
-       resources=_MODEL_DEMAND, expected_duration_s=0.01, per_item_s=1.5e-4,
+       resources=_MODEL_DEMAND, expected_duration_s=0.01, per_item_s=1.5e-4, memory_per_item_mb=2e-3,
        card=runtime.read_card("intent"))
 class Intent(_ClassifierAgent):
     weights = "intent"
@@ -176,6 +176,7 @@ class EmbedParams(BaseModel):
        "of our sentiment or intent model.",
        inputs=[_TEXTS_IN], outputs=[PortSpec("vectors", DataKind.EMBEDDING, "one vector per text")],
        params=EmbedParams, resources=_MODEL_DEMAND, expected_duration_s=0.005, per_item_s=8e-5,
+       memory_per_item_mb=2e-3,
        card="\n\n".join(c for c in (runtime.read_card("sentiment"), runtime.read_card("intent")) if c)
        or None)
 class Embed(_ClassifierAgent):
@@ -197,6 +198,7 @@ class Embed(_ClassifierAgent):
        outputs=[PortSpec("entities", DataKind.TABLE,
                          "columns text_id, type, value, start, end; one row per entity")],
        params=NoModelParams, resources=_MODEL_DEMAND, expected_duration_s=0.014, per_item_s=2.5e-4,
+       memory_per_item_mb=0.015,
        card=runtime.read_card("entities"))
 class Entities(TorchAgent):
     def build(self, device: str) -> None:

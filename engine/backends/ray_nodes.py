@@ -68,13 +68,14 @@ def build_nodes(workflow: Workflow, registry: Registry, gpu_memory_mb: float,
                 time_scale: float) -> dict[str, RayNode]:
     """The driver's nodes: spec, demand, lifecycle, resolved links and Ray task options."""
     nodes: dict[str, RayNode] = {}
-    sizes = planned_items(workflow, registry).items_in
+    sized = planned_items(workflow, registry)
     for spec_node in workflow.nodes:
         spec = registry.get(spec_node.agent)
         params = spec.parse_params(spec_node.params)
-        demand = spec.resources.merged(spec_node.resources)
+        demand = spec.demand_for(spec_node.resources, params, sized.handled(spec_node.id, bool(spec.inputs)))
         lifecycle = spec.lifecycle.merged(spec_node.lifecycle)
-        expected = spec.expected_duration(params, sizes.get(spec_node.id)) * (time_scale if spec.simulated else 1.0)
+        expected = spec.expected_duration(params, sized.items_in.get(spec_node.id)) * (
+            time_scale if spec.simulated else 1.0)
         live = lifecycle.execution.timeout_s is not None or expected >= LIVE_THRESHOLD_S
         nodes[spec_node.id] = RayNode(
             id=spec_node.id, spec=spec, params=params.model_dump(mode="json"), demand=demand,

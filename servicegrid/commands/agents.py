@@ -60,7 +60,8 @@ def _resources(spec: AgentSpec) -> str:
     r = spec.resources
     parts = [f"cpu={r.cpu:g}"]
     if r.memory_mb:
-        parts.append(f"mem={r.memory_mb:,.0f}MB")
+        grows = spec.memory_growth_text()
+        parts.append(f"mem={r.memory_mb:,.0f}MB" + (f"+{grows}" if grows else ""))
     if r.gpu_memory_mb:
         parts.append(f"gpu={r.gpu_memory_mb:,.0f}MB")
     if r.device != "cpu":

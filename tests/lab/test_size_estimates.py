@@ -105,8 +105,11 @@ def test_declared_durations_grow_with_the_planned_items() -> None:
 def test_scale_to_size_keeps_fits_or_scales() -> None:
     assert scale_to_size([0.1, 0.12, 0.11], [256, 256, 256], 256) == (0.11, "")
     assert scale_to_size([0.1, 0.12, 0.11], [256, 256, 256], None) == (0.11, "")
-    value, how = scale_to_size([0.1, 0.12, 0.11], [256, 256, 256], 1024)
-    assert value == pytest.approx(0.44) and "scaled from 256 to 1,024 items" in how
+    # one size: between "all per item" (x4) and the declared shape (here fixed 1 + 0.01/item: x1.96)
+    declared = lambda n: 1.0 + 0.01 * n  # noqa: E731
+    value, how = scale_to_size([0.1, 0.12, 0.11], [256, 256, 256], 1024, declared)
+    assert value == pytest.approx(0.11 * (4 * 11.24 / 3.56) ** 0.5) and "scaled from 256 to 1,024 items" in how
+    assert scale_to_size([0.1, 0.12, 0.11], [256, 256, 256], 1024)[0] == pytest.approx(0.22)  # no shape: x2
     # fixed 0.02 s + 0.5 ms per item, measured at 100 and 400 items (one outlier)
     walls, sizes = [0.07, 0.07, 0.22, 0.22, 0.9], [100, 100, 400, 400, 100]
     value, how = scale_to_size(walls, sizes, 2000)
@@ -124,9 +127,12 @@ def test_learned_durations_follow_the_source_size() -> None:
     registry = default_registry()
     runs = [_record(_images(256), f"r{i}", {"scans": 0.05, "preprocess": 0.01, "classify": 0.1}) for i in range(3)]
     learned = Estimates.from_runs(runs, registry=registry).durations_for(_images(4096))
-    assert learned.durations["classify"] == pytest.approx(1.6)
+    spec = registry.get("vision.classify")
+    shape = spec.expected_duration(spec.parse_params({}), 4096) / spec.expected_duration(spec.parse_params({}), 256)
+    assert learned.scaled["classify"] == pytest.approx((16 * shape) ** 0.5)
+    assert learned.durations["classify"] == pytest.approx(0.1 * (16 * shape) ** 0.5)
+    assert 1 < shape < learned.scaled["classify"] < 16
     assert "scaled from 256 to 4,096 items" in learned.source["classify"]
-    assert learned.scaled["classify"] == pytest.approx(16)
     assert "scans" not in learned.durations  # other params: its own (size-aware) declaration
     same = Estimates.from_runs(runs, registry=registry).durations_for(_images(256))
     assert same.durations["classify"] == pytest.approx(0.1) and same.source["classify"] == "learned (3 runs)"
@@ -157,3 +163,60 @@ def test_scaled_estimates_predict_a_larger_real_run(tmp_path: Path) -> None:
     plain = Estimates.from_runs(small).durations_for(_images(512)).durations["classify"]
     assert abs(scaled / actual - 1) < abs(plain / actual - 1)
     assert actual / 3 <= scaled <= actual * 3
+
+
+# -- memory that grows with the data ---------------------------------------------------------------
+def test_demands_grow_with_the_items_unless_the_node_sets_its_memory() -> None:
+    registry = default_registry()
+    small = problem_from_workflow(_images(256), registry, MACHINE).tasks
+    large = problem_from_workflow(_images(4096), registry, MACHINE).tasks
+    source = registry.get("vision.source")
+    assert small["scans"].demand.memory_mb > source.resources.memory_mb
+    assert large["scans"].demand.memory_mb - source.resources.memory_mb == pytest.approx(
+        16 * (small["scans"].demand.memory_mb - source.resources.memory_mb))
+    assert large["classify"].demand.memory_mb == small["classify"].demand.memory_mb  # batches bound it
+    assert large["preprocess"].demand.memory_mb == small["preprocess"].demand.memory_mb == 128  # the template's own
+    data = _images(4096).model_dump(mode="json")
+    data["nodes"][0]["resources"] = {"memory_mb": 100}
+    data["nodes"][1]["resources"].pop("memory_mb")
+    pinned = problem_from_workflow(Workflow.model_validate(data), registry, MACHINE).tasks
+    assert pinned["scans"].demand.memory_mb == 100
+    preprocess = registry.get("vision.preprocess")
+    assert pinned["preprocess"].demand.memory_mb == pytest.approx(
+        preprocess.resources.memory_mb + 4096 * 3 * 64 * 64 * 4 / 2**20)  # the images it keeps
+
+
+def test_validation_says_how_much_memory_the_items_need() -> None:
+    from engine.validation import validate
+
+    issues = validate(_images(4096), default_registry(), Capacity(cpu=2, memory_mb=512, gpus=()))
+    found = [i for i in issues if i.code == "capacity_exceeded" and i.node == "scans"]
+    assert found and "for the 4,096 items it handles" in found[0].message
+    assert "fewer items" in found[0].hint
+    assert not [i for i in validate(_images(64), default_registry(), Capacity(cpu=2, memory_mb=512, gpus=()))
+                if i.code == "capacity_exceeded"]
+
+
+def test_the_source_declares_at_least_the_memory_it_takes() -> None:
+    """In a fresh process (no allocator reuse), the peak RSS growth of generating 1,024 scans stays
+    under what vision.source declares for them."""
+    import subprocess
+    import sys
+
+    code = ("import threading, psutil\n"
+            "from engine.registry import default_registry\nfrom engine.spec import RunContext\n"
+            "s = default_registry().get('vision.source'); a = s.build(s.parse_params({'n_items': 8})); a.load('cpu')\n"
+            "a.run({}, RunContext())\n"
+            "proc, stop, peak = psutil.Process(), threading.Event(), [0]\n"
+            "def sample():\n"
+            "    while not stop.wait(0.001): peak[0] = max(peak[0], proc.memory_info().rss)\n"
+            "before = proc.memory_info().rss; t = threading.Thread(target=sample); t.start()\n"
+            "a = s.build(s.parse_params({'n_items': 1024, 'channels': 3})); out = a.run({}, RunContext())\n"
+            "stop.set(); t.join()\n"
+            "print((max(peak[0], proc.memory_info().rss) - before) / 2**20)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    grown = float(out.stdout.strip().splitlines()[-1])
+    spec = default_registry().get("vision.source")
+    declared = spec.demand_for(None, spec.parse_params({"n_items": 1024, "channels": 3}), 1024).memory_mb
+    assert 100 < grown <= declared, (grown, declared)

@@ -98,9 +98,10 @@ def _declared(workflow: Workflow, registry: Registry, node_id: str) -> dict[str,
     assert node is not None
     try:
         spec = registry.get(node.agent)
-        demand = spec.resources.merged(node.resources)
-        items = planned_items(workflow, registry).items_in.get(node_id) if spec.per_item_s else None
-        duration = spec.expected_duration(spec.parse_params(node.params), items)
+        sized = planned_items(workflow, registry)
+        params = spec.parse_params(node.params)
+        demand = spec.demand_for(node.resources, params, sized.handled(node_id, bool(spec.inputs)))
+        duration = spec.expected_duration(params, sized.items_in.get(node_id))
     except (ServiceGridError, ValueError):
         return {"duration": 1.0, "cpu": 1.0, "memory_mb": 0.0}
     return {"duration": float(duration), "cpu": float(demand.cpu), "memory_mb": float(demand.memory_mb)}

@@ -23,7 +23,7 @@ from engine.backends import get_backend
 from engine.errors import WorkflowInvalidError
 from engine.events import EventBus, MetricSampled, NodeStatus, RunStarted, RunStatus
 from engine.executor import Executor
-from engine.items import planned_items
+from engine.items import PlannedItems, planned_items
 from engine.metrics import GpuProbe, Sample, Sampler, default_gpu_probe
 from engine.payloads import payload_bytes
 from engine.registry import Registry, default_registry
@@ -177,7 +177,7 @@ class RunManager:
         nodes: dict[str, NodeState] = {}
         dumps: dict[int, dict[str, Any]] = {}
         parsed: dict[tuple[str, str], tuple[Any, str]] = {}  # nodes with equal params share one model
-        sized = planned_items(workflow, self.registry)
+        sized: PlannedItems | None = None  # counted once some agent's memory grows with its items
         for node in workflow.nodes:
             spec = self.registry.get(node.agent)
             raw_key = (node.agent, node.params_key())
@@ -186,7 +186,11 @@ class RunManager:
                 parsed[raw_key] = (params, json.dumps(params.model_dump(mode="json"), sort_keys=True,
                                                       separators=(",", ":"), default=str))
             params, params_json = parsed[raw_key]
-            demand = spec.demand_for(node.resources, params, sized.handled(node.id, bool(spec.inputs)))
+            items = None
+            if spec.memory_per_item_mb or spec.memory_fn:
+                sized = sized or planned_items(workflow, self.registry)
+                items = sized.handled(node.id, bool(spec.inputs))
+            demand = spec.demand_for(node.resources, params, items)
             demand_dict = dumps.get(id(demand))
             if demand_dict is None:
                 demand_dict = dumps[id(demand)] = demand.model_dump()

@@ -142,7 +142,7 @@ def bench_agents(device: str, repeat: int) -> list[dict[str, Any]]:
         rows.append({"agent": name, "items": n, "run_s": best, "ms_per_item": 1000 * best / n,
                      "items_per_s": n / best, "peak_rss_delta_mb": max(peaks), "cuda_peak_mb": max(cuda),
                      "declared_s": spec.expected_duration(spec.parse_params({}), n if inputs else None),
-                     "declared_memory_mb": spec.resources.memory_mb})
+                     "declared_memory_mb": spec.demand_for(None, spec.parse_params({}), n).memory_mb})
     return rows
 
 
@@ -182,7 +182,7 @@ def bench_templates(device: str, repeat: int) -> list[dict[str, Any]]:
                 wf = Workflow.model_validate(json.loads(path.read_text()))
                 if any(registry.get(n.agent).simulated for n in wf.nodes):
                     continue
-                sizes = planned_items(wf, registry).items_in
+                planned = planned_items(wf, registry)
                 order = topological_order(wf.node_ids(), [(e.source, e.target) for e in wf.edges]) or []
                 outputs: dict[str, dict[str, Any]] = {}
                 for node_id in order:
@@ -204,17 +204,20 @@ def bench_templates(device: str, repeat: int) -> list[dict[str, Any]]:
                     if spec.name in seen:
                         continue
                     seen.add(spec.name)
+                    demand = spec.demand_for(node.resources, params, planned.handled(node_id, bool(spec.inputs)))
                     rows.append(_time_node(f"{path.stem}/{node_id}", spec, agent, inputs, ctx, device, repeat,
-                                           spec.expected_duration(params, sizes.get(node_id))))
+                                           spec.expected_duration(params, planned.items_in.get(node_id)),
+                                           demand.memory_mb))
             spec = registry.get("custom.model")
             params = spec.parse_params({"path": str(_custom_model_file(Path(tmp))), "input_kind": "image_batch",
                                         "classes": ["a", "b"]})
             agent = spec.build(params)
             agent.load(device)
             grey = {**images, "images": images["images"][:, :1]}
+            n = len(images["ids"])
             rows.append(_time_node("image-pipeline images (linear TorchScript)", spec, agent, {"in": grey},
                                    lambda: RunContext(device=device), device, repeat,
-                                   spec.expected_duration(params, len(images["ids"]))))
+                                   spec.expected_duration(params, n), spec.demand_for(None, params, n).memory_mb))
         finally:
             if old is None:
                 os.environ.pop("SERVICEGRID_DATA_DIR", None)
@@ -241,7 +244,7 @@ def _node_inputs(wf: Any, registry: Any, node_id: str, outputs: dict[str, dict[s
 
 
 def _time_node(where: str, spec: AgentSpec, agent: Agent, inputs: dict[str, Any], ctx: Callable[[], RunContext],
-               device: str, repeat: int, declared: float) -> dict[str, Any]:
+               device: str, repeat: int, declared: float, declared_mb: float) -> dict[str, Any]:
     agent.run(inputs, ctx())  # warm
     times, peaks = [], []
     for _ in range(repeat):
@@ -254,7 +257,7 @@ def _time_node(where: str, spec: AgentSpec, agent: Agent, inputs: dict[str, Any]
         peaks.append(mem.delta_mb)
     n, best = _items(inputs, outputs), min(times)
     return {"agent": spec.name, "where": where, "items": n, "run_s": best, "ms_per_item": 1000 * best / n,
-            "declared_s": declared, "peak_rss_delta_mb": max(peaks), "declared_memory_mb": spec.resources.memory_mb}
+            "declared_s": declared, "peak_rss_delta_mb": max(peaks), "declared_memory_mb": declared_mb}
 
 
 # -- time against size ------------------------------------------------------------------------

@@ -98,6 +98,7 @@ class Estimates:
         self.wall: dict[Key, list[float]] = {}
         self.sizes: dict[Key, list[int | None]] = {}  # planned input items, one per wall sample
         self.memory: dict[Key, list[float]] = {}
+        self.memory_sizes: dict[Key, list[int | None]] = {}  # planned input items, one per memory sample
         self.gpu_memory: dict[Key, list[float]] = {}
         self.run_ids: dict[Key, set[str]] = {}  # the runs each key's samples come from
         self.runs = 0
@@ -135,6 +136,7 @@ class Estimates:
             self.run_ids.setdefault(key, set()).add(run_id)
             if r.get("peak_rss_mb") is not None:
                 self.memory.setdefault(key, []).append(float(r["peak_rss_mb"]))
+                self.memory_sizes.setdefault(key, []).append(sizes.get(r.get("node_id")))
             if r.get("peak_gpu_mb") is not None:
                 self.gpu_memory.setdefault(key, []).append(float(r["peak_gpu_mb"]))
             added = True
@@ -174,6 +176,30 @@ class Estimates:
         it is an upper bound of the node's own use."""
         s = self.stat(node, "memory")
         return s.p95 if s and self.runs_of(node) >= self.min_runs else None
+
+    def memory_for(self, node: NodeSpec, planned: int | None,
+                   declared: Callable[[int], float] | None = None) -> tuple[float, str] | None:
+        """p95 peak memory for ``planned`` items (None below ``min_runs``), and how it was found:
+        as measured when measured at about that size or the size is unknown, else scaled as the
+        agent's declared memory grows from the measured size to ``planned`` (memory bound by
+        batches does not grow: only agents that declare growth are scaled)."""
+        key = self._key(node, self.memory)
+        if key is None or self.runs_of(node) < self.min_runs:
+            return None
+        pairs = list(zip(self.memory_sizes.get(key, []), self.memory[key], strict=False))
+        p95 = Stat.of(self.memory[key]).p95
+        sized = [(n, m) for n, m in pairs if n]
+        if planned is None or not sized or declared is None:
+            return p95, ""
+        near = [m for n, m in sized if n / SAME_SIZE <= planned <= n * SAME_SIZE]
+        if near:
+            return Stat.of(near).p95, ""
+        size = round(statistics.median(n for n, _ in sized))
+        base = declared(size)
+        factor = declared(planned) / base if base > 0 else 1.0
+        if abs(factor - 1) < 0.05:
+            return p95, ""
+        return Stat.of([m for _, m in sized]).p95 * factor, f"measured at {size:,} items, scaled to {planned:,}"
 
     def durations_for(self, workflow: Workflow) -> LearnedDurations:
         """The planner's ``durations`` mapping: learned where enough samples exist (scaled to the

@@ -81,18 +81,20 @@ def advise(workflow: Workflow, registry: Registry, capacity: Capacity, estimates
     out: list[Advice] = []
     sized = planned_items(workflow, registry)
     for node in workflow.nodes:
-        stat = estimates.stat(node, "memory")
-        if stat is None or estimates.runs_of(node) < estimates.min_runs:
-            continue
         spec = registry.get(node.agent)
-        demand = spec.demand_for(node.resources, spec.parse_params(node.params),
-                                 sized.handled(node.id, bool(spec.inputs)))
+        params = spec.parse_params(node.params)
+        measured = estimates.memory_for(node, sized.items_in.get(node.id),
+                                        lambda n, spec=spec, params=params: spec.demand_for(None, params, n).memory_mb)
+        if measured is None:
+            continue
+        p95, how = measured
+        demand = spec.demand_for(node.resources, params, sized.handled(node.id, bool(spec.inputs)))
         declared = demand.memory_mb
-        suggested = max(ROUND_MB, math.ceil(stat.p95 * HEADROOM / ROUND_MB) * ROUND_MB)
+        suggested = max(ROUND_MB, math.ceil(p95 * HEADROOM / ROUND_MB) * ROUND_MB)
         if declared <= 0 or abs(suggested - declared) < ROUND_MB:
             continue
         lowering = suggested < declared * WORTH
-        if not lowering and stat.p95 <= declared:
+        if not lowering and p95 <= declared:
             continue
         new_demand = demand.model_copy(update={"memory_mb": float(suggested)})
         at_before, at_after = _copies(demand, cap), _copies(new_demand, cap)
@@ -103,10 +105,10 @@ def advise(workflow: Workflow, registry: Registry, capacity: Capacity, estimates
                                          estimates, policy)
             except Exception:
                 after = None
-        out.append(Advice(node.id, node.agent, "memory_mb", declared, stat.p95, float(suggested),
-                          estimates.runs_of(node),
-                          at_before, at_after, before, after,
-                          _text(node.id, declared, stat.p95, float(suggested), at_before, at_after, before, after)))
+        text = _text(node.id, declared, p95, float(suggested), at_before, at_after, before, after)
+        out.append(Advice(node.id, node.agent, "memory_mb", declared, p95, float(suggested),
+                          estimates.runs_of(node), at_before, at_after, before, after,
+                          text + (f" (p95 {how})" if how else "")))
     return out
 
 

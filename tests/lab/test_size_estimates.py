@@ -220,3 +220,24 @@ def test_the_source_declares_at_least_the_memory_it_takes() -> None:
     spec = default_registry().get("vision.source")
     declared = spec.demand_for(None, spec.parse_params({"n_items": 1024, "channels": 3}), 1024).memory_mb
     assert 100 < grown <= declared, (grown, declared)
+
+
+def test_memory_advice_scales_what_was_measured_to_the_planned_items() -> None:
+    """Preprocess kept 100 MB of images at 256 items under its template's 128 MB: for 4,096 items
+    the advice is to raise it (the measurement scaled as the declared memory grows), not silence."""
+    from engine.rightsizing import advise
+
+    registry = default_registry()
+
+    def record(wf: Workflow, run_id: str) -> dict[str, Any]:
+        rec = _record(wf, run_id, {"scans": 0.05, "preprocess": 0.01, "classify": 0.1})
+        for r in rec["nodes"]:
+            r["peak_rss_mb"] = {"scans": 60.0, "preprocess": 100.0, "classify": 40.0}[r["node_id"]]
+        return rec
+
+    est = Estimates.from_runs([record(_images(256), f"m{i}") for i in range(3)], registry=registry)
+    assert not [a for a in advise(_images(256), registry, MACHINE, est) if a.node == "preprocess"]
+    advice = {a.node: a for a in advise(_images(4096), registry, MACHINE, est)}
+    raise_it = advice["preprocess"]
+    assert raise_it.suggested > raise_it.declared == 128
+    assert raise_it.measured_p95 > 100 * 3 and "measured at 256 items, scaled to 4,096" in raise_it.text

@@ -5,8 +5,10 @@ the engine never reads the database itself.
 
 Durations are scaled by size: given a registry, each sample keeps the number of items planned for
 its node in its run (``engine.items``), and a node planned with another number is predicted from
-a line fitted to its samples (two or more sizes) or in proportion to the one size it was measured
-at, so a classifier measured on 256 images is not planned at the same time for 4,096.
+a line fitted to its samples (two or more sizes) or, from one size, between proportional growth
+and the growth of its declaration (``scale_to_size``), so a classifier measured on 256 images is
+not planned at the same time for 4,096. Peak memory is scaled as the declared memory grows
+(``memory_for``).
 """
 
 from __future__ import annotations

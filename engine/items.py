@@ -6,9 +6,11 @@ its inputs and, unless its agent says otherwise (a limit keeps ``n``), passes it
 workflow cannot tell (an uploaded file, an unknown agent, bad parameters) is None, and so is
 everything that depends only on it.
 
-Declared durations grow with these counts (``AgentSpec.per_item_s``), and learned durations are
-scaled by the ratio of the counts planned now to those planned for the runs they were measured
-in (``engine.estimates``), so a 4,096-image run is not planned with a 64-image run's times.
+Declared durations and memory grow with these counts (``AgentSpec.per_item_s``,
+``memory_per_item_mb``), and learned ones are scaled from the counts planned for the runs they
+were measured in to those planned now (``engine.estimates``), so a 4,096-image run is not planned
+with a 64-image run's times. Counts are compared planned with planned, so one that is only an
+approximation (a recommendation log's mean size) still scales right.
 """
 
 from __future__ import annotations

@@ -61,9 +61,6 @@ class CancelBoard:
     def __init__(self) -> None:
         self._runs: OrderedDict[str, set[str]] = OrderedDict()
 
-    def ping(self) -> bool:
-        return True
-
     def cancel(self, run_id: str, node_ids: list[str]) -> None:
         self._runs.setdefault(run_id, set()).update(node_ids)
         self._runs.move_to_end(run_id)

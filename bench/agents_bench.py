@@ -583,6 +583,49 @@ def dask_threads(images: torch.Tensor, device: str) -> float:
     return time.perf_counter() - start
 
 
+def _print_agents(rows: list[dict[str, Any]]) -> None:
+    print(f"{'agent':26} {'items':>6} {'run s':>8} {'ms/item':>8} {'items/s':>9} "
+          f"{'decl s':>7} {'RSS+ MB':>8} {'cuda MB':>8} {'decl MB':>8}")
+    for r in rows:
+        print(f"{r['agent']:26} {r['items']:6d} {r['run_s']:8.4f} {r['ms_per_item']:8.3f} "
+              f"{r['items_per_s']:9.0f} {r['declared_s']:7.3f} {r['peak_rss_delta_mb']:8.1f} "
+              f"{r['cuda_peak_mb']:8.1f} {r['declared_memory_mb']:8.0f}")
+
+
+def _print_templates(rows: list[dict[str, Any]]) -> None:
+    print(f"\n{'agent':24} {'where':42} {'items':>6} {'run s':>8} {'ms/item':>8} {'decl s':>7} "
+          f"{'RSS+ MB':>8} {'decl MB':>8}")
+    for r in rows:
+        print(f"{r['agent']:24} {r['where'][:42]:42} {r['items']:6d} {r['run_s']:8.4f} {r['ms_per_item']:8.3f} "
+              f"{r['declared_s']:7.3f} {r['peak_rss_delta_mb']:8.1f} {r['declared_memory_mb']:8.0f}")
+
+
+def _print_sizes(rows: list[dict[str, Any]]) -> None:
+    print(f"\n{'agent':26} {'sizes':>10} {'run s':>17} {'ms/item':>8} {'decl':>7} {'fixed s':>8} {'decl':>7}"
+          f" {'decl s at large':>16}")
+    for r in rows:
+        sizes, runs = "/".join(map(str, r["sizes"])), "/".join(f"{t:.4f}" for t in r["run_s"])
+        print(f"{r['agent']:26} {sizes:>10} {runs:>17} {r['measured_per_item_ms']:8.4f} "
+              f"{r['declared_per_item_ms']:7.3f} {r['measured_fixed_s']:8.4f} {r['declared_fixed_s']:7.3f}"
+              f" {r['declared_at_large_s']:16.3f}")
+
+
+def _print_pipeline(rows: list[dict[str, Any]], device: str, repeat: int, result: dict[str, Any]) -> None:
+    peers = [r for r in rows if r["role"] == PEER]
+    best_peer = max(r["images_per_s"] for r in peers)
+    best_median = max(r["median_images_per_s"] for r in peers)
+    print(f"\ntwo-stage pipeline, {N_IMAGES} images 3x64x64, batches of {BATCH}, {device}, "
+          f"best / median of {repeat}")
+    for r in rows:
+        print(f"{r['role']:9} {r['variant']:20} {r['images_per_s']:7.0f} img/s x{r['images_per_s'] / best_peer:4.2f}"
+              f"   median {r['median_images_per_s']:7.0f} x{r['median_images_per_s'] / best_median:4.2f}"
+              f"   paired x{r['paired_vs_fastest_peer']:4.2f}  {r['settings']}")
+    print("x = ratio to the best peer (best of runs; medians to the best peer median); paired = median over\n"
+          "rounds of (fastest peer's time in that round / this variant's time), 1.00 = as fast")
+    result["best_peer_images_per_s"] = best_peer
+    result["best_peer_median_images_per_s"] = best_median
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda:0")
@@ -594,48 +637,27 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"device": args.device, "cpus": psutil.cpu_count(),
                               "torch": torch.__version__, "load_avg_before": os.getloadavg()}
     print(f"device {args.device}, {psutil.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-    if args.only in (None, "agents"):
-        rows = result["agents"] = bench_agents(args.device, args.repeat)
-        print(f"{'agent':26} {'items':>6} {'run s':>8} {'ms/item':>8} {'items/s':>9} "
-              f"{'decl s':>7} {'RSS+ MB':>8} {'cuda MB':>8} {'decl MB':>8}")
-        for r in rows:
-            print(f"{r['agent']:26} {r['items']:6d} {r['run_s']:8.4f} {r['ms_per_item']:8.3f} "
-                  f"{r['items_per_s']:9.0f} {r['declared_s']:7.3f} {r['peak_rss_delta_mb']:8.1f} "
-                  f"{r['cuda_peak_mb']:8.1f} {r['declared_memory_mb']:8.0f}")
-    if args.only in (None, "templates"):
-        rows = result["templates"] = bench_templates(args.device, args.repeat)
-        print(f"\n{'agent':24} {'where':42} {'items':>6} {'run s':>8} {'ms/item':>8} {'decl s':>7} "
-              f"{'RSS+ MB':>8} {'decl MB':>8}")
-        for r in rows:
-            print(f"{r['agent']:24} {r['where'][:42]:42} {r['items']:6d} {r['run_s']:8.4f} {r['ms_per_item']:8.3f} "
-                  f"{r['declared_s']:7.3f} {r['peak_rss_delta_mb']:8.1f} {r['declared_memory_mb']:8.0f}")
-    if args.only in (None, "sizes"):
-        rows = result["sizes"] = bench_sizes(args.device, args.repeat)
-        print(f"\n{'agent':26} {'sizes':>10} {'run s':>17} {'ms/item':>8} {'decl':>7} {'fixed s':>8} {'decl':>7}"
-              f" {'decl s at large':>16}")
-        for r in rows:
-            sizes, runs = "/".join(map(str, r["sizes"])), "/".join(f"{t:.4f}" for t in r["run_s"])
-            print(f"{r['agent']:26} {sizes:>10} {runs:>17} {r['measured_per_item_ms']:8.4f} "
-                  f"{r['declared_per_item_ms']:7.3f} {r['measured_fixed_s']:8.4f} {r['declared_fixed_s']:7.3f}"
-                  f" {r['declared_at_large_s']:16.3f}")
-    if args.only in (None, "pipeline"):
-        rows = result["pipeline"] = bench_pipeline(args.device, args.repeat, with_ray=not args.no_ray)
-        peers = [r for r in rows if r["role"] == PEER]
-        best_peer = max(r["images_per_s"] for r in peers)
-        best_median = max(r["median_images_per_s"] for r in peers)
-        print(f"\ntwo-stage pipeline, {N_IMAGES} images 3x64x64, batches of {BATCH}, {args.device}, "
-              f"best / median of {args.repeat}")
-        for r in rows:
-            print(f"{r['role']:9} {r['variant']:20} {r['images_per_s']:7.0f} img/s x{r['images_per_s'] / best_peer:4.2f}"
-                  f"   median {r['median_images_per_s']:7.0f} x{r['median_images_per_s'] / best_median:4.2f}"
-                  f"   paired x{r['paired_vs_fastest_peer']:4.2f}  {r['settings']}")
-        print("x = ratio to the best peer (best of runs; medians to the best peer median); paired = median over\n"
-              "rounds of (fastest peer's time in that round / this variant's time), 1.00 = as fast")
-        result["best_peer_images_per_s"] = best_peer
-        result["best_peer_median_images_per_s"] = best_median
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2, default=str))
-    return 0
+    sections: list[tuple[str, Callable[[], list[dict[str, Any]]], Callable[[list[dict[str, Any]]], None]]] = [
+        ("agents", lambda: bench_agents(args.device, args.repeat), _print_agents),
+        ("templates", lambda: bench_templates(args.device, args.repeat), _print_templates),
+        ("sizes", lambda: bench_sizes(args.device, args.repeat), _print_sizes),
+        ("pipeline", lambda: bench_pipeline(args.device, args.repeat, with_ray=not args.no_ray),
+         lambda rows: _print_pipeline(rows, args.device, args.repeat, result)),
+    ]
+    failed = 0
+    for name, measure, show in sections:
+        if args.only not in (None, name):
+            continue
+        try:  # one section that fails (say, on a device) does not lose the others' results
+            result[name] = measure()
+            show(result[name])
+        except Exception as exc:
+            failed += 1
+            result.setdefault("errors", {})[name] = f"{type(exc).__name__}: {exc}"
+            print(f"\n{name}: FAILED: {type(exc).__name__}: {exc}")
+        if args.json:  # written after every section, so a run cut short keeps what it measured
+            args.json.write_text(json.dumps(result, indent=2, default=str))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 """The monitor shows a fused chain as it ran: the head holds the chain's resources, the fused
 nodes hold nothing of their own (the reserved-share chart never passes 100 %), and the status
-table says which nodes ran fused; live and from the database alike."""
+table says which nodes ran fused; live and from the database alike. Stored runs also show the
+memory a node reserved for its items."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
 
 from engine.registry import default_registry
 from engine.resources import Capacity
@@ -55,3 +58,32 @@ def test_a_fused_chain_is_shown_as_it_held_its_resources(tmp_path: Path, monkeyp
         assert 99.0 <= max(peak.values()) <= 100.0 + 1e-6, peak  # the chain used its 2 CPUs, never 4
         why = {row["node"]: row["why"] for row in node_table(view)}
         assert "fused chain a -> b" in why["a"] and "fused into a" in why["b"]
+
+
+def test_a_stored_run_shows_the_memory_its_nodes_reserved_for_their_items(tmp_path: Path, monkeypatch) -> None:
+    """text.entities reserves memory per text: the stored view must show what the live run
+    reserved (the workflow's declared demand plus the growth), not the agent's bare default."""
+    monkeypatch.setenv("SERVICEGRID_DATABASE_URL", f"sqlite:///{tmp_path / 'runs.db'}")
+    workflow = Workflow.model_validate({
+        "schema_version": 1, "name": "sized", "capacity": {"cpu": 2, "memory_mb": 4096},
+        "nodes": [{"id": "reviews", "agent": "text.source", "params": {"mode": "reviews", "n": 2000}},
+                  {"id": "entities", "agent": "text.entities"}],
+        "edges": [{"source": "reviews", "target": "entities"}]})
+    store = Store()
+    manager = RunManager(registry=default_registry(), machine=Capacity(cpu=2, memory_mb=8192, gpus=()),
+                         results=ResultStore(tmp_path / "results"))
+    manager.bus.subscribe(store.observer())
+    try:
+        handle = manager.submit(workflow, RunOptions(use_cache=False, predict=False))
+        assert handle.wait(60) == "succeeded"
+        assert store.flush(10)
+        live = view_from_snapshot(handle.snapshot())
+        stored = fill_demands(view_from_store(store.get_run(handle.run_id), store.run_samples(handle.run_id)),
+                              default_registry())
+    finally:
+        manager.shutdown()
+        store.close()
+    spec = default_registry().get("text.entities")
+    reserved = live.nodes["entities"]["demand"]["memory_mb"]
+    assert reserved == pytest.approx(spec.resources.memory_mb + 2000 * spec.memory_per_item_mb)
+    assert stored.nodes["entities"]["demand"]["memory_mb"] == pytest.approx(reserved)

@@ -215,13 +215,24 @@ def replay_view(view: RunView, t: float) -> RunView:
 
 
 def fill_demands(view: RunView, registry: Any) -> RunView:
-    """Give stored nodes their full resource demand (agent default merged with the node's override)."""
-    for node in view.nodes.values():
+    """Give stored nodes their full resource demand, as the run reserved it: the agent's default,
+    with the memory that grows with the items planned for the node, merged with its override."""
+    from engine.items import planned_items
+
+    try:
+        sized = planned_items(view.workflow or {}, registry)
+    except Exception:  # a stored workflow this build cannot read: no growth
+        sized = None
+    params = {str(n.get("id")): n.get("params") or {} for n in (view.workflow or {}).get("nodes", [])
+              if isinstance(n, dict)}
+    for node_id, node in view.nodes.items():
         if node.get("held"):
             continue  # a fused node: its demand is what it held, complete already
         try:
             spec = registry.get(node["agent"])
-            node["demand"] = spec.resources.merged(node.get("demand") or None).model_dump()
-        except Exception:  # an agent no longer registered: keep the stored override
+            items = sized.handled(node_id, bool(spec.inputs)) if sized is not None else None
+            parsed = spec.parse_params(params.get(node_id)) if spec.memory_per_item_mb or spec.memory_fn else None
+            node["demand"] = spec.demand_for(node.get("demand") or None, parsed, items).model_dump()
+        except Exception:  # an agent no longer registered, or changed params: keep the stored override
             continue
     return view

@@ -6,6 +6,7 @@ memory a node reserved for its items."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,41 +37,11 @@ def _peak(view) -> dict[str, float]:
     return peak
 
 
-def test_a_fused_chain_is_shown_as_it_held_its_resources(tmp_path: Path, monkeypatch) -> None:
+def _live_and_stored(workflow: Workflow, tmp_path: Path, monkeypatch, cpu: int) -> tuple[Any, Any]:
+    """Run ``workflow`` into a SQLite store; its live view and its view read back from the store."""
     monkeypatch.setenv("SERVICEGRID_DATABASE_URL", f"sqlite:///{tmp_path / 'runs.db'}")
     store = Store()
-    manager = RunManager(registry=default_registry(), machine=Capacity(cpu=4, memory_mb=8192, gpus=()),
-                         results=ResultStore(tmp_path / "results"))
-    manager.bus.subscribe(store.observer())
-    try:
-        handle = manager.submit(CHAIN, RunOptions(use_cache=False, predict=False))
-        assert handle.wait(30) == "succeeded"
-        assert store.flush(10)
-        live = view_from_snapshot(handle.snapshot())
-        stored = fill_demands(view_from_store(store.get_run(handle.run_id), store.run_samples(handle.run_id)),
-                              default_registry())
-    finally:
-        manager.shutdown()
-        store.close()
-    for view in (live, stored):
-        assert view.nodes["a"]["chain"] == ["b"] and view.nodes["b"]["fused_into"] == "a"
-        peak = _peak(view)
-        assert 99.0 <= max(peak.values()) <= 100.0 + 1e-6, peak  # the chain used its 2 CPUs, never 4
-        why = {row["node"]: row["why"] for row in node_table(view)}
-        assert "fused chain a -> b" in why["a"] and "fused into a" in why["b"]
-
-
-def test_a_stored_run_shows_the_memory_its_nodes_reserved_for_their_items(tmp_path: Path, monkeypatch) -> None:
-    """text.entities reserves memory per text: the stored view must show what the live run
-    reserved (the workflow's declared demand plus the growth), not the agent's bare default."""
-    monkeypatch.setenv("SERVICEGRID_DATABASE_URL", f"sqlite:///{tmp_path / 'runs.db'}")
-    workflow = Workflow.model_validate({
-        "schema_version": 1, "name": "sized", "capacity": {"cpu": 2, "memory_mb": 4096},
-        "nodes": [{"id": "reviews", "agent": "text.source", "params": {"mode": "reviews", "n": 2000}},
-                  {"id": "entities", "agent": "text.entities"}],
-        "edges": [{"source": "reviews", "target": "entities"}]})
-    store = Store()
-    manager = RunManager(registry=default_registry(), machine=Capacity(cpu=2, memory_mb=8192, gpus=()),
+    manager = RunManager(registry=default_registry(), machine=Capacity(cpu=cpu, memory_mb=8192, gpus=()),
                          results=ResultStore(tmp_path / "results"))
     manager.bus.subscribe(store.observer())
     try:
@@ -83,6 +54,28 @@ def test_a_stored_run_shows_the_memory_its_nodes_reserved_for_their_items(tmp_pa
     finally:
         manager.shutdown()
         store.close()
+    return live, stored
+
+
+def test_a_fused_chain_is_shown_as_it_held_its_resources(tmp_path: Path, monkeypatch) -> None:
+    live, stored = _live_and_stored(CHAIN, tmp_path, monkeypatch, cpu=4)
+    for view in (live, stored):
+        assert view.nodes["a"]["chain"] == ["b"] and view.nodes["b"]["fused_into"] == "a"
+        peak = _peak(view)
+        assert 99.0 <= max(peak.values()) <= 100.0 + 1e-6, peak  # the chain used its 2 CPUs, never 4
+        why = {row["node"]: row["why"] for row in node_table(view)}
+        assert "fused chain a -> b" in why["a"] and "fused into a" in why["b"]
+
+
+def test_a_stored_run_shows_the_memory_its_nodes_reserved_for_their_items(tmp_path: Path, monkeypatch) -> None:
+    """text.entities reserves memory per text: the stored view must show what the live run
+    reserved (the workflow's declared demand plus the growth), not the agent's bare default."""
+    workflow = Workflow.model_validate({
+        "schema_version": 1, "name": "sized", "capacity": {"cpu": 2, "memory_mb": 4096},
+        "nodes": [{"id": "reviews", "agent": "text.source", "params": {"mode": "reviews", "n": 2000}},
+                  {"id": "entities", "agent": "text.entities"}],
+        "edges": [{"source": "reviews", "target": "entities"}]})
+    live, stored = _live_and_stored(workflow, tmp_path, monkeypatch, cpu=2)
     spec = default_registry().get("text.entities")
     reserved = live.nodes["entities"]["demand"]["memory_mb"]
     assert reserved == pytest.approx(spec.resources.memory_mb + 2000 * spec.memory_per_item_mb)

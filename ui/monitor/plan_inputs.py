@@ -39,13 +39,14 @@ def learned_rows(workflow: Workflow, registry: Registry, learned: LearnedDuratio
     """One row per node: the duration the plan uses, where it comes from, and the items planned
     for it (what the declared time per item and the scaling of learned times count)."""
     rows = []
-    sizes = planned_items(workflow, registry).items_in
+    sized = planned_items(workflow, registry)
     for node in workflow.nodes:
-        declared = _declared(registry, node.agent, node.params, sizes.get(node.id))
+        declared = _declared(registry, node.agent, node.params, sized.items_in.get(node.id))
+        spec = registry.get(node.agent) if node.agent in registry else None
         uses_learned = use and node.id in learned.durations
         rows.append({"node": node.id, "agent": node.agent, "plan uses": learned.source[node.id] if uses_learned
                      else "declared", "duration (agent time, s)": learned.durations[node.id] if uses_learned
-                     else declared, "declared (s)": declared, "items planned": sizes.get(node.id),
+                     else declared, "declared (s)": declared, "items planned": sized.handled(node.id, bool(spec and spec.inputs)),
                      "runs measured": learned.counts.get(node.id, 0)})
     return rows
 

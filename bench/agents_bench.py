@@ -204,7 +204,7 @@ def bench_templates(device: str, repeat: int) -> list[dict[str, Any]]:
                     if spec.name in seen:
                         continue
                     seen.add(spec.name)
-                    demand = spec.demand_for(node.resources, params, planned.handled(node_id, bool(spec.inputs)))
+                    demand = spec.demand_for(node.resources, params, planned.handled(node_id, spec))
                     rows.append(_time_node(f"{path.stem}/{node_id}", spec, agent, inputs, ctx, device, repeat,
                                            spec.expected_duration(params, planned.items_in.get(node_id)),
                                            demand.memory_mb))

@@ -188,13 +188,11 @@ class Estimates:
         key = self._key(node, self.memory)
         if key is None or self.runs_of(node) < self.min_runs:
             return None
-        pairs = list(zip(self.memory_sizes.get(key, []), self.memory[key], strict=False))
         p95 = Stat.of(self.memory[key]).p95
-        sized = [(n, m) for n, m in pairs if n]
+        sized = _sized(self.memory_sizes.get(key, []), self.memory[key])
         if planned is None or not sized or declared is None:
             return p95, ""
-        near = [m for n, m in sized if n / SAME_SIZE <= planned <= n * SAME_SIZE]
-        if near:
+        if near := _near(sized, planned):
             return Stat.of(near).p95, ""
         size = round(statistics.median(n for n, _ in sized))
         base = declared(size)
@@ -266,11 +264,10 @@ def scale_to_size(walls: list[float], sizes: list[int | None], planned: int | No
       Without ``declared`` the second factor is 1.
     """
     median = Stat.of(walls).median
-    pairs = [(float(n), w) for n, w in zip(sizes, walls, strict=False) if n]
+    pairs = _sized(sizes, walls)
     if planned is None or not pairs:
         return median, ""
-    near = [w for n, w in pairs if n / SAME_SIZE <= planned <= n * SAME_SIZE]
-    if near:  # measured at this size: as measured
+    if near := _near(pairs, planned):  # measured at this size: as measured
         return Stat.of(near).median, ""
     xs = sorted({n for n, _ in pairs})
     if xs[-1] >= FIT_SPREAD * xs[0]:
@@ -285,6 +282,16 @@ def scale_to_size(walls: list[float], sizes: list[int | None], planned: int | No
     factor = math.sqrt(planned / size * shape)
     return Stat.of([w for _, w in pairs]).median * factor, \
         f", scaled from {size:,.0f} to {planned:,} items (x{factor:.2g})"
+
+
+def _sized(sizes: list[int | None], values: list[float]) -> list[tuple[float, float]]:
+    """(size, value) for the samples whose size is known (not None or 0)."""
+    return [(float(n), v) for n, v in zip(sizes, values, strict=False) if n]
+
+
+def _near(pairs: list[tuple[float, float]], planned: int) -> list[float]:
+    """The values measured at about ``planned`` items (within ``SAME_SIZE``)."""
+    return [v for n, v in pairs if n / SAME_SIZE <= planned <= n * SAME_SIZE]
 
 
 def actual_makespan(run: Any) -> float | None:

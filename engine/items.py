@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from engine.graphs import topological_order
 from engine.registry import Registry
+from engine.spec import AgentSpec
 from engine.workflow import Workflow
 
 
@@ -33,9 +34,10 @@ class PlannedItems:
     items_in: dict[str, int | None]
     items_out: dict[str, int | None]
 
-    def handled(self, node_id: str, has_inputs: bool) -> int | None:
-        """The items a node handles: those it receives, or for a source those it emits."""
-        return (self.items_in if has_inputs else self.items_out).get(node_id)
+    def handled(self, node_id: str, spec: AgentSpec | None) -> int | None:
+        """The items a node of agent ``spec`` handles: those it receives, or for a source (an
+        agent without inputs) those it emits."""
+        return (self.items_in if spec is not None and spec.inputs else self.items_out).get(node_id)
 
 
 def planned_items(workflow: Workflow | Mapping[str, Any], registry: Registry) -> PlannedItems:

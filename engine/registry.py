@@ -58,7 +58,7 @@ def agent(
     per_item_s: float = 0.0,
     items_fn: Callable[[BaseModel, int | None], int | None] | None = None,
     memory_per_item_mb: float = 0.0,
-    memory_fn: Callable[[BaseModel, int | None], float] | None = None,
+    memory_fn: Callable[[BaseModel, int], float] | None = None,
 ) -> Callable[[type[Agent]], type[Agent]]:
     """Class decorator that declares an Agent subclass as a service.
 

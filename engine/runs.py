@@ -189,7 +189,7 @@ class RunManager:
             items = None
             if spec.memory_per_item_mb or spec.memory_fn:
                 sized = sized or planned_items(workflow, self.registry)
-                items = sized.handled(node.id, bool(spec.inputs))
+                items = sized.handled(node.id, spec)
             demand = spec.demand_for(node.resources, params, items)
             demand_dict = dumps.get(id(demand))
             if demand_dict is None:

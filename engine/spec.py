@@ -288,7 +288,8 @@ class AgentSpec:
             emitted by a source), added to ``resources.memory_mb`` (``TYPICAL_ITEMS`` when
             unknown), unless the node sets its own ``memory_mb``.
         memory_fn: the same for agents whose memory per item depends on their params: MB on top
-            of ``resources.memory_mb`` for (params, items handled); replaces ``memory_per_item_mb``.
+            of ``resources.memory_mb`` for (params, items handled, ``TYPICAL_ITEMS`` when
+            unknown); replaces ``memory_per_item_mb``.
     """
 
     name: str
@@ -312,7 +313,7 @@ class AgentSpec:
     per_item_s: float = 0.0
     items_fn: Callable[[BaseModel, int | None], int | None] | None = None
     memory_per_item_mb: float = 0.0
-    memory_fn: Callable[[BaseModel, int | None], float] | None = None
+    memory_fn: Callable[[BaseModel, int], float] | None = None
 
     def input(self, name: str) -> PortSpec | None:
         return next((p for p in self.inputs if p.name == name), None)
@@ -339,10 +340,11 @@ class AgentSpec:
         node handles, see ``memory_per_item_mb``), then the node's overrides (a ``memory_mb``
         of its own replaces both). Raises CapacityError for a bad override."""
         extra = 0.0
+        n = TYPICAL_ITEMS if items is None else max(0, items)
         if self.memory_fn is not None and params is not None:
-            extra = float(self.memory_fn(params, items))
+            extra = float(self.memory_fn(params, n))
         elif self.memory_per_item_mb:
-            extra = self.memory_per_item_mb * (TYPICAL_ITEMS if items is None else max(0, items))
+            extra = self.memory_per_item_mb * n
         base = self.resources
         if extra > 0:
             base = base.model_copy(update={"memory_mb": base.memory_mb + extra})

@@ -163,7 +163,7 @@ def _check_overrides(ctx: _Context, node: NodeSpec, spec: AgentSpec) -> None:
                 params = spec.parse_params(node.params)
             except Exception:  # reported by _check_params; the declared memory still counts
                 params = None
-            items = ctx.sized().handled(node.id, bool(spec.inputs))
+            items = ctx.sized().handled(node.id, spec)
             grown = spec.demand_for(node.resources, params, items)
             if grown.memory_mb > demand.memory_mb:
                 ctx.grown[node.id] = (grown.memory_mb - demand.memory_mb, items)

@@ -111,7 +111,7 @@ def _resource_form(sess: DesignerSession, node: NodeSpec, spec: AgentSpec, prefi
 
 def _memory_growth(sess: DesignerSession, node: NodeSpec, spec: AgentSpec, registry: Registry) -> str:
     """What the run adds to the memory shown for the items this node will handle."""
-    items = planned_items(sess.workflow, registry).handled(node.id, bool(spec.inputs))
+    items = planned_items(sess.workflow, registry).handled(node.id, spec)
     try:
         grown = spec.demand_for(node.resources, spec.parse_params(node.params), items).memory_mb
         extra = grown - spec.resources.merged(node.resources).memory_mb

@@ -64,17 +64,17 @@ _BATCHED = Lifecycle.model_validate({"execution": {"batch_size": 32}})
 _MB = 2**20
 
 
-def _source_memory(p: SourceParams, _: int | None = None) -> float:
+def _source_memory(p: SourceParams, _: int = 0) -> float:
     """MB that ``vision.source`` needs on top of its declared 32 for these parameters: ~0.3 MB
     per image while generating (measured 300 MB for 1,024 scans), plus three float copies of each
     emitted image (resize, channels, the payload)."""
     return _source_items(p) * (0.3 + 12 * p.size * p.size * p.channels / _MB)
 
 
-def _kept_images_memory(p: Any, items: int | None) -> float:
+def _kept_images_memory(p: Any, items: int) -> float:
     """MB for the images a node keeps (float32, 3 channels at its output size, or 64 px)."""
     side = getattr(p, "size", None) or 64
-    return (64 if items is None else max(0, items)) * 3 * side * side * 4 / _MB
+    return items * 3 * side * side * 4 / _MB
 
 
 def _source_duration(p: SourceParams) -> float:

@@ -72,7 +72,7 @@ def build_nodes(workflow: Workflow, registry: Registry, gpu_memory_mb: float,
     for spec_node in workflow.nodes:
         spec = registry.get(spec_node.agent)
         params = spec.parse_params(spec_node.params)
-        demand = spec.demand_for(spec_node.resources, params, sized.handled(spec_node.id, bool(spec.inputs)))
+        demand = spec.demand_for(spec_node.resources, params, sized.handled(spec_node.id, spec))
         lifecycle = spec.lifecycle.merged(spec_node.lifecycle)
         expected = spec.expected_duration(params, sized.items_in.get(spec_node.id)) * (
             time_scale if spec.simulated else 1.0)

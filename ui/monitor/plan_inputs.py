@@ -46,7 +46,7 @@ def learned_rows(workflow: Workflow, registry: Registry, learned: LearnedDuratio
         uses_learned = use and node.id in learned.durations
         rows.append({"node": node.id, "agent": node.agent, "plan uses": learned.source[node.id] if uses_learned
                      else "declared", "duration (agent time, s)": learned.durations[node.id] if uses_learned
-                     else declared, "declared (s)": declared, "items planned": sized.handled(node.id, bool(spec and spec.inputs)),
+                     else declared, "declared (s)": declared, "items planned": sized.handled(node.id, spec),
                      "runs measured": learned.counts.get(node.id, 0)})
     return rows
 

@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.items import planned_items
+
 TERMINAL_NODE = ("done", "cached", "failed", "skipped", "cancelled", "interrupted")
 TERMINAL_RUN = ("succeeded", "failed", "cancelled", "interrupted")
 
@@ -217,8 +219,6 @@ def replay_view(view: RunView, t: float) -> RunView:
 def fill_demands(view: RunView, registry: Any) -> RunView:
     """Give stored nodes their full resource demand, as the run reserved it: the agent's default,
     with the memory that grows with the items planned for the node, merged with its override."""
-    from engine.items import planned_items
-
     try:
         sized = planned_items(view.workflow or {}, registry)
     except Exception:  # a stored workflow this build cannot read: no growth
@@ -230,7 +230,7 @@ def fill_demands(view: RunView, registry: Any) -> RunView:
             continue  # a fused node: its demand is what it held, complete already
         try:
             spec = registry.get(node["agent"])
-            items = sized.handled(node_id, bool(spec.inputs)) if sized is not None else None
+            items = sized.handled(node_id, spec) if sized is not None else None
             parsed = spec.parse_params(params.get(node_id)) if spec.memory_per_item_mb or spec.memory_fn else None
             node["demand"] = spec.demand_for(node.get("demand") or None, parsed, items).model_dump()
         except Exception:  # an agent no longer registered, or changed params: keep the stored override

@@ -14,6 +14,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,7 +102,7 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser: object, app_url: str) -> Iterator[object]:
+def page(browser: object, app_url: str, request: pytest.FixtureRequest) -> Iterator[object]:
     context = browser.new_context(viewport={"width": 1500, "height": 1000}, accept_downloads=True)  # type: ignore[attr-defined]
     page = context.new_page()
     page.set_default_timeout(20000)
@@ -109,4 +110,27 @@ def page(browser: object, app_url: str) -> Iterator[object]:
 
     expect.set_options(timeout=15000)  # the machine is shared: give Python's reruns time
     yield page
+    if getattr(request.node, "call_failed", False):
+        _record_failure(page, request.node.name)
     context.close()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Mark a test whose body failed, for the ``page`` fixture's teardown (it records the page)."""
+    report = yield
+    if report.when == "call" and report.failed:
+        item.call_failed = True  # type: ignore[attr-defined]
+    return report
+
+
+def _record_failure(page: Any, name: str) -> None:
+    """A failed browser test leaves a screenshot and prints what the page showed: a rare failure
+    seen only in CI can then be read from its log."""
+    try:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"FAILED-{name}.png"), full_page=True)
+        text = page.locator("body").inner_text(timeout=5000)
+        print(f"\n--- the page at failure ({page.url}) ---\n{text[-6000:]}\n--- end of page ---")
+    except Exception as exc:  # the diagnosis must not mask the failure
+        print(f"could not record the page at failure: {exc!r}")

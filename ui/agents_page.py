@@ -1,16 +1,19 @@
-"""The Agents page: every registered agent with its ports, parameters, resource demand, expected
-time, lifecycle rules, measured figures from stored runs and model card, grouped by category and
-searchable."""
+"""The Agents page: the catalogue at a glance (one row per agent: ports, device, demand, declared
+and measured time), a chart of declared against measured time (which declarations are off, and
+how far), then every agent's details (ports, parameters, resource demand, expected time, lifecycle
+rules, measured figures from stored runs and model card), grouped by category; all searchable."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import altair as alt
 import streamlit as st
 
 from engine.spec import AgentSpec
 from storage import StorageError
-from ui.figures import AgentFigures, describe_figures, measured_figures
+from ui.figures import FASTER_BY, SLOWER_BY, AgentFigures, describe_figures, measured_figures
 from ui.forms import schema_fields
 from ui.render import escape_md, show_error
 from ui.services import get_registry
@@ -42,6 +45,95 @@ def port_rows(spec: AgentSpec) -> list[dict[str, Any]]:
     return rows
 
 
+def catalogue_rows(specs: Sequence[AgentSpec], figures: Mapping[str, AgentFigures]) -> list[dict[str, Any]]:
+    """One row per agent for the table at the top: what it takes and gives, where it runs, what it
+    asks for, what it declares and what it measured (median over the stored runs)."""
+    rows = []
+    for spec in specs:
+        fig = figures.get(spec.name)
+        demand = spec.resources
+        growth = spec.memory_growth_text()
+        rows.append({
+            "agent": spec.label or spec.name, "name": spec.name, "category": spec.category,
+            "takes": ", ".join(f"{p.name}: {p.kind.value}" for p in spec.inputs) or "(source)",
+            "gives": ", ".join(f"{p.name}: {p.kind.value}" for p in spec.outputs) or "(sink)",
+            "device": demand.device + (" (simulated)" if spec.simulated else ""),
+            "cpu": demand.cpu, "memory_mb": demand.memory_mb + 0.0,
+            "memory_grows": growth and f"+ {growth}",
+            "gpu_mb": demand.gpu_memory_mb or None,
+            "declared": spec.duration_text(),
+            "measured_s": fig.wall.median if fig is not None else None,
+            "ratio": fig.ratio.median if fig is not None and fig.ratio is not None else None,
+            "executions": fig.executions if fig is not None else 0,
+        })
+    return rows
+
+
+CATALOGUE_COLUMNS: dict[str, Any] = {
+    "agent": st.column_config.TextColumn("agent", pinned=True),
+    "name": st.column_config.TextColumn("name", help="the id a workflow file uses"),
+    "takes": st.column_config.TextColumn("takes", help="input ports: name and kind of data"),
+    "gives": st.column_config.TextColumn("gives", help="output ports: name and kind of data"),
+    "cpu": st.column_config.NumberColumn("CPU threads", format="%g"),
+    "memory_mb": st.column_config.NumberColumn("memory (MB)", format="%.0f", help="declared; see the next column"),
+    "memory_grows": st.column_config.TextColumn("grows", help="memory the agent adds for each item it handles"),
+    "gpu_mb": st.column_config.NumberColumn("GPU memory (MB)", format="%.0f"),
+    "declared": st.column_config.TextColumn("declared time", help="the agent's own: fixed part + per item"),
+    "measured_s": st.column_config.NumberColumn("measured (s)", format="%.3g",
+                                                help="median wall time over your stored runs"),
+    "ratio": st.column_config.NumberColumn(
+        "measured ÷ declared", format="×%.2g",
+        help="median over executions, each against what was declared for its parameters and items; "
+             f"from ×{SLOWER_BY:g} up, or ×{1 / FASTER_BY:g} and under, the declaration needs correcting"),
+    "executions": st.column_config.NumberColumn("executions", help="finished, not cached, in your stored runs"),
+}
+
+
+VERDICTS = {"within": "holds", "slower": f"slower (×{SLOWER_BY:g}+)", "faster": f"faster (×{1 / FASTER_BY:g}-)"}
+
+
+def declared_vs_measured_spec(specs: Sequence[AgentSpec], figures: Mapping[str, AgentFigures]) -> dict[str, Any] | None:
+    """A log-log scatter, one point per measured agent: the median declared time of its executions
+    (x) against the median measured (y), over the line where they agree and the band where a
+    declaration holds (``SLOWER_BY`` above it, ``FASTER_BY`` below). Agents outside the band are
+    named. None when no agent has been measured against a declaration."""
+    points = []
+    for spec in specs:
+        fig = figures.get(spec.name)
+        if fig is None or fig.declared is None or fig.ratio is None or fig.verdict is None or fig.wall.median <= 0:
+            continue
+        points.append({"agent": spec.label or spec.name, "name": spec.name, "declared": fig.declared.median,
+                       "measured": fig.wall.median, "ratio": fig.ratio.median, "executions": fig.executions,
+                       "verdict": VERDICTS[fig.verdict], "off": fig.verdict != "within"})
+    if not points:
+        return None
+    low = min(min(p["declared"], p["measured"]) for p in points) / 2
+    high = max(max(p["declared"], p["measured"]) for p in points) * 2
+    scale = alt.Scale(type="log", domain=[low, high])
+    line = [{"declared": x, "measured": x * f, "band": band} for x in (low, high)
+            for f, band in ((1.0, "agree"), (SLOWER_BY, "slower"), (1 / FASTER_BY, "faster"))]
+    guides = alt.Chart(alt.Data(values=line)).mark_line(color="#94a3b8").encode(
+        x=alt.X("declared:Q", scale=scale), y=alt.Y("measured:Q", scale=scale), detail="band:N",
+        strokeDash=alt.StrokeDash("band:N", legend=None, scale=alt.Scale(
+            domain=["agree", "slower", "faster"], range=[[1, 0], [4, 4], [4, 4]])))
+    axis = alt.Axis(format="~g", tickCount=6, grid=True)
+    dots = alt.Chart(alt.Data(values=points)).mark_circle(size=90, opacity=0.85).encode(
+        x=alt.X("declared:Q", title="declared time (s; median of its executions, for their parameters and items)",
+                scale=scale, axis=axis),
+        y=alt.Y("measured:Q", title="measured time (s, median)", scale=scale, axis=axis),
+        color=alt.Color("verdict:N", title="the declaration", scale=alt.Scale(
+            domain=list(VERDICTS.values()), range=["#2563eb", "#dc2626", "#d97706"]),
+            legend=alt.Legend(orient="bottom")),
+        tooltip=[alt.Tooltip("agent:N"), alt.Tooltip("name:N"), alt.Tooltip("declared:Q", format=".3g"),
+                 alt.Tooltip("measured:Q", format=".3g"),
+                 alt.Tooltip("ratio:Q", title="measured ÷ declared", format=".2g"), alt.Tooltip("executions:Q")])
+    labels = dots.transform_filter("datum.off").mark_text(align="left", dx=7, fontSize=11).encode(
+        text="name:N", color=alt.value("#475569"))
+    return alt.layer(guides, dots, labels).properties(
+        height=360, title="Declared against measured time: agents outside the dashed band need a new declaration"
+    ).to_dict()
+
+
 def render_agents() -> None:
     registry = get_registry()
     st.markdown("### Agents")
@@ -53,12 +145,29 @@ def render_agents() -> None:
     except StorageError as exc:
         show_error("Could not read the measured figures from the run history", exc)
         figures = {}
-    for category, specs in registry.categories().items():
-        shown = [s for s in specs if not q or q in f"{s.name} {s.label} {s.category} {s.description}".lower()]
-        if not shown:
+    groups = {category: [s for s in specs if not q or q in f"{s.name} {s.label} {s.category} {s.description}".lower()]
+              for category, specs in registry.categories().items()}
+    shown = [spec for specs in groups.values() for spec in specs]
+    if not shown:
+        st.info("No agent matches this search: try a category (vision, text, tabular…) or part of a name.")
+        return
+    st.dataframe(catalogue_rows(shown, figures), hide_index=True, width="stretch", key="agents.catalogue",
+                 column_config=CATALOGUE_COLUMNS, placeholder="—")
+    if (chart := declared_vs_measured_spec(shown, figures)) is not None:
+        st.vega_lite_chart(spec=chart, width="stretch", key="agents.declared_vs_measured")
+        off = [s.name for s in shown if (f := figures.get(s.name)) is not None and f.verdict in ("slower", "faster")]
+        st.caption(f"Each agent is compared with what it declared for the parameters and item counts of the runs it was "
+                   f"in. A declaration holds from ×{1 / FASTER_BY:g} to ×{SLOWER_BY:g} of the measured time (declared "
+                   "times are meant to be on the safe side, so a loaded machine still keeps to the plan). "
+                   + (f"Outside: {', '.join(f'`{n}`' for n in off)} (each one's details say what to correct)."
+                      if off else "Every measured agent is inside."))
+    else:
+        st.caption("Run a workflow and each agent's measured time appears here next to its declaration.")
+    for category, specs in groups.items():
+        if not specs:
             continue
         st.markdown(f"#### {escape_md(category)}")
-        for spec in shown:
+        for spec in specs:
             with st.expander(f"{spec.label or spec.name} · {spec.name} v{spec.version}"):
                 _agent_details(spec, figures.get(spec.name))
 

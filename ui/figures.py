@@ -1,5 +1,11 @@
 """Measured figures per agent from the stored runs (how many runs, median and p95 wall time, p95
-peak memory, devices seen), for the Agents page to show next to each agent's declarations."""
+peak memory, devices seen, and measured ÷ declared time), for the Agents page to show next to each
+agent's declarations.
+
+Measured ÷ declared compares each execution with what was declared for that execution: the
+agent's time for the node's parameters and the items planned for it in its run
+(``AgentSpec.expected_duration``, ``engine.items``), so a 4,096-image run is not held against a
+declaration for 64 images."""
 
 from __future__ import annotations
 
@@ -8,8 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
+from pydantic import ValidationError
 
-from engine.estimates import Stat
+from engine.estimates import MIN_RUNS, Stat
+from engine.items import planned_items
+from engine.registry import Registry
 from engine.spec import AgentSpec
 from ui import auth
 from ui.services import get_registry, get_store
@@ -29,17 +38,63 @@ class AgentFigures:
     memory: Stat | None  # peak RSS of the process while the node ran
     isolated: int  # executions that ran in their own process (their memory figure is their own)
     devices: tuple[str, ...]
+    declared: Stat | None = None  # the declared time of each execution (its params and planned items)
+    ratio: Stat | None = None  # measured ÷ declared time, per execution
+
+    @property
+    def verdict(self) -> str | None:
+        """Whether the declaration holds: ``within``, ``slower`` (it ran ``SLOWER_BY`` times its
+        declaration or more: plans are optimistic, timeouts tight) or ``faster`` (``FASTER_BY``
+        times or more under it: plans are needlessly pessimistic); None when not compared."""
+        if self.ratio is None or self.ratio.median <= 0:
+            return None
+        if self.ratio.median >= SLOWER_BY:
+            return "slower"
+        return "faster" if self.ratio.median <= 1 / FASTER_BY else "within"
 
 
-def figures_from_runs(details: Iterable[Any], simulated: Callable[[str], bool]) -> dict[str, AgentFigures]:
-    """Per-agent figures from stored runs (storage RunDetail objects): done, not cached nodes only."""
+# Declarations are meant to be on the safe side: the built-in agents declare 3.5-5x their quiet
+# per-item time, so a plan still holds on a loaded machine (bench/agents_bench.py). So running
+# slower than declared is flagged sooner than running faster.
+SLOWER_BY = 2.0
+FASTER_BY = 5.0
+
+
+def declared_times(detail: Any, registry: Registry) -> dict[str, float]:
+    """Node id -> the time declared for it in this stored run: its agent's expected time for the
+    node's parameters and the items planned for it. Nodes whose agent is unknown or whose
+    parameters no longer validate are left out."""
+    workflow = getattr(detail, "workflow", None)
+    if not isinstance(workflow, dict):
+        return {}
+    planned = planned_items(workflow, registry)
+    out: dict[str, float] = {}
+    for node in workflow.get("nodes") or []:
+        if not isinstance(node, dict) or node.get("agent") not in registry:
+            continue
+        spec = registry.get(str(node["agent"]))
+        try:
+            params = spec.params.model_validate(node.get("params") or {})
+        except ValidationError:
+            continue
+        out[str(node.get("id"))] = spec.expected_duration(params, planned.handled(str(node.get("id")), spec))
+    return out
+
+
+def figures_from_runs(details: Iterable[Any], simulated: Callable[[str], bool],
+                      registry: Registry | None = None) -> dict[str, AgentFigures]:
+    """Per-agent figures from stored runs (storage RunDetail objects): done, not cached nodes only.
+    With a ``registry``, each execution is also compared with its declaration (``declared_times``)."""
     walls: dict[str, list[float]] = {}
+    declared: dict[str, list[float]] = {}
+    ratios: dict[str, list[float]] = {}
     memory: dict[str, list[float]] = {}
     runs: dict[str, set[str]] = {}
     devices: dict[str, set[str]] = {}
     isolated: dict[str, int] = {}
     for detail in details:
         scale = float((detail.options or {}).get("time_scale") or 1.0)
+        promised = declared_times(detail, registry) if registry is not None else {}
         for node in detail.nodes:
             if node.status != "done" or node.cached or node.wall_s is None:
                 continue
@@ -47,6 +102,9 @@ def figures_from_runs(details: Iterable[Any], simulated: Callable[[str], bool]) 
             if simulated(node.agent) and scale > 0:
                 wall /= scale  # a simulated agent waits duration × time scale
             walls.setdefault(node.agent, []).append(wall)
+            if (expected := promised.get(getattr(node, "node_id", ""))) is not None and expected > 0:
+                declared.setdefault(node.agent, []).append(expected)
+                ratios.setdefault(node.agent, []).append(wall / expected)
             runs.setdefault(node.agent, set()).add(detail.id)
             if node.peak_rss_mb is not None:
                 memory.setdefault(node.agent, []).append(float(node.peak_rss_mb))
@@ -55,7 +113,9 @@ def figures_from_runs(details: Iterable[Any], simulated: Callable[[str], bool]) 
             isolated[node.agent] = isolated.get(node.agent, 0) + bool((node.metrics or {}).get("isolated"))
     return {agent: AgentFigures(agent, len(runs[agent]), len(xs), Stat.of(xs),
                                 Stat.of(memory[agent]) if agent in memory else None, isolated.get(agent, 0),
-                                tuple(sorted(devices.get(agent, ()))))
+                                tuple(sorted(devices.get(agent, ()))),
+                                Stat.of(declared[agent]) if agent in declared else None,
+                                Stat.of(ratios[agent]) if agent in ratios else None)
             for agent, xs in walls.items()}
 
 
@@ -67,7 +127,7 @@ def _cached_figures(database: str, user: str | None) -> dict[str, AgentFigures]:
     def simulated(name: str) -> bool:
         return name in registry and registry.get(name).simulated
 
-    return figures_from_runs((d for d in details if d is not None), simulated)
+    return figures_from_runs((d for d in details if d is not None), simulated, registry)
 
 
 def measured_figures() -> dict[str, AgentFigures]:
@@ -84,6 +144,17 @@ def describe_figures(spec: AgentSpec, fig: AgentFigures | None) -> list[str]:
     unit = " (agent time: divided by each run's time scale)" if spec.simulated else ""
     lines = [f"Wall time: declared {spec.duration_text()} (agent default) / measured median {fig.wall.median:.3g} s, "
              f"p95 {fig.wall.p95:.3g} s over {fig.runs} run(s), {fig.executions} execution(s){unit}"]
+    if fig.ratio is not None:
+        lines.append(f"Measured ÷ declared: median ×{fig.ratio.median:.2g} (from ×{fig.ratio.low:.2g} to "
+                     f"×{fig.ratio.high:.2g}), each execution against what was declared for its parameters and "
+                     "planned items")
+        if fig.verdict in ("slower", "faster"):
+            factor = fig.ratio.median
+            what = ("the time its `duration_fn` computes" if spec.duration_fn is not None
+                    else "`expected_duration_s`" + (" and `per_item_s`" if spec.per_item_s else ""))
+            lines.append(f"**The declaration needs correcting**: it runs {fig.verdict} than declared (×{factor:.2g}). "
+                         f"Multiply {what} by about {factor:.2g} in the agent's declaration. Meanwhile the planner "
+                         f"uses the measured time for a node once it has {MIN_RUNS} runs of it (learned durations).")
     if fig.memory is not None:
         note = ("every execution ran isolated, so this is the node's own peak" if fig.isolated == fig.executions
                 else "process-wide peak RSS while the node ran (a node's own only when it runs isolated"

@@ -1,5 +1,7 @@
 """The Agents page's measured figures: computed from stored node records (runs, median and p95
-wall time, p95 peak memory, devices) and shown next to the declarations (Issue 5)."""
+wall time, p95 peak memory, devices, measured ÷ declared for each execution's own parameters and
+planned items) and shown next to the declarations: in each agent's details, the catalogue table
+and the declared-against-measured chart (Issues 4 and 5)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from engine.registry import default_registry
 from engine.runs import RunManager, RunOptions
 from engine.workflow import workflow_from_data
 from storage import Store
-from ui.figures import describe_figures, figures_from_runs
+from ui.agents_page import catalogue_rows, declared_vs_measured_spec
+from ui.figures import FASTER_BY, SLOWER_BY, describe_figures, figures_from_runs
 
 FLOW = {"schema_version": 1, "name": "measure-me", "nodes": [
     {"id": "src", "agent": "test.source", "params": {"value": "x"}},
@@ -22,13 +25,78 @@ FLOW = {"schema_version": 1, "name": "measure-me", "nodes": [
 
 
 def node(agent: str, wall: float | None, *, status: str = "done", cached: bool = False, rss: float | None = 100.0,
-         device: str = "cpu", isolated: bool = False) -> Any:
+         device: str = "cpu", isolated: bool = False, node_id: str = "") -> Any:
     return SimpleNamespace(agent=agent, status=status, cached=cached, wall_s=wall, peak_rss_mb=rss, device=device,
-                           metrics={"isolated": isolated})
+                           metrics={"isolated": isolated}, node_id=node_id)
 
 
-def run(run_id: str, *nodes: Any, time_scale: float = 1.0) -> Any:
-    return SimpleNamespace(id=run_id, options={"time_scale": time_scale}, nodes=nodes)
+def run(run_id: str, *nodes: Any, time_scale: float = 1.0, workflow: dict[str, Any] | None = None) -> Any:
+    return SimpleNamespace(id=run_id, options={"time_scale": time_scale}, nodes=nodes, workflow=workflow)
+
+
+def image_flow(n_items: int, model: str = "lesion_cnn") -> dict[str, Any]:
+    return {"schema_version": 1, "name": f"images-{n_items}", "edges": [{"source": "src", "target": "cls"}],
+            "nodes": [{"id": "src", "agent": "vision.source", "params": {"n_items": n_items}},
+                      {"id": "cls", "agent": "vision.classify", "params": {"model": model}}]}
+
+
+def test_each_execution_is_held_against_what_was_declared_for_its_items_and_params() -> None:
+    registry = default_registry()
+    spec = registry.get("vision.classify")
+    params = spec.params.model_validate({})
+    at_64, at_4096 = spec.expected_duration(params, 64), spec.expected_duration(params, 4096)
+    assert at_4096 > 10 * at_64  # size-aware: the comparison below would be wrong with the 64-item figure
+    details = [run("small", node("vision.classify", 2 * at_64, node_id="cls"), workflow=image_flow(64)),
+               run("big", node("vision.classify", 2 * at_4096, node_id="cls"), workflow=image_flow(4096)),
+               run("bad", node("vision.classify", 99.0, node_id="cls"), workflow=image_flow(64, model="retired_cnn"))]
+    fig = figures_from_runs(details, lambda _: False, registry)["vision.classify"]
+    assert fig.executions == 3  # the run whose parameters no longer validate still counts as measured...
+    assert fig.ratio is not None and fig.ratio.count == 2  # ...but is not compared with a declaration
+    assert fig.ratio.low == pytest.approx(2.0) and fig.ratio.high == pytest.approx(2.0)
+    assert fig.declared is not None and fig.declared.low == pytest.approx(at_64)
+    assert fig.declared.high == pytest.approx(at_4096)
+    assert fig.verdict == "slower"
+    # without a registry (or a stored workflow) nothing is compared
+    assert figures_from_runs(details, lambda _: False)["vision.classify"].ratio is None
+
+
+@pytest.mark.parametrize(("ratio", "verdict"), [(SLOWER_BY * 1.1, "slower"), (SLOWER_BY * 0.9, "within"),
+                                                (1 / FASTER_BY * 1.1, "within"), (1 / FASTER_BY * 0.9, "faster")])
+def test_a_declaration_holds_inside_the_band_and_the_details_say_what_to_correct(ratio: float, verdict: str) -> None:
+    registry = default_registry()
+    spec = registry.get("test.sleep")
+    flow = {**FLOW, "nodes": [FLOW["nodes"][0], {"id": "nap", "agent": "test.sleep", "params": {"seconds": 0.5}}]}
+    fig = figures_from_runs([run("r", node("test.sleep", 0.5 * ratio, node_id="nap"), workflow=flow)],
+                            lambda _: False, registry)["test.sleep"]
+    assert fig.ratio is not None and fig.ratio.median == pytest.approx(ratio)
+    assert fig.verdict == verdict
+    text = " ".join(describe_figures(spec, fig))
+    assert ("needs correcting" in text) == (verdict != "within"), text
+    if verdict != "within":
+        assert f"runs {verdict} than declared" in text and "duration_fn" in text  # test.sleep computes its time
+    rows = catalogue_rows([spec], {"test.sleep": fig})
+    assert rows[0]["ratio"] == pytest.approx(ratio) and rows[0]["measured_s"] == pytest.approx(0.5 * ratio)
+    chart = declared_vs_measured_spec([spec], {"test.sleep": fig})
+    assert chart is not None
+    points = next(d["values"] for d in chart_datasets(chart) if d["values"] and "verdict" in d["values"][0])
+    assert [p["off"] for p in points] == [verdict != "within"]
+
+
+def chart_datasets(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every inline data set of a layered Vega-Lite spec."""
+    found = [{"values": v} for v in (spec.get("datasets") or {}).values()]
+    for layer in spec.get("layer") or []:
+        if isinstance(layer.get("data"), dict) and "values" in layer["data"]:
+            found.append({"values": layer["data"]["values"]})
+    return found
+
+
+def test_no_chart_until_an_agent_is_measured_against_a_declaration() -> None:
+    registry = default_registry()
+    specs = [registry.get("test.sleep")]
+    assert declared_vs_measured_spec(specs, {}) is None
+    unmatched = figures_from_runs([run("r", node("test.sleep", 0.1))], lambda _: False, registry)
+    assert declared_vs_measured_spec(specs, unmatched) is None  # measured, but no stored workflow to compare with
 
 
 def test_figures_count_only_finished_uncached_nodes_and_scale_simulated_ones() -> None:
@@ -82,3 +150,13 @@ def test_agents_page_shows_measured_figures_after_a_recorded_run(app: AppTest) -
     assert "measured median" in text and "over 1 run(s)" in text, text
     assert "declared" in text and "Peak memory" in text and "Devices seen: `cpu`" in text
     assert "Not measured yet" in expander_text(app, "sim.task")  # not part of the recorded run
+    assert "Measured ÷ declared" in text, text  # the stored run's workflow says what test.sleep declared
+    table = app.dataframe[0].value
+    from ui.services import get_registry
+
+    assert len(table) == len(get_registry())
+    sleep = table[table["name"] == "test.sleep"].iloc[0]
+    # it slept the 0.01 s its parameters declare, so it cannot have beaten its declaration
+    assert sleep["executions"] == 1 and sleep["measured_s"] >= 0.01 and sleep["ratio"] >= 0.99, sleep
+    assert table[table["name"] == "sim.task"].iloc[0]["executions"] == 0
+    assert any("Each agent is compared" in str(c.value) for c in app.caption)  # the chart's caption

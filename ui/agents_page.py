@@ -10,6 +10,7 @@ from typing import Any
 
 import altair as alt
 import streamlit as st
+from pydantic import ValidationError
 
 from engine.spec import AgentSpec
 from storage import StorageError
@@ -89,7 +90,9 @@ CATALOGUE_COLUMNS: dict[str, Any] = {
 }
 
 
-VERDICTS = {"within": "holds", "slower": f"slower (×{SLOWER_BY:g}+)", "faster": f"faster (×{1 / FASTER_BY:g}-)"}
+VERDICTS = {"within": "holds", "slower": f"slower (×{SLOWER_BY:g} or more)",
+            "faster": f"faster (×{1 / FASTER_BY:g} or less)"}
+CHART_HEIGHT = 480  # the whole chart (Streamlit fits title, axes and legend into it)
 
 
 def declared_vs_measured_spec(specs: Sequence[AgentSpec], figures: Mapping[str, AgentFigures]) -> dict[str, Any] | None:
@@ -112,7 +115,7 @@ def declared_vs_measured_spec(specs: Sequence[AgentSpec], figures: Mapping[str, 
     scale = alt.Scale(type="log", domain=[low, high])
     line = [{"declared": x, "measured": x * f, "band": band} for x in (low, high)
             for f, band in ((1.0, "agree"), (SLOWER_BY, "slower"), (1 / FASTER_BY, "faster"))]
-    guides = alt.Chart(alt.Data(values=line)).mark_line(color="#94a3b8").encode(
+    guides = alt.Chart(alt.Data(values=line)).mark_line(color="#94a3b8", clip=True).encode(
         x=alt.X("declared:Q", scale=scale), y=alt.Y("measured:Q", scale=scale), detail="band:N",
         strokeDash=alt.StrokeDash("band:N", legend=None, scale=alt.Scale(
             domain=["agree", "slower", "faster"], range=[[1, 0], [4, 4], [4, 4]])))
@@ -123,14 +126,14 @@ def declared_vs_measured_spec(specs: Sequence[AgentSpec], figures: Mapping[str, 
         y=alt.Y("measured:Q", title="measured time (s, median)", scale=scale, axis=axis),
         color=alt.Color("verdict:N", title="the declaration", scale=alt.Scale(
             domain=list(VERDICTS.values()), range=["#2563eb", "#dc2626", "#d97706"]),
-            legend=alt.Legend(orient="bottom")),
+            legend=alt.Legend(orient="right")),
         tooltip=[alt.Tooltip("agent:N"), alt.Tooltip("name:N"), alt.Tooltip("declared:Q", format=".3g"),
                  alt.Tooltip("measured:Q", format=".3g"),
                  alt.Tooltip("ratio:Q", title="measured ÷ declared", format=".2g"), alt.Tooltip("executions:Q")])
     labels = dots.transform_filter("datum.off").mark_text(align="left", dx=7, fontSize=11).encode(
         text="name:N", color=alt.value("#475569"))
     return alt.layer(guides, dots, labels).properties(
-        height=360, title="Declared against measured time: agents outside the dashed band need a new declaration"
+        height=CHART_HEIGHT, title="Declared against measured time: agents outside the dashed band need a new declaration"
     ).to_dict()
 
 
@@ -154,7 +157,7 @@ def render_agents() -> None:
     st.dataframe(catalogue_rows(shown, figures), hide_index=True, width="stretch", key="agents.catalogue",
                  column_config=CATALOGUE_COLUMNS, placeholder="—")
     if (chart := declared_vs_measured_spec(shown, figures)) is not None:
-        st.vega_lite_chart(spec=chart, width="stretch", key="agents.declared_vs_measured")
+        st.vega_lite_chart(spec=chart, width="stretch", height=CHART_HEIGHT, key="agents.declared_vs_measured")
         off = [s.name for s in shown if (f := figures.get(s.name)) is not None and f.verdict in ("slower", "faster")]
         st.caption(f"Each agent is compared with what it declared for the parameters and item counts of the runs it was "
                    f"in. A declaration holds from ×{1 / FASTER_BY:g} to ×{SLOWER_BY:g} of the measured time (declared "
@@ -172,6 +175,18 @@ def render_agents() -> None:
                 _agent_details(spec, figures.get(spec.name))
 
 
+def _default_time(spec: AgentSpec) -> float:
+    """The fixed part of the declared time for the agent's default parameters (an agent whose time
+    depends on its parameters computes it; ``expected_duration_s`` otherwise or when the defaults
+    do not validate on their own)."""
+    if spec.duration_fn is not None:
+        try:
+            return float(spec.duration_fn(spec.params.model_validate({})))
+        except ValidationError:
+            pass
+    return spec.expected_duration_s
+
+
 def _agent_details(spec: AgentSpec, figures: AgentFigures | None = None) -> None:
     st.markdown(escape_md(spec.description))
     demand = spec.resources
@@ -180,8 +195,9 @@ def _agent_details(spec: AgentSpec, figures: AgentFigures | None = None) -> None
     cols[1].metric("Memory", f"{demand.memory_mb:,.0f} MB",
                    help=f"plus {spec.memory_growth_text()} for the items it handles" if spec.memory_growth_text() else None)
     cols[2].metric("GPU memory", f"{demand.gpu_memory_mb:,.0f} MB" if demand.gpu_memory_mb else "none")
-    cols[3].metric("Expected time", f"{spec.expected_duration_s:g} s",
-                   help="the declared time; plus this per item" if spec.per_item_s else None)
+    cols[3].metric("Expected time", f"{_default_time(spec):.3g} s",
+                   help="the declared time" + ("; plus the time per item below" if spec.per_item_s else "")
+                   + ("; for its default parameters: the time depends on them" if spec.duration_fn else ""))
     if spec.per_item_s:
         st.caption(f"Plus {spec.per_item_s * 1000:g} ms per item it receives (the planner counts the "
                    "items the workflow's sources emit).")

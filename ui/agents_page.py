@@ -62,7 +62,8 @@ def catalogue_rows(specs: Sequence[AgentSpec], figures: Mapping[str, AgentFigure
             "cpu": demand.cpu, "memory_mb": demand.memory_mb + 0.0,
             "memory_grows": growth and f"+ {growth}",
             "gpu_mb": demand.gpu_memory_mb or None,
-            "declared": spec.duration_text(),
+            "declared": f"{_default_time(spec):.3g} s"
+                        + (f" + {spec.per_item_s * 1000:g} ms per item" if spec.per_item_s else ""),
             "measured_s": fig.wall.median if fig is not None else None,
             "ratio": fig.ratio.median if fig is not None and fig.ratio is not None else None,
             "executions": fig.executions if fig is not None else 0,
@@ -79,7 +80,8 @@ CATALOGUE_COLUMNS: dict[str, Any] = {
     "memory_mb": st.column_config.NumberColumn("memory (MB)", format="%.0f", help="declared; see the next column"),
     "memory_grows": st.column_config.TextColumn("grows", help="memory the agent adds for each item it handles"),
     "gpu_mb": st.column_config.NumberColumn("GPU memory (MB)", format="%.0f"),
-    "declared": st.column_config.TextColumn("declared time", help="the agent's own: fixed part + per item"),
+    "declared": st.column_config.TextColumn("declared time",
+                                            help="for the default parameters: fixed part + per item"),
     "measured_s": st.column_config.NumberColumn("measured (s)", format="%.3g",
                                                 help="median wall time over your stored runs"),
     "ratio": st.column_config.NumberColumn(

@@ -92,6 +92,11 @@ CATALOGUE_COLUMNS: dict[str, Any] = {
 }
 
 
+# the times first (what this table is mostly read for), then the demand, then the ports
+CATALOGUE_ORDER = ("agent", "name", "declared", "measured_s", "ratio", "executions", "device", "cpu", "memory_mb",
+                   "memory_grows", "gpu_mb", "takes", "gives", "category")
+
+
 VERDICTS = {"within": "holds", "slower": f"slower (×{SLOWER_BY:g} or more)",
             "faster": f"faster (×{1 / FASTER_BY:g} or less)"}
 CHART_HEIGHT = 480  # the whole chart (Streamlit fits title, axes and legend into it)
@@ -157,7 +162,7 @@ def render_agents() -> None:
         st.info("No agent matches this search: try a category (vision, text, tabular…) or part of a name.")
         return
     st.dataframe(catalogue_rows(shown, figures), hide_index=True, width="stretch", key="agents.catalogue",
-                 column_config=CATALOGUE_COLUMNS, placeholder="—")
+                 column_config=CATALOGUE_COLUMNS, column_order=CATALOGUE_ORDER, placeholder="—")
     if (chart := declared_vs_measured_spec(shown, figures)) is not None:
         st.vega_lite_chart(spec=chart, width="stretch", height=CHART_HEIGHT, key="agents.declared_vs_measured")
         off = [s.name for s in shown if (f := figures.get(s.name)) is not None and f.verdict in ("slower", "faster")]

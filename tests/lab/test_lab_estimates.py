@@ -16,6 +16,7 @@ from engine.runs import RunManager, RunOptions
 from engine.workflow import Workflow
 from storage import Store
 from tests.lab.lab_agents import lab_registry
+from tests.recording import record_runs
 
 MACHINE = Capacity(cpu=4, memory_mb=3072, gpus=())
 
@@ -37,16 +38,11 @@ def five_runs(tmp_path_factory: pytest.TempPathFactory) -> list:
     tmp: Path = tmp_path_factory.mktemp("lab")
     registry = lab_registry()
     store = Store(f"sqlite:///{tmp / 'lab.db'}")
-    manager = RunManager(registry=registry, machine=MACHINE, results=ResultStore(tmp / "results"), sample_hz=20)
-    manager.bus.subscribe(store.observer())
     try:
-        for _ in range(5):
-            handle = manager.submit(_workflow(), RunOptions(policy="critical_path", use_cache=False))
-            assert handle.wait(30).value == "succeeded"
-        assert store.flush(10)
+        manager = RunManager(registry=registry, machine=MACHINE, results=ResultStore(tmp / "results"), sample_hz=20)
+        record_runs(store, manager, [_workflow() for _ in range(5)], RunOptions(policy="critical_path", use_cache=False))
         runs = [store.get_run(s.id) for s in store.list_runs(workflow="misdeclared")]
     finally:
-        manager.shutdown()
         store.close()
     assert len(runs) == 5
     return runs

@@ -80,18 +80,15 @@ def test_learned_estimates_and_apply_advice(lab: AppTest, data_dir: Path, monkey
     from storage import Store
     from tests.lab.lab_agents import lab_registry
     from tests.lab.test_lab_estimates import MACHINE, _workflow
+    from tests.recording import record_runs
 
     monkeypatch.setenv("SERVICEGRID_AGENT_MODULES", "tests.lab.lab_agents")
     store = Store()
     workflow_id, _ = store.save_workflow(_workflow())
     manager = RunManager(registry=lab_registry(), machine=MACHINE, results=ResultStore(data_dir / "r"), sample_hz=20)
-    manager.bus.subscribe(store.observer())
     try:
-        for _ in range(3):
-            assert manager.submit(_workflow(), RunOptions(use_cache=False)).wait(30).value == "succeeded"
-        assert store.flush(10)
+        record_runs(store, manager, [_workflow() for _ in range(3)], RunOptions(use_cache=False))
     finally:
-        manager.shutdown()
         store.close()
     at = lab.run()
     at.segmented_control(key="lab.source").set_value("Saved workflow")

@@ -23,6 +23,7 @@ from engine.runs import RunManager, RunOptions
 from engine.spec import TYPICAL_ITEMS, RunContext
 from engine.workflow import Workflow
 from storage import Store
+from tests.recording import record_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 MACHINE = Capacity(cpu=2, memory_mb=4096, gpus=())
@@ -145,18 +146,13 @@ def test_scaled_estimates_predict_a_larger_real_run(tmp_path: Path) -> None:
     closer to what the 512-image run took than the unscaled median, and within 3x of it."""
     registry = default_registry()
     store = Store(f"sqlite:///{tmp_path / 'sizes.db'}")
-    manager = RunManager(registry=registry, machine=MACHINE, results=ResultStore(tmp_path / "results"))
-    manager.bus.subscribe(store.observer())
     try:
-        for n in (64, 64, 64, 512):
-            handle = manager.submit(_images(n), RunOptions(use_cache=False, fuse=False))
-            assert handle.wait(120).value == "succeeded"
-        assert store.flush(10)
-        runs = [store.get_run(s.id) for s in store.list_runs(workflow="image-pipeline")]
+        manager = RunManager(registry=registry, machine=MACHINE, results=ResultStore(tmp_path / "results"))
+        ids = record_runs(store, manager, [_images(n) for n in (64, 64, 64, 512)],
+                          RunOptions(use_cache=False, fuse=False), timeout=120)
+        runs = [store.get_run(run_id) for run_id in ids]
     finally:
-        manager.shutdown()
         store.close()
-    runs = sorted(runs, key=lambda r: r.to_dict()["summary"]["created"])
     small, large = runs[:3], runs[3].to_dict()
     actual = next(r["wall_s"] for r in large["nodes"] if r["node_id"] == "classify")
     scaled = Estimates.from_runs(small, registry=registry).durations_for(_images(512)).durations["classify"]

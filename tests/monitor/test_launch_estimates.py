@@ -14,6 +14,7 @@ from engine.resources import Capacity
 from engine.runs import RunManager, RunOptions
 from engine.workflow import workflow_from_data
 from storage import Store
+from tests import recording
 from tests.monitor.conftest import poll
 from ui.editor import DesignerSession
 
@@ -27,15 +28,10 @@ LABEL = "Open in the designer: learn-me"
 def record_runs(count: int) -> None:
     """Run FLOW ``count`` times outside the app, recorded in the test's database."""
     store = Store()
-    manager = RunManager(registry=default_registry(), machine=None)
-    manager.bus.subscribe(store.observer())
     try:
-        for _ in range(count):
-            handle = manager.submit(workflow_from_data(FLOW), RunOptions(time_scale=0.001))
-            assert handle.wait(30).value == "succeeded"
-        assert store.flush(10)
+        recording.record_runs(store, RunManager(registry=default_registry(), machine=None),
+                              [workflow_from_data(FLOW) for _ in range(count)], RunOptions(time_scale=0.001))
     finally:
-        manager.shutdown()
         store.close()
 
 

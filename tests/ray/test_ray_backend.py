@@ -40,6 +40,18 @@ def execute(backend: Any, wf: Workflow, run_id: str, cancel: threading.Event | N
     return status, outputs, events
 
 
+def cancel_on(kind: str, node_id: str, delay: float = 0.1) -> tuple[threading.Event, Any]:
+    """A run's cancel event, and the ``on_event`` hook that sets it ``delay`` s after ``node_id``'s
+    event ``kind`` (NodeQueued, NodeStarted...)."""
+    cancel = threading.Event()
+
+    def on_event(event: Event) -> None:
+        if event.kind == kind and event.node_id == node_id:
+            threading.Timer(delay, cancel.set).start()
+
+    return cancel, on_event
+
+
 def final_states(events: list[Event]) -> dict[str, NodeStatus]:
     states: dict[str, NodeStatus] = {}
     for e in events:
@@ -168,11 +180,7 @@ def test_cancel_midway_leaves_every_node_terminal(backend: Any) -> None:
                    {"id": "after", "agent": "test.echo"},
                    {"id": "other", "agent": "sim.task", "params": {"duration_s": 3600}}],
                   [("a", "hang"), ("hang", "after")])
-    cancel = threading.Event()
-
-    def on_event(event: Event) -> None:
-        if event.kind == "NodeStarted" and event.node_id == "hang":
-            threading.Timer(0.2, cancel.set).start()
+    cancel, on_event = cancel_on("NodeStarted", "hang", 0.2)
 
     status, _, events = execute(backend, wf, "cancel", cancel, on_event)
     assert status == RunStatus.CANCELLED
@@ -187,11 +195,7 @@ def test_cancel_reaches_tasks_submitted_ahead_of_their_inputs(backend: Any) -> N
     nodes = [{"id": "slow", "agent": "test.sleep", "params": {"seconds": 0.45}}]
     nodes += [{"id": f"c{i}", "agent": "test.echo"} for i in range(3)]
     wf = workflow(nodes, [("slow", "c0"), ("c0", "c1"), ("c1", "c2")])
-    cancel = threading.Event()
-
-    def on_event(event: Event) -> None:
-        if event.kind == "NodeQueued" and event.node_id == "slow":
-            threading.Timer(0.1, cancel.set).start()
+    cancel, on_event = cancel_on("NodeQueued", "slow")
 
     status, outputs, events = execute(backend, wf, "cancel-early", cancel, on_event)
     assert status == RunStatus.CANCELLED and outputs == {}
@@ -219,11 +223,7 @@ def test_cancel_is_cooperative_without_ray_cancel(backend: Any, ray_cancels: lis
              {"id": "hang", "agent": "test.hang"}]
     nodes += [{"id": f"c{i}", "agent": "test.echo"} for i in range(3)]
     wf = workflow(nodes, [("slow", "c0"), ("c0", "c1"), ("c1", "c2")])
-    cancel = threading.Event()
-
-    def on_event(event: Event) -> None:
-        if event.kind == "NodeStarted" and event.node_id == "hang":
-            threading.Timer(0.1, cancel.set).start()
+    cancel, on_event = cancel_on("NodeStarted", "hang")
 
     status, _, events = execute(backend, wf, "cooperative", cancel, on_event)
     assert status == RunStatus.CANCELLED

@@ -15,6 +15,7 @@ from engine.registry import default_registry
 from engine.runs import RunManager, RunOptions
 from engine.workflow import workflow_from_data
 from storage import Store
+from tests.recording import record_runs
 from ui.agents_page import catalogue_rows, declared_vs_measured_spec
 from ui.figures import FASTER_BY, SLOWER_BY, describe_figures, figures_from_runs
 
@@ -124,15 +125,10 @@ def test_memory_is_said_to_be_process_wide_unless_isolated() -> None:
 
 def record_run() -> str:
     store = Store()
-    manager = RunManager(registry=default_registry(), machine=None)
-    manager.bus.subscribe(store.observer())
     try:
-        handle = manager.submit(workflow_from_data(FLOW), RunOptions())
-        assert handle.wait(30).value == "succeeded"
-        assert store.flush(10)
-        return str(handle.run_id)
+        return record_runs(store, RunManager(registry=default_registry(), machine=None), [workflow_from_data(FLOW)],
+                           RunOptions())[0]
     finally:
-        manager.shutdown()
         store.close()
 
 

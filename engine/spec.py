@@ -350,9 +350,18 @@ class AgentSpec:
             base = base.model_copy(update={"memory_mb": base.memory_mb + extra})
         return base.merged(overrides)
 
-    def duration_text(self) -> str:
-        """The declared time for people: ``0.075 s + 0.4 ms per item`` (or ``0.5 s``)."""
-        text = f"{self.expected_duration_s:g} s"
+    def default_params(self) -> BaseModel | None:
+        """The parameters at their defaults (None when some parameter has no default)."""
+        try:
+            return self.parse_params(None)
+        except ValidationError:
+            return None
+
+    def duration_text(self, params: BaseModel | None = None) -> str:
+        """The declared time for people, for ``params`` (the defaults when not given):
+        ``0.075 s + 0.4 ms per item`` (or ``0.5 s``)."""
+        fixed = self.expected_duration(params if params is not None else self.default_params(), 0)
+        text = f"{fixed:.4g} s"
         return f"{text} + {self.per_item_s * 1000:g} ms per item" if self.per_item_s else text
 
     def memory_growth_text(self) -> str:

@@ -10,7 +10,6 @@ from typing import Any
 
 import altair as alt
 import streamlit as st
-from pydantic import ValidationError
 
 from engine.spec import AgentSpec
 from storage import StorageError
@@ -62,8 +61,7 @@ def catalogue_rows(specs: Sequence[AgentSpec], figures: Mapping[str, AgentFigure
             "cpu": demand.cpu, "memory_mb": demand.memory_mb + 0.0,
             "memory_grows": growth and f"+ {growth}",
             "gpu_mb": demand.gpu_memory_mb or None,
-            "declared": f"{_default_time(spec):.3g} s"
-                        + (f" + {spec.per_item_s * 1000:g} ms per item" if spec.per_item_s else ""),
+            "declared": spec.duration_text(),
             "measured_s": fig.wall.median if fig is not None else None,
             "ratio": fig.ratio.median if fig is not None and fig.ratio is not None else None,
             "executions": fig.executions if fig is not None else 0,
@@ -182,18 +180,6 @@ def render_agents() -> None:
                 _agent_details(spec, figures.get(spec.name))
 
 
-def _default_time(spec: AgentSpec) -> float:
-    """The fixed part of the declared time for the agent's default parameters (an agent whose time
-    depends on its parameters computes it; ``expected_duration_s`` otherwise or when the defaults
-    do not validate on their own)."""
-    if spec.duration_fn is not None:
-        try:
-            return float(spec.duration_fn(spec.params.model_validate({})))
-        except ValidationError:
-            pass
-    return spec.expected_duration_s
-
-
 def _agent_details(spec: AgentSpec, figures: AgentFigures | None = None) -> None:
     st.markdown(escape_md(spec.description))
     demand = spec.resources
@@ -202,7 +188,7 @@ def _agent_details(spec: AgentSpec, figures: AgentFigures | None = None) -> None
     cols[1].metric("Memory", f"{demand.memory_mb:,.0f} MB",
                    help=f"plus {spec.memory_growth_text()} for the items it handles" if spec.memory_growth_text() else None)
     cols[2].metric("GPU memory", f"{demand.gpu_memory_mb:,.0f} MB" if demand.gpu_memory_mb else "none")
-    cols[3].metric("Expected time", f"{_default_time(spec):.3g} s",
+    cols[3].metric("Expected time", f"{spec.expected_duration(spec.default_params(), 0):.4g} s",
                    help="the declared time" + ("; plus the time per item below" if spec.per_item_s else "")
                    + ("; for its default parameters: the time depends on them" if spec.duration_fn else ""))
     if spec.per_item_s:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
-from pydantic import ValidationError
 
 from engine.estimates import MIN_RUNS, Stat
 from engine.items import planned_items
@@ -74,8 +73,8 @@ def declared_times(detail: Any, registry: Registry) -> dict[str, float]:
             continue
         spec = registry.get(str(node["agent"]))
         try:
-            params = spec.params.model_validate(node.get("params") or {})
-        except ValidationError:
+            params = spec.parse_params(node.get("params"))
+        except (TypeError, ValueError):  # pydantic's ValidationError, or params that are not a mapping
             continue
         out[str(node.get("id"))] = spec.expected_duration(params, planned.handled(str(node.get("id")), spec))
     return out
@@ -142,7 +141,7 @@ def describe_figures(spec: AgentSpec, fig: AgentFigures | None) -> list[str]:
     if fig is None:
         return ["Not measured yet: run a workflow with this agent and its figures appear here."]
     unit = " (agent time: divided by each run's time scale)" if spec.simulated else ""
-    lines = [f"Wall time: declared {spec.duration_text()} (agent default) / measured median {fig.wall.median:.3g} s, "
+    lines = [f"Wall time: declared {spec.duration_text()} (default parameters) / measured median {fig.wall.median:.3g} s, "
              f"p95 {fig.wall.p95:.3g} s over {fig.runs} run(s), {fig.executions} execution(s){unit}"]
     if fig.ratio is not None:
         lines.append(f"Measured ÷ declared: median ×{fig.ratio.median:.2g} (from ×{fig.ratio.low:.2g} to "

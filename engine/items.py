@@ -69,6 +69,26 @@ def planned_items(workflow: Workflow | Mapping[str, Any], registry: Registry) ->
     return PlannedItems(items_in, items_out)
 
 
+def declared_durations(workflow: Workflow | Mapping[str, Any], registry: Registry,
+                       sized: PlannedItems | None = None) -> dict[str, float]:
+    """Node id -> the duration its agent declares for the node's parameters and planned input items
+    (as the planner counts them: ``AgentSpec.expected_duration``). Nodes whose agent is unknown or
+    whose parameters do not validate are left out. ``sized``: the workflow's planned items, when
+    the caller has them already."""
+    sized = sized or planned_items(workflow, registry)
+    nodes, _ = _graph(workflow)
+    out: dict[str, float] = {}
+    for nid, (agent, params) in nodes.items():
+        if agent not in registry:
+            continue
+        spec = registry.get(agent)
+        try:
+            out[nid] = spec.expected_duration(spec.parse_params(params), sized.items_in.get(nid))
+        except (TypeError, ValueError):  # pydantic's ValidationError, or params that are not a mapping
+            continue
+    return out
+
+
 def _graph(workflow: Workflow | Mapping[str, Any]) -> tuple[dict[str, tuple[str, Any]], list[tuple[str, str]]]:
     if isinstance(workflow, Workflow):
         return ({n.id: (n.agent, n.params) for n in workflow.nodes},

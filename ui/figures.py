@@ -16,7 +16,7 @@ from typing import Any
 import streamlit as st
 
 from engine.estimates import MIN_RUNS, Stat
-from engine.items import planned_items
+from engine.items import declared_durations
 from engine.registry import Registry
 from engine.spec import AgentSpec
 from ui import auth
@@ -61,23 +61,9 @@ FASTER_BY = 5.0
 
 def declared_times(detail: Any, registry: Registry) -> dict[str, float]:
     """Node id -> the time declared for it in this stored run: its agent's expected time for the
-    node's parameters and the items planned for it. Nodes whose agent is unknown or whose
-    parameters no longer validate are left out."""
+    node's parameters and the items planned for it (``engine.items.declared_durations``)."""
     workflow = getattr(detail, "workflow", None)
-    if not isinstance(workflow, dict):
-        return {}
-    planned = planned_items(workflow, registry)
-    out: dict[str, float] = {}
-    for node in workflow.get("nodes") or []:
-        if not isinstance(node, dict) or node.get("agent") not in registry:
-            continue
-        spec = registry.get(str(node["agent"]))
-        try:
-            params = spec.parse_params(node.get("params"))
-        except (TypeError, ValueError):  # pydantic's ValidationError, or params that are not a mapping
-            continue
-        out[str(node.get("id"))] = spec.expected_duration(params, planned.handled(str(node.get("id")), spec))
-    return out
+    return declared_durations(workflow, registry) if isinstance(workflow, dict) else {}
 
 
 def figures_from_runs(details: Iterable[Any], simulated: Callable[[str], bool],

@@ -10,7 +10,7 @@ import streamlit as st
 
 from engine.errors import ServiceGridError
 from engine.estimates import MIN_RUNS, Estimates, LearnedDurations
-from engine.items import planned_items
+from engine.items import declared_durations, planned_items
 from engine.registry import Registry
 from engine.resources import Capacity
 from engine.workflow import Workflow
@@ -40,8 +40,9 @@ def learned_rows(workflow: Workflow, registry: Registry, learned: LearnedDuratio
     for it (what the declared time per item and the scaling of learned times count)."""
     rows = []
     sized = planned_items(workflow, registry)
+    durations = declared_durations(workflow, registry, sized)
     for node in workflow.nodes:
-        declared = _declared(registry, node.agent, node.params, sized.items_in.get(node.id))
+        declared = durations.get(node.id)
         spec = registry.get(node.agent) if node.agent in registry else None
         uses_learned = use and node.id in learned.durations
         rows.append({"node": node.id, "agent": node.agent, "plan uses": learned.source[node.id] if uses_learned
@@ -49,17 +50,6 @@ def learned_rows(workflow: Workflow, registry: Registry, learned: LearnedDuratio
                      else declared, "declared (s)": declared, "items planned": sized.handled(node.id, spec),
                      "runs measured": learned.counts.get(node.id, 0)})
     return rows
-
-
-def _declared(registry: Registry, agent: str, params: dict[str, Any], items: int | None) -> float | None:
-    """The node's declared duration for its params and planned items (None: unknown agent or bad params)."""
-    if agent not in registry:
-        return None
-    spec = registry.get(agent)
-    try:
-        return spec.expected_duration(spec.parse_params(params), items)
-    except ValueError:  # pydantic's ValidationError: validation shows it elsewhere
-        return None
 
 
 def learned_panel(workflow: Workflow, registry: Registry, learned: LearnedDurations, key: str

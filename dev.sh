@@ -14,9 +14,28 @@ PY=${PYTHON:-python3}
 cmd=${1:-start}
 shift || true
 
+# A fresh install (torch, Ray, Chromium's Python driver...) needs about 3 GB; pip's own error for a
+# full disk ("[Errno 28] No space left on device") comes after minutes and says nothing about where.
+check_space() {
+  local need_mb=$1 dir free_mb
+  dir=$(dirname "$(realpath -m "$VENV")")
+  for d in "$dir" "${TMPDIR:-/tmp}"; do
+    free_mb=$(df -Pm "$d" 2>/dev/null | awk 'NR==2 {print $4}')
+    if [ -n "$free_mb" ] && [ "$free_mb" -lt "$need_mb" ]; then
+      echo "dev.sh: only ${free_mb} MB free on the disk holding $d; installing into $VENV needs about" \
+           "${need_mb} MB. Free some space (old virtual environments, clones in ${TMPDIR:-/tmp}) or" \
+           "point VENV / TMPDIR at a disk with room, then run this again." >&2
+      exit 1
+    fi
+  done
+}
+
 install() {
   local extras=$1
-  [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+  if [ ! -x "$VENV/bin/python" ]; then
+    check_space 4000
+    "$PY" -m venv "$VENV"
+  fi
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
   if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
     if [ -n "${TORCH_SPEC:-}" ]; then

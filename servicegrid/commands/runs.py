@@ -91,12 +91,14 @@ def format_detail(detail: Any) -> str:
         lines.append(f"error: {s.error}")
     lines.append("")
     w = min(28, max([4, *(len(n.node_id) for n in detail.nodes)]))
+    gpu = any(n.peak_gpu_mb is not None for n in detail.nodes)  # a column only where one was measured
     lines.append(f"{'node':<{w}}  {'status':<9} {'device':<7} {'wall s':>8} {'wait in':>8} {'wait res':>8} "
-                 f"{'cpu s':>7} {'peak MB':>8} {'tries':>5}")
+                 f"{'cpu s':>7} {'peak MB':>8} " + (f"{'GPU MB':>8} " if gpu else "") + f"{'tries':>5}")
     for n in detail.nodes:
         lines.append(f"{n.node_id[:w]:<{w}}  {n.status:<9} {(n.device or '-'):<7} {_f(n.wall_s):>8} "
                      f"{_f(n.wait_inputs_s):>8} {_f(n.wait_resource_s):>8} {_f(n.cpu_s):>7} "
-                     f"{_f(n.peak_rss_mb, 1):>8} {n.attempts:>5}")
+                     f"{_f(n.peak_rss_mb, 1):>8} " + (f"{_f(n.peak_gpu_mb, 1):>8} " if gpu else "")
+                     + f"{n.attempts:>5}")
         if n.error_message:
             kind = f"{n.error_type}: " if n.error_type else ""
             lines.append(f"{'':<{w}}    {kind}{n.error_message[:200]}")

@@ -14,6 +14,25 @@ from engine.workflow import Workflow
 MACHINE = Capacity(cpu=4, memory_mb=8192, gpus=())
 
 
+class FakeGpu:
+    """Stands in for torch.cuda: records resets and reports fixed numbers."""
+
+    def __init__(self) -> None:
+        self.resets: list[str] = []
+
+    def task_start(self, device: str) -> None:
+        self.resets.append(device)
+
+    def task_peak_mb(self, device: str) -> float | None:
+        return 123.0
+
+    def sample_mb(self, device: str) -> float | None:
+        return 42.0
+
+    def devices(self) -> list[str]:
+        return ["cuda:0"]
+
+
 class Recorder:
     """Collects every event in emission order (thread-safe)."""
 

@@ -56,6 +56,7 @@ def test_run_summary_table_and_runs_listing(db: str, tmp_path: Path, capsys) -> 
     assert main(["run", str(path)]) == 0
     out = capsys.readouterr().out
     assert "node" in out and "wall s" in out and "peak MB" in out and ": succeeded" in out
+    assert "GPU MB" not in out  # no node measured GPU memory: no empty column
     run_id = re.search(r"^run (\w+): succeeded", out, re.M).group(1)
     assert main(["runs"]) == 0
     assert run_id in capsys.readouterr().out
@@ -63,6 +64,44 @@ def test_run_summary_table_and_runs_listing(db: str, tmp_path: Path, capsys) -> 
     shown = json.loads(capsys.readouterr().out)
     assert shown["summary"]["id"] == run_id and len(shown["nodes"]) == 2
     assert main(["runs", "show", "no-such-run"]) == 1
+
+
+def test_gpu_memory_is_shown_per_node_where_it_was_measured(db: str) -> None:
+    """The run summary and ``runs show`` get a GPU MB column when a node measured GPU memory; the
+    stored run keeps the figure. (A simulated GPU and a fake probe: CUDA is absent here; the real
+    probe runs in tests/agents/test_templates_gpu.py on a GPU machine.)"""
+    from executor_kit import FakeGpu
+
+    from engine.resources import Capacity, GpuDevice
+    from engine.runs import RunManager, RunOptions
+    from engine.workflow import Workflow
+    from servicegrid.commands.run import format_summary, result_json
+    from servicegrid.commands.runs import format_detail
+    from storage import Store
+
+    machine = Capacity(cpu=2, memory_mb=4096, gpus=(GpuDevice(index=0, memory_mb=1000, simulated=True),))
+    wf = Workflow.model_validate({"name": "gpu column", "nodes": [
+        {"id": "on_gpu", "agent": "test.source", "resources": {"device": "cuda", "gpu_memory_mb": 100}},
+        {"id": "on_cpu", "agent": "test.source", "resources": {"device": "cpu"}}], "edges": []})
+    with Store(db) as store:
+        manager = RunManager(machine=machine, gpu=FakeGpu())
+        manager.bus.subscribe(store.observer())
+        try:
+            handle = manager.submit(wf, RunOptions(use_cache=False))
+            handle.wait(30)
+            snap = handle.snapshot()
+        finally:
+            manager.shutdown()
+            store.flush()
+        nodes = {n["id"]: n for n in result_json(snap)["nodes"]}
+        assert nodes["on_gpu"]["peak_gpu_mb"] == 123.0 and nodes["on_cpu"]["peak_gpu_mb"] is None
+        for table in (format_summary(snap), format_detail(store.get_run(snap.run_id))):
+            lines = table.splitlines()
+            header = next(line for line in lines if line.startswith("node"))
+            assert "GPU MB" in header
+            column = header.index("GPU MB") + len("GPU MB")  # right-aligned under its header
+            row = {line.split()[0]: line for line in lines if line.startswith(("on_gpu", "on_cpu"))}
+            assert row["on_gpu"][:column].endswith("123.0") and row["on_cpu"][:column].endswith("-")
 
 
 def test_unreadable_file_exits_2(db: str, tmp_path: Path) -> None:

@@ -4,32 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from executor_kit import Recorder, workflow
+from executor_kit import FakeGpu, Recorder, workflow
 from sweep import assert_within, max_usage
 
 from engine.events import RunStatus
 from engine.resources import Capacity, GpuDevice
 from engine.results import ResultStore
 from engine.runs import RunManager, RunOptions
-
-
-class FakeGpu:
-    """Stands in for torch.cuda: records resets and reports fixed numbers."""
-
-    def __init__(self) -> None:
-        self.resets: list[str] = []
-
-    def task_start(self, device: str) -> None:
-        self.resets.append(device)
-
-    def task_peak_mb(self, device: str) -> float | None:
-        return 123.0
-
-    def sample_mb(self, device: str) -> float | None:
-        return 42.0
-
-    def devices(self) -> list[str]:
-        return ["cuda:0"]
 
 
 def test_any_device_prefers_the_gpu_and_falls_back_to_cpu(tmp_path: Path) -> None:

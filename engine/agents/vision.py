@@ -36,7 +36,8 @@ class SourceParams(BaseModel):
     size: int = Field(64, ge=8, le=512, description="side in pixels of the emitted images")
     channels: Literal[1, 3] = Field(1, description="1 grey or 3 RGB channels")
     paths: list[str] = Field(default_factory=list, max_length=1000,
-                             description="image files for dataset=uploads (PNG/JPEG, 10 MB each)")
+                             description="image files for dataset=uploads (PNG/JPEG, 10 MB each); relative "
+                             "paths start in the data folder, where browser uploads are kept")
 
 
 # seconds per image by data set, and per pixel and channel emitted: quiet 2-core CPU figures

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.errors import ModelFileError
+from engine.settings import data_dir
 
 LESION_CLASSES = ["no_lesion", "lesion"]
 DIGIT_CLASSES = [str(d) for d in range(10)]
@@ -172,8 +173,11 @@ def uploads_batch(
 
 
 def read_upload(path: str) -> tuple[str, bytes]:
-    """(file name, bytes) of an image path, refusing missing or oversized files early."""
+    """(file name, bytes) of an image path, refusing missing or oversized files early. Relative
+    paths start in the data folder (where browser uploads are kept: ``engine.uploads``)."""
     p = Path(path).expanduser()
+    if not p.is_absolute():
+        p = data_dir() / p
     if not p.is_file():
         raise ModelFileError(f"image file {path!r} does not exist; check the path")
     if p.stat().st_size > MAX_UPLOAD_BYTES:

@@ -1,0 +1,168 @@
+"""Browser uploads kept for the file-reading agents (engine.uploads): checked with the agents' own
+readers before they are kept, stored under the data folder by content, never half-written, and
+usable by the agents through the relative path a node holds."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from engine import uploads
+from engine.agents.custom import CustomModel, CustomModelParams
+from engine.errors import ModelFileError, ServiceGridError
+from engine.registry import default_registry
+from engine.spec import RunContext
+
+
+def png(size: tuple[int, int] = (20, 10), colour: tuple[int, int, int] = (255, 0, 0)) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, colour).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def torchscript_bytes(tmp_path: Path) -> bytes:
+    layer = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16 * 16, 2))
+    path = tmp_path / "made.pt"
+    with warnings.catch_warnings():  # TorchScript is deprecated in torch 2.9+, still supported
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(layer).save(str(path))
+    return path.read_bytes()
+
+
+def kept(data_dir: Path, kind: str) -> list[Path]:
+    """Every entry of the kind's folder, part folders included (there must be none)."""
+    folder = data_dir / "data" / "uploads" / kind
+    return sorted(folder.iterdir()) if folder.exists() else []
+
+
+def test_an_image_is_checked_kept_by_content_and_read_by_the_source(data_dir: Path) -> None:
+    stored = uploads.store_upload("images", "Scan 1 (left).PNG", png((40, 30)))
+    assert stored.kind == "images" and stored.name == "Scan_1_left.png"
+    assert stored.path.startswith("uploads/images/") and stored.path.endswith("-Scan_1_left.png")
+    assert stored.detail == "PNG, 40 x 30 px" and stored.size == len(png((40, 30)))
+    assert (data_dir / "data" / stored.path).read_bytes() == png((40, 30))
+
+    again = uploads.store_upload("images", "other-name.png", png((40, 30)))  # same bytes, new name
+    assert again.path != stored.path  # the name is part of the file: both stay
+    same = uploads.store_upload("images", "Scan 1 (left).PNG", png((40, 30)))
+    assert same.path == stored.path and same.detail == "already uploaded"
+    assert len(kept(data_dir, "images")) == 2
+
+    # the node holds the relative path; the agent resolves it in the data folder
+    source = default_registry().get("vision.source")
+    agent = source.factory(source.params(dataset="uploads", paths=[stored.path], size=8, channels=3))
+    batch = agent.run({}, RunContext())["images"]
+    assert batch["images"].shape == (1, 3, 8, 8) and batch["ids"] == [Path(stored.path).name]
+    assert float(batch["images"][0, 0].mean()) > 0.99  # the red image, not some other file
+
+
+def test_listing_is_newest_first_and_hides_part_folders(data_dir: Path) -> None:
+    import os
+
+    first = uploads.store_upload("images", "a.png", png(colour=(1, 2, 3)))
+    second = uploads.store_upload("images", "b.png", png(colour=(4, 5, 6)))
+    os.utime(data_dir / "data" / first.path, (1_000_000, 1_000_000))
+    part = data_dir / "data" / "uploads" / "images" / ".part-crashed"
+    part.mkdir()
+    (part / "c.png").write_bytes(png())
+    assert [f.path for f in uploads.list_uploads("images")] == [second.path, first.path]
+    os.utime(part, (1_000_000, 1_000_000))
+    assert uploads.forget_stale_parts("images") == 1 and not part.exists()
+
+
+@pytest.mark.parametrize(("kind", "name", "data", "message"), [
+    ("images", "notes.png", b"hello, not an image", "not a PNG or JPEG"),
+    ("images", "cut.png", png()[:30], "could not be decoded"),
+    ("images", "photo.gif", b"GIF89a", "must be a .png, .jpg, .jpeg file"),
+    ("images", "empty.png", b"", "is empty"),
+    ("texts", "latin1.txt", "café\n".encode("latin-1"), "not UTF-8"),
+    ("texts", "blank.txt", b"\n  \n\n", "holds no text"),
+    ("texts", "header-only.csv", b"text,label\n", "no rows under a header"),
+    ("texts", "run.sh", b"echo hi", "must be a .txt, .csv file"),
+    ("models", "junk.pt", b"\x00\x01not a zip", "not a TorchScript archive"),
+    ("models", "text.onnx", b"hello world", "not an ONNX model"),
+    ("models", "weights.bin", b"PK\x03\x04", "must be a .pt, .pth, .ts, .torchscript, .onnx file"),
+    ("sounds", "a.wav", b"RIFF", "unknown upload kind"),
+])
+def test_bad_files_are_refused_with_a_clear_error_and_nothing_is_kept(
+        data_dir: Path, kind: str, name: str, data: bytes, message: str) -> None:
+    with pytest.raises((ServiceGridError, ValueError), match=message) as info:
+        uploads.store_upload(kind, name, data)
+    assert name.split(".")[0] in str(info.value) or kind == "sounds"  # names the user's file, not a temp file
+    assert ".part-" not in str(info.value)
+    if kind in uploads.KINDS:
+        assert kept(data_dir, kind) == []  # no file and no part folder left behind
+
+
+def test_size_limits_are_enforced_before_anything_is_written(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kind = uploads.KINDS["images"]
+    monkeypatch.setitem(uploads.KINDS, "images", uploads.UploadKind(
+        kind.name, kind.label, kind.suffixes, 100, kind.check))
+    with pytest.raises(uploads.UploadError, match=r"may be at most 0 MB"):
+        uploads.store_upload("images", "big.png", png((200, 200)))
+    assert kept(data_dir, "images") == []
+
+
+def test_names_from_the_browser_never_choose_a_folder(data_dir: Path) -> None:
+    for name in ("../../escape.png", "/etc/passwd.png", "..\\..\\win.png", "a/b/c.png", ".hidden.png", "...png"):
+        stored = uploads.store_upload("images", name, png(colour=(len(name), 0, 0)))
+        path = (data_dir / "data" / stored.path).resolve()
+        assert path.parent == (data_dir / "data" / "uploads" / "images").resolve(), name
+        assert not stored.name.startswith(".")
+
+
+def test_text_files_are_read_by_the_text_source(data_dir: Path) -> None:
+    stored = uploads.store_upload("texts", "reviews.txt", b"great product\n\nawful, broke at once\n")
+    assert stored.detail == "2 texts, one per line"
+    spec = default_registry().get("text.source")
+    out = spec.factory(spec.params(mode="file", path=stored.path)).run({}, RunContext())["texts"]
+    assert out["texts"] == ["great product", "awful, broke at once"]
+    table = uploads.store_upload("texts", "tickets.csv", b"id,body\n1,where is my parcel\n2,refund please\n")
+    assert table.detail == "CSV, 2 rows; columns id, body"
+
+
+def test_a_torchscript_model_is_loaded_before_it_is_kept_and_runs_from_its_path(
+        data_dir: Path, tmp_path: Path) -> None:
+    stored = uploads.store_upload("models", "my classifier.pt", torchscript_bytes(tmp_path))
+    assert stored.detail == "TorchScript model" and stored.path.endswith("-my_classifier.pt")
+    agent = CustomModel(CustomModelParams(path=stored.path, input_kind="image_batch", classes=["a", "b"]))
+    images = {"images": torch.rand(3, 1, 16, 16), "ids": ["x", "y", "z"]}
+    out = agent.run({"in": images}, RunContext())["out"]
+    assert out["ids"] == ["x", "y", "z"] and out["scores"].shape == (3, 2)
+    assert torch.allclose(out["scores"].sum(1), torch.ones(3))
+
+
+def test_an_onnx_model_is_kept(data_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    assert uploads.store_upload("models", "relu.onnx", model.SerializeToString()).detail == "ONNX model"
+
+
+def test_a_pickle_posing_as_a_model_is_refused_and_never_run(data_dir: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+            return (open, (str(marker), "w"))
+
+    torch.save({"x": Payload()}, tmp_path / "saved.pt")  # a zip archive holding the payload in data.pkl
+    marker.unlink(missing_ok=True)
+    for name, data in (("saved.pt", (tmp_path / "saved.pt").read_bytes()), ("raw.pt", pickle.dumps(Payload()))):
+        with pytest.raises(ModelFileError):
+            uploads.store_upload("models", name, data)
+    assert not marker.exists() and kept(data_dir, "models") == []

@@ -23,6 +23,7 @@ class IssueCode(StrEnum):
     SELF_LOOP = "self_loop"
     CYCLE = "cycle"
     INVALID_PARAM = "invalid_param"
+    MISSING_FILE = "missing_file"
     INVALID_RESOURCES = "invalid_resources"
     INVALID_LIFECYCLE = "invalid_lifecycle"
     CAPACITY_EXCEEDED = "capacity_exceeded"

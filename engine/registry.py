@@ -59,6 +59,7 @@ def agent(
     items_fn: Callable[[BaseModel, int | None], int | None] | None = None,
     memory_per_item_mb: float = 0.0,
     memory_fn: Callable[[BaseModel, int], float] | None = None,
+    files_fn: Callable[[BaseModel], tuple[str, list[str]] | None] | None = None,
 ) -> Callable[[type[Agent]], type[Agent]]:
     """Class decorator that declares an Agent subclass as a service.
 
@@ -99,6 +100,7 @@ def agent(
             items_fn=items_fn,
             memory_per_item_mb=memory_per_item_mb,
             memory_fn=memory_fn,
+            files_fn=files_fn,
         )
         return cls
 

@@ -290,6 +290,10 @@ class AgentSpec:
         memory_fn: the same for agents whose memory per item depends on their params: MB on top
             of ``resources.memory_mb`` for (params, items handled, ``TYPICAL_ITEMS`` when
             unknown); replaces ``memory_per_item_mb``.
+        files_fn: for agents that read files named in their params: ``(parameter, paths)`` for
+            these params, or None when they read none (e.g. a generated data set). Validation
+            reports a node that names no file, or a file missing on this machine
+            (``missing_file``), before the run rather than when the agent starts.
     """
 
     name: str
@@ -314,6 +318,7 @@ class AgentSpec:
     items_fn: Callable[[BaseModel, int | None], int | None] | None = None
     memory_per_item_mb: float = 0.0
     memory_fn: Callable[[BaseModel, int], float] | None = None
+    files_fn: Callable[[BaseModel], tuple[str, list[str]] | None] | None = None
 
     def input(self, name: str) -> PortSpec | None:
         return next((p for p in self.inputs if p.name == name), None)

@@ -21,6 +21,7 @@ from engine.items import PlannedItems, planned_items
 from engine.kinds import is_compatible
 from engine.registry import Registry, default_registry
 from engine.resources import Capacity, ResourceDemand, ResourceLedger
+from engine.settings import data_dir, resolve_data_path
 from engine.spec import AgentSpec, PortSpec, params_error_details
 from engine.workflow import EdgeSpec, NodeSpec, Workflow, load_workflow
 
@@ -131,6 +132,7 @@ def _check_nodes(ctx: _Context) -> None:
         spec = ctx.registry.get(node.agent)
         ctx.specs[node.id] = spec
         _check_params(ctx, node, spec)
+        _check_files(ctx, node, spec)
         _check_overrides(ctx, node, spec)
 
 
@@ -153,6 +155,31 @@ def _check_params(ctx: _Context, node: NodeSpec, spec: AgentSpec) -> None:
     except Exception as exc:  # a parameter model's own validator may raise anything
         ctx.add(IssueCode.INVALID_PARAM, f"node {node.id!r}: parameters rejected: {exc}",
                 node=node.id, hint=_SCHEMA_HINT)
+
+
+def _check_files(ctx: _Context, node: NodeSpec, spec: AgentSpec) -> None:
+    """The files a node reads (``AgentSpec.files_fn``) are named and exist here."""
+    if spec.files_fn is None:
+        return
+    try:
+        files = spec.files_fn(spec.parse_params(node.params))
+    except Exception:  # invalid params: reported by _check_params
+        return
+    if files is None:
+        return
+    param, paths = files
+    where = "upload the file(s) in the designer's properties panel (Your files)"
+    if not [p for p in paths if str(p).strip()]:
+        ctx.add(IssueCode.MISSING_FILE, f"node {node.id!r} ({spec.name}) names no file to read",
+                node=node.id, hint=f"{where}, or set `{param}` to a path on this machine")
+        return
+    missing = [p for p in paths if not resolve_data_path(str(p)).is_file()]
+    if missing:
+        shown = ", ".join(repr(p) for p in missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        ctx.add(IssueCode.MISSING_FILE,
+                f"node {node.id!r} ({spec.name}) reads {shown}, not found on this machine",
+                node=node.id, hint=f"{where}, or correct `{param}` (relative paths start in the data "
+                f"folder, {data_dir()})")
 
 
 def _check_overrides(ctx: _Context, node: NodeSpec, spec: AgentSpec) -> None:

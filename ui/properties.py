@@ -21,6 +21,7 @@ from ui.editor import DesignerSession
 from ui.forms import render_fields, schema_fields, sync_widget
 from ui.graphmodel import replace_node
 from ui.render import code_md, escape_md
+from ui.uploads_panel import files_section
 
 RESOURCE_FIELDS = ("cpu", "memory_mb", "gpu_memory_mb", "device")
 LIFECYCLE_FIELDS = ("retries", "timeout_s", "batch_size", "backoff_s", "keep_outputs")
@@ -63,6 +64,8 @@ def properties_panel(sess: DesignerSession, registry: Registry, issues: list[Iss
         st.markdown("**Parameters**")
         render_fields(fields, node.params, key_prefix=f"param.{prefix}",
                       on_change=lambda name, value: _set_param(sess, node.id, name, value, spec, save))
+    files_section(node, lambda name, value: _set_param(sess, node.id, name, value, spec, save),
+                  lambda: (sess.workflow.node(node.id) or node).params)
     with st.expander("Resources", expanded=False):
         _resource_form(sess, node, spec, prefix, save, registry)
     with st.expander("Lifecycle", expanded=False):

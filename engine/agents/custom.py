@@ -100,7 +100,7 @@ def _numeric(values: Any) -> bool:
        inputs=[PortSpec("in", DataKind.ANY, "the payload of the declared input kind")],
        outputs=[PortSpec("out", DataKind.ANY, "the payload of the declared output kind")],
        params=CustomModelParams, resources=ResourceDemand(cpu=1, memory_mb=512, device="any"),
-       expected_duration_s=0.5)
+       expected_duration_s=0.5, files_fn=lambda p: ("path", [p.path]))
 class CustomModel(TorchAgent):
     def build(self, device: str) -> None:
         from engine.agents.model_files import load_model

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ModelFileError
-from engine.settings import data_dir
+from engine.settings import resolve_data_path
 
 MAX_MODEL_BYTES = 200 * 2**20
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
@@ -24,8 +24,7 @@ def resolve_model_path(path: str) -> Path:
     if not path.strip():
         raise ModelFileError("no model file given; set the `path` parameter to a .pt "
                              "(TorchScript) or .onnx file")
-    file = Path(path).expanduser()
-    file = file if file.is_absolute() else data_dir() / file
+    file = resolve_data_path(path)
     if not file.is_file():
         raise ModelFileError(f"model file {file} does not exist; check the `path` parameter "
                              "(relative paths start in the data folder)")

@@ -9,7 +9,7 @@ import io
 from pathlib import Path
 
 from engine.errors import ServiceGridError
-from engine.settings import data_dir
+from engine.settings import resolve_data_path
 
 MAX_TEXT_FILE_BYTES = 20 * 2**20
 
@@ -22,8 +22,7 @@ def resolve_input_path(path: str) -> Path:
     """``path`` itself when absolute, else under the data folder."""
     if not path.strip():
         raise TextFileError("no file path given; set the `path` parameter (mode file)")
-    candidate = Path(path).expanduser()
-    return candidate if candidate.is_absolute() else data_dir() / candidate
+    return resolve_data_path(path)
 
 
 def read_text_file(path: str, column: str = "text") -> list[str]:

@@ -90,7 +90,8 @@ def _source_duration(p: SourceParams) -> float:
        outputs=[PortSpec("images", DataKind.IMAGE_BATCH, "images with ground-truth labels")],
        params=SourceParams, resources=ResourceDemand(cpu=1, memory_mb=32),
        expected_duration_s=0.07, duration_fn=_source_duration, items_fn=_source_items,
-       memory_fn=_source_memory)
+       memory_fn=_source_memory,
+       files_fn=lambda p: ("paths", list(p.paths)) if p.dataset == "uploads" else None)
 class ImageSource(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         from engine.agents import vision_data as data

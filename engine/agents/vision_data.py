@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import io
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from engine.errors import ModelFileError
-from engine.settings import data_dir
+from engine.settings import resolve_data_path
 
 LESION_CLASSES = ["no_lesion", "lesion"]
 DIGIT_CLASSES = [str(d) for d in range(10)]
@@ -175,9 +174,7 @@ def uploads_batch(
 def read_upload(path: str) -> tuple[str, bytes]:
     """(file name, bytes) of an image path, refusing missing or oversized files early. Relative
     paths start in the data folder (where browser uploads are kept: ``engine.uploads``)."""
-    p = Path(path).expanduser()
-    if not p.is_absolute():
-        p = data_dir() / p
+    p = resolve_data_path(path)
     if not p.is_file():
         raise ModelFileError(f"image file {path!r} does not exist; check the path")
     if p.stat().st_size > MAX_UPLOAD_BYTES:

@@ -166,3 +166,26 @@ def test_a_pickle_posing_as_a_model_is_refused_and_never_run(data_dir: Path, tmp
         with pytest.raises(ModelFileError):
             uploads.store_upload("models", name, data)
     assert not marker.exists() and kept(data_dir, "models") == []
+
+
+def test_validation_reports_a_file_that_is_not_there_until_it_is_uploaded(data_dir: Path) -> None:
+    from engine.issues import IssueCode
+    from engine.validation import validate
+    from engine.workflow import Workflow
+
+    def findings(nodes: list[dict[str, Any]]) -> list[tuple[str, str | None, str]]:
+        wf = Workflow.model_validate({"name": "files", "nodes": nodes, "edges": []})
+        return [(i.code, i.node, i.message) for i in validate(wf) if i.code == IssueCode.MISSING_FILE]
+
+    path = "uploads/images/" + "0" * 12 + "-later.png"
+    source = {"id": "scans", "agent": "vision.source", "params": {"dataset": "uploads", "paths": [path]}}
+    [(_, node, message)] = findings([source])
+    assert node == "scans" and path in message and "not found on this machine" in message
+    [(_, node, message)] = findings([{"id": "m", "agent": "custom.model"}])
+    assert node == "m" and "names no file" in message
+    assert findings([{"id": "t", "agent": "text.source"}]) == []  # a generated set reads no file
+
+    stored = uploads.store_upload("images", "later.png", png())
+    assert findings([{**source, "params": {"dataset": "uploads", "paths": [stored.path]}}]) == []
+    absolute = str(data_dir / "data" / stored.path)  # a path on this machine works as well
+    assert findings([{**source, "params": {"dataset": "uploads", "paths": [absolute]}}]) == []

@@ -64,6 +64,7 @@ EXPECTED = {
     "invalid_resources": [("invalid_resources", "a", None)],
     "isolated_node": [("isolated_node", "lonely", None)],
     "missing_input": [("missing_input", "j", "right")],
+    "missing_file": [("missing_file", "a", None)],
     "no_device": [("no_device", "a", None)],
     "self_loop": [("self_loop", "b", None)],
     "type_mismatch": [("type_mismatch", "c", "images")],

@@ -1,0 +1,83 @@
+"""Your own files from the browser: images for the image source and a TorchScript model for the
+generic model agent are uploaded in the properties panel, checked (a fake image is refused with
+the reason), kept on the server, and the workflow runs on them end to end."""
+
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.canvas_driver import click_node, connect, drag_from_palette, node, open_designer
+from tests.e2e.conftest import SCREENSHOTS
+from tests.e2e.test_e2e_designer import choose
+
+expect = pytest.importorskip("playwright.sync_api").expect
+pytestmark = pytest.mark.e2e
+
+
+def _png(path: Path, colour: tuple[int, int, int], size: tuple[int, int] = (24, 16)) -> Path:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, colour).save(buf, format="PNG")
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def _model(path: Path) -> Path:
+    """A TorchScript model for the image source's default output (N x 1 x 64 x 64): 3 classes."""
+    import torch
+
+    net = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    with warnings.catch_warnings():  # TorchScript is deprecated in torch 2.9+, still supported
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(net).save(str(path))
+    return path
+
+
+def _uploader(page, label: str):
+    return page.locator('[data-testid="stFileUploader"]').filter(has_text=label).locator("input[type=file]")
+
+
+def test_upload_images_and_a_model_then_run_on_them(page, app_url, tmp_path: Path):
+    open_designer(page, app_url)
+    drag_from_palette(page, "vision.source", 110, 120)
+    expect(page.locator(".sg-node")).to_have_count(1)
+    click_node(page, "source_1")
+    expect(page.get_by_text("To run on your own images, set Dataset to uploads.")).to_be_visible()
+    choose(page, "Dataset", "uploads")
+    expect(node(page, "source_1")).to_have_class(re.compile(r"has-error"))  # no image yet
+
+    images = [_png(tmp_path / "red scan.png", (255, 0, 0)), _png(tmp_path / "blue.png", (0, 0, 255))]
+    fake = tmp_path / "notes.png"
+    fake.write_text("not an image at all")
+    _uploader(page, "Images (PNG / JPEG)").set_input_files([*map(str, images), str(fake)])
+    expect(page.get_by_text("Kept red_scan.png (PNG, 24 x 16 px)")).to_be_visible()
+    expect(page.get_by_text("Kept blue.png (PNG, 24 x 16 px)")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"notes\.png was not kept: .*not a PNG or JPEG"))).to_be_visible()
+    expect(node(page, "source_1")).not_to_have_class(re.compile(r"has-error"))
+    picked = page.get_by_role("combobox", name="Images this node reads")
+    expect(picked).to_be_visible()
+    # both images are chosen for the node (their tags can be removed one by one)
+    expect(page.get_by_role("button", name=re.compile(r"^Remove (red_scan|blue)\.png · "))).to_have_count(2)
+
+    drag_from_palette(page, "custom.model", 430, 120)
+    expect(page.locator(".sg-node")).to_have_count(2)
+    connect(page, "source_1", "images", "model_1", "in")
+    expect(page.locator("path.sg-edge")).to_have_count(1)
+    click_node(page, "model_1")
+    choose(page, "Input kind", "image_batch")
+    _uploader(page, "Model file").set_input_files(str(_model(tmp_path / "tiny model.pt")))
+    expect(page.get_by_text("Kept tiny_model.pt (TorchScript model)")).to_be_visible()
+    expect(node(page, "model_1")).not_to_have_class(re.compile(r"has-error"))
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 1500, "height": 1700})  # the properties panel scrolls inside the page
+    page.screenshot(path=str(SCREENSHOTS / "designer-uploads.png"))
+
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(node(page, "model_1")).to_have_attribute("data-status", "done", timeout=60000)
+    expect(node(page, "source_1")).to_have_attribute("data-status", "done")

@@ -1,0 +1,133 @@
+"""The properties panel's "Your files" section: upload images, a text file or a model for the
+agents that read files, and pick among the files uploaded before. Files are checked and kept by
+``engine.uploads``; the node's parameter (``paths`` / ``path``) gets their data-folder path.
+
+Shown for ``vision.source`` with dataset ``uploads``, ``text.source`` with mode ``file`` and
+``custom.model``. The browser's upload limit is the server's ``maxUploadSize``
+(``.streamlit/config.toml``); each kind has its own limit below that in ``engine.uploads``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from engine import uploads
+from engine.workflow import NodeSpec
+from ui.forms import sync_widget
+from ui.render import code_md, escape_md
+
+_NONE = ""
+
+
+@dataclass(frozen=True)
+class FileParam:
+    kind: str  # engine.uploads kind
+    param: str  # the node parameter that names the file(s)
+    multiple: bool
+    label: str
+    applies: Callable[[Mapping[str, Any]], bool]
+    otherwise: str = ""  # a hint shown when ``applies`` is false
+
+
+FILE_PARAMS: dict[str, FileParam] = {
+    "vision.source": FileParam("images", "paths", True, "Images (PNG / JPEG)",
+                               lambda p: p.get("dataset") == "uploads",
+                               "To run on your own images, set Dataset to uploads."),
+    "text.source": FileParam("texts", "path", False, "Text file (.txt, one text per line, or .csv)",
+                             lambda p: p.get("mode") == "file",
+                             "To read your own texts from a file, set Mode to file."),
+    "custom.model": FileParam("models", "path", False, "Model file (TorchScript .pt or ONNX .onnx)",
+                              lambda p: True),
+}
+
+SetParam = Callable[[str, Any], None]
+Params = Callable[[], Mapping[str, Any]]
+
+
+def files_section(node: NodeSpec, set_param: SetParam, params: Params) -> None:
+    """Draw the section for ``node`` when its agent reads files. ``set_param(name, value)`` edits
+    the node; ``params()`` reads its parameters as they are when a callback runs."""
+    spec = FILE_PARAMS.get(node.agent)
+    if spec is None:
+        return
+    st.markdown("**Your files**")
+    if not spec.applies(node.params):
+        st.caption(spec.otherwise)
+        return
+    kind = uploads.KINDS[spec.kind]
+    nonce_key = f"upload.nonce.{node.id}"
+    key = f"upload.{node.id}.{st.session_state.get(nonce_key, 0)}"
+    st.file_uploader(
+        spec.label, type=[s.lstrip(".") for s in kind.suffixes], accept_multiple_files=spec.multiple,
+        key=key, on_change=_received, args=(node.id, spec, key, nonce_key, set_param, params),
+        help=f"Checked, then kept in the data folder (uploads/{kind.name}); at most "
+             f"{kind.max_bytes / 2**20:.0f} MB per file. The same file uploaded twice is kept once.")
+    for ok, text in st.session_state.pop(f"upload.report.{node.id}", []):
+        (st.success if ok else st.error)(text)
+    _chooser(node, spec, set_param)
+
+
+def _received(node_id: str, spec: FileParam, key: str, nonce_key: str, set_param: SetParam, params: Params) -> None:
+    """The uploader's callback: keep each file (or report why not), then point the node at them."""
+    got = st.session_state.get(key)
+    files = [f for f in (got if isinstance(got, list) else [got]) if f is not None]
+    report: list[tuple[bool, str]] = []
+    kept: list[str] = []
+    for f in files:
+        try:
+            stored = uploads.store_upload(spec.kind, f.name, f.getvalue())
+        except ValueError as exc:  # UploadError, ModelFileError, TextFileError: the message says what to fix
+            report.append((False, f"{escape_md(f.name)} was not kept: {escape_md(str(exc))}"))
+            continue
+        kept.append(stored.path)
+        report.append((True, f"Kept {escape_md(stored.name)} ({escape_md(stored.detail)})"))
+    if kept:
+        if spec.multiple:
+            current = [p for p in params().get(spec.param, []) if p not in kept]
+            set_param(spec.param, current + kept)
+        else:
+            set_param(spec.param, kept[-1])
+    st.session_state[f"upload.report.{node_id}"] = report
+    st.session_state[nonce_key] = st.session_state.get(nonce_key, 0) + 1  # a fresh, empty uploader
+
+
+def _chooser(node: NodeSpec, spec: FileParam, set_param: SetParam) -> None:
+    """Pick among the files uploaded before (and whatever path the node names already)."""
+    stored = uploads.list_uploads(spec.kind)
+    labels = {f.path: f"{f.name} · {_size(f.size)} · {time.strftime('%Y-%m-%d %H:%M', time.localtime(f.modified))}"
+              for f in stored}
+    key = f"upload.pick.{node.id}"
+    if spec.multiple:
+        current = [str(p) for p in node.params.get(spec.param, [])]
+        options = list(dict.fromkeys([*current, *labels]))
+        if not options:
+            st.caption("No images uploaded yet.")
+            return
+        sync_widget(key, current)
+        st.multiselect("Images this node reads", options, key=key, format_func=lambda p: labels.get(p, p),
+                       on_change=lambda: set_param(spec.param, list(st.session_state[key])),
+                       help="Uploaded images, newest first; remove one to stop reading it.")
+        missing = [p for p in current if p not in labels]
+        if missing:
+            st.caption("Not uploaded here (read from the server's disk): "
+                       + ", ".join(code_md(p) for p in missing[:5]) + (" ..." if len(missing) > 5 else ""))
+        return
+    current = str(node.params.get(spec.param) or _NONE)
+    options = list(dict.fromkeys([_NONE, *([current] if current else []), *labels]))
+    if len(options) == 1:
+        st.caption(f"No {uploads.KINDS[spec.kind].label}s uploaded yet.")
+        return
+    sync_widget(key, current)
+    st.selectbox("File this node reads", options, key=key,
+                 format_func=lambda p: labels.get(p, p) if p else "(none)",
+                 on_change=lambda: set_param(spec.param, st.session_state[key]),
+                 help="Uploaded files, newest first.")
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 2**10:.0f} KB" if n >= 2**10 else f"{n} B"

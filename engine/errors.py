@@ -86,6 +86,11 @@ class ModelFileError(ServiceGridError, ValueError):
     """A user-supplied model file is too large, of the wrong type, or corrupt."""
 
 
+class DataPathError(ServiceGridError, ValueError):
+    """A node names a file outside the folders this server lets nodes read
+    (``engine.settings.file_roots``)."""
+
+
 def suggest(name: str, known: Iterable[str], n: int = 3) -> list[str]:
     """Close matches for a mistyped name, best first."""
     return difflib.get_close_matches(name, list(known), n=n, cutoff=0.6)

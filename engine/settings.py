@@ -1,4 +1,5 @@
-"""Where ServiceGrid keeps its files (database, cached results, uploads)."""
+"""Where ServiceGrid keeps its files (database, cached results, uploads), and which files nodes
+may read."""
 
 from __future__ import annotations
 
@@ -13,8 +14,44 @@ def data_dir() -> Path:
     return path
 
 
+FILE_ROOTS_ENV = "SERVICEGRID_FILE_ROOTS"
+
+
+def file_roots() -> tuple[Path, ...] | None:
+    """The folders nodes may read files from, or None for anywhere.
+
+    ``$SERVICEGRID_FILE_ROOTS`` (folders separated by ``os.pathsep``) when set; else, in the
+    shared lab mode (``SERVICEGRID_LAB_MODE``), the uploads folder alone (``<data folder>/uploads``,
+    shared by the lab's users), so that a student's node cannot read the server's other files,
+    the database or other runs' results; else anywhere (one person on their own machine).
+    """
+    raw = os.environ.get(FILE_ROOTS_ENV, "")
+    if raw.strip():
+        return tuple(Path(p.strip()).expanduser().resolve() for p in raw.split(os.pathsep) if p.strip())
+    if os.environ.get("SERVICEGRID_LAB_MODE", "").strip().lower() in ("1", "true", "yes", "on"):
+        uploads = data_dir() / "uploads"  # engine.uploads.UPLOADS_DIR
+        uploads.mkdir(exist_ok=True)
+        return (uploads.resolve(),)
+    return None
+
+
 def resolve_data_path(path: str) -> Path:
     """A file path as a node's parameter gives it: itself when absolute (``~`` expanded), else
-    under the data folder, where browser uploads are kept (``engine.uploads``)."""
+    under the data folder, where browser uploads are kept (``engine.uploads``).
+
+    Raises:
+        DataPathError: the file (links and ``..`` followed) lies outside ``file_roots()``.
+    """
     candidate = Path(path).expanduser()
-    return candidate if candidate.is_absolute() else data_dir() / candidate
+    file = candidate if candidate.is_absolute() else data_dir() / candidate
+    roots = file_roots()
+    if roots is not None:
+        real = file.resolve()
+        if not any(real.is_relative_to(root) for root in roots):
+            from engine.errors import DataPathError
+
+            raise DataPathError(
+                f"{path!r} is outside the folders this server reads files from "
+                f"({', '.join(str(r) for r in roots)}); upload the file in the designer (Your files), "
+                f"or ask whoever runs the server to add its folder to {FILE_ROOTS_ENV}")
+    return file

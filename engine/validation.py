@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from engine.errors import CapacityError, WorkflowFileError, suggest
+from engine.errors import CapacityError, DataPathError, WorkflowFileError, suggest
 from engine.graphs import find_cycles, format_cycle
 from engine.issues import Issue, IssueCode
 from engine.items import PlannedItems, planned_items
@@ -173,7 +173,12 @@ def _check_files(ctx: _Context, node: NodeSpec, spec: AgentSpec) -> None:
         ctx.add(IssueCode.MISSING_FILE, f"node {node.id!r} ({spec.name}) names no file to read",
                 node=node.id, hint=f"{where}, or set `{param}` to a path on this machine")
         return
-    missing = [p for p in paths if not resolve_data_path(str(p)).is_file()]
+    try:
+        missing = [p for p in paths if not resolve_data_path(str(p)).is_file()]
+    except DataPathError as exc:
+        ctx.add(IssueCode.MISSING_FILE, f"node {node.id!r} ({spec.name}): {exc}", node=node.id,
+                hint=f"{where}, or set `{param}` to a file inside those folders")
+        return
     if missing:
         shown = ", ".join(repr(p) for p in missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
         ctx.add(IssueCode.MISSING_FILE,

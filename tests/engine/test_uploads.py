@@ -5,6 +5,7 @@ usable by the agents through the relative path a node holds."""
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import warnings
 from pathlib import Path
@@ -189,3 +190,45 @@ def test_validation_reports_a_file_that_is_not_there_until_it_is_uploaded(data_d
     assert findings([{**source, "params": {"dataset": "uploads", "paths": [stored.path]}}]) == []
     absolute = str(data_dir / "data" / stored.path)  # a path on this machine works as well
     assert findings([{**source, "params": {"dataset": "uploads", "paths": [absolute]}}]) == []
+
+
+def test_in_lab_mode_nodes_read_only_the_uploads_folder(data_dir: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shared server: a student's node must not read the server's other files, by an absolute
+    path, by ``..`` or through a link; uploads still work; the operator may allow more folders."""
+    from engine.errors import DataPathError
+    from engine.issues import IssueCode
+    from engine.validation import validate
+    from engine.workflow import Workflow
+
+    secret = tmp_path / "elsewhere" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("the server's own file\n")
+    (data_dir / "data").mkdir(exist_ok=True)
+    (data_dir / "data" / "link.txt").symlink_to(secret)
+    stored = uploads.store_upload("texts", "mine.txt", b"my text\n")
+    spec = default_registry().get("text.source")
+
+    def read(path: str) -> list[str]:
+        return spec.factory(spec.params(mode="file", path=path)).run({}, RunContext())["texts"]["texts"]
+
+    def finding(path: str) -> str | None:
+        wf = Workflow.model_validate({"name": "lab", "nodes": [
+            {"id": "t", "agent": "text.source", "params": {"mode": "file", "path": path}}], "edges": []})
+        return next((i.message for i in validate(wf) if i.code == IssueCode.MISSING_FILE), None)
+
+    db = data_dir / "data" / "servicegrid.db"
+    db.write_text("the lab's database\n")
+    outside = [str(secret), "../elsewhere/secret.txt", "link.txt", "servicegrid.db", "uploads/../link.txt"]
+    assert read(str(secret)) == ["the server's own file"]  # one person's own machine: anywhere
+    assert finding(str(secret)) is None
+
+    monkeypatch.setenv("SERVICEGRID_LAB_MODE", "1")
+    for path in outside:
+        with pytest.raises(DataPathError, match="outside the folders this server reads files from"):
+            read(path)
+        assert "outside the folders" in (finding(path) or ""), path
+    assert read(stored.path) == ["my text"] and finding(stored.path) is None
+
+    monkeypatch.setenv("SERVICEGRID_FILE_ROOTS", f"{data_dir / 'data'}{os.pathsep}{secret.parent}")
+    assert read(str(secret)) == ["the server's own file"] and finding(str(secret)) is None

@@ -13,7 +13,6 @@ from template_kit import EXAMPLES, run_template
 
 from engine.devices import machine_capacity
 from engine.issues import IssueCode
-from engine.resources import Capacity
 from engine.results import ResultStore
 from engine.runs import RunManager
 from engine.validation import validate
@@ -25,15 +24,8 @@ pytestmark = [pytest.mark.gpu,
 
 @pytest.fixture(scope="module")
 def gpu_manager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunManager]:
-    m = RunManager(results=ResultStore(tmp_path_factory.mktemp("gpu-results")))  # this machine, GPUs detected
-    yield m
-    m.shutdown()
-
-
-@pytest.fixture(scope="module")
-def cpu_manager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunManager]:
-    m = RunManager(machine=Capacity(cpu=2, memory_mb=8192, gpus=()),
-                   results=ResultStore(tmp_path_factory.mktemp("cpu-results")))
+    """This machine, its GPUs detected (``manager``, from conftest, is a CPU-only machine)."""
+    m = RunManager(results=ResultStore(tmp_path_factory.mktemp("gpu-results")))
     yield m
     m.shutdown()
 
@@ -57,7 +49,7 @@ def test_the_machines_gpu_is_detected_with_its_memory() -> None:
 @pytest.mark.parametrize(("name", "model", "source"),
                          [("medical-imaging", "classification", "scans"), ("image-pipeline", "classify", "scans")])
 def test_vision_template_runs_on_the_gpu_and_agrees_with_the_cpu(
-        gpu_manager: RunManager, cpu_manager: RunManager, name: str, model: str, source: str) -> None:
+        gpu_manager: RunManager, manager: RunManager, name: str, model: str, source: str) -> None:
     workflow = load_workflow(EXAMPLES / f"{name}.json")
     on_gpu = _gpu_nodes(workflow)
     assert model in on_gpu
@@ -70,7 +62,7 @@ def test_vision_template_runs_on_the_gpu_and_agrees_with_the_cpu(
     assert all(p is not None and p > 0 for p in peaks.values()), peaks  # measured, not declared
     assert all(v["device"] == "cpu" for k, v in nodes.items() if k not in on_gpu)
 
-    cpu_run = run_template(cpu_manager, name)
+    cpu_run = run_template(manager, name)
     labels = gpu_run.outputs(source)["images"]["labels"]
     gpu_pred = gpu_run.outputs(model)["scores"]["scores"].argmax(1)
     cpu_pred = cpu_run.outputs(model)["scores"]["scores"].argmax(1)
@@ -80,11 +72,11 @@ def test_vision_template_runs_on_the_gpu_and_agrees_with_the_cpu(
 
 
 def test_text_template_runs_on_the_gpu_and_agrees_with_the_cpu(
-        gpu_manager: RunManager, cpu_manager: RunManager) -> None:
+        gpu_manager: RunManager, manager: RunManager) -> None:
     workflow = load_workflow(EXAMPLES / "nlp-sentiment.json")
     on_gpu = _gpu_nodes(workflow)
     assert {"sentiment", "embed"} <= on_gpu
-    gpu_run, cpu_run = run_template(gpu_manager, "nlp-sentiment"), run_template(cpu_manager, "nlp-sentiment")
+    gpu_run, cpu_run = run_template(gpu_manager, "nlp-sentiment"), run_template(manager, "nlp-sentiment")
     nodes = gpu_run.snapshot().nodes
     assert {nodes[k]["device"] for k in on_gpu} == {"cuda:0"}
     gpu_scores, cpu_scores = gpu_run.outputs("sentiment")["scores"], cpu_run.outputs("sentiment")["scores"]

@@ -8,7 +8,8 @@ at least one text, a model by its magic bytes and a real load on the CPU (TorchS
 ``torch.jit.load``, ONNX through onnxruntime; never pickle). A file that fails is not kept, and
 the error says what is wrong and how to fix it.
 
-Kept files live under ``<data folder>/uploads/<kind>/`` as ``<first 12 hex of the SHA-256>-<name>``:
+Kept files live under ``<data folder>/uploads/<kind>/`` (in the lab mode, in a folder of the
+signed-in user's below it) as ``<first 12 hex of the SHA-256>-<name>``:
 the same bytes uploaded twice are kept once, two different files of the same name both stay,
 and a name from the browser never chooses a folder (it is reduced to letters, digits, ``.``,
 ``_`` and ``-``). Writes go to a hidden part folder beside the kept files, then are renamed: a
@@ -143,14 +144,19 @@ def safe_name(name: str, kind: UploadKind) -> str:
     return (stem or kind.name.rstrip("s")) + suffix
 
 
-def folder(kind: str) -> Path:
+def folder(kind: str, owner: str | None = None) -> Path:
+    """Where ``kind`` files are kept: shared, or ``owner``'s own (the lab mode's signed-in user)."""
     path = data_dir() / UPLOADS_DIR / kind_of(kind).name
+    if owner is not None:
+        tag = hashlib.sha256(owner.encode("utf-8")).hexdigest()[:8]  # "a.b" and "a_b" stay apart
+        path = path / f"{_UNSAFE.sub('_', owner).strip('._-')[:40] or 'user'}-{tag}"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def store_upload(kind: str, name: str, data: bytes) -> StoredFile:
-    """Check ``data`` as a ``kind`` file named ``name`` and keep it; returns the kept file.
+def store_upload(kind: str, name: str, data: bytes, owner: str | None = None) -> StoredFile:
+    """Check ``data`` as a ``kind`` file named ``name`` and keep it (in ``owner``'s folder when
+    given); returns the kept file.
 
     Raises:
         UploadError (or the agents' ModelFileError / TextFileError, both ValueErrors): the file is
@@ -163,7 +169,7 @@ def store_upload(kind: str, name: str, data: bytes) -> StoredFile:
     if len(data) > spec.max_bytes:
         raise UploadError(f"{clean} is {len(data) / 2**20:.1f} MB; a {spec.label} may be at most "
                           f"{spec.max_bytes / 2**20:.0f} MB")
-    target_dir = folder(spec.name)
+    target_dir = folder(spec.name, owner)
     final = target_dir / f"{hashlib.sha256(data).hexdigest()[:12]}-{clean}"
     if final.is_file() and final.stat().st_size == len(data):
         return _stored(spec.name, final, detail="already uploaded")
@@ -183,9 +189,9 @@ def store_upload(kind: str, name: str, data: bytes) -> StoredFile:
     return _stored(spec.name, final, detail=detail)
 
 
-def list_uploads(kind: str) -> list[StoredFile]:
-    """The kept files of ``kind``, newest first."""
-    files = [p for p in folder(kind).iterdir() if p.is_file() and not p.name.startswith(_PART_PREFIX)]
+def list_uploads(kind: str, owner: str | None = None) -> list[StoredFile]:
+    """The kept files of ``kind`` (shared, or ``owner``'s own), newest first."""
+    files = [p for p in folder(kind, owner).iterdir() if p.is_file() and not p.name.startswith(_PART_PREFIX)]
     return sorted((_stored(kind, p) for p in files), key=lambda f: (-f.modified, f.name))
 
 

@@ -18,6 +18,7 @@ import streamlit as st
 
 from engine import uploads
 from engine.workflow import NodeSpec
+from ui.auth import current_user
 from ui.forms import sync_widget
 from ui.render import code_md, escape_md
 
@@ -80,7 +81,7 @@ def _received(node_id: str, spec: FileParam, key: str, nonce_key: str, set_param
     kept: list[str] = []
     for f in files:
         try:
-            stored = uploads.store_upload(spec.kind, f.name, f.getvalue())
+            stored = uploads.store_upload(spec.kind, f.name, f.getvalue(), owner=_owner())
         except ValueError as exc:  # UploadError, ModelFileError, TextFileError: the message says what to fix
             report.append((False, f"{escape_md(f.name)} was not kept: {escape_md(str(exc))}"))
             continue
@@ -98,7 +99,7 @@ def _received(node_id: str, spec: FileParam, key: str, nonce_key: str, set_param
 
 def _chooser(node: NodeSpec, spec: FileParam, set_param: SetParam) -> None:
     """Pick among the files uploaded before (and whatever path the node names already)."""
-    stored = uploads.list_uploads(spec.kind)
+    stored = uploads.list_uploads(spec.kind, owner=_owner())
     labels = {f.path: f"{f.name} · {_size(f.size)} · {time.strftime('%Y-%m-%d %H:%M', time.localtime(f.modified))}"
               for f in stored}
     key = f"upload.pick.{node.id}"
@@ -127,6 +128,12 @@ def _chooser(node: NodeSpec, spec: FileParam, set_param: SetParam) -> None:
                  format_func=lambda p: labels.get(p, p) if p else "(none)",
                  on_change=lambda: set_param(spec.param, st.session_state[key]),
                  help="Uploaded files, newest first.")
+
+
+def _owner() -> str | None:
+    """In the lab mode, each user uploads to and picks from a folder of their own."""
+    user = current_user()
+    return user.name if user is not None else None
 
 
 def _size(n: int) -> str:

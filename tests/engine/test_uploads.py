@@ -232,3 +232,19 @@ def test_in_lab_mode_nodes_read_only_the_uploads_folder(data_dir: Path, tmp_path
 
     monkeypatch.setenv("SERVICEGRID_FILE_ROOTS", f"{data_dir / 'data'}{os.pathsep}{secret.parent}")
     assert read(str(secret)) == ["the server's own file"] and finding(str(secret)) is None
+
+
+def test_each_owner_keeps_and_lists_their_own_files(data_dir: Path) -> None:
+    """The lab mode's users each get a folder: one never sees another's uploads in the list."""
+    alice = uploads.store_upload("images", "scan.png", png(), owner="alice@school.org")
+    bob = uploads.store_upload("images", "scan.png", png(), owner="bob")
+    shared = uploads.store_upload("images", "scan.png", png())
+    assert len({alice.path, bob.path, shared.path}) == 3
+    assert [f.path for f in uploads.list_uploads("images", owner="alice@school.org")] == [alice.path]
+    assert [f.path for f in uploads.list_uploads("images", owner="bob")] == [bob.path]
+    assert [f.path for f in uploads.list_uploads("images")] == [shared.path]  # not the users' folders
+    images = (data_dir / "data" / "uploads" / "images").resolve()
+    for owner in ("../../etc", "a.b", "a_b", "/"):
+        stored = uploads.store_upload("images", "x.png", png(colour=(9, 9, 9)), owner=owner)
+        assert (data_dir / "data" / stored.path).resolve().parent.parent == images, owner
+    assert uploads.folder("images", "a.b") != uploads.folder("images", "a_b")

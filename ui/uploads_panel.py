@@ -109,8 +109,11 @@ def _chooser(node: NodeSpec, spec: FileParam, set_param: SetParam) -> None:
         if not options:
             st.caption("No images uploaded yet.")
             return
-        sync_widget(key, current)
-        st.multiselect("Images this node reads", options, key=key, format_func=lambda p: labels.get(p, p),
+        # the shown value is also the default (but in the run that sets it): a widget the browser
+        # re-creates after an interrupted rerun reports its default (see ui.forms._widget)
+        default = [] if sync_widget(key, current) else current
+        st.multiselect("Images this node reads", options, default=default, key=key,
+                       format_func=lambda p: labels.get(p, p),
                        on_change=lambda: set_param(spec.param, list(st.session_state[key])),
                        help="Uploaded images, newest first; remove one to stop reading it.")
         missing = [p for p in current if p not in labels]
@@ -123,8 +126,8 @@ def _chooser(node: NodeSpec, spec: FileParam, set_param: SetParam) -> None:
     if len(options) == 1:
         st.caption(f"No {uploads.KINDS[spec.kind].label}s uploaded yet.")
         return
-    sync_widget(key, current)
-    st.selectbox("File this node reads", options, key=key,
+    index = 0 if sync_widget(key, current) else options.index(current)
+    st.selectbox("File this node reads", options, index=index, key=key,
                  format_func=lambda p: labels.get(p, p) if p else "(none)",
                  on_change=lambda: set_param(spec.param, st.session_state[key]),
                  help="Uploaded files, newest first.")

@@ -74,6 +74,7 @@ def test_upload_images_and_a_model_then_run_on_them(page, app_url, tmp_path: Pat
     _uploader(page, "Model file").set_input_files(str(_model(tmp_path / "tiny model.pt")))
     expect(page.get_by_text("Kept tiny_model.pt (TorchScript model)")).to_be_visible()
     expect(node(page, "model_1")).not_to_have_class(re.compile(r"has-error"))
+    expect(page.get_by_text("Problems (0 errors, 0 warnings)")).to_be_visible()  # missing_file cleared
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.set_viewport_size({"width": 1500, "height": 1700})  # the properties panel scrolls inside the page
     page.screenshot(path=str(SCREENSHOTS / "designer-uploads.png"))

@@ -208,6 +208,23 @@ def forget_stale_parts(kind: str, older_than_s: float = 3600.0) -> int:
     return removed
 
 
+def csv_columns(path: str) -> list[str]:
+    """The header of the CSV file a node names (relative paths in the data folder); [] when it is
+    not a readable CSV (the node's run, or validation, says why)."""
+    import csv
+
+    from engine.settings import resolve_data_path
+
+    try:
+        file = resolve_data_path(path)
+        if file.suffix.lower() != ".csv" or not file.is_file():
+            return []
+        with file.open(encoding="utf-8-sig", newline="") as fh:
+            return [c for c in next(csv.reader(fh), []) if c.strip()]
+    except (OSError, UnicodeDecodeError, csv.Error, ValueError):
+        return []
+
+
 def _stored(kind: str, path: Path, detail: str = "") -> StoredFile:
     stat = path.stat()
     display = path.name.split("-", 1)[1] if re.match(r"^[0-9a-f]{12}-", path.name) else path.name

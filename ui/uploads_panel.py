@@ -71,6 +71,8 @@ def files_section(node: NodeSpec, set_param: SetParam, params: Params) -> None:
     for ok, text in st.session_state.pop(f"upload.report.{node.id}", []):
         (st.success if ok else st.error)(text)
     _chooser(node, spec, set_param)
+    if node.agent == "text.source":
+        _text_column(node, set_param)
 
 
 def _received(node_id: str, spec: FileParam, key: str, nonce_key: str, set_param: SetParam, params: Params) -> None:
@@ -131,6 +133,22 @@ def _chooser(node: NodeSpec, spec: FileParam, set_param: SetParam) -> None:
                  format_func=lambda p: labels.get(p, p) if p else "(none)",
                  on_change=lambda: set_param(spec.param, st.session_state[key]),
                  help="Uploaded files, newest first.")
+
+
+def _text_column(node: NodeSpec, set_param: SetParam) -> None:
+    """For a CSV file: pick the column holding the text from the file's own header."""
+    columns = uploads.csv_columns(str(node.params.get("path") or ""))
+    if not columns:
+        return
+    current = str(node.params.get("column", "text"))
+    if current not in columns:
+        st.warning(f"This file has no column {code_md(current)}; pick the one holding the text.")
+    options = list(dict.fromkeys([*([current] if current not in columns else []), *columns]))
+    key = f"upload.column.{node.id}"
+    index = 0 if sync_widget(key, current) else options.index(current)
+    st.selectbox("Column holding the text", options, index=index, key=key,
+                 on_change=lambda: set_param("column", st.session_state[key]),
+                 help="From the CSV file's header line.")
 
 
 def _owner() -> str | None:

@@ -82,3 +82,24 @@ def test_upload_images_and_a_model_then_run_on_them(page, app_url, tmp_path: Pat
     page.get_by_role("button", name="Run", exact=True).click()
     expect(node(page, "model_1")).to_have_attribute("data-status", "done", timeout=60000)
     expect(node(page, "source_1")).to_have_attribute("data-status", "done")
+
+
+def test_upload_a_csv_and_pick_its_text_column(page, app_url, tmp_path: Path):
+    open_designer(page, app_url)
+    drag_from_palette(page, "text.source", 110, 120)
+    drag_from_palette(page, "text.sentiment", 430, 120)
+    connect(page, "source_1", "texts", "sentiment_1", "texts")
+    click_node(page, "source_1")
+    expect(page.get_by_text("To read your own texts from a file, set Mode to file.")).to_be_visible()
+    choose(page, "Mode", "file")
+    expect(node(page, "source_1")).to_have_class(re.compile(r"has-error"))  # no file named yet
+    tickets = tmp_path / "tickets.csv"
+    tickets.write_text("id,body\n1,I love it, works perfectly\n2,Terrible, it broke after a day\n", encoding="utf-8")
+    _uploader(page, "Text file").set_input_files(str(tickets))
+    expect(page.get_by_text("Kept tickets.csv (CSV, 2 rows; columns id, body)")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"This file has no column text"))).to_be_visible()
+    choose(page, "Column holding the text", "body")
+    expect(page.get_by_text(re.compile(r"This file has no column"))).to_have_count(0)
+    expect(node(page, "source_1")).not_to_have_class(re.compile(r"has-error"))
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(node(page, "sentiment_1")).to_have_attribute("data-status", "done", timeout=60000)

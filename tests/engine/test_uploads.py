@@ -248,3 +248,10 @@ def test_each_owner_keeps_and_lists_their_own_files(data_dir: Path) -> None:
         stored = uploads.store_upload("images", "x.png", png(colour=(9, 9, 9)), owner=owner)
         assert (data_dir / "data" / stored.path).resolve().parent.parent == images, owner
     assert uploads.folder("images", "a.b") != uploads.folder("images", "a_b")
+
+
+def test_csv_columns_come_from_the_files_header(data_dir: Path) -> None:
+    stored = uploads.store_upload("texts", "tickets.csv", b"id,body, \n1,where is my parcel,\n")
+    assert uploads.csv_columns(stored.path) == ["id", "body"]
+    assert uploads.csv_columns("uploads/texts/none.csv") == []  # missing: the node's findings say so
+    assert uploads.csv_columns(uploads.store_upload("texts", "a.txt", b"hello\n").path) == []

@@ -158,7 +158,8 @@ def render_node_detail(view: RunView, node_id: str, key: str,
         if values is None and node.get("outputs_dropped"):
             st.caption("This node does not keep its outputs (lifecycle.execution.keep_outputs is off): "
                        "they were dropped once the nodes after it had them.")
-        render_outputs(values, node.get("output_summary") or {}, key=f"{key}.out.{node_id}")
+        render_outputs(values, node.get("output_summary") or {}, key=f"{key}.out.{node_id}",
+                       name=f"{view.workflow_name}-{node_id}")
 
 
 def render_monitor(view: RunView, key: str, *, outputs: Callable[[str], dict[str, Any] | None] | None = None,

@@ -6,6 +6,10 @@ data; ``render_outputs`` draws it. Live runs pass RunManager.outputs(); stored r
 
 from __future__ import annotations
 
+import csv
+import io
+import re
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -14,6 +18,9 @@ from ui.render import code_md, escape_md
 
 MAX_THUMBS = 8
 MAX_ROWS = 50
+MAX_DOWNLOAD_ROWS = 1_000_000
+MAX_WRITTEN_BYTES = 100 * 2**20  # a sink's file offered for download, at most
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")  # a cell a spreadsheet would run as a formula
 
 
 def _is_array(v: Any) -> bool:
@@ -126,6 +133,82 @@ def render_port(port: str, view: dict[str, Any], key: str) -> None:
         st.json(view["data"], expanded=False)
 
 
+def port_csv(value: Any) -> str | None:
+    """Every row of an output (scores, labels, a table or texts) as CSV, or None for other kinds.
+
+    Text cells that a spreadsheet would read as a formula (``=``, ``+``, ``-``, ``@``...) get a
+    leading ``'``: outputs hold user text, and a downloaded file is opened in Excel.
+    """
+    if not isinstance(value, dict):
+        return None
+    ids = [str(i) for i in _to_list(value.get("ids")) or []]
+    if "scores" in value and "classes" in value:
+        classes = [str(c) for c in value["classes"]]
+        scores = _to_list(value["scores"])
+        if not isinstance(scores, list):
+            return None
+        header = ["id", *classes, *(["predicted"] if "predicted" in value else [])]
+        predicted = list(value.get("predicted") or [])
+        rows = [[ids[i] if i < len(ids) else i, *(r if isinstance(r, list) else [r]),
+                 *([predicted[i]] if i < len(predicted) else [])] for i, r in enumerate(scores)]
+    elif "labels" in value and "confidence" in value:
+        labels, conf = list(value["labels"]), _to_list(value["confidence"])
+        header, rows = ["id", "label", "confidence"], [
+            [ids[i] if i < len(ids) else i, lab, c] for i, (lab, c) in enumerate(zip(labels, conf, strict=False))]
+    elif "columns" in value and isinstance(value["columns"], dict):
+        cols = {str(k): _to_list(v) for k, v in value["columns"].items()}
+        length = min((len(v) for v in cols.values() if isinstance(v, list)), default=0)
+        header = ([] if "id" in cols or not ids else ["id"]) + list(cols)
+        rows = [([] if "id" in cols or not ids else [ids[i] if i < len(ids) else i])
+                + [v[i] if isinstance(v, list) else v for v in cols.values()] for i in range(length)]
+    elif "texts" in value and isinstance(value["texts"], list):
+        header, rows = ["id", "text"], [[ids[i] if i < len(ids) else i, t] for i, t in enumerate(value["texts"])]
+    else:
+        return None
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow([_cell(h) for h in header])
+    for row in rows[:MAX_DOWNLOAD_ROWS]:
+        writer.writerow([_cell(c) for c in row])
+    return buf.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_FORMULA):
+        return "'" + value
+    return value
+
+
+def written_files(value: Any) -> list[Path]:
+    """The files a sink wrote (its ``written`` table's paths) that may be offered for download:
+    inside the data folder's ``outputs`` and at most ``MAX_WRITTEN_BYTES``."""
+    from engine.settings import data_dir
+
+    if not isinstance(value, dict) or not isinstance(value.get("columns"), dict):
+        return []
+    root = (data_dir() / "outputs").resolve()
+    files = []
+    for raw in value["columns"].get("path") or []:
+        path = Path(str(raw)).resolve()
+        if path.is_relative_to(root) and path.is_file() and path.stat().st_size <= MAX_WRITTEN_BYTES:
+            files.append(path)
+    return files
+
+
+def _downloads(port: str, value: Any, key: str, name: str) -> None:
+    """Download buttons for one output: its rows as CSV, and the files a sink wrote."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{name}-{port}").strip("._-") or "output"
+    for k, path in enumerate(written_files(value)):
+        mime = "text/csv" if path.suffix == ".csv" else "application/vnd.sqlite3"
+        st.download_button(f"Download {path.name}", path.read_bytes(), file_name=path.name, mime=mime,
+                           key=f"{key}.file{k}", on_click="ignore", icon=":material/download:")
+    text = port_csv(value)
+    if text is not None:
+        st.download_button("Download as CSV", text, file_name=f"{safe}.csv", mime="text/csv",
+                           key=f"{key}.csv", on_click="ignore", icon=":material/download:",
+                           help="every row of this output, not only those shown")
+
+
 def summary_lines(summary: dict[str, Any]) -> list[str]:
     """The stored per-port summary (engine.results.summarize_outputs) as short lines for people."""
     lines = []
@@ -145,11 +228,13 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_outputs(outputs: dict[str, Any] | None, summary: dict[str, Any], key: str) -> None:
-    """A node's outputs: rendered from the live values when available, else from the stored summary."""
+def render_outputs(outputs: dict[str, Any] | None, summary: dict[str, Any], key: str, name: str = "") -> None:
+    """A node's outputs: rendered from the live values when available (with downloads: every row
+    as CSV, a sink's files), else from the stored summary. ``name`` starts the download's file name."""
     if outputs:
         for port, value in outputs.items():
             render_port(str(port), port_view(value), key=f"{key}.{port}")
+            _downloads(str(port), value, f"{key}.{port}.dl", name or "output")
         return
     if not summary:
         st.caption("No outputs (the node has not finished, or it produces none).")

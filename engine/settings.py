@@ -6,6 +6,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from engine.errors import DataPathError
+
+UPLOADS_DIR = "uploads"  # under the data folder: files handed over in the browser (engine.uploads)
+
 
 def data_dir() -> Path:
     """``$SERVICEGRID_DATA_DIR`` or ``~/.servicegrid``; created on first use."""
@@ -21,15 +25,15 @@ def file_roots() -> tuple[Path, ...] | None:
     """The folders nodes may read files from, or None for anywhere.
 
     ``$SERVICEGRID_FILE_ROOTS`` (folders separated by ``os.pathsep``) when set; else, in the
-    shared lab mode (``SERVICEGRID_LAB_MODE``), the uploads folder alone (``<data folder>/uploads``,
-    shared by the lab's users), so that a student's node cannot read the server's other files,
-    the database or other runs' results; else anywhere (one person on their own machine).
+    shared lab mode (``SERVICEGRID_LAB_MODE``), the uploads folder alone (``<data folder>/uploads``),
+    so that a student's node cannot read the server's other files, the database or other runs'
+    results; else anywhere (one person on their own machine).
     """
     raw = os.environ.get(FILE_ROOTS_ENV, "")
     if raw.strip():
         return tuple(Path(p.strip()).expanduser().resolve() for p in raw.split(os.pathsep) if p.strip())
     if os.environ.get("SERVICEGRID_LAB_MODE", "").strip().lower() in ("1", "true", "yes", "on"):
-        uploads = data_dir() / "uploads"  # engine.uploads.UPLOADS_DIR
+        uploads = data_dir() / UPLOADS_DIR
         uploads.mkdir(exist_ok=True)
         return (uploads.resolve(),)
     return None
@@ -48,8 +52,6 @@ def resolve_data_path(path: str) -> Path:
     if roots is not None:
         real = file.resolve()
         if not any(real.is_relative_to(root) for root in roots):
-            from engine.errors import DataPathError
-
             raise DataPathError(
                 f"{path!r} is outside the folders this server reads files from "
                 f"({', '.join(str(r) for r in roots)}); upload the file in the designer (Your files), "

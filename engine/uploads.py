@@ -30,9 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import ServiceGridError
-from engine.settings import data_dir
+from engine.settings import UPLOADS_DIR, data_dir
 
-UPLOADS_DIR = "uploads"
 _PART_PREFIX = ".part-"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_NAME_CHARS = 80

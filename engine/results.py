@@ -37,6 +37,48 @@ def cache_key(agent: str, version: str, params: dict[str, Any], inputs: list[tup
     return hashlib.sha256(doc.encode()).hexdigest()[:32]
 
 
+def canonical_params_json(params: Any) -> str:
+    """A parsed parameter model as the canonical JSON its cache key hashes."""
+    return json.dumps(params.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), default=str)
+
+
+def workflow_cache_keys(workflow: Any, registry: Any, params_json: dict[str, str] | None = None) -> dict[str, str]:
+    """The cache key of each node of ``workflow`` whose result may be cached: real work (not
+    simulated), no side effect (``cacheable``), inputs that do not vary by arrival (not the
+    ``any`` start rule), and every upstream node keyed. The rule ``RunManager`` runs by, so a
+    stored run's results can be found again from its workflow (History). ``params_json``: the
+    nodes' canonical params when already known (else parsed here; a node whose params or
+    lifecycle no longer parse gets no key)."""
+    from engine.graphs import topological_order
+
+    nodes = {n.id: n for n in workflow.nodes}
+    in_edges: dict[str, list[Any]] = {nid: [] for nid in nodes}
+    for edge in workflow.edges:
+        if edge.target in in_edges:
+            in_edges[edge.target].append(edge)
+    keys: dict[str, str] = {}
+    for nid in topological_order(list(nodes), [(e.source, e.target) for e in workflow.edges]) or []:
+        node = nodes[nid]
+        if node.agent not in registry:
+            continue
+        spec = registry.get(node.agent)
+        try:
+            if spec.simulated or not spec.cacheable or spec.lifecycle.merged(node.lifecycle).start.inputs == "any":
+                continue  # no real work, side effects (sinks), or inputs that vary by arrival
+            canonical = (params_json or {}).get(nid) or canonical_params_json(spec.parse_params(node.params))
+        except Exception:  # params or lifecycle that no longer parse: no key
+            continue
+        ins = []
+        for edge in in_edges[nid]:
+            up = keys.get(edge.source)
+            if up is None:
+                break
+            ins.append((edge.target_port or "", up, edge.source_port or ""))
+        else:
+            keys[nid] = cache_key(spec.name, spec.version, json.loads(canonical), ins)
+    return keys
+
+
 def encode_value(value: Any) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """(JSON tree, torch tensors by name, numpy arrays by name); raises UnserializableError."""
     torch_t: dict[str, Any] = {}

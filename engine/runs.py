@@ -8,7 +8,6 @@ the UI: observers subscribe to ``manager.bus``; pages read ``snapshot()`` copies
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import threading
 import time
@@ -29,7 +28,7 @@ from engine.payloads import payload_bytes
 from engine.registry import Registry, default_registry
 from engine.remote import RayRunner
 from engine.resources import Capacity, ResourceLedger
-from engine.results import ResultStore, cache_key
+from engine.results import ResultStore, canonical_params_json, workflow_cache_keys
 from engine.runstate import NodeState, RunSnapshot, RunState, make_snapshot, set_routes
 from engine.workflow import Workflow
 
@@ -183,8 +182,7 @@ class RunManager:
             raw_key = (node.agent, node.params_key())
             if raw_key not in parsed:
                 params = spec.parse_params(node.params)
-                parsed[raw_key] = (params, json.dumps(params.model_dump(mode="json"), sort_keys=True,
-                                                      separators=(",", ":"), default=str))
+                parsed[raw_key] = (params, canonical_params_json(params))
             params, params_json = parsed[raw_key]
             items = None
             if spec.memory_per_item_mb or spec.memory_fn:
@@ -246,22 +244,12 @@ class RunManager:
         return plan.to_dict(), order
 
     def _assign_cache_keys(self, run: RunState, order: Iterable[str]) -> None:
-        from engine.graphs import topological_order
-
-        topo = topological_order(list(run.nodes), [(e.source, e.target) for e in run.workflow.edges]) or []
-        for nid in topo:
+        keys = workflow_cache_keys(run.workflow, self.registry,
+                                   {nid: ns.params_json for nid, ns in run.nodes.items()})
+        for nid, key in keys.items():
             ns = run.nodes[nid]
-            if ns.spec.simulated or not getattr(ns.spec, "cacheable", True) or ns.start_rule == "any":
-                continue  # no real work, side effects (sinks), or inputs that vary by arrival
-            ins = []
-            for edge in ns.in_edges:
-                up = run.nodes[edge.source].cache_key
-                if up is None:
-                    break
-                ins.append((edge.target_port or "", up, edge.source_port or ""))
-            else:
-                ns.cache_key = cache_key(ns.spec.name, ns.spec.version, json.loads(ns.params_json), ins)
-                ns.cache_hit = bool(run.options.use_cache and self.results.has(ns.cache_key))
+            ns.cache_key = key
+            ns.cache_hit = bool(run.options.use_cache and self.results.has(key))
 
     @staticmethod
     def supports_backend(name: str) -> bool:

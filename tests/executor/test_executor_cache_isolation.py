@@ -35,6 +35,26 @@ def test_second_run_is_served_from_the_cache(manager) -> None:
     assert m.outputs(second.run_id, "c") == m.outputs(first.run_id, "c")
 
 
+def test_a_stored_runs_results_are_found_again_from_its_workflow(manager) -> None:
+    """``workflow_cache_keys`` gives the keys the run stored its results under (History reads
+    past runs' outputs by them); a side-effect or simulated node has none, nor does one after it."""
+    from engine.registry import default_registry
+    from engine.results import workflow_cache_keys
+
+    m, _ = manager
+    nodes = [*CHAIN, {"id": "sim", "agent": "sim.task", "params": {"duration_s": 0.001}},
+             {"id": "after_sim", "agent": "test.echo"}]
+    wf = workflow(nodes, [("a", "b"), ("b", "c"), ("a", "sim"), ("sim", "after_sim")])
+    handle = m.submit(wf, RunOptions(time_scale=0.01))
+    assert handle.wait(10) == RunStatus.SUCCEEDED
+    keys = workflow_cache_keys(wf, default_registry())
+    assert set(keys) == {"a", "b", "c"}
+    for node_id, key in keys.items():
+        assert m.results.load(key) == m.outputs(handle.run_id, node_id), node_id
+    changed = workflow([{**CHAIN[0], "params": {"value": [9]}}, *CHAIN[1:]], [("a", "b"), ("b", "c")])
+    assert not set(workflow_cache_keys(changed, default_registry()).values()) & set(keys.values())
+
+
 def test_changed_params_invalidate_downstream_cache(manager) -> None:
     m, rec = manager
     m.submit(workflow(CHAIN, [("a", "b"), ("b", "c")])).wait(10)

@@ -1,6 +1,6 @@
 """A node's outputs can be taken away: every row as CSV (not only the 50 shown), and the files a
 sink wrote. Pure tests of the CSV and of which files may be offered, then the Run page after a
-real run of the NLP template (AppTest)."""
+real run of the NLP template, and the same run's outputs on the History page (AppTest)."""
 
 from __future__ import annotations
 
@@ -72,3 +72,12 @@ def test_the_run_page_offers_every_output_for_download(app: Any) -> None:
 
     assert "Download as CSV" in labels("sentiment")
     assert {"Download reviews_scored.csv", "Download as CSV"} <= labels("all_csv")
+
+    # the same run from History: outputs come back from the result cache by its workflow's keys
+    at.switch_page("pages/history.py").run()
+    assert not at.exception, at.exception
+    at.selectbox(key="history.node").select("sentiment").run()
+    assert not at.exception, at.exception
+    assert "Download as CSV" in {b.label for b in at.get("download_button")}
+    shown = [df.value for df in at.dataframe]
+    assert any({"negative", "positive"} <= set(map(str, frame.columns)) for frame in shown)  # score bars

@@ -4,12 +4,14 @@ two side by side, re-run or resume it, export it (JSON, CSV, HTML report), and r
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
 
 from engine.errors import ServiceGridError
 from engine.resources import Capacity
+from engine.results import workflow_cache_keys
 from engine.workflow import workflow_from_data
 from ui import auth
 from ui.monitor import charts, compare, exports, report
@@ -17,7 +19,7 @@ from ui.monitor.live import MISSING, render_charts, render_monitor
 from ui.monitor.run_page import watch
 from ui.monitor.view import RunView, fill_demands, replay_view, view_from_store
 from ui.render import escape_md, show_error
-from ui.services import get_run_manager, get_store
+from ui.services import get_registry, get_run_manager, get_store
 from ui.widget_memory import recall, remember
 
 RESUMABLE = ("failed", "interrupted", "cancelled")
@@ -133,13 +135,35 @@ def _exports(store: Any, detail: Any, view: RunView) -> None:
                             mime="text/html", key="history.html", icon=":material/description:")
 
 
-def _replay(view: RunView) -> None:
+def stored_outputs(detail: Any, registry: Any, results: Any) -> Callable[[str], dict[str, Any] | None]:
+    """A stored run's node outputs, found again in the result cache by the keys its workflow gives
+    (``engine.results.workflow_cache_keys``): thumbnails, tables and downloads for past runs too.
+    None for a node with no key (a sink, a simulated task) or whose result is not (or no longer)
+    in the cache; then the Outputs tab shows the stored summary."""
+    try:
+        keys = workflow_cache_keys(workflow_from_data(detail.workflow), registry)
+    except (ServiceGridError, ValueError, TypeError, KeyError):
+        keys = {}
+
+    def load(node_id: str) -> dict[str, Any] | None:
+        key = keys.get(node_id)
+        if key is None or not results.has(key):
+            return None
+        try:
+            return results.load(key)
+        except (OSError, ValueError):  # a cache entry being written or removed: show the summary
+            return None
+
+    return load
+
+
+def _replay(view: RunView, outputs: Callable[[str], dict[str, Any] | None] | None = None) -> None:
     span = round(max(view.elapsed_s, 0.01), 2)
     key = f"history.t.{view.run_id}"
     start = {} if recall(key, lambda t: 0.0 <= t <= span) else {"value": span}  # kept while another tab is open
     t = remember(key, st.slider("Replay: seconds since start", 0.0, span, step=max(0.01, round(span / 200, 2)),
                                 key=key, help="State of every node at this moment", **start))
-    render_monitor(replay_view(view, t) if t < span else view, "history")
+    render_monitor(replay_view(view, t) if t < span else view, "history", outputs=outputs)
 
 
 def _compare(store: Any, view: RunView, runs: list[Any]) -> None:
@@ -204,7 +228,7 @@ def render_history_page() -> None:
     view_tab, compare_tab, export_tab = st.tabs(["View", "Compare", "Export"], key=TAB_KEY, on_change="rerun")
     with view_tab:
         if view_tab.open:
-            _replay(view)
+            _replay(view, stored_outputs(detail, get_registry(), get_run_manager().results))
     with compare_tab:
         if compare_tab.open:
             _compare(store, view, runs)

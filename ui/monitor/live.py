@@ -164,8 +164,9 @@ def render_node_detail(view: RunView, node_id: str, key: str,
 
 def render_monitor(view: RunView, key: str, *, outputs: Callable[[str], dict[str, Any] | None] | None = None,
                    cancel_node: Callable[[str], None] | None = None, detail: bool = True) -> None:
-    """Everything about one run; ``outputs``/``cancel_node`` are given for live runs. With
-    ``detail=False`` the node detail is left out (the caller draws ``render_node_section`` itself)."""
+    """Everything about one run; ``outputs`` (live runs, or the result cache for stored ones) and
+    ``cancel_node`` (live runs) are optional. With ``detail=False`` the node detail is left out
+    (the caller draws ``render_node_section`` itself)."""
     render_progress(view)
     if view.error and not view.running:
         st.caption(f"{STATUS_ICONS.get(view.status, '')} {escape_md(view.error)}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.graphs import layers
+from engine.items import planned_items
 from engine.kinds import DataKind
 from engine.registry import Registry
 from engine.spec import AgentSpec
@@ -69,9 +70,17 @@ def summarize_params(params: dict[str, Any], limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def items_label(n: int | None) -> str:
+    """What an edge says about the items it carries ("" when the plan cannot tell)."""
+    return "" if n is None else f"{n:,} item{'s' if n != 1 else ''}"
+
+
 def canvas_graph(workflow: Workflow, registry: Registry, selected: list[str] | None = None) -> dict[str, Any]:
-    """The graph the canvas draws for ``workflow`` (positions must be set; see ``with_layout``)."""
+    """The graph the canvas draws for ``workflow`` (positions must be set; see ``with_layout``).
+    Each edge carries a ``label``: the items planned to flow along it (``engine.items``), as
+    Orange shows on its links, so a user sees the size of the data before running."""
     specs = _specs(workflow, registry)
+    flows = planned_items(workflow, registry).items_out
     nodes = []
     for node in workflow.nodes:
         pos = node.position or Position()
@@ -81,7 +90,7 @@ def canvas_graph(workflow: Workflow, registry: Registry, selected: list[str] | N
     for edge in workflow.edges:
         sp, tp = resolve_ports(edge, specs)
         edges.append({"id": edge_id(edge.source, sp, edge.target, tp), "src": edge.source, "srcPort": sp,
-                      "dst": edge.target, "dstPort": tp})
+                      "dst": edge.target, "dstPort": tp, "label": items_label(flows.get(edge.source))})
     return {"nodes": nodes, "edges": edges, "selected": list(selected or [])}
 
 

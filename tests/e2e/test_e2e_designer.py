@@ -238,3 +238,25 @@ def choose(page, combobox: str, option: str) -> None:
         except PlaywrightTimeout:  # the list closed under us
             page.keyboard.press("Escape")
     expect(box).to_have_value(option)
+
+
+def test_edges_show_the_items_they_carry(page, app_url):
+    open_designer(page, app_url)
+    open_tab(page, "Templates")
+    page.get_by_role("button", name="Open image-pipeline").click()
+    labels = page.locator("text.sg-edge-label")
+    expect(labels).to_have_count(2)
+    expect(labels.first).to_have_text("256 items")
+    click_node(page, "scans")
+    items = page.get_by_role("spinbutton", name="N Items")
+    items.fill("10")
+    items.press("Enter")
+    expect(labels).to_have_text(["10 items", "10 items"])
+    box = box_of(node(page, "scans"))  # the label follows a moved node
+    before = labels.first.bounding_box()
+    page.mouse.move(box["x"] + 40, box["y"] + 10)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 40, box["y"] + 130, steps=5)
+    page.mouse.up()
+    after = labels.first.bounding_box()
+    assert before is not None and after is not None and after["y"] > before["y"] + 20

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from pathlib import Path
 from typing import Literal
 
 import pytest
@@ -20,6 +21,8 @@ from ui.export import NotExpressibleError, python_script
 from ui.forms import parse_text, schema_fields
 from ui.graphmodel import canvas_graph, ensure_positions, palette_of, with_layout, workflow_from_canvas
 from ui.render import capacity_lines, issues_by_node, run_blocker
+
+ROOT = Path(__file__).resolve().parents[2]
 
 TWO_STAGE = {"schema_version": 1, "name": "two-stage",
              "nodes": [{"id": "pre", "agent": "sim.task", "params": {"duration_s": 120},
@@ -43,13 +46,28 @@ def test_canvas_graph_resolves_omitted_ports_and_round_trips() -> None:
     registry = default_registry()
     wf = ensure_positions(two_stage())
     graph = canvas_graph(wf, registry, ["pre"])
-    assert graph["edges"] == [{"id": "pre.out->cls.in", "src": "pre", "srcPort": "out", "dst": "cls", "dstPort": "in"}]
+    assert graph["edges"] == [{"id": "pre.out->cls.in", "src": "pre", "srcPort": "out", "dst": "cls", "dstPort": "in",
+                               "label": ""}]  # simulated tasks carry no items
     assert graph["selected"] == ["pre"]
     graph["nodes"][0]["x"] = 999
     back = workflow_from_canvas(wf, graph)
     assert back.node("pre").position.x == 999
     assert back.node("pre").params == {"duration_s": 120}  # params kept (the canvas never sends them)
     assert back.node("cls").resources == {"memory_mb": 2048}
+
+
+def test_edges_say_how_many_items_flow_along_them() -> None:
+    from engine.workflow import load_workflow
+    from ui.graphmodel import items_label
+
+    wf = ensure_positions(load_workflow(ROOT / "examples" / "image-pipeline.json"))
+    labels = {(e["src"], e["dst"]): e["label"] for e in canvas_graph(wf, default_registry())["edges"]}
+    assert labels == {("scans", "preprocess"): "256 items", ("preprocess", "classify"): "256 items"}
+    data = wf.model_dump(mode="json")
+    data["nodes"][0]["params"]["n_items"] = 1
+    labels = {e["src"]: e["label"] for e in canvas_graph(Workflow.model_validate(data), default_registry())["edges"]}
+    assert labels["scans"] == "1 item" and labels["preprocess"] == "1 item"
+    assert items_label(12345) == "12,345 items" and items_label(None) == ""
 
 
 def test_palette_lists_every_agent_with_typed_ports() -> None:

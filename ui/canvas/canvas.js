@@ -97,7 +97,7 @@ function build(host) {
       </div>
     </div>`;
   host.appendChild(root);
-  const m = root.__m = { nodes: {}, edges: [], paths: {}, selNodes: new Set(), selEdges: new Set(), rev: -1,
+  const m = root.__m = { nodes: {}, edges: [], paths: {}, labels: {}, selNodes: new Set(), selEdges: new Set(), rev: -1,
     pan: { x: 20, y: 20 }, zoom: 1, issues: {}, status: {}, palette: {}, gestures: 0, pending: null,
     sid: "", seq: 0, acked: 0, waitSince: 0, doc: "" };
   const saved = loadOutbox();                        // one sid per browser tab, across remounts
@@ -272,18 +272,33 @@ function portXY(m, id, port, side) {
 function curve(a, b) { const dx = Math.max(40, Math.abs(b.x - a.x) / 2); return `M${a.x},${a.y} C${a.x + dx},${a.y} ${b.x - dx},${b.y} ${b.x},${b.y}`; }
 function edgeD(m, e) { return curve(portXY(m, e.src, e.srcPort, "out"), portXY(m, e.dst, e.dstPort, "in")); }
 
+// An edge's label (the items planned to flow along it) sits at the middle of its curve, which for
+// curve()'s symmetric control points is the middle of its two ends.
+function placeLabel(m, e) {
+  const t = m.labels[e.id]; if (!t) return;
+  const a = portXY(m, e.src, e.srcPort, "out"), b = portXY(m, e.dst, e.dstPort, "in");
+  t.setAttribute("x", (a.x + b.x) / 2); t.setAttribute("y", (a.y + b.y) / 2 - 6);
+}
+
 function drawEdges(root, m, movedIds) {
   if (movedIds) {
-    for (const e of m.edges) if (movedIds.has(e.src) || movedIds.has(e.dst)) m.paths[e.id]?.setAttribute("d", edgeD(m, e));
+    for (const e of m.edges) if (movedIds.has(e.src) || movedIds.has(e.dst)) {
+      m.paths[e.id]?.setAttribute("d", edgeD(m, e)); placeLabel(m, e);
+    }
     return;
   }
   const svg = root.querySelector(".sg-edges");
-  svg.querySelectorAll("path.sg-edge").forEach(p => p.remove());
-  m.paths = {};
+  svg.querySelectorAll("path.sg-edge, text.sg-edge-label").forEach(p => p.remove());
+  m.paths = {}; m.labels = {};
   for (const e of m.edges) {
     if (!m.nodes[e.src] || !m.nodes[e.dst]) continue;
     const p = m.paths[e.id] = svgPath(root, "sg-edge" + (m.selEdges.has(e.id) ? " selected" : ""));
     p.dataset.id = e.id; p.setAttribute("d", edgeD(m, e));
+    if (e.label) {
+      const t = m.labels[e.id] = document.createElementNS("http://www.w3.org/2000/svg", "text");
+      t.setAttribute("class", "sg-edge-label"); t.setAttribute("text-anchor", "middle");
+      t.dataset.id = e.id; t.textContent = e.label; svg.appendChild(t); placeLabel(m, e);
+    }
     const s = spec(m, m.nodes[e.src]).outputs.find(o => o.name === e.srcPort);
     if (s) p.style.stroke = m.kindColors[s.kind] || "";
     p.addEventListener("pointerdown", ev => {

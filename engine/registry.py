@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from engine.errors import AgentNotFoundError
+from engine.kinds import DataKind
 from engine.resources import ResourceDemand
 from engine.spec import Agent, AgentSpec, Lifecycle, NoParams, PortSpec
 
@@ -60,6 +61,7 @@ def agent(
     memory_per_item_mb: float = 0.0,
     memory_fn: Callable[[BaseModel, int], float] | None = None,
     files_fn: Callable[[BaseModel], tuple[str, list[str]] | None] | None = None,
+    kinds_fn: Callable[[BaseModel], dict[str, tuple[DataKind, str]]] | None = None,
 ) -> Callable[[type[Agent]], type[Agent]]:
     """Class decorator that declares an Agent subclass as a service.
 
@@ -101,6 +103,7 @@ def agent(
             memory_per_item_mb=memory_per_item_mb,
             memory_fn=memory_fn,
             files_fn=files_fn,
+            kinds_fn=kinds_fn,
         )
         return cls
 

@@ -294,6 +294,9 @@ class AgentSpec:
             these params, or None when they read none (e.g. a generated data set). Validation
             reports a node that names no file, or a file missing on this machine
             (``missing_file``), before the run rather than when the agent starts.
+        kinds_fn: for agents whose ports carry what their params say (``custom.model``):
+            ``{port: (kind, parameter)}`` for these params. Validation checks edges against these
+            kinds (an ``any`` port in the spec) and names the parameter in its hint.
     """
 
     name: str
@@ -319,6 +322,7 @@ class AgentSpec:
     memory_per_item_mb: float = 0.0
     memory_fn: Callable[[BaseModel, int], float] | None = None
     files_fn: Callable[[BaseModel], tuple[str, list[str]] | None] | None = None
+    kinds_fn: Callable[[BaseModel], dict[str, tuple[DataKind, str]]] | None = None
 
     def input(self, name: str) -> PortSpec | None:
         return next((p for p in self.inputs if p.name == name), None)

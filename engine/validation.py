@@ -18,7 +18,7 @@ from engine.errors import CapacityError, DataPathError, WorkflowFileError, sugge
 from engine.graphs import find_cycles, format_cycle
 from engine.issues import Issue, IssueCode
 from engine.items import PlannedItems, planned_items
-from engine.kinds import is_compatible
+from engine.kinds import DataKind, is_compatible
 from engine.registry import Registry, default_registry
 from engine.resources import Capacity, ResourceDemand, ResourceLedger
 from engine.settings import data_dir, resolve_data_path
@@ -300,8 +300,8 @@ def _check_edges(ctx: _Context) -> list[_Link]:
                     port=edge.target_port, hint="remove the edge")
             continue
         src_spec, dst_spec = specs.get(source), specs.get(target)
-        memo = None if src_spec is None or dst_spec is None else (
-            id(src_spec), edge.source_port, id(dst_spec), edge.target_port)
+        memo = None if src_spec is None or dst_spec is None or src_spec.kinds_fn or dst_spec.kinds_fn else (
+            id(src_spec), edge.source_port, id(dst_spec), edge.target_port)  # kinds from params: per node
         known = clean.get(memo) if memo is not None else None
         before = len(ctx.issues)
         if known is not None:
@@ -361,18 +361,36 @@ def _resolve_port(ctx: _Context, edge: EdgeSpec, side: str) -> str | None:
     return None
 
 
+def _port_kind(ctx: _Context, node_id: str, port: PortSpec) -> tuple[DataKind, str | None]:
+    """The kind a node's port carries: the spec's, or what the node's params make it
+    (``AgentSpec.kinds_fn``), with the parameter that decides it."""
+    spec = ctx.specs[node_id]
+    if spec.kinds_fn is not None:
+        try:
+            kind, param = spec.kinds_fn(spec.parse_params(ctx.nodes[node_id].params))[port.name]
+            return kind, param
+        except Exception:  # invalid params (reported by _check_params) or a port it does not name
+            pass
+    return port.kind, None
+
+
 def _check_kinds(ctx: _Context, link: _Link) -> None:
     if link.source_port is None or link.target_port is None:
         return
     out = ctx.specs[link.source].output(link.source_port)
     inp = ctx.specs[link.target].input(link.target_port)
     assert out is not None and inp is not None
-    if not is_compatible(out.kind, inp.kind):
+    (out_kind, out_param), (in_kind, in_param) = _port_kind(ctx, link.source, out), _port_kind(ctx, link.target, inp)
+    if not is_compatible(out_kind, in_kind):
+        hint = f"connect an output of kind {in_kind.value!r} (or 'any'), or insert a converting agent"
+        if in_param:
+            hint = f"set {in_param} of node {link.target!r} to {out_kind.value!r}, or {hint}"
+        elif out_param:
+            hint = f"set {out_param} of node {link.source!r} to {in_kind.value!r}, or {hint}"
         ctx.add(IssueCode.TYPE_MISMATCH,
                 f"edge {link.source}.{link.source_port} -> {link.target}.{link.target_port}: "
-                f"output kind {out.kind.value!r} cannot feed input kind {inp.kind.value!r}",
-                node=link.target, port=link.target_port,
-                hint=f"connect an output of kind {inp.kind.value!r} (or 'any'), or insert a converting agent")
+                f"output kind {out_kind.value!r} cannot feed input kind {in_kind.value!r}",
+                node=link.target, port=link.target_port, hint=hint)
 
 
 # -- graph ------------------------------------------------------------------------------------

@@ -56,8 +56,10 @@ def schema_fields(schema: Mapping[str, Any]) -> list[FieldSpec]:
 
 def _field(name: str, body: Mapping[str, Any], prop: Mapping[str, Any], optional: bool) -> FieldSpec:
     title = str(prop.get("title") or name.replace("_", " "))
+    # a list or mapping made by a default factory has no default in the schema: it starts empty
+    empty = [] if body.get("type") == "array" else {} if body.get("type") == "object" else None
     common = {"name": name, "title": title, "help": str(prop.get("description") or ""),
-              "default": prop.get("default"), "optional": optional}
+              "default": prop.get("default", None if optional else empty), "optional": optional}
     if "enum" in body:
         return FieldSpec(kind="enum", options=tuple(body["enum"]), **common)
     kind = body.get("type")
@@ -86,6 +88,8 @@ def parse_text(field: FieldSpec, text: str) -> Any:
         return float(text)
     if field.kind == "str":
         return text
+    if text == "" and isinstance(field.default, list | dict):
+        return type(field.default)()  # an emptied list or mapping box means an empty one, not invalid JSON
     return json.loads(text)
 
 

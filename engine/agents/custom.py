@@ -87,6 +87,18 @@ def input_tensor(payload: Any, kind: str, columns: list[str]) -> Any:
         raise wrong(f"a column among {names} is not numeric") from None
 
 
+_IN_KINDS = {"tensor": DataKind.TENSOR, "image_batch": DataKind.IMAGE_BATCH, "embedding": DataKind.EMBEDDING,
+             "table": DataKind.TABLE}
+_OUT_KINDS = {"scores": DataKind.SCORES, "labels": DataKind.LABELS, "embedding": DataKind.EMBEDDING,
+              "tensor": DataKind.TENSOR}
+
+
+def _port_kinds(p: CustomModelParams) -> dict[str, tuple[DataKind, str]]:
+    """What the ports carry for these params: validation checks the wires against it before the
+    run (the spec's ports are ``any``: one agent for every declaration)."""
+    return {"in": (_IN_KINDS[p.input_kind], "input_kind"), "out": (_OUT_KINDS[p.output_kind], "output_kind")}
+
+
 def _numeric(values: Any) -> bool:
     items = values.tolist() if hasattr(values, "tolist") else list(values)
     return bool(items) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in items)
@@ -100,7 +112,7 @@ def _numeric(values: Any) -> bool:
        inputs=[PortSpec("in", DataKind.ANY, "the payload of the declared input kind")],
        outputs=[PortSpec("out", DataKind.ANY, "the payload of the declared output kind")],
        params=CustomModelParams, resources=ResourceDemand(cpu=1, memory_mb=512, device="any"),
-       expected_duration_s=0.5, files_fn=lambda p: ("path", [p.path]))
+       expected_duration_s=0.5, files_fn=lambda p: ("path", [p.path]), kinds_fn=lambda p: _port_kinds(p))
 class CustomModel(TorchAgent):
     def build(self, device: str) -> None:
         from engine.agents.model_files import load_model

@@ -154,3 +154,25 @@ def test_cuda_request_falls_back_to_cpu_and_says_so(torchscript_file: Path, monk
     ctx = RunContext()
     agent.run({"in": X}, ctx)
     assert agent.device == "cpu" and any("running on the CPU instead" in m for m in ctx.logs)
+
+
+def test_wires_are_checked_against_the_declared_kinds_before_the_run(torchscript_file: Path):
+    """The ports are ``any`` in the spec; input_kind / output_kind say what they carry, and
+    validation holds the wires to that, naming the parameter to change."""
+    from engine.issues import IssueCode
+    from engine.validation import validate
+    from engine.workflow import Workflow
+
+    def mismatches(params: dict, downstream: str = "decision.threshold") -> list[tuple[str | None, str]]:
+        wf = Workflow.model_validate({"name": "kinds", "nodes": [
+            {"id": "img", "agent": "vision.source"},
+            {"id": "m", "agent": "custom.model", "params": {"path": str(torchscript_file), **params}},
+            {"id": "d", "agent": downstream}],
+            "edges": [{"source": "img", "target": "m"}, {"source": "m", "target": "d"}]})
+        return [(i.node, i.hint) for i in validate(wf) if i.code == IssueCode.TYPE_MISMATCH]
+
+    [(node, hint)] = mismatches({})  # input_kind defaults to tensor: images do not fit
+    assert node == "m" and hint.startswith("set input_kind of node 'm' to 'image_batch'")
+    assert mismatches({"input_kind": "image_batch"}) == []  # scores out -> threshold's scores in
+    [(node, hint)] = mismatches({"input_kind": "image_batch", "output_kind": "embedding"})
+    assert node == "d" and hint.startswith("set output_kind of node 'm' to 'scores'")

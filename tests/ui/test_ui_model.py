@@ -132,6 +132,7 @@ class _Params(BaseModel):
     on: bool = False
     name: str = "x"
     limit: int | None = None
+    tags: list[str] = Field(default_factory=list)
 
 
 def test_schema_fields_read_types_ranges_enums_and_help() -> None:
@@ -145,6 +146,9 @@ def test_schema_fields_read_types_ranges_enums_and_help() -> None:
     assert parse_text(fields["limit"], "") is None and parse_text(fields["limit"], "7") == 7
     with pytest.raises(ValueError):
         parse_text(fields["limit"], "seven")
+    # a list box emptied (or re-created by the browser with an empty default) is an empty list
+    assert fields["tags"].default == [] and parse_text(fields["tags"], "") == []
+    assert parse_text(fields["tags"], '["a"]') == ["a"]
 
 
 def test_python_export_runs_with_the_original_api(tmp_path) -> None:

@@ -169,6 +169,7 @@ def store_upload(kind: str, name: str, data: bytes, owner: str | None = None) ->
         raise UploadError(f"{clean} is {len(data) / 2**20:.1f} MB; a {spec.label} may be at most "
                           f"{spec.max_bytes / 2**20:.0f} MB")
     target_dir = folder(spec.name, owner)
+    forget_stale_parts(spec.name, owner=owner)  # what a crash mid-upload left behind
     final = target_dir / f"{hashlib.sha256(data).hexdigest()[:12]}-{clean}"
     if final.is_file() and final.stat().st_size == len(data):
         return _stored(spec.name, final, detail="already uploaded")
@@ -194,10 +195,11 @@ def list_uploads(kind: str, owner: str | None = None) -> list[StoredFile]:
     return sorted((_stored(kind, p) for p in files), key=lambda f: (-f.modified, f.name))
 
 
-def forget_stale_parts(kind: str, older_than_s: float = 3600.0) -> int:
-    """Remove part folders a crash left behind (older than ``older_than_s``); returns how many."""
+def forget_stale_parts(kind: str, older_than_s: float = 3600.0, owner: str | None = None) -> int:
+    """Remove part folders a crash left behind (older than ``older_than_s``: not an upload still
+    being checked); returns how many. Called by each upload into the same folder."""
     now, removed = time.time(), 0
-    for p in folder(kind).glob(f"{_PART_PREFIX}*"):
+    for p in folder(kind, owner).glob(f"{_PART_PREFIX}*"):
         try:
             if now - p.stat().st_mtime > older_than_s:
                 shutil.rmtree(p) if p.is_dir() else p.unlink()

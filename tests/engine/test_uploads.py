@@ -76,7 +76,11 @@ def test_listing_is_newest_first_and_hides_part_folders(data_dir: Path) -> None:
     (part / "c.png").write_bytes(png())
     assert [f.path for f in uploads.list_uploads("images")] == [second.path, first.path]
     os.utime(part, (1_000_000, 1_000_000))
-    assert uploads.forget_stale_parts("images") == 1 and not part.exists()
+    uploads.store_upload("images", "c.png", png(colour=(7, 8, 9)))  # the next upload sweeps it away
+    assert not part.exists()
+    fresh = data_dir / "data" / "uploads" / "images" / ".part-in-progress"
+    fresh.mkdir()  # an upload being checked right now is left alone
+    assert uploads.forget_stale_parts("images") == 0 and fresh.exists()
 
 
 @pytest.mark.parametrize(("kind", "name", "data", "message"), [

@@ -108,7 +108,12 @@ def _check_model(file: Path, name: str) -> str:
     except ModuleNotFoundError as exc:  # ONNX without onnxruntime installed
         raise UploadError(f"{name} is an ONNX model, but {exc.name} is not installed here; "
                           "install it with pip install 'servicegrid[onnx]', then upload again") from None
-    return "TorchScript model" if fmt == "torchscript" else "ONNX model"
+    if fmt == "torchscript":
+        return "TorchScript model"
+    from engine.agents.model_files import describe_onnx
+
+    shapes = describe_onnx(file)
+    return f"ONNX model; {shapes}" if shapes else "ONNX model"
 
 
 def _kinds() -> dict[str, UploadKind]:

@@ -110,3 +110,20 @@ def _onnx(file: Path, device: str) -> Callable[[Any], Any]:
         return torch.from_numpy(out)
 
     return predict
+
+
+def describe_onnx(file: Path) -> str:
+    """What an ONNX model takes and gives, e.g. ``input x [N, 4] -> output y [N, 3]`` (symbolic
+    sizes by name), to choose ``input_kind`` / ``columns`` from; "" when it cannot be read."""
+    try:
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(file), providers=["CPUExecutionProvider"])
+    except Exception:  # reported by load_model
+        return ""
+
+    def ports(items: Any) -> str:
+        return ", ".join(f"{i.name} [{', '.join(str(d) if d not in (None, '') else '?' for d in i.shape)}]"
+                         for i in items)
+
+    return f"input {ports(session.get_inputs())} -> output {ports(session.get_outputs())}"

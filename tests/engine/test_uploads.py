@@ -155,7 +155,8 @@ def test_an_onnx_model_is_kept(data_dir: Path, tmp_path: Path) -> None:
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
-    assert uploads.store_upload("models", "relu.onnx", model.SerializeToString()).detail == "ONNX model"
+    stored = uploads.store_upload("models", "relu.onnx", model.SerializeToString())
+    assert stored.detail == "ONNX model; input x [N, 4] -> output y [N, 4]"  # to pick input_kind from
 
 
 def test_a_pickle_posing_as_a_model_is_refused_and_never_run(data_dir: Path, tmp_path: Path) -> None:

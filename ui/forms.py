@@ -103,58 +103,48 @@ def render_fields(fields: list[FieldSpec], values: Mapping[str, Any], *, key_pre
 
 
 def _widget(field: FieldSpec, value: Any, key: str, on_change: Callable[[str, Any], None], disabled: bool) -> None:
-    # The widget's default is always the shown value, and its key changes when that value changed
-    # elsewhere (undo, an edit from Python, an upload): see ``widget_key``. So a widget the browser
-    # re-creates after an interrupted rerun reports the shown value, never a blank that would read
-    # as a user edit (it once wrote 0.0 / "" / invalid JSON into params and overrides).
+    # The widget shows the session's value through st.session_state[key] (set before it is drawn),
+    # so keys stay stable (focus kept) and undo or a Python edit still shows up in the form. The
+    # shown value is also the widget's default (except in the run that sets it, where Streamlit
+    # would warn): a widget the browser re-creates after an interrupted rerun reports its default,
+    # which must not read as a user edit (it once wrote 0.0 / "" into params and overrides).
     label = field.title
-    common: dict[str, Any] = {"help": field.help or None, "disabled": disabled}
+    common: dict[str, Any] = {"key": key, "help": field.help or None, "disabled": disabled}
     if field.kind == "bool":
         shown: Any = bool(value)
-        k = widget_key(key, shown)
-        st.checkbox(label, value=shown, key=k, on_change=_from_state, args=(field, k, on_change), **common)
+        st.checkbox(label, value=_default(key, shown, False), on_change=_from_state, args=(field, key, on_change), **common)
     elif field.kind == "enum":
         options = list(field.options)
         shown = value if value in options else options[0]
-        k = widget_key(key, shown)
-        st.selectbox(label, options, index=options.index(shown), key=k, on_change=_from_state,
-                     args=(field, k, on_change), **common)
+        index = options.index(shown) if not sync_widget(key, shown) else 0
+        st.selectbox(label, options, index=index, on_change=_from_state, args=(field, key, on_change), **common)
     elif field.kind in ("int", "float") and not field.optional and isinstance(value, int | float) \
             and not isinstance(value, bool) and _in_range(field, value):
         is_int = field.kind == "int"
         shown = int(value) if is_int else float(value)
         low = None if field.minimum is None else (int(field.minimum) if is_int else float(field.minimum))
         high = None if field.maximum is None else (int(field.maximum) if is_int else float(field.maximum))
-        k = widget_key(key, shown)
-        st.number_input(label, value=shown, min_value=low, max_value=high, step=1 if is_int else None,
-                        format=None if is_int else "%g", key=k, on_change=_from_state, args=(field, k, on_change),
+        st.number_input(label, value=_default(key, shown, "min"), min_value=low, max_value=high, step=1 if is_int else None,
+                        format=None if is_int else "%g", on_change=_from_state, args=(field, key, on_change),
                         **common)
     else:
         text = "" if value is None else (value if field.kind == "str" and isinstance(value, str) else json.dumps(value))
-        k = widget_key(key + ".text", text)
-        st.text_input(label, value=text, placeholder="empty = not set" if field.optional else None, key=k,
-                      on_change=_from_text, args=(field, k, on_change), **common)
+        common["key"] = key + ".text"
+        st.text_input(label, value=_default(key + ".text", text, ""), placeholder="empty = not set" if field.optional else None,
+                      on_change=_from_text, args=(field, key + ".text", on_change), **common)
 
 
-_GENERATIONS = "_sg_widget_generations"
+def _default(key: str, shown: Any, plain: Any) -> Any:
+    """Show ``shown``: through session state when it changed (default ``plain``), else as the default too."""
+    return plain if sync_widget(key, shown) else shown
 
 
-def widget_key(base: str, shown: Any) -> str:
-    """The key for the widget ``base`` that shows ``shown`` (pass ``shown`` as its default too).
-
-    The key stays while the widget's state agrees with ``shown``: the user's own edits keep
-    focus. When ``shown`` changed elsewhere (undo, an edit from Python, an upload) the key moves
-    to a new generation, ``base#N``, so the widget starts afresh at its default. The value never
-    goes through the Session State API, whose run that sets it would need another default
-    (Streamlit warns otherwise), a default that a widget the browser re-creates after an
-    interrupted rerun reports back as if the user had typed it.
-    """
-    generations = st.session_state.setdefault(_GENERATIONS, {})
-    key = f"{base}#{generations.get(base, 0)}"
-    if key in st.session_state and st.session_state[key] != shown:
-        generations[base] = generations.get(base, 0) + 1
-        key = f"{base}#{generations[base]}"
-    return key
+def sync_widget(key: str, shown: Any) -> bool:
+    """Make the widget under ``key`` show ``shown`` (call before the widget is created); True if set now."""
+    if key not in st.session_state or st.session_state[key] != shown:
+        st.session_state[key] = shown
+        return True
+    return False
 
 
 def _in_range(field: FieldSpec, value: float) -> bool:

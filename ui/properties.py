@@ -18,7 +18,7 @@ from engine.resources import ResourceDemand
 from engine.spec import AgentSpec, ExecutionStrategy
 from engine.workflow import NodeSpec
 from ui.editor import DesignerSession
-from ui.forms import render_fields, schema_fields, widget_key
+from ui.forms import render_fields, schema_fields, sync_widget
 from ui.graphmodel import replace_node
 from ui.render import code_md, escape_md
 from ui.uploads_panel import files_section
@@ -53,9 +53,9 @@ def properties_panel(sess: DesignerSession, registry: Registry, issues: list[Iss
         spec = registry.get(node.agent)
     prefix = node.id
     label = node.label or ""
-    key = widget_key(f"label.{prefix}", label)  # see ui.forms.widget_key
-    st.text_input("Label", value=label, key=key, help="shown on the canvas",
-                  on_change=_set_label, args=(sess, node.id, key, save))
+    label_default = "" if sync_widget(f"label.{prefix}", label) else label  # see ui.forms._widget
+    st.text_input("Label", value=label_default, key=f"label.{prefix}", help="shown on the canvas",
+                  on_change=_set_label, args=(sess, node.id, f"label.{prefix}", save))
     if spec is None:
         return
     st.caption(escape_md(spec.description))

@@ -19,7 +19,7 @@ import streamlit as st
 from engine import uploads
 from engine.workflow import NodeSpec
 from ui.auth import current_user
-from ui.forms import widget_key
+from ui.forms import sync_widget
 from ui.render import code_md, escape_md
 
 _NONE = ""
@@ -104,15 +104,17 @@ def _chooser(node: NodeSpec, spec: FileParam, set_param: SetParam) -> None:
     stored = uploads.list_uploads(spec.kind, owner=_owner())
     labels = {f.path: f"{f.name} · {_size(f.size)} · {time.strftime('%Y-%m-%d %H:%M', time.localtime(f.modified))}"
               for f in stored}
-    base = f"upload.pick.{node.id}"
+    key = f"upload.pick.{node.id}"
     if spec.multiple:
         current = [str(p) for p in node.params.get(spec.param, [])]
         options = list(dict.fromkeys([*current, *labels]))
         if not options:
             st.caption("No images uploaded yet.")
             return
-        key = widget_key(base, current)  # see ui.forms.widget_key
-        st.multiselect("Images this node reads", options, default=current, key=key,
+        # the shown value is also the default (but in the run that sets it): a widget the browser
+        # re-creates after an interrupted rerun reports its default (see ui.forms._widget)
+        default = [] if sync_widget(key, current) else current
+        st.multiselect("Images this node reads", options, default=default, key=key,
                        format_func=lambda p: labels.get(p, p),
                        on_change=lambda: set_param(spec.param, list(st.session_state[key])),
                        help="Uploaded images, newest first; remove one to stop reading it.")
@@ -126,8 +128,8 @@ def _chooser(node: NodeSpec, spec: FileParam, set_param: SetParam) -> None:
     if len(options) == 1:
         st.caption(f"No {uploads.KINDS[spec.kind].label}s uploaded yet.")
         return
-    key = widget_key(base, current)
-    st.selectbox("File this node reads", options, index=options.index(current), key=key,
+    index = 0 if sync_widget(key, current) else options.index(current)
+    st.selectbox("File this node reads", options, index=index, key=key,
                  format_func=lambda p: labels.get(p, p) if p else "(none)",
                  on_change=lambda: set_param(spec.param, st.session_state[key]),
                  help="Uploaded files, newest first.")
@@ -142,8 +144,9 @@ def _text_column(node: NodeSpec, set_param: SetParam) -> None:
     if current not in columns:
         st.warning(f"This file has no column {code_md(current)}; pick the one holding the text.")
     options = list(dict.fromkeys([*([current] if current not in columns else []), *columns]))
-    key = widget_key(f"upload.column.{node.id}", current)
-    st.selectbox("Column holding the text", options, index=options.index(current), key=key,
+    key = f"upload.column.{node.id}"
+    index = 0 if sync_widget(key, current) else options.index(current)
+    st.selectbox("Column holding the text", options, index=index, key=key,
                  on_change=lambda: set_param("column", st.session_state[key]),
                  help="From the CSV file's header line.")
 

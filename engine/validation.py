@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -39,6 +40,7 @@ class _Context:
     nodes: dict[str, NodeSpec] = field(default_factory=dict)
     specs: dict[str, AgentSpec] = field(default_factory=dict)
     demands: dict[str, ResourceDemand] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)  # parsed params by node; None: invalid
     grown: dict[str, tuple[float, int | None]] = field(default_factory=dict)  # memory MB for items, items
     issues: list[Issue] = field(default_factory=list)
     _sized: PlannedItems | None = None
@@ -137,8 +139,11 @@ def _check_nodes(ctx: _Context) -> None:
 
 
 def _check_params(ctx: _Context, node: NodeSpec, spec: AgentSpec) -> None:
+    """Parse the node's params once (``ctx.params``, for the checks after this one) and report
+    what is wrong with them."""
+    ctx.params[node.id] = None
     try:
-        spec.parse_params(node.params)
+        ctx.params[node.id] = spec.parse_params(node.params)
     except ValidationError as exc:
         fields = list(spec.params.model_fields)
         for name, value, constraint in params_error_details(exc):
@@ -159,12 +164,10 @@ def _check_params(ctx: _Context, node: NodeSpec, spec: AgentSpec) -> None:
 
 def _check_files(ctx: _Context, node: NodeSpec, spec: AgentSpec) -> None:
     """The files a node reads (``AgentSpec.files_fn``) are named and exist here."""
-    if spec.files_fn is None:
+    params = ctx.params.get(node.id)
+    if spec.files_fn is None or params is None:  # invalid params: reported by _check_params
         return
-    try:
-        files = spec.files_fn(spec.parse_params(node.params))
-    except Exception:  # invalid params: reported by _check_params
-        return
+    files = spec.files_fn(params)
     if files is None:
         return
     param, paths = files
@@ -191,10 +194,7 @@ def _check_overrides(ctx: _Context, node: NodeSpec, spec: AgentSpec) -> None:
     try:
         demand = spec.resources.merged(node.resources)
         if (spec.memory_per_item_mb or spec.memory_fn) and "memory_mb" not in (node.resources or {}):
-            try:
-                params = spec.parse_params(node.params)
-            except Exception:  # reported by _check_params; the declared memory still counts
-                params = None
+            params = ctx.params.get(node.id)  # None when invalid: the declared memory still counts
             items = ctx.sized().handled(node.id, spec)
             grown = spec.demand_for(node.resources, params, items)
             if grown.memory_mb > demand.memory_mb:
@@ -364,13 +364,11 @@ def _resolve_port(ctx: _Context, edge: EdgeSpec, side: str) -> str | None:
 def _port_kind(ctx: _Context, node_id: str, port: PortSpec) -> tuple[DataKind, str | None]:
     """The kind a node's port carries: the spec's, or what the node's params make it
     (``AgentSpec.kinds_fn``), with the parameter that decides it."""
-    spec = ctx.specs[node_id]
-    if spec.kinds_fn is not None:
-        try:
-            kind, param = spec.kinds_fn(spec.parse_params(ctx.nodes[node_id].params))[port.name]
-            return kind, param
-        except Exception:  # invalid params (reported by _check_params) or a port it does not name
-            pass
+    spec, params = ctx.specs[node_id], ctx.params.get(node_id)
+    if spec.kinds_fn is not None and params is not None:  # invalid params: reported by _check_params
+        declared = spec.kinds_fn(params).get(port.name)
+        if declared is not None:
+            return declared
     return port.kind, None
 
 

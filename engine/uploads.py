@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import ServiceGridError
-from engine.settings import UPLOADS_DIR, data_dir
+from engine.settings import UPLOADS_DIR, data_dir, resolve_data_path
 
 _PART_PREFIX = ".part-"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -104,16 +104,13 @@ def _check_model(file: Path, name: str) -> str:
 
     fmt = detect_format(file)
     try:
-        load_model(str(file), fmt, "cpu")
+        _, predict = load_model(str(file), fmt, "cpu")
     except ModuleNotFoundError as exc:  # ONNX without onnxruntime installed
         raise UploadError(f"{name} is an ONNX model, but {exc.name} is not installed here; "
                           "install it with pip install 'servicegrid[onnx]', then upload again") from None
     if fmt == "torchscript":
         return "TorchScript model"
-    from engine.agents.model_files import describe_onnx
-
-    shapes = describe_onnx(file)
-    return f"ONNX model; {shapes}" if shapes else "ONNX model"
+    return f"ONNX model; {predict.signature}"  # type: ignore[attr-defined]  # model_files._onnx
 
 
 def _kinds() -> dict[str, UploadKind]:
@@ -218,8 +215,6 @@ def csv_columns(path: str) -> list[str]:
     """The header of the CSV file a node names (relative paths in the data folder); [] when it is
     not a readable CSV (the node's run, or validation, says why)."""
     import csv
-
-    from engine.settings import resolve_data_path
 
     try:
         file = resolve_data_path(path)

@@ -109,18 +109,13 @@ def _onnx(file: Path, device: str) -> Callable[[Any], Any]:
         out = session.run(None, {name: batch.detach().cpu().float().numpy()})[0]
         return torch.from_numpy(out)
 
+    predict.signature = _onnx_signature(session)  # type: ignore[attr-defined]  # shown on upload
     return predict
 
 
-def describe_onnx(file: Path) -> str:
+def _onnx_signature(session: Any) -> str:
     """What an ONNX model takes and gives, e.g. ``input x [N, 4] -> output y [N, 3]`` (symbolic
-    sizes by name), to choose ``input_kind`` / ``columns`` from; "" when it cannot be read."""
-    try:
-        import onnxruntime as ort
-
-        session = ort.InferenceSession(str(file), providers=["CPUExecutionProvider"])
-    except Exception:  # reported by load_model
-        return ""
+    sizes by name), to choose ``input_kind`` / ``columns`` from."""
 
     def ports(items: Any) -> str:
         return ", ".join(f"{i.name} [{', '.join(str(d) if d not in (None, '') else '?' for d in i.shape)}]"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +70,15 @@ def _score_rows(payload: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _table_rows(columns: dict[str, Any]) -> list[dict[str, Any]]:
+def _table(columns: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """A table payload's columns as plain values, and its row count (the shortest list column;
+    other values are the same on every row)."""
     cols = {str(k): _to_list(v) for k, v in columns.items()}
-    length = min((len(v) for v in cols.values() if isinstance(v, list)), default=0)
+    return cols, min((len(v) for v in cols.values() if isinstance(v, list)), default=0)
+
+
+def _table_rows(columns: dict[str, Any]) -> list[dict[str, Any]]:
+    cols, length = _table(columns)
     return [{k: (v[i] if isinstance(v, list) else v) for k, v in cols.items()} for i in range(min(length, MAX_ROWS))]
 
 
@@ -139,38 +146,61 @@ def port_csv(value: Any) -> str | None:
     Text cells that a spreadsheet would read as a formula (``=``, ``+``, ``-``, ``@``...) get a
     leading ``'``: outputs hold user text, and a downloaded file is opened in Excel.
     """
+    make = _csv_maker(value)
+    return make() if make is not None else None
+
+
+def _csv_maker(value: Any) -> Callable[[], str] | None:
+    """What writes ``port_csv(value)``, or None for a kind it does not cover: the kind is told at
+    once, the rows are built only when called (a download button calls it when clicked)."""
     if not isinstance(value, dict):
         return None
-    ids = [str(i) for i in _to_list(value.get("ids")) or []]
     if "scores" in value and "classes" in value:
-        classes = [str(c) for c in value["classes"]]
-        scores = _to_list(value["scores"])
-        if not isinstance(scores, list):
-            return None
-        header = ["id", *classes, *(["predicted"] if "predicted" in value else [])]
-        predicted = list(value.get("predicted") or [])
-        rows = [[ids[i] if i < len(ids) else i, *(r if isinstance(r, list) else [r]),
-                 *([predicted[i]] if i < len(predicted) else [])] for i, r in enumerate(scores)]
+        scores = value["scores"]
+        if not (isinstance(scores, list) or (_is_array(scores) and len(scores.shape) > 0)):
+            return None  # a single number, not one row per item
+        kind = "scores"
     elif "labels" in value and "confidence" in value:
-        labels, conf = list(value["labels"]), _to_list(value["confidence"])
-        header, rows = ["id", "label", "confidence"], [
-            [ids[i] if i < len(ids) else i, lab, c] for i, (lab, c) in enumerate(zip(labels, conf, strict=False))]
+        kind = "labels"
     elif "columns" in value and isinstance(value["columns"], dict):
-        cols = {str(k): _to_list(v) for k, v in value["columns"].items()}
-        length = min((len(v) for v in cols.values() if isinstance(v, list)), default=0)
-        header = ([] if "id" in cols or not ids else ["id"]) + list(cols)
-        rows = [([] if "id" in cols or not ids else [ids[i] if i < len(ids) else i])
-                + [v[i] if isinstance(v, list) else v for v in cols.values()] for i in range(length)]
+        kind = "table"
     elif "texts" in value and isinstance(value["texts"], list):
-        header, rows = ["id", "text"], [[ids[i] if i < len(ids) else i, t] for i, t in enumerate(value["texts"])]
+        kind = "texts"
     else:
         return None
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow([_cell(h) for h in header])
-    for row in rows[:MAX_DOWNLOAD_ROWS]:
-        writer.writerow([_cell(c) for c in row])
-    return buf.getvalue()
+
+    def make() -> str:
+        ids = [str(i) for i in _to_list(value.get("ids")) or []]
+
+        def row_id(i: int) -> Any:
+            return ids[i] if i < len(ids) else i
+
+        if kind == "scores":
+            scores = _to_list(value["scores"])
+            predicted = list(value.get("predicted") or [])
+            header = ["id", *map(str, value["classes"]), *(["predicted"] if "predicted" in value else [])]
+            rows = [[row_id(i), *(r if isinstance(r, list) else [r]), *([predicted[i]] if i < len(predicted) else [])]
+                    for i, r in enumerate(scores)]
+        elif kind == "labels":
+            header = ["id", "label", "confidence"]
+            rows = [[row_id(i), lab, c] for i, (lab, c) in
+                    enumerate(zip(list(value["labels"]), _to_list(value["confidence"]), strict=False))]
+        elif kind == "table":
+            cols, length = _table(value["columns"])
+            with_id = "id" not in cols and bool(ids)
+            header = ["id"] * with_id + list(cols)
+            rows = [[row_id(i)] * with_id + [v[i] if isinstance(v, list) else v for v in cols.values()]
+                    for i in range(length)]
+        else:
+            header, rows = ["id", "text"], [[row_id(i), t] for i, t in enumerate(value["texts"])]
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow([_cell(h) for h in header])
+        for row in rows[:MAX_DOWNLOAD_ROWS]:
+            writer.writerow([_cell(c) for c in row])
+        return buf.getvalue()
+
+    return make
 
 
 def _cell(value: Any) -> Any:
@@ -198,13 +228,14 @@ def written_files(value: Any) -> list[Path]:
 def _downloads(port: str, value: Any, key: str, name: str) -> None:
     """Download buttons for one output: its rows as CSV, and the files a sink wrote."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{name}-{port}").strip("._-") or "output"
+    # the contents are made when a button is clicked, not on every rerun of the node detail
     for k, path in enumerate(written_files(value)):
         mime = "text/csv" if path.suffix == ".csv" else "application/vnd.sqlite3"
-        st.download_button(f"Download {path.name}", path.read_bytes(), file_name=path.name, mime=mime,
+        st.download_button(f"Download {path.name}", path.read_bytes, file_name=path.name, mime=mime,
                            key=f"{key}.file{k}", on_click="ignore", icon=":material/download:")
-    text = port_csv(value)
-    if text is not None:
-        st.download_button("Download as CSV", text, file_name=f"{safe}.csv", mime="text/csv",
+    make = _csv_maker(value)
+    if make is not None:
+        st.download_button("Download as CSV", make, file_name=f"{safe}.csv", mime="text/csv",
                            key=f"{key}.csv", on_click="ignore", icon=":material/download:",
                            help="every row of this output, not only those shown")
 

@@ -8,6 +8,8 @@ The live charts' point cap is asserted."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import time
@@ -201,6 +203,12 @@ def test_monitor_live_cancel_resume_history(page, app_url, tmp_path):
     open_node(page, re.compile(r"^scans"))
     page.get_by_role("tab", name="Outputs").click()
     expect(page.get_by_test_id("stImage").first).to_be_visible()  # thumbnails of the image batch
+    open_node(page, re.compile(r"^classification"))
+    page.get_by_role("tab", name="Outputs").click()
+    with page.expect_download() as download:  # every row, made when the button is clicked
+        page.get_by_role("button", name="Download all rows (CSV)").first.click()
+    rows = list(csv.reader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8"))))
+    assert rows[0] == ["id", "no_lesion", "lesion"] and len(rows) == 1 + 128, rows[:2]
 
     # 2. the simulated template: reload mid-run lands back on the live view; then cancel midway
     collect(page, tasks, "1 live medical-imaging", frames)

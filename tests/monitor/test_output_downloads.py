@@ -70,14 +70,14 @@ def test_the_run_page_offers_every_output_for_download(app: Any) -> None:
         assert not at.exception, at.exception
         return {b.label for b in at.get("download_button")}
 
-    assert "Download as CSV" in labels("sentiment")
-    assert {"Download reviews_scored.csv", "Download as CSV"} <= labels("all_csv")
+    assert "Download all rows (CSV)" in labels("sentiment")
+    assert {"Download reviews_scored.csv", "Download all rows (CSV)"} <= labels("all_csv")
 
     # the same run from History: outputs come back from the result cache by its workflow's keys
     at.switch_page("pages/history.py").run()
     assert not at.exception, at.exception
     at.selectbox(key="history.node").select("sentiment").run()
     assert not at.exception, at.exception
-    assert "Download as CSV" in {b.label for b in at.get("download_button")}
+    assert "Download all rows (CSV)" in {b.label for b in at.get("download_button")}
     shown = [df.value for df in at.dataframe]
     assert any({"negative", "positive"} <= set(map(str, frame.columns)) for frame in shown)  # score bars

@@ -235,9 +235,9 @@ def _downloads(port: str, value: Any, key: str, name: str) -> None:
                            key=f"{key}.file{k}", on_click="ignore", icon=":material/download:")
     make = _csv_maker(value)
     if make is not None:
-        st.download_button("Download as CSV", make, file_name=f"{safe}.csv", mime="text/csv",
+        st.download_button("Download all rows (CSV)", make, file_name=f"{safe}.csv", mime="text/csv",
                            key=f"{key}.csv", on_click="ignore", icon=":material/download:",
-                           help="every row of this output, not only those shown")
+                           help="every row of this output; the table's own download has only the rows shown")
 
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:

@@ -60,12 +60,14 @@ def properties_panel(sess: DesignerSession, registry: Registry, issues: list[Iss
         return
     st.caption(escape_md(spec.description))
     fields = schema_fields(spec.params.model_json_schema())
+
+    def set_param(name: str, value: Any) -> None:
+        _set_param(sess, node.id, name, value, spec, save)
+
     if fields:
         st.markdown("**Parameters**")
-        render_fields(fields, node.params, key_prefix=f"param.{prefix}",
-                      on_change=lambda name, value: _set_param(sess, node.id, name, value, spec, save))
-    files_section(node, lambda name, value: _set_param(sess, node.id, name, value, spec, save),
-                  lambda: (sess.workflow.node(node.id) or node).params)
+        render_fields(fields, node.params, key_prefix=f"param.{prefix}", on_change=set_param)
+    files_section(node, set_param, lambda: (sess.workflow.node(node.id) or node).params)
     with st.expander("Resources", expanded=False):
         _resource_form(sess, node, spec, prefix, save, registry)
     with st.expander("Lifecycle", expanded=False):

@@ -143,7 +143,7 @@ def _text_column(node: NodeSpec, set_param: SetParam) -> None:
     current = str(node.params.get("column", "text"))
     if current not in columns:
         st.warning(f"This file has no column {code_md(current)}; pick the one holding the text.")
-    options = list(dict.fromkeys([*([current] if current not in columns else []), *columns]))
+    options = columns if current in columns else [current, *columns]
     key = f"upload.column.{node.id}"
     index = 0 if sync_widget(key, current) else options.index(current)
     st.selectbox("Column holding the text", options, index=index, key=key,

@@ -15,7 +15,7 @@ from typing import Any
 from engine.backends import Backend, NodeCall
 from engine.errors import AgentExecutionError, AgentTimeoutError, RunCancelledError
 from engine.events import EventBus, NodeLog, NodeProgress, NodeRetried, NodeStatus
-from engine.metrics import GpuProbe
+from engine.metrics import GpuProbe, allocated_mb
 from engine.results import ResultStore, UnserializableError
 from engine.runstate import NodeState, RunState
 from engine.spec import RunContext
@@ -118,6 +118,8 @@ class NodeRunner:
         (snapshots always show the latest). A 512-image fused pipeline reported 32 times in
         50 ms; observers (the store, the UI) need a few per second."""
         ns.progress = (done, total)
+        if (mb := allocated_mb()) > ns.mem_peak_mb:  # a reading per batch: the node's memory
+            ns.mem_peak_mb = mb
         run.version += 1
         now = time.monotonic()
         if done == total or now - ns.progress_sent >= PROGRESS_EVERY_S:
@@ -160,11 +162,13 @@ class NodeRunner:
     def metrics(self, ns: NodeState, ctx: RunContext | None, stats: dict, cpu_s: float) -> dict[str, Any]:
         end = time.time()
         start = ns.start or end
-        peak = stats.get("peak_rss_mb")
+        peak = own = stats.get("peak_rss_mb")  # isolated: the child's own peak
         if peak is None:
             rss, peak = self.rss() or 0.0, ns.peak_rss_mb or 0.0
             if rss > peak:
                 peak = rss
+            if ns.mem_base_mb is not None:
+                own = max(0.0, max(ns.mem_peak_mb, allocated_mb()) - ns.mem_base_mb)
         # the NodeMetrics fields as a plain dict, built directly (a dataclass per node was a
         # measurable per-node cost); tests check the keys match NodeMetrics. wait_resource is
         # the node's own dict, final once it was admitted (not copied)
@@ -172,7 +176,7 @@ class NodeRunner:
             "wait_inputs_s": (ns.ready_at or start) - (ns.queued_at or start),
             "wait_resource_s": (ns.admitted_at or start) - (ns.ready_at or start),
             "wait_resource": ns.wait_resource, "queue_s": start - (ns.admitted_at or start),
-            "wall_s": end - start, "cpu_s": stats.get("cpu_s") or cpu_s, "peak_rss_mb": peak,
+            "wall_s": end - start, "cpu_s": stats.get("cpu_s") or cpu_s, "peak_rss_mb": peak, "memory_mb": own,
             "peak_gpu_mb": self.gpu.task_peak_mb(ns.device) if ns.device.startswith("cuda") else None,
             "items": ctx.items_processed if ctx else 0, "attempts": ns.attempts, "device": ns.device,
             "threads": ns.threads, "isolated": ns.lifecycle.execution.isolate,

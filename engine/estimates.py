@@ -7,8 +7,8 @@ Durations are scaled by size: given a registry, each sample keeps the number of 
 its node in its run (``engine.items``), and a node planned with another number is predicted from
 a line fitted to its samples (two or more sizes) or, from one size, between proportional growth
 and the growth of its declaration (``scale_to_size``), so a classifier measured on 256 images is
-not planned at the same time for 4,096. Peak memory is scaled as the declared memory grows
-(``memory_for``).
+not planned at the same time for 4,096. Memory is each node's own (``node_memory_mb``), scaled
+as the declared memory grows (``memory_for``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.items import planned_items
+from engine.metrics import own_memory_mb
 from engine.registry import Registry
 from engine.workflow import NodeSpec, Workflow
 
@@ -29,6 +30,17 @@ MIN_RUNS = 3
 SIMULATED = frozenset({"sim.task"})
 SAME_SIZE = 1.1  # planned and measured sizes within this ratio: the median as measured
 FIT_SPREAD = 1.5  # measured sizes at least this far apart: fit a line (fixed + per item)
+
+
+def node_memory_mb(record: Mapping[str, Any]) -> float | None:
+    """A finished node's own memory from its stored record (``engine.metrics.own_memory_mb``), or
+    None when there is none to learn from. A node fused into a chain is measured with its chain,
+    not on its own, so neither the chain's first node nor the others count."""
+    metrics = record.get("metrics") or {}
+    if metrics.get("chain") or metrics.get("fused_into"):
+        return None
+    value = own_memory_mb(metrics, record.get("peak_rss_mb"))
+    return float(value) if value is not None else None
 
 
 @dataclass(frozen=True)
@@ -136,8 +148,8 @@ class Estimates:
             self.wall.setdefault(key, []).append(wall)
             self.sizes.setdefault(key, []).append(sizes.get(r.get("node_id")))
             self.run_ids.setdefault(key, set()).add(run_id)
-            if r.get("peak_rss_mb") is not None:
-                self.memory.setdefault(key, []).append(float(r["peak_rss_mb"]))
+            if (memory := node_memory_mb(r)) is not None:
+                self.memory.setdefault(key, []).append(memory)
                 self.memory_sizes.setdefault(key, []).append(sizes.get(r.get("node_id")))
             if r.get("peak_gpu_mb") is not None:
                 self.gpu_memory.setdefault(key, []).append(float(r["peak_gpu_mb"]))
@@ -172,10 +184,8 @@ class Estimates:
         return s.median if s and self.runs_of(node) >= self.min_runs else None
 
     def peak_memory_mb(self, node: NodeSpec | Mapping[str, Any]) -> float | None:
-        """p95 of the measured peak memory once ``min_runs`` samples exist, else None.
-
-        Measured as the process's peak RSS while the node ran (per node only when isolated), so
-        it is an upper bound of the node's own use."""
+        """p95 of the node's measured own memory (``node_memory_mb``) once ``min_runs`` samples
+        exist, else None."""
         s = self.stat(node, "memory")
         return s.p95 if s and self.runs_of(node) >= self.min_runs else None
 

@@ -54,7 +54,7 @@ from engine.events import (
     RunStatus,
 )
 from engine.fusion import ChainAborted, run_chain, unfuse
-from engine.metrics import GpuProbe, NodeMetrics
+from engine.metrics import GpuProbe, NodeMetrics, allocated_mb
 from engine.resources import EPS, ResourceDemand, ResourceLedger
 from engine.results import ResultStore, summarize_outputs
 from engine.runstate import CancelFlag, NodeState, RunState
@@ -443,6 +443,7 @@ class Executor:
         ns.worker, ns.native_id = who if who is not None else self._whoami()
         ns.threads = threads = max(1, round(ns.demand.cpu))
         ns.peak_rss_mb = self.last_rss_mb
+        ns.mem_base_mb = ns.mem_peak_mb = allocated_mb()
         run.version += 1
         ev = _new(NodeStarted)
         ev.__dict__.update({"run_id": run.id, "node_id": ns.id, "time": now, "device": ns.device, "attempt": 1,
@@ -467,6 +468,7 @@ class Executor:
             ns.status, ns.start, ns.attempts = NodeStatus.RUNNING, now, 1
             ns.worker, ns.native_id, ns.threads = head.worker, head.native_id, head.threads
             ns.peak_rss_mb = self.last_rss_mb
+            ns.mem_base_mb, ns.mem_peak_mb = head.mem_base_mb, head.mem_peak_mb
             self.bus.emit(_event(NodeStarted, {
                 "run_id": run.id, "node_id": ns.id, "time": now, "device": ns.device, "attempt": 1,
                 "threads": ns.threads, "demand": ns.demand_dict, "worker": ns.worker}))
@@ -525,6 +527,7 @@ class Executor:
                 self._unfuse_locked(run, head, str(exc))
             return self._run_item(run, head)
         ends = []
+        head.mem_peak_mb = max(ns.mem_peak_mb for ns in (head, *head.chain))  # the chain's memory: the head's
         for ns, res in zip([head, *head.chain], results, strict=True):
             if ns.cache_key and run.options.use_cache and res.outputs is not None:
                 self.runner.store(run, ns, res.outputs)
@@ -533,6 +536,8 @@ class Executor:
             # what the node held (the head: the chain's demand; the others: nothing)
             metrics.update(wall_s=res.busy_s / workers, items=res.items, held=ns.demand_dict,
                            fused_into=ns.fused_into, chain=[c.id for c in ns.chain])
+            if ns.fused_into:
+                metrics["memory_mb"] = None  # counted in its chain head, as its CPU is
             summary = res.summary if res.outputs is None else summarize_outputs(res.outputs)
             ends.append((ns, res.outputs, metrics, summary))
         with self.lock:

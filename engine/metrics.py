@@ -3,17 +3,23 @@
 Honest limits: ``cpu_s`` is the CPU time of the Python worker thread (torch intra-op threads are
 not included); ``peak_rss_mb`` of an in-thread node is the peak RSS of the whole process while it
 ran (sampled), exact per node only for isolated nodes (``ru_maxrss`` of the child);
+``memory_mb`` is the node's own: the memory the process had allocated at the node's highest
+reading beyond what it had when the node started (``allocated_mb``: glibc's count of bytes in
+use, so heap that an earlier node freed and the allocator kept does not count; RSS where that
+count is missing), read at its start, at each progress report and sampler tick, and at its end,
+so a peak between readings is missed and nodes running at the same time share one count;
 ``peak_gpu_mb`` is torch's per-process, per-device peak, exact only when nodes on one device do
 not overlap (another node's reset clears it).
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -31,6 +37,7 @@ class NodeMetrics:
     wall_s: float = 0.0
     cpu_s: float = 0.0  # Python-thread CPU (time.thread_time); torch intra-op threads excluded
     peak_rss_mb: float | None = None  # process-wide while it ran unless isolated
+    memory_mb: float | None = None  # the node's own (module doc); isolated: its process's peak
     peak_gpu_mb: float | None = None
     items: int = 0
     attempts: int = 0
@@ -115,15 +122,64 @@ def default_gpu_probe(has_gpu: bool) -> GpuProbe:
     return NullGpuProbe()
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def _mallinfo2() -> Callable[[], _MallInfo2] | None:
+    try:
+        libc = ctypes.CDLL(None)
+        fn = libc.mallinfo2  # glibc >= 2.33
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes, fn.restype = [], _MallInfo2
+    return fn
+
+
+_MALLINFO2 = _mallinfo2()
+_PROCESS: Any = None
+
+
+def allocated_mb() -> float:
+    """MB the process has allocated and not freed: glibc's in-use heap chunks plus its mmapped
+    blocks (``mallinfo2``, under a microsecond), which is where torch's and numpy's CPU arrays
+    live. Unlike RSS it falls when memory is freed even though the allocator keeps the pages
+    (``engine.memtune``), so the growth over a node is what that node allocated, not what the
+    process held before it. Python's small objects (its own arenas) are not in it. Without
+    ``mallinfo2`` (not glibc): the process's RSS."""
+    if _MALLINFO2 is not None:
+        info = _MALLINFO2()
+        return (info.uordblks + info.hblkhd) / 2**20
+    global _PROCESS
+    if _PROCESS is None:
+        import psutil
+
+        _PROCESS = psutil.Process(os.getpid())
+    return _PROCESS.memory_info().rss / 2**20
+
+
+def own_memory_mb(metrics: Mapping[str, Any], peak_rss_mb: float | None) -> float | None:
+    """A finished node's own memory from what was recorded: ``metrics["memory_mb"]`` (None for a
+    node fused into a chain: its chain's first node has it). Runs recorded before that existed
+    have only ``peak_rss_mb``, the whole process's RSS while the node ran, which is the node's own
+    only when it ran isolated."""
+    if "memory_mb" in metrics:
+        return metrics["memory_mb"]
+    return peak_rss_mb if metrics.get("isolated") else None
+
+
 @dataclass(frozen=True)
 class Sample:
-    """One reading of the process: CPU %, RSS, per-thread CPU % (by native id), GPU MB."""
+    """One reading of the process: CPU %, RSS, per-thread CPU % (by native id), GPU MB, and
+    ``allocated_mb`` (what the nodes' own memory is measured with)."""
 
     time: float
     cpu_percent: float
     rss_mb: float
     thread_cpu_percent: dict[int, float]
     gpu_memory_mb: dict[str, float]
+    allocated_mb: float = 0.0
 
 
 class Sampler:
@@ -218,7 +274,8 @@ class Sampler:
             cpu0, at0 = threads0.get(tid, (0.0, t0))
             per_thread[tid] = 100.0 * (cpu - cpu0) / max(1e-6, at - at0)
         gpu = {d: mb for d in self._gpu.devices() if (mb := self._gpu.sample_mb(d)) is not None}
-        return Sample(time.time(), 100.0 * (total - total0) / max(1e-6, now - t0), rss, per_thread, gpu)
+        return Sample(time.time(), 100.0 * (total - total0) / max(1e-6, now - t0), rss, per_thread, gpu,
+                      allocated_mb())
 
     def _rss_mb(self) -> float:
         return self._proc.memory_info().rss / 2**20

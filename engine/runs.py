@@ -29,7 +29,7 @@ from engine.registry import Registry, default_registry
 from engine.remote import RayRunner
 from engine.resources import Capacity, ResourceLedger
 from engine.results import ResultStore, canonical_params_json, workflow_cache_keys
-from engine.runstate import NodeState, RunSnapshot, RunState, make_snapshot, set_routes
+from engine.runstate import NodeState, RunSnapshot, RunState, make_snapshot, node_memory_so_far, set_routes
 from engine.workflow import Workflow
 
 log = logging.getLogger(__name__)
@@ -375,7 +375,10 @@ class RunManager:
                     pct = sum(read) if read else None
                     ns.cpu_percent = pct
                     ns.peak_rss_mb = max(ns.peak_rss_mb or 0.0, s.rss_mb)
-                    per_node[nid] = {"cpu_percent": round(pct or 0.0, 2), "rss_mb": round(s.rss_mb, 1)}
+                    if s.allocated_mb > ns.mem_peak_mb:
+                        ns.mem_peak_mb = s.allocated_mb
+                    per_node[nid] = {"cpu_percent": round(pct or 0.0, 2), "rss_mb": round(s.rss_mb, 1),
+                                     "memory_mb": round(node_memory_so_far(ns) or 0.0, 1)}
                 self._record_sample_locked(run, s, per_node)
 
     def _last_sample(self, run: RunState) -> None:

@@ -93,6 +93,8 @@ class NodeState:
     outputs: dict[str, Any] | None = None
     cancel_event: CancelFlag | None = None  # made at admission, dropped when the node ends
     peak_rss_mb: float | None = None
+    mem_base_mb: float | None = None  # allocated_mb() when it started (engine.metrics)
+    mem_peak_mb: float = 0.0  # the highest allocated_mb() read while it ran
     cpu_percent: float | None = None
     progress: tuple[int, int | None] = (0, None)
     progress_sent: float = float("-inf")  # monotonic time of the last NodeProgress event
@@ -191,6 +193,16 @@ class RunSnapshot:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+def node_memory_so_far(ns: NodeState) -> float | None:
+    """The node's own memory (``engine.metrics``): as measured when it ended, else its growth so
+    far while it runs (None before it starts or when it was not measured)."""
+    if "memory_mb" in ns.metrics:
+        return ns.metrics["memory_mb"]
+    if ns.mem_base_mb is None or ns.status != NodeStatus.RUNNING or ns.fused_into:
+        return None
+    return max(0.0, ns.mem_peak_mb - ns.mem_base_mb)
+
+
 def node_view(run: RunState, ns: NodeState, now: float) -> dict[str, Any]:
     """One node as the UI sees it (plain data)."""
     waiting_for = [p for p in ns.preds if run.nodes[p].status not in (NodeStatus.DONE, NodeStatus.CACHED)]
@@ -204,7 +216,8 @@ def node_view(run: RunState, ns: NodeState, now: float) -> dict[str, Any]:
         "held_by": list(ns.holders) if ns.status == NodeStatus.WAITING_RESOURCE else [],
         "metrics": dict(ns.metrics), "error": dict(ns.error) if ns.error else None,
         "logs": list(ns.logs), "output_summary": ns.output_summary, "progress": list(ns.progress),
-        "cpu_percent": ns.cpu_percent, "peak_rss_mb": ns.peak_rss_mb, "reason": ns.reason,
+        "cpu_percent": ns.cpu_percent, "peak_rss_mb": ns.peak_rss_mb, "memory_mb": node_memory_so_far(ns),
+        "reason": ns.reason,
         "cached": ns.status == NodeStatus.CACHED,
         "fused_into": ns.fused_into, "chain": [c.id for c in ns.chain],
         "outputs_dropped": ns.outputs_dropped,

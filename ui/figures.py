@@ -1,5 +1,5 @@
 """Measured figures per agent from the stored runs (how many runs, median and p95 wall time, p95
-peak memory, devices seen, and measured ÷ declared time), for the Agents page to show next to each
+of its own memory, devices seen, and measured ÷ declared time), for the Agents page to show next to each
 agent's declarations.
 
 Measured ÷ declared compares each execution with what was declared for that execution: the
@@ -15,7 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-from engine.estimates import MIN_RUNS, Stat
+from engine.estimates import MIN_RUNS, Stat, node_memory_mb
 from engine.items import declared_durations
 from engine.registry import Registry
 from engine.spec import AgentSpec
@@ -34,7 +34,7 @@ class AgentFigures:
     runs: int  # runs the agent finished at least one node in
     executions: int  # finished, not cached node executions
     wall: Stat
-    memory: Stat | None  # peak RSS of the process while the node ran
+    memory: Stat | None  # the node's own memory (engine.estimates.node_memory_mb)
     isolated: int  # executions that ran in their own process (their memory figure is their own)
     devices: tuple[str, ...]
     declared: Stat | None = None  # the declared time of each execution (its params and planned items)
@@ -91,8 +91,9 @@ def figures_from_runs(details: Iterable[Any], simulated: Callable[[str], bool],
                 declared.setdefault(node.agent, []).append(expected)
                 ratios.setdefault(node.agent, []).append(wall / expected)
             runs.setdefault(node.agent, set()).add(detail.id)
-            if node.peak_rss_mb is not None:
-                memory.setdefault(node.agent, []).append(float(node.peak_rss_mb))
+            own = node_memory_mb({"metrics": node.metrics or {}, "peak_rss_mb": node.peak_rss_mb})
+            if own is not None:
+                memory.setdefault(node.agent, []).append(own)
             if node.device:
                 devices.setdefault(node.agent, set()).add(node.device)
             isolated[node.agent] = isolated.get(node.agent, 0) + bool((node.metrics or {}).get("isolated"))
@@ -141,10 +142,12 @@ def describe_figures(spec: AgentSpec, fig: AgentFigures | None) -> list[str]:
                          f"Multiply {what} by about {factor:.2g} in the agent's declaration. Meanwhile the planner "
                          f"uses the measured time for a node once it has {MIN_RUNS} runs of it (learned durations).")
     if fig.memory is not None:
-        note = ("every execution ran isolated, so this is the node's own peak" if fig.isolated == fig.executions
-                else "process-wide peak RSS while the node ran (a node's own only when it runs isolated"
-                     + (f"; {fig.isolated} of {fig.executions} did" if fig.isolated else "") + ")")
-        lines.append(f"Peak memory: declared {spec.resources.memory_mb:,.0f} MB / measured p95 "
-                     f"{fig.memory.p95:,.0f} MB — {note}")
+        note = ("every execution ran isolated: its own process's peak" if fig.isolated == fig.executions
+                else "what it allocated beyond the process's use when it started, read at each batch and "
+                     "4 times a second (nodes running at the same time share the count"
+                     + (f"; {fig.isolated} of {fig.executions} executions ran isolated: their process's peak"
+                        if fig.isolated else "") + ")")
+        lines.append(f"Memory: declared {spec.resources.memory_mb:,.0f} MB / measured p95 "
+                     f"{fig.memory.p95:,.0f} MB over {fig.memory.count} execution(s) — {note}")
     lines.append("Devices seen: " + (", ".join(f"`{d}`" for d in fig.devices) or "none recorded"))
     return lines

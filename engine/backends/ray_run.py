@@ -304,6 +304,7 @@ class RayRun:
             "wait_resource_s": max(0.0, started - max(ready, node.dispatched_at)),
             "wall_s": report.get("wall_s", max(0.0, time.time() - started)),
             "cpu_s": report.get("cpu_s", 0.0), "peak_rss_mb": report.get("peak_rss_mb"),
+            "memory_mb": report.get("memory_mb"),
             "items": report.get("items", 0), "attempts": node.attempts,
             "device": start.get("device", ""), "threads": max(1, round(node.demand.cpu)),
             "ray_node_id": start.get("ray_node_id"), "ray_worker_pid": start.get("ray_worker_pid"),

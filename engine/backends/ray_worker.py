@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import AgentExecutionError, AgentTimeoutError, RunCancelledError
+from engine.metrics import allocated_mb
 from engine.spec import Agent, AgentSpec, Lifecycle, RunContext
 
 if TYPE_CHECKING:
@@ -292,12 +293,17 @@ def _attempt(job: dict[str, Any], start: dict[str, Any], upstream: tuple[Any, ..
     lifecycle = _lifecycle(job["lifecycle"])
     ex, stop = lifecycle.execution, lifecycle.exit
     now = time.monotonic()
+    peak = [allocated_mb()]  # the node's own memory: read at its start, each progress report, its end
+
+    def on_progress(done: int, total: int | None) -> None:
+        peak[0] = max(peak[0], allocated_mb())
+
     ctx = RunContext(node_id=job["node_id"], run_id=job["run_id"], device=start["device"],
                      threads=job["threads"], lifecycle=lifecycle, time_scale=job["time_scale"],
                      deadline=now + ex.timeout_s if ex.timeout_s else None,
                      stop_at=now + stop.time_limit_s if stop.time_limit_s else None,
-                     attempt=job["attempt"])
-    cpu0, wall0 = time.thread_time(), time.monotonic()
+                     attempt=job["attempt"], on_progress=on_progress)
+    cpu0, wall0, mem0 = time.thread_time(), time.monotonic(), peak[0]
     report: dict[str, Any] = dict(start)
     outputs: Any = None
     token = _watch.enter(job.get("board"), job["run_id"], job["node_id"], ctx.cancel_event)
@@ -316,6 +322,7 @@ def _attempt(job: dict[str, Any], start: dict[str, Any], upstream: tuple[Any, ..
         report.update(status="error", error=describe_error(job, exc))
     report.update(node_id=job["node_id"], ended_at=time.time(), wall_s=time.monotonic() - wall0, cpu_s=time.thread_time() - cpu0,
                   peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  memory_mb=max(0.0, max(peak[0], allocated_mb()) - mem0),
                   items=ctx.items_processed, logs=list(ctx.logs)[-50:], threads=ctx.threads)
     if report["status"] == "done":
         from engine.results import summarize_outputs

@@ -157,7 +157,7 @@ def result_json(snap: RunSnapshot) -> dict[str, Any]:
         nodes.append({
             "id": nid, "status": view["status"], "device": view["device"], "attempts": view["attempts"],
             "wall_s": m.get("wall_s"), "wait_s": _wait(m), "peak_rss_mb": m.get("peak_rss_mb"),
-            "peak_gpu_mb": m.get("peak_gpu_mb"),
+            "memory_mb": m.get("memory_mb"), "peak_gpu_mb": m.get("peak_gpu_mb"),
             "error": view["error"]["message"] if view["error"] else None, "reason": view["reason"] or None,
         })
     return {"run_id": snap.run_id, "status": snap.status, "makespan_s": _makespan(snap), "nodes": nodes}
@@ -170,16 +170,16 @@ def _wait(m: dict[str, Any]) -> float | None:
 
 
 def format_summary(snap: RunSnapshot) -> str:
-    """The summary table (node, status, device, wall s, wait s, peak MB, and GPU MB when a node
-    measured GPU memory) and the run id."""
+    """The summary table (node, status, device, wall s, wait s, mem MB: the node's own memory
+    (``engine.metrics``), and GPU MB when a node measured GPU memory) and the run id."""
     rows = result_json(snap)["nodes"]
     w = min(28, max([4, *(len(r["id"]) for r in rows)]))
     gpu = any(r["peak_gpu_mb"] is not None for r in rows)
-    lines = [f"{'node':<{w}}  {'status':<9} {'device':<7} {'wall s':>8} {'wait s':>8} {'peak MB':>8}"
+    lines = [f"{'node':<{w}}  {'status':<9} {'device':<7} {'wall s':>8} {'wait s':>8} {'mem MB':>8}"
              + (f" {'GPU MB':>8}" if gpu else "")]
     for r in rows:
         lines.append(f"{r['id'][:w]:<{w}}  {r['status']:<9} {r['device'] or '-':<7} {_num(r['wall_s'])} "
-                     f"{_num(r['wait_s'])} {_num(r['peak_rss_mb'], 1)}"
+                     f"{_num(r['wait_s'])} {_num(r['memory_mb'], 1)}"
                      + (f" {_num(r['peak_gpu_mb'], 1)}" if gpu else ""))
         if r["error"]:
             lines.append(f"{'':<{w}}    {r['error'][:200]}")

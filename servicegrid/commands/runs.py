@@ -11,6 +11,8 @@ import json
 import sys
 from typing import Any
 
+from engine.metrics import own_memory_mb
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("runs", help="list stored runs, or show one (`runs show RUN_ID`)",
@@ -93,11 +95,11 @@ def format_detail(detail: Any) -> str:
     w = min(28, max([4, *(len(n.node_id) for n in detail.nodes)]))
     gpu = any(n.peak_gpu_mb is not None for n in detail.nodes)  # a column only where one was measured
     lines.append(f"{'node':<{w}}  {'status':<9} {'device':<7} {'wall s':>8} {'wait in':>8} {'wait res':>8} "
-                 f"{'cpu s':>7} {'peak MB':>8} " + (f"{'GPU MB':>8} " if gpu else "") + f"{'tries':>5}")
+                 f"{'cpu s':>7} {'mem MB':>8} " + (f"{'GPU MB':>8} " if gpu else "") + f"{'tries':>5}")
     for n in detail.nodes:
         lines.append(f"{n.node_id[:w]:<{w}}  {n.status:<9} {(n.device or '-'):<7} {_f(n.wall_s):>8} "
                      f"{_f(n.wait_inputs_s):>8} {_f(n.wait_resource_s):>8} {_f(n.cpu_s):>7} "
-                     f"{_f(n.peak_rss_mb, 1):>8} " + (f"{_f(n.peak_gpu_mb, 1):>8} " if gpu else "")
+                     f"{_f(own_memory_mb(n.metrics or {}, n.peak_rss_mb), 1):>8} " + (f"{_f(n.peak_gpu_mb, 1):>8} " if gpu else "")
                      + f"{n.attempts:>5}")
         if n.error_message:
             kind = f"{n.error_type}: " if n.error_type else ""

@@ -133,7 +133,7 @@ def test_warm_pool_evicts_least_recently_used() -> None:
 def test_node_metrics_dict_has_the_documented_keys() -> None:
     keys = set(NodeMetrics().to_dict())
     assert {"wait_inputs_s", "wait_resource_s", "wait_resource", "queue_s", "wall_s", "cpu_s", "peak_rss_mb",
-            "peak_gpu_mb", "items", "attempts", "device", "threads"} <= keys
+            "memory_mb", "peak_gpu_mb", "items", "attempts", "device", "threads"} <= keys
 
 
 def test_isolated_node_runs_in_its_own_process_and_reports_its_memory(manager) -> None:
@@ -148,6 +148,7 @@ def test_isolated_node_runs_in_its_own_process_and_reports_its_memory(manager) -
     assert out["pid"] != os.getpid()
     metrics = rec.of(h.run_id, "NodeFinished")[0].metrics
     assert metrics["isolated"] and metrics["peak_rss_mb"] >= 40
+    assert metrics["memory_mb"] == metrics["peak_rss_mb"]  # its own process: the whole of it is its own
 
 
 def test_isolated_hung_node_is_killed_on_timeout(manager) -> None:

@@ -55,7 +55,7 @@ def test_run_summary_table_and_runs_listing(db: str, tmp_path: Path, capsys) -> 
     path.write_text(json.dumps(ok))
     assert main(["run", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "node" in out and "wall s" in out and "peak MB" in out and ": succeeded" in out
+    assert "node" in out and "wall s" in out and "mem MB" in out and ": succeeded" in out
     assert "GPU MB" not in out  # no node measured GPU memory: no empty column
     run_id = re.search(r"^run (\w+): succeeded", out, re.M).group(1)
     assert main(["runs"]) == 0

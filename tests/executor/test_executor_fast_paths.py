@@ -28,7 +28,7 @@ def _runner(tmp_path: Any) -> tuple[NodeRunner, list[Event]]:
 
 def _node(lifecycle: Lifecycle, threads: int = 2) -> SimpleNamespace:
     return SimpleNamespace(id="n1", lifecycle=lifecycle, device="cpu", threads=threads, cancel_event=CancelFlag(),
-                           attempts=3, logs=[], progress=(0, None), progress_sent=float("-inf"))
+                           attempts=3, logs=[], progress=(0, None), progress_sent=float("-inf"), mem_peak_mb=0.0)
 
 
 def test_fast_context_equals_the_constructed_one(tmp_path) -> None:

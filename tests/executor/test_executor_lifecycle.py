@@ -159,7 +159,7 @@ def test_metrics_and_snapshot(manager) -> None:
     assert h.wait(10) == RunStatus.SUCCEEDED
     metrics = rec.of(h.run_id, "NodeFinished")[0].metrics
     assert set(metrics) >= {"wait_inputs_s", "wait_resource_s", "wait_resource", "queue_s", "wall_s", "cpu_s",
-                            "peak_rss_mb", "peak_gpu_mb", "items", "attempts", "device", "threads"}
+                            "peak_rss_mb", "memory_mb", "peak_gpu_mb", "items", "attempts", "device", "threads"}
     assert metrics["wall_s"] >= 0.4 and metrics["device"] == "cpu" and metrics["peak_gpu_mb"] is None
     snap = h.snapshot()
     assert snap.progress == (1, 1) and snap.status == "succeeded" and snap.version > 0

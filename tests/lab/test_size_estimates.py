@@ -228,7 +228,7 @@ def test_memory_advice_scales_what_was_measured_to_the_planned_items() -> None:
     def record(wf: Workflow, run_id: str) -> dict[str, Any]:
         rec = _record(wf, run_id, {"scans": 0.05, "preprocess": 0.01, "classify": 0.1})
         for r in rec["nodes"]:
-            r["peak_rss_mb"] = {"scans": 60.0, "preprocess": 100.0, "classify": 40.0}[r["node_id"]]
+            r["metrics"] = {"memory_mb": {"scans": 60.0, "preprocess": 100.0, "classify": 40.0}[r["node_id"]]}
         return rec
 
     est = Estimates.from_runs([record(_images(256), f"m{i}") for i in range(3)], registry=registry)

@@ -26,7 +26,7 @@ def fake_snapshot(nodes: int = 5, samples: int = 40, *, status: str = "running",
             "metrics": {} if is_running else {"wait_inputs_s": 0.1 * i, "wait_resource_s": 0.0, "queue_s": 0.0,
                                               "wall_s": 1.0, "cpu_s": 0.01},
             "error": None, "logs": [f"log line of {nid}"], "output_summary": {"out": {"type": "int", "value": i}},
-            "cpu_percent": 10.0, "peak_rss_mb": 100.0, "reason": "", "cached": False, "progress": [0, None],
+            "cpu_percent": 10.0, "peak_rss_mb": 100.0, "memory_mb": 12.0, "reason": "", "cached": False, "progress": [0, None],
             "demand": {"cpu": 0.04, "memory_mb": 10.0, "gpu_memory_mb": 0.0, "device": "cpu", "custom": {}},
         }
     run_ids = [nid for nid, n in node_views.items() if n["status"] == "running"]

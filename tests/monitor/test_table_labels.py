@@ -7,12 +7,13 @@ from ui.monitor import live
 from ui.monitor.view import view_from_snapshot
 
 
-def test_status_rows_add_peak_memory_and_keep_missing_values_missing() -> None:
+def test_status_rows_add_the_nodes_own_memory_and_keep_missing_values_missing() -> None:
     view = view_from_snapshot(fake_snapshot(nodes=3, samples=4, status="running", running=1))
-    view.nodes["n02"]["peak_rss_mb"] = None  # never measured
+    view.nodes["n02"]["memory_mb"] = None  # never measured
     rows = {r["node"]: r for r in live.node_rows(view)}
-    assert rows["n00"]["peak_rss_mb"] == 100.0
-    assert rows["n02"]["peak_rss_mb"] is None  # drawn as the placeholder, never as the text "None"
+    assert rows["n00"]["memory_mb"] == 12.0  # the node's own, not the process's RSS (100 MB)
+    assert "peak_rss_mb" not in rows["n00"]
+    assert rows["n02"]["memory_mb"] is None  # drawn as the placeholder, never as the text "None"
     assert rows["n00"]["cpu_s"] is None  # still running: no CPU total yet
     assert list(rows["n00"])[-1] == "why"  # the wide free-text column stays last
 

@@ -108,8 +108,9 @@ def test_diamond_gives_the_outputs_of_direct_calls_and_names_the_ray_node(backen
     for e in finished:
         m = e.metrics
         assert m["ray_node_id"] == node_id and m["ray_worker_pid"] > 0 and m["attempts"] == 1
-        assert {"wait_inputs_s", "wait_resource_s", "wall_s", "cpu_s", "peak_rss_mb", "items",
+        assert {"wait_inputs_s", "wait_resource_s", "wall_s", "cpu_s", "peak_rss_mb", "memory_mb", "items",
                 "device", "threads"} <= set(m)
+        assert 0 <= m["memory_mb"] < m["peak_rss_mb"]  # the task's own, not its worker process's
     kinds = [e.kind for e in events]
     assert kinds[-1] == "RunFinished" and "RunStarted" not in kinds
 

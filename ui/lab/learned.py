@@ -57,7 +57,7 @@ def show_learned(store: Store, registry: Registry, workflow: Workflow, workflow_
         st.success(flash)
     if not runs:
         st.info("No finished runs of this workflow yet. Run it (Run page) a few times and the lab learns "
-                "each agent's duration and peak memory from the measurements.")
+                "each agent's duration and memory from the measurements.")
         return
     learned = est.durations_for(workflow)
     rows = est.table(workflow)
@@ -98,7 +98,13 @@ def _show_advice(store: Store, registry: Registry, workflow: Workflow, workflow_
         return
     st.markdown("**Right-sizing advice**")
     if not advice:
-        st.caption("Every declaration is close to what was measured.")
+        measured = sum(est.peak_memory_mb(node) is not None for node in workflow.nodes)
+        if measured == len(workflow.nodes):
+            st.caption("Every declaration is close to what was measured.")
+        else:
+            st.caption(f"{measured} of {len(workflow.nodes)} nodes have their own memory measured in {MIN_RUNS} or "
+                       "more runs, and their declarations are close to it. Nodes fused into a chain are measured "
+                       "together, not one by one (`servicegrid run --no-fuse`, or isolating a node, measures each).")
         return
     for a in advice:
         st.markdown(f"- {escape_md(a.text)}")
@@ -108,7 +114,7 @@ def _show_advice(store: Store, registry: Registry, workflow: Workflow, workflow_
     if st.button("Apply advice (saves a new version)", key="lab.advice.apply", icon=":material/tune:"):
         try:
             _, version = store.save_workflow(apply_advice(workflow, advice), workflow_id=workflow_id,
-                                             message="right-sizing from measured peak memory")
+                                             message="right-sizing from each node's measured memory")
         except (StorageError, ServiceGridError) as exc:
             show_error("Could not save the right-sized workflow", exc)
             return

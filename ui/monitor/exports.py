@@ -10,7 +10,7 @@ from typing import Any
 from ui.monitor.view import RunView
 
 NODE_COLUMNS = ("node", "agent", "status", "device", "attempts", "cached", "queued_at", "start", "end", "wall_s",
-                "cpu_s", "wait_inputs_s", "wait_resource_s", "queue_s", "peak_rss_mb", "peak_gpu_mb",
+                "cpu_s", "wait_inputs_s", "wait_resource_s", "queue_s", "memory_mb", "peak_rss_mb", "peak_gpu_mb",
                 "error_type", "error_message")
 
 

@@ -73,20 +73,24 @@ NODE_COLUMNS: dict[str, Any] = {
     "wall_s": st.column_config.NumberColumn("wall (s)", format="%.2f",
                                             help="wall-clock seconds it ran (so far, while it runs)"),
     "cpu_s": st.column_config.NumberColumn("CPU (s)", format="%.3f", help="CPU seconds it used"),
-    "peak_rss_mb": st.column_config.NumberColumn("peak memory (MB)", format="%.0f",
-                                                 help="highest resident memory measured"),
+    "memory_mb": st.column_config.NumberColumn(
+        "memory (MB)", format="%.1f",
+        help="what the node allocated beyond the process's use when it started, at its highest reading (each "
+             "batch and 4 times a second; nodes running at the same time share the count; an isolated node: its "
+             "own process's peak; a node fused into a chain: counted in the chain's first node). The whole "
+             "process's memory is in the Memory chart."),
     "why": st.column_config.TextColumn("waiting for / error", width="large"),
 }
 MISSING = "—"  # st.dataframe's placeholder for missing values (it shows "None" otherwise)
 
 
 def node_rows(view: RunView) -> list[dict[str, Any]]:
-    """The status table's rows: frames.node_table with each node's peak memory after CPU."""
+    """The status table's rows: frames.node_table with each node's own memory after CPU."""
     rows = []
     for row in frames.node_table(view):
-        peak = (view.nodes.get(row["node"]) or {}).get("peak_rss_mb")
+        own = (view.nodes.get(row["node"]) or {}).get("memory_mb")
         why = row.pop("why")
-        rows.append({**row, "peak_rss_mb": round(float(peak), 1) if peak is not None else None, "why": why})
+        rows.append({**row, "memory_mb": round(float(own), 1) if own is not None else None, "why": why})
     return rows
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.items import planned_items
+from engine.metrics import own_memory_mb
 
 TERMINAL_NODE = ("done", "cached", "failed", "skipped", "cancelled", "interrupted")
 TERMINAL_RUN = ("succeeded", "failed", "cancelled", "interrupted")
@@ -80,7 +81,7 @@ def view_from_snapshot(snapshot: Any, now: float | None = None) -> RunView:
             "ready_at": n.get("ready_at"), "start": n.get("start"), "end": n.get("end"),
             "wait_inputs_s": metrics.get("wait_inputs_s"), "wait_resource_s": metrics.get("wait_resource_s"),
             "queue_s": metrics.get("queue_s"), "wall_s": metrics.get("wall_s"), "cpu_s": metrics.get("cpu_s"),
-            "peak_rss_mb": n.get("peak_rss_mb"), "peak_gpu_mb": metrics.get("peak_gpu_mb"),
+            "peak_rss_mb": n.get("peak_rss_mb"), "memory_mb": n.get("memory_mb"), "peak_gpu_mb": metrics.get("peak_gpu_mb"),
             "cpu_percent": n.get("cpu_percent"), "waiting_for": list(n.get("waiting_for") or []),
             "waiting_resource": n.get("waiting_resource"), "held_by": list(n.get("held_by") or []),
             "wait_resource": dict(metrics.get("wait_resource") or {}), "error": _error(n.get("error")),
@@ -118,6 +119,7 @@ def view_from_store(detail: Any, samples: list[Any] | None = None) -> RunView:
             "queued_at": n.queued_at, "ready_at": ready, "start": n.started_at, "end": n.finished_at,
             "wait_inputs_s": n.wait_inputs_s, "wait_resource_s": n.wait_resource_s, "queue_s": metrics.get("queue_s"),
             "wall_s": n.wall_s, "cpu_s": n.cpu_s, "peak_rss_mb": n.peak_rss_mb, "peak_gpu_mb": n.peak_gpu_mb,
+            "memory_mb": own_memory_mb(metrics, n.peak_rss_mb),
             "cpu_percent": None, "waiting_for": [], "waiting_resource": None, "held_by": [],
             "wait_resource": dict(n.wait_resource or {}),
             "error": _error({"type": n.error_type, "message": n.error_message, "traceback": n.traceback})
@@ -155,7 +157,8 @@ def _blank_node(workflow: dict[str, Any], nid: str, demands: dict[str, dict[str,
     agent = next((str(n.get("agent", "")) for n in workflow.get("nodes", []) if n.get("id") == nid), "")
     return {"status": "pending", "agent": agent, "device": "", "attempts": 0, "queued_at": None, "ready_at": None,
             "start": None, "end": None, "wait_inputs_s": None, "wait_resource_s": None, "queue_s": None,
-            "wall_s": None, "cpu_s": None, "peak_rss_mb": None, "peak_gpu_mb": None, "cpu_percent": None,
+            "wall_s": None, "cpu_s": None, "peak_rss_mb": None, "memory_mb": None, "peak_gpu_mb": None,
+            "cpu_percent": None,
             "waiting_for": [], "waiting_resource": None, "held_by": [], "wait_resource": {}, "error": None,
             "logs": [], "output_summary": {}, "metrics": {}, "cached": False, "demand": demands.get(nid, {}),
             "progress": [0, None], "reason": ""}

@@ -1,0 +1,161 @@
+"""A node's own memory (``memory_mb``, engine/metrics.py): what the node allocated beyond what the
+process held when it started, not the whole process's RSS. Before, every in-thread node recorded
+the process's RSS (a threshold node "used" the 400 MB that torch and the loaded models hold), and
+the right-sizing advice told people to raise every node's memory to that."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from executor_kit import Recorder
+from pydantic import BaseModel
+
+from engine.estimates import Estimates, node_memory_mb
+from engine.events import RunStatus
+from engine.kinds import DataKind
+from engine.metrics import allocated_mb, own_memory_mb
+from engine.registry import Registry
+from engine.resources import Capacity, ResourceDemand
+from engine.results import ResultStore
+from engine.runs import RunManager, RunOptions
+from engine.spec import Agent, AgentSpec, PortSpec, RunContext
+from engine.workflow import Workflow
+
+MB = 2**20
+
+
+class _StepsParams(BaseModel):
+    mb_per_step: int = 16
+    steps: int = 4
+
+
+class _Steps(Agent):
+    """Allocates ``steps`` tensors of ``mb_per_step`` MB, reporting progress after each (as a batch
+    loop does), then frees them all before it returns: its peak is only seen at the reports."""
+
+    def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        held = []
+        for i in range(self.params.steps):
+            held.append(torch.ones(self.params.mb_per_step * MB // 4))
+            ctx.progress(i + 1, self.params.steps)
+        total = sum(t.numel() for t in held)
+        del held
+        return {"out": total}
+
+
+class _Tiny(Agent):
+    def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        return {"out": 1}
+
+
+def _manager(tmp_path: Path, hz: float = 0.2) -> tuple[RunManager, Recorder]:
+    registry = Registry()
+    registry.register_module("engine.agents.testing")
+    for name, factory, params in (("test.steps", _Steps, _StepsParams), ("test.tiny", _Tiny, None)):
+        registry.register(AgentSpec(name=name, version="1", category="testing", description=name,
+                                    outputs=(PortSpec("out", DataKind.ANY),), factory=factory,
+                                    **({"params": params} if params else {}), resources=ResourceDemand(cpu=1)))
+    m = RunManager(registry, machine=Capacity(cpu=2, memory_mb=4096, gpus=()),
+                   results=ResultStore(tmp_path / "results"), sample_hz=hz)
+    rec = Recorder()
+    m.bus.subscribe(rec)
+    return m, rec
+
+
+def _run(m: RunManager, rec: Recorder, nodes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    wf = Workflow.model_validate({"name": "mem", "nodes": nodes, "edges": [],
+                                  "capacity": {"cpu": 1, "memory_mb": 2048}})
+    h = m.submit(wf, RunOptions(use_cache=False, predict=False))
+    assert h.wait(30) == RunStatus.SUCCEEDED
+    return {e.node_id: e.metrics for e in rec.of(h.run_id, "NodeFinished")}
+
+
+def test_allocated_mb_follows_allocations_and_frees() -> None:
+    before = allocated_mb()
+    block = torch.ones(64 * MB // 4)
+    grown = allocated_mb() - before
+    del block
+    assert 60 <= grown <= 70, grown  # RSS would not fall after a free the allocator keeps; this does
+    assert allocated_mb() - before < 8
+
+
+def test_a_small_node_in_a_big_process_records_its_own_memory_not_the_process(tmp_path: Path) -> None:
+    m, rec = _manager(tmp_path)
+    ballast = torch.ones(200 * MB // 4)  # what loaded models and earlier runs hold in a server
+    try:
+        metrics = _run(m, rec, [{"id": "tiny", "agent": "test.tiny"}])["tiny"]
+    finally:
+        m.shutdown(timeout=5)
+    assert metrics["peak_rss_mb"] > 200  # the process, as before
+    assert metrics["memory_mb"] is not None and metrics["memory_mb"] < 5, metrics["memory_mb"]
+    del ballast
+
+
+def test_a_peak_between_sampler_ticks_is_read_at_the_progress_reports(tmp_path: Path) -> None:
+    m, rec = _manager(tmp_path, hz=0.2)  # a 5 s period: no tick falls inside the node
+    try:
+        metrics = _run(m, rec, [{"id": "steps", "agent": "test.steps", "params": {"mb_per_step": 16, "steps": 4}}])
+    finally:
+        m.shutdown(timeout=5)
+    own = metrics["steps"]["memory_mb"]
+    assert 60 <= own <= 80, own  # 4 x 16 MB held at the last report, all freed before the node ended
+
+
+def test_memory_held_for_a_while_is_read_by_the_sampler(tmp_path: Path) -> None:
+    m, rec = _manager(tmp_path, hz=20)
+    try:  # test.hold_memory reports no progress: only the sampler sees its 24 MB
+        metrics = _run(m, rec, [{"id": "hold", "agent": "test.hold_memory", "params": {"mb": 24, "seconds": 0.5}}])
+    finally:
+        m.shutdown(timeout=5)
+    assert 23 <= metrics["hold"]["memory_mb"] <= 40, metrics["hold"]["memory_mb"]
+
+
+def _record(node: str, metrics: dict[str, Any], peak_rss: float = 400.0) -> dict[str, Any]:
+    return {"node_id": node, "status": "done", "wall_s": 0.1, "cached": False, "peak_rss_mb": peak_rss,
+            "metrics": metrics}
+
+
+@pytest.mark.parametrize(("metrics", "expected"), [
+    ({"memory_mb": 12.5}, 12.5),  # measured on its own
+    ({"memory_mb": 90.0, "isolated": True}, 90.0),  # isolated: its process's peak, recorded as its own
+    ({}, None),  # recorded before memory_mb: the 400 MB is the process's, not the node's
+    ({"isolated": True}, 400.0),  # ...unless it ran in its own process
+    ({"memory_mb": 30.0, "chain": ["b"]}, None),  # a fused chain's first node holds the chain's memory
+    ({"memory_mb": None, "fused_into": "a"}, None),
+])
+def test_what_the_estimates_learn_memory_from(metrics: dict[str, Any], expected: float | None) -> None:
+    assert node_memory_mb(_record("n", metrics)) == expected
+
+
+def test_display_shows_the_chain_head_but_not_the_process() -> None:
+    assert own_memory_mb({"memory_mb": 30.0, "chain": ["b"]}, 400.0) == 30.0
+    assert own_memory_mb({}, 400.0) is None
+
+
+def test_right_sizing_no_longer_asks_for_the_process_size(tmp_path: Path) -> None:
+    """Three real runs of a tiny node in a process holding 200 MB: the estimates learn a few MB
+    and the advice does not tell anyone to raise its 64 MB declaration."""
+    from engine.rightsizing import advise
+
+    m, rec = _manager(tmp_path)
+    ballast = torch.ones(200 * MB // 4)
+    node = {"id": "tiny", "agent": "test.tiny", "resources": {"memory_mb": 64}}
+    try:
+        runs = []
+        for i in range(3):
+            metrics = _run(m, rec, [node])["tiny"]
+            runs.append({"summary": {"id": f"r{i}"}, "workflow": {"nodes": [node], "edges": []},
+                         "nodes": [_record("tiny", metrics, metrics["peak_rss_mb"])]})
+        registry = m.registry
+    finally:
+        m.shutdown(timeout=5)
+    del ballast
+    assert all(r["nodes"][0]["peak_rss_mb"] > 200 for r in runs)
+    est = Estimates.from_runs(runs)
+    wf = Workflow.model_validate({"name": "mem", "nodes": [node], "edges": [],
+                                  "capacity": {"cpu": 1, "memory_mb": 2048}})
+    assert est.peak_memory_mb(wf.nodes[0]) < 5
+    assert not [a for a in advise(wf, registry, Capacity(cpu=2, memory_mb=4096), est) if a.suggested > 64]

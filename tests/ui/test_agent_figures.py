@@ -25,10 +25,13 @@ FLOW = {"schema_version": 1, "name": "measure-me", "nodes": [
     "edges": [{"source": "src", "target": "nap"}]}
 
 
-def node(agent: str, wall: float | None, *, status: str = "done", cached: bool = False, rss: float | None = 100.0,
-         device: str = "cpu", isolated: bool = False, node_id: str = "") -> Any:
+def node(agent: str, wall: float | None, *, status: str = "done", cached: bool = False, rss: float | None = 400.0,
+         device: str = "cpu", isolated: bool = False, node_id: str = "", memory: float | None = None) -> Any:
+    metrics: dict[str, Any] = {"isolated": isolated}
+    if memory is not None:
+        metrics["memory_mb"] = memory
     return SimpleNamespace(agent=agent, status=status, cached=cached, wall_s=wall, peak_rss_mb=rss, device=device,
-                           metrics={"isolated": isolated}, node_id=node_id)
+                           metrics=metrics, node_id=node_id)
 
 
 def run(run_id: str, *nodes: Any, time_scale: float = 1.0, workflow: dict[str, Any] | None = None) -> Any:
@@ -101,25 +104,31 @@ def test_no_chart_until_an_agent_is_measured_against_a_declaration() -> None:
 
 
 def test_figures_count_only_finished_uncached_nodes_and_scale_simulated_ones() -> None:
-    details = [run("r1", node("a", 1.0), node("a", 3.0, device="cuda:0"), node("a", 50.0, cached=True)),
-               run("r2", node("a", 2.0, rss=300.0), node("a", None, status="failed")),
+    details = [run("r1", node("a", 1.0, memory=20.0), node("a", 3.0, device="cuda:0"), node("a", 50.0, cached=True)),
+               run("r2", node("a", 2.0, memory=120.0), node("a", None, status="failed")),
                run("r3", node("sim", 0.02, isolated=True), time_scale=0.01)]
     figs = figures_from_runs(details, simulated=lambda name: name == "sim")
     a = figs["a"]
     assert (a.runs, a.executions) == (2, 3)
     assert a.wall.median == 2.0 and 2.0 < a.wall.p95 <= 3.0
-    assert a.memory is not None and a.memory.p95 > 100.0
+    # the node's own memory where it was measured; not the 400 MB process RSS of the older record
+    assert a.memory is not None and a.memory.count == 2 and 100.0 < a.memory.p95 <= 120.0
     assert a.devices == ("cpu", "cuda:0") and a.isolated == 0
     assert figs["sim"].wall.median == pytest.approx(2.0)  # 0.02 s at time scale 0.01 = 2 agent seconds
     assert figs["sim"].isolated == 1
 
 
-def test_memory_is_said_to_be_process_wide_unless_isolated() -> None:
+def test_memory_is_the_nodes_own_and_says_how_it_was_measured() -> None:
     spec = default_registry().get("test.sleep")
-    shared = figures_from_runs([run("r", node("test.sleep", 0.1))], lambda _: False)["test.sleep"]
-    own = figures_from_runs([run("r", node("test.sleep", 0.1, isolated=True))], lambda _: False)["test.sleep"]
-    assert "process-wide" in " ".join(describe_figures(spec, shared))
-    assert "process-wide" not in " ".join(describe_figures(spec, own))
+    in_thread = figures_from_runs([run("r", node("test.sleep", 0.1, memory=3.0))], lambda _: False)["test.sleep"]
+    isolated = figures_from_runs([run("r", node("test.sleep", 0.1, isolated=True))], lambda _: False)["test.sleep"]
+    older = figures_from_runs([run("r", node("test.sleep", 0.1))], lambda _: False)["test.sleep"]
+    text = " ".join(describe_figures(spec, in_thread))
+    assert "measured p95 3 MB" in text and "beyond the process's use when it started" in text
+    assert "measured p95 400 MB" in " ".join(describe_figures(spec, isolated))
+    assert "its own process's peak" in " ".join(describe_figures(spec, isolated))
+    assert older.memory is None  # only the process's RSS was recorded: no memory figure, not 400 MB
+    assert not any(line.startswith("Memory") for line in describe_figures(spec, older))
     assert "Not measured yet" in describe_figures(spec, None)[0]
 
 
@@ -144,7 +153,7 @@ def test_agents_page_shows_measured_figures_after_a_recorded_run(app: AppTest) -
     assert not app.exception, app.exception
     text = expander_text(app, "test.sleep")
     assert "measured median" in text and "over 1 run(s)" in text, text
-    assert "declared" in text and "Peak memory" in text and "Devices seen: `cpu`" in text
+    assert "declared" in text and "Memory: declared" in text and "Devices seen: `cpu`" in text
     assert "Not measured yet" in expander_text(app, "sim.task")  # not part of the recorded run
     assert "Measured ÷ declared" in text, text  # the stored run's workflow says what test.sleep declared
     table = app.dataframe[0].value

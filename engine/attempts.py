@@ -15,7 +15,8 @@ from typing import Any
 from engine.backends import Backend, NodeCall
 from engine.errors import AgentExecutionError, AgentTimeoutError, RunCancelledError
 from engine.events import EventBus, NodeLog, NodeProgress, NodeRetried, NodeStatus
-from engine.metrics import GpuProbe, allocated_mb
+from engine.metrics import GpuProbe, node_memory_mb, rss_now_mb
+from engine.payloads import payload_bytes
 from engine.results import ResultStore, UnserializableError
 from engine.runstate import NodeState, RunState
 from engine.spec import RunContext
@@ -118,7 +119,7 @@ class NodeRunner:
         (snapshots always show the latest). A 512-image fused pipeline reported 32 times in
         50 ms; observers (the store, the UI) need a few per second."""
         ns.progress = (done, total)
-        if (mb := allocated_mb()) > ns.mem_peak_mb:  # a reading per batch: the node's memory
+        if (mb := rss_now_mb()) > ns.mem_peak_mb:  # a reading per batch (~2 us): the node's memory
             ns.mem_peak_mb = mb
         run.version += 1
         now = time.monotonic()
@@ -159,7 +160,10 @@ class NodeRunner:
         except OSError as exc:
             self.log(run, ns, f"result not cached: cannot write the result store ({exc})")
 
-    def metrics(self, ns: NodeState, ctx: RunContext | None, stats: dict, cpu_s: float) -> dict[str, Any]:
+    def metrics(self, ns: NodeState, ctx: RunContext | None, stats: dict, cpu_s: float,
+                outputs: Any = None) -> dict[str, Any]:
+        """The node's ``NodeMetrics`` as a dict; ``outputs``: what it returned (its memory is at
+        least what they hold; their size is kept on the node for the output budget)."""
         end = time.time()
         start = ns.start or end
         peak = own = stats.get("peak_rss_mb")  # isolated: the child's own peak
@@ -167,8 +171,8 @@ class NodeRunner:
             rss, peak = self.rss() or 0.0, ns.peak_rss_mb or 0.0
             if rss > peak:
                 peak = rss
-            if ns.mem_base_mb is not None:
-                own = max(0.0, max(ns.mem_peak_mb, allocated_mb()) - ns.mem_base_mb)
+            ns.output_bytes = payload_bytes(outputs) if outputs is not None else 0
+            own = node_memory_mb(ns.mem_base_mb, max(ns.mem_peak_mb, rss_now_mb()), ns.output_bytes)
         # the NodeMetrics fields as a plain dict, built directly (a dataclass per node was a
         # measurable per-node cost); tests check the keys match NodeMetrics. wait_resource is
         # the node's own dict, final once it was admitted (not copied)

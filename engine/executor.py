@@ -54,7 +54,7 @@ from engine.events import (
     RunStatus,
 )
 from engine.fusion import ChainAborted, run_chain, unfuse
-from engine.metrics import GpuProbe, NodeMetrics, allocated_mb
+from engine.metrics import GpuProbe, NodeMetrics, rss_now_mb
 from engine.resources import EPS, ResourceDemand, ResourceLedger
 from engine.results import ResultStore, summarize_outputs
 from engine.runstate import CancelFlag, NodeState, RunState
@@ -443,7 +443,7 @@ class Executor:
         ns.worker, ns.native_id = who if who is not None else self._whoami()
         ns.threads = threads = max(1, round(ns.demand.cpu))
         ns.peak_rss_mb = self.last_rss_mb
-        ns.mem_base_mb = ns.mem_peak_mb = allocated_mb()
+        ns.mem_base_mb = ns.mem_peak_mb = rss_now_mb()
         run.version += 1
         ev = _new(NodeStarted)
         ev.__dict__.update({"run_id": run.id, "node_id": ns.id, "time": now, "device": ns.device, "attempt": 1,
@@ -511,7 +511,7 @@ class Executor:
                 runner.store(run, ns, outputs)
         else:
             summary = {}
-        metrics = runner.metrics(ns, ctx, stats, cpu_s)
+        metrics = runner.metrics(ns, ctx, stats, cpu_s, outputs)
         with self.lock:
             self._note_wall(ns, metrics["wall_s"], cpu_s)
             ns.outputs = outputs
@@ -531,7 +531,7 @@ class Executor:
         for ns, res in zip([head, *head.chain], results, strict=True):
             if ns.cache_key and run.options.use_cache and res.outputs is not None:
                 self.runner.store(run, ns, res.outputs)
-            metrics = self.runner.metrics(ns, res.ctx, {}, res.cpu_s)
+            metrics = self.runner.metrics(ns, res.ctx, {}, res.cpu_s, res.outputs)
             # wall_s: the node's share of the chain (its batch time over the batches at once);
             # what the node held (the head: the chain's demand; the others: nothing)
             metrics.update(wall_s=res.busy_s / workers, items=res.items, held=ns.demand_dict,
@@ -540,6 +540,8 @@ class Executor:
                 metrics["memory_mb"] = None  # counted in its chain head, as its CPU is
             summary = res.summary if res.outputs is None else summarize_outputs(res.outputs)
             ends.append((ns, res.outputs, metrics, summary))
+        held = sum(ns.output_bytes or 0 for ns in (head, *head.chain)) / 2**20  # the chain keeps them all
+        ends[0][2]["memory_mb"] = max(ends[0][2]["memory_mb"] or 0.0, held)
         with self.lock:
             now = time.time()
             for ns, outputs, metrics, summary in ends:

@@ -3,18 +3,20 @@
 Honest limits: ``cpu_s`` is the CPU time of the Python worker thread (torch intra-op threads are
 not included); ``peak_rss_mb`` of an in-thread node is the peak RSS of the whole process while it
 ran (sampled), exact per node only for isolated nodes (``ru_maxrss`` of the child);
-``memory_mb`` is the node's own: the memory the process had allocated at the node's highest
-reading beyond what it had when the node started (``allocated_mb``: glibc's count of bytes in
-use, so heap that an earlier node freed and the allocator kept does not count; RSS where that
-count is missing), read at its start, at each progress report and sampler tick, and at its end,
-so a peak between readings is missed and nodes running at the same time share one count;
+``memory_mb`` is the node's own: how far the process's RSS rose above its level when the node
+started (read at its start, at each progress report and sampler tick, and at its end), and at
+least the bytes its outputs hold. It is a lower bound of the node's working memory in a warm
+process: memory that earlier nodes freed and the allocator kept (``engine.memtune``) is reused
+without raising RSS, and a peak between readings is missed; nodes running at the same time share
+one count. (glibc's ``mallinfo2`` counts bytes in use exactly, but it walks every free chunk
+with the heap locked: 25 ms a call in a fragmented server heap, so it is not used.) An isolated
+node's is its own process's peak;
 ``peak_gpu_mb`` is torch's per-process, per-device peak, exact only when nodes on one device do
 not overlap (another node's reset clears it).
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import threading
@@ -122,41 +124,42 @@ def default_gpu_probe(has_gpu: bool) -> GpuProbe:
     return NullGpuProbe()
 
 
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in (
-        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
-
-
-def _mallinfo2() -> Callable[[], _MallInfo2] | None:
+def _statm() -> tuple[int, int] | None:
     try:
-        libc = ctypes.CDLL(None)
-        fn = libc.mallinfo2  # glibc >= 2.33
-    except (OSError, AttributeError):
+        return os.open("/proc/self/statm", os.O_RDONLY), os.sysconf("SC_PAGE_SIZE")
+    except (OSError, AttributeError, ValueError):
         return None
-    fn.argtypes, fn.restype = [], _MallInfo2
-    return fn
 
 
-_MALLINFO2 = _mallinfo2()
+_STATM = _statm()
 _PROCESS: Any = None
 
 
-def allocated_mb() -> float:
-    """MB the process has allocated and not freed: glibc's in-use heap chunks plus its mmapped
-    blocks (``mallinfo2``, under a microsecond), which is where torch's and numpy's CPU arrays
-    live. Unlike RSS it falls when memory is freed even though the allocator keeps the pages
-    (``engine.memtune``), so the growth over a node is what that node allocated, not what the
-    process held before it. Python's small objects (its own arenas) are not in it. Without
-    ``mallinfo2`` (not glibc): the process's RSS."""
-    if _MALLINFO2 is not None:
-        info = _MALLINFO2()
-        return (info.uordblks + info.hblkhd) / 2**20
+def rss_now_mb() -> float:
+    """The process's resident memory now, in MB: ``/proc/self/statm`` read through a file kept
+    open (~2 us; psutil takes ~12 us), psutil where there is no such file. Cheap enough for every
+    progress report of a node (``memory_mb``, module doc)."""
+    if _STATM is not None:
+        fd, page = _STATM
+        try:
+            return int(os.pread(fd, 128, 0).split()[1]) * page / 2**20
+        except (OSError, ValueError, IndexError):
+            pass
     global _PROCESS
     if _PROCESS is None:
         import psutil
 
         _PROCESS = psutil.Process(os.getpid())
     return _PROCESS.memory_info().rss / 2**20
+
+
+def node_memory_mb(base_mb: float | None, peak_mb: float, output_bytes: int) -> float | None:
+    """An in-thread node's own memory: how far the process's RSS rose above its level when the
+    node started (``peak_mb``: the highest reading while it ran), and at least what its outputs
+    hold. None when it never started."""
+    if base_mb is None:
+        return None
+    return max(0.0, peak_mb - base_mb, output_bytes / 2**20)
 
 
 def own_memory_mb(metrics: Mapping[str, Any], peak_rss_mb: float | None) -> float | None:
@@ -171,15 +174,13 @@ def own_memory_mb(metrics: Mapping[str, Any], peak_rss_mb: float | None) -> floa
 
 @dataclass(frozen=True)
 class Sample:
-    """One reading of the process: CPU %, RSS, per-thread CPU % (by native id), GPU MB, and
-    ``allocated_mb`` (what the nodes' own memory is measured with)."""
+    """One reading of the process: CPU %, RSS, per-thread CPU % (by native id), GPU MB."""
 
     time: float
     cpu_percent: float
     rss_mb: float
     thread_cpu_percent: dict[int, float]
     gpu_memory_mb: dict[str, float]
-    allocated_mb: float = 0.0
 
 
 class Sampler:
@@ -274,11 +275,10 @@ class Sampler:
             cpu0, at0 = threads0.get(tid, (0.0, t0))
             per_thread[tid] = 100.0 * (cpu - cpu0) / max(1e-6, at - at0)
         gpu = {d: mb for d in self._gpu.devices() if (mb := self._gpu.sample_mb(d)) is not None}
-        return Sample(time.time(), 100.0 * (total - total0) / max(1e-6, now - t0), rss, per_thread, gpu,
-                      allocated_mb())
+        return Sample(time.time(), 100.0 * (total - total0) / max(1e-6, now - t0), rss, per_thread, gpu)
 
     def _rss_mb(self) -> float:
-        return self._proc.memory_info().rss / 2**20
+        return rss_now_mb()
 
     def _reading(self) -> tuple[float, float, dict[int, tuple[float, float]]]:
         threads = self._thread_seconds()

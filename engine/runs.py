@@ -375,8 +375,8 @@ class RunManager:
                     pct = sum(read) if read else None
                     ns.cpu_percent = pct
                     ns.peak_rss_mb = max(ns.peak_rss_mb or 0.0, s.rss_mb)
-                    if s.allocated_mb > ns.mem_peak_mb:
-                        ns.mem_peak_mb = s.allocated_mb
+                    if s.rss_mb > ns.mem_peak_mb:
+                        ns.mem_peak_mb = s.rss_mb
                     per_node[nid] = {"cpu_percent": round(pct or 0.0, 2), "rss_mb": round(s.rss_mb, 1),
                                      "memory_mb": round(node_memory_so_far(ns) or 0.0, 1)}
                 self._record_sample_locked(run, s, per_node)
@@ -418,8 +418,8 @@ class RunManager:
             kept = 0.0
             for i, run in enumerate(reversed(finished)):
                 if run.output_bytes is None:
-                    run.output_bytes = sum(payload_bytes(ns.outputs) for ns in run.nodes.values()
-                                           if ns.outputs is not None)
+                    run.output_bytes = sum(payload_bytes(ns.outputs) if ns.output_bytes is None else ns.output_bytes
+                                           for ns in run.nodes.values() if ns.outputs is not None)
                 kept += run.output_bytes
                 if i > 0 and kept > budget:
                     for ns in run.nodes.values():

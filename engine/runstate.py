@@ -93,8 +93,9 @@ class NodeState:
     outputs: dict[str, Any] | None = None
     cancel_event: CancelFlag | None = None  # made at admission, dropped when the node ends
     peak_rss_mb: float | None = None
-    mem_base_mb: float | None = None  # allocated_mb() when it started (engine.metrics)
-    mem_peak_mb: float = 0.0  # the highest allocated_mb() read while it ran
+    mem_base_mb: float | None = None  # the process's RSS when it started (engine.metrics, memory_mb)
+    mem_peak_mb: float = 0.0  # the highest RSS read while it ran
+    output_bytes: int | None = None  # what its outputs hold (engine.payloads.payload_bytes), once it ended
     cpu_percent: float | None = None
     progress: tuple[int, int | None] = (0, None)
     progress_sent: float = float("-inf")  # monotonic time of the last NodeProgress event

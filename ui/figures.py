@@ -143,8 +143,8 @@ def describe_figures(spec: AgentSpec, fig: AgentFigures | None) -> list[str]:
                          f"uses the measured time for a node once it has {MIN_RUNS} runs of it (learned durations).")
     if fig.memory is not None:
         note = ("every execution ran isolated: its own process's peak" if fig.isolated == fig.executions
-                else "what it allocated beyond the process's use when it started, read at each batch and "
-                     "4 times a second (nodes running at the same time share the count"
+                else "how far the process's memory rose while it ran (read at each batch and 4 times a second; "
+                     "at least what its outputs hold; nodes running at the same time share the count"
                      + (f"; {fig.isolated} of {fig.executions} executions ran isolated: their process's peak"
                         if fig.isolated else "") + ")")
         lines.append(f"Memory: declared {spec.resources.memory_mb:,.0f} MB / measured p95 "

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import AgentExecutionError, AgentTimeoutError, RunCancelledError
-from engine.metrics import allocated_mb
+from engine.metrics import node_memory_mb, rss_now_mb
+from engine.payloads import payload_bytes
 from engine.spec import Agent, AgentSpec, Lifecycle, RunContext
 
 if TYPE_CHECKING:
@@ -293,10 +294,10 @@ def _attempt(job: dict[str, Any], start: dict[str, Any], upstream: tuple[Any, ..
     lifecycle = _lifecycle(job["lifecycle"])
     ex, stop = lifecycle.execution, lifecycle.exit
     now = time.monotonic()
-    peak = [allocated_mb()]  # the node's own memory: read at its start, each progress report, its end
+    peak = [rss_now_mb()]  # the node's own memory: read at its start, each progress report, its end
 
     def on_progress(done: int, total: int | None) -> None:
-        peak[0] = max(peak[0], allocated_mb())
+        peak[0] = max(peak[0], rss_now_mb())
 
     ctx = RunContext(node_id=job["node_id"], run_id=job["run_id"], device=start["device"],
                      threads=job["threads"], lifecycle=lifecycle, time_scale=job["time_scale"],
@@ -322,7 +323,8 @@ def _attempt(job: dict[str, Any], start: dict[str, Any], upstream: tuple[Any, ..
         report.update(status="error", error=describe_error(job, exc))
     report.update(node_id=job["node_id"], ended_at=time.time(), wall_s=time.monotonic() - wall0, cpu_s=time.thread_time() - cpu0,
                   peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  memory_mb=max(0.0, max(peak[0], allocated_mb()) - mem0),
+                  memory_mb=node_memory_mb(mem0, max(peak[0], rss_now_mb()),
+                                           payload_bytes(outputs) if outputs is not None else 0),
                   items=ctx.items_processed, logs=list(ctx.logs)[-50:], threads=ctx.threads)
     if report["status"] == "done":
         from engine.results import summarize_outputs

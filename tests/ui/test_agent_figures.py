@@ -124,7 +124,7 @@ def test_memory_is_the_nodes_own_and_says_how_it_was_measured() -> None:
     isolated = figures_from_runs([run("r", node("test.sleep", 0.1, isolated=True))], lambda _: False)["test.sleep"]
     older = figures_from_runs([run("r", node("test.sleep", 0.1))], lambda _: False)["test.sleep"]
     text = " ".join(describe_figures(spec, in_thread))
-    assert "measured p95 3 MB" in text and "beyond the process's use when it started" in text
+    assert "measured p95 3 MB" in text and "how far the process's memory rose while it ran" in text
     assert "measured p95 400 MB" in " ".join(describe_figures(spec, isolated))
     assert "its own process's peak" in " ".join(describe_figures(spec, isolated))
     assert older.memory is None  # only the process's RSS was recorded: no memory figure, not 400 MB

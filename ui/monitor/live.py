@@ -75,10 +75,10 @@ NODE_COLUMNS: dict[str, Any] = {
     "cpu_s": st.column_config.NumberColumn("CPU (s)", format="%.3f", help="CPU seconds it used"),
     "memory_mb": st.column_config.NumberColumn(
         "memory (MB)", format="%.1f",
-        help="what the node allocated beyond the process's use when it started, at its highest reading (each "
-             "batch and 4 times a second; nodes running at the same time share the count; an isolated node: its "
-             "own process's peak; a node fused into a chain: counted in the chain's first node). The whole "
-             "process's memory is in the Memory chart."),
+        help="how far the process's memory rose while the node ran (read at each batch and 4 times a second), "
+             "and at least what its outputs hold; nodes running at the same time share the count. An isolated "
+             "node: its own process's peak; a node fused into a chain: counted in the chain's first node. The "
+             "whole process's memory is in the Memory chart."),
     "why": st.column_config.TextColumn("waiting for / error", width="large"),
 }
 MISSING = "—"  # st.dataframe's placeholder for missing values (it shows "None" otherwise)

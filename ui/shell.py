@@ -8,11 +8,14 @@ switches Streamlit to our navigation for good and then runs the requested page.
 
 from __future__ import annotations
 
+import gc
+import threading
 from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
 
 import streamlit as st
+from streamlit import runtime
 
 from ui import auth
 from ui.render import machine_sidebar
@@ -27,6 +30,21 @@ PAGES = (  # (file in pages/, title, icon); the first is the default page
     ("lab.py", "Lab", ":material/science:"),
 )
 _IN_SHELL: ContextVar[bool] = ContextVar("servicegrid_in_shell", default=False)
+_frozen = threading.Event()
+
+
+def freeze_startup_heap() -> bool:
+    """Once per server process, after its first page: move every object alive now (the modules
+    of torch, pandas, Altair, SQLAlchemy, Streamlit and the app, ~340,000 objects) out of the
+    collector's reach (``gc.freeze``), so a full collection scans only what was made since: 155 ms
+    -> under 1 ms measured with the app's imports. Full collections hold the GIL, so each one
+    stalled every engine thread of a run in progress for its length. True on the call that froze.
+    Only in a served app: a test's AppTest has no Runtime, and its process's heap is left alone."""
+    if _frozen.is_set() or not runtime.exists():
+        return False
+    _frozen.set()
+    gc.freeze()
+    return True
 
 
 def app_pages() -> list[st.Page]:
@@ -49,6 +67,7 @@ def run_app() -> None:
         page.run()
     finally:
         _IN_SHELL.reset(token)
+        freeze_startup_heap()
 
 
 def enter_page(render: Callable[[], None]) -> None:

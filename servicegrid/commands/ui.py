@@ -33,7 +33,8 @@ def command(args: argparse.Namespace) -> list[str]:
     return [sys.executable, "-m", "streamlit", "run", str(app_path()),
             "--server.address", args.host, "--server.port", str(args.port),
             "--server.headless", "true", "--server.maxUploadSize", str(MAX_UPLOAD_MB),
-            "--browser.gatherUsageStats", "false"]
+            "--browser.gatherUsageStats", "false",
+            "--runner.postScriptGC", "false"]  # why: .streamlit/config.toml
 
 
 def run(args: argparse.Namespace) -> int:

@@ -54,7 +54,7 @@ from engine.events import (
     RunStatus,
 )
 from engine.fusion import ChainAborted, run_chain, unfuse
-from engine.metrics import GpuProbe, NodeMetrics, rss_now_mb
+from engine.metrics import GpuProbe, NodeMetrics, rss_last_mb
 from engine.resources import EPS, ResourceDemand, ResourceLedger
 from engine.results import ResultStore, summarize_outputs
 from engine.runstate import CancelFlag, NodeState, RunState
@@ -443,7 +443,7 @@ class Executor:
         ns.worker, ns.native_id = who if who is not None else self._whoami()
         ns.threads = threads = max(1, round(ns.demand.cpu))
         ns.peak_rss_mb = self.last_rss_mb
-        ns.mem_base_mb = ns.mem_peak_mb = rss_now_mb()
+        ns.mem_base_mb = ns.mem_peak_mb = rss_last_mb()
         run.version += 1
         ev = _new(NodeStarted)
         ev.__dict__.update({"run_id": run.id, "node_id": ns.id, "time": now, "device": ns.device, "attempt": 1,

@@ -4,8 +4,9 @@ Honest limits: ``cpu_s`` is the CPU time of the Python worker thread (torch intr
 not included); ``peak_rss_mb`` of an in-thread node is the peak RSS of the whole process while it
 ran (sampled), exact per node only for isolated nodes (``ru_maxrss`` of the child);
 ``memory_mb`` is the node's own: how far the process's RSS rose above its level when the node
-started (read at its start, at each progress report and sampler tick, and at its end), and at
-least the bytes its outputs hold. It is a lower bound of the node's working memory in a warm
+started (the latest reading then; read again at each progress report and sampler tick, and at its
+end when it ran ``FRESH_READ_S`` or returned ``FRESH_READ_BYTES``), and at least the bytes its
+outputs hold. It is a lower bound of the node's working memory in a warm
 process: memory that earlier nodes freed and the allocator kept (``engine.memtune``) is reused
 without raising RSS, and a peak between readings is missed; nodes running at the same time share
 one count. (glibc's ``mallinfo2`` counts bytes in use exactly, but it walks every free chunk
@@ -133,24 +134,37 @@ def _statm() -> tuple[int, int] | None:
 
 _STATM = _statm()
 _PROCESS: Any = None
+_last_rss_mb = 0.0
+FRESH_READ_S = 0.002  # a node that ran this long (or returned FRESH_READ_BYTES) gets a fresh end reading
+FRESH_READ_BYTES = 2**20
 
 
 def rss_now_mb() -> float:
     """The process's resident memory now, in MB: ``/proc/self/statm`` read through a file kept
-    open (~2 us; psutil takes ~12 us), psutil where there is no such file. Cheap enough for every
-    progress report of a node (``memory_mb``, module doc)."""
+    open (~2 us; psutil takes ~12 us), psutil where there is no such file. Every reading is kept
+    for ``rss_last_mb``."""
+    global _PROCESS, _last_rss_mb
     if _STATM is not None:
         fd, page = _STATM
         try:
-            return int(os.pread(fd, 128, 0).split()[1]) * page / 2**20
+            _last_rss_mb = mb = int(os.pread(fd, 128, 0).split()[1]) * page / 2**20
+            return mb
         except (OSError, ValueError, IndexError):
             pass
-    global _PROCESS
     if _PROCESS is None:
         import psutil
 
         _PROCESS = psutil.Process(os.getpid())
-    return _PROCESS.memory_info().rss / 2**20
+    _last_rss_mb = mb = _PROCESS.memory_info().rss / 2**20
+    return mb
+
+
+def rss_last_mb() -> float:
+    """The latest RSS reading anyone took (sampler ticks, node ends, progress reports), without a
+    system call: where a node's memory count starts. Reading at every node's start cost the
+    executor 3 us a node (18.8 -> 24.7 us on 10,000 no-op nodes); the latest reading is at most
+    one node end or one sampler tick old while a run is active."""
+    return _last_rss_mb or rss_now_mb()
 
 
 def node_memory_mb(base_mb: float | None, peak_mb: float, output_bytes: int) -> float | None:

@@ -28,3 +28,11 @@ def test_every_numeric_column_of_the_status_table_has_a_label_with_its_unit() ->
         assert "_" not in label, label
         assert label.endswith("(s)" if name.endswith("_s") else "(MB)"), label
     assert live.MISSING != "None"
+
+
+def test_a_short_runs_cpu_and_memory_charts_say_why_they_are_a_dot() -> None:
+    short = view_from_snapshot(fake_snapshot(nodes=3, samples=1, status="succeeded"))
+    assert "so these charts have 1 reading;" in (live.few_samples_note(short) or "")
+    assert live.few_samples_note(view_from_snapshot(fake_snapshot(nodes=3, samples=40, status="succeeded"))) is None
+    assert live.few_samples_note(view_from_snapshot(fake_snapshot(nodes=3, samples=1, status="running",
+                                                                  running=1))) is None  # more are coming

@@ -59,12 +59,27 @@ def render_charts(view: RunView, key: str) -> None:
     for tab, (_, name, suffix) in zip(tabs, RESOURCE_TABS, strict=True):
         with tab:
             if tab.open:
+                if name in ("cpu", "memory") and (note := few_samples_note(view)):
+                    st.caption(note)
                 specs[name] = charts.BUILDERS[name](view)
                 st.vega_lite_chart(spec=specs[name], width="stretch", key=f"{key}.{suffix}")
     counts = " · ".join(f"{name} {charts.point_count(spec)}" for name, spec in specs.items())
     # a short help line; the point counts of the drawn charts stay in the page, hidden, for the browser tests
     st.caption(f"Hover a Gantt bar for its exact times. <span hidden>Points drawn: {counts}</span>",
                unsafe_allow_html=True, help=CHART_HELP)
+
+
+SAMPLE_PERIOD_S = 0.25  # the engine's sampler: 4 readings a second (engine.runs.RunOptions.sample_hz)
+
+
+def few_samples_note(view: RunView) -> str | None:
+    """Why the CPU and memory charts of a finished run show a dot or two, not a line: a run shorter
+    than a few sampling periods has only that many readings (the Gantt has its exact times)."""
+    if view.running or len(view.samples) > 2:
+        return None
+    return (f"This run took {view.elapsed_s:,.2f} s and the process is sampled {1 / SAMPLE_PERIOD_S:g} times a "
+            f"second, so these charts have {len(view.samples)} reading{'s' if len(view.samples) != 1 else ''}; "
+            "the Gantt above has each node's exact times, and the table its own memory.")
 
 
 NODE_COLUMNS: dict[str, Any] = {

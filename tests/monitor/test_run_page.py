@@ -178,3 +178,22 @@ def test_custom_capacity_reaches_the_plan_and_the_run(app):
     at.session_state["live.resources"] = "Memory"
     memory_rules = chart_rows(at.run(), "memory_rules")
     assert any("cuda:0" in r["label"] and "simulated" in r["label"] for r in memory_rules), memory_rules
+
+
+def test_reuse_cached_results_off_runs_every_node_again(app):
+    """The Run page's "Reuse cached results": on (the default) a second run of the same workflow takes
+    every node from the cache; off, every node runs and is measured again (what the Lab learns from).
+    Real agents: simulated ones are never cached."""
+    at = start(app.run(), "Template: finance-risk")
+    for reuse, expected in ((True, {"cached"}), (False, {"done"})):
+        at = poll(at, lambda a: "succeeded" in progress_text(a))
+        at.button(key="monitor.new").click().run()  # back to the start form
+        at.selectbox(key="launch.source").select("Template: finance-risk").run()
+        at.number_input(key="launch.scale").set_value(0.002).run()
+        assert at.checkbox(key="launch.cache").value is True  # on unless unticked
+        if not reuse:
+            at.checkbox(key="launch.cache").uncheck().run()
+        at.button(key="launch.start").click().run()
+        assert not at.exception, at.exception
+        at = poll(at, lambda a: "succeeded" in progress_text(a))
+        assert set(node_statuses(at).values()) == expected, node_statuses(at)

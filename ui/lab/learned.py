@@ -56,8 +56,9 @@ def show_learned(store: Store, registry: Registry, workflow: Workflow, workflow_
     if flash := st.session_state.pop(K_FLASH, None):
         st.success(flash)
     if not runs:
-        st.info("No finished runs of this workflow yet. Run it (Run page) a few times and the lab learns "
-                "each agent's duration and memory from the measurements.")
+        st.info("No finished runs of this workflow yet. Run it a few times from the Run page, with **Reuse cached "
+                "results** off so that every node runs, and the lab learns each agent's duration and memory from "
+                "the measurements.")
         return
     learned = est.durations_for(workflow)
     rows = est.table(workflow)

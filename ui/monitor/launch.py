@@ -155,6 +155,11 @@ def launch_form(manager: Any, registry: Any, store: Any, key: str = "launch") ->
     if backend == "ray" and ray_ok and hasattr(manager, "ray"):
         machine = ray_capacity_panel(manager, key) or machine
     custom = capacity_form(machine, key)
+    reuse = st.checkbox("Reuse cached results", value=True, key=f"{key}.cache",
+                        help="On: a node whose agent, parameters and inputs match an earlier run's takes that "
+                             "result instead of running again (it shows as cached). Off: every node runs and is "
+                             "measured again, as `servicegrid run --no-cache` does; the Lab learns durations and "
+                             "memory only from nodes that ran.")
     capacity = (custom or workflow.capacity or Capacity()).resolved(machine)
     workflow_id = source.workflow_id or str((workflow.metadata or {}).get("workflow_id") or "") or None
     durations = learned_panel(workflow, registry, learned_durations(store, registry, workflow, workflow_id), key)
@@ -176,7 +181,7 @@ def launch_form(manager: Any, registry: Any, store: Any, key: str = "launch") ->
     try:
         handle = auth.submit_for_user(manager, workflow, RunOptions(policy=policy, capacity=custom, backend=backend,
                                                                     time_scale=float(time_scale),
-                                                                    durations=durations))
+                                                                    durations=durations, use_cache=reuse))
     except (ServiceGridError, ValueError, RuntimeError) as exc:
         show_error("Could not start the run", exc)
         return None

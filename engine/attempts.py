@@ -184,5 +184,5 @@ class NodeRunner:
             "wall_s": end - start, "cpu_s": stats.get("cpu_s") or cpu_s, "peak_rss_mb": peak, "memory_mb": own,
             "peak_gpu_mb": self.gpu.task_peak_mb(ns.device) if ns.device.startswith("cuda") else None,
             "items": ctx.items_processed if ctx else 0, "attempts": ns.attempts, "device": ns.device,
-            "threads": ns.threads, "isolated": ns.lifecycle.execution.isolate,
+            "threads": ns.threads, "isolated": ns.lifecycle.execution.isolate, "cold": bool(stats.get("cold")),
         }

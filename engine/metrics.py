@@ -47,6 +47,7 @@ class NodeMetrics:
     device: str = ""
     threads: int = 1
     isolated: bool = False
+    cold: bool = False  # the agent's first run in this process: its memory includes imports and model loads
     # only in the metrics of fused nodes (engine.fusion): what the node held, the head of its
     # chain (fused nodes) or the nodes fused into it (the head)
     held: dict[str, Any] | None = None

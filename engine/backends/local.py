@@ -125,6 +125,7 @@ class LocalBackend:
 
     def __init__(self, memory_budget_mb: float = 1024.0) -> None:
         self.warm = WarmPool(memory_budget_mb)
+        self._ran: set[str] = set()  # agents that ran in this process (in-thread)
 
     def call(self, job: NodeCall) -> dict[str, Any]:
         if job.isolate:
@@ -134,6 +135,9 @@ class LocalBackend:
             return run_isolated(job.spec, job.params, job.inputs, job.ctx, job.scratch, job.stats,
                                 declared_memory_mb=job.footprint_mb)
         spec, ctx, warm = job.spec, job.ctx, self.warm
+        if spec.name not in self._ran:  # its first run here pays for its imports and first model loads
+            self._ran.add(spec.name)
+            job.stats["cold"] = True
         key = (spec.name, spec.version, job.params_json, ctx.device)
         agent = warm.checkout(key, spec, job.params, job.footprint_mb)
         try:

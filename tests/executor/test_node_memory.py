@@ -196,3 +196,30 @@ def test_only_nodes_that_ran_a_while_pay_for_a_fresh_reading(tmp_path: Path, mon
         m.shutdown(timeout=5)
     assert len(calls) == reads
     assert all(0 <= mm["memory_mb"] < 5 for mm in metrics.values())
+
+
+def test_an_agents_first_run_in_the_process_is_marked_cold(tmp_path: Path) -> None:
+    m, rec = _manager(tmp_path)
+    try:
+        first = _run(m, rec, [{"id": "a", "agent": "test.tiny"}])["a"]
+        again = _run(m, rec, [{"id": "a", "agent": "test.tiny"}, {"id": "s", "agent": "test.steps",
+                                                                  "params": {"mb_per_step": 1, "steps": 1}}])
+    finally:
+        m.shutdown(timeout=5)
+    assert first["cold"] is True  # imports and first model loads happen on an agent's first run
+    assert again["a"]["cold"] is False and again["s"]["cold"] is True
+
+
+def test_memory_estimates_use_warm_runs_where_there_are_any() -> None:
+    """The breast-cancer source measured 120 MB on its first run in a server (sklearn's import)
+    and 16 MB after: the advice must not be to reserve the import for every run."""
+    node = {"id": "n", "agent": "test.tiny"}
+
+    def run(i: int, mb: float, cold: bool) -> dict[str, Any]:
+        return {"summary": {"id": f"r{i}"}, "workflow": {"nodes": [node], "edges": []},
+                "nodes": [_record("n", {"memory_mb": mb, "cold": cold})]}
+
+    warm_after_cold = Estimates.from_runs([run(0, 120.0, True), run(1, 16.0, False), run(2, 17.0, False)])
+    assert warm_after_cold.peak_memory_mb(node) == pytest.approx(17.0, abs=0.1)
+    cli_only = Estimates.from_runs([run(i, 120.0 + i, True) for i in range(3)])  # each run its own process
+    assert cli_only.peak_memory_mb(node) >= 120.0

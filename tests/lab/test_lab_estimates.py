@@ -128,3 +128,13 @@ def test_simulated_durations_are_divided_by_time_scale() -> None:
     assert est.duration({"agent": "sim.task", "params": {"duration_s": 10}}) == pytest.approx(10.0)
     assert est.duration({"agent": "sim.task", "params": {"duration_s": 11}}) is None  # other params
     assert actual_makespan(run(0)) == pytest.approx(10.0)
+
+
+def test_the_learned_table_labels_every_measured_column_with_its_unit() -> None:
+    from ui.lab.learned import LEARNED_COLUMNS
+
+    wf = Workflow.model_validate({"name": "w", "nodes": [{"id": "x", "agent": "sim.task"}], "edges": []})
+    columns = Estimates().table(wf)[0].keys()
+    for name in (c for c in columns if c.endswith(("_s", "_mb"))):
+        label = LEARNED_COLUMNS[name]["label"]
+        assert "_" not in label and label.endswith("(s)" if name.endswith("_s") else "(MB)"), label

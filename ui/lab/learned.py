@@ -21,6 +21,18 @@ from ui.render import escape_md, show_error
 
 MAX_RUNS = 50
 K_USE = "lab.learned.use"
+LEARNED_COLUMNS = {
+    "runs": st.column_config.NumberColumn("runs", help="runs in which the node ran (cached nodes do not count)"),
+    "samples": st.column_config.NumberColumn("samples", help="measured executions"),
+    "duration_median_s": st.column_config.NumberColumn("median (s)", format="%.4f"),
+    "duration_p95_s": st.column_config.NumberColumn("p95 (s)", format="%.4f"),
+    "duration_mad_s": st.column_config.NumberColumn("MAD (s)", format="%.4f",
+                                                    help="median absolute deviation: how much the runs vary"),
+    "memory_median_mb": st.column_config.NumberColumn("memory median (MB)", format="%.1f"),
+    "memory_p95_mb": st.column_config.NumberColumn("memory p95 (MB)", format="%.1f"),
+    "used": st.column_config.CheckboxColumn("used", help=f"planned with the learned duration ({MIN_RUNS} runs or more)"),
+    "planner uses": st.column_config.TextColumn("planner uses", width="large"),
+}
 K_FLASH = "lab.flash"
 
 
@@ -64,8 +76,9 @@ def show_learned(store: Store, registry: Registry, workflow: Workflow, workflow_
     rows = est.table(workflow)
     for row in rows:
         row["planner uses"] = learned.source[row["node"]]
-    st.caption(f"Learned from {len(runs)} finished run(s).")
-    st.dataframe(rows, hide_index=True, width="stretch")
+    st.caption(f"Learned from {len(runs)} finished run(s). Memory is each node's own (how far it raised the "
+               "process's); nodes fused into a chain are measured together and have none.")
+    st.dataframe(rows, hide_index=True, width="stretch", column_config=LEARNED_COLUMNS, placeholder="—")
     _show_accuracy(registry, capacity, runs)
     _show_advice(store, registry, workflow, workflow_id, capacity, est)
 

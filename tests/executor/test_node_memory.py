@@ -5,6 +5,7 @@ the right-sizing advice told people to raise every node's memory to that."""
 
 from __future__ import annotations
 
+import mmap
 from pathlib import Path
 from typing import Any
 
@@ -34,20 +35,44 @@ class _StepsParams(BaseModel):
     keep_mb: int = 0
 
 
+def _mapped(mb: int) -> mmap.mmap:
+    """``mb`` MB of fresh anonymous memory, every page touched: RSS grows by it whatever the heap
+    holds (malloc may serve even a large block from heap an earlier test freed and glibc kept,
+    and then RSS does not move: the lower bound the module doc describes). Closing it unmaps it."""
+    block = mmap.mmap(-1, mb * MB)
+    for i in range(0, mb * MB, 4096):
+        block[i] = 1
+    return block
+
+
 class _Steps(Agent):
-    """Allocates ``steps`` tensors of ``mb_per_step`` MB, reporting progress after each (as a batch
-    loop does), then frees them all before it returns: its peak is only seen at the reports.
-    Blocks above glibc's mmap threshold (32 MB once ``engine.memtune`` ran) are mapped fresh and
-    returned when freed, so RSS follows them whatever earlier tests left in the heap. Returns a
+    """Maps ``steps`` blocks of ``mb_per_step`` MB, reporting progress after each (as a batch loop
+    does), then unmaps them all before it returns: its peak is only seen at the reports. Returns a
     tensor of ``keep_mb`` MB."""
 
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         held = []
         for i in range(self.params.steps):
-            held.append(torch.ones(self.params.mb_per_step * MB // 4))
+            held.append(_mapped(self.params.mb_per_step))
             ctx.progress(i + 1, self.params.steps)
-        del held
+        for block in held:
+            block.close()
         return {"out": torch.zeros(self.params.keep_mb * MB // 4)}
+
+
+class _HoldParams(BaseModel):
+    mb: int = 48
+    seconds: float = 0.5
+
+
+class _Hold(Agent):
+    """Maps ``mb`` MB, holds it for ``seconds`` without reporting progress, unmaps it."""
+
+    def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        block = _mapped(self.params.mb)
+        ctx.wait(self.params.seconds)
+        block.close()
+        return {"out": 1}
 
 
 class _Tiny(Agent):
@@ -57,8 +82,8 @@ class _Tiny(Agent):
 
 def _manager(tmp_path: Path, hz: float = 0.2) -> tuple[RunManager, Recorder]:
     registry = Registry()
-    registry.register_module("engine.agents.testing")
-    for name, factory, params in (("test.steps", _Steps, _StepsParams), ("test.tiny", _Tiny, None)):
+    for name, factory, params in (("test.steps", _Steps, _StepsParams), ("test.tiny", _Tiny, None),
+                                  ("test.hold", _Hold, _HoldParams)):
         registry.register(AgentSpec(name=name, version="1", category="testing", description=name,
                                     outputs=(PortSpec("out", DataKind.ANY),), factory=factory,
                                     **({"params": params} if params else {}), resources=ResourceDemand(cpu=1)))
@@ -82,9 +107,9 @@ def test_rss_now_mb_is_the_process_rss() -> None:
 
     assert abs(rss_now_mb() - psutil.Process().memory_info().rss / MB) < 4
     before = rss_now_mb()
-    block = torch.ones(64 * MB // 4)
-    assert 60 <= rss_now_mb() - before <= 70
-    del block
+    block = _mapped(64)
+    assert 63 <= rss_now_mb() - before <= 70
+    block.close()
 
 
 def test_a_node_is_at_least_what_its_outputs_hold() -> None:
@@ -123,8 +148,8 @@ def test_a_peak_between_sampler_ticks_is_read_at_the_progress_reports(tmp_path: 
 
 def test_memory_held_for_a_while_is_read_by_the_sampler(tmp_path: Path) -> None:
     m, rec = _manager(tmp_path, hz=20)
-    try:  # test.hold_memory reports no progress and frees its 48 MB before it ends: only the sampler sees it
-        metrics = _run(m, rec, [{"id": "hold", "agent": "test.hold_memory", "params": {"mb": 48, "seconds": 0.5}}])
+    try:  # it reports no progress and frees its 48 MB before it ends: only the sampler sees it
+        metrics = _run(m, rec, [{"id": "hold", "agent": "test.hold", "params": {"mb": 48, "seconds": 0.5}}])
     finally:
         m.shutdown(timeout=5)
     assert 46 <= metrics["hold"]["memory_mb"] <= 64, metrics["hold"]["memory_mb"]

@@ -30,7 +30,9 @@ TOTALS_COLUMNS = {
     "elapsed_s": st.column_config.NumberColumn("elapsed (s)", format="%.2f"),
     "predicted_s": st.column_config.NumberColumn("predicted (s)", format="%.2f"),
     "nodes_done": "nodes done", "cpu_s": st.column_config.NumberColumn("CPU (s)", format="%.3f"),
-    "peak_rss_mb": st.column_config.NumberColumn("peak memory (MB)", format="%.0f"),
+    "peak_rss_mb": st.column_config.NumberColumn("process peak memory (MB)", format="%.0f",
+                                                 help="the whole server process's highest RSS sampled during the "
+                                                      "run (each node's own is in the View tab's table)"),
     "mean_reserved": "mean reserved share"}
 
 

@@ -166,7 +166,8 @@ class NodeRunner:
         least what they hold; their size is kept on the node for the output budget)."""
         end = time.time()
         start = ns.start or end
-        peak = own = stats.get("peak_rss_mb")  # isolated: the child's own peak
+        peak = stats.get("peak_rss_mb")  # isolated: the child's whole RSS peak
+        own = stats.get("memory_mb")  # isolated: how far the child grew from just before the agent loaded
         if peak is None:
             rss, peak = self.rss() or 0.0, ns.peak_rss_mb or 0.0
             if rss > peak:

@@ -119,7 +119,8 @@ def _supervise(proc: Any, recv: Any, ctx: RunContext, scratch: Path, stats: dict
                 if msg["type"] == "baseline":
                     watch.baseline_mb = msg["rss_mb"]
                     continue
-                stats.update(peak_rss_mb=msg.get("peak_rss_mb"), cpu_s=msg.get("cpu_s"))
+                stats.update(peak_rss_mb=msg.get("peak_rss_mb"), cpu_s=msg.get("cpu_s"),
+                             memory_mb=watch.grown_to(msg.get("peak_rss_mb")))
                 if msg["type"] == "result":
                     ctx.items_processed = msg.get("items", ctx.items_processed)
                     return load_value(scratch / "out")
@@ -129,7 +130,7 @@ def _supervise(proc: Any, recv: Any, ctx: RunContext, scratch: Path, stats: dict
             raise RunCancelledError(f"node {ctx.node_id!r} was cancelled; its process was killed")
         if (grown := watch.over_limit()) is not None:
             proc.kill()
-            stats["peak_rss_mb"] = watch.peak_mb
+            stats.update(peak_rss_mb=watch.peak_mb, memory_mb=watch.grown_to(watch.peak_mb))
             raise IsolatedProcessError(
                 f"node {ctx.node_id!r} grew by {grown:,.0f} MB, more than the {watch.limit_mb:,.0f} MB its "
                 "declared memory allows; its process was killed. Raise the node's memory_mb or lower its "
@@ -156,6 +157,14 @@ class _MemoryWatch:
 
             with contextlib.suppress(psutil.Error):
                 self._proc = psutil.Process(pid)
+
+    def grown_to(self, peak_mb: float | None) -> float | None:
+        """The node's own memory: how far its process grew from its baseline (just before the
+        agent loaded, after the interpreter and imports) to ``peak_mb``: what its declared memory
+        and the kill limit are about. None without both readings."""
+        if peak_mb is None or self.baseline_mb is None:
+            return None
+        return max(0.0, peak_mb - self.baseline_mb)
 
     def over_limit(self) -> float | None:
         """How much the child grew, when that is past the limit; else None."""

@@ -11,7 +11,8 @@ process: memory that earlier nodes freed and the allocator kept (``engine.memtun
 without raising RSS, and a peak between readings is missed; nodes running at the same time share
 one count. (glibc's ``mallinfo2`` counts bytes in use exactly, but it walks every free chunk
 with the heap locked: 25 ms a call in a fragmented server heap, so it is not used.) An isolated
-node's is its own process's peak;
+node's is how far its own process grew from just before the agent loaded (what its memory
+limit checks, ``engine.isolation``);
 ``peak_gpu_mb`` is torch's per-process, per-device peak, exact only when nodes on one device do
 not overlap (another node's reset clears it).
 """
@@ -40,7 +41,7 @@ class NodeMetrics:
     wall_s: float = 0.0
     cpu_s: float = 0.0  # Python-thread CPU (time.thread_time); torch intra-op threads excluded
     peak_rss_mb: float | None = None  # process-wide while it ran unless isolated
-    memory_mb: float | None = None  # the node's own (module doc); isolated: its process's peak
+    memory_mb: float | None = None  # the node's own (module doc); isolated: its process's growth
     peak_gpu_mb: float | None = None
     items: int = 0
     attempts: int = 0

@@ -142,7 +142,7 @@ def describe_figures(spec: AgentSpec, fig: AgentFigures | None) -> list[str]:
                          f"Multiply {what} by about {factor:.2g} in the agent's declaration. Meanwhile the planner "
                          f"uses the measured time for a node once it has {MIN_RUNS} runs of it (learned durations).")
     if fig.memory is not None:
-        note = ("every execution ran isolated: its own process's peak" if fig.isolated == fig.executions
+        note = ("every execution ran isolated: how far its own process grew" if fig.isolated == fig.executions
                 else "how far the process's memory rose while it ran (read at each batch and 4 times a second; "
                      "at least what its outputs hold; nodes running at the same time share the count"
                      + (f"; {fig.isolated} of {fig.executions} executions ran isolated: their process's peak"

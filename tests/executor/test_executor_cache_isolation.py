@@ -148,7 +148,9 @@ def test_isolated_node_runs_in_its_own_process_and_reports_its_memory(manager) -
     assert out["pid"] != os.getpid()
     metrics = rec.of(h.run_id, "NodeFinished")[0].metrics
     assert metrics["isolated"] and metrics["peak_rss_mb"] >= 40
-    assert metrics["memory_mb"] == metrics["peak_rss_mb"]  # its own process: the whole of it is its own
+    # its own memory: the growth from just before the agent loaded (what the kill limit checks),
+    # not the interpreter and imports that every child holds
+    assert 39 <= metrics["memory_mb"] < metrics["peak_rss_mb"] - 20, metrics
 
 
 def test_isolated_hung_node_is_killed_on_timeout(manager) -> None:

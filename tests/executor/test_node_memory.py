@@ -162,7 +162,7 @@ def _record(node: str, metrics: dict[str, Any], peak_rss: float = 400.0) -> dict
 
 @pytest.mark.parametrize(("metrics", "expected"), [
     ({"memory_mb": 12.5}, 12.5),  # measured on its own
-    ({"memory_mb": 90.0, "isolated": True}, 90.0),  # isolated: its process's peak, recorded as its own
+    ({"memory_mb": 90.0, "isolated": True}, 90.0),  # isolated: its process's growth, recorded as its own
     ({}, None),  # recorded before memory_mb: the 400 MB is the process's, not the node's
     ({"isolated": True}, 400.0),  # ...unless it ran in its own process
     ({"memory_mb": 30.0, "chain": ["b"]}, None),  # a fused chain's first node holds the chain's memory

@@ -126,7 +126,7 @@ def test_memory_is_the_nodes_own_and_says_how_it_was_measured() -> None:
     text = " ".join(describe_figures(spec, in_thread))
     assert "measured p95 3 MB" in text and "how far the process's memory rose while it ran" in text
     assert "measured p95 400 MB" in " ".join(describe_figures(spec, isolated))
-    assert "its own process's peak" in " ".join(describe_figures(spec, isolated))
+    assert "how far its own process grew" in " ".join(describe_figures(spec, isolated))
     assert older.memory is None  # only the process's RSS was recorded: no memory figure, not 400 MB
     assert not any(line.startswith("Memory") for line in describe_figures(spec, older))
     assert "Not measured yet" in describe_figures(spec, None)[0]

@@ -92,7 +92,7 @@ NODE_COLUMNS: dict[str, Any] = {
         "memory (MB)", format="%.1f",
         help="how far the process's memory rose while the node ran (read at each batch and 4 times a second), "
              "and at least what its outputs hold; nodes running at the same time share the count. An isolated "
-             "node: its own process's peak; a node fused into a chain: counted in the chain's first node. The "
+             "node: how far its own process grew while the agent ran; a node fused into a chain: counted in the chain's first node. The "
              "whole process's memory is in the Memory chart."),
     "why": st.column_config.TextColumn("waiting for / error", width="large"),
 }

@@ -15,7 +15,7 @@ from typing import Any
 from engine.backends import Backend, NodeCall
 from engine.errors import AgentExecutionError, AgentTimeoutError, RunCancelledError
 from engine.events import EventBus, NodeLog, NodeProgress, NodeRetried, NodeStatus
-from engine.metrics import FRESH_READ_BYTES, FRESH_READ_S, GpuProbe, node_memory_mb, rss_last_mb, rss_now_mb
+from engine.metrics import FRESH_READ_BYTES, FRESH_READ_S, GpuProbe, memory_growth_mb, rss_last_mb, rss_now_mb
 from engine.payloads import payload_bytes
 from engine.results import ResultStore, UnserializableError
 from engine.runstate import NodeState, RunState
@@ -174,7 +174,7 @@ class NodeRunner:
                 peak = rss
             ns.output_bytes = held = payload_bytes(outputs) if outputs is not None else 0
             now_mb = rss_now_mb() if end - start >= FRESH_READ_S or held >= FRESH_READ_BYTES else rss_last_mb()
-            own = node_memory_mb(ns.mem_base_mb, max(ns.mem_peak_mb, now_mb), held)
+            own = memory_growth_mb(ns.mem_base_mb, max(ns.mem_peak_mb, now_mb), held)
         # the NodeMetrics fields as a plain dict, built directly (a dataclass per node was a
         # measurable per-node cost); tests check the keys match NodeMetrics. wait_resource is
         # the node's own dict, final once it was admitted (not copied)

@@ -169,7 +169,7 @@ def rss_last_mb() -> float:
     return _last_rss_mb or rss_now_mb()
 
 
-def node_memory_mb(base_mb: float | None, peak_mb: float, output_bytes: int) -> float | None:
+def memory_growth_mb(base_mb: float | None, peak_mb: float, output_bytes: int) -> float | None:
     """An in-thread node's own memory: how far the process's RSS rose above its level when the
     node started (``peak_mb``: the highest reading while it ran), and at least what its outputs
     hold. None when it never started."""

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from engine.events import NodeStatus, RunStatus
+from engine.metrics import memory_growth_mb
 from engine.resources import Capacity, ResourceDemand, ResourceLedger
 from engine.spec import AgentSpec, Lifecycle
 from engine.workflow import EdgeSpec, Workflow
@@ -199,9 +200,9 @@ def node_memory_so_far(ns: NodeState) -> float | None:
     far while it runs (None before it starts or when it was not measured)."""
     if "memory_mb" in ns.metrics:
         return ns.metrics["memory_mb"]
-    if ns.mem_base_mb is None or ns.status != NodeStatus.RUNNING or ns.fused_into:
+    if ns.status != NodeStatus.RUNNING or ns.fused_into:
         return None
-    return max(0.0, ns.mem_peak_mb - ns.mem_base_mb)
+    return memory_growth_mb(ns.mem_base_mb, ns.mem_peak_mb, 0)
 
 
 def node_view(run: RunState, ns: NodeState, now: float) -> dict[str, Any]:

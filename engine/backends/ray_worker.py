@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import AgentExecutionError, AgentTimeoutError, RunCancelledError
-from engine.metrics import node_memory_mb, rss_now_mb
+from engine.metrics import memory_growth_mb, rss_now_mb
 from engine.payloads import payload_bytes
 from engine.spec import Agent, AgentSpec, Lifecycle, RunContext
 
@@ -323,7 +323,7 @@ def _attempt(job: dict[str, Any], start: dict[str, Any], upstream: tuple[Any, ..
         report.update(status="error", error=describe_error(job, exc))
     report.update(node_id=job["node_id"], ended_at=time.time(), wall_s=time.monotonic() - wall0, cpu_s=time.thread_time() - cpu0,
                   peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  memory_mb=node_memory_mb(mem0, max(peak[0], rss_now_mb()),
+                  memory_mb=memory_growth_mb(mem0, max(peak[0], rss_now_mb()),
                                            payload_bytes(outputs) if outputs is not None else 0),
                   items=ctx.items_processed, logs=list(ctx.logs)[-50:], threads=ctx.threads)
     if report["status"] == "done":

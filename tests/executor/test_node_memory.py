@@ -17,8 +17,7 @@ from pydantic import BaseModel
 from engine.estimates import Estimates, node_memory_mb
 from engine.events import RunStatus
 from engine.kinds import DataKind
-from engine.metrics import node_memory_mb as own_growth
-from engine.metrics import own_memory_mb, rss_now_mb
+from engine.metrics import memory_growth_mb, own_memory_mb, rss_now_mb
 from engine.registry import Registry
 from engine.resources import Capacity, ResourceDemand
 from engine.results import ResultStore
@@ -115,10 +114,10 @@ def test_rss_now_mb_is_the_process_rss() -> None:
 def test_a_node_is_at_least_what_its_outputs_hold() -> None:
     """In a warm process a node may reuse memory an earlier node freed, so RSS does not rise: the
     outputs it returns still count."""
-    assert own_growth(500.0, 500.0, 24 * MB) == 24.0
-    assert own_growth(500.0, 530.0, 24 * MB) == 30.0
-    assert own_growth(500.0, 490.0, 0) == 0.0  # RSS fell meanwhile (another node freed memory)
-    assert own_growth(None, 530.0, 0) is None  # never started
+    assert memory_growth_mb(500.0, 500.0, 24 * MB) == 24.0
+    assert memory_growth_mb(500.0, 530.0, 24 * MB) == 30.0
+    assert memory_growth_mb(500.0, 490.0, 0) == 0.0  # RSS fell meanwhile (another node freed memory)
+    assert memory_growth_mb(None, 530.0, 0) is None  # never started
 
 
 def test_a_small_node_in_a_big_process_records_its_own_memory_not_the_process(tmp_path: Path) -> None:

@@ -35,6 +35,9 @@ from engine.settings import UPLOADS_DIR, data_dir, resolve_data_path
 _PART_PREFIX = ".part-"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_NAME_CHARS = 80
+# a PNG/JPEG file, uploaded or read by vision.source (engine.agents.vision_data reads it from here:
+# that module imports torch, which an upload's size check need not)
+MAX_IMAGE_BYTES = 10 * 2**20
 
 
 class UploadError(ServiceGridError, ValueError):
@@ -117,9 +120,8 @@ def _kinds() -> dict[str, UploadKind]:
     from engine.agents.model_files import MAX_MODEL_BYTES, ONNX_SUFFIXES, TORCHSCRIPT_SUFFIXES
     from engine.agents.text_io import MAX_TEXT_FILE_BYTES
 
-    max_image = 10 * 2**20  # engine.agents.vision_data.MAX_UPLOAD_BYTES (that module imports torch)
     return {
-        "images": UploadKind("images", "image", (".png", ".jpg", ".jpeg"), max_image, _check_image),
+        "images": UploadKind("images", "image", (".png", ".jpg", ".jpeg"), MAX_IMAGE_BYTES, _check_image),
         "texts": UploadKind("texts", "text file", (".txt", ".csv"), MAX_TEXT_FILE_BYTES, _check_text),
         "models": UploadKind("models", "model", TORCHSCRIPT_SUFFIXES + ONNX_SUFFIXES, MAX_MODEL_BYTES, _check_model),
     }

@@ -13,10 +13,11 @@ import torch.nn.functional as F
 
 from engine.errors import ModelFileError
 from engine.settings import resolve_data_path
+from engine.uploads import MAX_IMAGE_BYTES
 
 LESION_CLASSES = ["no_lesion", "lesion"]
 DIGIT_CLASSES = [str(d) for d in range(10)]
-MAX_UPLOAD_BYTES = 10 * 2**20
+MAX_UPLOAD_BYTES = MAX_IMAGE_BYTES  # one limit for browser uploads and the files the agent reads
 MAX_UPLOAD_PIXELS = 50_000_000
 _MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
 

@@ -35,7 +35,7 @@ class WorkflowInvalidError(ServiceGridError, ValueError):
     def __init__(self, issues: list) -> None:  # list[Issue]; untyped to avoid a cycle
         self.issues = issues
         errors = [i for i in issues if i.severity == "error"]
-        lines = [f"  - [{i.code}] {i.message}" for i in errors[:10]]
+        lines = [f"  - [{i.code}] {i.message}" + (f"\n      hint: {i.hint}" if i.hint else "") for i in errors[:10]]
         more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
         super().__init__(
             f"the workflow has {len(errors)} error(s); fix them before running:\n"

@@ -8,6 +8,7 @@ under a second.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,14 @@ from engine.kinds import DataKind, is_compatible
 from engine.registry import Registry, default_registry
 from engine.resources import Capacity, ResourceDemand, ResourceLedger
 from engine.settings import data_dir, resolve_data_path
-from engine.spec import AgentSpec, PortSpec, params_error_details
+from engine.spec import (
+    AgentSpec,
+    ExecutionStrategy,
+    ExitCondition,
+    PortSpec,
+    StartCondition,
+    params_error_details,
+)
 from engine.workflow import EdgeSpec, NodeSpec, Workflow, load_workflow
 
 __all__ = ["errors_of", "resolve_capacity", "validate", "validate_text"]
@@ -209,7 +217,7 @@ def _check_overrides(ctx: _Context, node: NodeSpec, spec: AgentSpec) -> None:
         try:
             spec.lifecycle.merged(node.lifecycle)
         except ValidationError as exc:
-            detail = "; ".join(f"{f} = {v!r}: {c}" for f, v, c in params_error_details(exc))
+            detail = "; ".join(_lifecycle_problem(f, v, c) for f, v, c in params_error_details(exc))
             ctx.add(IssueCode.INVALID_LIFECYCLE, f"node {node.id!r}: bad lifecycle override: {detail}",
                     node=node.id, hint="lifecycle takes start {inputs}, execution {retries, backoff_s, "
                     "backoff_factor, timeout_s, batch_size, isolate, keep_outputs} and exit {max_items, "
@@ -217,6 +225,27 @@ def _check_overrides(ctx: _Context, node: NodeSpec, spec: AgentSpec) -> None:
         except Exception as exc:
             ctx.add(IssueCode.INVALID_LIFECYCLE, f"node {node.id!r}: bad lifecycle override: {exc}",
                     node=node.id, hint="lifecycle sections (start, execution, exit) are objects")
+
+
+def _lifecycle_problem(field: str, value: Any, constraint: str) -> str:
+    """One problem of a lifecycle override, said so that it can be fixed: a rule written at the
+    top level instead of in its section (``{"retries": 2}``) says which section it belongs in; an
+    unknown name gets the closest known one."""
+    if not constraint.startswith("Extra inputs"):
+        return f"{field} = {value!r}: {constraint}"
+    *section, name = field.split(".")
+    sections = {s: list(model.model_fields) for s, model in
+                (("start", StartCondition), ("execution", ExecutionStrategy), ("exit", ExitCondition))}
+    if not section:
+        home = next((s for s, names in sections.items() if name in names), None)
+        if home is not None:
+            return f"{name!r} belongs in the {home!r} section: write {json.dumps({home: {name: value}}, default=str)}"
+        close = suggest(name, list(sections))
+        return f"unknown section {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+    known = sections.get(section[-1], [])
+    close = suggest(name, known)
+    return f"{field}: {section[-1]!r} has no rule {name!r}" + (
+        f" (did you mean {close[0]!r}?)" if close else f" (it takes {', '.join(known)})")
 
 
 def _check_capacity(ctx: _Context, capacity: Capacity) -> None:

@@ -120,14 +120,19 @@ def _execute(workflow: Workflow, options: RunOptions, store: Any, as_json: bool)
 
 
 class _Bar:
-    """tqdm on stderr, advanced by terminal node events; failures get a line of their own."""
+    """tqdm on stderr, advanced by terminal node events; failures get a line of their own. The bar
+    appears with the run's first event, so a workflow refused before it starts prints no empty bar
+    above its findings."""
 
     def __init__(self, total: int) -> None:
-        from tqdm import tqdm
-
-        self.tqdm = tqdm(total=total, unit="node", file=sys.stderr, dynamic_ncols=True)
+        self.total = total
+        self.tqdm: Any = None
 
     def on_event(self, event: Event) -> None:
+        if self.tqdm is None:
+            from tqdm import tqdm
+
+            self.tqdm = tqdm(total=self.total, unit="node", file=sys.stderr, dynamic_ncols=True)
         if event.kind in _TERMINAL:
             self.tqdm.update(1)
         if isinstance(event, NodeFailed):
@@ -136,7 +141,8 @@ class _Bar:
             self.tqdm.write(f"  skipped {event.node_id}: {event.reason}", file=sys.stderr)
 
     def close(self) -> None:
-        self.tqdm.close()
+        if self.tqdm is not None:
+            self.tqdm.close()
 
 
 def _progress_bar(total: int, quiet: bool) -> _Bar | None:

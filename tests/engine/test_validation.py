@@ -167,6 +167,20 @@ def test_invalid_enum_param_names_field_value_and_constraint(registry):
     ]
 
 
+def test_lifecycle_rule_out_of_its_section_says_where_it_belongs(registry):
+    workflow = wf([{"id": "a", "agent": "sim.task",
+                    "lifecycle": {"retries": 2, "exec": {}, "execution": {"retrys": 1}, "exit": {"max_item": 3}}}])
+    (issue,) = validate(workflow, registry, CAPACITY)
+    assert issue.code == "invalid_lifecycle"
+    problems = issue.message.removeprefix("node 'a': bad lifecycle override: ").split("; ")
+    assert sorted(problems) == sorted([
+        """'retries' belongs in the 'execution' section: write {"execution": {"retries": 2}}""",
+        "unknown section 'exec' (did you mean 'execution'?)",
+        "execution.retrys: 'execution' has no rule 'retrys' (did you mean 'retries'?)",
+        "exit.max_item: 'exit' has no rule 'max_item' (did you mean 'max_items'?)",
+    ])
+
+
 def test_gpu_agent_fits_on_a_simulated_gpu_but_not_a_small_one(registry):
     workflow = wf([{"id": "g", "agent": "fixture.gpu_only"}])
     big = Capacity(cpu=2, memory_mb=4096, gpus=(GpuDevice(memory_mb=8000, simulated=True),))

@@ -108,6 +108,17 @@ def test_unreadable_file_exits_2(db: str, tmp_path: Path) -> None:
     assert main(["run", str(tmp_path / "missing.json")]) == 2
 
 
+def test_invalid_workflow_exits_1_with_hints_and_no_empty_progress_bar(db: str, tmp_path: Path, capsys) -> None:
+    path = tmp_path / "wf.json"
+    path.write_text(json.dumps({"schema_version": 1, "name": "typo",
+                                "nodes": [{"id": "a", "agent": "test.sorce"}], "edges": []}))
+    assert main(["run", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "[unknown_agent] node 'a': no agent named 'test.sorce'" in err
+    assert "hint: did you mean 'test.source'" in err
+    assert "node/s" not in err and "0%" not in err  # refused before it started: no bar was drawn
+
+
 CHAIN = {
     "schema_version": 1, "name": "itemwise chain",
     "nodes": [{"id": "src", "agent": "test.texts", "params": {"n": 9}},

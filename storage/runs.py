@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections import defaultdict
@@ -142,11 +143,19 @@ def _is_dead(row: RunRecord, all_hosts: bool) -> bool:
         return True
 
 
-def prune(engine: Engine, keep_days: float | None = None, keep_runs: int | None = None) -> int:
+def prune(engine: Engine, keep_days: float | None = None, keep_runs: int | None = None,
+          dry_run: bool = False) -> int:
     """Delete runs older than ``keep_days`` and beyond the newest ``keep_runs`` (never active ones).
 
-    Their node runs, events and samples go with them. Returns the number of runs deleted.
+    Their node runs, events and samples go with them. Returns the number of runs deleted, or
+    with ``dry_run`` the number that would be, deleting nothing. A negative or non-finite
+    ``keep_days`` and a negative ``keep_runs`` are refused (``ValueError``): they would delete
+    runs nobody asked to lose.
     """
+    if keep_days is not None and not (math.isfinite(keep_days) and keep_days >= 0):
+        raise ValueError(f"keep days must be a number of days >= 0 (runs older than it are deleted), not {keep_days:g}")
+    if keep_runs is not None and keep_runs < 0:
+        raise ValueError(f"keep runs must be a number of runs >= 0 (the newest are kept), not {keep_runs}")
     with Session(engine) as session:
         finished = select(RunRecord.id).where(col(RunRecord.status).not_in(ACTIVE_RUN))
         doomed: set[str] = set()
@@ -158,6 +167,8 @@ def prune(engine: Engine, keep_days: float | None = None, keep_runs: int | None 
                 select(RunRecord.id).order_by(col(RunRecord.created).desc(), col(RunRecord.id)).limit(keep_runs)
             ).all()
             doomed.update(set(session.exec(finished).all()) - set(newest))
+        if dry_run:
+            return len(doomed)
         for chunk in _chunks(sorted(doomed)):
             for table in (EventRecord, MetricSampleRecord, NodeRunRecord):
                 session.exec(delete(table).where(col(table.run_id).in_(chunk)))

@@ -143,9 +143,9 @@ class Store:
         """Runs a dead process left running become ``interrupted``; returns their ids."""
         return runs.mark_interrupted(self.engine, all_hosts=all_hosts)
 
-    def prune(self, keep_days: float | None = None, keep_runs: int | None = None) -> int:
-        """Delete old runs with their rows; returns how many runs went."""
-        return runs.prune(self.engine, keep_days, keep_runs)
+    def prune(self, keep_days: float | None = None, keep_runs: int | None = None, dry_run: bool = False) -> int:
+        """Delete old runs with their rows; returns how many runs went (``dry_run``: would go)."""
+        return runs.prune(self.engine, keep_days, keep_runs, dry_run)
 
     def integrity_check(self) -> bool:
         """SQLite's ``PRAGMA integrity_check`` (True on other databases, which check themselves)."""

@@ -22,6 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--url", help="SQLAlchemy database URL (default: $SERVICEGRID_DATABASE_URL or the SQLite file)")
     p.add_argument("--keep-days", type=float, help="prune: delete runs older than this many days")
     p.add_argument("--keep-runs", type=int, help="prune: keep only this many newest runs")
+    p.add_argument("--dry-run", action="store_true", help="prune: say how many runs would be deleted, delete none")
     p.set_defaults(handler=run)
 
 
@@ -76,8 +77,15 @@ def _maintain(args: argparse.Namespace, url: str) -> int:
                 print("servicegrid db prune: say what to keep with --keep-days N and/or --keep-runs N",
                       file=sys.stderr)
                 return 2
-            print(f"deleted {store.prune(args.keep_days, args.keep_runs)} run(s)")
+            try:
+                count = store.prune(args.keep_days, args.keep_runs, dry_run=args.dry_run)
+            except ValueError as exc:  # a negative limit: refused before anything is deleted
+                print(f"servicegrid db prune: {exc}; nothing was deleted", file=sys.stderr)
+                return 2
+            print(f"would delete {count} run(s); nothing was deleted (drop --dry-run to delete them)"
+                  if args.dry_run else f"deleted {count} run(s)")
             return 0
         ids = store.mark_interrupted()
         print(f"marked {len(ids)} run(s) interrupted" + (": " + ", ".join(ids) if ids else ""))
         return 0
+

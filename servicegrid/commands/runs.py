@@ -11,6 +11,7 @@ import json
 import sys
 from typing import Any
 
+from engine.events import RunStatus
 from engine.metrics import own_memory_mb
 
 
@@ -20,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("action", nargs="?", choices=["list", "show"], default="list", help="list (default) or show")
     p.add_argument("run_id", nargs="?", help="the run to show")
     p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N runs (default 20)")
-    p.add_argument("--status", metavar="S", help="only runs with this status (succeeded, failed, ...)")
+    p.add_argument("--status", choices=[s.value for s in RunStatus], help="only runs with this status")
     p.add_argument("--workflow", metavar="NAME", help="only runs of this workflow (name or id)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=run)
@@ -44,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps([r.to_dict() for r in runs], indent=2, default=str))
         else:
-            print(format_runs(runs))
+            filters = [f"{k} {v!r}" for k, v in (("status", args.status), ("workflow", args.workflow)) if v]
+            print(format_runs(runs) if runs or not filters else
+                  f"no stored run has {' and '.join(filters)}; `servicegrid runs` lists them all")
         return 0
     finally:
         store.close()

@@ -108,6 +108,21 @@ def test_unreadable_file_exits_2(db: str, tmp_path: Path) -> None:
     assert main(["run", str(tmp_path / "missing.json")]) == 2
 
 
+def test_runs_filters_say_when_nothing_matches(db: str, tmp_path: Path, capsys) -> None:
+    path = tmp_path / "wf.json"
+    ok = dict(FAILING, nodes=[FAILING["nodes"][0], FAILING["nodes"][3]], edges=[FAILING["edges"][2]])
+    path.write_text(json.dumps(ok))
+    assert main(["run", str(path), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["runs", "--status", "failed"]) == 0
+    assert capsys.readouterr().out.startswith("no stored run has status 'failed'")
+    assert main(["runs", "--status", "succeeded"]) == 0
+    assert "failing branch" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:  # a status that does not exist is a usage error
+        main(["runs", "--status", "faild"])
+    assert exit_.value.code == 2
+
+
 def test_invalid_workflow_exits_1_with_hints_and_no_empty_progress_bar(db: str, tmp_path: Path, capsys) -> None:
     path = tmp_path / "wf.json"
     path.write_text(json.dumps({"schema_version": 1, "name": "typo",

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import pytest
 from event_streams import run_stream
 from sqlalchemy import func
 from sqlmodel import Session, select
@@ -118,6 +119,18 @@ def test_prune_by_count_and_age(store: Store, record: Record) -> None:
     assert {r.id for r in store.list_runs()} == {"new", "running"}
     assert store.prune() == 0
     assert store.integrity_check()
+
+
+def test_prune_dry_run_deletes_nothing_and_negative_limits_are_refused(store: Store, record: Record) -> None:
+    now = time.time()
+    record(store, run_stream("old", t0=now - 40 * 86400))
+    record(store, run_stream("new", t0=now - 60))
+    assert store.prune(keep_days=30, dry_run=True) == 1
+    assert store.prune(keep_runs=0, dry_run=True) == 2
+    for keep in ({"keep_days": -3}, {"keep_days": float("nan")}, {"keep_runs": -1}):
+        with pytest.raises(ValueError, match=">= 0"):
+            store.prune(**keep)
+    assert {r.id for r in store.list_runs()} == {"old", "new"}  # nothing went
 
 
 def test_integrity_check_detects_a_damaged_file(db_url: str, tmp_path, record: Record) -> None:  # type: ignore[no-untyped-def]

@@ -98,6 +98,11 @@ def test_db_command(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert "up to date" in capsys.readouterr().out
     assert main(["db", "prune"]) == 2
     assert main(["db", "prune", "--keep-runs", "5"]) == 0
+    capsys.readouterr()
+    assert main(["db", "prune", "--keep-days", "-3"]) == 2
+    assert "nothing was deleted" in capsys.readouterr().err
+    assert main(["db", "prune", "--keep-runs", "0", "--dry-run"]) == 0
+    assert "would delete 0 run(s)" in capsys.readouterr().out
     assert main(["db", "mark-interrupted"]) == 0
 
 

@@ -164,11 +164,14 @@ def _psplib(name: str, text: str) -> Workflow:
 
 
 def _stg(name: str, text: str, processors: int | None) -> Workflow:
-    if not processors or processors < 1:
+    if processors is None:
         raise WorkflowFileError(
             f"{name}.stg is a P|prec|Cmax instance: give the number of processors",
             hint="add --processors 4 (or pass processors=4 to load_instance)",
         )
+    if processors < 1:
+        raise WorkflowFileError(f"{name}.stg needs at least 1 processor, not {processors}",
+                                hint="give --processors 1 or more (e.g. --processors 4)")
     rows = [ln.split() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     n_real = int(rows[0][0])
     tasks = []

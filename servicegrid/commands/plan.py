@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -46,6 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     path: Path = args.file
+    if not (math.isfinite(args.budget_s) and args.budget_s >= 0):
+        print(f"servicegrid plan: --budget-s must be a number of seconds >= 0, not {args.budget_s:g}", file=sys.stderr)
+        return 2
     try:
         workflow = _load(path, args.processors)
     except WorkflowFileError as exc:

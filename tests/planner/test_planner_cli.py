@@ -65,3 +65,12 @@ def test_stg_without_processors_is_an_error(benchdata: Path, capsys: pytest.Capt
     assert "--processors" in capsys.readouterr().err
     assert main(["plan", str(benchdata / "stg/50/rand0000.stg"), "--processors", "16", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["makespan"] == 55  # the proven optimum = critical path
+
+
+def test_bad_numbers_are_refused_with_what_to_give(two_stage: Path, benchdata: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", str(benchdata / "stg/50/rand0000.stg"), "--processors", "0"]) == 1
+    assert "needs at least 1 processor, not 0" in capsys.readouterr().err
+    for budget in ("-1", "nan"):
+        assert main(["plan", str(two_stage), "--budget-s", budget]) == 2
+        assert "--budget-s must be a number of seconds >= 0" in capsys.readouterr().err

@@ -20,6 +20,7 @@ from engine.resources import Capacity
 
 SCHEMA_VERSION = 1
 MAX_FILE_BYTES = 64 * 2**20  # a workflow file larger than this is refused before parsing
+MAX_YAML_VALUES = 1_000_000  # values a YAML file's aliases may expand to (more if the file is that long)
 
 _MODEL = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 _ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"  # any printable text; the UI escapes it
@@ -149,7 +150,7 @@ def parse_document(text: str, *, fmt: str | None = None) -> Any:
     import yaml
 
     try:
-        return yaml.safe_load(text)
+        data = yaml.safe_load(text)
     except RecursionError:
         raise _too_deep() from None
     except yaml.YAMLError as exc:
@@ -161,6 +162,31 @@ def parse_document(text: str, *, fmt: str | None = None) -> Any:
             location=location,
             hint="workflow files are JSON objects (YAML is accepted too)",
         ) from None
+    limit = max(MAX_YAML_VALUES, len(text))
+    if "*" in text and _more_values_than(data, limit):
+        raise WorkflowFileError(
+            f"the YAML expands to more than {limit:,} values through its aliases "
+            "(*name repeating an &name anchor), or refers to itself",
+            hint="write the repeated values out instead of nesting aliases in aliases")
+    return data
+
+
+def _more_values_than(data: Any, limit: int) -> bool:
+    """Whether ``data`` holds more than ``limit`` values counted as written out: YAML aliases
+    share one object however often they repeat, so a small file can stand for billions of
+    values (and a self-referring one for infinitely many), which validation would then walk."""
+    stack, seen = [data], 0
+    while stack:
+        value = stack.pop()
+        seen += 1
+        if seen > limit:
+            return True
+        if isinstance(value, Mapping):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list | tuple | set):
+            stack.extend(value)
+    return False
 
 
 def _too_deep() -> WorkflowFileError:

@@ -96,6 +96,36 @@ def test_deeply_nested_values_are_refused_not_crashed(depth: int, fmt: str) -> N
         workflow_from_data(parse_document(text, fmt=fmt))
 
 
+_LAUGHS = "".join(f"{a}: &{a} [{', '.join([f'*{p}' if p else '0'] * 9)}]\n"
+                  for p, a in zip(["", *"abcdefgh"], "abcdefghi", strict=True))
+
+
+@pytest.mark.parametrize("aliases", [_LAUGHS + "bomb: *i\n", "loop: &loop [*loop]\n"],
+                         ids=["billion-laughs", "self-reference"])
+def test_yaml_aliases_that_expand_without_end_are_refused_quickly(aliases: str) -> None:
+    text = aliases + "schema_version: 1\nnodes: []\nedges: []\n"  # 9**9 values, or endless
+    workflow, issues = validate_text(text)
+    assert workflow is None
+    assert issues[0].code == "invalid_file" and "expands to more than" in issues[0].message
+    with pytest.raises(WorkflowFileError, match="aliases"):  # the Run page's and the import's path
+        workflow_from_data(parse_document(text, fmt="yaml"))
+
+
+@pytest.mark.timeout(60)  # without the guard, validation walks 387 million values
+def test_yaml_alias_guard_in_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "laughs.yaml"
+    path.write_text(_LAUGHS + "schema_version: 1\nname: *i\nnodes: []\nedges: []\n")
+    assert main(["validate", str(path)]) == 1
+    assert "aliases" in capsys.readouterr().out
+
+
+def test_yaml_anchors_within_reason_still_load() -> None:
+    text = ("schema_version: 1\nnodes:\n- id: a\n  agent: test.source\n  lifecycle: &rules {execution: {retries: 2}}\n"
+            "- id: b\n  agent: test.echo\n  lifecycle: *rules\nedges:\n- {source: a, target: b}\n")
+    workflow = workflow_from_data(parse_document(text, fmt="yaml"))
+    assert [n.lifecycle for n in workflow.nodes] == [{"execution": {"retries": 2}}] * 2
+
+
 def test_an_oversized_file_is_refused_before_reading(tmp_path: Path) -> None:
     big = tmp_path / "big.json"
     with big.open("wb") as fh:  # sparse: the size is checked before a byte is read

@@ -1,11 +1,13 @@
 """Declared vs measured for the agents (the vision, tabular and decision agents on default-sized
-inputs; every agent of the templates on the template's own data; time against size), and the
+inputs; every agent of the templates on the template's own data; time against size, of the model
+agents alone and of every node of the templates through the engine at two sizes), and the
 two-stage image pipeline benchmark (preprocess -> CNN, 512 images 3x64x64 in batches of 32)
 against peers.
 
     python bench/agents_bench.py                 # every part on the CPU
     python bench/agents_bench.py --device cuda:0 # on a GPU (when one is lent)
     python bench/agents_bench.py --only templates --repeat 5
+    python bench/agents_bench.py --only scale --repeat 2
     python bench/agents_bench.py --only pipeline --repeat 3
 
 Memory: "peak RSS delta" is the process's resident set sampled every millisecond during the run
@@ -17,6 +19,7 @@ targets: the machine is shared.
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import importlib.util
 import json
@@ -275,6 +278,10 @@ def _sized_inputs(name: str, n: int) -> dict[str, Any]:
 
 
 SIZES = {"tabular.diagnose": (142, 569)}  # the real table has 569 rows
+# the model agents fed here; sources, flow utilities and the recommendation agents are measured
+# through the engine in their templates at two sizes (``bench_scale``)
+SIZED_FAMILIES = ("vision.", "text.intent", "text.sentiment", "text.embed", "text.entities",
+                  "tabular.credit_score", "tabular.fraud_score", "tabular.diagnose")
 DEFAULT_SIZES = (64, 512)
 
 
@@ -283,7 +290,8 @@ def bench_sizes(device: str, repeat: int) -> list[dict[str, Any]]:
     of ``repeat``): the measured fixed part and time per item (a line through the two) next to
     the declared ones."""
     rows = []
-    for spec in sorted((s for s in REGISTRY if s.per_item_s), key=lambda s: s.name):
+    for spec in sorted((s for s in REGISTRY if s.per_item_s and s.name.startswith(SIZED_FAMILIES)),
+                       key=lambda s: s.name):
         agent = spec.build(spec.parse_params({}))
         agent.load(device)
         threads = max(1, round(spec.resources.cpu))
@@ -305,6 +313,66 @@ def bench_sizes(device: str, repeat: int) -> list[dict[str, Any]]:
                      "measured_fixed_s": t1 - per_item * n1, "declared_per_item_ms": 1000 * spec.per_item_s,
                      "declared_fixed_s": spec.expected_duration_s, "declared_at_large_s": spec.expected_duration(
                          spec.parse_params({}), n2)})
+    return rows
+
+
+# -- templates at two sizes, through the engine ---------------------------------------------------
+SCALES: dict[str, tuple[str, dict[str, Callable[[int], Any]], tuple[int, int]]] = {
+    # template: (what grows, {node: params for size n}, (default size, 10x))
+    "recommendation": ("users", {"behaviour": lambda n: {"n_users": n}}, (300, 3000)),
+    "finance-risk": ("applicants (10 transactions each)",
+                     {"applicants": lambda n: {"n_items": n, "n_customers": n},
+                      "transactions": lambda n: {"n_items": 10 * n, "n_customers": n}}, (200, 2000)),
+    "customer-service": ("requests", {"requests": lambda n: {"n": n}}, (60, 600)),
+    "nlp-sentiment": ("reviews", {"reviews": lambda n: {"n": n}}, (90, 900)),
+}
+
+
+def bench_scale(device: str, repeat: int) -> list[dict[str, Any]]:
+    """Every node of four templates (with the sources, flow utilities, decisions and the
+    recommendation agents that ``bench_sizes`` does not feed), run through the engine (one warm
+    ``RunManager``, cache off) at the template's size and ten times it: best wall time and the
+    node's own memory (``engine.metrics``: a lower bound in a warm process) next to what the
+    agent declares for the items planned for the node (``engine.items``)."""
+    from engine.items import planned_items
+    from engine.registry import default_registry
+    from engine.runs import RunManager, RunOptions
+    from engine.workflow import Workflow
+
+    rows = []
+    registry = default_registry()
+    manager = RunManager(registry)
+    try:
+        for name, (what, grow, sizes) in SCALES.items():
+            template = json.loads((EXAMPLES / f"{name}.json").read_text())
+            for n in sizes:
+                data = copy.deepcopy(template)
+                for node in data["nodes"]:
+                    if node["id"] in grow:
+                        node["params"].update(grow[node["id"]](n))
+                workflow = Workflow.model_validate(data)
+                planned = planned_items(workflow, registry)
+                wall: dict[str, float] = {}
+                memory: dict[str, float] = {}
+                for _ in range(repeat):
+                    handle = manager.submit(workflow, RunOptions(use_cache=False, predict=False))
+                    handle.wait(600)
+                    for nid, view in handle.snapshot().nodes.items():
+                        m = view["metrics"] or {}
+                        if m.get("wall_s") is not None:
+                            wall[nid] = min(wall.get(nid, float("inf")), m["wall_s"])
+                        memory[nid] = max(memory.get(nid, 0.0), m.get("memory_mb") or 0.0)
+                for node in workflow.nodes:
+                    spec = registry.get(node.agent)
+                    params = spec.parse_params(node.params)
+                    items = planned.handled(node.id, spec)
+                    rows.append({"template": name, "size": f"{n} {what}", "node": node.id, "agent": node.agent,
+                                 "items": items, "run_s": wall.get(node.id, float("nan")),
+                                 "declared_s": spec.expected_duration(params, planned.items_in.get(node.id)),
+                                 "memory_mb": memory.get(node.id, float("nan")),
+                                 "declared_memory_mb": spec.demand_for(node.resources, params, items).memory_mb})
+    finally:
+        manager.shutdown()
     return rows
 
 
@@ -610,6 +678,17 @@ def _print_sizes(rows: list[dict[str, Any]]) -> None:
               f" {r['declared_at_large_s']:16.3f}")
 
 
+def _print_scale(rows: list[dict[str, Any]]) -> None:
+    print(f"\n{'template':16} {'size':34} {'node':14} {'agent':24} {'items':>7} {'run s':>7} {'decl s':>7} "
+          f"{'decl/run':>8} {'mem MB':>7} {'decl MB':>8}")
+    for r in rows:
+        items = "?" if r["items"] is None else f"{r['items']}"
+        ratio = r["declared_s"] / r["run_s"] if r["run_s"] > 0 else float("nan")
+        print(f"{r['template']:16} {r['size'][:34]:34} {r['node'][:14]:14} {r['agent']:24} {items:>7} "
+              f"{r['run_s']:7.3f} {r['declared_s']:7.3f} {ratio:8.1f} {r['memory_mb']:7.1f} "
+              f"{r['declared_memory_mb']:8.1f}")
+
+
 def _print_pipeline(rows: list[dict[str, Any]], device: str, repeat: int, result: dict[str, Any]) -> None:
     peers = [r for r in rows if r["role"] == PEER]
     best_peer = max(r["images_per_s"] for r in peers)
@@ -629,7 +708,7 @@ def _print_pipeline(rows: list[dict[str, Any]], device: str, repeat: int, result
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda:0")
-    parser.add_argument("--only", choices=["agents", "templates", "sizes", "pipeline"], default=None)
+    parser.add_argument("--only", choices=["agents", "templates", "sizes", "scale", "pipeline"], default=None)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--no-ray", action="store_true", help="leave the Ray peer out (it starts a local Ray)")
@@ -641,6 +720,7 @@ def main(argv: list[str] | None = None) -> int:
         ("agents", lambda: bench_agents(args.device, args.repeat), _print_agents),
         ("templates", lambda: bench_templates(args.device, args.repeat), _print_templates),
         ("sizes", lambda: bench_sizes(args.device, args.repeat), _print_sizes),
+        ("scale", lambda: bench_scale(args.device, args.repeat), _print_scale),
         ("pipeline", lambda: bench_pipeline(args.device, args.repeat, with_ray=not args.no_ray),
          lambda rows: _print_pipeline(rows, args.device, args.repeat, result)),
     ]

@@ -16,7 +16,7 @@ approximation (a recommendation log's mean size) still scales right.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -29,15 +29,24 @@ from engine.workflow import Workflow
 
 @dataclass(frozen=True)
 class PlannedItems:
-    """Per node: the items on its inputs (what it processes) and the items it emits."""
+    """Per node: the items on its inputs (what it processes) and the items it emits (the most
+    of any of its output ports); per output port where the agent counts them apart."""
 
     items_in: dict[str, int | None]
     items_out: dict[str, int | None]
+    port_out: dict[tuple[str, str], int | None] = field(default_factory=dict)
 
     def handled(self, node_id: str, spec: AgentSpec | None) -> int | None:
         """The items a node of agent ``spec`` handles: those it receives, or for a source (an
         agent without inputs) those it emits."""
         return (self.items_in if spec is not None and spec.inputs else self.items_out).get(node_id)
+
+    def on_port(self, node_id: str, port: str | None) -> int | None:
+        """The items that leave ``node_id`` by output ``port`` (the node's count when the agent
+        does not count its ports apart, or the port is not named)."""
+        if port is not None and (node_id, port) in self.port_out:
+            return self.port_out[(node_id, port)]
+        return self.items_out.get(node_id)
 
 
 def planned_items(workflow: Workflow | Mapping[str, Any], registry: Registry) -> PlannedItems:
@@ -47,26 +56,27 @@ def planned_items(workflow: Workflow | Mapping[str, Any], registry: Registry) ->
     bad workflow: what cannot be read is unknown (validation reports it elsewhere).
     """
     nodes, edges = _graph(workflow)
-    preds: dict[str, list[str]] = {nid: [] for nid in nodes}
-    for source, target in edges:
+    preds: dict[str, list[tuple[str, str | None]]] = {nid: [] for nid in nodes}
+    for source, target, port in edges:
         if source in preds and target in preds:
-            preds[target].append(source)
-    order = topological_order(list(nodes), [(s, t) for s, t in edges if s in nodes and t in nodes]) or []
-    items_in: dict[str, int | None] = dict.fromkeys(nodes)
-    items_out: dict[str, int | None] = dict.fromkeys(nodes)
+            preds[target].append((source, port))
+    order = topological_order(list(nodes), [(s, t) for s, t, _ in edges if s in nodes and t in nodes]) or []
+    planned = PlannedItems(dict.fromkeys(nodes), dict.fromkeys(nodes), {})
     for nid in order:
-        known = [n for p in preds[nid] if (n := items_out[p]) is not None]
-        items_in[nid] = max(known) if known else None
+        known = [n for p, port in preds[nid] if (n := planned.on_port(p, port)) is not None]
+        planned.items_in[nid] = max(known) if known else None
         agent, params = nodes[nid]
         if agent not in registry or (preds[nid] and not known):
             continue
         spec = registry.get(agent)
         try:
             parsed = spec.parse_params(params)
-            items_out[nid] = spec.items_out(parsed, items_in[nid])
+            ports = spec.port_items(parsed, planned.items_in[nid])
+            planned.items_out[nid] = spec.items_out(parsed, planned.items_in[nid])
         except (ValidationError, TypeError, ValueError):
             continue
-    return PlannedItems(items_in, items_out)
+        planned.port_out.update(((nid, port), n) for port, n in ports.items())
+    return planned
 
 
 def declared_durations(workflow: Workflow | Mapping[str, Any], registry: Registry,
@@ -89,12 +99,15 @@ def declared_durations(workflow: Workflow | Mapping[str, Any], registry: Registr
     return out
 
 
-def _graph(workflow: Workflow | Mapping[str, Any]) -> tuple[dict[str, tuple[str, Any]], list[tuple[str, str]]]:
+def _graph(workflow: Workflow | Mapping[str, Any]) -> tuple[dict[str, tuple[str, Any]],
+                                                            list[tuple[str, str, str | None]]]:
+    """Nodes (id -> agent, params) and edges (source, target, source port or None)."""
     if isinstance(workflow, Workflow):
         return ({n.id: (n.agent, n.params) for n in workflow.nodes},
-                [(e.source, e.target) for e in workflow.edges])
+                [(e.source, e.target, e.source_port) for e in workflow.edges])
     nodes = {str(n.get("id")): (str(n.get("agent", "")), n.get("params") or {})
              for n in workflow.get("nodes") or [] if isinstance(n, Mapping)}
-    edges = [(str(e.get("source")), str(e.get("target")))
+    edges = [(str(e.get("source")), str(e.get("target")),
+              None if e.get("source_port") is None else str(e.get("source_port")))
              for e in workflow.get("edges") or [] if isinstance(e, Mapping)]
     return nodes, edges

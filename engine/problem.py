@@ -164,7 +164,7 @@ def problem_from_workflow(
         if key not in parsed:
             parsed[key] = _params(spec, node.params, node, i)
         params = parsed[key]
-        if sized is None and (spec.per_item_s or spec.memory_per_item_mb or spec.memory_fn):
+        if sized is None and spec.grows_with_items:
             sized = planned_items(workflow, registry)
         if durations is not None and node.id in durations:
             duration = float(durations[node.id])

@@ -279,11 +279,15 @@ class AgentSpec:
         itemwise: each output item depends only on the same input item; the agent implements
             ``run_batch`` (and may implement ``finish``), so the engine can fuse it with itemwise
             neighbours and run the chain batch by batch (``engine.fusion``).
-        per_item_s: expected seconds per item on its inputs, added to the fixed part when the
-            planner knows how many items will come (``engine.items``); ``TYPICAL_ITEMS`` when not.
+        per_item_s: expected seconds per item it handles (received; for a source, emitted: see
+            ``items_fn``), added to the fixed part when the planner knows how many items will
+            come (``engine.items``); ``TYPICAL_ITEMS`` when not.
+        per_item_fn: the same for agents whose time per item depends on their params (a model
+            trained for ``epochs`` passes over its input); replaces ``per_item_s``.
         items_fn: how many items the node emits, from its params and the items on its inputs
-            (None: unknown). Without it a node with inputs passes their count on and a source's
-            count is unknown.
+            (None: unknown); or ``{output port: count}`` for an agent whose outputs differ in
+            size (a log of events and a table of its users). Without it a node with inputs
+            passes their count on and a source's count is unknown.
         memory_per_item_mb: memory that grows with the items the node handles (received, or
             emitted by a source), added to ``resources.memory_mb`` (``TYPICAL_ITEMS`` when
             unknown), unless the node sets its own ``memory_mb``.
@@ -318,7 +322,8 @@ class AgentSpec:
     cacheable: bool = True
     itemwise: bool = False
     per_item_s: float = 0.0
-    items_fn: Callable[[BaseModel, int | None], int | None] | None = None
+    per_item_fn: Callable[[BaseModel], float] | None = None
+    items_fn: Callable[[BaseModel, int | None], int | Mapping[str, int | None] | None] | None = None
     memory_per_item_mb: float = 0.0
     memory_fn: Callable[[BaseModel, int], float] | None = None
     files_fn: Callable[[BaseModel], tuple[str, list[str]] | None] | None = None
@@ -336,12 +341,28 @@ class AgentSpec:
 
     def expected_duration(self, params: BaseModel | None = None, items: int | None = None) -> float:
         """Expected duration in seconds for these params and ``items`` input items (declared or
-        computed); agents without ``per_item_s`` ignore ``items``."""
+        computed; a source counts what it emits for these params); agents without a time per
+        item ignore ``items``."""
         base = float(self.duration_fn(params)) if self.duration_fn is not None and params is not None \
             else self.expected_duration_s
-        if self.per_item_s:
-            base += self.per_item_s * (TYPICAL_ITEMS if items is None else max(0, items))
+        per_item = self.seconds_per_item(params)
+        if per_item:
+            if items is None and not self.inputs:  # a source: the items it emits
+                items = self.items_out(params, None)
+            base += per_item * (TYPICAL_ITEMS if items is None else max(0, items))
         return base
+
+    def seconds_per_item(self, params: BaseModel | None = None) -> float:
+        """The declared seconds per input item for these params (``per_item_fn`` when the agent
+        has one and ``params`` are given, else ``per_item_s``)."""
+        if self.per_item_fn is not None and params is not None:
+            return float(self.per_item_fn(params))
+        return self.per_item_s
+
+    @property
+    def grows_with_items(self) -> bool:
+        """Whether the declared time or memory depends on the number of items planned."""
+        return bool(self.per_item_s or self.per_item_fn or self.memory_per_item_mb or self.memory_fn)
 
     def demand_for(self, overrides: Mapping[str, Any] | None, params: BaseModel | None = None,
                    items: int | None = None) -> ResourceDemand:
@@ -369,9 +390,10 @@ class AgentSpec:
     def duration_text(self, params: BaseModel | None = None) -> str:
         """The declared time for people, for ``params`` (the defaults when not given):
         ``0.075 s + 0.4 ms per item`` (or ``0.5 s``)."""
-        fixed = self.expected_duration(params if params is not None else self.default_params(), 0)
+        params = params if params is not None else self.default_params()
+        fixed, per_item = self.expected_duration(params, 0), self.seconds_per_item(params)
         text = f"{fixed:.4g} s"
-        return f"{text} + {self.per_item_s * 1000:g} ms per item" if self.per_item_s else text
+        return f"{text} + {per_item * 1000:.3g} ms per item" if per_item else text
 
     def memory_growth_text(self) -> str:
         """How the declared memory grows with the data, for people (``2kB/item``; "" if not)."""
@@ -383,11 +405,21 @@ class AgentSpec:
         return ""
 
     def items_out(self, params: BaseModel | None, items_in: int | None) -> int | None:
-        """How many items the node emits (None: unknown); see ``items_fn``."""
-        if self.items_fn is not None and params is not None:
-            n = self.items_fn(params, items_in)
-            return None if n is None else max(0, int(n))
-        return items_in if self.inputs else None
+        """How many items the node emits (None: unknown; the most of any port where the agent
+        counts its ports apart); see ``items_fn``."""
+        counts = list(self.port_items(params, items_in).values())
+        if not counts:  # no output ports: what it would pass on
+            return items_in if self.inputs and self.items_fn is None else None
+        return None if None in counts else max(n for n in counts if n is not None)
+
+    def port_items(self, params: BaseModel | None, items_in: int | None) -> dict[str, int | None]:
+        """How many items leave by each output port (None: unknown); see ``items_fn``."""
+        n: int | Mapping[str, int | None] | None = items_in if self.inputs else None
+        if self.items_fn is not None:
+            n = None if params is None else self.items_fn(params, items_in)
+        if isinstance(n, Mapping):
+            return {p.name: (None if (c := n.get(p.name)) is None else max(0, int(c))) for p in self.outputs}
+        return {p.name: None if n is None else max(0, int(n)) for p in self.outputs}
 
     def build(self, params: BaseModel) -> Agent:
         if self.factory is None:
@@ -407,7 +439,7 @@ class AgentSpec:
             "params_schema": self.params.model_json_schema(),
             "resources": self.resources.model_dump(),
             "expected_duration_s": self.expected_duration_s,
-            "per_item_s": self.per_item_s,
+            "per_item_s": self.seconds_per_item(self.default_params()),
             "lifecycle": self.lifecycle.model_dump(),
             "simulated": self.simulated,
             "has_card": self.card is not None,

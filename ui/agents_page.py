@@ -188,12 +188,15 @@ def _agent_details(spec: AgentSpec, figures: AgentFigures | None = None) -> None
     cols[1].metric("Memory", f"{demand.memory_mb:,.0f} MB",
                    help=f"plus {spec.memory_growth_text()} for the items it handles" if spec.memory_growth_text() else None)
     cols[2].metric("GPU memory", f"{demand.gpu_memory_mb:,.0f} MB" if demand.gpu_memory_mb else "none")
+    per_item = spec.seconds_per_item(spec.default_params())
     cols[3].metric("Expected time", f"{spec.expected_duration(spec.default_params(), 0):.4g} s",
-                   help="the declared time" + ("; plus the time per item below" if spec.per_item_s else "")
-                   + ("; for its default parameters: the time depends on them" if spec.duration_fn else ""))
-    if spec.per_item_s:
-        st.caption(f"Plus {spec.per_item_s * 1000:g} ms per item it receives (the planner counts the "
-                   "items the workflow's sources emit).")
+                   help="the declared time" + ("; plus the time per item below" if per_item else "")
+                   + ("; for its default parameters: the time depends on them"
+                      if spec.duration_fn or spec.per_item_fn else ""))
+    if per_item:
+        st.caption(f"Plus {per_item * 1000:.3g} ms per item it receives (the planner counts the "
+                   "items the workflow's sources emit)"
+                   + (", for its default parameters." if spec.per_item_fn else "."))
     if grows := spec.memory_growth_text():
         st.caption(f"Memory grows with its data: plus {grows} (a run reserves it for the items planned).")
     st.caption(f"Device: {demand.device}" + (" · simulated (no real work)" if spec.simulated else ""))

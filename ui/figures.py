@@ -136,7 +136,8 @@ def describe_figures(spec: AgentSpec, fig: AgentFigures | None) -> list[str]:
                      "planned items")
         if fig.verdict in ("slower", "faster"):
             factor = fig.ratio.median
-            what = ("the time its `duration_fn` computes" if spec.duration_fn is not None
+            what = ("the time its `duration_fn` / `per_item_fn` computes"
+                    if spec.duration_fn is not None or spec.per_item_fn is not None
                     else "`expected_duration_s`" + (" and `per_item_s`" if spec.per_item_s else ""))
             lines.append(f"**The declaration needs correcting**: it runs {fig.verdict} than declared (×{factor:.2g}). "
                          f"Multiply {what} by about {factor:.2g} in the agent's declaration. Meanwhile the planner "

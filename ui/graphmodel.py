@@ -80,7 +80,7 @@ def canvas_graph(workflow: Workflow, registry: Registry, selected: list[str] | N
     Each edge carries a ``label``: the items planned to flow along it (``engine.items``), as
     Orange shows on its links, so a user sees the size of the data before running."""
     specs = _specs(workflow, registry)
-    flows = planned_items(workflow, registry).items_out
+    flows = planned_items(workflow, registry)
     nodes = []
     for node in workflow.nodes:
         pos = node.position or Position()
@@ -90,7 +90,7 @@ def canvas_graph(workflow: Workflow, registry: Registry, selected: list[str] | N
     for edge in workflow.edges:
         sp, tp = resolve_ports(edge, specs)
         edges.append({"id": edge_id(edge.source, sp, edge.target, tp), "src": edge.source, "srcPort": sp,
-                      "dst": edge.target, "dstPort": tp, "label": items_label(flows.get(edge.source))})
+                      "dst": edge.target, "dstPort": tp, "label": items_label(flows.on_port(edge.source, sp))})
     return {"nodes": nodes, "edges": edges, "selected": list(selected or [])}
 
 

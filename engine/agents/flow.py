@@ -37,7 +37,8 @@ class MergeParams(BaseModel):
        "inputs are joined in the order their edges were drawn.",
        inputs=[PortSpec("in", DataKind.ANY, "two or more tables / score sets", multiple=True)],
        outputs=[PortSpec("table", DataKind.TABLE, "the joined table")],
-       params=MergeParams, resources=_LIGHT, expected_duration_s=0.01)
+       params=MergeParams, resources=_LIGHT, expected_duration_s=0.005, per_item_s=3e-5,
+       memory_per_item_mb=1.5e-3)
 class Merge(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         p: MergeParams = self.params  # type: ignore[assignment]
@@ -70,7 +71,8 @@ class BranchParams(BaseModel):
        inputs=[PortSpec("in", DataKind.ANY, "a table, scores or labels")],
        outputs=[PortSpec("match", DataKind.TABLE, "rows meeting the condition"),
                 PortSpec("rest", DataKind.TABLE, "the other rows")],
-       params=BranchParams, resources=_LIGHT, expected_duration_s=0.01)
+       params=BranchParams, resources=_LIGHT, expected_duration_s=0.005, per_item_s=2e-5,
+       memory_per_item_mb=1e-3)
 class Branch(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         p: BranchParams = self.params  # type: ignore[assignment]
@@ -115,7 +117,7 @@ class Limit(Agent):
                         required=False)],
        outputs=[PortSpec("tickets", DataKind.TABLE,
                          "request, intent, queue, priority, reason and the entities found")],
-       params=RouteParams, resources=_LIGHT, expected_duration_s=0.01)
+       params=RouteParams, resources=_LIGHT, expected_duration_s=0.005, per_item_s=3e-5)
 class Route(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         tickets = route_tickets(inputs["intents"], inputs.get("entities"), self.params)  # type: ignore[arg-type]
@@ -137,7 +139,7 @@ _WRITTEN = PortSpec("written", DataKind.TABLE, "where the rows went: path and ro
        description="Writes a table (or scores, labels, texts) to a CSV file in the data "
        "folder's outputs/ directory.",
        inputs=[PortSpec("in", DataKind.ANY, "what to write")], outputs=[_WRITTEN],
-       params=CsvSinkParams, resources=_LIGHT, expected_duration_s=0.02)
+       params=CsvSinkParams, resources=_LIGHT, expected_duration_s=0.01, per_item_s=5e-5)
 class CsvSink(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         cols, ids = tables.to_table(inputs["in"])
@@ -160,7 +162,7 @@ class SqliteSinkParams(BaseModel):
        description="Writes rows to a table of a SQLite database in the data folder's outputs/ "
        "directory (created when missing).",
        inputs=[PortSpec("in", DataKind.ANY, "what to write")], outputs=[_WRITTEN],
-       params=SqliteSinkParams, resources=_LIGHT, expected_duration_s=0.08)
+       params=SqliteSinkParams, resources=_LIGHT, expected_duration_s=0.03, per_item_s=3e-5)
 class SqliteSink(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         p: SqliteSinkParams = self.params  # type: ignore[assignment]

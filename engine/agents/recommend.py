@@ -38,7 +38,8 @@ class BehaviourParams(BaseModel):
        outputs=[PortSpec("interactions", DataKind.TABLE, "the (synthetic) interaction log"),
                 PortSpec("users", DataKind.TABLE, "per-user behaviour features")],
        params=BehaviourParams, resources=ResourceDemand(cpu=1, memory_mb=64),
-       expected_duration_s=0.15, items_fn=lambda p, _: p.n_users * p.events_per_user)
+       expected_duration_s=0.05, per_item_s=1.2e-5, memory_per_item_mb=4e-4,
+       items_fn=lambda p, _: {"interactions": p.n_users * p.events_per_user, "users": p.n_users})
 class Behaviour(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         from engine.agents.recsys_data import generate_log, user_features
@@ -56,7 +57,8 @@ class Behaviour(Agent):
        description="Per-item features from an interaction log: category, price, distinct users, "
        "events, purchases, conversion rate, popularity rank.",
        inputs=[_LOG_IN], outputs=[PortSpec("items", DataKind.TABLE, "one row per item")],
-       resources=ResourceDemand(cpu=1, memory_mb=32), expected_duration_s=0.03)
+       resources=ResourceDemand(cpu=1, memory_mb=32), expected_duration_s=0.005, per_item_s=3e-6,
+       memory_per_item_mb=2e-4)
 class Items(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         from engine.agents.recsys_data import item_features
@@ -64,6 +66,21 @@ class Items(Agent):
         table = item_features(columns_of(inputs["interactions"], _LOG_COLUMNS))
         ctx.progress(len(table["ids"]), len(table["ids"]))
         return {"items": table}
+
+
+# per event of the input log (engine.items counts a log's events), about twice what the engine
+# measured on 2 vCPUs at 9,000-300,000 events (docs/agents-vision-tabular.md, "Time against size").
+# Training: BPR passes over the log, so per epoch, and each pass costs ~150 ns + 4 ns per latent
+# factor an event (measured 220 / 392 / 629 ns at dim 16 / 64 / 128); "auto" is planned as
+# training, since only the log the weights were trained on can use them.
+_MF_FIT_S, _MF_FIT_PER_DIM_S, _MF_SCORE_S = 3e-7, 8e-9, 2e-6
+_MF_FIT_MB, _MF_SCORE_MB = 6e-4, 1e-4
+
+
+# The planner counts a log by its events; a ranking has k rows per user, and the synthetic shop's
+# users make this many events each on average (BehaviourParams), so a plan of the ranking's rows
+# takes a log of n events to hold about n / _EVENTS_PER_USER users.
+_EVENTS_PER_USER = BehaviourParams.model_fields["events_per_user"].default
 
 
 class MFParams(BaseModel):
@@ -83,8 +100,10 @@ class MFParams(BaseModel):
        inputs=[_LOG_IN],
        outputs=[PortSpec("scores", DataKind.SCORES, "users × items affinity scores")],
        params=MFParams, resources=ResourceDemand(cpu=1, memory_mb=128, device="any"),
-       expected_duration_s=0.05, card=runtime.read_card("mf"),
-       duration_fn=lambda p: 0.05 if p.mode == "pretrained" else 0.3 * p.epochs / 60)
+       expected_duration_s=0.02, card=runtime.read_card("mf"),
+       per_item_fn=lambda p: _MF_SCORE_S if p.mode == "pretrained" else
+       (_MF_FIT_S + _MF_FIT_PER_DIM_S * p.dim) * p.epochs,
+       memory_fn=lambda p, n: n * (_MF_SCORE_MB if p.mode == "pretrained" else _MF_FIT_MB))
 class CollaborativeFilter(TorchAgent):
     def build(self, device: str) -> None:
         self.pretrained = runtime.load_weights("mf") if self.params.mode != "fit" else None  # type: ignore[attr-defined]
@@ -143,7 +162,8 @@ class RankParams(BaseModel):
                         required=False)],
        outputs=[PortSpec("recommendations", DataKind.TABLE, "user, rank, item, score, category")],
        params=RankParams, resources=ResourceDemand(cpu=1, memory_mb=64),
-       expected_duration_s=0.15)
+       expected_duration_s=0.06, per_item_s=1e-5,
+       items_fn=lambda p, n: None if n is None else max(1, n // _EVENTS_PER_USER) * p.k)
 class Rank(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         import torch

@@ -52,7 +52,8 @@ def _table_source_items(p: TableSourceParams) -> int:
        "applicants, card transactions with injected fraud, or a market price series.",
        outputs=[PortSpec("table", DataKind.TABLE, "columns + ids; ground truth in 'target'")],
        params=TableSourceParams, resources=ResourceDemand(cpu=1, memory_mb=16),
-       expected_duration_s=0.01, items_fn=lambda p, _: _table_source_items(p), memory_per_item_mb=5e-4)
+       expected_duration_s=0.01, per_item_s=2e-6, items_fn=lambda p, _: _table_source_items(p),
+       memory_per_item_mb=5e-4)
 class TableSource(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         from engine.agents import tabular_data as data
@@ -182,7 +183,7 @@ class MarketParams(BaseModel):
        "volatility and drawdown, computed with torch (no training).",
        inputs=[PortSpec("table", DataKind.TABLE, "a series with a 'price' column")],
        outputs=[_SCORES_OUT], params=MarketParams,
-       resources=ResourceDemand(cpu=1, memory_mb=8), expected_duration_s=0.005)
+       resources=ResourceDemand(cpu=1, memory_mb=8), expected_duration_s=0.015)
 class MarketSignal(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         import torch
@@ -230,7 +231,7 @@ class AggregateParams(BaseModel):
        outputs=[PortSpec("scores", DataKind.SCORES,
                          "one risk in 0..1 per entity, with each component in 'components'")],
        params=AggregateParams, resources=ResourceDemand(cpu=1, memory_mb=8),
-       expected_duration_s=0.005)
+       expected_duration_s=0.005, per_item_s=2e-6)
 class RiskAggregate(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         from engine.agents.decision import aggregate_risk
@@ -264,7 +265,7 @@ class ThresholdParams(BaseModel):
                 PortSpec("flagged", DataKind.TABLE, "items at or above the threshold"),
                 PortSpec("passed", DataKind.TABLE, "items below the threshold")],
        params=ThresholdParams, resources=ResourceDemand(cpu=1, memory_mb=8),
-       expected_duration_s=0.005)
+       expected_duration_s=0.005, per_item_s=2e-7)
 class Threshold(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         from engine.agents.decision import split_by_threshold

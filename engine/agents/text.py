@@ -47,7 +47,7 @@ def _text_source_items(p: TextSourceParams) -> int | None:
        "product reviews (known sentiment) or customer-service requests (known intent).",
        outputs=[PortSpec("texts", DataKind.TEXT_BATCH, "texts with ids (and labels when known)")],
        params=TextSourceParams, resources=ResourceDemand(cpu=0.5, memory_mb=16),
-       expected_duration_s=0.005, items_fn=lambda p, _: _text_source_items(p),
+       expected_duration_s=0.005, per_item_s=1e-5, items_fn=lambda p, _: _text_source_items(p),
        files_fn=lambda p: ("path", [p.path]) if p.mode == "file" else None)
 class TextSource(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:

@@ -102,6 +102,53 @@ def test_declared_durations_grow_with_the_planned_items() -> None:
         spec.expected_duration_s + spec.per_item_s * TYPICAL_ITEMS)
 
 
+def _shop(n_users: int) -> Workflow:
+    data = _template("recommendation")
+    data["nodes"][0]["params"]["n_users"] = n_users
+    return Workflow.model_validate(data)
+
+
+def test_a_recommendation_run_has_the_counts_planned_per_port(tmp_path: Path) -> None:
+    """The behaviour node's two outputs differ in size (its log's events, one row per user) and
+    are counted apart; the ranking's rows are planned from the log's size. Checked against a real
+    run: the users and the ranking exactly, the log within its random spread."""
+    registry = default_registry()
+    workflow = _shop(300)
+    planned = planned_items(workflow, registry)
+    assert planned.on_port("behaviour", "users") == 300
+    assert planned.on_port("behaviour", "interactions") == planned.items_out["behaviour"] == 300 * 30
+    manager = RunManager(registry, results=ResultStore(tmp_path / "cache"))
+    try:
+        handle = manager.submit(workflow, RunOptions(use_cache=False))
+        assert str(handle.wait(120)) == "succeeded"
+        outputs = {nid: handle.outputs(nid) for nid in ("behaviour", "rank", "with_users")}
+    finally:
+        manager.shutdown()
+    assert len(outputs["behaviour"]["users"]["ids"]) == planned.on_port("behaviour", "users")
+    events = len(outputs["behaviour"]["interactions"]["ids"])
+    assert abs(events / planned.on_port("behaviour", "interactions") - 1) < 0.05
+    rows = len(outputs["rank"]["recommendations"]["ids"])
+    assert rows == planned.items_out["rank"] == 300 * 10  # k = 10 per user
+    assert planned.items_in["with_users"] == rows  # the larger of its inputs: the ranking, not the log
+
+
+def test_recommendation_and_flow_declarations_grow_with_the_data() -> None:
+    """Every agent of the recommendation template declares time that grows with the items planned
+    for it, so a shop ten times larger is not planned as the default one (before, every node
+    declared one time whatever the size: 0.63 s planned against 3.6 s measured)."""
+    registry = default_registry()
+    small = problem_from_workflow(_shop(300), registry, MACHINE).tasks
+    large = problem_from_workflow(_shop(3000), registry, MACHINE).tasks
+    for nid, task in small.items():
+        assert large[nid].duration > 5 * task.duration, nid
+    assert large["behaviour"].demand.memory_mb > small["behaviour"].demand.memory_mb
+    mf = registry.get("recommend.mf")
+    fit = [mf.expected_duration(mf.parse_params({"mode": "fit", "epochs": e}), 9000) for e in (60, 120)]
+    assert fit[1] - mf.expected_duration_s == pytest.approx(2 * (fit[0] - mf.expected_duration_s))
+    assert mf.expected_duration(mf.parse_params({"mode": "pretrained"}), 9000) < fit[0] / 4
+    assert mf.duration_text(mf.parse_params({"mode": "fit", "epochs": 60, "dim": 16})).endswith("ms per item")
+
+
 # -- scaling learned durations ---------------------------------------------------------------------
 def test_scale_to_size_keeps_fits_or_scales() -> None:
     assert scale_to_size([0.1, 0.12, 0.11], [256, 256, 256], 256) == (0.11, "")

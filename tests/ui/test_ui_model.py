@@ -68,6 +68,10 @@ def test_edges_say_how_many_items_flow_along_them() -> None:
     labels = {e["src"]: e["label"] for e in canvas_graph(Workflow.model_validate(data), default_registry())["edges"]}
     assert labels["scans"] == "1 item" and labels["preprocess"] == "1 item"
     assert items_label(12345) == "12,345 items" and items_label(None) == ""
+    shop = ensure_positions(load_workflow(ROOT / "examples" / "recommendation.json"))
+    by_port = {(e["src"], e["srcPort"], e["dst"]): e["label"] for e in canvas_graph(shop, default_registry())["edges"]}
+    assert by_port[("behaviour", "users", "with_users")] == "300 items"  # one row per user
+    assert by_port[("behaviour", "interactions", "cf")] == "9,000 items"  # the log's events
 
 
 def test_palette_lists_every_agent_with_typed_ports() -> None:

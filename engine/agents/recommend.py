@@ -77,9 +77,10 @@ _MF_FIT_S, _MF_FIT_PER_DIM_S, _MF_SCORE_S = 3e-7, 8e-9, 2e-6
 _MF_FIT_MB, _MF_SCORE_MB = 6e-4, 1e-4
 
 
-# The planner counts a log by its events; a ranking has k rows per user, and the synthetic shop's
-# users make this many events each on average (BehaviourParams), so a plan of the ranking's rows
-# takes a log of n events to hold about n / _EVENTS_PER_USER users.
+# The planner counts a log by its events; the filter's scores have a row per user and a ranking k
+# rows per user, and the synthetic shop's users make this many events each on average
+# (BehaviourParams), so a plan of those rows takes a log of n events to hold about
+# n / _EVENTS_PER_USER users.
 _EVENTS_PER_USER = BehaviourParams.model_fields["events_per_user"].default
 
 
@@ -103,7 +104,8 @@ class MFParams(BaseModel):
        expected_duration_s=0.02, card=runtime.read_card("mf"),
        per_item_fn=lambda p: _MF_SCORE_S if p.mode == "pretrained" else
        (_MF_FIT_S + _MF_FIT_PER_DIM_S * p.dim) * p.epochs,
-       memory_fn=lambda p, n: n * (_MF_SCORE_MB if p.mode == "pretrained" else _MF_FIT_MB))
+       memory_fn=lambda p, n: n * (_MF_SCORE_MB if p.mode == "pretrained" else _MF_FIT_MB),
+       items_fn=lambda p, n: None if n is None else max(1, n // _EVENTS_PER_USER))  # a row of scores per user
 class CollaborativeFilter(TorchAgent):
     def build(self, device: str) -> None:
         self.pretrained = runtime.load_weights("mf") if self.params.mode != "fit" else None  # type: ignore[attr-defined]

@@ -121,7 +121,7 @@ def test_a_recommendation_run_has_the_counts_planned_per_port(tmp_path: Path) ->
     try:
         handle = manager.submit(workflow, RunOptions(use_cache=False))
         assert str(handle.wait(120)) == "succeeded"
-        outputs = {nid: handle.outputs(nid) for nid in ("behaviour", "rank", "with_users")}
+        outputs = {nid: handle.outputs(nid) for nid in ("behaviour", "cf", "rank", "with_users")}
     finally:
         manager.shutdown()
     assert len(outputs["behaviour"]["users"]["ids"]) == planned.on_port("behaviour", "users")
@@ -130,6 +130,7 @@ def test_a_recommendation_run_has_the_counts_planned_per_port(tmp_path: Path) ->
     rows = len(outputs["rank"]["recommendations"]["ids"])
     assert rows == planned.items_out["rank"] == 300 * 10  # k = 10 per user
     assert planned.items_in["with_users"] == rows  # the larger of its inputs: the ranking, not the log
+    assert planned.items_out["cf"] == len(outputs["cf"]["scores"]["ids"]) == 300  # a row of scores per user
 
 
 def test_recommendation_and_flow_declarations_grow_with_the_data() -> None:

@@ -72,6 +72,7 @@ def test_edges_say_how_many_items_flow_along_them() -> None:
     by_port = {(e["src"], e["srcPort"], e["dst"]): e["label"] for e in canvas_graph(shop, default_registry())["edges"]}
     assert by_port[("behaviour", "users", "with_users")] == "300 items"  # one row per user
     assert by_port[("behaviour", "interactions", "cf")] == "9,000 items"  # the log's events
+    assert by_port[("cf", "scores", "rank")] == "300 items"  # a row of scores per user
 
 
 def test_palette_lists_every_agent_with_typed_ports() -> None:

@@ -173,8 +173,11 @@ class NodeRunner:
             if rss > peak:
                 peak = rss
             ns.output_bytes = held = payload_bytes(outputs) if outputs is not None else 0
-            now_mb = rss_now_mb() if end - start >= FRESH_READ_S or held >= FRESH_READ_BYTES else rss_last_mb()
-            own = memory_growth_mb(ns.mem_base_mb, max(ns.mem_peak_mb, now_mb), held)
+            if ns.fused_into:  # counted in its chain head, as its CPU is: no reading of its own
+                own = None
+            else:
+                now_mb = rss_now_mb() if end - start >= FRESH_READ_S or held >= FRESH_READ_BYTES else rss_last_mb()
+                own = memory_growth_mb(ns.mem_base_mb, max(ns.mem_peak_mb, now_mb), held)
         # the NodeMetrics fields as a plain dict, built directly (a dataclass per node was a
         # measurable per-node cost); tests check the keys match NodeMetrics. wait_resource is
         # the node's own dict, final once it was admitted (not copied)

@@ -536,8 +536,6 @@ class Executor:
             # what the node held (the head: the chain's demand; the others: nothing)
             metrics.update(wall_s=res.busy_s / workers, items=res.items, held=ns.demand_dict,
                            fused_into=ns.fused_into, chain=[c.id for c in ns.chain])
-            if ns.fused_into:
-                metrics["memory_mb"] = None  # counted in its chain head, as its CPU is
             summary = res.summary if res.outputs is None else summarize_outputs(res.outputs)
             ends.append((ns, res.outputs, metrics, summary))
         held = sum(ns.output_bytes or 0 for ns in (head, *head.chain)) / 2**20  # the chain keeps them all

@@ -24,14 +24,7 @@ from engine.kinds import DataKind, is_compatible
 from engine.registry import Registry, default_registry
 from engine.resources import Capacity, ResourceDemand, ResourceLedger
 from engine.settings import data_dir, resolve_data_path
-from engine.spec import (
-    AgentSpec,
-    ExecutionStrategy,
-    ExitCondition,
-    PortSpec,
-    StartCondition,
-    params_error_details,
-)
+from engine.spec import AgentSpec, Lifecycle, PortSpec, params_error_details
 from engine.workflow import EdgeSpec, NodeSpec, Workflow, load_workflow
 
 __all__ = ["errors_of", "resolve_capacity", "validate", "validate_text"]
@@ -218,13 +211,16 @@ def _check_overrides(ctx: _Context, node: NodeSpec, spec: AgentSpec) -> None:
             spec.lifecycle.merged(node.lifecycle)
         except ValidationError as exc:
             detail = "; ".join(_lifecycle_problem(f, v, c) for f, v, c in params_error_details(exc))
+            sections = [f"{name} {{{', '.join(rules)}}}" for name, rules in _LIFECYCLE_RULES.items()]
             ctx.add(IssueCode.INVALID_LIFECYCLE, f"node {node.id!r}: bad lifecycle override: {detail}",
-                    node=node.id, hint="lifecycle takes start {inputs}, execution {retries, backoff_s, "
-                    "backoff_factor, timeout_s, batch_size, isolate, keep_outputs} and exit {max_items, "
-                    "time_limit_s}")
+                    node=node.id, hint=f"lifecycle takes {', '.join(sections[:-1])} and {sections[-1]}")
         except Exception as exc:
             ctx.add(IssueCode.INVALID_LIFECYCLE, f"node {node.id!r}: bad lifecycle override: {exc}",
                     node=node.id, hint="lifecycle sections (start, execution, exit) are objects")
+
+
+# the lifecycle's sections and the rules each takes, from the model itself (engine.spec.Lifecycle)
+_LIFECYCLE_RULES = {name: list(f.annotation.model_fields) for name, f in Lifecycle.model_fields.items()}
 
 
 def _lifecycle_problem(field: str, value: Any, constraint: str) -> str:
@@ -234,15 +230,13 @@ def _lifecycle_problem(field: str, value: Any, constraint: str) -> str:
     if not constraint.startswith("Extra inputs"):
         return f"{field} = {value!r}: {constraint}"
     *section, name = field.split(".")
-    sections = {s: list(model.model_fields) for s, model in
-                (("start", StartCondition), ("execution", ExecutionStrategy), ("exit", ExitCondition))}
     if not section:
-        home = next((s for s, names in sections.items() if name in names), None)
+        home = next((s for s, names in _LIFECYCLE_RULES.items() if name in names), None)
         if home is not None:
             return f"{name!r} belongs in the {home!r} section: write {json.dumps({home: {name: value}}, default=str)}"
-        close = suggest(name, list(sections))
+        close = suggest(name, list(_LIFECYCLE_RULES))
         return f"unknown section {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
-    known = sections.get(section[-1], [])
+    known = _LIFECYCLE_RULES.get(section[-1], [])
     close = suggest(name, known)
     return f"{field}: {section[-1]!r} has no rule {name!r}" + (
         f" (did you mean {close[0]!r}?)" if close else f" (it takes {', '.join(known)})")

@@ -22,8 +22,11 @@ MAX_UPLOAD_PIXELS = 50_000_000
 _MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
 
 
-def _gaussian_kernel(sigma: float) -> torch.Tensor:
+def _gaussian_kernel(sigma: float, max_radius: int | None = None) -> torch.Tensor:
+    """The normalised 1-D kernel out to 3 sigma (or ``max_radius``, for an image narrower than that)."""
     radius = max(1, int(3 * sigma))
+    if max_radius is not None:
+        radius = max(0, min(radius, max_radius))
     x = torch.arange(-radius, radius + 1, dtype=torch.float32)
     k = torch.exp(-(x**2) / (2 * sigma**2))
     return k / k.sum()
@@ -38,10 +41,13 @@ def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     Short kernels (the denoise strengths) run as a weighted sum of shifted views of the padded
     batch, per axis: 3x faster on the CPU than the grouped convolution (0.5-0.9 vs 1.6-2.6 ms
     per 32 x 3 x 64 x 64 batch at 2 / 1 threads) with the same result. Long kernels (the
-    synthetic scans' texture, sigma = size / 8) stay convolutions.
+    synthetic scans' texture, sigma = size / 8) stay convolutions. A kernel wider than the image
+    is cut to fit it (reflect padding needs a radius under the side).
     """
-    k = _gaussian_kernel(sigma).to(x.device, x.dtype)
+    k = _gaussian_kernel(sigma, min(x.shape[-2:]) - 1).to(x.device, x.dtype)
     c, r = x.shape[1], (len(k) - 1) // 2
+    if r == 0:
+        return x.clone()
     if len(k) <= SHIFTED_TAPS:
         return _shifted_sum(_shifted_sum(x, k, r, -2), k, r, -1)
     kh = k.view(1, 1, -1, 1).repeat(c, 1, 1, 1)

@@ -321,3 +321,55 @@ def test_the_image_source_declares_time_by_items_pixels_and_data_set() -> None:
     assert declared(size=128) > declared(size=64) and declared(channels=3) > declared(channels=1)
     assert declared(dataset="digits") < declared()  # scikit-learn's digits: no generation
     assert declared(dataset="uploads", paths=["a.png"] * 4) > declared(dataset="uploads", paths=["a.png"])
+
+
+@pytest.mark.parametrize(("side", "window"), [(8, 2), (17, 3), (64, 8), (64, 64), (100, 12), (33, 1)])
+def test_top_regions_find_the_square_with_the_largest_sum(side: int, window: int) -> None:
+    """The summed-area table gives the same square as summing every window x window square
+    (the first one on ties, as a row-major scan finds it)."""
+    from engine.agents.vision_ops import top_regions
+
+    maps = torch.rand(6, 1, side, side, generator=torch.Generator().manual_seed(side)) ** 4
+    maps[0] = 0.0  # all ties: the top-left square
+    found = top_regions(maps, window)
+    for m, region in zip(maps, found, strict=True):
+        sums = torch.tensor([[float(m[0, r:r + window, c:c + window].double().sum())
+                              for c in range(side - window + 1)] for r in range(side - window + 1)])
+        top, left = divmod(int(sums.flatten().argmax()), side - window + 1)
+        assert (region["top"], region["left"], region["size"]) == (top, left, window)
+        assert (region["center_row"], region["center_col"]) == (top + window // 2, left + window // 2)
+    assert (found[0]["top"], found[0]["left"]) == (0, 0)
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 8, 8), (3, 3, 17, 33), (32, 3, 64, 64), (1, 1, 700, 300)])
+@pytest.mark.parametrize("kernel", [3, 5, 7])
+def test_median_filter_equals_the_median_of_every_square(shape: tuple[int, ...], kernel: int,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 3 x 3 network and the banded sort give each square's median, as sorting every
+    unfolded square does (bands made small here so that every shape is cut into several)."""
+    import torch.nn.functional as F
+
+    from engine.agents import vision_ops
+
+    monkeypatch.setattr(vision_ops, "MEDIAN_BAND_BYTES", 64 * 1024)
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(kernel))
+    n, c, h, w = shape
+    r = kernel // 2
+    squares = F.unfold(F.pad(x, (r, r, r, r), mode="reflect"), kernel).view(n, c, kernel * kernel, h * w)
+    assert torch.equal(vision_ops.median_filter(x, kernel), squares.median(dim=2).values.view(n, c, h, w))
+
+
+@pytest.mark.parametrize("mode", ["gaussian", "median"])
+def test_a_filter_wider_than_the_image_is_cut_to_fit(mode: str) -> None:
+    """8 px images with the strongest filter (sigma 10: radius 30; median radius 10) ran into
+    reflect padding's limit and failed the node with a raw torch error."""
+    from engine.agents.vision_ops import denoise
+
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    out = denoise(x, mode, 10.0)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    assert float(out.std()) < float(x.std())  # still smooths
+    assert denoise(torch.rand(1, 1, 1, 1), mode, 3.0).shape == (1, 1, 1, 1)
+    agent = make("vision.preprocess", size=8, denoise=mode, strength=10.0)
+    images = {"images": x, "ids": ["a", "b"], "labels": None, "classes": []}
+    assert agent.run({"images": images}, ctx_for())["images"]["images"].shape == (2, 3, 8, 8)

@@ -316,6 +316,58 @@ def bench_sizes(device: str, repeat: int) -> list[dict[str, Any]]:
     return rows
 
 
+# -- time against image size ---------------------------------------------------------------------
+PIXEL_SIDES = (64, 128, 256, 512)
+PIXEL_ITEMS = 32
+PIXEL_VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("vision.preprocess", {"size": None}),
+    ("vision.preprocess", {"size": None, "strength": 5.0}),
+    ("vision.preprocess", {"size": None, "denoise": "median"}),
+    ("vision.preprocess", {"size": None, "denoise": "median", "strength": 3.0}),
+    ("vision.preprocess", {"size": None, "rotate_degrees": 30.0, "flip": True}),
+    ("vision.classify", {}), ("vision.embed", {}), ("vision.explain", {}),
+)
+
+
+def bench_pixels(device: str, repeat: int) -> list[dict[str, Any]]:
+    """The vision agents on images of 64-512 px, grey and RGB (32 items, one torch thread, warm,
+    best of ``repeat``): measured time per item next to what the agent declares for that image
+    size (``AgentSpec.per_image_fn``, the planned shapes as ``engine.items`` derives them)."""
+    from engine.spec import ImageSizes
+
+    rows = []
+    for channels in (1, 3):
+        for side in PIXEL_SIDES:
+            images = _make("vision.source", n_items=PIXEL_ITEMS, size=side, channels=channels).run(
+                {}, RunContext())["images"]
+            for name, raw in PIXEL_VARIANTS:
+                spec = REGISTRY.get(name)
+                params = spec.parse_params(raw)
+                agent = spec.build(params)
+                agent.load(device)
+                received = (channels, side, side)
+                sizes = ImageSizes(received, spec.emitted_shape(params, received))
+
+                def ctx(spec: AgentSpec = spec) -> RunContext:
+                    return RunContext(device=device, threads=1, lifecycle=spec.lifecycle)
+
+                agent.run({"images": images}, ctx())
+                times = []
+                for _ in range(repeat):
+                    start = time.perf_counter()
+                    agent.run({"images": images}, ctx())
+                    if device.startswith("cuda"):
+                        torch.cuda.synchronize()
+                    times.append(time.perf_counter() - start)
+                declared = spec.expected_duration(params, PIXEL_ITEMS, images=sizes) - spec.expected_duration(
+                    params, 0, images=sizes)
+                rows.append({"agent": name, "params": {k: v for k, v in raw.items() if k != "size"},
+                             "channels": channels, "side": side, "ms_per_item": 1000 * min(times) / PIXEL_ITEMS,
+                             "declared_ms_per_item": 1000 * declared / PIXEL_ITEMS,
+                             "declared_mb_per_item": spec.image_cost(params, sizes)[1]})
+    return rows
+
+
 # -- templates at two sizes, through the engine ---------------------------------------------------
 SCALES: dict[str, tuple[str, dict[str, Callable[[int], Any]], tuple[int, int]]] = {
     # template: (what grows, {node: params for size n}, (default size, 10x))
@@ -689,6 +741,15 @@ def _print_scale(rows: list[dict[str, Any]]) -> None:
               f"{r['declared_memory_mb']:8.1f}")
 
 
+def _print_pixels(rows: list[dict[str, Any]]) -> None:
+    print(f"\n{'agent':18} {'params':42} {'image':>9} {'ms/item':>8} {'decl':>8} {'decl/run':>8} {'decl MB/item':>12}")
+    for r in rows:
+        image = f"{r['channels']}x{r['side']}"
+        ratio = r["declared_ms_per_item"] / r["ms_per_item"] if r["ms_per_item"] > 0 else float("nan")
+        print(f"{r['agent']:18} {json.dumps(r['params'])[:42]:42} {image:>9} {r['ms_per_item']:8.3f} "
+              f"{r['declared_ms_per_item']:8.3f} {ratio:8.1f} {r['declared_mb_per_item']:12.2f}")
+
+
 def _print_pipeline(rows: list[dict[str, Any]], device: str, repeat: int, result: dict[str, Any]) -> None:
     peers = [r for r in rows if r["role"] == PEER]
     best_peer = max(r["images_per_s"] for r in peers)
@@ -708,7 +769,8 @@ def _print_pipeline(rows: list[dict[str, Any]], device: str, repeat: int, result
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda:0")
-    parser.add_argument("--only", choices=["agents", "templates", "sizes", "scale", "pipeline"], default=None)
+    parser.add_argument("--only", choices=["agents", "templates", "sizes", "pixels", "scale", "pipeline"],
+                        default=None)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--no-ray", action="store_true", help="leave the Ray peer out (it starts a local Ray)")
@@ -720,6 +782,7 @@ def main(argv: list[str] | None = None) -> int:
         ("agents", lambda: bench_agents(args.device, args.repeat), _print_agents),
         ("templates", lambda: bench_templates(args.device, args.repeat), _print_templates),
         ("sizes", lambda: bench_sizes(args.device, args.repeat), _print_sizes),
+        ("pixels", lambda: bench_pixels(args.device, args.repeat), _print_pixels),
         ("scale", lambda: bench_scale(args.device, args.repeat), _print_scale),
         ("pipeline", lambda: bench_pipeline(args.device, args.repeat, with_ray=not args.no_ray),
          lambda rows: _print_pipeline(rows, args.device, args.repeat, result)),

@@ -21,9 +21,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.items import planned_items
+from engine.items import PlannedItems, planned_items
 from engine.metrics import own_memory_mb
 from engine.registry import Registry
+from engine.spec import ImageSizes
 from engine.workflow import NodeSpec, Workflow
 
 MIN_RUNS = 3
@@ -113,7 +114,11 @@ class Estimates:
         self.sizes: dict[Key, list[int | None]] = {}  # planned input items, one per wall sample
         self.memory: dict[Key, list[float]] = {}
         self.memory_sizes: dict[Key, list[int | None]] = {}  # planned input items, one per memory sample
-        self._memory_samples: dict[Key, list[tuple[float, int | None, bool]]] = {}  # (MB, items, cold)
+        # the planned images of the node (received, emitted) for agents whose cost grows with them
+        # (None for others), one per wall and memory sample: a 64 px run says little about 512 px
+        self.shapes: dict[Key, list[ImageSizes | None]] = {}
+        self.memory_shapes: dict[Key, list[ImageSizes | None]] = {}
+        self._memory_samples: dict[Key, list[tuple[float, int | None, bool, ImageSizes | None]]] = {}
         self.gpu_memory: dict[Key, list[float]] = {}
         self.run_ids: dict[Key, set[str]] = {}  # the runs each key's samples come from
         self.runs = 0
@@ -132,7 +137,8 @@ class Estimates:
         data = _as_dict(run)
         workflow = data.get("workflow") or {}
         nodes = {n.get("id"): n for n in workflow.get("nodes", []) if isinstance(n, Mapping)}
-        sizes = planned_items(workflow, self.registry).items_in if self.registry is not None and nodes else {}
+        sized = planned_items(workflow, self.registry) if self.registry is not None and nodes else None
+        sizes = sized.items_in if sized is not None else {}
         scale = float((data.get("options") or {}).get("time_scale") or 1.0)
         run_id = str((data.get("summary") or {}).get("id") or data.get("id") or f"run{self.runs}-{id(run)}")
         added = False
@@ -146,27 +152,38 @@ class Estimates:
             wall = float(r["wall_s"])
             if self.simulated(key.agent) and scale > 0:
                 wall /= scale
+            shape = self._images(sized, str(r.get("node_id")), key.agent)
             self.wall.setdefault(key, []).append(wall)
             self.sizes.setdefault(key, []).append(sizes.get(r.get("node_id")))
+            self.shapes.setdefault(key, []).append(shape)
             self.run_ids.setdefault(key, set()).add(run_id)
             if (memory := node_memory_mb(r)) is not None:
-                self._add_memory(key, memory, sizes.get(r.get("node_id")), bool((r.get("metrics") or {}).get("cold")))
+                self._add_memory(key, memory, sizes.get(r.get("node_id")), bool((r.get("metrics") or {}).get("cold")),
+                                 shape)
             if r.get("peak_gpu_mb") is not None:
                 self.gpu_memory.setdefault(key, []).append(float(r["peak_gpu_mb"]))
             added = True
         self.runs += added
 
-    def _add_memory(self, key: Key, mb: float, items: int | None, cold: bool) -> None:
+    def _images(self, sized: PlannedItems | None, node_id: str, agent: str) -> ImageSizes | None:
+        """The node's planned images, for an agent whose declared cost grows with them."""
+        if sized is None or self.registry is None or agent not in self.registry:
+            return None
+        return sized.images(node_id) if self.registry.get(agent).per_image_fn is not None else None
+
+    def _add_memory(self, key: Key, mb: float, items: int | None, cold: bool,
+                    shape: ImageSizes | None = None) -> None:
         """Keep a memory sample. A cold one (the agent's first run in its process) also counts the
         imports and model loads that later runs in that process do not repeat: the breast-cancer
         source measured 120 MB cold and 16 MB after. So the estimates use the warm samples where
         there are any, and the cold ones only where every run was a first one (each CLI run is its
         own process), which is what such a process needs."""
         samples = self._memory_samples.setdefault(key, [])
-        samples.append((mb, items, cold))
+        samples.append((mb, items, cold, shape))
         use = [s for s in samples if not s[2]] or samples
         self.memory[key] = [s[0] for s in use]
         self.memory_sizes[key] = [s[1] for s in use]
+        self.memory_shapes[key] = [s[3] for s in use]
 
     # -- lookups ---------------------------------------------------------------------------
     def _key(self, node: NodeSpec | Mapping[str, Any], table: dict[Key, list[float]]) -> Key | None:
@@ -202,16 +219,23 @@ class Estimates:
         return s.p95 if s and self.runs_of(node) >= self.min_runs else None
 
     def memory_for(self, node: NodeSpec, planned: int | None,
-                   declared: Callable[[int], float] | None = None) -> tuple[float, str] | None:
+                   declared: Callable[[int], float] | None = None,
+                   images: ImageSizes | None = None) -> tuple[float, str] | None:
         """p95 peak memory for ``planned`` items (None below ``min_runs``), and how it was found:
         as measured when measured at about that size or the size is unknown, else scaled as the
         agent's declared memory grows from the measured size to ``planned`` (memory bound by
-        batches does not grow: only agents that declare growth are scaled)."""
+        batches does not grow: only agents that declare growth are scaled). ``images``: the
+        node's planned images; for an agent whose cost grows with them, only samples measured
+        at those images count."""
         key = self._key(node, self.memory)
         if key is None or self.runs_of(node) < self.min_runs:
             return None
-        p95 = Stat.of(self.memory[key]).p95
-        sized = _sized(self.memory_sizes.get(key, []), self.memory[key])
+        memory, sizes = _at_images(self.memory[key], self.memory_sizes.get(key, []),
+                                   self.memory_shapes.get(key, []), self._wanted(node, images))
+        if len(memory) < self.min_runs:
+            return None
+        p95 = Stat.of(memory).p95
+        sized = _sized(sizes, memory)
         if planned is None or not sized or declared is None:
             return p95, ""
         if near := _near(sized, planned):
@@ -230,23 +254,37 @@ class Estimates:
         source: dict[str, str] = {}
         counts: dict[str, int] = {}
         scaled: dict[str, float] = {}
-        planned = planned_items(workflow, self.registry).items_in if self.registry is not None else {}
+        sized = planned_items(workflow, self.registry) if self.registry is not None else None
+        planned = sized.items_in if sized is not None else {}
         for node in workflow.nodes:
             key = self._key(node, self.wall)
             counts[node.id] = runs = self.runs_of(node)
             if key is None or runs < self.min_runs:
                 source[node.id] = "declared"
                 continue
-            walls, median = self.wall[key], Stat.of(self.wall[key]).median
-            value, how = scale_to_size(walls, self.sizes.get(key, []), planned.get(node.id), self._declared(node))
+            images = sized.images(node.id) if sized is not None else None
+            walls, sizes = _at_images(self.wall[key], self.sizes.get(key, []), self.shapes.get(key, []),
+                                      self._wanted(node, images))
+            if len(walls) < self.min_runs:
+                source[node.id] = "declared (its runs had other image sizes)"
+                continue
+            median = Stat.of(walls).median
+            value, how = scale_to_size(walls, sizes, planned.get(node.id), self._declared(node, images))
             durations[node.id] = value
             source[node.id] = f"learned ({runs} runs{how})"
             if median > 0 and how:
                 scaled[node.id] = value / median
         return LearnedDurations(durations, source, counts, scaled)
 
-    def _declared(self, node: NodeSpec) -> Callable[[int], float] | None:
-        """The node's declared duration as a function of its items (None: unknown agent or bad params)."""
+    def _wanted(self, node: NodeSpec, images: ImageSizes | None) -> ImageSizes | None:
+        """The images samples must have been measured at for ``node`` (None: any)."""
+        if images is None or self.registry is None or node.agent not in self.registry:
+            return None
+        return images if self.registry.get(node.agent).per_image_fn is not None else None
+
+    def _declared(self, node: NodeSpec, images: ImageSizes | None = None) -> Callable[[int], float] | None:
+        """The node's declared duration as a function of its items, at the images' planned sizes
+        (None: unknown agent or bad params)."""
         if self.registry is None or node.agent not in self.registry:
             return None
         spec = self.registry.get(node.agent)
@@ -254,7 +292,7 @@ class Estimates:
             params = spec.parse_params(node.params)
         except ValueError:  # pydantic's ValidationError: validation reports it
             return None
-        return lambda items: spec.expected_duration(params, items)
+        return lambda items: spec.expected_duration(params, items, images=images)
 
     def table(self, workflow: Workflow) -> list[dict[str, Any]]:
         """One row per node: learned duration and memory statistics (for display)."""
@@ -372,3 +410,12 @@ def accuracy(runs: Iterable[Any], predict: Callable[[Workflow, Estimates, dict[s
                                      float(stored) if stored is not None else None, learned, est.runs))
         est.add_run(data)
     return out
+
+
+def _at_images(values: list[float], sizes: list[int | None], shapes: list[ImageSizes | None],
+               wanted: ImageSizes | None) -> tuple[list[float], list[int | None]]:
+    """The samples (and their sizes) measured at ``wanted`` images; all of them when None."""
+    if wanted is None:
+        return values, sizes
+    keep = [i for i, shape in enumerate(shapes) if shape == wanted]
+    return [values[i] for i in keep], [sizes[i] if i < len(sizes) else None for i in keep]

@@ -31,6 +31,7 @@ class IssueCode(StrEnum):
     ISOLATED_NODE = "isolated_node"
     UNUSED_OUTPUT = "unused_output"
     OUTPUTS_NOT_KEPT = "outputs_not_kept"
+    MEMORY_BELOW_NEED = "memory_below_need"
     EMPTY_WORKFLOW = "empty_workflow"
 
 

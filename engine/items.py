@@ -6,6 +6,11 @@ its inputs and, unless its agent says otherwise (a limit keeps ``n``), passes it
 workflow cannot tell (an uploaded file, an unknown agent, bad parameters) is None, and so is
 everything that depends only on it.
 
+Images are followed the same way: a source says the shape of the images it emits
+(``AgentSpec.shape_fn``: channels x size x size), a resize changes it, a filter passes it on; the
+agents whose work or memory grows with each image's pixels declare what they add per item
+(``per_image_fn``), so a 512 px run is not planned with a 64 px run's figures.
+
 Declared durations and memory grow with these counts (``AgentSpec.per_item_s``,
 ``memory_per_item_mb``), and learned ones are scaled from the counts planned for the runs they
 were measured in to those planned now (``engine.estimates``), so a 4,096-image run is not planned
@@ -23,7 +28,7 @@ from pydantic import ValidationError
 
 from engine.graphs import topological_order
 from engine.registry import Registry
-from engine.spec import AgentSpec
+from engine.spec import AgentSpec, ImageShape, ImageSizes
 from engine.workflow import Workflow
 
 
@@ -35,6 +40,12 @@ class PlannedItems:
     items_in: dict[str, int | None]
     items_out: dict[str, int | None]
     port_out: dict[tuple[str, str], int | None] = field(default_factory=dict)
+    shape_in: dict[str, ImageShape | None] = field(default_factory=dict)
+    shape_out: dict[str, ImageShape | None] = field(default_factory=dict)
+
+    def images(self, node_id: str) -> ImageSizes:
+        """The planned shape of one image ``node_id`` receives and of one it emits."""
+        return ImageSizes(self.shape_in.get(node_id), self.shape_out.get(node_id))
 
     def handled(self, node_id: str, spec: AgentSpec | None) -> int | None:
         """The items a node of agent ``spec`` handles: those it receives, or for a source (an
@@ -61,22 +72,32 @@ def planned_items(workflow: Workflow | Mapping[str, Any], registry: Registry) ->
         if source in preds and target in preds:
             preds[target].append((source, port))
     order = topological_order(list(nodes), [(s, t) for s, t, _ in edges if s in nodes and t in nodes]) or []
-    planned = PlannedItems(dict.fromkeys(nodes), dict.fromkeys(nodes), {})
+    planned = PlannedItems(dict.fromkeys(nodes), dict.fromkeys(nodes), {}, dict.fromkeys(nodes), dict.fromkeys(nodes))
     for nid in order:
         known = [n for p, port in preds[nid] if (n := planned.on_port(p, port)) is not None]
         planned.items_in[nid] = max(known) if known else None
+        shapes = [s for p, _ in preds[nid] if (s := planned.shape_out.get(p)) is not None]
+        planned.shape_in[nid] = max(shapes, key=_values) if shapes else None
         agent, params = nodes[nid]
-        if agent not in registry or (preds[nid] and not known):
+        if agent not in registry:
             continue
         spec = registry.get(agent)
         try:
             parsed = spec.parse_params(params)
+            planned.shape_out[nid] = spec.emitted_shape(parsed, planned.shape_in[nid])
+            if preds[nid] and not known:
+                continue
             ports = spec.port_items(parsed, planned.items_in[nid])
             planned.items_out[nid] = spec.items_out(parsed, planned.items_in[nid])
         except (ValidationError, TypeError, ValueError):
             continue
         planned.port_out.update(((nid, port), n) for port, n in ports.items())
     return planned
+
+
+def _values(shape: ImageShape) -> int:
+    channels, height, width = shape
+    return channels * height * width
 
 
 def declared_durations(workflow: Workflow | Mapping[str, Any], registry: Registry,
@@ -93,7 +114,8 @@ def declared_durations(workflow: Workflow | Mapping[str, Any], registry: Registr
             continue
         spec = registry.get(agent)
         try:
-            out[nid] = spec.expected_duration(spec.parse_params(params), sized.items_in.get(nid))
+            out[nid] = spec.expected_duration(spec.parse_params(params), sized.items_in.get(nid),
+                                              images=sized.images(nid))
         except (TypeError, ValueError):  # pydantic's ValidationError, or params that are not a mapping
             continue
     return out

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from engine.errors import AgentNotFoundError
 from engine.kinds import DataKind
 from engine.resources import ResourceDemand
-from engine.spec import Agent, AgentSpec, Lifecycle, NoParams, PortSpec
+from engine.spec import Agent, AgentSpec, ImageShape, ImageSizes, Lifecycle, NoParams, PortSpec
 
 ENTRY_POINT_GROUP = "servicegrid.agents"
 BUILTIN_MODULES = (
@@ -63,6 +63,8 @@ def agent(
     memory_fn: Callable[[BaseModel, int], float] | None = None,
     files_fn: Callable[[BaseModel], tuple[str, list[str]] | None] | None = None,
     kinds_fn: Callable[[BaseModel], dict[str, tuple[DataKind, str]]] | None = None,
+    shape_fn: Callable[[BaseModel, ImageShape | None], ImageShape | None] | None = None,
+    per_image_fn: Callable[[BaseModel, ImageSizes], tuple[float, float]] | None = None,
 ) -> Callable[[type[Agent]], type[Agent]]:
     """Class decorator that declares an Agent subclass as a service.
 
@@ -106,6 +108,8 @@ def agent(
             memory_fn=memory_fn,
             files_fn=files_fn,
             kinds_fn=kinds_fn,
+            shape_fn=shape_fn,
+            per_image_fn=per_image_fn,
         )
         return cls
 

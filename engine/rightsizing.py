@@ -83,12 +83,14 @@ def advise(workflow: Workflow, registry: Registry, capacity: Capacity, estimates
     for node in workflow.nodes:
         spec = registry.get(node.agent)
         params = spec.parse_params(node.params)
+        images = sized.images(node.id)
         measured = estimates.memory_for(node, sized.items_in.get(node.id),
-                                        lambda n, spec=spec, params=params: spec.demand_for(None, params, n).memory_mb)
+                                        lambda n, spec=spec, params=params, images=images:
+                                        spec.demand_for(None, params, n, images=images).memory_mb, images)
         if measured is None:
             continue
         p95, how = measured
-        demand = spec.demand_for(node.resources, params, sized.handled(node.id, spec))
+        demand = spec.demand_for(node.resources, params, sized.handled(node.id, spec), images=images)
         declared = demand.memory_mb
         suggested = max(ROUND_MB, math.ceil(p95 * HEADROOM / ROUND_MB) * ROUND_MB)
         if declared <= 0 or abs(suggested - declared) < ROUND_MB:

@@ -184,11 +184,11 @@ class RunManager:
                 params = spec.parse_params(node.params)
                 parsed[raw_key] = (params, canonical_params_json(params))
             params, params_json = parsed[raw_key]
-            items = None
-            if spec.memory_per_item_mb or spec.memory_fn:
+            items, images = None, None
+            if spec.memory_grows:
                 sized = sized or planned_items(workflow, self.registry)
-                items = sized.handled(node.id, spec)
-            demand = spec.demand_for(node.resources, params, items)
+                items, images = sized.handled(node.id, spec), sized.images(node.id)
+            demand = spec.demand_for(node.resources, params, items, images=images)
             demand_dict = dumps.get(id(demand))
             if demand_dict is None:
                 demand_dict = dumps[id(demand)] = demand.model_dump()

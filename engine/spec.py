@@ -22,6 +22,17 @@ from engine.resources import ResourceDemand
 _FROZEN = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 TYPICAL_ITEMS = 64  # items assumed for a per-item declaration when the planner cannot tell
 
+ImageShape = tuple[int, int, int]  # channels, height, width of one image item
+
+
+@dataclass(frozen=True)
+class ImageSizes:
+    """The planned shape of one image a node receives (the largest on its inputs) and of one it
+    emits; None where the workflow cannot tell or the node handles no images."""
+
+    received: ImageShape | None = None
+    emitted: ImageShape | None = None
+
 
 @dataclass(frozen=True)
 class PortSpec:
@@ -301,6 +312,13 @@ class AgentSpec:
         kinds_fn: for agents whose ports carry what their params say (``custom.model``):
             ``{port: (kind, parameter)}`` for these params. Validation checks edges against these
             kinds (an ``any`` port in the spec) and names the parameter in its hint.
+        shape_fn: for agents that emit images: the (channels, height, width) of one image they
+            emit, from their params and the shape they receive (None: unknown). Without it an
+            agent with an image or ``any`` output passes the shape it receives on (a filter, a
+            limit); the planner follows shapes as it follows item counts (``engine.items``).
+        per_image_fn: for agents whose work or memory grows with the size of each image:
+            ``(seconds, MB)`` per item on top of ``per_item_s`` and ``memory_fn``, for these
+            params and the planned ``ImageSizes`` (a 512 px image costs far more than a 64 px one).
     """
 
     name: str
@@ -328,6 +346,8 @@ class AgentSpec:
     memory_fn: Callable[[BaseModel, int], float] | None = None
     files_fn: Callable[[BaseModel], tuple[str, list[str]] | None] | None = None
     kinds_fn: Callable[[BaseModel], dict[str, tuple[DataKind, str]]] | None = None
+    shape_fn: Callable[[BaseModel, ImageShape | None], ImageShape | None] | None = None
+    per_image_fn: Callable[[BaseModel, ImageSizes], tuple[float, float]] | None = None
 
     def input(self, name: str) -> PortSpec | None:
         return next((p for p in self.inputs if p.name == name), None)
@@ -339,13 +359,15 @@ class AgentSpec:
         """Validate raw parameters. Raises pydantic's ``ValidationError`` on bad values."""
         return self.params.model_validate(dict(raw or {}))
 
-    def expected_duration(self, params: BaseModel | None = None, items: int | None = None) -> float:
+    def expected_duration(self, params: BaseModel | None = None, items: int | None = None, *,
+                          images: ImageSizes | None = None) -> float:
         """Expected duration in seconds for these params and ``items`` input items (declared or
-        computed; a source counts what it emits for these params); agents without a time per
-        item ignore ``items``."""
+        computed; a source counts what it emits for these params), with the images' planned
+        sizes for agents whose time grows with them (``per_image_fn``); agents without a time
+        per item ignore ``items``."""
         base = float(self.duration_fn(params)) if self.duration_fn is not None and params is not None \
             else self.expected_duration_s
-        per_item = self.seconds_per_item(params)
+        per_item = self.seconds_per_item(params) + self.image_cost(params, images)[0]
         if per_item:
             if items is None and not self.inputs:  # a source: the items it emits
                 items = self.items_out(params, None)
@@ -359,22 +381,47 @@ class AgentSpec:
             return float(self.per_item_fn(params))
         return self.per_item_s
 
+    def image_cost(self, params: BaseModel | None, images: ImageSizes | None) -> tuple[float, float]:
+        """(seconds, MB) per item that the images' sizes add (``per_image_fn``); (0, 0) for agents
+        without one. Unknown sizes are the agent's to assume (``images`` None: both unknown)."""
+        if self.per_image_fn is None or params is None:
+            return 0.0, 0.0
+        seconds, mb = self.per_image_fn(params, images or ImageSizes())
+        return max(0.0, float(seconds)), max(0.0, float(mb))
+
+    def emitted_shape(self, params: BaseModel | None, received: ImageShape | None) -> ImageShape | None:
+        """The shape of one image the node emits (``shape_fn``; else what it receives, if it has
+        an image or ``any`` output; else None)."""
+        if self.shape_fn is not None:
+            return None if params is None else self.shape_fn(params, received)
+        if any(p.kind in (DataKind.IMAGE_BATCH, DataKind.ANY) for p in self.outputs):
+            return received
+        return None
+
+    @property
+    def memory_grows(self) -> bool:
+        """Whether the declared memory depends on the items planned or the images' sizes."""
+        return bool(self.memory_per_item_mb or self.memory_fn or self.per_image_fn)
+
     @property
     def grows_with_items(self) -> bool:
         """Whether the declared time or memory depends on the number of items planned."""
-        return bool(self.per_item_s or self.per_item_fn or self.memory_per_item_mb or self.memory_fn)
+        return bool(self.per_item_s or self.per_item_fn or self.memory_per_item_mb or self.memory_fn
+                    or self.per_image_fn)
 
     def demand_for(self, overrides: Mapping[str, Any] | None, params: BaseModel | None = None,
-                   items: int | None = None) -> ResourceDemand:
+                   items: int | None = None, *, images: ImageSizes | None = None) -> ResourceDemand:
         """A node's demand: the agent's, with the memory that grows with ``items`` (the items the
-        node handles, see ``memory_per_item_mb``), then the node's overrides (a ``memory_mb``
-        of its own replaces both). Raises CapacityError for a bad override."""
+        node handles, see ``memory_per_item_mb``) and with the images' sizes (``per_image_fn``),
+        then the node's overrides (a ``memory_mb`` of its own replaces both). Raises
+        CapacityError for a bad override."""
         extra = 0.0
         n = TYPICAL_ITEMS if items is None else max(0, items)
         if self.memory_fn is not None and params is not None:
             extra = float(self.memory_fn(params, n))
         elif self.memory_per_item_mb:
             extra = self.memory_per_item_mb * n
+        extra += self.image_cost(params, images)[1] * n
         base = self.resources
         if extra > 0:
             base = base.model_copy(update={"memory_mb": base.memory_mb + extra})

@@ -42,7 +42,8 @@ class _Context:
     specs: dict[str, AgentSpec] = field(default_factory=dict)
     demands: dict[str, ResourceDemand] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)  # parsed params by node; None: invalid
-    grown: dict[str, tuple[float, int | None]] = field(default_factory=dict)  # memory MB for items, items
+    # memory MB grown for the items, the items, and the image shape where it grows with the images too
+    grown: dict[str, tuple[float, int | None, tuple[int, int, int] | None]] = field(default_factory=dict)
     issues: list[Issue] = field(default_factory=list)
     _sized: PlannedItems | None = None
 
@@ -194,13 +195,15 @@ def _check_files(ctx: _Context, node: NodeSpec, spec: AgentSpec) -> None:
 def _check_overrides(ctx: _Context, node: NodeSpec, spec: AgentSpec) -> None:
     try:
         demand = spec.resources.merged(node.resources)
-        if (spec.memory_per_item_mb or spec.memory_fn) and "memory_mb" not in (node.resources or {}):
+        if spec.memory_grows and "memory_mb" not in (node.resources or {}):
             params = ctx.params.get(node.id)  # None when invalid: the declared memory still counts
             items = ctx.sized().handled(node.id, spec)
-            grown = spec.demand_for(node.resources, params, items)
+            grown = spec.demand_for(node.resources, params, items, images=ctx.sized().images(node.id))
             if grown.memory_mb > demand.memory_mb:
-                ctx.grown[node.id] = (grown.memory_mb - demand.memory_mb, items)
+                ctx.grown[node.id] = (grown.memory_mb - demand.memory_mb, items, _larger_image(ctx, node, spec))
                 demand = grown
+        elif spec.memory_grows:
+            _check_fixed_memory(ctx, node, spec, demand.memory_mb)
         ctx.demands[node.id] = demand
     except CapacityError as exc:
         ctx.add(IssueCode.INVALID_RESOURCES, f"node {node.id!r}: bad resource override: {exc}",
@@ -217,6 +220,42 @@ def _check_overrides(ctx: _Context, node: NodeSpec, spec: AgentSpec) -> None:
         except Exception as exc:
             ctx.add(IssueCode.INVALID_LIFECYCLE, f"node {node.id!r}: bad lifecycle override: {exc}",
                     node=node.id, hint="lifecycle sections (start, execution, exit) are objects")
+
+
+def _larger_image(ctx: _Context, node: NodeSpec, spec: AgentSpec) -> tuple[int, int, int] | None:
+    """The larger of the images a node receives and emits, for an agent whose memory grows with
+    them (None otherwise, or when the workflow cannot tell)."""
+    if spec.per_image_fn is None:
+        return None
+    images = ctx.sized().images(node.id)
+    shapes = [s for s in (images.received, images.emitted) if s]
+    return max(shapes, key=lambda s: s[1] * s[2]) if shapes else None
+
+
+def _of_size(shape: tuple[int, int, int] | None) -> str:
+    return f" of {shape[1]} x {shape[2]} px" if shape is not None else ""
+
+
+def _check_fixed_memory(ctx: _Context, node: NodeSpec, spec: AgentSpec, reserved: float) -> None:
+    """A node whose own ``memory_mb`` is below what its agent declares for the data planned for
+    it (a template's figure kept after its images were made larger): the run would reserve less
+    than it uses, and the scheduler admit other nodes into the difference."""
+    params = ctx.params.get(node.id)
+    if params is None:
+        return
+    sized = ctx.sized()
+    items = sized.handled(node.id, spec)
+    need = spec.demand_for(None, params, items, images=sized.images(node.id)).memory_mb
+    if need <= reserved:
+        return
+    count = f"{items:,} items" if items is not None else "a typical number of items"
+    ctx.add(IssueCode.MEMORY_BELOW_NEED,
+            f"node {node.id!r} reserves {reserved:,.0f} MB (its memory_mb) but its agent declares "
+            f"{need:,.0f} MB for the {count}{_of_size(_larger_image(ctx, node, spec))} it handles: "
+            "the run may use more than it reserves",
+            node=node.id, severity="warning",
+            hint=f"raise the node's memory_mb to {need:,.0f} or more, or remove it so that the reservation "
+            "grows with the data")
 
 
 # the lifecycle's sections and the rules each takes, from the model itself (engine.spec.Lifecycle)
@@ -264,15 +303,15 @@ def _check_capacity(ctx: _Context, capacity: Capacity) -> None:
                     "machine, or simulate one with --capacity gpus=1,gpu_memory_mb=8000")
         else:
             key, need, have = _worst_shortfall(ledger, demand)
-            extra, items = ctx.grown.get(node_id, (0.0, None))
+            extra, items, shape = ctx.grown.get(node_id, (0.0, None, None))
             why = ""
             if key == "memory_mb" and extra:
                 count = f"{items:,} items" if items is not None else "an unknown number of items (assumed typical)"
-                why = f" ({extra:,.0f} MB of it for the {count} it handles)"
+                why = f" ({extra:,.0f} MB of it for the {count}{_of_size(shape)} it handles)"
             ctx.add(IssueCode.CAPACITY_EXCEEDED,
                     f"node {node_id!r} needs {_amount(key, need)}{why} but the capacity has {_amount(key, have)}",
                     node=node_id, hint=f"lower the node's {_field(key)} or raise the capacity's"
-                    + (", or process fewer items" if why else ""))
+                    + (", or process fewer items" if why else "") + (" or smaller images" if shape else ""))
 
 
 def _worst_shortfall(ledger: ResourceLedger, demand: ResourceDemand) -> tuple[str, float, float]:

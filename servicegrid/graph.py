@@ -308,7 +308,7 @@ class Graph:
         (the node's override, else the agent's default) becomes GB; ports are ignored.
         """
         graph = cls()
-        sizes = planned_items(workflow, registry).items_in if registry is not None else {}
+        sized = planned_items(workflow, registry) if registry is not None else None
         for node in workflow.nodes:
             memory_mb = node.resources.get("memory_mb")
             seconds = node.params.get("duration_s")
@@ -317,7 +317,9 @@ class Graph:
                 if memory_mb is None:
                     memory_mb = spec.resources.memory_mb
                 if seconds is None:
-                    seconds = spec.expected_duration(spec.parse_params(node.params), sizes.get(node.id))
+                    seconds = spec.expected_duration(spec.parse_params(node.params), sized.items_in.get(node.id),
+                                                     images=sized.images(node.id)) if sized else \
+                        spec.expected_duration(spec.parse_params(node.params))
             service = Service(_tidy(float(memory_mb or 0) / MB_PER_UNIT),
                               _tidy(float(seconds or 0) / SECONDS_PER_UNIT))
             graph.add_node(node.id, service)

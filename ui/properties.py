@@ -107,7 +107,7 @@ def _resource_form(sess: DesignerSession, node: NodeSpec, spec: AgentSpec, prefi
         current = {**spec.resources.model_dump(), **node.resources}
     fields = [f for f in schema_fields(ResourceDemand.model_json_schema()) if f.name in RESOURCE_FIELDS]
     st.caption("Defaults come from the agent; a changed value is stored as an override.")
-    if (spec.memory_per_item_mb or spec.memory_fn) and "memory_mb" not in node.resources:
+    if spec.memory_grows and "memory_mb" not in node.resources:
         st.caption(_memory_growth(sess, node, spec, registry))
     render_fields(fields, current, key_prefix=f"res.{prefix}",
                   on_change=lambda name, value: _set_override(sess, node.id, "resources", name, value,
@@ -116,9 +116,11 @@ def _resource_form(sess: DesignerSession, node: NodeSpec, spec: AgentSpec, prefi
 
 def _memory_growth(sess: DesignerSession, node: NodeSpec, spec: AgentSpec, registry: Registry) -> str:
     """What the run adds to the memory shown for the items this node will handle."""
-    items = planned_items(sess.workflow, registry).handled(node.id, spec)
+    sized = planned_items(sess.workflow, registry)
+    items = sized.handled(node.id, spec)
     try:
-        grown = spec.demand_for(node.resources, spec.parse_params(node.params), items).memory_mb
+        grown = spec.demand_for(node.resources, spec.parse_params(node.params), items,
+                                images=sized.images(node.id)).memory_mb
         extra = grown - spec.resources.merged(node.resources).memory_mb
     except (ServiceGridError, ValueError):
         return "Its memory grows with the items it handles (fix the parameters to see by how much)."

@@ -16,7 +16,7 @@ from engine.errors import ModelFileError
 from engine.kinds import DataKind
 from engine.registry import agent
 from engine.resources import ResourceDemand
-from engine.spec import Agent, Lifecycle, PortSpec, RunContext
+from engine.spec import Agent, ImageShape, ImageSizes, Lifecycle, PortSpec, RunContext
 
 _CFG = ConfigDict(extra="forbid", allow_inf_nan=False)
 _COLOR = "#0ea5e9"
@@ -72,10 +72,72 @@ def _source_memory(p: SourceParams, _: int = 0) -> float:
     return _source_items(p) * (0.3 + 12 * p.size * p.size * p.channels / _MB)
 
 
-def _kept_images_memory(p: Any, items: int) -> float:
-    """MB for the images a node keeps (float32, 3 channels at its output size, or 64 px)."""
-    side = getattr(p, "size", None) or 64
-    return items * 3 * side * side * 4 / _MB
+# What the size of each image adds, measured per agent at 32-512 px, 1 and 3 channels, on one
+# thread (docs/agents-vision-tabular.md, "Image sizes"); the per-item times above are at the
+# reference image, 3 x 64 x 64 (12,288 values)
+_REFERENCE: ImageShape = (3, 64, 64)
+_PREPROCESS_ITEM_S = 6e-5  # at the reference image, gaussian sigma 1
+_PREPROCESS_GROWTH = 1.45  # time per image ~ values^1.45: 3.3 ns per value at 64 px, 15 at 512 (cache misses)
+_BLUR_TAPS = 7  # the reference's kernel (sigma 1: radius 3); shifted sums up to SHIFTED_TAPS, in proportion
+SHIFTED_TAPS = 15  # vision_data.SHIFTED_TAPS (that module imports torch; a test keeps the two equal)
+_CONV_TAP_S = 6e-9  # longer kernels run as convolutions: per value and tap (measured 0.8-3.5 ns)
+_MEDIAN_3_VALUE_S = 2.5e-8  # a 3 x 3 median (a compare-exchange network) per value, all steps (8-13 ns)
+_MEDIAN_VALUE_S = 2e-8  # larger medians (sorting each square) per value and value in the square (11-17 ns)
+_AUGMENT_VALUE_S = 5e-8  # flips and rotations (a resampling grid) per value (7-33 ns)
+_PREPROCESS_BYTES = 8  # per value emitted: the kept float32 image and the filter's temporaries
+_EXPLAIN_PIXEL_S = 1.2e-7  # per pixel above 64 x 64: resizing, blending and scanning the heat maps
+_EXPLAIN_BYTES = 40  # per pixel: overlay (3 values), heat map, scaled map, and their temporaries
+_CNN_VALUE_S = 1.5e-9  # classify / embed: resizing a larger image down to the model's input
+
+
+def _values(shape: ImageShape | None) -> int:
+    channels, height, width = shape or _REFERENCE
+    return channels * height * width
+
+
+def _pixels(shape: ImageShape | None) -> int:
+    _, height, width = shape or _REFERENCE
+    return height * width
+
+
+def _preprocess_shape(p: PreprocessParams, received: ImageShape | None) -> ImageShape | None:
+    if not p.size:
+        return received
+    return ((received or _REFERENCE)[0], p.size, p.size)
+
+
+def _preprocess_cost(p: PreprocessParams, images: ImageSizes) -> tuple[float, float]:
+    """Seconds and MB per image on top of the reference (a gaussian of sigma 1 on 3 x 64 x 64):
+    a gaussian's time grows a little faster than the values (cache misses) and with its kernel's
+    length; a median's with the values and its square; augmenting adds a resampling pass.
+    Memory grows with the values emitted (the median works in bands: engine.agents.vision_ops)."""
+    emitted = images.emitted or _preprocess_shape(p, images.received) or _REFERENCE
+    values = _values(emitted)
+    if p.denoise == "median" and p.strength > 0:
+        side = 2 * max(1, round(p.strength)) + 1
+        seconds = values * (_MEDIAN_3_VALUE_S if side == 3 else _MEDIAN_VALUE_S * side * side)
+    else:
+        ratio = max(1.0, values / _values(_REFERENCE))
+        taps = 2 * max(1, int(3 * p.strength)) + 1 if p.denoise == "gaussian" and p.strength > 0 else _BLUR_TAPS
+        seconds = _PREPROCESS_ITEM_S * ratio ** _PREPROCESS_GROWTH * max(1.0, taps / _BLUR_TAPS)
+        if taps > SHIFTED_TAPS:
+            seconds += _CONV_TAP_S * taps * values
+    if p.flip or p.rotate_degrees:
+        seconds += _AUGMENT_VALUE_S * values
+    return seconds - _PREPROCESS_ITEM_S, values * _PREPROCESS_BYTES / _MB
+
+
+def _explain_shape(p: ExplainParams, received: ImageShape | None) -> ImageShape | None:
+    return None if received is None else (3 if p.overlay else 1, received[1], received[2])
+
+
+def _explain_cost(p: ExplainParams, images: ImageSizes) -> tuple[float, float]:
+    pixels = _pixels(images.received)
+    return _EXPLAIN_PIXEL_S * max(0, pixels - _pixels(_REFERENCE)), pixels * _EXPLAIN_BYTES / _MB
+
+
+def _cnn_cost(_: Any, images: ImageSizes) -> tuple[float, float]:
+    return _CNN_VALUE_S * max(0, _values(images.received) - _values(_REFERENCE)), 0.0
 
 
 def _source_duration(p: SourceParams) -> float:
@@ -90,7 +152,7 @@ def _source_duration(p: SourceParams) -> float:
        outputs=[PortSpec("images", DataKind.IMAGE_BATCH, "images with ground-truth labels")],
        params=SourceParams, resources=ResourceDemand(cpu=1, memory_mb=32),
        expected_duration_s=0.07, duration_fn=_source_duration, items_fn=_source_items,
-       memory_fn=_source_memory,
+       memory_fn=_source_memory, shape_fn=lambda p, _: (p.channels, p.size, p.size),
        files_fn=lambda p: ("paths", list(p.paths)) if p.dataset == "uploads" else None)
 class ImageSource(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
@@ -136,8 +198,9 @@ class PreprocessParams(BaseModel):
        "a batch of images with torch.",
        inputs=[_IMAGES_IN], outputs=[PortSpec("images", DataKind.IMAGE_BATCH, "processed images")],
        params=PreprocessParams, resources=ResourceDemand(cpu=1, memory_mb=64, device="any"),
-       expected_duration_s=0.02, per_item_s=6e-5, lifecycle=_BATCHED, itemwise=True,
-       memory_fn=_kept_images_memory)
+       expected_duration_s=0.02, per_item_s=_PREPROCESS_ITEM_S, lifecycle=_BATCHED, itemwise=True,
+       shape_fn=lambda p, received: _preprocess_shape(p, received),
+       per_image_fn=lambda p, images: _preprocess_cost(p, images))
 class Preprocess(Agent):
     def load(self, device: str) -> None:
         self.device = resolve_device(device)
@@ -217,7 +280,8 @@ class _CnnAgent(Agent):
        outputs=[PortSpec("scores", DataKind.SCORES, "class probabilities per image"),
                 PortSpec("labels", DataKind.LABELS, "predicted class and confidence")],
        params=ModelParams, resources=ResourceDemand(cpu=1, memory_mb=32, device="any"),
-       expected_duration_s=0.075, per_item_s=4e-4, lifecycle=_BATCHED, card=_CARDS, itemwise=True)
+       expected_duration_s=0.075, per_item_s=4e-4, lifecycle=_BATCHED, card=_CARDS, itemwise=True,
+       per_image_fn=_cnn_cost)
 class Classify(_CnnAgent):
     def run_batch(self, inputs: dict[str, Any], ctx: RunContext, start: int) -> dict[str, Any]:
         import torch
@@ -257,7 +321,8 @@ class ExplainParams(ModelParams):
                 PortSpec("regions", DataKind.TABLE, "predicted class and top region per image")],
        params=ExplainParams, resources=ResourceDemand(cpu=1, memory_mb=96, device="any"),
        expected_duration_s=0.34, per_item_s=2.5e-3, lifecycle=_BATCHED, card=_CARDS,
-       memory_fn=_kept_images_memory)
+       shape_fn=lambda p, received: _explain_shape(p, received),
+       per_image_fn=lambda p, images: _explain_cost(p, images))
 class Explain(_CnnAgent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         import torch
@@ -300,7 +365,8 @@ class Explain(_CnnAgent):
        description="The CNN's 32-wide penultimate layer as an embedding per image.",
        inputs=[_IMAGES_IN], outputs=[PortSpec("embedding", DataKind.EMBEDDING, "N x 32 vectors")],
        params=ModelParams, resources=ResourceDemand(cpu=1, memory_mb=32, device="any"),
-       expected_duration_s=0.055, per_item_s=4e-4, lifecycle=_BATCHED, card=_CARDS, itemwise=True)
+       expected_duration_s=0.055, per_item_s=4e-4, lifecycle=_BATCHED, card=_CARDS, itemwise=True,
+       per_image_fn=_cnn_cost)
 class Embed(_CnnAgent):
     def run_batch(self, inputs: dict[str, Any], ctx: RunContext, start: int) -> dict[str, Any]:
         import torch

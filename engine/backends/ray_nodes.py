@@ -72,9 +72,10 @@ def build_nodes(workflow: Workflow, registry: Registry, gpu_memory_mb: float,
     for spec_node in workflow.nodes:
         spec = registry.get(spec_node.agent)
         params = spec.parse_params(spec_node.params)
-        demand = spec.demand_for(spec_node.resources, params, sized.handled(spec_node.id, spec))
+        images = sized.images(spec_node.id)
+        demand = spec.demand_for(spec_node.resources, params, sized.handled(spec_node.id, spec), images=images)
         lifecycle = spec.lifecycle.merged(spec_node.lifecycle)
-        expected = spec.expected_duration(params, sized.items_in.get(spec_node.id)) * (
+        expected = spec.expected_duration(params, sized.items_in.get(spec_node.id), images=images) * (
             time_scale if spec.simulated else 1.0)
         live = lifecycle.execution.timeout_s is not None or expected >= LIVE_THRESHOLD_S
         nodes[spec_node.id] = RayNode(

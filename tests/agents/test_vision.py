@@ -341,6 +341,30 @@ def test_top_regions_find_the_square_with_the_largest_sum(side: int, window: int
     assert (found[0]["top"], found[0]["left"]) == (0, 0)
 
 
+def test_preprocess_declares_time_by_image_size_and_filter() -> None:
+    """What vision.preprocess declares per image follows what costs time (bench/agents_bench.py
+    --only pixels measures it): the values it emits, a gaussian's kernel length (shifted sums up
+    to vision_data.SHIFTED_TAPS taps, convolutions beyond), a median's square, augmenting."""
+    from engine.agents import vision
+    from engine.registry import default_registry
+    from engine.spec import ImageSizes
+
+    assert vision.SHIFTED_TAPS == vision_data.SHIFTED_TAPS
+    spec = default_registry().get("vision.preprocess")
+
+    def per_item(side: int = 64, channels: int = 3, **raw: object) -> float:
+        params = spec.parse_params({"size": None, **raw})
+        shape = (channels, side, side)
+        return spec.expected_duration(params, 1, images=ImageSizes(shape, shape)) - spec.expected_duration(params, 0)
+
+    assert per_item() == pytest.approx(spec.per_item_s)  # the reference image
+    assert per_item(side=128) > 4 * per_item() and per_item(side=512) > 16 * per_item(side=128)
+    assert per_item(channels=1, side=256) < per_item(channels=3, side=256)
+    assert per_item(strength=5.0) > 4 * per_item()  # 31 taps: a convolution
+    assert per_item(denoise="median", strength=3.0) > 10 * per_item(denoise="median")  # 49 values a square
+    assert per_item(rotate_degrees=30.0) > per_item()
+
+
 @pytest.mark.parametrize("shape", [(2, 1, 8, 8), (3, 3, 17, 33), (32, 3, 64, 64), (1, 1, 700, 300)])
 @pytest.mark.parametrize("kernel", [3, 5, 7])
 def test_median_filter_equals_the_median_of_every_square(shape: tuple[int, ...], kernel: int,

@@ -73,6 +73,7 @@ EXPECTED = {
     "unknown_port": [("unknown_port", "a", "output")],
     "unused_output": [("unused_output", "s", "scores")],
     "outputs_not_kept": [("outputs_not_kept", "b", None)],
+    "memory_below_need": [("memory_below_need", "filter", None)],
 }
 
 
@@ -99,6 +100,10 @@ PINNED = {
                           "lower the node's memory_mb or raise the capacity's"),
     "unknown_port": ("edge a -> b: sim.task (node 'a') has no output port 'output'", "did you mean 'out'?"),
     "duplicate_input": ("node 'c': input 'images' takes one edge but has 2 (from 'i1', 'i2')", None),
+    "memory_below_need": ("node 'filter' reserves 20 MB (its memory_mb) but its agent declares 110 MB for the "
+                          "100 items of 512 x 512 px it handles: the run may use more than it reserves",
+                          "raise the node's memory_mb to 110 or more, or remove it so that the reservation "
+                          "grows with the data"),
 }
 
 

@@ -227,7 +227,7 @@ def test_demands_grow_with_the_items_unless_the_node_sets_its_memory() -> None:
     assert pinned["scans"].demand.memory_mb == 100
     preprocess = registry.get("vision.preprocess")
     assert pinned["preprocess"].demand.memory_mb == pytest.approx(
-        preprocess.resources.memory_mb + 4096 * 3 * 64 * 64 * 4 / 2**20)  # the images it keeps
+        preprocess.resources.memory_mb + 4096 * 3 * 64 * 64 * 8 / 2**20)  # the images it keeps, and temporaries
 
 
 def test_validation_says_how_much_memory_the_items_need() -> None:
@@ -285,3 +285,121 @@ def test_memory_advice_scales_what_was_measured_to_the_planned_items() -> None:
     raise_it = advice["preprocess"]
     assert raise_it.suggested > raise_it.declared == 128
     assert raise_it.measured_p95 > 100 * 3 and "measured at 256 items, scaled to 4,096" in raise_it.text
+
+
+# -- image sizes -------------------------------------------------------------------------------
+def _medical(size: int | None, channels: int = 1, n: int = 128, source_size: int = 64) -> Workflow:
+    data = _template("medical-imaging")
+    for node in data["nodes"]:
+        if node["agent"] == "vision.preprocess":
+            node["params"]["size"] = size
+        if node["agent"] == "vision.source":
+            node["params"].update(channels=channels, n_items=n, size=source_size)
+    return Workflow.model_validate(data)
+
+
+def test_image_shapes_are_planned_as_a_real_run_gives(tmp_path: Path) -> None:
+    """The planner follows each image's shape as it follows the counts: the source's channels and
+    size, the resize of preprocess, the explainer's overlay. Checked against a real run's payloads."""
+    registry = default_registry()
+    workflow = _medical(96, channels=3, n=16)
+    planned = planned_items(workflow, registry)
+    assert planned.images("preprocessing").received == (3, 64, 64)
+    assert planned.images("explanation").received == (3, 96, 96)
+    manager = RunManager(registry, results=ResultStore(tmp_path / "cache"))
+    try:
+        handle = manager.submit(workflow, RunOptions(use_cache=False))
+        assert str(handle.wait(120)) == "succeeded"
+        shapes = {"scans": handle.outputs("scans")["images"]["images"].shape,
+                  "preprocessing": handle.outputs("preprocessing")["images"]["images"].shape,
+                  "explanation": handle.outputs("explanation")["heatmaps"]["images"].shape}
+    finally:
+        manager.shutdown()
+    for node_id, shape in shapes.items():
+        assert tuple(shape[1:]) == planned.images(node_id).emitted, node_id
+    assert planned.images("classification").emitted is None  # scores, not images
+
+
+def test_declarations_grow_with_the_image_size() -> None:
+    """Before, a 256 px run was planned as a 64 px one: explanation 0.66 s and 102 MB declared,
+    5.0 s and 304 MB measured (its top region scanned every square: 44 ms a map at 256 px)."""
+    registry = default_registry()
+    small = problem_from_workflow(_medical(64), registry, MACHINE).tasks
+    large = problem_from_workflow(_medical(256), registry, MACHINE).tasks
+    for node_id in ("preprocessing", "explanation"):
+        assert large[node_id].duration > 2 * small[node_id].duration, node_id
+        assert large[node_id].demand.memory_mb > small[node_id].demand.memory_mb, node_id
+    assert large["classification"].duration > small["classification"].duration  # resizing down
+    assert large["scans"].duration == small["scans"].duration  # its own images did not change
+    keep = problem_from_workflow(_medical(None), registry, MACHINE).tasks  # no resize: the source's size
+    assert keep["explanation"].duration == small["explanation"].duration
+
+
+def test_the_explainer_declares_at_least_the_memory_it_takes_at_256_px() -> None:
+    """In a fresh process, the peak RSS growth of explaining 64 scans of 256 px stays under what
+    vision.explain declares for them (it declared 99 MB before image sizes counted; it takes ~140)."""
+    import subprocess
+    import sys
+
+    code = ("import threading, psutil\n"
+            "from engine.registry import default_registry\nfrom engine.spec import RunContext, Lifecycle\n"
+            "reg = default_registry(); src = reg.get('vision.source'); ex = reg.get('vision.explain')\n"
+            "images = src.build(src.parse_params({'n_items': 64, 'size': 256})).run({}, RunContext())['images']\n"
+            "a = ex.build(ex.parse_params({})); a.load('cpu')\n"
+            "small = {**images, 'images': images['images'][:2], 'ids': images['ids'][:2]}\n"
+            "a.run({'images': small}, RunContext(lifecycle=ex.lifecycle))\n"
+            "proc, stop, peak = psutil.Process(), threading.Event(), [0]\n"
+            "def sample():\n"
+            "    while not stop.wait(0.001): peak[0] = max(peak[0], proc.memory_info().rss)\n"
+            "before = proc.memory_info().rss; t = threading.Thread(target=sample); t.start()\n"
+            "out = a.run({'images': images}, RunContext(lifecycle=ex.lifecycle))\n"
+            "stop.set(); t.join()\n"
+            "print((max(peak[0], proc.memory_info().rss) - before) / 2**20)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    grown = float(out.stdout.strip().splitlines()[-1])
+    registry = default_registry()
+    workflow = _medical(None, n=64, source_size=256)
+    spec, sized = registry.get("vision.explain"), planned_items(workflow, registry)
+    assert sized.images("explanation").received == (1, 256, 256)
+    declared = spec.demand_for(None, spec.parse_params({}), 64, images=sized.images("explanation")).memory_mb
+    assert 64 * 256 * 256 * 16 / 2**20 < grown <= declared, (grown, declared)  # more than the kept output
+
+
+def test_validation_names_the_image_size_and_warns_of_a_fixed_reservation_below_it() -> None:
+    from engine.validation import validate
+
+    registry = default_registry()
+    issues = validate(_medical(1024), registry)
+    found = [i for i in issues if i.code == "capacity_exceeded"]
+    assert [i.node for i in found] == ["explanation"]
+    assert "128 items of 1024 x 1024 px" in found[0].message and "smaller images" in found[0].hint
+    data = _images(256).model_dump(mode="json")
+    data["nodes"][1]["params"]["size"] = 512  # the template keeps its own memory_mb: 128
+    warned = [i for i in validate(Workflow.model_validate(data), registry) if i.code == "memory_below_need"]
+    assert [(i.node, i.severity) for i in warned] == [("preprocess", "warning")]
+    assert "256 items of 512 x 512 px" in warned[0].message
+    assert not [i for i in validate(_images(256), registry) if i.code == "memory_below_need"]
+
+
+def test_learned_estimates_are_not_carried_to_other_image_sizes() -> None:
+    """The explainer's params are the same for 64 and 256 px images, so its runs at 64 px had the
+    same key; their 0.07 s would have planned a 256 px run (measured 5 s). Samples now keep the
+    images planned for them, and only those measured at the planned images count."""
+    registry = default_registry()
+    walls = {"scans": 0.05, "preprocessing": 0.01, "classification": 0.02, "explanation": 0.07, "diagnosis": 0.01}
+    runs = [_record(_medical(64), f"r{i}", walls) for i in range(3)]
+    estimates = Estimates.from_runs(runs, registry=registry)
+    same = estimates.durations_for(_medical(64))
+    assert same.durations["explanation"] == pytest.approx(0.07) and same.source["explanation"] == "learned (3 runs)"
+    larger = estimates.durations_for(_medical(256))
+    for node_id in ("explanation", "classification"):  # their cost grows with the images they receive
+        assert node_id not in larger.durations
+        assert larger.source[node_id] == "declared (its runs had other image sizes)"
+    assert larger.durations["diagnosis"] == pytest.approx(0.01)  # no images: learned as before
+    memory = [{**run, "nodes": [{**n, "metrics": {"memory_mb": 50.0}} for n in run["nodes"]]} for run in runs]
+    estimates = Estimates.from_runs(memory, registry=registry)
+    node = _medical(64).node("explanation")
+    sized = {size: planned_items(_medical(size), registry) for size in (64, 256)}
+    assert estimates.memory_for(node, 128, None, sized[64].images("explanation")) == (50.0, "")
+    assert estimates.memory_for(node, 128, None, sized[256].images("explanation")) is None

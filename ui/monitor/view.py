@@ -234,8 +234,9 @@ def fill_demands(view: RunView, registry: Any) -> RunView:
         try:
             spec = registry.get(node["agent"])
             items = sized.handled(node_id, spec) if sized is not None else None
-            parsed = spec.parse_params(params.get(node_id)) if spec.memory_per_item_mb or spec.memory_fn else None
-            node["demand"] = spec.demand_for(node.get("demand") or None, parsed, items).model_dump()
+            parsed = spec.parse_params(params.get(node_id)) if spec.memory_grows else None
+            images = sized.images(node_id) if sized is not None else None
+            node["demand"] = spec.demand_for(node.get("demand") or None, parsed, items, images=images).model_dump()
         except Exception:  # an agent no longer registered, or changed params: keep the stored override
             continue
     return view

@@ -32,6 +32,7 @@ class IssueCode(StrEnum):
     UNUSED_OUTPUT = "unused_output"
     OUTPUTS_NOT_KEPT = "outputs_not_kept"
     MEMORY_BELOW_NEED = "memory_below_need"
+    MISSING_COLUMNS = "missing_columns"
     EMPTY_WORKFLOW = "empty_workflow"
 
 

@@ -42,6 +42,7 @@ class PlannedItems:
     port_out: dict[tuple[str, str], int | None] = field(default_factory=dict)
     shape_in: dict[str, ImageShape | None] = field(default_factory=dict)
     shape_out: dict[str, ImageShape | None] = field(default_factory=dict)
+    columns_out: dict[str, frozenset[str] | None] = field(default_factory=dict)  # a table's, where known
 
     def images(self, node_id: str) -> ImageSizes:
         """The planned shape of one image ``node_id`` receives and of one it emits."""
@@ -72,7 +73,8 @@ def planned_items(workflow: Workflow | Mapping[str, Any], registry: Registry) ->
         if source in preds and target in preds:
             preds[target].append((source, port))
     order = topological_order(list(nodes), [(s, t) for s, t, _ in edges if s in nodes and t in nodes]) or []
-    planned = PlannedItems(dict.fromkeys(nodes), dict.fromkeys(nodes), {}, dict.fromkeys(nodes), dict.fromkeys(nodes))
+    planned = PlannedItems(dict.fromkeys(nodes), dict.fromkeys(nodes), {}, dict.fromkeys(nodes), dict.fromkeys(nodes),
+                           dict.fromkeys(nodes))
     for nid in order:
         known = [n for p, port in preds[nid] if (n := planned.on_port(p, port)) is not None]
         planned.items_in[nid] = max(known) if known else None
@@ -85,6 +87,7 @@ def planned_items(workflow: Workflow | Mapping[str, Any], registry: Registry) ->
         try:
             parsed = spec.parse_params(params)
             planned.shape_out[nid] = spec.emitted_shape(parsed, planned.shape_in[nid])
+            planned.columns_out[nid] = spec.emitted_columns(parsed, [planned.columns_out.get(p) for p, _ in preds[nid]])
             if preds[nid] and not known:
                 continue
             ports = spec.port_items(parsed, planned.items_in[nid])

@@ -8,7 +8,7 @@ ctx)``, ``unload()``. Models load once per (agent, params, device) and may stay 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from time import monotonic as _monotonic
 from typing import Any, ClassVar, Literal
@@ -316,6 +316,14 @@ class AgentSpec:
             emit, from their params and the shape they receive (None: unknown). Without it an
             agent with an image or ``any`` output passes the shape it receives on (a filter, a
             limit); the planner follows shapes as it follows item counts (``engine.items``).
+        columns_fn: for agents that emit a table whose columns their params decide (a table
+            source, a join): those columns, from the params and the columns of the table on each
+            connected input, in edge order (None where unknown); None: unknown. Without it an
+            agent whose output is a table or ``any`` passes on the union of what it receives
+            when every input's is known (a limit, a branch).
+        needs_columns_fn: the columns every table arriving on its inputs must have, for these
+            params (a scorer's features, a branch's field). Validation reports the ones a
+            connected table is known to lack (``missing_columns``) before anything runs.
         per_image_fn: for agents whose work or memory grows with the size of each image:
             ``(seconds, MB)`` per item on top of ``per_item_s`` and ``memory_fn``, for these
             params and the planned ``ImageSizes`` (a 512 px image costs far more than a 64 px one).
@@ -348,6 +356,8 @@ class AgentSpec:
     kinds_fn: Callable[[BaseModel], dict[str, tuple[DataKind, str]]] | None = None
     shape_fn: Callable[[BaseModel, ImageShape | None], ImageShape | None] | None = None
     per_image_fn: Callable[[BaseModel, ImageSizes], tuple[float, float]] | None = None
+    columns_fn: Callable[[BaseModel, list[frozenset[str] | None]], Iterable[str] | None] | None = None
+    needs_columns_fn: Callable[[BaseModel], tuple[str, ...]] | None = None
 
     def input(self, name: str) -> PortSpec | None:
         return next((p for p in self.inputs if p.name == name), None)
@@ -396,6 +406,16 @@ class AgentSpec:
             return None if params is None else self.shape_fn(params, received)
         if any(p.kind in (DataKind.IMAGE_BATCH, DataKind.ANY) for p in self.outputs):
             return received
+        return None
+
+    def emitted_columns(self, params: BaseModel | None, received: list[frozenset[str] | None]) -> frozenset[str] | None:
+        """The columns of the table the node emits (``columns_fn``; else, for an agent with a
+        table or ``any`` output, the union of what it receives when every input's is known)."""
+        if self.columns_fn is not None:
+            columns = None if params is None else self.columns_fn(params, received)
+            return None if columns is None else frozenset(columns)
+        if received and None not in received and any(p.kind in (DataKind.TABLE, DataKind.ANY) for p in self.outputs):
+            return frozenset().union(*received)  # type: ignore[arg-type]
         return None
 
     @property

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import ValidationError
 
@@ -94,6 +94,7 @@ def validate(workflow: Workflow, registry: Registry | None = None,
     _check_capacity(ctx, resolve_capacity(workflow, capacity))
     links = _check_edges(ctx)
     _check_inputs(ctx, links)
+    _check_columns(ctx, links)
     _check_cycles(ctx, links)
     _check_unused(ctx, links)
     return _sorted(ctx)
@@ -475,6 +476,53 @@ def _check_inputs(ctx: _Context, links: list[_Link]) -> None:
                         f"node {node_id!r}: input {port.name!r} takes one edge but has {len(sources)} "
                         f"(from {', '.join(repr(s) for s in sources)})", node=node_id, port=port.name,
                         hint="keep one edge, or merge the values first with a collecting agent")
+
+
+def _check_columns(ctx: _Context, links: list[_Link]) -> None:
+    """A table whose columns the workflow knows (a table source's data set, passed on by limits,
+    branches and merges), connected to an agent that needs columns it lacks: a scorer fed the
+    wrong data set, a branch or merge on a column that is not there. At run time that node would
+    fail after everything before it had run."""
+    for link in links:
+        spec = ctx.specs.get(link.target)
+        if spec is None or spec.needs_columns_fn is None or link.target_port is None:
+            continue
+        params = ctx.params.get(link.target)
+        needed = spec.needs_columns_fn(params) if params is not None else ()
+        have = ctx.sized().columns_out.get(link.source) if needed else None
+        missing = [c for c in needed if have is not None and c not in have]
+        if not missing or have is None:
+            continue
+        names = ", ".join(repr(c) for c in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        listed = ", ".join(repr(c) for c in sorted(have)[:8]) + (", ..." if len(have) > 8 else "")
+        ctx.add(IssueCode.MISSING_COLUMNS,
+                f"edge {link.source} -> {link.target}: node {link.target!r} ({spec.name}) needs the "
+                f"column{'s' if len(missing) > 1 else ''} {names}, which the table from {link.source!r} "
+                f"does not have (it has {listed})",
+                node=link.target, port=link.target_port, hint=_columns_hint(ctx, link, missing, have))
+
+
+def _columns_hint(ctx: _Context, link: _Link, missing: list[str], have: frozenset[str]) -> str:
+    """How to get the columns: a setting of the source that emits them, the column meant, or
+    another table."""
+    source = ctx.specs.get(link.source)
+    params = ctx.params.get(link.source)
+    if source is not None and source.columns_fn is not None and params is not None:
+        for name, info in type(params).model_fields.items():
+            if get_origin(info.annotation) is not Literal:
+                continue
+            for choice in get_args(info.annotation):
+                if choice == getattr(params, name):
+                    continue
+                try:
+                    columns = source.columns_fn(params.model_copy(update={name: choice}), None)
+                except (TypeError, ValueError, KeyError):
+                    continue
+                if columns is not None and all(c in columns for c in missing):
+                    return f"set {name} of node {link.source!r} to {choice!r} (its table has them), or connect another table"
+    if len(missing) == 1 and (close := suggest(missing[0], sorted(have))):
+        return f"did you mean {close[0]!r}? (a column of {link.source!r}'s table)"
+    return f"connect a table that has them, or change the parameters of node {link.target!r}"
 
 
 def _check_cycles(ctx: _Context, links: list[_Link]) -> None:

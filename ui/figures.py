@@ -133,12 +133,14 @@ def describe_figures(spec: AgentSpec, fig: AgentFigures | None) -> list[str]:
     if fig.ratio is not None:
         lines.append(f"Measured ÷ declared: median ×{fig.ratio.median:.2g} (from ×{fig.ratio.low:.2g} to "
                      f"×{fig.ratio.high:.2g}), each execution against what was declared for its parameters and "
-                     "planned items")
+                     "planned items" + (" and image sizes" if spec.per_image_fn is not None else ""))
         if fig.verdict in ("slower", "faster"):
             factor = fig.ratio.median
             what = ("the time its `duration_fn` / `per_item_fn` computes"
                     if spec.duration_fn is not None or spec.per_item_fn is not None
                     else "`expected_duration_s`" + (" and `per_item_s`" if spec.per_item_s else ""))
+            if spec.per_image_fn is not None:
+                what += " (and what `per_image_fn` adds per image, if the gap grows with the images' size)"
             lines.append(f"**The declaration needs correcting**: it runs {fig.verdict} than declared (×{factor:.2g}). "
                          f"Multiply {what} by about {factor:.2g} in the agent's declaration. Meanwhile the planner "
                          f"uses the measured time for a node once it has {MIN_RUNS} runs of it (learned durations).")

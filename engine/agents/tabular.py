@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.agents.runtime import as_list, batches, read_card, resolve_device, torch_threads
+from engine.agents.table_columns import CANCER_FEATURES, CREDIT_FEATURES, DATASET_COLUMNS, FRAUD_FEATURES
 from engine.kinds import DataKind
 from engine.registry import agent
 from engine.resources import ResourceDemand
@@ -53,7 +54,7 @@ def _table_source_items(p: TableSourceParams) -> int:
        outputs=[PortSpec("table", DataKind.TABLE, "columns + ids; ground truth in 'target'")],
        params=TableSourceParams, resources=ResourceDemand(cpu=1, memory_mb=16),
        expected_duration_s=0.01, per_item_s=2e-6, items_fn=lambda p, _: _table_source_items(p),
-       memory_per_item_mb=5e-4)
+       memory_per_item_mb=5e-4, columns_fn=lambda p, _: DATASET_COLUMNS[p.dataset])
 class TableSource(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         from engine.agents import tabular_data as data
@@ -127,16 +128,18 @@ def _truth(table: dict, config: Any, n: int) -> Any:
     return torch.tensor([config.classes.index(v) if isinstance(v, str) else int(v) for v in values])
 
 
-def _scorer(name: str, label: str, description: str, card: str, per_item_s: float) -> Any:
+def _scorer(name: str, label: str, description: str, card: str, per_item_s: float,
+            features: tuple[str, ...]) -> Any:
     return agent(name, category="tabular", label=label, color=_TABULAR, description=description,
                  inputs=[_TABLE_IN], outputs=[_SCORES_OUT],
                  resources=ResourceDemand(cpu=1, memory_mb=16, device="any"),
                  expected_duration_s=0.02, per_item_s=per_item_s, card=read_card(card),
-                 memory_per_item_mb=6e-4)
+                 memory_per_item_mb=6e-4, needs_columns_fn=lambda _: features)
 
 
 @_scorer("tabular.fraud_score", "Fraud score", "An MLP trained on GENERATED card transactions "
-         "scores each transaction legit / fraud (keeps the customer as the entity).", "fraud_mlp", 5e-6)
+         "scores each transaction legit / fraud (keeps the customer as the entity).", "fraud_mlp", 5e-6,
+         FRAUD_FEATURES)
 class FraudScore(_MlpScorer):
     weights, entity_column = "fraud_mlp", "customer"
 
@@ -147,7 +150,7 @@ class FraudScore(_MlpScorer):
 
 
 @_scorer("tabular.credit_score", "Credit score", "An MLP trained on GENERATED applicants "
-         "gives each applicant's probability of default.", "credit_mlp", 5e-6)
+         "gives each applicant's probability of default.", "credit_mlp", 5e-6, CREDIT_FEATURES)
 class CreditScore(_MlpScorer):
     weights = "credit_mlp"
 
@@ -159,7 +162,7 @@ class CreditScore(_MlpScorer):
 
 @_scorer("tabular.diagnose", "Diagnose (breast cancer)", "An MLP trained on the REAL "
          "scikit-learn breast-cancer table: malignant / benign from 30 cell measurements.",
-         "diagnose_mlp", 2e-5)
+         "diagnose_mlp", 2e-5, CANCER_FEATURES)
 class Diagnose(_MlpScorer):
     weights = "diagnose_mlp"
 
@@ -183,7 +186,8 @@ class MarketParams(BaseModel):
        "volatility and drawdown, computed with torch (no training).",
        inputs=[PortSpec("table", DataKind.TABLE, "a series with a 'price' column")],
        outputs=[_SCORES_OUT], params=MarketParams,
-       resources=ResourceDemand(cpu=1, memory_mb=8), expected_duration_s=0.015)
+       resources=ResourceDemand(cpu=1, memory_mb=8), expected_duration_s=0.015,
+       needs_columns_fn=lambda _: ("price",))
 class MarketSignal(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         import torch

@@ -8,11 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from engine.agents.nets import MlpConfig
+from engine.agents.table_columns import CREDIT_FEATURES, FRAUD_FEATURES
 
-CREDIT_FEATURES = ("age", "income_k", "debt_ratio", "history_years", "late_payments",
-                   "loan_k", "employment_years")
-FRAUD_FEATURES = ("amount", "hour", "distance_km", "merchant_risk", "card_present",
-                  "tx_last_24h", "foreign")
 CREDIT = MlpConfig(CREDIT_FEATURES, ("repay", "default"), 32, "GENERATED credit applicants")
 FRAUD = MlpConfig(FRAUD_FEATURES, ("legit", "fraud"), 32, "GENERATED card transactions")
 

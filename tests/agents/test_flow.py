@@ -147,3 +147,17 @@ def test_sqlite_sink_writes_typed_rows_and_appends(data_dir: Path):
 def test_sqlite_sink_refuses_unsafe_table_names(data_dir: Path, table: str):
     with pytest.raises(ValueError):
         run(SqliteSink(SqliteSinkParams(table=table)), **{"in": PEOPLE})
+
+
+@pytest.mark.parametrize("on", ["id", "customer"])
+def test_the_planned_columns_of_a_join_are_the_ones_it_gives(on: str) -> None:
+    """Validation plans a merge's columns (``tables.joined_columns``) to check what its readers
+    need; they must be what ``join`` gives, clashing names suffixed by position."""
+    from engine.agents import tables
+
+    a = ({"customer": ["c1", "c2"], "x": [1, 2], "y": [3, 4]}, ["r1", "r2"])
+    b = ({"customer": ["c1", "c2"], "x": [5, 6], "z": [7, 8]}, ["r1", "r2"])
+    c = ({"customer": ["c1", "c2"], "x": [9, 9], "y": [0, 0]}, ["r1", "r2"])
+    cols, _ = tables.join([a, b, c], on, "inner")
+    assert tables.joined_columns([frozenset(t[0]) for t in (a, b, c)], on) == frozenset(cols)
+    assert tables.joined_columns([frozenset(a[0]), None], on) is None

@@ -4,6 +4,7 @@ aggregation and thresholds do the arithmetic they promise."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
@@ -138,3 +139,54 @@ def test_generated_tables_say_what_they_are():
     assert "real" in (REGISTRY.get("tabular.diagnose").card or "").lower()
     schema = REGISTRY.get("tabular.source").params.model_json_schema()
     assert "REAL" in schema["properties"]["dataset"]["description"]
+
+
+@pytest.mark.parametrize("dataset", ["breast_cancer", "credit_applicants", "transactions", "market"])
+def test_the_columns_validation_knows_are_the_tables_columns(dataset: str) -> None:
+    """``table_columns`` lets validation check columns without loading data; it must say what the
+    tables hold (and, for the real table, what scikit-learn ships)."""
+    from engine.agents.table_columns import CANCER_FEATURES, DATASET_COLUMNS
+
+    table = make("tabular.source", dataset=dataset, n_items=5).run({}, RunContext())["table"]
+    assert tuple(table["columns"]) == DATASET_COLUMNS[dataset]
+    if dataset == "breast_cancer":
+        assert tabular_data.cancer_config().features == CANCER_FEATURES
+
+
+def test_validation_finds_a_table_without_the_columns_its_reader_needs() -> None:
+    """Before, a scorer fed the wrong data set, or a branch on a column the table lacks, failed at
+    run time, after everything upstream had run. Now validation says which columns, and how to
+    get them (the source's setting that emits them, or the column meant)."""
+    import json
+    from pathlib import Path
+
+    from engine.registry import default_registry
+    from engine.validation import validate
+    from engine.workflow import Workflow
+
+    registry = default_registry()
+    data = json.loads((Path(__file__).resolve().parents[2] / "examples" / "finance-risk.json").read_text())
+    nodes = {n["id"]: n for n in data["nodes"]}
+    assert not validate(Workflow.model_validate(data), registry)
+    nodes["applicants"]["params"]["dataset"] = "transactions"
+    nodes["market"]["params"]["dataset"] = "credit_applicants"
+    found = {i.node: i for i in validate(Workflow.model_validate(data), registry) if i.code == "missing_columns"}
+    assert set(found) == {"credit_scoring", "market_signal"}
+    assert "'age'" in found["credit_scoring"].message and found["credit_scoring"].port == "table"
+    assert found["credit_scoring"].hint.startswith("set dataset of node 'applicants' to 'credit_applicants'")
+    assert found["market_signal"].hint.startswith("set dataset of node 'market' to 'market'")
+
+    def flow(*nodes: dict[str, Any]) -> Workflow:
+        return Workflow.model_validate({"schema_version": 1, "nodes": list(nodes), "edges": [
+            {"source": a["id"], "target": b["id"]} for a, b in itertools.pairwise(nodes)]})
+
+    source = {"id": "tx", "agent": "tabular.source", "params": {"dataset": "transactions"}}
+    limit = {"id": "few", "agent": "flow.limit", "params": {"n": 10}}
+    typo = {"id": "big", "agent": "flow.branch", "params": {"field": "amout", "op": ">", "value": 100}}
+    (issue,) = [i for i in validate(flow(source, limit, typo), registry) if i.code == "missing_columns"]
+    assert issue.node == "big" and issue.hint.startswith("did you mean 'amount'?")  # through the limit
+    fixed = {**typo, "params": {**typo["params"], "field": "amount"}}
+    assert not [i for i in validate(flow(source, limit, fixed), registry) if i.is_error]
+    scores = {"id": "fraud", "agent": "tabular.fraud_score"}
+    unknown = {"id": "b", "agent": "flow.branch", "params": {"field": "anything"}}
+    assert not [i for i in validate(flow(source, scores, unknown), registry) if i.is_error]  # scores: not known

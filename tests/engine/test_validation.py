@@ -74,6 +74,7 @@ EXPECTED = {
     "unused_output": [("unused_output", "s", "scores")],
     "outputs_not_kept": [("outputs_not_kept", "b", None)],
     "memory_below_need": [("memory_below_need", "filter", None)],
+    "missing_columns": [("missing_columns", "s", "table")],
 }
 
 
@@ -104,6 +105,9 @@ PINNED = {
                           "100 items of 512 x 512 px it handles: the run may use more than it reserves",
                           "raise the node's memory_mb to 110 or more, or remove it so that the reservation "
                           "grows with the data"),
+    "missing_columns": ("edge t -> s: node 's' (fixture.score_orders) needs the column 'amount', which the table "
+                        "from 't' does not have (it has 'age', 'name')",
+                        "set kind of node 't' to 'orders' (its table has them), or connect another table"),
 }
 
 

@@ -1,0 +1,23 @@
+"""The columns of the tables ``tabular.source`` emits and the tabular agents read, known without
+loading any data (validation checks a table's columns against what its readers need before a
+run; ``tests/agents/test_tabular.py`` checks these lists against the generated and real tables).
+"""
+
+from __future__ import annotations
+
+CREDIT_FEATURES = ("age", "income_k", "debt_ratio", "history_years", "late_payments",
+                   "loan_k", "employment_years")
+FRAUD_FEATURES = ("amount", "hour", "distance_km", "merchant_risk", "card_present",
+                  "tx_last_24h", "foreign")
+_CANCER_MEASURES = ("radius", "texture", "perimeter", "area", "smoothness", "compactness", "concavity",
+                    "concave points", "symmetry", "fractal dimension")
+# scikit-learn's order: the means, the standard errors, the worst values of the ten measures
+CANCER_FEATURES = (tuple(f"mean {m}" for m in _CANCER_MEASURES) + tuple(f"{m} error" for m in _CANCER_MEASURES)
+                   + tuple(f"worst {m}" for m in _CANCER_MEASURES))
+
+DATASET_COLUMNS: dict[str, tuple[str, ...]] = {
+    "breast_cancer": (*CANCER_FEATURES, "diagnosis"),
+    "credit_applicants": (*CREDIT_FEATURES, "defaulted"),
+    "transactions": (*FRAUD_FEATURES, "customer", "is_fraud"),
+    "market": ("day", "price", "volume", "regime"),
+}

@@ -241,26 +241,32 @@ def test_validation_says_how_much_memory_the_items_need() -> None:
                 if i.code == "capacity_exceeded"]
 
 
-def test_the_source_declares_at_least_the_memory_it_takes() -> None:
-    """In a fresh process (no allocator reuse), the peak RSS growth of generating 1,024 scans stays
-    under what vision.source declares for them."""
+def _peak_growth_mb(setup: str, measured: str) -> float:
+    """How far a fresh process's RSS rises (peak, sampled every ms) while it runs ``measured``,
+    after ``setup`` (no allocator reuse from earlier work, unlike in the test process)."""
     import subprocess
     import sys
 
     code = ("import threading, psutil\n"
-            "from engine.registry import default_registry\nfrom engine.spec import RunContext\n"
-            "s = default_registry().get('vision.source'); a = s.build(s.parse_params({'n_items': 8})); a.load('cpu')\n"
-            "a.run({}, RunContext())\n"
+            "from engine.registry import default_registry\nfrom engine.spec import RunContext\n" + setup +
             "proc, stop, peak = psutil.Process(), threading.Event(), [0]\n"
             "def sample():\n"
             "    while not stop.wait(0.001): peak[0] = max(peak[0], proc.memory_info().rss)\n"
-            "before = proc.memory_info().rss; t = threading.Thread(target=sample); t.start()\n"
-            "a = s.build(s.parse_params({'n_items': 1024, 'channels': 3})); out = a.run({}, RunContext())\n"
+            "before = proc.memory_info().rss; t = threading.Thread(target=sample); t.start()\n" + measured +
             "stop.set(); t.join()\n"
             "print((max(peak[0], proc.memory_info().rss) - before) / 2**20)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr
-    grown = float(out.stdout.strip().splitlines()[-1])
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def test_the_source_declares_at_least_the_memory_it_takes() -> None:
+    """In a fresh process (no allocator reuse), the peak RSS growth of generating 1,024 scans stays
+    under what vision.source declares for them."""
+    grown = _peak_growth_mb(
+        "s = default_registry().get('vision.source'); a = s.build(s.parse_params({'n_items': 8})); a.load('cpu')\n"
+        "a.run({}, RunContext())\n",
+        "a = s.build(s.parse_params({'n_items': 1024, 'channels': 3})); out = a.run({}, RunContext())\n")
     spec = default_registry().get("vision.source")
     declared = spec.demand_for(None, spec.parse_params({"n_items": 1024, "channels": 3}), 1024).memory_mb
     assert 100 < grown <= declared, (grown, declared)
@@ -338,26 +344,13 @@ def test_declarations_grow_with_the_image_size() -> None:
 def test_the_explainer_declares_at_least_the_memory_it_takes_at_256_px() -> None:
     """In a fresh process, the peak RSS growth of explaining 64 scans of 256 px stays under what
     vision.explain declares for them (it declared 99 MB before image sizes counted; it takes ~140)."""
-    import subprocess
-    import sys
-
-    code = ("import threading, psutil\n"
-            "from engine.registry import default_registry\nfrom engine.spec import RunContext, Lifecycle\n"
-            "reg = default_registry(); src = reg.get('vision.source'); ex = reg.get('vision.explain')\n"
-            "images = src.build(src.parse_params({'n_items': 64, 'size': 256})).run({}, RunContext())['images']\n"
-            "a = ex.build(ex.parse_params({})); a.load('cpu')\n"
-            "small = {**images, 'images': images['images'][:2], 'ids': images['ids'][:2]}\n"
-            "a.run({'images': small}, RunContext(lifecycle=ex.lifecycle))\n"
-            "proc, stop, peak = psutil.Process(), threading.Event(), [0]\n"
-            "def sample():\n"
-            "    while not stop.wait(0.001): peak[0] = max(peak[0], proc.memory_info().rss)\n"
-            "before = proc.memory_info().rss; t = threading.Thread(target=sample); t.start()\n"
-            "out = a.run({'images': images}, RunContext(lifecycle=ex.lifecycle))\n"
-            "stop.set(); t.join()\n"
-            "print((max(peak[0], proc.memory_info().rss) - before) / 2**20)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert out.returncode == 0, out.stderr
-    grown = float(out.stdout.strip().splitlines()[-1])
+    grown = _peak_growth_mb(
+        "reg = default_registry(); src = reg.get('vision.source'); ex = reg.get('vision.explain')\n"
+        "images = src.build(src.parse_params({'n_items': 64, 'size': 256})).run({}, RunContext())['images']\n"
+        "a = ex.build(ex.parse_params({})); a.load('cpu')\n"
+        "small = {**images, 'images': images['images'][:2], 'ids': images['ids'][:2]}\n"
+        "a.run({'images': small}, RunContext(lifecycle=ex.lifecycle))\n",
+        "out = a.run({'images': images}, RunContext(lifecycle=ex.lifecycle))\n")
     registry = default_registry()
     workflow = _medical(None, n=64, source_size=256)
     spec, sized = registry.get("vision.explain"), planned_items(workflow, registry)

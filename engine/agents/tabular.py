@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engine.agents.runtime import as_list, batches, read_card, resolve_device, torch_threads
 from engine.agents.table_columns import CANCER_FEATURES, CREDIT_FEATURES, DATASET_COLUMNS, FRAUD_FEATURES
@@ -259,6 +259,12 @@ class ThresholdParams(BaseModel):
                                     description="which class's score to test (empty: the last)")
     flag_label: str = Field("flag", min_length=1, max_length=50)
     pass_label: str = Field("pass", min_length=1, max_length=50)
+
+    @field_validator("score_class", mode="before")
+    @classmethod
+    def _empty_is_the_last(cls, value: Any) -> Any:
+        """An empty class (a file written by hand) means the last, as the description says."""
+        return None if isinstance(value, str) and not value.strip() else value
 
 
 @agent("decision.threshold", category="decision", label="Threshold / branch", color=_DECISION,

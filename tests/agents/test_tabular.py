@@ -131,6 +131,8 @@ def test_threshold_splits_into_flagged_and_passed():
     assert by_class["flagged"]["ids"] == ["a", "b"]
     with pytest.raises(ValueError, match="not one of"):
         make("decision.threshold", score_class="nope").run({"scores": scores}, RunContext())
+    blank = make("decision.threshold", threshold=0.5, score_class=" ").run({"scores": scores}, RunContext())
+    assert blank["flagged"]["ids"] == ["b", "c"]  # empty: the last class, as its description says
 
 
 def test_generated_tables_say_what_they_are():

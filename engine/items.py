@@ -42,7 +42,7 @@ class PlannedItems:
     port_out: dict[tuple[str, str], int | None] = field(default_factory=dict)
     shape_in: dict[str, ImageShape | None] = field(default_factory=dict)
     shape_out: dict[str, ImageShape | None] = field(default_factory=dict)
-    columns_out: dict[str, frozenset[str] | None] = field(default_factory=dict)  # a table's, where known
+    columns_out: dict[str, tuple[str, ...] | None] = field(default_factory=dict)  # a table's, where known
 
     def images(self, node_id: str) -> ImageSizes:
         """The planned shape of one image ``node_id`` receives and of one it emits."""

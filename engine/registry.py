@@ -65,7 +65,7 @@ def agent(
     kinds_fn: Callable[[BaseModel], dict[str, tuple[DataKind, str]]] | None = None,
     shape_fn: Callable[[BaseModel, ImageShape | None], ImageShape | None] | None = None,
     per_image_fn: Callable[[BaseModel, ImageSizes], tuple[float, float]] | None = None,
-    columns_fn: Callable[[BaseModel, list[frozenset[str] | None]], Iterable[str] | None] | None = None,
+    columns_fn: Callable[[BaseModel, list[tuple[str, ...] | None]], Iterable[str] | None] | None = None,
     needs_columns_fn: Callable[[BaseModel], tuple[str, ...]] | None = None,
 ) -> Callable[[type[Agent]], type[Agent]]:
     """Class decorator that declares an Agent subclass as a service.

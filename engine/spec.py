@@ -356,7 +356,7 @@ class AgentSpec:
     kinds_fn: Callable[[BaseModel], dict[str, tuple[DataKind, str]]] | None = None
     shape_fn: Callable[[BaseModel, ImageShape | None], ImageShape | None] | None = None
     per_image_fn: Callable[[BaseModel, ImageSizes], tuple[float, float]] | None = None
-    columns_fn: Callable[[BaseModel, list[frozenset[str] | None]], Iterable[str] | None] | None = None
+    columns_fn: Callable[[BaseModel, list[tuple[str, ...] | None]], Iterable[str] | None] | None = None
     needs_columns_fn: Callable[[BaseModel], tuple[str, ...]] | None = None
 
     def input(self, name: str) -> PortSpec | None:
@@ -408,14 +408,15 @@ class AgentSpec:
             return received
         return None
 
-    def emitted_columns(self, params: BaseModel | None, received: list[frozenset[str] | None]) -> frozenset[str] | None:
-        """The columns of the table the node emits (``columns_fn``; else, for an agent with a
-        table or ``any`` output, the union of what it receives when every input's is known)."""
+    def emitted_columns(self, params: BaseModel | None,
+                        received: list[tuple[str, ...] | None]) -> tuple[str, ...] | None:
+        """The columns of the table the node emits, in order (``columns_fn``; else, for an agent
+        with a table or ``any`` output, what it receives when every input's is known)."""
         if self.columns_fn is not None:
             columns = None if params is None else self.columns_fn(params, received)
-            return None if columns is None else frozenset(columns)
+            return None if columns is None else tuple(dict.fromkeys(columns))
         if received and None not in received and any(p.kind in (DataKind.TABLE, DataKind.ANY) for p in self.outputs):
-            return frozenset().union(*received)  # type: ignore[arg-type]
+            return tuple(dict.fromkeys(c for columns in received for c in columns or ()))
         return None
 
     @property

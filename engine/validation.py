@@ -494,7 +494,7 @@ def _check_columns(ctx: _Context, links: list[_Link]) -> None:
         if not missing or have is None:
             continue
         names = ", ".join(repr(c) for c in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        listed = ", ".join(repr(c) for c in sorted(have)[:8]) + (", ..." if len(have) > 8 else "")
+        listed = ", ".join(repr(c) for c in have[:5]) + (f", ... ({len(have)} in all)" if len(have) > 5 else "")
         ctx.add(IssueCode.MISSING_COLUMNS,
                 f"edge {link.source} -> {link.target}: node {link.target!r} ({spec.name}) needs the "
                 f"column{'s' if len(missing) > 1 else ''} {names}, which the table from {link.source!r} "
@@ -502,7 +502,7 @@ def _check_columns(ctx: _Context, links: list[_Link]) -> None:
                 node=link.target, port=link.target_port, hint=_columns_hint(ctx, link, missing, have))
 
 
-def _columns_hint(ctx: _Context, link: _Link, missing: list[str], have: frozenset[str]) -> str:
+def _columns_hint(ctx: _Context, link: _Link, missing: list[str], have: tuple[str, ...]) -> str:
     """How to get the columns: a setting of the source that emits them, the column meant, or
     another table."""
     source = ctx.specs.get(link.source)
@@ -520,7 +520,7 @@ def _columns_hint(ctx: _Context, link: _Link, missing: list[str], have: frozense
                     continue
                 if columns is not None and all(c in columns for c in missing):
                     return f"set {name} of node {link.source!r} to {choice!r} (its table has them), or connect another table"
-    if len(missing) == 1 and (close := suggest(missing[0], sorted(have))):
+    if len(missing) == 1 and (close := suggest(missing[0], list(have))):
         return f"did you mean {close[0]!r}? (a column of {link.source!r}'s table)"
     return f"connect a table that has them, or change the parameters of node {link.target!r}"
 

@@ -105,17 +105,17 @@ def join(tables: list[tuple[Columns, list[str]]], on: str, how: str) -> tuple[Co
     return out, _unique_ids(row_ids)
 
 
-def joined_columns(inputs: list[frozenset[str] | None], on: str) -> frozenset[str] | None:
-    """The columns ``join`` gives for tables with these columns, in this order (None when one
-    of them is unknown): the clashing names with their ``_2``, ``_3``... suffixes."""
+def joined_columns(inputs: list[tuple[str, ...] | None], on: str) -> tuple[str, ...] | None:
+    """The columns ``join`` gives for tables with these columns, joined in this order (None when
+    one of them is unknown): the clashing names with their ``_2``, ``_3``... suffixes."""
     if not inputs or None in inputs:
         return None
     first, *rest = inputs
-    names = set(first or ())
+    names = list(dict.fromkeys(first or ()))
     for pos, right in enumerate(rest, start=2):
         existing = set(names)
-        names |= {f"{c}_{pos}" if c in existing else c for c in right or () if c != on}
-    return frozenset(names | ({"id"} if on == "id" else set()))
+        names += [f"{c}_{pos}" if c in existing else c for c in right or () if c != on]
+    return (("id",) if on == "id" else ()) + tuple(dict.fromkeys(names))
 
 
 def _keys(cols: Columns, ids: list[str], on: str, pos: int) -> list[str]:

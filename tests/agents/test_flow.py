@@ -159,5 +159,5 @@ def test_the_planned_columns_of_a_join_are_the_ones_it_gives(on: str) -> None:
     b = ({"customer": ["c1", "c2"], "x": [5, 6], "z": [7, 8]}, ["r1", "r2"])
     c = ({"customer": ["c1", "c2"], "x": [9, 9], "y": [0, 0]}, ["r1", "r2"])
     cols, _ = tables.join([a, b, c], on, "inner")
-    assert tables.joined_columns([frozenset(t[0]) for t in (a, b, c)], on) == frozenset(cols)
-    assert tables.joined_columns([frozenset(a[0]), None], on) is None
+    assert tables.joined_columns([tuple(t[0]) for t in (a, b, c)], on) == tuple(cols)
+    assert tables.joined_columns([tuple(a[0]), None], on) is None

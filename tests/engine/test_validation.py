@@ -106,7 +106,7 @@ PINNED = {
                           "raise the node's memory_mb to 110 or more, or remove it so that the reservation "
                           "grows with the data"),
     "missing_columns": ("edge t -> s: node 's' (fixture.score_orders) needs the column 'amount', which the table "
-                        "from 't' does not have (it has 'age', 'name')",
+                        "from 't' does not have (it has 'name', 'age')",
                         "set kind of node 't' to 'orders' (its table has them), or connect another table"),
 }
 

@@ -64,7 +64,7 @@ def agent(
     files_fn: Callable[[BaseModel], tuple[str, list[str]] | None] | None = None,
     kinds_fn: Callable[[BaseModel], dict[str, tuple[DataKind, str]]] | None = None,
     shape_fn: Callable[[BaseModel, ImageShape | None], ImageShape | None] | None = None,
-    per_image_fn: Callable[[BaseModel, ImageSizes], tuple[float, float]] | None = None,
+    per_image_fn: Callable[[BaseModel, ImageSizes], tuple[float, ...]] | None = None,
     columns_fn: Callable[[BaseModel, list[tuple[str, ...] | None]], Iterable[str] | None] | None = None,
     needs_columns_fn: Callable[[BaseModel], tuple[str, ...]] | None = None,
 ) -> Callable[[type[Agent]], type[Agent]]:

@@ -326,7 +326,9 @@ class AgentSpec:
             connected table is known to lack (``missing_columns``) before anything runs.
         per_image_fn: for agents whose work or memory grows with the size of each image:
             ``(seconds, MB)`` per item on top of ``per_item_s`` and ``memory_fn``, for these
-            params and the planned ``ImageSizes`` (a 512 px image costs far more than a 64 px one).
+            params and the planned ``ImageSizes`` (a 512 px image costs far more than a 64 px one);
+            or ``(seconds, MB, MB once)`` for memory held per batch rather than per item (a CNN
+            resizing a batch of large images down to its input).
     """
 
     name: str
@@ -355,7 +357,7 @@ class AgentSpec:
     files_fn: Callable[[BaseModel], tuple[str, list[str]] | None] | None = None
     kinds_fn: Callable[[BaseModel], dict[str, tuple[DataKind, str]]] | None = None
     shape_fn: Callable[[BaseModel, ImageShape | None], ImageShape | None] | None = None
-    per_image_fn: Callable[[BaseModel, ImageSizes], tuple[float, float]] | None = None
+    per_image_fn: Callable[[BaseModel, ImageSizes], tuple[float, ...]] | None = None
     columns_fn: Callable[[BaseModel, list[tuple[str, ...] | None]], Iterable[str] | None] | None = None
     needs_columns_fn: Callable[[BaseModel], tuple[str, ...]] | None = None
 
@@ -391,13 +393,14 @@ class AgentSpec:
             return float(self.per_item_fn(params))
         return self.per_item_s
 
-    def image_cost(self, params: BaseModel | None, images: ImageSizes | None) -> tuple[float, float]:
-        """(seconds, MB) per item that the images' sizes add (``per_image_fn``); (0, 0) for agents
-        without one. Unknown sizes are the agent's to assume (``images`` None: both unknown)."""
+    def image_cost(self, params: BaseModel | None, images: ImageSizes | None) -> tuple[float, float, float]:
+        """(seconds per item, MB per item, MB once) that the images' sizes add (``per_image_fn``);
+        zeros for agents without one. Unknown sizes are the agent's to assume (``images`` None:
+        both unknown)."""
         if self.per_image_fn is None or params is None:
-            return 0.0, 0.0
-        seconds, mb = self.per_image_fn(params, images or ImageSizes())
-        return max(0.0, float(seconds)), max(0.0, float(mb))
+            return 0.0, 0.0, 0.0
+        seconds, mb, *once = self.per_image_fn(params, images or ImageSizes())
+        return max(0.0, float(seconds)), max(0.0, float(mb)), max(0.0, float(once[0])) if once else 0.0
 
     def emitted_shape(self, params: BaseModel | None, received: ImageShape | None) -> ImageShape | None:
         """The shape of one image the node emits (``shape_fn``; else what it receives, if it has
@@ -442,7 +445,8 @@ class AgentSpec:
             extra = float(self.memory_fn(params, n))
         elif self.memory_per_item_mb:
             extra = self.memory_per_item_mb * n
-        extra += self.image_cost(params, images)[1] * n
+        _, per_item_mb, once_mb = self.image_cost(params, images)
+        extra += per_item_mb * n + once_mb
         base = self.resources
         if extra > 0:
             base = base.model_copy(update={"memory_mb": base.memory_mb + extra})

@@ -336,6 +336,7 @@ def test_declarations_grow_with_the_image_size() -> None:
         assert large[node_id].duration > 2 * small[node_id].duration, node_id
         assert large[node_id].demand.memory_mb > small[node_id].demand.memory_mb, node_id
     assert large["classification"].duration > small["classification"].duration  # resizing down
+    assert large["classification"].demand.memory_mb > small["classification"].demand.memory_mb  # a batch of them
     assert large["scans"].duration == small["scans"].duration  # its own images did not change
     keep = problem_from_workflow(_medical(None), registry, MACHINE).tasks  # no resize: the source's size
     assert keep["explanation"].duration == small["explanation"].duration
@@ -368,9 +369,9 @@ def test_validation_names_the_image_size_and_warns_of_a_fixed_reservation_below_
     assert [i.node for i in found] == ["explanation"]
     assert "128 items of 1024 x 1024 px" in found[0].message and "smaller images" in found[0].hint
     data = _images(256).model_dump(mode="json")
-    data["nodes"][1]["params"]["size"] = 512  # the template keeps its own memory_mb: 128
+    data["nodes"][1]["params"]["size"] = 512  # the template keeps its own memory_mb: 128 and 64
     warned = [i for i in validate(Workflow.model_validate(data), registry) if i.code == "memory_below_need"]
-    assert [(i.node, i.severity) for i in warned] == [("preprocess", "warning")]
+    assert [(i.node, i.severity) for i in warned] == [("preprocess", "warning"), ("classify", "warning")]
     assert "256 items of 512 x 512 px" in warned[0].message
     assert not [i for i in validate(_images(256), registry) if i.code == "memory_below_need"]
 

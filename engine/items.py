@@ -1,10 +1,11 @@
 """How many items each node of a workflow will see: the planner's size estimate.
 
 A source says how many items it emits from its parameters (``AgentSpec.items_fn``: an image
-source's ``n_items``, a text list's length); a node with inputs receives the largest count among
-its inputs and, unless its agent says otherwise (a limit keeps ``n``), passes it on. A count the
-workflow cannot tell (an uploaded file, an unknown agent, bad parameters) is None, and so is
-everything that depends only on it.
+source's ``n_items``, a text list's length, the texts of a file, counted once per version of the
+file); a node with inputs receives the largest count among its inputs and, unless its agent says
+otherwise (a limit keeps ``n``), passes it on. A count the workflow cannot tell (a file that
+cannot be read, an unknown agent, bad parameters) is None, and so is everything that depends
+only on it.
 
 Images are followed the same way: a source says the shape of the images it emits
 (``AgentSpec.shape_fn``: channels x size x size), a resize changes it, a filter passes it on; the

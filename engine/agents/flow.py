@@ -37,8 +37,8 @@ class MergeParams(BaseModel):
        "inputs are joined in the order their edges were drawn.",
        inputs=[PortSpec("in", DataKind.ANY, "two or more tables / score sets", multiple=True)],
        outputs=[PortSpec("table", DataKind.TABLE, "the joined table")],
-       params=MergeParams, resources=_LIGHT, expected_duration_s=0.005, per_item_s=3e-5,
-       memory_per_item_mb=1.5e-3, needs_columns_fn=lambda p: () if p.on == "id" else (p.on,),
+       params=MergeParams, resources=_LIGHT, expected_duration_s=0.005, per_item_s=4e-5,
+       memory_per_item_mb=3e-3, needs_columns_fn=lambda p: () if p.on == "id" else (p.on,),
        columns_fn=lambda p, received: tables.joined_columns(received, p.on))
 class Merge(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
@@ -73,7 +73,7 @@ class BranchParams(BaseModel):
        outputs=[PortSpec("match", DataKind.TABLE, "rows meeting the condition"),
                 PortSpec("rest", DataKind.TABLE, "the other rows")],
        params=BranchParams, resources=_LIGHT, expected_duration_s=0.005, per_item_s=2e-5,
-       memory_per_item_mb=1e-3, needs_columns_fn=lambda p: () if p.field == "id" else (p.field,))
+       memory_per_item_mb=2e-3, needs_columns_fn=lambda p: () if p.field == "id" else (p.field,))
 class Branch(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         p: BranchParams = self.params  # type: ignore[assignment]

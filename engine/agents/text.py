@@ -38,8 +38,13 @@ class TextSourceParams(BaseModel):
 
 
 def _text_source_items(p: TextSourceParams) -> int | None:
-    """How many texts ``text.source`` emits (None for a file: unknown until it is read)."""
-    return len(p.texts) if p.mode == "list" else None if p.mode == "file" else p.n
+    """How many texts ``text.source`` emits: a file's are counted (once per version of the file;
+    None when it cannot be read)."""
+    if p.mode == "file":
+        from engine.agents.text_io import count_texts
+
+        return count_texts(p.path, p.column)
+    return len(p.texts) if p.mode == "list" else p.n
 
 
 @agent("text.source", category="text", label="Text source", color=_COLOR,
@@ -48,6 +53,8 @@ def _text_source_items(p: TextSourceParams) -> int | None:
        outputs=[PortSpec("texts", DataKind.TEXT_BATCH, "texts with ids (and labels when known)")],
        params=TextSourceParams, resources=ResourceDemand(cpu=0.5, memory_mb=16),
        expected_duration_s=0.005, per_item_s=1e-5, items_fn=lambda p, _: _text_source_items(p),
+       per_item_fn=lambda p: 1e-6 if p.mode == "file" else 1e-5,  # reading a line: 0.22 us measured
+       memory_per_item_mb=2e-4,  # 300,000 lines of a file: 42 MB measured
        files_fn=lambda p: ("path", [p.path]) if p.mode == "file" else None)
 class TextSource(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:

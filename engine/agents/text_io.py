@@ -5,6 +5,7 @@ or ``.csv`` (one column). Relative paths are taken from the data folder.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from pathlib import Path
 
@@ -48,3 +49,23 @@ def read_text_file(path: str, column: str = "text") -> list[str]:
         raise TextFileError(f"{file.name} has no column {column!r}; its columns are "
                             f"{', '.join(reader.fieldnames or []) or '(none)'}; set `column`")
     return [row[column].strip() for row in reader if (row.get(column) or "").strip()]
+
+
+def count_texts(path: str, column: str = "text") -> int | None:
+    """How many texts ``read_text_file`` would give, for the planner (None when the file cannot
+    be read: validation and the run say why). Counted once per version of the file (its path,
+    size and modification time), so planning again costs a ``stat``."""
+    try:
+        file = resolve_input_path(path)
+        stat = file.stat()
+    except (ServiceGridError, OSError, ValueError):
+        return None
+    return _count(str(file), stat.st_size, stat.st_mtime_ns, column)
+
+
+@functools.lru_cache(maxsize=64)
+def _count(file: str, size: int, mtime_ns: int, column: str) -> int | None:
+    try:
+        return len(read_text_file(file, column))
+    except (ServiceGridError, OSError, ValueError):
+        return None

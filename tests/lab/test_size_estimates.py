@@ -397,3 +397,30 @@ def test_learned_estimates_are_not_carried_to_other_image_sizes() -> None:
     sized = {size: planned_items(_medical(size), registry) for size in (64, 256)}
     assert estimates.memory_for(node, 128, None, sized[64].images("explanation")) == (50.0, "")
     assert estimates.memory_for(node, 128, None, sized[256].images("explanation")) is None
+
+
+def test_a_text_files_texts_are_counted_when_planned(tmp_path: Path) -> None:
+    """A file's texts were an unknown count, planned as 64: a 300,000-line file's merge was
+    planned at 16 MB and took 800. They are counted now, once per version of the file."""
+    registry = default_registry()
+    lines = tmp_path / "reviews.txt"
+    lines.write_text("great\n\nawful\n" * 500, encoding="utf-8")  # blank lines are not texts
+    table = tmp_path / "reviews.csv"
+    table.write_text('id,text\n1,"two\nlines"\n2,fine\n3,\n', encoding="utf-8")  # one quoted text over two lines; one empty
+
+    def with_file(path: Path, column: str = "text") -> Workflow:
+        data = _template("nlp-sentiment")
+        data["nodes"][0]["params"] = {"mode": "file", "path": str(path), "column": column}
+        return Workflow.model_validate(data)
+
+    assert planned_items(with_file(lines), registry).items_out["reviews"] == 1000
+    assert planned_items(with_file(table), registry).items_out["reviews"] == 2
+    assert planned_items(with_file(table, "nope"), registry).items_out["reviews"] is None  # the run says why
+    assert planned_items(with_file(tmp_path / "gone.txt"), registry).items_out["reviews"] is None
+    lines.write_text("great\n" * 3000, encoding="utf-8")  # a new version: counted again
+    sized = planned_items(with_file(lines), registry)
+    assert sized.items_out["reviews"] == sized.items_in["with_vectors"] == 3000
+    small = problem_from_workflow(with_file(table), registry, MACHINE).tasks
+    large = problem_from_workflow(with_file(lines), registry, MACHINE).tasks
+    assert large["with_vectors"].demand.memory_mb > small["with_vectors"].demand.memory_mb + 5
+    assert large["sentiment"].duration > 10 * small["sentiment"].duration

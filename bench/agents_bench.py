@@ -782,10 +782,11 @@ def main(argv: list[str] | None = None) -> int:
         ("agents", lambda: bench_agents(args.device, args.repeat), _print_agents),
         ("templates", lambda: bench_templates(args.device, args.repeat), _print_templates),
         ("sizes", lambda: bench_sizes(args.device, args.repeat), _print_sizes),
-        ("pixels", lambda: bench_pixels(args.device, args.repeat), _print_pixels),
         ("scale", lambda: bench_scale(args.device, args.repeat), _print_scale),
         ("pipeline", lambda: bench_pipeline(args.device, args.repeat, with_ray=not args.no_ray),
          lambda rows: _print_pipeline(rows, args.device, args.repeat, result)),
+        # last: the longest table, and a time-limited run (bench/gpu/check.sh) keeps the others
+        ("pixels", lambda: bench_pixels(args.device, args.repeat), _print_pixels),
     ]
     failed = 0
     for name, measure, show in sections:

@@ -70,9 +70,13 @@ def summarize_params(params: dict[str, Any], limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def items_label(n: int | None) -> str:
-    """What an edge says about the items it carries ("" when the plan cannot tell)."""
-    return "" if n is None else f"{n:,} item{'s' if n != 1 else ''}"
+def items_label(n: int | None, image: tuple[int, int, int] | None = None) -> str:
+    """What an edge says about the items it carries ("" when the plan cannot tell): how many, and
+    for images their planned size ("256 items · 64 px"), which the plan's time and memory follow."""
+    if n is None:
+        return ""
+    size = "" if image is None else f" · {image[1]} px" if image[1] == image[2] else f" · {image[1]}x{image[2]} px"
+    return f"{n:,} item{'s' if n != 1 else ''}{size}"
 
 
 def canvas_graph(workflow: Workflow, registry: Registry, selected: list[str] | None = None) -> dict[str, Any]:
@@ -89,8 +93,10 @@ def canvas_graph(workflow: Workflow, registry: Registry, selected: list[str] | N
     edges = []
     for edge in workflow.edges:
         sp, tp = resolve_ports(edge, specs)
+        port = specs[edge.source].output(sp) if specs.get(edge.source) is not None and sp else None
+        image = flows.images(edge.source).emitted if port is not None and port.kind == DataKind.IMAGE_BATCH else None
         edges.append({"id": edge_id(edge.source, sp, edge.target, tp), "src": edge.source, "srcPort": sp,
-                      "dst": edge.target, "dstPort": tp, "label": items_label(flows.on_port(edge.source, sp))})
+                      "dst": edge.target, "dstPort": tp, "label": items_label(flows.on_port(edge.source, sp), image)})
     return {"nodes": nodes, "edges": edges, "selected": list(selected or [])}
 
 

@@ -62,12 +62,14 @@ def test_edges_say_how_many_items_flow_along_them() -> None:
 
     wf = ensure_positions(load_workflow(ROOT / "examples" / "image-pipeline.json"))
     labels = {(e["src"], e["dst"]): e["label"] for e in canvas_graph(wf, default_registry())["edges"]}
-    assert labels == {("scans", "preprocess"): "256 items", ("preprocess", "classify"): "256 items"}
+    assert labels == {("scans", "preprocess"): "256 items · 64 px", ("preprocess", "classify"): "256 items · 64 px"}
     data = wf.model_dump(mode="json")
     data["nodes"][0]["params"]["n_items"] = 1
+    data["nodes"][1]["params"]["size"] = 256  # the planned images follow the resize
     labels = {e["src"]: e["label"] for e in canvas_graph(Workflow.model_validate(data), default_registry())["edges"]}
-    assert labels["scans"] == "1 item" and labels["preprocess"] == "1 item"
+    assert labels["scans"] == "1 item · 64 px" and labels["preprocess"] == "1 item · 256 px"
     assert items_label(12345) == "12,345 items" and items_label(None) == ""
+    assert items_label(3, (1, 32, 48)) == "3 items · 32x48 px"
     shop = ensure_positions(load_workflow(ROOT / "examples" / "recommendation.json"))
     by_port = {(e["src"], e["srcPort"], e["dst"]): e["label"] for e in canvas_graph(shop, default_registry())["edges"]}
     assert by_port[("behaviour", "users", "with_users")] == "300 items"  # one row per user

@@ -208,3 +208,21 @@ def test_a_canvas_report_is_acknowledged_by_its_sid_and_seq():
     assert report_ack({"sid": "x" * 500, "seq": 1})["sid"] == "x" * 64  # bounded
     for bad in (None, {}, {"sid": "abc"}, {"sid": 5, "seq": 1}, {"sid": "a", "seq": "1"}, ["sid", "seq"]):
         assert report_ack(bad) is None
+
+
+def test_the_properties_panel_says_what_the_memory_grows_with() -> None:
+    from types import SimpleNamespace
+
+    from engine.workflow import load_workflow
+    from ui.properties import _memory_growth
+
+    registry = default_registry()
+    data = load_workflow(ROOT / "examples" / "medical-imaging.json").model_dump(mode="json")
+    data["nodes"][1]["params"]["size"] = 256  # preprocessing
+    wf = Workflow.model_validate(data)
+    sess = SimpleNamespace(workflow=wf)
+    explain = wf.node("explanation")
+    text = _memory_growth(sess, explain, registry.get(explain.agent), registry)  # type: ignore[arg-type]
+    assert "for 128 items of 256 x 256 px" in text and "the run reserves 416 MB" in text
+    source = wf.node("scans")
+    assert "px" not in _memory_growth(sess, source, registry.get(source.agent), registry)  # type: ignore[arg-type]

@@ -84,7 +84,8 @@ _CONV_TAP_S = 6e-9  # longer kernels run as convolutions: per value and tap (mea
 _MEDIAN_3_VALUE_S = 2.5e-8  # a 3 x 3 median (a compare-exchange network) per value, all steps (8-13 ns)
 _MEDIAN_VALUE_S = 2e-8  # larger medians (sorting each square) per value and value in the square (11-17 ns)
 _AUGMENT_VALUE_S = 5e-8  # flips and rotations (a resampling grid) per value (7-33 ns)
-_PREPROCESS_BYTES = 8  # per value emitted: the kept float32 image and the filter's temporaries
+_PREPROCESS_BYTES = 4  # per value emitted: the kept float32 image
+_PREPROCESS_BATCH_BYTES = 16  # per value of a batch in flight: resized, padded and filtered copies (measured 12-14)
 _EXPLAIN_PIXEL_S = 1.2e-7  # per pixel above 64 x 64: resizing, blending and scanning the heat maps
 _EXPLAIN_BYTES = 40  # per pixel: overlay (3 values), heat map, scaled map, and their temporaries
 _CNN_VALUE_S = 1.5e-9  # classify / embed: resizing a larger image down to the model's input
@@ -107,11 +108,12 @@ def _preprocess_shape(p: PreprocessParams, received: ImageShape | None) -> Image
     return ((received or _REFERENCE)[0], p.size, p.size)
 
 
-def _preprocess_cost(p: PreprocessParams, images: ImageSizes) -> tuple[float, float]:
-    """Seconds and MB per image on top of the reference (a gaussian of sigma 1 on 3 x 64 x 64):
-    a gaussian's time grows a little faster than the values (cache misses) and with its kernel's
-    length; a median's with the values and its square; augmenting adds a resampling pass.
-    Memory grows with the values emitted (the median works in bands: engine.agents.vision_ops)."""
+def _preprocess_cost(p: PreprocessParams, images: ImageSizes) -> tuple[float, float, float]:
+    """Seconds and MB per image on top of the reference (a gaussian of sigma 1 on 3 x 64 x 64),
+    and MB once: a gaussian's time grows a little faster than the values (cache misses) and with
+    its kernel's length; a median's with the values and its square; augmenting adds a resampling
+    pass. Memory: the images it keeps, and the copies of one batch in flight (the median works in
+    bands: engine.agents.vision_ops)."""
     emitted = images.emitted or _preprocess_shape(p, images.received) or _REFERENCE
     values = _values(emitted)
     if p.denoise == "median" and p.strength > 0:
@@ -125,7 +127,8 @@ def _preprocess_cost(p: PreprocessParams, images: ImageSizes) -> tuple[float, fl
             seconds += _CONV_TAP_S * taps * values
     if p.flip or p.rotate_degrees:
         seconds += _AUGMENT_VALUE_S * values
-    return seconds - _PREPROCESS_ITEM_S, values * _PREPROCESS_BYTES / _MB
+    batch = _BATCHED.execution.batch_size or 32
+    return seconds - _PREPROCESS_ITEM_S, values * _PREPROCESS_BYTES / _MB, batch * values * _PREPROCESS_BATCH_BYTES / _MB
 
 
 def _explain_shape(p: ExplainParams, received: ImageShape | None) -> ImageShape | None:

@@ -227,7 +227,8 @@ def test_demands_grow_with_the_items_unless_the_node_sets_its_memory() -> None:
     assert pinned["scans"].demand.memory_mb == 100
     preprocess = registry.get("vision.preprocess")
     assert pinned["preprocess"].demand.memory_mb == pytest.approx(
-        preprocess.resources.memory_mb + 4096 * 3 * 64 * 64 * 8 / 2**20)  # the images it keeps, and temporaries
+        preprocess.resources.memory_mb + 4096 * 3 * 64 * 64 * 4 / 2**20  # the images it keeps
+        + 32 * 3 * 64 * 64 * 16 / 2**20)  # and the copies of one batch in flight
 
 
 def test_validation_says_how_much_memory_the_items_need() -> None:

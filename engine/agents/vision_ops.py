@@ -45,6 +45,7 @@ def normalise(x: torch.Tensor, mode: str, mean: float, std: float, out: torch.Te
 _MEDIAN_OF_9 = ((1, 2), (4, 5), (7, 8), (0, 1), (3, 4), (6, 7), (1, 2), (4, 5), (7, 8), (0, 3), (5, 8),
                 (4, 7), (3, 6), (1, 4), (2, 5), (4, 7), (4, 2), (6, 4), (4, 2))
 MEDIAN_BAND_BYTES = 4 * 2**20  # the largest temporary a median filter makes, whatever the batch
+MEDIAN_BAND_BYTES_CUDA = 64 * 2**20  # on a GPU: fewer, larger bands (each band is ~40 kernel launches)
 
 
 def median_filter(x: torch.Tensor, kernel: int) -> torch.Tensor:
@@ -65,7 +66,7 @@ def median_filter(x: torch.Tensor, kernel: int) -> torch.Tensor:
     flat = F.pad(x.reshape(n * c, 1, h, w), (r, r, r, r), mode="reflect").squeeze(1)  # B x (h+2r) x (w+2r)
     out = torch.empty(n * c, h, w, dtype=x.dtype, device=x.device)
     per_row = w * x.element_size() * (8 if k == 3 else 2 * k * k)  # the views or the stacked squares, per output row
-    rows = max(1, MEDIAN_BAND_BYTES // per_row)
+    rows = max(1, (MEDIAN_BAND_BYTES_CUDA if x.is_cuda else MEDIAN_BAND_BYTES) // per_row)
     images = max(1, rows // h)  # whole images per band where they fit, else bands of one image's rows
     for b0 in range(0, n * c, images):
         b1 = min(n * c, b0 + images)

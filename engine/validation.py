@@ -515,7 +515,7 @@ def _columns_hint(ctx: _Context, link: _Link, missing: list[str], have: tuple[st
                 if choice == getattr(params, name):
                     continue
                 try:
-                    columns = source.columns_fn(params.model_copy(update={name: choice}), None)
+                    columns = source.columns_fn(params.model_copy(update={name: choice}), [])
                 except (TypeError, ValueError, KeyError):
                     continue
                 if columns is not None and all(c in columns for c in missing):

@@ -315,12 +315,13 @@ class AgentSpec:
         shape_fn: for agents that emit images: the (channels, height, width) of one image they
             emit, from their params and the shape they receive (None: unknown). Without it an
             agent with an image or ``any`` output passes the shape it receives on (a filter, a
-            limit); the planner follows shapes as it follows item counts (``engine.items``).
-        columns_fn: for agents that emit a table whose columns their params decide (a table
-            source, a join): those columns, from the params and the columns of the table on each
-            connected input, in edge order (None where unknown); None: unknown. Without it an
-            agent whose output is a table or ``any`` passes on the union of what it receives
-            when every input's is known (a limit, a branch).
+            limit; not a model whose ports its params decide: ``kinds_fn``); the planner follows
+            shapes as it follows item counts (``engine.items``).
+        columns_fn: for agents whose output table's columns are known before the run: those
+            columns, from the params and the columns of the table on each connected input, in
+            edge order (None where unknown); None: unknown. A table source says its data set's,
+            a join what it gives, a limit or branch what it receives. Without it the columns are
+            unknown (a model's or a sink's output), and nothing after it is checked.
         needs_columns_fn: the columns every table arriving on its inputs must have, for these
             params (a scorer's features, a branch's field). Validation reports the ones a
             connected table is known to lack (``missing_columns``) before anything runs.
@@ -404,23 +405,20 @@ class AgentSpec:
 
     def emitted_shape(self, params: BaseModel | None, received: ImageShape | None) -> ImageShape | None:
         """The shape of one image the node emits (``shape_fn``; else what it receives, if it has
-        an image or ``any`` output; else None)."""
+        an image or ``any`` output whose kind its params do not decide; else None)."""
         if self.shape_fn is not None:
             return None if params is None else self.shape_fn(params, received)
-        if any(p.kind in (DataKind.IMAGE_BATCH, DataKind.ANY) for p in self.outputs):
+        if self.kinds_fn is None and any(p.kind in (DataKind.IMAGE_BATCH, DataKind.ANY) for p in self.outputs):
             return received
         return None
 
     def emitted_columns(self, params: BaseModel | None,
                         received: list[tuple[str, ...] | None]) -> tuple[str, ...] | None:
-        """The columns of the table the node emits, in order (``columns_fn``; else, for an agent
-        with a table or ``any`` output, what it receives when every input's is known)."""
-        if self.columns_fn is not None:
-            columns = None if params is None else self.columns_fn(params, received)
-            return None if columns is None else tuple(dict.fromkeys(columns))
-        if received and None not in received and any(p.kind in (DataKind.TABLE, DataKind.ANY) for p in self.outputs):
-            return tuple(dict.fromkeys(c for columns in received for c in columns or ()))
-        return None
+        """The columns of the table the node emits, in order (``columns_fn``; None: unknown)."""
+        if self.columns_fn is None or params is None:
+            return None
+        columns = self.columns_fn(params, received)
+        return None if columns is None else tuple(dict.fromkeys(columns))
 
     @property
     def memory_grows(self) -> bool:

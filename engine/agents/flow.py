@@ -73,7 +73,8 @@ class BranchParams(BaseModel):
        outputs=[PortSpec("match", DataKind.TABLE, "rows meeting the condition"),
                 PortSpec("rest", DataKind.TABLE, "the other rows")],
        params=BranchParams, resources=_LIGHT, expected_duration_s=0.005, per_item_s=2e-5,
-       memory_per_item_mb=2e-3, needs_columns_fn=lambda p: () if p.field == "id" else (p.field,))
+       memory_per_item_mb=2e-3, needs_columns_fn=lambda p: () if p.field == "id" else (p.field,),
+       columns_fn=lambda _, received: received[0] if len(received) == 1 else None)
 class Branch(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         p: BranchParams = self.params  # type: ignore[assignment]
@@ -98,7 +99,8 @@ class LimitParams(BaseModel):
        inputs=[PortSpec("in", DataKind.ANY, "items")],
        outputs=[PortSpec("out", DataKind.ANY, "the same kind of payload, at most n items")],
        params=LimitParams, resources=_LIGHT, expected_duration_s=0.01,
-       items_fn=lambda p, n: p.n if n is None else min(p.n, n))
+       items_fn=lambda p, n: p.n if n is None else min(p.n, n),
+       columns_fn=lambda _, received: received[0] if len(received) == 1 else None)
 class Limit(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         p: LimitParams = self.params  # type: ignore[assignment]

@@ -192,3 +192,19 @@ def test_validation_finds_a_table_without_the_columns_its_reader_needs() -> None
     scores = {"id": "fraud", "agent": "tabular.fraud_score"}
     unknown = {"id": "b", "agent": "flow.branch", "params": {"field": "anything"}}
     assert not [i for i in validate(flow(source, scores, unknown), registry) if i.is_error]  # scores: not known
+
+
+def test_columns_are_known_only_where_an_agent_says_what_it_emits() -> None:
+    """A sink's output (where it wrote, how many rows) or a model's is not its input table: a
+    branch after it is not checked against the input's columns (that would refuse a workflow
+    that runs)."""
+    from engine.registry import default_registry
+    from engine.validation import validate
+    from engine.workflow import Workflow
+
+    nodes = [{"id": "tx", "agent": "tabular.source", "params": {"dataset": "transactions"}},
+             {"id": "csv", "agent": "flow.sink_csv", "params": {"filename": "tx.csv"}},
+             {"id": "big", "agent": "flow.branch", "params": {"field": "rows", "op": ">", "value": 0}}]
+    wf = Workflow.model_validate({"schema_version": 1, "nodes": nodes, "edges": [
+        {"source": "tx", "target": "csv"}, {"source": "csv", "target": "big"}]})
+    assert not [i for i in validate(wf, default_registry()) if i.is_error]

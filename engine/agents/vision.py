@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.agents.batching import map_batches, run_itemwise
+from engine.agents.kernels import SHIFTED_TAPS, gaussian_radius, median_side
 from engine.agents.runtime import read_card, resolve_device
 from engine.errors import ModelFileError
 from engine.kinds import DataKind
@@ -79,7 +80,6 @@ _REFERENCE: ImageShape = (3, 64, 64)
 _PREPROCESS_ITEM_S = 6e-5  # at the reference image, gaussian sigma 1
 _PREPROCESS_GROWTH = 1.45  # time per image ~ values^1.45: 3.3 ns per value at 64 px, 15 at 512 (cache misses)
 _BLUR_TAPS = 7  # the reference's kernel (sigma 1: radius 3); shifted sums up to SHIFTED_TAPS, in proportion
-SHIFTED_TAPS = 15  # vision_data.SHIFTED_TAPS (that module imports torch; a test keeps the two equal)
 _CONV_TAP_S = 6e-9  # longer kernels run as convolutions: per value and tap (measured 0.8-3.5 ns)
 _MEDIAN_3_VALUE_S = 2.5e-8  # a 3 x 3 median (a compare-exchange network) per value, all steps (8-13 ns)
 _MEDIAN_VALUE_S = 2e-8  # larger medians (sorting each square) per value and value in the square (11-17 ns)
@@ -117,11 +117,11 @@ def _preprocess_cost(p: PreprocessParams, images: ImageSizes) -> tuple[float, fl
     emitted = images.emitted or _preprocess_shape(p, images.received) or _REFERENCE
     values = _values(emitted)
     if p.denoise == "median" and p.strength > 0:
-        side = 2 * max(1, round(p.strength)) + 1
+        side = median_side(p.strength)
         seconds = values * (_MEDIAN_3_VALUE_S if side == 3 else _MEDIAN_VALUE_S * side * side)
     else:
         ratio = max(1.0, values / _values(_REFERENCE))
-        taps = 2 * max(1, int(3 * p.strength)) + 1 if p.denoise == "gaussian" and p.strength > 0 else _BLUR_TAPS
+        taps = 2 * gaussian_radius(p.strength) + 1 if p.denoise == "gaussian" and p.strength > 0 else _BLUR_TAPS
         seconds = _PREPROCESS_ITEM_S * ratio ** _PREPROCESS_GROWTH * max(1.0, taps / _BLUR_TAPS)
         if taps > SHIFTED_TAPS:
             seconds += _CONV_TAP_S * taps * values

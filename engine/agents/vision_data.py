@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine.agents.kernels import SHIFTED_TAPS, gaussian_radius
 from engine.errors import ModelFileError
 from engine.settings import resolve_data_path
 from engine.uploads import MAX_IMAGE_BYTES
@@ -24,7 +25,7 @@ _MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
 
 def _gaussian_kernel(sigma: float, max_radius: int | None = None) -> torch.Tensor:
     """The normalised 1-D kernel out to 3 sigma (or ``max_radius``, for an image narrower than that)."""
-    radius = max(1, int(3 * sigma))
+    radius = gaussian_radius(sigma)
     if max_radius is not None:
         radius = max(0, min(radius, max_radius))
     x = torch.arange(-radius, radius + 1, dtype=torch.float32)
@@ -32,7 +33,6 @@ def _gaussian_kernel(sigma: float, max_radius: int | None = None) -> torch.Tenso
     return k / k.sum()
 
 
-SHIFTED_TAPS = 15  # kernels up to this long: weighted sums of shifted views; longer: convolutions
 
 
 def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.agents.kernels import median_side
 from engine.agents.vision_data import blur
 
 
@@ -89,7 +90,7 @@ def denoise(x: torch.Tensor, mode: str, strength: float) -> torch.Tensor:
     if mode == "gaussian" and strength > 0:
         return blur(x, strength)
     if mode == "median" and strength > 0:
-        return median_filter(x, 2 * max(1, round(strength)) + 1)
+        return median_filter(x, median_side(strength))
     return x
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.items import PlannedItems, planned_items
+from engine.items import planned_items
 from engine.metrics import own_memory_mb
 from engine.registry import Registry
 from engine.spec import ImageSizes
@@ -152,7 +152,7 @@ class Estimates:
             wall = float(r["wall_s"])
             if self.simulated(key.agent) and scale > 0:
                 wall /= scale
-            shape = self._images(sized, str(r.get("node_id")), key.agent)
+            shape = self._images_for(key.agent, sized.images(str(r.get("node_id"))) if sized is not None else None)
             self.wall.setdefault(key, []).append(wall)
             self.sizes.setdefault(key, []).append(sizes.get(r.get("node_id")))
             self.shapes.setdefault(key, []).append(shape)
@@ -165,11 +165,12 @@ class Estimates:
             added = True
         self.runs += added
 
-    def _images(self, sized: PlannedItems | None, node_id: str, agent: str) -> ImageSizes | None:
-        """The node's planned images, for an agent whose declared cost grows with them."""
-        if sized is None or self.registry is None or agent not in self.registry:
+    def _images_for(self, agent: str, images: ImageSizes | None) -> ImageSizes | None:
+        """A node's planned ``images`` where its agent's declared cost grows with them (samples
+        are kept and looked up by them); None for other agents: their samples match any."""
+        if images is None or self.registry is None or agent not in self.registry:
             return None
-        return sized.images(node_id) if self.registry.get(agent).per_image_fn is not None else None
+        return images if self.registry.get(agent).per_image_fn is not None else None
 
     def _add_memory(self, key: Key, mb: float, items: int | None, cold: bool,
                     shape: ImageSizes | None = None) -> None:
@@ -231,7 +232,7 @@ class Estimates:
         if key is None or self.runs_of(node) < self.min_runs:
             return None
         memory, sizes = _at_images(self.memory[key], self.memory_sizes.get(key, []),
-                                   self.memory_shapes.get(key, []), self._wanted(node, images))
+                                   self.memory_shapes.get(key, []), self._images_for(node.agent, images))
         if len(memory) < self.min_runs:
             return None
         p95 = Stat.of(memory).p95
@@ -264,7 +265,7 @@ class Estimates:
                 continue
             images = sized.images(node.id) if sized is not None else None
             walls, sizes = _at_images(self.wall[key], self.sizes.get(key, []), self.shapes.get(key, []),
-                                      self._wanted(node, images))
+                                      self._images_for(node.agent, images))
             if len(walls) < self.min_runs:
                 source[node.id] = "declared (its runs had other image sizes)"
                 continue
@@ -275,12 +276,6 @@ class Estimates:
             if median > 0 and how:
                 scaled[node.id] = value / median
         return LearnedDurations(durations, source, counts, scaled)
-
-    def _wanted(self, node: NodeSpec, images: ImageSizes | None) -> ImageSizes | None:
-        """The images samples must have been measured at for ``node`` (None: any)."""
-        if images is None or self.registry is None or node.agent not in self.registry:
-            return None
-        return images if self.registry.get(node.agent).per_image_fn is not None else None
 
     def _declared(self, node: NodeSpec, images: ImageSizes | None = None) -> Callable[[int], float] | None:
         """The node's declared duration as a function of its items, at the images' planned sizes

@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from engine.graphs import topological_order
 from engine.registry import Registry
-from engine.spec import AgentSpec, ImageShape, ImageSizes
+from engine.spec import AgentSpec, ImageShape, ImageSizes, values_of
 from engine.workflow import Workflow
 
 
@@ -80,7 +80,7 @@ def planned_items(workflow: Workflow | Mapping[str, Any], registry: Registry) ->
         known = [n for p, port in preds[nid] if (n := planned.on_port(p, port)) is not None]
         planned.items_in[nid] = max(known) if known else None
         shapes = [s for p, _ in preds[nid] if (s := planned.shape_out.get(p)) is not None]
-        planned.shape_in[nid] = max(shapes, key=_values) if shapes else None
+        planned.shape_in[nid] = max(shapes, key=values_of) if shapes else None
         agent, params = nodes[nid]
         if agent not in registry:
             continue
@@ -97,11 +97,6 @@ def planned_items(workflow: Workflow | Mapping[str, Any], registry: Registry) ->
             continue
         planned.port_out.update(((nid, port), n) for port, n in ports.items())
     return planned
-
-
-def _values(shape: ImageShape) -> int:
-    channels, height, width = shape
-    return channels * height * width
 
 
 def declared_durations(workflow: Workflow | Mapping[str, Any], registry: Registry,

@@ -25,6 +25,12 @@ TYPICAL_ITEMS = 64  # items assumed for a per-item declaration when the planner 
 ImageShape = tuple[int, int, int]  # channels, height, width of one image item
 
 
+def values_of(shape: ImageShape) -> int:
+    """The numbers one image of ``shape`` holds (channels x height x width)."""
+    channels, height, width = shape
+    return channels * height * width
+
+
 @dataclass(frozen=True)
 class ImageSizes:
     """The planned shape of one image a node receives (the largest on its inputs) and of one it
@@ -32,6 +38,12 @@ class ImageSizes:
 
     received: ImageShape | None = None
     emitted: ImageShape | None = None
+
+    @property
+    def larger(self) -> ImageShape | None:
+        """The larger (by pixels) of the image received and the one emitted, for messages."""
+        shapes = [s for s in (self.received, self.emitted) if s]
+        return max(shapes, key=lambda s: s[1] * s[2]) if shapes else None
 
 
 @dataclass(frozen=True)

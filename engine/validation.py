@@ -226,11 +226,7 @@ def _check_overrides(ctx: _Context, node: NodeSpec, spec: AgentSpec) -> None:
 def _larger_image(ctx: _Context, node: NodeSpec, spec: AgentSpec) -> tuple[int, int, int] | None:
     """The larger of the images a node receives and emits, for an agent whose memory grows with
     them (None otherwise, or when the workflow cannot tell)."""
-    if spec.per_image_fn is None:
-        return None
-    images = ctx.sized().images(node.id)
-    shapes = [s for s in (images.received, images.emitted) if s]
-    return max(shapes, key=lambda s: s[1] * s[2]) if shapes else None
+    return ctx.sized().images(node.id).larger if spec.per_image_fn is not None else None
 
 
 def _of_size(shape: tuple[int, int, int] | None) -> str:

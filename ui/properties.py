@@ -125,11 +125,9 @@ def _memory_growth(sess: DesignerSession, node: NodeSpec, spec: AgentSpec, regis
     except (ServiceGridError, ValueError):
         return "Its memory grows with the items it handles (fix the parameters to see by how much)."
     count = f"{items:,} items" if items is not None else "a typical 64 items (the count is unknown)"
-    images = sized.images(node.id)
-    shapes = [s for s in (images.received, images.emitted) if s] if spec.per_image_fn is not None else []
-    if shapes:  # the larger of the images it receives and emits
-        _, height, width = max(shapes, key=lambda s: s[1] * s[2])
-        count += f" of {height} x {width} px"
+    larger = sized.images(node.id).larger if spec.per_image_fn is not None else None
+    if larger is not None:  # the larger of the images it receives and emits
+        count += f" of {larger[1]} x {larger[2]} px"
     return (f"Its memory grows with the items it handles: the run reserves {grown:,.0f} MB, "
             f"{extra:,.0f} MB more than shown, for {count}; set memory_mb to reserve a fixed amount.")
 

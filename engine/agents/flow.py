@@ -23,6 +23,11 @@ _COLOR = "#64748b"
 _LIGHT = ResourceDemand(cpu=0.5, memory_mb=16)
 
 
+def _same_columns(_: Any, received: list[tuple[str, ...] | None]) -> tuple[str, ...] | None:
+    """``columns_fn`` of the agents that pass their single input's rows on (limit, branch)."""
+    return received[0] if len(received) == 1 else None
+
+
 class MergeParams(BaseModel):
     model_config = _CFG
     on: str = Field("id", min_length=1, max_length=200,
@@ -74,7 +79,7 @@ class BranchParams(BaseModel):
                 PortSpec("rest", DataKind.TABLE, "the other rows")],
        params=BranchParams, resources=_LIGHT, expected_duration_s=0.005, per_item_s=2e-5,
        memory_per_item_mb=2e-3, needs_columns_fn=lambda p: () if p.field == "id" else (p.field,),
-       columns_fn=lambda _, received: received[0] if len(received) == 1 else None)
+       columns_fn=_same_columns)
 class Branch(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         p: BranchParams = self.params  # type: ignore[assignment]
@@ -100,7 +105,7 @@ class LimitParams(BaseModel):
        outputs=[PortSpec("out", DataKind.ANY, "the same kind of payload, at most n items")],
        params=LimitParams, resources=_LIGHT, expected_duration_s=0.01,
        items_fn=lambda p, n: p.n if n is None else min(p.n, n),
-       columns_fn=lambda _, received: received[0] if len(received) == 1 else None)
+       columns_fn=_same_columns)
 class Limit(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         p: LimitParams = self.params  # type: ignore[assignment]

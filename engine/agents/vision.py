@@ -17,7 +17,7 @@ from engine.errors import ModelFileError
 from engine.kinds import DataKind
 from engine.registry import agent
 from engine.resources import ResourceDemand
-from engine.spec import Agent, ImageShape, ImageSizes, Lifecycle, PortSpec, RunContext
+from engine.spec import Agent, ImageShape, ImageSizes, Lifecycle, PortSpec, RunContext, values_of
 
 _CFG = ConfigDict(extra="forbid", allow_inf_nan=False)
 _COLOR = "#0ea5e9"
@@ -93,8 +93,7 @@ _CNN_BATCH_BYTES = 6  # per value of a batch of received images: its resized cop
 
 
 def _values(shape: ImageShape | None) -> int:
-    channels, height, width = shape or _REFERENCE
-    return channels * height * width
+    return values_of(shape or _REFERENCE)
 
 
 def _pixels(shape: ImageShape | None) -> int:

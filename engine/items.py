@@ -92,7 +92,7 @@ def planned_items(workflow: Workflow | Mapping[str, Any], registry: Registry) ->
             if preds[nid] and not known:
                 continue
             ports = spec.port_items(parsed, planned.items_in[nid])
-            planned.items_out[nid] = spec.items_out(parsed, planned.items_in[nid])
+            planned.items_out[nid] = spec.items_out(parsed, planned.items_in[nid], ports)
         except (ValidationError, TypeError, ValueError):
             continue
         planned.port_out.update(((nid, port), n) for port, n in ports.items())

@@ -486,10 +486,12 @@ class AgentSpec:
             return f"{kb:.2g}kB/item" if kb < 1024 else f"{self.memory_per_item_mb:.2g}MB/item"
         return ""
 
-    def items_out(self, params: BaseModel | None, items_in: int | None) -> int | None:
+    def items_out(self, params: BaseModel | None, items_in: int | None,
+                  ports: Mapping[str, int | None] | None = None) -> int | None:
         """How many items the node emits (None: unknown; the most of any port where the agent
-        counts its ports apart); see ``items_fn``."""
-        counts = list(self.port_items(params, items_in).values())
+        counts its ports apart); see ``items_fn``. ``ports``: ``port_items`` for the same
+        arguments, when the caller has it (``items_fn`` may read a file)."""
+        counts = list((self.port_items(params, items_in) if ports is None else ports).values())
         if not counts:  # no output ports: what it would pass on
             return items_in if self.inputs and self.items_fn is None else None
         return None if None in counts else max(n for n in counts if n is not None)

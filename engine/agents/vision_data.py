@@ -159,14 +159,39 @@ def decode_image(data: bytes, name: str, size: int, channels: int) -> torch.Tens
                     f"image {name!r} has {width}x{height} pixels; the limit is "
                     f"{MAX_UPLOAD_PIXELS // 1_000_000} megapixels"
                 )
-            img = img.convert("L" if channels == 1 else "RGB").resize((size, size))
-            array = np.asarray(img, dtype=np.float32) / 255.0
+            array = _pixels(img, size, channels)
     except ModelFileError:
         raise
     except Exception as exc:  # Pillow raises many types for broken files
         raise ModelFileError(f"image {name!r} could not be decoded ({exc}); is it corrupt?") from None
     tensor = torch.from_numpy(array.copy())
     return tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1)
+
+
+_DEEP_MODES = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I": 65535.0}  # PNG depths > 8 bits
+
+
+def _pixels(img: object, size: int, channels: int) -> np.ndarray:
+    """An opened image as a float32 size x size (x 3) array in 0..1, as a viewer shows it: turned
+    by its EXIF orientation (phone photos), transparent pixels over white, and 16-bit grey PNGs
+    (scanners and medical images) scaled by their depth; Pillow's own 8-bit conversion of those
+    clips every value above 255, so a 16-bit scan came out almost all white."""
+    from PIL import Image, ImageOps
+
+    assert isinstance(img, Image.Image)
+    img = ImageOps.exif_transpose(img) or img
+    if img.mode in _DEEP_MODES:
+        grey = np.asarray(img, dtype=np.float32) / _DEEP_MODES[img.mode]
+        resized = np.asarray(Image.fromarray(np.clip(grey, 0.0, 1.0)).resize((size, size)),
+                             dtype=np.float32)
+        resized = np.clip(resized, 0.0, 1.0)  # bicubic overshoots at sharp edges
+        return resized if channels == 1 else np.repeat(resized[:, :, None], 3, axis=2)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    img = img.convert("L" if channels == 1 else "RGB").resize((size, size))
+    return np.asarray(img, dtype=np.float32) / 255.0
 
 
 def uploads_batch(

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -209,6 +210,46 @@ def test_uploads_decode_png_files(tmp_path: Path):
                  channels=3).run({}, ctx_for())["images"]
     assert batch["images"].shape == (1, 3, 16, 16) and batch["ids"] == ["red.png"]
     assert float(batch["images"][0, 0].mean()) > 0.99 and float(batch["images"][0, 1].mean()) < 0.01
+
+
+def _encoded(img: Any, fmt: str, **kw: Any) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def test_uploads_read_16_bit_grey_scans_by_their_depth():
+    """A 16-bit grey PNG (what scanners and medical imaging write): a left-to-right ramp reads as
+    that ramp in 0..1, not clipped to white by an 8-bit conversion."""
+    from PIL import Image
+
+    ramp = np.tile(np.linspace(0, 65535, 64), (64, 1)).astype(np.uint16)
+    data = _encoded(Image.fromarray(ramp), "PNG")
+    for channels in (1, 3):
+        image = vision_data.decode_image(data, "scan.png", 16, channels)
+        assert image.shape == (channels, 16, 16)
+        row = image[0, 8]
+        assert float(row[0]) < 0.05 and float(row[-1]) > 0.95
+        assert float(image.mean()) == pytest.approx(0.5, abs=0.02)
+        assert bool((row[1:] >= row[:-1]).all())
+
+
+def test_uploads_follow_exif_orientation_and_show_transparency_as_white():
+    from PIL import Image
+
+    # stored 20 wide x 10 high, left half black; orientation 6 = shown turned 90 degrees clockwise,
+    # so a viewer shows it 10 wide x 20 high with the black half on top
+    stored = Image.new("L", (20, 10), 255)
+    stored.paste(0, (0, 0, 10, 10))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    shown = vision_data.decode_image(_encoded(stored, "JPEG", exif=exif, quality=95), "phone.jpg", 20, 1)[0]
+    assert float(shown[:8].mean()) < 0.1 and float(shown[12:].mean()) > 0.9
+    clear = Image.new("RGBA", (8, 8), (255, 0, 0, 0))
+    clear.paste((0, 0, 255, 255), (0, 0, 4, 8))
+    pixels = vision_data.decode_image(_encoded(clear, "PNG"), "icon.png", 8, 3)
+    assert pixels[:, :, :3].mean(dim=(1, 2)).tolist() == pytest.approx([0.0, 0.0, 1.0], abs=0.05)
+    assert pixels[:, :, 5:].mean(dim=(1, 2)).tolist() == pytest.approx([1.0, 1.0, 1.0], abs=0.05)
 
 
 def test_uploads_refuse_bad_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

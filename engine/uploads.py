@@ -113,7 +113,9 @@ def _check_model(file: Path, name: str) -> str:
                           "install it with pip install 'servicegrid[onnx]', then upload again") from None
     if fmt == "torchscript":
         return "TorchScript model"
-    return f"ONNX model; {predict.signature}"  # type: ignore[attr-defined]  # model_files._onnx
+    fixed = predict.fixed_batch  # type: ignore[attr-defined]  # model_files._onnx
+    chunks = f"; exported with a fixed batch of {fixed}, so it is fed {fixed} at a time" if fixed else ""
+    return f"ONNX model; {predict.signature}{chunks}"  # type: ignore[attr-defined]
 
 
 def _kinds() -> dict[str, UploadKind]:

@@ -91,6 +91,7 @@ def _torchscript(file: Path, device: str) -> Callable[[Any], Any]:
 
 
 def _onnx(file: Path, device: str) -> Callable[[Any], Any]:
+    import numpy as np
     import onnxruntime as ort
     import torch
 
@@ -103,14 +104,43 @@ def _onnx(file: Path, device: str) -> Callable[[Any], Any]:
         raise ModelFileError(f"{file.name} could not be loaded as ONNX ({type(exc).__name__}: "
                              f"{str(exc).splitlines()[0][:300] if str(exc) else 'corrupt file'}); "
                              "check the export") from None
-    name = session.get_inputs()[0].name
+    first, *others = session.get_inputs()
+    required = [i.name for i in others]  # ONNX inputs have no defaults: each one must be fed
+    if required:
+        raise ModelFileError(f"{file.name} takes {len(required) + 1} inputs ({first.name}, "
+                             f"{', '.join(required)}); custom.model feeds one tensor. Export a model "
+                             "with a single input (wrap the others as constants)")
+    dtype = _ONNX_TYPES.get(first.type)
+    if dtype is None:
+        raise ModelFileError(f"{file.name}'s input {first.name} is a {first.type}; custom.model feeds "
+                             f"numbers ({', '.join(sorted(_ONNX_TYPES))}). Export a numeric input")
+    fixed = first.shape[0] if first.shape and isinstance(first.shape[0], int) and first.shape[0] > 0 else None
 
     def predict(batch: Any) -> Any:
-        out = session.run(None, {name: batch.detach().cpu().float().numpy()})[0]
-        return torch.from_numpy(out)
+        array = batch.detach().cpu().numpy().astype(dtype, copy=False)
+        if fixed is None or len(array) == fixed:
+            out = session.run(None, {first.name: array})[0]
+        else:  # exported with a fixed batch size (torch.onnx.export without dynamic axes): feed it
+            # chunks of that size, the last padded with zeros and its padding cut from the output
+            parts = []
+            for start in range(0, len(array), fixed):
+                chunk = array[start:start + fixed]
+                rows = len(chunk)
+                if rows < fixed:
+                    chunk = np.concatenate([chunk, np.zeros((fixed - rows, *chunk.shape[1:]), chunk.dtype)])
+                parts.append(session.run(None, {first.name: chunk})[0][:rows])
+            out = np.concatenate(parts) if parts else np.zeros((0,), np.float32)
+        out = np.asarray(out)
+        return torch.from_numpy(out.astype(np.float32) if out.dtype.kind == "f" else out)
 
     predict.signature = _onnx_signature(session)  # type: ignore[attr-defined]  # shown on upload
+    predict.fixed_batch = fixed  # type: ignore[attr-defined]
     return predict
+
+
+# ONNX input element types custom.model can feed, as numpy types (the batch arrives as float32)
+_ONNX_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
+               "tensor(int64)": "int64", "tensor(int32)": "int32"}
 
 
 def _onnx_signature(session: Any) -> str:

@@ -13,7 +13,7 @@ import torch
 import engine.agents.model_files as model_files
 from engine.agents.custom import CustomModel, CustomModelParams
 from engine.errors import ModelFileError
-from engine.spec import RunContext
+from engine.spec import ExecutionStrategy, Lifecycle, RunContext
 
 W = torch.tensor([[1.0, -1.0, 0.5], [0.0, 2.0, -1.0], [0.5, 0.5, 0.5], [-1.0, 0.0, 1.0]])
 B = torch.tensor([0.1, -0.2, 0.3])
@@ -52,6 +52,56 @@ def onnx_file(tmp_path: Path) -> Path:
     return path
 
 
+def _linear_onnx(path: Path, batch: int | str = "N", elem: int | None = None, inputs: int = 1) -> Path:
+    """The W, B linear model as ONNX with a given batch dimension (an int: exported without dynamic
+    axes), input element type and number of inputs (extra ones are added to x)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    elem = TensorProto.FLOAT if elem is None else elem
+    names = ["x"] + [f"x{k}" for k in range(1, inputs)]
+    nodes = [helper.make_node("Add", [names[0], n], [names[0] + "_"]) for n in names[1:2]]
+    first = names[0] + "_" if inputs > 1 else names[0]
+    nodes += [helper.make_node("Cast", [first], ["xf"], to=TensorProto.FLOAT),
+              helper.make_node("MatMul", ["xf", "W"], ["xw"]), helper.make_node("Add", ["xw", "B"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "linear", [helper.make_tensor_value_info(n, elem, [batch, 4]) for n in names],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 3])],
+        initializer=[numpy_helper.from_array(W.numpy(), "W"), numpy_helper.from_array(B.numpy(), "B")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_onnx_models_exported_with_a_fixed_batch_or_other_input_types_run(tmp_path: Path):
+    """torch.onnx.export without dynamic axes fixes the batch size (often 1): the agent feeds the
+    model chunks of that size, padding the last; float64 / int64 inputs get the batch in their type."""
+    from onnx import TensorProto
+
+    many = torch.cat([X] * 4)[:11]  # 11 rows: not a multiple of 4
+    want = (many @ W + B).softmax(1)
+    for batch in (1, 4, "N"):
+        path = _linear_onnx(tmp_path / f"b{batch}.onnx", batch)
+        for ctx in (RunContext(), RunContext(lifecycle=Lifecycle(execution=ExecutionStrategy(batch_size=3)))):
+            got = run({"path": str(path), "output_kind": "scores"}, {"tensor": many}, ctx)["scores"]
+            assert got.shape == (11, 3) and torch.allclose(got, want, atol=1e-5), (batch, ctx.batch_size)
+    doubles = _linear_onnx(tmp_path / "f64.onnx", elem=TensorProto.DOUBLE)
+    got = run({"path": str(doubles), "output_kind": "scores"}, {"tensor": many})["scores"]
+    assert got.dtype == torch.float32 and torch.allclose(got, want, atol=1e-5)
+    ints = _linear_onnx(tmp_path / "i64.onnx", elem=TensorProto.INT64)
+    whole = torch.tensor([[1.0, 2.0, 0.0, 3.0], [4.0, 0.0, 1.0, 1.0]])
+    got = run({"path": str(ints), "output_kind": "tensor"}, {"tensor": whole})["tensor"]
+    assert torch.allclose(got, whole @ W + B, atol=1e-5)
+
+
+def test_onnx_model_with_two_inputs_is_refused_when_loaded(tmp_path: Path):
+    path = _linear_onnx(tmp_path / "two.onnx", inputs=2)
+    with pytest.raises(ModelFileError, match=r"takes 2 inputs \(x, x1\).*single input"):
+        model_files.load_model(str(path))
+
+
 def run(params: dict, payload, ctx: RunContext | None = None):
     agent = CustomModel(CustomModelParams(**params))
     return agent.run({"in": payload}, ctx or RunContext())["out"]
@@ -77,8 +127,6 @@ def test_onnx_model_reads_table_columns_and_gives_labels(onnx_file: Path):
 
 
 def test_both_formats_agree_and_batches_report_progress(torchscript_file: Path, onnx_file: Path):
-    from engine.spec import ExecutionStrategy, Lifecycle
-
     seen: list[int] = []
     ctx = RunContext(lifecycle=Lifecycle(execution=ExecutionStrategy(batch_size=2)),
                      on_progress=lambda d, t: seen.append(d))

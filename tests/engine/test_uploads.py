@@ -150,13 +150,22 @@ def test_an_onnx_model_is_kept(data_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    stored = uploads.store_upload("models", "relu.onnx", model.SerializeToString())
+    def relu(batch: int | str, inputs: tuple[str, ...] = ("x",)) -> bytes:
+        graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu",
+                                  [helper.make_tensor_value_info(n, TensorProto.FLOAT, [batch, 4]) for n in inputs],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 4])])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        model.ir_version = 8
+        return model.SerializeToString()
+
+    stored = uploads.store_upload("models", "relu.onnx", relu("N"))
     assert stored.detail == "ONNX model; input x [N, 4] -> output y [N, 4]"  # to pick input_kind from
+    stored = uploads.store_upload("models", "one.onnx", relu(1))
+    assert stored.detail == ("ONNX model; input x [1, 4] -> output y [1, 4]; exported with a fixed batch of 1, "
+                             "so it is fed 1 at a time")
+    with pytest.raises(ModelFileError, match="takes 2 inputs"):
+        uploads.store_upload("models", "two.onnx", relu("N", ("x", "mask")))
+    assert sorted(p.name.split("-", 1)[1] for p in kept(data_dir, "models")) == ["one.onnx", "relu.onnx"]
 
 
 def test_a_pickle_posing_as_a_model_is_refused_and_never_run(data_dir: Path, tmp_path: Path) -> None:

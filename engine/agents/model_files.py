@@ -78,14 +78,17 @@ def _torchscript(file: Path, device: str) -> Callable[[Any], Any]:
                              f" {str(exc).splitlines()[0] if str(exc) else 'corrupt archive'}); "
                              "save it with torch.jit.script(model).save(path)") from None
 
+    # the batch arrives as float32; a model saved in float64 or float16 takes its own type
+    dtype = next((t.dtype for t in module.parameters() if t.is_floating_point()), torch.float32)
+
     def predict(batch: Any) -> Any:
         with torch.no_grad():
-            out = module(batch.to(device))
+            out = module(batch.to(device, dtype if batch.is_floating_point() else batch.dtype))
         if isinstance(out, tuple | list):
             out = out[0]
         if not isinstance(out, torch.Tensor):
             raise TypeError(f"the TorchScript model returned {type(out).__name__}, not a tensor")
-        return out.cpu()
+        return out.cpu().float() if out.is_floating_point() else out.cpu()
 
     return predict
 

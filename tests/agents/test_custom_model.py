@@ -96,6 +96,19 @@ def test_onnx_models_exported_with_a_fixed_batch_or_other_input_types_run(tmp_pa
     assert torch.allclose(got, whole @ W + B, atol=1e-5)
 
 
+def test_a_torchscript_model_saved_in_float64_takes_the_float32_batch(tmp_path: Path):
+    layer = torch.nn.Linear(4, 3).double()
+    with torch.no_grad():
+        layer.weight.copy_(W.T)
+        layer.bias.copy_(B)
+    path = tmp_path / "double.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(layer).save(str(path))
+    got = run({"path": str(path), "output_kind": "tensor"}, {"tensor": X})["tensor"]
+    assert got.dtype == torch.float32 and torch.allclose(got, X @ W + B, atol=1e-5)
+
+
 def test_onnx_model_with_two_inputs_is_refused_when_loaded(tmp_path: Path):
     path = _linear_onnx(tmp_path / "two.onnx", inputs=2)
     with pytest.raises(ModelFileError, match=r"takes 2 inputs \(x, x1\).*single input"):

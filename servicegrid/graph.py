@@ -9,6 +9,7 @@ workflow file (nodes become ``sim.task``).
 from __future__ import annotations
 
 import heapq
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +29,7 @@ _EPS = 1e-9
 
 @dataclass
 class _Node:
-    service: Any
+    service: Any  # None: named by add_edge only, not added yet (see Graph.add_edge)
     compute_resource: float | None = None  # node-level values from set_node_resource
     execution_time: float | None = None
 
@@ -64,32 +65,42 @@ class Graph:
 
     # -- building ---------------------------------------------------------------------------
     def add_node(self, name: str, service: Any) -> None:
-        """Add a service under a unique name.
+        """Add a service under a unique name (or give one to a node an edge already named).
 
         Raises:
-            ValueError: the name is taken.
+            ValueError: the name is taken by another service.
             TypeError: ``service`` has no ``compute_resource`` / ``execution_time``.
         """
-        if name in self._nodes:
+        if name in self._nodes and self._nodes[name].service is not None:
             raise ValueError(f"add_node: a node named {name!r} already exists; choose another name")
         for attr in ("compute_resource", "execution_time"):
             if not hasattr(service, attr):
                 raise TypeError(f"add_node({name!r}, ...): the service has no {attr!r}; "
                                 "subclass servicegrid.service.Service and set it in __init__")
-        self._nodes[name] = _Node(service)
-        self._succ[name] = []
-        self._pred[name] = []
+        if name in self._nodes:  # named by an edge first: keep its edges and any set resources
+            self._nodes[name].service = service
+        else:
+            self._nodes[name] = _Node(service)
+            self._succ[name] = []
+            self._pred[name] = []
         self._fresh = False
 
     def add_edge(self, a: str, b: str) -> None:
-        """Make ``b`` depend on ``a``. Both nodes must exist; adding an existing edge is a no-op.
+        """Make ``b`` depend on ``a``; adding an existing edge is a no-op.
+
+        An end that is not a node yet is created without a service, as networkx does, so the
+        graph may be wired before its services are added; ``add_node`` later gives it one. A node
+        still without a service counts as an empty step (its ``set_node_resource`` values, else
+        0), and ``execute`` warns about it, naming a close node name in case of a typo.
 
         Raises:
-            ValueError: a node is missing (add it first), or the edge would close a cycle
-                (the message names it: ``a -> b -> ... -> a``).
+            ValueError: the edge would close a cycle (the message names it: ``a -> b -> ... -> a``).
         """
         for end in (a, b):
-            self._require(end, f"add_edge({a!r}, {b!r})")
+            if end not in self._nodes:
+                self._nodes[end] = _Node(None)
+                self._succ[end] = []
+                self._pred[end] = []
         if b in self._succ[a]:
             return
         path = self._path(b, a)
@@ -150,7 +161,7 @@ class Graph:
         return [(a, b) for a, targets in self._succ.items() for b in targets]
 
     def service(self, name: str) -> Any:
-        """The service object added under ``name``."""
+        """The service object added under ``name`` (None for a node only an edge named)."""
         return self._require(name, "service").service
 
     def node_resource(self, name: str) -> tuple[float, float]:
@@ -182,6 +193,7 @@ class Graph:
         Services that define ``run`` are called in that order with their parents' results;
         ``schedule`` holds each node's (start, end) and ``results`` the values ``run`` returned.
         """
+        self._warn_unadded()
         self._simulate(capacity)
         self.results = {}
         for name in self.order:
@@ -193,6 +205,17 @@ class Graph:
             inputs = {parent: self.results.get(parent) for parent in self._pred[name]}
             self.results[name] = run(inputs) if callable(run) else None
         return list(self.order)
+
+    def _warn_unadded(self) -> None:
+        added = [n for n, node in self._nodes.items() if node.service is not None]
+        for name, node in self._nodes.items():
+            if node.service is None:
+                close = suggest(name, added)
+                tip = f" Did you mean {close[0]!r}?" if close else ""
+                warnings.warn(
+                    f"node {name!r} was named by add_edge but never added, so it runs as an empty step "
+                    f"({node.demand} compute units, {node.duration} minutes).{tip} Add its service with "
+                    f"graph.add_node({name!r}, service).", UserWarning, stacklevel=3)
 
     def get_peak_resource(self) -> float:
         """The largest total demand running at one instant in the executed schedule.
@@ -285,7 +308,8 @@ class Graph:
             for y, node_id in enumerate(layer):
                 position[node_id] = {"x": 80 + 240 * x, "y": 80 + 120 * y}
         nodes = [
-            {"id": node_id, "agent": "sim.task", "label": type(node.service).__name__,
+            {"id": node_id, "agent": "sim.task",
+             "label": type(node.service).__name__ if node.service is not None else node_id,
              "params": {"duration_s": node.duration * SECONDS_PER_UNIT},
              "resources": {"cpu": 0, "memory_mb": node.demand * MB_PER_UNIT},
              "position": position[node_id]}

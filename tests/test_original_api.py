@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -121,10 +122,9 @@ def test_mistakes_give_clear_errors():
     with pytest.raises(ValueError, match=r"^add_node: a node named 'preprocessing' already exists"):
         graph.add_node("preprocessing", Service())
     with pytest.raises(ValueError) as info:
-        graph.add_edge("preprocessing", "clasification")
-    assert str(info.value) == ("add_edge('preprocessing', 'clasification'): there is no node named "
-                               "'clasification'. Did you mean 'classification'? Add it first with "
-                               "graph.add_node('clasification', service).")
+        graph.set_node_resource("clasification", compute_resource=1)
+    assert str(info.value) == ("set_node_resource: there is no node named 'clasification'. Did you mean "
+                               "'classification'? Add it first with graph.add_node('clasification', service).")
     with pytest.raises(ValueError, match=r"would create a cycle: classification -> preprocessing -> classification"):
         graph.add_edge("classification", "preprocessing")
     with pytest.raises(ValueError, match="execution_time must be a number >= 0"):
@@ -133,6 +133,56 @@ def test_mistakes_give_clear_errors():
         graph.add_node("x", object())
     graph.add_edge("preprocessing", "classification")  # an existing edge again is a no-op
     assert graph.edges == [("preprocessing", "classification")]
+
+
+BRIEF = '''
+from servicegrid.service import Service
+from servicegrid.graph import Graph
+class Pre(Service):
+    def __init__(self, compute_resource=1, execution_time=2):
+        self.compute_resource = compute_resource
+        self.execution_time = execution_time
+graph = Graph(); graph.add_node("preprocessing", Pre()); graph.add_edge("preprocessing", "classification")
+graph.set_node_resource("preprocessing", compute_resource=1, execution_time=2)
+print(graph.execute(), graph.get_total_resource(), graph.get_total_time())
+'''
+
+
+def test_the_briefs_short_form_runs_verbatim_and_says_what_it_lacks(tmp_path):
+    """The project brief's condensed program wires an edge to 'classification' before (without)
+    adding it: it runs, the unadded node an empty step, and Python's warning says so."""
+    script = tmp_path / "brief.py"
+    script.write_text(BRIEF, encoding="utf-8")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "SERVICEGRID_NO_CUDA": "1"}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "['preprocessing', 'classification'] 1 2\n"
+    assert "node 'classification' was named by add_edge but never added" in proc.stderr
+    assert "graph.add_node('classification', service)" in proc.stderr
+
+
+def test_edges_may_name_nodes_before_they_are_added():
+    graph = Graph()
+    graph.add_edge("preprocessing", "classification")  # wired first, as networkx allows
+    graph.set_node_resource("classification", execution_time=4)
+    graph.add_node("preprocessing", Service(1, 2))
+    graph.add_node("classification", Service(2, 9))  # keeps its edge and the time set above
+    with pytest.raises(ValueError, match="a node named 'classification' already exists"):
+        graph.add_node("classification", Service())
+    assert graph.edges == [("preprocessing", "classification")]
+    assert graph.node_resource("classification") == (2, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every node has its service: no warning
+        assert graph.execute() == ["preprocessing", "classification"]
+    assert (graph.get_total_resource(), graph.get_total_time()) == (3, 6)
+    typo = article_graph()
+    typo.add_edge("preprocessing", "clasification")
+    with pytest.warns(UserWarning, match=r"'clasification' was named by add_edge but never added.*"
+                                         r"Did you mean 'classification'\?"):
+        typo.execute()
+    assert typo.service("clasification") is None and typo.schedule["clasification"] == (2, 2)
+    with pytest.raises(ValueError, match="would create a cycle"):
+        typo.add_edge("clasification", "preprocessing")
 
 
 def test_longer_cycle_is_named_in_order():

@@ -18,6 +18,10 @@ class DataKind(StrEnum):
     ANY = "any"
 
 
-def is_compatible(source: DataKind, target: DataKind) -> bool:
-    """Whether an output of kind ``source`` may feed an input of kind ``target``."""
-    return source == target or DataKind.ANY in (source, target)
+def is_compatible(source: DataKind, target: DataKind, accepts: tuple[DataKind, ...] = ()) -> bool:
+    """Whether an output of kind ``source`` may feed an input of kind ``target``. ``accepts``: for
+    an ``any`` input, the kinds it can read (empty: every kind), e.g. a CSV sink reads tables,
+    scores, labels, texts, embeddings and tensors, not images."""
+    if source == target or source == DataKind.ANY:
+        return True
+    return target == DataKind.ANY and (not accepts or source in accepts)

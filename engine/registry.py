@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from engine.errors import AgentNotFoundError
 from engine.kinds import DataKind
 from engine.resources import ResourceDemand
-from engine.spec import Agent, AgentSpec, ImageShape, ImageSizes, Lifecycle, NoParams, PortSpec
+from engine.spec import Agent, AgentSpec, ImageShape, ImageSizes, Lifecycle, NeededShape, NoParams, PortSpec
 
 ENTRY_POINT_GROUP = "servicegrid.agents"
 BUILTIN_MODULES = (
@@ -67,6 +67,7 @@ def agent(
     per_image_fn: Callable[[BaseModel, ImageSizes], tuple[float, ...]] | None = None,
     columns_fn: Callable[[BaseModel, list[tuple[str, ...] | None]], Iterable[str] | None] | None = None,
     needs_columns_fn: Callable[[BaseModel], tuple[str, ...]] | None = None,
+    needs_shape_fn: Callable[[BaseModel], NeededShape | None] | None = None,
 ) -> Callable[[type[Agent]], type[Agent]]:
     """Class decorator that declares an Agent subclass as a service.
 
@@ -114,6 +115,7 @@ def agent(
             per_image_fn=per_image_fn,
             columns_fn=columns_fn,
             needs_columns_fn=needs_columns_fn,
+            needs_shape_fn=needs_shape_fn,
         )
         return cls
 

@@ -23,6 +23,7 @@ _FROZEN = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 TYPICAL_ITEMS = 64  # items assumed for a per-item declaration when the planner cannot tell
 
 ImageShape = tuple[int, int, int]  # channels, height, width of one image item
+NeededShape = tuple[int | None, int | None, int | None]  # the same, None where any size will do
 
 
 def values_of(shape: ImageShape) -> int:
@@ -56,6 +57,8 @@ class PortSpec:
         description: one line for the UI.
         required: inputs only; a required input must be connected.
         multiple: inputs only; accepts several edges (their values arrive as a list).
+        accepts: inputs of kind ``any`` only: the kinds it can read (empty: every kind).
+            Validation and the canvas refuse a wire of another kind.
     """
 
     name: str
@@ -63,6 +66,7 @@ class PortSpec:
     description: str = ""
     required: bool = True
     multiple: bool = False
+    accepts: tuple[DataKind, ...] = ()
 
 
 class StartCondition(BaseModel):
@@ -337,6 +341,10 @@ class AgentSpec:
         needs_columns_fn: the columns every table arriving on its inputs must have, for these
             params (a scorer's features, a branch's field). Validation reports the ones a
             connected table is known to lack (``missing_columns``) before anything runs.
+        needs_shape_fn: the (channels, height, width) each image arriving on its inputs must have,
+            for these params (None in a place: any size there; None: any image), e.g. a user's
+            ONNX model exported for 3 x 32 x 32 images. Validation reports planned images of
+            another size (``image_size_mismatch``) before anything runs.
         per_image_fn: for agents whose work or memory grows with the size of each image:
             ``(seconds, MB)`` per item on top of ``per_item_s`` and ``memory_fn``, for these
             params and the planned ``ImageSizes`` (a 512 px image costs far more than a 64 px one);
@@ -373,6 +381,7 @@ class AgentSpec:
     per_image_fn: Callable[[BaseModel, ImageSizes], tuple[float, ...]] | None = None
     columns_fn: Callable[[BaseModel, list[tuple[str, ...] | None]], Iterable[str] | None] | None = None
     needs_columns_fn: Callable[[BaseModel], tuple[str, ...]] | None = None
+    needs_shape_fn: Callable[[BaseModel], NeededShape | None] | None = None
 
     def input(self, name: str) -> PortSpec | None:
         return next((p for p in self.inputs if p.name == name), None)

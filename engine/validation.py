@@ -95,6 +95,7 @@ def validate(workflow: Workflow, registry: Registry | None = None,
     links = _check_edges(ctx)
     _check_inputs(ctx, links)
     _check_columns(ctx, links)
+    _check_shapes(ctx, links)
     _check_cycles(ctx, links)
     _check_unused(ctx, links)
     return _sorted(ctx)
@@ -438,15 +439,24 @@ def _check_kinds(ctx: _Context, link: _Link) -> None:
     inp = ctx.specs[link.target].input(link.target_port)
     assert out is not None and inp is not None
     (out_kind, out_param), (in_kind, in_param) = _port_kind(ctx, link.source, out), _port_kind(ctx, link.target, inp)
-    if not is_compatible(out_kind, in_kind):
+    accepts = inp.accepts if in_kind == inp.kind else ()
+    if not is_compatible(out_kind, in_kind, accepts):
         hint = f"connect an output of kind {in_kind.value!r} (or 'any'), or insert a converting agent"
+        if accepts:
+            kinds = ", ".join(repr(k.value) for k in accepts)
+            hint = f"connect an output of kind {kinds}" + (
+                " (for images: a classifier's scores or labels, or the explainer's regions table)"
+                if out_kind == DataKind.IMAGE_BATCH else "")
+            in_kind_text = f"{in_kind.value!r} (which reads {kinds})"
+        else:
+            in_kind_text = repr(in_kind.value)
         if in_param:
             hint = f"set {in_param} of node {link.target!r} to {out_kind.value!r}, or {hint}"
         elif out_param:
             hint = f"set {out_param} of node {link.source!r} to {in_kind.value!r}, or {hint}"
         ctx.add(IssueCode.TYPE_MISMATCH,
                 f"edge {link.source}.{link.source_port} -> {link.target}.{link.target_port}: "
-                f"output kind {out_kind.value!r} cannot feed input kind {in_kind.value!r}",
+                f"output kind {out_kind.value!r} cannot feed input kind {in_kind_text}",
                 node=link.target, port=link.target_port, hint=hint)
 
 
@@ -519,6 +529,65 @@ def _columns_hint(ctx: _Context, link: _Link, missing: list[str], have: tuple[st
     if len(missing) == 1 and (close := suggest(missing[0], list(have))):
         return f"did you mean {close[0]!r}? (a column of {link.source!r}'s table)"
     return f"connect a table that has them, or change the parameters of node {link.target!r}"
+
+
+def _check_shapes(ctx: _Context, links: list[_Link]) -> None:
+    """Images of a planned size fed to an agent that takes only another size (a user's model
+    exported for 3 x 32 x 32 images): at run time the model would refuse the first batch."""
+    for link in links:
+        spec = ctx.specs.get(link.target)
+        params = ctx.params.get(link.target)
+        if spec is None or spec.needs_shape_fn is None or params is None or link.target_port is None:
+            continue
+        needed = spec.needs_shape_fn(params)
+        have = ctx.sized().shape_out.get(link.source) if needed is not None else None
+        if needed is None or have is None:
+            continue
+        wrong = [i for i, (n, h) in enumerate(zip(needed, have, strict=True)) if n is not None and n != h]
+        if not wrong:
+            continue
+        ctx.add(IssueCode.IMAGE_SIZE_MISMATCH,
+                f"edge {link.source} -> {link.target}: node {link.target!r} ({spec.name}) takes images of "
+                f"{_shape_text(needed)}, but the images from {link.source!r} are planned at {_shape_text(have)}",
+                node=link.target, port=link.target_port, hint=_shape_hint(ctx, links, link.source, needed, wrong))
+
+
+def _shape_text(shape: tuple[int | None, ...]) -> str:
+    channels, height, width = ("any" if d is None else str(d) for d in shape)
+    return f"{channels} channel{'' if channels == '1' else 's'} x {height} x {width} px"
+
+
+def _shape_hint(ctx: _Context, links: list[_Link], source: str, needed: tuple[int | None, ...],
+                wrong: list[int]) -> str:
+    """The settings upstream that give the size: the nearest node before it with a ``size`` (a
+    preprocess, a source) and with ``channels`` (a source); else a resizing node before it."""
+    feeds: dict[str, list[str]] = {}
+    for link in links:
+        feeds.setdefault(link.target, []).append(link.source)
+
+    def nearest(field_name: str) -> str | None:
+        seen, frontier = {source}, [source]
+        while frontier:
+            for node_id in frontier:
+                params = ctx.params.get(node_id)
+                if params is not None and field_name in type(params).model_fields:
+                    return node_id
+            frontier = [p for n in frontier for p in feeds.get(n, []) if p not in seen]
+            seen.update(frontier)
+        return None
+
+    channels, height, width = needed
+    fixes: list[str | None] = []
+    if 0 in wrong:
+        node_id = nearest("channels")
+        fixes.append(f"channels of node {node_id!r} to {channels}" if node_id else None)
+    if 1 in wrong or 2 in wrong:
+        node_id = nearest("size") if height is not None and width in (None, height) else None
+        fixes.append(f"size of node {node_id!r} to {height}" if node_id else None)
+    if None not in fixes:
+        return "set " + " and ".join(f for f in fixes if f)
+    return ("make the images that size before it (a vision.preprocess node resizes them), or give "
+            "the model an input of any size")
 
 
 def _check_cycles(ctx: _Context, links: list[_Link]) -> None:

@@ -37,7 +37,10 @@ def param_rows(spec: AgentSpec) -> list[dict[str, Any]]:
 
 
 def port_rows(spec: AgentSpec) -> list[dict[str, Any]]:
-    rows = [{"side": "in", "port": p.name, "kind": p.kind.value, "required": "yes" if p.required else "no",
+    def kind(p: Any) -> str:  # an `any` input that reads only some kinds says which
+        return f"{p.kind.value} ({', '.join(k.value for k in p.accepts)})" if p.accepts else p.kind.value
+
+    rows = [{"side": "in", "port": p.name, "kind": kind(p), "required": "yes" if p.required else "no",
              "many": "yes" if p.multiple else "no",
              "description": p.description} for p in spec.inputs]
     rows += [{"side": "out", "port": p.name, "kind": p.kind.value, "required": "", "many": "",

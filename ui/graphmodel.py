@@ -45,7 +45,10 @@ def palette_of(registry: Registry) -> list[dict[str, Any]]:
 
 
 def _port(port: Any) -> dict[str, Any]:
-    return {"name": port.name, "kind": port.kind.value, "required": port.required, "multiple": port.multiple}
+    out = {"name": port.name, "kind": port.kind.value, "required": port.required, "multiple": port.multiple}
+    if port.accepts:  # an `any` input that reads only these kinds (engine.spec.PortSpec.accepts)
+        out["accepts"] = [k.value for k in port.accepts]
+    return out
 
 
 def edge_id(source: str, source_port: str | None, target: str, target_port: str | None) -> str:

@@ -99,6 +99,18 @@ def _port_kinds(p: CustomModelParams) -> dict[str, tuple[DataKind, str]]:
     return {"in": (_IN_KINDS[p.input_kind], "input_kind"), "out": (_OUT_KINDS[p.output_kind], "output_kind")}
 
 
+def _needs_shape(p: CustomModelParams) -> tuple[int | None, int | None, int | None] | None:
+    """The (channels, height, width) an ONNX model declared for images takes (None where any)."""
+    if p.input_kind != "image_batch" or not p.path.strip():
+        return None
+    from engine.agents.model_files import onnx_input_shape
+
+    shape = onnx_input_shape(p.path)
+    if shape is None or len(shape) != 4:
+        return None
+    return shape[1], shape[2], shape[3]
+
+
 def _numeric(values: Any) -> bool:
     items = values.tolist() if hasattr(values, "tolist") else list(values)
     return bool(items) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in items)
@@ -112,7 +124,9 @@ def _numeric(values: Any) -> bool:
        inputs=[PortSpec("in", DataKind.ANY, "the payload of the declared input kind")],
        outputs=[PortSpec("out", DataKind.ANY, "the payload of the declared output kind")],
        params=CustomModelParams, resources=ResourceDemand(cpu=1, memory_mb=512, device="any"),
-       expected_duration_s=0.5, files_fn=lambda p: ("path", [p.path]), kinds_fn=lambda p: _port_kinds(p))
+       expected_duration_s=0.5, files_fn=lambda p: ("path", [p.path]), kinds_fn=lambda p: _port_kinds(p),
+       needs_columns_fn=lambda p: tuple(p.columns) if p.input_kind == "table" else (),
+       needs_shape_fn=_needs_shape)
 class CustomModel(TorchAgent):
     def build(self, device: str) -> None:
         from engine.agents.model_files import load_model

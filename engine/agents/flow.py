@@ -28,6 +28,11 @@ def _same_columns(_: Any, received: list[tuple[str, ...] | None]) -> tuple[str, 
     return received[0] if len(received) == 1 else None
 
 
+# what flow.merge, flow.branch and the sinks can read as a table (engine.agents.tables.to_table)
+TABLE_LIKE = (DataKind.TABLE, DataKind.SCORES, DataKind.LABELS, DataKind.TEXT_BATCH, DataKind.EMBEDDING,
+              DataKind.TENSOR)
+
+
 class MergeParams(BaseModel):
     model_config = _CFG
     on: str = Field("id", min_length=1, max_length=200,
@@ -40,7 +45,8 @@ class MergeParams(BaseModel):
 @agent("flow.merge", category="flow", label="Merge", color=_COLOR,
        description="Joins tables, scores, labels or texts by id (or by a column) into one table; "
        "inputs are joined in the order their edges were drawn.",
-       inputs=[PortSpec("in", DataKind.ANY, "two or more tables / score sets", multiple=True)],
+       inputs=[PortSpec("in", DataKind.ANY, "two or more tables / score sets", multiple=True,
+                        accepts=TABLE_LIKE)],
        outputs=[PortSpec("table", DataKind.TABLE, "the joined table")],
        params=MergeParams, resources=_LIGHT, expected_duration_s=0.005, per_item_s=4e-5,
        memory_per_item_mb=3e-3, needs_columns_fn=lambda p: () if p.on == "id" else (p.on,),
@@ -74,7 +80,7 @@ class BranchParams(BaseModel):
 @agent("flow.branch", category="flow", label="Branch", color=_COLOR,
        description="Splits rows by a condition on a column (field, operator, value): rows that "
        "match go to 'match', the others to 'rest'. No code is executed.",
-       inputs=[PortSpec("in", DataKind.ANY, "a table, scores or labels")],
+       inputs=[PortSpec("in", DataKind.ANY, "a table, scores or labels", accepts=TABLE_LIKE)],
        outputs=[PortSpec("match", DataKind.TABLE, "rows meeting the condition"),
                 PortSpec("rest", DataKind.TABLE, "the other rows")],
        params=BranchParams, resources=_LIGHT, expected_duration_s=0.005, per_item_s=2e-5,
@@ -146,7 +152,7 @@ _WRITTEN = PortSpec("written", DataKind.TABLE, "where the rows went: path and ro
 @agent("flow.sink_csv", category="flow", label="Write CSV", color=_COLOR, cacheable=False,
        description="Writes a table (or scores, labels, texts) to a CSV file in the data "
        "folder's outputs/ directory.",
-       inputs=[PortSpec("in", DataKind.ANY, "what to write")], outputs=[_WRITTEN],
+       inputs=[PortSpec("in", DataKind.ANY, "what to write", accepts=TABLE_LIKE)], outputs=[_WRITTEN],
        params=CsvSinkParams, resources=_LIGHT, expected_duration_s=0.01, per_item_s=5e-5)
 class CsvSink(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
@@ -169,7 +175,7 @@ class SqliteSinkParams(BaseModel):
 @agent("flow.sink_sqlite", category="flow", label="Write SQLite", color=_COLOR, cacheable=False,
        description="Writes rows to a table of a SQLite database in the data folder's outputs/ "
        "directory (created when missing).",
-       inputs=[PortSpec("in", DataKind.ANY, "what to write")], outputs=[_WRITTEN],
+       inputs=[PortSpec("in", DataKind.ANY, "what to write", accepts=TABLE_LIKE)], outputs=[_WRITTEN],
        params=SqliteSinkParams, resources=_LIGHT, expected_duration_s=0.03, per_item_s=3e-5)
 class SqliteSink(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:

@@ -5,6 +5,7 @@ failure is a ``ModelFileError`` that says what is wrong and how to fix it.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -144,6 +145,33 @@ def _onnx(file: Path, device: str) -> Callable[[Any], Any]:
 # ONNX input element types custom.model can feed, as numpy types (the batch arrives as float32)
 _ONNX_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
                "tensor(int64)": "int64", "tensor(int32)": "int32"}
+
+
+def onnx_input_shape(path: str) -> tuple[int | None, ...] | None:
+    """The shape of an ONNX model's input, None where a dimension is symbolic (``N``); None when
+    the file is not an ONNX model that loads here. For checks before a run (validation), so it
+    never raises; read once per version of the file (path, size, modification time)."""
+    try:
+        file = resolve_model_path(path)
+        if detect_format(file) != "onnx":
+            return None
+        stat = file.stat()
+        return _onnx_input_shape(str(file), stat.st_size, stat.st_mtime_ns)
+    except (ModelFileError, OSError, ValueError):
+        return None
+
+
+@functools.lru_cache(maxsize=64)
+def _onnx_input_shape(file: str, _size: int, _mtime_ns: int) -> tuple[int | None, ...] | None:
+    try:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        first = ort.InferenceSession(file, options, providers=["CPUExecutionProvider"]).get_inputs()[0]
+    except Exception:  # not loadable here: the run reports why
+        return None
+    return tuple(d if isinstance(d, int) and d > 0 else None for d in first.shape)
 
 
 def _onnx_signature(session: Any) -> str:

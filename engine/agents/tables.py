@@ -23,6 +23,25 @@ def _plain(value: Any) -> list[Any]:
     return value.tolist() if hasattr(value, "tolist") else list(value)
 
 
+def _given(payload: dict[str, Any], key: str) -> list[Any] | None:
+    """``payload[key]`` as a plain list, or None when absent or empty (a list or a tensor: vision
+    payloads carry their ground-truth labels as a tensor, whose truth value is an error)."""
+    value = payload.get(key)
+    if value is None:
+        return None
+    items = _plain(value)
+    return items or None
+
+
+def _truth(payload: dict[str, Any], classes: list[str]) -> list[Any] | None:
+    """The ground-truth labels beside scores: class names where they are indices of ``classes``
+    (as the vision sources give them and the classifier's accuracy reads them)."""
+    labels = _given(payload, "labels")
+    if labels and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < len(classes) for v in labels):
+        return [classes[v] for v in labels]
+    return labels
+
+
 def to_table(payload: Any) -> tuple[Columns, list[str]]:
     """(columns, ids) of a table, scores, labels, text_batch or embedding payload, or of rows."""
     if isinstance(payload, list) and all(isinstance(r, dict) for r in payload):
@@ -39,28 +58,37 @@ def to_table(payload: Any) -> tuple[Columns, list[str]]:
         cols = {"label": list(payload["labels"]), "confidence": list(payload["confidence"])}
     elif "texts" in payload:
         cols = {"text": list(payload["texts"])}
-        if payload.get("labels"):
-            cols["label"] = list(payload["labels"])
-    elif "vectors" in payload:
-        rows = _plain(payload["vectors"])
-        cols = {f"v{d}": [r[d] for r in rows] for d in range(len(rows[0]) if rows else 0)}
+        if (labels := _given(payload, "labels")) is not None:
+            cols["label"] = labels
+    elif "vectors" in payload or "tensor" in payload:
+        rows = _plain(payload["vectors"] if "vectors" in payload else payload["tensor"])
+        if rows and not isinstance(rows[0], list):  # one number per item
+            cols = {"value": rows}
+        elif rows and rows[0] and isinstance(rows[0][0], list):
+            raise TypeError("cannot write a tensor of more than 2 dimensions as a table (one row per "
+                            "item, one column per value); reshape it to items x values")
+        else:
+            cols = {f"v{d}": [r[d] for r in rows] for d in range(len(rows[0]) if rows else 0)}
+    elif "images" in payload:
+        raise TypeError("images cannot be written as a table; connect what was found in them: a "
+                        "classifier's scores or labels, or the explainer's regions table")
     else:
         raise TypeError(f"cannot read a payload with keys {sorted(payload)} as a table")
     n = len(next(iter(cols.values()), []))
-    ids = [str(i) for i in payload.get("ids") or range(n)]
+    ids = [str(i) for i in _given(payload, "ids") or range(n)]
     return cols, ids
 
 
 def _scores_columns(payload: dict[str, Any]) -> Columns:
     rows, classes = _plain(payload["scores"]), [str(c) for c in payload["classes"]]
     cols: Columns = {}
-    if payload.get("texts"):
-        cols["text"] = list(payload["texts"])
+    if (texts := _given(payload, "texts")) is not None:
+        cols["text"] = texts
     best = [max(range(len(r)), key=r.__getitem__) if r else 0 for r in rows]
-    cols["predicted"] = list(payload.get("predicted") or [classes[b] for b in best])
+    cols["predicted"] = _given(payload, "predicted") or [classes[b] for b in best]
     cols["confidence"] = [round(float(r[b]), 4) if r else 0.0 for r, b in zip(rows, best, strict=True)]
-    if payload.get("labels"):
-        cols["label"] = list(payload["labels"])
+    if (labels := _truth(payload, classes)) is not None:
+        cols["label"] = labels
     for k, name in enumerate(classes):
         cols[f"score_{name}"] = [round(float(r[k]), 4) for r in rows]
     return cols

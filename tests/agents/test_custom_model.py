@@ -237,3 +237,70 @@ def test_wires_are_checked_against_the_declared_kinds_before_the_run(torchscript
     assert mismatches({"input_kind": "image_batch"}) == []  # scores out -> threshold's scores in
     [(node, hint)] = mismatches({"input_kind": "image_batch", "output_kind": "embedding"})
     assert node == "d" and hint.startswith("set output_kind of node 'm' to 'scores'")
+
+
+def _image_model(path: Path, shape: list) -> Path:
+    """An ONNX model for images of ``shape`` (N, C, H, W) giving two scores (mean of each image)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["x"], ["m"], axes=[1, 2, 3], keepdims=0),
+         helper.make_node("Unsqueeze", ["m", "one"], ["y1"]), helper.make_node("Concat", ["y1", "y1"], ["y"], axis=1)],
+        "image", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [shape[0], 2])],
+        initializer=[helper.make_tensor("one", TensorProto.INT64, [1], [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_validation_holds_planned_images_to_the_onnx_models_input(tmp_path: Path):
+    from engine.registry import default_registry
+    from engine.validation import validate
+    from engine.workflow import Workflow
+
+    model = _image_model(tmp_path / "rgb32.onnx", ["N", 3, 32, 32])
+    any_size = _image_model(tmp_path / "rgb_any.onnx", ["N", 3, "H", "W"])
+
+    def flow(path: Path, channels: int, size: int) -> Workflow:
+        return Workflow.model_validate({"schema_version": 1, "name": "own", "nodes": [
+            {"id": "src", "agent": "vision.source", "params": {"n_items": 8, "channels": channels}},
+            {"id": "pre", "agent": "vision.preprocess", "params": {"size": size}},
+            {"id": "m", "agent": "custom.model", "params": {"path": str(path), "input_kind": "image_batch",
+                                                            "output_kind": "scores"}}],
+            "edges": [{"source": "src", "target": "pre"}, {"source": "pre", "target": "m"}]})
+
+    registry = default_registry()
+    found = {(c, s): [i for i in validate(flow(model, c, s), registry) if i.code == "image_size_mismatch"]
+             for c, s in ((3, 32), (3, 64), (1, 32), (1, 64))}
+    assert found[(3, 32)] == []
+    (wrong,) = found[(1, 64)]
+    assert (wrong.node, wrong.port) == ("m", "in")
+    assert wrong.message == ("edge pre -> m: node 'm' (custom.model) takes images of 3 channels x 32 x 32 px, but "
+                             "the images from 'pre' are planned at 1 channel x 64 x 64 px")
+    assert wrong.hint == "set channels of node 'src' to 3 and size of node 'pre' to 32"
+    assert [i.hint for i in found[(3, 64)]] == ["set size of node 'pre' to 32"]
+    assert [i.hint for i in found[(1, 32)]] == ["set channels of node 'src' to 3"]
+    assert [i for i in validate(flow(any_size, 3, 64), registry) if i.code == "image_size_mismatch"] == []
+    # and the size the check accepts is the one the model runs on
+    src = {"images": torch.rand(4, 3, 32, 32), "ids": list("abcd")}
+    out = run({"path": str(model), "input_kind": "image_batch", "output_kind": "tensor"}, src)["tensor"]
+    assert torch.allclose(out[:, 0], src["images"].mean(dim=(1, 2, 3)), atol=1e-5)
+
+
+def test_a_table_models_columns_are_checked_against_a_known_table(onnx_file: Path):
+    from engine.registry import default_registry
+    from engine.validation import validate
+    from engine.workflow import Workflow
+
+    wf = Workflow.model_validate({"schema_version": 1, "name": "own", "nodes": [
+        {"id": "t", "agent": "tabular.source", "params": {"dataset": "credit_applicants"}},
+        {"id": "m", "agent": "custom.model", "params": {
+            "path": str(onnx_file), "input_kind": "table", "output_kind": "labels",
+            "columns": ["age", "income_k", "debt_ratio", "late_payment"]}}],
+        "edges": [{"source": "t", "target": "m"}]})
+    (issue,) = [i for i in validate(wf, default_registry()) if i.code == "missing_columns"]
+    assert issue.node == "m" and "'late_payment'" in issue.message and "'late_payments'" in issue.hint

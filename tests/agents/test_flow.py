@@ -161,3 +161,57 @@ def test_the_planned_columns_of_a_join_are_the_ones_it_gives(on: str) -> None:
     cols, _ = tables.join([a, b, c], on, "inner")
     assert tables.joined_columns([tuple(t[0]) for t in (a, b, c)], on) == tuple(cols)
     assert tables.joined_columns([tuple(a[0]), None], on) is None
+
+
+def test_vision_payloads_are_written_with_their_truth_as_class_names(data_dir: Path):
+    """A classifier's scores carry the source's ground truth as a tensor of class indices (its
+    truth value is an error in Python): written as the class names, beside the prediction."""
+    scores = {"scores": torch.tensor([[0.9, 0.1], [0.3, 0.7]]), "classes": ["no_lesion", "lesion"],
+              "ids": ["s0", "s1"], "labels": torch.tensor([0, 1])}
+    path = Path(run(CsvSink(CsvSinkParams(filename="scans.csv")), **{"in": scores})["written"]["columns"]["path"][0])
+    with path.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["id"], r["predicted"], r["label"]) for r in rows] == [("s0", "no_lesion", "no_lesion"),
+                                                                    ("s1", "lesion", "lesion")]
+    vectors = {"vectors": torch.tensor([[1.0, 2.0], [3.0, 4.0]]), "ids": ["a", "b"], "labels": torch.tensor([1, 0])}
+    assert run(Merge(MergeParams()), **{"in": [vectors, PEOPLE]})["table"]["columns"]["v1"] == [2.0, 4.0]
+
+
+def test_tensors_are_tables_and_images_are_refused_with_what_to_connect(data_dir: Path):
+    from engine.agents import tables
+
+    assert tables.to_table({"tensor": torch.tensor([[1.0, 2.0], [3.0, 4.0]]), "ids": ["a", "b"]}) == (
+        {"v0": [1.0, 3.0], "v1": [2.0, 4.0]}, ["a", "b"])
+    assert tables.to_table({"tensor": torch.tensor([0.5, 0.25])}) == ({"value": [0.5, 0.25]}, ["0", "1"])
+    with pytest.raises(TypeError, match="more than 2 dimensions"):
+        tables.to_table({"tensor": torch.zeros(2, 3, 4)})
+    with pytest.raises(TypeError, match=r"images cannot be written as a table; .*regions table"):
+        run(CsvSink(CsvSinkParams()), **{"in": {"images": torch.zeros(2, 1, 8, 8), "ids": ["a", "b"]}})
+
+
+def test_table_readers_refuse_image_wires_before_the_run() -> None:
+    """flow.merge / branch / the sinks take `any` but read only table-like kinds: an image wire
+    is a type_mismatch, with what to connect instead; a custom model's declared tensor is fine."""
+    from engine.kinds import DataKind, is_compatible
+    from engine.registry import default_registry
+    from engine.validation import validate
+    from engine.workflow import Workflow
+
+    assert is_compatible(DataKind.SCORES, DataKind.ANY, (DataKind.SCORES,))
+    assert not is_compatible(DataKind.IMAGE_BATCH, DataKind.ANY, (DataKind.SCORES,))
+    assert is_compatible(DataKind.ANY, DataKind.ANY, (DataKind.SCORES,))
+    registry = default_registry()
+    for sink in ("flow.sink_csv", "flow.sink_sqlite", "flow.branch", "flow.merge"):
+        wf = Workflow.model_validate({"schema_version": 1, "name": "w", "nodes": [
+            {"id": "src", "agent": "vision.source"}, {"id": "out", "agent": sink}],
+            "edges": [{"source": "src", "target": "out"}]})
+        (issue,) = [i for i in validate(wf, registry) if i.code == "type_mismatch"]
+        assert issue.node == "out" and "'image_batch' cannot feed input kind 'any' (which reads 'table'" in issue.message
+        assert "the explainer's regions table" in issue.hint
+    wf = Workflow.model_validate({"schema_version": 1, "name": "w", "nodes": [
+        {"id": "src", "agent": "vision.source"},
+        {"id": "m", "agent": "custom.model", "params": {"path": "m.onnx", "input_kind": "image_batch",
+                                                        "output_kind": "tensor"}},
+        {"id": "out", "agent": "flow.sink_csv"}],
+        "edges": [{"source": "src", "target": "m"}, {"source": "m", "target": "out"}]})
+    assert [i.code for i in validate(wf, registry) if i.code == "type_mismatch"] == []

@@ -66,6 +66,22 @@ def test_build_refuse_edit_validate_and_reload(page, app_url):
     expect(node(page, "sentiment_1").locator(".sg-sub")).to_contain_text("tag=ok")
 
 
+def test_an_any_input_refuses_the_kinds_it_cannot_read(page, app_url):
+    """A table writer takes `any` but reads tables, scores and labels: an image wire is refused
+    with what it reads; a scores wire is kept."""
+    open_designer(page, app_url)
+    for count, (agent, x, y) in enumerate([("e2e.load_images", 110, 90), ("e2e.write_rows", 420, 200),
+                                           ("e2e.read_text", 110, 300), ("e2e.sentiment", 260, 300)], start=1):
+        drag_from_palette(page, agent, x, y)
+        expect(page.locator(".sg-node")).to_have_count(count)
+    connect(page, "load_images_1", "images", "write_rows_1", "rows")
+    expect(page.locator(".sg-toast.error")).to_contain_text(
+        "image_batch → write_rows_1.rows: it reads table, scores, labels, not image_batch")
+    expect(page.locator("path.sg-edge")).to_have_count(0)
+    connect(page, "sentiment_1", "scores", "write_rows_1", "rows")
+    expect(page.locator("path.sg-edge")).to_have_count(1)
+
+
 def test_quick_drops_are_all_kept(page, app_url):
     """Drops faster than Python's reruns: Streamlit hands the script only the latest report of a
     burst, so the canvas must not adopt an older push from Python in between (it did, and once in

@@ -65,3 +65,11 @@ class SentimentParams(BaseModel):
 class Sentiment(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         return {"scores": [1.0] * len(inputs["text"])}
+
+
+@agent("e2e.write_rows", category="e2e", label="Write rows", description="Writes a table-like payload.",
+       inputs=[PortSpec("rows", DataKind.ANY, accepts=(DataKind.TABLE, DataKind.SCORES, DataKind.LABELS))],
+       resources=ResourceDemand(cpu=0.1), expected_duration_s=0.01)
+class WriteRows(Agent):
+    def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        return {}

@@ -75,6 +75,7 @@ EXPECTED = {
     "outputs_not_kept": [("outputs_not_kept", "b", None)],
     "memory_below_need": [("memory_below_need", "filter", None)],
     "missing_columns": [("missing_columns", "s", "table")],
+    "image_size_mismatch": [("image_size_mismatch", "m", "images")],
 }
 
 
@@ -108,6 +109,9 @@ PINNED = {
     "missing_columns": ("edge t -> s: node 's' (fixture.score_orders) needs the column 'amount', which the table "
                         "from 't' does not have (it has 'name', 'age')",
                         "set kind of node 't' to 'orders' (its table has them), or connect another table"),
+    "image_size_mismatch": ("edge i -> m: node 'm' (fixture.fixed_model) takes images of 1 channel x 32 x 32 px, "
+                            "but the images from 'i' are planned at 1 channel x 64 x 64 px",
+                            "set size of node 'i' to 32"),
 }
 
 

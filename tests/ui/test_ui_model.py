@@ -81,6 +81,13 @@ def test_palette_lists_every_agent_with_typed_ports() -> None:
     palette = {a["name"]: a for a in palette_of(default_registry())}
     assert palette["sim.task"]["inputs"][0]["kind"] == "any"
     assert palette["sim.task"]["inputs"][0]["multiple"] is True
+    assert "accepts" not in palette["sim.task"]["inputs"][0]  # reads every kind
+    assert palette["flow.sink_csv"]["inputs"][0]["accepts"] == ["table", "scores", "labels", "text_batch",
+                                                                 "embedding", "tensor"]
+    from ui.agents_page import port_rows
+
+    assert port_rows(default_registry().get("flow.merge"))[0]["kind"] == (
+        "any (table, scores, labels, text_batch, embedding, tensor)")
 
 
 def _graph(sess: DesignerSession, **changes) -> dict:

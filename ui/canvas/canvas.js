@@ -417,6 +417,8 @@ function refusal(m, src, port, dst, target) {
   if (dst === src) return `refused: ${src} cannot feed itself`;
   if (!(port.kind === target.kind || port.kind === "any" || target.kind === "any"))
     return `${port.kind} → ${target.kind}: incompatible kinds (${src}.${port.name} → ${dst}.${target.name})`;
+  if (target.kind === "any" && target.accepts && port.kind !== "any" && !target.accepts.includes(port.kind))
+    return `${port.kind} → ${dst}.${target.name}: it reads ${target.accepts.join(", ")}, not ${port.kind}`;
   if (m.edges.some(e => e.src === src && e.srcPort === port.name && e.dst === dst && e.dstPort === target.name))
     return `${src}.${port.name} → ${dst}.${target.name} is already connected`;
   if (reaches(m, dst, src)) return `refused: ${src} → ${dst} would create a cycle`;

@@ -38,6 +38,9 @@ class CustomModelParams(BaseModel):
                                                            "(auto: from the suffix)")
     input_kind: InputKind = Field("tensor", description="what the model's input port takes")
     output_kind: OutputKind = Field("scores", description="what its output port gives")
+    output: str = Field("", max_length=200, description="which of the model's outputs to use when it has "
+                        "several: ONNX by name (e.g. probabilities), TorchScript by position (0, 1, ...); "
+                        "empty: the first")
     columns: list[str] = Field(default_factory=list, max_length=10_000,
                                description="table input: the numeric columns, in the model's order "
                                "(empty: all numeric columns)")
@@ -132,7 +135,7 @@ class CustomModel(TorchAgent):
         from engine.agents.model_files import load_model
 
         p: CustomModelParams = self.params  # type: ignore[assignment]
-        self.format, self.predict = load_model(p.path, p.format, device)
+        self.format, self.predict = load_model(p.path, p.format, device, output=p.output)
 
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         import torch

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ModelFileError
+from engine.errors import ModelFileError, suggest
 from engine.settings import resolve_data_path
 
 MAX_MODEL_BYTES = 200 * 2**20
@@ -60,14 +60,16 @@ def detect_format(file: Path, declared: str = "auto", max_bytes: int | None = No
 
 
 def load_model(path: str, declared: str = "auto", device: str = "cpu",
-               max_bytes: int | None = None) -> tuple[str, Callable[[Any], Any]]:
-    """(format, predict) where ``predict`` maps a float tensor batch to the model's output tensor."""
+               max_bytes: int | None = None, output: str = "") -> tuple[str, Callable[[Any], Any]]:
+    """(format, predict) where ``predict`` maps a float tensor batch to the model's output tensor:
+    ``output`` names which one for a model with several (ONNX: its name; TorchScript returning a
+    tuple: its position, ``"0"``, ``"1"``...); empty: the first."""
     file = resolve_model_path(path)
     fmt = detect_format(file, declared, max_bytes)
-    return fmt, (_torchscript(file, device) if fmt == "torchscript" else _onnx(file, device))
+    return fmt, (_torchscript(file, device, output) if fmt == "torchscript" else _onnx(file, device, output))
 
 
-def _torchscript(file: Path, device: str) -> Callable[[Any], Any]:
+def _torchscript(file: Path, device: str, output: str = "") -> Callable[[Any], Any]:
     import torch
 
     try:
@@ -79,6 +81,10 @@ def _torchscript(file: Path, device: str) -> Callable[[Any], Any]:
                              f" {str(exc).splitlines()[0] if str(exc) else 'corrupt archive'}); "
                              "save it with torch.jit.script(model).save(path)") from None
 
+    if output and not output.isdigit():
+        raise ModelFileError(f"output {output!r}: a TorchScript model's outputs have no names; give "
+                             "the position of the one to use in the tuple it returns (0, 1, ...)")
+    position = int(output or 0)
     # the batch arrives as float32; a model saved in float64 or float16 takes its own type
     dtype = next((t.dtype for t in module.parameters() if t.is_floating_point()), torch.float32)
 
@@ -86,7 +92,10 @@ def _torchscript(file: Path, device: str) -> Callable[[Any], Any]:
         with torch.no_grad():
             out = module(batch.to(device, dtype if batch.is_floating_point() else batch.dtype))
         if isinstance(out, tuple | list):
-            out = out[0]
+            if position >= len(out):
+                raise ValueError(f"output {position} was asked for, but the model returns {len(out)} "
+                                 f"values; set `output` to 0..{len(out) - 1}")
+            out = out[position]
         if not isinstance(out, torch.Tensor):
             raise TypeError(f"the TorchScript model returned {type(out).__name__}, not a tensor")
         return out.cpu().float() if out.is_floating_point() else out.cpu()
@@ -94,7 +103,7 @@ def _torchscript(file: Path, device: str) -> Callable[[Any], Any]:
     return predict
 
 
-def _onnx(file: Path, device: str) -> Callable[[Any], Any]:
+def _onnx(file: Path, device: str, output: str = "") -> Callable[[Any], Any]:
     import numpy as np
     import onnxruntime as ort
     import torch
@@ -119,11 +128,24 @@ def _onnx(file: Path, device: str) -> Callable[[Any], Any]:
         raise ModelFileError(f"{file.name}'s input {first.name} is a {first.type}; custom.model feeds "
                              f"numbers ({', '.join(sorted(_ONNX_TYPES))}). Export a numeric input")
     fixed = first.shape[0] if first.shape and isinstance(first.shape[0], int) and first.shape[0] > 0 else None
+    outputs = session.get_outputs()
+    names = [o.name for o in outputs]
+    if output and output not in names:
+        close = suggest(output, names)
+        raise ModelFileError(f"{file.name} has no output {output!r}; its outputs are {', '.join(names)}"
+                             + (f" (did you mean {close[0]!r}?)" if close else "") + "; set `output` to one of them")
+    chosen = outputs[names.index(output) if output else 0]
+    if not chosen.type.startswith("tensor("):
+        tensors = [o.name for o in outputs if o.type.startswith("tensor(")]
+        raise ModelFileError(f"{file.name}'s output {chosen.name} is a {chosen.type}, not a tensor (a scikit-learn "
+                             "export's ZipMap gives a list of dictionaries); "
+                             + (f"set `output` to a tensor output ({', '.join(tensors)}), or " if tensors else "")
+                             + "export it with zipmap=False")
 
     def predict(batch: Any) -> Any:
         array = batch.detach().cpu().numpy().astype(dtype, copy=False)
         if fixed is None or len(array) == fixed:
-            out = session.run(None, {first.name: array})[0]
+            out = session.run([chosen.name], {first.name: array})[0]
         else:  # exported with a fixed batch size (torch.onnx.export without dynamic axes): feed it
             # chunks of that size, the last padded with zeros and its padding cut from the output
             parts = []
@@ -132,7 +154,7 @@ def _onnx(file: Path, device: str) -> Callable[[Any], Any]:
                 rows = len(chunk)
                 if rows < fixed:
                     chunk = np.concatenate([chunk, np.zeros((fixed - rows, *chunk.shape[1:]), chunk.dtype)])
-                parts.append(session.run(None, {first.name: chunk})[0][:rows])
+                parts.append(session.run([chosen.name], {first.name: chunk})[0][:rows])
             out = np.concatenate(parts) if parts else np.zeros((0,), np.float32)
         out = np.asarray(out)
         return torch.from_numpy(out.astype(np.float32) if out.dtype.kind == "f" else out)

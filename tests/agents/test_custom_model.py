@@ -304,3 +304,66 @@ def test_a_table_models_columns_are_checked_against_a_known_table(onnx_file: Pat
         "edges": [{"source": "t", "target": "m"}]})
     (issue,) = [i for i in validate(wf, default_registry()) if i.code == "missing_columns"]
     assert issue.node == "m" and "'late_payment'" in issue.message and "'late_payments'" in issue.hint
+
+
+def _sklearn_like(path: Path) -> Path:
+    """What a scikit-learn classifier exported to ONNX looks like: a `label` (int64) output first,
+    then `probabilities` (float), then the same as a ZipMap (a list of dicts)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["xw"]), helper.make_node("Add", ["xw", "B"], ["logits"]),
+         helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+         helper.make_node("ArgMax", ["probabilities"], ["label"], axis=1, keepdims=0),
+         helper.make_node("ZipMap", ["probabilities"], ["output_probability"], domain="ai.onnx.ml",
+                          classlabels_int64s=[0, 1, 2])],
+        "sk", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("label", TensorProto.INT64, ["N"]),
+         helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 3]),
+         helper.make_value_info("output_probability", helper.make_sequence_type_proto(
+             helper.make_map_type_proto(TensorProto.INT64, helper.make_tensor_type_proto(TensorProto.FLOAT, []))))],
+        initializer=[numpy_helper.from_array(W.numpy(), "W"), numpy_helper.from_array(B.numpy(), "B")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("ai.onnx.ml", 1)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_a_models_output_is_chosen_by_name_or_position(tmp_path: Path, torchscript_file: Path):
+    path = str(_sklearn_like(tmp_path / "sk.onnx"))
+    want = (X @ W + B).softmax(1)
+    labels = run({"path": path, "output_kind": "tensor"}, {"tensor": X})["tensor"]  # the first: label
+    assert labels.tolist() == want.argmax(1).tolist()
+    got = run({"path": path, "output": "probabilities", "softmax": False, "classes": ["a", "b", "c"]},
+              {"tensor": X})["scores"]
+    assert torch.allclose(got, want, atol=1e-5)
+    with pytest.raises(ModelFileError, match=r"no output 'probability'; its outputs are label, probabilities, "
+                                             r"output_probability \(did you mean 'probabilities'\?\)"):
+        run({"path": path, "output": "probability"}, {"tensor": X})
+    with pytest.raises(ModelFileError, match=r"is a seq\(map\(int64,tensor\(float\)\)\), not a tensor.*"
+                                             r"\(label, probabilities\), or export it with zipmap=False"):
+        run({"path": path, "output": "output_probability"}, {"tensor": X})
+    with pytest.raises(ModelFileError, match="outputs have no names; give the position"):
+        run({"path": str(torchscript_file), "output": "scores"}, {"tensor": X})
+
+
+def test_a_torchscript_models_tuple_output_is_chosen_by_position(tmp_path: Path):
+    class Two(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("w", W.clone())
+            self.register_buffer("b", B.clone())
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return x @ self.w + self.b, x * 2
+
+    path = tmp_path / "two.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(Two()).save(str(path))
+    first = run({"path": str(path), "output_kind": "tensor"}, {"tensor": X})["tensor"]
+    second = run({"path": str(path), "output_kind": "tensor", "output": "1"}, {"tensor": X})["tensor"]
+    assert torch.allclose(first, X @ W + B, atol=1e-5) and torch.allclose(second, X * 2)
+    with pytest.raises(ValueError, match=r"output 2 was asked for, but the model returns 2 values; set `output` to 0..1"):
+        run({"path": str(path), "output_kind": "tensor", "output": "2"}, {"tensor": X})

@@ -200,8 +200,12 @@ def _onnx_signature(session: Any) -> str:
     """What an ONNX model takes and gives, e.g. ``input x [N, 4] -> output y [N, 3]`` (symbolic
     sizes by name), to choose ``input_kind`` / ``columns`` from."""
 
+    def port(i: Any) -> str:
+        if not i.type.startswith("tensor("):  # a ZipMap's seq(map(...)): not usable, say what it is
+            return f"{i.name} ({i.type})"
+        return f"{i.name} [{', '.join(str(d) if d not in (None, '') else '?' for d in i.shape)}]"
+
     def ports(items: Any) -> str:
-        return ", ".join(f"{i.name} [{', '.join(str(d) if d not in (None, '') else '?' for d in i.shape)}]"
-                         for i in items)
+        return ", ".join(port(i) for i in items)
 
     return f"input {ports(session.get_inputs())} -> output {ports(session.get_outputs())}"

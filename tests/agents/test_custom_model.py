@@ -332,6 +332,9 @@ def _sklearn_like(path: Path) -> Path:
 
 def test_a_models_output_is_chosen_by_name_or_position(tmp_path: Path, torchscript_file: Path):
     path = str(_sklearn_like(tmp_path / "sk.onnx"))
+    assert model_files.load_model(path)[1].signature == (  # type: ignore[attr-defined]
+        "input x [N, 4] -> output label [N], probabilities [N, 3], output_probability "
+        "(seq(map(int64,tensor(float))))")
     want = (X @ W + B).softmax(1)
     labels = run({"path": path, "output_kind": "tensor"}, {"tensor": X})["tensor"]  # the first: label
     assert labels.tolist() == want.argmax(1).tolist()

@@ -166,7 +166,10 @@ class CustomModel(TorchAgent):
             return {"tensor": out, "ids": ids}
         if out.ndim != 2:
             raise ValueError(f"output_kind {p.output_kind!r} needs a 2-d output (items × values); "
-                             f"the model returned shape {tuple(out.shape)}")
+                             f"the model returned shape {tuple(out.shape)}"
+                             + ("; a model with several outputs (a class label, then probabilities) can "
+                                "be read from another with `output`, or set output_kind to 'tensor'"
+                                if out.ndim == 1 else ""))
         if p.output_kind == "embedding":
             return {"vectors": out.float(), "ids": ids}
         classes = p.classes or [f"class_{k}" for k in range(out.shape[1])]

@@ -341,6 +341,8 @@ def test_a_models_output_is_chosen_by_name_or_position(tmp_path: Path, torchscri
     got = run({"path": path, "output": "probabilities", "softmax": False, "classes": ["a", "b", "c"]},
               {"tensor": X})["scores"]
     assert torch.allclose(got, want, atol=1e-5)
+    with pytest.raises(ValueError, match=r"returned shape \(3,\); a model with several outputs .* with `output`"):
+        run({"path": path}, {"tensor": X})  # scores from the int64 label output
     with pytest.raises(ModelFileError, match=r"no output 'probability'; its outputs are label, probabilities, "
                                              r"output_probability \(did you mean 'probabilities'\?\)"):
         run({"path": path, "output": "probability"}, {"tensor": X})

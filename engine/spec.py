@@ -546,6 +546,7 @@ def _port_dict(port: PortSpec) -> dict[str, Any]:
         "description": port.description,
         "required": port.required,
         "multiple": port.multiple,
+        **({"accepts": [k.value for k in port.accepts]} if port.accepts else {}),
     }
 
 

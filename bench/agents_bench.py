@@ -313,7 +313,42 @@ def bench_sizes(device: str, repeat: int) -> list[dict[str, Any]]:
                      "measured_fixed_s": t1 - per_item * n1, "declared_per_item_ms": 1000 * spec.per_item_s,
                      "declared_fixed_s": spec.expected_duration_s, "declared_at_large_s": spec.expected_duration(
                          spec.parse_params({}), n2)})
+    rows.append(_csv_row(repeat))
     return rows
+
+
+def _csv_row(repeat: int, sizes: tuple[int, int] = (1_000, 20_000)) -> dict[str, Any]:
+    """``tabular.csv`` reading generated transactions written as CSV files at two sizes (its
+    declared time per row grows with the file's columns: ``per_item_fn``)."""
+    import csv
+    import tempfile
+
+    from engine.agents.tabular_data import transactions_table
+
+    spec = REGISTRY.get("tabular.csv")
+    best, params = {}, None
+    with tempfile.TemporaryDirectory() as folder:
+        for n in sizes:
+            table = transactions_table(n, 7, 200)
+            path = Path(folder) / f"tx{n}.csv"
+            with path.open("w", newline="", encoding="utf-8") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(["id", *table["columns"]])
+                writer.writerows([i, *(v[k] for v in table["columns"].values())] for k, i in enumerate(table["ids"]))
+            params = spec.parse_params({"path": str(path)})
+            agent = spec.build(params)
+            agent.run({}, RunContext())
+            times = []
+            for _ in range(repeat):
+                start = time.perf_counter()
+                agent.run({}, RunContext())
+                times.append(time.perf_counter() - start)
+            best[n] = min(times)
+        (n1, t1), (n2, t2) = sorted(best.items())
+        per_item = (t2 - t1) / (n2 - n1)
+        return {"agent": spec.name, "sizes": [n1, n2], "run_s": [t1, t2], "measured_per_item_ms": 1000 * per_item,
+                "measured_fixed_s": t1 - per_item * n1, "declared_per_item_ms": 1000 * spec.seconds_per_item(params),
+                "declared_fixed_s": spec.expected_duration_s, "declared_at_large_s": spec.expected_duration(params)}
 
 
 # -- time against image size ---------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Files a user hands over in the browser (images, text files, models), kept in the data folder
 for the agents that read files: ``vision.source`` (dataset ``uploads``), ``text.source`` (mode
-``file``) and ``custom.model``.
+``file``), ``tabular.csv`` and ``custom.model``.
 
 Each upload is checked before it is kept, with the same safe readers the agents use when they
 run: PNG/JPEG by their first bytes and a full decode (size and pixel limits), text as UTF-8 with
@@ -102,6 +102,17 @@ def _check_text(file: Path, name: str) -> str:
     return f"CSV, {rows:,} rows; columns {shown}"
 
 
+def _check_table(file: Path, name: str) -> str:
+    """A CSV table as ``tabular.csv`` reads it: UTF-8, a header naming every column once, the same
+    number of fields on every line."""
+    from engine.agents.table_io import read_table
+
+    table = read_table(str(file))
+    numeric = sum(kind != "str" for kind in table.types.values())
+    shown = ", ".join(list(table.columns)[:6]) + (", ..." if len(table.columns) > 6 else "")
+    return f"table, {len(table.ids):,} rows x {len(table.columns)} columns ({numeric} numeric); columns {shown}"
+
+
 def _check_model(file: Path, name: str) -> str:
     from engine.agents.model_files import detect_format, load_model
 
@@ -120,12 +131,14 @@ def _check_model(file: Path, name: str) -> str:
 
 def _kinds() -> dict[str, UploadKind]:
     from engine.agents.model_files import MAX_MODEL_BYTES, ONNX_SUFFIXES, TORCHSCRIPT_SUFFIXES
+    from engine.agents.table_io import MAX_TABLE_FILE_BYTES, TABLE_SUFFIXES
     from engine.agents.text_io import MAX_TEXT_FILE_BYTES
 
     return {
         "images": UploadKind("images", "image", (".png", ".jpg", ".jpeg"), MAX_IMAGE_BYTES, _check_image),
         "texts": UploadKind("texts", "text file", (".txt", ".csv"), MAX_TEXT_FILE_BYTES, _check_text),
         "models": UploadKind("models", "model", TORCHSCRIPT_SUFFIXES + ONNX_SUFFIXES, MAX_MODEL_BYTES, _check_model),
+        "tables": UploadKind("tables", "table", TABLE_SUFFIXES, MAX_TABLE_FILE_BYTES, _check_table),
     }
 
 

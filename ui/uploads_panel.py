@@ -2,8 +2,8 @@
 agents that read files, and pick among the files uploaded before. Files are checked and kept by
 ``engine.uploads``; the node's parameter (``paths`` / ``path``) gets their data-folder path.
 
-Shown for ``vision.source`` with dataset ``uploads``, ``text.source`` with mode ``file`` and
-``custom.model``. The browser's upload limit is the server's ``maxUploadSize``
+Shown for ``vision.source`` with dataset ``uploads``, ``text.source`` with mode ``file``,
+``tabular.csv`` and ``custom.model``. The browser's upload limit is the server's ``maxUploadSize``
 (``.streamlit/config.toml``); each kind has its own limit below that in ``engine.uploads``.
 """
 
@@ -44,6 +44,7 @@ FILE_PARAMS: dict[str, FileParam] = {
                              "To read your own texts from a file, set Mode to file."),
     "custom.model": FileParam("models", "path", False, "Model file (TorchScript .pt or ONNX .onnx)",
                               lambda p: True),
+    "tabular.csv": FileParam("tables", "path", False, "Table (.csv or .tsv, a header line first)", lambda p: True),
 }
 
 SetParam = Callable[[str, Any], None]

@@ -7,6 +7,7 @@ stress); decision agents use it unless told a class (``score_class``). Torch is 
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -73,6 +74,64 @@ class TableSource(Agent):
         return {"table": table}
 
 
+class CsvTableParams(BaseModel):
+    model_config = _CFG
+    path: str = Field("", max_length=1000, description="the CSV (or TSV) file: upload it in Your files; "
+                      "relative paths start in the data folder")
+    id_column: str = Field("", max_length=200, description="the column holding row ids (empty: a "
+                           "column named id if there is one, else row-1, row-2, ...)")
+    target: str = Field("", max_length=200, description="the column holding the ground truth, if "
+                        "any: scorers then report their accuracy against it")
+    max_rows: int | None = Field(None, ge=1, le=10_000_000, description="read at most this many rows "
+                                 "(empty: all)")
+
+
+def _csv_shape(p: CsvTableParams) -> tuple[tuple[str, ...], int] | None:
+    from engine.agents.table_io import table_shape
+
+    return table_shape(p.path, p.id_column)
+
+
+def _csv_rows(p: CsvTableParams) -> int | None:
+    shape = _csv_shape(p)
+    return None if shape is None else min(shape[1], p.max_rows or shape[1])
+
+
+def _csv_cells_per_row(p: CsvTableParams) -> int:
+    """Cells in one row with the id (10 when the file cannot be read yet): reading costs ~0.75 µs
+    and ~95 bytes at peak per cell (bench/agents_bench.py --only sizes)."""
+    shape = _csv_shape(p)
+    return 10 if shape is None else len(shape[0]) + 1
+
+
+@agent("tabular.csv", category="tabular", label="CSV table", color=_TABULAR,
+       description="Reads your own table from a CSV file (comma, semicolon or tab): numbers as "
+       "numbers, an id column, and optionally the column holding the ground truth.",
+       outputs=[PortSpec("table", DataKind.TABLE, "the file's columns + ids")],
+       params=CsvTableParams, resources=ResourceDemand(cpu=1, memory_mb=16),
+       expected_duration_s=0.01, per_item_fn=lambda p: 1e-6 * _csv_cells_per_row(p),
+       memory_fn=lambda p, rows: rows * _csv_cells_per_row(p) * 1.5e-4, items_fn=lambda p, _: _csv_rows(p), files_fn=lambda p: ("path", [p.path]),
+       columns_fn=lambda p, _: None if (shape := _csv_shape(p)) is None else shape[0])
+class CsvTable(Agent):
+    def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        from engine.agents.table_io import read_table
+
+        p: CsvTableParams = self.params  # type: ignore[assignment]
+        limits = [n for n in (p.max_rows, ctx.max_items) if n]
+        table = read_table(p.path, p.id_column, min(limits) if limits else None)
+        if p.target and p.target not in table.columns:
+            raise ValueError(f"the table has no column {p.target!r} for `target`; its columns are "
+                             f"{', '.join(table.columns)}")
+        numbers = [c for c, kind in table.types.items() if kind != "str"]
+        ctx.log(f"read {len(table.ids):,} rows x {len(table.columns)} columns "
+                f"({len(numbers)} numeric) from {p.path}")
+        ctx.progress(len(table.ids), len(table.ids))
+        payload: dict[str, Any] = {"columns": table.columns, "ids": table.ids}
+        if p.target:
+            payload["target"] = p.target
+        return {"table": payload}
+
+
 class _MlpScorer(Agent):
     """Score a table with a trained MLP; subclasses name the weights and the config."""
 
@@ -101,7 +160,7 @@ class _MlpScorer(Agent):
             raise ValueError(
                 f"{self.spec.name} needs the columns {missing[:5]} which the table lacks; "
                 f"connect a table of {config.data} (tabular.source)")
-        x = torch.tensor([list(map(float, columns[f])) for f in config.features]).T
+        x = torch.tensor([_numbers(columns[f], f, table["ids"]) for f in config.features]).T
         x = x[: ctx.max_items] if ctx.max_items else x
         out = []
         with torch_threads(ctx.threads), torch.no_grad():
@@ -117,15 +176,39 @@ class _MlpScorer(Agent):
         return {"scores": payload}
 
 
+def _numbers(values: Any, column: str, ids: list[str]) -> list[float]:
+    """A feature column as floats, or an error naming the first cell that is not a number."""
+    out = []
+    for i, v in enumerate(values.tolist() if hasattr(values, "tolist") else list(values)):
+        if isinstance(v, numbers.Real) and not isinstance(v, bool) and v == v:
+            out.append(float(v))
+            continue
+        row = ids[i] if i < len(ids) else f"row {i + 1}"
+        what = "is empty" if v is None or v == "" else f"holds {str(v)[:40]!r}"
+        raise ValueError(f"column {column!r} {what} at {row}; the model needs a number in every row: "
+                         "fill it in or drop the row (a flow.branch on that column can drop it)")
+    return out
+
+
 def _truth(table: dict, config: Any, n: int) -> Any:
-    """Ground-truth class indices when the table carries its target column."""
+    """Ground-truth class indices when the table carries its target column (its values class
+    names or indices); None when it does not, or when a value is neither."""
     import torch
 
     target = table.get("target")
     if not target or target not in table["columns"]:
         return None
-    values = table["columns"][target][:n]
-    return torch.tensor([config.classes.index(v) if isinstance(v, str) else int(v) for v in values])
+    indices = []
+    column = table["columns"][target]
+    for v in (column.tolist() if hasattr(column, "tolist") else list(column))[:n]:
+        if isinstance(v, str) and v in config.classes:
+            indices.append(config.classes.index(v))
+        elif isinstance(v, numbers.Real) and not isinstance(v, bool) and float(v).is_integer() \
+                and 0 <= int(v) < len(config.classes):
+            indices.append(int(v))
+        else:
+            return None
+    return torch.tensor(indices)
 
 
 def _scorer(name: str, label: str, description: str, card: str, per_item_s: float,

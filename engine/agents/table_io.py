@@ -1,0 +1,193 @@
+"""Reading a user's CSV table for ``tabular.csv``: size-limited UTF-8, the delimiter found from the
+file (comma, semicolon, tab or bar), one header line, numbers read as numbers. Torch-free.
+
+A column whose every filled cell is a whole number becomes ``int``, one of numbers ``float``, any
+other ``str``; empty cells and the usual spellings of a missing value (``NA``, ``NaN``, ``null``...)
+are None. A whole number written with a leading zero (``007``, a postcode) keeps its column as
+text. Relative paths start in the data folder (where browser uploads are kept).
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from engine.errors import ServiceGridError
+from engine.settings import resolve_data_path
+
+MAX_TABLE_FILE_BYTES = 50 * 2**20
+TABLE_SUFFIXES = (".csv", ".tsv")
+MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "-"})
+_DELIMITERS = ",;\t|"
+_SNIFF_CHARS = 64 * 1024
+
+
+class TableFileError(ServiceGridError, ValueError):
+    """A CSV table is missing, too large, not UTF-8, or malformed (the message says where)."""
+
+
+@dataclass(frozen=True)
+class CsvTable:
+    """A table read from a file: its columns (the id column taken out), the row ids, and the
+    kind each column was read as (``int``, ``float`` or ``str``)."""
+
+    columns: dict[str, list[Any]]
+    ids: list[str]
+    types: dict[str, str]
+    delimiter: str
+
+
+def read_table(path: str, id_column: str = "", max_rows: int | None = None) -> CsvTable:
+    """The table in the CSV file ``path``. ``id_column``: the column holding row ids (empty: a
+    column named ``id`` if there is one, else ``row-1``, ``row-2``...); ``max_rows``: read at most
+    that many rows.
+
+    Raises:
+        TableFileError: the file is missing, too large, not UTF-8, has no header or no rows, a
+            header name is empty or repeated, a row has another number of fields than the header,
+            or ``id_column`` is not a column. The message names the file and the line.
+        DataPathError: the path is outside the folders this server may read (lab mode).
+    """
+    if not path.strip():
+        raise TableFileError("no file given; upload a CSV in the properties panel (Your files) or "
+                             "set `path`")
+    file = resolve_data_path(path)
+    if file.suffix.lower() not in TABLE_SUFFIXES:
+        raise TableFileError(f"{file.name}: only .csv and .tsv tables are read; export the table as CSV")
+    if not file.is_file():
+        raise TableFileError(f"table file {file} does not exist; check `path` (relative paths start "
+                             "in the data folder)")
+    size = file.stat().st_size
+    if size > MAX_TABLE_FILE_BYTES:
+        raise TableFileError(f"table file {file.name} is {size / 2**20:.1f} MB; the limit is "
+                             f"{MAX_TABLE_FILE_BYTES // 2**20} MB. Sample or split it first")
+    try:
+        content = file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise TableFileError(f"{file.name} is not UTF-8 (byte {exc.start}); save it as CSV UTF-8 "
+                             "and try again") from None
+    return parse_table(content, file.name, id_column, max_rows)
+
+
+def parse_table(content: str, name: str, id_column: str = "", max_rows: int | None = None) -> CsvTable:
+    """``read_table`` on text already read (``name`` is for messages)."""
+    delimiter = _delimiter(content, name)
+    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        raise TableFileError(f"{name} is empty; the first line must name the columns") from None
+    except csv.Error as exc:
+        raise TableFileError(f"{name}, line 1: {exc}") from None
+    blank = [i + 1 for i, h in enumerate(header) if not h]
+    if blank:
+        raise TableFileError(f"{name}, line 1: column {blank[0]} of the header has no name; name "
+                             "every column")
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise TableFileError(f"{name}, line 1: the header names {', '.join(map(repr, repeated))} more "
+                             "than once; give every column its own name")
+    cells: list[list[str]] = [[] for _ in header]
+    try:
+        for row in reader:
+            if not any(c.strip() for c in row):
+                continue  # a blank line
+            if len(row) != len(header):
+                raise TableFileError(
+                    f"{name}, line {reader.line_num}: {len(row)} field(s) but the header has "
+                    f"{len(header)}; check the quoting and the delimiter ({_shown(delimiter)})")
+            for column, cell in zip(cells, row, strict=True):
+                column.append(cell.strip())
+            if max_rows is not None and len(cells[0]) >= max_rows:
+                break
+    except csv.Error as exc:
+        raise TableFileError(f"{name}, line {reader.line_num}: {exc}") from None
+    if not cells[0]:
+        raise TableFileError(f"{name} has a header but no rows")
+    typed = {h: _typed(column) for h, column in zip(header, cells, strict=True)}
+    key = id_column.strip() or ("id" if "id" in typed else "")
+    if key and key not in typed:
+        raise TableFileError(f"{name} has no column {key!r} for the ids; its columns are "
+                             f"{', '.join(header)}. Set `id_column` to one of them, or leave it empty")
+    if key:
+        ids = ["" if v is None else str(v) for v in typed.pop(key)[1]]
+    else:
+        ids = [f"row-{i}" for i in range(1, len(cells[0]) + 1)]
+    return CsvTable({h: values for h, (_, values) in typed.items()}, ids,
+                    {h: kind for h, (kind, _) in typed.items()}, delimiter)
+
+
+def _delimiter(content: str, name: str) -> str:
+    sample = content[:_SNIFF_CHARS]
+    first = sample.split("\n", 1)[0]
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=_DELIMITERS).delimiter
+    except csv.Error:  # one column, or too little to tell: the delimiter the header uses, if any
+        found = [d for d in _DELIMITERS if d in first]
+        return found[0] if len(found) == 1 else ","
+
+
+def _shown(delimiter: str) -> str:
+    return {"\t": "tab", ",": "comma", ";": "semicolon", "|": "bar"}[delimiter]
+
+
+def _typed(cells: list[str]) -> tuple[str, list[Any]]:
+    """(kind, values) of one column's cells: int, float or str (see the module doc)."""
+    filled = [c for c in cells if c.lower() not in MISSING]
+    for kind, convert in (("int", _as_int), ("float", _as_float)):
+        try:
+            values = [convert(c) for c in filled]
+        except ValueError:
+            continue
+        it = iter(values)
+        return kind, [None if c.lower() in MISSING else next(it) for c in cells]
+    return "str", [None if c == "" else c for c in cells]
+
+
+def _is_code(cell: str) -> bool:
+    """Written like a code rather than a number: ``007``, a postcode (kept as written), or with
+    ``_`` (which Python's int() and float() would read)."""
+    digits = cell.lstrip("+-")
+    return "_" in cell or (digits.isdigit() and len(digits) > 1 and digits.startswith("0"))
+
+
+def _as_int(cell: str) -> int:
+    if _is_code(cell):
+        raise ValueError(cell)
+    return int(cell)
+
+
+def _as_float(cell: str) -> float:
+    if _is_code(cell):
+        raise ValueError(cell)
+    value = float(cell)
+    if not math.isfinite(value):
+        raise ValueError(cell)
+    return value
+
+
+def table_shape(path: str, id_column: str = "") -> tuple[tuple[str, ...], int] | None:
+    """(columns, rows) of the table ``read_table`` would give, for the planner and validation;
+    None when the file cannot be read (the run says why). Read once per version of the file (its
+    path, size and modification time), so planning again costs a ``stat``."""
+    try:
+        file = resolve_data_path(path) if path.strip() else None
+        stat = file.stat() if file is not None else None
+    except (ServiceGridError, OSError, ValueError):
+        return None
+    if file is None or stat is None:
+        return None
+    return _shape(str(file), stat.st_size, stat.st_mtime_ns, id_column)
+
+
+@functools.lru_cache(maxsize=64)
+def _shape(file: str, _size: int, _mtime_ns: int, id_column: str) -> tuple[tuple[str, ...], int] | None:
+    try:
+        table = read_table(file, id_column)
+    except (ServiceGridError, OSError, ValueError):
+        return None
+    return tuple(table.columns), len(table.ids)

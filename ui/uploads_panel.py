@@ -74,6 +74,8 @@ def files_section(node: NodeSpec, set_param: SetParam, params: Params) -> None:
     _chooser(node, spec, set_param)
     if node.agent == "text.source":
         _text_column(node, set_param)
+    if node.agent == "tabular.csv":
+        _table_columns(node, set_param)
 
 
 def _received(node_id: str, spec: FileParam, key: str, nonce_key: str, set_param: SetParam, params: Params) -> None:
@@ -150,6 +152,30 @@ def _text_column(node: NodeSpec, set_param: SetParam) -> None:
     st.selectbox("Column holding the text", options, index=index, key=key,
                  on_change=lambda: set_param("column", st.session_state[key]),
                  help="From the CSV file's header line.")
+
+
+def _table_columns(node: NodeSpec, set_param: SetParam) -> None:
+    """For a CSV table: pick its id and ground-truth columns from the file's own header."""
+    from engine.agents.table_io import header
+
+    columns = header(str(node.params.get("path") or ""))
+    if not columns:
+        return
+    for param, label, empty, help_text in (
+            ("id_column", "Id column", "(a column named id, else row numbers)",
+             "The column holding each row's id: merges join on it, sinks write it."),
+            ("target", "Ground-truth column", "(none)",
+             "The column holding the true class, if any: a scorer after this node then reports its accuracy.")):
+        current = str(node.params.get(param) or "")
+        if current and current not in columns:
+            st.warning(f"This file has no column {code_md(current)}; pick one of its columns.")
+        options = [empty, *columns] + ([current] if current and current not in columns else [])
+        chosen = current or empty
+        key = f"upload.{param}.{node.id}"
+        index = 0 if sync_widget(key, chosen) else options.index(chosen)
+        st.selectbox(label, options, index=index, key=key, help=help_text + " From the file's header line.",
+                     on_change=lambda p=param, k=key, e=empty: set_param(p, "" if st.session_state[k] == e
+                                                                         else st.session_state[k]))
 
 
 def _owner() -> str | None:

@@ -170,6 +170,21 @@ def _as_float(cell: str) -> float:
     return value
 
 
+def header(path: str) -> list[str]:
+    """The column names on the first line of the table file ``path`` (its delimiter found as
+    ``read_table`` finds it), for choosing columns in a form; [] when it cannot be read."""
+    try:
+        file = resolve_data_path(path) if path.strip() else None
+        if file is None or file.suffix.lower() not in TABLE_SUFFIXES or not file.is_file():
+            return []
+        with file.open(encoding="utf-8-sig", newline="") as fh:
+            sample = fh.read(_SNIFF_CHARS)
+        row = next(csv.reader(io.StringIO(sample, newline=""), delimiter=_delimiter(sample, file.name)), [])
+    except (ServiceGridError, OSError, UnicodeDecodeError, csv.Error, ValueError):
+        return []
+    return [c.strip() for c in row if c.strip()]
+
+
 def table_shape(path: str, id_column: str = "") -> tuple[tuple[str, ...], int] | None:
     """(columns, rows) of the table ``read_table`` would give, for the planner and validation;
     None when the file cannot be read (the run says why). Read once per version of the file (its

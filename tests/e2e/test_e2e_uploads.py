@@ -103,3 +103,25 @@ def test_upload_a_csv_and_pick_its_text_column(page, app_url, tmp_path: Path):
     expect(node(page, "source_1")).not_to_have_class(re.compile(r"has-error"))
     page.get_by_role("button", name="Run", exact=True).click()
     expect(node(page, "sentiment_1")).to_have_attribute("data-status", "done", timeout=60000)
+
+
+def test_upload_a_table_pick_its_truth_column_and_score_it(page, app_url, tmp_path: Path):
+    """A user's own transactions CSV: kept with its shape, its ground-truth column picked from its
+    header, the wire labelled with its rows, and the fraud scorer runs on it."""
+    from tests.agents.test_table_io import _transactions_csv
+
+    open_designer(page, app_url)
+    drag_from_palette(page, "tabular.csv", 110, 120)
+    drag_from_palette(page, "tabular.fraud_score", 430, 120)
+    connect(page, "csv_1", "table", "fraud_score_1", "table")
+    click_node(page, "csv_1")
+    expect(node(page, "csv_1")).to_have_class(re.compile(r"has-error"))  # no file named yet
+    _uploader(page, "Table (.csv").set_input_files(str(_transactions_csv(tmp_path / "my transactions.csv", 120)))
+    expect(page.get_by_text(re.compile(r"Kept my_transactions\.csv \(table, 120 rows x 9 columns \(8 numeric\)"))) \
+        .to_be_visible()
+    expect(node(page, "csv_1")).not_to_have_class(re.compile(r"has-error"))
+    expect(page.locator(".sg-edge-label")).to_contain_text("120 items")
+    choose(page, "Ground-truth column", "is_fraud")
+    expect(page.get_by_role("textbox", name="Target")).to_have_value("is_fraud")  # the node holds it
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(node(page, "fraud_score_1")).to_have_attribute("data-status", "done", timeout=60000)

@@ -24,6 +24,7 @@ class IssueCode(StrEnum):
     CYCLE = "cycle"
     INVALID_PARAM = "invalid_param"
     MISSING_FILE = "missing_file"
+    UNREADABLE_FILE = "unreadable_file"
     INVALID_RESOURCES = "invalid_resources"
     INVALID_LIFECYCLE = "invalid_lifecycle"
     CAPACITY_EXCEEDED = "capacity_exceeded"

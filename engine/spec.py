@@ -325,6 +325,11 @@ class AgentSpec:
             these params, or None when they read none (e.g. a generated data set). Validation
             reports a node that names no file, or a file missing on this machine
             (``missing_file``), before the run rather than when the agent starts.
+        file_check_fn: for agents that read files: what is wrong with the files these params
+            name, in the reader's own words ("t.csv, line 3: 2 field(s) but the header has 3"), or
+            None. Validation calls it once the files exist (``unreadable_file``), so a bad file is
+            reported before anything runs; read each version of a file once (cache by path, size
+            and modification time).
         kinds_fn: for agents whose ports carry what their params say (``custom.model``):
             ``{port: (kind, parameter)}`` for these params. Validation checks edges against these
             kinds (an ``any`` port in the spec) and names the parameter in its hint.
@@ -376,6 +381,7 @@ class AgentSpec:
     memory_per_item_mb: float = 0.0
     memory_fn: Callable[[BaseModel, int], float] | None = None
     files_fn: Callable[[BaseModel], tuple[str, list[str]] | None] | None = None
+    file_check_fn: Callable[[BaseModel], str | None] | None = None
     kinds_fn: Callable[[BaseModel], dict[str, tuple[DataKind, str]]] | None = None
     shape_fn: Callable[[BaseModel, ImageShape | None], ImageShape | None] | None = None
     per_image_fn: Callable[[BaseModel, ImageSizes], tuple[float, ...]] | None = None

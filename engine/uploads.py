@@ -38,6 +38,24 @@ MAX_NAME_CHARS = 80
 # a PNG/JPEG file, uploaded or read by vision.source (engine.agents.vision_data reads it from here:
 # that module imports torch, which an upload's size check need not)
 MAX_IMAGE_BYTES = 10 * 2**20
+IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}  # a file's first bytes
+
+
+def image_file_problem(path: str) -> str | None:
+    """What ``vision.source`` would refuse in an image file, found from its size and first bytes
+    (no decode, no torch: for validation before the run), or None."""
+    try:
+        file = resolve_data_path(path)
+        size = file.stat().st_size
+        with file.open("rb") as fh:
+            head = fh.read(8)
+    except (OSError, ValueError) as exc:
+        return str(exc)
+    if size > MAX_IMAGE_BYTES:
+        return f"image {file.name!r} is {size / 2**20:.1f} MB; the limit is {MAX_IMAGE_BYTES // 2**20} MB"
+    if not any(head.startswith(magic) for magic in IMAGE_MAGIC):
+        return f"image {file.name!r} is not a PNG or JPEG file (checked by its first bytes); convert it to PNG or JPEG"
+    return None
 
 
 class UploadError(ServiceGridError, ValueError):

@@ -192,6 +192,12 @@ def _check_files(ctx: _Context, node: NodeSpec, spec: AgentSpec) -> None:
                 f"node {node.id!r} ({spec.name}) reads {shown}, not found on this machine",
                 node=node.id, hint=f"{where}, or correct `{param}` (relative paths start in the data "
                 f"folder, {data_dir()})")
+        return
+    problem = spec.file_check_fn(params) if spec.file_check_fn is not None else None
+    if problem:
+        ctx.add(IssueCode.UNREADABLE_FILE, f"node {node.id!r} ({spec.name}): {problem}", node=node.id,
+                hint=f"correct the file, then upload it again in the designer's properties panel (Your "
+                f"files), or set `{param}` to another file")
 
 
 def _check_overrides(ctx: _Context, node: NodeSpec, spec: AgentSpec) -> None:

@@ -114,6 +114,19 @@ def _needs_shape(p: CustomModelParams) -> tuple[int | None, int | None, int | No
     return shape[1], shape[2], shape[3]
 
 
+def _model_file_problem(p: CustomModelParams) -> str | None:
+    """What the loader would refuse from the file's size, suffix and first bytes (the full load
+    is left to the run), or None."""
+    from engine.agents.model_files import detect_format, resolve_model_path
+    from engine.errors import ModelFileError
+
+    try:
+        detect_format(resolve_model_path(p.path), p.format)
+    except (ModelFileError, OSError, ValueError) as exc:
+        return str(exc)
+    return None
+
+
 def _numeric(values: Any) -> bool:
     items = values.tolist() if hasattr(values, "tolist") else list(values)
     return bool(items) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in items)
@@ -129,7 +142,7 @@ def _numeric(values: Any) -> bool:
        params=CustomModelParams, resources=ResourceDemand(cpu=1, memory_mb=512, device="any"),
        expected_duration_s=0.5, files_fn=lambda p: ("path", [p.path]), kinds_fn=lambda p: _port_kinds(p),
        needs_columns_fn=lambda p: tuple(p.columns) if p.input_kind == "table" else (),
-       needs_shape_fn=_needs_shape)
+       needs_shape_fn=_needs_shape, file_check_fn=lambda p: _model_file_problem(p))
 class CustomModel(TorchAgent):
     def build(self, device: str) -> None:
         from engine.agents.model_files import load_model

@@ -185,24 +185,41 @@ def header(path: str) -> list[str]:
     return [c.strip() for c in row if c.strip()]
 
 
-def table_shape(path: str, id_column: str = "") -> tuple[tuple[str, ...], int] | None:
+Shape = tuple[tuple[str, ...], int]  # a table's columns (the id column taken out) and rows
+
+
+def table_shape(path: str, id_column: str = "") -> Shape | None:
     """(columns, rows) of the table ``read_table`` would give, for the planner and validation;
-    None when the file cannot be read (the run says why). Read once per version of the file (its
-    path, size and modification time), so planning again costs a ``stat``."""
+    None when the file cannot be read (``table_problem`` says why)."""
+    return _read_once(path, id_column)[0]
+
+
+def table_problem(path: str, id_column: str = "", target: str = "") -> str | None:
+    """What is wrong with the table file for these settings (the reader's message, or a
+    ``target`` that is not a column), or None; for validation, before the run."""
+    shape, problem = _read_once(path, id_column)
+    if problem is None and shape is not None and target and target not in shape[0]:
+        return f"the table has no column {target!r} for `target`; its columns are {', '.join(shape[0])}"
+    return problem
+
+
+def _read_once(path: str, id_column: str) -> tuple[Shape | None, str | None]:
+    """The file read once per version (its path, size and modification time): planning and
+    validating again cost a ``stat``."""
     try:
         file = resolve_data_path(path) if path.strip() else None
         stat = file.stat() if file is not None else None
-    except (ServiceGridError, OSError, ValueError):
-        return None
+    except (ServiceGridError, OSError, ValueError) as exc:
+        return None, str(exc)
     if file is None or stat is None:
-        return None
-    return _shape(str(file), stat.st_size, stat.st_mtime_ns, id_column)
+        return None, None
+    return _read(str(file), stat.st_size, stat.st_mtime_ns, id_column)
 
 
 @functools.lru_cache(maxsize=64)
-def _shape(file: str, _size: int, _mtime_ns: int, id_column: str) -> tuple[tuple[str, ...], int] | None:
+def _read(file: str, _size: int, _mtime_ns: int, id_column: str) -> tuple[Shape | None, str | None]:
     try:
         table = read_table(file, id_column)
-    except (ServiceGridError, OSError, ValueError):
-        return None
-    return tuple(table.columns), len(table.ids)
+    except (ServiceGridError, OSError, ValueError) as exc:
+        return None, str(exc)
+    return (tuple(table.columns), len(table.ids)), None

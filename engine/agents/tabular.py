@@ -92,6 +92,12 @@ def _csv_shape(p: CsvTableParams) -> tuple[tuple[str, ...], int] | None:
     return table_shape(p.path, p.id_column)
 
 
+def _csv_problem(p: CsvTableParams) -> str | None:
+    from engine.agents.table_io import table_problem
+
+    return table_problem(p.path, p.id_column, p.target)
+
+
 def _csv_rows(p: CsvTableParams) -> int | None:
     shape = _csv_shape(p)
     return None if shape is None else min(shape[1], p.max_rows or shape[1])
@@ -110,7 +116,8 @@ def _csv_cells_per_row(p: CsvTableParams) -> int:
        outputs=[PortSpec("table", DataKind.TABLE, "the file's columns + ids")],
        params=CsvTableParams, resources=ResourceDemand(cpu=1, memory_mb=16),
        expected_duration_s=0.01, per_item_fn=lambda p: 1e-6 * _csv_cells_per_row(p),
-       memory_fn=lambda p, rows: rows * _csv_cells_per_row(p) * 1.5e-4, items_fn=lambda p, _: _csv_rows(p), files_fn=lambda p: ("path", [p.path]),
+       memory_fn=lambda p, rows: rows * _csv_cells_per_row(p) * 1.5e-4, items_fn=lambda p, _: _csv_rows(p),
+       files_fn=lambda p: ("path", [p.path]), file_check_fn=lambda p: _csv_problem(p),
        columns_fn=lambda p, _: None if (shape := _csv_shape(p)) is None else shape[0])
 class CsvTable(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:

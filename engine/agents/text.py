@@ -47,6 +47,12 @@ def _text_source_items(p: TextSourceParams) -> int | None:
     return len(p.texts) if p.mode == "list" else p.n
 
 
+def _text_file_problem(p: TextSourceParams) -> str | None:
+    from engine.agents.text_io import text_file_problem
+
+    return text_file_problem(p.path, p.column) if p.mode == "file" else None
+
+
 @agent("text.source", category="text", label="Text source", color=_COLOR,
        description="Emits texts: a typed list, a UTF-8 .txt/.csv file, or a synthetic set of "
        "product reviews (known sentiment) or customer-service requests (known intent).",
@@ -55,7 +61,8 @@ def _text_source_items(p: TextSourceParams) -> int | None:
        expected_duration_s=0.005, per_item_s=1e-5, items_fn=lambda p, _: _text_source_items(p),
        per_item_fn=lambda p: 1e-6 if p.mode == "file" else 1e-5,  # reading a line: 0.22 us measured
        memory_per_item_mb=2e-4,  # 300,000 lines of a file: 42 MB measured
-       files_fn=lambda p: ("path", [p.path]) if p.mode == "file" else None)
+       files_fn=lambda p: ("path", [p.path]) if p.mode == "file" else None,
+       file_check_fn=lambda p: _text_file_problem(p))
 class TextSource(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         p: TextSourceParams = self.params  # type: ignore[assignment]

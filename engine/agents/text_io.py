@@ -60,12 +60,26 @@ def count_texts(path: str, column: str = "text") -> int | None:
         stat = file.stat()
     except (ServiceGridError, OSError, ValueError):
         return None
-    return _count(str(file), stat.st_size, stat.st_mtime_ns, column)
+    return _read(str(file), stat.st_size, stat.st_mtime_ns, column)[0]
+
+
+def text_file_problem(path: str, column: str = "text") -> str | None:
+    """What ``read_text_file`` would refuse in the file (not UTF-8, no such CSV column, too large,
+    no text in it), or None; for validation, before the run. Read once per version of the file."""
+    try:
+        file = resolve_input_path(path)
+        stat = file.stat()
+    except (ServiceGridError, OSError, ValueError) as exc:
+        return str(exc)
+    count, problem = _read(str(file), stat.st_size, stat.st_mtime_ns, column)
+    if problem is None and count == 0:
+        return f"{file.name} holds no text (every line or cell is empty)"
+    return problem
 
 
 @functools.lru_cache(maxsize=64)
-def _count(file: str, size: int, mtime_ns: int, column: str) -> int | None:
+def _read(file: str, size: int, mtime_ns: int, column: str) -> tuple[int | None, str | None]:
     try:
-        return len(read_text_file(file, column))
-    except (ServiceGridError, OSError, ValueError):
-        return None
+        return len(read_text_file(file, column)), None
+    except (ServiceGridError, OSError, ValueError) as exc:
+        return None, str(exc)

@@ -154,6 +154,16 @@ def _source_duration(p: SourceParams) -> float:
     return 0.02 + n * (_SOURCE_ITEM_S[p.dataset] + _SOURCE_PIXEL_S * p.size * p.size * p.channels)
 
 
+def _image_files_problem(p: SourceParams) -> str | None:
+    """A named image that is not a PNG/JPEG by its first bytes, or too large (a full decode is
+    left to the run: validation reads 8 bytes a file)."""
+    if p.dataset != "uploads":
+        return None
+    from engine.uploads import image_file_problem
+
+    return next((problem for path in p.paths if (problem := image_file_problem(path))), None)
+
+
 @agent("vision.source", category="vision", label="Image source", color=_COLOR,
        description="Emits images: SYNTHETIC lesion scans with known ground truth, held-out "
        "scikit-learn digits, or your own PNG/JPEG files.",
@@ -161,7 +171,8 @@ def _source_duration(p: SourceParams) -> float:
        params=SourceParams, resources=ResourceDemand(cpu=1, memory_mb=32),
        expected_duration_s=0.07, duration_fn=_source_duration, items_fn=_source_items,
        memory_fn=_source_memory, shape_fn=lambda p, _: (p.channels, p.size, p.size),
-       files_fn=lambda p: ("paths", list(p.paths)) if p.dataset == "uploads" else None)
+       files_fn=lambda p: ("paths", list(p.paths)) if p.dataset == "uploads" else None,
+       file_check_fn=lambda p: _image_files_problem(p))
 class ImageSource(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         from engine.agents import vision_data as data

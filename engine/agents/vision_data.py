@@ -14,13 +14,12 @@ import torch.nn.functional as F
 from engine.agents.kernels import SHIFTED_TAPS, gaussian_radius
 from engine.errors import ModelFileError
 from engine.settings import resolve_data_path
-from engine.uploads import MAX_IMAGE_BYTES
+from engine.uploads import IMAGE_MAGIC, MAX_IMAGE_BYTES
 
 LESION_CLASSES = ["no_lesion", "lesion"]
 DIGIT_CLASSES = [str(d) for d in range(10)]
 MAX_UPLOAD_BYTES = MAX_IMAGE_BYTES  # one limit for browser uploads and the files the agent reads
 MAX_UPLOAD_PIXELS = 50_000_000
-_MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
 
 
 def _gaussian_kernel(sigma: float, max_radius: int | None = None) -> torch.Tensor:
@@ -146,7 +145,7 @@ def decode_image(data: bytes, name: str, size: int, channels: int) -> torch.Tens
             f"image {name!r} is {len(data) / 2**20:.1f} MB; the limit is "
             f"{MAX_UPLOAD_BYTES // 2**20} MB. Shrink or re-encode it."
         )
-    if not any(data.startswith(magic) for magic in _MAGIC):
+    if not any(data.startswith(magic) for magic in IMAGE_MAGIC):
         raise ModelFileError(
             f"image {name!r} is not a PNG or JPEG file (checked by its first bytes); "
             "convert it to PNG or JPEG"

@@ -76,6 +76,7 @@ EXPECTED = {
     "memory_below_need": [("memory_below_need", "filter", None)],
     "missing_columns": [("missing_columns", "s", "table")],
     "image_size_mismatch": [("image_size_mismatch", "m", "images")],
+    "unreadable_file": [("unreadable_file", "t", None)],
 }
 
 
@@ -112,6 +113,9 @@ PINNED = {
     "image_size_mismatch": ("edge i -> m: node 'm' (fixture.fixed_model) takes images of 1 channel x 32 x 32 px, "
                             "but the images from 'i' are planned at 1 channel x 64 x 64 px",
                             "set size of node 'i' to 32"),
+    "unreadable_file": ("node 't' (fixture.read_table): t.csv, line 3: 2 field(s) but the header has 3",
+                        "correct the file, then upload it again in the designer's properties panel (Your files), "
+                        "or set `path` to another file"),
 }
 
 

@@ -207,10 +207,9 @@ def bench_templates(device: str, repeat: int) -> list[dict[str, Any]]:
                     if spec.name in seen:
                         continue
                     seen.add(spec.name)
-                    demand = spec.demand_for(node.resources, params, planned.handled(node_id, spec))
                     rows.append(_time_node(f"{path.stem}/{node_id}", spec, agent, inputs, ctx, device, repeat,
-                                           spec.expected_duration(params, planned.items_in.get(node_id)),
-                                           demand.memory_mb))
+                                           planned.duration(node_id, spec, params),
+                                           planned.demand(node_id, spec, params, node.resources).memory_mb))
             spec = registry.get("custom.model")
             params = spec.parse_params({"path": str(_custom_model_file(Path(tmp))), "input_kind": "image_batch",
                                         "classes": ["a", "b"]})
@@ -455,9 +454,9 @@ def bench_scale(device: str, repeat: int) -> list[dict[str, Any]]:
                     items = planned.handled(node.id, spec)
                     rows.append({"template": name, "size": f"{n} {what}", "node": node.id, "agent": node.agent,
                                  "items": items, "run_s": wall.get(node.id, float("nan")),
-                                 "declared_s": spec.expected_duration(params, planned.items_in.get(node.id)),
+                                 "declared_s": planned.duration(node.id, spec, params),
                                  "memory_mb": memory.get(node.id, float("nan")),
-                                 "declared_memory_mb": spec.demand_for(node.resources, params, items).memory_mb})
+                                 "declared_memory_mb": planned.demand(node.id, spec, params, node.resources).memory_mb})
     finally:
         manager.shutdown()
     return rows

@@ -25,10 +25,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from engine.graphs import topological_order
 from engine.registry import Registry
+from engine.resources import ResourceDemand
 from engine.spec import AgentSpec, ImageShape, ImageSizes, values_of
 from engine.workflow import Workflow
 
@@ -53,6 +54,17 @@ class PlannedItems:
         """The items a node of agent ``spec`` handles: those it receives, or for a source (an
         agent without inputs) those it emits."""
         return (self.items_in if spec is not None and spec.inputs else self.items_out).get(node_id)
+
+    def duration(self, node_id: str, spec: AgentSpec, params: BaseModel | None) -> float:
+        """The seconds ``spec`` declares for the node with these params, for the items it
+        receives and the images planned for it (``AgentSpec.expected_duration``)."""
+        return spec.expected_duration(params, self.items_in.get(node_id), images=self.images(node_id))
+
+    def demand(self, node_id: str, spec: AgentSpec, params: BaseModel | None,
+               overrides: Mapping[str, Any] | None = None) -> ResourceDemand:
+        """What the node reserves: ``spec``'s demand with the node's ``overrides``, its memory
+        grown for the items it handles and the images planned for it (``AgentSpec.demand_for``)."""
+        return spec.demand_for(overrides, params, self.handled(node_id, spec), images=self.images(node_id))
 
     def on_port(self, node_id: str, port: str | None) -> int | None:
         """The items that leave ``node_id`` by output ``port`` (the node's count when the agent
@@ -113,8 +125,7 @@ def declared_durations(workflow: Workflow | Mapping[str, Any], registry: Registr
             continue
         spec = registry.get(agent)
         try:
-            out[nid] = spec.expected_duration(spec.parse_params(params), sized.items_in.get(nid),
-                                              images=sized.images(nid))
+            out[nid] = sized.duration(nid, spec, spec.parse_params(params))
         except (TypeError, ValueError):  # pydantic's ValidationError, or params that are not a mapping
             continue
     return out

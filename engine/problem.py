@@ -169,10 +169,9 @@ def problem_from_workflow(
         if durations is not None and node.id in durations:
             duration = float(durations[node.id])
         else:
-            duration = spec.expected_duration(params, sized.items_in.get(node.id) if sized else None,
-                                              images=sized.images(node.id) if sized else None)
-        demand = spec.demand_for(node.resources, params, sized.handled(node.id, spec) if sized else None,
-                                 images=sized.images(node.id) if sized else None)
+            duration = sized.duration(node.id, spec, params) if sized else spec.expected_duration(params)
+        demand = sized.demand(node.id, spec, params, node.resources) if sized else \
+            spec.demand_for(node.resources, params)
         tasks[node.id] = Task(node.id, max(0.0, duration), demand, tuple(preds[node.id]))
     problem = Problem(workflow.name, tasks, cap)
     problem.topological_order()  # raise early on a cycle

@@ -184,11 +184,11 @@ class RunManager:
                 params = spec.parse_params(node.params)
                 parsed[raw_key] = (params, canonical_params_json(params))
             params, params_json = parsed[raw_key]
-            items, images = None, None
             if spec.memory_grows:
                 sized = sized or planned_items(workflow, self.registry)
-                items, images = sized.handled(node.id, spec), sized.images(node.id)
-            demand = spec.demand_for(node.resources, params, items, images=images)
+                demand = sized.demand(node.id, spec, params, node.resources)
+            else:
+                demand = spec.demand_for(node.resources, params)
             demand_dict = dumps.get(id(demand))
             if demand_dict is None:
                 demand_dict = dumps[id(demand)] = demand.model_dump()

@@ -206,7 +206,7 @@ def _check_overrides(ctx: _Context, node: NodeSpec, spec: AgentSpec) -> None:
         if spec.memory_grows and "memory_mb" not in (node.resources or {}):
             params = ctx.params.get(node.id)  # None when invalid: the declared memory still counts
             items = ctx.sized().handled(node.id, spec)
-            grown = spec.demand_for(node.resources, params, items, images=ctx.sized().images(node.id))
+            grown = ctx.sized().demand(node.id, spec, params, node.resources)
             if grown.memory_mb > demand.memory_mb:
                 ctx.grown[node.id] = (grown.memory_mb - demand.memory_mb, items, _larger_image(ctx, node, spec))
                 demand = grown
@@ -249,7 +249,7 @@ def _check_fixed_memory(ctx: _Context, node: NodeSpec, spec: AgentSpec, reserved
         return
     sized = ctx.sized()
     items = sized.handled(node.id, spec)
-    need = spec.demand_for(None, params, items, images=sized.images(node.id)).memory_mb
+    need = sized.demand(node.id, spec, params).memory_mb
     if need <= reserved:
         return
     count = f"{items:,} items" if items is not None else "a typical number of items"

@@ -341,9 +341,8 @@ class Graph:
                 if memory_mb is None:
                     memory_mb = spec.resources.memory_mb
                 if seconds is None:
-                    seconds = spec.expected_duration(spec.parse_params(node.params), sized.items_in.get(node.id),
-                                                     images=sized.images(node.id)) if sized else \
-                        spec.expected_duration(spec.parse_params(node.params))
+                    params = spec.parse_params(node.params)
+                    seconds = sized.duration(node.id, spec, params) if sized else spec.expected_duration(params)
             service = Service(_tidy(float(memory_mb or 0) / MB_PER_UNIT),
                               _tidy(float(seconds or 0) / SECONDS_PER_UNIT))
             graph.add_node(node.id, service)

@@ -119,8 +119,7 @@ def _memory_growth(sess: DesignerSession, node: NodeSpec, spec: AgentSpec, regis
     sized = planned_items(sess.workflow, registry)
     items = sized.handled(node.id, spec)
     try:
-        grown = spec.demand_for(node.resources, spec.parse_params(node.params), items,
-                                images=sized.images(node.id)).memory_mb
+        grown = sized.demand(node.id, spec, spec.parse_params(node.params), node.resources).memory_mb
         extra = grown - spec.resources.merged(node.resources).memory_mb
     except (ServiceGridError, ValueError):
         return "Its memory grows with the items it handles (fix the parameters to see by how much)."

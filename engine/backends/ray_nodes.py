@@ -72,10 +72,9 @@ def build_nodes(workflow: Workflow, registry: Registry, gpu_memory_mb: float,
     for spec_node in workflow.nodes:
         spec = registry.get(spec_node.agent)
         params = spec.parse_params(spec_node.params)
-        images = sized.images(spec_node.id)
-        demand = spec.demand_for(spec_node.resources, params, sized.handled(spec_node.id, spec), images=images)
+        demand = sized.demand(spec_node.id, spec, params, spec_node.resources)
         lifecycle = spec.lifecycle.merged(spec_node.lifecycle)
-        expected = spec.expected_duration(params, sized.items_in.get(spec_node.id), images=images) * (
+        expected = sized.duration(spec_node.id, spec, params) * (
             time_scale if spec.simulated else 1.0)
         live = lifecycle.execution.timeout_s is not None or expected >= LIVE_THRESHOLD_S
         nodes[spec_node.id] = RayNode(

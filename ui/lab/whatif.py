@@ -100,8 +100,8 @@ def _declared(workflow: Workflow, registry: Registry, node_id: str) -> dict[str,
         spec = registry.get(node.agent)
         sized = planned_items(workflow, registry)
         params = spec.parse_params(node.params)
-        demand = spec.demand_for(node.resources, params, sized.handled(node_id, spec), images=sized.images(node_id))
-        duration = spec.expected_duration(params, sized.items_in.get(node_id), images=sized.images(node_id))
+        demand = sized.demand(node_id, spec, params, node.resources)
+        duration = sized.duration(node_id, spec, params)
     except (ServiceGridError, ValueError):
         return {"duration": 1.0, "cpu": 1.0, "memory_mb": 0.0}
     return {"duration": float(duration), "cpu": float(demand.cpu), "memory_mb": float(demand.memory_mb)}

@@ -233,10 +233,11 @@ def fill_demands(view: RunView, registry: Any) -> RunView:
             continue  # a fused node: its demand is what it held, complete already
         try:
             spec = registry.get(node["agent"])
-            items = sized.handled(node_id, spec) if sized is not None else None
             parsed = spec.parse_params(params.get(node_id)) if spec.memory_grows else None
-            images = sized.images(node_id) if sized is not None else None
-            node["demand"] = spec.demand_for(node.get("demand") or None, parsed, items, images=images).model_dump()
+            overrides = node.get("demand") or None
+            demand = sized.demand(node_id, spec, parsed, overrides) if sized is not None else \
+                spec.demand_for(overrides, parsed)
+            node["demand"] = demand.model_dump()
         except Exception:  # an agent no longer registered, or changed params: keep the stored override
             continue
     return view

@@ -111,8 +111,10 @@ def _check_text(file: Path, name: str) -> str:
         content = file.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise TextFileError(f"{name} is not UTF-8 (byte {exc.start}); save it as UTF-8 and upload it again") from None
-    reader = csv.DictReader(io.StringIO(content))
-    columns = reader.fieldnames or []
+    from engine.agents.table_io import sniff_delimiter
+
+    reader = csv.DictReader(io.StringIO(content), delimiter=sniff_delimiter(content))
+    columns = [name.strip() for name in reader.fieldnames or []]
     rows = sum(1 for _ in reader)
     if not columns or not rows:
         raise UploadError(f"{name} has no rows under a header line; the first line must name the columns")
@@ -249,16 +251,9 @@ def forget_stale_parts(kind: str, older_than_s: float = 3600.0, owner: str | Non
 def csv_columns(path: str) -> list[str]:
     """The header of the CSV file a node names (relative paths in the data folder); [] when it is
     not a readable CSV (the node's run, or validation, says why)."""
-    import csv
+    from engine.agents.table_io import header
 
-    try:
-        file = resolve_data_path(path)
-        if file.suffix.lower() != ".csv" or not file.is_file():
-            return []
-        with file.open(encoding="utf-8-sig", newline="") as fh:
-            return [c for c in next(csv.reader(fh), []) if c.strip()]
-    except (OSError, UnicodeDecodeError, csv.Error, ValueError):
-        return []
+    return header(path) if path.strip().lower().endswith(".csv") else []
 
 
 def _stored(kind: str, path: Path, detail: str = "") -> StoredFile:

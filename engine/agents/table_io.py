@@ -121,6 +121,11 @@ def parse_table(content: str, name: str, id_column: str = "", max_rows: int | No
                     {h: kind for h, (kind, _) in typed.items()}, delimiter)
 
 
+def sniff_delimiter(content: str) -> str:
+    """The delimiter of a CSV text (comma, semicolon, tab or bar; comma when it cannot tell)."""
+    return _delimiter(content, "")
+
+
 def _delimiter(content: str, name: str) -> str:
     sample = content[:_SNIFF_CHARS]
     first = sample.split("\n", 1)[0]

@@ -44,7 +44,10 @@ def read_text_file(path: str, column: str = "text") -> list[str]:
                             "save it as UTF-8 and try again") from None
     if file.suffix.lower() == ".txt":
         return [line.strip() for line in content.splitlines() if line.strip()]
-    reader = csv.DictReader(io.StringIO(content))
+    from engine.agents.table_io import sniff_delimiter
+
+    reader = csv.DictReader(io.StringIO(content), delimiter=sniff_delimiter(content))  # Excel: ";" in Europe
+    reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
     if column not in (reader.fieldnames or []):
         raise TextFileError(f"{file.name} has no column {column!r}; its columns are "
                             f"{', '.join(reader.fieldnames or []) or '(none)'}; set `column`")

@@ -269,3 +269,10 @@ def test_csv_columns_come_from_the_files_header(data_dir: Path) -> None:
     assert uploads.csv_columns(stored.path) == ["id", "body"]
     assert uploads.csv_columns("uploads/texts/none.csv") == []  # missing: the node's findings say so
     assert uploads.csv_columns(uploads.store_upload("texts", "a.txt", b"hello\n").path) == []
+    # a spreadsheet saved in a semicolon locale: the same columns, and the texts read from them
+    semi = uploads.store_upload("texts", "semi.csv", "id; body\n1;tr\u00e8s bien, merci\n2;nul\n".encode())
+    assert semi.detail == "CSV, 2 rows; columns id, body"
+    assert uploads.csv_columns(semi.path) == ["id", "body"]
+    from engine.agents.text_io import read_text_file
+
+    assert read_text_file(semi.path, "body") == ["tr\u00e8s bien, merci", "nul"]

@@ -37,12 +37,21 @@ def output_path(name: str, suffix: str) -> Path:
     return path
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a text cell a spreadsheet would run as a formula
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """``value``, with a leading ``'`` when it is text a spreadsheet would run as a formula
+    (``=HYPERLINK(...)`` in a customer's ticket): CSV files are opened in Excel."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
 def _cell(value: Any) -> Any:
     if hasattr(value, "tolist"):
         value = value.tolist()
     if isinstance(value, list | dict | tuple):
         return json.dumps(value)
-    return value
+    return spreadsheet_safe(value)
 
 
 def write_csv(name: str, cols: dict[str, list[Any]], ids: list[str]) -> Path:

@@ -215,3 +215,15 @@ def test_table_readers_refuse_image_wires_before_the_run() -> None:
         {"id": "out", "agent": "flow.sink_csv"}],
         "edges": [{"source": "src", "target": "m"}, {"source": "m", "target": "out"}]})
     assert [i.code for i in validate(wf, registry) if i.code == "type_mismatch"] == []
+
+
+def test_csv_sink_neutralises_text_a_spreadsheet_would_run(data_dir: Path):
+    """A customer's ticket '=HYPERLINK(...)' written to CSV, then opened in Excel, must stay text
+    (the same rule as the run page's downloads); numbers, negative ones too, stay numbers."""
+    texts = {"columns": {"text": ["=HYPERLINK(\"http://x\",\"click\")", "+1 555", "@SUM(A1)", "fine", "-"],
+                         "amount": [-3, 2.5, 0, 1, -1]}, "ids": ["a", "b", "c", "d", "e"]}
+    path = Path(run(CsvSink(CsvSinkParams(filename="tickets.csv")), **{"in": texts})["written"]["columns"]["path"][0])
+    with path.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["text"] for r in rows] == ["'=HYPERLINK(\"http://x\",\"click\")", "'+1 555", "'@SUM(A1)", "fine", "'-"]
+    assert [r["amount"] for r in rows] == ["-3", "2.5", "0", "1", "-1"]

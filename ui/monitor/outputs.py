@@ -15,13 +15,13 @@ from typing import Any
 
 import streamlit as st
 
+from engine.agents.sinks import spreadsheet_safe
 from ui.render import code_md, escape_md
 
 MAX_THUMBS = 8
 MAX_ROWS = 50
 MAX_DOWNLOAD_ROWS = 1_000_000
 MAX_WRITTEN_BYTES = 100 * 2**20  # a sink's file offered for download, at most
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")  # a cell a spreadsheet would run as a formula
 
 
 def _is_array(v: Any) -> bool:
@@ -203,10 +203,7 @@ def _csv_maker(value: Any) -> Callable[[], str] | None:
     return make
 
 
-def _cell(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(_FORMULA):
-        return "'" + value
-    return value
+_cell = spreadsheet_safe  # the downloads and the CSV sink write the same cells
 
 
 def written_files(value: Any) -> list[Path]:

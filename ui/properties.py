@@ -44,8 +44,9 @@ def properties_panel(sess: DesignerSession, registry: Registry, issues: list[Iss
     st.markdown(f"#### {escape_md(node.label or node.id)}")
     st.caption(f"id {code_md(node.id)} · agent {code_md(node.agent)}")
     findings = [i for i in issues if i.node == node.id]
-    for issue in findings:
-        (st.error if issue.is_error else st.warning)(escape_md(issue.message))
+    for issue in findings:  # with its hint: how to fix it is what the user came here for
+        hint = f"  \n*{escape_md(issue.hint)}*" if issue.hint else ""
+        (st.error if issue.is_error else st.warning)(escape_md(issue.message) + hint)
     if node.agent not in registry:
         st.info("This agent is not installed here; only its label can be edited.")
         spec = None

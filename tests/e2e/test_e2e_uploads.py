@@ -116,6 +116,8 @@ def test_upload_a_table_pick_its_truth_column_and_score_it(page, app_url, tmp_pa
     connect(page, "csv_1", "table", "fraud_score_1", "table")
     click_node(page, "csv_1")
     expect(node(page, "csv_1")).to_have_class(re.compile(r"has-error"))  # no file named yet
+    finding = page.locator('[data-testid="stAlert"]:not([data-testid="stExpander"] *)').filter(has_text="names no file to read")  # the panel
+    expect(finding).to_contain_text("upload the file(s) in the designer's properties panel (Your files)")  # the hint
     _uploader(page, "Table (.csv").set_input_files(str(_transactions_csv(tmp_path / "my transactions.csv", 120)))
     expect(page.get_by_text(re.compile(r"Kept my_transactions\.csv \(table, 120 rows x 9 columns \(8 numeric\)"))) \
         .to_be_visible()

@@ -111,7 +111,7 @@ def _check_text(file: Path, name: str) -> str:
         content = file.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise TextFileError(f"{name} is not UTF-8 (byte {exc.start}); save it as UTF-8 and upload it again") from None
-    from engine.agents.table_io import sniff_delimiter
+    from engine.agents.text_io import sniff_delimiter
 
     reader = csv.DictReader(io.StringIO(content), delimiter=sniff_delimiter(content))
     columns = [name.strip() for name in reader.fieldnames or []]

@@ -16,14 +16,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from engine.agents.text_io import SNIFF_CHARS, read_user_text, sniff_delimiter
 from engine.errors import ServiceGridError
 from engine.settings import resolve_data_path
 
 MAX_TABLE_FILE_BYTES = 50 * 2**20
 TABLE_SUFFIXES = (".csv", ".tsv")
 MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "-"})
-_DELIMITERS = ",;\t|"
-_SNIFF_CHARS = 64 * 1024
 
 
 class TableFileError(ServiceGridError, ValueError):
@@ -56,26 +55,13 @@ def read_table(path: str, id_column: str = "", max_rows: int | None = None) -> C
         raise TableFileError("no file given; upload a CSV in the properties panel (Your files) or "
                              "set `path`")
     file = resolve_data_path(path)
-    if file.suffix.lower() not in TABLE_SUFFIXES:
-        raise TableFileError(f"{file.name}: only .csv and .tsv tables are read; export the table as CSV")
-    if not file.is_file():
-        raise TableFileError(f"table file {file} does not exist; check `path` (relative paths start "
-                             "in the data folder)")
-    size = file.stat().st_size
-    if size > MAX_TABLE_FILE_BYTES:
-        raise TableFileError(f"table file {file.name} is {size / 2**20:.1f} MB; the limit is "
-                             f"{MAX_TABLE_FILE_BYTES // 2**20} MB. Sample or split it first")
-    try:
-        content = file.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise TableFileError(f"{file.name} is not UTF-8 (byte {exc.start}); save it as CSV UTF-8 "
-                             "and try again") from None
+    content = read_user_text(file, "table file", TABLE_SUFFIXES, MAX_TABLE_FILE_BYTES, TableFileError)
     return parse_table(content, file.name, id_column, max_rows)
 
 
 def parse_table(content: str, name: str, id_column: str = "", max_rows: int | None = None) -> CsvTable:
     """``read_table`` on text already read (``name`` is for messages)."""
-    delimiter = _delimiter(content, name)
+    delimiter = sniff_delimiter(content)
     reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
     try:
         header = [h.strip() for h in next(reader)]
@@ -119,21 +105,6 @@ def parse_table(content: str, name: str, id_column: str = "", max_rows: int | No
         ids = [f"row-{i}" for i in range(1, len(cells[0]) + 1)]
     return CsvTable({h: values for h, (_, values) in typed.items()}, ids,
                     {h: kind for h, (kind, _) in typed.items()}, delimiter)
-
-
-def sniff_delimiter(content: str) -> str:
-    """The delimiter of a CSV text (comma, semicolon, tab or bar; comma when it cannot tell)."""
-    return _delimiter(content, "")
-
-
-def _delimiter(content: str, name: str) -> str:
-    sample = content[:_SNIFF_CHARS]
-    first = sample.split("\n", 1)[0]
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=_DELIMITERS).delimiter
-    except csv.Error:  # one column, or too little to tell: the delimiter the header uses, if any
-        found = [d for d in _DELIMITERS if d in first]
-        return found[0] if len(found) == 1 else ","
 
 
 def _shown(delimiter: str) -> str:
@@ -183,8 +154,8 @@ def header(path: str) -> list[str]:
         if file is None or file.suffix.lower() not in TABLE_SUFFIXES or not file.is_file():
             return []
         with file.open(encoding="utf-8-sig", newline="") as fh:
-            sample = fh.read(_SNIFF_CHARS)
-        row = next(csv.reader(io.StringIO(sample, newline=""), delimiter=_delimiter(sample, file.name)), [])
+            sample = fh.read(SNIFF_CHARS)
+        row = next(csv.reader(io.StringIO(sample, newline=""), delimiter=sniff_delimiter(sample)), [])
     except (ServiceGridError, OSError, UnicodeDecodeError, csv.Error, ValueError):
         return []
     return [c.strip() for c in row if c.strip()]

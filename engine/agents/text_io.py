@@ -15,6 +15,22 @@ from engine.settings import resolve_data_path
 MAX_TEXT_FILE_BYTES = 20 * 2**20
 
 
+DELIMITERS = ",;\t|"  # what a CSV may be separated by (a spreadsheet in a semicolon locale writes ";")
+SNIFF_CHARS = 64 * 1024
+
+
+def sniff_delimiter(content: str) -> str:
+    """The delimiter of a CSV text: found from its first 64 kB, else the only one its first line
+    holds, else a comma (one column)."""
+    sample = content[:SNIFF_CHARS]
+    first = sample.split("\n", 1)[0]
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
+    except csv.Error:  # one column, or too little to tell
+        found = [d for d in DELIMITERS if d in first]
+        return found[0] if len(found) == 1 else ","
+
+
 class TextFileError(ServiceGridError, ValueError):
     """A text file is missing, too large, not UTF-8 or lacks the column asked for."""
 
@@ -26,26 +42,33 @@ def resolve_input_path(path: str) -> Path:
     return resolve_data_path(path)
 
 
+def read_user_text(file: Path, what: str, suffixes: tuple[str, ...], max_bytes: int,
+                   error: type[ServiceGridError]) -> str:
+    """The text of a user's file (UTF-8, a BOM skipped), after the checks every reader of one
+    makes: a suffix of ``suffixes``, present, at most ``max_bytes``. Raises ``error`` saying which
+    file and how to fix it; ``what`` names the kind in messages ("text file", "table file")."""
+    if file.suffix.lower() not in suffixes:
+        raise error(f"{file.name}: a {what} must be a {' or '.join(suffixes)} file")
+    if not file.is_file():
+        raise error(f"{what} {file} does not exist; check the `path` parameter (relative paths start "
+                    "in the data folder)")
+    size = file.stat().st_size
+    if size > max_bytes:
+        raise error(f"{what} {file.name} is {size / 2**20:.1f} MB; the limit is {max_bytes // 2**20} MB "
+                    "— sample or split it first")
+    try:
+        return file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} {file.name} is not UTF-8 (byte {exc.start}); save it as UTF-8 and try "
+                    "again") from None
+
+
 def read_text_file(path: str, column: str = "text") -> list[str]:
     """The non-empty texts of a .txt file (one per line) or of one .csv column."""
     file = resolve_input_path(path)
-    if file.suffix.lower() not in (".txt", ".csv"):
-        raise TextFileError(f"{file.name}: only .txt (one text per line) and .csv files are read")
-    if not file.is_file():
-        raise TextFileError(f"text file {file} does not exist; check the `path` parameter")
-    size = file.stat().st_size
-    if size > MAX_TEXT_FILE_BYTES:
-        raise TextFileError(f"text file {file.name} is {size / 2**20:.1f} MB; the limit is "
-                            f"{MAX_TEXT_FILE_BYTES // 2**20} MB — split it or sample it first")
-    try:
-        content = file.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise TextFileError(f"text file {file.name} is not UTF-8 (byte {exc.start}); "
-                            "save it as UTF-8 and try again") from None
+    content = read_user_text(file, "text file", (".txt", ".csv"), MAX_TEXT_FILE_BYTES, TextFileError)
     if file.suffix.lower() == ".txt":
         return [line.strip() for line in content.splitlines() if line.strip()]
-    from engine.agents.table_io import sniff_delimiter
-
     reader = csv.DictReader(io.StringIO(content), delimiter=sniff_delimiter(content))  # Excel: ";" in Europe
     reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
     if column not in (reader.fieldnames or []):

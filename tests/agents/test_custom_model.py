@@ -32,9 +32,21 @@ def torchscript_file(tmp_path: Path) -> Path:
     return path
 
 
+def _save_onnx(graph, path: Path, *, ml: bool = False) -> Path:
+    """An ONNX graph saved as a checked model (opset 13; with the ai.onnx.ml domain for ZipMap)."""
+    import onnx
+    from onnx import helper
+
+    opsets = [helper.make_opsetid("", 13)] + ([helper.make_opsetid("ai.onnx.ml", 1)] if ml else [])
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
 @pytest.fixture
 def onnx_file(tmp_path: Path) -> Path:
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     graph = helper.make_graph(
@@ -44,18 +56,12 @@ def onnx_file(tmp_path: Path) -> Path:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
         initializer=[numpy_helper.from_array(W.numpy(), "W"), numpy_helper.from_array(B.numpy(), "B")],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    path = tmp_path / "linear.onnx"
-    onnx.save(model, str(path))
-    return path
+    return _save_onnx(graph, tmp_path / "linear.onnx")
 
 
 def _linear_onnx(path: Path, batch: int | str = "N", elem: int | None = None, inputs: int = 1) -> Path:
     """The W, B linear model as ONNX with a given batch dimension (an int: exported without dynamic
     axes), input element type and number of inputs (extra ones are added to x)."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     elem = TensorProto.FLOAT if elem is None else elem
@@ -68,11 +74,7 @@ def _linear_onnx(path: Path, batch: int | str = "N", elem: int | None = None, in
         nodes, "linear", [helper.make_tensor_value_info(n, elem, [batch, 4]) for n in names],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 3])],
         initializer=[numpy_helper.from_array(W.numpy(), "W"), numpy_helper.from_array(B.numpy(), "B")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    return _save_onnx(graph, path)
 
 
 def test_onnx_models_exported_with_a_fixed_batch_or_other_input_types_run(tmp_path: Path):
@@ -241,7 +243,6 @@ def test_wires_are_checked_against_the_declared_kinds_before_the_run(torchscript
 
 def _image_model(path: Path, shape: list) -> Path:
     """An ONNX model for images of ``shape`` (N, C, H, W) giving two scores (mean of each image)."""
-    import onnx
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
@@ -250,11 +251,7 @@ def _image_model(path: Path, shape: list) -> Path:
         "image", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [shape[0], 2])],
         initializer=[helper.make_tensor("one", TensorProto.INT64, [1], [1])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    return _save_onnx(graph, path)
 
 
 def test_validation_holds_planned_images_to_the_onnx_models_input(tmp_path: Path):
@@ -309,7 +306,6 @@ def test_a_table_models_columns_are_checked_against_a_known_table(onnx_file: Pat
 def _sklearn_like(path: Path) -> Path:
     """What a scikit-learn classifier exported to ONNX looks like: a `label` (int64) output first,
     then `probabilities` (float), then the same as a ZipMap (a list of dicts)."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     graph = helper.make_graph(
@@ -324,10 +320,7 @@ def _sklearn_like(path: Path) -> Path:
          helper.make_value_info("output_probability", helper.make_sequence_type_proto(
              helper.make_map_type_proto(TensorProto.INT64, helper.make_tensor_type_proto(TensorProto.FLOAT, []))))],
         initializer=[numpy_helper.from_array(W.numpy(), "W"), numpy_helper.from_array(B.numpy(), "B")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("ai.onnx.ml", 1)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
+    return _save_onnx(graph, path, ml=True)
 
 
 def test_a_models_output_is_chosen_by_name_or_position(tmp_path: Path, torchscript_file: Path):

@@ -163,7 +163,7 @@ def test_source_reads_txt_and_csv(data_dir: Path):
     ("missing.txt", None, {}, "does not exist"),
     ("latin.txt", "café".encode("latin-1"), {}, "not UTF-8"),
     ("c.csv", b"a,b\n1,2\n", {"column": "text"}, "has no column 'text'"),
-    ("x.json", b"{}", {}, "only .txt"),
+    ("x.json", b"{}", {}, r"a text file must be a \.txt or \.csv file"),
 ])
 def test_source_file_errors_say_what_to_fix(tmp_path: Path, name, content, params, message):
     path = tmp_path / name

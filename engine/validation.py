@@ -533,7 +533,7 @@ def _columns_hint(ctx: _Context, link: _Link, missing: list[str], have: tuple[st
                 if columns is not None and all(c in columns for c in missing):
                     return f"set {name} of node {link.source!r} to {choice!r} (its table has them), or connect another table"
     if len(missing) == 1 and (close := suggest(missing[0], list(have))):
-        return f"did you mean {close[0]!r}? (a column of {link.source!r}'s table)"
+        return f"did you mean {close[0]!r}? (a column of the table from {link.source!r})"
     return f"connect a table that has them, or change the parameters of node {link.target!r}"
 
 

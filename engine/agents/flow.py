@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.agents import tables
-from engine.agents.routing import RouteParams, route_tickets
+from engine.agents.routing import TICKET_COLUMNS, RouteParams, route_tickets
 from engine.agents.sinks import write_csv, write_sqlite
 from engine.kinds import DataKind
 from engine.registry import agent
@@ -131,7 +131,8 @@ class Limit(Agent):
                         required=False)],
        outputs=[PortSpec("tickets", DataKind.TABLE,
                          "request, intent, queue, priority, reason and the entities found")],
-       params=RouteParams, resources=_LIGHT, expected_duration_s=0.005, per_item_s=3e-5)
+       params=RouteParams, resources=_LIGHT, expected_duration_s=0.005, per_item_s=3e-5,
+       columns_fn=lambda _p, _received: TICKET_COLUMNS)
 class Route(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         tickets = route_tickets(inputs["intents"], inputs.get("entities"), self.params)  # type: ignore[arg-type]
@@ -146,6 +147,7 @@ class CsvSinkParams(BaseModel):
                           "allowed; unsafe characters are replaced)")
 
 
+WRITTEN_COLUMNS = ("path", "rows")  # a sink's `written` table
 _WRITTEN = PortSpec("written", DataKind.TABLE, "where the rows went: path and row count")
 
 
@@ -153,6 +155,7 @@ _WRITTEN = PortSpec("written", DataKind.TABLE, "where the rows went: path and ro
        description="Writes a table (or scores, labels, texts) to a CSV file in the data "
        "folder's outputs/ directory.",
        inputs=[PortSpec("in", DataKind.ANY, "what to write", accepts=TABLE_LIKE)], outputs=[_WRITTEN],
+       columns_fn=lambda _p, _received: WRITTEN_COLUMNS,
        params=CsvSinkParams, resources=_LIGHT, expected_duration_s=0.01, per_item_s=5e-5)
 class CsvSink(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
@@ -176,6 +179,7 @@ class SqliteSinkParams(BaseModel):
        description="Writes rows to a table of a SQLite database in the data folder's outputs/ "
        "directory (created when missing).",
        inputs=[PortSpec("in", DataKind.ANY, "what to write", accepts=TABLE_LIKE)], outputs=[_WRITTEN],
+       columns_fn=lambda _p, _received: WRITTEN_COLUMNS,
        params=SqliteSinkParams, resources=_LIGHT, expected_duration_s=0.03, per_item_s=3e-5)
 class SqliteSink(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:

@@ -66,14 +66,16 @@ def _entities_by_text(entities: Any) -> dict[str, dict[str, list[str]]]:
     return found
 
 
+TICKET_COLUMNS = ("text", "intent", "confidence", "queue", "priority", "reason", "order", "amount", "date",
+                  "email", "product")  # a routed ticket's columns (validation checks readers against them)
+
+
 def route_tickets(intents: dict[str, Any], entities: Any, params: RouteParams) -> dict[str, Any]:
     """One ticket per request: queue, priority and the reason, plus the entities found."""
     cols, ids = to_table(intents)
     rules = {r.intent: r for r in params.rules}
     ents = _entities_by_text(entities)
-    out: dict[str, list[Any]] = {k: [] for k in (
-        "text", "intent", "confidence", "queue", "priority", "reason", "order", "amount", "date",
-        "email", "product")}
+    out: dict[str, list[Any]] = {k: [] for k in TICKET_COLUMNS}
     for row, text_id in enumerate(ids):
         intent, conf = str(cols["predicted"][row]), float(cols["confidence"][row])
         text = str(cols.get("text", [""] * len(ids))[row])

@@ -206,6 +206,9 @@ class Embed(_ClassifierAgent):
         return {"vectors": {"vectors": self._forward(texts, ctx, embed=True), "ids": ids}}
 
 
+ENTITY_COLUMNS = ("text_id", "type", "value", "start", "end")  # one row per entity found
+
+
 @agent("text.entities", category="text", label="Entities", color=_COLOR,
        description="Finds order numbers, dates, amounts, e-mail addresses and product names in "
        "each text (a convolutional token tagger trained on synthetic requests); one row per entity.",
@@ -213,7 +216,7 @@ class Embed(_ClassifierAgent):
        outputs=[PortSpec("entities", DataKind.TABLE,
                          "columns text_id, type, value, start, end; one row per entity")],
        params=NoModelParams, resources=_MODEL_DEMAND, expected_duration_s=0.014, per_item_s=2.5e-4,
-       memory_per_item_mb=0.015,
+       memory_per_item_mb=0.015, columns_fn=lambda _p, _received: ENTITY_COLUMNS,
        card=runtime.read_card("entities"))
 class Entities(TorchAgent):
     def build(self, device: str) -> None:
@@ -230,7 +233,7 @@ class Entities(TorchAgent):
 
         texts, ids, _ = _texts_of(inputs["texts"], ctx)
         self.ready(ctx)
-        cols: dict[str, list[Any]] = {"text_id": [], "type": [], "value": [], "start": [], "end": []}
+        cols: dict[str, list[Any]] = {c: [] for c in ENTITY_COLUMNS}
         with runtime.torch_threads(ctx.threads), torch.no_grad():
             for part in runtime.batches(len(texts), ctx.batch_size):
                 ctx.check_cancelled()

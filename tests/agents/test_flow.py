@@ -227,3 +227,31 @@ def test_csv_sink_neutralises_text_a_spreadsheet_would_run(data_dir: Path):
         rows = list(csv.DictReader(fh))
     assert [r["text"] for r in rows] == ["'=HYPERLINK(\"http://x\",\"click\")", "'+1 555", "'@SUM(A1)", "fine", "'-"]
     assert [r["amount"] for r in rows] == ["-3", "2.5", "0", "1", "-1"]
+
+
+def test_routed_tickets_entities_and_sink_reports_have_known_columns(data_dir: Path) -> None:
+    """The customer-service template's branch reads the routed tickets' `priority`: a typo there is
+    found before the run, with the column meant; the columns declared are the ones emitted."""
+    import json
+
+    from engine.agents.flow import WRITTEN_COLUMNS
+    from engine.agents.routing import TICKET_COLUMNS
+    from engine.registry import default_registry
+    from engine.validation import validate
+    from engine.workflow import Workflow
+
+    registry = default_registry()
+    data = json.loads((Path(__file__).resolve().parents[2] / "examples" / "customer-service.json").read_text())
+    assert [i for i in validate(Workflow.model_validate(data), registry) if i.severity == "error"] == []
+    for node in data["nodes"]:
+        if node["id"] == "priority":
+            node["params"]["field"] = "priorty"
+    (issue,) = [i for i in validate(Workflow.model_validate(data), registry) if i.severity == "error"]
+    assert issue.code == "missing_columns" and issue.node == "priority"
+    assert issue.hint == "did you mean 'priority'? (a column of the table from 'route')"
+    intents = {"scores": torch.tensor([[0.9, 0.1]]), "classes": ["refund", "other"], "ids": ["t0"],
+               "texts": ["refund order #123"]}
+    tickets = run(Route(RouteParams()), intents=intents)["tickets"]
+    assert tuple(tickets["columns"]) == TICKET_COLUMNS
+    written = run(CsvSink(CsvSinkParams(filename="x.csv")), **{"in": PEOPLE})["written"]
+    assert tuple(written["columns"]) == WRITTEN_COLUMNS

@@ -176,8 +176,11 @@ class _MlpScorer(Agent):
                 out.append(self.model(x[part].to(self.device)).softmax(1).cpu())
                 ctx.progress(part.stop, len(x))
         scores, n = torch.cat(out), len(x)
+        truth = _truth(table, config, n)
+        if truth is not None and n:
+            ctx.log(_accuracy_line(scores.argmax(1), truth, list(config.classes)))
         payload: dict[str, Any] = {"scores": scores, "classes": list(config.classes),
-                                   "ids": table["ids"][:n], "labels": _truth(table, config, n)}
+                                   "ids": table["ids"][:n], "labels": truth}
         if self.entity_column and self.entity_column in columns:
             payload["entities"] = list(columns[self.entity_column][:n])
         return {"scores": payload}
@@ -195,6 +198,18 @@ def _numbers(values: Any, column: str, ids: list[str]) -> list[float]:
         raise ValueError(f"column {column!r} {what} at {row}; the model needs a number in every row: "
                          "fill it in or drop the row (a flow.branch on that column can drop it)")
     return out
+
+
+def _accuracy_line(predicted: Any, truth: Any, classes: list[str]) -> str:
+    """The log line a scorer writes when its table carries the ground truth: accuracy, and how
+    many of the risky (last) class it found, which a rare class's accuracy hides."""
+    accuracy = float((predicted == truth).float().mean())
+    risky = len(classes) - 1
+    actual = int((truth == risky).sum())
+    found = int(((predicted == risky) & (truth == risky)).sum())
+    flagged = int((predicted == risky).sum())
+    return (f"accuracy against ground truth: {accuracy:.3f} ({len(truth):,} rows); {classes[risky]}: "
+            f"{found} of {actual} found, {flagged - found} flagged wrongly")
 
 
 def _truth(table: dict, config: Any, n: int) -> Any:

@@ -93,7 +93,8 @@ def test_a_scorer_on_a_users_csv_beats_chance_and_reads_its_truth(tmp_path: Path
     table = CsvTable(CsvTableParams(path=str(path), target="is_fraud")).run({}, ctx)["table"]
     assert len(table["ids"]) == 400 and table["ids"][0].startswith("tx-") and table["target"] == "is_fraud"
     assert any("read 400 rows x 9 columns (8 numeric)" in line for line in ctx.logs)
-    scores = FraudScore(FraudScore.spec.params()).run({"table": table}, RunContext())["scores"]
+    scored = RunContext()
+    scores = FraudScore(FraudScore.spec.params()).run({"table": table}, scored)["scores"]
     truth = scores["labels"]
     assert truth is not None and len(truth) == 400
     predicted = scores["scores"].argmax(1)
@@ -103,6 +104,9 @@ def test_a_scorer_on_a_users_csv_beats_chance_and_reads_its_truth(tmp_path: Path
     false_alarms = float(predicted[truth == 0].float().mean())
     assert accuracy > always_legit and recall > 0.5 and false_alarms < 0.05, (accuracy, recall, false_alarms)
     assert scores["entities"][:2] == table["columns"]["customer"][:2]
+    found, actual = int((predicted[truth == 1] == 1).sum()), int((truth == 1).sum())
+    assert scored.logs[-1] == (f"accuracy against ground truth: {accuracy:.3f} (400 rows); fraud: {found} of "
+                               f"{actual} found, {int((predicted[truth == 0] == 1).sum())} flagged wrongly")
 
 
 def test_a_missing_cell_in_a_feature_names_the_row(tmp_path: Path):

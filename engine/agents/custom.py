@@ -43,7 +43,7 @@ class CustomModelParams(BaseModel):
                         "empty: the first")
     columns: list[str] = Field(default_factory=list, max_length=10_000,
                                description="table input: the numeric columns, in the model's order "
-                               "(empty: all numeric columns)")
+                               "(empty: all numeric columns but the ground truth)")
     classes: list[str] = Field(default_factory=list, max_length=100_000,
                                description="class names of the output (scores / labels)")
     softmax: bool = Field(True, description="scores / labels: apply softmax to the outputs")
@@ -80,7 +80,8 @@ def input_tensor(payload: Any, kind: str, columns: list[str]) -> Any:
             raise wrong(f"{key} has shape {tuple(value.shape)}")
         return value
     cols = payload["columns"]
-    names = columns or [c for c, v in cols.items() if _numeric(v)]
+    truth = payload.get("target")  # the ground-truth column is never a feature (it would leak the answer)
+    names = columns or [c for c, v in cols.items() if c != truth and _numeric(v)]
     missing = [c for c in names if c not in cols]
     if missing or not names:
         raise wrong(f"the table lacks numeric column(s) {missing or '(none found)'}")

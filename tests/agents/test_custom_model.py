@@ -139,6 +139,10 @@ def test_onnx_model_reads_table_columns_and_gives_labels(onnx_file: Path):
                "classes": ["a", "b", "c"]}, table)
     expected = (X @ W + B).argmax(1).tolist()
     assert out["labels"] == [["a", "b", "c"][k] for k in expected] and out["ids"] == ["p", "q", "r"]
+    # a table that names its ground truth (tabular.source, tabular.csv's target): never a feature
+    labelled = {**table, "columns": {**table["columns"], "is_fraud": [0, 1, 0]}, "target": "is_fraud"}
+    assert run({"path": str(onnx_file), "input_kind": "table", "output_kind": "labels",
+                "classes": ["a", "b", "c"]}, labelled)["labels"] == out["labels"]
 
 
 def test_both_formats_agree_and_batches_report_progress(torchscript_file: Path, onnx_file: Path):

@@ -248,6 +248,29 @@ def test_in_lab_mode_nodes_read_only_the_uploads_folder(data_dir: Path, tmp_path
     assert read(str(secret)) == ["the server's own file"] and finding(str(secret)) is None
 
 
+def test_lab_mode_keeps_a_csv_table_outside_the_uploads_unread(data_dir: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The table source, its planner and its column picker read nothing outside the folders a
+    shared server allows: not the rows, not the header."""
+    from engine.agents.table_io import header, read_table, table_shape
+    from engine.errors import DataPathError
+    from engine.validation import validate
+    from engine.workflow import Workflow
+
+    secret = tmp_path / "elsewhere" / "salaries.csv"
+    secret.parent.mkdir()
+    secret.write_text("name,salary\nceo,999\n")
+    mine = uploads.store_upload("tables", "mine.csv", b"a,b\n1,2\n")
+    monkeypatch.setenv("SERVICEGRID_LAB_MODE", "1")
+    with pytest.raises(DataPathError, match="outside the folders"):
+        read_table(str(secret))
+    assert header(str(secret)) == [] and table_shape(str(secret)) is None
+    wf = Workflow.model_validate({"name": "lab", "nodes": [
+        {"id": "t", "agent": "tabular.csv", "params": {"path": str(secret)}}], "edges": []})
+    assert [i.code for i in validate(wf) if i.severity == "error"] == ["missing_file"]
+    assert header(mine.path) == ["a", "b"] and table_shape(mine.path) == (("a", "b"), 1)
+
+
 def test_each_owner_keeps_and_lists_their_own_files(data_dir: Path) -> None:
     """The lab mode's users each get a folder: one never sees another's uploads in the list."""
     alice = uploads.store_upload("images", "scan.png", png(), owner="alice@school.org")

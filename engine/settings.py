@@ -9,6 +9,7 @@ from pathlib import Path
 from engine.errors import DataPathError
 
 UPLOADS_DIR = "uploads"  # under the data folder: files handed over in the browser (engine.uploads)
+MAX_NAME_BYTES = 255  # the longest file or folder name Linux, macOS and Windows file systems allow
 
 
 def data_dir() -> Path:
@@ -44,10 +45,17 @@ def resolve_data_path(path: str) -> Path:
     under the data folder, where browser uploads are kept (``engine.uploads``).
 
     Raises:
-        DataPathError: the file (links and ``..`` followed) lies outside ``file_roots()``.
+        DataPathError: the file (links and ``..`` followed) lies outside ``file_roots()``, or a
+            name in the path is longer than a file system allows (every check of such a path
+            would raise ``OSError``).
     """
     candidate = Path(path).expanduser()
     file = candidate if candidate.is_absolute() else data_dir() / candidate
+    long = next((part for part in file.parts if len(os.fsencode(part)) > MAX_NAME_BYTES), None)
+    if long is not None:
+        raise DataPathError(f"{path[:80]!r}{'...' if len(path) > 80 else ''}: a name in the path is "
+                            f"{len(os.fsencode(long))} bytes long, more than a file name may be "
+                            f"({MAX_NAME_BYTES}); check the path")
     roots = file_roots()
     if roots is not None:
         real = file.resolve()

@@ -62,3 +62,14 @@ def test_an_image_or_a_model_that_is_not_what_it_says_is_found(tmp_path: Path):
     model.write_bytes(b"\x80\x04pickle")
     ((code, message),) = _problems({"agent": "custom.model", "params": {"path": str(model)}})
     assert code == "unreadable_file" and "model.pt is not a TorchScript archive (it is not a zip file)" in message
+
+
+def test_a_path_with_a_name_too_long_for_any_file_system_is_a_finding_not_a_crash():
+    """Every check of such a path raises OSError (ENAMETOOLONG): validation raised it."""
+    long = "x" * 300 + ".csv"
+    for node in ({"agent": "tabular.csv", "params": {"path": long}},
+                 {"agent": "text.source", "params": {"mode": "file", "path": "uploads/" + long}},
+                 {"agent": "custom.model", "params": {"path": long}},
+                 {"agent": "vision.source", "params": {"dataset": "uploads", "paths": [long]}}):
+        ((code, message),) = _problems(node)
+        assert code == "missing_file" and "a name in the path is 304 bytes long" in message, node

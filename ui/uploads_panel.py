@@ -23,6 +23,7 @@ from ui.forms import sync_widget
 from ui.render import code_md, escape_md
 
 _NONE = ""
+PREVIEW_ROWS = 5  # rows of a CSV table shown as they will be read
 
 
 @dataclass(frozen=True)
@@ -155,12 +156,15 @@ def _text_column(node: NodeSpec, set_param: SetParam) -> None:
 
 
 def _table_columns(node: NodeSpec, set_param: SetParam) -> None:
-    """For a CSV table: pick its id and ground-truth columns from the file's own header."""
+    """For a CSV table: a preview of its first rows as they will be read (numbers or text), then
+    its id and ground-truth columns picked from the file's own header."""
     from engine.agents.table_io import header
 
-    columns = header(str(node.params.get("path") or ""))
+    path = str(node.params.get("path") or "")
+    columns = header(path)
     if not columns:
         return
+    _table_preview(path, str(node.params.get("id_column") or ""), node.id)
     for param, label, empty, help_text in (
             ("id_column", "Id column", "(a column named id, else row numbers)",
              "The column holding each row's id: merges join on it, sinks write it."),
@@ -176,6 +180,20 @@ def _table_columns(node: NodeSpec, set_param: SetParam) -> None:
         st.selectbox(label, options, index=index, key=key, help=help_text + " From the file's header line.",
                      on_change=lambda p=param, k=key, e=empty: set_param(p, "" if st.session_state[k] == e
                                                                          else st.session_state[k]))
+
+
+def _table_preview(path: str, id_column: str, node_id: str) -> None:
+    from engine.agents.table_io import read_table
+
+    try:
+        table = read_table(path, id_column, max_rows=PREVIEW_ROWS)
+    except ValueError:  # a malformed file: the node's finding says where
+        return
+    rows = [{"id": row_id, **{c: values[i] for c, values in table.columns.items()}} for i, row_id in enumerate(table.ids)]
+    st.caption(f"First {len(rows)} rows as read: " + ", ".join(
+        f"{escape_md(c)} ({kind})" for c, kind in list(table.types.items())[:12])
+        + (" ..." if len(table.types) > 12 else ""))
+    st.dataframe(rows, hide_index=True, key=f"upload.preview.{node_id}")
 
 
 def _owner() -> str | None:

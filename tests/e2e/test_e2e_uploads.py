@@ -122,6 +122,7 @@ def test_upload_a_table_pick_its_truth_column_and_score_it(page, app_url, tmp_pa
     expect(page.get_by_text(re.compile(r"Kept my_transactions\.csv \(table, 120 rows x 9 columns \(8 numeric\)"))) \
         .to_be_visible()
     expect(node(page, "csv_1")).not_to_have_class(re.compile(r"has-error"))
+    expect(page.get_by_text(re.compile(r"First 5 rows as read: amount \(float\), hour \(float\)"))).to_be_visible()
     expect(page.locator(".sg-edge-label")).to_contain_text("120 items")
     choose(page, "Ground-truth column", "is_fraud")
     expect(page.get_by_role("textbox", name="Target")).to_have_value("is_fraud")  # the node holds it

@@ -45,6 +45,7 @@ class PlannedItems:
     shape_in: dict[str, ImageShape | None] = field(default_factory=dict)
     shape_out: dict[str, ImageShape | None] = field(default_factory=dict)
     columns_out: dict[str, tuple[str, ...] | None] = field(default_factory=dict)  # a table's, where known
+    port_columns: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)  # agents with several
 
     def images(self, node_id: str) -> ImageSizes:
         """The planned shape of one image ``node_id`` receives and of one it emits."""
@@ -65,6 +66,12 @@ class PlannedItems:
         """What the node reserves: ``spec``'s demand with the node's ``overrides``, its memory
         grown for the items it handles and the images planned for it (``AgentSpec.demand_for``)."""
         return spec.demand_for(overrides, params, self.handled(node_id, spec), images=self.images(node_id))
+
+    def columns_on(self, node_id: str, port: str | None) -> tuple[str, ...] | None:
+        """The columns of the table that leaves ``node_id`` by output ``port``, where known."""
+        if port is not None and (node_id, port) in self.port_columns:
+            return self.port_columns[(node_id, port)]
+        return self.columns_out.get(node_id)
 
     def on_port(self, node_id: str, port: str | None) -> int | None:
         """The items that leave ``node_id`` by output ``port`` (the node's count when the agent
@@ -100,7 +107,11 @@ def planned_items(workflow: Workflow | Mapping[str, Any], registry: Registry) ->
         try:
             parsed = spec.parse_params(params)
             planned.shape_out[nid] = spec.emitted_shape(parsed, planned.shape_in[nid])
-            planned.columns_out[nid] = spec.emitted_columns(parsed, [planned.columns_out.get(p) for p, _ in preds[nid]])
+            columns = spec.emitted_columns(parsed, [planned.columns_on(p, port) for p, port in preds[nid]])
+            if isinstance(columns, dict):
+                planned.port_columns.update(((nid, port), cols) for port, cols in columns.items())
+            else:
+                planned.columns_out[nid] = columns
             if preds[nid] and not known:
                 continue
             ports = spec.port_items(parsed, planned.items_in[nid])

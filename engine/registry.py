@@ -11,7 +11,7 @@ import importlib
 import inspect
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any
@@ -66,7 +66,8 @@ def agent(
     kinds_fn: Callable[[BaseModel], dict[str, tuple[DataKind, str]]] | None = None,
     shape_fn: Callable[[BaseModel, ImageShape | None], ImageShape | None] | None = None,
     per_image_fn: Callable[[BaseModel, ImageSizes], tuple[float, ...]] | None = None,
-    columns_fn: Callable[[BaseModel, list[tuple[str, ...] | None]], Iterable[str] | None] | None = None,
+    columns_fn: Callable[[BaseModel, list[tuple[str, ...] | None]],
+                         Iterable[str] | Mapping[str, Iterable[str]] | None] | None = None,
     needs_columns_fn: Callable[[BaseModel], tuple[str, ...]] | None = None,
     needs_shape_fn: Callable[[BaseModel], NeededShape | None] | None = None,
 ) -> Callable[[type[Agent]], type[Agent]]:

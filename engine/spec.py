@@ -341,7 +341,8 @@ class AgentSpec:
         columns_fn: for agents whose output table's columns are known before the run: those
             columns, from the params and the columns of the table on each connected input, in
             edge order (None where unknown); None: unknown. A table source says its data set's,
-            a join what it gives, a limit or branch what it receives. Without it the columns are
+            a join what it gives, a limit or branch what it receives. An agent with several
+            table outputs gives ``{output port: columns}``. Without it the columns are
             unknown (a model's or a sink's output), and nothing after it is checked.
         needs_columns_fn: the columns every table arriving on its inputs must have, for these
             params (a scorer's features, a branch's field). Validation reports the ones a
@@ -385,7 +386,8 @@ class AgentSpec:
     kinds_fn: Callable[[BaseModel], dict[str, tuple[DataKind, str]]] | None = None
     shape_fn: Callable[[BaseModel, ImageShape | None], ImageShape | None] | None = None
     per_image_fn: Callable[[BaseModel, ImageSizes], tuple[float, ...]] | None = None
-    columns_fn: Callable[[BaseModel, list[tuple[str, ...] | None]], Iterable[str] | None] | None = None
+    columns_fn: Callable[[BaseModel, list[tuple[str, ...] | None]],
+                         Iterable[str] | Mapping[str, Iterable[str]] | None] | None = None
     needs_columns_fn: Callable[[BaseModel], tuple[str, ...]] | None = None
     needs_shape_fn: Callable[[BaseModel], NeededShape | None] | None = None
 
@@ -439,12 +441,15 @@ class AgentSpec:
             return received
         return None
 
-    def emitted_columns(self, params: BaseModel | None,
-                        received: list[tuple[str, ...] | None]) -> tuple[str, ...] | None:
-        """The columns of the table the node emits, in order (``columns_fn``; None: unknown)."""
+    def emitted_columns(self, params: BaseModel | None, received: list[tuple[str, ...] | None]
+                        ) -> tuple[str, ...] | dict[str, tuple[str, ...]] | None:
+        """The columns of the table the node emits, in order, or ``{output port: columns}`` for
+        an agent with several table outputs (``columns_fn``; None: unknown)."""
         if self.columns_fn is None or params is None:
             return None
         columns = self.columns_fn(params, received)
+        if isinstance(columns, Mapping):
+            return {port: tuple(dict.fromkeys(cols)) for port, cols in columns.items()}
         return None if columns is None else tuple(dict.fromkeys(columns))
 
     @property

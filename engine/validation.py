@@ -501,7 +501,7 @@ def _check_columns(ctx: _Context, links: list[_Link]) -> None:
             continue
         params = ctx.params.get(link.target)
         needed = spec.needs_columns_fn(params) if params is not None else ()
-        have = ctx.sized().columns_out.get(link.source) if needed else None
+        have = ctx.sized().columns_on(link.source, link.source_port) if needed else None
         missing = [c for c in needed if have is not None and c not in have]
         if not missing or have is None:
             continue

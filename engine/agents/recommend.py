@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.agents import runtime
 from engine.agents.recsys_data import columns_of
+from engine.agents.table_columns import ITEM_COLUMNS, LOG_COLUMNS, USER_COLUMNS
 from engine.agents.torch_agent import TorchAgent
 from engine.kinds import DataKind
 from engine.registry import agent
@@ -19,7 +20,7 @@ from engine.spec import Agent, PortSpec, RunContext
 
 _CFG = ConfigDict(extra="forbid", allow_inf_nan=False)
 _COLOR = "#f59e0b"
-_LOG_COLUMNS = ("user", "item", "event", "timestamp", "category", "price")
+_LOG_COLUMNS = LOG_COLUMNS
 _LOG_IN = PortSpec("interactions", DataKind.TABLE,
                    "interaction log: user, item, event, timestamp, category, price")
 
@@ -39,7 +40,8 @@ class BehaviourParams(BaseModel):
                 PortSpec("users", DataKind.TABLE, "per-user behaviour features")],
        params=BehaviourParams, resources=ResourceDemand(cpu=1, memory_mb=64),
        expected_duration_s=0.05, per_item_s=1.2e-5, memory_per_item_mb=4e-4,
-       items_fn=lambda p, _: {"interactions": p.n_users * p.events_per_user, "users": p.n_users})
+       items_fn=lambda p, _: {"interactions": p.n_users * p.events_per_user, "users": p.n_users},
+       columns_fn=lambda _p, _received: {"interactions": LOG_COLUMNS, "users": USER_COLUMNS})
 class Behaviour(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         from engine.agents.recsys_data import generate_log, user_features
@@ -58,7 +60,8 @@ class Behaviour(Agent):
        "events, purchases, conversion rate, popularity rank.",
        inputs=[_LOG_IN], outputs=[PortSpec("items", DataKind.TABLE, "one row per item")],
        resources=ResourceDemand(cpu=1, memory_mb=32), expected_duration_s=0.005, per_item_s=3e-6,
-       memory_per_item_mb=2e-4)
+       memory_per_item_mb=2e-4, needs_columns_fn=lambda _: LOG_COLUMNS,
+       columns_fn=lambda _p, _received: ITEM_COLUMNS)
 class Items(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         from engine.agents.recsys_data import item_features
@@ -105,7 +108,8 @@ class MFParams(BaseModel):
        per_item_fn=lambda p: _MF_SCORE_S if p.mode == "pretrained" else
        (_MF_FIT_S + _MF_FIT_PER_DIM_S * p.dim) * p.epochs,
        memory_fn=lambda p, n: n * (_MF_SCORE_MB if p.mode == "pretrained" else _MF_FIT_MB),
-       items_fn=lambda p, n: None if n is None else max(1, n // _EVENTS_PER_USER))  # a row of scores per user
+       items_fn=lambda p, n: None if n is None else max(1, n // _EVENTS_PER_USER),  # a row of scores per user
+       needs_columns_fn=lambda _: ("user", "item"))
 class CollaborativeFilter(TorchAgent):
     def build(self, device: str) -> None:
         self.pretrained = runtime.load_weights("mf") if self.params.mode != "fit" else None  # type: ignore[attr-defined]

@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from engine.agents.table_columns import ITEM_COLUMNS, LOG_COLUMNS, USER_COLUMNS
+
 CATEGORIES = ("books", "electronics", "garden", "toys", "sports", "beauty", "kitchen", "music")
 EVENTS = ("view", "click", "purchase")
 
@@ -45,8 +47,7 @@ def generate_log(n_users: int = 300, n_items: int = 200, events_per_user: int = 
     i_lat = torch.randn(n_items, 4, generator=g)
     logits = taste[:, item_cat] + popularity + 0.8 * u_lat @ i_lat.T
     counts = torch.poisson(torch.full((n_users,), float(events_per_user)), generator=g).clamp(min=3)
-    cols: dict[str, list[Any]] = {k: [] for k in ("user", "item", "event", "timestamp",
-                                                  "category", "price")}
+    cols: dict[str, list[Any]] = {k: [] for k in LOG_COLUMNS}
     clock = 0
     for u in range(n_users):
         n = int(counts[u])
@@ -122,9 +123,7 @@ def user_features(cols: dict[str, list[Any]]) -> dict[str, Any]:
         r["last"] = max(r["last"], int(t))
         cats[u][c] += 1
     users = sorted(rows)
-    out: dict[str, list[Any]] = {k: [] for k in ("user", "events", "purchases", "purchase_rate",
-                                                 "distinct_items", "favourite_category",
-                                                 "favourite_share", "mean_price", "last_seen")}
+    out: dict[str, list[Any]] = {k: [] for k in USER_COLUMNS}
     for u in users:
         r, (fav, fav_n) = rows[u], cats[u].most_common(1)[0]
         for key, value in zip(out, (u, r["events"], r["purchases"],
@@ -148,8 +147,7 @@ def item_features(cols: dict[str, list[Any]]) -> dict[str, Any]:
     items = sorted(rows)
     by_pop = sorted(items, key=lambda i: (-len(rows[i]["users"]), i))
     rank = {i: k + 1 for k, i in enumerate(by_pop)}
-    out: dict[str, list[Any]] = {k: [] for k in ("item", "category", "price", "users", "events",
-                                                 "purchases", "conversion", "popularity_rank")}
+    out: dict[str, list[Any]] = {k: [] for k in ITEM_COLUMNS}
     for i in items:
         r = rows[i]
         for key, value in zip(out, (i, r["category"], r["price"], len(r["users"]), r["events"],

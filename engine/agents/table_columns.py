@@ -1,4 +1,4 @@
-"""The columns of the tables ``tabular.source`` emits and the tabular agents read, known without
+"""The columns of the tables ``tabular.source`` and the recommendation agents emit and read, known without
 loading any data (validation checks a table's columns against what its readers need before a
 run; ``tests/agents/test_tabular.py`` checks these lists against the generated and real tables).
 """
@@ -14,6 +14,12 @@ _CANCER_MEASURES = ("radius", "texture", "perimeter", "area", "smoothness", "com
 # scikit-learn's order: the means, the standard errors, the worst values of the ten measures
 CANCER_FEATURES = (tuple(f"mean {m}" for m in _CANCER_MEASURES) + tuple(f"{m} error" for m in _CANCER_MEASURES)
                    + tuple(f"worst {m}" for m in _CANCER_MEASURES))
+
+# the recommendation agents: an interaction log, per-user and per-item features
+LOG_COLUMNS = ("user", "item", "event", "timestamp", "category", "price")
+USER_COLUMNS = ("user", "events", "purchases", "purchase_rate", "distinct_items", "favourite_category",
+                "favourite_share", "mean_price", "last_seen")
+ITEM_COLUMNS = ("item", "category", "price", "users", "events", "purchases", "conversion", "popularity_rank")
 
 DATASET_COLUMNS: dict[str, tuple[str, ...]] = {
     "breast_cancer": (*CANCER_FEATURES, "diagnosis"),

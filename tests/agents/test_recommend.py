@@ -118,3 +118,40 @@ def test_recommendations_follow_each_users_favourite_categories(shop):
         top2[user] = {c for c, _ in cats.most_common(2)}
     share = sum(c in top2[u] for u, c in zip(rec["user"], rec["category"], strict=True)) / len(rec["user"])
     assert share > 0.5  # random items would land in a user's two top categories ~25 % of the time
+
+
+def test_the_declared_columns_are_the_emitted_ones_and_readers_are_checked(tmp_path) -> None:
+    """recommend.behaviour declares each output's columns (a log and per-user features), item
+    features theirs; a branch on a typo of a user feature, or a user's own CSV log without a
+    timestamp, is refused before the run with the column meant."""
+    from engine.agents.table_columns import ITEM_COLUMNS, LOG_COLUMNS, USER_COLUMNS
+    from engine.registry import default_registry
+    from engine.validation import validate
+    from engine.workflow import Workflow
+
+    registry = default_registry()
+    behaviour = registry.get("recommend.behaviour")
+    out = behaviour.build(behaviour.parse_params({"n_users": 5, "n_items": 6})).run({}, RunContext())
+    assert tuple(out["interactions"]["columns"]) == LOG_COLUMNS and tuple(out["users"]["columns"]) == USER_COLUMNS
+    items = registry.get("recommend.items")
+    table = items.build(items.parse_params({})).run({"interactions": out["interactions"]}, RunContext())["items"]
+    assert tuple(table["columns"]) == ITEM_COLUMNS
+
+    def flow(field: str, port: str) -> list[tuple[str, str]]:
+        wf = Workflow.model_validate({"schema_version": 1, "name": "w", "nodes": [
+            {"id": "b", "agent": "recommend.behaviour"},
+            {"id": "x", "agent": "flow.branch", "params": {"field": field, "op": ">", "value": 0.1}}],
+            "edges": [{"source": "b", "source_port": port, "target": "x"}]})
+        return [(i.code, i.hint) for i in validate(wf, registry) if i.severity == "error"]
+
+    assert flow("purchase_rate", "users") == []
+    assert flow("purchase_rates", "users") == [
+        ("missing_columns", "did you mean 'purchase_rate'? (a column of the table from 'b')")]
+    assert [c for c, _ in flow("purchase_rate", "interactions")] == ["missing_columns"]  # the log has none
+    log = tmp_path / "log.csv"
+    log.write_text("user,item,event,category,price\nu1,i1,view,books,3.5\n", encoding="utf-8")
+    wf = Workflow.model_validate({"schema_version": 1, "name": "w", "nodes": [
+        {"id": "t", "agent": "tabular.csv", "params": {"path": str(log)}},
+        {"id": "f", "agent": "recommend.items"}], "edges": [{"source": "t", "target": "f"}]})
+    (issue,) = [i for i in validate(wf, registry) if i.severity == "error"]
+    assert issue.code == "missing_columns" and "'timestamp'" in issue.message

@@ -244,7 +244,11 @@ def test_monitor_live_cancel_resume_history(page, app_url, tmp_path):
     choose(page, "Open run", re.compile(r"e2e-resume · cancelled"))
     page.get_by_role("button", name="Resume").click()
     expect(progress(page)).to_contain_text("running", timeout=30000)
-    node_options = options_of(page, "Node")
+    for _ in range(30):  # the run page may draw the resumed run before its cached nodes are taken
+        node_options = options_of(page, "Node")
+        if any(o.startswith("mid (") and "queued" not in o and "waiting" not in o for o in node_options):
+            break
+        page.wait_for_timeout(500)
     assert any(o.startswith("src (cached)") for o in node_options), node_options
     assert any(o.startswith("mid (cached)") for o in node_options), node_options
     cancel_run(page)

@@ -115,16 +115,32 @@ def _needs_shape(p: CustomModelParams) -> tuple[int | None, int | None, int | No
     return shape[1], shape[2], shape[3]
 
 
+_RANKS = {"image_batch": (4, "N x channels x height x width"), "embedding": (2, "N x dimensions"),
+          "table": (2, "N x columns")}
+
+
 def _model_file_problem(p: CustomModelParams) -> str | None:
     """What the loader would refuse from the file's size, suffix and first bytes (the full load
-    is left to the run), or None."""
-    from engine.agents.model_files import detect_format, resolve_model_path
+    is left to the run); for an ONNX file, an input that cannot take what ``input_kind`` and
+    ``columns`` declare (its rank, its number of columns); or None."""
+    from engine.agents.model_files import detect_format, onnx_input_shape, resolve_model_path
     from engine.errors import ModelFileError
 
     try:
-        detect_format(resolve_model_path(p.path), p.format)
+        fmt = detect_format(resolve_model_path(p.path), p.format)
     except (ModelFileError, OSError, ValueError) as exc:
         return str(exc)
+    shape = onnx_input_shape(p.path) if fmt == "onnx" and p.input_kind in _RANKS else None
+    if shape is None:
+        return None
+    rank, layout = _RANKS[p.input_kind]
+    shown = "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+    if len(shape) != rank:
+        return (f"input_kind {p.input_kind!r} gives the model {layout}, but its input is {shown}; "
+                f"set input_kind to what the model takes")
+    if p.input_kind == "table" and p.columns and shape[1] is not None and shape[1] != len(p.columns):
+        return (f"the model takes {shape[1]} values per row ({shown}) but `columns` names "
+                f"{len(p.columns)}; list the {shape[1]} columns it was trained on, in order")
     return None
 
 

@@ -369,3 +369,26 @@ def test_a_torchscript_models_tuple_output_is_chosen_by_position(tmp_path: Path)
     assert torch.allclose(first, X @ W + B, atol=1e-5) and torch.allclose(second, X * 2)
     with pytest.raises(ValueError, match=r"output 2 was asked for, but the model returns 2 values; set `output` to 0..1"):
         run({"path": str(path), "output_kind": "tensor", "output": "2"}, {"tensor": X})
+
+
+def test_an_onnx_input_that_cannot_take_the_declared_payload_is_found_before_the_run(onnx_file: Path,
+                                                                                     tmp_path: Path):
+    """The model takes [N, 4]: declared as images, or fed 5 named columns, validation says so
+    (unreadable_file) from the file, before anything runs."""
+    from engine.registry import default_registry
+    from engine.validation import validate
+    from engine.workflow import Workflow
+
+    def problems(**params: object) -> list[str]:
+        wf = Workflow.model_validate({"schema_version": 1, "name": "w", "nodes": [
+            {"id": "m", "agent": "custom.model", "params": {"path": str(onnx_file), **params}}]})
+        return [i.message for i in validate(wf, default_registry()) if i.code == "unreadable_file"]
+
+    assert problems(input_kind="table", columns=["a", "b", "c", "d"]) == []
+    assert problems(input_kind="tensor") == []
+    assert problems(input_kind="image_batch") == [
+        "node 'm' (custom.model): input_kind 'image_batch' gives the model N x channels x height x width, "
+        "but its input is [?, 4]; set input_kind to what the model takes"]
+    assert problems(input_kind="table", columns=["a", "b", "c", "d", "e"]) == [
+        "node 'm' (custom.model): the model takes 4 values per row ([?, 4]) but `columns` names 5; list "
+        "the 4 columns it was trained on, in order"]

@@ -59,11 +59,24 @@ def _show(store: Any, run_id: str, as_json: bool) -> int:
         print(f"servicegrid runs show: no run {run_id!r} in the database; list them with `servicegrid runs`",
               file=sys.stderr)
         return 1
+    logs = node_logs(store, run_id)
     if as_json:
-        print(json.dumps(detail.to_dict(), indent=2, default=str))
+        print(json.dumps({**detail.to_dict(), "logs": logs}, indent=2, default=str))
     else:
-        print(format_detail(detail))
+        print(format_detail(detail, logs))
     return 0
+
+
+MAX_LOG_LINES = 20  # per node in the text view (all of them in --json)
+
+
+def node_logs(store: Any, run_id: str) -> dict[str, list[str]]:
+    """What each node logged during the run (an agent's accuracy, the split it chose...), in order."""
+    logs: dict[str, list[str]] = {}
+    for event in store.run_events(run_id, kinds=["NodeLog"]):
+        if event.node_id is not None:
+            logs.setdefault(event.node_id, []).append(event.message)
+    return logs
 
 
 def _when(t: float | None) -> str:
@@ -85,7 +98,7 @@ def format_runs(runs: list[Any]) -> str:
     return "\n".join(lines)
 
 
-def format_detail(detail: Any) -> str:
+def format_detail(detail: Any, logs: dict[str, list[str]] | None = None) -> str:
     s = detail.summary
     lines = [f"run {s.id}: {s.status}  workflow {s.workflow_name!r}  policy {s.policy}",
              f"started {_when(s.started)}  finished {_when(s.finished)}  time {_f(s.duration_s, 2)} s"
@@ -107,4 +120,11 @@ def format_detail(detail: Any) -> str:
         if n.error_message:
             kind = f"{n.error_type}: " if n.error_type else ""
             lines.append(f"{'':<{w}}    {kind}{n.error_message[:200]}")
+    if logs:
+        lines += ["", "logs:"]
+        for n in detail.nodes:
+            said = logs.get(n.node_id, [])
+            lines += [f"  {n.node_id}: {line[:300]}" for line in said[:MAX_LOG_LINES]]
+            if len(said) > MAX_LOG_LINES:
+                lines.append(f"  {n.node_id}: ... {len(said) - MAX_LOG_LINES} more (--json has them all)")
     return "\n".join(lines)

@@ -157,3 +157,20 @@ def test_run_fuses_itemwise_chains_unless_told_not_to(db: str, tmp_path: Path, f
         assert {n.node_id: n.status for n in detail.nodes} == {"src": "done", "a": "done", "b": "done"}
         logs = " ".join(e.message for e in store.run_events(run_id, ["NodeLog"]))
         assert ("fused a -> b" in logs) is fused
+
+
+def test_runs_show_prints_what_each_node_logged(db: str, tmp_path: Path, capsys) -> None:
+    """A scorer's accuracy against the table's truth is in its log: `runs show` prints it under
+    the node table (and `--json` gives every line by node)."""
+    path = tmp_path / "credit.json"
+    path.write_text(json.dumps({"schema_version": 1, "name": "credit", "nodes": [
+        {"id": "applicants", "agent": "tabular.source", "params": {"n_items": 60}},
+        {"id": "credit", "agent": "tabular.credit_score"}], "edges": [{"source": "applicants", "target": "credit"}]}))
+    assert main(["run", str(path)]) == 0
+    run_id = re.search(r"^run (\w+): succeeded", capsys.readouterr().out, re.M).group(1)
+    assert main(["runs", "show", run_id]) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"^logs:\n(?:.*\n)*  credit: accuracy against ground truth: 0\.\d{3} \(60 rows\); default: ", text, re.M)
+    assert main(["runs", "show", run_id, "--json"]) == 0
+    logs = json.loads(capsys.readouterr().out)["logs"]
+    assert any(line.startswith("accuracy against ground truth") for line in logs["credit"])

@@ -76,6 +76,7 @@ def files_section(node: NodeSpec, set_param: SetParam, params: Params) -> None:
     if node.agent == "text.source":
         _text_column(node, set_param)
     if node.agent == "tabular.csv":
+        _samples(node.id, set_param)
         _table_columns(node, set_param)
 
 
@@ -180,6 +181,28 @@ def _table_columns(node: NodeSpec, set_param: SetParam) -> None:
         st.selectbox(label, options, index=index, key=key, help=help_text + " From the file's header line.",
                      on_change=lambda p=param, k=key, e=empty: set_param(p, "" if st.session_state[k] == e
                                                                          else st.session_state[k]))
+
+
+def _samples(node_id: str, set_param: SetParam) -> None:
+    """Buttons that keep a GENERATED sample table as an upload and point the node at it (and its
+    ground truth): a class can try the table source before anyone has a file."""
+    from engine.agents.table_io import SAMPLES
+
+    cols = st.columns(len(SAMPLES))
+    for col, (dataset, sample) in zip(cols, SAMPLES.items(), strict=True):
+        col.button(f"Sample: {dataset.replace('_', ' ')}", key=f"upload.sample.{dataset}.{node_id}",
+                   help=sample.label, on_click=_use_sample, args=(node_id, dataset, set_param))
+
+
+def _use_sample(node_id: str, dataset: str, set_param: SetParam) -> None:
+    from engine.agents.table_io import SAMPLES, sample_csv
+
+    sample = SAMPLES[dataset]
+    stored = uploads.store_upload("tables", sample.name, sample_csv(dataset), owner=_owner())
+    set_param("path", stored.path)
+    set_param("target", sample.target)
+    st.session_state[f"upload.report.{node_id}"] = [
+        (True, f"Kept {escape_md(stored.name)} ({escape_md(stored.detail)}); ground truth: {code_md(sample.target)}")]
 
 
 def _table_preview(path: str, id_column: str, node_id: str) -> None:

@@ -146,6 +146,37 @@ def _as_float(cell: str) -> float:
     return value
 
 
+@dataclass(frozen=True)
+class SampleTable:
+    """A GENERATED table offered as a CSV file to try ``tabular.csv`` without one's own data."""
+
+    name: str  # the file's name
+    target: str  # its ground-truth column
+    label: str  # for people
+
+
+SAMPLES = {
+    "transactions": SampleTable("sample_transactions.csv", "is_fraud",
+                                "500 GENERATED card transactions, 4 % injected fraud (for the fraud scorer)"),
+    "credit_applicants": SampleTable("sample_credit_applicants.csv", "defaulted",
+                                     "300 GENERATED credit applicants (for the credit scorer)"),
+}
+
+
+def sample_csv(dataset: str) -> bytes:
+    """One of ``SAMPLES`` as CSV bytes (id first), generated with a fixed seed."""
+    from engine.agents import tabular_data
+
+    table = (tabular_data.transactions_table(500, 11, 120) if dataset == "transactions"
+             else tabular_data.credit_table(300, 11))
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["id", *table["columns"]])
+    columns = list(table["columns"].values())
+    writer.writerows([row_id, *(c[i] for c in columns)] for i, row_id in enumerate(table["ids"]))
+    return buf.getvalue().encode("utf-8")
+
+
 def header(path: str) -> list[str]:
     """The column names on the first line of the table file ``path`` (its delimiter found as
     ``read_table`` finds it), for choosing columns in a form; [] when it cannot be read."""

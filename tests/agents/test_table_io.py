@@ -159,3 +159,21 @@ def test_a_csv_is_checked_when_uploaded(tmp_path: Path, monkeypatch: pytest.Monk
     assert [f.name for f in uploads.list_uploads("tables")] == ["my_data.csv"]
     table = CsvTable(CsvTableParams(path=stored.path)).run({}, RunContext())["table"]
     assert table["columns"]["amount"] == [1.5, 2] and torch.tensor(table["columns"]["amount"]).dtype == torch.float32
+
+
+def test_the_sample_tables_read_back_and_their_scorers_beat_the_majority_class(tmp_path: Path):
+    """The designer's sample buttons keep these files: each reads back as a table whose truth
+    column its scorer is measured against, and the scorer does better than always saying 'no'."""
+    from engine.agents.table_io import SAMPLES, sample_csv
+    from engine.agents.tabular import CreditScore
+
+    for dataset, scorer in (("transactions", FraudScore), ("credit_applicants", CreditScore)):
+        path = tmp_path / SAMPLES[dataset].name
+        path.write_bytes(sample_csv(dataset))
+        assert sample_csv(dataset) == path.read_bytes()  # generated with a fixed seed
+        table = CsvTable(CsvTableParams(path=str(path), target=SAMPLES[dataset].target)).run({}, RunContext())["table"]
+        scores = scorer(scorer.spec.params()).run({"table": table}, RunContext())["scores"]
+        truth, predicted = scores["labels"], scores["scores"].argmax(1)
+        accuracy = float((predicted == truth).float().mean())
+        majority = max(float((truth == 0).float().mean()), float((truth == 1).float().mean()))
+        assert accuracy > majority and float(predicted[truth == 1].float().mean()) > 0.3, (dataset, accuracy, majority)

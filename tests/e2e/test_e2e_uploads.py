@@ -128,3 +128,19 @@ def test_upload_a_table_pick_its_truth_column_and_score_it(page, app_url, tmp_pa
     expect(page.get_by_role("textbox", name="Target")).to_have_value("is_fraud")  # the node holds it
     page.get_by_role("button", name="Run", exact=True).click()
     expect(node(page, "fraud_score_1")).to_have_attribute("data-status", "done", timeout=60000)
+
+
+def test_a_sample_table_is_one_click_away(page, app_url):
+    """A class without data of its own: the sample button keeps a generated table, points the
+    node at it with its ground truth, and the credit scorer runs on it."""
+    open_designer(page, app_url)
+    drag_from_palette(page, "tabular.csv", 110, 120)
+    drag_from_palette(page, "tabular.credit_score", 430, 120)
+    connect(page, "csv_1", "table", "credit_score_1", "table")
+    click_node(page, "csv_1")
+    page.get_by_role("button", name="Sample: credit applicants").click()
+    expect(page.get_by_text(re.compile(r"Kept sample_credit_applicants\.csv \(table, 300 rows"))).to_be_visible()
+    expect(page.get_by_role("textbox", name="Target")).to_have_value("defaulted")
+    expect(node(page, "csv_1")).not_to_have_class(re.compile(r"has-error"))
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(node(page, "credit_score_1")).to_have_attribute("data-status", "done", timeout=60000)

@@ -52,10 +52,10 @@ install() {
 
 case "$cmd" in
   install)
-    install "solver"
+    install "solver,onnx"
     ;;
   start)
-    install "solver"
+    install "solver,onnx"
     exec "$VENV/bin/servicegrid" ui "$@"
     ;;
   test)

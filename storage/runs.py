@@ -80,6 +80,16 @@ def run_events(engine: Engine, run_id: str, kinds: Sequence[str] | None = None) 
         return [event_from_dict(r.payload) for r in rows]
 
 
+def node_logs(engine: Engine, run_id: str) -> dict[str, list[str]]:
+    """What each node logged during the run (an agent's accuracy, the split it chose...), in
+    order: the run's ``NodeLog`` events, which are not in the node rows."""
+    logs: dict[str, list[str]] = {}
+    for event in run_events(engine, run_id, ["NodeLog"]):
+        if event.node_id is not None:
+            logs.setdefault(event.node_id, []).append(event.message)  # type: ignore[attr-defined]
+    return logs
+
+
 def run_samples(engine: Engine, run_id: str, max_points: int = 5000) -> list[MetricSample]:
     """The run's system samples by time, thinned evenly (first and last kept) to ``max_points``."""
     with Session(engine) as session:

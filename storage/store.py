@@ -136,6 +136,9 @@ class Store:
     def run_events(self, run_id: str, kinds: Sequence[str] | None = None) -> list[Event]:
         return runs.run_events(self.engine, run_id, kinds)
 
+    def node_logs(self, run_id: str) -> dict[str, list[str]]:
+        return runs.node_logs(self.engine, run_id)
+
     def run_samples(self, run_id: str, max_points: int = 5000) -> list[MetricSample]:
         return runs.run_samples(self.engine, run_id, max_points)
 

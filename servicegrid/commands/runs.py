@@ -59,7 +59,7 @@ def _show(store: Any, run_id: str, as_json: bool) -> int:
         print(f"servicegrid runs show: no run {run_id!r} in the database; list them with `servicegrid runs`",
               file=sys.stderr)
         return 1
-    logs = node_logs(store, run_id)
+    logs = store.node_logs(run_id)
     if as_json:
         print(json.dumps({**detail.to_dict(), "logs": logs}, indent=2, default=str))
     else:
@@ -68,15 +68,6 @@ def _show(store: Any, run_id: str, as_json: bool) -> int:
 
 
 MAX_LOG_LINES = 20  # per node in the text view (all of them in --json)
-
-
-def node_logs(store: Any, run_id: str) -> dict[str, list[str]]:
-    """What each node logged during the run (an agent's accuracy, the split it chose...), in order."""
-    logs: dict[str, list[str]] = {}
-    for event in store.run_events(run_id, kinds=["NodeLog"]):
-        if event.node_id is not None:
-            logs.setdefault(event.node_id, []).append(event.message)
-    return logs
 
 
 def _when(t: float | None) -> str:

@@ -49,8 +49,8 @@ def _live_and_stored(workflow: Workflow, tmp_path: Path, monkeypatch, cpu: int) 
         assert handle.wait(60) == "succeeded"
         assert store.flush(10)
         live = view_from_snapshot(handle.snapshot())
-        stored = fill_demands(view_from_store(store.get_run(handle.run_id), store.run_samples(handle.run_id)),
-                              default_registry())
+        stored = fill_demands(view_from_store(store.get_run(handle.run_id), store.run_samples(handle.run_id),
+                                              store.node_logs(handle.run_id)), default_registry())
     finally:
         manager.shutdown()
         store.close()
@@ -80,3 +80,12 @@ def test_a_stored_run_shows_the_memory_its_nodes_reserved_for_their_items(tmp_pa
     reserved = live.nodes["entities"]["demand"]["memory_mb"]
     assert reserved == pytest.approx(spec.resources.memory_mb + 2000 * spec.memory_per_item_mb)
     assert stored.nodes["entities"]["demand"]["memory_mb"] == pytest.approx(reserved)
+
+
+def test_a_stored_run_shows_what_its_nodes_logged(tmp_path: Path, monkeypatch) -> None:
+    """History's node detail: the log lines come from the run's stored events (the node rows do
+    not hold them; before, every stored node showed no log line)."""
+    live, stored = _live_and_stored(CHAIN, tmp_path, monkeypatch, cpu=2)
+    for node_id in ("a", "b"):
+        assert stored.nodes[node_id]["logs"] == live.nodes[node_id]["logs"]
+        assert any(line.startswith("fused a -> b:") for line in stored.nodes[node_id]["logs"]), node_id

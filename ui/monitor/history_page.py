@@ -81,7 +81,7 @@ def load_view(store: Any, run_id: str) -> tuple[Any, RunView] | None:
         return None  # lab mode: another user's run is "not found"
     from ui.services import get_registry
 
-    return detail, fill_demands(view_from_store(detail, store.run_samples(run_id)), get_registry())
+    return detail, fill_demands(view_from_store(detail, store.run_samples(run_id), store.node_logs(run_id)), get_registry())
 
 
 def _options(detail: Any) -> dict[str, Any]:

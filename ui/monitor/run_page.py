@@ -128,4 +128,4 @@ def _stored(run_id: str) -> None:
         return
     st.caption("This run is not in this server's memory (finished long ago, or the server restarted): "
                "shown from the database. Open it in History to replay, compare, resume or export it.")
-    render_monitor(fill_demands(view_from_store(detail, store.run_samples(run_id)), get_registry()), "stored")
+    render_monitor(fill_demands(view_from_store(detail, store.run_samples(run_id), store.node_logs(run_id)), get_registry()), "stored")

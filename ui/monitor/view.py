@@ -101,8 +101,10 @@ def view_from_snapshot(snapshot: Any, now: float | None = None) -> RunView:
     )
 
 
-def view_from_store(detail: Any, samples: list[Any] | None = None) -> RunView:
-    """A RunView of a stored run (``storage.RunDetail``) and its ``MetricSample`` list."""
+def view_from_store(detail: Any, samples: list[Any] | None = None,
+                    logs: dict[str, list[str]] | None = None) -> RunView:
+    """A RunView of a stored run (``storage.RunDetail``), its ``MetricSample`` list and what its
+    nodes logged (``Store.node_logs``)."""
     s = detail.summary
     t0 = s.started or s.created
     ends = [n.finished_at for n in detail.nodes if n.finished_at]
@@ -124,7 +126,7 @@ def view_from_store(detail: Any, samples: list[Any] | None = None) -> RunView:
             "wait_resource": dict(n.wait_resource or {}),
             "error": _error({"type": n.error_type, "message": n.error_message, "traceback": n.traceback})
             if (n.error_type or n.error_message) else None,
-            "logs": list(metrics.get("logs") or []), "output_summary": dict(n.output_summary or {}),
+            "logs": list((logs or {}).get(n.node_id) or []), "output_summary": dict(n.output_summary or {}),
             "metrics": metrics, "cached": bool(n.cached),
             "demand": dict(metrics["held"]) if metrics.get("held") else demands.get(n.node_id, {}),
             "held": bool(metrics.get("held")),  # the demand is what the node held (fused): keep it as is

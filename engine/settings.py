@@ -40,6 +40,16 @@ def file_roots() -> tuple[Path, ...] | None:
     return None
 
 
+FileVersion = tuple[str, int, int]  # a file's path, size and modification time (ns)
+
+
+def file_version(file: Path) -> FileVersion:
+    """The key under which a reader caches what it read from ``file``: a changed file is read
+    again, an unchanged one costs a ``stat``. Raises OSError when it cannot be read."""
+    stat = file.stat()
+    return str(file), stat.st_size, stat.st_mtime_ns
+
+
 def resolve_data_path(path: str) -> Path:
     """A file path as a node's parameter gives it: itself when absolute (``~`` expanded), else
     under the data folder, where browser uploads are kept (``engine.uploads``).

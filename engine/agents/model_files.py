@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ModelFileError, suggest
-from engine.settings import resolve_data_path
+from engine.settings import FileVersion, file_version, resolve_data_path
 
 MAX_MODEL_BYTES = 200 * 2**20
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
@@ -172,25 +172,24 @@ _ONNX_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(
 def onnx_input_shape(path: str) -> tuple[int | None, ...] | None:
     """The shape of an ONNX model's input, None where a dimension is symbolic (``N``); None when
     the file is not an ONNX model that loads here. For checks before a run (validation), so it
-    never raises; read once per version of the file (path, size, modification time)."""
+    never raises; read once per version of the file (``settings.file_version``)."""
     try:
         file = resolve_model_path(path)
         if detect_format(file) != "onnx":
             return None
-        stat = file.stat()
-        return _onnx_input_shape(str(file), stat.st_size, stat.st_mtime_ns)
+        return _onnx_input_shape(file_version(file))
     except (ModelFileError, OSError, ValueError):
         return None
 
 
 @functools.lru_cache(maxsize=64)
-def _onnx_input_shape(file: str, _size: int, _mtime_ns: int) -> tuple[int | None, ...] | None:
+def _onnx_input_shape(version: FileVersion) -> tuple[int | None, ...] | None:
     try:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        first = ort.InferenceSession(file, options, providers=["CPUExecutionProvider"]).get_inputs()[0]
+        first = ort.InferenceSession(version[0], options, providers=["CPUExecutionProvider"]).get_inputs()[0]
     except Exception:  # not loadable here: the run reports why
         return None
     return tuple(d if isinstance(d, int) and d > 0 else None for d in first.shape)

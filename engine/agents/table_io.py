@@ -18,7 +18,7 @@ from typing import Any
 
 from engine.agents.text_io import SNIFF_CHARS, read_user_text, sniff_delimiter
 from engine.errors import ServiceGridError
-from engine.settings import resolve_data_path
+from engine.settings import FileVersion, file_version, resolve_data_path
 
 MAX_TABLE_FILE_BYTES = 50 * 2**20
 TABLE_SUFFIXES = (".csv", ".tsv")
@@ -211,22 +211,21 @@ def table_problem(path: str, id_column: str = "", target: str = "") -> str | Non
 
 
 def _read_once(path: str, id_column: str) -> tuple[Shape | None, str | None]:
-    """The file read once per version (its path, size and modification time): planning and
-    validating again cost a ``stat``."""
+    """(shape, problem) of the file, read once per version of it (``settings.file_version``):
+    planning and validating again cost a ``stat``."""
+    if not path.strip():
+        return None, None
     try:
-        file = resolve_data_path(path) if path.strip() else None
-        stat = file.stat() if file is not None else None
+        version = file_version(resolve_data_path(path))
     except (ServiceGridError, OSError, ValueError) as exc:
         return None, str(exc)
-    if file is None or stat is None:
-        return None, None
-    return _read(str(file), stat.st_size, stat.st_mtime_ns, id_column)
+    return _read(version, id_column)
 
 
 @functools.lru_cache(maxsize=64)
-def _read(file: str, _size: int, _mtime_ns: int, id_column: str) -> tuple[Shape | None, str | None]:
+def _read(version: FileVersion, id_column: str) -> tuple[Shape | None, str | None]:
     try:
-        table = read_table(file, id_column)
+        table = read_table(version[0], id_column)
     except (ServiceGridError, OSError, ValueError) as exc:
         return None, str(exc)
     return (tuple(table.columns), len(table.ids)), None

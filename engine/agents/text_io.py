@@ -10,7 +10,7 @@ import io
 from pathlib import Path
 
 from engine.errors import ServiceGridError
-from engine.settings import resolve_data_path
+from engine.settings import FileVersion, file_version, resolve_data_path
 
 MAX_TEXT_FILE_BYTES = 20 * 2**20
 
@@ -79,33 +79,31 @@ def read_text_file(path: str, column: str = "text") -> list[str]:
 
 def count_texts(path: str, column: str = "text") -> int | None:
     """How many texts ``read_text_file`` would give, for the planner (None when the file cannot
-    be read: validation and the run say why). Counted once per version of the file (its path,
-    size and modification time), so planning again costs a ``stat``."""
-    try:
-        file = resolve_input_path(path)
-        stat = file.stat()
-    except (ServiceGridError, OSError, ValueError):
-        return None
-    return _read(str(file), stat.st_size, stat.st_mtime_ns, column)[0]
+    be read: validation and the run say why)."""
+    return _read_once(path, column)[0]
 
 
 def text_file_problem(path: str, column: str = "text") -> str | None:
     """What ``read_text_file`` would refuse in the file (not UTF-8, no such CSV column, too large,
-    no text in it), or None; for validation, before the run. Read once per version of the file."""
-    try:
-        file = resolve_input_path(path)
-        stat = file.stat()
-    except (ServiceGridError, OSError, ValueError) as exc:
-        return str(exc)
-    count, problem = _read(str(file), stat.st_size, stat.st_mtime_ns, column)
+    no text in it), or None; for validation, before the run."""
+    count, problem = _read_once(path, column)
     if problem is None and count == 0:
-        return f"{file.name} holds no text (every line or cell is empty)"
+        return f"{Path(path).name} holds no text (every line or cell is empty)"
     return problem
 
 
-@functools.lru_cache(maxsize=64)
-def _read(file: str, size: int, mtime_ns: int, column: str) -> tuple[int | None, str | None]:
+def _read_once(path: str, column: str) -> tuple[int | None, str | None]:
+    """(texts, problem) of the file, read once per version of it (``settings.file_version``)."""
     try:
-        return len(read_text_file(file, column)), None
+        version = file_version(resolve_input_path(path))
+    except (ServiceGridError, OSError, ValueError) as exc:
+        return None, str(exc)
+    return _read(version, column)
+
+
+@functools.lru_cache(maxsize=64)
+def _read(version: FileVersion, column: str) -> tuple[int | None, str | None]:
+    try:
+        return len(read_text_file(version[0], column)), None
     except (ServiceGridError, OSError, ValueError) as exc:
         return None, str(exc)

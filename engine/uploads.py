@@ -41,6 +41,16 @@ MAX_IMAGE_BYTES = 10 * 2**20
 IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}  # a file's first bytes
 
 
+def image_header_problem(name: str, size: int, head: bytes, max_bytes: int = MAX_IMAGE_BYTES) -> str | None:
+    """What makes a file no image the agents read, from its size in bytes and its first bytes
+    (at least 8), or None: the check before any decode, for uploads, runs and validation."""
+    if size > max_bytes:
+        return f"image {name!r} is {size / 2**20:.1f} MB; the limit is {max_bytes // 2**20} MB. Shrink or re-encode it."
+    if not any(head.startswith(magic) for magic in IMAGE_MAGIC):
+        return f"image {name!r} is not a PNG or JPEG file (checked by its first bytes); convert it to PNG or JPEG"
+    return None
+
+
 def image_file_problem(path: str) -> str | None:
     """What ``vision.source`` would refuse in an image file, found from its size and first bytes
     (no decode, no torch: for validation before the run), or None."""
@@ -51,11 +61,7 @@ def image_file_problem(path: str) -> str | None:
             head = fh.read(8)
     except (OSError, ValueError) as exc:
         return str(exc)
-    if size > MAX_IMAGE_BYTES:
-        return f"image {file.name!r} is {size / 2**20:.1f} MB; the limit is {MAX_IMAGE_BYTES // 2**20} MB"
-    if not any(head.startswith(magic) for magic in IMAGE_MAGIC):
-        return f"image {file.name!r} is not a PNG or JPEG file (checked by its first bytes); convert it to PNG or JPEG"
-    return None
+    return image_header_problem(file.name, size, head)
 
 
 class UploadError(ServiceGridError, ValueError):

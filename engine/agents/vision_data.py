@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from engine.agents.kernels import SHIFTED_TAPS, gaussian_radius
 from engine.errors import ModelFileError
 from engine.settings import resolve_data_path
-from engine.uploads import IMAGE_MAGIC, MAX_IMAGE_BYTES
+from engine.uploads import MAX_IMAGE_BYTES, image_header_problem
 
 LESION_CLASSES = ["no_lesion", "lesion"]
 DIGIT_CLASSES = [str(d) for d in range(10)]
@@ -140,16 +140,9 @@ def decode_image(data: bytes, name: str, size: int, channels: int) -> torch.Tens
     """
     from PIL import Image
 
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise ModelFileError(
-            f"image {name!r} is {len(data) / 2**20:.1f} MB; the limit is "
-            f"{MAX_UPLOAD_BYTES // 2**20} MB. Shrink or re-encode it."
-        )
-    if not any(data.startswith(magic) for magic in IMAGE_MAGIC):
-        raise ModelFileError(
-            f"image {name!r} is not a PNG or JPEG file (checked by its first bytes); "
-            "convert it to PNG or JPEG"
-        )
+    problem = image_header_problem(name, len(data), data[:8], MAX_UPLOAD_BYTES)
+    if problem:
+        raise ModelFileError(problem)
     try:
         with Image.open(io.BytesIO(data)) as img:
             width, height = img.size
@@ -208,9 +201,7 @@ def read_upload(path: str) -> tuple[str, bytes]:
     p = resolve_data_path(path)
     if not p.is_file():
         raise ModelFileError(f"image file {path!r} does not exist; check the path")
-    if p.stat().st_size > MAX_UPLOAD_BYTES:
-        raise ModelFileError(
-            f"image {p.name!r} is {p.stat().st_size / 2**20:.1f} MB; the limit is "
-            f"{MAX_UPLOAD_BYTES // 2**20} MB"
-        )
+    size = p.stat().st_size
+    if size > MAX_UPLOAD_BYTES:  # before reading it into memory; decode_image checks the rest
+        raise ModelFileError(image_header_problem(p.name, size, b"", MAX_UPLOAD_BYTES) or "")
     return p.name, p.read_bytes()

@@ -103,10 +103,7 @@ def _check_image(file: Path, name: str) -> str:
 def _check_text(file: Path, name: str) -> str:
     """A .txt file as ``text.source`` reads it (UTF-8, one text per line); a .csv by its header
     and rows (the column holding the text is chosen on the node afterwards)."""
-    import csv
-    import io
-
-    from engine.agents.text_io import TextFileError, read_text_file
+    from engine.agents.text_io import TextFileError, csv_rows, read_text_file
 
     if file.suffix.lower() == ".txt":
         texts = read_text_file(str(file))
@@ -117,10 +114,8 @@ def _check_text(file: Path, name: str) -> str:
         content = file.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise TextFileError(f"{name} is not UTF-8 (byte {exc.start}); save it as UTF-8 and upload it again") from None
-    from engine.agents.text_io import sniff_delimiter
-
-    reader = csv.DictReader(io.StringIO(content), delimiter=sniff_delimiter(content))
-    columns = [name.strip() for name in reader.fieldnames or []]
+    reader = csv_rows(content)
+    columns = list(reader.fieldnames or [])
     rows = sum(1 for _ in reader)
     if not columns or not rows:
         raise UploadError(f"{name} has no rows under a header line; the first line must name the columns")

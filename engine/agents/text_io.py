@@ -31,6 +31,14 @@ def sniff_delimiter(content: str) -> str:
         return found[0] if len(found) == 1 else ","
 
 
+def csv_rows(content: str) -> csv.DictReader[str]:
+    """The rows of a CSV text by column name: the delimiter it uses (a spreadsheet in a semicolon
+    locale writes ";"), the header's names stripped."""
+    reader = csv.DictReader(io.StringIO(content), delimiter=sniff_delimiter(content))
+    reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
+    return reader
+
+
 class TextFileError(ServiceGridError, ValueError):
     """A text file is missing, too large, not UTF-8 or lacks the column asked for."""
 
@@ -69,8 +77,7 @@ def read_text_file(path: str, column: str = "text") -> list[str]:
     content = read_user_text(file, "text file", (".txt", ".csv"), MAX_TEXT_FILE_BYTES, TextFileError)
     if file.suffix.lower() == ".txt":
         return [line.strip() for line in content.splitlines() if line.strip()]
-    reader = csv.DictReader(io.StringIO(content), delimiter=sniff_delimiter(content))  # Excel: ";" in Europe
-    reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
+    reader = csv_rows(content)
     if column not in (reader.fieldnames or []):
         raise TextFileError(f"{file.name} has no column {column!r}; its columns are "
                             f"{', '.join(reader.fieldnames or []) or '(none)'}; set `column`")

@@ -205,9 +205,14 @@ def table_problem(path: str, id_column: str = "", target: str = "") -> str | Non
     """What is wrong with the table file for these settings (the reader's message, or a
     ``target`` that is not a column), or None; for validation, before the run."""
     shape, problem = _read_once(path, id_column)
-    if problem is None and shape is not None and target and target not in shape[0]:
-        return f"the table has no column {target!r} for `target`; its columns are {', '.join(shape[0])}"
-    return problem
+    return problem if problem is not None or shape is None else target_problem(shape[0], target)
+
+
+def target_problem(columns: tuple[str, ...] | list[str], target: str) -> str | None:
+    """A ground-truth column that is not one of the table's, or None."""
+    if target and target not in columns:
+        return f"the table has no column {target!r} for `target`; its columns are {', '.join(columns)}"
+    return None
 
 
 def _read_once(path: str, id_column: str) -> tuple[Shape | None, str | None]:

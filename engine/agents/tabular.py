@@ -121,14 +121,13 @@ def _csv_cells_per_row(p: CsvTableParams) -> int:
        columns_fn=lambda p, _: None if (shape := _csv_shape(p)) is None else shape[0])
 class CsvTable(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        from engine.agents.table_io import read_table
+        from engine.agents.table_io import read_table, target_problem
 
         p: CsvTableParams = self.params  # type: ignore[assignment]
         limits = [n for n in (p.max_rows, ctx.max_items) if n]
         table = read_table(p.path, p.id_column, min(limits) if limits else None)
-        if p.target and p.target not in table.columns:
-            raise ValueError(f"the table has no column {p.target!r} for `target`; its columns are "
-                             f"{', '.join(table.columns)}")
+        if problem := target_problem(list(table.columns), p.target):
+            raise ValueError(problem)
         numbers = [c for c, kind in table.types.items() if kind != "str"]
         ctx.log(f"read {len(table.ids):,} rows x {len(table.columns)} columns "
                 f"({len(numbers)} numeric) from {p.path}")

@@ -77,12 +77,7 @@ class Graph:
             if not hasattr(service, attr):
                 raise TypeError(f"add_node({name!r}, ...): the service has no {attr!r}; "
                                 "subclass servicegrid.service.Service and set it in __init__")
-        if name in self._nodes:  # named by an edge first: keep its edges and any set resources
-            self._nodes[name].service = service
-        else:
-            self._nodes[name] = _Node(service)
-            self._succ[name] = []
-            self._pred[name] = []
+        self._entry(name).service = service  # named by an edge first: its edges and resources stay
         self._fresh = False
 
     def add_edge(self, a: str, b: str) -> None:
@@ -97,10 +92,7 @@ class Graph:
             ValueError: the edge would close a cycle (the message names it: ``a -> b -> ... -> a``).
         """
         for end in (a, b):
-            if end not in self._nodes:
-                self._nodes[end] = _Node(None)
-                self._succ[end] = []
-                self._pred[end] = []
+            self._entry(end)
         if b in self._succ[a]:
             return
         path = self._path(b, a)
@@ -123,6 +115,14 @@ class Graph:
         if execution_time is not None:
             node.execution_time = execution_time
         self._fresh = False
+
+    def _entry(self, name: str) -> _Node:
+        """The node named ``name``, created without a service (and without edges) if new."""
+        if name not in self._nodes:
+            self._nodes[name] = _Node(None)
+            self._succ[name] = []
+            self._pred[name] = []
+        return self._nodes[name]
 
     def _require(self, name: str, where: str) -> _Node:
         if name not in self._nodes:

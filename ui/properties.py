@@ -20,7 +20,7 @@ from engine.workflow import NodeSpec
 from ui.editor import DesignerSession
 from ui.forms import render_fields, schema_fields, sync_widget
 from ui.graphmodel import replace_node
-from ui.render import code_md, escape_md
+from ui.render import code_md, escape_md, issue_md
 from ui.uploads_panel import files_section
 
 RESOURCE_FIELDS = ("cpu", "memory_mb", "gpu_memory_mb", "device")
@@ -45,8 +45,7 @@ def properties_panel(sess: DesignerSession, registry: Registry, issues: list[Iss
     st.caption(f"id {code_md(node.id)} · agent {code_md(node.agent)}")
     findings = [i for i in issues if i.node == node.id]
     for issue in findings:  # with its hint: how to fix it is what the user came here for
-        hint = f"  \n*{escape_md(issue.hint)}*" if issue.hint else ""
-        (st.error if issue.is_error else st.warning)(escape_md(issue.message) + hint)
+        (st.error if issue.is_error else st.warning)(issue_md(issue))
     if node.agent not in registry:
         st.info("This agent is not installed here; only its label can be edited.")
         spec = None

@@ -51,6 +51,12 @@ def run_blocker(issues: Sequence[Issue]) -> str | None:
     return f"Fix {len(errors)} error(s) before running: {first.message}{where}{more}"
 
 
+def issue_md(issue: Issue) -> str:
+    """A finding's message, and its hint (how to fix it) on a line of its own, as Markdown."""
+    hint = f"  \n*{escape_md(issue.hint)}*" if issue.hint else ""
+    return escape_md(issue.message) + hint
+
+
 def issue_list(issues: Sequence[Issue], *, on_select: Callable[[str], None], key: str = "issue") -> None:
     """Findings as a list; a finding on a node has a button that selects that node."""
     if not issues:
@@ -59,9 +65,7 @@ def issue_list(issues: Sequence[Issue], *, on_select: Callable[[str], None], key
     for i, issue in enumerate(issues):
         icon = ":material/error:" if issue.is_error else ":material/warning:"
         cols = st.columns([5, 1], vertical_alignment="center")
-        text = f"**{issue.code}**{f' · {code_md(issue.node)}' if issue.node else ''}: {escape_md(issue.message)}"
-        if issue.hint:
-            text += f"  \n*{escape_md(issue.hint)}*"
+        text = f"**{issue.code}**{f' · {code_md(issue.node)}' if issue.node else ''}: {issue_md(issue)}"
         (cols[0].error if issue.is_error else cols[0].warning)(text, icon=icon)
         if issue.node:
             cols[1].button("Select", key=f"{key}.{i}", on_click=on_select, args=(issue.node,),

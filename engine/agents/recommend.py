@@ -20,7 +20,7 @@ from engine.spec import Agent, PortSpec, RunContext
 
 _CFG = ConfigDict(extra="forbid", allow_inf_nan=False)
 _COLOR = "#f59e0b"
-_LOG_COLUMNS = LOG_COLUMNS
+_PAIR_COLUMNS = ("user", "item")  # what the filter reads of a log (and the ranking of the seen items)
 _LOG_IN = PortSpec("interactions", DataKind.TABLE,
                    "interaction log: user, item, event, timestamp, category, price")
 
@@ -66,7 +66,7 @@ class Items(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         from engine.agents.recsys_data import item_features
 
-        table = item_features(columns_of(inputs["interactions"], _LOG_COLUMNS))
+        table = item_features(columns_of(inputs["interactions"], LOG_COLUMNS))
         ctx.progress(len(table["ids"]), len(table["ids"]))
         return {"items": table}
 
@@ -109,7 +109,7 @@ class MFParams(BaseModel):
        (_MF_FIT_S + _MF_FIT_PER_DIM_S * p.dim) * p.epochs,
        memory_fn=lambda p, n: n * (_MF_SCORE_MB if p.mode == "pretrained" else _MF_FIT_MB),
        items_fn=lambda p, n: None if n is None else max(1, n // _EVENTS_PER_USER),  # a row of scores per user
-       needs_columns_fn=lambda _: ("user", "item"))
+       needs_columns_fn=lambda _: _PAIR_COLUMNS)
 class CollaborativeFilter(TorchAgent):
     def build(self, device: str) -> None:
         self.pretrained = runtime.load_weights("mf") if self.params.mode != "fit" else None  # type: ignore[attr-defined]
@@ -122,7 +122,7 @@ class CollaborativeFilter(TorchAgent):
 
         p: MFParams = self.params  # type: ignore[assignment]
         self.ready(ctx)
-        users, items, pairs = log_index(columns_of(inputs["interactions"], ("user", "item")))
+        users, items, pairs = log_index(columns_of(inputs["interactions"], _PAIR_COLUMNS))
         state = dict(self.pretrained) if self.pretrained is not None else None
         matches = state is not None and int(state.pop("fingerprint")[0]) == fingerprint(users, items, pairs)
         if p.mode == "pretrained" and not matches:
@@ -187,7 +187,7 @@ class Rank(Agent):
                     if p.popularity_weight and "users" in cols:
                         scores[:, item_at[str(i)]] += p.popularity_weight * math.log1p(cols["users"][k])
         if p.exclude_seen and inputs.get("seen") is not None:
-            log = columns_of(inputs["seen"], ("user", "item"))
+            log = columns_of(inputs["seen"], _PAIR_COLUMNS)
             user_at = {str(u): k for k, u in enumerate(users)}
             for u, i in zip(log["user"], log["item"], strict=True):
                 if str(u) in user_at and str(i) in item_at:

@@ -34,6 +34,7 @@ class IssueCode(StrEnum):
     OUTPUTS_NOT_KEPT = "outputs_not_kept"
     MEMORY_BELOW_NEED = "memory_below_need"
     MISSING_COLUMNS = "missing_columns"
+    UNKNOWN_CLASS = "unknown_class"
     IMAGE_SIZE_MISMATCH = "image_size_mismatch"
     EMPTY_WORKFLOW = "empty_workflow"
 

@@ -18,6 +18,16 @@ class DataKind(StrEnum):
     ANY = "any"
 
 
+# A scores payload read as a table has a column of each class's score, named with this prefix
+# (``engine.agents.tables.to_table``), so its planned columns say its classes.
+SCORE_PREFIX = "score_"
+
+
+def score_classes(columns: tuple[str, ...]) -> list[str]:
+    """The classes of a scores payload whose table has these columns, in order."""
+    return [c[len(SCORE_PREFIX):] for c in columns if c.startswith(SCORE_PREFIX)]
+
+
 def is_compatible(source: DataKind, target: DataKind, accepts: tuple[DataKind, ...] = ()) -> bool:
     """Whether an output of kind ``source`` may feed an input of kind ``target``. ``accepts``: for
     an ``any`` input, the kinds it can read (empty: every kind), e.g. a CSV sink reads tables,

@@ -68,8 +68,9 @@ def agent(
     per_image_fn: Callable[[BaseModel, ImageSizes], tuple[float, ...]] | None = None,
     columns_fn: Callable[[BaseModel, list[tuple[str, ...] | None]],
                          Iterable[str] | Mapping[str, Iterable[str]] | None] | None = None,
-    needs_columns_fn: Callable[[BaseModel], tuple[str, ...]] | None = None,
+    needs_columns_fn: Callable[[BaseModel], tuple[str, ...] | Mapping[str, tuple[str, ...]]] | None = None,
     needs_shape_fn: Callable[[BaseModel], NeededShape | None] | None = None,
+    needs_classes_fn: Callable[[BaseModel], tuple[str, ...]] | None = None,
 ) -> Callable[[type[Agent]], type[Agent]]:
     """Class decorator that declares an Agent subclass as a service.
 
@@ -119,6 +120,7 @@ def agent(
             columns_fn=columns_fn,
             needs_columns_fn=needs_columns_fn,
             needs_shape_fn=needs_shape_fn,
+            needs_classes_fn=needs_classes_fn,
         )
         return cls
 

@@ -26,6 +26,17 @@ ImageShape = tuple[int, int, int]  # channels, height, width of one image item
 NeededShape = tuple[int | None, int | None, int | None]  # the same, None where any size will do
 
 
+# A parameter that names something the node receives: a column of its input table ("column"),
+# several ("columns"), a class of its input scores ("class"). The designer offers the ones the
+# workflow knows (``AgentSpec.columns_fn``) instead of a text box.
+PICKS_KEY = "x-picks"
+
+
+def picks(what: Literal["column", "columns", "class"]) -> dict[str, str]:
+    """``json_schema_extra`` of a parameter that names ``what`` of what the node receives."""
+    return {PICKS_KEY: what}
+
+
 def values_of(shape: ImageShape) -> int:
     """The numbers one image of ``shape`` holds (channels x height x width)."""
     channels, height, width = shape
@@ -338,15 +349,24 @@ class AgentSpec:
             agent with an image or ``any`` output passes the shape it receives on (a filter, a
             limit; not a model whose ports its params decide: ``kinds_fn``); the planner follows
             shapes as it follows item counts (``engine.items``).
-        columns_fn: for agents whose output table's columns are known before the run: those
-            columns, from the params and the columns of the table on each connected input, in
-            edge order (None where unknown); None: unknown. A table source says its data set's,
-            a join what it gives, a limit or branch what it receives. An agent with several
-            table outputs gives ``{output port: columns}``. Without it the columns are
-            unknown (a model's or a sink's output), and nothing after it is checked.
+        columns_fn: for agents whose output's columns are known before the run: the columns of
+            the table it emits, or that its scores, labels, texts or vectors read as
+            (``engine.agents.tables.to_table``), from the params and the columns on each connected
+            input, in edge order (None where unknown); None: unknown. A table source says its
+            data set's, a join what it gives, a limit or branch what it receives, a classifier
+            its prediction, confidence and one score per class. An agent with several outputs
+            gives ``{output port: columns or None}``. A column that only some runs have (the
+            ground truth, where the data may carry it) is listed: the planned columns are all a
+            run can give, so a column a reader needs and they lack is surely missing. Without it
+            the columns are unknown (a custom model's output), and nothing after it is checked.
         needs_columns_fn: the columns every table arriving on its inputs must have, for these
-            params (a scorer's features, a branch's field). Validation reports the ones a
+            params (a scorer's features, a branch's field), or ``{input port: columns}`` for an
+            agent whose inputs need different ones (a ranker's item table and its log). Validation reports the ones a
             connected table is known to lack (``missing_columns``) before anything runs.
+        needs_classes_fn: the classes every scores payload arriving on its inputs must have, for
+            these params (a threshold's ``score_class``). Validation reports one the planned
+            scores lack (``unknown_class``), their classes read from their columns
+            (``engine.kinds.score_classes``).
         needs_shape_fn: the (channels, height, width) each image arriving on its inputs must have,
             for these params (None in a place: any size there; None: any image), e.g. a user's
             ONNX model exported for 3 x 32 x 32 images. Validation reports planned images of
@@ -388,8 +408,9 @@ class AgentSpec:
     per_image_fn: Callable[[BaseModel, ImageSizes], tuple[float, ...]] | None = None
     columns_fn: Callable[[BaseModel, list[tuple[str, ...] | None]],
                          Iterable[str] | Mapping[str, Iterable[str]] | None] | None = None
-    needs_columns_fn: Callable[[BaseModel], tuple[str, ...]] | None = None
+    needs_columns_fn: Callable[[BaseModel], tuple[str, ...] | Mapping[str, tuple[str, ...]]] | None = None
     needs_shape_fn: Callable[[BaseModel], NeededShape | None] | None = None
+    needs_classes_fn: Callable[[BaseModel], tuple[str, ...]] | None = None
 
     def input(self, name: str) -> PortSpec | None:
         return next((p for p in self.inputs if p.name == name), None)
@@ -449,8 +470,16 @@ class AgentSpec:
             return None
         columns = self.columns_fn(params, received)
         if isinstance(columns, Mapping):
-            return {port: tuple(dict.fromkeys(cols)) for port, cols in columns.items()}
+            return {port: tuple(dict.fromkeys(cols)) for port, cols in columns.items() if cols is not None}
         return None if columns is None else tuple(dict.fromkeys(columns))
+
+    def needed_columns(self, params: BaseModel | None, port: str) -> tuple[str, ...]:
+        """The columns a table arriving on input ``port`` must have for these params
+        (``needs_columns_fn``; none when the params are unknown)."""
+        if self.needs_columns_fn is None or params is None:
+            return ()
+        needed = self.needs_columns_fn(params)
+        return tuple(needed.get(port, ()) if isinstance(needed, Mapping) else needed)
 
     @property
     def memory_grows(self) -> bool:

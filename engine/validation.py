@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -20,7 +20,7 @@ from engine.errors import CapacityError, DataPathError, WorkflowFileError, sugge
 from engine.graphs import find_cycles, format_cycle
 from engine.issues import Issue, IssueCode
 from engine.items import PlannedItems, planned_items
-from engine.kinds import DataKind, is_compatible
+from engine.kinds import DataKind, is_compatible, score_classes
 from engine.registry import Registry, default_registry
 from engine.resources import Capacity, ResourceDemand, ResourceLedger
 from engine.settings import data_dir, resolve_data_path
@@ -66,6 +66,7 @@ class _Link:
     target: str
     source_port: str | None
     target_port: str | None
+    kinds_fit: bool = True  # False: a type_mismatch, so what the data holds is not checked too
 
 
 def resolve_capacity(workflow: Workflow, capacity: Capacity | None = None) -> Capacity:
@@ -95,6 +96,7 @@ def validate(workflow: Workflow, registry: Registry | None = None,
     links = _check_edges(ctx)
     _check_inputs(ctx, links)
     _check_columns(ctx, links)
+    _check_classes(ctx, links)
     _check_shapes(ctx, links)
     _check_cycles(ctx, links)
     _check_unused(ctx, links)
@@ -380,10 +382,11 @@ def _check_edges(ctx: _Context) -> list[_Link]:
                     node=target, port=link.target_port, hint="remove one of the two edges")
             continue
         seen.add(key)
-        if known is None:
-            _check_kinds(ctx, link)
-            if memo is not None and len(ctx.issues) == before and None not in (link.source_port, link.target_port):
-                clean[memo] = (link.source_port, link.target_port)  # type: ignore[assignment]
+        if known is None and not _check_kinds(ctx, link):
+            link = replace(link, kinds_fit=False)
+        elif known is None and memo is not None and len(ctx.issues) == before \
+                and None not in (link.source_port, link.target_port):
+            clean[memo] = (link.source_port, link.target_port)  # type: ignore[assignment]
         links.append(link)
     return links
 
@@ -438,9 +441,10 @@ def _port_kind(ctx: _Context, node_id: str, port: PortSpec) -> tuple[DataKind, s
     return port.kind, None
 
 
-def _check_kinds(ctx: _Context, link: _Link) -> None:
+def _check_kinds(ctx: _Context, link: _Link) -> bool:
+    """Whether the edge's kinds fit (or its ports are unresolved); reports a type_mismatch."""
     if link.source_port is None or link.target_port is None:
-        return
+        return True
     out = ctx.specs[link.source].output(link.source_port)
     inp = ctx.specs[link.target].input(link.target_port)
     assert out is not None and inp is not None
@@ -464,6 +468,8 @@ def _check_kinds(ctx: _Context, link: _Link) -> None:
                 f"edge {link.source}.{link.source_port} -> {link.target}.{link.target_port}: "
                 f"output kind {out_kind.value!r} cannot feed input kind {in_kind_text}",
                 node=link.target, port=link.target_port, hint=hint)
+        return False
+    return True
 
 
 # -- graph ------------------------------------------------------------------------------------
@@ -497,10 +503,9 @@ def _check_columns(ctx: _Context, links: list[_Link]) -> None:
     fail after everything before it had run."""
     for link in links:
         spec = ctx.specs.get(link.target)
-        if spec is None or spec.needs_columns_fn is None or link.target_port is None:
+        if spec is None or spec.needs_columns_fn is None or link.target_port is None or not link.kinds_fit:
             continue
-        params = ctx.params.get(link.target)
-        needed = spec.needs_columns_fn(params) if params is not None else ()
+        needed = spec.needed_columns(ctx.params.get(link.target), link.target_port)
         have = ctx.sized().columns_on(link.source, link.source_port) if needed else None
         missing = [c for c in needed if have is not None and c not in have]
         if not missing or have is None:
@@ -537,13 +542,42 @@ def _columns_hint(ctx: _Context, link: _Link, missing: list[str], have: tuple[st
     return f"connect a table that has them, or change the parameters of node {link.target!r}"
 
 
+def _check_classes(ctx: _Context, links: list[_Link]) -> None:
+    """Scores whose classes the workflow knows (a classifier's, an aggregate's risk), fed to an
+    agent that picks a class they lack: a threshold on a class typed wrong, or on the class of
+    the scores before an aggregation. At run time that node would fail after everything before
+    it had run."""
+    for link in links:
+        spec = ctx.specs.get(link.target)
+        params = ctx.params.get(link.target)
+        if spec is None or spec.needs_classes_fn is None or params is None or link.target_port is None \
+                or not link.kinds_fit:
+            continue
+        needed = spec.needs_classes_fn(params)
+        columns = ctx.sized().columns_on(link.source, link.source_port) if needed else None
+        have = score_classes(columns) if columns is not None else []
+        missing = [c for c in needed if c not in have]
+        if not have or not missing:
+            continue
+        listed = ", ".join(repr(c) for c in have[:8]) + (f", ... ({len(have)} in all)" if len(have) > 8 else "")
+        close = suggest(missing[0], have) if len(missing) == 1 else []
+        ctx.add(IssueCode.UNKNOWN_CLASS,
+                f"edge {link.source} -> {link.target}: node {link.target!r} ({spec.name}) picks the "
+                f"class{'es' if len(missing) > 1 else ''} {', '.join(repr(c) for c in missing)}, which the "
+                f"scores from {link.source!r} do not have (their classes: {listed})",
+                node=link.target, port=link.target_port,
+                hint=f"did you mean {close[0]!r}?" if close else
+                f"pick one of {listed}, or connect scores that have {missing[0]!r}")
+
+
 def _check_shapes(ctx: _Context, links: list[_Link]) -> None:
     """Images of a planned size fed to an agent that takes only another size (a user's model
     exported for 3 x 32 x 32 images): at run time the model would refuse the first batch."""
     for link in links:
         spec = ctx.specs.get(link.target)
         params = ctx.params.get(link.target)
-        if spec is None or spec.needs_shape_fn is None or params is None or link.target_port is None:
+        if spec is None or spec.needs_shape_fn is None or params is None or link.target_port is None \
+                or not link.kinds_fit:
             continue
         needed = spec.needs_shape_fn(params)
         have = ctx.sized().shape_out.get(link.source) if needed is not None else None

@@ -4,16 +4,23 @@
 strings, optional values and anything else as JSON. ``render_fields`` draws one widget per field
 (number_input, selectbox, checkbox, text_input) with the description as help, and reports each
 change through ``on_change(name, value)`` from a widget callback (so it applies before the rerun).
+
+A field that names what the node receives (a column of its input table, a class of its input
+scores) says so in its schema (``engine.spec.picks``); given the ``choices`` the
+workflow knows for it, the form offers them in a selectbox (a list of columns: a multiselect)
+instead of a text box, as Orange's widgets list their input's variables.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
+
+from engine.spec import PICKS_KEY
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,10 @@ class FieldSpec:
     maximum: float | None = None
     options: tuple[Any, ...] = ()
     optional: bool = False
+    picks: str | None = None  # "column", "columns" or "class": offered from what the node receives
+
+
+NOT_SET = "(not set)"
 
 
 def _resolve(node: Mapping[str, Any], defs: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -59,7 +70,8 @@ def _field(name: str, body: Mapping[str, Any], prop: Mapping[str, Any], optional
     # a list or mapping made by a default factory has no default in the schema: it starts empty
     empty = [] if body.get("type") == "array" else {} if body.get("type") == "object" else None
     common = {"name": name, "title": title, "help": str(prop.get("description") or ""),
-              "default": prop.get("default", None if optional else empty), "optional": optional}
+              "default": prop.get("default", None if optional else empty), "optional": optional,
+              "picks": prop.get(PICKS_KEY)}
     if "enum" in body:
         return FieldSpec(kind="enum", options=tuple(body["enum"]), **common)
     kind = body.get("type")
@@ -94,12 +106,45 @@ def parse_text(field: FieldSpec, text: str) -> Any:
 
 
 def render_fields(fields: list[FieldSpec], values: Mapping[str, Any], *, key_prefix: str,
-                  on_change: Callable[[str, Any], None], disabled: bool = False) -> None:
-    """Draw a widget per field showing ``values`` (else the default); changes go to ``on_change``."""
+                  on_change: Callable[[str, Any], None], disabled: bool = False,
+                  choices: Mapping[str, Sequence[str]] | None = None) -> None:
+    """Draw a widget per field showing ``values`` (else the default); changes go to ``on_change``.
+    ``choices``: by ``FieldSpec.picks``, what the workflow knows the node receives (columns,
+    classes); a field whose choices are unknown keeps its text box."""
     for field in fields:
         value = values.get(field.name, field.default)
         key = f"{key_prefix}.{field.name}"
-        _widget(field, value, key, on_change, disabled)
+        options = (choices or {}).get(field.picks or "")
+        if options:
+            _picker(field, value, key, list(options), on_change, disabled)
+        else:
+            _widget(field, value, key, on_change, disabled)
+
+
+def _picker(field: FieldSpec, value: Any, key: str, options: list[str],
+            on_change: Callable[[str, Any], None], disabled: bool) -> None:
+    """A selectbox over ``options`` (a multiselect for a list). A value the input lacks stays
+    listed, marked, so the form never changes it by itself (validation reports it)."""
+    key += ".pick"  # not the text box's key: the field may switch between the two
+    common: dict[str, Any] = {"key": key, "help": field.help or None, "disabled": disabled,
+                              "on_change": _from_pick, "args": (field, key, on_change)}
+
+    def shown_as(option: str) -> str:
+        if option == "":
+            return NOT_SET
+        return option if option in options else f"{option} (not in the input)"
+
+    if isinstance(value, list) or field.kind == "json":
+        current = [v for v in (value or []) if isinstance(v, str)]
+        listed = options + [v for v in current if v not in options]
+        st.multiselect(field.title, listed, default=_default(key, current, []), format_func=shown_as, **common)
+        return
+    listed = ([""] if field.optional else []) + options  # "": not set, the agent's default
+    current = "" if field.optional and value is None else str(value)
+    if current not in listed:
+        listed.append(current)
+    index = listed.index(current) if not sync_widget(key, current) else 0
+    st.selectbox(field.title, listed, index=index, format_func=shown_as, **common)
 
 
 def _widget(field: FieldSpec, value: Any, key: str, on_change: Callable[[str, Any], None], disabled: bool) -> None:
@@ -153,6 +198,11 @@ def _in_range(field: FieldSpec, value: float) -> bool:
 
 def _from_state(field: FieldSpec, key: str, on_change: Callable[[str, Any], None]) -> None:
     on_change(field.name, st.session_state[key])
+
+
+def _from_pick(field: FieldSpec, key: str, on_change: Callable[[str, Any], None]) -> None:
+    value = st.session_state[key]
+    on_change(field.name, None if field.optional and value == "" else value)
 
 
 def _from_text(field: FieldSpec, key: str, on_change: Callable[[str, Any], None]) -> None:

@@ -13,10 +13,11 @@ from pydantic import ValidationError
 from engine.errors import ServiceGridError
 from engine.issues import Issue
 from engine.items import planned_items
+from engine.kinds import score_classes
 from engine.registry import Registry
 from engine.resources import ResourceDemand
 from engine.spec import AgentSpec, ExecutionStrategy
-from engine.workflow import NodeSpec
+from engine.workflow import NodeSpec, Workflow
 from ui.editor import DesignerSession
 from ui.forms import render_fields, schema_fields, sync_widget
 from ui.graphmodel import replace_node
@@ -66,12 +67,29 @@ def properties_panel(sess: DesignerSession, registry: Registry, issues: list[Iss
 
     if fields:
         st.markdown("**Parameters**")
-        render_fields(fields, node.params, key_prefix=f"param.{prefix}", on_change=set_param)
+        choices = received_choices(sess.workflow, node.id, registry) if any(f.picks for f in fields) else None
+        render_fields(fields, node.params, key_prefix=f"param.{prefix}", on_change=set_param, choices=choices)
     files_section(node, set_param, lambda: (sess.workflow.node(node.id) or node).params)
     with st.expander("Resources", expanded=False):
         _resource_form(sess, node, spec, prefix, save, registry)
     with st.expander("Lifecycle", expanded=False):
         _lifecycle_form(sess, node, spec, prefix, save)
+
+
+def received_choices(workflow: Workflow, node_id: str, registry: Registry) -> dict[str, list[str]]:
+    """What the pickers of ``node_id``'s parameters may offer (``ui.forms.render_fields``): the
+    columns every table arriving on its inputs has (``"columns"``; ``"column"`` adds the items'
+    ``id``), and the classes of the scores arriving (``"class"``). Empty while any input's
+    columns are unknown (a custom model's output), so the form keeps its text box."""
+    edges = [e for e in workflow.edges if e.target == node_id]
+    if not edges:
+        return {}
+    planned = planned_items(workflow, registry)
+    tables = [planned.columns_on(e.source, e.source_port) for e in edges]
+    if any(t is None for t in tables):
+        return {}
+    common = [c for c in tables[0] if all(c in t for t in tables[1:])]  # type: ignore[union-attr,operator]
+    return {"column": ["id", *(c for c in common if c != "id")], "columns": common, "class": score_classes(common)}
 
 
 def _update(sess: DesignerSession, node: NodeSpec, save: Saver, **changes: Any) -> None:

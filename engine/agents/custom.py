@@ -17,7 +17,7 @@ from engine.agents.torch_agent import TorchAgent
 from engine.kinds import DataKind
 from engine.registry import agent
 from engine.resources import ResourceDemand
-from engine.spec import PortSpec, RunContext
+from engine.spec import PortSpec, RunContext, picks
 
 _CFG = ConfigDict(extra="forbid", allow_inf_nan=False)
 InputKind = Literal["tensor", "image_batch", "embedding", "table"]
@@ -41,7 +41,7 @@ class CustomModelParams(BaseModel):
     output: str = Field("", max_length=200, description="which of the model's outputs to use when it has "
                         "several: ONNX by name (e.g. probabilities), TorchScript by position (0, 1, ...); "
                         "empty: the first")
-    columns: list[str] = Field(default_factory=list, max_length=10_000,
+    columns: list[str] = Field(default_factory=list, max_length=10_000, json_schema_extra=picks("columns"),
                                description="table input: the numeric columns, in the model's order "
                                "(empty: all numeric columns but the ground truth)")
     classes: list[str] = Field(default_factory=list, max_length=100_000,

@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from engine.agents.tables import component_names
+
 BROADCAST = "*"
 
 
@@ -36,12 +38,7 @@ def pool_per_entity(payload: dict[str, Any], how: str) -> dict[str, float]:
 
 
 def _component_names(parts: list[dict[str, Any]]) -> list[str]:
-    names: list[str] = []
-    for i, part in enumerate(parts):
-        classes = part.get("classes") or [f"input{i}"]
-        name = str(classes[-1])
-        names.append(name if name not in names else f"{name}_{i}")
-    return names
+    return component_names([str(p["classes"][-1]) if p.get("classes") else None for p in parts])
 
 
 def aggregate_risk(

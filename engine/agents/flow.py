@@ -16,7 +16,7 @@ from engine.agents.sinks import write_csv, write_sqlite
 from engine.kinds import DataKind
 from engine.registry import agent
 from engine.resources import ResourceDemand
-from engine.spec import Agent, PortSpec, RunContext
+from engine.spec import Agent, PortSpec, RunContext, picks
 
 _CFG = ConfigDict(extra="forbid", allow_inf_nan=False)
 _COLOR = "#64748b"
@@ -35,7 +35,7 @@ TABLE_LIKE = (DataKind.TABLE, DataKind.SCORES, DataKind.LABELS, DataKind.TEXT_BA
 
 class MergeParams(BaseModel):
     model_config = _CFG
-    on: str = Field("id", min_length=1, max_length=200,
+    on: str = Field("id", min_length=1, max_length=200, json_schema_extra=picks("column"),
                     description="join key: 'id' (the items' ids) or a column present in every input")
     how: Literal["inner", "left", "outer"] = Field(
         "inner", description="inner: rows found in all inputs; left: every row of the first "
@@ -70,7 +70,7 @@ def _is_rows(value: list[Any]) -> bool:
 
 class BranchParams(BaseModel):
     model_config = _CFG
-    field: str = Field("confidence", min_length=1, max_length=200,
+    field: str = Field("confidence", min_length=1, max_length=200, json_schema_extra=picks("column"),
                        description="the column (or 'id') to test")
     op: Literal["==", "!=", "<", "<=", ">", ">=", "contains", "in"] = Field(
         ">=", description="comparison; 'in' takes a list or comma-separated values")

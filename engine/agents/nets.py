@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.agents.runtime import load_weights, torch_threads
+from engine.agents.table_columns import CNN_CLASSES, EMBEDDING_WIDTH
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,8 @@ class MlpConfig:
 
 
 CNN_CONFIGS: dict[str, CnnConfig] = {
-    "lesion_cnn": CnnConfig(1, 64, ("no_lesion", "lesion"), "SYNTHETIC lesion scans"),
-    "digits_cnn": CnnConfig(1, 32, tuple(str(d) for d in range(10)), "scikit-learn digits"),
+    "lesion_cnn": CnnConfig(1, 64, CNN_CLASSES["lesion_cnn"], "SYNTHETIC lesion scans"),
+    "digits_cnn": CnnConfig(1, 32, CNN_CLASSES["digits_cnn"], "scikit-learn digits"),
 }
 
 
@@ -49,7 +50,7 @@ class SmallCnn(nn.Module):
     scaling or mean/std normalisation does not change its predictions.
     """
 
-    def __init__(self, in_channels: int, n_classes: int, embed_dim: int = 32) -> None:
+    def __init__(self, in_channels: int, n_classes: int, embed_dim: int = EMBEDDING_WIDTH) -> None:
         super().__init__()
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),

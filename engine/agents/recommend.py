@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.agents import runtime
 from engine.agents.recsys_data import columns_of
-from engine.agents.table_columns import ITEM_COLUMNS, LOG_COLUMNS, USER_COLUMNS
+from engine.agents.table_columns import ITEM_COLUMNS, LOG_COLUMNS, RECOMMENDATION_COLUMNS, USER_COLUMNS
 from engine.agents.torch_agent import TorchAgent
 from engine.kinds import DataKind
 from engine.registry import agent
@@ -169,7 +169,9 @@ class RankParams(BaseModel):
        outputs=[PortSpec("recommendations", DataKind.TABLE, "user, rank, item, score, category")],
        params=RankParams, resources=ResourceDemand(cpu=1, memory_mb=64),
        expected_duration_s=0.06, per_item_s=1e-5,
-       items_fn=lambda p, n: None if n is None else max(1, n // _EVENTS_PER_USER) * p.k)
+       items_fn=lambda p, n: None if n is None else max(1, n // _EVENTS_PER_USER) * p.k,
+       needs_columns_fn=lambda _: {"items": ("item",), "seen": _PAIR_COLUMNS},
+       columns_fn=lambda _p, _received: RECOMMENDATION_COLUMNS)
 class Rank(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         import torch
@@ -192,7 +194,7 @@ class Rank(Agent):
             for u, i in zip(log["user"], log["item"], strict=True):
                 if str(u) in user_at and str(i) in item_at:
                     scores[user_at[str(u)], item_at[str(i)]] = float("-inf")
-        out: dict[str, list[Any]] = {"user": [], "rank": [], "item": [], "score": [], "category": []}
+        out: dict[str, list[Any]] = {c: [] for c in RECOMMENDATION_COLUMNS}
         limit = len(users) if ctx.max_items is None else min(len(users), ctx.max_items)
         for part in runtime.batches(limit, ctx.batch_size):
             ctx.check_cancelled()

@@ -9,6 +9,9 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
+from engine.agents.table_columns import vector_columns
+from engine.kinds import SCORE_PREFIX
+
 Columns = dict[str, list[Any]]
 
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
@@ -68,7 +71,8 @@ def to_table(payload: Any) -> tuple[Columns, list[str]]:
             raise TypeError("cannot write a tensor of more than 2 dimensions as a table (one row per "
                             "item, one column per value); reshape it to items x values")
         else:
-            cols = {f"v{d}": [r[d] for r in rows] for d in range(len(rows[0]) if rows else 0)}
+            width = len(rows[0]) if rows else 0
+            cols = dict(zip(vector_columns(width), ([r[d] for r in rows] for d in range(width)), strict=True))
     elif "images" in payload:
         raise TypeError("images cannot be written as a table; connect what was found in them: a "
                         "classifier's scores or labels, or the explainer's regions table")
@@ -90,8 +94,48 @@ def _scores_columns(payload: dict[str, Any]) -> Columns:
     if (labels := _truth(payload, classes)) is not None:
         cols["label"] = labels
     for k, name in enumerate(classes):
-        cols[f"score_{name}"] = [round(float(r[k]), 4) for r in rows]
+        cols[f"{SCORE_PREFIX}{name}"] = [round(float(r[k]), 4) for r in rows]
+    for name, values in (payload.get("components") or {}).items():  # a risk aggregate's inputs
+        cols[str(name)] = [None if v is None else round(float(v), 4) for v in values]
     return cols
+
+
+# How a scores payload reads as a table (``to_table``), for the planner to know its columns
+# before the run (``AgentSpec.columns_fn``): these columns, in this order, where present.
+SCORES_BASE = ("text", "predicted", "confidence", "label")
+LABELS_COLUMNS = ("label", "confidence")  # a labels payload: the predicted class and its confidence
+
+
+def scores_columns(classes: tuple[str, ...] | list[str], *, texts: bool = False, truth: bool = True,
+                   components: tuple[str, ...] | list[str] = ()) -> tuple[str, ...]:
+    """The columns ``to_table`` gives a scores payload over ``classes``: the text where the payload
+    carries it, the predicted class and its confidence, the ground truth where it may be known
+    (``truth``; a planned table may have a column a run leaves out, never one it lacks), one
+    score per class, then a risk aggregate's ``components``."""
+    return (*(("text",) if texts else ()), "predicted", "confidence", *(("label",) if truth else ()),
+            *(f"{SCORE_PREFIX}{c}" for c in classes), *components)
+
+
+def components_in(columns: tuple[str, ...]) -> list[str]:
+    """A risk aggregate's component columns among a scores table's (``scores_columns``)."""
+    return [c for c in columns if c not in SCORES_BASE and not c.startswith(SCORE_PREFIX)]
+
+
+# names a component column cannot take: the scores table's own and the threshold's tables'
+_TAKEN = (*SCORES_BASE, "score", "decision")
+
+
+def component_names(risky: list[str | None]) -> list[str]:
+    """The column names of an aggregate's components, from each input's risky (last) class (None:
+    an input without classes): the class, unless the scores or threshold tables already use the
+    name, and made unique by the input's position."""
+    names: list[str] = []
+    for i, cls in enumerate(risky):
+        name = f"input{i}" if cls is None else str(cls)
+        if name in _TAKEN or name.startswith(SCORE_PREFIX):
+            name = f"risk_{name}"
+        names.append(name if name not in names else f"{name}_{i}")
+    return names
 
 
 def join(tables: list[tuple[Columns, list[str]]], on: str, how: str) -> tuple[Columns, list[str]]:

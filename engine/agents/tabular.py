@@ -13,11 +13,21 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engine.agents.runtime import as_list, batches, read_card, resolve_device, torch_threads
-from engine.agents.table_columns import CANCER_FEATURES, CREDIT_FEATURES, DATASET_COLUMNS, FRAUD_FEATURES
-from engine.kinds import DataKind
+from engine.agents.table_columns import (
+    CANCER_CLASSES,
+    CANCER_FEATURES,
+    CREDIT_CLASSES,
+    CREDIT_FEATURES,
+    DATASET_COLUMNS,
+    FRAUD_CLASSES,
+    FRAUD_FEATURES,
+    MARKET_CLASSES,
+)
+from engine.agents.tables import LABELS_COLUMNS, component_names, components_in, scores_columns
+from engine.kinds import DataKind, score_classes
 from engine.registry import agent
 from engine.resources import ResourceDemand
-from engine.spec import Agent, PortSpec, RunContext
+from engine.spec import Agent, PortSpec, RunContext, picks
 
 _CFG = ConfigDict(extra="forbid", allow_inf_nan=False)
 _TABULAR, _DECISION = "#10b981", "#f59e0b"
@@ -233,17 +243,20 @@ def _truth(table: dict, config: Any, n: int) -> Any:
 
 
 def _scorer(name: str, label: str, description: str, card: str, per_item_s: float,
-            features: tuple[str, ...]) -> Any:
+            features: tuple[str, ...], classes: tuple[str, ...]) -> Any:
+    # the scores' columns list the ground truth: a table may carry its target (tabular.source's
+    # data sets do; a CSV table when its target is set)
     return agent(name, category="tabular", label=label, color=_TABULAR, description=description,
                  inputs=[_TABLE_IN], outputs=[_SCORES_OUT],
                  resources=ResourceDemand(cpu=1, memory_mb=16, device="any"),
                  expected_duration_s=0.02, per_item_s=per_item_s, card=read_card(card),
-                 memory_per_item_mb=6e-4, needs_columns_fn=lambda _: features)
+                 memory_per_item_mb=6e-4, needs_columns_fn=lambda _: features,
+                 columns_fn=lambda _p, _received: scores_columns(classes))
 
 
 @_scorer("tabular.fraud_score", "Fraud score", "An MLP trained on GENERATED card transactions "
          "scores each transaction legit / fraud (keeps the customer as the entity).", "fraud_mlp", 5e-6,
-         FRAUD_FEATURES)
+         FRAUD_FEATURES, FRAUD_CLASSES)
 class FraudScore(_MlpScorer):
     weights, entity_column = "fraud_mlp", "customer"
 
@@ -254,7 +267,7 @@ class FraudScore(_MlpScorer):
 
 
 @_scorer("tabular.credit_score", "Credit score", "An MLP trained on GENERATED applicants "
-         "gives each applicant's probability of default.", "credit_mlp", 5e-6, CREDIT_FEATURES)
+         "gives each applicant's probability of default.", "credit_mlp", 5e-6, CREDIT_FEATURES, CREDIT_CLASSES)
 class CreditScore(_MlpScorer):
     weights = "credit_mlp"
 
@@ -266,7 +279,7 @@ class CreditScore(_MlpScorer):
 
 @_scorer("tabular.diagnose", "Diagnose (breast cancer)", "An MLP trained on the REAL "
          "scikit-learn breast-cancer table: malignant / benign from 30 cell measurements.",
-         "diagnose_mlp", 2e-5, CANCER_FEATURES)
+         "diagnose_mlp", 2e-5, CANCER_FEATURES, CANCER_CLASSES)
 class Diagnose(_MlpScorer):
     weights = "diagnose_mlp"
 
@@ -291,7 +304,10 @@ class MarketParams(BaseModel):
        inputs=[PortSpec("table", DataKind.TABLE, "a series with a 'price' column")],
        outputs=[_SCORES_OUT], params=MarketParams,
        resources=ResourceDemand(cpu=1, memory_mb=8), expected_duration_s=0.015,
-       needs_columns_fn=lambda _: ("price",))
+       needs_columns_fn=lambda _: ("price",),
+       columns_fn=lambda p, received: scores_columns(
+           MARKET_CLASSES, truth=p.output == "series" and (not received or received[0] is None
+                                                          or "regime" in received[0])))
 class MarketSignal(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         import torch
@@ -306,10 +322,10 @@ class MarketSignal(Agent):
         stress = torch.sigmoid(3 * (short / long.clamp_min(1e-9) - 1.4) + 25 * (drawdown - 0.08))
         scores = torch.stack([1 - stress, stress], 1).float()
         if p.output == "latest":
-            return {"scores": {"scores": scores[-1:], "classes": ["calm", "stress"], "ids": ["*"],
+            return {"scores": {"scores": scores[-1:], "classes": list(MARKET_CLASSES), "ids": ["*"],
                                "as_of": table["ids"][-1], "labels": None}}
         truth = [0 if r == "calm" else 1 for r in table["columns"].get("regime", [])]
-        return {"scores": {"scores": scores, "classes": ["calm", "stress"], "ids": table["ids"],
+        return {"scores": {"scores": scores, "classes": list(MARKET_CLASSES), "ids": table["ids"],
                            "labels": torch.tensor(truth) if truth else None}}
 
 
@@ -339,7 +355,7 @@ class AggregateParams(BaseModel):
        outputs=[PortSpec("scores", DataKind.SCORES,
                          "one risk in 0..1 per entity, with each component in 'components'")],
        params=AggregateParams, resources=ResourceDemand(cpu=1, memory_mb=8),
-       expected_duration_s=0.005, per_item_s=2e-6)
+       expected_duration_s=0.005, per_item_s=2e-6, columns_fn=lambda _p, received: _aggregate_columns(received))
 class RiskAggregate(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         from engine.agents.decision import aggregate_risk
@@ -356,10 +372,27 @@ class RiskAggregate(Agent):
         return {"scores": scores}
 
 
+def _aggregate_columns(received: list[tuple[str, ...] | None]) -> tuple[str, ...] | None:
+    """The aggregate's scores table: its risk, then each input's pooled value, named by the
+    input's risky (last) class (``decision.aggregate_risk``); None while an input's is unknown."""
+    if not received or None in received:
+        return None
+    risky = [classes[-1] if (classes := score_classes(cols)) else None for cols in received if cols is not None]
+    return scores_columns(("risk",), truth=False, components=component_names(risky))
+
+
+def _threshold_columns(received: list[tuple[str, ...] | None]) -> dict[str, tuple[str, ...] | None]:
+    """The threshold's labels, and its flagged and passed tables: score, decision and the
+    components of an aggregate's risk (``decision.split_by_threshold``)."""
+    scores = received[0] if received else None
+    table = None if scores is None else ("score", "decision", *components_in(scores))
+    return {"labels": LABELS_COLUMNS, "flagged": table, "passed": table}
+
+
 class ThresholdParams(BaseModel):
     model_config = _CFG
     threshold: float = Field(0.5, ge=0, le=1, description="flag when the score is at least this")
-    score_class: str | None = Field(None, max_length=100,
+    score_class: str | None = Field(None, max_length=100, json_schema_extra=picks("class"),
                                     description="which class's score to test (empty: the last)")
     flag_label: str = Field("flag", min_length=1, max_length=50)
     pass_label: str = Field("pass", min_length=1, max_length=50)
@@ -379,7 +412,8 @@ class ThresholdParams(BaseModel):
                 PortSpec("flagged", DataKind.TABLE, "items at or above the threshold"),
                 PortSpec("passed", DataKind.TABLE, "items below the threshold")],
        params=ThresholdParams, resources=ResourceDemand(cpu=1, memory_mb=8),
-       expected_duration_s=0.005, per_item_s=2e-7)
+       expected_duration_s=0.005, per_item_s=2e-7, columns_fn=lambda _p, received: _threshold_columns(received),
+       needs_classes_fn=lambda p: (p.score_class,) if p.score_class else ())
 class Threshold(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         from engine.agents.decision import split_by_threshold

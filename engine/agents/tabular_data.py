@@ -8,10 +8,10 @@ from __future__ import annotations
 import numpy as np
 
 from engine.agents.nets import MlpConfig
-from engine.agents.table_columns import CREDIT_FEATURES, FRAUD_FEATURES
+from engine.agents.table_columns import CREDIT_CLASSES, CREDIT_FEATURES, FRAUD_CLASSES, FRAUD_FEATURES
 
-CREDIT = MlpConfig(CREDIT_FEATURES, ("repay", "default"), 32, "GENERATED credit applicants")
-FRAUD = MlpConfig(FRAUD_FEATURES, ("legit", "fraud"), 32, "GENERATED card transactions")
+CREDIT = MlpConfig(CREDIT_FEATURES, CREDIT_CLASSES, 32, "GENERATED credit applicants")
+FRAUD = MlpConfig(FRAUD_FEATURES, FRAUD_CLASSES, 32, "GENERATED card transactions")
 
 
 def _cancer_data() -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:

@@ -10,6 +10,9 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.agents import runtime
+from engine.agents.table_columns import EMBEDDING_WIDTH, vector_columns
+from engine.agents.tables import scores_columns
+from engine.agents.text_corpus import INTENTS, SENTIMENTS
 from engine.agents.text_io import read_text_file
 from engine.agents.torch_agent import TorchAgent
 from engine.kinds import DataKind
@@ -62,7 +65,8 @@ def _text_file_problem(p: TextSourceParams) -> str | None:
        per_item_fn=lambda p: 1e-6 if p.mode == "file" else 1e-5,  # reading a line: 0.22 us measured
        memory_per_item_mb=2e-4,  # 300,000 lines of a file: 42 MB measured
        files_fn=lambda p: ("path", [p.path]) if p.mode == "file" else None,
-       file_check_fn=lambda p: _text_file_problem(p))
+       file_check_fn=lambda p: _text_file_problem(p),
+       columns_fn=lambda p, _: ("text", "label") if p.mode in ("reviews", "requests") else ("text",))
 class TextSource(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         p: TextSourceParams = self.params  # type: ignore[assignment]
@@ -153,6 +157,15 @@ _SCORES_OUT = PortSpec("scores", DataKind.SCORES,
                        "class probabilities per text, with the predicted class and confidence")
 
 
+def _text_scores(classes: tuple[str, ...]) -> Any:
+    """``columns_fn`` of a text classifier: the text, its prediction and the ground truth where
+    the texts may carry it (a generated set, or texts whose columns are unknown)."""
+    def columns(_: Any, received: list[tuple[str, ...] | None]) -> tuple[str, ...]:
+        truth = not received or received[0] is None or "label" in received[0]
+        return scores_columns(classes, texts=True, truth=truth)
+    return columns
+
+
 class NoModelParams(BaseModel):
     model_config = _CFG
 
@@ -162,10 +175,10 @@ class NoModelParams(BaseModel):
        "model with negation handling, trained on synthetic reviews).",
        inputs=[_TEXTS_IN], outputs=[_SCORES_OUT], params=NoModelParams,
        resources=_MODEL_DEMAND, expected_duration_s=0.014, per_item_s=1e-4, memory_per_item_mb=2e-3,
-       card=runtime.read_card("sentiment"))
+       card=runtime.read_card("sentiment"), columns_fn=_text_scores(SENTIMENTS))
 class Sentiment(_ClassifierAgent):
     weights = "sentiment"
-    classes = ("negative", "neutral", "positive")
+    classes = SENTIMENTS
 
 
 @agent("text.intent", category="text", label="Intent", color=_COLOR,
@@ -173,10 +186,10 @@ class Sentiment(_ClassifierAgent):
        "shipping or technical (trained on synthetic requests).",
        inputs=[_TEXTS_IN], outputs=[_SCORES_OUT], params=NoModelParams,
        resources=_MODEL_DEMAND, expected_duration_s=0.01, per_item_s=1.5e-4, memory_per_item_mb=2e-3,
-       card=runtime.read_card("intent"))
+       card=runtime.read_card("intent"), columns_fn=_text_scores(INTENTS))
 class Intent(_ClassifierAgent):
     weights = "intent"
-    classes = ("account", "billing", "cancel", "refund", "shipping", "technical")
+    classes = INTENTS
 
 
 class EmbedParams(BaseModel):
@@ -191,7 +204,7 @@ class EmbedParams(BaseModel):
        "of our sentiment or intent model.",
        inputs=[_TEXTS_IN], outputs=[PortSpec("vectors", DataKind.EMBEDDING, "one vector per text")],
        params=EmbedParams, resources=_MODEL_DEMAND, expected_duration_s=0.005, per_item_s=8e-5,
-       memory_per_item_mb=2e-3,
+       memory_per_item_mb=2e-3, columns_fn=lambda _p, _received: vector_columns(EMBEDDING_WIDTH),
        card="\n\n".join(c for c in (runtime.read_card("sentiment"), runtime.read_card("intent")) if c)
        or None)
 class Embed(_ClassifierAgent):

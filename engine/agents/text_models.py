@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from engine.agents.table_columns import EMBEDDING_WIDTH
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -76,7 +78,7 @@ def bag_batch(feature_lists: Sequence[list[int]]) -> tuple[torch.Tensor, torch.T
 class TextClassifier(nn.Module):
     """Mean-pooled hashed-feature embeddings → hidden layer → class logits."""
 
-    def __init__(self, n_classes: int, dim: int = 32, hidden: int = 32,
+    def __init__(self, n_classes: int, dim: int = EMBEDDING_WIDTH, hidden: int = 32,
                  buckets: int = TEXT_BUCKETS) -> None:
         super().__init__()
         self.bag = nn.EmbeddingBag(buckets, dim, mode="mean")

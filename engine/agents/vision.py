@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine.agents.batching import map_batches, run_itemwise
 from engine.agents.kernels import SHIFTED_TAPS, gaussian_radius, median_side
 from engine.agents.runtime import read_card, resolve_device
+from engine.agents.table_columns import CNN_CLASSES, EMBEDDING_WIDTH, REGION_KEYS, vector_columns
+from engine.agents.tables import LABELS_COLUMNS, scores_columns
 from engine.errors import ModelFileError
 from engine.kinds import DataKind
 from engine.registry import agent
@@ -300,7 +302,8 @@ class _CnnAgent(Agent):
                 PortSpec("labels", DataKind.LABELS, "predicted class and confidence")],
        params=ModelParams, resources=ResourceDemand(cpu=1, memory_mb=32, device="any"),
        expected_duration_s=0.075, per_item_s=4e-4, lifecycle=_BATCHED, card=_CARDS, itemwise=True,
-       per_image_fn=_cnn_cost)
+       per_image_fn=_cnn_cost,
+       columns_fn=lambda p, _: {"scores": scores_columns(CNN_CLASSES[p.model]), "labels": LABELS_COLUMNS})
 class Classify(_CnnAgent):
     def run_batch(self, inputs: dict[str, Any], ctx: RunContext, start: int) -> dict[str, Any]:
         import torch
@@ -341,7 +344,8 @@ class ExplainParams(ModelParams):
        params=ExplainParams, resources=ResourceDemand(cpu=1, memory_mb=96, device="any"),
        expected_duration_s=0.34, per_item_s=2.5e-3, lifecycle=_BATCHED, card=_CARDS,
        shape_fn=lambda p, received: _explain_shape(p, received),
-       per_image_fn=lambda p, images: _explain_cost(p, images))
+       per_image_fn=lambda p, images: _explain_cost(p, images),
+       columns_fn=lambda _p, _received: {"regions": ("predicted", "confidence", *REGION_KEYS)})
 class Explain(_CnnAgent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         import torch
@@ -385,7 +389,7 @@ class Explain(_CnnAgent):
        inputs=[_IMAGES_IN], outputs=[PortSpec("embedding", DataKind.EMBEDDING, "N x 32 vectors")],
        params=ModelParams, resources=ResourceDemand(cpu=1, memory_mb=32, device="any"),
        expected_duration_s=0.055, per_item_s=4e-4, lifecycle=_BATCHED, card=_CARDS, itemwise=True,
-       per_image_fn=_cnn_cost)
+       per_image_fn=_cnn_cost, columns_fn=lambda _p, _received: vector_columns(EMBEDDING_WIDTH))
 class Embed(_CnnAgent):
     def run_batch(self, inputs: dict[str, Any], ctx: RunContext, start: int) -> dict[str, Any]:
         import torch

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.agents.kernels import median_side
+from engine.agents.table_columns import REGION_KEYS
 from engine.agents.vision_data import blur
 
 
@@ -167,8 +168,7 @@ def top_regions(maps: torch.Tensor, window: int) -> list[dict[str, int]]:
     out = []
     for flat in best.tolist():
         top, left = divmod(flat, pw)
-        out.append({"top": top, "left": left, "size": window,
-                    "center_row": top + window // 2, "center_col": left + window // 2})
+        out.append(dict(zip(REGION_KEYS, (top, left, window, top + window // 2, left + window // 2), strict=True)))
     return out
 
 

@@ -6,22 +6,45 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.agents.tables import to_table
 from engine.events import RunStatus
+from engine.items import planned_items
 from engine.runs import RunHandle, RunManager, RunOptions
 from engine.validation import validate
-from engine.workflow import load_workflow
+from engine.workflow import Workflow, load_workflow
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def run_template(manager: RunManager, name: str, time_scale: float = 1.0) -> RunHandle:
-    """Run ``examples/<name>.json`` without the cache; fails the test unless it succeeds."""
+    """Run ``examples/<name>.json`` without the cache; fails the test unless it succeeds, or
+    unless an output's columns differ from those planned for it."""
     workflow = load_workflow(EXAMPLES / f"{name}.json")
     handle = manager.submit(workflow, RunOptions(use_cache=False, time_scale=time_scale))
     status = handle.wait(120)
     failed = {k: v.get("error") for k, v in handle.snapshot().nodes.items() if v.get("error")}
     assert status == RunStatus.SUCCEEDED, failed
+    check_planned_columns(handle, workflow, manager)
     return handle
+
+
+def check_planned_columns(handle: RunHandle, workflow: Workflow, manager: RunManager) -> None:
+    """Every output whose columns the planner knows reads as a table with exactly those columns
+    (``AgentSpec.columns_fn`` against ``to_table``): the templates' data carry their ground truth,
+    so even the columns only some runs have are there. Validation's column and class checks and
+    the designer's pickers stand on these."""
+    planned = planned_items(workflow, manager.registry)
+    checked = 0
+    for node in workflow.nodes:
+        for port, payload in (handle.outputs(node.id) or {}).items():
+            columns = planned.columns_on(node.id, port)
+            if columns is None or payload is None:
+                continue
+            assert tuple(to_table(payload)[0]) == columns, f"{node.id}.{port} ({node.agent})"
+            checked += 1
+    known = sum(planned.columns_on(n.id, p.name) is not None
+                for n in workflow.nodes if n.agent in manager.registry for p in manager.registry.get(n.agent).outputs)
+    assert checked == known, f"{known - checked} planned outputs were not kept to check"
 
 
 def check_template_file(name: str) -> None:

@@ -189,9 +189,16 @@ def test_validation_finds_a_table_without_the_columns_its_reader_needs() -> None
     assert issue.node == "big" and issue.hint.startswith("did you mean 'amount'?")  # through the limit
     fixed = {**typo, "params": {**typo["params"], "field": "amount"}}
     assert not [i for i in validate(flow(source, limit, fixed), registry) if i.is_error]
-    scores = {"id": "fraud", "agent": "tabular.fraud_score"}
+    scores = {"id": "fraud", "agent": "tabular.fraud_score"}  # its scores read as a table of known columns
+    risky = {"id": "b", "agent": "flow.branch", "params": {"field": "score_fruad", "op": ">=", "value": 0.5}}
+    (issue,) = [i for i in validate(flow(source, scores, risky), registry) if i.code == "missing_columns"]
+    assert issue.node == "b" and issue.hint.startswith("did you mean 'score_fraud'?")
+    risky["params"]["field"] = "score_fraud"
+    assert not [i for i in validate(flow(source, scores, risky), registry) if i.is_error]
+    custom = {"id": "m", "agent": "custom.model", "params": {"path": "m.onnx", "input_kind": "table"}}
     unknown = {"id": "b", "agent": "flow.branch", "params": {"field": "anything"}}
-    assert not [i for i in validate(flow(source, scores, unknown), registry) if i.is_error]  # scores: not known
+    assert not [i for i in validate(flow(source, custom, unknown), registry)
+                if i.code == "missing_columns"]  # a custom model's output: not known
 
 
 def test_columns_are_known_only_where_an_agent_says_what_it_emits() -> None:

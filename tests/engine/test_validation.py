@@ -77,6 +77,7 @@ EXPECTED = {
     "missing_columns": [("missing_columns", "s", "table")],
     "image_size_mismatch": [("image_size_mismatch", "m", "images")],
     "unreadable_file": [("unreadable_file", "t", None)],
+    "unknown_class": [("unknown_class", "p", "scores")],
 }
 
 
@@ -113,6 +114,8 @@ PINNED = {
     "image_size_mismatch": ("edge i -> m: node 'm' (fixture.fixed_model) takes images of 1 channel x 32 x 32 px, "
                             "but the images from 'i' are planned at 1 channel x 64 x 64 px",
                             "set size of node 'i' to 32"),
+    "unknown_class": ("edge c -> p: node 'p' (fixture.pick_class) picks the class 'dgo', which the scores "
+                      "from 'c' do not have (their classes: 'cat', 'dog')", "did you mean 'dog'?"),
     "unreadable_file": ("node 't' (fixture.read_table): t.csv, line 3: 2 field(s) but the header has 3",
                         "correct the file, then upload it again in the designer's properties panel (Your files), "
                         "or set `path` to another file"),

@@ -47,3 +47,53 @@ def test_a_real_edit_still_reaches_the_callback_and_becomes_the_default() -> Non
     at.run()
     assert at.number_input(key="p.threshold").proto.default == 0.25
     assert at.number_input(key="p.threshold").value == 0.25
+
+
+def _pickers() -> None:
+    import streamlit as st
+    from pydantic import BaseModel, Field
+
+    from engine.spec import picks
+    from ui.forms import render_fields, schema_fields
+
+    class Params(BaseModel):
+        field: str = Field("confidence", json_schema_extra=picks("column"))
+        score_class: str | None = Field(None, json_schema_extra=picks("class"))
+        columns: list[str] = Field(default_factory=list, json_schema_extra=picks("columns"))
+        other: str = Field("x", json_schema_extra=picks("column"))
+
+    values = st.session_state.setdefault("values", {"field": "amout", "columns": ["age"]})
+    edits = st.session_state.setdefault("edits", [])
+    choices = st.session_state.get("choices", {"column": ["id", "amount", "age"], "class": ["legit", "fraud"],
+                                               "columns": ["amount", "age"]})
+    render_fields(schema_fields(Params.model_json_schema()), values, key_prefix="p", choices=choices,
+                  on_change=lambda name, value: (edits.append(name), values.__setitem__(name, value)))
+
+
+def test_a_parameter_naming_a_column_or_class_offers_what_the_node_receives() -> None:
+    at = AppTest.from_function(_pickers, default_timeout=30).run()
+    assert not at.exception
+    field = at.selectbox(key="p.field.pick")
+    assert field.options == ["id", "amount", "age", "amout (not in the input)"]  # a typo stays, marked
+    assert field.value == "amout" and at.session_state["edits"] == []
+    field.set_value("amount").run()
+    assert at.session_state["values"]["field"] == "amount" and at.session_state["edits"] == ["field"]
+    assert at.selectbox(key="p.field.pick").options == ["id", "amount", "age"]
+    klass = at.selectbox(key="p.score_class.pick")
+    assert klass.options == ["(not set)", "legit", "fraud"] and klass.value == ""  # not set: the agent's default
+    klass.set_value("fraud").run()
+    assert at.session_state["values"]["score_class"] == "fraud"
+    at.selectbox(key="p.score_class.pick").set_value("").run()
+    assert at.session_state["values"]["score_class"] is None
+    columns = at.multiselect(key="p.columns.pick")
+    assert columns.options == ["amount", "age"] and columns.value == ["age"]
+    columns.select("amount").run()
+    assert at.session_state["values"]["columns"] == ["age", "amount"]
+
+
+def test_without_known_choices_the_text_box_stays() -> None:
+    at = AppTest.from_function(_pickers, default_timeout=30)
+    at.session_state["choices"] = {}
+    at.run()
+    assert not at.exception and not at.selectbox and not at.multiselect
+    assert at.text_input(key="p.field.text").value == "amout"

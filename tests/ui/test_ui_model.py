@@ -233,3 +233,27 @@ def test_the_properties_panel_says_what_the_memory_grows_with() -> None:
     assert "for 128 items of 256 x 256 px" in text and "the run reserves 416 MB" in text
     source = wf.node("scans")
     assert "px" not in _memory_growth(sess, source, registry.get(source.agent), registry)  # type: ignore[arg-type]
+
+
+def test_pickers_offer_the_columns_and_classes_a_node_receives() -> None:
+    from engine.workflow import load_workflow
+    from ui.properties import received_choices
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    registry = default_registry()
+    sentiment = load_workflow(examples / "nlp-sentiment.json")
+    choices = received_choices(sentiment, "negative", registry)
+    assert choices["column"] == ["id", "text", "predicted", "confidence", "label", "score_negative",
+                                 "score_neutral", "score_positive"]
+    assert choices["class"] == ["negative", "neutral", "positive"]
+    merged = received_choices(sentiment, "with_vectors", registry)  # scores and vectors: only the id in common
+    assert merged["column"] == ["id"] and merged["columns"] == []
+    finance = load_workflow(examples / "finance-risk.json")
+    assert received_choices(finance, "decision", registry)["class"] == ["risk"]
+    assert received_choices(finance, "applicants", registry) == {}  # a source receives nothing
+    custom = Workflow.model_validate({"schema_version": 1, "nodes": [
+        {"id": "t", "agent": "tabular.source"},
+        {"id": "m", "agent": "custom.model", "params": {"path": "m.onnx", "input_kind": "table"}},
+        {"id": "b", "agent": "flow.branch"}], "edges": [{"source": "t", "target": "m"}, {"source": "m", "target": "b"}]})
+    assert received_choices(custom, "b", registry) == {}  # a custom model's output: unknown, the text box stays
+    assert "income_k" in received_choices(custom, "m", registry)["columns"]

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.agents import runtime
+from engine.agents.tables import LABELS_COLUMNS, scores_columns
 from engine.agents.torch_agent import TorchAgent
 from engine.kinds import DataKind
 from engine.registry import agent
@@ -144,6 +145,17 @@ def _model_file_problem(p: CustomModelParams) -> str | None:
     return None
 
 
+def _output_columns(p: CustomModelParams) -> tuple[str, ...] | None:
+    """What the output reads as, where the params say it: labels, or scores over the declared
+    ``classes`` (with the ground truth an image data set passes on); None where the model's
+    output width decides (no classes declared, vectors, a tensor)."""
+    if p.output_kind == "labels":
+        return LABELS_COLUMNS
+    if p.output_kind == "scores" and p.classes:
+        return scores_columns(p.classes)
+    return None
+
+
 def _numeric(values: Any) -> bool:
     items = values.tolist() if hasattr(values, "tolist") else list(values)
     return bool(items) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in items)
@@ -159,7 +171,8 @@ def _numeric(values: Any) -> bool:
        params=CustomModelParams, resources=ResourceDemand(cpu=1, memory_mb=512, device="any"),
        expected_duration_s=0.5, files_fn=lambda p: ("path", [p.path]), kinds_fn=lambda p: _port_kinds(p),
        needs_columns_fn=lambda p: tuple(p.columns) if p.input_kind == "table" else (),
-       needs_shape_fn=_needs_shape, file_check_fn=lambda p: _model_file_problem(p))
+       needs_shape_fn=_needs_shape, file_check_fn=lambda p: _model_file_problem(p),
+       columns_fn=lambda p, _received: _output_columns(p))
 class CustomModel(TorchAgent):
     def build(self, device: str) -> None:
         from engine.agents.model_files import load_model

@@ -307,6 +307,37 @@ def test_a_table_models_columns_are_checked_against_a_known_table(onnx_file: Pat
     assert issue.node == "m" and "'late_payment'" in issue.message and "'late_payments'" in issue.hint
 
 
+
+def test_a_models_declared_scores_have_known_columns(onnx_file: Path):
+    """Scores over declared classes read as a table of known columns, so what reads them is
+    checked before the run (a branch on a class's score typed wrong) and picks from them."""
+    from engine.agents.tables import to_table
+    from engine.items import planned_items
+    from engine.registry import default_registry
+    from engine.validation import validate
+    from engine.workflow import Workflow
+
+    def flow(**params: object) -> Workflow:
+        return Workflow.model_validate({"schema_version": 1, "nodes": [
+            {"id": "t", "agent": "tabular.source", "params": {"dataset": "credit_applicants"}},
+            {"id": "m", "agent": "custom.model", "params": {
+                "path": str(onnx_file), "input_kind": "table", "output_kind": "scores",
+                "columns": ["age", "income_k", "debt_ratio", "late_payments"], **params}},
+            {"id": "b", "agent": "flow.branch", "params": {"field": "score_hihg", "op": ">", "value": 0.5}}],
+            "edges": [{"source": "t", "target": "m"}, {"source": "m", "target": "b"}]})
+
+    registry = default_registry()
+    typed = flow(classes=["low", "mid", "high"])
+    (issue,) = [i for i in validate(typed, registry) if i.is_error]
+    assert issue.code == "missing_columns" and issue.hint.startswith("did you mean 'score_high'?")
+    planned = planned_items(typed, registry).columns_on("m", "out")
+    table = {"columns": {c: X[:, k].tolist() for k, c in enumerate(["age", "income_k", "debt_ratio", "late_payments"])},
+             "ids": ["p", "q", "r"]}
+    out = run({"path": str(onnx_file), "input_kind": "table", "output_kind": "scores",
+               "columns": ["age", "income_k", "debt_ratio", "late_payments"], "classes": ["low", "mid", "high"]}, table)
+    assert set(to_table(out)[0]) <= set(planned) and "score_high" in planned
+    assert not [i for i in validate(flow(), registry) if i.is_error]  # no classes: the width decides, unknown
+
 def _sklearn_like(path: Path) -> Path:
     """What a scikit-learn classifier exported to ONNX looks like: a `label` (int64) output first,
     then `probabilities` (float), then the same as a ZipMap (a list of dicts)."""

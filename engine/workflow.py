@@ -246,13 +246,20 @@ def _hint_for(err: Mapping[str, Any]) -> str:
     return "fix the value and try again"
 
 
+WORKFLOW_SUFFIXES = (".json", ".yaml", ".yml")
+
+
 def load_workflow(source: str | Path, *, fmt: str | None = None) -> Workflow:
-    """Load a workflow from a path or from text.
+    """Load a workflow from a path or from text. A one-line ``str`` ending in ``.json``,
+    ``.yaml`` or ``.yml`` is a path (``load_workflow("examples/two-stage.json")``): no workflow
+    text looks like that.
 
     Raises:
         OSError: the file cannot be read.
         WorkflowFileError: the content is not a valid workflow file.
     """
+    if isinstance(source, str) and "\n" not in source and source.strip().lower().endswith(WORKFLOW_SUFFIXES):
+        source = Path(source.strip())
     if isinstance(source, Path):
         if source.stat().st_size > MAX_FILE_BYTES:
             raise WorkflowFileError(

@@ -305,6 +305,7 @@ class MarketParams(BaseModel):
        outputs=[_SCORES_OUT], params=MarketParams,
        resources=ResourceDemand(cpu=1, memory_mb=8), expected_duration_s=0.015,
        needs_columns_fn=lambda _: ("price",),
+       items_fn=lambda p, n: 1 if p.output == "latest" else n,  # latest: one market-wide row
        columns_fn=lambda p, received: scores_columns(
            MARKET_CLASSES, truth=p.output == "series" and (not received or received[0] is None
                                                           or "regime" in received[0])))

@@ -215,3 +215,18 @@ def test_columns_are_known_only_where_an_agent_says_what_it_emits() -> None:
     wf = Workflow.model_validate({"schema_version": 1, "nodes": nodes, "edges": [
         {"source": "tx", "target": "csv"}, {"source": "csv", "target": "big"}]})
     assert not [i for i in validate(wf, default_registry()) if i.is_error]
+
+
+def test_the_latest_market_signal_is_planned_as_one_row() -> None:
+    """The wire into the aggregate said '250 items' for the one market-wide row it carries."""
+    import json
+    from pathlib import Path
+
+    from engine.items import planned_items
+    from engine.registry import default_registry
+    from engine.workflow import Workflow
+
+    data = json.loads((Path(__file__).resolve().parents[2] / "examples" / "finance-risk.json").read_text())
+    assert planned_items(Workflow.model_validate(data), default_registry()).items_out["market_signal"] == 1
+    next(n for n in data["nodes"] if n["id"] == "market_signal")["params"]["output"] = "series"
+    assert planned_items(Workflow.model_validate(data), default_registry()).items_out["market_signal"] == 250

@@ -97,3 +97,15 @@ def test_workflow_is_immutable():
     with pytest.raises(Exception, match="frozen"):
         workflow.name = "other"  # type: ignore[misc]
     assert isinstance(workflow, Workflow)
+
+
+def test_a_path_given_as_a_string_loads_the_file(tmp_path):
+    """``load_workflow("examples/two-stage.json")`` is what a library user types first; it once
+    parsed the path itself as YAML and said the file must hold an object, not str."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "two-stage.json"
+    assert load_workflow(str(example)) == load_workflow(example)
+    yaml_copy = tmp_path / "copy.YML"
+    yaml_copy.write_text(dump_workflow(load_workflow(example), fmt="yaml"))
+    assert load_workflow(f" {yaml_copy} ") == load_workflow(example)
+    with pytest.raises(FileNotFoundError):
+        load_workflow(str(tmp_path / "missing.json"))

@@ -361,8 +361,9 @@ class AgentSpec:
             the columns are unknown (a custom model's output), and nothing after it is checked.
         needs_columns_fn: the columns every table arriving on its inputs must have, for these
             params (a scorer's features, a branch's field), or ``{input port: columns}`` for an
-            agent whose inputs need different ones (a ranker's item table and its log). Validation reports the ones a
-            connected table is known to lack (``missing_columns``) before anything runs.
+            agent whose inputs need different ones (a ranker's item table and its log).
+            Validation reports the ones a connected table is known to lack
+            (``missing_columns``) before anything runs.
         needs_classes_fn: the classes every scores payload arriving on its inputs must have, for
             these params (a threshold's ``score_class``). Validation reports one the planned
             scores lack (``unknown_class``), their classes read from their columns

@@ -376,9 +376,9 @@ class RiskAggregate(Agent):
 def _aggregate_columns(received: list[tuple[str, ...] | None]) -> tuple[str, ...] | None:
     """The aggregate's scores table: its risk, then each input's pooled value, named by the
     input's risky (last) class (``decision.aggregate_risk``); None while an input's is unknown."""
-    if not received or None in received:
+    if not received or any(cols is None for cols in received):
         return None
-    risky = [classes[-1] if (classes := score_classes(cols)) else None for cols in received if cols is not None]
+    risky = [classes[-1] if (classes := score_classes(cols)) else None for cols in received]  # type: ignore[arg-type]
     return scores_columns(("risk",), truth=False, components=component_names(risky))
 
 

@@ -9,7 +9,7 @@ under a second.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -496,16 +496,24 @@ def _check_inputs(ctx: _Context, links: list[_Link]) -> None:
                         hint="keep one edge, or merge the values first with a collecting agent")
 
 
+def _links_into(ctx: _Context, links: list[_Link], needs: str) -> Iterator[tuple[_Link, AgentSpec, Any]]:
+    """The links into a node whose agent declares what its inputs need (``needs``: the name of an
+    ``AgentSpec`` hook such as ``needs_columns_fn``), with the node's parsed params: those whose
+    input port resolved and whose kinds fit (a type_mismatch is reported, not checked further)."""
+    for link in links:
+        spec, params = ctx.specs.get(link.target), ctx.params.get(link.target)
+        if spec is not None and getattr(spec, needs) is not None and params is not None \
+                and link.target_port is not None and link.kinds_fit:
+            yield link, spec, params
+
+
 def _check_columns(ctx: _Context, links: list[_Link]) -> None:
     """A table whose columns the workflow knows (a table source's data set, passed on by limits,
     branches and merges), connected to an agent that needs columns it lacks: a scorer fed the
     wrong data set, a branch or merge on a column that is not there. At run time that node would
     fail after everything before it had run."""
-    for link in links:
-        spec = ctx.specs.get(link.target)
-        if spec is None or spec.needs_columns_fn is None or link.target_port is None or not link.kinds_fit:
-            continue
-        needed = spec.needed_columns(ctx.params.get(link.target), link.target_port)
+    for link, spec, params in _links_into(ctx, links, "needs_columns_fn"):
+        needed = spec.needed_columns(params, link.target_port)
         have = ctx.sized().columns_on(link.source, link.source_port) if needed else None
         missing = [c for c in needed if have is not None and c not in have]
         if not missing or have is None:
@@ -547,13 +555,8 @@ def _check_classes(ctx: _Context, links: list[_Link]) -> None:
     agent that picks a class they lack: a threshold on a class typed wrong, or on the class of
     the scores before an aggregation. At run time that node would fail after everything before
     it had run."""
-    for link in links:
-        spec = ctx.specs.get(link.target)
-        params = ctx.params.get(link.target)
-        if spec is None or spec.needs_classes_fn is None or params is None or link.target_port is None \
-                or not link.kinds_fit:
-            continue
-        needed = spec.needs_classes_fn(params)
+    for link, spec, params in _links_into(ctx, links, "needs_classes_fn"):
+        needed = spec.needs_classes_fn(params)  # type: ignore[misc]
         columns = ctx.sized().columns_on(link.source, link.source_port) if needed else None
         have = score_classes(columns) if columns is not None else []
         missing = [c for c in needed if c not in have]
@@ -573,13 +576,8 @@ def _check_classes(ctx: _Context, links: list[_Link]) -> None:
 def _check_shapes(ctx: _Context, links: list[_Link]) -> None:
     """Images of a planned size fed to an agent that takes only another size (a user's model
     exported for 3 x 32 x 32 images): at run time the model would refuse the first batch."""
-    for link in links:
-        spec = ctx.specs.get(link.target)
-        params = ctx.params.get(link.target)
-        if spec is None or spec.needs_shape_fn is None or params is None or link.target_port is None \
-                or not link.kinds_fit:
-            continue
-        needed = spec.needs_shape_fn(params)
+    for link, spec, params in _links_into(ctx, links, "needs_shape_fn"):
+        needed = spec.needs_shape_fn(params)  # type: ignore[misc]
         have = ctx.sized().shape_out.get(link.source) if needed is not None else None
         if needed is None or have is None:
             continue

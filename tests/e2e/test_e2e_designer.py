@@ -278,17 +278,22 @@ def test_edges_show_the_items_they_carry(page, app_url):
     assert before is not None and after is not None and after["y"] > before["y"] + 20
 
 
+def _open_picker(page, template: str, node_id: str, label: str, value: str) -> None:
+    """Open a template, select a node and open its picker ``label``, which shows ``value``."""
+    open_tab(page, "Templates")
+    page.get_by_role("button", name=f"Open {template}").click()
+    expect(page.locator(".sg-node")).to_have_count(8)
+    click_node(page, node_id)
+    picker = page.get_by_role("combobox", name=label)
+    expect(picker).to_have_value(value)
+    picker.click()
+
+
 def test_pickers_offer_the_columns_and_classes_a_node_receives(page, app_url, tmp_path: Path):
     """A branch after the sentiment model picks its field from the scores' columns, and a
     threshold after the risk aggregate its class, instead of typing them."""
     open_designer(page, app_url)
-    open_tab(page, "Templates")
-    page.get_by_role("button", name="Open nlp-sentiment").click()
-    expect(page.locator(".sg-node")).to_have_count(8)
-    click_node(page, "negative")
-    field = page.get_by_role("combobox", name="Field")
-    expect(field).to_have_value("predicted")
-    field.click()
+    _open_picker(page, "nlp-sentiment", "negative", "Field", "predicted")
     for column in ("id", "text", "label", "score_negative", "score_positive"):
         expect(page.get_by_role("option", name=column, exact=True)).to_be_visible()
     page.keyboard.press("Escape")
@@ -300,13 +305,7 @@ def test_pickers_offer_the_columns_and_classes_a_node_receives(page, app_url, tm
     branch = next(n for n in json.loads(exported.read_text())["nodes"] if n["id"] == "negative")
     assert branch["params"]["field"] == "label"
 
-    open_tab(page, "Templates")
-    page.get_by_role("button", name="Open finance-risk").click()
-    expect(page.locator(".sg-node")).to_have_count(8)
-    click_node(page, "decision")
-    klass = page.get_by_role("combobox", name="Score Class")
-    expect(klass).to_have_value("(not set)")
-    klass.click()
+    _open_picker(page, "finance-risk", "decision", "Score Class", "(not set)")
     expect(page.get_by_role("option")).to_have_text(["(not set)", "risk"])  # the aggregate's class only
     page.keyboard.press("Escape")
     choose(page, "Score Class", "risk")

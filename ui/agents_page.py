@@ -37,15 +37,27 @@ def param_rows(spec: AgentSpec) -> list[dict[str, Any]]:
 
 
 def port_rows(spec: AgentSpec) -> list[dict[str, Any]]:
+    """One row per port: its kind, and for its default parameters the columns an input needs and
+    an output gives (as a table; where the agent declares them)."""
     def kind(p: Any) -> str:  # an `any` input that reads only some kinds says which
         return f"{p.kind.value} ({', '.join(k.value for k in p.accepts)})" if p.accepts else p.kind.value
 
+    params = spec.default_params()
+    gives = spec.emitted_columns(params, [None] * len(spec.inputs))
     rows = [{"side": "in", "port": p.name, "kind": kind(p), "required": "yes" if p.required else "no",
-             "many": "yes" if p.multiple else "no",
+             "many": "yes" if p.multiple else "no", "columns": _names(spec.needed_columns(params, p.name)),
              "description": p.description} for p in spec.inputs]
     rows += [{"side": "out", "port": p.name, "kind": p.kind.value, "required": "", "many": "",
+              "columns": _names(gives.get(p.name) if isinstance(gives, dict) else gives),
               "description": p.description} for p in spec.outputs]
     return rows
+
+
+def _names(columns: tuple[str, ...] | None, shown: int = 8) -> str:
+    if not columns:
+        return ""
+    more = f", ... ({len(columns)} in all)" if len(columns) > shown else ""
+    return ", ".join(columns[:shown]) + more
 
 
 def catalogue_rows(specs: Sequence[AgentSpec], figures: Mapping[str, AgentFigures]) -> list[dict[str, Any]]:

@@ -88,6 +88,10 @@ def test_palette_lists_every_agent_with_typed_ports() -> None:
 
     assert port_rows(default_registry().get("flow.merge"))[0]["kind"] == (
         "any (table, scores, labels, text_batch, embedding, tensor)")
+    fraud = {r["side"]: r for r in port_rows(default_registry().get("tabular.fraud_score"))}
+    assert fraud["in"]["columns"].startswith("amount, hour, distance_km")  # what it needs
+    assert fraud["out"]["columns"] == "predicted, confidence, label, score_legit, score_fraud"  # what it gives
+    assert port_rows(default_registry().get("sim.task"))[1]["columns"] == ""  # not declared
 
 
 def _graph(sess: DesignerSession, **changes) -> dict:

@@ -35,6 +35,7 @@ class IssueCode(StrEnum):
     MEMORY_BELOW_NEED = "memory_below_need"
     MISSING_COLUMNS = "missing_columns"
     UNKNOWN_CLASS = "unknown_class"
+    NEVER_MATCHES = "never_matches"
     IMAGE_SIZE_MISMATCH = "image_size_mismatch"
     EMPTY_WORKFLOW = "empty_workflow"
 

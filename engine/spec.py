@@ -368,6 +368,10 @@ class AgentSpec:
             these params (a threshold's ``score_class``). Validation reports one the planned
             scores lack (``unknown_class``), their classes read from their columns
             (``engine.kinds.score_classes``).
+        match_check_fn: for agents that select rows by a condition (a branch): why no row of a
+            table with these planned columns can meet the condition these params set (message,
+            hint), or None. Validation warns (``never_matches``): a class name typed wrong, or a
+            column of class names compared with a number, would send every row to ``rest``.
         needs_shape_fn: the (channels, height, width) each image arriving on its inputs must have,
             for these params (None in a place: any size there; None: any image), e.g. a user's
             ONNX model exported for 3 x 32 x 32 images. Validation reports planned images of
@@ -412,6 +416,7 @@ class AgentSpec:
     needs_columns_fn: Callable[[BaseModel], tuple[str, ...] | Mapping[str, tuple[str, ...]]] | None = None
     needs_shape_fn: Callable[[BaseModel], NeededShape | None] | None = None
     needs_classes_fn: Callable[[BaseModel], tuple[str, ...]] | None = None
+    match_check_fn: Callable[[BaseModel, tuple[str, ...]], tuple[str, str] | None] | None = None
 
     def input(self, name: str) -> PortSpec | None:
         return next((p for p in self.inputs if p.name == name), None)

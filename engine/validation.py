@@ -97,6 +97,7 @@ def validate(workflow: Workflow, registry: Registry | None = None,
     _check_inputs(ctx, links)
     _check_columns(ctx, links)
     _check_classes(ctx, links)
+    _check_matches(ctx, links)
     _check_shapes(ctx, links)
     _check_cycles(ctx, links)
     _check_unused(ctx, links)
@@ -571,6 +572,19 @@ def _check_classes(ctx: _Context, links: list[_Link]) -> None:
                 node=link.target, port=link.target_port,
                 hint=f"did you mean {close[0]!r}?" if close else
                 f"pick one of {listed}, or connect scores that have {missing[0]!r}")
+
+
+def _check_matches(ctx: _Context, links: list[_Link]) -> None:
+    """A condition no row of a table of known columns can meet (a branch on ``predicted ==
+    'negatve'``): the run would succeed and quietly send every row the same way."""
+    for link, spec, params in _links_into(ctx, links, "match_check_fn"):
+        columns = ctx.sized().columns_on(link.source, link.source_port)
+        found = spec.match_check_fn(params, columns) if columns is not None else None  # type: ignore[misc]
+        if found is not None:
+            message, hint = found
+            ctx.add(IssueCode.NEVER_MATCHES, f"edge {link.source} -> {link.target}: node {link.target!r} "
+                    f"({spec.name}): {message}", node=link.target, port=link.target_port, hint=hint,
+                    severity="warning")
 
 
 def _check_shapes(ctx: _Context, links: list[_Link]) -> None:

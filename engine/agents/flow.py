@@ -85,7 +85,8 @@ class BranchParams(BaseModel):
                 PortSpec("rest", DataKind.TABLE, "the other rows")],
        params=BranchParams, resources=_LIGHT, expected_duration_s=0.005, per_item_s=2e-5,
        memory_per_item_mb=2e-3, needs_columns_fn=lambda p: () if p.field == "id" else (p.field,),
-       columns_fn=_same_columns)
+       columns_fn=_same_columns,
+       match_check_fn=lambda p, columns: tables.never_matches(p.field, p.op, p.value, columns))
 class Branch(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         p: BranchParams = self.params  # type: ignore[assignment]

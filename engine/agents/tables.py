@@ -10,7 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.agents.table_columns import vector_columns
-from engine.kinds import SCORE_PREFIX
+from engine.errors import suggest
+from engine.kinds import SCORE_PREFIX, score_classes
 
 Columns = dict[str, list[Any]]
 
@@ -18,8 +19,16 @@ OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
     ">": operator.gt, ">=": operator.ge,
     "contains": lambda a, b: str(b).lower() in str(a).lower(),
-    "in": lambda a, b: str(a) in [str(x) for x in (b if isinstance(b, list) else str(b).split(","))],
+    "in": lambda a, b: str(a) in listed_values(b),
 }
+ORDERING = ("<", "<=", ">", ">=")
+CLASS_COLUMNS = ("predicted", "label")  # the columns of class names in a scores table
+
+
+def listed_values(value: Any) -> list[str]:
+    """The values an ``in`` condition lists: a list, or comma-separated text ("high, urgent")."""
+    items = value if isinstance(value, list) else str(value).split(",")
+    return [str(x).strip() if isinstance(x, str) else str(x) for x in items]
 
 
 def _plain(value: Any) -> list[Any]:
@@ -240,6 +249,32 @@ def _number(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
+
+
+def never_matches(field: str, op: str, value: Any, columns: tuple[str, ...]) -> tuple[str, str] | None:
+    """Why no row of a scores table with these planned columns can meet ``field op value``
+    (message, hint), or None: a class name that is not one of the classes, a column of class
+    names compared with a number, a column of scores compared with text."""
+    classes = score_classes(columns)
+    if not classes or field not in columns:
+        return None
+    shown = ", ".join(repr(c) for c in classes[:8]) + (f", ... ({len(classes)} in all)" if len(classes) > 8 else "")
+    if field in CLASS_COLUMNS and op in ORDERING:
+        return (f"{field!r} holds class names ({shown}) and {op!r} compares numbers, so no row will match",
+                f"use '==' or 'in' with a class name, or branch on 'confidence' or a score column such as "
+                f"'{SCORE_PREFIX}{classes[-1]}'")
+    if field in CLASS_COLUMNS and op in ("==", "in"):
+        wanted = listed_values(value) if op == "in" else [str(value)]
+        if wanted and not any(v in classes for v in wanted):
+            close = suggest(wanted[0], classes)
+            which = f"none of {', '.join(repr(v) for v in wanted)} is" if op == "in" else f"{value!r} is not"
+            return (f"{field!r} holds the classes {shown}, and {which} one of them, so no row will match",
+                    f"did you mean {close[0]!r}?" if close else f"compare with one of {shown}")
+    if (field == "confidence" or field.startswith(SCORE_PREFIX)) and op in (*ORDERING, "==") \
+            and (isinstance(value, list) or _number(value) is None):
+        return (f"{field!r} holds numbers from 0 to 1 and {value!r} is not a number, so no row will match",
+                "compare it with a number, e.g. 0.5")
+    return None
 
 
 def take(cols: Columns, ids: list[str], rows: list[int]) -> dict[str, Any]:

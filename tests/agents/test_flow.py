@@ -60,7 +60,7 @@ def test_merge_on_a_missing_column_names_the_columns():
 @pytest.mark.parametrize(("field", "op", "value", "match"), [
     ("age", ">=", 18, ["a", "c"]), ("age", "<", "31", ["b"]), ("name", "==", "bob", ["b"]),
     ("name", "contains", "N", ["a"]), ("name", "in", ["cy", "bob"], ["b", "c"]),
-    ("name", "in", "ann,cy", ["a", "c"]), ("id", "!=", "a", ["b", "c"]),
+    ("name", "in", "ann,cy", ["a", "c"]), ("name", "in", "ann, cy", ["a", "c"]), ("id", "!=", "a", ["b", "c"]),
 ])
 def test_branch_splits_rows_by_declared_condition(field, op, value, match):
     out = run(Branch(BranchParams(field=field, op=op, value=value)), **{"in": PEOPLE})
@@ -255,3 +255,47 @@ def test_routed_tickets_entities_and_sink_reports_have_known_columns(data_dir: P
     assert tuple(tickets["columns"]) == TICKET_COLUMNS
     written = run(CsvSink(CsvSinkParams(filename="x.csv")), **{"in": PEOPLE})["written"]
     assert tuple(written["columns"]) == WRITTEN_COLUMNS
+
+
+@pytest.mark.parametrize(("field", "op", "value", "hint"), [
+    ("predicted", "==", "negatve", "did you mean 'negative'?"),  # a class typed wrong
+    ("label", "in", ["postive", "neutrl"], "did you mean 'positive'?"),
+    ("predicted", ">=", 0.5, "use '==' or 'in' with a class name"),  # the default op and value, field changed
+    ("confidence", ">", "high", "compare it with a number"),
+    ("score_negative", "==", ["a"], "compare it with a number"),
+])
+def test_a_branch_condition_no_row_can_meet_is_a_warning_before_the_run(field, op, value, hint):
+    """A branch whose condition cannot match sends every row to 'rest' and the run succeeds;
+    over a classifier's scores (columns and classes known) validation says so first."""
+    import json
+
+    from engine.validation import validate
+    from engine.workflow import Workflow
+
+    data = json.loads((Path(__file__).resolve().parents[2] / "examples" / "nlp-sentiment.json").read_text())
+    branch = next(n for n in data["nodes"] if n["id"] == "negative")
+    branch["params"].update(field=field, op=op, value=value)
+    (issue,) = validate(Workflow.model_validate(data))
+    assert (issue.code, issue.severity, issue.node) == ("never_matches", "warning", "negative")
+    assert issue.hint.startswith(hint)
+    scores = {"scores": torch.tensor([[0.8, 0.1, 0.1], [0.1, 0.1, 0.8]]), "ids": ["a", "b"],
+              "classes": ["negative", "neutral", "positive"], "labels": ["negative", "positive"]}
+    out = run(Branch(BranchParams(field=field, op=op, value=value)), **{"in": scores})
+    assert out["match"]["ids"] == []  # what the warning foresaw
+
+
+@pytest.mark.parametrize(("field", "op", "value"), [
+    ("predicted", "==", "negative"), ("predicted", "in", "negative, neutral"), ("confidence", ">=", 0.9),
+    ("score_positive", "<", "0.2"), ("text", "contains", "great"), ("predicted", "!=", "x"),
+])
+def test_conditions_that_can_match_are_not_warned(field, op, value):
+    from engine.agents.tables import never_matches
+    from engine.items import planned_items
+    from engine.registry import default_registry
+    from engine.workflow import Workflow
+
+    sentiment = Workflow.model_validate({"schema_version": 1, "nodes": [
+        {"id": "t", "agent": "text.source"}, {"id": "s", "agent": "text.sentiment"}],
+        "edges": [{"source": "t", "target": "s"}]})
+    columns = planned_items(sentiment, default_registry()).columns_on("s", "scores")
+    assert never_matches(field, op, value, columns) is None

@@ -78,6 +78,7 @@ EXPECTED = {
     "image_size_mismatch": [("image_size_mismatch", "m", "images")],
     "unreadable_file": [("unreadable_file", "t", None)],
     "unknown_class": [("unknown_class", "p", "scores")],
+    "never_matches": [("never_matches", "s", "rows")],
 }
 
 
@@ -114,6 +115,8 @@ PINNED = {
     "image_size_mismatch": ("edge i -> m: node 'm' (fixture.fixed_model) takes images of 1 channel x 32 x 32 px, "
                             "but the images from 'i' are planned at 1 channel x 64 x 64 px",
                             "set size of node 'i' to 32"),
+    "never_matches": ("edge c -> s: node 's' (fixture.select): 'predicted' holds the classes 'cat', 'dog', and "
+                      "'dgo' is not one of them, so no row will match", "did you mean 'dog'?"),
     "unknown_class": ("edge c -> p: node 'p' (fixture.pick_class) picks the class 'dgo', which the scores "
                       "from 'c' do not have (their classes: 'cat', 'dog')", "did you mean 'dog'?"),
     "unreadable_file": ("node 't' (fixture.read_table): t.csv, line 3: 2 field(s) but the header has 3",

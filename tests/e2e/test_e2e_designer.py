@@ -310,3 +310,28 @@ def test_pickers_offer_the_columns_and_classes_a_node_receives(page, app_url, tm
     page.keyboard.press("Escape")
     choose(page, "Score Class", "risk")
     expect(node(page, "decision")).not_to_have_class(re.compile("has-error"))
+
+
+def test_a_hand_built_branch_picks_its_field_and_is_warned_before_it_runs(page, app_url):
+    """Drag a text source, the sentiment model and a branch; the branch's field is picked from
+    the model's columns. Picking 'predicted' with the default '>= 0.5' cannot match and the node
+    says so; '==' 'negative' clears it."""
+    open_designer(page, app_url)
+    for count, (agent, x, y) in enumerate([("text.source", 100, 70), ("text.sentiment", 100, 230),
+                                           ("flow.branch", 340, 390)], start=1):
+        drag_from_palette(page, agent, x, y)
+        expect(page.locator(".sg-node")).to_have_count(count)
+    connect(page, "source_1", "texts", "sentiment_1", "texts")
+    connect(page, "sentiment_1", "scores", "branch_1", "in")
+    expect(page.locator("path.sg-edge")).to_have_count(2)
+    click_node(page, "branch_1")
+    expect(page.get_by_role("combobox", name="Field")).to_have_value("confidence")
+    choose(page, "Field", "predicted")
+    branch = node(page, "branch_1")
+    expect(branch).to_have_class(re.compile(r"has-warning"))
+    expect(page.get_by_text("'predicted' holds class names").first).to_be_visible()  # panel and Problems
+    choose(page, "Op", "==")
+    value = page.get_by_role("textbox", name="Value")
+    value.fill("negative")
+    value.press("Enter")
+    expect(branch).not_to_have_class(re.compile(r"has-warning"))

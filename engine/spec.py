@@ -27,12 +27,13 @@ NeededShape = tuple[int | None, int | None, int | None]  # the same, None where 
 
 
 # A parameter that names something the node receives: a column of its input table ("column"),
-# several ("columns"), a class of its input scores ("class"). The designer offers the ones the
+# several ("columns"), a class of its input scores ("class"), a value of the column its `field`
+# names, where that column holds class names ("value"). The designer offers the ones the
 # workflow knows (``AgentSpec.columns_fn``) instead of a text box.
 PICKS_KEY = "x-picks"
 
 
-def picks(what: Literal["column", "columns", "class"]) -> dict[str, str]:
+def picks(what: Literal["column", "columns", "class", "value"]) -> dict[str, str]:
     """``json_schema_extra`` of a parameter that names ``what`` of what the node receives."""
     return {PICKS_KEY: what}
 

@@ -34,7 +34,7 @@ class FieldSpec:
     maximum: float | None = None
     options: tuple[Any, ...] = ()
     optional: bool = False
-    picks: str | None = None  # "column", "columns" or "class": offered from what the node receives
+    picks: str | None = None  # "column", "columns", "class", "value": offered from what the node receives
 
 
 NOT_SET = "(not set)"
@@ -123,8 +123,9 @@ def render_fields(fields: list[FieldSpec], values: Mapping[str, Any], *, key_pre
 
 def _picker(field: FieldSpec, value: Any, key: str, options: list[str],
             on_change: Callable[[str, Any], None], disabled: bool) -> None:
-    """A selectbox over ``options`` (a multiselect for a list). A value the input lacks stays
-    listed, marked, so the form never changes it by itself (validation reports it)."""
+    """A selectbox over ``options`` (a multiselect when the value is a list: a field of several
+    columns, the classes an ``in`` condition lists). A value the input lacks stays listed,
+    marked, so the form never changes it by itself (validation reports it)."""
     key += ".pick"  # not the text box's key: the field may switch between the two
     common: dict[str, Any] = {"key": key, "help": field.help or None, "disabled": disabled,
                               "on_change": _from_pick, "args": (field, key, on_change)}
@@ -134,7 +135,7 @@ def _picker(field: FieldSpec, value: Any, key: str, options: list[str],
             return NOT_SET
         return option if option in options else f"{option} (not in the input)"
 
-    if isinstance(value, list) or field.kind == "json":
+    if isinstance(value, list):
         current = [v for v in (value or []) if isinstance(v, str)]
         listed = options + [v for v in current if v not in options]
         st.multiselect(field.title, listed, default=_default(key, current, []), format_func=shown_as, **common)

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from engine.errors import ServiceGridError
 from engine.issues import Issue
 from engine.items import planned_items
+from engine.agents.tables import value_choices
 from engine.kinds import score_classes
 from engine.registry import Registry
 from engine.resources import ResourceDemand
@@ -79,8 +80,9 @@ def properties_panel(sess: DesignerSession, registry: Registry, issues: list[Iss
 def received_choices(workflow: Workflow, node_id: str, registry: Registry) -> dict[str, list[str]]:
     """What the pickers of ``node_id``'s parameters may offer (``ui.forms.render_fields``): the
     columns every table arriving on its inputs has (``"columns"``; ``"column"`` adds the items'
-    ``id``), and the classes of the scores arriving (``"class"``). Empty while any input's
-    columns are unknown (a custom model's output), so the form keeps its text box."""
+    ``id``), the classes of the scores arriving (``"class"``), and the values a row condition
+    can name (``"value"``: the classes, where the node's ``field`` holds class names). Empty while
+    any input's columns are unknown (a custom model's output), so the form keeps its text box."""
     edges = [e for e in workflow.edges if e.target == node_id]
     if not edges:
         return {}
@@ -89,7 +91,20 @@ def received_choices(workflow: Workflow, node_id: str, registry: Registry) -> di
     if any(t is None for t in tables):
         return {}
     common = [c for c in tables[0] if all(c in t for t in tables[1:])]  # type: ignore[union-attr,operator]
-    return {"column": ["id", *(c for c in common if c != "id")], "columns": common, "class": score_classes(common)}
+    field, op = _condition(workflow.node(node_id), registry)
+    return {"column": ["id", *(c for c in common if c != "id")], "columns": common, "class": score_classes(common),
+            "value": value_choices(field, op, tuple(common))}
+
+
+def _condition(node: NodeSpec | None, registry: Registry) -> tuple[str, str]:
+    """The ``field`` and ``op`` a node's params set (a branch's row condition; empty for others)."""
+    if node is None or node.agent not in registry:
+        return "", ""
+    try:
+        parsed: Any = registry.get(node.agent).parse_params(node.params)
+    except (ValidationError, TypeError):
+        parsed = None
+    return str(getattr(parsed, "field", "")), str(getattr(parsed, "op", ""))
 
 
 def _update(sess: DesignerSession, node: NodeSpec, save: Saver, **changes: Any) -> None:

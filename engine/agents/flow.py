@@ -74,7 +74,8 @@ class BranchParams(BaseModel):
                        description="the column (or 'id') to test")
     op: Literal["==", "!=", "<", "<=", ">", ">=", "contains", "in"] = Field(
         ">=", description="comparison; 'in' takes a list or comma-separated values")
-    value: str | float | list[str] = Field(0.5, description="the value to compare with")
+    value: str | float | list[str] = Field(0.5, json_schema_extra=picks("value"),
+                                           description="the value to compare with")
 
 
 @agent("flow.branch", category="flow", label="Branch", color=_COLOR,

@@ -251,6 +251,14 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def value_choices(field: str, op: str, columns: tuple[str, ...]) -> list[str]:
+    """The values a condition ``field op value`` can usefully name over a table of these planned
+    columns: the classes, where ``field`` holds class names and ``op`` compares them as names;
+    else none (any number or text)."""
+    classes = score_classes(columns)
+    return classes if field in CLASS_COLUMNS and op in ("==", "!=", "in") else []
+
+
 def never_matches(field: str, op: str, value: Any, columns: tuple[str, ...]) -> tuple[str, str] | None:
     """Why no row of a scores table with these planned columns can meet ``field op value``
     (message, hint), or None: a class name that is not one of the classes, a column of class

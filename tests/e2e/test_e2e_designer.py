@@ -315,7 +315,7 @@ def test_pickers_offer_the_columns_and_classes_a_node_receives(page, app_url, tm
 def test_a_hand_built_branch_picks_its_field_and_is_warned_before_it_runs(page, app_url):
     """Drag a text source, the sentiment model and a branch; the branch's field is picked from
     the model's columns. Picking 'predicted' with the default '>= 0.5' cannot match and the node
-    says so; '==' 'negative' clears it."""
+    says so; '==' makes the value a pick of the classes, and 'negative' clears it."""
     open_designer(page, app_url)
     for count, (agent, x, y) in enumerate([("text.source", 100, 70), ("text.sentiment", 100, 230),
                                            ("flow.branch", 340, 390)], start=1):
@@ -330,8 +330,8 @@ def test_a_hand_built_branch_picks_its_field_and_is_warned_before_it_runs(page, 
     branch = node(page, "branch_1")
     expect(branch).to_have_class(re.compile(r"has-warning"))
     expect(page.get_by_text("'predicted' holds class names").first).to_be_visible()  # panel and Problems
-    choose(page, "Op", "==")
-    value = page.get_by_role("textbox", name="Value")
-    value.fill("negative")
-    value.press("Enter")
+    choose(page, "Op", "==")  # names compared as names: the value is picked from the classes
+    value = page.get_by_role("combobox", name="Value")
+    expect(value).to_have_value("0.5 (not in the input)")
+    choose(page, "Value", "negative")
     expect(branch).not_to_have_class(re.compile(r"has-warning"))

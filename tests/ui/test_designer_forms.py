@@ -61,11 +61,12 @@ def _pickers() -> None:
         score_class: str | None = Field(None, json_schema_extra=picks("class"))
         columns: list[str] = Field(default_factory=list, json_schema_extra=picks("columns"))
         other: str = Field("x", json_schema_extra=picks("column"))
+        value: str | float | list[str] = Field(0.5, json_schema_extra=picks("value"))
 
     values = st.session_state.setdefault("values", {"field": "amout", "columns": ["age"]})
     edits = st.session_state.setdefault("edits", [])
     choices = st.session_state.get("choices", {"column": ["id", "amount", "age"], "class": ["legit", "fraud"],
-                                               "columns": ["amount", "age"]})
+                                               "columns": ["amount", "age"], "value": ["legit", "fraud"]})
     render_fields(schema_fields(Params.model_json_schema()), values, key_prefix="p", choices=choices,
                   on_change=lambda name, value: (edits.append(name), values.__setitem__(name, value)))
 
@@ -85,6 +86,13 @@ def test_a_parameter_naming_a_column_or_class_offers_what_the_node_receives() ->
     assert at.session_state["values"]["score_class"] == "fraud"
     at.selectbox(key="p.score_class.pick").set_value("").run()
     assert at.session_state["values"]["score_class"] is None
+    value = at.selectbox(key="p.value.pick")  # a number where a class is expected: kept, marked
+    assert value.options == ["legit", "fraud", "0.5 (not in the input)"] and value.value == "0.5"
+    value.set_value("fraud").run()
+    assert at.session_state["values"]["value"] == "fraud"
+    at.session_state["values"]["value"] = ["legit"]  # an 'in' condition's list: a multiselect
+    at.run()
+    assert at.multiselect(key="p.value.pick").value == ["legit"]
     columns = at.multiselect(key="p.columns.pick")
     assert columns.options == ["amount", "age"] and columns.value == ["age"]
     columns.select("amount").run()

@@ -250,10 +250,15 @@ def test_pickers_offer_the_columns_and_classes_a_node_receives() -> None:
     assert choices["column"] == ["id", "text", "predicted", "confidence", "label", "score_negative",
                                  "score_neutral", "score_positive"]
     assert choices["class"] == ["negative", "neutral", "positive"]
+    assert choices["value"] == ["negative", "neutral", "positive"]  # its field 'predicted' holds class names
     merged = received_choices(sentiment, "with_vectors", registry)  # scores and vectors: only the id in common
     assert merged["column"] == ["id"] and merged["columns"] == []
     finance = load_workflow(examples / "finance-risk.json")
     assert received_choices(finance, "decision", registry)["class"] == ["risk"]
+    numbers = sentiment.model_copy(update={"nodes": [
+        n.model_copy(update={"params": {"field": "confidence", "op": ">="}}) if n.id == "negative" else n
+        for n in sentiment.nodes]})
+    assert received_choices(numbers, "negative", registry)["value"] == []  # a number: the text box stays
     assert received_choices(finance, "applicants", registry) == {}  # a source receives nothing
     custom = Workflow.model_validate({"schema_version": 1, "nodes": [
         {"id": "t", "agent": "tabular.source"},

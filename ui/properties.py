@@ -10,10 +10,10 @@ from typing import Any
 import streamlit as st
 from pydantic import ValidationError
 
+from engine.agents.tables import value_choices
 from engine.errors import ServiceGridError
 from engine.issues import Issue
 from engine.items import planned_items
-from engine.agents.tables import value_choices
 from engine.kinds import score_classes
 from engine.registry import Registry
 from engine.resources import ResourceDemand

@@ -14,7 +14,7 @@ instead of a text box, as Orange's widgets list their input's variables.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,25 +107,27 @@ def parse_text(field: FieldSpec, text: str) -> Any:
 
 def render_fields(fields: list[FieldSpec], values: Mapping[str, Any], *, key_prefix: str,
                   on_change: Callable[[str, Any], None], disabled: bool = False,
-                  choices: Mapping[str, Sequence[str]] | None = None) -> None:
+                  choices: Mapping[str, Sequence[str]] | None = None, many: Collection[str] = ()) -> None:
     """Draw a widget per field showing ``values`` (else the default); changes go to ``on_change``.
     ``choices``: by ``FieldSpec.picks``, what the workflow knows the node receives (columns,
-    classes); a field whose choices are unknown keeps its text box."""
+    classes); a field whose choices are unknown keeps its text box. ``many``: the picks that take
+    several values (a branch's ``in``), offered as a multiselect whatever the value holds now."""
     for field in fields:
         value = values.get(field.name, field.default)
         key = f"{key_prefix}.{field.name}"
         options = (choices or {}).get(field.picks or "")
         if options:
-            _picker(field, value, key, list(options), on_change, disabled)
+            _picker(field, value, key, list(options), on_change, disabled, field.picks in many)
         else:
             _widget(field, value, key, on_change, disabled)
 
 
 def _picker(field: FieldSpec, value: Any, key: str, options: list[str],
-            on_change: Callable[[str, Any], None], disabled: bool) -> None:
-    """A selectbox over ``options`` (a multiselect when the value is a list: a field of several
-    columns, the classes an ``in`` condition lists). A value the input lacks stays listed,
-    marked, so the form never changes it by itself (validation reports it)."""
+            on_change: Callable[[str, Any], None], disabled: bool, many: bool = False) -> None:
+    """A selectbox over ``options``; a multiselect when the value is a list (a field of several
+    columns) or the pick takes several (``many``: the classes an ``in`` condition lists). A value
+    the input lacks stays listed, marked, so the form never changes it by itself (validation
+    reports it)."""
     key += ".pick"  # not the text box's key: the field may switch between the two
     common: dict[str, Any] = {"key": key, "help": field.help or None, "disabled": disabled,
                               "on_change": _from_pick, "args": (field, key, on_change)}
@@ -135,8 +137,9 @@ def _picker(field: FieldSpec, value: Any, key: str, options: list[str],
             return NOT_SET
         return option if option in options else f"{option} (not in the input)"
 
-    if isinstance(value, list):
-        current = [v for v in (value or []) if isinstance(v, str)]
+    if isinstance(value, list) or many:
+        items = value if isinstance(value, list) else [] if value in (None, "") else [value]
+        current = [str(v) for v in items]
         listed = options + [v for v in current if v not in options]
         st.multiselect(field.title, listed, default=_default(key, current, []), format_func=shown_as, **common)
         return

@@ -69,7 +69,9 @@ def properties_panel(sess: DesignerSession, registry: Registry, issues: list[Iss
     if fields:
         st.markdown("**Parameters**")
         choices = received_choices(sess.workflow, node.id, registry) if any(f.picks for f in fields) else None
-        render_fields(fields, node.params, key_prefix=f"param.{prefix}", on_change=set_param, choices=choices)
+        many = {"value"} if _condition(node, registry)[1] == "in" else set()  # a branch's 'in' lists several
+        render_fields(fields, node.params, key_prefix=f"param.{prefix}", on_change=set_param, choices=choices,
+                      many=many)
     files_section(node, set_param, lambda: (sess.workflow.node(node.id) or node).params)
     with st.expander("Resources", expanded=False):
         _resource_form(sess, node, spec, prefix, save, registry)

@@ -68,6 +68,7 @@ def _pickers() -> None:
     choices = st.session_state.get("choices", {"column": ["id", "amount", "age"], "class": ["legit", "fraud"],
                                                "columns": ["amount", "age"], "value": ["legit", "fraud"]})
     render_fields(schema_fields(Params.model_json_schema()), values, key_prefix="p", choices=choices,
+                  many=st.session_state.get("many", ()),
                   on_change=lambda name, value: (edits.append(name), values.__setitem__(name, value)))
 
 
@@ -90,9 +91,11 @@ def test_a_parameter_naming_a_column_or_class_offers_what_the_node_receives() ->
     assert value.options == ["legit", "fraud", "0.5 (not in the input)"] and value.value == "0.5"
     value.set_value("fraud").run()
     assert at.session_state["values"]["value"] == "fraud"
-    at.session_state["values"]["value"] = ["legit"]  # an 'in' condition's list: a multiselect
+    at.session_state["many"] = {"value"}  # an 'in' condition: several classes, from the one picked
     at.run()
-    assert at.multiselect(key="p.value.pick").value == ["legit"]
+    assert at.multiselect(key="p.value.pick").value == ["fraud"]
+    at.multiselect(key="p.value.pick").select("legit").run()
+    assert at.session_state["values"]["value"] == ["fraud", "legit"]
     columns = at.multiselect(key="p.columns.pick")
     assert columns.options == ["amount", "age"] and columns.value == ["age"]
     columns.select("amount").run()

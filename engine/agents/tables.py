@@ -290,6 +290,10 @@ def take(cols: Columns, ids: list[str], rows: list[int]) -> dict[str, Any]:
     return {"columns": {c: [v[r] for r in rows] for c, v in cols.items()}, "ids": [ids[r] for r in rows]}
 
 
+# mappings of per-item columns in a payload: a table's columns, a risk aggregate's components
+_PER_ITEM_MAPPINGS = ("columns", "components")
+
+
 def slice_payload(payload: Any, rows: list[int]) -> Any:
     """The payload restricted to ``rows``: every per-item list or tensor is indexed."""
     if isinstance(payload, list):
@@ -299,7 +303,7 @@ def slice_payload(payload: Any, rows: list[int]) -> Any:
     n = _item_count(payload)
     out: dict[str, Any] = {}
     for key, value in payload.items():
-        if key == "columns" and isinstance(value, dict):
+        if key in _PER_ITEM_MAPPINGS and isinstance(value, dict):
             out[key] = {c: _index(v, rows, n) for c, v in value.items()}
         else:
             out[key] = _index(value, rows, n) if key != "classes" else value

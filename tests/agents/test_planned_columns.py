@@ -117,3 +117,17 @@ def test_model_classes_known_without_loading_are_the_trained_models():
     from engine.agents.tabular_data import cancer_config
 
     assert cancer_config().classes == CANCER_CLASSES
+
+
+def test_a_limit_cuts_an_aggregates_components_with_its_rows():
+    """A limit after the aggregate kept every entity's component values beside the rows it kept:
+    the table's columns had different lengths."""
+    import torch
+
+    from engine.agents.tables import slice_payload
+
+    parts = [{"scores": torch.tensor([[0.2, 0.8], [0.5, 0.5], [0.9, 0.1]]), "classes": ["ok", "fraud"],
+              "ids": ["a", "b", "c"]}]
+    columns, ids = to_table(slice_payload(aggregate_risk(parts, [1.0], "weighted_mean", "max"), [0, 2]))
+    assert ids == ["a", "c"] and columns["fraud"] == [0.8, 0.1]
+    assert {len(v) for v in columns.values()} == {2}

@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from engine.graphs import topological_order
+from engine.kinds import score_classes
 from engine.registry import Registry
 from engine.resources import ResourceDemand
 from engine.spec import AgentSpec, ImageShape, ImageSizes, values_of
@@ -46,6 +47,8 @@ class PlannedItems:
     shape_out: dict[str, ImageShape | None] = field(default_factory=dict)
     columns_out: dict[str, tuple[str, ...] | None] = field(default_factory=dict)  # a table's, where known
     port_columns: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)  # agents with several
+    # per (node, output port): the names a column can hold, where the agent knows them (values_fn)
+    port_values: dict[tuple[str, str], dict[str, tuple[str, ...]]] = field(default_factory=dict)
 
     def images(self, node_id: str) -> ImageSizes:
         """The planned shape of one image ``node_id`` receives and of one it emits."""
@@ -72,6 +75,18 @@ class PlannedItems:
         if port is not None and (node_id, port) in self.port_columns:
             return self.port_columns[(node_id, port)]
         return self.columns_out.get(node_id)
+
+    def values_on(self, node_id: str, port: str | None) -> dict[str, tuple[str, ...]]:
+        """The names each column of the table leaving ``node_id`` by ``port`` can hold, where known:
+        what the agent says (``AgentSpec.values_fn``), and for scores the classes their
+        ``predicted`` and ``label`` columns hold (read from the ``score_<class>`` columns)."""
+        known = dict(self.port_values.get((node_id, port or ""), {}))
+        if port is None:  # an edge from an agent's only output
+            known = next((v for (n, _), v in self.port_values.items() if n == node_id), known)
+        columns = self.columns_on(node_id, port) or ()
+        if classes := tuple(score_classes(columns)):
+            known.update({c: classes for c in ("predicted", "label") if c in columns and c not in known})
+        return known
 
     def on_port(self, node_id: str, port: str | None) -> int | None:
         """The items that leave ``node_id`` by output ``port`` (the node's count when the agent
@@ -108,6 +123,8 @@ def planned_items(workflow: Workflow | Mapping[str, Any], registry: Registry) ->
             parsed = spec.parse_params(params)
             planned.shape_out[nid] = spec.emitted_shape(parsed, planned.shape_in[nid])
             columns = spec.emitted_columns(parsed, [planned.columns_on(p, port) for p, port in preds[nid]])
+            values = spec.emitted_values(parsed, [planned.values_on(p, port) or None for p, port in preds[nid]])
+            planned.port_values.update(((nid, port), cols) for port, cols in values.items())
             if isinstance(columns, dict):
                 planned.port_columns.update(((nid, port), cols) for port, cols in columns.items())
             else:

@@ -71,7 +71,10 @@ def agent(
     needs_columns_fn: Callable[[BaseModel], tuple[str, ...] | Mapping[str, tuple[str, ...]]] | None = None,
     needs_shape_fn: Callable[[BaseModel], NeededShape | None] | None = None,
     needs_classes_fn: Callable[[BaseModel], tuple[str, ...]] | None = None,
-    match_check_fn: Callable[[BaseModel, tuple[str, ...]], tuple[str, str] | None] | None = None,
+    match_check_fn: Callable[[BaseModel, tuple[str, ...], Mapping[str, tuple[str, ...]]],
+                             tuple[str, str] | None] | None = None,
+    values_fn: Callable[[BaseModel, list[Mapping[str, tuple[str, ...]] | None]],
+                        Mapping[str, Mapping[str, Iterable[str]]] | None] | None = None,
 ) -> Callable[[type[Agent]], type[Agent]]:
     """Class decorator that declares an Agent subclass as a service.
 
@@ -123,6 +126,7 @@ def agent(
             needs_shape_fn=needs_shape_fn,
             needs_classes_fn=needs_classes_fn,
             match_check_fn=match_check_fn,
+            values_fn=values_fn,
         )
         return cls
 

@@ -360,6 +360,13 @@ class AgentSpec:
             ground truth, where the data may carry it) is listed: the planned columns are all a
             run can give, so a column a reader needs and they lack is surely missing. Without it
             the columns are unknown (a custom model's output), and nothing after it is checked.
+        values_fn: for agents whose output columns hold a known set of names (a ticket's
+            priority, a threshold's decision): ``{output port: {column: values}}`` from the params
+            and what each connected input's columns hold, in edge order (None where unknown). A
+            limit or branch passes its input's on. A scores table's ``predicted`` and ``label``
+            hold its classes without one (``engine.items.PlannedItems.values_on``). Validation
+            warns of a condition naming none of them (``never_matches``), and the designer offers
+            them as a branch's value.
         needs_columns_fn: the columns every table arriving on its inputs must have, for these
             params (a scorer's features, a branch's field), or ``{input port: columns}`` for an
             agent whose inputs need different ones (a ranker's item table and its log).
@@ -370,8 +377,8 @@ class AgentSpec:
             scores lack (``unknown_class``), their classes read from their columns
             (``engine.kinds.score_classes``).
         match_check_fn: for agents that select rows by a condition (a branch): why no row of a
-            table with these planned columns can meet the condition these params set (message,
-            hint), or None. Validation warns (``never_matches``): a class name typed wrong, or a
+            table with these planned columns, whose columns hold these known values
+            (``values_fn``), can meet the condition these params set (message, hint), or None. Validation warns (``never_matches``): a class name typed wrong, or a
             column of class names compared with a number, would send every row to ``rest``.
         needs_shape_fn: the (channels, height, width) each image arriving on its inputs must have,
             for these params (None in a place: any size there; None: any image), e.g. a user's
@@ -417,7 +424,10 @@ class AgentSpec:
     needs_columns_fn: Callable[[BaseModel], tuple[str, ...] | Mapping[str, tuple[str, ...]]] | None = None
     needs_shape_fn: Callable[[BaseModel], NeededShape | None] | None = None
     needs_classes_fn: Callable[[BaseModel], tuple[str, ...]] | None = None
-    match_check_fn: Callable[[BaseModel, tuple[str, ...]], tuple[str, str] | None] | None = None
+    match_check_fn: Callable[[BaseModel, tuple[str, ...], Mapping[str, tuple[str, ...]]],
+                             tuple[str, str] | None] | None = None
+    values_fn: Callable[[BaseModel, list[Mapping[str, tuple[str, ...]] | None]],
+                        Mapping[str, Mapping[str, Iterable[str]]] | None] | None = None
 
     def input(self, name: str) -> PortSpec | None:
         return next((p for p in self.inputs if p.name == name), None)
@@ -479,6 +489,16 @@ class AgentSpec:
         if isinstance(columns, Mapping):
             return {port: tuple(dict.fromkeys(cols)) for port, cols in columns.items() if cols is not None}
         return None if columns is None else tuple(dict.fromkeys(columns))
+
+    def emitted_values(self, params: BaseModel | None, received: list[Mapping[str, tuple[str, ...]] | None]
+                       ) -> dict[str, dict[str, tuple[str, ...]]]:
+        """``{output port: {column: the names it can hold}}`` where the agent knows them
+        (``values_fn``; empty: none known)."""
+        if self.values_fn is None or params is None:
+            return {}
+        found = self.values_fn(params, received) or {}
+        return {port: {c: tuple(dict.fromkeys(str(v) for v in vals)) for c, vals in cols.items()}
+                for port, cols in found.items() if cols is not None}
 
     def needed_columns(self, params: BaseModel | None, port: str) -> tuple[str, ...]:
         """The columns a table arriving on input ``port`` must have for these params

@@ -578,8 +578,10 @@ def _check_matches(ctx: _Context, links: list[_Link]) -> None:
     """A condition no row of a table of known columns can meet (a branch on ``predicted ==
     'negatve'``): the run would succeed and quietly send every row the same way."""
     for link, spec, params in _links_into(ctx, links, "match_check_fn"):
-        columns = ctx.sized().columns_on(link.source, link.source_port)
-        found = spec.match_check_fn(params, columns) if columns is not None else None  # type: ignore[misc]
+        sized = ctx.sized()
+        columns = sized.columns_on(link.source, link.source_port)
+        found = None if columns is None else spec.match_check_fn(  # type: ignore[misc]
+            params, columns, sized.values_on(link.source, link.source_port))
         if found is not None:
             message, hint = found
             ctx.add(IssueCode.NEVER_MATCHES, f"edge {link.source} -> {link.target}: node {link.target!r} "

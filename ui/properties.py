@@ -94,8 +94,9 @@ def received_choices(workflow: Workflow, node_id: str, registry: Registry) -> di
         return {}
     common = [c for c in tables[0] if all(c in t for t in tables[1:])]  # type: ignore[union-attr,operator]
     field, op = _condition(workflow.node(node_id), registry)
+    values = planned.values_on(edges[0].source, edges[0].source_port) if len(edges) == 1 else {}
     return {"column": ["id", *(c for c in common if c != "id")], "columns": common, "class": score_classes(common),
-            "value": value_choices(field, op, tuple(common))}
+            "value": value_choices(field, op, values)}
 
 
 def _condition(node: NodeSpec | None, registry: Registry) -> tuple[str, str]:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.agents import tables
-from engine.agents.routing import TICKET_COLUMNS, RouteParams, route_tickets
+from engine.agents.routing import PRIORITIES, TICKET_COLUMNS, RouteParams, route_tickets
 from engine.agents.sinks import write_csv, write_sqlite
 from engine.kinds import DataKind
 from engine.registry import agent
@@ -87,7 +87,8 @@ class BranchParams(BaseModel):
        params=BranchParams, resources=_LIGHT, expected_duration_s=0.005, per_item_s=2e-5,
        memory_per_item_mb=2e-3, needs_columns_fn=lambda p: () if p.field == "id" else (p.field,),
        columns_fn=_same_columns,
-       match_check_fn=lambda p, columns: tables.never_matches(p.field, p.op, p.value, columns))
+       match_check_fn=lambda p, columns, values: tables.never_matches(p.field, p.op, p.value, columns, values),
+       values_fn=lambda _p, received: {"match": received[0], "rest": received[0]} if len(received) == 1 else None)
 class Branch(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         p: BranchParams = self.params  # type: ignore[assignment]
@@ -113,7 +114,8 @@ class LimitParams(BaseModel):
        outputs=[PortSpec("out", DataKind.ANY, "the same kind of payload, at most n items")],
        params=LimitParams, resources=_LIGHT, expected_duration_s=0.01,
        items_fn=lambda p, n: p.n if n is None else min(p.n, n),
-       columns_fn=_same_columns)
+       columns_fn=_same_columns,
+       values_fn=lambda _p, received: {"out": received[0]} if len(received) == 1 else None)
 class Limit(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         p: LimitParams = self.params  # type: ignore[assignment]
@@ -125,6 +127,15 @@ class Limit(Agent):
         return {"out": tables.slice_payload(inputs["in"], rows)}
 
 
+def _ticket_values(p: RouteParams, received: list[Any]) -> dict[str, dict[str, tuple[str, ...]]]:
+    """The names a routed ticket's columns hold: its priority, its queue (the rules', the
+    fallback and triage queues), and its intent (the classes of the intent scores)."""
+    known = {"priority": PRIORITIES,
+             "queue": tuple(dict.fromkeys([*(r.queue for r in p.rules), p.fallback_queue, p.triage_queue]))}
+    intents = next((r["predicted"] for r in received if r and "predicted" in r), None)
+    return {"tickets": known | ({"intent": intents} if intents else {})}
+
+
 @agent("flow.route", category="flow", label="Dialogue routing", color=_COLOR,
        description="Routes customer-service requests to a queue and a priority from their intent "
        "and entities, by the rules in the parameters (intent → queue, escalations).",
@@ -134,7 +145,7 @@ class Limit(Agent):
        outputs=[PortSpec("tickets", DataKind.TABLE,
                          "request, intent, queue, priority, reason and the entities found")],
        params=RouteParams, resources=_LIGHT, expected_duration_s=0.005, per_item_s=3e-5,
-       columns_fn=lambda _p, _received: TICKET_COLUMNS)
+       columns_fn=lambda _p, _received: TICKET_COLUMNS, values_fn=lambda p, received: _ticket_values(p, received))
 class Route(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         tickets = route_tickets(inputs["intents"], inputs.get("entities"), self.params)  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.agents import runtime
-from engine.agents.recsys_data import columns_of
+from engine.agents.recsys_data import EVENTS, columns_of
 from engine.agents.table_columns import ITEM_COLUMNS, LOG_COLUMNS, RECOMMENDATION_COLUMNS, USER_COLUMNS
 from engine.agents.torch_agent import TorchAgent
 from engine.kinds import DataKind
@@ -41,7 +41,8 @@ class BehaviourParams(BaseModel):
        params=BehaviourParams, resources=ResourceDemand(cpu=1, memory_mb=64),
        expected_duration_s=0.05, per_item_s=1.2e-5, memory_per_item_mb=4e-4,
        items_fn=lambda p, _: {"interactions": p.n_users * p.events_per_user, "users": p.n_users},
-       columns_fn=lambda _p, _received: {"interactions": LOG_COLUMNS, "users": USER_COLUMNS})
+       columns_fn=lambda _p, _received: {"interactions": LOG_COLUMNS, "users": USER_COLUMNS},
+       values_fn=lambda _p, _received: {"interactions": {"event": EVENTS}})
 class Behaviour(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         from engine.agents.recsys_data import generate_log, user_features

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from engine.agents.table_columns import vector_columns
@@ -251,34 +251,46 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def value_choices(field: str, op: str, columns: tuple[str, ...]) -> list[str]:
-    """The values a condition ``field op value`` can usefully name over a table of these planned
-    columns: the classes, where ``field`` holds class names and ``op`` compares them as names;
-    else none (any number or text)."""
-    classes = score_classes(columns)
-    return classes if field in CLASS_COLUMNS and op in ("==", "!=", "in") else []
+def value_choices(field: str, op: str, values: Mapping[str, tuple[str, ...]]) -> list[str]:
+    """The values a condition ``field op value`` can usefully name: the names ``field`` is known
+    to hold (``values``: a scores table's classes, a ticket's priorities), where ``op`` compares
+    names; else none (any number or text)."""
+    return list(values.get(field, ())) if op in ("==", "!=", "in") else []
 
 
-def never_matches(field: str, op: str, value: Any, columns: tuple[str, ...]) -> tuple[str, str] | None:
-    """Why no row of a scores table with these planned columns can meet ``field op value``
-    (message, hint), or None: a class name that is not one of the classes, a column of class
-    names compared with a number, a column of scores compared with text."""
-    classes = score_classes(columns)
-    if not classes or field not in columns:
+def _shown(names: Sequence[str]) -> str:
+    return ", ".join(repr(c) for c in names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
+
+
+def never_matches(field: str, op: str, value: Any, columns: tuple[str, ...],
+                  values: Mapping[str, tuple[str, ...]]) -> tuple[str, str] | None:
+    """Why some or all of the condition ``field op value`` can match no row of a table with these
+    planned columns, whose columns hold these known names (message, hint), or None: a name that
+    is not one of them, a column of names compared with a number, a column of scores compared
+    with text."""
+    if field not in columns:
         return None
-    shown = ", ".join(repr(c) for c in classes[:8]) + (f", ... ({len(classes)} in all)" if len(classes) > 8 else "")
-    if field in CLASS_COLUMNS and op in ORDERING:
-        return (f"{field!r} holds class names ({shown}) and {op!r} compares numbers, so no row will match",
-                f"use '==' or 'in' with a class name, or branch on 'confidence' or a score column such as "
-                f"'{SCORE_PREFIX}{classes[-1]}'")
-    if field in CLASS_COLUMNS and op in ("==", "in"):
+    classes = score_classes(columns)
+    names = values.get(field)
+    kind = "classes" if field in CLASS_COLUMNS and classes else "values"
+    if names and op in ORDERING:
+        hint = "use '==' or 'in' with one of them" + (
+            f", or branch on 'confidence' or a score column such as '{SCORE_PREFIX}{classes[-1]}'" if classes else "")
+        what = "class names" if kind == "classes" else "names"
+        return f"{field!r} holds {what} ({_shown(names)}) and {op!r} compares numbers, so no row will match", hint
+    if names and op in ("==", "in"):
         wanted = listed_values(value) if op == "in" else [str(value)]
-        if wanted and not any(v in classes for v in wanted):
-            close = suggest(wanted[0], classes)
-            which = f"none of {', '.join(repr(v) for v in wanted)} is" if op == "in" else f"{value!r} is not"
-            return (f"{field!r} holds the classes {shown}, and {which} one of them, so no row will match",
-                    f"did you mean {close[0]!r}?" if close else f"compare with one of {shown}")
-    if (field == "confidence" or field.startswith(SCORE_PREFIX)) and op in (*ORDERING, "==") \
+        unknown = [v for v in wanted if v not in names]
+        if unknown:
+            close = suggest(unknown[0], list(names))
+            hint = f"did you mean {close[0]!r}?" if close else f"compare with one of {_shown(names)}"
+            if len(unknown) < len(wanted):  # the others still match
+                return (f"{field!r} holds the {kind} {_shown(names)}, and {_shown(unknown)} "
+                        f"{'is' if len(unknown) == 1 else 'are'} not among them, so no row will match "
+                        f"{'it' if len(unknown) == 1 else 'them'}", hint)
+            which = f"none of {_shown(wanted)} is" if op == "in" else f"{value!r} is not"
+            return f"{field!r} holds the {kind} {_shown(names)}, and {which} one of them, so no row will match", hint
+    if classes and (field == "confidence" or field.startswith(SCORE_PREFIX)) and op in (*ORDERING, "==") \
             and (isinstance(value, list) or _number(value) is None):
         return (f"{field!r} holds numbers from 0 to 1 and {value!r} is not a number, so no row will match",
                 "compare it with a number, e.g. 0.5")

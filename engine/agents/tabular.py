@@ -414,7 +414,10 @@ class ThresholdParams(BaseModel):
                 PortSpec("passed", DataKind.TABLE, "items below the threshold")],
        params=ThresholdParams, resources=ResourceDemand(cpu=1, memory_mb=8),
        expected_duration_s=0.005, per_item_s=2e-7, columns_fn=lambda _p, received: _threshold_columns(received),
-       needs_classes_fn=lambda p: (p.score_class,) if p.score_class else ())
+       needs_classes_fn=lambda p: (p.score_class,) if p.score_class else (),
+       values_fn=lambda p, _received: {"labels": {"label": (p.flag_label, p.pass_label)},
+                                       "flagged": {"decision": (p.flag_label,)},
+                                       "passed": {"decision": (p.pass_label,)}})
 class Threshold(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         from engine.agents.decision import split_by_threshold

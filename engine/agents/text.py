@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine.agents import runtime
 from engine.agents.table_columns import EMBEDDING_WIDTH, vector_columns
 from engine.agents.tables import scores_columns
-from engine.agents.text_corpus import INTENTS, SENTIMENTS
+from engine.agents.text_corpus import ENTITY_TYPES, INTENTS, SENTIMENTS
 from engine.agents.text_io import read_text_file
 from engine.agents.torch_agent import TorchAgent
 from engine.kinds import DataKind
@@ -230,6 +230,7 @@ ENTITY_COLUMNS = ("text_id", "type", "value", "start", "end")  # one row per ent
                          "columns text_id, type, value, start, end; one row per entity")],
        params=NoModelParams, resources=_MODEL_DEMAND, expected_duration_s=0.014, per_item_s=2.5e-4,
        memory_per_item_mb=0.015, columns_fn=lambda _p, _received: ENTITY_COLUMNS,
+       values_fn=lambda _p, _received: {"entities": {"type": ENTITY_TYPES}},
        card=runtime.read_card("entities"))
 class Entities(TorchAgent):
     def build(self, device: str) -> None:

@@ -31,8 +31,9 @@ def run_template(manager: RunManager, name: str, time_scale: float = 1.0) -> Run
 def check_planned_columns(handle: RunHandle, workflow: Workflow, manager: RunManager) -> None:
     """Every output whose columns the planner knows reads as a table with exactly those columns
     (``AgentSpec.columns_fn`` against ``to_table``): the templates' data carry their ground truth,
-    so even the columns only some runs have are there. Validation's column and class checks and
-    the designer's pickers stand on these."""
+    so even the columns only some runs have are there. A column whose names are known (a class,
+    a priority: ``PlannedItems.values_on``) holds no others. Validation's column, class and
+    condition checks and the designer's pickers stand on these."""
     planned = planned_items(workflow, manager.registry)
     checked = 0
     for node in workflow.nodes:
@@ -40,7 +41,11 @@ def check_planned_columns(handle: RunHandle, workflow: Workflow, manager: RunMan
             columns = planned.columns_on(node.id, port)
             if columns is None or payload is None:
                 continue
-            assert tuple(to_table(payload)[0]) == columns, f"{node.id}.{port} ({node.agent})"
+            table, _ = to_table(payload)
+            assert tuple(table) == columns, f"{node.id}.{port} ({node.agent})"
+            for column, names in planned.values_on(node.id, port).items():  # the names a column can hold
+                held = {str(v) for v in table[column] if v not in (None, "")}
+                assert held <= set(names), f"{node.id}.{port}.{column} holds {held - set(names)}"
             checked += 1
     known = sum(planned.columns_on(n.id, p.name) is not None
                 for n in workflow.nodes if n.agent in manager.registry for p in manager.registry.get(n.agent).outputs)

@@ -260,7 +260,7 @@ def test_routed_tickets_entities_and_sink_reports_have_known_columns(data_dir: P
 @pytest.mark.parametrize(("field", "op", "value", "hint"), [
     ("predicted", "==", "negatve", "did you mean 'negative'?"),  # a class typed wrong
     ("label", "in", ["postive", "neutrl"], "did you mean 'positive'?"),
-    ("predicted", ">=", 0.5, "use '==' or 'in' with a class name"),  # the default op and value, field changed
+    ("predicted", ">=", 0.5, "use '==' or 'in' with one of them"),  # the default op and value, field changed
     ("confidence", ">", "high", "compare it with a number"),
     ("score_negative", "==", ["a"], "compare it with a number"),
 ])
@@ -297,5 +297,28 @@ def test_conditions_that_can_match_are_not_warned(field, op, value):
     sentiment = Workflow.model_validate({"schema_version": 1, "nodes": [
         {"id": "t", "agent": "text.source"}, {"id": "s", "agent": "text.sentiment"}],
         "edges": [{"source": "t", "target": "s"}]})
-    columns = planned_items(sentiment, default_registry()).columns_on("s", "scores")
-    assert never_matches(field, op, value, columns) is None
+    planned = planned_items(sentiment, default_registry())
+    assert never_matches(field, op, value, planned.columns_on("s", "scores"), planned.values_on("s", "scores")) is None
+
+
+def test_a_name_no_ticket_can_hold_is_warned_even_beside_good_ones():
+    """The routed tickets' priority, queue and intent hold known names (``values_fn``): the
+    customer-service branch on ``priority in [high, urgnet]`` would quietly drop the urgent
+    tickets into 'rest'."""
+    import json
+
+    from engine.validation import validate
+    from engine.workflow import Workflow
+
+    data = json.loads((Path(__file__).resolve().parents[2] / "examples" / "customer-service.json").read_text())
+    branch = next(n for n in data["nodes"] if n["id"] == "priority")
+    branch["params"]["value"] = ["high", "urgnet"]
+    (issue,) = validate(Workflow.model_validate(data))
+    assert (issue.code, issue.severity, issue.node) == ("never_matches", "warning", "priority")
+    assert "'urgnet' is not among them, so no row will match it" in issue.message
+    assert issue.hint == "did you mean 'urgent'?"
+    branch["params"].update(field="queue", op="==", value="billing")  # not a queue of its rules
+    (issue,) = validate(Workflow.model_validate(data))
+    assert "'queue' holds the values 'billing-team'" in issue.message and issue.hint == "did you mean 'billing-team'?"
+    branch["params"].update(field="queue", op="in", value="billing-team, triage")
+    assert validate(Workflow.model_validate(data)) == []

@@ -259,6 +259,8 @@ def test_pickers_offer_the_columns_and_classes_a_node_receives() -> None:
         n.model_copy(update={"params": {"field": "confidence", "op": ">="}}) if n.id == "negative" else n
         for n in sentiment.nodes]})
     assert received_choices(numbers, "negative", registry)["value"] == []  # a number: the text box stays
+    tickets = load_workflow(examples / "customer-service.json")  # a branch on the routed tickets' priority
+    assert received_choices(tickets, "priority", registry)["value"] == ["low", "normal", "high", "urgent"]
     assert received_choices(finance, "applicants", registry) == {}  # a source receives nothing
     custom = Workflow.model_validate({"schema_version": 1, "nodes": [
         {"id": "t", "agent": "tabular.source"},

@@ -193,6 +193,9 @@ def header(path: str) -> list[str]:
 
 
 Shape = tuple[tuple[str, ...], int]  # a table's columns (the id column taken out) and rows
+Names = dict[str, tuple[str, ...]]  # per text column of few distinct values: those values
+MAX_NAMES = 30  # a text column with more distinct values is free text (or ids), not names to pick
+_Read = tuple[Shape | None, str | None, tuple[tuple[str, tuple[str, ...]], ...]]  # shape, problem, names
 
 
 def table_shape(path: str, id_column: str = "") -> Shape | None:
@@ -201,10 +204,17 @@ def table_shape(path: str, id_column: str = "") -> Shape | None:
     return _read_once(path, id_column)[0]
 
 
+def table_names(path: str, id_column: str = "") -> Names:
+    """The values of each text column that holds at most ``MAX_NAMES`` distinct ones (a region,
+    a segment), in order of first appearance: what a branch on it can name (the designer offers
+    them, validation warns of others). Empty when the file cannot be read."""
+    return dict(_read_once(path, id_column)[2])
+
+
 def table_problem(path: str, id_column: str = "", target: str = "") -> str | None:
     """What is wrong with the table file for these settings (the reader's message, or a
     ``target`` that is not a column), or None; for validation, before the run."""
-    shape, problem = _read_once(path, id_column)
+    shape, problem, _ = _read_once(path, id_column)
     return problem if problem is not None or shape is None else target_problem(shape[0], target)
 
 
@@ -215,22 +225,28 @@ def target_problem(columns: tuple[str, ...] | list[str], target: str) -> str | N
     return None
 
 
-def _read_once(path: str, id_column: str) -> tuple[Shape | None, str | None]:
-    """(shape, problem) of the file, read once per version of it (``settings.file_version``):
-    planning and validating again cost a ``stat``."""
+def _read_once(path: str, id_column: str) -> _Read:
+    """(shape, problem, names) of the file, read once per version of it
+    (``settings.file_version``): planning and validating again cost a ``stat``."""
     if not path.strip():
-        return None, None
+        return None, None, ()
     try:
         version = file_version(resolve_data_path(path))
     except (ServiceGridError, OSError, ValueError) as exc:
-        return None, str(exc)
+        return None, str(exc), ()
     return _read(version, id_column)
 
 
 @functools.lru_cache(maxsize=64)
-def _read(version: FileVersion, id_column: str) -> tuple[Shape | None, str | None]:
+def _read(version: FileVersion, id_column: str) -> _Read:
     try:
         table = read_table(version[0], id_column)
     except (ServiceGridError, OSError, ValueError) as exc:
-        return None, str(exc)
-    return (tuple(table.columns), len(table.ids)), None
+        return None, str(exc), ()
+    names = []
+    for column, kind in table.types.items():
+        if kind == "str":
+            distinct = tuple(dict.fromkeys(str(v) for v in table.columns[column] if v not in (None, "")))
+            if 0 < len(distinct) <= MAX_NAMES:
+                names.append((column, distinct))
+    return (tuple(table.columns), len(table.ids)), None, tuple(names)

@@ -102,6 +102,12 @@ def _csv_shape(p: CsvTableParams) -> tuple[tuple[str, ...], int] | None:
     return table_shape(p.path, p.id_column)
 
 
+def _csv_names(p: CsvTableParams) -> dict[str, tuple[str, ...]]:
+    from engine.agents.table_io import table_names
+
+    return table_names(p.path, p.id_column)
+
+
 def _csv_problem(p: CsvTableParams) -> str | None:
     from engine.agents.table_io import table_problem
 
@@ -128,7 +134,8 @@ def _csv_cells_per_row(p: CsvTableParams) -> int:
        expected_duration_s=0.01, per_item_fn=lambda p: 1e-6 * _csv_cells_per_row(p),
        memory_fn=lambda p, rows: rows * _csv_cells_per_row(p) * 1.5e-4, items_fn=lambda p, _: _csv_rows(p),
        files_fn=lambda p: ("path", [p.path]), file_check_fn=lambda p: _csv_problem(p),
-       columns_fn=lambda p, _: None if (shape := _csv_shape(p)) is None else shape[0])
+       columns_fn=lambda p, _: None if (shape := _csv_shape(p)) is None else shape[0],
+       values_fn=lambda p, _: {"table": _csv_names(p)})
 class CsvTable(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         from engine.agents.table_io import read_table, target_problem

@@ -177,3 +177,24 @@ def test_the_sample_tables_read_back_and_their_scorers_beat_the_majority_class(t
         accuracy = float((predicted == truth).float().mean())
         majority = max(float((truth == 0).float().mean()), float((truth == 1).float().mean()))
         assert accuracy > majority and float(predicted[truth == 1].float().mean()) > 0.3, (dataset, accuracy, majority)
+
+
+def test_a_text_column_of_few_values_is_offered_and_checked_by_name(tmp_path: Path):
+    """A user's 'region' column (3 values) is a name to pick in a branch, and a typo of it is a
+    warning; free text (40 values) and numbers are not names."""
+    from engine.items import planned_items
+    from ui.properties import received_choices
+
+    path = tmp_path / "sales.csv"
+    rows = [f"r{i},{['North', 'South', 'East'][i % 3]},{i * 1.5},note {i}" for i in range(40)]
+    path.write_text("id,region,amount,note\n" + "\n".join(rows) + "\n")
+    assert table_io.table_names(str(path)) == {"region": ("North", "South", "East")}
+    flow = Workflow.model_validate({"schema_version": 1, "nodes": [
+        {"id": "t", "agent": "tabular.csv", "params": {"path": str(path), "max_rows": 2}},
+        {"id": "b", "agent": "flow.branch", "params": {"field": "region", "op": "in", "value": "North, Sout"}}],
+        "edges": [{"source": "t", "target": "b"}]})
+    registry = default_registry()
+    assert planned_items(flow, registry).values_on("t", "table") == {"region": ("North", "South", "East")}
+    (issue,) = validate(flow, registry)
+    assert issue.code == "never_matches" and issue.hint == "did you mean 'South'?"
+    assert received_choices(flow, "b", registry)["value"] == ["North", "South", "East"]

@@ -7,7 +7,7 @@ can still catch it (`except ValueError`). Messages say what went wrong, where, a
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 
 class ServiceGridError(Exception):
@@ -94,6 +94,13 @@ class DataPathError(ServiceGridError, ValueError):
 def suggest(name: str, known: Iterable[str], n: int = 3) -> list[str]:
     """Close matches for a mistyped name, best first."""
     return difflib.get_close_matches(name, list(known), n=n, cutoff=0.6)
+
+
+def shown_names(names: Sequence[str], limit: int = 8, *, quoted: bool = True) -> str:
+    """Names for a message: the first ``limit``, comma-separated (``repr`` when ``quoted``), then
+    how many there are in all when there are more."""
+    shown = ", ".join(repr(n) if quoted else str(n) for n in names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
 def _quote_list(names: list[str]) -> str:

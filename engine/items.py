@@ -28,7 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from engine.graphs import topological_order
-from engine.kinds import score_classes
+from engine.kinds import CLASS_COLUMNS, score_classes
 from engine.registry import Registry
 from engine.resources import ResourceDemand
 from engine.spec import AgentSpec, ImageShape, ImageSizes, values_of
@@ -85,7 +85,7 @@ class PlannedItems:
             known = next((v for (n, _), v in self.port_values.items() if n == node_id), known)
         columns = self.columns_on(node_id, port) or ()
         if classes := tuple(score_classes(columns)):
-            known.update({c: classes for c in ("predicted", "label") if c in columns and c not in known})
+            known.update({c: classes for c in CLASS_COLUMNS if c in columns and c not in known})
         return known
 
     def on_port(self, node_id: str, port: str | None) -> int | None:

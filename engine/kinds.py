@@ -21,6 +21,7 @@ class DataKind(StrEnum):
 # A scores payload read as a table has a column of each class's score, named with this prefix
 # (``engine.agents.tables.to_table``), so its planned columns say its classes.
 SCORE_PREFIX = "score_"
+CLASS_COLUMNS = ("predicted", "label")  # and these columns hold class names
 
 
 def score_classes(columns: tuple[str, ...]) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import ValidationError
 
-from engine.errors import CapacityError, DataPathError, WorkflowFileError, suggest
+from engine.errors import CapacityError, DataPathError, WorkflowFileError, shown_names, suggest
 from engine.graphs import find_cycles, format_cycle
 from engine.issues import Issue, IssueCode
 from engine.items import PlannedItems, planned_items
@@ -520,7 +520,7 @@ def _check_columns(ctx: _Context, links: list[_Link]) -> None:
         if not missing or have is None:
             continue
         names = ", ".join(repr(c) for c in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        listed = ", ".join(repr(c) for c in have[:5]) + (f", ... ({len(have)} in all)" if len(have) > 5 else "")
+        listed = shown_names(have, 5)
         ctx.add(IssueCode.MISSING_COLUMNS,
                 f"edge {link.source} -> {link.target}: node {link.target!r} ({spec.name}) needs the "
                 f"column{'s' if len(missing) > 1 else ''} {names}, which the table from {link.source!r} "
@@ -563,7 +563,7 @@ def _check_classes(ctx: _Context, links: list[_Link]) -> None:
         missing = [c for c in needed if c not in have]
         if not have or not missing:
             continue
-        listed = ", ".join(repr(c) for c in have[:8]) + (f", ... ({len(have)} in all)" if len(have) > 8 else "")
+        listed = shown_names(have)
         close = suggest(missing[0], have) if len(missing) == 1 else []
         ctx.add(IssueCode.UNKNOWN_CLASS,
                 f"edge {link.source} -> {link.target}: node {link.target!r} ({spec.name}) picks the "

@@ -11,6 +11,7 @@ from typing import Any
 import altair as alt
 import streamlit as st
 
+from engine.errors import shown_names
 from engine.spec import AgentSpec
 from storage import StorageError
 from ui.figures import FASTER_BY, SLOWER_BY, AgentFigures, describe_figures, measured_figures
@@ -44,20 +45,16 @@ def port_rows(spec: AgentSpec) -> list[dict[str, Any]]:
 
     params = spec.default_params()
     gives = spec.emitted_columns(params, [None] * len(spec.inputs))
+    def columns(names: Any) -> str:
+        return shown_names(names or (), quoted=False)
+
     rows = [{"side": "in", "port": p.name, "kind": kind(p), "required": "yes" if p.required else "no",
-             "many": "yes" if p.multiple else "no", "columns": _names(spec.needed_columns(params, p.name)),
+             "many": "yes" if p.multiple else "no", "columns": columns(spec.needed_columns(params, p.name)),
              "description": p.description} for p in spec.inputs]
     rows += [{"side": "out", "port": p.name, "kind": p.kind.value, "required": "", "many": "",
-              "columns": _names(gives.get(p.name) if isinstance(gives, dict) else gives),
+              "columns": columns(gives.get(p.name) if isinstance(gives, dict) else gives),
               "description": p.description} for p in spec.outputs]
     return rows
-
-
-def _names(columns: tuple[str, ...] | None, shown: int = 8) -> str:
-    if not columns:
-        return ""
-    more = f", ... ({len(columns)} in all)" if len(columns) > shown else ""
-    return ", ".join(columns[:shown]) + more
 
 
 def catalogue_rows(specs: Sequence[AgentSpec], figures: Mapping[str, AgentFigures]) -> list[dict[str, Any]]:

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from engine.agents.table_columns import vector_columns
-from engine.errors import suggest
-from engine.kinds import SCORE_PREFIX, score_classes
+from engine.errors import shown_names, suggest
+from engine.kinds import CLASS_COLUMNS, SCORE_PREFIX, score_classes
 
 Columns = dict[str, list[Any]]
 
@@ -22,7 +22,6 @@ OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "in": lambda a, b: str(a) in listed_values(b),
 }
 ORDERING = ("<", "<=", ">", ">=")
-CLASS_COLUMNS = ("predicted", "label")  # the columns of class names in a scores table
 
 
 def listed_values(value: Any) -> list[str]:
@@ -258,10 +257,6 @@ def value_choices(field: str, op: str, values: Mapping[str, tuple[str, ...]]) ->
     return list(values.get(field, ())) if op in ("==", "!=", "in") else []
 
 
-def _shown(names: Sequence[str]) -> str:
-    return ", ".join(repr(c) for c in names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
-
-
 def never_matches(field: str, op: str, value: Any, columns: tuple[str, ...],
                   values: Mapping[str, tuple[str, ...]]) -> tuple[str, str] | None:
     """Why some or all of the condition ``field op value`` can match no row of a table with these
@@ -277,19 +272,19 @@ def never_matches(field: str, op: str, value: Any, columns: tuple[str, ...],
         hint = "use '==' or 'in' with one of them" + (
             f", or branch on 'confidence' or a score column such as '{SCORE_PREFIX}{classes[-1]}'" if classes else "")
         what = "class names" if kind == "classes" else "names"
-        return f"{field!r} holds {what} ({_shown(names)}) and {op!r} compares numbers, so no row will match", hint
+        return f"{field!r} holds {what} ({shown_names(names)}) and {op!r} compares numbers, so no row will match", hint
     if names and op in ("==", "in"):
         wanted = listed_values(value) if op == "in" else [str(value)]
         unknown = [v for v in wanted if v not in names]
         if unknown:
             close = suggest(unknown[0], list(names))
-            hint = f"did you mean {close[0]!r}?" if close else f"compare with one of {_shown(names)}"
+            hint = f"did you mean {close[0]!r}?" if close else f"compare with one of {shown_names(names)}"
             if len(unknown) < len(wanted):  # the others still match
-                return (f"{field!r} holds the {kind} {_shown(names)}, and {_shown(unknown)} "
+                return (f"{field!r} holds the {kind} {shown_names(names)}, and {shown_names(unknown)} "
                         f"{'is' if len(unknown) == 1 else 'are'} not among them, so no row will match "
                         f"{'it' if len(unknown) == 1 else 'them'}", hint)
-            which = f"none of {_shown(wanted)} is" if op == "in" else f"{value!r} is not"
-            return f"{field!r} holds the {kind} {_shown(names)}, and {which} one of them, so no row will match", hint
+            which = f"none of {shown_names(wanted)} is" if op == "in" else f"{value!r} is not"
+            return f"{field!r} holds the {kind} {shown_names(names)}, and {which} one of them, so no row will match", hint
     if classes and (field == "confidence" or field.startswith(SCORE_PREFIX)) and op in (*ORDERING, "==") \
             and (isinstance(value, list) or _number(value) is None):
         return (f"{field!r} holds numbers from 0 to 1 and {value!r} is not a number, so no row will match",

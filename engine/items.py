@@ -47,7 +47,8 @@ class PlannedItems:
     shape_out: dict[str, ImageShape | None] = field(default_factory=dict)
     columns_out: dict[str, tuple[str, ...] | None] = field(default_factory=dict)  # a table's, where known
     port_columns: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)  # agents with several
-    # per (node, output port): the names a column can hold, where the agent knows them (values_fn)
+    # per (node, output port): the names a column can hold, where the agent knows them (values_fn);
+    # an agent's only output also under "" (an edge that names no port)
     port_values: dict[tuple[str, str], dict[str, tuple[str, ...]]] = field(default_factory=dict)
 
     def images(self, node_id: str) -> ImageSizes:
@@ -80,9 +81,7 @@ class PlannedItems:
         """The names each column of the table leaving ``node_id`` by ``port`` can hold, where known:
         what the agent says (``AgentSpec.values_fn``), and for scores the classes their
         ``predicted`` and ``label`` columns hold (read from the ``score_<class>`` columns)."""
-        known = dict(self.port_values.get((node_id, port or ""), {}))
-        if port is None:  # an edge from an agent's only output
-            known = next((v for (n, _), v in self.port_values.items() if n == node_id), known)
+        known = dict(self.port_values.get((node_id, port or ""), {}))  # "": an agent's only output
         columns = self.columns_on(node_id, port) or ()
         if classes := tuple(score_classes(columns)):
             known.update({c: classes for c in CLASS_COLUMNS if c in columns and c not in known})
@@ -125,6 +124,8 @@ def planned_items(workflow: Workflow | Mapping[str, Any], registry: Registry) ->
             columns = spec.emitted_columns(parsed, [planned.columns_on(p, port) for p, port in preds[nid]])
             values = spec.emitted_values(parsed, [planned.values_on(p, port) or None for p, port in preds[nid]])
             planned.port_values.update(((nid, port), cols) for port, cols in values.items())
+            if len(spec.outputs) == 1 and values:
+                planned.port_values[(nid, "")] = values.get(spec.outputs[0].name, {})
             if isinstance(columns, dict):
                 planned.port_columns.update(((nid, port), cols) for port, cols in columns.items())
             else:

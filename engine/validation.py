@@ -80,13 +80,14 @@ def resolve_capacity(workflow: Workflow, capacity: Capacity | None = None) -> Ca
 
 
 def validate(workflow: Workflow, registry: Registry | None = None,
-             capacity: Capacity | None = None) -> list[Issue]:
+             capacity: Capacity | None = None, *, sized: PlannedItems | None = None) -> list[Issue]:
     """Every finding in ``workflow``: errors first, then warnings, each group in node order.
 
     ``capacity`` defaults to the workflow's own capacity, with unset dimensions taken from this
-    machine (``engine.devices.machine_capacity``).
+    machine (``engine.devices.machine_capacity``). ``sized``: the workflow's planned items, when
+    the caller has them already (the designer draws its wires from the same).
     """
-    ctx = _Context(workflow, registry if registry is not None else default_registry())
+    ctx = _Context(workflow, registry if registry is not None else default_registry(), _sized=sized)
     if not workflow.nodes:
         ctx.add(IssueCode.EMPTY_WORKFLOW, "the workflow has no nodes", severity="warning",
                 hint="add a node from the palette (or to `nodes` in the file)")

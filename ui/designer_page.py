@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.issues import Issue
+from engine.items import planned_items
 from engine.validation import validate
 from ui import state
 from ui.canvas import canvas_value, draw_canvas, report_ack
@@ -81,13 +82,14 @@ def _editor() -> None:
     sess = _session()
     if st.session_state.get(FULL_RUN_ID) != sess.workflow_id:
         st.rerun()  # first save in this fragment: redraw the page so the panels outside know the id
-    issues = validate(sess.workflow, registry)
+    sized = planned_items(sess.workflow, registry)  # once: validation, the wires and the panel read it
+    issues = validate(sess.workflow, registry, sized=sized)
     run_id, run_status, statuses = run_state()
     left, right = st.columns([3, 1.2], gap="small")
     with left:
         draw_canvas(
             palette=palette_of(registry),
-            graph=canvas_graph(sess.workflow, registry, sess.selected),
+            graph=canvas_graph(sess.workflow, registry, sess.selected, sized),
             rev=sess.rev,
             kind_colors=KIND_COLORS,
             issues=issues_by_node(issues),
@@ -106,7 +108,7 @@ def _editor() -> None:
     with right:  # the hint sits beside the canvas, so the canvas never moves (or remounts) when it goes
         if not sess.workflow.nodes:
             getting_started()
-        properties_panel(sess, registry, issues, save=lambda s: save(s, store))
+        properties_panel(sess, registry, issues, save=lambda s: save(s, store), sized=sized)
     with st.expander(f"Problems ({sum(i.is_error for i in issues)} errors, "
                      f"{sum(not i.is_error for i in issues)} warnings)", expanded=bool(issues) and bool(sess.workflow.nodes)):
         issue_list(issues, on_select=_select)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.graphs import layers
-from engine.items import planned_items
+from engine.items import PlannedItems, planned_items
 from engine.kinds import DataKind
 from engine.registry import Registry
 from engine.spec import AgentSpec
@@ -82,12 +82,14 @@ def items_label(n: int | None, image: tuple[int, int, int] | None = None) -> str
     return f"{n:,} item{'s' if n != 1 else ''}{size}"
 
 
-def canvas_graph(workflow: Workflow, registry: Registry, selected: list[str] | None = None) -> dict[str, Any]:
+def canvas_graph(workflow: Workflow, registry: Registry, selected: list[str] | None = None,
+                 sized: PlannedItems | None = None) -> dict[str, Any]:
     """The graph the canvas draws for ``workflow`` (positions must be set; see ``with_layout``).
-    Each edge carries a ``label``: the items planned to flow along it (``engine.items``), as
-    Orange shows on its links, so a user sees the size of the data before running."""
+    Each edge carries a ``label``: the items planned to flow along it (``engine.items``; ``sized``
+    when the caller has them), as Orange shows on its links, so a user sees the size of the data
+    before running."""
     specs = _specs(workflow, registry)
-    flows = planned_items(workflow, registry)
+    flows = sized if sized is not None else planned_items(workflow, registry)
     nodes = []
     for node in workflow.nodes:
         pos = node.position or Position()

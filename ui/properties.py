@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from engine.agents.tables import value_choices
 from engine.errors import ServiceGridError
 from engine.issues import Issue
-from engine.items import planned_items
+from engine.items import PlannedItems, planned_items
 from engine.kinds import score_classes
 from engine.registry import Registry
 from engine.resources import ResourceDemand
@@ -30,8 +30,10 @@ LIFECYCLE_FIELDS = ("retries", "timeout_s", "batch_size", "backoff_s", "keep_out
 Saver = Callable[[DesignerSession], None]
 
 
-def properties_panel(sess: DesignerSession, registry: Registry, issues: list[Issue], save: Saver) -> None:
-    """Draw the panel for the selected node (or a short summary when none / several are selected)."""
+def properties_panel(sess: DesignerSession, registry: Registry, issues: list[Issue], save: Saver,
+                     sized: PlannedItems | None = None) -> None:
+    """Draw the panel for the selected node (or a short summary when none / several are selected).
+    ``sized``: the workflow's planned items, when the page has them already."""
     if len(sess.selected) != 1:
         st.markdown("#### Properties")
         if sess.selected:
@@ -68,18 +70,19 @@ def properties_panel(sess: DesignerSession, registry: Registry, issues: list[Iss
 
     if fields:
         st.markdown("**Parameters**")
-        choices = received_choices(sess.workflow, node.id, registry) if any(f.picks for f in fields) else None
+        choices = received_choices(sess.workflow, node.id, registry, sized) if any(f.picks for f in fields) else None
         many = {"value"} if _condition(node, registry)[1] == "in" else set()  # a branch's 'in' lists several
         render_fields(fields, node.params, key_prefix=f"param.{prefix}", on_change=set_param, choices=choices,
                       many=many)
     files_section(node, set_param, lambda: (sess.workflow.node(node.id) or node).params)
     with st.expander("Resources", expanded=False):
-        _resource_form(sess, node, spec, prefix, save, registry)
+        _resource_form(sess, node, spec, prefix, save, registry, sized)
     with st.expander("Lifecycle", expanded=False):
         _lifecycle_form(sess, node, spec, prefix, save)
 
 
-def received_choices(workflow: Workflow, node_id: str, registry: Registry) -> dict[str, list[str]]:
+def received_choices(workflow: Workflow, node_id: str, registry: Registry,
+                     sized: PlannedItems | None = None) -> dict[str, list[str]]:
     """What the pickers of ``node_id``'s parameters may offer (``ui.forms.render_fields``): the
     columns every table arriving on its inputs has (``"columns"``; ``"column"`` adds the items'
     ``id``), the classes of the scores arriving (``"class"``), and the values a row condition
@@ -88,7 +91,7 @@ def received_choices(workflow: Workflow, node_id: str, registry: Registry) -> di
     edges = [e for e in workflow.edges if e.target == node_id]
     if not edges:
         return {}
-    planned = planned_items(workflow, registry)
+    planned = sized if sized is not None else planned_items(workflow, registry)
     tables = [planned.columns_on(e.source, e.source_port) for e in edges]
     if any(t is None for t in tables):
         return {}
@@ -136,7 +139,7 @@ def _set_param(sess: DesignerSession, node_id: str, name: str, value: Any, spec:
 
 
 def _resource_form(sess: DesignerSession, node: NodeSpec, spec: AgentSpec, prefix: str, save: Saver,
-                   registry: Registry) -> None:
+                   registry: Registry, sized: PlannedItems | None = None) -> None:
     try:
         current = spec.resources.merged(node.resources).model_dump()
     except ServiceGridError:
@@ -144,15 +147,16 @@ def _resource_form(sess: DesignerSession, node: NodeSpec, spec: AgentSpec, prefi
     fields = [f for f in schema_fields(ResourceDemand.model_json_schema()) if f.name in RESOURCE_FIELDS]
     st.caption("Defaults come from the agent; a changed value is stored as an override.")
     if spec.memory_grows and "memory_mb" not in node.resources:
-        st.caption(_memory_growth(sess, node, spec, registry))
+        st.caption(_memory_growth(sess, node, spec, registry, sized))
     render_fields(fields, current, key_prefix=f"res.{prefix}",
                   on_change=lambda name, value: _set_override(sess, node.id, "resources", name, value,
                                                              spec.resources.model_dump().get(name), save))
 
 
-def _memory_growth(sess: DesignerSession, node: NodeSpec, spec: AgentSpec, registry: Registry) -> str:
+def _memory_growth(sess: DesignerSession, node: NodeSpec, spec: AgentSpec, registry: Registry,
+                   sized: PlannedItems | None = None) -> str:
     """What the run adds to the memory shown for the items this node will handle."""
-    sized = planned_items(sess.workflow, registry)
+    sized = sized if sized is not None else planned_items(sess.workflow, registry)
     items = sized.handled(node.id, spec)
     try:
         grown = sized.demand(node.id, spec, spec.parse_params(node.params), node.resources).memory_mb

@@ -3,6 +3,10 @@ import (JSON/YAML, size-limited) and export (JSON, YAML, Python script)."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+from typing import Any
+
 import streamlit as st
 
 from engine.errors import ServiceGridError
@@ -11,30 +15,88 @@ from storage import StorageError, Store
 from ui import auth, state
 from ui.editor import DesignerSession
 from ui.export import NotExpressibleError, python_script
-from ui.render import escape_md, show_error
+from ui.gallery import FAMILIES, TemplateCard, last_run_line, last_runs, template_card
+from ui.render import code_md, escape_md, show_error
+from ui.services import get_registry, get_store
 from ui.session import flash, load_template, new_workflow, open_workflow, save, templates
 
 MAX_IMPORT_BYTES = 5 * 2**20
+LAST_RUN_TTL_S = 5.0
 
 
 def template_gallery(store: Store) -> None:
+    """Cards of the ready-made workflows (examples/*.json): a thumbnail of the graph, what it does,
+    its agents' families (a filter picks by them), how it last ran here, and one click to open it."""
     paths = templates()
     if not paths:
         st.caption("No templates found (examples/*.json).")
         return
+    cards: list[tuple[Path, TemplateCard]] = []
+    for path in paths:
+        try:
+            cards.append((path, _card(str(path), path.stat().st_mtime_ns)))
+        except (ServiceGridError, OSError) as exc:
+            show_error(f"Template {path.name} cannot be read", exc)
+    families = [f for f in FAMILIES.values() if any(f in card.families for _, card in cards)]
+    wanted = set(st.pills("Show templates with", families, selection_mode="multi", key="tpl.filter",
+                          help="Pick one or more agent families; none picked shows every template.") or ())
+    shown = [(path, card) for path, card in cards if card.matches(wanted)]
+    if not shown:
+        st.caption("No template has agents of the families picked.")
+        return
+    last = _last_runs(tuple(card.stem for _, card in shown))
+    now = time.time()
     cols = st.columns(3)
-    for i, path in enumerate(paths):
-        with cols[i % 3]:
-            if st.button(f"Open {path.stem}", key=f"tpl.{path.stem}", icon=":material/account_tree:",
+    for i, (path, card) in enumerate(shown):
+        with cols[i % 3].container(border=True):
+            st.image(card.preview_svg, width="stretch", alt=f"graph of the {card.stem} template")
+            st.markdown(f"**{escape_md(card.title)}**")
+            badges = [f":gray-badge[{card.n_agents} agents]"]
+            badges += [f":{'orange' if f == FAMILIES['simulation'] else 'blue'}-badge[{escape_md(f)}]"
+                       for f in card.families]
+            st.markdown(" ".join(badges))
+            if card.summary:
+                st.caption(escape_md(card.summary))
+            st.caption(escape_md(last_run_line(last.get(card.stem), now)))
+            if st.button(f"Open {card.stem}", key=f"tpl.{card.stem}", icon=":material/account_tree:",
                          width="stretch"):
-                try:
-                    workflow = load_template(path)
-                except (ServiceGridError, OSError) as exc:
-                    show_error(f"Template {path.name} cannot be opened", exc)
-                    continue
-                open_workflow(workflow, store, message=f"from template {path.name}")
-                flash(f"Opened template {path.stem}.", "success")
-                st.rerun()
+                _open_template(path, store)
+            with st.popover("Details", width="stretch"):
+                st.markdown(f"**{escape_md(card.title)}** · {code_md(path.name)}")
+                st.markdown(escape_md(card.description) or "*No description.*")
+                st.caption("Agents: " + escape_md(", ".join(card.agents)))
+
+
+def _open_template(path: Path, store: Store) -> None:
+    try:
+        workflow = load_template(path)
+    except (ServiceGridError, OSError) as exc:
+        show_error(f"Template {path.name} cannot be opened", exc)
+        return
+    open_workflow(workflow, store, message=f"from template {path.name}")
+    flash(f"Opened template {path.stem}.", "success")
+    st.rerun()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _card(path: str, mtime_ns: int) -> TemplateCard:
+    """A template's card, read again only when its file changes (``mtime_ns`` is the cache key)."""
+    return template_card(Path(path).stem, load_template(Path(path)), get_registry())
+
+
+def _last_runs(names: tuple[str, ...]) -> dict[str, Any]:
+    """The newest run of each template name by the signed-in user (lab mode: only their own)."""
+    store = get_store()
+    try:
+        return _cached_last_runs(str(getattr(store, "url", id(store))), auth.owner_filter(auth.current_user()), names)
+    except StorageError:  # the gallery opens templates even when the history cannot be read
+        return {}
+
+
+@st.cache_data(ttl=LAST_RUN_TTL_S, show_spinner=False, max_entries=32)
+def _cached_last_runs(database: str, user: str | None, names: tuple[str, ...]) -> dict[str, Any]:
+    store = get_store()
+    return last_runs([run for name in names for run in store.list_runs(workflow=name, user=user, limit=1)])
 
 
 def workflow_panel(sess: DesignerSession, store: Store) -> None:

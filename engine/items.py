@@ -3,9 +3,12 @@
 A source says how many items it emits from its parameters (``AgentSpec.items_fn``: an image
 source's ``n_items``, a text list's length, the texts of a file, counted once per version of the
 file); a node with inputs receives the largest count among its inputs and, unless its agent says
-otherwise (a limit keeps ``n``), passes it on. A count the workflow cannot tell (a file that
-cannot be read, an unknown agent, bad parameters) is None, and so is everything that depends
-only on it.
+otherwise (a limit keeps ``n``), passes it on. An agent that emits one item per group of what it
+receives (one risk per customer, features per item) counts the groups: sources say how many
+distinct values their key columns hold (``AgentSpec.keys_fn``: a transaction table's customers),
+and ``groups_fn`` turns its inputs' keys into its count (``PlannedItems.keys_on``). A count the
+workflow cannot tell (a file that cannot be read, an unknown agent, bad parameters) is None, and
+so is everything that depends only on it.
 
 Images are followed the same way: a source says the shape of the images it emits
 (``AgentSpec.shape_fn``: channels x size x size), a resize changes it, a filter passes it on; the
@@ -28,7 +31,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from engine.graphs import topological_order
-from engine.kinds import CLASS_COLUMNS, score_classes
+from engine.kinds import CLASS_COLUMNS, ENTITY, score_classes
 from engine.registry import Registry
 from engine.resources import ResourceDemand
 from engine.spec import AgentSpec, ImageShape, ImageSizes, values_of
@@ -50,6 +53,9 @@ class PlannedItems:
     # per (node, output port): the names a column can hold, where the agent knows them (values_fn);
     # an agent's only output also under "" (an edge that names no port)
     port_values: dict[tuple[str, str], dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    # per (node, output port): distinct values of its key columns where the agent knows them
+    # (keys_fn); an agent's only output also under ""
+    port_keys: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
 
     def images(self, node_id: str) -> ImageSizes:
         """The planned shape of one image ``node_id`` receives and of one it emits."""
@@ -86,6 +92,15 @@ class PlannedItems:
         if classes := tuple(score_classes(columns)):
             known.update({c: classes for c in CLASS_COLUMNS if c in columns and c not in known})
         return known
+
+    def keys_on(self, node_id: str, port: str | None) -> dict[str, int]:
+        """The distinct values each key column of what leaves ``node_id`` by ``port`` holds (at
+        most), where known (``AgentSpec.keys_fn``), and under ``ENTITY`` the groups of its rows:
+        by default each row its own, as a scores payload without ``entities`` is pooled by id."""
+        keys = dict(self.port_keys.get((node_id, port or ""), {}))
+        if ENTITY not in keys and (rows := self.on_port(node_id, port)) is not None:
+            keys[ENTITY] = rows
+        return keys
 
     def on_port(self, node_id: str, port: str | None) -> int | None:
         """The items that leave ``node_id`` by output ``port`` (the node's count when the agent
@@ -130,10 +145,16 @@ def planned_items(workflow: Workflow | Mapping[str, Any], registry: Registry) ->
                 planned.port_columns.update(((nid, port), cols) for port, cols in columns.items())
             else:
                 planned.columns_out[nid] = columns
+            keys = [planned.keys_on(p, port) for p, port in preds[nid]]
             if preds[nid] and not known:
                 continue
             ports = spec.port_items(parsed, planned.items_in[nid])
+            ports.update((port, n) for port, n in spec.grouped_items(parsed, keys).items() if port in ports)
             planned.items_out[nid] = spec.items_out(parsed, planned.items_in[nid], ports)
+            emitted = spec.emitted_keys(parsed, keys)
+            planned.port_keys.update(((nid, port), k) for port, k in emitted.items())
+            if len(spec.outputs) == 1 and emitted:
+                planned.port_keys[(nid, "")] = emitted.get(spec.outputs[0].name, {})
         except (ValidationError, TypeError, ValueError):
             continue
         planned.port_out.update(((nid, port), n) for port, n in ports.items())

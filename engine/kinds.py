@@ -22,6 +22,10 @@ class DataKind(StrEnum):
 # (``engine.agents.tables.to_table``), so its planned columns say its classes.
 SCORE_PREFIX = "score_"
 CLASS_COLUMNS = ("predicted", "label")  # and these columns hold class names
+# The planned key (``AgentSpec.keys_fn``) that counts the groups a payload's rows belong to: a
+# scores payload's ``entities`` (a transaction's customer), which a risk aggregation pools by; by
+# default every row is its own group.
+ENTITY = "@entity"
 
 
 def score_classes(columns: tuple[str, ...]) -> list[str]:

@@ -75,6 +75,9 @@ def agent(
                              tuple[str, str] | None] | None = None,
     values_fn: Callable[[BaseModel, list[Mapping[str, tuple[str, ...]] | None]],
                         Mapping[str, Mapping[str, Iterable[str]]] | None] | None = None,
+    keys_fn: Callable[[BaseModel, list[Mapping[str, int]]],
+                      Mapping[str, int] | Mapping[str, Mapping[str, int]] | None] | None = None,
+    groups_fn: Callable[[BaseModel, list[Mapping[str, int]]], int | Mapping[str, int | None] | None] | None = None,
 ) -> Callable[[type[Agent]], type[Agent]]:
     """Class decorator that declares an Agent subclass as a service.
 
@@ -127,6 +130,8 @@ def agent(
             needs_classes_fn=needs_classes_fn,
             match_check_fn=match_check_fn,
             values_fn=values_fn,
+            keys_fn=keys_fn,
+            groups_fn=groups_fn,
         )
         return cls
 

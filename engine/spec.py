@@ -327,6 +327,17 @@ class AgentSpec:
             (None: unknown); or ``{output port: count}`` for an agent whose outputs differ in
             size (a log of events and a table of its users). Without it a node with inputs
             passes their count on and a source's count is unknown.
+        keys_fn: how many distinct values the key columns of its output hold (customers in a
+            transaction table, users and items in an interaction log): ``{column: count}``, or
+            ``{output port: {column: count}}`` for an agent with several outputs, from its params
+            and the keys planned for each connected input, in edge order. ``engine.kinds.ENTITY``
+            counts the groups a scores payload's ``entities`` put its rows in (by default its
+            rows). Counts are upper bounds. Without it the output's keys are unknown.
+        groups_fn: for agents that emit one item per group of what they receive (one risk per
+            customer, features per item, scores per user): how many items they emit, from their
+            params and the keys planned for each connected input (``keys_fn``), in edge order;
+            or ``{output port: count}``; None where unknown. Where it knows, it replaces
+            ``items_fn``'s count, which can only see how many items arrive.
         memory_per_item_mb: memory that grows with the items the node handles (received, or
             emitted by a source), added to ``resources.memory_mb`` (``TYPICAL_ITEMS`` when
             unknown), unless the node sets its own ``memory_mb``.
@@ -428,6 +439,9 @@ class AgentSpec:
                              tuple[str, str] | None] | None = None
     values_fn: Callable[[BaseModel, list[Mapping[str, tuple[str, ...]] | None]],
                         Mapping[str, Mapping[str, Iterable[str]]] | None] | None = None
+    keys_fn: Callable[[BaseModel, list[Mapping[str, int]]],
+                      Mapping[str, int] | Mapping[str, Mapping[str, int]] | None] | None = None
+    groups_fn: Callable[[BaseModel, list[Mapping[str, int]]], int | Mapping[str, int | None] | None] | None = None
 
     def input(self, name: str) -> PortSpec | None:
         return next((p for p in self.inputs if p.name == name), None)
@@ -499,6 +513,31 @@ class AgentSpec:
         found = self.values_fn(params, received) or {}
         return {port: {c: tuple(dict.fromkeys(str(v) for v in vals)) for c, vals in cols.items()}
                 for port, cols in found.items() if cols is not None}
+
+    def emitted_keys(self, params: BaseModel | None, received: list[Mapping[str, int]]
+                     ) -> dict[str, dict[str, int]]:
+        """``{output port: {key column: distinct values}}`` where the agent knows them
+        (``keys_fn``; empty: none known)."""
+        if self.keys_fn is None or params is None:
+            return {}
+        found = self.keys_fn(params, received) or {}
+        if all(isinstance(v, Mapping) for v in found.values()) and found:
+            per_port: Mapping[str, Mapping[str, int]] = found  # type: ignore[assignment]
+        else:
+            per_port = {p.name: found for p in self.outputs}  # type: ignore[misc]
+        return {port: {c: max(0, int(n)) for c, n in keys.items() if n is not None}
+                for port, keys in per_port.items() if keys}
+
+    def grouped_items(self, params: BaseModel | None, received: list[Mapping[str, int]]
+                      ) -> dict[str, int]:
+        """The items leaving each output port when the agent emits one per group of its inputs
+        (``groups_fn``; only the ports it can count)."""
+        if self.groups_fn is None or params is None:
+            return {}
+        n = self.groups_fn(params, received)
+        if isinstance(n, Mapping):
+            return {port: max(0, int(c)) for port, c in n.items() if c is not None}
+        return {} if n is None else {p.name: max(0, int(n)) for p in self.outputs}
 
     def needed_columns(self, params: BaseModel | None, port: str) -> tuple[str, ...]:
         """The columns a table arriving on input ``port`` must have for these params

@@ -93,9 +93,17 @@ def template_card(stem: str, workflow: Workflow, registry: Registry) -> Template
             agents.append(label)
     families.sort(key=list(FAMILIES.values()).index)
     return TemplateCard(
-        stem=stem, title=template_title(workflow, stem), summary=summary_of(workflow.description),
+        stem=stem, title=template_title(workflow, stem),
+        summary=summary_of(workflow.description) or _nodes_line(workflow),
         description=workflow.description.strip(), n_agents=len(workflow.nodes), n_links=len(workflow.edges),
         families=tuple(families), agents=tuple(agents), preview_svg=preview_svg(workflow, registry))
+
+
+def _nodes_line(workflow: Workflow, most: int = 6) -> str:
+    """What a template without a description holds: its nodes, in file order."""
+    names = [n.label or n.id for n in workflow.nodes]
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return f"Nodes: {', '.join(names[:most])}{more}." if names else "An empty workflow."
 
 
 def preview_svg(workflow: Workflow, registry: Registry, width: int = PREVIEW_W, height: int = PREVIEW_H) -> str:

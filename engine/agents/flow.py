@@ -168,7 +168,7 @@ _WRITTEN = PortSpec("written", DataKind.TABLE, "where the rows went: path and ro
        description="Writes a table (or scores, labels, texts) to a CSV file in the data "
        "folder's outputs/ directory.",
        inputs=[PortSpec("in", DataKind.ANY, "what to write", accepts=TABLE_LIKE)], outputs=[_WRITTEN],
-       columns_fn=lambda _p, _received: WRITTEN_COLUMNS,
+       columns_fn=lambda _p, _received: WRITTEN_COLUMNS, items_fn=lambda _p, _n: 1,  # one row: path, rows
        params=CsvSinkParams, resources=_LIGHT, expected_duration_s=0.01, per_item_s=5e-5)
 class CsvSink(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
@@ -192,7 +192,7 @@ class SqliteSinkParams(BaseModel):
        description="Writes rows to a table of a SQLite database in the data folder's outputs/ "
        "directory (created when missing).",
        inputs=[PortSpec("in", DataKind.ANY, "what to write", accepts=TABLE_LIKE)], outputs=[_WRITTEN],
-       columns_fn=lambda _p, _received: WRITTEN_COLUMNS,
+       columns_fn=lambda _p, _received: WRITTEN_COLUMNS, items_fn=lambda _p, _n: 1,  # one row: path, rows
        params=SqliteSinkParams, resources=_LIGHT, expected_duration_s=0.03, per_item_s=3e-5)
 class SqliteSink(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:

@@ -5,6 +5,7 @@ matrix-factorisation collaborative filter (training/mf.py) and a top-k ranker.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,6 +42,7 @@ class BehaviourParams(BaseModel):
        params=BehaviourParams, resources=ResourceDemand(cpu=1, memory_mb=64),
        expected_duration_s=0.05, per_item_s=1.2e-5, memory_per_item_mb=4e-4,
        items_fn=lambda p, _: {"interactions": p.n_users * p.events_per_user, "users": p.n_users},
+       keys_fn=lambda p, _: {"interactions": {"user": p.n_users, "item": p.n_items}, "users": {"user": p.n_users}},
        columns_fn=lambda _p, _received: {"interactions": LOG_COLUMNS, "users": USER_COLUMNS},
        values_fn=lambda _p, _received: {"interactions": {"event": EVENTS}})
 class Behaviour(Agent):
@@ -56,13 +58,25 @@ class Behaviour(Agent):
         return {"interactions": log, "users": users}
 
 
+def _distinct(received: list[Mapping[str, int]], key: str) -> int | None:
+    """The most distinct ``key`` values (users, items) any input is planned to hold, or None."""
+    counts = [n for keys in received if (n := keys.get(key)) is not None]
+    return max(counts) if counts else None
+
+
+def _keys(received: list[Mapping[str, int]], *names: str) -> dict[str, int]:
+    """The planned distinct counts of ``names`` an agent passes on from its inputs."""
+    return {name: n for name in names if (n := _distinct(received, name)) is not None}
+
+
 @agent("recommend.items", category="recommendation", label="Item features", color=_COLOR,
        description="Per-item features from an interaction log: category, price, distinct users, "
        "events, purchases, conversion rate, popularity rank.",
        inputs=[_LOG_IN], outputs=[PortSpec("items", DataKind.TABLE, "one row per item")],
        resources=ResourceDemand(cpu=1, memory_mb=32), expected_duration_s=0.005, per_item_s=3e-6,
        memory_per_item_mb=2e-4, needs_columns_fn=lambda _: LOG_COLUMNS,
-       columns_fn=lambda _p, _received: ITEM_COLUMNS)
+       columns_fn=lambda _p, _received: ITEM_COLUMNS,
+       groups_fn=lambda _p, received: _distinct(received, "item"), keys_fn=lambda _p, received: _keys(received, "item"))
 class Items(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         from engine.agents.recsys_data import item_features
@@ -110,6 +124,8 @@ class MFParams(BaseModel):
        (_MF_FIT_S + _MF_FIT_PER_DIM_S * p.dim) * p.epochs,
        memory_fn=lambda p, n: n * (_MF_SCORE_MB if p.mode == "pretrained" else _MF_FIT_MB),
        items_fn=lambda p, n: None if n is None else max(1, n // _EVENTS_PER_USER),  # a row of scores per user
+       groups_fn=lambda _p, received: _distinct(received, "user"),
+       keys_fn=lambda _p, received: _keys(received, "user"),
        needs_columns_fn=lambda _: _PAIR_COLUMNS)
 class CollaborativeFilter(TorchAgent):
     def build(self, device: str) -> None:
@@ -171,6 +187,8 @@ class RankParams(BaseModel):
        params=RankParams, resources=ResourceDemand(cpu=1, memory_mb=64),
        expected_duration_s=0.06, per_item_s=1e-5,
        items_fn=lambda p, n: None if n is None else max(1, n // _EVENTS_PER_USER) * p.k,
+       groups_fn=lambda p, received: None if (users := _distinct(received, "user")) is None else users * p.k,
+       keys_fn=lambda _p, received: _keys(received, "user", "item"),
        needs_columns_fn=lambda _: {"items": ("item",), "seen": _PAIR_COLUMNS},
        columns_fn=lambda _p, _received: RECOMMENDATION_COLUMNS)
 class Rank(Agent):

@@ -8,6 +8,7 @@ stress); decision agents use it unless told a class (``score_class``). Torch is 
 from __future__ import annotations
 
 import numbers
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -24,7 +25,7 @@ from engine.agents.table_columns import (
     MARKET_CLASSES,
 )
 from engine.agents.tables import LABELS_COLUMNS, component_names, components_in, scores_columns
-from engine.kinds import DataKind, score_classes
+from engine.kinds import ENTITY, DataKind, score_classes
 from engine.registry import agent
 from engine.resources import ResourceDemand
 from engine.spec import Agent, PortSpec, RunContext, picks
@@ -59,13 +60,19 @@ def _table_source_items(p: TableSourceParams) -> int:
     return min(p.n_items, p.n_customers) if p.dataset == "credit_applicants" else p.n_items
 
 
+def _table_source_keys(p: TableSourceParams) -> dict[str, int] | None:
+    """The customers a generated transaction table's rows belong to (at most one per row)."""
+    return {"customer": min(p.n_items, p.n_customers)} if p.dataset == "transactions" else None
+
+
 @agent("tabular.source", category="tabular", label="Table source", color=_TABULAR,
        description="Emits a table: the REAL breast-cancer diagnosis table, or GENERATED credit "
        "applicants, card transactions with injected fraud, or a market price series.",
        outputs=[PortSpec("table", DataKind.TABLE, "columns + ids; ground truth in 'target'")],
        params=TableSourceParams, resources=ResourceDemand(cpu=1, memory_mb=16),
        expected_duration_s=0.01, per_item_s=2e-6, items_fn=lambda p, _: _table_source_items(p),
-       memory_per_item_mb=5e-4, columns_fn=lambda p, _: DATASET_COLUMNS[p.dataset])
+       memory_per_item_mb=5e-4, columns_fn=lambda p, _: DATASET_COLUMNS[p.dataset],
+       keys_fn=lambda p, _: _table_source_keys(p))
 class TableSource(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         from engine.agents import tabular_data as data
@@ -250,22 +257,35 @@ def _truth(table: dict, config: Any, n: int) -> Any:
 
 
 def _scorer(name: str, label: str, description: str, card: str, per_item_s: float,
-            features: tuple[str, ...], classes: tuple[str, ...]) -> Any:
+            features: tuple[str, ...], classes: tuple[str, ...], entity: str | None = None) -> Any:
+    """The ``agent`` decorator of an MLP scorer; ``entity``: the column whose value groups its
+    rows (a transaction's customer), kept as the scores' ``entities``."""
+
+    def entity_keys(_p: BaseModel, received: list[Mapping[str, int]]) -> dict[str, int] | None:
+        groups = received[0].get(entity) if entity and received else None
+        return None if groups is None else {ENTITY: groups, entity: groups}  # type: ignore[dict-item]
+
     # the scores' columns list the ground truth: a table may carry its target (tabular.source's
     # data sets do; a CSV table when its target is set)
-    return agent(name, category="tabular", label=label, color=_TABULAR, description=description,
-                 inputs=[_TABLE_IN], outputs=[_SCORES_OUT],
-                 resources=ResourceDemand(cpu=1, memory_mb=16, device="any"),
-                 expected_duration_s=0.02, per_item_s=per_item_s, card=read_card(card),
-                 memory_per_item_mb=6e-4, needs_columns_fn=lambda _: features,
-                 columns_fn=lambda _p, _received: scores_columns(classes))
+    declare = agent(name, category="tabular", label=label, color=_TABULAR, description=description,
+                    inputs=[_TABLE_IN], outputs=[_SCORES_OUT],
+                    resources=ResourceDemand(cpu=1, memory_mb=16, device="any"),
+                    expected_duration_s=0.02, per_item_s=per_item_s, card=read_card(card),
+                    memory_per_item_mb=6e-4, needs_columns_fn=lambda _: features,
+                    columns_fn=lambda _p, _received: scores_columns(classes), keys_fn=entity_keys)
+
+    def wrap(cls: type[_MlpScorer]) -> type[_MlpScorer]:
+        cls.entity_column = entity
+        return declare(cls)  # type: ignore[no-any-return]
+
+    return wrap
 
 
 @_scorer("tabular.fraud_score", "Fraud score", "An MLP trained on GENERATED card transactions "
          "scores each transaction legit / fraud (keeps the customer as the entity).", "fraud_mlp", 5e-6,
-         FRAUD_FEATURES, FRAUD_CLASSES)
+         FRAUD_FEATURES, FRAUD_CLASSES, entity="customer")
 class FraudScore(_MlpScorer):
-    weights, entity_column = "fraud_mlp", "customer"
+    weights = "fraud_mlp"
 
     def config(self) -> Any:
         from engine.agents.tabular_data import FRAUD
@@ -355,6 +375,13 @@ class AggregateParams(BaseModel):
         "max", description="several rows of one entity (e.g. transactions): take the max or mean")
 
 
+def _entities(received: list[Mapping[str, int]]) -> int | None:
+    """The risks an aggregation emits: one per entity of the input that has the most (the inputs
+    share their entities; a market-wide score is one); None while any input's are unknown."""
+    counts = [keys.get(ENTITY) for keys in received]
+    return None if not counts or None in counts else max(n for n in counts if n is not None)
+
+
 @agent("decision.risk_aggregate", category="decision", label="Risk aggregation", color=_DECISION,
        description="Combines several risk scores into one risk per entity (weighted mean or "
        "max). Rows of one entity are pooled; a market-wide score ('*') applies to all.",
@@ -363,7 +390,8 @@ class AggregateParams(BaseModel):
        outputs=[PortSpec("scores", DataKind.SCORES,
                          "one risk in 0..1 per entity, with each component in 'components'")],
        params=AggregateParams, resources=ResourceDemand(cpu=1, memory_mb=8),
-       expected_duration_s=0.005, per_item_s=2e-6, columns_fn=lambda _p, received: _aggregate_columns(received))
+       expected_duration_s=0.005, per_item_s=2e-6, columns_fn=lambda _p, received: _aggregate_columns(received),
+       groups_fn=lambda _p, received: _entities(received))
 class RiskAggregate(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         from engine.agents.decision import aggregate_risk

@@ -43,6 +43,8 @@ def check_planned_columns(handle: RunHandle, workflow: Workflow, manager: RunMan
                 continue
             table, _ = to_table(payload)
             assert tuple(table) == columns, f"{node.id}.{port} ({node.agent})"
+            check_planned_rows(node.id, port, node.agent, len(next(iter(table.values()), ())),
+                               planned.on_port(node.id, port))
             for column, names in planned.values_on(node.id, port).items():  # the names a column can hold
                 held = {str(v) for v in table[column] if v not in (None, "")}
                 assert held <= set(names), f"{node.id}.{port}.{column} holds {held - set(names)}"
@@ -50,6 +52,22 @@ def check_planned_columns(handle: RunHandle, workflow: Workflow, manager: RunMan
     known = sum(planned.columns_on(n.id, p.name) is not None
                 for n in workflow.nodes if n.agent in manager.registry for p in manager.registry.get(n.agent).outputs)
     assert checked == known, f"{known - checked} planned outputs were not kept to check"
+
+
+# outputs that hold some of the rows their node receives (how many, the data decides)
+SUBSETS = {("flow.branch", "match"), ("flow.branch", "rest"), ("decision.threshold", "flagged"),
+           ("decision.threshold", "passed")}
+ROWS_FACTOR = 2.0  # a plan may approximate (a log's mean length, the entities in a text)
+
+
+def check_planned_rows(node: str, port: str, agent: str, rows: int, planned: int | None) -> None:
+    """The rows an output holds are those planned for it (``engine.items``), within a factor of
+    two, or for a subset at most those: what the canvas's wires say, and what the node's time and
+    memory were planned for (one risk per customer, not per transaction)."""
+    assert planned is not None, f"{node}.{port} ({agent}): no item count planned"
+    assert rows <= planned * ROWS_FACTOR, f"{node}.{port} ({agent}): {rows} rows, {planned} planned"
+    if (agent, port) not in SUBSETS:
+        assert rows >= planned / ROWS_FACTOR, f"{node}.{port} ({agent}): {rows} rows, {planned} planned"
 
 
 def check_template_file(name: str) -> None:

@@ -64,6 +64,8 @@ def test_the_run_page_offers_every_output_for_download(app: Any) -> None:
     at = start(app.run(), "Template: nlp-sentiment")
     at = poll(at, lambda a: "succeeded" in progress_text(a), timeout=60)
     assert "succeeded" in progress_text(at), progress_text(at)
+    # the detail opens on the result: the last output nothing reads (the sinks here), until one is picked
+    assert at.selectbox(key="live.node").value == "all_csv"
 
     def labels(node: str) -> set[str]:
         at.selectbox(key="live.node").select(node).run()
@@ -72,6 +74,8 @@ def test_the_run_page_offers_every_output_for_download(app: Any) -> None:
 
     assert "Download all rows (CSV)" in labels("sentiment")
     assert {"Download reviews_scored.csv", "Download all rows (CSV)"} <= labels("all_csv")
+    labels("sentiment")
+    assert at.run().selectbox(key="live.node").value == "sentiment"  # a person's pick stays
 
     # the same run from History: outputs come back from the result cache by its workflow's keys
     at.switch_page("pages/history.py").run()

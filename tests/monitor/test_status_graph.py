@@ -49,3 +49,23 @@ def test_markup_in_node_ids_stays_data() -> None:
     spec = status_graph_spec(view)
     assert any(row["node"] == bad for row in spec["datasets"]["graph_nodes"])
     json.dumps(spec)  # plain JSON for Vega-Lite, which renders text as text
+
+
+def test_the_node_in_focus_is_a_failure_else_the_running_one_else_the_result() -> None:
+    def view(statuses: dict[str, str], agents: dict[str, str] | None = None) -> RunView:
+        nodes = {n: {"status": s, "agent": (agents or {}).get(n, "test.sleep")} for n, s in statuses.items()}
+        edges = [{"source": "src", "target": "model"}, {"source": "model", "target": "csv"},
+                 {"source": "src", "target": "other"}]
+        return RunView(run_id="r", workflow_name="w", status="running", t0=0.0, now=1.0, nodes=nodes,
+                       samples=[], workflow={"edges": edges})
+
+    sink = {"csv": "flow.sink_csv"}
+    assert view({"src": "done", "model": "done", "csv": "done", "other": "done"}, sink).focus_node() == "other"
+    assert view({"src": "done", "model": "done", "csv": "done", "other": "running"}, sink).focus_node() == "other"
+    assert view({"src": "done", "model": "done", "csv": "done", "other": "skipped"}, sink).focus_node() == "csv"
+    assert view({"src": "done", "model": "failed", "csv": "skipped", "other": "running"}, sink).focus_node() == "model"
+    assert view({"src": "done", "model": "running", "csv": "pending", "other": "done"}).focus_node() == "model"
+    assert view({"src": "done", "model": "done", "csv": "done", "other": "done"}).focus_node() == "other"
+    assert view({"src": "pending", "model": "pending", "csv": "pending", "other": "pending"}).focus_node() == "other"
+    assert RunView(run_id="r", workflow_name="w", status="running", t0=0.0, now=1.0, nodes={},
+                   samples=[]).focus_node() is None

@@ -207,6 +207,11 @@ def render_node_section(view: RunView, key: str, *, outputs: Callable[[str], dic
     if not ids:
         return
     st.markdown("#### Node detail")
-    node_id = st.selectbox("Node", ids, key=f"{key}.node", format_func=lambda n: f"{n} ({view.nodes[n]['status']})")
+    # follows the run (the running node, then a failure or the result) until the person picks one
+    widget, picked = f"{key}.node", f"{key}.node.picked.{view.run_id}"
+    if not st.session_state.get(picked) or st.session_state.get(widget) not in ids:
+        st.session_state[widget] = view.focus_node()
+    node_id = st.selectbox("Node", ids, key=widget, format_func=lambda n: f"{n} ({view.nodes[n]['status']})",
+                           on_change=lambda: st.session_state.__setitem__(picked, True))
     if node_id in view.nodes:
         render_node_detail(view, node_id, key, outputs=outputs, cancel=cancel_node)

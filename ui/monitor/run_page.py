@@ -105,7 +105,7 @@ def _live(run_id: str) -> None:
     @st.fragment(run_every=DETAIL_REFRESH_S if running else None)
     def detail() -> None:
         snapshot = manager.snapshot(run_id)
-        view = view_from_snapshot(snapshot)
+        view = dataclasses.replace(view_from_snapshot(snapshot), workflow=workflow)  # its edges: the focus
         if snapshot.outputs_released:
             st.caption("This run's outputs were released from memory to keep finished runs within the "
                        "server's output budget; nodes show their stored summary, or the result cache's copy.")

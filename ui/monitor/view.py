@@ -57,6 +57,21 @@ class RunView:
     def node_ids(self) -> list[str]:
         return list(self.nodes)
 
+    def focus_node(self) -> str | None:
+        """The node a person most likely wants to see now: the first that failed; else the first
+        running; else the run's result, the last finished node nothing reads from (a model's
+        output before a sink's "written" row), else the last finished node."""
+        ids = self.node_ids()
+        for wanted in ("failed", "running"):
+            if found := next((n for n in ids if self.nodes[n].get("status") == wanted), None):
+                return found
+        read = {str(e.get("source")) for e in self.workflow.get("edges") or [] if isinstance(e, dict)}
+        finished = [n for n in ids if self.nodes[n].get("status") in ("done", "cached")]
+        leaves = [n for n in finished if n not in read]
+        results = [n for n in leaves if not str(self.nodes[n].get("agent", "")).startswith("flow.sink")]
+        picks = results or leaves or finished or ids
+        return picks[-1] if picks else None
+
 
 def _error(error: Any) -> dict[str, str] | None:
     if not error:

@@ -92,6 +92,12 @@ def test_outputs_render_images_scores_labels_and_tables():
     assert labels["rows"] == [{"id": "a", "label": "lesion", "confidence": 0.9}]
     table = port_view({"columns": {"x": torch.tensor([1, 2]), "y": ["a", "b"]}})
     assert table["rows"] == [{"x": 1, "y": "a"}, {"x": 2, "y": "b"}]
+    flagged = port_view({"columns": {"score": [0.9, 0.7]}, "ids": ["cust-4", "cust-8"]})  # who was flagged
+    assert flagged["rows"] == [{"id": "cust-4", "score": 0.9}, {"id": "cust-8", "score": 0.7}]
+    own = port_view({"columns": {"id": ["u1"], "n": [3]}, "ids": ["0"]})  # a table's own id column wins
+    assert own["rows"] == [{"id": "u1", "n": 3}]
+    texts = port_view({"texts": ["good", "bad"], "ids": ["r1"]})
+    assert texts["rows"] == [{"id": "r1", "text": "good"}, {"text": "bad"}]
     assert port_view("hello")["kind"] == "text" and port_view(3)["kind"] == "number"
     assert summary_lines({"out": {"type": "tensor", "shape": [2, 3], "dtype": "float32"}}) == [
         "out: tensor [2, 3] float32"]

@@ -77,9 +77,14 @@ def _table(columns: dict[str, Any]) -> tuple[dict[str, Any], int]:
     return cols, min((len(v) for v in cols.values() if isinstance(v, list)), default=0)
 
 
-def _table_rows(columns: dict[str, Any]) -> list[dict[str, Any]]:
+def _table_rows(columns: dict[str, Any], ids: Any = None) -> list[dict[str, Any]]:
+    """The first rows of a table, each led by its row id (a flagged customer is named, as in the
+    CSV download) unless the table has an ``id`` column of its own."""
     cols, length = _table(columns)
-    return [{k: (v[i] if isinstance(v, list) else v) for k, v in cols.items()} for i in range(min(length, MAX_ROWS))]
+    names = [str(i) for i in (ids or [])] if "id" not in cols else []
+    return [{**({"id": names[i]} if i < len(names) else {}), **{k: (v[i] if isinstance(v, list) else v)
+                                                               for k, v in cols.items()}}
+            for i in range(min(length, MAX_ROWS))]
 
 
 def port_view(value: Any) -> dict[str, Any]:
@@ -97,9 +102,11 @@ def port_view(value: Any) -> dict[str, Any]:
             return {"kind": "labels", "rows": [{"id": str(i), "label": str(lab), "confidence": float(c)}
                                                for i, lab, c in list(zip(ids, labels, conf, strict=False))[:MAX_ROWS]]}
         if "columns" in value and isinstance(value["columns"], dict):
-            return {"kind": "table", "rows": _table_rows(value["columns"])}
+            return {"kind": "table", "rows": _table_rows(value["columns"], value.get("ids"))}
         if "texts" in value and isinstance(value["texts"], list):
-            return {"kind": "texts", "rows": [{"text": str(t)[:500]} for t in value["texts"][:MAX_ROWS]]}
+            ids = [str(i) for i in value.get("ids") or []]
+            return {"kind": "texts", "rows": [{**({"id": ids[i]} if i < len(ids) else {}), "text": str(t)[:500]}
+                                              for i, t in enumerate(value["texts"][:MAX_ROWS])]}
     if isinstance(value, str):
         return {"kind": "text", "text": value[:5000]}
     if isinstance(value, bool | int | float):

@@ -87,7 +87,17 @@ def test_outputs_render_images_scores_labels_and_tables():
     rgb = thumbnails(torch.rand(2, 3, 4, 5) * 4 - 2)  # normalised values are stretched to 0..255
     assert rgb[0].shape == (4, 5, 3) and rgb[0].max() == 255 and rgb[0].min() == 0
     scores = port_view({"scores": torch.tensor([[0.2, 0.8]]), "classes": ["healthy", "lesion"], "ids": ["a"]})
-    assert scores["rows"] == [{"id": "a", "healthy": pytest.approx(0.2), "lesion": pytest.approx(0.8)}]
+    assert scores["rows"] == [{"id": "a", "predicted": "lesion", "healthy": pytest.approx(0.2),
+                               "lesion": pytest.approx(0.8)}]
+    # a person checks a sentiment by its text, what was predicted and the truth beside the bars
+    scored = port_view({"scores": torch.tensor([[0.9, 0.1], [0.3, 0.7]]), "classes": ["negative", "positive"],
+                        "ids": ["r1", "r2"], "texts": ["awful", "lovely"], "labels": torch.tensor([0, 0])})
+    assert scored["rows"][1] == {"id": "r2", "text": "lovely", "predicted": "positive", "truth": "negative",
+                                 "negative": pytest.approx(0.3), "positive": pytest.approx(0.7)}
+    risk = port_view({"scores": torch.tensor([[0.4]] * 60), "classes": ["risk"], "ids": [f"c{i}" for i in range(60)],
+                      "components": {"fraud": [0.5] * 60, "default": [None] * 60}})
+    assert len(risk["rows"]) == 50 and risk["rows"][0] == {"id": "c0", "risk": pytest.approx(0.4),  # one class:
+                                                           "fraud": 0.5, "default": None}  # nothing predicted
     labels = port_view({"labels": ["lesion"], "confidence": [0.9], "ids": ["a"]})
     assert labels["rows"] == [{"id": "a", "label": "lesion", "confidence": 0.9}]
     table = port_view({"columns": {"x": torch.tensor([1, 2]), "y": ["a", "b"]}})

@@ -16,6 +16,8 @@ from typing import Any
 import streamlit as st
 
 from engine.agents.sinks import spreadsheet_safe
+from engine.agents.tables import to_table
+from engine.kinds import SCORE_PREFIX
 from ui.render import code_md, escape_md
 
 MAX_THUMBS = 8
@@ -58,16 +60,30 @@ def thumbnails(images: Any, limit: int = MAX_THUMBS) -> list[Any]:
 
 
 def _score_rows(payload: dict[str, Any]) -> list[dict[str, Any]]:
-    scores, classes = _to_list(payload["scores"]), [str(c) for c in payload.get("classes") or []]
-    ids = [str(i) for i in payload.get("ids") or []]
+    """The first rows of scores as a person checks them: id, the text scored (where it came with
+    the scores), the predicted class, the ground truth (where known), then a bar per class (at most
+    12) and a risk aggregate's components."""
+    head = {k: v[:MAX_ROWS] for k in _ROW_KEYS if (v := payload.get(k)) is not None and hasattr(v, "__getitem__")}
+    head["classes"] = payload.get("classes") or []
+    if isinstance(components := payload.get("components"), dict):
+        head["components"] = {str(k): list(v)[:MAX_ROWS] for k, v in components.items()}
+    columns, ids = to_table(head)
+    classes = [str(c) for c in head["classes"]][:12]
+    shown = {"text": "text", "predicted": "predicted", "label": "truth"}
+    keep = [(c, name) for c, name in shown.items() if c in columns and (c != "predicted" or len(classes) > 1)]
+    keep += [(f"{SCORE_PREFIX}{c}", c) for c in classes]
+    keep += [(str(k), str(k)) for k in head.get("components", {})]
     rows = []
-    for i, row in enumerate(scores[:MAX_ROWS] if isinstance(scores, list) else []):
-        values = row if isinstance(row, list) else [row]
+    for i in range(len(_to_list(head.get("scores", [])))):
         entry: dict[str, Any] = {"id": ids[i] if i < len(ids) else str(i)}
-        for k, value in enumerate(values[:12]):
-            entry[classes[k] if k < len(classes) else f"class {k}"] = float(value)
+        for column, name in keep:
+            value = columns[column][i] if i < len(columns.get(column, [])) else None
+            entry.setdefault(name, str(value)[:300] if column == "text" else value)
         rows.append(entry)
     return rows
+
+
+_ROW_KEYS = ("scores", "ids", "texts", "labels", "predicted")
 
 
 def _table(columns: dict[str, Any]) -> tuple[dict[str, Any], int]:

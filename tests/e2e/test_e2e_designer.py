@@ -335,3 +335,24 @@ def test_a_hand_built_branch_picks_its_field_and_is_warned_before_it_runs(page, 
     expect(value).to_have_value("0.5 (not in the input)")
     choose(page, "Value", "negative")
     expect(branch).not_to_have_class(re.compile(r"has-warning"))
+
+
+def test_the_gallery_shows_each_template_and_opens_one_planned_per_customer(page, app_url):
+    open_designer(page, app_url)
+    open_tab(page, "Templates")
+    n_templates = len(list((Path(__file__).resolve().parents[2] / "examples").glob("*.json")))
+    expect(page.get_by_role("img", name=re.compile(r"^graph of the .* template$"))).to_have_count(n_templates)
+    page.get_by_role("button", name="Details").first.click()  # customer-service: its whole description
+    expect(page.get_by_text("Outputs land in <data folder>/outputs/", exact=False)).to_be_visible()
+    page.keyboard.press("Escape")
+    page.get_by_role("button", name="vision", exact=True).click()  # the family filter
+    expect(page.get_by_role("button", name="Open nlp-sentiment")).to_have_count(0)
+    expect(page.get_by_role("button", name="Open image-pipeline")).to_be_visible()
+    page.get_by_role("button", name="vision", exact=True).click()
+    page.get_by_role("button", name="Open finance-risk").click()
+    expect(page.locator(".sg-node")).to_have_count(8)
+    # one risk per customer: the aggregate hands the threshold 200 rows, not the 2,000 transactions
+    label = page.locator("text.sg-edge-label")
+    expect(label).to_have_count(7)
+    texts = label.all_text_contents()
+    assert texts.count("2,000 items") == 2 and texts.count("200 items") == 3, texts

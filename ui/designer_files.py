@@ -44,7 +44,7 @@ def template_gallery(store: Store) -> None:
     if not shown:
         st.caption("No template has agents of the families picked.")
         return
-    last = _last_runs(tuple(card.stem for _, card in shown))
+    last = _last_runs(store, tuple(card.stem for _, card in shown))
     now = time.time()
     cols = st.columns(3)
     for i, (path, card) in enumerate(shown):
@@ -84,9 +84,9 @@ def _card(path: str, mtime_ns: int) -> TemplateCard:
     return template_card(Path(path).stem, load_template(Path(path)), get_registry())
 
 
-def _last_runs(names: tuple[str, ...]) -> dict[str, Any]:
-    """The newest run of each template name by the signed-in user (lab mode: only their own)."""
-    store = get_store()
+def _last_runs(store: Store, names: tuple[str, ...]) -> dict[str, Any]:
+    """The newest run of each template name by the signed-in user (lab mode: only their own),
+    read again at most every few seconds per database (the designer reruns on every gesture)."""
     try:
         return _cached_last_runs(str(getattr(store, "url", id(store))), auth.owner_filter(auth.current_user()), names)
     except StorageError:  # the gallery opens templates even when the history cannot be read

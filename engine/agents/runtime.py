@@ -18,6 +18,7 @@ Torch is imported lazily so that listing agents stays cheap.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import sys
 import threading
 from collections.abc import Iterator
@@ -214,3 +215,16 @@ def ids_for(n: int, prefix: str = "item") -> list[str]:
 
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+def sklearn_data_file(name: str) -> Path:
+    """A data file scikit-learn ships (``sklearn/datasets/data/<name>``), found without importing
+    scikit-learn: ``sklearn.datasets`` takes 1-2 s to import, which a fresh server's first run
+    paid inside a source declared at milliseconds. OSError where it is not there."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise OSError("scikit-learn is not installed")
+    path = Path(next(iter(spec.submodule_search_locations)), "datasets", "data", name)
+    if not path.is_file():
+        raise OSError(f"{path} is not there")
+    return path

@@ -5,20 +5,56 @@ Generated tables carry their ground truth; entity ids (``cust-N``) are shared ac
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from engine.agents.nets import MlpConfig
-from engine.agents.table_columns import CREDIT_CLASSES, CREDIT_FEATURES, FRAUD_CLASSES, FRAUD_FEATURES
+from engine.agents.runtime import sklearn_data_file
+from engine.agents.table_columns import (
+    CANCER_CLASSES,
+    CANCER_FEATURES,
+    CREDIT_CLASSES,
+    CREDIT_FEATURES,
+    FRAUD_CLASSES,
+    FRAUD_FEATURES,
+)
 
 CREDIT = MlpConfig(CREDIT_FEATURES, CREDIT_CLASSES, 32, "GENERATED credit applicants")
 FRAUD = MlpConfig(FRAUD_FEATURES, FRAUD_CLASSES, 32, "GENERATED card transactions")
 
 
-def _cancer_data() -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
-    from sklearn.datasets import load_breast_cancer
+CANCER_CSV = "breast_cancer.csv"  # in scikit-learn's datasets/data
 
-    data = load_breast_cancer()
-    return data.data, data.target, [str(f) for f in data.feature_names], [str(c) for c in data.target_names]
+
+@functools.lru_cache(maxsize=1)
+def _cancer_data() -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """The breast-cancer table scikit-learn ships: (features, target, feature names, classes),
+    read from the package's CSV (``runtime.sklearn_data_file``), or through ``load_breast_cancer``
+    where the file is not what this reader knows. Read once per process; the arrays are read-only."""
+    try:
+        x, y, classes = _read_cancer_csv()
+        features = list(CANCER_FEATURES)
+    except (OSError, ValueError, IndexError):
+        from sklearn.datasets import load_breast_cancer
+
+        data = load_breast_cancer()
+        x, y = data.data, data.target
+        features, classes = [str(f) for f in data.feature_names], [str(c) for c in data.target_names]
+    x.flags.writeable = y.flags.writeable = False
+    return x, y, features, classes
+
+
+def _read_cancer_csv() -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The CSV's rows and class names; its first line says ``rows,features,class...``."""
+    path = sklearn_data_file(CANCER_CSV)
+    with path.open(encoding="utf-8") as f:
+        head = f.readline().strip().split(",")
+        rows = np.loadtxt(f, delimiter=",", dtype=np.float64, ndmin=2)
+    n, width, classes = int(head[0]), int(head[1]), head[2:]
+    if rows.shape != (n, width + 1) or width != len(CANCER_FEATURES) or tuple(classes) != CANCER_CLASSES:
+        raise ValueError(f"{path} is not the table this reader knows ({rows.shape}, {head})")
+    return rows[:, :width], rows[:, width].astype(np.int64), list(classes)
 
 
 def cancer_config() -> MlpConfig:

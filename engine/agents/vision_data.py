@@ -4,6 +4,7 @@ scikit-learn's digits with a fixed held-out split, and safe decoding of user PNG
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 
@@ -12,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.agents.kernels import SHIFTED_TAPS, gaussian_radius
+from engine.agents.runtime import sklearn_data_file
 from engine.errors import ModelFileError
 from engine.settings import resolve_data_path
 from engine.uploads import MAX_IMAGE_BYTES, image_header_problem
@@ -112,15 +114,35 @@ def digits_split() -> tuple[np.ndarray, np.ndarray]:
     return order[:1348], order[1348:]
 
 
+DIGITS_CSV = "digits.csv.gz"  # in scikit-learn's datasets/data: 1,797 rows of 64 pixels and the digit
+
+
+@functools.lru_cache(maxsize=1)
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits as (N x 8 x 8 pixels 0..16, digit), read from the package's file
+    (``runtime.sklearn_data_file``), or through ``load_digits`` where it is not what this reader
+    knows. Read once per process; the arrays are read-only."""
+    try:
+        rows = np.loadtxt(sklearn_data_file(DIGITS_CSV), delimiter=",", dtype=np.float64, ndmin=2)
+        if rows.shape != (1797, 65):
+            raise ValueError(f"{DIGITS_CSV} holds {rows.shape}, not 1797 x 65")
+        images, target = rows[:, :64].reshape(-1, 8, 8), rows[:, 64].astype(np.int64)
+    except (OSError, ValueError):
+        from sklearn.datasets import load_digits
+
+        data = load_digits()
+        images, target = data.images, data.target
+    images.flags.writeable = target.flags.writeable = False
+    return images, target
+
+
 def digits_images(indices: np.ndarray, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     """Digits at ``indices`` as N x 1 x size x size in 0..1 (bilinear upscale from 8 x 8)."""
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    images = torch.tensor(data.images[indices], dtype=torch.float32).unsqueeze(1) / 16.0
+    pixels, target = _digits()
+    images = torch.tensor(pixels[indices], dtype=torch.float32).unsqueeze(1) / 16.0
     if size != 8:
         images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
-    return images.clamp(0, 1), torch.tensor(data.target[indices], dtype=torch.long)
+    return images.clamp(0, 1), torch.tensor(target[indices], dtype=torch.long)
 
 
 def digits_batch(n: int, seed: int, size: int = 32) -> dict[str, object]:

@@ -438,3 +438,24 @@ def test_a_filter_wider_than_the_image_is_cut_to_fit(mode: str) -> None:
     agent = make("vision.preprocess", size=8, denoise=mode, strength=10.0)
     images = {"images": x, "ids": ["a", "b"], "labels": None, "classes": []}
     assert agent.run({"images": images}, ctx_for())["images"]["images"].shape == (2, 3, 8, 8)
+
+
+def test_the_digits_are_read_as_scikit_learn_loads_them_without_importing_it(monkeypatch) -> None:
+    """The image source reads the digits file scikit-learn ships (``runtime.sklearn_data_file``):
+    the same pixels and digits as ``load_digits``, and that loader where the file is not there."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from engine.agents import vision_data
+
+    vision_data._digits.cache_clear()
+    data = load_digits()
+    try:
+        pixels, digits = vision_data._digits()
+        assert np.array_equal(pixels, data.images) and np.array_equal(digits, data.target)
+        assert not pixels.flags.writeable
+        monkeypatch.setattr(vision_data, "DIGITS_CSV", "no_such_file.csv.gz")
+        vision_data._digits.cache_clear()
+        assert np.array_equal(vision_data._digits()[0], data.images)
+    finally:
+        vision_data._digits.cache_clear()

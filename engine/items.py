@@ -137,10 +137,8 @@ def planned_items(workflow: Workflow | Mapping[str, Any], registry: Registry) ->
             parsed = spec.parse_params(params)
             planned.shape_out[nid] = spec.emitted_shape(parsed, planned.shape_in[nid])
             columns = spec.emitted_columns(parsed, [planned.columns_on(p, port) for p, port in preds[nid]])
-            values = spec.emitted_values(parsed, [planned.values_on(p, port) or None for p, port in preds[nid]])
-            planned.port_values.update(((nid, port), cols) for port, cols in values.items())
-            if len(spec.outputs) == 1 and values:
-                planned.port_values[(nid, "")] = values.get(spec.outputs[0].name, {})
+            _store_ports(planned.port_values, nid, spec,
+                         spec.emitted_values(parsed, [planned.values_on(p, port) or None for p, port in preds[nid]]))
             if isinstance(columns, dict):
                 planned.port_columns.update(((nid, port), cols) for port, cols in columns.items())
             else:
@@ -151,14 +149,19 @@ def planned_items(workflow: Workflow | Mapping[str, Any], registry: Registry) ->
             ports = spec.port_items(parsed, planned.items_in[nid])
             ports.update((port, n) for port, n in spec.grouped_items(parsed, keys).items() if port in ports)
             planned.items_out[nid] = spec.items_out(parsed, planned.items_in[nid], ports)
-            emitted = spec.emitted_keys(parsed, keys)
-            planned.port_keys.update(((nid, port), k) for port, k in emitted.items())
-            if len(spec.outputs) == 1 and emitted:
-                planned.port_keys[(nid, "")] = emitted.get(spec.outputs[0].name, {})
+            _store_ports(planned.port_keys, nid, spec, spec.emitted_keys(parsed, keys))
         except (ValidationError, TypeError, ValueError):
             continue
         planned.port_out.update(((nid, port), n) for port, n in ports.items())
     return planned
+
+
+def _store_ports(into: dict[tuple[str, str], Any], nid: str, spec: AgentSpec, found: Mapping[str, Any]) -> None:
+    """What an agent says of each output port, stored per (node, port); an agent's only output
+    also under "" (an edge that names no port)."""
+    into.update(((nid, port), value) for port, value in found.items())
+    if len(spec.outputs) == 1 and found:
+        into[(nid, "")] = found.get(spec.outputs[0].name, {})
 
 
 def declared_durations(workflow: Workflow | Mapping[str, Any], registry: Registry,

@@ -534,10 +534,8 @@ class AgentSpec:
         (``groups_fn``; only the ports it can count)."""
         if self.groups_fn is None or params is None:
             return {}
-        n = self.groups_fn(params, received)
-        if isinstance(n, Mapping):
-            return {port: max(0, int(c)) for port, c in n.items() if c is not None}
-        return {} if n is None else {p.name: max(0, int(n)) for p in self.outputs}
+        counts = self._per_port(self.groups_fn(params, received))
+        return {port: n for port, n in counts.items() if n is not None}
 
     def needed_columns(self, params: BaseModel | None, port: str) -> tuple[str, ...]:
         """The columns a table arriving on input ``port`` must have for these params
@@ -616,6 +614,10 @@ class AgentSpec:
         n: int | Mapping[str, int | None] | None = items_in if self.inputs else None
         if self.items_fn is not None:
             n = None if params is None else self.items_fn(params, items_in)
+        return self._per_port(n)
+
+    def _per_port(self, n: int | Mapping[str, int | None] | None) -> dict[str, int | None]:
+        """A count (or ``{output port: count}``) as each output port's count (None: unknown)."""
         if isinstance(n, Mapping):
             return {p.name: (None if (c := n.get(p.name)) is None else max(0, int(c))) for p in self.outputs}
         return {p.name: None if n is None else max(0, int(n)) for p in self.outputs}

@@ -16,7 +16,7 @@ from typing import Any
 
 from engine.registry import Registry
 from engine.workflow import Workflow
-from ui.graphmodel import ensure_positions
+from ui.graphmodel import AGENT_COLOR, ensure_positions
 
 # Families a person picks templates by, in the order the filter shows them; flow utilities and the
 # test agents are not a family (every template has flow nodes).
@@ -156,7 +156,7 @@ _COLOR = re.compile(r"#[0-9a-fA-F]{3,8}")
 
 def _safe_color(color: str | None) -> str:
     """An agent's palette colour when it is a plain hex colour (a plugin's is not trusted), else grey."""
-    return color if color and _COLOR.fullmatch(color) else "#94a3b8"
+    return color if color and _COLOR.fullmatch(color) else AGENT_COLOR
 
 
 def last_runs(runs: list[Any]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ KIND_COLORS: dict[str, str] = {
     DataKind.ANY.value: "#64748b",
 }
 COLUMN_GAP, ROW_GAP = 260, 130
+AGENT_COLOR = "#94a3b8"  # an agent that declares no palette colour
 
 
 def palette_of(registry: Registry) -> list[dict[str, Any]]:
@@ -37,7 +38,7 @@ def palette_of(registry: Registry) -> list[dict[str, Any]]:
             "label": spec.label or spec.name,
             "category": spec.category,
             "description": spec.description,
-            "color": spec.color or "#94a3b8",
+            "color": spec.color or AGENT_COLOR,
             "inputs": [_port(p) for p in spec.inputs],
             "outputs": [_port(p) for p in spec.outputs],
         })

@@ -207,7 +207,7 @@ def render_node_section(view: RunView, key: str, *, outputs: Callable[[str], dic
     if not ids:
         return
     st.markdown("#### Node detail")
-    # follows the run (the running node, then a failure or the result) until the person picks one
+    # follows the run (a failure, else the running node, else the result) until the person picks one
     widget, picked = f"{key}.node", f"{key}.node.picked.{view.run_id}"
     if not st.session_state.get(picked) or st.session_state.get(widget) not in ids:
         st.session_state[widget] = view.focus_node()

@@ -98,9 +98,13 @@ def _table_rows(columns: dict[str, Any], ids: Any = None) -> list[dict[str, Any]
     CSV download) unless the table has an ``id`` column of its own."""
     cols, length = _table(columns)
     names = [str(i) for i in (ids or [])] if "id" not in cols else []
-    return [{**({"id": names[i]} if i < len(names) else {}), **{k: (v[i] if isinstance(v, list) else v)
-                                                               for k, v in cols.items()}}
+    return [_led_by_id(names, i, {k: (v[i] if isinstance(v, list) else v) for k, v in cols.items()})
             for i in range(min(length, MAX_ROWS))]
+
+
+def _led_by_id(ids: list[str], i: int, row: dict[str, Any]) -> dict[str, Any]:
+    """Row ``i`` with its id first, where the payload names one."""
+    return {"id": ids[i], **row} if i < len(ids) else row
 
 
 def port_view(value: Any) -> dict[str, Any]:
@@ -121,7 +125,7 @@ def port_view(value: Any) -> dict[str, Any]:
             return {"kind": "table", "rows": _table_rows(value["columns"], value.get("ids"))}
         if "texts" in value and isinstance(value["texts"], list):
             ids = [str(i) for i in value.get("ids") or []]
-            return {"kind": "texts", "rows": [{**({"id": ids[i]} if i < len(ids) else {}), "text": str(t)[:500]}
+            return {"kind": "texts", "rows": [_led_by_id(ids, i, {"text": str(t)[:500]})
                                               for i, t in enumerate(value["texts"][:MAX_ROWS])]}
     if isinstance(value, str):
         return {"kind": "text", "text": value[:5000]}

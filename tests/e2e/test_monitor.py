@@ -200,6 +200,10 @@ def test_monitor_live_cancel_resume_history(page, app_url, tmp_path):
     assert later + points(page, "cpu") > first, "the Gantt and CPU charts gained no data"
     assert_point_cap(page)
     settled(page, "succeeded")
+    page.get_by_role("tab", name="Planned vs measured").click()  # each node against its plan, in a chart and words
+    assert wait_more_points(page, "fit", 0) >= 2 * 6, "time and memory of the six nodes"
+    expect(page.get_by_text(re.compile(r"^(Furthest from the plan: |No node was far from its plan)"))).to_be_visible()
+    page.get_by_role("tab", name="CPU").first.click()
     open_node(page, re.compile(r"^scans"))
     page.get_by_role("tab", name="Outputs").click()
     expect(page.get_by_test_id("stImage").first).to_be_visible()  # thumbnails of the image batch

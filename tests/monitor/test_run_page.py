@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 import pyarrow as pa
+import pytest
 
 from engine.workflow import workflow_from_data
 from tests.monitor.conftest import poll
@@ -71,6 +72,12 @@ def test_start_watch_finish_then_history_and_exports(app):
     assert not chart_rows(at, "utilisation"), "resource charts are lazy tabs: only the open one is drawn"
     at.session_state["live.resources"] = "Reserved share"  # the user picks the tab
     assert chart_rows(at.run(), "utilisation"), "utilisation has points"
+    at.session_state["live.resources"] = "Planned vs measured"
+    fit = {(r["node"], r["measure"]): r for r in chart_rows(at.run(), "fit")}
+    assert set(fit) == {(n, m) for n in ("pre", "cls") for m in ("time (s)", "memory (MB)")}
+    assert fit[("cls", "time (s)")]["planned"] == pytest.approx(2 * fit[("pre", "time (s)")]["planned"])  # 240 / 120
+    assert fit[("pre", "memory (MB)")]["planned"] == 1024 and fit[("pre", "memory (MB)")]["verdict"] == \
+        "under half the plan"  # a simulated service sleeps: it holds its 1 GB on paper only
 
     at.switch_page("pages/history.py").run()
     assert not at.exception, at.exception

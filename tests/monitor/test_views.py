@@ -123,6 +123,10 @@ def test_html_report_is_self_contained_and_escapes_user_text():
     assert "&lt;img src=x onerror=alert(1)&gt;" in text and "fake &lt;flow&gt;" in text
     assert text.count("<svg") == 4
     assert not re.search(r"(src|href)=\"https?://", text)  # nothing is fetched
+    assert "<h2>Planned vs measured</h2><p>No node ran" in text  # all three still running
+    done = report.html_report(view_from_snapshot(fake_snapshot(nodes=2, samples=20, status="succeeded")))
+    assert "<p>Furthest from the plan: n00 used 12 MB against 10 MB reserved (120%); n01 used 12 MB" in done
+    assert done.count("<td>near plan</td>") == 2 and done.count("<td>above plan</td>") == 2  # time; memory
 
 
 def test_compare_rows_pair_nodes_and_differences():
@@ -142,3 +146,45 @@ def test_exports_write_one_csv_row_per_node_and_sample():
     samples = list(csv.reader(io.StringIO(exports.samples_csv(view))))
     assert len(samples) == 6 and samples[0][:4] == ["time", "t_s", "cpu_percent", "rss_mb"]
     json.loads(json.dumps(charts.all_specs(view)))  # the specs are plain JSON
+
+
+def test_planned_vs_measured_rows_compare_each_finished_node_with_its_plan():
+    snap = fake_snapshot(nodes=4, samples=8, status="succeeded")
+    snap.options["time_scale"] = 0.5
+    snap.nodes["n00"]["memory_mb"], snap.nodes["n00"]["demand"]["memory_mb"] = 40.0, 100.0  # under half
+    snap.nodes["n01"]["cached"] = True  # ran nothing: left out
+    snap.nodes["n02"]["chain"], snap.nodes["n03"]["fused_into"] = ["n03"], "n02"  # memory counted at the head
+    snap.nodes["n02"]["demand"].update(gpu_memory_mb=500.0)
+    snap.nodes["n02"]["metrics"]["peak_gpu_mb"] = 650.0
+    rows = frames.fit_rows(view_from_snapshot(snap))
+    got = {(r["node"], r["measure"]): r for r in rows}
+    assert set(got) == {("n00", "time (s)"), ("n00", "memory (MB)"), ("n02", "time (s)"), ("n02", "memory (MB)"),
+                        ("n02", "GPU memory (MB)"), ("n03", "time (s)")}
+    time_row = got[("n00", "time (s)")]
+    assert time_row["planned"] == pytest.approx(1.2 * 0.5) and time_row["measured"] == pytest.approx(1.0)
+    assert time_row["verdict"] == "above plan"  # 1.0 s against 0.6 s planned at this time scale
+    assert got[("n00", "memory (MB)")]["verdict"] == "under half the plan"
+    assert got[("n02", "memory (MB)")]["verdict"] == "above plan"  # 12 MB used, 10 reserved: any more is above
+    assert got[("n02", "GPU memory (MB)")]["ratio"] == pytest.approx(1.3)
+    assert "fused chain n02 -> n03" in got[("n02", "memory (MB)")]["note"]
+    assert [r["node"] for r in rows if r["measure"] == "time (s)"] == ["n00", "n02", "n03"]  # the Gantt's order
+
+
+def test_planned_vs_measured_words_put_memory_beyond_its_reservation_first_and_skip_trifles():
+    snap = fake_snapshot(nodes=3, samples=40, status="succeeded")  # a 10 s run on 4,096 MB
+    snap.plan["nodes"][0]["end"] = 0.0 + 0.5  # n00: planned 0.5 s, took 1.0 s: 5 % of the run -> worth a line
+    snap.nodes["n00"]["memory_mb"] = 9.0  # within its reservation
+    snap.nodes["n01"]["memory_mb"] = 11.0  # 1 MB beyond its 10 MB reservation: always worth a line
+    snap.nodes["n02"]["memory_mb"] = 0.5  # 9.5 MB of 4,096 unused: a trifle
+    view = view_from_snapshot(snap)
+    lines = frames.fit_summary(view)
+    assert lines[0] == "n01 used 11 MB against 10 MB reserved (110%)"
+    assert lines[1].startswith("n00 took 1 s against 0.5 s planned (200%)")
+    assert not any(line.startswith("n02 used") for line in lines)
+    nothing = view_from_snapshot(fake_snapshot(nodes=2, samples=40, status="succeeded"))
+    for node in nothing.nodes.values():
+        node["memory_mb"] = 9.0
+    assert frames.fit_summary(nothing) == []  # 1.0 s against 1.2 s planned and within the reservation
+    spec = charts.fit_spec(view)
+    assert spec["datasets"]["fit"] == [{**r, "rank": i // 2} for i, r in enumerate(frames.fit_rows(view))]
+    assert spec["spec"]["width"] == charts.FIT_WIDTH // 2  # two measures: time and memory

@@ -103,6 +103,32 @@ def _durations_template() -> Spec:
     return chart.properties(title="Per-node durations").to_dict()
 
 
+FIT_WIDTH = 840  # px for all the panels together: a faceted chart cannot stretch to its container
+FIT_COLORS = {"above plan": CRITICAL_COLOR, "near plan": "#22c55e", "under half the plan": "#f59e0b"}
+
+
+@lru_cache(maxsize=2)
+def _fit_template() -> Spec:
+    # one panel per measure, each on its own x scale: a bar of what was measured, a dark tick at
+    # what was planned (or reserved) for it
+    y = alt.Y("node:N", title=None, sort=alt.EncodingSortField("rank", op="min"), axis=alt.Axis(labelLimit=180))
+    tooltip = ["node:N", "agent:N", "measure:N", alt.Tooltip("planned:Q", format=",.3g"),
+               alt.Tooltip("measured:Q", format=",.3g"), alt.Tooltip("ratio:Q", format=".0%", title="measured/planned"),
+               "verdict:N", "note:N"]
+    scale = alt.Scale(domain=list(FIT_COLORS), range=list(FIT_COLORS.values()))
+    bars = alt.Chart().mark_bar(height=12).encode(
+        y=y, x=alt.X("measured:Q", title=None), tooltip=tooltip,
+        color=alt.Color("verdict:N", scale=scale, title="measured",
+                        legend=alt.Legend(orient="bottom", direction="horizontal")))
+    ticks = alt.Chart().mark_tick(color="#0f172a", thickness=2, size=18).encode(
+        y=y, x=alt.X("planned:Q", title=None), tooltip=tooltip)
+    chart = alt.layer(bars, ticks, data=alt.NamedData(name="fit")).properties(width=FIT_WIDTH).facet(
+        column=alt.Column("measure:N", title=None, sort=list(frames.FIT_MEASURES),
+                          header=alt.Header(labelFontWeight="bold", labelFontSize=12)))
+    return chart.resolve_scale(x="independent").properties(
+        title="Planned vs measured per agent (bar: measured; dark tick: planned time, reserved memory)").to_dict()
+
+
 def _fill(template: Spec, datasets: dict[str, list[dict[str, Any]]], **props: Any) -> Spec:
     spec = copy.copy(template)  # shallow: only top-level keys are replaced below
     spec["datasets"] = datasets
@@ -145,8 +171,18 @@ def durations_spec(per_node: list[dict[str, Any]]) -> Spec:
     return _fill(_durations_template(), {"durations": per_node}, height=height)
 
 
+def fit_spec(view: RunView) -> Spec:
+    rows = frames.fit_rows(view)
+    rank = {nid: i for i, nid in enumerate(frames.node_order(view))}
+    for r in rows:
+        r["rank"] = rank.get(r["node"], len(rank))
+    template = _fit_template()
+    panels = max(1, len({r["measure"] for r in rows}))
+    return _fill(template, {"fit": rows}, spec={**template["spec"], "width": FIT_WIDTH // panels})
+
+
 BUILDERS: dict[str, Callable[[RunView], Spec]] = {
-    "gantt": gantt_spec, "cpu": cpu_spec, "memory": memory_spec, "utilisation": utilisation_spec}
+    "gantt": gantt_spec, "cpu": cpu_spec, "memory": memory_spec, "utilisation": utilisation_spec, "fit": fit_spec}
 
 
 def all_specs(view: RunView) -> dict[str, Spec]:

@@ -174,6 +174,88 @@ def mean_utilisation(view: RunView) -> dict[str, float]:
     return out
 
 
+FIT_MEASURES = ("time (s)", "memory (MB)", "GPU memory (MB)")
+# measured / planned: above the plan (time: by a quarter; memory: any more than reserved, which the
+# scheduler could over-commit), or under half of it
+FIT_ABOVE = {"time (s)": 1.25, "memory (MB)": 1.0, "GPU memory (MB)": 1.0}
+FIT_BELOW = 0.5
+
+
+def fit_verdict(measure: str, ratio: float | None) -> str:
+    """How a measurement compares with what was planned for it (None: nothing was planned)."""
+    if ratio is None or ratio > FIT_ABOVE.get(measure, 1.0):
+        return "above plan"
+    return "under half the plan" if ratio < FIT_BELOW else "near plan"
+
+
+def fit_rows(view: RunView) -> list[dict[str, Any]]:
+    """Planned against measured, per node that ran: the planned duration (the plan's, so learned
+    estimates where the plan used them; scaled by the run's time scale) against its wall time, and
+    the memory and GPU memory it reserved against what it used. A fused chain's memory is its
+    head's (the chain held and measured it as one); cached nodes ran nothing and are left out."""
+    planned = {p["id"]: p for p in view.plan.get("nodes") or [] if isinstance(p, dict) and "id" in p}
+    rows: list[dict[str, Any]] = []
+
+    def add(nid: str, node: dict[str, Any], measure: str, plan: float, used: float, note: str = "") -> None:
+        ratio = used / plan if plan > 0 else None
+        rows.append({"node": nid, "agent": node.get("agent", ""), "measure": measure, "planned": round(plan, 3),
+                     "measured": round(used, 3), "ratio": round(ratio, 3) if ratio is not None else None,
+                     "verdict": fit_verdict(measure, ratio), "note": note})
+
+    for nid in node_order(view):
+        node = view.nodes.get(nid)
+        if not node or node.get("cached") or node.get("start") is None or node.get("end") is None:
+            continue
+        wall = node.get("wall_s")
+        wall = float(wall) if wall is not None else float(node["end"]) - float(node["start"])
+        if (p := planned.get(nid)) is not None:
+            add(nid, node, FIT_MEASURES[0], (float(p["end"]) - float(p["start"])) * view.time_scale, wall)
+        if node.get("fused_into"):
+            continue  # its memory is counted, and was reserved, in its chain's head
+        demand = node.get("demand") or {}
+        chain = node.get("chain") or []
+        note = f"fused chain {' -> '.join([nid, *chain])}: reserved and measured as one" if chain else ""
+        for measure, reserved, used in ((FIT_MEASURES[1], demand.get("memory_mb"), node.get("memory_mb")),
+                                        (FIT_MEASURES[2], demand.get("gpu_memory_mb"), node.get("peak_gpu_mb"))):
+            reserved, used = float(reserved or 0.0), (float(used) if used is not None else None)
+            if used is None or (reserved <= 0 and used <= 0):
+                continue
+            add(nid, node, measure, reserved, used, note)
+    return rows
+
+
+FIT_NOTABLE = 0.01  # a mismatch worth words: at least this share of the run's time or the capacity
+
+
+def fit_summary(view: RunView, rows: list[dict[str, Any]] | None = None, limit: int = 3) -> list[str]:
+    """The mismatches that matter, in words (at most ``limit``): memory used beyond its reservation
+    first (the scheduler could over-commit it), then the rest by how much of the run's time or of
+    the machine's capacity they are (a 10 MB node that used 0 MB is not worth a line; one 1 %)."""
+    rows = fit_rows(view) if rows is None else rows
+    cap = view.capacity or {}
+    scale = {FIT_MEASURES[0]: max(view.elapsed_s, 1e-9), FIT_MEASURES[1]: float(cap.get("memory_mb") or 0.0),
+             FIT_MEASURES[2]: max([float(g.get("memory_mb") or 0.0) for g in cap.get("gpus") or []] or [0.0])}
+    ranked = []
+    for r in rows:
+        if r["verdict"] == "near plan":
+            continue
+        weight = abs(r["measured"] - r["planned"]) / scale[r["measure"]] if scale.get(r["measure"]) else 1.0
+        beyond = r["measure"] != FIT_MEASURES[0] and r["verdict"] == "above plan"
+        if beyond or weight >= FIT_NOTABLE:
+            ranked.append((not beyond, -weight, r))
+    ranked.sort(key=lambda t: (t[0], t[1]))
+    lines = []
+    for _, _, r in ranked[:limit]:
+        unit = "s" if r["measure"] == FIT_MEASURES[0] else "MB"
+        what = {FIT_MEASURES[0]: "took", FIT_MEASURES[1]: "used"}.get(r["measure"], "used GPU memory")
+        ratio = r["ratio"]
+        share = "" if ratio is None else f" ({ratio:.0%})" if ratio >= 0.01 else " (under 1 %)"
+        planned = "planned" if unit == "s" else "reserved"
+        lines.append(f"{r['node']} {what} {r['measured']:,.3g} {unit} against {r['planned']:,.3g} {unit} "
+                     f"{planned}{share}")
+    return lines
+
+
 def node_table(view: RunView) -> list[dict[str, Any]]:
     """One row per node for the status table (seconds rounded for people)."""
     rows = []

@@ -46,7 +46,8 @@ def render_progress(view: RunView) -> None:
     st.progress(done / total if total else 0.0, text=progress_text(view))
 
 
-RESOURCE_TABS = (("CPU", "cpu", "cpu"), ("Memory", "memory", "memory"), ("Reserved share", "utilisation", "util"))
+RESOURCE_TABS = (("CPU", "cpu", "cpu"), ("Memory", "memory", "memory"), ("Reserved share", "utilisation", "util"),
+                 ("Planned vs measured", "fit", "fit"))
 
 
 def render_charts(view: RunView, key: str) -> None:
@@ -62,11 +63,35 @@ def render_charts(view: RunView, key: str) -> None:
                 if name in ("cpu", "memory") and (note := few_samples_note(view)):
                     st.caption(note)
                 specs[name] = charts.BUILDERS[name](view)
+                if name == "fit":
+                    render_fit(view, specs[name], key)
+                    continue
                 st.vega_lite_chart(spec=specs[name], width="stretch", key=f"{key}.{suffix}")
     counts = " · ".join(f"{name} {charts.point_count(spec)}" for name, spec in specs.items())
     # a short help line; the point counts of the drawn charts stay in the page, hidden, for the browser tests
     st.caption(f"Hover a Gantt bar for its exact times. <span hidden>Points drawn: {counts}</span>",
                unsafe_allow_html=True, help=CHART_HELP)
+
+
+def render_fit(view: RunView, spec: dict[str, Any], key: str) -> None:
+    """Each finished node's measured time and memory against its plan and reservation, and the
+    largest mismatches in words (what the Lab's learned estimates and right-sizing act on)."""
+    rows = spec["datasets"]["fit"]
+    if not rows:
+        st.caption("No node has finished yet (cached nodes ran nothing): each one's planned and measured time and "
+                   "memory show here as it ends.")
+        return
+    st.vega_lite_chart(spec=spec, key=f"{key}.fit")
+    lines = frames.fit_summary(view, rows)
+    st.caption(("Furthest from the plan: " + "; ".join(escape_md(line) for line in lines) + ".") if lines else
+               "No node was far from its plan: none used more memory than reserved, and no gap is as much as "
+               f"{frames.FIT_NOTABLE:.0%} of the run's time or of the machine's memory.",
+               help="A bar is what the node measured: its wall time, the memory it raised the process by (its own "
+                    "process's growth when isolated), its peak GPU memory. The dark tick is the plan: the planned "
+                    "duration (learned from earlier runs where the plan used them) and the memory reserved for it. "
+                    "Red: above the plan (memory: any more than reserved, which lets the scheduler over-commit). "
+                    "Amber: under half of it. After a few runs the Lab's Learned estimates tab plans with what was "
+                    "measured and suggests memory reservations.")
 
 
 SAMPLE_PERIOD_S = 0.25  # the engine's sampler: 4 readings a second (engine.runs.RunOptions.sample_hz)
@@ -79,7 +104,7 @@ def few_samples_note(view: RunView) -> str | None:
         return None
     return (f"This run took {view.elapsed_s:,.2f} s and the process is sampled {1 / SAMPLE_PERIOD_S:g} times a "
             f"second, so these charts have {len(view.samples)} reading{'s' if len(view.samples) != 1 else ''}; "
-            "the Gantt above has each node's exact times, and the table its own memory.")
+            "the Gantt above has each node's exact times, and Planned vs measured compares each node with its plan.")
 
 
 NODE_COLUMNS: dict[str, Any] = {

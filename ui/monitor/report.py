@@ -134,6 +134,24 @@ def _node_table(view: RunView) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _fit_table(view: RunView) -> str:
+    """Planned against measured per node (frames.fit_rows), the notable gaps in words first."""
+    rows = frames.fit_rows(view)
+    if not rows:
+        return "<p>No node ran (cached nodes ran nothing).</p>"
+    lines = frames.fit_summary(view, rows)
+    words = ("<p>Furthest from the plan: " + "; ".join(_e(line) for line in lines) + ".</p>") if lines else \
+        "<p>No node was far from its plan.</p>"
+    head = "".join(f"<th>{k}</th>" for k in ("node", "measure", "planned / reserved", "measured", "measured / planned",
+                                              "verdict"))
+    body = []
+    for r in rows:
+        ratio = "" if r["ratio"] is None else f"{r['ratio']:.0%}"
+        body.append(f"<tr><td>{_e(r['node'])}</td><td>{_e(r['measure'])}</td><td>{r['planned']:,.3g}</td>"
+                    f"<td>{r['measured']:,.3g}</td><td>{ratio}</td><td>{_e(r['verdict'])}</td></tr>")
+    return f"{words}<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
 def _errors(view: RunView) -> str:
     parts = []
     for nid, n in view.nodes.items():
@@ -169,7 +187,8 @@ def html_report(view: RunView) -> str:
             "<h2>Reserved share of each resource (%)</h2>",
             lines_svg(frames.utilisation_rows(view), "t", "percent", "resource", "%",
                       [{"label": "capacity", "value": 100.0}]),
-            "<h2>Nodes</h2>", _node_table(view), "<h2>Errors</h2>", _errors(view),
+            "<h2>Nodes</h2>", _node_table(view), "<h2>Planned vs measured</h2>", _fit_table(view),
+            "<h2>Errors</h2>", _errors(view),
             f"<p style='color:#64748b'>Generated {_e(_when(view.now))} by ServiceGrid Studio.</p>"]
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>Run {_e(view.run_id)} · {_e(view.workflow_name)}</title><style>{CSS}</style></head><body>"

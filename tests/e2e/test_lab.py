@@ -49,7 +49,7 @@ def test_lab_compare_capacity_step_and_why(page, app_url):
 
     page.get_by_role("radio", name="Why did it wait?", exact=True).click()
     page.get_by_label("Why did it wait? Node").click()
-    page.get_by_role("option", name="summarize", exact=True).click()
+    page.get_by_role("option", name=re.compile(r"^summarize · ")).click()
     explanation = page.get_by_test_id("stAlertContentInfo").filter(has_text="summarize")
     expect(explanation).to_be_visible()
     expect(explanation).to_contain_text(re.compile(r"waited|started"))

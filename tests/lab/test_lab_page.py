@@ -3,6 +3,7 @@ explain a wait, and the learned-estimates tab on an empty history."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,6 +63,10 @@ def test_step_mode_and_wait_explanation(lab: AppTest) -> None:
     at.button(key="lab.step.reset").click().run()
     assert any("Decision 1 of" in m.value for m in at.markdown)
     at.segmented_control(key="lab.view").set_value("Why did it wait?").run()
+    picker = at.selectbox(key="lab.why.node")  # it opens on the node that waited longest, each option says its wait
+    longest = max(picker.options, key=lambda o: float(re.search(r" ([\d.]+) s", o).group(1)) if " s" in o else 0.0)
+    assert picker.value is not None and picker.format_func(picker.value) == longest and "no wait" not in longest
+    assert any(o.endswith("· no wait") for o in picker.options)  # the sources start at once
     at.selectbox(key="lab.why.plan").set_value("fifo")
     at.selectbox(key="lab.why.node").set_value("summarize").run()
     info = [i.value for i in at.info if "summarize" in i.value]

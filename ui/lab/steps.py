@@ -65,13 +65,29 @@ def wait_text(e: Explanation) -> str:
     return f"started at {e.start:g} s, as soon as the run began (it has no inputs to wait for)"
 
 
+def wait_label(node: str, e: Explanation | None) -> str:
+    """A node as the wait picker lists it: ``merge · waited 4 s for memory_mb``."""
+    if e is None or e.waited_s <= 0:
+        return f"{node} · no wait"
+    if e.kind == "policy":
+        return f"{node} · held back {e.waited_s:,.3g} s by the policy"
+    if e.kind == "resource":
+        return f"{node} · waited {e.waited_s:,.3g} s for {e.resource or 'a resource'}"
+    return f"{node} · waited {e.waited_s:,.3g} s"
+
+
 def show_why_waited(cmp: Comparison) -> None:
     choices = list(cmp.plans) + (["optimum"] if cmp.optimum else [])
     cols = st.columns(2)
     which = cols[0].selectbox("Plan", choices, key=K_WHY_PLAN)
-    node = cols[1].selectbox("Why did it wait? Node", list(cmp.problem.tasks), key=K_WHY_NODE)
     source = cmp.optimum if which == "optimum" else cmp.plans[which]
     why = why_waited(cmp.problem, source)
+    nodes = list(cmp.problem.tasks)
+    # it opens on the node that waited longest (the one worth explaining), each option says its wait
+    waited = {n: why[n].waited_s if n in why else 0.0 for n in nodes}
+    node = cols[1].selectbox("Why did it wait? Node", nodes, key=K_WHY_NODE,
+                             index=nodes.index(max(nodes, key=lambda n: waited[n])) if nodes else None,
+                             format_func=lambda n: wait_label(n, why.get(n)))
     if node in why:
         e = why[node]
         icon = {"resource": ":material/memory:", "policy": ":material/low_priority:",

@@ -176,9 +176,10 @@ def test_planned_vs_measured_words_put_memory_beyond_its_reservation_first_and_s
     snap.nodes["n00"]["memory_mb"] = 9.0  # within its reservation
     snap.nodes["n01"]["memory_mb"] = 11.0  # 1 MB beyond its 10 MB reservation: always worth a line
     snap.nodes["n02"]["memory_mb"] = 0.5  # 9.5 MB of 4,096 unused: a trifle
+    snap.nodes["n01"]["metrics"]["cold"] = True  # its agent's first run in the process
     view = view_from_snapshot(snap)
     lines = frames.fit_summary(view)
-    assert lines[0] == "n01 used 11 MB against 10 MB reserved (110%)"
+    assert lines[0] == "n01 used 11 MB against 10 MB reserved (110%) on its first run in this process"
     assert lines[1].startswith("n00 took 1 s against 0.5 s planned (200%)")
     assert not any(line.startswith("n02 used") for line in lines)
     nothing = view_from_snapshot(fake_snapshot(nodes=2, samples=40, status="succeeded"))

@@ -188,6 +188,9 @@ def fit_verdict(measure: str, ratio: float | None) -> str:
     return "under half the plan" if ratio < FIT_BELOW else "near plan"
 
 
+COLD_NOTE = "its agent's first run in this server process: the time and memory include imports and model loading"
+
+
 def fit_rows(view: RunView) -> list[dict[str, Any]]:
     """Planned against measured, per node that ran: the planned duration (the plan's, so learned
     estimates where the plan used them; scaled by the run's time scale) against its wall time, and
@@ -198,9 +201,12 @@ def fit_rows(view: RunView) -> list[dict[str, Any]]:
 
     def add(nid: str, node: dict[str, Any], measure: str, plan: float, used: float, note: str = "") -> None:
         ratio = used / plan if plan > 0 else None
+        cold = bool((node.get("metrics") or {}).get("cold"))
+        if cold:
+            note = "; ".join(filter(None, [note, COLD_NOTE]))
         rows.append({"node": nid, "agent": node.get("agent", ""), "measure": measure, "planned": round(plan, 3),
                      "measured": round(used, 3), "ratio": round(ratio, 3) if ratio is not None else None,
-                     "verdict": fit_verdict(measure, ratio), "note": note})
+                     "verdict": fit_verdict(measure, ratio), "cold": cold, "note": note})
 
     for nid in node_order(view):
         node = view.nodes.get(nid)
@@ -252,7 +258,7 @@ def fit_summary(view: RunView, rows: list[dict[str, Any]] | None = None, limit: 
         share = "" if ratio is None else f" ({ratio:.0%})" if ratio >= 0.01 else " (under 1 %)"
         planned = "planned" if unit == "s" else "reserved"
         lines.append(f"{r['node']} {what} {r['measured']:,.3g} {unit} against {r['planned']:,.3g} {unit} "
-                     f"{planned}{share}")
+                     f"{planned}{share}{' on its first run in this process' if r.get('cold') else ''}")
     return lines
 
 

@@ -90,7 +90,8 @@ def render_fit(view: RunView, spec: dict[str, Any], key: str) -> None:
                     "process's growth when isolated), its peak GPU memory. The dark tick is the plan: the planned "
                     "duration (learned from earlier runs where the plan used them) and the memory reserved for it. "
                     "Red: above the plan (memory: any more than reserved, which lets the scheduler over-commit). "
-                    "Amber: under half of it. After a few runs the Lab's Learned estimates tab plans with what was "
+                    "Amber: under half of it. An agent's first run in a server process also pays for its imports "
+                    "and model loading (its tooltip and the line above say so). After a few runs the Lab's Learned estimates tab plans with what was "
                     "measured and suggests memory reservations.")
 
 

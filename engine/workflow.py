@@ -71,6 +71,21 @@ class EdgeSpec(BaseModel):
     target_port: str | None = Field(None, max_length=200)
 
 
+NOTE_MAX_CHARS = 4000  # a note's text
+MAX_NOTES = 200  # notes on one canvas
+
+
+class NoteSpec(BaseModel):
+    """A sticky note on the canvas, for people reading the workflow (a lab's instructions, why a
+    node is there). It never runs: validation, plans and runs ignore notes."""
+
+    model_config = _MODEL
+    id: str = Field(..., pattern=_ID_PATTERN, description="unique note id")
+    text: str = Field("", max_length=NOTE_MAX_CHARS, description="plain text (never rendered as HTML)")
+    position: Position = Field(default_factory=Position)
+    width: float = Field(220.0, ge=80.0, le=800.0, description="pixels in canvas space")
+
+
 class Workflow(BaseModel):
     """A workflow: what the user draws. Immutable; a run is a separate object."""
 
@@ -82,6 +97,17 @@ class Workflow(BaseModel):
     edges: tuple[EdgeSpec, ...] = ()
     capacity: Capacity | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    notes: tuple[NoteSpec, ...] = Field((), max_length=MAX_NOTES, description="sticky notes on the canvas")
+
+    @field_validator("notes")
+    @classmethod
+    def _unique_notes(cls, value: tuple[NoteSpec, ...]) -> tuple[NoteSpec, ...]:
+        seen: set[str] = set()
+        for note in value:
+            if note.id in seen:
+                raise ValueError(f"two notes have the id {note.id!r}; give each note its own id")
+            seen.add(note.id)
+        return value
 
     @field_validator("schema_version")
     @classmethod
@@ -104,6 +130,8 @@ class Workflow(BaseModel):
             data["description"] = self.description
         data["nodes"] = [n.model_dump(mode="json", exclude_defaults=True) for n in self.nodes]
         data["edges"] = [e.model_dump(mode="json", exclude_defaults=True) for e in self.edges]
+        if self.notes:
+            data["notes"] = [n.model_dump(mode="json") for n in self.notes]
         if self.capacity is not None:
             data["capacity"] = self.capacity.model_dump(mode="json", exclude_defaults=True)
         if self.metadata:

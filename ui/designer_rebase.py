@@ -2,7 +2,8 @@
 
 A three-way merge: the user's action is the difference between the workflow the canvas was drawn
 from (``base``) and what it reported (``theirs``); it is replayed onto Python's ``ours``.
-Pure Python; the canvas can only add, move and delete nodes and add and delete edges.
+Pure Python; the canvas can only add, move and delete nodes, add and delete edges, and add,
+edit, move and delete notes.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from engine.graphs import find_cycle, format_cycle
-from engine.workflow import EdgeSpec, NodeSpec, Workflow
+from engine.workflow import MAX_NOTES, EdgeSpec, NodeSpec, NoteSpec, Workflow
 
 
 @dataclass(frozen=True)
@@ -94,5 +95,24 @@ def rebase(base: Workflow, theirs: Workflow, ours: Workflow) -> Rebased:
             conflicts.append(f"the result would have a cycle ({format_cycle(cycle)})")
     if conflicts:
         return Rebased(None, conflicts, actions)
-    merged = ours.model_copy(update={"nodes": tuple(nodes[i] for i in order), "edges": tuple(edges)})
-    return Rebased(merged, [], actions)
+    notes, note_actions = _rebase_notes(base, theirs, ours)
+    merged = ours.model_copy(update={"nodes": tuple(nodes[i] for i in order), "edges": tuple(edges),
+                                     "notes": notes})
+    return Rebased(merged, [], actions + note_actions)
+
+
+def _rebase_notes(base: Workflow, theirs: Workflow, ours: Workflow) -> tuple[tuple[NoteSpec, ...], list[str]]:
+    """The canvas's note changes (added, edited, moved, deleted) replayed onto ``ours``'s notes.
+    Notes never conflict: a note edited on both sides takes the canvas's version."""
+    base_notes, their_notes = {n.id: n for n in base.notes}, {n.id: n for n in theirs.notes}
+    notes = {n.id: n for n in ours.notes if n.id not in base_notes or n.id in their_notes}
+    actions = [f"deleted note {i}" for i in base_notes if i not in their_notes]
+    for note_id, note in their_notes.items():
+        before = base_notes.get(note_id)
+        if before is None:
+            notes[note_id] = note
+            actions.append(f"added note {note_id}")
+        elif before != note and note_id in notes:
+            notes[note_id] = note
+            actions.append(f"edited note {note_id}")
+    return tuple(notes.values())[:MAX_NOTES], actions

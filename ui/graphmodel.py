@@ -13,7 +13,7 @@ from engine.items import PlannedItems, planned_items
 from engine.kinds import DataKind
 from engine.registry import Registry
 from engine.spec import AgentSpec
-from engine.workflow import EdgeSpec, NodeSpec, Position, Workflow
+from engine.workflow import MAX_NOTES, NOTE_MAX_CHARS, EdgeSpec, NodeSpec, NoteSpec, Position, Workflow
 
 KIND_COLORS: dict[str, str] = {
     DataKind.IMAGE_BATCH.value: "#7c3aed",
@@ -103,11 +103,13 @@ def canvas_graph(workflow: Workflow, registry: Registry, selected: list[str] | N
         image = flows.images(edge.source).emitted if port is not None and port.kind == DataKind.IMAGE_BATCH else None
         edges.append({"id": edge_id(edge.source, sp, edge.target, tp), "src": edge.source, "srcPort": sp,
                       "dst": edge.target, "dstPort": tp, "label": items_label(flows.on_port(edge.source, sp), image)})
-    return {"nodes": nodes, "edges": edges, "selected": list(selected or [])}
+    notes = [{"id": n.id, "text": n.text, "x": n.position.x, "y": n.position.y, "w": n.width} for n in workflow.notes]
+    return {"nodes": nodes, "edges": edges, "notes": notes, "selected": list(selected or [])}
 
 
 def workflow_from_canvas(workflow: Workflow, graph: dict[str, Any]) -> Workflow:
-    """``workflow`` with the canvas's nodes, positions, labels and edges; params and overrides kept."""
+    """``workflow`` with the canvas's nodes, positions, labels, edges and notes; params and overrides
+    kept (a report without notes keeps the workflow's)."""
     old = {n.id: n for n in workflow.nodes}
     nodes = []
     for item in graph.get("nodes", []):
@@ -120,7 +122,19 @@ def workflow_from_canvas(workflow: Workflow, graph: dict[str, Any]) -> Workflow:
             nodes.append(NodeSpec(id=node_id, agent=agent, label=item.get("label"), position=position))
     edges = [EdgeSpec(source=str(e["src"]), target=str(e["dst"]), source_port=e.get("srcPort"),
                       target_port=e.get("dstPort")) for e in graph.get("edges", [])]
-    return workflow.model_copy(update={"nodes": tuple(nodes), "edges": tuple(edges)})
+    notes: dict[str, NoteSpec] = {n.id: n for n in workflow.notes} if "notes" not in graph else {}
+    for item in graph.get("notes") or []:
+        note = note_from_canvas(item)
+        notes.setdefault(note.id, note)  # ids are unique in a workflow: a repeated one is dropped
+    return workflow.model_copy(update={"nodes": tuple(nodes), "edges": tuple(edges),
+                                       "notes": tuple(notes.values())[:MAX_NOTES]})
+
+
+def note_from_canvas(item: dict[str, Any]) -> NoteSpec:
+    """A note the canvas reported: its text cut to the longest a note keeps, its width in range."""
+    width = min(800.0, max(80.0, float(item.get("w") or 220.0)))
+    return NoteSpec(id=str(item["id"]), text=str(item.get("text") or "")[:NOTE_MAX_CHARS], width=width,
+                    position=Position(x=float(item.get("x", 0)), y=float(item.get("y", 0))))
 
 
 def structure_key(workflow: Workflow) -> str:

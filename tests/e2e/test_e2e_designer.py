@@ -356,3 +356,57 @@ def test_the_gallery_shows_each_template_and_opens_one_planned_per_customer(page
     expect(label).to_have_count(7)
     texts = label.all_text_contents()
     assert texts.count("2,000 items") == 2 and texts.count("200 items") == 3, texts
+
+
+def test_notes_on_the_canvas_are_written_moved_exported_and_deleted(page, app_url, tmp_path: Path):
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    open_designer(page, app_url)
+    open_tab(page, "Templates")
+    page.get_by_role("button", name="Open two-stage").click()
+    expect(page.locator(".sg-node")).to_have_count(2)
+    page.get_by_test_id("sg-add-note").click()
+    area = page.get_by_test_id("sg-note-edit")
+    expect(area).to_be_focused()
+    text = "Lab 1: run it <img src=x onerror=alert(1)>\nthen compare the policies"
+    area.fill(text)
+    area.press("Control+Enter")
+    note = page.locator(".sg-note")
+    expect(note.locator(".sg-note-text")).to_have_text(text)
+    assert note.locator("img").count() == 0
+    before = box_of(note)
+    page.mouse.move(before["x"] + 20, before["y"] + 10)
+    page.mouse.down()
+    page.mouse.move(before["x"] + 60, before["y"] + 50, steps=5)
+    page.mouse.up()
+    after, pre = box_of(note), box_of(node(page, "pre"))
+    assert after["x"] > before["x"] + 30  # dragged
+    offset = ((after["x"] - pre["x"]) / pre["width"], (after["y"] - pre["y"]) / pre["width"])  # zoom-free
+    page.wait_for_timeout(1500)  # the report reaches Python
+
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Export JSON").click()
+    exported = tmp_path / "with-note.json"
+    info.value.save_as(exported)
+    data = json.loads(exported.read_text())
+    (saved,) = data["notes"]
+    assert saved["text"] == text and saved["id"] == "note_1"
+    assert saved["position"]["y"] > min(n["position"].get("y", 0) for n in data["nodes"]) + 90  # clear of the nodes
+    assert [n["id"] for n in data["nodes"]] == ["pre", "cls"]  # a note is not a node
+
+    note.click()
+    page.keyboard.press("Delete")
+    expect(page.locator(".sg-note")).to_have_count(0)
+    expect(page.locator(".sg-node")).to_have_count(2)
+    open_tab(page, "Import")
+    page.locator("input[type=file]").set_input_files(str(exported))
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(page.locator(".sg-note .sg-note-text")).to_have_text(text)
+    again, pre = box_of(page.locator(".sg-note")), box_of(node(page, "pre"))
+    assert ((again["x"] - pre["x"]) / pre["width"], (again["y"] - pre["y"]) / pre["width"]) == \
+        pytest.approx(offset, abs=0.02)  # where it was dragged to: the move reached the file
+    page.locator(".sg-note").dblclick()
+    page.get_by_test_id("sg-note-edit").fill("changed")
+    page.get_by_test_id("sg-note-edit").press("Escape")  # Escape drops the edit
+    expect(page.locator(".sg-note .sg-note-text")).to_have_text(text)
+    assert dialogs == []

@@ -4,10 +4,14 @@ a user's discrete action is never dropped silently."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
+
+from engine.errors import WorkflowFileError
 from engine.registry import default_registry
-from engine.workflow import EdgeSpec, Position, Workflow, workflow_from_data
+from engine.workflow import NOTE_MAX_CHARS, EdgeSpec, Position, Workflow, dump_workflow, workflow_from_data
 from ui.designer_rebase import rebase, same_edge
 from ui.editor import Accepted, DesignerSession
 from ui.graphmodel import canvas_graph, ensure_positions, replace_node
@@ -161,3 +165,51 @@ def test_an_omitted_port_matches_any_port_name() -> None:
     assert same_edge(EdgeSpec(source="a", target="b"), EdgeSpec(source="a", source_port="out", target="b"))
     assert not same_edge(EdgeSpec(source="a", source_port="x", target="b"),
                          EdgeSpec(source="a", source_port="y", target="b"))
+
+
+def with_notes(graph: dict[str, Any], *notes: dict[str, Any]) -> dict[str, Any]:
+    return {**graph, "notes": [*graph.get("notes", []), *notes]}
+
+
+def test_notes_added_edited_moved_and_deleted_on_the_canvas_reach_the_workflow() -> None:
+    sess = session()
+    added = with_notes(drawn(sess), {"id": "note_1", "text": "Lab 1: <b>run</b> me", "x": 10, "y": -80, "w": 260})
+    assert sess.accept(added) is Accepted.CHANGED
+    note = sess.workflow.notes[0]
+    assert (note.id, note.text, note.position, note.width) == ("note_1", "Lab 1: <b>run</b> me", Position(x=10, y=-80), 260)
+    assert json.loads(dump_workflow(sess.workflow))["notes"][0]["text"] == "Lab 1: <b>run</b> me"  # saved as it is
+    edited = drawn(sess)
+    edited["notes"] = [{**edited["notes"][0], "text": "edited", "x": 50}]
+    assert sess.accept(edited) is Accepted.CHANGED
+    assert sess.workflow.notes[0].text == "edited" and sess.workflow.notes[0].position.x == 50
+    assert sess.undo() and sess.workflow.notes[0].text == "Lab 1: <b>run</b> me"  # a note edit is undone like any
+    assert sess.accept({**drawn(sess), "notes": []}) is Accepted.CHANGED
+    assert sess.workflow.notes == ()
+    assert sess.workflow.node_ids() == ["a", "b", "c"]  # notes are not nodes
+
+
+def test_a_note_change_made_on_an_older_revision_is_replayed_onto_python_s_newer_graph() -> None:
+    sess = session()
+    sess.accept(with_notes(drawn(sess), {"id": "note_1", "text": "keep", "x": 0, "y": 0},
+                           {"id": "note_2", "text": "drop", "x": 0, "y": 90}))
+    canvas = drawn(sess)
+    sess.push(with_param(sess, "c", duration_s=9))  # Python's change the canvas has not drawn
+    report = {**canvas, "notes": [{**canvas["notes"][0], "text": "kept and edited"},
+                                  {"id": "note_3", "text": "new", "x": 300, "y": 0, "w": 220}]}
+    assert sess.accept(report) is Accepted.CHANGED
+    assert [(n.id, n.text) for n in sess.workflow.notes] == [("note_1", "kept and edited"), ("note_3", "new")]
+    assert sess.workflow.node("c").params["duration_s"] == 9  # Python's change is kept
+
+
+def test_notes_from_the_browser_are_bounded_and_unique() -> None:
+    sess = session()
+    long = "x" * (NOTE_MAX_CHARS + 50)
+    sess.accept(with_notes(drawn(sess), {"id": "n", "text": long, "x": 0, "y": 0, "w": 5000},
+                           {"id": "n", "text": "same id", "x": 0, "y": 0}))
+    (note,) = sess.workflow.notes
+    assert len(note.text) == NOTE_MAX_CHARS and note.width == 800
+    without = {k: v for k, v in drawn(sess).items() if k != "notes"}  # a report that does not speak of notes
+    sess.accept(move(without, "a", 999, 999))
+    assert sess.workflow.notes == (note,)
+    with pytest.raises(WorkflowFileError, match="two notes have the id 'n'"):
+        workflow_from_data({**THREE, "notes": [{"id": "n"}, {"id": "n"}]})

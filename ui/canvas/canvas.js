@@ -4,10 +4,11 @@
 // data.graph only when data.rev is higher than its own (never in the middle of a gesture) and
 // reports the whole graph after each discrete action (never per pointer move), stamped with the
 // rev it was based on; Python replays a report based on an older rev onto its newer graph
-// (docs/designer.md, "Revisions"). All user text is drawn with textContent.
+// (docs/designer.md, "Revisions"). All user text is drawn with textContent (a note's text too).
 
 let live = null;  // the canvas root drawn last (a remount replaces it; gestures begun on the old one finish here)
 const NODE_W = 180, HEAD_H = 26, SUB_H = 16, PORT_H = 18, PAD_B = 8;
+const NOTE_W = 220, NOTE_CHARS = 4000, NOTES_MAX = 200;  // engine.workflow.NoteSpec / MAX_NOTES
 
 export default function (component) {
   const { data, parentElement, setStateValue, setTriggerValue } = component;
@@ -62,8 +63,10 @@ function setGraph(m, graph) {
   m.nodes = {};
   for (const n of graph?.nodes || []) m.nodes[n.id] = { ...n };
   m.edges = (graph?.edges || []).map(e => ({ ...e }));
+  m.notes = {};
+  for (const n of graph?.notes || []) m.notes[n.id] = { ...n };
   m.selNodes = new Set((graph?.selected || []).filter(id => m.nodes[id]));
-  m.selEdges = new Set();
+  m.selEdges = new Set(); m.selNotes = new Set();
 }
 // A withheld push, once no gesture is under way and Python has taken the last report.
 function adoptPending(root, m) {
@@ -87,17 +90,19 @@ function build(host) {
         <button data-act="zoom-out" data-testid="sg-zoom-out" title="Zoom out">-</button>
         <button data-act="fit" data-testid="sg-fit" title="Fit to view (F)">Fit</button>
         <button data-cmd="layout" data-testid="sg-layout" title="Arrange in layers">Auto layout</button>
+        <button data-act="note" data-testid="sg-add-note" title="Add a note (N): text for people, it never runs">Note</button>
         <button data-act="delete" data-testid="sg-delete" title="Delete selection (Del)">Delete</button>
       </div>
       <div class="sg-canvas" tabindex="0" data-testid="sg-canvas">
-        <div class="sg-world"><svg class="sg-edges"></svg><div class="sg-nodes"></div></div>
+        <div class="sg-world"><div class="sg-notes"></div><svg class="sg-edges"></svg><div class="sg-nodes"></div></div>
         <div class="sg-band"></div>
         <div class="sg-empty">Drag agents from the palette onto the canvas · drag an output ● to an input ●</div>
         <div class="sg-toasts" data-testid="sg-toasts" aria-live="polite"></div>
       </div>
     </div>`;
   host.appendChild(root);
-  const m = root.__m = { nodes: {}, edges: [], paths: {}, labels: {}, selNodes: new Set(), selEdges: new Set(), rev: -1,
+  const m = root.__m = { nodes: {}, edges: [], notes: {}, paths: {}, labels: {}, selNodes: new Set(), selEdges: new Set(),
+    selNotes: new Set(), rev: -1,
     pan: { x: 20, y: 20 }, zoom: 1, issues: {}, status: {}, palette: {}, gestures: 0, pending: null,
     sid: "", seq: 0, acked: 0, waitSince: 0, doc: "" };
   const saved = loadOutbox();                        // one sid per browser tab, across remounts
@@ -125,6 +130,7 @@ function build(host) {
     if (b.dataset.act === "zoom-out") zoomAt(root, m, 1 / 1.2, r.width / 2, r.height / 2);
     if (b.dataset.act === "fit") fitView(root, m);
     if (b.dataset.act === "delete") deleteSelection(root, m);
+    if (b.dataset.act === "note") addNote(root, m);
   });
   root.querySelector(".sg-search").addEventListener("input", ev => filterPalette(root, ev.target.value));
   return root;
@@ -133,13 +139,14 @@ function build(host) {
 function command(m, name) { m.api.setTriggerValue("command", { name, rev: m.rev }); }
 
 function keyDown(root, m, ev) {
-  if (ev.target.closest && ev.target.closest("input")) return;
+  if (ev.target.closest && ev.target.closest("input, textarea")) return;
   const ctrl = ev.ctrlKey || ev.metaKey, key = ev.key.toLowerCase();
   if (ev.key === "Delete" || ev.key === "Backspace") { ev.preventDefault(); deleteSelection(root, m); }
   else if (ctrl && key === "z" && !ev.shiftKey) { ev.preventDefault(); command(m, "undo"); }
   else if (ctrl && (key === "y" || (key === "z" && ev.shiftKey))) { ev.preventDefault(); command(m, "redo"); }
   else if (ctrl && key === "a") { ev.preventDefault(); setSelection(root, m, Object.keys(m.nodes), []); emit(m); }
   else if (!ctrl && key === "f") fitView(root, m);
+  else if (!ctrl && key === "n") { ev.preventDefault(); addNote(root, m); }
 }
 
 // -- palette ---------------------------------------------------------------------------------
@@ -220,10 +227,96 @@ function renderAll(root, m) {
   const frag = document.createDocumentFragment();
   for (const n of Object.values(m.nodes)) frag.appendChild(nodeEl(root, m, n));
   layer.textContent = ""; layer.appendChild(frag);
+  const notes = root.querySelector(".sg-notes");
+  notes.textContent = "";
+  for (const n of Object.values(m.notes)) notes.appendChild(noteEl(root, m, n));
   drawEdges(root, m);
   applyDecorations(root, m);
   transform(root, m);
-  root.querySelector(".sg-empty").hidden = Object.keys(m.nodes).length > 0;
+  root.querySelector(".sg-empty").hidden = Object.keys(m.nodes).length > 0 || Object.keys(m.notes).length > 0;
+}
+
+// -- notes: text for people on the canvas (never run, never HTML) --------------------------
+
+function noteEl(root, m, n) {
+  const el = document.createElement("div");
+  el.className = "sg-note"; el.dataset.id = n.id; el.dataset.testid = "sg-note";
+  el.style.left = n.x + "px"; el.style.top = n.y + "px"; el.style.width = (n.w || NOTE_W) + "px";
+  if (m.selNotes.has(n.id)) el.classList.add("selected");
+  const text = document.createElement("div"); text.className = "sg-note-text";
+  text.textContent = n.text || ""; text.dataset.placeholder = "Double-click to write";
+  el.appendChild(text);
+  el.title = "Note: drag to move, double-click to edit, Del to delete";
+  el.addEventListener("pointerdown", ev => noteDown(root, m, n, el, ev));
+  el.addEventListener("dblclick", ev => { ev.stopPropagation(); editNote(root, m, n, el); });
+  return el;
+}
+
+function addNote(root, m) {
+  if (Object.keys(m.notes).length >= NOTES_MAX) { toast(root, `a canvas keeps at most ${NOTES_MAX} notes`, "error"); return; }
+  const r = root.querySelector(".sg-canvas").getBoundingClientRect();
+  const p = toWorld(root, m, r.left + r.width / 2, r.top + r.height / 3);
+  let i = 1;
+  while (m.notes[`note_${i}`]) i++;
+  const spot = freeSpot(m, Math.round(p.x - NOTE_W / 2), Math.round(p.y));
+  const n = m.notes[`note_${i}`] = { id: `note_${i}`, text: "", x: spot.x, y: spot.y, w: NOTE_W };
+  m.selNodes = new Set(); m.selEdges = new Set(); m.selNotes = new Set([n.id]);
+  renderAll(root, m); emit(m);
+  editNote(root, m, n, root.querySelector(`.sg-note[data-id="${CSS.escape(n.id)}"]`));
+}
+
+// Where a new note covers no node or note: from (x, y) down in steps, below whatever is there.
+function freeSpot(m, x, y) {
+  const boxes = [...Object.values(m.nodes).map(k => [k.x, k.y, NODE_W, 100]),
+    ...Object.values(m.notes).map(k => [k.x, k.y, k.w || NOTE_W, 70])];
+  const hits = yy => boxes.some(([bx, by, bw, bh]) => x < bx + bw && x + NOTE_W > bx && yy < by + bh && yy + 70 > by);
+  for (let k = 0; k < 60 && hits(y); k++) y += 40;
+  return { x, y };
+}
+
+function noteDown(root, m, n, el, ev) {
+  if (ev.target.matches("textarea")) return;         // editing: the text area takes the pointer
+  ev.stopPropagation(); focus(root);
+  const hadNodes = m.selNodes.size > 0;
+  m.selNodes = new Set(); m.selEdges = new Set(); m.selNotes = new Set([n.id]);
+  refreshSelection(root, m);
+  const start = { x: ev.clientX, y: ev.clientY, nx: n.x, ny: n.y };
+  let moved = false;
+  gesture(root, m, e => {
+    moved = true;
+    n.x = Math.round(start.nx + (e.clientX - start.x) / m.zoom); n.y = Math.round(start.ny + (e.clientY - start.y) / m.zoom);
+    el.style.left = n.x + "px"; el.style.top = n.y + "px";
+  }, () => { if (moved || hadNodes) emit(m); });
+}
+
+// Edit in place: a plain text area (its value is text, never markup). Ctrl+Enter or a click
+// elsewhere keeps the text, Escape drops the edit. A push from Python waits until it ends.
+function editNote(root, m, n, el) {
+  if (!el || el.querySelector("textarea")) return;
+  const text = el.querySelector(".sg-note-text"), area = document.createElement("textarea");
+  area.className = "sg-note-edit"; area.dataset.testid = "sg-note-edit"; area.maxLength = NOTE_CHARS;
+  area.value = n.text || ""; area.setAttribute("aria-label", "Note text");
+  text.hidden = true; el.appendChild(area); el.classList.add("editing");
+  m.gestures++;
+  let done = false;
+  const finish = keep => {
+    if (done) return; done = true;
+    const value = area.value.slice(0, NOTE_CHARS), changed = keep && value !== (n.text || "");
+    if (changed) n.text = value;
+    area.remove(); text.hidden = false; text.textContent = n.text || ""; el.classList.remove("editing");
+    m.gestures--;
+    if (changed) emit(m);
+    adoptPending(root, m);
+    focus(root);
+  };
+  area.addEventListener("pointerdown", ev => ev.stopPropagation());
+  area.addEventListener("keydown", ev => {
+    ev.stopPropagation();
+    if (ev.key === "Escape") { ev.preventDefault(); finish(false); }
+    else if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); finish(true); }
+  });
+  area.addEventListener("blur", () => finish(true));
+  area.focus();
 }
 
 function spec(m, n) { return m.palette[n.agent] || { inputs: [], outputs: [], missing: true }; }
@@ -303,7 +396,7 @@ function drawEdges(root, m, movedIds) {
     if (s) p.style.stroke = m.kindColors[s.kind] || "";
     p.addEventListener("pointerdown", ev => {
       ev.stopPropagation(); focus(root);
-      if (ev.shiftKey) toggle(m.selEdges, e.id); else { m.selNodes.clear(); m.selEdges = new Set([e.id]); }
+      if (ev.shiftKey) toggle(m.selEdges, e.id); else { m.selNodes.clear(); m.selNotes.clear(); m.selEdges = new Set([e.id]); }
       refreshSelection(root, m); emit(m);
     });
   }
@@ -340,7 +433,7 @@ function nodeDown(root, m, n, ev) {
   if (ev.target.matches(".sg-port i")) return;
   ev.stopPropagation(); focus(root);
   if (ev.shiftKey) { toggle(m.selNodes, n.id); refreshSelection(root, m); emit(m); return; }
-  if (!m.selNodes.has(n.id)) { m.selNodes = new Set([n.id]); m.selEdges.clear(); refreshSelection(root, m); }
+  if (!m.selNodes.has(n.id)) { m.selNodes = new Set([n.id]); m.selEdges.clear(); m.selNotes.clear(); refreshSelection(root, m); }
   const moving = [...m.selNodes].map(id => m.nodes[id]).filter(Boolean);
   const start = { x: ev.clientX, y: ev.clientY, pos: moving.map(k => ({ x: k.x, y: k.y })) };
   const ids = new Set(moving.map(k => k.id)); let moved = false, frame = 0;
@@ -386,7 +479,11 @@ function backgroundDown(root, m, ev) {
     return;
   }
   gesture(root, m, e => { moved = true; m.pan.x = s.px + e.clientX - s.x; m.pan.y = s.py + e.clientY - s.y; transform(root, m); },
-    () => { if (!moved && (m.selNodes.size || m.selEdges.size)) { setSelection(root, m, [], []); emit(m); } });
+    () => {
+      if (moved) return;
+      if (m.selNodes.size || m.selEdges.size) { setSelection(root, m, [], []); emit(m); }
+      else if (m.selNotes.size) setSelection(root, m, [], []);
+    });
 }
 
 function connectDrag(root, m, n, port, ev) {
@@ -435,8 +532,10 @@ function reaches(m, from, to) {
 }
 
 function deleteSelection(root, m) {
-  if (!m.selNodes.size && !m.selEdges.size) return;
+  if (!m.selNodes.size && !m.selEdges.size && !m.selNotes.size) return;
   for (const id of m.selNodes) delete m.nodes[id];
+  for (const id of m.selNotes) delete m.notes[id];
+  m.selNotes = new Set();
   m.edges = m.edges.filter(e => !m.selEdges.has(e.id) && m.nodes[e.src] && m.nodes[e.dst]);
   m.selNodes = new Set(); m.selEdges = new Set();
   renderAll(root, m); emit(m);
@@ -445,10 +544,11 @@ function deleteSelection(root, m) {
 // -- selection, view, helpers ----------------------------------------------------------------
 
 function toggle(set, id) { if (set.has(id)) set.delete(id); else set.add(id); }
-function setSelection(root, m, nodes, edges) { m.selNodes = new Set(nodes); m.selEdges = new Set(edges); refreshSelection(root, m); }
+function setSelection(root, m, nodes, edges) { m.selNodes = new Set(nodes); m.selEdges = new Set(edges); m.selNotes = new Set(); refreshSelection(root, m); }
 function refreshSelection(root, m) {
   root.querySelectorAll(".sg-node").forEach(el => el.classList.toggle("selected", m.selNodes.has(el.dataset.id)));
   root.querySelectorAll("path.sg-edge").forEach(p => p.classList.toggle("selected", m.selEdges.has(p.dataset.id)));
+  root.querySelectorAll(".sg-note").forEach(el => el.classList.toggle("selected", m.selNotes.has(el.dataset.id)));
 }
 
 function toWorld(root, m, cx, cy) {
@@ -461,10 +561,12 @@ function zoomAt(root, m, k, cx, cy) {
   m.pan.x = cx - (cx - m.pan.x) * k; m.pan.y = cy - (cy - m.pan.y) * k; m.zoom = z; transform(root, m);
 }
 function fitView(root, m) {
-  const ns = Object.values(m.nodes), r = root.querySelector(".sg-canvas").getBoundingClientRect();
+  const ns = [...Object.values(m.nodes).map(n => ({ x: n.x, y: n.y, w: NODE_W })),
+    ...Object.values(m.notes).map(n => ({ x: n.x, y: n.y, w: n.w || NOTE_W }))];
+  const r = root.querySelector(".sg-canvas").getBoundingClientRect();
   if (!ns.length || !r.width) { m.pan = { x: 20, y: 20 }; m.zoom = 1; transform(root, m); return; }
   const x0 = Math.min(...ns.map(n => n.x)), y0 = Math.min(...ns.map(n => n.y));
-  const x1 = Math.max(...ns.map(n => n.x + NODE_W)), y1 = Math.max(...ns.map(n => n.y + 90));
+  const x1 = Math.max(...ns.map(n => n.x + n.w)), y1 = Math.max(...ns.map(n => n.y + 90));
   const z = Math.min(1.2, Math.max(0.15, Math.min((r.width - 40) / (x1 - x0), (r.height - 40) / (y1 - y0))));
   m.zoom = z; m.pan = { x: (r.width - (x1 - x0) * z) / 2 - x0 * z, y: (r.height - (y1 - y0) * z) / 2 - y0 * z };
   transform(root, m);
@@ -509,6 +611,7 @@ function emit(m) {
     rev: m.rev, selected: [...m.selNodes], selectedEdges: [...m.selEdges],
     nodes: Object.values(m.nodes).map(({ id, agent, label, x, y }) => ({ id, agent, label, x, y })),
     edges: m.edges.map(({ id, src, srcPort, dst, dstPort }) => ({ id, src, srcPort, dst, dstPort })),
+    notes: Object.values(m.notes).map(({ id, text, x, y, w }) => ({ id, text, x, y, w })),
   };
   saveOutbox({ sid: m.sid, seq: m.seq, doc: m.doc, time: Date.now(), report });
   m.api.setStateValue("graph", report);

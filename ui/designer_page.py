@@ -25,6 +25,7 @@ from ui.session import current_session, save
 CANVAS_HEIGHT = 560
 FULL_RUN_ID = "designer_full_run_id"  # workflow id the whole page last drew
 POLLING = "designer_polling"  # whether the editor fragment currently refreshes on a timer
+MAX_COPIED = 500  # ids in one copy command
 SPEEDS = {1.0: "real time", 0.1: "10× faster", 0.01: "100× faster", 0.001: "1000× faster"}
 
 
@@ -70,7 +71,14 @@ def _on_command() -> None:
         sess.tell("nothing to redo")
     elif name == "layout":
         sess.layout()
+    elif name == "duplicate":  # Ctrl+D, or Ctrl+C then Ctrl+V: the ids the canvas had selected
+        sess.duplicate(_ids(command.get("ids")), _ids(command.get("notes")))
     save(sess, get_store())
+
+
+def _ids(value: object) -> list[str]:
+    """A list of ids the browser sent (anything else: none), at most ``MAX_COPIED``."""
+    return [str(i) for i in value[:MAX_COPIED]] if isinstance(value, list) else []
 
 
 def _select(node_id: str) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from engine.workflow import Workflow
 from ui.designer_rebase import rebase
-from ui.graphmodel import structure_key, with_layout, workflow_from_canvas
+from ui.graphmodel import duplicate, structure_key, with_layout, workflow_from_canvas
 
 HISTORY_LIMIT = 200
 REVISIONS_KEPT = 64  # how far back a canvas report can be rebased
@@ -146,6 +146,19 @@ class DesignerSession:
         self.undo_stack.append(self.workflow)
         self.push(self.redo_stack.pop(), record=False)
         return True
+
+    def duplicate(self, node_ids: list[str], note_ids: list[str] | None = None) -> None:
+        """Copies of nodes (with the wires between them) and notes, selected; one undo step."""
+        workflow, copies = duplicate(self.workflow, node_ids, note_ids or ())
+        if workflow is self.workflow:
+            self.tell("nothing to copy: select nodes or notes first (the copy is of this workflow's)")
+            return
+        notes = len(workflow.notes) - len(self.workflow.notes)
+        self.selected = copies
+        self.push(workflow)
+        made = [f"{len(copies)} node{'s' if len(copies) != 1 else ''}"] if copies else []
+        made += [f"{notes} note{'s' if notes != 1 else ''}"] if notes else []
+        self.tell(f"added copies of {' and '.join(made)}")
 
     def layout(self) -> None:
         self.push(with_layout(self.workflow), fit=True)

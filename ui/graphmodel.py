@@ -1,11 +1,14 @@
 """Translation between a ``Workflow`` and the canvas's graph, the palette, and automatic layout.
 
-Pure Python (no Streamlit): the canvas draws nodes ``{id, agent, label, x, y, sub}`` and edges
-``{id, src, srcPort, dst, dstPort}``; the workflow keeps params, overrides and everything else.
+Pure Python (no Streamlit): the canvas draws nodes ``{id, agent, label, x, y, sub}``, edges
+``{id, src, srcPort, dst, dstPort}`` and notes ``{id, text, x, y, w}``; the workflow keeps params,
+overrides and everything else (so copies of nodes are made here, ``duplicate``).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from engine.graphs import layers
@@ -160,6 +163,55 @@ def with_layout(workflow: Workflow) -> Workflow:
 
 def ensure_positions(workflow: Workflow) -> Workflow:
     return with_layout(workflow) if needs_layout(workflow) else workflow
+
+
+COPY_OFFSET = 40.0  # canvas pixels down and right of the originals
+
+
+def _fresh(base: str, taken: set[str]) -> str:
+    """``base`` numbered (``pre`` -> ``pre_2``, ``pre_2`` -> ``pre_3``) so that it is not in ``taken``."""
+    stem = re.sub(r"_\d+$", "", base)[:190] or "node"
+    i = 2
+    while f"{stem}_{i}" in taken:
+        i += 1
+    return f"{stem}_{i}"
+
+
+def duplicate(workflow: Workflow, node_ids: Iterable[str], note_ids: Iterable[str] = ()) -> tuple[Workflow, list[str]]:
+    """Copies of the nodes ``node_ids`` (parameters, overrides and label included) with the wires
+    between them, and of the notes ``note_ids``, placed down and right of the originals where no
+    copy sits yet; returns the new workflow and the copied nodes' ids (unknown ids are skipped)."""
+    wanted_nodes, wanted_notes = set(node_ids), set(note_ids)
+    nodes = [n for n in workflow.nodes if n.id in wanted_nodes]
+    notes = [n for n in workflow.notes if n.id in wanted_notes][:max(0, MAX_NOTES - len(workflow.notes))]
+    if not nodes and not notes:
+        return workflow, []
+    spots = {(n.position.x, n.position.y) for n in workflow.nodes if n.position is not None}
+    spots |= {(n.position.x, n.position.y) for n in workflow.notes}
+    anchor = (nodes[0].position or Position()) if nodes else notes[0].position
+    step = 1
+    while (anchor.x + step * COPY_OFFSET, anchor.y + step * COPY_OFFSET) in spots:
+        step += 1
+    shift = step * COPY_OFFSET
+
+    def moved(position: Position | None) -> Position:
+        at = position or Position()
+        return Position(x=min(1e7, at.x + shift), y=min(1e7, at.y + shift))
+
+    taken, rename = set(workflow.node_ids()), {}
+    for node in nodes:
+        rename[node.id] = _fresh(node.id, taken)
+        taken.add(rename[node.id])
+    copies = tuple(n.model_copy(update={"id": rename[n.id], "position": moved(n.position)}) for n in nodes)
+    wires = tuple(e.model_copy(update={"source": rename[e.source], "target": rename[e.target]})
+                  for e in workflow.edges if e.source in rename and e.target in rename)
+    note_taken = {n.id for n in workflow.notes}
+    note_copies = []
+    for note in notes:
+        note_copies.append(note.model_copy(update={"id": _fresh(note.id, note_taken), "position": moved(note.position)}))
+        note_taken.add(note_copies[-1].id)
+    return workflow.model_copy(update={"nodes": workflow.nodes + copies, "edges": workflow.edges + wires,
+                                       "notes": workflow.notes + tuple(note_copies)}), list(rename.values())
 
 
 def replace_node(workflow: Workflow, node: NodeSpec) -> Workflow:

@@ -410,3 +410,36 @@ def test_notes_on_the_canvas_are_written_moved_exported_and_deleted(page, app_ur
     page.get_by_test_id("sg-note-edit").press("Escape")  # Escape drops the edit
     expect(page.locator(".sg-note .sg-note-text")).to_have_text(text)
     assert dialogs == []
+
+
+def test_duplicate_and_copy_paste_keep_parameters_and_inner_wires(page, app_url, tmp_path: Path):
+    open_designer(page, app_url)
+    open_tab(page, "Templates")
+    page.get_by_role("button", name="Open two-stage").click()
+    expect(page.locator(".sg-node")).to_have_count(2)
+    click_node(page, "cls")
+    page.keyboard.press("Control+d")
+    expect(node(page, "cls_2")).to_be_visible()
+    expect(page.locator(".sg-node.selected")).to_have_count(1)  # the copy is selected
+    expect(node(page, "cls_2")).to_have_class(re.compile("selected"))
+    click_node(page, "pre")
+    click_node(page, "cls", shift=True)
+    page.keyboard.press("Control+c")
+    expect(page.get_by_test_id("sg-toast").filter(has_text="copied 2 items")).to_be_visible()
+    page.keyboard.press("Control+v")
+    expect(page.locator(".sg-node")).to_have_count(5)
+    expect(node(page, "pre_2")).to_be_visible()
+    expect(page.locator("path.sg-edge")).to_have_count(2)  # the wire between the pasted pair came along
+
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Export JSON").click()
+    exported = tmp_path / "copies.json"
+    info.value.save_as(exported)
+    data = json.loads(exported.read_text())
+    nodes = {n["id"]: n for n in data["nodes"]}
+    assert set(nodes) == {"pre", "cls", "cls_2", "pre_2", "cls_3"}
+    for copy, original in (("cls_2", "cls"), ("pre_2", "pre"), ("cls_3", "cls")):
+        assert nodes[copy]["params"] == nodes[original]["params"] and nodes[copy]["resources"] == nodes[original]["resources"]
+    assert {(e["source"], e["target"]) for e in data["edges"]} == {("pre", "cls"), ("pre_2", "cls_3")}
+    page.get_by_test_id("sg-undo").click()
+    expect(page.locator(".sg-node")).to_have_count(3)

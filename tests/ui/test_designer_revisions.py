@@ -213,3 +213,26 @@ def test_notes_from_the_browser_are_bounded_and_unique() -> None:
     assert sess.workflow.notes == (note,)
     with pytest.raises(WorkflowFileError, match="two notes have the id 'n'"):
         workflow_from_data({**THREE, "notes": [{"id": "n"}, {"id": "n"}]})
+
+
+def test_duplicate_copies_nodes_with_their_parameters_and_inner_wires_next_to_the_originals() -> None:
+    sess = session()
+    sess.push(with_param(sess, "a", duration_s=7))
+    sess.accept(with_notes(drawn(sess), {"id": "note_1", "text": "why", "x": 0, "y": 300}))
+    steps = len(sess.undo_stack)
+    sess.duplicate(["a", "b", "ghost"], ["note_1"])
+    wf = sess.workflow
+    assert wf.node_ids() == ["a", "b", "c", "a_2", "b_2"] and sess.selected == ["a_2", "b_2"]
+    assert wf.node("a_2").params == {"duration_s": 7} and wf.node("a_2").agent == "sim.task"
+    assert [(e.source, e.target) for e in wf.edges] == [("a", "b"), ("a_2", "b_2")]  # only the wire inside the copy
+    a, a2 = wf.node("a").position, wf.node("a_2").position
+    assert (a2.x - a.x, a2.y - a.y) == (40, 40)
+    assert [(n.id, n.text) for n in wf.notes] == [("note_1", "why"), ("note_2", "why")]
+    assert sess.notice["text"] == "added copies of 2 nodes and 1 note"
+    sess.duplicate(["a"])  # again: the next free spot, the next free id
+    assert sess.workflow.node("a_3").position.x - a.x == 80
+    assert len(sess.undo_stack) == steps + 2 and sess.undo() and sess.workflow.node("a_3") is None
+    rev = sess.rev
+    sess.duplicate(["ghost"])
+    assert sess.rev == rev and sess.notice["text"].startswith("nothing to copy")  # told; the graph is unchanged
+    assert sess.workflow.node_ids() == ["a", "b", "c", "a_2", "b_2"]

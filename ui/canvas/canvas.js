@@ -90,6 +90,7 @@ function build(host) {
         <button data-act="zoom-out" data-testid="sg-zoom-out" title="Zoom out">-</button>
         <button data-act="fit" data-testid="sg-fit" title="Fit to view (F)">Fit</button>
         <button data-cmd="layout" data-testid="sg-layout" title="Arrange in layers">Auto layout</button>
+        <button data-act="duplicate" data-testid="sg-duplicate" title="Duplicate the selection (Ctrl+D); Ctrl+C / Ctrl+V copy and paste it">Duplicate</button>
         <button data-act="note" data-testid="sg-add-note" title="Add a note (N): text for people, it never runs">Note</button>
         <button data-act="delete" data-testid="sg-delete" title="Delete selection (Del)">Delete</button>
       </div>
@@ -131,12 +132,19 @@ function build(host) {
     if (b.dataset.act === "fit") fitView(root, m);
     if (b.dataset.act === "delete") deleteSelection(root, m);
     if (b.dataset.act === "note") addNote(root, m);
+    if (b.dataset.act === "duplicate") duplicate(root, m, [...m.selNodes], [...m.selNotes]);
   });
   root.querySelector(".sg-search").addEventListener("input", ev => filterPalette(root, ev.target.value));
   return root;
 }
 
-function command(m, name) { m.api.setTriggerValue("command", { name, rev: m.rev }); }
+function command(m, name, extra) { m.api.setTriggerValue("command", { ...(extra || {}), name, rev: m.rev }); }
+
+// Copies are made by Python (it holds the parameters the canvas never sees) and arrive as its push.
+function duplicate(root, m, ids, notes) {
+  if (!ids.length && !notes.length) { toast(root, "select nodes or notes to copy first", "info"); return; }
+  command(m, "duplicate", { ids, notes });
+}
 
 function keyDown(root, m, ev) {
   if (ev.target.closest && ev.target.closest("input, textarea")) return;
@@ -144,6 +152,16 @@ function keyDown(root, m, ev) {
   if (ev.key === "Delete" || ev.key === "Backspace") { ev.preventDefault(); deleteSelection(root, m); }
   else if (ctrl && key === "z" && !ev.shiftKey) { ev.preventDefault(); command(m, "undo"); }
   else if (ctrl && (key === "y" || (key === "z" && ev.shiftKey))) { ev.preventDefault(); command(m, "redo"); }
+  else if (ctrl && key === "d") { ev.preventDefault(); duplicate(root, m, [...m.selNodes], [...m.selNotes]); }
+  else if (ctrl && key === "c") {
+    m.clip = { doc: m.doc, ids: [...m.selNodes], notes: [...m.selNotes] };
+    const count = m.clip.ids.length + m.clip.notes.length;
+    if (count) toast(root, `copied ${count} item${count > 1 ? "s" : ""}: Ctrl+V pastes them into this workflow`, "info");
+  }
+  else if (ctrl && key === "v") {
+    if (!m.clip || m.clip.doc !== m.doc) toast(root, "nothing copied in this workflow yet (select, then Ctrl+C)", "info");
+    else duplicate(root, m, m.clip.ids, m.clip.notes);
+  }
   else if (ctrl && key === "a") { ev.preventDefault(); setSelection(root, m, Object.keys(m.nodes), []); emit(m); }
   else if (!ctrl && key === "f") fitView(root, m);
   else if (!ctrl && key === "n") { ev.preventDefault(); addNote(root, m); }

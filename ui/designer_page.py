@@ -14,7 +14,7 @@ from engine.validation import validate
 from ui import state
 from ui.canvas import canvas_value, draw_canvas, report_ack
 from ui.designer_files import export_buttons, import_panel, template_gallery, workflow_panel
-from ui.designer_run import ACTIVE, REFRESH_S, run_active, run_state, start_run
+from ui.designer_run import ACTIVE, REFRESH_S, node_outputs_section, run_active, run_state, start_run
 from ui.editor import Accepted, DesignerSession
 from ui.graphmodel import KIND_COLORS, canvas_graph, palette_of
 from ui.properties import properties_panel
@@ -112,6 +112,7 @@ def _editor() -> None:
             on_command=_on_command,
         )
         _run_row(sess, issues, run_id, run_status)
+        node_outputs_section(sess, run_id, statuses)
         export_buttons(sess)
     with right:  # the hint sits beside the canvas, so the canvas never moves (or remounts) when it goes
         if not sess.workflow.nodes:
@@ -145,7 +146,8 @@ def _run_row(sess: DesignerSession, issues: list[Issue], run_id: str | None, run
     if blocker:
         cols[2].caption(f"Run disabled: {escape_md(blocker)}")
     elif run_id and run_status:
-        cols[2].caption(f"Run {code_md(run_id)}: {run_status}. Details on the Run page.")
+        cols[2].caption(f"Run {code_md(run_id)}: {run_status}. Select a finished node to see its outputs below; "
+                        "timings and resources on the Run page.")
     else:
         cols[2].caption("No errors: ready to run.")
     if busy != st.session_state.get(POLLING, False):

@@ -1,4 +1,5 @@
-"""Starting a run from the designer and reading its node statuses for the canvas colours.
+"""Starting a run from the designer, reading its node statuses for the canvas colours, and the
+selected node's outputs under the canvas.
 
 Only the run id is kept (session state and ``?run=``); statuses come from the run manager's
 snapshot, read by the designer fragment while the run is active. Engine threads never call st.*.
@@ -6,11 +7,17 @@ snapshot, read by the designer fragment while the run is active. Engine threads 
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import streamlit as st
 
 from engine.errors import ServiceGridError
+from engine.workflow import Workflow
 from ui import auth, state
 from ui.editor import DesignerSession
+from ui.monitor.outputs import render_outputs
+from ui.render import code_md, escape_md
 from ui.services import get_run_manager, runs_available
 from ui.session import flash
 
@@ -55,3 +62,46 @@ def start_run(sess: DesignerSession, scale_key: str) -> None:
     st.session_state[state.RUN_ID] = handle.run_id
     st.query_params[state.QP_RUN] = handle.run_id
     sess.tell(f"run {handle.run_id} started")
+
+
+def changed_since_run(ran: Workflow, now: Workflow, node_id: str) -> bool:
+    """Whether what made ``node_id``'s outputs in the run of ``ran`` differs in ``now``: the node or
+    any node upstream of it (agent, parameters, overrides) or the wires into them."""
+    def upstream(wf: Workflow) -> dict[str, tuple[Any, ...]]:
+        into: dict[str, list[tuple[str, str | None, str | None]]] = {}
+        for e in wf.edges:
+            into.setdefault(e.target, []).append((e.source, e.source_port, e.target_port))
+        seen: dict[str, tuple[Any, ...]] = {}
+        stack = [node_id]
+        while stack:
+            nid = stack.pop()
+            node = wf.node(nid)
+            if nid in seen or node is None:
+                continue
+            wires = sorted(into.get(nid, []), key=str)
+            seen[nid] = (node.agent, node.params_key(), json.dumps(node.resources, sort_keys=True, default=str),
+                         json.dumps(node.lifecycle, sort_keys=True, default=str), wires)
+            stack += [w[0] for w in wires]
+        return seen
+
+    return upstream(ran) != upstream(now)
+
+
+def node_outputs_section(sess: DesignerSession, run_id: str | None, statuses: dict[str, str]) -> None:
+    """Under the canvas: the selected node's outputs in the run started here, once it has them
+    (Orange's data table, ComfyUI's previews), with a word when the graph changed since."""
+    if run_id is None or len(sess.selected) != 1 or statuses.get(sess.selected[0]) not in ("done", "cached"):
+        return
+    node_id = sess.selected[0]
+    manager = get_run_manager()
+    try:
+        summary = manager.snapshot(run_id).nodes.get(node_id, {}).get("output_summary") or {}
+        values, ran = manager.outputs(run_id, node_id), manager.workflow(run_id)
+    except KeyError:  # the run left the manager
+        return
+    with st.container(border=True):
+        st.markdown(f"**Outputs of {escape_md(node_id)}** in run {code_md(run_id)} ({statuses[node_id]})")
+        if changed_since_run(ran, sess.workflow, node_id):
+            st.caption(":material/history: This node, or one before it, has changed since that run: run again to "
+                       "see what it gives now.")
+        render_outputs(values, summary, key=f"designer.out.{node_id}", name=f"{sess.workflow.name}-{node_id}")

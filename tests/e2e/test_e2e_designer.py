@@ -443,3 +443,26 @@ def test_duplicate_and_copy_paste_keep_parameters_and_inner_wires(page, app_url,
     assert {(e["source"], e["target"]) for e in data["edges"]} == {("pre", "cls"), ("pre_2", "cls_3")}
     page.get_by_test_id("sg-undo").click()
     expect(page.locator(".sg-node")).to_have_count(3)
+
+
+def test_a_finished_node_shows_its_outputs_under_the_canvas(page, app_url):
+    open_designer(page, app_url)
+    open_tab(page, "Templates")
+    page.get_by_role("button", name="Open nlp-sentiment").click()
+    expect(page.locator(".sg-node")).to_have_count(8)
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(node(page, "all_csv")).to_have_attribute("data-status", "done", timeout=60000)
+    expect(page.get_by_text("Outputs of")).to_have_count(0)  # nothing selected: no outputs shown
+    click_node(page, "sentiment")
+    section = page.get_by_text(re.compile(r"^Outputs of sentiment in run \w+ \(done\)"))
+    expect(section).to_be_visible(timeout=20000)
+    table = page.get_by_test_id("stDataFrame").filter(has_text="predicted").first
+    expect(table).to_be_visible()  # the scores, row by row: text, predicted class, truth
+    page.get_by_role("button", name="Download all rows (CSV)").first.wait_for()
+    expect(page.get_by_text("has changed since that run")).to_have_count(0)
+    click_node(page, "reviews")
+    count = page.get_by_role("spinbutton", name="N")
+    count.fill("12")
+    count.press("Enter")
+    click_node(page, "sentiment")  # downstream of the change: its outputs are from before it
+    expect(page.get_by_text(re.compile(r"This node, or one before it, has changed since that run"))).to_be_visible()

@@ -236,3 +236,18 @@ def test_duplicate_copies_nodes_with_their_parameters_and_inner_wires_next_to_th
     sess.duplicate(["ghost"])
     assert sess.rev == rev and sess.notice["text"].startswith("nothing to copy")  # told; the graph is unchanged
     assert sess.workflow.node_ids() == ["a", "b", "c", "a_2", "b_2"]
+
+
+def test_outputs_are_stale_when_the_node_or_anything_before_it_changed() -> None:
+    from ui.designer_run import changed_since_run
+
+    ran = session().workflow  # a -> b, c alone
+    sess = session()
+    sess.accept(move(drawn(sess), "b", 500, 500))  # moved and relabelled: the same computation
+    sess.push(replace_node(sess.workflow, sess.workflow.node("b").model_copy(update={"label": "renamed"})))
+    assert not changed_since_run(ran, sess.workflow, "b")
+    sess.push(with_param(sess, "a", duration_s=5))  # upstream of b, not of c
+    assert changed_since_run(ran, sess.workflow, "b") and changed_since_run(ran, sess.workflow, "a")
+    assert not changed_since_run(ran, sess.workflow, "c")
+    rewired = ran.model_copy(update={"edges": (EdgeSpec(source="c", target="b"),)})
+    assert changed_since_run(ran, rewired, "b") and not changed_since_run(ran, rewired, "a")

@@ -14,7 +14,15 @@ from engine.validation import validate
 from ui import state
 from ui.canvas import canvas_value, draw_canvas, report_ack
 from ui.designer_files import export_buttons, import_panel, template_gallery, workflow_panel
-from ui.designer_run import ACTIVE, REFRESH_S, node_outputs_section, run_active, run_state, start_run
+from ui.designer_run import (
+    ACTIVE,
+    REFRESH_S,
+    cancel_run,
+    node_outputs_section,
+    run_active,
+    run_state,
+    start_run,
+)
 from ui.editor import Accepted, DesignerSession
 from ui.graphmodel import KIND_COLORS, canvas_graph, palette_of
 from ui.properties import properties_panel
@@ -141,8 +149,12 @@ def _run_row(sess: DesignerSession, issues: list[Issue], run_id: str | None, run
     cols[1].selectbox("Speed", list(SPEEDS), format_func=SPEEDS.__getitem__, key="designer_time_scale",
                               label_visibility="collapsed",
                               help="time scale of simulated waits: faster runs sim.task nodes sooner")
-    cols[0].button("Run", key="designer_run", disabled=blocker is not None or busy, icon=":material/play_arrow:",
-                   help=blocker, type="primary", on_click=start_run, args=(sess, "designer_time_scale"))
+    if busy and run_id:  # the run started here is under way: it can be stopped from here
+        cols[0].button("Cancel", key="designer_cancel", icon=":material/stop_circle:", on_click=cancel_run,
+                       args=(sess, run_id), help="Stop this run; the nodes that finished stay done (and cached)")
+    else:
+        cols[0].button("Run", key="designer_run", disabled=blocker is not None, icon=":material/play_arrow:",
+                       help=blocker, type="primary", on_click=start_run, args=(sess, "designer_time_scale"))
     if blocker:
         cols[2].caption(f"Run disabled: {escape_md(blocker)}")
     elif run_id and run_status:

@@ -64,6 +64,15 @@ def start_run(sess: DesignerSession, scale_key: str) -> None:
     sess.tell(f"run {handle.run_id} started")
 
 
+def cancel_run(sess: DesignerSession, run_id: str) -> None:
+    """Stop the run started here (widget callback); finished nodes stay done."""
+    try:
+        get_run_manager().cancel(run_id)
+    except KeyError:  # it left the manager: nothing to stop
+        return
+    sess.tell(f"run {run_id} cancelled: the nodes that finished keep their results")
+
+
 def changed_since_run(ran: Workflow, now: Workflow, node_id: str) -> bool:
     """Whether what made ``node_id``'s outputs in the run of ``ran`` differs in ``now``: the node or
     any node upstream of it (agent, parameters, overrides) or the wires into them."""

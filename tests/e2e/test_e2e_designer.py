@@ -466,3 +466,17 @@ def test_a_finished_node_shows_its_outputs_under_the_canvas(page, app_url):
     count.press("Enter")
     click_node(page, "sentiment")  # downstream of the change: its outputs are from before it
     expect(page.get_by_text(re.compile(r"This node, or one before it, has changed since that run"))).to_be_visible()
+
+
+def test_a_run_started_in_the_designer_can_be_cancelled_there(page, app_url):
+    open_designer(page, app_url)
+    open_tab(page, "Templates")
+    page.get_by_role("button", name="Open medical-imaging-simulated").click()
+    expect(page.locator(".sg-node")).to_have_count(2)
+    expect(page.locator(".sg-note")).to_have_count(1)  # the template's "Try it" note
+    page.get_by_role("button", name="Run", exact=True).click()  # real time: preprocessing takes 2 minutes
+    expect(node(page, "preprocessing")).to_have_attribute("data-status", "running", timeout=30000)
+    page.get_by_role("button", name="Cancel", exact=True).click()
+    expect(page.get_by_text(re.compile(r"Run \w+: cancelled"))).to_be_visible(timeout=30000)
+    expect(node(page, "preprocessing")).to_have_attribute("data-status", "cancelled")
+    expect(page.get_by_role("button", name="Run", exact=True)).to_be_enabled()  # ready for the next

@@ -382,6 +382,12 @@ def test_notes_on_the_canvas_are_written_moved_exported_and_deleted(page, app_ur
     after, pre = box_of(note), box_of(node(page, "pre"))
     assert after["x"] > before["x"] + 30  # dragged
     offset = ((after["x"] - pre["x"]) / pre["width"], (after["y"] - pre["y"]) / pre["width"])  # zoom-free
+    grip = box_of(note.get_by_test_id("sg-note-grip"))
+    page.mouse.move(grip["x"] + 5, grip["y"] + 5)
+    page.mouse.down()
+    page.mouse.move(grip["x"] + 85, grip["y"] + 5, steps=4)
+    page.mouse.up()
+    assert box_of(note)["width"] > after["width"] + 40  # wider
     page.wait_for_timeout(1500)  # the report reaches Python
 
     with page.expect_download() as info:
@@ -390,7 +396,7 @@ def test_notes_on_the_canvas_are_written_moved_exported_and_deleted(page, app_ur
     info.value.save_as(exported)
     data = json.loads(exported.read_text())
     (saved,) = data["notes"]
-    assert saved["text"] == text and saved["id"] == "note_1"
+    assert saved["text"] == text and saved["id"] == "note_1" and saved["width"] > 260
     assert saved["position"]["y"] > min(n["position"].get("y", 0) for n in data["nodes"]) + 90  # clear of the nodes
     assert [n["id"] for n in data["nodes"]] == ["pre", "cls"]  # a note is not a node
 

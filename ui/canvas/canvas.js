@@ -263,7 +263,10 @@ function noteEl(root, m, n) {
   if (m.selNotes.has(n.id)) el.classList.add("selected");
   const text = document.createElement("div"); text.className = "sg-note-text";
   text.textContent = n.text || ""; text.dataset.placeholder = "Double-click to write";
-  el.appendChild(text);
+  const grip = document.createElement("div"); grip.className = "sg-note-grip"; grip.dataset.testid = "sg-note-grip";
+  grip.title = "Drag to make the note wider or narrower";
+  grip.addEventListener("pointerdown", ev => noteResize(root, m, n, el, ev));
+  el.append(text, grip);
   el.title = "Note: drag to move, double-click to edit, Del to delete";
   el.addEventListener("pointerdown", ev => noteDown(root, m, n, el, ev));
   el.addEventListener("dblclick", ev => { ev.stopPropagation(); editNote(root, m, n, el); });
@@ -305,6 +308,17 @@ function noteDown(root, m, n, el, ev) {
     n.x = Math.round(start.nx + (e.clientX - start.x) / m.zoom); n.y = Math.round(start.ny + (e.clientY - start.y) / m.zoom);
     el.style.left = n.x + "px"; el.style.top = n.y + "px";
   }, () => { if (moved || hadNodes) emit(m); });
+}
+
+function noteResize(root, m, n, el, ev) {
+  ev.stopPropagation(); ev.preventDefault(); focus(root);
+  const start = { x: ev.clientX, w: n.w || NOTE_W };
+  let moved = false;
+  gesture(root, m, e => {
+    moved = true;
+    n.w = Math.round(Math.min(800, Math.max(80, start.w + (e.clientX - start.x) / m.zoom)));
+    el.style.width = n.w + "px";
+  }, () => { if (moved) emit(m); });
 }
 
 // Edit in place: a plain text area (its value is text, never markup). Ctrl+Enter or a click

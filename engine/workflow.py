@@ -139,6 +139,38 @@ class Workflow(BaseModel):
         return data
 
 
+PARTIAL_KEY = "run_to"  # metadata of a partial workflow: the nodes it was cut for
+
+
+def upstream_workflow(workflow: Workflow, targets: list[str]) -> Workflow:
+    """The part of ``workflow`` that ``targets`` need: those nodes, every node upstream of them and
+    the wires between these ("run up to here", as Airflow runs a task with its upstream and Dagster
+    materialises an asset's). Its metadata names the targets (``run_to``). A run of it computes
+    the targets; the result cache keeps every node's results, so a whole run later reuses them.
+    Raises WorkflowFileError naming an unknown target."""
+    known = set(workflow.node_ids())
+    if not targets:
+        raise WorkflowFileError("no node to run up to", hint="name one or more of the workflow's nodes")
+    for target in targets:
+        if target not in known:
+            raise WorkflowFileError(f"no node {target!r} in workflow {workflow.name!r}",
+                                    hint=f"its nodes are: {', '.join(sorted(known)[:20])}")
+    into: dict[str, list[str]] = {}
+    for edge in workflow.edges:
+        into.setdefault(edge.target, []).append(edge.source)
+    keep: set[str] = set()
+    stack = list(targets)
+    while stack:
+        node_id = stack.pop()
+        if node_id not in keep:
+            keep.add(node_id)
+            stack += into.get(node_id, [])
+    return workflow.model_copy(update={
+        "nodes": tuple(n for n in workflow.nodes if n.id in keep),
+        "edges": tuple(e for e in workflow.edges if e.source in keep and e.target in keep),
+        "metadata": {**workflow.metadata, PARTIAL_KEY: list(dict.fromkeys(targets))}})
+
+
 def _check_finite(value: Any, path: str = "") -> None:
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"{path or 'value'} is {value}; only finite numbers are allowed")

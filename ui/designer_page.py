@@ -11,6 +11,7 @@ import streamlit as st
 from engine.issues import Issue
 from engine.items import planned_items
 from engine.validation import validate
+from engine.workflow import upstream_workflow
 from ui import state
 from ui.canvas import canvas_value, draw_canvas, report_ack
 from ui.designer_files import export_buttons, import_panel, template_gallery, workflow_panel
@@ -138,6 +139,12 @@ def getting_started() -> None:
             "tab below the canvas.", icon=":material/lightbulb:")
 
 
+def partial_blocker(issues: list[Issue], nodes: set[str]) -> str | None:
+    """Why the nodes ``nodes`` cannot run on their own: errors on them, or on the whole workflow
+    (errors on the nodes after them do not stop a run up to here)."""
+    return run_blocker([i for i in issues if i.node is None or i.node in nodes])
+
+
 def _run_row(sess: DesignerSession, issues: list[Issue], run_id: str | None, run_status: str | None) -> None:
     blocker = run_blocker(issues)
     if blocker is None and not sess.workflow.nodes:
@@ -145,10 +152,19 @@ def _run_row(sess: DesignerSession, issues: list[Issue], run_id: str | None, run
     if blocker is None and not runs_available():
         blocker = "the run manager is not installed"
     busy = run_status in ACTIVE
-    cols = st.columns([1, 1.2, 3.5], vertical_alignment="center")
-    cols[1].selectbox("Speed", list(SPEEDS), format_func=SPEEDS.__getitem__, key="designer_time_scale",
+    cols = st.columns([1, 1.25, 1.2, 3.3], vertical_alignment="center")
+    cols[2].selectbox("Speed", list(SPEEDS), format_func=SPEEDS.__getitem__, key="designer_time_scale",
                               label_visibility="collapsed",
                               help="time scale of simulated waits: faster runs sim.task nodes sooner")
+    target = sess.selected[0] if len(sess.selected) == 1 and sess.workflow.node(sess.selected[0]) else None
+    if target is not None and not busy:
+        part = upstream_workflow(sess.workflow, [target])
+        reason = partial_blocker(issues, set(part.node_ids()))
+        cols[1].button("Run to here", key="designer_run_to", icon=":material/line_end_arrow:",
+                       disabled=reason is not None, on_click=start_run, args=(sess, "designer_time_scale", target),
+                       help=reason or f"Run {target} and the {len(part.nodes) - 1} node(s) it needs, not the rest "
+                                      f"({len(part.nodes)} of {len(sess.workflow.nodes)}); their results are cached "
+                                      "for the next whole run")
     if busy and run_id:  # the run started here is under way: it can be stopped from here
         cols[0].button("Cancel", key="designer_cancel", icon=":material/stop_circle:", on_click=cancel_run,
                        args=(sess, run_id), help="Stop this run; the nodes that finished stay done (and cached)")

@@ -13,7 +13,7 @@ from typing import Any
 import streamlit as st
 
 from engine.errors import ServiceGridError
-from engine.workflow import Workflow
+from engine.workflow import Workflow, upstream_workflow
 from ui import auth, state
 from ui.editor import DesignerSession
 from ui.monitor.outputs import render_outputs
@@ -46,8 +46,9 @@ def run_active() -> bool:
     return run_state()[1] in ACTIVE
 
 
-def start_run(sess: DesignerSession, scale_key: str) -> None:
-    """Submit the open workflow (widget callback); the run id goes to the session and the URL.
+def start_run(sess: DesignerSession, scale_key: str, to: str | None = None) -> None:
+    """Submit the open workflow (widget callback), or with ``to`` only that node and the nodes it
+    needs (``engine.workflow.upstream_workflow``); the run id goes to the session and the URL.
 
     ``scale_key`` names the widget holding the time scale (read at click time, not at draw time).
     """
@@ -55,13 +56,15 @@ def start_run(sess: DesignerSession, scale_key: str) -> None:
 
     time_scale = float(st.session_state.get(scale_key) or 1.0)
     try:
-        handle = auth.submit_for_user(get_run_manager(), sess.workflow, RunOptions(time_scale=time_scale))
+        workflow = upstream_workflow(sess.workflow, [to]) if to else sess.workflow
+        handle = auth.submit_for_user(get_run_manager(), workflow, RunOptions(time_scale=time_scale))
     except (ServiceGridError, ValueError) as exc:
         flash(f"The run could not start: {exc}", "error")
         return
     st.session_state[state.RUN_ID] = handle.run_id
     st.query_params[state.QP_RUN] = handle.run_id
-    sess.tell(f"run {handle.run_id} started")
+    part = f" (up to {to}: {len(workflow.nodes)} of {len(sess.workflow.nodes)} nodes)" if to else ""
+    sess.tell(f"run {handle.run_id} started{part}")
 
 
 def cancel_run(sess: DesignerSession, run_id: str) -> None:

@@ -18,7 +18,7 @@ from engine.policies import POLICIES
 from engine.resources import Capacity, parse_capacity
 from engine.runs import RunManager, RunOptions
 from engine.runstate import RunSnapshot
-from engine.workflow import Workflow, load_workflow
+from engine.workflow import Workflow, load_workflow, upstream_workflow
 
 _TERMINAL = {"NodeFinished", "NodeFailed", "NodeSkipped", "NodeCancelled"}
 
@@ -37,6 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-cache", action="store_true", help="recompute every node")
     p.add_argument("--no-fuse", action="store_true",
                    help="run chains of itemwise agents stage by stage instead of batch by batch (engine.fusion)")
+    p.add_argument("--to", metavar="NODE", action="append", default=[],
+                   help="run only this node and the nodes it needs (repeatable); the rest waits for a whole run")
     p.add_argument("--resume", metavar="RUN_ID", help="resume a stored run (finished nodes are not recomputed)")
     p.add_argument("--backend", default="local", choices=("local", "ray"),
                    help="where to run: local threads (default) or Ray (pip install 'servicegrid[ray]'; "
@@ -58,6 +60,15 @@ def run(args: argparse.Namespace) -> int:
         workflow = _workflow(args, store)
         if isinstance(workflow, int):
             return workflow
+        if args.to:
+            total = len(workflow.nodes)
+            try:
+                workflow = upstream_workflow(workflow, args.to)
+            except WorkflowFileError as exc:
+                print(f"servicegrid run: --to: {exc}\n  hint: {exc.hint}", file=sys.stderr)
+                return 2
+            if not args.json:
+                print(f"running up to {', '.join(args.to)}: {len(workflow.nodes)} of {total} nodes", file=sys.stderr)
         try:
             capacity = parse_capacity(args.capacity, base=workflow.capacity or Capacity()) if args.capacity else None
         except CapacityError as exc:

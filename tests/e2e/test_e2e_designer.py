@@ -486,3 +486,18 @@ def test_a_run_started_in_the_designer_can_be_cancelled_there(page, app_url):
     expect(page.get_by_text(re.compile(r"Run \w+: cancelled"))).to_be_visible(timeout=30000)
     expect(node(page, "preprocessing")).to_have_attribute("data-status", "cancelled")
     expect(page.get_by_role("button", name="Run", exact=True)).to_be_enabled()  # ready for the next
+
+
+def test_run_to_here_runs_the_selected_node_and_what_it_needs(page, app_url):
+    open_designer(page, app_url)
+    open_tab(page, "Templates")
+    page.get_by_role("button", name="Open nlp-sentiment").click()
+    expect(page.locator(".sg-node")).to_have_count(8)
+    click_node(page, "negative")
+    page.get_by_role("button", name="Run to here").click()
+    expect(node(page, "negative")).to_have_attribute("data-status", re.compile("done|cached"), timeout=60000)
+    expect(page.get_by_test_id("sg-toast").filter(has_text=re.compile(r"up to negative: 3 of 8 nodes"))).to_be_visible()
+    for nid in ("reviews", "sentiment"):
+        expect(node(page, nid)).to_have_attribute("data-status", re.compile("done|cached"))
+    for nid in ("embed", "negative_csv", "other_csv", "with_vectors", "all_csv"):  # not needed: not run
+        expect(node(page, nid)).not_to_have_attribute("data-status", re.compile(".+"))

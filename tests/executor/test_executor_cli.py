@@ -174,3 +174,28 @@ def test_runs_show_prints_what_each_node_logged(db: str, tmp_path: Path, capsys)
     assert main(["runs", "show", run_id, "--json"]) == 0
     logs = json.loads(capsys.readouterr().out)["logs"]
     assert any(line.startswith("accuracy against ground truth") for line in logs["credit"])
+
+
+def test_run_to_a_node_runs_only_what_it_needs_and_the_next_whole_run_reuses_it(db: str, tmp_path: Path,
+                                                                                 capsys) -> None:
+    path = tmp_path / "wf.json"
+    path.write_text(json.dumps(FAILING))  # bad fails, but ok needs only src
+    assert main(["run", str(path), "--to", "ok", "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert {n["id"]: n["status"] for n in first["nodes"]} == {"src": "done", "ok": "done"}
+    assert main(["run", str(path), "--json"]) == 1  # the whole workflow: bad fails as before
+    second = {n["id"]: n["status"] for n in json.loads(capsys.readouterr().out)["nodes"]}
+    assert second == {"src": "cached", "ok": "cached", "bad": "failed", "after_bad": "skipped"}
+    assert main(["run", str(path), "--to", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "--to: no node 'nope' in workflow 'failing branch'" in err and "hint: its nodes are: after_bad, bad" in err
+
+
+def test_upstream_workflow_keeps_a_node_its_ancestors_and_their_wires() -> None:
+    from engine.workflow import upstream_workflow, workflow_from_data
+
+    wf = workflow_from_data(FAILING)
+    part = upstream_workflow(wf, ["after_bad", "after_bad"])
+    assert part.node_ids() == ["src", "bad", "after_bad"] and part.metadata["run_to"] == ["after_bad"]
+    assert [(e.source, e.target) for e in part.edges] == [("src", "bad"), ("bad", "after_bad")]
+    assert upstream_workflow(wf, ["src", "ok"]).node_ids() == ["src", "ok"]

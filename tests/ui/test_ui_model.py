@@ -268,3 +268,19 @@ def test_pickers_offer_the_columns_and_classes_a_node_receives() -> None:
         {"id": "b", "agent": "flow.branch"}], "edges": [{"source": "t", "target": "m"}, {"source": "m", "target": "b"}]})
     assert received_choices(custom, "b", registry) == {}  # a custom model's output: unknown, the text box stays
     assert "income_k" in received_choices(custom, "m", registry)["columns"]
+
+
+def test_a_run_up_to_a_node_is_stopped_only_by_errors_on_what_it_runs() -> None:
+    from engine.validation import validate
+    from engine.workflow import upstream_workflow
+    from ui.designer_page import partial_blocker
+
+    wf = workflow_from_data({"schema_version": 1, "name": "half-done", "nodes": [
+        {"id": "src", "agent": "sim.task", "params": {"duration_s": 1}},
+        {"id": "mid", "agent": "sim.task", "params": {"duration_s": 1}},
+        {"id": "broken", "agent": "no.such.agent"}],
+        "edges": [{"source": "src", "target": "mid"}, {"source": "mid", "target": "broken"}]})
+    issues = validate(wf, default_registry())
+    assert run_blocker(issues) is not None  # the whole workflow cannot run
+    assert partial_blocker(issues, set(upstream_workflow(wf, ["mid"]).node_ids())) is None  # up to mid it can
+    assert "broken" in (partial_blocker(issues, set(upstream_workflow(wf, ["broken"]).node_ids())) or "")

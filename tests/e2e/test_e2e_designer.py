@@ -12,6 +12,7 @@ import pytest
 from tests.e2e.canvas_driver import (
     HeldPushes,
     box_of,
+    canvas_box,
     click_node,
     connect,
     drag_from_palette,
@@ -501,3 +502,36 @@ def test_run_to_here_runs_the_selected_node_and_what_it_needs(page, app_url):
         expect(node(page, nid)).to_have_attribute("data-status", re.compile("done|cached"))
     for nid in ("embed", "negative_csv", "other_csv", "with_vectors", "all_csv"):  # not needed: not run
         expect(node(page, nid)).not_to_have_attribute("data-status", re.compile(".+"))
+
+
+def test_quick_add_by_double_click_and_from_a_wire_dropped_on_the_canvas(page, app_url):
+    open_designer(page, app_url)
+    canvas = canvas_box(page)
+    page.mouse.dblclick(canvas["x"] + 150, canvas["y"] + 120)  # an empty canvas: add an agent there
+    search = page.get_by_test_id("sg-quick-search")
+    expect(search).to_be_focused()
+    search.fill("read te")
+    expect(page.get_by_test_id("sg-quick-item")).to_have_count(1)
+    search.press("Enter")
+    expect(page.locator('.sg-node[data-agent="e2e.read_text"]')).to_have_count(1)
+    expect(page.get_by_test_id("sg-quick")).to_have_count(0)
+    src = page.locator('.sg-node[data-agent="e2e.read_text"]').get_attribute("data-id")
+    dot = box_of(node(page, src).locator('.sg-port.out[data-port="text"] i'))
+    page.mouse.move(dot["x"] + 5, dot["y"] + 5)
+    page.mouse.down()
+    page.mouse.move(canvas["x"] + 480, canvas["y"] + 260, steps=6)
+    page.mouse.up()  # on empty canvas: only agents that read texts are offered
+    offered = page.get_by_test_id("sg-quick-item")
+    expect(offered.first).to_be_visible()
+    agents = set(offered.evaluate_all("els => els.map(e => e.dataset.agent)"))
+    assert "e2e.sentiment" in agents and "e2e.classify_image" not in agents and "e2e.load_images" not in agents
+    page.get_by_test_id("sg-quick-search").fill("sentiment")
+    page.locator('[data-testid="sg-quick-item"][data-agent="e2e.sentiment"]').click()
+    expect(page.locator('.sg-node[data-agent="e2e.sentiment"]')).to_have_count(1)
+    expect(page.locator("path.sg-edge")).to_have_count(1)  # and it came wired
+    dst = page.locator('.sg-node[data-agent="e2e.sentiment"]').get_attribute("data-id")
+    expect(page.locator("path.sg-edge")).to_have_attribute("data-id", re.compile(rf"^{src}\.text->{dst}\."))
+    page.mouse.dblclick(canvas["x"] + 60, canvas["y"] + canvas["height"] - 40)
+    page.get_by_test_id("sg-quick-search").press("Escape")  # Escape closes it, nothing added
+    expect(page.get_by_test_id("sg-quick")).to_have_count(0)
+    expect(page.locator(".sg-node")).to_have_count(2)

@@ -118,6 +118,7 @@ function build(host) {
   }, 250);
   const canvas = root.querySelector(".sg-canvas");
   canvas.addEventListener("pointerdown", ev => backgroundDown(root, m, ev));
+  canvas.addEventListener("dblclick", ev => { if (isBackground(ev.target)) quickAdd(root, m, ev.clientX, ev.clientY, null); });
   canvas.addEventListener("wheel", ev => {
     ev.preventDefault();
     const r = canvas.getBoundingClientRect();
@@ -487,9 +488,13 @@ function nodeDown(root, m, n, ev) {
   });
 }
 
+function isBackground(t) {
+  return t.classList.contains("sg-canvas") || t.classList.contains("sg-edges") || t.classList.contains("sg-empty") ||
+    t.classList.contains("sg-world");
+}
+
 function backgroundDown(root, m, ev) {
-  const t = ev.target;
-  if (!(t.classList.contains("sg-canvas") || t.classList.contains("sg-edges") || t.classList.contains("sg-empty") || t.classList.contains("sg-world"))) return;
+  if (!isBackground(ev.target)) return;
   focus(root);
   const canvas = root.querySelector(".sg-canvas"), r = canvas.getBoundingClientRect();
   const s = { x: ev.clientX, y: ev.clientY, px: m.pan.x, py: m.pan.y };
@@ -523,8 +528,12 @@ function connectDrag(root, m, n, port, ev) {
   const tmp = svgPath(root, "sg-tmp"), a = portXY(m, n.id, port.name, "out");
   gesture(root, m, e => tmp.setAttribute("d", curve(a, toWorld(root, m, e.clientX, e.clientY))), e => {
     tmp.remove();
-    const hit = root.getRootNode().elementFromPoint(e.clientX, e.clientY)?.closest?.(".sg-port.in");
-    if (!hit) return;
+    const under = root.getRootNode().elementFromPoint(e.clientX, e.clientY);
+    const hit = under?.closest?.(".sg-port.in");
+    if (!hit) {                                       // dropped on empty canvas: offer the agents that read it
+      if (under && root.contains(under) && isBackground(under)) quickAdd(root, m, e.clientX, e.clientY, { node: n.id, port });
+      return;
+    }
     const dst = hit.closest(".sg-node").dataset.id, dport = hit.dataset.port;
     const target = spec(m, m.nodes[dst]).inputs.find(p => p.name === dport);
     const reason = refusal(m, n.id, port, dst, target);
@@ -541,13 +550,20 @@ function connectDrag(root, m, n, port, ev) {
   });
 }
 
-function refusal(m, src, port, dst, target) {
-  if (!target) return "unknown input port";
-  if (dst === src) return `refused: ${src} cannot feed itself`;
+// Whether an output port's kind can feed an input port at all ("" when it can).
+function kindRefusal(src, port, dst, target) {
   if (!(port.kind === target.kind || port.kind === "any" || target.kind === "any"))
     return `${port.kind} → ${target.kind}: incompatible kinds (${src}.${port.name} → ${dst}.${target.name})`;
   if (target.kind === "any" && target.accepts && port.kind !== "any" && !target.accepts.includes(port.kind))
     return `${port.kind} → ${dst}.${target.name}: it reads ${target.accepts.join(", ")}, not ${port.kind}`;
+  return "";
+}
+
+function refusal(m, src, port, dst, target) {
+  if (!target) return "unknown input port";
+  if (dst === src) return `refused: ${src} cannot feed itself`;
+  const kinds = kindRefusal(src, port, dst, target);
+  if (kinds) return kinds;
   if (m.edges.some(e => e.src === src && e.srcPort === port.name && e.dst === dst && e.dstPort === target.name))
     return `${src}.${port.name} → ${dst}.${target.name} is already connected`;
   if (reaches(m, dst, src)) return `refused: ${src} → ${dst} would create a cycle`;
@@ -561,6 +577,87 @@ function reaches(m, from, to) {
     for (const e of m.edges) if (e.src === v) stack.push(e.dst);
   }
   return false;
+}
+
+// -- quick add: a searchable list of agents at a point (double-click the background, or drop a
+// wire there: then only the agents with an input that reads it, and the new node comes wired) --
+
+function quickAdd(root, m, clientX, clientY, from) {
+  closeQuick(root, m);
+  const canvas = root.querySelector(".sg-canvas"), r = canvas.getBoundingClientRect();
+  const at = toWorld(root, m, clientX, clientY);
+  const agents = Object.values(m.palette).filter(a => !from || a.inputs.some(p => !kindRefusal(from.node, from.port, a.name, p)));
+  if (!agents.length) { toast(root, `no agent reads ${from.port.kind}`, "info"); return; }
+  const box = document.createElement("div");
+  box.className = "sg-quick"; box.dataset.testid = "sg-quick";
+  box.style.left = Math.max(0, Math.min(clientX - r.left, r.width - 270)) + "px";
+  box.style.top = Math.max(0, Math.min(clientY - r.top, r.height - 250)) + "px";
+  const input = document.createElement("input");
+  input.type = "search"; input.className = "sg-quick-search"; input.dataset.testid = "sg-quick-search";
+  input.placeholder = from ? `Agents that read ${from.port.kind}` : "Add an agent here";
+  input.setAttribute("aria-label", input.placeholder);
+  const list = document.createElement("div"); list.className = "sg-quick-list"; list.setAttribute("role", "listbox");
+  box.append(input, list); canvas.appendChild(box);
+  m.gestures++; m.quickBox = box;                   // a push from Python waits until it closes
+  let shown = [], active = 0;
+  const pick = a => { closeQuick(root, m); place(root, m, a, at, from); };
+  const draw = () => {
+    const q = input.value.trim().toLowerCase();
+    shown = agents.filter(a => !q || `${a.name} ${a.label} ${a.category}`.toLowerCase().includes(q)).slice(0, 60);
+    active = Math.min(active, Math.max(0, shown.length - 1));
+    list.textContent = "";
+    shown.forEach((a, i) => {
+      const it = document.createElement("div");
+      it.className = "sg-quick-item" + (i === active ? " active" : ""); it.dataset.agent = a.name;
+      it.dataset.testid = "sg-quick-item"; it.setAttribute("role", "option"); it.title = a.description || a.name;
+      it.style.borderLeftColor = a.color || "#94a3b8";
+      const name = document.createElement("span"); name.textContent = a.label || a.name;
+      const cat = document.createElement("small"); cat.textContent = a.category;
+      it.append(name, cat);
+      it.addEventListener("pointerdown", ev => { ev.preventDefault(); ev.stopPropagation(); pick(a); });
+      list.appendChild(it);
+    });
+    if (!shown.length) {
+      const none = document.createElement("div"); none.className = "sg-quick-none"; none.textContent = "no agent matches";
+      list.appendChild(none);
+    }
+    list.children[active]?.scrollIntoView?.({ block: "nearest" });
+  };
+  input.addEventListener("input", () => { active = 0; draw(); });
+  input.addEventListener("keydown", ev => {
+    ev.stopPropagation();
+    if (ev.key === "Escape") { ev.preventDefault(); closeQuick(root, m); focus(root); }
+    else if (ev.key === "ArrowDown") { ev.preventDefault(); active = Math.min(active + 1, shown.length - 1); draw(); }
+    else if (ev.key === "ArrowUp") { ev.preventDefault(); active = Math.max(active - 1, 0); draw(); }
+    else if (ev.key === "Enter" && shown[active]) { ev.preventDefault(); pick(shown[active]); }
+  });
+  input.addEventListener("blur", () => { if (m.quickBox === box) closeQuick(root, m); });
+  box.addEventListener("pointerdown", ev => { ev.stopPropagation(); if (ev.target !== input) ev.preventDefault(); });
+  box.addEventListener("dblclick", ev => ev.stopPropagation());
+  draw(); input.focus();
+}
+
+function closeQuick(root, m) {
+  const box = m.quickBox;
+  if (!box) return;
+  m.quickBox = null; m.gestures--;                   // first: removing the focused search fires its blur
+  box.remove();
+  adoptPending(root, m);
+}
+
+// A picked agent becomes a node at the point; from a dropped wire, wired into its first input that takes it.
+function place(root, m, agent, at, from) {
+  const id = freshId(m, agent.name);
+  m.nodes[id] = { id, agent: agent.name, label: agent.label || agent.name,
+    x: Math.round(from ? at.x : at.x - NODE_W / 2), y: Math.round(at.y - HEAD_H / 2) };
+  if (from && m.nodes[from.node]) {
+    const target = agent.inputs.find(p => !refusal(m, from.node, from.port, id, p));
+    if (target) m.edges.push({ id: `${from.node}.${from.port.name}->${id}.${target.name}`, src: from.node,
+      srcPort: from.port.name, dst: id, dstPort: target.name });
+  }
+  renderAll(root, m);
+  setSelection(root, m, [id], []);
+  emit(m);
 }
 
 function deleteSelection(root, m) {

@@ -535,3 +535,21 @@ def test_quick_add_by_double_click_and_from_a_wire_dropped_on_the_canvas(page, a
     page.get_by_test_id("sg-quick-search").press("Escape")  # Escape closes it, nothing added
     expect(page.get_by_test_id("sg-quick")).to_have_count(0)
     expect(page.locator(".sg-node")).to_have_count(2)
+
+
+def test_arrow_keys_nudge_the_selection(page, app_url, tmp_path: Path):
+    open_designer(page, app_url)
+    open_tab(page, "Templates")
+    page.get_by_role("button", name="Open two-stage").click()
+    expect(page.locator(".sg-node")).to_have_count(2)
+    click_node(page, "pre")
+    for key in ("ArrowRight", "ArrowRight", "ArrowRight", "Shift+ArrowDown"):
+        page.keyboard.press(key)
+    page.wait_for_timeout(1500)  # one report once the keys rest
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Export JSON").click()
+    path = tmp_path / "nudged.json"
+    info.value.save_as(path)
+    nodes = {n["id"]: n.get("position", {}) for n in json.loads(path.read_text())["nodes"]}
+    assert (nodes["pre"].get("x", 0), nodes["pre"].get("y", 0)) == (30, 50)  # 3 x 10 right, 50 down
+    assert nodes["cls"].get("y", 0) == 0  # not selected: not moved

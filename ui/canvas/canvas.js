@@ -166,6 +166,23 @@ function keyDown(root, m, ev) {
   else if (ctrl && key === "a") { ev.preventDefault(); setSelection(root, m, Object.keys(m.nodes), []); emit(m); }
   else if (!ctrl && key === "f") fitView(root, m);
   else if (!ctrl && key === "n") { ev.preventDefault(); addNote(root, m); }
+  else if (!ctrl && ev.key.startsWith("Arrow") && (m.selNodes.size || m.selNotes.size)) { ev.preventDefault(); nudge(root, m, ev); }
+}
+
+// Arrow keys move the selection 10 px (Shift: 50); one report once the keys rest.
+function nudge(root, m, ev) {
+  const step = ev.shiftKey ? 50 : 10;
+  const dx = { ArrowLeft: -step, ArrowRight: step }[ev.key] || 0, dy = { ArrowUp: -step, ArrowDown: step }[ev.key] || 0;
+  const moved = [...[...m.selNodes].map(id => m.nodes[id]), ...[...m.selNotes].map(id => m.notes[id])].filter(Boolean);
+  for (const k of moved) { k.x += dx; k.y += dy; }
+  for (const el of root.querySelectorAll(".sg-node.selected, .sg-note.selected")) {
+    const k = (el.classList.contains("sg-note") ? m.notes : m.nodes)[el.dataset.id];
+    if (k) { el.style.left = k.x + "px"; el.style.top = k.y + "px"; }
+  }
+  drawEdges(root, m, m.selNodes);
+  if (!m.nudging) m.gestures++;                      // a push from Python waits until the keys rest
+  clearTimeout(m.nudging);
+  m.nudging = setTimeout(() => { m.nudging = 0; m.gestures--; emit(m); adoptPending(root, m); }, 400);
 }
 
 // -- palette ---------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -75,15 +75,21 @@ NOTE_MAX_CHARS = 4000  # a note's text
 MAX_NOTES = 200  # notes on one canvas
 
 
+NOTE_COLORS = ("yellow", "blue", "green", "pink", "grey")
+
+
 class NoteSpec(BaseModel):
-    """A sticky note on the canvas, for people reading the workflow (a lab's instructions, why a
-    node is there). It never runs: validation, plans and runs ignore notes."""
+    """A note on the canvas, for people reading the workflow (a lab's instructions, why a node is
+    there); drawn large, behind the nodes, it frames a part of the graph (KNIME's annotations).
+    It never runs: validation, plans and runs ignore notes."""
 
     model_config = _MODEL
     id: str = Field(..., pattern=_ID_PATTERN, description="unique note id")
     text: str = Field("", max_length=NOTE_MAX_CHARS, description="plain text (never rendered as HTML)")
     position: Position = Field(default_factory=Position)
-    width: float = Field(220.0, ge=80.0, le=800.0, description="pixels in canvas space")
+    width: float = Field(220.0, ge=80.0, le=2000.0, description="pixels in canvas space")
+    height: float | None = Field(None, ge=40.0, le=2000.0, description="pixels; none: as tall as its text")
+    color: Literal["yellow", "blue", "green", "pink", "grey"] = "yellow"
 
 
 class Workflow(BaseModel):
@@ -131,7 +137,7 @@ class Workflow(BaseModel):
         data["nodes"] = [n.model_dump(mode="json", exclude_defaults=True) for n in self.nodes]
         data["edges"] = [e.model_dump(mode="json", exclude_defaults=True) for e in self.edges]
         if self.notes:
-            data["notes"] = [n.model_dump(mode="json") for n in self.notes]
+            data["notes"] = [n.model_dump(mode="json", exclude_none=True) for n in self.notes]
         if self.capacity is not None:
             data["capacity"] = self.capacity.model_dump(mode="json", exclude_defaults=True)
         if self.metadata:

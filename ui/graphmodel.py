@@ -16,7 +16,16 @@ from engine.items import PlannedItems, planned_items
 from engine.kinds import DataKind
 from engine.registry import Registry
 from engine.spec import AgentSpec
-from engine.workflow import MAX_NOTES, NOTE_MAX_CHARS, EdgeSpec, NodeSpec, NoteSpec, Position, Workflow
+from engine.workflow import (
+    MAX_NOTES,
+    NOTE_COLORS,
+    NOTE_MAX_CHARS,
+    EdgeSpec,
+    NodeSpec,
+    NoteSpec,
+    Position,
+    Workflow,
+)
 
 KIND_COLORS: dict[str, str] = {
     DataKind.IMAGE_BATCH.value: "#7c3aed",
@@ -106,7 +115,8 @@ def canvas_graph(workflow: Workflow, registry: Registry, selected: list[str] | N
         image = flows.images(edge.source).emitted if port is not None and port.kind == DataKind.IMAGE_BATCH else None
         edges.append({"id": edge_id(edge.source, sp, edge.target, tp), "src": edge.source, "srcPort": sp,
                       "dst": edge.target, "dstPort": tp, "label": items_label(flows.on_port(edge.source, sp), image)})
-    notes = [{"id": n.id, "text": n.text, "x": n.position.x, "y": n.position.y, "w": n.width} for n in workflow.notes]
+    notes = [{"id": n.id, "text": n.text, "x": n.position.x, "y": n.position.y, "w": n.width, "h": n.height,
+              "color": n.color} for n in workflow.notes]
     return {"nodes": nodes, "edges": edges, "notes": notes, "selected": list(selected or [])}
 
 
@@ -134,9 +144,13 @@ def workflow_from_canvas(workflow: Workflow, graph: dict[str, Any]) -> Workflow:
 
 
 def note_from_canvas(item: dict[str, Any]) -> NoteSpec:
-    """A note the canvas reported: its text cut to the longest a note keeps, its width in range."""
-    width = min(800.0, max(80.0, float(item.get("w") or 220.0)))
+    """A note the canvas reported: its text cut to the longest a note keeps, its size in range, an
+    unknown colour yellow."""
+    width = min(2000.0, max(80.0, float(item.get("w") or 220.0)))
+    height = min(2000.0, max(40.0, float(item["h"]))) if item.get("h") else None
+    color = item.get("color") if item.get("color") in NOTE_COLORS else "yellow"
     return NoteSpec(id=str(item["id"]), text=str(item.get("text") or "")[:NOTE_MAX_CHARS], width=width,
+                    height=height, color=color,
                     position=Position(x=float(item.get("x", 0)), y=float(item.get("y", 0))))
 
 

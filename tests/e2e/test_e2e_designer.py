@@ -389,6 +389,14 @@ def test_notes_on_the_canvas_are_written_moved_exported_and_deleted(page, app_ur
     page.mouse.move(grip["x"] + 85, grip["y"] + 5, steps=4)
     page.mouse.up()
     assert box_of(note)["width"] > after["width"] + 40  # wider
+    grip = box_of(note.get_by_test_id("sg-note-grip"))
+    page.mouse.move(grip["x"] + 5, grip["y"] + 5)
+    page.mouse.down()
+    page.mouse.move(grip["x"] + 5, grip["y"] + 125, steps=4)
+    page.mouse.up()
+    expect(note).to_have_class(re.compile(r"\bsized\b"))  # taller than its text: a frame
+    note.get_by_test_id("sg-note-color").click()
+    expect(note).to_have_class(re.compile(r"\bc-blue\b"))
     page.wait_for_timeout(1500)  # the report reaches Python
 
     with page.expect_download() as info:
@@ -398,6 +406,7 @@ def test_notes_on_the_canvas_are_written_moved_exported_and_deleted(page, app_ur
     data = json.loads(exported.read_text())
     (saved,) = data["notes"]
     assert saved["text"] == text and saved["id"] == "note_1" and saved["width"] > 260
+    assert saved["color"] == "blue" and saved["height"] > 100
     assert saved["position"]["y"] > min(n["position"].get("y", 0) for n in data["nodes"]) + 90  # clear of the nodes
     assert [n["id"] for n in data["nodes"]] == ["pre", "cls"]  # a note is not a node
 

@@ -179,9 +179,11 @@ def test_notes_added_edited_moved_and_deleted_on_the_canvas_reach_the_workflow()
     assert (note.id, note.text, note.position, note.width) == ("note_1", "Lab 1: <b>run</b> me", Position(x=10, y=-80), 260)
     assert json.loads(dump_workflow(sess.workflow))["notes"][0]["text"] == "Lab 1: <b>run</b> me"  # saved as it is
     edited = drawn(sess)
-    edited["notes"] = [{**edited["notes"][0], "text": "edited", "x": 50}]
-    assert sess.accept(edited) is Accepted.CHANGED
-    assert sess.workflow.notes[0].text == "edited" and sess.workflow.notes[0].position.x == 50
+    edited["notes"] = [{**edited["notes"][0], "text": "edited", "x": 50, "h": 600, "color": "blue"}]
+    assert sess.accept(edited) is Accepted.CHANGED  # resized into a frame, and coloured
+    note = sess.workflow.notes[0]
+    assert (note.text, note.position.x, note.height, note.color) == ("edited", 50, 600, "blue")
+    assert canvas_graph(sess.workflow, default_registry())["notes"][0]["h"] == 600
     assert sess.undo() and sess.workflow.notes[0].text == "Lab 1: <b>run</b> me"  # a note edit is undone like any
     assert sess.accept({**drawn(sess), "notes": []}) is Accepted.CHANGED
     assert sess.workflow.notes == ()
@@ -204,10 +206,11 @@ def test_a_note_change_made_on_an_older_revision_is_replayed_onto_python_s_newer
 def test_notes_from_the_browser_are_bounded_and_unique() -> None:
     sess = session()
     long = "x" * (NOTE_MAX_CHARS + 50)
-    sess.accept(with_notes(drawn(sess), {"id": "n", "text": long, "x": 0, "y": 0, "w": 5000},
+    sess.accept(with_notes(drawn(sess), {"id": "n", "text": long, "x": 0, "y": 0, "w": 5000, "h": 10,
+                                         "color": "<script>"},
                            {"id": "n", "text": "same id", "x": 0, "y": 0}))
     (note,) = sess.workflow.notes
-    assert len(note.text) == NOTE_MAX_CHARS and note.width == 800
+    assert len(note.text) == NOTE_MAX_CHARS and (note.width, note.height, note.color) == (2000, 40, "yellow")
     without = {k: v for k, v in drawn(sess).items() if k != "notes"}  # a report that does not speak of notes
     sess.accept(move(without, "a", 999, 999))
     assert sess.workflow.notes == (note,)

@@ -9,6 +9,7 @@
 let live = null;  // the canvas root drawn last (a remount replaces it; gestures begun on the old one finish here)
 const NODE_W = 180, HEAD_H = 26, SUB_H = 16, PORT_H = 18, PAD_B = 8;
 const NOTE_W = 220, NOTE_CHARS = 4000, NOTES_MAX = 200;  // engine.workflow.NoteSpec / MAX_NOTES
+const NOTE_COLORS = ["yellow", "blue", "green", "pink", "grey"], NOTE_MAX = 2000;
 
 export default function (component) {
   const { data, parentElement, setStateValue, setTriggerValue } = component;
@@ -276,16 +277,27 @@ function renderAll(root, m) {
 
 function noteEl(root, m, n) {
   const el = document.createElement("div");
-  el.className = "sg-note"; el.dataset.id = n.id; el.dataset.testid = "sg-note";
+  el.className = `sg-note c-${NOTE_COLORS.includes(n.color) ? n.color : "yellow"}`;
+  el.dataset.id = n.id; el.dataset.testid = "sg-note";
   el.style.left = n.x + "px"; el.style.top = n.y + "px"; el.style.width = (n.w || NOTE_W) + "px";
+  if (n.h) { el.style.height = n.h + "px"; el.classList.add("sized"); }
   if (m.selNotes.has(n.id)) el.classList.add("selected");
   const text = document.createElement("div"); text.className = "sg-note-text";
   text.textContent = n.text || ""; text.dataset.placeholder = "Double-click to write";
   const grip = document.createElement("div"); grip.className = "sg-note-grip"; grip.dataset.testid = "sg-note-grip";
   grip.title = "Drag to make the note wider or narrower";
   grip.addEventListener("pointerdown", ev => noteResize(root, m, n, el, ev));
-  el.append(text, grip);
-  el.title = "Note: drag to move, double-click to edit, Del to delete";
+  const dot = document.createElement("button"); dot.className = "sg-note-color"; dot.dataset.testid = "sg-note-color";
+  dot.type = "button"; dot.title = "Change the note's colour"; dot.setAttribute("aria-label", "Change the note's colour");
+  dot.addEventListener("pointerdown", ev => ev.stopPropagation());
+  dot.addEventListener("click", ev => {
+    ev.stopPropagation();
+    const next = NOTE_COLORS[(NOTE_COLORS.indexOf(n.color || "yellow") + 1) % NOTE_COLORS.length];
+    el.classList.remove(`c-${n.color || "yellow"}`); n.color = next; el.classList.add(`c-${next}`);
+    emit(m);
+  });
+  el.append(text, dot, grip);
+  el.title = "Note: drag to move, double-click to edit, drag the corner to resize (large, it frames nodes), Del to delete";
   el.addEventListener("pointerdown", ev => noteDown(root, m, n, el, ev));
   el.addEventListener("dblclick", ev => { ev.stopPropagation(); editNote(root, m, n, el); });
   return el;
@@ -328,14 +340,20 @@ function noteDown(root, m, n, el, ev) {
   }, () => { if (moved || hadNodes) emit(m); });
 }
 
+// The corner sets the width and, once dragged down or up, the height (a note that frames nodes).
 function noteResize(root, m, n, el, ev) {
   ev.stopPropagation(); ev.preventDefault(); focus(root);
-  const start = { x: ev.clientX, w: n.w || NOTE_W };
+  const start = { x: ev.clientX, y: ev.clientY, w: n.w || NOTE_W, h: n.h || el.offsetHeight };
   let moved = false;
   gesture(root, m, e => {
     moved = true;
-    n.w = Math.round(Math.min(800, Math.max(80, start.w + (e.clientX - start.x) / m.zoom)));
+    n.w = Math.round(Math.min(NOTE_MAX, Math.max(80, start.w + (e.clientX - start.x) / m.zoom)));
     el.style.width = n.w + "px";
+    const dy = (e.clientY - start.y) / m.zoom;
+    if (n.h || Math.abs(dy) > 4) {
+      n.h = Math.round(Math.min(NOTE_MAX, Math.max(40, start.h + dy)));
+      el.style.height = n.h + "px"; el.classList.add("sized");
+    }
   }, () => { if (moved) emit(m); });
 }
 
@@ -708,11 +726,11 @@ function zoomAt(root, m, k, cx, cy) {
 }
 function fitView(root, m) {
   const ns = [...Object.values(m.nodes).map(n => ({ x: n.x, y: n.y, w: NODE_W })),
-    ...Object.values(m.notes).map(n => ({ x: n.x, y: n.y, w: n.w || NOTE_W }))];
+    ...Object.values(m.notes).map(n => ({ x: n.x, y: n.y, w: n.w || NOTE_W, h: n.h || 90 }))];
   const r = root.querySelector(".sg-canvas").getBoundingClientRect();
   if (!ns.length || !r.width) { m.pan = { x: 20, y: 20 }; m.zoom = 1; transform(root, m); return; }
   const x0 = Math.min(...ns.map(n => n.x)), y0 = Math.min(...ns.map(n => n.y));
-  const x1 = Math.max(...ns.map(n => n.x + n.w)), y1 = Math.max(...ns.map(n => n.y + 90));
+  const x1 = Math.max(...ns.map(n => n.x + n.w)), y1 = Math.max(...ns.map(n => n.y + (n.h || 90)));
   const z = Math.min(1.2, Math.max(0.15, Math.min((r.width - 40) / (x1 - x0), (r.height - 40) / (y1 - y0))));
   m.zoom = z; m.pan = { x: (r.width - (x1 - x0) * z) / 2 - x0 * z, y: (r.height - (y1 - y0) * z) / 2 - y0 * z };
   transform(root, m);
@@ -757,7 +775,7 @@ function emit(m) {
     rev: m.rev, selected: [...m.selNodes], selectedEdges: [...m.selEdges],
     nodes: Object.values(m.nodes).map(({ id, agent, label, x, y }) => ({ id, agent, label, x, y })),
     edges: m.edges.map(({ id, src, srcPort, dst, dstPort }) => ({ id, src, srcPort, dst, dstPort })),
-    notes: Object.values(m.notes).map(({ id, text, x, y, w }) => ({ id, text, x, y, w })),
+    notes: Object.values(m.notes).map(({ id, text, x, y, w, h, color }) => ({ id, text, x, y, w, h: h || null, color: color || "yellow" })),
   };
   saveOutbox({ sid: m.sid, seq: m.seq, doc: m.doc, time: Date.now(), report });
   m.api.setStateValue("graph", report);

@@ -130,7 +130,7 @@ def test_history_replays_and_compares_two_runs(app):
     at = poll(at, lambda a: "succeeded" in progress_text(a))
     at.button(key="monitor.new").click().run()
     at.selectbox(key="launch.source").select("Template: two-stage").run()
-    at.number_input(key="launch.scale").set_value(0.002).run()
+    at.number_input(key="launch.scale").set_value(0.001).run()  # the one thing changed
     at.button(key="launch.start").click().run()
     second = at.session_state["run_id"]
     assert second != first
@@ -143,6 +143,9 @@ def test_history_replays_and_compares_two_runs(app):
                                                    if o.startswith(first))).run()
     durations = chart_rows(at, "durations")
     assert {r["run"] for r in durations} == {f"A: {second}", f"B: {first}"}
+    changed = next(e for e in at.expander if e.label.startswith("What changed"))
+    assert changed.label == f"What changed from {first} to {second} (1)"  # older first
+    assert any("run option time scale: 0.002 -> 0.001" in m.value.replace("\\", "") for m in at.markdown)
     assert {r["node"] for r in durations} == {"pre", "cls"}
 
     at.session_state["history.tab"] = "View"

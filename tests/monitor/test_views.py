@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import re
@@ -189,3 +190,24 @@ def test_planned_vs_measured_words_put_memory_beyond_its_reservation_first_and_s
     spec = charts.fit_spec(view)
     assert spec["datasets"]["fit"] == [{**r, "rank": i // 2} for i, r in enumerate(frames.fit_rows(view))]
     assert spec["spec"]["width"] == charts.FIT_WIDTH // 2  # two measures: time and memory
+
+
+def test_what_changed_between_two_runs_names_options_capacity_nodes_settings_and_wires():
+    base = view_from_snapshot(fake_snapshot(nodes=2, samples=4, status="succeeded"))
+    a = dataclasses.replace(base, workflow={"nodes": [{"id": "src", "agent": "text.source", "params": {"n": 90, "seed": 1}, "label": "old"},
+                            {"id": "score", "agent": "text.sentiment", "resources": {"memory_mb": 64}},
+                            {"id": "gone", "agent": "flow.limit"}],
+                  "edges": [{"source": "src", "target": "score"}, {"source": "src", "target": "gone"}]})
+    b = dataclasses.replace(base, options={**base.options, "policy": "fifo", "time_scale": 0.01}, workflow={"nodes": [{"id": "src", "agent": "text.source", "params": {"n": 12, "seed": 1}, "label": "new",
+                             "position": {"x": 99}},
+                            {"id": "score", "agent": "text.sentiment", "lifecycle": {"retries": 2}},
+                            {"id": "sink", "agent": "flow.sink_csv"}],
+                  "edges": [{"source": "src", "target": "score"}, {"source": "score", "target": "sink"}],
+                  "capacity": {"memory_mb": 2048}, "notes": [{"id": "n", "text": "ignored"}]})
+    assert compare.workflow_changes(a, b) == [
+        "run option policy: 'critical_path' -> 'fifo'", "run option time scale: 1.0 -> 0.01",
+        'capacity: \'the machine\' -> {"memory_mb": 2048}',
+        "node removed: gone (flow.limit)", "node added: sink (flow.sink_csv)",
+        "src: n 90 -> 12", "score: resources.memory_mb 64 -> (default)", "score: lifecycle.retries (default) -> 2",
+        "wire removed: src -> gone", "wire added: score -> sink"]
+    assert compare.workflow_changes(a, a) == []  # labels, positions and notes do not count

@@ -1,7 +1,9 @@
-"""Two runs side by side: per-node durations and statuses, totals, and output summaries."""
+"""Two runs side by side: what changed between them (workflow and run options), per-node durations
+and statuses, totals, and output summaries."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ui.monitor.frames import mean_utilisation
@@ -56,3 +58,64 @@ def totals(view: RunView) -> dict[str, Any]:
             "cached": sum(1 for n in view.nodes.values() if n.get("cached") or n["status"] == "cached"),
             "cpu_s": round(cpu, 3), "peak_rss_mb": max((float(s["rss_mb"] or 0) for s in view.samples), default=None),
             "mean_reserved": ", ".join(f"{k} {v:g} %" for k, v in mean_utilisation(view).items())}
+
+
+CHANGE_LIMIT = 40  # lines; a longer difference ends with how many more there are
+OPTION_NAMES = {"policy": "policy", "time_scale": "time scale", "use_cache": "cache", "fuse": "fusion",
+                "backend": "backend", "fail_fast": "fail fast"}
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value, sort_keys=True, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _settings(node: dict[str, Any]) -> dict[str, Any]:
+    """A node's settings as flat names: ``n``, ``resources.memory_mb``, ``lifecycle.retries``..."""
+    flat = {str(k): v for k, v in (node.get("params") or {}).items()}
+    for section in ("resources", "lifecycle"):
+        flat.update({f"{section}.{k}": v for k, v in (node.get(section) or {}).items()})
+    return flat
+
+
+def workflow_changes(a: RunView, b: RunView) -> list[str]:
+    """What differs from run A to run B, in words: the run options (policy, time scale, cache...),
+    the capacity, nodes added or removed or given another agent, each changed parameter or
+    override (``reviews: n 90 -> 12``), and wires added or removed. Positions, labels and notes
+    are left out: they do not change what runs."""
+    lines: list[str] = []
+    for key, name in OPTION_NAMES.items():
+        va, vb = a.options.get(key), b.options.get(key)
+        if va != vb and not (va is None or vb is None):
+            lines.append(f"run option {name}: {_short(va)} -> {_short(vb)}")
+    ca, cb = (a.workflow or {}).get("capacity"), (b.workflow or {}).get("capacity")
+    if (ca or None) != (cb or None):
+        lines.append(f"capacity: {_short(ca or 'the machine')} -> {_short(cb or 'the machine')}")
+    na = {str(n.get("id")): n for n in (a.workflow or {}).get("nodes", []) if isinstance(n, dict)}
+    nb = {str(n.get("id")): n for n in (b.workflow or {}).get("nodes", []) if isinstance(n, dict)}
+    lines += [f"node removed: {nid} ({na[nid].get('agent', '?')})" for nid in na if nid not in nb]
+    lines += [f"node added: {nid} ({nb[nid].get('agent', '?')})" for nid in nb if nid not in na]
+    for nid in [n for n in na if n in nb]:
+        if na[nid].get("agent") != nb[nid].get("agent"):
+            lines.append(f"{nid}: agent {na[nid].get('agent')} -> {nb[nid].get('agent')}")
+            continue
+        sa, sb = _settings(na[nid]), _settings(nb[nid])
+        for name in list(dict.fromkeys([*sa, *sb])):
+            if sa.get(name) != sb.get(name):
+                before = _short(sa[name]) if name in sa else "(default)"
+                after = _short(sb[name]) if name in sb else "(default)"
+                lines.append(f"{nid}: {name} {before} -> {after}")
+
+    def wires(view: RunView) -> set[tuple[str, str, str, str]]:
+        return {(str(e.get("source")), str(e.get("source_port") or ""), str(e.get("target")),
+                 str(e.get("target_port") or "")) for e in (view.workflow or {}).get("edges", []) if isinstance(e, dict)}
+
+    def wire(w: tuple[str, str, str, str]) -> str:
+        return f"{w[0]}{'.' + w[1] if w[1] else ''} -> {w[2]}{'.' + w[3] if w[3] else ''}"
+
+    wa, wb = wires(a), wires(b)
+    lines += [f"wire removed: {wire(w)}" for w in sorted(wa - wb)]
+    lines += [f"wire added: {wire(w)}" for w in sorted(wb - wa)]
+    if len(lines) > CHANGE_LIMIT:
+        lines = [*lines[:CHANGE_LIMIT], f"… and {len(lines) - CHANGE_LIMIT} more differences"]
+    return lines

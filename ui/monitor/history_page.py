@@ -181,6 +181,13 @@ def _compare(store: Any, view: RunView, runs: list[Any]) -> None:
         st.warning("That run is gone from the database.")
         return
     other = loaded[1]
+    first, second = (other, view) if other.t0 <= view.t0 else (view, other)  # older first
+    changes = compare.workflow_changes(first, second)
+    with st.expander(f"What changed from {first.run_id} to {second.run_id} ({len(changes)})", expanded=bool(changes)):
+        if changes:
+            st.markdown("\n".join(f"- {escape_md(line)}" for line in changes))
+        else:
+            st.caption("The same workflow and run options (positions, labels and notes aside).")
     st.dataframe([compare.totals(view), compare.totals(other)], hide_index=True, width="stretch",
                  key="history.cmp.totals", column_config=TOTALS_COLUMNS, placeholder=MISSING)
     st.dataframe(compare.node_rows(view, other), hide_index=True, width="stretch", key="history.cmp.nodes",

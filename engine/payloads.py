@@ -40,6 +40,26 @@ def count_items(payload: Any, kind: DataKind) -> int:
                             f"(or one of {sorted(ITEM_FIELDS.get(kind, ()))}); see engine/agents/runtime.py")
 
 
+def rows_of(payload: Any, kind: DataKind) -> int | None:
+    """How many items an output of any kind holds, or None when it has none to count: a per-item
+    kind by ``count_items``; a table, or a payload passed on by an ``any`` port, by its ``ids`` (or
+    its first column)."""
+    try:
+        return count_items(payload, kind)
+    except PayloadShapeError:
+        pass
+    if not isinstance(payload, dict):
+        return None
+    ids = payload.get("ids")
+    if ids is not None and hasattr(ids, "__len__") and not isinstance(ids, str | bytes):
+        return len(ids)
+    columns = payload.get("columns")
+    if isinstance(columns, dict) and columns:
+        first = next(iter(columns.values()))
+        return len(first) if hasattr(first, "__len__") and not isinstance(first, str | bytes) else None
+    return None
+
+
 def cut(payload: dict[str, Any], kind: DataKind, part: slice) -> dict[str, Any]:
     """The items ``part`` of ``payload``: per-item fields sliced, the rest shared."""
     fields = ITEM_FIELDS[kind]

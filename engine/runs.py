@@ -24,7 +24,7 @@ from engine.events import EventBus, MetricSampled, NodeStatus, RunStarted, RunSt
 from engine.executor import Executor
 from engine.items import PlannedItems, planned_items
 from engine.metrics import GpuProbe, Sample, Sampler, default_gpu_probe
-from engine.payloads import payload_bytes
+from engine.payloads import payload_bytes, rows_of
 from engine.registry import Registry, default_registry
 from engine.remote import RayRunner
 from engine.resources import Capacity, ResourceLedger
@@ -301,6 +301,20 @@ class RunManager:
             except Exception as exc:  # a damaged cache entry means "no outputs", not a crash
                 log.warning("cached outputs of %s/%s could not be read: %s", run_id, node_id, exc)
         return None
+
+    def item_counts(self, run_id: str, node_id: str) -> dict[str, int]:
+        """How many items each output port of a finished node gave, counted from the outputs held
+        in memory (none when the node has not finished or its outputs were released: they are not
+        read back from the result cache for this)."""
+        run = self._run(run_id)
+        with self.executor.lock:
+            ns = run.nodes[node_id]
+            outputs, spec = ns.outputs, ns.spec
+        counts: dict[str, int] = {}
+        for port in spec.outputs if isinstance(outputs, dict) else ():
+            if (value := outputs.get(port.name)) is not None and (n := rows_of(value, port.kind)) is not None:
+                counts[port.name] = n
+        return counts
 
     def wait(self, run_id: str, timeout: float | None = None) -> RunStatus:
         run = self._run(run_id)

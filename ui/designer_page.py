@@ -19,13 +19,14 @@ from ui.designer_run import (
     ACTIVE,
     REFRESH_S,
     cancel_run,
+    counted_items,
     node_outputs_section,
     run_active,
     run_state,
     start_run,
 )
 from ui.editor import Accepted, DesignerSession
-from ui.graphmodel import KIND_COLORS, canvas_graph, palette_of
+from ui.graphmodel import KIND_COLORS, canvas_graph, counted_labels, palette_of
 from ui.properties import properties_panel
 from ui.render import code_md, escape_md, issue_list, issues_by_node, run_blocker
 from ui.services import get_registry, get_store, runs_available
@@ -111,6 +112,7 @@ def _editor() -> None:
             kind_colors=KIND_COLORS,
             issues=issues_by_node(issues),
             status=statuses,
+            counted=counted_labels(sess.workflow, registry, counted_items(sess, run_id, statuses), sized),
             fit=sess.fit,
             notice=sess.notice,
             ack=st.session_state.get(state.DESIGNER_CANVAS_ACK),

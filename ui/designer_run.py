@@ -67,6 +67,37 @@ def start_run(sess: DesignerSession, scale_key: str, to: str | None = None) -> N
     sess.tell(f"run {handle.run_id} started{part}")
 
 
+COUNTS = "designer_run_counts"  # session state: (run id, node) -> items per output port, counted once
+
+
+def counted_items(sess: DesignerSession, run_id: str | None, statuses: dict[str, str]) -> dict[tuple[str, str], int]:
+    """(node, output port) -> the items that came out of it in the run started here, for the
+    nodes that finished and have not changed since (nor anything before them). Counted from the
+    outputs the run manager holds in memory (never read back from the result cache), once per
+    run and node."""
+    if run_id is None:
+        return {}
+    manager = get_run_manager()
+    try:
+        ran = manager.workflow(run_id)
+    except KeyError:
+        return {}
+    memo: dict[tuple[str, str], dict[str, int]] = st.session_state.setdefault(COUNTS, {})
+    counts: dict[tuple[str, str], int] = {}
+    for node_id, status in statuses.items():
+        node = sess.workflow.node(node_id)
+        if status not in ("done", "cached") or node is None:
+            continue
+        if changed_since_run(ran, sess.workflow, node_id):
+            continue
+        if (run_id, node_id) not in memo:
+            memo[(run_id, node_id)] = manager.item_counts(run_id, node_id)
+        counts.update({(node_id, port): n for port, n in memo[(run_id, node_id)].items()})
+    for key in [k for k in memo if k[0] != run_id]:  # only the latest run's counts are kept
+        del memo[key]
+    return counts
+
+
 def cancel_run(sess: DesignerSession, run_id: str) -> None:
     """Stop the run started here (widget callback); finished nodes stay done."""
     try:

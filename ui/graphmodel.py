@@ -100,7 +100,7 @@ def canvas_graph(workflow: Workflow, registry: Registry, selected: list[str] | N
     """The graph the canvas draws for ``workflow`` (positions must be set; see ``with_layout``).
     Each edge carries a ``label``: the items planned to flow along it (``engine.items``; ``sized``
     when the caller has them), as Orange shows on its links, so a user sees the size of the data
-    before running."""
+    before running (``counted_labels`` says what did flow, once a run has counted it)."""
     specs = _specs(workflow, registry)
     flows = sized if sized is not None else planned_items(workflow, registry)
     nodes = []
@@ -118,6 +118,28 @@ def canvas_graph(workflow: Workflow, registry: Registry, selected: list[str] | N
     notes = [{"id": n.id, "text": n.text, "x": n.position.x, "y": n.position.y, "w": n.width, "h": n.height,
               "color": n.color} for n in workflow.notes]
     return {"nodes": nodes, "edges": edges, "notes": notes, "selected": list(selected or [])}
+
+
+def counted_labels(workflow: Workflow, registry: Registry, counted: dict[tuple[str, str], int],
+                   sized: PlannedItems | None = None) -> dict[str, str]:
+    """Edge id -> what a run counted along it (``counted``: (node, output port) -> items), with the
+    plan's count when it differs ("30 items (planned 90)"): a branch's split, seen on its wires.
+    The canvas draws these over the planned labels, as it draws the run's statuses over the nodes."""
+    if not counted:
+        return {}
+    specs = _specs(workflow, registry)
+    flows = sized if sized is not None else planned_items(workflow, registry)
+    labels = {}
+    for edge in workflow.edges:
+        sp, tp = resolve_ports(edge, specs)
+        if (n := counted.get((edge.source, sp or ""))) is None:
+            continue
+        port = specs[edge.source].output(sp) if specs.get(edge.source) is not None and sp else None
+        image = flows.images(edge.source).emitted if port is not None and port.kind == DataKind.IMAGE_BATCH else None
+        planned = flows.on_port(edge.source, sp)
+        labels[edge_id(edge.source, sp, edge.target, tp)] = items_label(n, image) + (
+            "" if planned in (None, n) else f" (planned {planned:,})")
+    return labels
 
 
 def workflow_from_canvas(workflow: Workflow, graph: dict[str, Any]) -> Workflow:

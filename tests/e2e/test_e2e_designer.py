@@ -562,3 +562,19 @@ def test_arrow_keys_nudge_the_selection(page, app_url, tmp_path: Path):
     nodes = {n["id"]: n.get("position", {}) for n in json.loads(path.read_text())["nodes"]}
     assert (nodes["pre"].get("x", 0), nodes["pre"].get("y", 0)) == (30, 50)  # 3 x 10 right, 50 down
     assert nodes["cls"].get("y", 0) == 0  # not selected: not moved
+
+
+def test_after_a_run_the_wires_say_how_many_items_flowed(page, app_url):
+    open_designer(page, app_url)
+    open_tab(page, "Templates")
+    page.get_by_role("button", name="Open nlp-sentiment").click()
+    expect(page.locator(".sg-node")).to_have_count(8)
+    label = page.locator('text.sg-edge-label[data-id^="negative.match->"]')
+    expect(label).to_have_text("90 items")  # planned: the branch's split is not known before the run
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(node(page, "all_csv")).to_have_attribute("data-status", re.compile("done|cached"), timeout=60000)
+    expect(label).to_have_class(re.compile(r"\bran\b"), timeout=10000)
+    match = int(re.match(r"(\d+) items? \(planned 90\)$", label.text_content()).group(1))
+    rest = page.locator('text.sg-edge-label[data-id^="negative.rest->"]').text_content()
+    assert 0 < match < 90 and rest == f"{90 - match} items (planned 90)"  # the split, seen on the wires
+    expect(page.locator('text.sg-edge-label[data-id^="reviews.texts->sentiment"]')).to_have_text("90 items")

@@ -37,6 +37,7 @@ def draw_canvas(
     kind_colors: dict[str, str],
     issues: dict[str, list[dict[str, Any]]] | None = None,
     status: dict[str, str] | None = None,
+    counted: dict[str, str] | None = None,
     fit: bool = False,
     notice: dict[str, Any] | None = None,
     ack: dict[str, Any] | None = None,
@@ -47,7 +48,9 @@ def draw_canvas(
     on_command: Callable[[], None] | None = None,
 ) -> CanvasEvent:
     """Mount the canvas; ``graph`` is adopted by the browser only when ``rev`` is newer than its own
-    and ``ack`` (the last report Python took: ``{sid, seq}``) covers every report it sent."""
+    and ``ack`` (the last report Python took: ``{sid, seq}``) covers every report it sent.
+    ``status`` (node -> run status) and ``counted`` (edge id -> what a run counted along it) are
+    drawn over the graph on every draw."""
     result = _COMPONENT(
         key=key,
         data={
@@ -57,6 +60,7 @@ def draw_canvas(
             "kindColors": kind_colors,
             "issues": issues or {},
             "status": status or {},
+            "counted": counted or {},
             "fit": fit,
             "notice": notice,
             "ack": ack,

@@ -38,6 +38,8 @@ export default function (component) {
   } else adoptPending(root, m);
   m.issues = data.issues || {};
   m.status = data.status || {};
+  const counted = JSON.stringify(data.counted || {});
+  if (counted !== m.countedKey) { m.countedKey = counted; m.counted = data.counted || {}; drawEdges(root, m); }
   applyDecorations(root, m);
   if (orphanDrops.length && root.isConnected) {      // drops that ended while this canvas was mounting
     const drops = orphanDrops.filter(d => Date.now() - d.time < 10000);
@@ -455,10 +457,11 @@ function drawEdges(root, m, movedIds) {
     if (!m.nodes[e.src] || !m.nodes[e.dst]) continue;
     const p = m.paths[e.id] = svgPath(root, "sg-edge" + (m.selEdges.has(e.id) ? " selected" : ""));
     p.dataset.id = e.id; p.setAttribute("d", edgeD(m, e));
-    if (e.label) {
+    const ran = (m.counted || {})[e.id], label = ran || e.label;  // what a run counted, else the plan
+    if (label) {
       const t = m.labels[e.id] = document.createElementNS("http://www.w3.org/2000/svg", "text");
-      t.setAttribute("class", "sg-edge-label"); t.setAttribute("text-anchor", "middle");
-      t.dataset.id = e.id; t.textContent = e.label; svg.appendChild(t); placeLabel(m, e);
+      t.setAttribute("class", "sg-edge-label" + (ran ? " ran" : "")); t.setAttribute("text-anchor", "middle");
+      t.dataset.id = e.id; t.textContent = label; svg.appendChild(t); placeLabel(m, e);
     }
     const s = spec(m, m.nodes[e.src]).outputs.find(o => o.name === e.srcPort);
     if (s) p.style.stroke = m.kindColors[s.kind] || "";

@@ -207,3 +207,17 @@ def test_reuse_cached_results_off_runs_every_node_again(app):
         assert not at.exception, at.exception
         at = poll(at, lambda a: "succeeded" in progress_text(a))
         assert set(node_statuses(at).values()) == expected, node_statuses(at)
+
+
+def test_a_run_only_up_to_a_node_runs_it_and_what_it_needs(app):
+    at = app.run()
+    at.switch_page("pages/run.py").run()
+    at.selectbox(key="launch.source").select("Template: two-stage").run()
+    at.number_input(key="launch.scale").set_value(0.002).run()
+    at.multiselect(key="launch.to.Template: two-stage").select("pre").run()
+    assert any("1 of 2 nodes run: pre" in c.value for c in at.caption)
+    assert {r["node"] for r in chart_rows(at, "gantt")} == {"pre"}  # the plan is of that part
+    at.button(key="launch.start").click().run()
+    assert not at.exception, at.exception
+    at = poll(at, lambda a: "succeeded" in progress_text(a))
+    assert node_statuses(at) == {"pre": "done"}

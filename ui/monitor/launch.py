@@ -14,7 +14,7 @@ import streamlit as st
 from engine.errors import ServiceGridError
 from engine.policies import POLICIES, POLICY_HELP
 from engine.resources import Capacity, GpuDevice
-from engine.workflow import Workflow, load_workflow, parse_document, workflow_from_data
+from engine.workflow import Workflow, load_workflow, parse_document, upstream_workflow, workflow_from_data
 from ui import auth, state
 from ui.monitor.charts import gantt_spec
 from ui.monitor.plan_inputs import learned_durations, learned_panel, ray_capacity_panel
@@ -141,6 +141,14 @@ def launch_form(manager: Any, registry: Any, store: Any, key: str = "launch") ->
     except (ServiceGridError, OSError, LookupError, ValueError) as exc:
         show_error("Could not load the workflow", exc)
         return None
+    targets = st.multiselect("Run only up to", workflow.node_ids(), key=f"{key}.to.{label}",
+                             placeholder="the whole workflow",
+                             help="Only these nodes and the nodes they need run (`servicegrid run --to`); their "
+                                  "results are cached for the next whole run.")
+    if targets:
+        whole = len(workflow.nodes)
+        workflow = upstream_workflow(workflow, targets)
+        st.caption(f"{len(workflow.nodes)} of {whole} nodes run: {escape_md(', '.join(workflow.node_ids()))}")
     cols = st.columns([2, 1, 1])
     policy = cols[0].selectbox("Policy", POLICIES, index=POLICIES.index("critical_path"), key=f"{key}.policy",
                                format_func=lambda p: f"{p}: {POLICY_HELP.get(p, '')}")

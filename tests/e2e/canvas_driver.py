@@ -109,3 +109,23 @@ class HeldPushes:
         self.holding = False
         while self.held:
             self.client.send(self.held.pop(0))
+
+
+def open_template(page: Page, url: str, name: str, nodes: int) -> None:
+    """A fresh designer with the template ``name`` open (``nodes`` drawn)."""
+    from playwright.sync_api import expect
+
+    open_designer(page, url)
+    open_tab(page, "Templates")
+    page.get_by_role("button", name=f"Open {name}", exact=True).click()
+    expect(page.locator(".sg-node")).to_have_count(nodes)
+
+
+def export_json(page: Page, path: Any) -> dict[str, Any]:
+    """Click Export JSON, keep the download at ``path`` and return the workflow it holds."""
+    import json
+
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Export JSON").click()
+    info.value.save_as(path)
+    return dict(json.loads(path.read_text()))

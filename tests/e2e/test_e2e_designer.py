@@ -16,9 +16,11 @@ from tests.e2e.canvas_driver import (
     click_node,
     connect,
     drag_from_palette,
+    export_json,
     node,
     open_designer,
     open_tab,
+    open_template,
 )
 from tests.e2e.conftest import SCREENSHOTS
 
@@ -362,10 +364,7 @@ def test_the_gallery_shows_each_template_and_opens_one_planned_per_customer(page
 def test_notes_on_the_canvas_are_written_moved_exported_and_deleted(page, app_url, tmp_path: Path):
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    open_designer(page, app_url)
-    open_tab(page, "Templates")
-    page.get_by_role("button", name="Open two-stage").click()
-    expect(page.locator(".sg-node")).to_have_count(2)
+    open_template(page, app_url, "two-stage", 2)
     page.get_by_test_id("sg-add-note").click()
     area = page.get_by_test_id("sg-note-edit")
     expect(area).to_be_focused()
@@ -399,11 +398,8 @@ def test_notes_on_the_canvas_are_written_moved_exported_and_deleted(page, app_ur
     expect(note).to_have_class(re.compile(r"\bc-blue\b"))
     page.wait_for_timeout(1500)  # the report reaches Python
 
-    with page.expect_download() as info:
-        page.get_by_role("button", name="Export JSON").click()
     exported = tmp_path / "with-note.json"
-    info.value.save_as(exported)
-    data = json.loads(exported.read_text())
+    data = export_json(page, exported)
     (saved,) = data["notes"]
     assert saved["text"] == text and saved["id"] == "note_1" and saved["width"] > 260
     assert saved["color"] == "blue" and saved["height"] > 100
@@ -429,10 +425,7 @@ def test_notes_on_the_canvas_are_written_moved_exported_and_deleted(page, app_ur
 
 
 def test_duplicate_and_copy_paste_keep_parameters_and_inner_wires(page, app_url, tmp_path: Path):
-    open_designer(page, app_url)
-    open_tab(page, "Templates")
-    page.get_by_role("button", name="Open two-stage").click()
-    expect(page.locator(".sg-node")).to_have_count(2)
+    open_template(page, app_url, "two-stage", 2)
     click_node(page, "cls")
     page.keyboard.press("Control+d")
     expect(node(page, "cls_2")).to_be_visible()
@@ -447,11 +440,8 @@ def test_duplicate_and_copy_paste_keep_parameters_and_inner_wires(page, app_url,
     expect(node(page, "pre_2")).to_be_visible()
     expect(page.locator("path.sg-edge")).to_have_count(2)  # the wire between the pasted pair came along
 
-    with page.expect_download() as info:
-        page.get_by_role("button", name="Export JSON").click()
     exported = tmp_path / "copies.json"
-    info.value.save_as(exported)
-    data = json.loads(exported.read_text())
+    data = export_json(page, exported)
     nodes = {n["id"]: n for n in data["nodes"]}
     assert set(nodes) == {"pre", "cls", "cls_2", "pre_2", "cls_3"}
     for copy, original in (("cls_2", "cls"), ("pre_2", "pre"), ("cls_3", "cls")):
@@ -462,10 +452,7 @@ def test_duplicate_and_copy_paste_keep_parameters_and_inner_wires(page, app_url,
 
 
 def test_a_finished_node_shows_its_outputs_under_the_canvas(page, app_url):
-    open_designer(page, app_url)
-    open_tab(page, "Templates")
-    page.get_by_role("button", name="Open nlp-sentiment").click()
-    expect(page.locator(".sg-node")).to_have_count(8)
+    open_template(page, app_url, "nlp-sentiment", 8)
     page.get_by_role("button", name="Run", exact=True).click()
     expect(node(page, "all_csv")).to_have_attribute("data-status", "done", timeout=60000)
     expect(page.get_by_text("Outputs of")).to_have_count(0)  # nothing selected: no outputs shown
@@ -485,10 +472,7 @@ def test_a_finished_node_shows_its_outputs_under_the_canvas(page, app_url):
 
 
 def test_a_run_started_in_the_designer_can_be_cancelled_there(page, app_url):
-    open_designer(page, app_url)
-    open_tab(page, "Templates")
-    page.get_by_role("button", name="Open medical-imaging-simulated").click()
-    expect(page.locator(".sg-node")).to_have_count(2)
+    open_template(page, app_url, "medical-imaging-simulated", 2)
     expect(page.locator(".sg-note")).to_have_count(1)  # the template's "Try it" note
     page.get_by_role("button", name="Run", exact=True).click()  # real time: preprocessing takes 2 minutes
     expect(node(page, "preprocessing")).to_have_attribute("data-status", "running", timeout=30000)
@@ -499,10 +483,7 @@ def test_a_run_started_in_the_designer_can_be_cancelled_there(page, app_url):
 
 
 def test_run_to_here_runs_the_selected_node_and_what_it_needs(page, app_url):
-    open_designer(page, app_url)
-    open_tab(page, "Templates")
-    page.get_by_role("button", name="Open nlp-sentiment").click()
-    expect(page.locator(".sg-node")).to_have_count(8)
+    open_template(page, app_url, "nlp-sentiment", 8)
     click_node(page, "negative")
     page.get_by_role("button", name="Run to here").click()
     expect(node(page, "negative")).to_have_attribute("data-status", re.compile("done|cached"), timeout=60000)
@@ -547,28 +528,18 @@ def test_quick_add_by_double_click_and_from_a_wire_dropped_on_the_canvas(page, a
 
 
 def test_arrow_keys_nudge_the_selection(page, app_url, tmp_path: Path):
-    open_designer(page, app_url)
-    open_tab(page, "Templates")
-    page.get_by_role("button", name="Open two-stage").click()
-    expect(page.locator(".sg-node")).to_have_count(2)
+    open_template(page, app_url, "two-stage", 2)
     click_node(page, "pre")
     for key in ("ArrowRight", "ArrowRight", "ArrowRight", "Shift+ArrowDown"):
         page.keyboard.press(key)
     page.wait_for_timeout(1500)  # one report once the keys rest
-    with page.expect_download() as info:
-        page.get_by_role("button", name="Export JSON").click()
-    path = tmp_path / "nudged.json"
-    info.value.save_as(path)
-    nodes = {n["id"]: n.get("position", {}) for n in json.loads(path.read_text())["nodes"]}
+    nodes = {n["id"]: n.get("position", {}) for n in export_json(page, tmp_path / "nudged.json")["nodes"]}
     assert (nodes["pre"].get("x", 0), nodes["pre"].get("y", 0)) == (30, 50)  # 3 x 10 right, 50 down
     assert nodes["cls"].get("y", 0) == 0  # not selected: not moved
 
 
 def test_after_a_run_the_wires_say_how_many_items_flowed(page, app_url):
-    open_designer(page, app_url)
-    open_tab(page, "Templates")
-    page.get_by_role("button", name="Open nlp-sentiment").click()
-    expect(page.locator(".sg-node")).to_have_count(8)
+    open_template(page, app_url, "nlp-sentiment", 8)
     label = page.locator('text.sg-edge-label[data-id^="negative.match->"]')
     expect(label).to_have_text("90 items")  # planned: the branch's split is not known before the run
     page.get_by_role("button", name="Run", exact=True).click()

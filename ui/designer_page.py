@@ -81,8 +81,8 @@ def _on_command() -> None:
         sess.tell("nothing to redo")
     elif name == "layout":
         sess.layout()
-    elif name == "duplicate":  # Ctrl+D, or Ctrl+C then Ctrl+V: the ids the canvas had selected
-        sess.duplicate(_ids(command.get("ids")), _ids(command.get("notes")))
+    elif name == "duplicate":  # Ctrl+D, or Ctrl+C then Ctrl+V (Ctrl+Shift+V: with the wires in)
+        sess.duplicate(_ids(command.get("ids")), _ids(command.get("notes")), command.get("inputs") is True)
     save(sess, get_store())
 
 

@@ -147,9 +147,10 @@ class DesignerSession:
         self.push(self.redo_stack.pop(), record=False)
         return True
 
-    def duplicate(self, node_ids: list[str], note_ids: list[str] | None = None) -> None:
-        """Copies of nodes (with the wires between them) and notes, selected; one undo step."""
-        workflow, copies = duplicate(self.workflow, node_ids, note_ids or ())
+    def duplicate(self, node_ids: list[str], note_ids: list[str] | None = None, with_inputs: bool = False) -> None:
+        """Copies of nodes (with the wires between them, and with ``with_inputs`` the wires into
+        them) and notes, selected; one undo step."""
+        workflow, copies = duplicate(self.workflow, node_ids, note_ids or (), with_inputs)
         if workflow is self.workflow:
             self.tell("nothing to copy: select nodes or notes first (the copy is of this workflow's)")
             return

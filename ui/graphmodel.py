@@ -213,9 +213,11 @@ def _fresh(base: str, taken: set[str]) -> str:
     return f"{stem}_{i}"
 
 
-def duplicate(workflow: Workflow, node_ids: Iterable[str], note_ids: Iterable[str] = ()) -> tuple[Workflow, list[str]]:
+def duplicate(workflow: Workflow, node_ids: Iterable[str], note_ids: Iterable[str] = (),
+              with_inputs: bool = False) -> tuple[Workflow, list[str]]:
     """Copies of the nodes ``node_ids`` (parameters, overrides and label included) with the wires
-    between them, and of the notes ``note_ids``, placed down and right of the originals where no
+    between them (``with_inputs``: and the wires into them from nodes not copied, as ComfyUI's
+    Ctrl+Shift+V), and of the notes ``note_ids``, placed down and right of the originals where no
     copy sits yet; returns the new workflow and the copied nodes' ids (unknown ids are skipped)."""
     wanted_nodes, wanted_notes = set(node_ids), set(note_ids)
     nodes = [n for n in workflow.nodes if n.id in wanted_nodes]
@@ -239,8 +241,8 @@ def duplicate(workflow: Workflow, node_ids: Iterable[str], note_ids: Iterable[st
         rename[node.id] = _fresh(node.id, taken)
         taken.add(rename[node.id])
     copies = tuple(n.model_copy(update={"id": rename[n.id], "position": moved(n.position)}) for n in nodes)
-    wires = tuple(e.model_copy(update={"source": rename[e.source], "target": rename[e.target]})
-                  for e in workflow.edges if e.source in rename and e.target in rename)
+    wires = tuple(e.model_copy(update={"source": rename.get(e.source, e.source), "target": rename[e.target]})
+                  for e in workflow.edges if e.target in rename and (e.source in rename or with_inputs))
     note_taken = {n.id for n in workflow.notes}
     note_copies = []
     for note in notes:

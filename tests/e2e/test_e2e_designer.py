@@ -439,6 +439,13 @@ def test_duplicate_and_copy_paste_keep_parameters_and_inner_wires(page, app_url,
     expect(page.locator(".sg-node")).to_have_count(5)
     expect(node(page, "pre_2")).to_be_visible()
     expect(page.locator("path.sg-edge")).to_have_count(2)  # the wire between the pasted pair came along
+    click_node(page, "cls")
+    page.keyboard.press("Control+c")
+    page.keyboard.press("Control+Shift+v")  # with the wires into it: pre feeds the copy too
+    expect(node(page, "cls_4")).to_be_visible()
+    expect(page.locator('path.sg-edge[data-id^="pre."][data-id*="->cls_4."]')).to_have_count(1)
+    page.get_by_test_id("sg-undo").click()
+    expect(page.locator(".sg-node")).to_have_count(5)
 
     exported = tmp_path / "copies.json"
     data = export_json(page, exported)

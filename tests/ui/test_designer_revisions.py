@@ -254,3 +254,11 @@ def test_outputs_are_stale_when_the_node_or_anything_before_it_changed() -> None
     assert not changed_since_run(ran, sess.workflow, "c")
     rewired = ran.model_copy(update={"edges": (EdgeSpec(source="c", target="b"),)})
     assert changed_since_run(ran, rewired, "b") and not changed_since_run(ran, rewired, "a")
+
+
+def test_paste_with_inputs_also_copies_the_wires_into_the_copies() -> None:
+    sess = session()  # a -> b, c
+    sess.duplicate(["b"], with_inputs=True)
+    assert [(e.source, e.target) for e in sess.workflow.edges] == [("a", "b"), ("a", "b_2")]
+    sess.duplicate(["b"])  # without: a copy with no wires in
+    assert [(e.source, e.target) for e in sess.workflow.edges] == [("a", "b"), ("a", "b_2")]

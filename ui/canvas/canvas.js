@@ -145,9 +145,9 @@ function build(host) {
 function command(m, name, extra) { m.api.setTriggerValue("command", { ...(extra || {}), name, rev: m.rev }); }
 
 // Copies are made by Python (it holds the parameters the canvas never sees) and arrive as its push.
-function duplicate(root, m, ids, notes) {
+function duplicate(root, m, ids, notes, inputs) {
   if (!ids.length && !notes.length) { toast(root, "select nodes or notes to copy first", "info"); return; }
-  command(m, "duplicate", { ids, notes });
+  command(m, "duplicate", { ids, notes, inputs: !!inputs });
 }
 
 function keyDown(root, m, ev) {
@@ -160,11 +160,11 @@ function keyDown(root, m, ev) {
   else if (ctrl && key === "c") {
     m.clip = { doc: m.doc, ids: [...m.selNodes], notes: [...m.selNotes] };
     const count = m.clip.ids.length + m.clip.notes.length;
-    if (count) toast(root, `copied ${count} item${count > 1 ? "s" : ""}: Ctrl+V pastes them into this workflow`, "info");
+    if (count) toast(root, `copied ${count} item${count > 1 ? "s" : ""}: Ctrl+V pastes them (Ctrl+Shift+V with their input wires)`, "info");
   }
   else if (ctrl && key === "v") {
     if (!m.clip || m.clip.doc !== m.doc) toast(root, "nothing copied in this workflow yet (select, then Ctrl+C)", "info");
-    else duplicate(root, m, m.clip.ids, m.clip.notes);
+    else duplicate(root, m, m.clip.ids, m.clip.notes, ev.shiftKey);  // Shift: with the wires into them
   }
   else if (ctrl && key === "a") { ev.preventDefault(); setSelection(root, m, Object.keys(m.nodes), []); emit(m); }
   else if (!ctrl && key === "f") fitView(root, m);

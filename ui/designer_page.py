@@ -174,11 +174,11 @@ def _run_row(sess: DesignerSession, issues: list[Issue], run_id: str | None, run
         cols[0].button("Run", key="designer_run", disabled=blocker is not None, icon=":material/play_arrow:",
                        help=blocker, type="primary", on_click=start_run, args=(sess, "designer_time_scale"))
     if blocker:
-        cols[2].caption(f"Run disabled: {escape_md(blocker)}")
+        cols[3].caption(f"Run disabled: {escape_md(blocker)}")
     elif run_id and run_status:
-        cols[2].caption(f"Run {code_md(run_id)}: {run_status}. Select a finished node to see its outputs below; "
+        cols[3].caption(f"Run {code_md(run_id)}: {run_status}. Select a finished node to see its outputs below; "
                         "timings and resources on the Run page.")
     else:
-        cols[2].caption("No errors: ready to run.")
+        cols[3].caption("No errors: ready to run.")
     if busy != st.session_state.get(POLLING, False):
         st.rerun()  # redraw the page so that the fragment polls (or stops polling) the run

@@ -84,11 +84,12 @@ def counted_items(sess: DesignerSession, run_id: str | None, statuses: dict[str,
         return {}
     memo: dict[tuple[str, str], dict[str, int]] = st.session_state.setdefault(COUNTS, {})
     counts: dict[tuple[str, str], int] = {}
+    same = _computation(ran) == _computation(sess.workflow)  # the common case: one comparison for all nodes
     for node_id, status in statuses.items():
         node = sess.workflow.node(node_id)
         if status not in ("done", "cached") or node is None:
             continue
-        if changed_since_run(ran, sess.workflow, node_id):
+        if not same and changed_since_run(ran, sess.workflow, node_id):
             continue
         if (run_id, node_id) not in memo:
             memo[(run_id, node_id)] = manager.item_counts(run_id, node_id)
@@ -105,6 +106,13 @@ def cancel_run(sess: DesignerSession, run_id: str) -> None:
     except KeyError:  # it left the manager: nothing to stop
         return
     sess.tell(f"run {run_id} cancelled: the nodes that finished keep their results")
+
+
+def _computation(wf: Workflow) -> tuple[Any, ...]:
+    """What a workflow computes (its nodes' agents and settings, its wires), not how it is drawn."""
+    return (tuple((n.id, n.agent, n.params_key(), json.dumps(n.resources, sort_keys=True, default=str),
+                   json.dumps(n.lifecycle, sort_keys=True, default=str)) for n in wf.nodes),
+            tuple(sorted((e.source, e.source_port or "", e.target, e.target_port or "") for e in wf.edges)))
 
 
 def changed_since_run(ran: Workflow, now: Workflow, node_id: str) -> bool:

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from html import escape
 from typing import Any
 
 from engine.registry import Registry
 from engine.workflow import Workflow
-from ui.graphmodel import AGENT_COLOR, ensure_positions
+from ui.graph_svg import graph_svg
 
 # Families a person picks templates by, in the order the filter shows them; flow utilities and the
 # test agents are not a family (every template has flow nodes).
@@ -31,7 +30,6 @@ FAMILIES: dict[str, str] = {
 }
 SUMMARY_CHARS = 220
 PREVIEW_W, PREVIEW_H = 360, 150
-_BOX_W, _BOX_H, _PAD = 64.0, 22.0, 8.0
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])")
 
 
@@ -107,56 +105,10 @@ def _nodes_line(workflow: Workflow, most: int = 6) -> str:
 
 
 def preview_svg(workflow: Workflow, registry: Registry, width: int = PREVIEW_W, height: int = PREVIEW_H) -> str:
-    """A thumbnail of the graph as the canvas lays it out: a box per node with its agent's colour
-    stripe and its (shortened, escaped) label, a curve per link. Static SVG, shown as an image, so
-    nothing in it can run."""
-    laid = ensure_positions(workflow)
-    pos = {n.id: (n.position.x, n.position.y) if n.position else (0.0, 0.0) for n in laid.nodes}
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}">',
-             f'<rect width="{width}" height="{height}" rx="6" fill="#f8fafc" stroke="#e2e8f0"/>']
-    if not pos:
-        parts.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" font-size="11" '
-                     'fill="#94a3b8" font-family="sans-serif">empty workflow</text></svg>')
-        return "".join(parts)
-    xs, ys = [p[0] for p in pos.values()], [p[1] for p in pos.values()]
-    span_x, span_y = max(xs) - min(xs), max(ys) - min(ys)
-    # one scale for both axes (the layout's shape kept), never enlarged past the canvas's own size
-    avail_x, avail_y = width - 2 * _PAD - _BOX_W, height - 2 * _PAD - _BOX_H
-    scale = min(avail_x / span_x if span_x else 1.0, avail_y / span_y if span_y else 1.0, 0.45)
-    off_x = _PAD + (avail_x - span_x * scale) / 2
-    off_y = _PAD + (avail_y - span_y * scale) / 2
-    at = {nid: (off_x + (x - min(xs)) * scale, off_y + (y - min(ys)) * scale) for nid, (x, y) in pos.items()}
-    for edge in laid.edges:
-        if edge.source not in at or edge.target not in at:
-            continue
-        (x1, y1), (x2, y2) = at[edge.source], at[edge.target]
-        x1, y1, y2 = x1 + _BOX_W, y1 + _BOX_H / 2, y2 + _BOX_H / 2
-        bend = max(12.0, abs(x2 - x1) / 2)
-        parts.append(f'<path d="M{x1:.1f},{y1:.1f} C{x1 + bend:.1f},{y1:.1f} {x2 - bend:.1f},{y2:.1f} '
-                     f'{x2:.1f},{y2:.1f}" fill="none" stroke="#94a3b8" stroke-width="1.2"/>')
-    for node in laid.nodes:
-        x, y = at[node.id]
-        spec = registry.get(node.agent) if node.agent in registry else None
-        color = _safe_color(spec.color if spec is not None else None)
-        label = node.label or node.id
-        short = label if len(label) <= 11 else label[:10] + "…"
-        parts.append(f'<g><title>{escape(label)}</title>'
-                     f'<rect x="{x:.1f}" y="{y:.1f}" width="{_BOX_W}" height="{_BOX_H}" rx="3" fill="#ffffff" '
-                     f'stroke="#cbd5e1"/>'
-                     f'<rect x="{x:.1f}" y="{y:.1f}" width="4" height="{_BOX_H}" rx="1.5" fill="{color}"/>'
-                     f'<text x="{x + 8:.1f}" y="{y + _BOX_H / 2 + 3.5:.1f}" font-size="9" fill="#334155" '
-                     f'font-family="sans-serif">{escape(short)}</text></g>')
-    parts.append("</svg>")
-    return "".join(parts)
+    """A thumbnail of the graph as the canvas lays it out (``ui.graph_svg``): a box per node with
+    its agent's colour stripe and its shortened, escaped label, a curve per link."""
+    return graph_svg(workflow, registry, width, height)
 
-
-_COLOR = re.compile(r"#[0-9a-fA-F]{3,8}")
-
-
-def _safe_color(color: str | None) -> str:
-    """An agent's palette colour when it is a plain hex colour (a plugin's is not trusted), else grey."""
-    return color if color and _COLOR.fullmatch(color) else AGENT_COLOR
 
 
 def last_runs(runs: list[Any]) -> dict[str, Any]:

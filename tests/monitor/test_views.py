@@ -211,3 +211,25 @@ def test_what_changed_between_two_runs_names_options_capacity_nodes_settings_and
         "src: n 90 -> 12", "score: resources.memory_mb 64 -> (default)", "score: lifecycle.retries (default) -> 2",
         "wire removed: src -> gone", "wire added: score -> sink"]
     assert compare.workflow_changes(a, a) == []  # labels, positions and notes do not count
+
+
+def test_the_report_draws_the_workflow_with_each_node_in_its_status_colour():
+    import xml.etree.ElementTree as ET
+
+    snap = fake_snapshot(nodes=2, samples=8, status="failed")
+    snap.nodes["n01"]["status"] = "failed"
+    base = view_from_snapshot(snap)
+    view = dataclasses.replace(base, workflow={
+        "schema_version": 1, "name": "r", "nodes": [{"id": "n00", "agent": "sim.task", "label": "<b>first</b>"},
+                                                    {"id": "n01", "agent": "sim.task"}],
+        "edges": [{"source": "n00", "target": "n01"}]})
+    text = report.html_report(view)
+    assert text.count("<svg") == report.html_report(base).count("<svg") + 1  # the graph's picture
+    assert "<h2>Workflow by node status</h2>" in text and "<b>" not in text
+    svg = report.status_graph_svg(view)
+    root = ET.fromstring(svg[:svg.index("</svg>") + 6])
+    ns = "{http://www.w3.org/2000/svg}"
+    boxes = {g.find(f"{ns}title").text: g.findall(f"{ns}rect")[0].get("fill") for g in root.iter(f"{ns}g")}
+    assert boxes == {"<b>first</b>": charts.STATUS_COLORS["done"], "n01": charts.STATUS_COLORS["failed"]}
+    assert len(root.findall(f"{ns}path")) == 1
+    assert report.status_graph_svg(base) == ""  # no stored workflow: no picture

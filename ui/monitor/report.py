@@ -10,6 +10,8 @@ import datetime as dt
 import html
 from typing import Any
 
+from engine.workflow import Workflow
+from ui.graph_svg import Look, graph_svg
 from ui.monitor import frames
 from ui.monitor.charts import CRITICAL_COLOR, STATUS_COLORS
 from ui.monitor.view import RunView
@@ -162,6 +164,27 @@ def _errors(view: RunView) -> str:
     return "".join(parts) or "<p>None.</p>"
 
 
+REPORT_LOOK = Look(box_w=140.0, box_h=26.0, pad=12.0, label_chars=22, font=11.0, max_scale=0.8)
+
+
+def status_graph_svg(view: RunView) -> str:
+    """The run's workflow laid out as on the canvas, each node filled with its final status's
+    colour (the Gantt's), the legend below; empty when the stored workflow cannot be read."""
+    try:
+        workflow = Workflow.model_validate(view.workflow or {})
+    except ValueError:
+        return ""
+    if not workflow.nodes:
+        return ""
+    statuses = {nid: str(n.get("status", "")) for nid, n in view.nodes.items()}
+    fills = {nid: STATUS_COLORS[s] for nid, s in statuses.items() if s in STATUS_COLORS}
+    rows = len({n.position.y for n in workflow.nodes if n.position is not None}) or len(workflow.nodes)
+    svg = graph_svg(workflow, None, 900, int(min(520, 90 + 48 * rows)), REPORT_LOOK, fills)
+    legend = " ".join(f"<span style='background:{STATUS_COLORS[s]};padding:0 6px;border-radius:3px'>{_e(s)}</span>"
+                      for s in sorted(set(statuses.values())) if s in STATUS_COLORS)
+    return f"{svg}<p>{legend}</p>"
+
+
 def html_report(view: RunView) -> str:
     """The whole report as one HTML document (UTF-8, no external resources)."""
     plan = view.plan or {}
@@ -178,7 +201,9 @@ def html_report(view: RunView) -> str:
                ("mean reserved share", ", ".join(f"{k} {v}%" for k, v in frames.mean_utilisation(view).items()) or "—"),
                ("resumed from", view.resumed_from or "—"), ("error", view.error or "—")]
     rules = frames.capacity_rules(view)
+    graph = status_graph_svg(view)
     body = [f"<h1>Run {_e(view.run_id)} · {_e(view.workflow_name)}</h1>", _kv(summary),
+            *(["<h2>Workflow by node status</h2>", graph] if graph else []),
             "<h2>Gantt: actual over predicted</h2>", gantt_svg(view),
             "<h2>CPU per agent (%; 100 = one thread)</h2>",
             lines_svg(frames.cpu_rows(view, 2000), "t", "cpu_percent", "node", "%", rules["cpu"]),

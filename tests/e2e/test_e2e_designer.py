@@ -556,3 +556,21 @@ def test_after_a_run_the_wires_say_how_many_items_flowed(page, app_url):
     rest = page.locator('text.sg-edge-label[data-id^="negative.rest->"]').text_content()
     assert 0 < match < 90 and rest == f"{90 - match} items (planned 90)"  # the split, seen on the wires
     expect(page.locator('text.sg-edge-label[data-id^="reviews.texts->sentiment"]')).to_have_text("90 items")
+
+
+def test_the_overview_shows_when_the_graph_leaves_the_view_and_moves_the_view(page, app_url):
+    open_template(page, app_url, "medical-imaging", 6)
+    overview = page.get_by_test_id("sg-minimap")
+    page.get_by_test_id("sg-fit").click()
+    expect(overview).to_be_hidden()  # everything in view: no overview
+    for _ in range(4):
+        page.get_by_test_id("sg-zoom-in").click()
+    expect(overview).to_be_visible()
+    expect(overview.locator("rect.sg-map-node")).to_have_count(6)
+    world = page.locator(".sg-world")
+    before = world.get_attribute("style")
+    box = box_of(overview)
+    page.mouse.click(box["x"] + 6, box["y"] + 6)  # its top-left corner: the view moves there
+    assert world.get_attribute("style") != before
+    page.get_by_test_id("sg-fit").click()
+    expect(overview).to_be_hidden()

@@ -100,6 +100,7 @@ function build(host) {
       <div class="sg-canvas" tabindex="0" data-testid="sg-canvas">
         <div class="sg-world"><div class="sg-notes"></div><svg class="sg-edges"></svg><div class="sg-nodes"></div></div>
         <div class="sg-band"></div>
+        <svg class="sg-minimap" data-testid="sg-minimap" hidden aria-label="Overview: click or drag to move the view"></svg>
         <div class="sg-empty">Drag agents from the palette onto the canvas · drag an output ● to an input ●</div>
         <div class="sg-toasts" data-testid="sg-toasts" aria-live="polite"></div>
       </div>
@@ -521,7 +522,7 @@ function nodeDown(root, m, n, ev) {
   }, () => {
     if (frame) cancelAnimationFrame(frame);
     moving.forEach((k, i) => { els[i].style.left = k.x + "px"; els[i].style.top = k.y + "px"; });
-    drawEdges(root, m, ids); emit(m);
+    drawEdges(root, m, ids); drawMinimap(root, m); emit(m);
     void moved;
   });
 }
@@ -722,7 +723,52 @@ function toWorld(root, m, cx, cy) {
   const r = root.querySelector(".sg-canvas").getBoundingClientRect();
   return { x: (cx - r.left - m.pan.x) / m.zoom, y: (cy - r.top - m.pan.y) / m.zoom };
 }
-function transform(root, m) { root.querySelector(".sg-world").style.transform = `translate(${m.pan.x}px,${m.pan.y}px) scale(${m.zoom})`; }
+function transform(root, m) {
+  root.querySelector(".sg-world").style.transform = `translate(${m.pan.x}px,${m.pan.y}px) scale(${m.zoom})`;
+  drawMinimap(root, m);
+}
+
+// -- the overview: shown when part of the graph is out of view; click or drag it to move there --
+
+const MAP_W = 168, MAP_H = 108;
+function drawMinimap(root, m) {
+  const map = root.querySelector(".sg-minimap"), r = root.querySelector(".sg-canvas").getBoundingClientRect();
+  const boxes = [...Object.values(m.nodes).map(n => [n.x, n.y, NODE_W, 60, "node"]),
+    ...Object.values(m.notes).map(n => [n.x, n.y, n.w || NOTE_W, n.h || 60, "note"])];
+  if (!map || !boxes.length || !r.width) { map?.toggleAttribute("hidden", true); return; }
+  const view = [-m.pan.x / m.zoom, -m.pan.y / m.zoom, r.width / m.zoom, r.height / m.zoom];
+  const inView = boxes.every(([x, y, w, h]) => x >= view[0] && y >= view[1] && x + w <= view[0] + view[2] && y + h <= view[1] + view[3]);
+  map.toggleAttribute("hidden", inView);  // an <svg> has no .hidden property: the attribute itself
+  if (inView) return;
+  const x0 = Math.min(view[0], ...boxes.map(b => b[0])), y0 = Math.min(view[1], ...boxes.map(b => b[1]));
+  const x1 = Math.max(view[0] + view[2], ...boxes.map(b => b[0] + b[2])), y1 = Math.max(view[1] + view[3], ...boxes.map(b => b[1] + b[3]));
+  const k = Math.min((MAP_W - 8) / (x1 - x0), (MAP_H - 8) / (y1 - y0));
+  map.__map = { x0, y0, k };
+  map.setAttribute("width", MAP_W); map.setAttribute("height", MAP_H);
+  map.textContent = "";
+  const rect = (x, y, w, h, cls) => {
+    const e = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+    e.setAttribute("x", 4 + (x - x0) * k); e.setAttribute("y", 4 + (y - y0) * k);
+    e.setAttribute("width", Math.max(1, w * k)); e.setAttribute("height", Math.max(1, h * k)); e.setAttribute("class", cls);
+    map.appendChild(e);
+  };
+  for (const [x, y, w, h, kind] of boxes) rect(x, y, w, h, `sg-map-${kind}`);
+  rect(...view, "sg-map-view");
+  if (!map.__wired) {
+    map.__wired = true;
+    const centre = e => {
+      const b = map.getBoundingClientRect(), g = map.__map;
+      const wx = g.x0 + (e.clientX - b.left - 4) / g.k, wy = g.y0 + (e.clientY - b.top - 4) / g.k;
+      const c = root.querySelector(".sg-canvas").getBoundingClientRect();
+      m.pan = { x: c.width / 2 - wx * m.zoom, y: c.height / 2 - wy * m.zoom };
+      root.querySelector(".sg-world").style.transform = `translate(${m.pan.x}px,${m.pan.y}px) scale(${m.zoom})`;
+    };
+    map.addEventListener("pointerdown", ev => {
+      ev.stopPropagation(); ev.preventDefault(); centre(ev);
+      gesture(root, m, centre, () => drawMinimap(root, m));
+    });
+  }
+}
 function zoomAt(root, m, k, cx, cy) {
   const z = Math.min(3, Math.max(0.15, m.zoom * k)); k = z / m.zoom;
   m.pan.x = cx - (cx - m.pan.x) * k; m.pan.y = cy - (cy - m.pan.y) * k; m.zoom = z; transform(root, m);

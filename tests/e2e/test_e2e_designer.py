@@ -574,3 +574,38 @@ def test_the_overview_shows_when_the_graph_leaves_the_view_and_moves_the_view(pa
     assert world.get_attribute("style") != before
     page.get_by_test_id("sg-fit").click()
     expect(overview).to_be_hidden()
+
+
+def test_a_frame_moves_the_nodes_inside_it_unless_alt_is_held(page, app_url, tmp_path: Path):
+    open_template(page, app_url, "two-stage", 2)
+    page.get_by_test_id("sg-add-note").click()
+    page.get_by_test_id("sg-note-edit").press("Escape")
+    note = page.locator(".sg-note")
+    pre, cls = box_of(node(page, "pre")), box_of(node(page, "cls"))
+
+    def drag(x: float, y: float, to_x: float, to_y: float, alt: bool = False) -> None:
+        if alt:
+            page.keyboard.down("Alt")
+        page.mouse.move(x, y)
+        page.mouse.down()
+        page.mouse.move(to_x, to_y, steps=5)
+        page.mouse.up()
+        if alt:
+            page.keyboard.up("Alt")
+
+    nb = box_of(note)
+    drag(nb["x"] + 30, nb["y"] + 6, pre["x"] - 20 + 30, pre["y"] - 40 + 6)  # above and left of pre
+    grip = box_of(note.get_by_test_id("sg-note-grip"))
+    drag(grip["x"] + 5, grip["y"] + 5, cls["x"] + cls["width"] + 20, cls["y"] + cls["height"] + 20)  # round both
+    expect(note).to_have_class(re.compile(r"\bsized\b"))
+    frame = box_of(note)
+    drag(frame["x"] + 30, frame["y"] + 6, frame["x"] + 30, frame["y"] + 66)  # the frame and what is inside it
+    assert box_of(node(page, "pre"))["y"] == pytest.approx(pre["y"] + 60, abs=3)
+    assert box_of(node(page, "cls"))["y"] == pytest.approx(cls["y"] + 60, abs=3)
+    frame = box_of(note)
+    drag(frame["x"] + 30, frame["y"] + 6, frame["x"] + 30, frame["y"] + 66, alt=True)  # Alt: the frame alone
+    assert box_of(note)["y"] == pytest.approx(frame["y"] + 60, abs=3)
+    assert box_of(node(page, "pre"))["y"] == pytest.approx(pre["y"] + 60, abs=3)
+    page.wait_for_timeout(1500)  # the report reaches Python
+    saved = {n["id"]: n["position"].get("y", 0) for n in export_json(page, tmp_path / "framed.json")["nodes"]}
+    assert saved["pre"] == saved["cls"] > 0  # moved down together from the template's row at y = 0

@@ -300,7 +300,8 @@ function noteEl(root, m, n) {
     emit(m);
   });
   el.append(text, dot, grip);
-  el.title = "Note: drag to move, double-click to edit, drag the corner to resize (large, it frames nodes), Del to delete";
+  el.title = "Note: drag to move, double-click to edit, drag the corner to resize (drawn taller than its text it is a " +
+    "frame: the nodes inside move with it, unless Alt is held), Del to delete";
   el.addEventListener("pointerdown", ev => noteDown(root, m, n, el, ev));
   el.addEventListener("dblclick", ev => { ev.stopPropagation(); editNote(root, m, n, el); });
   return el;
@@ -335,12 +336,24 @@ function noteDown(root, m, n, el, ev) {
   m.selNodes = new Set(); m.selEdges = new Set(); m.selNotes = new Set([n.id]);
   refreshSelection(root, m);
   const start = { x: ev.clientX, y: ev.clientY, nx: n.x, ny: n.y };
+  // a frame (a note given a height) is a group: the nodes wholly inside it move with it (Alt: alone)
+  const inside = n.h && !ev.altKey ? Object.values(m.nodes).filter(k => k.x >= n.x && k.y >= n.y &&
+    k.x + NODE_W <= n.x + (n.w || NOTE_W) && k.y + HEAD_H <= n.y + n.h) : [];
+  const from = inside.map(k => ({ x: k.x, y: k.y }));
+  const els = inside.map(k => root.querySelector(`.sg-node[data-id="${CSS.escape(k.id)}"]`));
+  const ids = new Set(inside.map(k => k.id));
   let moved = false;
   gesture(root, m, e => {
     moved = true;
-    n.x = Math.round(start.nx + (e.clientX - start.x) / m.zoom); n.y = Math.round(start.ny + (e.clientY - start.y) / m.zoom);
+    const dx = (e.clientX - start.x) / m.zoom, dy = (e.clientY - start.y) / m.zoom;
+    n.x = Math.round(start.nx + dx); n.y = Math.round(start.ny + dy);
     el.style.left = n.x + "px"; el.style.top = n.y + "px";
-  }, () => { if (moved || hadNodes) emit(m); });
+    inside.forEach((k, i) => {
+      k.x = Math.round(from[i].x + dx); k.y = Math.round(from[i].y + dy);
+      if (els[i]) { els[i].style.left = k.x + "px"; els[i].style.top = k.y + "px"; }
+    });
+    if (inside.length) drawEdges(root, m, ids);
+  }, () => { if (moved) drawMinimap(root, m); if (moved || hadNodes) emit(m); });
 }
 
 // The corner sets the width and, once dragged down or up, the height (a note that frames nodes).

@@ -1,7 +1,8 @@
 """Opening, saving and switching the workflow of the designer session (store + query params).
 
 Every accepted change is saved as a new version (message "autosave"); the workflow id lives in
-``st.query_params`` so that a browser reload opens the same workflow again.
+``st.query_params`` so that a browser reload opens the same workflow again, with its saved
+versions as the undo history.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def current_session(store: Store) -> DesignerSession:
         elif wanted:
             try:
                 sess = DesignerSession(ensure_positions(store.get_workflow(wanted)), workflow_id=wanted, rev=rev)
+                sess.undo_stack = undo_history(store, wanted)
             except (StorageError, ServiceGridError, LookupError) as exc:
                 flash(f"Could not open workflow {wanted}: {exc}. Started a new one.", "error")
                 st.query_params.pop(state.QP_WORKFLOW, None)
@@ -46,6 +48,23 @@ def current_session(store: Store) -> DesignerSession:
     if sess.workflow_id:
         st.query_params[state.QP_WORKFLOW] = sess.workflow_id  # page switches clear query params
     return sess
+
+
+UNDO_FROM_VERSIONS = 30  # saved versions a reopened workflow can be undone through
+
+
+def undo_history(store: Store, workflow_id: str, limit: int = UNDO_FROM_VERSIONS) -> list[Workflow]:
+    """The undo stack of a workflow opened again (a reload, a link): its saved versions before
+    the latest, oldest first, so Undo steps back through them as it did before the reload (every
+    accepted change was saved as a version). A version that cannot be read ends the history there."""
+    versions = [v.version for v in store.workflow_versions(workflow_id)][:-1][-limit:]
+    history: list[Workflow] = []
+    for version in reversed(versions):  # newest first: an unreadable one cuts off only the older ones
+        try:
+            history.append(ensure_positions(store.get_workflow(workflow_id, version)))
+        except (StorageError, ServiceGridError, LookupError, ValueError):
+            break
+    return history[::-1]
 
 
 def save(sess: DesignerSession, store: Store, message: str = "autosave") -> bool:

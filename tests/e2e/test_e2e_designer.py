@@ -67,6 +67,9 @@ def test_build_refuse_edit_validate_and_reload(page, app_url):
     expect(page.locator("path.sg-edge")).to_have_count(1)
     expect(node(page, "sentiment_1").locator(".sg-sub")).to_contain_text("threshold=0.7")
     expect(node(page, "sentiment_1").locator(".sg-sub")).to_contain_text("tag=ok")
+    page.get_by_test_id("sg-undo").click()  # the undo history survived the reload (the saved versions)
+    expect(node(page, "sentiment_1").locator(".sg-sub")).not_to_contain_text("threshold=0.7")
+    expect(node(page, "sentiment_1").locator(".sg-sub")).to_contain_text("tag=ok")
 
 
 def test_an_any_input_refuses_the_kinds_it_cannot_read(page, app_url):

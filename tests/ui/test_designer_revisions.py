@@ -262,3 +262,21 @@ def test_paste_with_inputs_also_copies_the_wires_into_the_copies() -> None:
     assert [(e.source, e.target) for e in sess.workflow.edges] == [("a", "b"), ("a", "b_2")]
     sess.duplicate(["b"])  # without: a copy with no wires in
     assert [(e.source, e.target) for e in sess.workflow.edges] == [("a", "b"), ("a", "b_2")]
+
+
+def test_a_reopened_workflow_can_be_undone_through_its_saved_versions(tmp_path) -> None:
+    from storage import Store
+    from ui.session import undo_history
+
+    with Store(f"sqlite:///{tmp_path / 'undo.db'}") as store:
+        first = workflow_from_data(THREE)
+        wid, _ = store.save_workflow(first)
+        for seconds in (5, 6, 7):
+            node = first.node("a").model_copy(update={"params": {"duration_s": seconds}})
+            store.save_workflow(replace_node(first, node), workflow_id=wid)
+        history = undo_history(store, wid)
+        assert [w.node("a").params["duration_s"] for w in history] == [1, 5, 6]  # oldest first, not the latest
+        assert [w.node("a").params["duration_s"] for w in undo_history(store, wid, limit=2)] == [5, 6]
+        sess = DesignerSession(store.get_workflow(wid), workflow_id=wid)
+        sess.undo_stack = history
+        assert sess.undo() and sess.workflow.node("a").params["duration_s"] == 6

@@ -26,7 +26,7 @@ from ui.designer_run import (
     start_run,
 )
 from ui.editor import Accepted, DesignerSession
-from ui.graphmodel import KIND_COLORS, canvas_graph, counted_labels, palette_of
+from ui.graphmodel import KIND_COLORS, Clip, canvas_graph, copy_of, counted_labels, describe_clip, palette_of
 from ui.properties import properties_panel
 from ui.render import code_md, escape_md, issue_list, issues_by_node, run_blocker
 from ui.services import get_registry, get_store, runs_available
@@ -36,6 +36,7 @@ CANVAS_HEIGHT = 560
 FULL_RUN_ID = "designer_full_run_id"  # workflow id the whole page last drew
 POLLING = "designer_polling"  # whether the editor fragment currently refreshes on a timer
 MAX_COPIED = 500  # ids in one copy command
+CLIPBOARD = "designer_clipboard"  # session state: what Ctrl+C took (ui.graphmodel.Clip)
 SPEEDS = {1.0: "real time", 0.1: "10× faster", 0.01: "100× faster", 0.001: "1000× faster"}
 
 
@@ -81,8 +82,18 @@ def _on_command() -> None:
         sess.tell("nothing to redo")
     elif name == "layout":
         sess.layout()
-    elif name == "duplicate":  # Ctrl+D, or Ctrl+C then Ctrl+V (Ctrl+Shift+V: with the wires in)
-        sess.duplicate(_ids(command.get("ids")), _ids(command.get("notes")), command.get("inputs") is True)
+    elif name == "duplicate":  # Ctrl+D
+        sess.duplicate(_ids(command.get("ids")), _ids(command.get("notes")))
+    elif name == "copy":  # Ctrl+C: kept for this browser session, to paste here or into another workflow
+        clip = copy_of(sess.workflow, _ids(command.get("ids")), _ids(command.get("notes")))
+        if clip:
+            st.session_state[CLIPBOARD] = clip
+            sess.tell(f"copied {describe_clip(len(clip.nodes), len(clip.notes))}: Ctrl+V pastes them, here or in "
+                      "another workflow (Ctrl+Shift+V with the wires into them)")
+        else:
+            sess.tell("nothing to copy: select nodes or notes first")
+    elif name == "paste":  # Ctrl+V; Ctrl+Shift+V with the wires into the copies
+        sess.paste(st.session_state.get(CLIPBOARD) or Clip(), command.get("inputs") is True)
     save(sess, get_store())
 
 

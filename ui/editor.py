@@ -18,7 +18,15 @@ from typing import Any
 
 from engine.workflow import Workflow
 from ui.designer_rebase import rebase
-from ui.graphmodel import duplicate, structure_key, with_layout, workflow_from_canvas
+from ui.graphmodel import (
+    Clip,
+    copy_of,
+    describe_clip,
+    paste,
+    structure_key,
+    with_layout,
+    workflow_from_canvas,
+)
 
 HISTORY_LIMIT = 200
 REVISIONS_KEPT = 64  # how far back a canvas report can be rebased
@@ -149,17 +157,22 @@ class DesignerSession:
 
     def duplicate(self, node_ids: list[str], note_ids: list[str] | None = None, with_inputs: bool = False) -> None:
         """Copies of nodes (with the wires between them, and with ``with_inputs`` the wires into
-        them) and notes, selected; one undo step."""
-        workflow, copies = duplicate(self.workflow, node_ids, note_ids or (), with_inputs)
+        them) and notes, next to them, selected; one undo step."""
+        self.paste(copy_of(self.workflow, node_ids, note_ids or ()), with_inputs,
+                   empty="nothing to copy: select nodes or notes first")
+
+    def paste(self, clip: Clip, with_inputs: bool = False,
+              empty: str = "nothing to paste: select nodes or notes and press Ctrl+C first") -> None:
+        """What ``clip`` holds (copied from this workflow or another) as new nodes and notes,
+        selected; one undo step."""
+        workflow, copies = paste(self.workflow, clip, with_inputs)
         if workflow is self.workflow:
-            self.tell("nothing to copy: select nodes or notes first (the copy is of this workflow's)")
+            self.tell(empty)
             return
         notes = len(workflow.notes) - len(self.workflow.notes)
         self.selected = copies
         self.push(workflow)
-        made = [f"{len(copies)} node{'s' if len(copies) != 1 else ''}"] if copies else []
-        made += [f"{notes} note{'s' if notes != 1 else ''}"] if notes else []
-        self.tell(f"added copies of {' and '.join(made)}")
+        self.tell(f"added copies of {describe_clip(len(copies), notes)}")
 
     def layout(self) -> None:
         self.push(with_layout(self.workflow), fit=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from engine.graphs import layers
@@ -213,20 +214,39 @@ def _fresh(base: str, taken: set[str]) -> str:
     return f"{stem}_{i}"
 
 
-def duplicate(workflow: Workflow, node_ids: Iterable[str], note_ids: Iterable[str] = (),
-              with_inputs: bool = False) -> tuple[Workflow, list[str]]:
-    """Copies of the nodes ``node_ids`` (parameters, overrides and label included) with the wires
-    between them (``with_inputs``: and the wires into them from nodes not copied, as ComfyUI's
-    Ctrl+Shift+V), and of the notes ``note_ids``, placed down and right of the originals where no
-    copy sits yet; returns the new workflow and the copied nodes' ids (unknown ids are skipped)."""
+@dataclass(frozen=True)
+class Clip:
+    """What Ctrl+C took: nodes (whole: parameters, overrides, label), the wires into them (between
+    them, and from nodes not taken, for Ctrl+Shift+V), and notes. Pasted into any workflow."""
+
+    nodes: tuple[NodeSpec, ...] = ()
+    wires: tuple[EdgeSpec, ...] = ()
+    notes: tuple[NoteSpec, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.nodes or self.notes)
+
+
+def copy_of(workflow: Workflow, node_ids: Iterable[str], note_ids: Iterable[str] = ()) -> Clip:
+    """The nodes ``node_ids`` and notes ``note_ids`` of ``workflow`` (unknown ids are skipped)."""
     wanted_nodes, wanted_notes = set(node_ids), set(note_ids)
-    nodes = [n for n in workflow.nodes if n.id in wanted_nodes]
-    notes = [n for n in workflow.notes if n.id in wanted_notes][:max(0, MAX_NOTES - len(workflow.notes))]
-    if not nodes and not notes:
+    nodes = tuple(n for n in workflow.nodes if n.id in wanted_nodes)
+    return Clip(nodes, tuple(e for e in workflow.edges if e.target in wanted_nodes),
+                tuple(n for n in workflow.notes if n.id in wanted_notes))
+
+
+def paste(workflow: Workflow, clip: Clip, with_inputs: bool = False) -> tuple[Workflow, list[str]]:
+    """``workflow`` with copies of what ``clip`` holds and the wires between the copied nodes
+    (``with_inputs``: and the wires into them from the nodes not copied that ``workflow`` has, as
+    ComfyUI's Ctrl+Shift+V), placed down and right of where they were, where no copy sits yet.
+    A copy keeps its id where it is free, else gets the next free one (``pre`` -> ``pre_2``);
+    returns the workflow and the new nodes' ids."""
+    notes = clip.notes[:max(0, MAX_NOTES - len(workflow.notes))]
+    if not clip.nodes and not notes:
         return workflow, []
     spots = {(n.position.x, n.position.y) for n in workflow.nodes if n.position is not None}
     spots |= {(n.position.x, n.position.y) for n in workflow.notes}
-    anchor = (nodes[0].position or Position()) if nodes else notes[0].position
+    anchor = (clip.nodes[0].position or Position()) if clip.nodes else notes[0].position
     step = 1
     while (anchor.x + step * COPY_OFFSET, anchor.y + step * COPY_OFFSET) in spots:
         step += 1
@@ -236,20 +256,36 @@ def duplicate(workflow: Workflow, node_ids: Iterable[str], note_ids: Iterable[st
         at = position or Position()
         return Position(x=min(1e7, at.x + shift), y=min(1e7, at.y + shift))
 
-    taken, rename = set(workflow.node_ids()), {}
-    for node in nodes:
-        rename[node.id] = _fresh(node.id, taken)
+    present = set(workflow.node_ids())
+    taken, rename = set(present), {}
+    for node in clip.nodes:
+        rename[node.id] = node.id if node.id not in taken else _fresh(node.id, taken)  # another workflow's may fit
         taken.add(rename[node.id])
-    copies = tuple(n.model_copy(update={"id": rename[n.id], "position": moved(n.position)}) for n in nodes)
+    copies = tuple(n.model_copy(update={"id": rename[n.id], "position": moved(n.position)}) for n in clip.nodes)
     wires = tuple(e.model_copy(update={"source": rename.get(e.source, e.source), "target": rename[e.target]})
-                  for e in workflow.edges if e.target in rename and (e.source in rename or with_inputs))
+                  for e in clip.wires if e.target in rename
+                  and (e.source in rename or (with_inputs and e.source in present)))
     note_taken = {n.id for n in workflow.notes}
     note_copies = []
     for note in notes:
-        note_copies.append(note.model_copy(update={"id": _fresh(note.id, note_taken), "position": moved(note.position)}))
+        fresh = note.id if note.id not in note_taken else _fresh(note.id, note_taken)
+        note_copies.append(note.model_copy(update={"id": fresh, "position": moved(note.position)}))
         note_taken.add(note_copies[-1].id)
     return workflow.model_copy(update={"nodes": workflow.nodes + copies, "edges": workflow.edges + wires,
                                        "notes": workflow.notes + tuple(note_copies)}), list(rename.values())
+
+
+def describe_clip(nodes: int, notes: int) -> str:
+    """``2 nodes and 1 note``."""
+    made = [f"{nodes} node{'s' if nodes != 1 else ''}"] if nodes else []
+    made += [f"{notes} note{'s' if notes != 1 else ''}"] if notes else []
+    return " and ".join(made) or "nothing"
+
+
+def duplicate(workflow: Workflow, node_ids: Iterable[str], note_ids: Iterable[str] = (),
+              with_inputs: bool = False) -> tuple[Workflow, list[str]]:
+    """Copies of the nodes ``node_ids`` and notes ``note_ids`` pasted into their own workflow."""
+    return paste(workflow, copy_of(workflow, node_ids, note_ids), with_inputs)
 
 
 def replace_node(workflow: Workflow, node: NodeSpec) -> Workflow:

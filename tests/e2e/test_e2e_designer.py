@@ -437,7 +437,7 @@ def test_duplicate_and_copy_paste_keep_parameters_and_inner_wires(page, app_url,
     click_node(page, "pre")
     click_node(page, "cls", shift=True)
     page.keyboard.press("Control+c")
-    expect(page.get_by_test_id("sg-toast").filter(has_text="copied 2 items")).to_be_visible()
+    expect(page.get_by_test_id("sg-toast").filter(has_text="copied 2 nodes")).to_be_visible()
     page.keyboard.press("Control+v")
     expect(page.locator(".sg-node")).to_have_count(5)
     expect(node(page, "pre_2")).to_be_visible()
@@ -459,6 +459,21 @@ def test_duplicate_and_copy_paste_keep_parameters_and_inner_wires(page, app_url,
     assert {(e["source"], e["target"]) for e in data["edges"]} == {("pre", "cls"), ("pre_2", "cls_3")}
     page.get_by_test_id("sg-undo").click()
     expect(page.locator(".sg-node")).to_have_count(3)
+
+    click_node(page, "pre")
+    click_node(page, "cls", shift=True)
+    page.keyboard.press("Control+c")  # into another workflow
+    open_tab(page, "Templates")
+    page.get_by_role("button", name="Open medical-imaging-simulated").click()
+    expect(page.locator(".sg-node")).to_have_count(2)
+    page.locator("[data-testid=sg-canvas]").focus()
+    page.keyboard.press("Control+v")
+    expect(page.locator(".sg-node")).to_have_count(4)
+    data = export_json(page, tmp_path / "pasted.json")
+    pasted = {n["id"]: n for n in data["nodes"]}
+    assert {"pre", "cls"} <= set(pasted), sorted(pasted)
+    assert pasted["cls"]["params"] == nodes["cls"]["params"]
+    assert ("pre", "cls") in {(e["source"], e["target"]) for e in data["edges"]}
 
 
 def test_a_finished_node_shows_its_outputs_under_the_canvas(page, app_url):

@@ -280,3 +280,20 @@ def test_a_reopened_workflow_can_be_undone_through_its_saved_versions(tmp_path) 
         sess = DesignerSession(store.get_workflow(wid), workflow_id=wid)
         sess.undo_stack = history
         assert sess.undo() and sess.workflow.node("a").params["duration_s"] == 6
+
+
+def test_a_copy_pastes_into_another_workflow_keeping_free_ids() -> None:
+    from ui.graphmodel import copy_of, paste
+
+    clip = copy_of(session().workflow, ["a", "b"])  # a -> b
+    other = workflow_from_data({"schema_version": 1, "name": "other",
+                                "nodes": [{"id": "a", "agent": "sim.task", "params": {"duration_s": 9}}]})
+    merged, copies = paste(other, clip)
+    assert copies == ["a_2", "b"]  # "a" is taken there, "b" is free
+    assert [(e.source, e.target) for e in merged.edges] == [("a_2", "b")]
+    assert merged.node("a_2").params == {"duration_s": 1} and merged.node("a").params == {"duration_s": 9}
+    only_b = copy_of(session().workflow, ["b"])
+    assert [(e.source, e.target) for e in paste(other, only_b, with_inputs=True)[0].edges] == [("a", "b")]
+    assert paste(other, only_b)[0].edges == ()  # without its inputs
+    empty = workflow_from_data({"schema_version": 1, "name": "empty"})
+    assert paste(empty, only_b, with_inputs=True)[0].edges == ()  # its input's source is not there

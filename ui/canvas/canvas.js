@@ -146,9 +146,9 @@ function build(host) {
 function command(m, name, extra) { m.api.setTriggerValue("command", { ...(extra || {}), name, rev: m.rev }); }
 
 // Copies are made by Python (it holds the parameters the canvas never sees) and arrive as its push.
-function duplicate(root, m, ids, notes, inputs) {
+function duplicate(root, m, ids, notes) {
   if (!ids.length && !notes.length) { toast(root, "select nodes or notes to copy first", "info"); return; }
-  command(m, "duplicate", { ids, notes, inputs: !!inputs });
+  command(m, "duplicate", { ids, notes });
 }
 
 function keyDown(root, m, ev) {
@@ -158,15 +158,11 @@ function keyDown(root, m, ev) {
   else if (ctrl && key === "z" && !ev.shiftKey) { ev.preventDefault(); command(m, "undo"); }
   else if (ctrl && (key === "y" || (key === "z" && ev.shiftKey))) { ev.preventDefault(); command(m, "redo"); }
   else if (ctrl && key === "d") { ev.preventDefault(); duplicate(root, m, [...m.selNodes], [...m.selNotes]); }
-  else if (ctrl && key === "c") {
-    m.clip = { doc: m.doc, ids: [...m.selNodes], notes: [...m.selNotes] };
-    const count = m.clip.ids.length + m.clip.notes.length;
-    if (count) toast(root, `copied ${count} item${count > 1 ? "s" : ""}: Ctrl+V pastes them (Ctrl+Shift+V with their input wires)`, "info");
+  else if (ctrl && key === "c") {                   // Python keeps the copy: it can go into another workflow
+    if (!m.selNodes.size && !m.selNotes.size) toast(root, "select nodes or notes to copy first", "info");
+    else command(m, "copy", { ids: [...m.selNodes], notes: [...m.selNotes] });
   }
-  else if (ctrl && key === "v") {
-    if (!m.clip || m.clip.doc !== m.doc) toast(root, "nothing copied in this workflow yet (select, then Ctrl+C)", "info");
-    else duplicate(root, m, m.clip.ids, m.clip.notes, ev.shiftKey);  // Shift: with the wires into them
-  }
+  else if (ctrl && key === "v") { ev.preventDefault(); command(m, "paste", { inputs: ev.shiftKey }); }  // Shift: with the wires in
   else if (ctrl && key === "a") { ev.preventDefault(); setSelection(root, m, Object.keys(m.nodes), []); emit(m); }
   else if (!ctrl && key === "f") fitView(root, m);
   else if (!ctrl && key === "n") { ev.preventDefault(); addNote(root, m); }

@@ -92,6 +92,8 @@ def _on_command() -> None:
                       "another workflow (Ctrl+Shift+V with the wires into them)")
         else:
             sess.tell("nothing to copy: select nodes or notes first")
+    elif name == "label" and isinstance(command.get("id"), str):  # a title renamed on the canvas
+        sess.relabel(command["id"], str(command.get("label") or ""))
     elif name == "paste":  # Ctrl+V; Ctrl+Shift+V with the wires into the copies
         sess.paste(st.session_state.get(CLIPBOARD) or Clip(), command.get("inputs") is True)
     save(sess, get_store())

@@ -23,6 +23,7 @@ from ui.graphmodel import (
     copy_of,
     describe_clip,
     paste,
+    replace_node,
     structure_key,
     with_layout,
     workflow_from_canvas,
@@ -173,6 +174,12 @@ class DesignerSession:
         self.selected = copies
         self.push(workflow)
         self.tell(f"added copies of {describe_clip(len(copies), notes)}")
+
+    def relabel(self, node_id: str, label: str) -> None:
+        """A node's label as renamed on the canvas (empty: its id again; at most 500 characters)."""
+        node = self.workflow.node(node_id)
+        if node is not None:
+            self.push(replace_node(self.workflow, node.model_copy(update={"label": label.strip()[:500] or None})))
 
     def layout(self) -> None:
         self.push(with_layout(self.workflow), fit=True)

@@ -627,3 +627,22 @@ def test_a_frame_moves_the_nodes_inside_it_unless_alt_is_held(page, app_url, tmp
     page.wait_for_timeout(1500)  # the report reaches Python
     saved = {n["id"]: n["position"].get("y", 0) for n in export_json(page, tmp_path / "framed.json")["nodes"]}
     assert saved["pre"] == saved["cls"] > 0  # moved down together from the template's row at y = 0
+
+
+def test_a_node_is_renamed_by_double_clicking_its_title(page, app_url, tmp_path: Path):
+    open_template(page, app_url, "two-stage", 2)
+    node(page, "pre").locator(".sg-head").dblclick()
+    field = page.get_by_test_id("sg-rename")
+    expect(field).to_be_focused()
+    field.fill("Resize <b>scans</b>")
+    field.press("Enter")
+    expect(node(page, "pre").locator(".sg-label")).to_have_text("Resize <b>scans</b>")  # text, not markup
+    node(page, "cls").locator(".sg-head").dblclick()
+    page.get_by_test_id("sg-rename").fill("never kept")
+    page.get_by_test_id("sg-rename").press("Escape")
+    expect(node(page, "cls").locator(".sg-label")).to_have_text("cls")
+    page.wait_for_timeout(1000)
+    labels = {n["id"]: n.get("label") for n in export_json(page, tmp_path / "renamed.json")["nodes"]}
+    assert labels == {"pre": "Resize <b>scans</b>", "cls": None}
+    page.get_by_test_id("sg-undo").click()
+    expect(node(page, "pre").locator(".sg-label")).to_have_text("pre")

@@ -297,3 +297,16 @@ def test_a_copy_pastes_into_another_workflow_keeping_free_ids() -> None:
     assert paste(other, only_b)[0].edges == ()  # without its inputs
     empty = workflow_from_data({"schema_version": 1, "name": "empty"})
     assert paste(empty, only_b, with_inputs=True)[0].edges == ()  # its input's source is not there
+
+
+def test_relabel_sets_a_label_cut_to_its_limit_and_empty_means_the_id() -> None:
+    sess = session()
+    sess.relabel("a", "  Resize scans  ")
+    assert sess.workflow.node("a").label == "Resize scans"
+    sess.relabel("a", "x" * 900)
+    assert len(sess.workflow.node("a").label) == 500
+    sess.relabel("a", "   ")
+    assert sess.workflow.node("a").label is None
+    rev = sess.rev
+    sess.relabel("ghost", "nothing")  # an unknown node: nothing happens
+    assert sess.rev == rev

@@ -413,6 +413,7 @@ function nodeEl(root, m, n) {
   const head = document.createElement("div"); head.className = "sg-head"; head.dataset.label = n.label || n.id;
   const text = document.createElement("span"); text.className = "sg-label"; text.textContent = n.label || n.id;
   head.title = head.dataset.label; head.appendChild(text);
+  head.addEventListener("dblclick", ev => { ev.stopPropagation(); renameNode(root, m, n, head, text); });
   const badge = document.createElement("span"); badge.className = "sg-badge"; badge.hidden = true;
   const sub = document.createElement("div"); sub.className = "sg-sub";
   sub.textContent = s.missing ? `unknown agent ${n.agent}` : (n.sub ? `${n.id} · ${n.sub}` : n.id);
@@ -432,6 +433,35 @@ function nodeEl(root, m, n) {
   s.outputs.forEach((p, i) => addPort(p, i, "out"));
   el.addEventListener("pointerdown", ev => nodeDown(root, m, n, ev));
   return el;
+}
+
+// Double-click a node's title to rename it in place (Enter keeps, Escape drops); Python sets the label.
+function renameNode(root, m, n, head, text) {
+  if (head.querySelector("input")) return;
+  const input = document.createElement("input");
+  input.className = "sg-rename"; input.dataset.testid = "sg-rename"; input.maxLength = 500;
+  input.value = n.label || n.id; input.setAttribute("aria-label", `Label of ${n.id}`);
+  text.hidden = true; head.appendChild(input);
+  m.gestures++;
+  let done = false;
+  const finish = keep => {
+    if (done) return; done = true;
+    const value = input.value.trim().slice(0, 500);
+    input.remove(); text.hidden = false; m.gestures--;
+    if (keep && value !== (n.label || n.id)) {
+      n.label = value || n.id; text.textContent = n.label; head.dataset.label = n.label; head.title = n.label;
+      command(m, "label", { id: n.id, label: value });
+    }
+    adoptPending(root, m); focus(root);
+  };
+  input.addEventListener("pointerdown", ev => ev.stopPropagation());
+  input.addEventListener("keydown", ev => {
+    ev.stopPropagation();
+    if (ev.key === "Enter") { ev.preventDefault(); finish(true); }
+    else if (ev.key === "Escape") { ev.preventDefault(); finish(false); }
+  });
+  input.addEventListener("blur", () => finish(true));
+  input.focus(); input.select();
 }
 
 function portXY(m, id, port, side) {

@@ -764,7 +764,7 @@ function toWorld(root, m, cx, cy) {
 }
 function transform(root, m) {
   root.querySelector(".sg-world").style.transform = `translate(${m.pan.x}px,${m.pan.y}px) scale(${m.zoom})`;
-  drawMinimap(root, m);
+  if (!m.mapFrame) m.mapFrame = requestAnimationFrame(() => { m.mapFrame = 0; drawMinimap(root, m); });  // once a frame
 }
 
 // -- the overview: shown when part of the graph is out of view; click or drag it to move there --

@@ -174,7 +174,8 @@ def _run_row(sess: DesignerSession, issues: list[Issue], run_id: str | None, run
     target = sess.selected[0] if len(sess.selected) == 1 and sess.workflow.node(sess.selected[0]) else None
     if target is not None and not busy:
         part = upstream_workflow(sess.workflow, [target])
-        reason = partial_blocker(issues, set(part.node_ids()))
+        reason = partial_blocker(issues, set(part.node_ids())) or (
+            None if runs_available() else "the run manager is not installed")
         cols[1].button("Run to here", key="designer_run_to", icon=":material/line_end_arrow:",
                        disabled=reason is not None, on_click=start_run, args=(sess, "designer_time_scale", target),
                        help=reason or f"Run {target} and the {len(part.nodes) - 1} node(s) it needs, not the rest "

@@ -646,3 +646,30 @@ def test_a_node_is_renamed_by_double_clicking_its_title(page, app_url, tmp_path:
     assert labels == {"pre": "Resize <b>scans</b>", "cls": None}
     page.get_by_test_id("sg-undo").click()
     expect(node(page, "pre").locator(".sg-label")).to_have_text("pre")
+
+
+def test_a_node_dropped_on_a_wire_goes_into_it_when_its_ports_fit(page, app_url, tmp_path: Path):
+    open_designer(page, app_url)
+    for count, (agent, x, y) in enumerate([("e2e.read_text", 80, 90), ("e2e.sentiment", 460, 90)], start=1):
+        drag_from_palette(page, agent, x, y)
+        expect(page.locator(".sg-node")).to_have_count(count)
+    connect(page, "read_text_1", "text", "sentiment_1", "text")
+    wire = page.locator("path.sg-edge")
+    expect(wire).to_have_count(1)
+    page.wait_for_timeout(1000)  # the connection reaches Python (its answer redraws the canvas)
+    mid = wire.evaluate("p => { const r = p.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2] }")
+    canvas = canvas_box(page)
+    at = (mid[0] - canvas["x"], mid[1] - canvas["y"])  # the wire's middle (a flat wire has no height to be "visible")
+    page.mouse.click(mid[0], mid[1] + 4)  # a wire is clicked a few pixels off, too
+    expect(wire).to_have_class(re.compile(r"\bselected\b"))
+    drag_from_palette(page, "e2e.load_images", *at)  # no input: added beside the wire, told why
+    expect(page.get_by_test_id("sg-toast").filter(has_text="not into it")).to_be_visible()
+    expect(wire).to_have_count(1)
+    page.get_by_test_id("sg-undo").click()
+    expect(page.locator(".sg-node")).to_have_count(2)
+    drag_from_palette(page, "flow.limit", *at)  # any in, any out: it goes into the wire
+    expect(page.locator('.sg-node[data-agent="flow.limit"]')).to_have_count(1)
+    expect(page.locator("path.sg-edge")).to_have_count(2)
+    page.wait_for_timeout(1000)
+    edges = {(e["source"], e["target"]) for e in export_json(page, tmp_path / "spliced.json")["edges"]}
+    assert edges == {("read_text_1", "limit_1"), ("limit_1", "sentiment_1")}

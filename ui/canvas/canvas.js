@@ -106,7 +106,7 @@ function build(host) {
       </div>
     </div>`;
   host.appendChild(root);
-  const m = root.__m = { nodes: {}, edges: [], notes: {}, paths: {}, labels: {}, selNodes: new Set(), selEdges: new Set(),
+  const m = root.__m = { nodes: {}, edges: [], notes: {}, paths: {}, labels: {}, hits: {}, selNodes: new Set(), selEdges: new Set(),
     selNotes: new Set(), rev: -1,
     pan: { x: 20, y: 20 }, zoom: 1, issues: {}, status: {}, palette: {}, gestures: 0, pending: null,
     sid: "", seq: 0, acked: 0, waitSince: 0, doc: "" };
@@ -242,11 +242,40 @@ function drop(root, m, spec, clientX, clientY) {
   const cr = root.querySelector(".sg-canvas").getBoundingClientRect();
   if (clientX < cr.left || clientX > cr.right || clientY < cr.top || clientY > cr.bottom) return;
   const p = toWorld(root, m, clientX, clientY);
+  const wire = wireAt(root, m, clientX, clientY);
   const id = freshId(m, spec.name);
   m.nodes[id] = { id, agent: spec.name, label: spec.label || spec.name, x: Math.round(p.x - NODE_W / 2), y: Math.round(p.y - HEAD_H / 2) };
+  if (wire) splice(root, m, wire, id);
   renderAll(root, m);
   setSelection(root, m, [id], []);
   emit(m);
+}
+
+// The wire under a drop (a few pixels either way: a wire is thin), or null.
+function wireAt(root, m, x, y) {
+  const doc = root.getRootNode();
+  for (const [dx, dy] of [[0, 0], [0, -4], [0, 4], [-4, 0], [4, 0], [0, -8], [0, 8]]) {
+    const el = doc.elementFromPoint(x + dx, y + dy);
+    if (el?.matches?.("path.sg-edge, path.sg-edge-hit")) return m.edges.find(e => e.id === el.dataset.id) || null;
+  }
+  return null;
+}
+
+// A node dropped on a wire goes into it, src -> node -> dst, when an input of it reads what the
+// wire carries and an output of it gives what the wire's end reads; otherwise it is only added.
+function splice(root, m, wire, id) {
+  const from = spec(m, m.nodes[wire.src]).outputs.find(o => o.name === wire.srcPort);
+  const into = spec(m, m.nodes[wire.dst]).inputs.find(i => i.name === wire.dstPort);
+  const s = spec(m, m.nodes[id]);
+  const inPort = from && s.inputs.find(p => !kindRefusal(wire.src, from, id, p));
+  const outPort = into && s.outputs.find(p => !kindRefusal(id, p, wire.dst, into));
+  if (!inPort || !outPort) {
+    toast(root, `${id} was added beside the wire ${wire.src} → ${wire.dst}, not into it: its ports do not fit what the wire carries`, "info");
+    return;
+  }
+  m.edges = m.edges.filter(e => e !== wire);
+  m.edges.push({ id: `${wire.src}.${wire.srcPort}->${id}.${inPort.name}`, src: wire.src, srcPort: wire.srcPort, dst: id, dstPort: inPort.name },
+    { id: `${id}.${outPort.name}->${wire.dst}.${wire.dstPort}`, src: id, srcPort: outPort.name, dst: wire.dst, dstPort: wire.dstPort });
 }
 
 function freshId(m, agentName) {
@@ -483,20 +512,35 @@ function placeLabel(m, e) {
   t.setAttribute("x", (a.x + b.x) / 2); t.setAttribute("y", (a.y + b.y) / 2 - 6);
 }
 
+// The wires' layer covers the graph (a browser finds what is under the pointer only inside an
+// <svg>'s own box, not in what overflows it), in canvas coordinates through its viewBox.
+function sizeEdgeLayer(root, m) {
+  const ns = Object.values(m.nodes), svg = root.querySelector(".sg-edges");
+  if (!ns.length) return;
+  const x0 = Math.min(...ns.map(n => n.x)) - 400, y0 = Math.min(...ns.map(n => n.y)) - 400;
+  const w = Math.max(...ns.map(n => n.x + NODE_W)) + 400 - x0, h = Math.max(...ns.map(n => n.y + 200)) + 400 - y0;
+  Object.assign(svg.style, { left: x0 + "px", top: y0 + "px", width: w + "px", height: h + "px" });
+  svg.setAttribute("viewBox", `${x0} ${y0} ${w} ${h}`);
+}
+
 function drawEdges(root, m, movedIds) {
+  sizeEdgeLayer(root, m);
   if (movedIds) {
     for (const e of m.edges) if (movedIds.has(e.src) || movedIds.has(e.dst)) {
-      m.paths[e.id]?.setAttribute("d", edgeD(m, e)); placeLabel(m, e);
+      const d = edgeD(m, e);
+      m.paths[e.id]?.setAttribute("d", d); m.hits[e.id]?.setAttribute("d", d); placeLabel(m, e);
     }
     return;
   }
   const svg = root.querySelector(".sg-edges");
-  svg.querySelectorAll("path.sg-edge, text.sg-edge-label").forEach(p => p.remove());
-  m.paths = {}; m.labels = {};
+  svg.querySelectorAll("path.sg-edge, path.sg-edge-hit, text.sg-edge-label").forEach(p => p.remove());
+  m.paths = {}; m.labels = {}; m.hits = {};
   for (const e of m.edges) {
     if (!m.nodes[e.src] || !m.nodes[e.dst]) continue;
     const p = m.paths[e.id] = svgPath(root, "sg-edge" + (m.selEdges.has(e.id) ? " selected" : ""));
     p.dataset.id = e.id; p.setAttribute("d", edgeD(m, e));
+    const hit = m.hits[e.id] = svgPath(root, "sg-edge-hit");  // a wide clear stroke: a wire is easy to hit
+    hit.dataset.id = e.id; hit.setAttribute("d", p.getAttribute("d"));
     const ran = (m.counted || {})[e.id], label = ran || e.label;  // what a run counted, else the plan
     if (label) {
       const t = m.labels[e.id] = document.createElementNS("http://www.w3.org/2000/svg", "text");
@@ -505,7 +549,7 @@ function drawEdges(root, m, movedIds) {
     }
     const s = spec(m, m.nodes[e.src]).outputs.find(o => o.name === e.srcPort);
     if (s) p.style.stroke = m.kindColors[s.kind] || "";
-    p.addEventListener("pointerdown", ev => {
+    hit.addEventListener("pointerdown", ev => {
       ev.stopPropagation(); focus(root);
       if (ev.shiftKey) toggle(m.selEdges, e.id); else { m.selNodes.clear(); m.selNotes.clear(); m.selEdges = new Set([e.id]); }
       refreshSelection(root, m); emit(m);

@@ -673,3 +673,12 @@ def test_a_node_dropped_on_a_wire_goes_into_it_when_its_ports_fit(page, app_url,
     page.wait_for_timeout(1000)
     edges = {(e["source"], e["target"]) for e in export_json(page, tmp_path / "spliced.json")["edges"]}
     assert edges == {("read_text_1", "limit_1"), ("limit_1", "sentiment_1")}
+    first = page.locator('path.sg-edge[data-id^="read_text_1."]')
+    mid = first.evaluate("p => { const r = p.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2] }")
+    page.mouse.click(mid[0], mid[1])
+    expect(first).to_have_class(re.compile(r"\bselected\b"))
+    page.keyboard.press("Delete")  # a selected wire is deleted
+    expect(page.locator("path.sg-edge")).to_have_count(1)
+    page.wait_for_timeout(1000)
+    edges = {(e["source"], e["target"]) for e in export_json(page, tmp_path / "cut.json")["edges"]}
+    assert edges == {("limit_1", "sentiment_1")}

@@ -658,6 +658,8 @@ def test_a_node_dropped_on_a_wire_goes_into_it_when_its_ports_fit(page, app_url,
     expect(wire).to_have_count(1)
     page.wait_for_timeout(1000)  # the connection reaches Python (its answer redraws the canvas)
     mid = wire.evaluate("p => { const r = p.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2] }")
+    dot = box_of(node(page, "read_text_1").locator('.sg-port.out[data-port="text"] i'))
+    assert mid[1] == pytest.approx(dot["y"] + dot["height"] / 2, abs=1)  # the wire meets its port's dot
     canvas = canvas_box(page)
     at = (mid[0] - canvas["x"], mid[1] - canvas["y"])  # the wire's middle (a flat wire has no height to be "visible")
     page.mouse.click(mid[0], mid[1] + 4)  # a wire is clicked a few pixels off, too

@@ -8,6 +8,7 @@
 
 let live = null;  // the canvas root drawn last (a remount replaces it; gestures begun on the old one finish here)
 const NODE_W = 180, HEAD_H = 26, SUB_H = 16, PORT_H = 18, PAD_B = 8;
+const BORDER_T = 6;  // a node's top border (canvas.css): its ports sit below it, and so do the wires' ends
 const NOTE_W = 220, NOTE_CHARS = 4000, NOTES_MAX = 200;  // engine.workflow.NoteSpec / MAX_NOTES
 const NOTE_COLORS = ["yellow", "blue", "green", "pink", "grey"], NOTE_MAX = 2000;
 
@@ -498,7 +499,7 @@ function portXY(m, id, port, side) {
   if (!n) return { x: 0, y: 0 };
   const s = spec(m, n), list = side === "out" ? s.outputs : s.inputs;
   const i = Math.max(0, list.findIndex(p => p.name === port));
-  return { x: n.x + (side === "out" ? NODE_W : 0), y: n.y + HEAD_H + SUB_H + i * PORT_H + PORT_H / 2 };
+  return { x: n.x + (side === "out" ? NODE_W : 0), y: n.y + BORDER_T + HEAD_H + SUB_H + i * PORT_H + PORT_H / 2 };
 }
 
 function curve(a, b) { const dx = Math.max(40, Math.abs(b.x - a.x) / 2); return `M${a.x},${a.y} C${a.x + dx},${a.y} ${b.x - dx},${b.y} ${b.x},${b.y}`; }

@@ -149,8 +149,9 @@ def _editor() -> None:
 
 def getting_started() -> None:
     """The empty-canvas hint: the two ways to begin."""
-    st.info("**Getting started:** drag an agent from the palette onto the canvas, then drag an output ● "
-            "to an input ● to connect two agents.  \nOr open a ready-made workflow from the **Templates** "
+    st.info("**Getting started:** drag an agent from the palette onto the canvas (or double-click the canvas "
+            "and type its name), then drag an output ● to an input ● to connect two agents; let go of a wire "
+            "on empty canvas to pick the next agent.  \nOr open a ready-made workflow from the **Templates** "
             "tab below the canvas.", icon=":material/lightbulb:")
 
 

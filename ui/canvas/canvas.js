@@ -102,7 +102,7 @@ function build(host) {
         <div class="sg-world"><div class="sg-notes"></div><svg class="sg-edges"></svg><div class="sg-nodes"></div></div>
         <div class="sg-band"></div>
         <svg class="sg-minimap" data-testid="sg-minimap" hidden aria-label="Overview: click or drag to move the view"></svg>
-        <div class="sg-empty">Drag agents from the palette onto the canvas · drag an output ● to an input ●</div>
+        <div class="sg-empty">Drag agents from the palette onto the canvas (or double-click here) · drag an output ● to an input ●</div>
         <div class="sg-toasts" data-testid="sg-toasts" aria-live="polite"></div>
       </div>
     </div>`;

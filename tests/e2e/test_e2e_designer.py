@@ -684,3 +684,25 @@ def test_a_node_dropped_on_a_wire_goes_into_it_when_its_ports_fit(page, app_url,
     page.wait_for_timeout(1000)
     edges = {(e["source"], e["target"]) for e in export_json(page, tmp_path / "cut.json")["edges"]}
     assert edges == {("limit_1", "sentiment_1")}
+
+
+def test_find_selects_a_node_and_brings_it_to_the_middle_of_the_view(page, app_url):
+    open_template(page, app_url, "nlp-sentiment", 8)
+    for _ in range(3):
+        page.get_by_test_id("sg-zoom-in").click()  # zoomed in: most of the graph is out of view
+    page.get_by_test_id("sg-find").click()
+    search = page.get_by_test_id("sg-quick-search")
+    expect(search).to_be_focused()
+    search.fill("vectors")  # a label: "Sentiment + vectors"
+    expect(page.get_by_test_id("sg-quick-item")).to_have_count(1)
+    search.press("Enter")
+    found = node(page, "with_vectors")
+    expect(found).to_have_class(re.compile(r"\bselected\b"))
+    canvas, box = canvas_box(page), box_of(found)
+    assert abs((box["x"] + box["width"] / 2) - (canvas["x"] + canvas["width"] / 2)) < 30
+    page.locator("[data-testid=sg-canvas]").focus()
+    page.keyboard.press("Control+f")  # the shortcut opens it too
+    expect(page.get_by_test_id("sg-quick-search")).to_be_focused()
+    page.get_by_test_id("sg-quick-search").fill("no such node")
+    expect(page.get_by_text("no node matches")).to_be_visible()
+    page.get_by_test_id("sg-quick-search").press("Escape")

@@ -93,6 +93,7 @@ function build(host) {
         <button data-act="zoom-in" data-testid="sg-zoom-in" title="Zoom in">+</button>
         <button data-act="zoom-out" data-testid="sg-zoom-out" title="Zoom out">-</button>
         <button data-act="fit" data-testid="sg-fit" title="Fit to view (F)">Fit</button>
+        <button data-act="find" data-testid="sg-find" title="Find a node by id or label (Ctrl+F)">Find</button>
         <button data-cmd="layout" data-testid="sg-layout" title="Arrange in layers">Auto layout</button>
         <button data-act="duplicate" data-testid="sg-duplicate" title="Duplicate the selection (Ctrl+D); Ctrl+C / Ctrl+V copy and paste it">Duplicate</button>
         <button data-act="note" data-testid="sg-add-note" title="Add a note (N): text for people, it never runs">Note</button>
@@ -138,6 +139,7 @@ function build(host) {
     if (b.dataset.act === "fit") fitView(root, m);
     if (b.dataset.act === "delete") deleteSelection(root, m);
     if (b.dataset.act === "note") addNote(root, m);
+    if (b.dataset.act === "find") findNode(root, m);
     if (b.dataset.act === "duplicate") duplicate(root, m, [...m.selNodes], [...m.selNotes]);
   });
   root.querySelector(".sg-search").addEventListener("input", ev => filterPalette(root, ev.target.value));
@@ -166,6 +168,7 @@ function keyDown(root, m, ev) {
   else if (ctrl && key === "v") { ev.preventDefault(); command(m, "paste", { inputs: ev.shiftKey }); }  // Shift: with the wires in
   else if (ctrl && key === "a") { ev.preventDefault(); setSelection(root, m, Object.keys(m.nodes), []); emit(m); }
   else if (!ctrl && key === "f") fitView(root, m);
+  else if (ctrl && key === "f") { ev.preventDefault(); findNode(root, m); }
   else if (!ctrl && key === "n") { ev.preventDefault(); addNote(root, m); }
   else if (!ctrl && ev.key.startsWith("Arrow") && (m.selNodes.size || m.selNotes.size)) { ev.preventDefault(); nudge(root, m, ev); }
 }
@@ -706,43 +709,51 @@ function reaches(m, from, to) {
 // wire there: then only the agents with an input that reads it, and the new node comes wired) --
 
 function quickAdd(root, m, clientX, clientY, from) {
-  closeQuick(root, m);
-  const canvas = root.querySelector(".sg-canvas"), r = canvas.getBoundingClientRect();
   const at = toWorld(root, m, clientX, clientY);
   const agents = Object.values(m.palette).filter(a => !from || a.inputs.some(p => !kindRefusal(from.node, from.port, a.name, p)));
   if (!agents.length) { toast(root, `no agent reads ${from.port.kind}`, "info"); return; }
+  openSearch(root, m, clientX, clientY, from ? `Agents that read ${from.port.kind}` : "Add an agent here",
+    agents.map(a => ({ key: a.name, title: a.label || a.name, hint: a.category, tip: a.description || a.name,
+      search: `${a.name} ${a.label} ${a.category}`.toLowerCase(), color: a.color, data: { agent: a.name } })),
+    item => place(root, m, m.palette[item.key], at, from), "no agent matches");
+}
+
+// The search box of quick add and find: type to filter, ↑/↓, Enter picks, Escape or a click
+// elsewhere closes it. Every text is set with textContent.
+function openSearch(root, m, clientX, clientY, placeholder, items, onPick, none = "nothing matches") {
+  closeQuick(root, m);
+  const canvas = root.querySelector(".sg-canvas"), r = canvas.getBoundingClientRect();
   const box = document.createElement("div");
   box.className = "sg-quick"; box.dataset.testid = "sg-quick";
   box.style.left = Math.max(0, Math.min(clientX - r.left, r.width - 270)) + "px";
   box.style.top = Math.max(0, Math.min(clientY - r.top, r.height - 250)) + "px";
   const input = document.createElement("input");
   input.type = "search"; input.className = "sg-quick-search"; input.dataset.testid = "sg-quick-search";
-  input.placeholder = from ? `Agents that read ${from.port.kind}` : "Add an agent here";
-  input.setAttribute("aria-label", input.placeholder);
+  input.placeholder = placeholder; input.setAttribute("aria-label", placeholder);
   const list = document.createElement("div"); list.className = "sg-quick-list"; list.setAttribute("role", "listbox");
   box.append(input, list); canvas.appendChild(box);
   m.gestures++; m.quickBox = box;                   // a push from Python waits until it closes
   let shown = [], active = 0;
-  const pick = a => { closeQuick(root, m); place(root, m, a, at, from); };
+  const pick = item => { closeQuick(root, m); onPick(item); };
   const draw = () => {
     const q = input.value.trim().toLowerCase();
-    shown = agents.filter(a => !q || `${a.name} ${a.label} ${a.category}`.toLowerCase().includes(q)).slice(0, 60);
+    shown = items.filter(item => !q || item.search.includes(q)).slice(0, 60);
     active = Math.min(active, Math.max(0, shown.length - 1));
     list.textContent = "";
-    shown.forEach((a, i) => {
+    shown.forEach((item, i) => {
       const it = document.createElement("div");
-      it.className = "sg-quick-item" + (i === active ? " active" : ""); it.dataset.agent = a.name;
-      it.dataset.testid = "sg-quick-item"; it.setAttribute("role", "option"); it.title = a.description || a.name;
-      it.style.borderLeftColor = a.color || "#94a3b8";
-      const name = document.createElement("span"); name.textContent = a.label || a.name;
-      const cat = document.createElement("small"); cat.textContent = a.category;
-      it.append(name, cat);
-      it.addEventListener("pointerdown", ev => { ev.preventDefault(); ev.stopPropagation(); pick(a); });
+      it.className = "sg-quick-item" + (i === active ? " active" : ""); Object.assign(it.dataset, item.data || {});
+      it.dataset.testid = "sg-quick-item"; it.setAttribute("role", "option"); it.title = item.tip || item.title;
+      it.style.borderLeftColor = item.color || "#94a3b8";
+      const name = document.createElement("span"); name.textContent = item.title;
+      const hint = document.createElement("small"); hint.textContent = item.hint || "";
+      it.append(name, hint);
+      it.addEventListener("pointerdown", ev => { ev.preventDefault(); ev.stopPropagation(); pick(item); });
       list.appendChild(it);
     });
     if (!shown.length) {
-      const none = document.createElement("div"); none.className = "sg-quick-none"; none.textContent = "no agent matches";
-      list.appendChild(none);
+      const empty = document.createElement("div"); empty.className = "sg-quick-none"; empty.textContent = none;
+      list.appendChild(empty);
     }
     list.children[active]?.scrollIntoView?.({ block: "nearest" });
   };
@@ -758,6 +769,24 @@ function quickAdd(root, m, clientX, clientY, from) {
   box.addEventListener("pointerdown", ev => { ev.stopPropagation(); if (ev.target !== input) ev.preventDefault(); });
   box.addEventListener("dblclick", ev => ev.stopPropagation());
   draw(); input.focus();
+}
+
+// Find a node: the same search box, over the graph's nodes (id, label, agent); the one picked is
+// selected and brought to the middle of the view.
+function findNode(root, m) {
+  const nodes = Object.values(m.nodes);
+  if (!nodes.length) { toast(root, "no node to find: the canvas is empty", "info"); return; }
+  const r = root.querySelector(".sg-canvas").getBoundingClientRect();
+  openSearch(root, m, r.left + r.width / 2 - 130, r.top + 12, "Find a node (id, label, agent)",
+    nodes.map(n => ({ key: n.id, title: n.label || n.id, hint: n.label && n.label !== n.id ? n.id : n.agent,
+      search: `${n.id} ${n.label || ""} ${n.agent}`.toLowerCase(), color: spec(m, n).color, data: { node: n.id } })),
+    item => {
+      const n = m.nodes[item.key];
+      if (!n) return;
+      setSelection(root, m, [n.id], []);
+      m.pan = { x: r.width / 2 - (n.x + NODE_W / 2) * m.zoom, y: r.height / 2 - (n.y + 40) * m.zoom };
+      transform(root, m); emit(m);
+    }, "no node matches");
 }
 
 function closeQuick(root, m) {

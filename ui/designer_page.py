@@ -95,6 +95,8 @@ def _on_command() -> None:
     elif name == "label" and isinstance(command.get("id"), str):  # a title renamed on the canvas
         sess.relabel(command["id"], str(command.get("label") or ""))
     elif name == "paste":  # Ctrl+V; Ctrl+Shift+V with the wires into the copies
+        if "ids" in command or "notes" in command:  # copied in this workflow: the copy comes with it
+            st.session_state[CLIPBOARD] = copy_of(sess.workflow, _ids(command.get("ids")), _ids(command.get("notes")))
         sess.paste(st.session_state.get(CLIPBOARD) or Clip(), command.get("inputs") is True)
     save(sess, get_store())
 

@@ -162,10 +162,17 @@ function keyDown(root, m, ev) {
   else if (ctrl && (key === "y" || (key === "z" && ev.shiftKey))) { ev.preventDefault(); command(m, "redo"); }
   else if (ctrl && key === "d") { ev.preventDefault(); duplicate(root, m, [...m.selNodes], [...m.selNotes]); }
   else if (ctrl && key === "c") {                   // Python keeps the copy: it can go into another workflow
-    if (!m.selNodes.size && !m.selNotes.size) toast(root, "select nodes or notes to copy first", "info");
-    else command(m, "copy", { ids: [...m.selNodes], notes: [...m.selNotes] });
+    if (!m.selNodes.size && !m.selNotes.size) { toast(root, "select nodes or notes to copy first", "info"); return; }
+    m.clip = { doc: m.doc, ids: [...m.selNodes], notes: [...m.selNotes] };
+    command(m, "copy", { ids: m.clip.ids, notes: m.clip.notes });
   }
-  else if (ctrl && key === "v") { ev.preventDefault(); command(m, "paste", { inputs: ev.shiftKey }); }  // Shift: with the wires in
+  else if (ctrl && key === "v") {                   // Shift: with the wires in
+    ev.preventDefault();
+    // a paste right after its copy may reach Python in the same rerun as it (only the latest command
+    // of a burst arrives): a copy made in this workflow travels with the paste
+    const here = m.clip && m.clip.doc === m.doc ? { ids: m.clip.ids, notes: m.clip.notes } : {};
+    command(m, "paste", { ...here, inputs: ev.shiftKey });
+  }
   else if (ctrl && key === "a") { ev.preventDefault(); setSelection(root, m, Object.keys(m.nodes), []); emit(m); }
   else if (!ctrl && key === "f") fitView(root, m);
   else if (ctrl && key === "f") { ev.preventDefault(); findNode(root, m); }

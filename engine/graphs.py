@@ -160,3 +160,18 @@ def layers(node_ids: Iterable[str], edges: Iterable[Edge]) -> list[list[str]]:
     if leftover:
         out.append(leftover)
     return out
+
+
+def ancestors(targets: Iterable[str], edges: Iterable[Edge]) -> set[str]:
+    """The nodes ``targets`` and every node upstream of them (what they need to run)."""
+    into: dict[str, list[str]] = {}
+    for source, target in edges:
+        into.setdefault(target, []).append(source)
+    keep: set[str] = set()
+    stack = list(targets)
+    while stack:
+        node = stack.pop()
+        if node not in keep:
+            keep.add(node)
+            stack += into.get(node, [])
+    return keep

@@ -11,7 +11,7 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -73,9 +73,10 @@ class EdgeSpec(BaseModel):
 
 NOTE_MAX_CHARS = 4000  # a note's text
 MAX_NOTES = 200  # notes on one canvas
-
-
-NOTE_COLORS = ("yellow", "blue", "green", "pink", "grey")
+NOTE_WIDTH = (80.0, 2000.0)  # a note's width and height, pixels in canvas space
+NOTE_HEIGHT = (40.0, 2000.0)
+NoteColor = Literal["yellow", "blue", "green", "pink", "grey"]
+NOTE_COLORS: tuple[str, ...] = get_args(NoteColor)
 
 
 class NoteSpec(BaseModel):
@@ -87,9 +88,10 @@ class NoteSpec(BaseModel):
     id: str = Field(..., pattern=_ID_PATTERN, description="unique note id")
     text: str = Field("", max_length=NOTE_MAX_CHARS, description="plain text (never rendered as HTML)")
     position: Position = Field(default_factory=Position)
-    width: float = Field(220.0, ge=80.0, le=2000.0, description="pixels in canvas space")
-    height: float | None = Field(None, ge=40.0, le=2000.0, description="pixels; none: as tall as its text")
-    color: Literal["yellow", "blue", "green", "pink", "grey"] = "yellow"
+    width: float = Field(220.0, ge=NOTE_WIDTH[0], le=NOTE_WIDTH[1], description="pixels in canvas space")
+    height: float | None = Field(None, ge=NOTE_HEIGHT[0], le=NOTE_HEIGHT[1],
+                                 description="pixels; none: as tall as its text")
+    color: NoteColor = "yellow"
 
 
 class Workflow(BaseModel):
@@ -161,16 +163,10 @@ def upstream_workflow(workflow: Workflow, targets: list[str]) -> Workflow:
         if target not in known:
             raise WorkflowFileError(f"no node {target!r} in workflow {workflow.name!r}",
                                     hint=f"its nodes are: {', '.join(sorted(known)[:20])}")
-    into: dict[str, list[str]] = {}
-    for edge in workflow.edges:
-        into.setdefault(edge.target, []).append(edge.source)
-    keep: set[str] = set()
-    stack = list(targets)
-    while stack:
-        node_id = stack.pop()
-        if node_id not in keep:
-            keep.add(node_id)
-            stack += into.get(node_id, [])
+    # imported here: engine.graphs loads networkx, which reading a workflow file does not need
+    from engine.graphs import ancestors
+
+    keep = ancestors(targets, ((e.source, e.target) for e in workflow.edges))
     return workflow.model_copy(update={
         "nodes": tuple(n for n in workflow.nodes if n.id in keep),
         "edges": tuple(e for e in workflow.edges if e.source in keep and e.target in keep),

@@ -13,7 +13,8 @@ from typing import Any
 import streamlit as st
 
 from engine.errors import ServiceGridError
-from engine.workflow import Workflow, upstream_workflow
+from engine.graphs import ancestors
+from engine.workflow import NodeSpec, Workflow, upstream_workflow
 from ui import auth, state
 from ui.editor import DesignerSession
 from ui.monitor.outputs import render_outputs
@@ -108,32 +109,28 @@ def cancel_run(sess: DesignerSession, run_id: str) -> None:
     sess.tell(f"run {run_id} cancelled: the nodes that finished keep their results")
 
 
+def _setup(node: NodeSpec) -> tuple[str, ...]:
+    """What a node computes with: its agent, parameters and overrides (not its label or place)."""
+    return (node.agent, node.params_key(), json.dumps(node.resources, sort_keys=True, default=str),
+            json.dumps(node.lifecycle, sort_keys=True, default=str))
+
+
+def _wires(wf: Workflow) -> set[tuple[str, str, str, str]]:
+    return {(e.source, e.source_port or "", e.target, e.target_port or "") for e in wf.edges}
+
+
 def _computation(wf: Workflow) -> tuple[Any, ...]:
     """What a workflow computes (its nodes' agents and settings, its wires), not how it is drawn."""
-    return (tuple((n.id, n.agent, n.params_key(), json.dumps(n.resources, sort_keys=True, default=str),
-                   json.dumps(n.lifecycle, sort_keys=True, default=str)) for n in wf.nodes),
-            tuple(sorted((e.source, e.source_port or "", e.target, e.target_port or "") for e in wf.edges)))
+    return tuple((n.id, *_setup(n)) for n in wf.nodes), tuple(sorted(_wires(wf)))
 
 
 def changed_since_run(ran: Workflow, now: Workflow, node_id: str) -> bool:
     """Whether what made ``node_id``'s outputs in the run of ``ran`` differs in ``now``: the node or
     any node upstream of it (agent, parameters, overrides) or the wires into them."""
-    def upstream(wf: Workflow) -> dict[str, tuple[Any, ...]]:
-        into: dict[str, list[tuple[str, str | None, str | None]]] = {}
-        for e in wf.edges:
-            into.setdefault(e.target, []).append((e.source, e.source_port, e.target_port))
-        seen: dict[str, tuple[Any, ...]] = {}
-        stack = [node_id]
-        while stack:
-            nid = stack.pop()
-            node = wf.node(nid)
-            if nid in seen or node is None:
-                continue
-            wires = sorted(into.get(nid, []), key=str)
-            seen[nid] = (node.agent, node.params_key(), json.dumps(node.resources, sort_keys=True, default=str),
-                         json.dumps(node.lifecycle, sort_keys=True, default=str), wires)
-            stack += [w[0] for w in wires]
-        return seen
+    def upstream(wf: Workflow) -> tuple[dict[str, tuple[str, ...]], set[tuple[str, str, str, str]]]:
+        wires = _wires(wf)
+        keep = ancestors([node_id], ((w[0], w[2]) for w in wires))
+        return {n.id: _setup(n) for n in wf.nodes if n.id in keep}, {w for w in wires if w[2] in keep}
 
     return upstream(ran) != upstream(now)
 
@@ -146,8 +143,9 @@ def node_outputs_section(sess: DesignerSession, run_id: str | None, statuses: di
     node_id = sess.selected[0]
     manager = get_run_manager()
     try:
-        summary = manager.snapshot(run_id).nodes.get(node_id, {}).get("output_summary") or {}
         values, ran = manager.outputs(run_id, node_id), manager.workflow(run_id)
+        # the stored summary only where the values are gone (run_state took a snapshot this rerun already)
+        summary = {} if values else manager.snapshot(run_id).nodes.get(node_id, {}).get("output_summary") or {}
     except KeyError:  # the run left the manager
         return
     with st.container(border=True):

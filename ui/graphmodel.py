@@ -1,8 +1,9 @@
 """Translation between a ``Workflow`` and the canvas's graph, the palette, and automatic layout.
 
 Pure Python (no Streamlit): the canvas draws nodes ``{id, agent, label, x, y, sub}``, edges
-``{id, src, srcPort, dst, dstPort}`` and notes ``{id, text, x, y, w}``; the workflow keeps params,
-overrides and everything else (so copies of nodes are made here, ``duplicate``).
+``{id, src, srcPort, dst, dstPort}`` and notes ``{id, text, x, y, w, h, color}``; the workflow
+keeps params, overrides and everything else (so copies of nodes are made here: ``copy_of``,
+``paste``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from engine.spec import AgentSpec
 from engine.workflow import (
     MAX_NOTES,
     NOTE_COLORS,
+    NOTE_HEIGHT,
     NOTE_MAX_CHARS,
+    NOTE_WIDTH,
     EdgeSpec,
     NodeSpec,
     NoteSpec,
@@ -111,11 +114,9 @@ def canvas_graph(workflow: Workflow, registry: Registry, selected: list[str] | N
                       "x": pos.x, "y": pos.y, "sub": summarize_params(node.params)})
     edges = []
     for edge in workflow.edges:
-        sp, tp = resolve_ports(edge, specs)
-        port = specs[edge.source].output(sp) if specs.get(edge.source) is not None and sp else None
-        image = flows.images(edge.source).emitted if port is not None and port.kind == DataKind.IMAGE_BATCH else None
+        sp, tp, planned, image = _edge_flow(edge, specs, flows)
         edges.append({"id": edge_id(edge.source, sp, edge.target, tp), "src": edge.source, "srcPort": sp,
-                      "dst": edge.target, "dstPort": tp, "label": items_label(flows.on_port(edge.source, sp), image)})
+                      "dst": edge.target, "dstPort": tp, "label": items_label(planned, image)})
     notes = [{"id": n.id, "text": n.text, "x": n.position.x, "y": n.position.y, "w": n.width, "h": n.height,
               "color": n.color} for n in workflow.notes]
     return {"nodes": nodes, "edges": edges, "notes": notes, "selected": list(selected or [])}
@@ -132,15 +133,21 @@ def counted_labels(workflow: Workflow, registry: Registry, counted: dict[tuple[s
     flows = sized if sized is not None else planned_items(workflow, registry)
     labels = {}
     for edge in workflow.edges:
-        sp, tp = resolve_ports(edge, specs)
+        sp, tp, planned, image = _edge_flow(edge, specs, flows)
         if (n := counted.get((edge.source, sp or ""))) is None:
             continue
-        port = specs[edge.source].output(sp) if specs.get(edge.source) is not None and sp else None
-        image = flows.images(edge.source).emitted if port is not None and port.kind == DataKind.IMAGE_BATCH else None
-        planned = flows.on_port(edge.source, sp)
         labels[edge_id(edge.source, sp, edge.target, tp)] = items_label(n, image) + (
             "" if planned in (None, n) else f" (planned {planned:,})")
     return labels
+
+
+def _edge_flow(edge: EdgeSpec, specs: dict[str, AgentSpec | None], flows: PlannedItems
+               ) -> tuple[str | None, str | None, int | None, tuple[int, int, int] | None]:
+    """An edge's resolved ports, the items planned along it and, for images, their planned size."""
+    sp, tp = resolve_ports(edge, specs)
+    port = specs[edge.source].output(sp) if specs.get(edge.source) is not None and sp else None
+    image = flows.images(edge.source).emitted if port is not None and port.kind == DataKind.IMAGE_BATCH else None
+    return sp, tp, flows.on_port(edge.source, sp), image
 
 
 def workflow_from_canvas(workflow: Workflow, graph: dict[str, Any]) -> Workflow:
@@ -169,8 +176,8 @@ def workflow_from_canvas(workflow: Workflow, graph: dict[str, Any]) -> Workflow:
 def note_from_canvas(item: dict[str, Any]) -> NoteSpec:
     """A note the canvas reported: its text cut to the longest a note keeps, its size in range, an
     unknown colour yellow."""
-    width = min(2000.0, max(80.0, float(item.get("w") or 220.0)))
-    height = min(2000.0, max(40.0, float(item["h"]))) if item.get("h") else None
+    width = min(NOTE_WIDTH[1], max(NOTE_WIDTH[0], float(item.get("w") or 220.0)))
+    height = min(NOTE_HEIGHT[1], max(NOTE_HEIGHT[0], float(item["h"]))) if item.get("h") else None
     color = item.get("color") if item.get("color") in NOTE_COLORS else "yellow"
     return NoteSpec(id=str(item["id"]), text=str(item.get("text") or "")[:NOTE_MAX_CHARS], width=width,
                     height=height, color=color,
@@ -280,12 +287,6 @@ def describe_clip(nodes: int, notes: int) -> str:
     made = [f"{nodes} node{'s' if nodes != 1 else ''}"] if nodes else []
     made += [f"{notes} note{'s' if notes != 1 else ''}"] if notes else []
     return " and ".join(made) or "nothing"
-
-
-def duplicate(workflow: Workflow, node_ids: Iterable[str], note_ids: Iterable[str] = (),
-              with_inputs: bool = False) -> tuple[Workflow, list[str]]:
-    """Copies of the nodes ``node_ids`` and notes ``note_ids`` pasted into their own workflow."""
-    return paste(workflow, copy_of(workflow, node_ids, note_ids), with_inputs)
 
 
 def replace_node(workflow: Workflow, node: NodeSpec) -> Workflow:

@@ -164,11 +164,11 @@ def partial_blocker(issues: list[Issue], nodes: set[str]) -> str | None:
 
 
 def _run_row(sess: DesignerSession, issues: list[Issue], run_id: str | None, run_status: str | None) -> None:
+    missing = None if runs_available() else "the run manager is not installed"
     blocker = run_blocker(issues)
     if blocker is None and not sess.workflow.nodes:
         blocker = "the workflow is empty: add an agent or open a template first"
-    if blocker is None and not runs_available():
-        blocker = "the run manager is not installed"
+    blocker = blocker or missing
     busy = run_status in ACTIVE
     cols = st.columns([1, 1.25, 1.2, 3.3], vertical_alignment="center")
     cols[2].selectbox("Speed", list(SPEEDS), format_func=SPEEDS.__getitem__, key="designer_time_scale",
@@ -177,8 +177,7 @@ def _run_row(sess: DesignerSession, issues: list[Issue], run_id: str | None, run
     target = sess.selected[0] if len(sess.selected) == 1 and sess.workflow.node(sess.selected[0]) else None
     if target is not None and not busy:
         part = upstream_workflow(sess.workflow, [target])
-        reason = partial_blocker(issues, set(part.node_ids())) or (
-            None if runs_available() else "the run manager is not installed")
+        reason = partial_blocker(issues, set(part.node_ids())) or missing
         cols[1].button("Run to here", key="designer_run_to", icon=":material/line_end_arrow:",
                        disabled=reason is not None, on_click=start_run, args=(sess, "designer_time_scale", target),
                        help=reason or f"Run {target} and the {len(part.nodes) - 1} node(s) it needs, not the rest "

@@ -188,7 +188,7 @@ function nudge(root, m, ev) {
   for (const k of moved) { k.x += dx; k.y += dy; }
   for (const el of root.querySelectorAll(".sg-node.selected, .sg-note.selected")) {
     const k = (el.classList.contains("sg-note") ? m.notes : m.nodes)[el.dataset.id];
-    if (k) { el.style.left = k.x + "px"; el.style.top = k.y + "px"; }
+    if (k) setPos(el, k);
   }
   drawEdges(root, m, m.selNodes);
   if (!m.nudging) m.gestures++;                      // a push from Python waits until the keys rest
@@ -318,7 +318,7 @@ function noteEl(root, m, n) {
   const el = document.createElement("div");
   el.className = `sg-note c-${NOTE_COLORS.includes(n.color) ? n.color : "yellow"}`;
   el.dataset.id = n.id; el.dataset.testid = "sg-note";
-  el.style.left = n.x + "px"; el.style.top = n.y + "px"; el.style.width = (n.w || NOTE_W) + "px";
+  setPos(el, n); el.style.width = (n.w || NOTE_W) + "px";
   if (n.h) { el.style.height = n.h + "px"; el.classList.add("sized"); }
   if (m.selNotes.has(n.id)) el.classList.add("selected");
   const text = document.createElement("div"); text.className = "sg-note-text";
@@ -383,10 +383,10 @@ function noteDown(root, m, n, el, ev) {
     moved = true;
     const dx = (e.clientX - start.x) / m.zoom, dy = (e.clientY - start.y) / m.zoom;
     n.x = Math.round(start.nx + dx); n.y = Math.round(start.ny + dy);
-    el.style.left = n.x + "px"; el.style.top = n.y + "px";
+    setPos(el, n);
     inside.forEach((k, i) => {
       k.x = Math.round(from[i].x + dx); k.y = Math.round(from[i].y + dy);
-      if (els[i]) { els[i].style.left = k.x + "px"; els[i].style.top = k.y + "px"; }
+      if (els[i]) setPos(els[i], k);
     });
     if (inside.length) drawEdges(root, m, ids);
   }, () => { if (moved) drawMinimap(root, m); if (moved || hadNodes) emit(m); });
@@ -439,13 +439,15 @@ function editNote(root, m, n, el) {
   area.focus();
 }
 
+function setPos(el, k) { el.style.left = k.x + "px"; el.style.top = k.y + "px"; }  // a node's or a note's place
+
 function spec(m, n) { return m.palette[n.agent] || { inputs: [], outputs: [], missing: true }; }
 
 function nodeEl(root, m, n) {
   const s = spec(m, n);
   const el = document.createElement("div");
   el.className = "sg-node"; el.dataset.id = n.id; el.dataset.testid = "sg-node"; el.dataset.agent = n.agent;
-  el.style.left = n.x + "px"; el.style.top = n.y + "px"; el.style.borderTopColor = s.color || "#94a3b8";
+  setPos(el, n); el.style.borderTopColor = s.color || "#94a3b8";
   const rows = Math.max(s.inputs.length, s.outputs.length, 1);
   el.style.height = (HEAD_H + SUB_H + rows * PORT_H + PAD_B) + "px";
   if (m.selNodes.has(n.id)) el.classList.add("selected");
@@ -610,12 +612,12 @@ function nodeDown(root, m, n, ev) {
     moving.forEach((k, i) => { k.x = Math.round(start.pos[i].x + dx); k.y = Math.round(start.pos[i].y + dy); });
     if (!frame) frame = requestAnimationFrame(() => {
       frame = 0;
-      moving.forEach((k, i) => { els[i].style.left = k.x + "px"; els[i].style.top = k.y + "px"; });
+      moving.forEach((k, i) => setPos(els[i], k));
       drawEdges(root, m, ids);
     });
   }, () => {
     if (frame) cancelAnimationFrame(frame);
-    moving.forEach((k, i) => { els[i].style.left = k.x + "px"; els[i].style.top = k.y + "px"; });
+    moving.forEach((k, i) => setPos(els[i], k));
     drawEdges(root, m, ids); drawMinimap(root, m); emit(m);
     void moved;
   });
@@ -881,6 +883,7 @@ function drawMinimap(root, m) {
       const wx = g.x0 + (e.clientX - b.left - 4) / g.k, wy = g.y0 + (e.clientY - b.top - 4) / g.k;
       const c = root.querySelector(".sg-canvas").getBoundingClientRect();
       m.pan = { x: c.width / 2 - wx * m.zoom, y: c.height / 2 - wy * m.zoom };
+      // not transform(): redrawing the overview mid-drag would rescale it under the pointer
       root.querySelector(".sg-world").style.transform = `translate(${m.pan.x}px,${m.pan.y}px) scale(${m.zoom})`;
     };
     map.addEventListener("pointerdown", ev => {

@@ -21,11 +21,16 @@ def lane_of(device: str | None) -> str:
     return device or "cpu"
 
 
+def planned_nodes(view: RunView) -> dict[str, dict[str, Any]]:
+    """The plan's node entries by id (start, end, device), as the run stored them."""
+    return {p["id"]: p for p in view.plan.get("nodes") or [] if isinstance(p, dict) and "id" in p}
+
+
 def gantt_rows(view: RunView) -> list[dict[str, Any]]:
     """Predicted bars (the plan, scaled by the run's time scale) and actual bars, one row each."""
     scale = view.time_scale
     critical = set(view.plan.get("critical_path") or [])
-    planned = {p["id"]: p for p in view.plan.get("nodes") or [] if isinstance(p, dict) and "id" in p}
+    planned = planned_nodes(view)
     rows: list[dict[str, Any]] = []
     for nid, p in planned.items():
         rows.append({"node": nid, "lane": lane_of(p.get("device")), "kind": "predicted",
@@ -44,7 +49,7 @@ def gantt_rows(view: RunView) -> list[dict[str, Any]]:
 
 def node_order(view: RunView) -> list[str]:
     """Rows of the Gantt: by device lane, then planned start (then actual start), then file order."""
-    planned = {p["id"]: p for p in view.plan.get("nodes") or [] if isinstance(p, dict) and "id" in p}
+    planned = planned_nodes(view)
     index = {nid: i for i, nid in enumerate(view.nodes)}
 
     def key(nid: str) -> tuple[str, float, int]:
@@ -177,7 +182,7 @@ def mean_utilisation(view: RunView) -> dict[str, float]:
 FIT_MEASURES = ("time (s)", "memory (MB)", "GPU memory (MB)")
 # measured / planned: above the plan (time: by a quarter; memory: any more than reserved, which the
 # scheduler could over-commit), or under half of it
-FIT_ABOVE = {"time (s)": 1.25, "memory (MB)": 1.0, "GPU memory (MB)": 1.0}
+FIT_ABOVE = dict(zip(FIT_MEASURES, (1.25, 1.0, 1.0), strict=True))
 FIT_BELOW = 0.5
 
 
@@ -196,7 +201,7 @@ def fit_rows(view: RunView) -> list[dict[str, Any]]:
     estimates where the plan used them; scaled by the run's time scale) against its wall time, and
     the memory and GPU memory it reserved against what it used. A fused chain's memory is its
     head's (the chain held and measured it as one); cached nodes ran nothing and are left out."""
-    planned = {p["id"]: p for p in view.plan.get("nodes") or [] if isinstance(p, dict) and "id" in p}
+    planned = planned_nodes(view)
     rows: list[dict[str, Any]] = []
 
     def add(nid: str, node: dict[str, Any], measure: str, plan: float, used: float, note: str = "") -> None:

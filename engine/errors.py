@@ -91,6 +91,10 @@ class DataPathError(ServiceGridError, ValueError):
     (``engine.settings.file_roots``)."""
 
 
+class PinError(ServiceGridError, ValueError):
+    """A node's output cannot be pinned (``engine.results.pin_from_run``); the message says why."""
+
+
 def suggest(name: str, known: Iterable[str], n: int = 3) -> list[str]:
     """Close matches for a mistyped name, best first."""
     return difflib.get_close_matches(name, list(known), n=n, cutoff=0.6)

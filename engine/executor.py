@@ -142,7 +142,9 @@ class Executor:
             emit = self.bus.emit
             for ns in run.nodes.values():
                 ns.queued_at = now
-                if not ns.preds:
+                if ns.idle:  # feeds only pinned nodes: nothing needs its outputs
+                    self._end_locked(run, ns, NodeStatus.SKIPPED, now)
+                elif not ns.preds:
                     self._make_ready_locked(run, ns, now)
                 else:
                     ns.status = NodeStatus.WAITING_INPUTS
@@ -177,7 +179,7 @@ class Executor:
         self.bus.emit(_event(NodeQueued, {"run_id": run.id, "node_id": ns.id, "time": now}))
 
     def _finish_run_locked(self, run: RunState, now: float) -> None:
-        statuses = {ns.status for ns in run.nodes.values()}
+        statuses = {ns.status for ns in run.nodes.values() if not ns.idle}
         if run.cancel_requested:
             run.status = RunStatus.CANCELLED
         elif NodeStatus.FAILED in statuses:
@@ -225,7 +227,7 @@ class Executor:
                 if ns.status in _TERMINAL:
                     continue
                 if ns.cache_hit:
-                    ns.device = "cache"
+                    ns.device = "pinned" if ns.pinned else "cache"
                 else:
                     demand = ns.demand
                     hit = devices.get(id(demand))  # ``_options``' memo
@@ -551,6 +553,12 @@ class Executor:
         try:
             outputs = self.results.load(ns.cache_key or "")
         except Exception as exc:  # unreadable cache entry: compute the node instead
+            if ns.pinned:  # its inputs were never computed: it cannot be computed here
+                error = {"type": "PinnedOutputError", "traceback": "", "message": (
+                    f"node {ns.id!r} is pinned, and its pinned output could not be read ({exc}); "
+                    "unpin it to compute it again")}
+                with self.lock:
+                    return self._end_and_next(run, ns, NodeStatus.FAILED, error=error)
             with self.lock:
                 ns.cache_hit, ns.admitted, ns.device = False, False, ""
                 run.running.discard(ns.id)
@@ -559,7 +567,7 @@ class Executor:
                 return self._hand_out(self._dispatch_locked(), keep=True)
         with self.lock:
             ns.outputs, ns.start = outputs, ns.admitted_at
-            metrics = NodeMetrics(wait_inputs_s=(ns.ready_at or 0) - (ns.queued_at or 0), device="cache").to_dict()
+            metrics = NodeMetrics(wait_inputs_s=(ns.ready_at or 0) - (ns.queued_at or 0), device=ns.device).to_dict()
             return self._end_and_next(run, ns, NodeStatus.CACHED, metrics=metrics,
                                       summary=summarize_outputs(outputs))
 
@@ -575,7 +583,7 @@ class Executor:
             ns.admitted = False
             ns.cancel_event = None  # its attempt is over: freed now, before it can reach an old GC generation
             run.running.discard(ns.id)
-            if ns.device and ns.device != "cache":
+            if ns.device and not ns.cache_hit:
                 need = ns.need if ns.need is not None else self._need(ns.demand, ns.device)
                 m_used, r_used = self.ledger.used, run.ledger.used  # give ``need`` back (never below 0)
                 for key, amount in need.items():

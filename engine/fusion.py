@@ -49,7 +49,7 @@ ZERO = ResourceDemand(cpu=0, memory_mb=0)
 
 def _fusable(ns: NodeState) -> bool:
     ex, stop = ns.lifecycle.execution, ns.lifecycle.exit
-    return (ns.spec.itemwise and not ex.isolate and not ns.cache_hit and ex.timeout_s is None
+    return (ns.spec.itemwise and not ex.isolate and not ns.cache_hit and not ns.idle and ex.timeout_s is None
             and ex.batch_size is not None and stop.max_items is None and stop.time_limit_s is None
             and ns.start_rule == "all" and not ns.spec.simulated)
 

@@ -38,6 +38,9 @@ class IssueCode(StrEnum):
     NEVER_MATCHES = "never_matches"
     IMAGE_SIZE_MISMATCH = "image_size_mismatch"
     EMPTY_WORKFLOW = "empty_workflow"
+    PIN_NOT_ALLOWED = "pin_not_allowed"
+    PIN_STALE = "pin_stale"
+    PIN_MISSING = "pin_missing"
 
 
 @dataclass(frozen=True)

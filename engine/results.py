@@ -42,13 +42,28 @@ def canonical_params_json(params: Any) -> str:
     return json.dumps(params.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), default=str)
 
 
-def workflow_cache_keys(workflow: Any, registry: Any, params_json: dict[str, str] | None = None) -> dict[str, str]:
+def not_cacheable(spec: Any, node: Any) -> str | None:
+    """Why a node's result is never stored (so it cannot be reused or pinned), or None. Raises
+    what parsing the node's lifecycle overrides raises."""
+    if spec.simulated:
+        return f"{spec.name} is simulated: it computes nothing to keep"
+    if not spec.cacheable:
+        return f"{spec.name} has a side effect (it writes or sends something), so it always runs"
+    if spec.lifecycle.merged(node.lifecycle).start.inputs == "any":
+        return "it starts on any input, so its result varies with what arrives first"
+    return None
+
+
+def workflow_cache_keys(workflow: Any, registry: Any, params_json: dict[str, str] | None = None, *,
+                        natural: dict[str, str] | None = None) -> dict[str, str]:
     """The cache key of each node of ``workflow`` whose result may be cached: real work (not
     simulated), no side effect (``cacheable``), inputs that do not vary by arrival (not the
     ``any`` start rule), and every upstream node keyed. The rule ``RunManager`` runs by, so a
     stored run's results can be found again from its workflow (History). ``params_json``: the
     nodes' canonical params when already known (else parsed here; a node whose params or
-    lifecycle no longer parse gets no key)."""
+    lifecycle no longer parse gets no key). A pinned node's key is its pin's; ``natural``, when
+    given, receives the key each pinned node's agent, params and inputs give now (a pin whose key
+    differs is stale: the node or its upstream changed since the pinned run)."""
     from engine.graphs import topological_order
 
     nodes = {n.id: n for n in workflow.nodes}
@@ -59,24 +74,95 @@ def workflow_cache_keys(workflow: Any, registry: Any, params_json: dict[str, str
     keys: dict[str, str] = {}
     for nid in topological_order(list(nodes), [(e.source, e.target) for e in workflow.edges]) or []:
         node = nodes[nid]
-        if node.agent not in registry:
+        if node.pin is not None and natural is None:
+            keys[nid] = node.pin.key
             continue
-        spec = registry.get(node.agent)
-        try:
-            if spec.simulated or not spec.cacheable or spec.lifecycle.merged(node.lifecycle).start.inputs == "any":
-                continue  # no real work, side effects (sinks), or inputs that vary by arrival
-            canonical = (params_json or {}).get(nid) or canonical_params_json(spec.parse_params(node.params))
-        except Exception:  # params or lifecycle that no longer parse: no key
-            continue
-        ins = []
-        for edge in in_edges[nid]:
-            up = keys.get(edge.source)
-            if up is None:
-                break
-            ins.append((edge.target_port or "", up, edge.source_port or ""))
-        else:
-            keys[nid] = cache_key(spec.name, spec.version, json.loads(canonical), ins)
+        key = _node_key(node, registry, (params_json or {}).get(nid), in_edges[nid], keys)
+        if node.pin is not None:
+            if key is not None and natural is not None:
+                natural[nid] = key
+            keys[nid] = node.pin.key
+        elif key is not None:
+            keys[nid] = key
     return keys
+
+
+def _node_key(node: Any, registry: Any, canonical: str | None, in_edges: list[Any], keys: dict[str, str]) -> str | None:
+    if node.agent not in registry:
+        return None
+    spec = registry.get(node.agent)
+    try:
+        if not_cacheable(spec, node) is not None:
+            return None
+        canonical = canonical or canonical_params_json(spec.parse_params(node.params))
+    except Exception:  # params or lifecycle that no longer parse: no key
+        return None
+    ins = []
+    for edge in in_edges:
+        up = keys.get(edge.source)
+        if up is None:
+            return None
+        ins.append((edge.target_port or "", up, edge.source_port or ""))
+    return cache_key(spec.name, spec.version, json.loads(canonical), ins)
+
+
+def unpinnable(workflow: Any, node_id: str, registry: Any) -> str | None:
+    """Why node ``node_id`` of ``workflow`` can never be pinned (no such node, or an agent whose
+    results are never stored), or None."""
+    node = workflow.node(node_id)
+    if node is None:
+        return f"no node {node_id!r} in workflow {workflow.name!r}"
+    if node.agent not in registry:
+        return f"node {node_id!r} cannot be pinned: no agent named {node.agent!r} is registered"
+    try:
+        why = not_cacheable(registry.get(node.agent), node)
+    except Exception:
+        why = "its lifecycle overrides do not parse"
+    return None if why is None else f"node {node_id!r} cannot be pinned: {why}"
+
+
+def pin_issues(workflow: Any, results: ResultStore, backend: str = "local") -> list[Any]:
+    """Errors (``engine.issues.Issue``) for pins that cannot be served here: a pinned output no
+    longer in ``results``, or any pin on the Ray backend (its workers do not read this cache)."""
+    from engine.issues import Issue, IssueCode
+
+    issues = []
+    for node in workflow.nodes:
+        if node.pin is None:
+            continue
+        if backend == "ray":
+            issues.append(Issue(
+                IssueCode.PIN_NOT_ALLOWED.value, f"node {node.id!r} is pinned, and pinned outputs are read "
+                "from this machine's result cache, which Ray's workers do not share", node=node.id,
+                hint="run on the local backend, or unpin the node"))
+        elif not results.has(node.pin.key):
+            source = f"run {node.pin.run_id}" if node.pin.run_id else "its run"
+            issues.append(Issue(
+                IssueCode.PIN_MISSING.value, f"node {node.id!r} is pinned to its output from {source}, "
+                "which is not in this machine's result cache", node=node.id,
+                hint="unpin it to compute it again (then pin the new output if you want)"))
+    return issues
+
+
+def pin_from_run(workflow: Any, node_id: str, run_id: str | None, registry: Any, results: ResultStore) -> Any:
+    """The pin (``engine.workflow.PinSpec``) of node ``node_id``'s output in run ``run_id`` of
+    ``workflow`` (the workflow that run executed). Raises PinError saying why when the node's
+    output is not in the result cache."""
+    from engine.errors import PinError
+    from engine.workflow import PinSpec
+
+    why = unpinnable(workflow, node_id, registry)
+    if why is not None:
+        raise PinError(why)
+    node = workflow.node(node_id)
+    if node.pin is not None:  # pinned in that run: the same output again
+        return node.pin.model_copy(update={"run_id": node.pin.run_id or run_id})
+    key = workflow_cache_keys(workflow, registry).get(node_id)
+    if key is None or not results.has(key):
+        raise PinError(f"node {node_id!r} has no stored output from {'run ' + run_id if run_id else 'that run'}: "
+                       "it did not finish, the run had the cache off, or a node upstream of it keeps no result; "
+                       "run it with the cache on, then pin it")
+    return PinSpec(key=key, run_id=run_id)
 
 
 def encode_value(value: Any) -> tuple[Any, dict[str, Any], dict[str, Any]]:

@@ -28,7 +28,7 @@ from engine.payloads import payload_bytes, rows_of
 from engine.registry import Registry, default_registry
 from engine.remote import RayRunner
 from engine.resources import Capacity, ResourceLedger
-from engine.results import ResultStore, canonical_params_json, workflow_cache_keys
+from engine.results import ResultStore, canonical_params_json, pin_issues, workflow_cache_keys
 from engine.runstate import NodeState, RunSnapshot, RunState, make_snapshot, node_memory_so_far, set_routes
 from engine.workflow import Workflow
 
@@ -152,6 +152,7 @@ class RunManager:
         issues = validate(workflow, self.registry, capacity=cap)
         if options.backend == "ray":
             issues += self.ray.validate(workflow)  # demands no single Ray node can meet
+        issues += pin_issues(workflow, self.results, options.backend)
         if any(i.is_error for i in issues):
             raise WorkflowInvalidError(issues)
         run = self._build_run(workflow, options, cap, run_id or uuid.uuid4().hex[:12])
@@ -202,6 +203,7 @@ class RunManager:
             if edge.source not in dst.preds:
                 dst.preds.append(edge.source)
                 src.succs.append(edge.target)
+        _apply_pins(workflow, nodes)
         for ns in nodes.values():
             ns.unmet = len(ns.preds)
         set_routes(nodes)
@@ -214,6 +216,9 @@ class RunManager:
             ns.prio = rank.get(ns.id, len(rank))
         if options.use_cache:
             self._assign_cache_keys(run, order)
+        for node in workflow.nodes:  # pinned outputs come from the cache, even with use_cache off
+            if node.pin is not None and not nodes[node.id].idle:
+                nodes[node.id].cache_key, nodes[node.id].cache_hit = node.pin.key, True
         if options.fuse and options.backend == "local" and hasattr(self.executor.backend, "warm"):
             from engine.fusion import fuse_chains
 
@@ -226,8 +231,14 @@ class RunManager:
         from engine.policies import priority_order
         from engine.problem import problem_from_workflow
 
+        durations = options.durations
+        if any(n.pin is not None for n in workflow.nodes):  # pinned and idle nodes take no time
+            from engine.workflow import pinned_only_feeders
+
+            free = pinned_only_feeders(workflow) | {n.id for n in workflow.nodes if n.pin is not None}
+            durations = {**(durations or {}), **dict.fromkeys(free, 0.0)}
         problem = problem_from_workflow(workflow.model_copy(update={"capacity": cap}), self.registry, cap,
-                                        durations=options.durations)
+                                        durations=durations)
         fallback = "critical_path" if options.policy == "auto" else options.policy
         if not options.predict and options.policy != "auto":
             return {}, priority_order(problem, options.policy)
@@ -440,6 +451,26 @@ class RunManager:
                         ns.outputs = None
                     run.outputs_released = True
                     run.version += 1
+
+
+def _apply_pins(workflow: Workflow, nodes: dict[str, NodeState]) -> None:
+    """Cut the wires into pinned nodes (they take their outputs from the result cache, so they
+    wait for nothing) and mark the nodes that then feed nothing needed as idle (never run)."""
+    if not any(n.pin is not None for n in workflow.nodes):
+        return
+    from engine.workflow import pinned_only_feeders
+
+    for node in workflow.nodes:
+        if node.pin is None:
+            continue
+        ns = nodes[node.id]
+        ns.pinned = True
+        for pred in ns.preds:
+            nodes[pred].succs.remove(ns.id)
+        ns.preds, ns.in_edges = [], []
+    for nid in pinned_only_feeders(workflow):
+        nodes[nid].idle = True
+        nodes[nid].reason = "not run: its outputs only feed pinned nodes"
 
 
 def _register_shutdown(manager: RunManager) -> None:

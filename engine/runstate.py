@@ -69,6 +69,8 @@ class NodeState:
     prio: int = 0
     cache_key: str | None = None
     cache_hit: bool = False
+    pinned: bool = False  # takes its outputs from its pin (the result cache), waits for no input
+    idle: bool = False  # feeds only pinned nodes, so it is never run (ends skipped at the start)
     status: NodeStatus = NodeStatus.PENDING
     unmet: int = 0
     admitted: bool = False
@@ -220,7 +222,7 @@ def node_view(run: RunState, ns: NodeState, now: float) -> dict[str, Any]:
         "logs": list(ns.logs), "output_summary": ns.output_summary, "progress": list(ns.progress),
         "cpu_percent": ns.cpu_percent, "peak_rss_mb": ns.peak_rss_mb, "memory_mb": node_memory_so_far(ns),
         "reason": ns.reason,
-        "cached": ns.status == NodeStatus.CACHED,
+        "cached": ns.status == NodeStatus.CACHED, "pinned": ns.pinned,
         "fused_into": ns.fused_into, "chain": [c.id for c in ns.chain],
         "outputs_dropped": ns.outputs_dropped,
     }

@@ -102,6 +102,7 @@ def validate(workflow: Workflow, registry: Registry | None = None,
     _check_shapes(ctx, links)
     _check_cycles(ctx, links)
     _check_unused(ctx, links)
+    _check_pins(ctx)
     return _sorted(ctx)
 
 
@@ -693,6 +694,39 @@ def _check_unused(ctx: _Context, links: list[_Link]) -> None:
                         f"node {node_id!r}: output {port.name!r} is computed but feeds nothing",
                         node=node_id, port=port.name, severity="warning",
                         hint="connect it, or ignore this if you do not need it")
+
+
+_UNPIN = "unpin it (the designer's Unpin, or delete the node's `pin` in the file)"
+
+
+def _check_pins(ctx: _Context) -> None:
+    """Pinned nodes: an agent whose results are never stored cannot be pinned (error); a pin whose
+    node or upstream changed since its run is stale (warning: the run uses the older output).
+    Whether the pinned output still exists is checked where the result cache is (at submit)."""
+    pinned = [n for n in ctx.nodes.values() if n.pin is not None and n.id in ctx.specs]
+    if not pinned:
+        return
+    from engine.results import canonical_params_json, not_cacheable, workflow_cache_keys
+
+    for node in pinned:
+        try:
+            why = not_cacheable(ctx.specs[node.id], node)
+        except Exception:  # a bad lifecycle override is reported by _check_overrides
+            continue
+        if why is not None:
+            ctx.add(IssueCode.PIN_NOT_ALLOWED, f"node {node.id!r} cannot be pinned: {why}", node=node.id, hint=_UNPIN)
+    params_json = {nid: canonical_params_json(p) for nid, p in ctx.params.items() if p is not None}
+    natural: dict[str, str] = {}
+    workflow_cache_keys(ctx.workflow, ctx.registry, params_json, natural=natural)
+    for node in pinned:
+        now = natural.get(node.id)
+        if now is not None and now != node.pin.key:
+            source = f"run {node.pin.run_id}" if node.pin.run_id else "an earlier run"
+            ctx.add(IssueCode.PIN_STALE,
+                    f"node {node.id!r} is pinned to its output from {source}, but it or a node upstream "
+                    "has changed since: runs use that older output, not what the node would compute now",
+                    node=node.id, severity="warning",
+                    hint=f"{_UNPIN} to compute it again, or run and pin the new output")
 
 
 def _sorted(ctx: _Context) -> list[Issue]:

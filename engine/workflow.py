@@ -34,6 +34,19 @@ class Position(BaseModel):
     y: float = Field(0.0, ge=-1e7, le=1e7)
 
 
+PIN_KEY_PATTERN = r"^[0-9a-f]{32}$"  # a result-cache key (engine.results.cache_key)
+
+
+class PinSpec(BaseModel):
+    """A node's pinned output: the run takes the node's outputs from the result cache under
+    ``key`` instead of computing them, and does not run the nodes that only feed it (n8n's
+    pinned data, Langflow's frozen path). The key is the node's result from an earlier run."""
+
+    model_config = _MODEL
+    key: str = Field(..., pattern=PIN_KEY_PATTERN, description="result-cache key of the pinned outputs")
+    run_id: str | None = Field(None, max_length=64, description="the run the outputs came from")
+
+
 class NodeSpec(BaseModel):
     """One node: an instance of an agent with its parameters and overrides."""
 
@@ -49,6 +62,7 @@ class NodeSpec(BaseModel):
     )
     label: str | None = Field(None, max_length=500)
     position: Position | None = None
+    pin: PinSpec | None = Field(None, description="use these stored outputs instead of running the node")
 
     @field_validator("params", "resources", "lifecycle")
     @classmethod
@@ -147,6 +161,15 @@ class Workflow(BaseModel):
         return data
 
 
+def with_pin(workflow: Workflow, node_id: str, pin: PinSpec | None) -> Workflow:
+    """``workflow`` with node ``node_id`` pinned to ``pin`` (None: unpinned)."""
+    if workflow.node(node_id) is None:
+        raise WorkflowFileError(f"no node {node_id!r} in workflow {workflow.name!r}",
+                                hint=f"its nodes are: {', '.join(sorted(workflow.node_ids())[:20])}")
+    return workflow.model_copy(update={"nodes": tuple(
+        n.model_copy(update={"pin": pin}) if n.id == node_id else n for n in workflow.nodes)})
+
+
 PARTIAL_KEY = "run_to"  # metadata of a partial workflow: the nodes it was cut for
 
 
@@ -171,6 +194,31 @@ def upstream_workflow(workflow: Workflow, targets: list[str]) -> Workflow:
         "nodes": tuple(n for n in workflow.nodes if n.id in keep),
         "edges": tuple(e for e in workflow.edges if e.source in keep and e.target in keep),
         "metadata": {**workflow.metadata, PARTIAL_KEY: list(dict.fromkeys(targets))}})
+
+
+def pinned_only_feeders(workflow: Workflow) -> set[str]:
+    """The nodes a run need not compute because of pins: every path from them to a node without
+    successors goes through a pinned node (their outputs reach only pinned nodes, which take
+    theirs from the result cache). Nodes without successors are always needed."""
+    if not any(n.pin is not None for n in workflow.nodes):
+        return set()
+    pinned = {n.id for n in workflow.nodes if n.pin is not None}
+    ids = set(workflow.node_ids())
+    preds: dict[str, list[str]] = {nid: [] for nid in ids}  # over live wires only: a wire into a
+    has_out: set[str] = set()                               # pinned node carries nothing
+    for edge in workflow.edges:
+        if edge.source in ids and edge.target in ids:
+            has_out.add(edge.source)
+            if edge.target not in pinned:
+                preds[edge.target].append(edge.source)
+    needed = ids - has_out  # the ends of the graph, then whatever reaches them by live wires
+    stack = list(needed)
+    while stack:
+        for up in preds[stack.pop()]:
+            if up not in needed:
+                needed.add(up)
+                stack.append(up)
+    return ids - needed
 
 
 def _check_finite(value: Any, path: str = "") -> None:

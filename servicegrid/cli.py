@@ -23,6 +23,7 @@ COMMANDS = {
     "plan": "servicegrid.commands.plan",
     "run": "servicegrid.commands.run",
     "runs": "servicegrid.commands.runs",
+    "pin": "servicegrid.commands.pin",
     "ui": "servicegrid.commands.ui",
     "db": "servicegrid.commands.db",
 }

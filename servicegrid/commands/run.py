@@ -74,12 +74,27 @@ def run(args: argparse.Namespace) -> int:
         except CapacityError as exc:
             print(f"servicegrid run: --capacity: {exc}", file=sys.stderr)
             return 2
+        _warn_pins(workflow, args.json)
         options = RunOptions(policy=args.policy, capacity=capacity, time_scale=args.time_scale,
                              fail_fast=args.fail_fast, use_cache=not args.no_cache, resume_from=args.resume,
                              user=args.user, backend=args.backend, fuse=not args.no_fuse)
         return _execute(workflow, options, store, args.json)
     finally:
         store.close()
+
+
+def _warn_pins(workflow: Workflow, quiet: bool) -> None:
+    """Say which nodes take a pinned output, and which pins are stale, before the run."""
+    if quiet or not any(n.pin is not None for n in workflow.nodes):
+        return
+    from engine.validation import validate
+
+    stale = {i.node: i for i in validate(workflow) if i.code == "pin_stale"}
+    for node in workflow.nodes:
+        if node.pin is not None:
+            source = f"run {node.pin.run_id}" if node.pin.run_id else "an earlier run"
+            extra = " (stale: it or its upstream changed since)" if node.id in stale else ""
+            print(f"pinned: {node.id} takes its output from {source}{extra}", file=sys.stderr)
 
 
 def _workflow(args: argparse.Namespace, store: Any) -> Workflow | int:

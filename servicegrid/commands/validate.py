@@ -41,6 +41,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"servicegrid validate: --capacity: {exc}", file=sys.stderr)
             return 2
         issues = validate(workflow, capacity=capacity)
+    if workflow is not None and any(n.pin is not None for n in workflow.nodes):
+        from engine.results import ResultStore, pin_issues
+
+        issues = [*pin_issues(workflow, ResultStore()), *issues]  # pinned outputs this machine lacks
     if args.json:
         print(json.dumps([i.to_dict() for i in issues], indent=2, ensure_ascii=False))
     else:

@@ -10,6 +10,7 @@ import streamlit as st
 
 from engine.issues import Issue
 from engine.items import planned_items
+from engine.results import ResultStore, pin_issues
 from engine.validation import validate
 from engine.workflow import upstream_workflow
 from ui import state
@@ -29,13 +30,14 @@ from ui.editor import Accepted, DesignerSession
 from ui.graphmodel import KIND_COLORS, Clip, canvas_graph, copy_of, counted_labels, describe_clip, palette_of
 from ui.properties import properties_panel
 from ui.render import code_md, escape_md, issue_list, issues_by_node, run_blocker
-from ui.services import get_registry, get_store, runs_available
+from ui.services import get_registry, get_run_manager, get_store, runs_available
 from ui.session import current_session, save
 
 CANVAS_HEIGHT = 560
 FULL_RUN_ID = "designer_full_run_id"  # workflow id the whole page last drew
 POLLING = "designer_polling"  # whether the editor fragment currently refreshes on a timer
 MAX_COPIED = 500  # ids in one copy command
+SEEN_COMMANDS, KEEP_SEEN = "designer_seen_commands", 50  # canvas command ids handled (first_delivery)
 CLIPBOARD = "designer_clipboard"  # session state: what Ctrl+C took (ui.graphmodel.Clip)
 SPEEDS = {1.0: "real time", 0.1: "10× faster", 0.01: "100× faster", 0.001: "1000× faster"}
 
@@ -75,6 +77,8 @@ def _on_graph() -> None:
 
 def _on_command() -> None:
     sess, command = _session(), canvas_value("command", state.DESIGNER_CANVAS)
+    if not first_delivery(command):
+        return
     name = command.get("name") if isinstance(command, dict) else None
     if name == "undo" and not sess.undo():
         sess.tell("nothing to undo")
@@ -101,6 +105,21 @@ def _on_command() -> None:
     save(sess, get_store())
 
 
+def first_delivery(command: object) -> bool:
+    """Whether this canvas command is new. Streamlit can deliver one trigger to two reruns (a
+    fragment's and the page's, when they overlap), and a paste or duplicate must not happen twice;
+    each command carries an id unique to its canvas (``cid``), and the last ids handled are kept."""
+    cid = command.get("cid") if isinstance(command, dict) else None
+    if not isinstance(cid, str):
+        return True
+    seen: list[str] = st.session_state.setdefault(SEEN_COMMANDS, [])
+    if cid in seen:
+        return False
+    seen.append(cid)
+    del seen[:-KEEP_SEEN]
+    return True
+
+
 def _ids(value: object) -> list[str]:
     """A list of ids the browser sent (anything else: none), at most ``MAX_COPIED``."""
     return [str(i) for i in value[:MAX_COPIED]] if isinstance(value, list) else []
@@ -117,6 +136,9 @@ def _editor() -> None:
         st.rerun()  # first save in this fragment: redraw the page so the panels outside know the id
     sized = planned_items(sess.workflow, registry)  # once: validation, the wires and the panel read it
     issues = validate(sess.workflow, registry, sized=sized)
+    if any(n.pin is not None for n in sess.workflow.nodes):  # pinned outputs this machine lacks
+        issues = [*pin_issues(sess.workflow, get_run_manager().results if runs_available() else ResultStore()),
+                  *issues]
     run_id, run_status, statuses = run_state()
     left, right = st.columns([3, 1.2], gap="small")
     with left:

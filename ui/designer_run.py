@@ -12,15 +12,16 @@ from typing import Any
 
 import streamlit as st
 
-from engine.errors import ServiceGridError
+from engine.errors import PinError, ServiceGridError
 from engine.graphs import ancestors
-from engine.workflow import NodeSpec, Workflow, upstream_workflow
+from engine.results import pin_from_run
+from engine.workflow import NodeSpec, PinSpec, Workflow, upstream_workflow, with_pin
 from ui import auth, state
 from ui.editor import DesignerSession
 from ui.monitor.outputs import render_outputs
 from ui.render import code_md, escape_md
-from ui.services import get_run_manager, runs_available
-from ui.session import flash
+from ui.services import get_registry, get_run_manager, get_store, runs_available
+from ui.session import flash, save
 
 REFRESH_S = 0.5
 ACTIVE = ("pending", "running")
@@ -149,8 +150,35 @@ def node_outputs_section(sess: DesignerSession, run_id: str | None, statuses: di
     except KeyError:  # the run left the manager
         return
     with st.container(border=True):
-        st.markdown(f"**Outputs of {escape_md(node_id)}** in run {code_md(run_id)} ({statuses[node_id]})")
+        head, button = st.columns([4, 1.3], vertical_alignment="center")
+        head.markdown(f"**Outputs of {escape_md(node_id)}** in run {code_md(run_id)} ({statuses[node_id]})")
+        pin = _pin_of(manager, ran, run_id, node_id)
+        node = sess.workflow.node(node_id)
+        if pin is not None and node is not None and (node.pin is None or node.pin.key != pin.key):
+            button.button("Pin this output", key=f"designer.pin.{node_id}", icon=":material/push_pin:",
+                          on_click=pin_output, args=(sess, node_id, pin),
+                          help="Later runs take this node's output from this run instead of computing it, and "
+                               "skip the nodes that only feed it, so you can work on what comes after it "
+                               "(n8n's pinned data). Unpin it in the properties panel.")
         if changed_since_run(ran, sess.workflow, node_id):
             st.caption(":material/history: This node, or one before it, has changed since that run: run again to "
                        "see what it gives now.")
         render_outputs(values, summary, key=f"designer.out.{node_id}", name=f"{sess.workflow.name}-{node_id}")
+
+
+def _pin_of(manager: Any, ran: Workflow, run_id: str, node_id: str) -> PinSpec | None:
+    """The pin of ``node_id``'s output in run ``run_id`` (None when it has no stored output)."""
+    try:
+        return pin_from_run(ran, node_id, run_id, get_registry(), manager.results)
+    except PinError:
+        return None
+
+
+def pin_output(sess: DesignerSession, node_id: str, pin: PinSpec) -> None:
+    """Pin ``node_id`` to ``pin`` (widget callback): one undo step, saved at once."""
+    if sess.workflow.node(node_id) is None:
+        return
+    sess.push(with_pin(sess.workflow, node_id, pin))
+    save(sess, get_store())
+    sess.tell(f"{node_id} is pinned to its output from run {pin.run_id}: runs read it instead of computing it "
+              "(unpin it in the properties panel)")

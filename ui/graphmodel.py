@@ -29,6 +29,7 @@ from engine.workflow import (
     NoteSpec,
     Position,
     Workflow,
+    pinned_only_feeders,
 )
 
 KIND_COLORS: dict[str, str] = {
@@ -108,15 +109,25 @@ def canvas_graph(workflow: Workflow, registry: Registry, selected: list[str] | N
     specs = _specs(workflow, registry)
     flows = sized if sized is not None else planned_items(workflow, registry)
     nodes = []
+    idle = pinned_only_feeders(workflow)
+    pinned = {n.id for n in workflow.nodes if n.pin is not None}
     for node in workflow.nodes:
         pos = node.position or Position()
-        nodes.append({"id": node.id, "agent": node.agent, "label": node.label or node.id,
-                      "x": pos.x, "y": pos.y, "sub": summarize_params(node.params)})
+        item = {"id": node.id, "agent": node.agent, "label": node.label or node.id,
+                "x": pos.x, "y": pos.y, "sub": summarize_params(node.params)}
+        if node.pin is not None:  # drawn with a pin: runs read its output from the pinned run
+            item["pinned"] = f"run {node.pin.run_id}" if node.pin.run_id else "an earlier run"
+        if node.id in idle:  # drawn faded: runs skip it
+            item["idle"] = True
+        nodes.append(item)
     edges = []
     for edge in workflow.edges:
         sp, tp, planned, image = _edge_flow(edge, specs, flows)
-        edges.append({"id": edge_id(edge.source, sp, edge.target, tp), "src": edge.source, "srcPort": sp,
-                      "dst": edge.target, "dstPort": tp, "label": items_label(planned, image)})
+        item = {"id": edge_id(edge.source, sp, edge.target, tp), "src": edge.source, "srcPort": sp,
+                "dst": edge.target, "dstPort": tp, "label": items_label(planned, image)}
+        if edge.target in pinned:  # drawn dashed: the pinned node reads its output, not this wire's
+            item["cut"] = True
+        edges.append(item)
     notes = [{"id": n.id, "text": n.text, "x": n.position.x, "y": n.position.y, "w": n.width, "h": n.height,
               "color": n.color} for n in workflow.notes]
     return {"nodes": nodes, "edges": edges, "notes": notes, "selected": list(selected or [])}

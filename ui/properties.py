@@ -50,6 +50,12 @@ def properties_panel(sess: DesignerSession, registry: Registry, issues: list[Iss
     findings = [i for i in issues if i.node == node.id]
     for issue in findings:  # with its hint: how to fix it is what the user came here for
         (st.error if issue.is_error else st.warning)(issue_md(issue))
+    if node.pin is not None:
+        source = f"run {code_md(node.pin.run_id)}" if node.pin.run_id else "an earlier run"
+        st.info(f"**Pinned.** Runs take this node's output from {source} instead of computing it, and do not "
+                "run the nodes that only feed it.", icon=":material/push_pin:")
+        st.button("Unpin", key=f"unpin.{node.id}", icon=":material/keep_off:", on_click=_update,
+                  args=(sess, node, save), kwargs={"pin": None}, help="Compute this node again in the next run")
     if node.agent not in registry:
         st.info("This agent is not installed here; only its label can be edited.")
         spec = None

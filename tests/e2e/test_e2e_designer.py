@@ -706,3 +706,42 @@ def test_find_selects_a_node_and_brings_it_to_the_middle_of_the_view(page, app_u
     page.get_by_test_id("sg-quick-search").fill("no such node")
     expect(page.get_by_text("no node matches")).to_be_visible()
     page.get_by_test_id("sg-quick-search").press("Escape")
+
+
+def test_pin_a_nodes_output_then_the_run_skips_what_only_feeds_it(page, app_url):
+    open_template(page, app_url, "nlp-sentiment", 8)
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(node(page, "all_csv")).to_have_attribute("data-status", "done", timeout=60000)
+    for nid in ("negative", "with_vectors"):  # everything before these two then feeds only pinned nodes
+        click_node(page, nid)
+        page.get_by_role("button", name="Pin this output").click()
+        expect(node(page, nid).get_by_test_id("sg-pin")).to_be_visible()
+        expect(node(page, nid)).to_have_class(re.compile(r"\bpinned\b"))
+        expect(page.get_by_role("button", name="Pin this output")).to_have_count(0)  # pinned to this very output
+    expect(page.get_by_text(re.compile(r"^Pinned\. Runs take this node's output from run \w+"))).to_be_visible()
+    for nid in ("reviews", "sentiment", "embed"):
+        expect(node(page, nid)).to_have_class(re.compile(r"\bidle\b"))
+    expect(node(page, "negative_csv")).not_to_have_class(re.compile(r"\bidle\b"))
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(node(page, "reviews")).to_have_attribute("data-status", "skipped", timeout=60000)
+    expect(node(page, "all_csv")).to_have_attribute("data-status", "done", timeout=60000)
+    for nid in ("negative", "with_vectors"):
+        expect(node(page, nid)).to_have_attribute("data-status", "cached")
+    for nid in ("sentiment", "embed"):
+        expect(node(page, nid)).to_have_attribute("data-status", "skipped")
+    expect(page.get_by_text(re.compile(r"Run \w+: succeeded"))).to_be_visible()
+    # a change upstream makes the pins stale: a warning on the pinned nodes, never an error
+    click_node(page, "reviews")
+    count = page.get_by_role("spinbutton", name="N")
+    count.fill("12")
+    count.press("Enter")
+    expect(node(page, "negative")).to_have_class(re.compile(r"\bhas-warning\b"))
+    expect(page.get_by_role("button", name="Run", exact=True)).to_be_enabled()
+    click_node(page, "negative")
+    stale = page.get_by_text(re.compile(r"'negative' is pinned to its output from run \w+, but it or a node upstream has "
+                                        r"changed since: runs use that older output"))
+    expect(stale.first).to_be_visible()
+    page.get_by_role("button", name="Unpin").click()
+    expect(node(page, "negative").get_by_test_id("sg-pin")).to_have_count(0)
+    expect(node(page, "sentiment")).not_to_have_class(re.compile(r"\bidle\b"))  # it feeds negative again
+    expect(node(page, "reviews")).not_to_have_class(re.compile(r"\bidle\b"))

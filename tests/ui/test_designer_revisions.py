@@ -310,3 +310,21 @@ def test_relabel_sets_a_label_cut_to_its_limit_and_empty_means_the_id() -> None:
     rev = sess.rev
     sess.relabel("ghost", "nothing")  # an unknown node: nothing happens
     assert sess.rev == rev
+
+
+def test_a_canvas_command_delivered_twice_is_handled_once() -> None:
+    """Streamlit can hand one trigger to two overlapping reruns (seen as a paste that added its
+    copies twice); each command's id is handled once, and distinct commands all pass."""
+    import streamlit as st
+
+    from ui.designer_page import KEEP_SEEN, SEEN_COMMANDS, first_delivery
+
+    st.session_state.pop(SEEN_COMMANDS, None)
+    paste = {"name": "paste", "ids": ["pre"], "rev": 3, "cid": "tab1:7"}
+    assert first_delivery(paste) and not first_delivery(dict(paste))
+    assert first_delivery({**paste, "cid": "tab1:8"})  # the same paste pressed again is a new command
+    assert first_delivery({**paste, "cid": "tab2:7"})  # another canvas's counter
+    assert first_delivery({"name": "undo"}) and first_delivery({"name": "undo"})  # no id: always handled
+    for i in range(KEEP_SEEN + 5):
+        first_delivery({"name": "copy", "cid": f"x:{i}"})
+    assert len(st.session_state[SEEN_COMMANDS]) == KEEP_SEEN

@@ -56,6 +56,21 @@ def test_canvas_graph_resolves_omitted_ports_and_round_trips() -> None:
     assert back.node("cls").resources == {"memory_mb": 2048}
 
 
+def test_pinned_nodes_their_cut_wires_and_the_nodes_only_they_need_are_marked() -> None:
+    from engine.workflow import PinSpec, with_pin
+
+    wf = with_pin(ensure_positions(two_stage()), "cls", PinSpec(key="a" * 32, run_id="r9"))
+    graph = canvas_graph(wf, default_registry())
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    assert nodes["cls"]["pinned"] == "run r9" and "idle" not in nodes["cls"]
+    assert nodes["pre"]["idle"] is True and "pinned" not in nodes["pre"]  # it only feeds the pinned node
+    assert graph["edges"][0]["cut"] is True
+    back = workflow_from_canvas(wf, graph)  # what the canvas sends back never drops (nor sets) a pin
+    assert back.node("cls").pin == PinSpec(key="a" * 32, run_id="r9") and back.node("pre").pin is None
+    plain = canvas_graph(two_stage(), default_registry())
+    assert not any("pinned" in n or "idle" in n for n in plain["nodes"]) and "cut" not in plain["edges"][0]
+
+
 def test_edges_say_how_many_items_flow_along_them() -> None:
     from engine.workflow import load_workflow
     from ui.graphmodel import items_label

@@ -146,7 +146,12 @@ function build(host) {
   return root;
 }
 
-function command(m, name, extra) { m.api.setTriggerValue("command", { ...(extra || {}), name, rev: m.rev }); }
+// each command has an id of its own: Python handles it once even when Streamlit delivers it twice
+function command(m, name, extra) {
+  m.cmds = (m.cmds || 0) + 1;
+  m.cmdTag = m.cmdTag || Math.random().toString(36).slice(2) + Date.now().toString(36);
+  m.api.setTriggerValue("command", { ...(extra || {}), name, rev: m.rev, cid: `${m.cmdTag}:${m.cmds}` });
+}
 
 // Copies are made by Python (it holds the parameters the canvas never sees) and arrive as its push.
 function duplicate(root, m, ids, notes) {
@@ -443,6 +448,16 @@ function setPos(el, k) { el.style.left = k.x + "px"; el.style.top = k.y + "px"; 
 
 function spec(m, n) { return m.palette[n.agent] || { inputs: [], outputs: [], missing: true }; }
 
+function pinIcon() {  // drawn, not an emoji: every browser has it
+  const ns = "http://www.w3.org/2000/svg", svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("class", "sg-pin"); svg.setAttribute("viewBox", "0 0 10 14"); svg.dataset.testid = "sg-pin";
+  const head = document.createElementNS(ns, "circle");
+  head.setAttribute("cx", "5"); head.setAttribute("cy", "4.5"); head.setAttribute("r", "3.6");
+  const point = document.createElementNS(ns, "path"); point.setAttribute("d", "M5 8 L5 13.5");
+  svg.append(point, head);
+  return svg;
+}
+
 function nodeEl(root, m, n) {
   const s = spec(m, n);
   const el = document.createElement("div");
@@ -454,6 +469,11 @@ function nodeEl(root, m, n) {
   // long labels wrap to two lines inside the fixed header; the full text is the tooltip (plain text, never HTML)
   const head = document.createElement("div"); head.className = "sg-head"; head.dataset.label = n.label || n.id;
   const text = document.createElement("span"); text.className = "sg-label"; text.textContent = n.label || n.id;
+  if (n.pinned) {  // its output comes from a pinned run (plain text; Python formats it)
+    el.classList.add("pinned"); head.dataset.label += `\npinned: runs take its output from ${n.pinned}`;
+    head.appendChild(pinIcon());
+  }
+  if (n.idle) { el.classList.add("idle"); head.dataset.label += "\nnot run: its outputs only feed pinned nodes"; }
   head.title = head.dataset.label; head.appendChild(text);
   head.addEventListener("dblclick", ev => { ev.stopPropagation(); renameNode(root, m, n, head, text); });
   const badge = document.createElement("span"); badge.className = "sg-badge"; badge.hidden = true;
@@ -550,7 +570,7 @@ function drawEdges(root, m, movedIds) {
   m.paths = {}; m.labels = {}; m.hits = {};
   for (const e of m.edges) {
     if (!m.nodes[e.src] || !m.nodes[e.dst]) continue;
-    const p = m.paths[e.id] = svgPath(root, "sg-edge" + (m.selEdges.has(e.id) ? " selected" : ""));
+    const p = m.paths[e.id] = svgPath(root, "sg-edge" + (m.selEdges.has(e.id) ? " selected" : "") + (e.cut ? " cut" : ""));
     p.dataset.id = e.id; p.setAttribute("d", edgeD(m, e));
     const hit = m.hits[e.id] = svgPath(root, "sg-edge-hit");  // a wide clear stroke: a wire is easy to hit
     hit.dataset.id = e.id; hit.setAttribute("d", p.getAttribute("d"));

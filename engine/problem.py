@@ -18,7 +18,7 @@ from engine.items import PlannedItems, planned_items
 from engine.registry import Registry
 from engine.resources import Capacity, ResourceDemand, ResourceLedger
 from engine.spec import AgentSpec
-from engine.workflow import NodeSpec, Workflow
+from engine.workflow import NodeSpec, Workflow, pinned_only_feeders
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,8 @@ def problem_from_workflow(
     """The scheduling problem of a workflow.
 
     Duration = ``durations[node]`` when given (learned estimates), else the agent's expected
-    duration for the node's params and planned input items (``engine.items``); demand = the
+    duration for the node's params and planned input items (``engine.items``); none for a pinned
+    node (read from the result cache) and the nodes that only feed pinned ones (not run); demand = the
     agent's (with memory for the items it handles) merged with the node's overrides;
     predecessors from the edges; capacity = the workflow's, filled from ``capacity``.
 
@@ -155,6 +156,9 @@ def problem_from_workflow(
                 )
         if edge.source not in preds[edge.target]:
             preds[edge.target].append(edge.source)
+    if any(n.pin is not None for n in workflow.nodes):  # read or not run at all: no time
+        free = pinned_only_feeders(workflow) | {n.id for n in workflow.nodes if n.pin is not None}
+        durations = {**(durations or {}), **dict.fromkeys(free, 0.0)}
     tasks: dict[str, Task] = {}
     parsed: dict[tuple[str, str], BaseModel] = {}  # one parse per agent and params
     sized: PlannedItems | None = None  # computed once some agent's time or memory grows with items

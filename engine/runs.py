@@ -231,14 +231,8 @@ class RunManager:
         from engine.policies import priority_order
         from engine.problem import problem_from_workflow
 
-        durations = options.durations
-        if any(n.pin is not None for n in workflow.nodes):  # pinned and idle nodes take no time
-            from engine.workflow import pinned_only_feeders
-
-            free = pinned_only_feeders(workflow) | {n.id for n in workflow.nodes if n.pin is not None}
-            durations = {**(durations or {}), **dict.fromkeys(free, 0.0)}
         problem = problem_from_workflow(workflow.model_copy(update={"capacity": cap}), self.registry, cap,
-                                        durations=durations)
+                                        durations=options.durations)
         fallback = "critical_path" if options.policy == "auto" else options.policy
         if not options.predict and options.policy != "auto":
             return {}, priority_order(problem, options.policy)

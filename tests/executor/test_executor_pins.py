@@ -139,3 +139,18 @@ def test_a_pin_survives_the_file_round_trip() -> None:
 
     with pytest.raises(WorkflowFileError, match="pin"):
         load_workflow('{"schema_version": 1, "nodes": [{"id": "b", "agent": "test.echo", "pin": {"key": "../x"}}]}')
+
+
+def test_the_plan_gives_pinned_nodes_and_what_only_feeds_them_no_time() -> None:
+    from engine.problem import problem_from_workflow
+    from engine.resources import Capacity
+    from engine.workflow import PinSpec
+
+    wf = workflow([{"id": "a", "agent": "test.sleep", "params": {"seconds": 5}},
+                   {"id": "b", "agent": "test.sleep", "params": {"seconds": 7}},
+                   {"id": "c", "agent": "test.sleep", "params": {"seconds": 2}}], [("a", "b"), ("b", "c")])
+    cap = Capacity(cpu=2, memory_mb=4096, gpus=())
+    before = problem_from_workflow(wf, default_registry(), cap)
+    assert [before.tasks[n].duration for n in "abc"] == [5, 7, 2]
+    after = problem_from_workflow(with_pin(wf, "b", PinSpec(key="b" * 32)), default_registry(), cap)
+    assert [after.tasks[n].duration for n in "abc"] == [0, 0, 2]

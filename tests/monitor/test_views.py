@@ -211,6 +211,11 @@ def test_what_changed_between_two_runs_names_options_capacity_nodes_settings_and
         "src: n 90 -> 12", "score: resources.memory_mb 64 -> (default)", "score: lifecycle.retries (default) -> 2",
         "wire removed: src -> gone", "wire added: score -> sink"]
     assert compare.workflow_changes(a, a) == []  # labels, positions and notes do not count
+    pinned = json.loads(json.dumps(a.workflow))
+    pinned["nodes"][1]["pin"] = {"key": "a" * 32, "run_id": "r7"}
+    p = dataclasses.replace(a, workflow=pinned)
+    assert compare.workflow_changes(a, p) == ["score: pinned to its output from run r7"]
+    assert compare.workflow_changes(p, a) == ["score: unpinned (computed again)"]
 
 
 def test_the_report_draws_the_workflow_with_each_node_in_its_status_colour():

@@ -78,6 +78,17 @@ def _settings(node: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
+def _pin_change(a: Any, b: Any) -> str | None:
+    """A node's pin from run A to run B, in words (None: the same)."""
+    ka, kb = (a or {}).get("key") if isinstance(a, dict) else None, (b or {}).get("key") if isinstance(b, dict) else None
+    if ka == kb:
+        return None
+    if kb is None:
+        return "unpinned (computed again)"
+    source = f"run {b.get('run_id')}" if b.get("run_id") else "an earlier run"
+    return f"pinned to its output from {source}" if ka is None else f"pinned to another output, from {source}"
+
+
 def workflow_changes(a: RunView, b: RunView) -> list[str]:
     """What differs from run A to run B, in words: the run options (policy, time scale, cache...),
     the capacity, nodes added or removed or given another agent, each changed parameter or
@@ -105,6 +116,8 @@ def workflow_changes(a: RunView, b: RunView) -> list[str]:
                 before = _short(sa[name]) if name in sa else "(default)"
                 after = _short(sb[name]) if name in sb else "(default)"
                 lines.append(f"{nid}: {name} {before} -> {after}")
+        if (change := _pin_change(na[nid].get("pin"), nb[nid].get("pin"))) is not None:
+            lines.append(f"{nid}: {change}")
 
     def wires(view: RunView) -> set[tuple[str, str, str, str]]:
         return {(str(e.get("source")), str(e.get("source_port") or ""), str(e.get("target")),

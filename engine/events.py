@@ -166,6 +166,19 @@ class MetricSampled(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class RunPaused(Event):
+    """No new node of the run is admitted (running ones go on) until it is resumed; a step
+    admits one while it stays paused."""
+
+    ready: tuple[str, ...] = ()  # the nodes ready to start when it paused
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunResumed(Event):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
 class RunFinished(Event):
     status: str
     error: str | None = None
@@ -176,7 +189,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (
         RunStarted, NodeQueued, NodeWaitingInputs, NodeWaitingResource, NodeStarted,
         NodeProgress, NodeLog, NodeRetried, NodeFinished, NodeFailed, NodeSkipped,
-        NodeCancelled, MetricSampled, RunFinished,
+        NodeCancelled, MetricSampled, RunPaused, RunResumed, RunFinished,
     )
 }
 

@@ -51,6 +51,8 @@ from engine.events import (
     NodeWaitingInputs,
     NodeWaitingResource,
     RunFinished,
+    RunPaused,
+    RunResumed,
     RunStatus,
 )
 from engine.fusion import ChainAborted, run_chain, unfuse
@@ -208,7 +210,7 @@ class Executor:
         try_take, pop, now_f = _try_take, heapq.heappop, time.time
         for run in self.active.values():  # admission never adds or ends a run
             ready = run.ready
-            if not ready or run.cancel_requested:
+            if not ready or run.cancel_requested or (run.paused and run.steps <= 0):
                 continue
             cap = run.options.max_workers
             in_order = run.options.policy == "auto" and bool(run.plan)
@@ -250,6 +252,10 @@ class Executor:
                     ns.cancel_event = CancelFlag()
                 running.add(ns.id)
                 admitted.append((run, ns))
+                if run.paused:  # a step: one admission, then paused again
+                    run.steps -= 1
+                    if run.steps <= 0:
+                        break
             for entry in kept:
                 heapq.heappush(ready, entry)
         return admitted
@@ -677,6 +683,32 @@ class Executor:
             run.cancel_requested = True
             self._cancel_pending_locked(run, reason)
             self._hand_out(self._dispatch_locked(), keep=False)
+
+    def pause_run(self, run: RunState) -> bool:
+        """Admit no more of ``run``'s nodes (those running go on); False when it had ended or was
+        paused already."""
+        with self.lock:
+            if run.status.is_terminal or run.paused:
+                return False
+            run.paused, run.steps, run.version = True, 0, run.version + 1
+            ready = tuple(sorted(nid for _, nid in run.ready if not run.nodes[nid].status.is_terminal))
+            self.bus.emit(RunPaused(run_id=run.id, ready=ready, time=time.time()))
+            return True
+
+    def resume_run(self, run: RunState, steps: int | None = None) -> bool:
+        """Admit ``run``'s nodes again; ``steps``: only that many more, staying paused (Step).
+        False when it had ended or was not paused."""
+        with self.lock:
+            if run.status.is_terminal or not run.paused:
+                return False
+            if steps is None:
+                run.paused, run.steps = False, 0
+                self.bus.emit(RunResumed(run_id=run.id, time=time.time()))
+            else:
+                run.steps += max(1, int(steps))
+            run.version += 1
+            self._hand_out(self._dispatch_locked(), keep=False)
+            return True
 
     def cancel_node(self, run: RunState, node_id: str) -> None:
         with self.lock:

@@ -20,7 +20,7 @@ from typing import Any
 from engine.agents.runtime import helper_threads, lent_threads
 from engine.backends import get_backend
 from engine.errors import WorkflowInvalidError
-from engine.events import EventBus, MetricSampled, NodeStatus, RunStarted, RunStatus
+from engine.events import EventBus, MetricSampled, NodeStatus, RunPaused, RunStarted, RunStatus
 from engine.executor import Executor
 from engine.items import PlannedItems, planned_items
 from engine.metrics import GpuProbe, Sample, Sampler, default_gpu_probe
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 KEEP_FINISHED = 200  # finished runs kept in memory for snapshots
 KEEP_OUTPUTS_SHARE, KEEP_OUTPUTS_MAX_MB = 0.1, 2048  # default output budget: 10 % of memory, at most 2 GB
 BACKENDS = ("local", "ray")
+PAUSE_LOCAL_ONLY = "pause and step are for runs on this machine (the local backend), not Ray: Ray schedules its tasks itself"
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class RunOptions:
     plan_budget_s: float = 1.0  # time budget of the `auto` policy's search
     durations: dict[str, float] | None = None  # learned per-node durations (engine.estimates) for the plan
     fuse: bool = True  # run chains of itemwise agents batch by batch on one worker (engine.fusion)
+    start_paused: bool = False  # admit nothing until resume() or step() (local backend; no fusion then)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -82,6 +84,15 @@ class RunHandle:
 
     def cancel(self) -> None:
         self.manager.cancel(self.run_id)
+
+    def pause(self) -> bool:
+        return self.manager.pause(self.run_id)
+
+    def resume(self) -> bool:
+        return self.manager.resume(self.run_id)
+
+    def step(self, nodes: int = 1) -> bool:
+        return self.manager.step(self.run_id, nodes)
 
     def outputs(self, node_id: str) -> dict[str, Any] | None:
         return self.manager.outputs(self.run_id, node_id)
@@ -145,6 +156,8 @@ class RunManager:
         check_policy(options.policy)
         if options.backend not in BACKENDS:
             raise ValueError(f"unknown backend {options.backend!r}; choose one of {', '.join(BACKENDS)}")
+        if options.start_paused and options.backend != "local":
+            raise ValueError(PAUSE_LOCAL_ONLY)
         if options.resume_from and not options.use_cache:
             options = dataclasses.replace(options, use_cache=True)
         machine = self.ray.capacity() if options.backend == "ray" else self.machine
@@ -169,6 +182,10 @@ class RunManager:
         if not self.executor.active:  # the sampler was idle: its baseline, before the first node
             self.sampler.prime()
             self.executor.last_rss_mb = self.sampler.last_rss_mb
+        if options.start_paused:  # step by step from the first node
+            run.paused = True
+            self.bus.emit(RunPaused(run_id=run.id, ready=tuple(sorted(
+                nid for nid, ns in run.nodes.items() if not ns.preds and not ns.idle))))
         self.executor.start(run)
         self.sampler.wake()
         return RunHandle(self, run.id)
@@ -219,7 +236,7 @@ class RunManager:
         for node in workflow.nodes:  # pinned outputs come from the cache, even with use_cache off
             if node.pin is not None and not nodes[node.id].idle:
                 nodes[node.id].cache_key, nodes[node.id].cache_hit = node.pin.key, True
-        if options.fuse and options.backend == "local" and hasattr(self.executor.backend, "warm"):
+        if options.fuse and not options.start_paused and options.backend == "local" and hasattr(self.executor.backend, "warm"):
             from engine.fusion import fuse_chains
 
             fuse_chains(run, lambda demand: self.executor.fits_ever(run, demand))
@@ -342,6 +359,28 @@ class RunManager:
             self.ray.cancel(run)
         else:
             self.executor.cancel_run(run)
+
+    def pause(self, run_id: str) -> bool:
+        """Stop admitting the run's nodes; those running go on (Airflow's paused DAG, a teaching
+        lab's "stop here"). True when it paused now. Raises ValueError for a Ray run."""
+        run = self._local(run_id)
+        return self.executor.pause_run(run)
+
+    def resume(self, run_id: str) -> bool:
+        """Admit the paused run's nodes again. True when it was paused."""
+        return self.executor.resume_run(self._local(run_id))
+
+    def step(self, run_id: str, nodes: int = 1) -> bool:
+        """Start the next ``nodes`` ready node(s) of a paused run (in its policy's order; a node
+        waiting for resources counts when it starts), and stay paused: a run walked node by node.
+        True when the run was paused."""
+        return self.executor.resume_run(self._local(run_id), steps=nodes)
+
+    def _local(self, run_id: str) -> RunState:
+        run = self._run(run_id)
+        if run.options.backend != "local":
+            raise ValueError(PAUSE_LOCAL_ONLY)
+        return run
 
     def cancel_node(self, run_id: str, node_id: str) -> None:
         run = self._run(run_id)

@@ -158,6 +158,8 @@ class RunState:
     version: int = 0
     min_cpu: float = 0.0
     cancel_requested: bool = False
+    paused: bool = False  # admit no node (running ones go on) ...
+    steps: int = 0  # ... except this many more (Step)
     fail_fast_by: str | None = None
     error: str | None = None
     samples: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_SAMPLES))
@@ -192,6 +194,7 @@ class RunSnapshot:
     options: dict[str, Any]
     error: str | None = None
     outputs_released: bool = False  # the nodes' outputs were dropped from memory (output budget)
+    paused: bool = False  # admitting no new node (RunManager.pause); running ones go on
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -244,5 +247,5 @@ def make_snapshot(run: RunState) -> RunSnapshot:
         nodes={nid: node_view(run, ns, now) for nid, ns in run.nodes.items()},
         samples=list(run.samples), plan=run.plan, capacity=run.capacity.model_dump(mode="json"),
         options=run.options.to_dict() if hasattr(run.options, "to_dict") else {}, error=run.error,
-        outputs_released=run.outputs_released,
+        outputs_released=run.outputs_released, paused=run.paused and not run.status.is_terminal,
     )

@@ -28,6 +28,7 @@ from ui.designer_run import (
 )
 from ui.editor import Accepted, DesignerSession
 from ui.graphmodel import KIND_COLORS, Clip, canvas_graph, copy_of, counted_labels, describe_clip, palette_of
+from ui.monitor.controls import pause_controls
 from ui.properties import properties_panel
 from ui.render import code_md, escape_md, issue_list, issues_by_node, run_blocker
 from ui.services import get_registry, get_run_manager, get_store, runs_available
@@ -192,10 +193,17 @@ def _run_row(sess: DesignerSession, issues: list[Issue], run_id: str | None, run
         blocker = "the workflow is empty: add an agent or open a template first"
     blocker = blocker or missing
     busy = run_status in ACTIVE
-    cols = st.columns([1, 1.25, 1.2, 3.3], vertical_alignment="center")
-    cols[2].selectbox("Speed", list(SPEEDS), format_func=SPEEDS.__getitem__, key="designer_time_scale",
+    cols = st.columns([1, 1.25, 1, 1.2, 2.6], vertical_alignment="center")
+    cols[3].selectbox("Speed", list(SPEEDS), format_func=SPEEDS.__getitem__, key="designer_time_scale",
                               label_visibility="collapsed",
                               help="time scale of simulated waits: faster runs sim.task nodes sooner")
+    if busy and run_id:  # pause, resume and step the run started here
+        pause_controls(get_run_manager(), run_id, run_status == "paused", [cols[1], cols[2]], "designer")
+    else:
+        cols[2].button("Step", key="designer_step_start", icon=":material/skip_next:", disabled=blocker is not None,
+                       on_click=start_run, args=(sess, "designer_time_scale", None, True),
+                       help=blocker or "Run it node by node: its first node starts, then the run waits; each Step "
+                                       "starts the next node, Resume starts the rest")
     target = sess.selected[0] if len(sess.selected) == 1 and sess.workflow.node(sess.selected[0]) else None
     if target is not None and not busy:
         part = upstream_workflow(sess.workflow, [target])
@@ -212,11 +220,14 @@ def _run_row(sess: DesignerSession, issues: list[Issue], run_id: str | None, run
         cols[0].button("Run", key="designer_run", disabled=blocker is not None, icon=":material/play_arrow:",
                        help=blocker, type="primary", on_click=start_run, args=(sess, "designer_time_scale"))
     if blocker:
-        cols[3].caption(f"Run disabled: {escape_md(blocker)}")
+        cols[4].caption(f"Run disabled: {escape_md(blocker)}")
+    elif run_status == "paused":
+        cols[4].caption(f"Run {code_md(run_id)}: paused. Step starts the next ready node, Resume the rest; "
+                        "the nodes running go on.")
     elif run_id and run_status:
-        cols[3].caption(f"Run {code_md(run_id)}: {run_status}. Select a finished node to see its outputs below; "
+        cols[4].caption(f"Run {code_md(run_id)}: {run_status}. Select a finished node to see its outputs below; "
                         "timings and resources on the Run page.")
     else:
-        cols[3].caption("No errors: ready to run.")
+        cols[4].caption("No errors: ready to run.")
     if busy != st.session_state.get(POLLING, False):
         st.rerun()  # redraw the page so that the fragment polls (or stops polling) the run

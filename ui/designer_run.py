@@ -24,7 +24,7 @@ from ui.services import get_registry, get_run_manager, get_store, runs_available
 from ui.session import flash, save
 
 REFRESH_S = 0.5
-ACTIVE = ("pending", "running")
+ACTIVE = ("pending", "running", "paused")
 
 
 def designer_run_id() -> str | None:
@@ -41,32 +41,38 @@ def run_state() -> tuple[str | None, str | None, dict[str, str]]:
     if manager.get(run_id) is None:
         return run_id, None, {}
     snap = manager.snapshot(run_id)
-    return run_id, str(snap.status), {nid: str(n.get("status", "")) for nid, n in snap.nodes.items()}
+    status = "paused" if snap.paused else str(snap.status)
+    return run_id, status, {nid: str(n.get("status", "")) for nid, n in snap.nodes.items()}
 
 
 def run_active() -> bool:
     return run_state()[1] in ACTIVE
 
 
-def start_run(sess: DesignerSession, scale_key: str, to: str | None = None) -> None:
+def start_run(sess: DesignerSession, scale_key: str, to: str | None = None, paused: bool = False) -> None:
     """Submit the open workflow (widget callback), or with ``to`` only that node and the nodes it
     needs (``engine.workflow.upstream_workflow``); the run id goes to the session and the URL.
 
     ``scale_key`` names the widget holding the time scale (read at click time, not at draw time).
+    ``paused``: start it paused and start its first node (Step through: each Step then starts one more).
     """
     from engine.runs import RunOptions
 
     time_scale = float(st.session_state.get(scale_key) or 1.0)
     try:
         workflow = upstream_workflow(sess.workflow, [to]) if to else sess.workflow
-        handle = auth.submit_for_user(get_run_manager(), workflow, RunOptions(time_scale=time_scale))
+        handle = auth.submit_for_user(get_run_manager(), workflow,
+                                      RunOptions(time_scale=time_scale, start_paused=paused))
+        if paused:
+            handle.step()
     except (ServiceGridError, ValueError) as exc:
         flash(f"The run could not start: {exc}", "error")
         return
     st.session_state[state.RUN_ID] = handle.run_id
     st.query_params[state.QP_RUN] = handle.run_id
     part = f" (up to {to}: {len(workflow.nodes)} of {len(sess.workflow.nodes)} nodes)" if to else ""
-    sess.tell(f"run {handle.run_id} started{part}")
+    how = ", paused after its first node: Step starts the next, Resume the rest" if paused else ""
+    sess.tell(f"run {handle.run_id} started{part}{how}")
 
 
 COUNTS = "designer_run_counts"  # session state: (run id, node) -> items per output port, counted once

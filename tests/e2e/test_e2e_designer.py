@@ -745,3 +745,23 @@ def test_pin_a_nodes_output_then_the_run_skips_what_only_feeds_it(page, app_url)
     expect(node(page, "negative").get_by_test_id("sg-pin")).to_have_count(0)
     expect(node(page, "sentiment")).not_to_have_class(re.compile(r"\bidle\b"))  # it feeds negative again
     expect(node(page, "reviews")).not_to_have_class(re.compile(r"\bidle\b"))
+
+
+def test_step_through_a_run_node_by_node_then_resume(page, app_url):
+    open_template(page, app_url, "nlp-sentiment", 8)
+    page.get_by_role("button", name="Step", exact=True).click()  # starts the run paused, with its first node
+    finished = re.compile("done|cached")  # an earlier test may have run this template: cache hits
+    expect(node(page, "reviews")).to_have_attribute("data-status", finished, timeout=60000)
+    expect(page.get_by_text(re.compile(r"Run \w+: paused\. Step starts the next ready node"))).to_be_visible()
+    page.wait_for_timeout(1500)  # paused: what reviews released stays queued
+    for nid in ("sentiment", "embed"):
+        expect(node(page, nid)).to_have_attribute("data-status", "queued")
+    page.get_by_role("button", name="Step", exact=True).click()
+    expect(page.locator('.sg-node[data-status="done"], .sg-node[data-status="cached"]')).to_have_count(2, timeout=60000)
+    started = [nid for nid in ("sentiment", "embed") if finished.fullmatch(node(page, nid).get_attribute("data-status"))]
+    assert len(started) == 1  # one step, one node
+    expect(node(page, "all_csv")).not_to_have_attribute("data-status", "done")
+    page.get_by_role("button", name="Resume").click()
+    expect(node(page, "all_csv")).to_have_attribute("data-status", "done", timeout=60000)
+    expect(page.get_by_text(re.compile(r"Run \w+: succeeded"))).to_be_visible()
+    expect(page.get_by_role("button", name="Run", exact=True)).to_be_enabled()

@@ -221,3 +221,23 @@ def test_a_run_only_up_to_a_node_runs_it_and_what_it_needs(app):
     assert not at.exception, at.exception
     at = poll(at, lambda a: "succeeded" in progress_text(a))
     assert node_statuses(at) == {"pre": "done"}
+
+
+def test_a_run_started_paused_is_stepped_and_resumed_from_the_run_page(app):
+    at = app.run()
+    at.switch_page("pages/run.py").run()
+    at.selectbox(key="launch.source").select("Template: two-stage").run()
+    at.number_input(key="launch.scale").set_value(0.002).run()
+    at.checkbox(key="launch.paused").check().run()
+    at.button(key="launch.start").click().run()
+    assert not at.exception, at.exception
+    at = poll(at, lambda a: bool(node_statuses(a)))
+    assert any("Paused" in i.value and "1 node ready" in i.value for i in at.info), [i.value for i in at.info]
+    assert node_statuses(at) == {"pre": "queued", "cls": "waiting_inputs"}
+    at.button(key="monitor.step").click().run()
+    at = poll(at, lambda a: node_statuses(a).get("pre") == "done")
+    assert node_statuses(at)["cls"] == "queued"  # released by pre, not started: still paused
+    at.button(key="monitor.resume").click().run()
+    at = poll(at, lambda a: "succeeded" in progress_text(a))
+    assert node_statuses(at) == {"pre": "done", "cls": "done"}
+    assert not [b for b in at.button if b.key in ("monitor.pause", "monitor.resume", "monitor.step")]  # it ended

@@ -168,6 +168,12 @@ def launch_form(manager: Any, registry: Any, store: Any, key: str = "launch") ->
                              "result instead of running again (it shows as cached). Off: every node runs and is "
                              "measured again, as `servicegrid run --no-cache` does; the Lab learns durations and "
                              "memory only from nodes that ran.")
+    paused = st.checkbox("Start paused, to step through it", value=False, key=f"{key}.paused",
+                         disabled=backend != "local",
+                         help="The run starts no node until you press Step (the next ready node starts, then "
+                              "it pauses again) or Resume, on this page or in the designer: a run walked node "
+                              "by node, for a class or a demo. Chains of itemwise agents are not fused then, so "
+                              "each node is a step. Local backend only.")
     capacity = (custom or workflow.capacity or Capacity()).resolved(machine)
     workflow_id = source.workflow_id or str((workflow.metadata or {}).get("workflow_id") or "") or None
     durations = learned_panel(workflow, registry, learned_durations(store, registry, workflow, workflow_id), key)
@@ -189,7 +195,8 @@ def launch_form(manager: Any, registry: Any, store: Any, key: str = "launch") ->
     try:
         handle = auth.submit_for_user(manager, workflow, RunOptions(policy=policy, capacity=custom, backend=backend,
                                                                     time_scale=float(time_scale),
-                                                                    durations=durations, use_cache=reuse))
+                                                                    durations=durations, use_cache=reuse,
+                                                                    start_paused=paused and backend == "local"))
     except (ServiceGridError, ValueError, RuntimeError) as exc:
         show_error("Could not start the run", exc)
         return None

@@ -13,6 +13,7 @@ import dataclasses
 import streamlit as st
 
 from ui import auth, state
+from ui.monitor.controls import pause_controls, paused_note
 from ui.monitor.launch import launch_form
 from ui.monitor.live import render_monitor, render_node_section
 from ui.monitor.view import fill_demands, view_from_snapshot, view_from_store
@@ -91,13 +92,18 @@ def _live(run_id: str) -> None:
 
     @st.fragment(run_every=REFRESH_S if running else None)
     def live() -> None:
-        view = dataclasses.replace(view_from_snapshot(manager.snapshot(run_id)), workflow=workflow)
-        head = st.columns([4, 1], vertical_alignment="center")
+        snapshot = manager.snapshot(run_id)
+        view = dataclasses.replace(view_from_snapshot(snapshot), workflow=workflow)
+        head = st.columns([3.4, 0.9, 0.9, 1.1], vertical_alignment="center")
         head[0].markdown(f"**{escape_md(view.workflow_name)}** · run `{run_id}` · policy "
                          f"`{view.options.get('policy', '')}` · time scale {view.time_scale:g}")
         if view.running:
-            head[1].button("Cancel run", key="monitor.cancel", icon=":material/stop_circle:", type="primary",
+            if view.options.get("backend", "local") == "local":
+                pause_controls(manager, run_id, snapshot.paused, [head[1], head[2]], "monitor")
+            head[3].button("Cancel run", key="monitor.cancel", icon=":material/stop_circle:", type="primary",
                            on_click=manager.cancel, args=(run_id,))
+        if snapshot.paused:
+            st.info(paused_note(sum(n["status"] in ("queued", "waiting_resource") for n in snapshot.nodes.values())))
         render_monitor(view, "live", detail=False)
         if running and not view.running:
             st.rerun()  # redefine the fragments without run_every: the timers stop

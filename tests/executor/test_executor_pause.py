@@ -1,0 +1,97 @@
+"""Pause, resume and step a run (I1 of the anchor study: Orange's freeze and step, KNIME's node by
+node): paused, a run admits no node while those running go on; a step starts the next ready node
+and stays paused; resume lets the rest go; cancel still works; the events are recorded."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from executor_kit import sleep, workflow
+
+from engine.events import RunStatus
+from engine.runs import RunOptions
+
+CHAIN = [sleep("a", 0.01), sleep("b", 0.01), sleep("c", 0.01)]
+
+
+def _until(check, timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.005)
+
+
+def _statuses(handle) -> dict[str, str]:
+    return {nid: n["status"] for nid, n in handle.snapshot().nodes.items()}
+
+
+def test_a_run_started_paused_is_walked_node_by_node(manager) -> None:
+    m, rec = manager
+    handle = m.submit(workflow(CHAIN, [("a", "b"), ("b", "c")]), RunOptions(start_paused=True))
+    time.sleep(0.1)
+    assert _statuses(handle) == {"a": "queued", "b": "waiting_inputs", "c": "waiting_inputs"}
+    assert handle.snapshot().paused and handle.status == RunStatus.RUNNING
+    for done in ("a", "b"):
+        assert handle.step()
+        _until(lambda done=done: _statuses(handle)[done] == "done")
+        time.sleep(0.05)  # what it released stays queued: the run is still paused
+        assert [e.node_id for e in rec.of(handle.run_id, "NodeStarted")][-1] == done
+        assert handle.snapshot().paused
+    assert _statuses(handle)["c"] == "queued"
+    assert handle.resume() and not handle.resume()  # a second resume has nothing to do
+    assert handle.wait(10) == RunStatus.SUCCEEDED
+    assert [e.node_id for e in rec.of(handle.run_id, "NodeStarted")] == ["a", "b", "c"]
+    (paused,) = rec.of(handle.run_id, "RunPaused")
+    assert paused.ready == ("a",)
+    assert len(rec.of(handle.run_id, "RunResumed")) == 1
+    assert not handle.snapshot().paused and not handle.pause()  # an ended run cannot pause
+
+
+def test_pausing_lets_running_nodes_finish_and_starts_nothing_new(manager) -> None:
+    m, rec = manager
+    nodes = [sleep("slow", 0.4), sleep("after", 0.01), sleep("other", 0.01, cpu=4)]
+    handle = m.submit(workflow(nodes, [("slow", "after")]), RunOptions(policy="fifo"))
+    _until(lambda: _statuses(handle)["slow"] == "running")
+    assert handle.pause() and not handle.pause()
+    _until(lambda: _statuses(handle)["slow"] == "done", timeout=5)
+    time.sleep(0.1)
+    statuses = _statuses(handle)
+    assert statuses["after"] == "queued"  # ready, not started: the run is paused
+    assert statuses["other"] in ("queued", "waiting_resource")  # it needs all 4 CPUs slow holds
+    assert handle.resume()
+    assert handle.wait(10) == RunStatus.SUCCEEDED
+    (paused,) = rec.of(handle.run_id, "RunPaused")
+    assert "other" in paused.ready or statuses["other"] == "waiting_resource"
+
+
+def test_a_paused_run_can_be_cancelled(manager) -> None:
+    m, _ = manager
+    handle = m.submit(workflow(CHAIN, [("a", "b"), ("b", "c")]), RunOptions(start_paused=True))
+    time.sleep(0.05)
+    handle.cancel()
+    assert handle.wait(5) == RunStatus.CANCELLED
+    assert set(_statuses(handle).values()) == {"cancelled", "skipped"} or set(_statuses(handle).values()) == {"cancelled"}
+
+
+def test_pause_is_for_local_runs(manager) -> None:
+    m, _ = manager
+    with pytest.raises(ValueError, match="local backend"):
+        m.submit(workflow(CHAIN[:1]), RunOptions(start_paused=True, backend="ray"))
+    with pytest.raises(KeyError):
+        m.pause("no-such-run")
+
+
+def test_a_run_started_paused_is_not_fused(manager) -> None:
+    """Stepping goes node by node, so the itemwise chains that fusion would run as one are not fused."""
+    m, _ = manager
+    nodes = [{"id": "t", "agent": "test.texts", "params": {"n": 8}},
+             {"id": "x", "agent": "test.tag", "lifecycle": {"execution": {"batch_size": 4}}},
+             {"id": "y", "agent": "test.tag", "lifecycle": {"execution": {"batch_size": 4}}}]
+    fused = m.submit(workflow(nodes, [("t", "x"), ("x", "y")]))
+    assert fused.wait(10) == RunStatus.SUCCEEDED
+    assert any(n["chain"] for n in fused.snapshot().nodes.values())  # the same chain, not paused: fused
+    handle = m.submit(workflow(nodes, [("t", "x"), ("x", "y")]), RunOptions(start_paused=True, use_cache=False))
+    assert not any(n["fused_into"] or n["chain"] for n in handle.snapshot().nodes.values())
+    handle.resume()
+    assert handle.wait(10) == RunStatus.SUCCEEDED

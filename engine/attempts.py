@@ -184,7 +184,7 @@ class NodeRunner:
         return {
             "wait_inputs_s": (ns.ready_at or start) - (ns.queued_at or start),
             "wait_resource_s": (ns.admitted_at or start) - (ns.ready_at or start),
-            "wait_resource": ns.wait_resource, "queue_s": start - (ns.admitted_at or start),
+            "wait_resource": ns.wait_resource, "paused_s": ns.paused_s, "queue_s": start - (ns.admitted_at or start),
             "wall_s": end - start, "cpu_s": stats.get("cpu_s") or cpu_s, "peak_rss_mb": peak, "memory_mb": own,
             "peak_gpu_mb": self.gpu.task_peak_mb(ns.device) if ns.device.startswith("cuda") else None,
             "items": ctx.items_processed if ctx else 0, "attempts": ns.attempts, "device": ns.device,

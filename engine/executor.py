@@ -27,6 +27,7 @@ that ignores cancel keeps its resources until it returns.
 from __future__ import annotations
 
 import heapq
+import math
 import threading
 import time
 from collections import deque
@@ -59,7 +60,7 @@ from engine.fusion import ChainAborted, run_chain, unfuse
 from engine.metrics import GpuProbe, NodeMetrics, rss_last_mb
 from engine.resources import EPS, ResourceDemand, ResourceLedger
 from engine.results import ResultStore, summarize_outputs
-from engine.runstate import CancelFlag, NodeState, RunState
+from engine.runstate import CancelFlag, NodeState, RunState, paused_between
 
 Item = tuple[RunState, NodeState]
 _DONE = (NodeStatus.DONE, NodeStatus.CACHED)
@@ -248,6 +249,8 @@ class Executor:
                     ns.wait_resource[ns.wait_key] = ns.wait_resource.get(ns.wait_key, 0.0) + now - ns.wait_since
                     ns.wait_key = None
                 ns.admitted, ns.admitted_at = True, now
+                if run.pause_spans:
+                    ns.paused_s = paused_between(run, ns.ready_at or now, now)
                 if ns.cancel_event is None:
                     ns.cancel_event = CancelFlag()
                 running.add(ns.id)
@@ -690,9 +693,11 @@ class Executor:
         with self.lock:
             if run.status.is_terminal or run.paused:
                 return False
+            now = time.time()
             run.paused, run.steps, run.version = True, 0, run.version + 1
+            run.pause_spans.append([now, math.inf])
             ready = tuple(sorted(nid for _, nid in run.ready if not run.nodes[nid].status.is_terminal))
-            self.bus.emit(RunPaused(run_id=run.id, ready=ready, time=time.time()))
+            self.bus.emit(RunPaused(run_id=run.id, ready=ready, time=now))
             return True
 
     def resume_run(self, run: RunState, steps: int | None = None) -> bool:
@@ -702,8 +707,11 @@ class Executor:
             if run.status.is_terminal or not run.paused:
                 return False
             if steps is None:
+                now = time.time()
                 run.paused, run.steps = False, 0
-                self.bus.emit(RunResumed(run_id=run.id, time=time.time()))
+                if run.pause_spans:
+                    run.pause_spans[-1][1] = now
+                self.bus.emit(RunResumed(run_id=run.id, time=now))
             else:
                 run.steps += max(1, int(steps))
             run.version += 1

@@ -37,6 +37,7 @@ class NodeMetrics:
     wait_inputs_s: float = 0.0
     wait_resource_s: float = 0.0
     wait_resource: dict[str, float] = field(default_factory=dict)
+    paused_s: float = 0.0  # of wait_resource_s, the time its run was paused (RunManager.pause)
     queue_s: float = 0.0
     wall_s: float = 0.0
     cpu_s: float = 0.0  # Python-thread CPU (time.thread_time); torch intra-op threads excluded

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 import time
 import uuid
@@ -184,6 +185,7 @@ class RunManager:
             self.executor.last_rss_mb = self.sampler.last_rss_mb
         if options.start_paused:  # step by step from the first node
             run.paused = True
+            run.pause_spans.append([time.time(), math.inf])
             self.bus.emit(RunPaused(run_id=run.id, ready=tuple(sorted(
                 nid for nid, ns in run.nodes.items() if not ns.preds and not ns.idle))))
         self.executor.start(run)

@@ -103,6 +103,7 @@ class NodeState:
     progress: tuple[int, int | None] = (0, None)
     progress_sent: float = float("-inf")  # monotonic time of the last NodeProgress event
     outputs_dropped: bool = False  # ``keep_outputs`` off: dropped once its consumers finished
+    paused_s: float = 0.0  # of its wait for admission, the time its run was paused
     reason: str = ""
     chain: tuple[NodeState, ...] = ()  # fused chain head: the nodes that run inside it (engine.fusion)
     fused_into: str | None = None  # a fused node: the head of its chain
@@ -160,6 +161,7 @@ class RunState:
     cancel_requested: bool = False
     paused: bool = False  # admit no node (running ones go on) ...
     steps: int = 0  # ... except this many more (Step)
+    pause_spans: list[list[float]] = field(default_factory=list)  # [paused at, resumed at (inf: not yet)]
     fail_fast_by: str | None = None
     error: str | None = None
     samples: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_SAMPLES))
@@ -198,6 +200,11 @@ class RunSnapshot:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def paused_between(run: RunState, start: float, end: float) -> float:
+    """Seconds of [start, end] during which ``run`` was paused."""
+    return sum(max(0.0, min(end, b) - max(start, a)) for a, b in run.pause_spans)
 
 
 def node_memory_so_far(ns: NodeState) -> float | None:

@@ -17,7 +17,7 @@ EPS = 1e-9
 
 @dataclass(frozen=True)
 class Explanation:
-    """Why a node started when it did. ``kind``: none | input | resource | policy."""
+    """Why a node started when it did. ``kind``: none | input | resource | policy | paused."""
 
     node: str
     kind: str
@@ -155,7 +155,8 @@ def _from_snapshot(nodes: Mapping[str, Mapping[str, Any]], workflow: Mapping[str
             out[nid] = Explanation(nid, "resource", ready or 0.0, start or 0.0, 0.0, resource=key, held_by=held,
                                    text=f"waiting for {key}, held by {', '.join(held) or 'other nodes'}")
         else:
-            out[nid] = _finished_node(nid, n.get("status", ""), ready, start, {}, preds.get(nid, []), nodes)
+            out[nid] = _finished_node(nid, n.get("status", ""), ready, start, {}, preds.get(nid, []), nodes,
+                                      paused=float((n.get("metrics") or {}).get("paused_s") or 0.0))
     return out
 
 
@@ -167,7 +168,7 @@ def _from_detail(rows: list[Any], workflow: Mapping[str, Any]) -> dict[str, Expl
         nodes[r["node_id"]] = {"status": r.get("status", ""), "start": r.get("started_at"),
                                "end": r.get("finished_at"), "queued_at": r.get("queued_at"),
                                "wait_inputs_s": r.get("wait_inputs_s"), "wait_resource": r.get("wait_resource") or {},
-                               "demand": None}
+                               "demand": None, "paused_s": float((r.get("metrics") or {}).get("paused_s") or 0.0)}
     demands = {n["id"]: n.get("resources") or {} for n in workflow.get("nodes", []) or []}
     out: dict[str, Explanation] = {}
     for nid, n in nodes.items():
@@ -175,19 +176,23 @@ def _from_detail(rows: list[Any], workflow: Mapping[str, Any]) -> dict[str, Expl
         if n["queued_at"] is not None and n["wait_inputs_s"] is not None:
             ready = n["queued_at"] + n["wait_inputs_s"]
         out[nid] = _finished_node(nid, n["status"], ready, n["start"], n["wait_resource"], preds.get(nid, []),
-                                  nodes, demands)
+                                  nodes, demands, paused=n["paused_s"])
     return out
 
 
 def _finished_node(nid: str, status: str, ready: float | None, start: float | None, waits: Mapping[str, float],
                    preds: list[str], nodes: Mapping[str, Mapping[str, Any]],
-                   demands: Mapping[str, Mapping[str, Any]] | None = None) -> Explanation:
+                   demands: Mapping[str, Mapping[str, Any]] | None = None, paused: float = 0.0) -> Explanation:
     ends = {p: nodes[p].get("end") for p in preds if p in nodes and nodes[p].get("end") is not None}
     last = max(ends, key=lambda p: ends[p]) if ends else None
     if start is None:
         return Explanation(nid, "none", ready or 0.0, 0.0, 0.0, last, text=f"did not start ({status or 'pending'})")
     ready = ready if ready is not None else (ends[last] if last else start)
     waited = max(0.0, start - ready)
+    if paused > 0.05:  # the run was paused (RunManager.pause): that, not a resource, held it
+        return Explanation(nid, "paused", ready, start, waited, last,
+                           text=f"waited {waited:.3g} s after its inputs were ready, {paused:.3g} s of it while "
+                                "the run was paused")
     if waits:
         key = max(waits, key=lambda k: waits[k])
         held = [o for o, m in nodes.items() if o != nid and m.get("start") is not None and m["start"] < start

@@ -95,3 +95,25 @@ def test_a_run_started_paused_is_not_fused(manager) -> None:
     assert not any(n["fused_into"] or n["chain"] for n in handle.snapshot().nodes.values())
     handle.resume()
     assert handle.wait(10) == RunStatus.SUCCEEDED
+
+
+def test_the_time_a_node_was_held_by_the_pause_is_measured_and_explained(manager) -> None:
+    from engine.explain import why_waited_run
+
+    m, _ = manager
+    handle = m.submit(workflow(CHAIN[:2], [("a", "b")]), RunOptions(start_paused=True))
+    time.sleep(0.3)
+    handle.step()
+    _until(lambda: _statuses(handle)["a"] == "done")
+    time.sleep(0.2)
+    handle.resume()
+    assert handle.wait(10) == RunStatus.SUCCEEDED
+    nodes = handle.snapshot().nodes
+    assert nodes["a"]["metrics"]["paused_s"] == pytest.approx(0.3, abs=0.15)  # ready at once, held by the pause
+    assert nodes["b"]["metrics"]["paused_s"] == pytest.approx(0.2, abs=0.15)  # ready when a ended, then held
+    assert nodes["a"]["metrics"]["paused_s"] <= nodes["a"]["metrics"]["wait_resource_s"] + 1e-6
+    why = why_waited_run(handle.snapshot())
+    assert why["a"].kind == "paused" and "while the run was paused" in why["a"].text
+    plain = m.submit(workflow(CHAIN[:2], [("a", "b")], name="plain"), RunOptions(use_cache=False))
+    assert plain.wait(10) == RunStatus.SUCCEEDED
+    assert all(n["metrics"]["paused_s"] == 0 for n in plain.snapshot().nodes.values())

@@ -180,12 +180,15 @@ def render_node_detail(view: RunView, node_id: str, key: str,
         held = f"; held by {', '.join(code_md(h) for h in node.get('held_by') or [])}" if node.get("held_by") else ""
         st.warning(f"Waiting for resource {code_md(node.get('waiting_resource') or '?')}{held}")
     waits = wait_breakdown(node)
-    cols = st.columns(3)
+    cols = st.columns(4 if waits["paused"] else 3)
     cols[0].metric("Waited for inputs", f"{waits['inputs']:,.2f} s")
     cols[1].metric("Waited for resources", f"{waits['resources']:,.2f} s",
                    help=", ".join(f"{k}: {v:,.2f} s" for k, v in (node.get("wait_resource") or {}).items()
                                   if isinstance(v, int | float)) or None)
     cols[2].metric("Waited in queue", f"{waits['queue']:,.2f} s")
+    if waits["paused"]:
+        cols[3].metric("Held by the pause", f"{waits['paused']:,.2f} s",
+                       help="ready to start while the run was paused (Pause / Step)")
     st.caption(" · ".join(_times(view, node)))
     if node.get("reason"):
         st.caption(f"Reason: {escape_md(node['reason'])}")

@@ -95,7 +95,8 @@ def view_from_snapshot(snapshot: Any, now: float | None = None) -> RunView:
             "attempts": int(n.get("attempts") or 0), "queued_at": n.get("queued_at"),
             "ready_at": n.get("ready_at"), "start": n.get("start"), "end": n.get("end"),
             "wait_inputs_s": metrics.get("wait_inputs_s"), "wait_resource_s": metrics.get("wait_resource_s"),
-            "queue_s": metrics.get("queue_s"), "wall_s": metrics.get("wall_s"), "cpu_s": metrics.get("cpu_s"),
+            "queue_s": metrics.get("queue_s"), "paused_s": metrics.get("paused_s"),
+            "wall_s": metrics.get("wall_s"), "cpu_s": metrics.get("cpu_s"),
             "peak_rss_mb": n.get("peak_rss_mb"), "memory_mb": n.get("memory_mb"), "peak_gpu_mb": metrics.get("peak_gpu_mb"),
             "cpu_percent": n.get("cpu_percent"), "waiting_for": list(n.get("waiting_for") or []),
             "waiting_resource": n.get("waiting_resource"), "held_by": list(n.get("held_by") or []),
@@ -135,6 +136,7 @@ def view_from_store(detail: Any, samples: list[Any] | None = None,
             "status": n.status, "agent": n.agent, "device": n.device or "", "attempts": n.attempts,
             "queued_at": n.queued_at, "ready_at": ready, "start": n.started_at, "end": n.finished_at,
             "wait_inputs_s": n.wait_inputs_s, "wait_resource_s": n.wait_resource_s, "queue_s": metrics.get("queue_s"),
+            "paused_s": metrics.get("paused_s"),
             "wall_s": n.wall_s, "cpu_s": n.cpu_s, "peak_rss_mb": n.peak_rss_mb, "peak_gpu_mb": n.peak_gpu_mb,
             "memory_mb": own_memory_mb(metrics, n.peak_rss_mb),
             "cpu_percent": None, "waiting_for": [], "waiting_resource": None, "held_by": [],
@@ -173,7 +175,7 @@ def _demands(workflow: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
 def _blank_node(workflow: dict[str, Any], nid: str, demands: dict[str, dict[str, Any]]) -> dict[str, Any]:
     agent = next((str(n.get("agent", "")) for n in workflow.get("nodes", []) if n.get("id") == nid), "")
     return {"status": "pending", "agent": agent, "device": "", "attempts": 0, "queued_at": None, "ready_at": None,
-            "start": None, "end": None, "wait_inputs_s": None, "wait_resource_s": None, "queue_s": None,
+            "start": None, "end": None, "wait_inputs_s": None, "wait_resource_s": None, "queue_s": None, "paused_s": None,
             "wall_s": None, "cpu_s": None, "peak_rss_mb": None, "memory_mb": None, "peak_gpu_mb": None,
             "cpu_percent": None,
             "waiting_for": [], "waiting_resource": None, "held_by": [], "wait_resource": {}, "error": None,
@@ -204,10 +206,12 @@ def states_at(view: RunView, t: float) -> dict[str, str]:
 
 
 def wait_breakdown(node: dict[str, Any]) -> dict[str, float]:
-    """Seconds a node waited for its inputs, for resources and in the queue (0 where unknown)."""
+    """Seconds a node waited for its inputs, for resources, in the queue, and held by a pause of
+    its run (which the executor counts in its wait for admission; 0 where unknown)."""
+    paused = float(node.get("paused_s") or 0.0)
     return {"inputs": float(node.get("wait_inputs_s") or 0.0),
-            "resources": float(node.get("wait_resource_s") or 0.0),
-            "queue": float(node.get("queue_s") or 0.0)}
+            "resources": max(0.0, float(node.get("wait_resource_s") or 0.0) - paused),
+            "queue": float(node.get("queue_s") or 0.0), "paused": paused}
 
 
 def duration(node: dict[str, Any], now: float) -> float | None:

@@ -233,9 +233,16 @@ def node_view(run: RunState, ns: NodeState, now: float) -> dict[str, Any]:
         "cpu_percent": ns.cpu_percent, "peak_rss_mb": ns.peak_rss_mb, "memory_mb": node_memory_so_far(ns),
         "reason": ns.reason,
         "cached": ns.status == NodeStatus.CACHED, "pinned": ns.pinned,
+        "prio": ns.prio,  # its rank in the policy's admission order (0 first)
         "fused_into": ns.fused_into, "chain": [c.id for c in ns.chain],
         "outputs_dropped": ns.outputs_dropped,
     }
+
+
+def next_up(nodes: dict[str, dict[str, Any]]) -> list[str]:
+    """The ready nodes of a snapshot in the order admission takes them (the next Step's first)."""
+    ready = [nid for nid, n in nodes.items() if n["status"] in ("queued", "waiting_resource")]
+    return sorted(ready, key=lambda nid: (nodes[nid].get("prio", 0), nid))
 
 
 def make_snapshot(run: RunState) -> RunSnapshot:

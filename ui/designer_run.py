@@ -45,6 +45,18 @@ def run_state() -> tuple[str | None, str | None, dict[str, str]]:
     return run_id, status, {nid: str(n.get("status", "")) for nid, n in snap.nodes.items()}
 
 
+def next_up_text(run_id: str) -> str:
+    """For a paused run started here: which node the next Step starts ("" when it left the manager)."""
+    from engine.runstate import next_up
+    from ui.monitor.controls import next_text
+
+    try:
+        snap = get_run_manager().snapshot(run_id)
+    except KeyError:
+        return ""
+    return next_text(next_up(snap.nodes), str(snap.options.get("policy", "")))
+
+
 def run_active() -> bool:
     return run_state()[1] in ACTIVE
 

@@ -232,7 +232,8 @@ def test_a_run_started_paused_is_stepped_and_resumed_from_the_run_page(app):
     at.button(key="launch.start").click().run()
     assert not at.exception, at.exception
     at = poll(at, lambda a: bool(node_statuses(a)))
-    assert any("Paused" in i.value and "1 node ready" in i.value for i in at.info), [i.value for i in at.info]
+    assert any("Paused" in i.value and "1 node ready" in i.value and "Step starts `pre` next" in i.value
+               for i in at.info), [i.value for i in at.info]
     assert node_statuses(at) == {"pre": "queued", "cls": "waiting_inputs"}
     at.button(key="monitor.step").click().run()
     at = poll(at, lambda a: node_statuses(a).get("pre") == "done")

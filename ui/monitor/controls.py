@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ui.render import code_md
+
 PAUSE_HELP = "Start no new node (those running finish); Resume goes on, Step starts one node at a time"
 STEP_HELP = "Start the next ready node, then stay paused"
 
@@ -32,8 +34,16 @@ def _call(action: Any, run_id: str) -> None:
         pass
 
 
-def paused_note(ready: int) -> str:
+def next_text(ready: list[str], policy: str) -> str:
+    """Which node the next Step starts, and what comes after, in the run's policy order."""
+    if not ready:
+        return "no node is ready yet (the running ones release the next)"
+    later = f" (then {', '.join(code_md(n) for n in ready[1:4])}{', …' if len(ready) > 4 else ''})" if ready[1:] else ""
+    return f"Step starts {code_md(ready[0])} next{later}, in {code_md(policy)} order"
+
+
+def paused_note(ready: list[str], policy: str) -> str:
     """The line under a paused run's controls."""
-    waiting = f"{ready} node{'s' if ready != 1 else ''} ready to start" if ready else "no node ready yet"
-    return (f":material/pause_circle: **Paused**: {waiting}. Step starts the next one; Resume starts them all "
+    count = f"{len(ready)} node{'s' if len(ready) != 1 else ''} ready to start" if ready else "nothing ready"
+    return (f":material/pause_circle: **Paused**, {count}. {next_text(ready, policy)}; Resume starts them all "
             "(the nodes running when it paused finish).")

@@ -12,6 +12,7 @@ import dataclasses
 
 import streamlit as st
 
+from engine.runstate import next_up
 from ui import auth, state
 from ui.monitor.controls import pause_controls, paused_note
 from ui.monitor.launch import launch_form
@@ -103,7 +104,7 @@ def _live(run_id: str) -> None:
             head[3].button("Cancel run", key="monitor.cancel", icon=":material/stop_circle:", type="primary",
                            on_click=manager.cancel, args=(run_id,))
         if snapshot.paused:
-            st.info(paused_note(sum(n["status"] in ("queued", "waiting_resource") for n in snapshot.nodes.values())))
+            st.info(paused_note(next_up(snapshot.nodes), str(view.options.get("policy", ""))))
         render_monitor(view, "live", detail=False)
         if running and not view.running:
             st.rerun()  # redefine the fragments without run_every: the timers stop

@@ -44,8 +44,11 @@ _TERMINAL = {
 class RayRunner:
     """Starts runs on Ray (lazily connecting) and keeps their RunState up to date."""
 
-    def __init__(self, registry: Registry, bus: EventBus, lock: threading.RLock | threading.Lock) -> None:
+    def __init__(self, registry: Registry, bus: EventBus, lock: threading.RLock | threading.Lock,
+                 results: Any = None) -> None:
+        """``results``: the ResultStore pinned outputs are read from (by the driver)."""
         self.registry = registry
+        self.results = results
         self.bus = bus
         self.lock = lock
         self._backend: Any = None
@@ -98,7 +101,8 @@ class RayRunner:
             status, outputs = self.backend().execute(
                 run.id, run.workflow, self.registry, lambda e: self._on_event(run, e),
                 self._cancel[run.id], time_scale=options.time_scale, fail_fast=options.fail_fast,
-                cancel_node=lambda: set(self._cancelled_nodes.get(run.id, ())))
+                cancel_node=lambda: set(self._cancelled_nodes.get(run.id, ())),
+                pins=self.results.load if self.results is not None else None)
         except Exception as exc:  # the cluster went away, or a backend bug: record, never hang
             log.exception("ray run %s failed", run.id)
             error = f"{type(exc).__name__}: {exc}"
@@ -140,6 +144,7 @@ def apply_node_event(run: RunState, ns: NodeState, event: Event) -> None:
         if isinstance(event, NodeFinished):
             ns.output_summary = dict(event.output_summary)
             status = NodeStatus.CACHED if event.cached else status
+            ns.device = ns.device or str((event.metrics or {}).get("device") or "")  # a pinned node never starts
         if isinstance(event, NodeFailed):
             ns.error = {"type": event.error_type, "message": event.message, "traceback": event.traceback}
         if isinstance(event, NodeSkipped | NodeCancelled):

@@ -121,21 +121,14 @@ def unpinnable(workflow: Any, node_id: str, registry: Any) -> str | None:
     return None if why is None else f"node {node_id!r} cannot be pinned: {why}"
 
 
-def pin_issues(workflow: Any, results: ResultStore, backend: str = "local") -> list[Any]:
-    """Errors (``engine.issues.Issue``) for pins that cannot be served here: a pinned output no
-    longer in ``results``, or any pin on the Ray backend (its workers do not read this cache)."""
+def pin_issues(workflow: Any, results: ResultStore) -> list[Any]:
+    """Errors (``engine.issues.Issue``) for pinned outputs no longer in ``results`` (a workflow
+    file from another machine, say): such a node cannot run, since its inputs are not computed."""
     from engine.issues import Issue, IssueCode
 
     issues = []
     for node in workflow.nodes:
-        if node.pin is None:
-            continue
-        if backend == "ray":
-            issues.append(Issue(
-                IssueCode.PIN_NOT_ALLOWED.value, f"node {node.id!r} is pinned, and pinned outputs are read "
-                "from this machine's result cache, which Ray's workers do not share", node=node.id,
-                hint="run on the local backend, or unpin the node"))
-        elif not results.has(node.pin.key):
+        if node.pin is not None and not results.has(node.pin.key):
             source = f"run {node.pin.run_id}" if node.pin.run_id else "its run"
             issues.append(Issue(
                 IssueCode.PIN_MISSING.value, f"node {node.id!r} is pinned to its output from {source}, "

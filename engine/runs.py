@@ -134,7 +134,7 @@ class RunManager:
                                  max_threads=max_threads)
         self._runs: dict[str, RunState] = {}
         self._closed = False
-        self.ray = RayRunner(self.registry, self.bus, self.executor.lock)
+        self.ray = RayRunner(self.registry, self.bus, self.executor.lock, self.results)
         self.sampler = Sampler(self._on_sample, lambda: bool(self.executor.active), self.gpu, hz=sample_hz,
                                threads=self._sampled_threads)
         self.executor.on_run_end = self._last_sample
@@ -166,7 +166,7 @@ class RunManager:
         issues = validate(workflow, self.registry, capacity=cap)
         if options.backend == "ray":
             issues += self.ray.validate(workflow)  # demands no single Ray node can meet
-        issues += pin_issues(workflow, self.results, options.backend)
+        issues += pin_issues(workflow, self.results)
         if any(i.is_error for i in issues):
             raise WorkflowInvalidError(issues)
         run = self._build_run(workflow, options, cap, run_id or uuid.uuid4().hex[:12])

@@ -114,9 +114,12 @@ class RayBackend:
     def execute(self, run_id: str, workflow: Workflow, registry: Registry, emit: Callable[[Event], None],
                 cancel_event: threading.Event, *, time_scale: float = 1.0, fail_fast: bool = False,
                 cancel_node: Callable[[], set[str]] | None = None,
+                pins: Callable[[str], dict[str, Any]] | None = None,
                 ) -> tuple[RunStatus, dict[str, dict[str, Any]]]:
         """Run ``workflow`` on Ray; emits node events and RunFinished (not RunStarted).
 
+        ``pins`` reads a pinned node's outputs by its pin's key (the driver's result cache): they
+        are put in Ray's object store, and the nodes that only feed pinned ones are not run.
         Returns the run status and the outputs of every finished node, by node id and port.
         """
         nodes_caps = self.node_capacities()
@@ -126,6 +129,11 @@ class RayBackend:
         settings = RunSettings(run_id=run_id, time_scale=time_scale, fail_fast=fail_fast)
         driver = RayRun(self.ray, self._remote_for, nodes, settings, emit, cancel_event, cancel_node,
                         self._cancel_board())
+        if any(n.pin is not None for n in workflow.nodes):
+            from engine.workflow import pinned_only_feeders
+
+            driver.pin({n.id: n.pin.key for n in workflow.nodes if n.pin is not None},
+                       pinned_only_feeders(workflow), pins or _no_cache)
         return driver.run(infeasible)
 
     def validate(self, workflow: Workflow, registry: Registry) -> list[Issue]:
@@ -162,6 +170,10 @@ class RayBackend:
 
     def close(self) -> None:
         self.shutdown()
+
+
+def _no_cache(key: str) -> dict[str, Any]:
+    raise LookupError("no result cache was given to read pinned outputs from")
 
 
 # -- capacity from Ray's resource dictionaries ------------------------------------------------

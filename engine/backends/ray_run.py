@@ -29,6 +29,7 @@ from engine.events import (
     RunFinished,
     RunStatus,
 )
+from engine.results import summarize_outputs
 
 TICK_S = 0.1  # how often cancel requests are polled while nothing finishes
 CANCEL_GRACE_S = 2.0  # a cooperative cancel that is not honoured by then is forced (kills the worker)
@@ -56,13 +57,53 @@ class RayRun:
         self.remaining = len(nodes)  # nodes not yet terminal
         self.unsubmitted = len(nodes)  # nodes neither submitted nor ended (the driver must react)
         self.discarded: list[Any] = []  # refs that will hold errors nobody reads (drained at the end)
+        self.pinned: dict[str, str] = {}  # pinned nodes (``pin``) and their result-cache keys
+        self.idle: set[str] = set()  # nodes not run because they only feed pinned ones
+        self._load: Callable[[str], dict[str, Any]] | None = None
+
+    # -- pins -----------------------------------------------------------------------------
+    def pin(self, keys: dict[str, str], idle: set[str], load: Callable[[str], dict[str, Any]]) -> None:
+        """Before ``run``: pinned nodes (``keys``: node -> result-cache key) take their outputs from
+        ``load`` (put in Ray's object store for their successors) and wait for no input; the nodes
+        in ``idle`` only feed pinned ones and are not run (as the local executor does)."""
+        self.pinned, self.idle = dict(keys), set(idle)
+        for node_id in keys:
+            node = self.nodes[node_id]
+            for pred in node.preds:
+                self.nodes[pred].succs.remove(node_id)
+            node.preds, node.links = [], []
+        self._load = load
+
+    def _start_pins(self, now: float) -> None:
+        for node_id in self.idle:
+            node = self.nodes[node_id]
+            node.queued_at = now
+            self._end(node, NodeStatus.SKIPPED, metrics={}, reason="not run: its outputs only feed pinned nodes")
+        for node_id, key in self.pinned.items():
+            node = self.nodes[node_id]
+            node.queued_at = node.ready_at = node.ended_at = now
+            if node.status.is_terminal:  # it only fed other pinned nodes
+                continue
+            try:
+                outputs = self._load(key)
+            except Exception as exc:  # it cannot be computed instead: its inputs never were
+                self._fail(node, {"type": "PinnedOutputError", "traceback": "", "message": (
+                    f"node {node_id!r} is pinned, and its pinned output could not be read ({exc}); "
+                    "unpin it to compute it again")})
+                continue
+            node.out_ref = self.ray.put(outputs)
+            self._end(node, NodeStatus.CACHED, metrics={"device": "pinned", "wait_inputs_s": 0.0},
+                      summary=summarize_outputs(outputs))
 
     # -- main loop ------------------------------------------------------------------------
     def run(self, infeasible: dict[str, str]) -> tuple[RunStatus, dict[str, dict[str, Any]]]:
         now = time.time()
+        self._start_pins(now)
         for node in self.nodes.values():
+            if node.status.is_terminal:  # pinned, or not needed because of pins
+                continue
             node.queued_at = now
-            if node.preds:
+            if node.preds and not all(self.nodes[p].status in _DONE for p in node.preds):
                 node.status = NodeStatus.WAITING_INPUTS
                 self.emit(NodeWaitingInputs(run_id=self.s.run_id, node_id=node.id,
                                             waiting_for=tuple(node.preds), time=now))
@@ -332,8 +373,8 @@ class RayRun:
         node.status, rid, now = status, self.s.run_id, time.time()
         self.remaining -= 1
         self.unsubmitted -= node.key is None
-        if status == NodeStatus.DONE:
-            self.emit(NodeFinished(run_id=rid, node_id=node.id, metrics=metrics,
+        if status in _DONE:
+            self.emit(NodeFinished(run_id=rid, node_id=node.id, metrics=metrics, cached=status == NodeStatus.CACHED,
                                    output_summary=summary or {}, time=now))
             self._release_succs(node, now)
         elif status == NodeStatus.CANCELLED:
@@ -438,7 +479,7 @@ class RayRun:
         done = [n for n in self.nodes.values() if n.status in _DONE and n.out_ref is not None]
         values = self.ray.get([n.out_ref for n in done]) if done else []
         outputs = {n.id: (v if isinstance(v, dict) else {"out": v}) for n, v in zip(done, values, strict=True)}
-        statuses = {n.status for n in self.nodes.values()}
+        statuses = {n.status for n in self.nodes.values() if n.id not in self.idle}
         error = None
         if self.cancel_requested:
             status = RunStatus.CANCELLED

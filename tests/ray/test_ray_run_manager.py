@@ -75,3 +75,34 @@ def test_ray_run_can_be_cancelled_through_the_manager(manager: RunManager) -> No
     manager.cancel(handle.run_id)
     assert handle.wait(60) == RunStatus.CANCELLED
     assert all(v["status"] in ("cancelled", "skipped") for v in handle.snapshot().nodes.values())
+
+
+def test_a_pinned_node_on_ray_reads_its_output_from_the_drivers_cache(manager: RunManager) -> None:
+    """The same pinned workflow runs on Ray as locally: the pinned node's outputs come from the
+    result cache (put in Ray's object store), the nodes that only feed it are not run, and the run
+    succeeds; an unreadable pinned output fails that node clearly."""
+    from engine.registry import default_registry
+    from engine.results import pin_from_run
+    from engine.workflow import with_pin
+
+    chain = Workflow.model_validate({
+        "schema_version": 1, "name": "pinned-on-ray",
+        "nodes": [{"id": "a", "agent": "test.source", "params": {"value": [4, 5]}},
+                  {"id": "b", "agent": "test.echo"}, {"id": "c", "agent": "test.echo"}],
+        "edges": [{"source": "a", "target": "b"}, {"source": "b", "target": "c"}]})
+    first = manager.submit(chain)
+    assert first.wait(60) == RunStatus.SUCCEEDED
+    pinned = with_pin(chain, "b", pin_from_run(chain, "b", first.run_id, default_registry(), manager.results))
+    changed = pinned.model_copy(update={"nodes": (
+        pinned.nodes[0].model_copy(update={"params": {"value": [9]}}), *pinned.nodes[1:])})
+    remote = manager.submit(changed, RunOptions(backend="ray", use_cache=False))
+    assert remote.wait(120) == RunStatus.SUCCEEDED
+    nodes = remote.snapshot().nodes
+    assert {n: v["status"] for n, v in nodes.items()} == {"a": "skipped", "b": "cached", "c": "done"}
+    assert nodes["b"]["device"] == "pinned" and "only feed pinned" in nodes["a"]["reason"]
+    assert remote.outputs("c") == {"out": [4, 5]}  # computed on Ray from b's pinned output, not from [9]
+    (manager.results.root / pinned.node("b").pin.key / "value.json").write_text("{broken")
+    broken = manager.submit(changed, RunOptions(backend="ray", use_cache=False))
+    assert broken.wait(120) == RunStatus.FAILED
+    nodes = broken.snapshot().nodes
+    assert nodes["b"]["error"]["type"] == "PinnedOutputError" and nodes["c"]["status"] == "skipped"

@@ -28,13 +28,55 @@ class UnserializableError(TypeError):
     """A value holds something that cannot be stored without pickle."""
 
 
-def cache_key(agent: str, version: str, params: dict[str, Any], inputs: list[tuple[str, str, str]]) -> str:
-    """Hash of the agent, its version, canonical params and ``(port, upstream key, upstream port)``."""
-    doc = json.dumps(
-        {"agent": agent, "version": version, "params": params, "inputs": sorted(inputs)},
-        sort_keys=True, separators=(",", ":"), default=str,
-    )
-    return hashlib.sha256(doc.encode()).hexdigest()[:32]
+def cache_key(agent: str, version: str, params: dict[str, Any], inputs: list[tuple[str, str, str]],
+              files: list[tuple[str, str]] | None = None) -> str:
+    """Hash of the agent, its version, canonical params, ``(port, upstream key, upstream port)``
+    and, for a node that reads files, each file's ``(path, content digest)`` (``file_digest``)."""
+    doc: dict[str, Any] = {"agent": agent, "version": version, "params": params, "inputs": sorted(inputs)}
+    if files:
+        doc["files"] = sorted(files)
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()[:32]
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}  # (file, size, mtime ns) -> content digest, this process
+MAX_DIGESTS = 4096
+
+
+def file_digest(path: str) -> str:
+    """The SHA-256 of a file a node reads (a path as its parameter gives it; relative paths start in
+    the data folder), read once per version of the file (memoised by path, size and modification
+    time): a file changed in place changes the node's cache key, so its cached result is not
+    reused (ComfyUI's IS_CHANGED); the same bytes written again keep it. ``"unreadable"`` for a
+    file that is missing or outside the allowed folders (validation reports those)."""
+    from engine.errors import DataPathError
+    from engine.settings import resolve_data_path
+
+    try:
+        file = resolve_data_path(path)
+        st = file.stat()
+        memo = (str(file), st.st_size, st.st_mtime_ns)
+        if (hit := _DIGESTS.get(memo)) is not None:
+            return hit
+        digest = hashlib.sha256()
+        with open(file, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except (DataPathError, OSError):
+        return "unreadable"
+    if len(_DIGESTS) >= MAX_DIGESTS:
+        _DIGESTS.clear()
+    _DIGESTS[memo] = value = digest.hexdigest()
+    return value
+
+
+def _files_read(spec: Any, canonical: str) -> list[tuple[str, str]] | None:
+    """``(path, digest)`` of each file a node with these canonical params reads (``files_fn``)."""
+    if spec.files_fn is None:
+        return None
+    files = spec.files_fn(spec.parse_params(json.loads(canonical)))
+    if files is None:
+        return None
+    return [(str(p), file_digest(str(p))) for p in dict.fromkeys(files[1]) if str(p).strip()]
 
 
 def canonical_params_json(params: Any) -> str:
@@ -103,7 +145,11 @@ def _node_key(node: Any, registry: Any, canonical: str | None, in_edges: list[An
         if up is None:
             return None
         ins.append((edge.target_port or "", up, edge.source_port or ""))
-    return cache_key(spec.name, spec.version, json.loads(canonical), ins)
+    try:
+        files = _files_read(spec, canonical)
+    except Exception:  # params its files_fn cannot read: no key (validation reports them)
+        return None
+    return cache_key(spec.name, spec.version, json.loads(canonical), ins, files)
 
 
 def unpinnable(workflow: Any, node_id: str, registry: Any) -> str | None:

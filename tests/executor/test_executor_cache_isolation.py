@@ -213,3 +213,34 @@ def test_non_cacheable_agents_run_again(tmp_path: Path) -> None:
         assert [e.node_id for e in rec.of(h.run_id, "NodeStarted")] == ["w"]  # the source came from the cache
     finally:
         m.shutdown()
+
+
+def test_a_file_changed_in_place_is_read_again_and_the_same_bytes_keep_the_cache(manager, tmp_path: Path) -> None:
+    """A node's cache key covers the content of the files it reads (ComfyUI's IS_CHANGED): edit
+    the CSV a node reads and the next run reads it again (a stale cached table was reused before);
+    write the same bytes again and the cached result stands."""
+    import os
+
+    m, rec = manager
+    table = tmp_path / "rows.csv"
+    table.write_text("id,x\na,1\nb,2\n")
+    wf = workflow([{"id": "t", "agent": "tabular.csv", "params": {"path": str(table)}},
+                   {"id": "lim", "agent": "flow.limit", "params": {"n": 100}}], [("t", "lim")])
+
+    def rows(handle) -> int:
+        assert handle.wait(20) == RunStatus.SUCCEEDED
+        from engine.kinds import DataKind
+        from engine.payloads import rows_of
+
+        return rows_of(m.outputs(handle.run_id, "lim")["out"], DataKind.TABLE)
+
+    assert rows(m.submit(wf)) == 2
+    table.write_text("id,x\na,1\nb,2\nc,3\n")
+    changed = m.submit(wf)
+    assert rows(changed) == 3
+    assert {e.node_id for e in rec.of(changed.run_id, "NodeStarted")} == {"t", "lim"}
+    stat = table.stat()
+    table.write_text("id,x\na,1\nb,2\nc,3\n")  # the same bytes, a newer time
+    os.utime(table, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    same = m.submit(wf)
+    assert rows(same) == 3 and not rec.of(same.run_id, "NodeStarted")

@@ -154,7 +154,8 @@ class NodeRunner:
 
     def store(self, run: RunState, ns: NodeState, outputs: Any) -> None:
         try:
-            self.results.save(ns.cache_key or "", outputs if isinstance(outputs, dict) else {"out": outputs})
+            self.results.save(ns.cache_key or "", outputs if isinstance(outputs, dict) else {"out": outputs},
+                              replace=ns.replace_cached)
         except UnserializableError as exc:
             self.log(run, ns, f"result not cached: {exc}")
         except OSError as exc:

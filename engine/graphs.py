@@ -162,6 +162,11 @@ def layers(node_ids: Iterable[str], edges: Iterable[Edge]) -> list[list[str]]:
     return out
 
 
+def descendants(sources: Iterable[str], edges: Iterable[Edge]) -> set[str]:
+    """The nodes ``sources`` and every node downstream of them (what their outputs reach)."""
+    return ancestors(sources, ((target, source) for source, target in edges))
+
+
 def ancestors(targets: Iterable[str], edges: Iterable[Edge]) -> set[str]:
     """The nodes ``targets`` and every node upstream of them (what they need to run)."""
     into: dict[str, list[str]] = {}

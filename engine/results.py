@@ -300,15 +300,23 @@ class ResultStore:
     def load(self, key: str) -> dict[str, Any]:
         return load_value(self.root / key)
 
-    def save(self, key: str, outputs: dict[str, Any]) -> None:
-        """Store atomically (write a temp folder, then rename). Raises UnserializableError."""
+    def save(self, key: str, outputs: dict[str, Any], *, replace: bool = False) -> None:
+        """Store atomically (write a temp folder, then rename). ``replace``: a node re-run on
+        request replaces what the key held (the old entry is moved aside, then removed; a reader
+        sees the old or the new entry, never a half-written one). Raises UnserializableError."""
         final = self.root / key
-        if final.exists():
+        if final.exists() and not replace:
             return
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.root))
         try:
             save_value(tmp, outputs)
+            if replace and final.exists():
+                old = final.with_name(f".{key}.old.{uuid.uuid4().hex[:8]}")
+                os.replace(final, old)
+                os.replace(tmp, final)
+                shutil.rmtree(old, ignore_errors=True)
+                return
             os.replace(tmp, final) if not final.exists() else shutil.rmtree(tmp)
         except OSError:
             shutil.rmtree(tmp, ignore_errors=True)  # another run stored the same key first

@@ -59,6 +59,7 @@ class RunOptions:
     durations: dict[str, float] | None = None  # learned per-node durations (engine.estimates) for the plan
     fuse: bool = True  # run chains of itemwise agents batch by batch on one worker (engine.fusion)
     start_paused: bool = False  # admit nothing until resume() or step() (local backend; no fusion then)
+    rerun: tuple[str, ...] = ()  # compute these nodes and all after them again, whatever the cache holds
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -159,6 +160,10 @@ class RunManager:
             raise ValueError(f"unknown backend {options.backend!r}; choose one of {', '.join(BACKENDS)}")
         if options.start_paused and options.backend != "local":
             raise ValueError(PAUSE_LOCAL_ONLY)
+        unknown = [n for n in options.rerun if workflow.node(n) is None]
+        if unknown:
+            raise ValueError(f"no node {unknown[0]!r} to re-run in workflow {workflow.name!r}; "
+                             f"its nodes are: {', '.join(workflow.node_ids()[:20])}")
         if options.resume_from and not options.use_cache:
             options = dataclasses.replace(options, use_cache=True)
         machine = self.ray.capacity() if options.backend == "ray" else self.machine
@@ -270,10 +275,16 @@ class RunManager:
     def _assign_cache_keys(self, run: RunState, order: Iterable[str]) -> None:
         keys = workflow_cache_keys(run.workflow, self.registry,
                                    {nid: ns.params_json for nid, ns in run.nodes.items()})
+        again = set()
+        if run.options.rerun:  # "re-run from here": these and what follows compute, and replace their entries
+            from engine.graphs import descendants
+
+            again = descendants(run.options.rerun, ((e.source, e.target) for e in run.workflow.edges))
         for nid, key in keys.items():
             ns = run.nodes[nid]
             ns.cache_key = key
-            ns.cache_hit = bool(run.options.use_cache and self.results.has(key))
+            ns.cache_hit = bool(run.options.use_cache and nid not in again and self.results.has(key))
+            ns.replace_cached = nid in again
 
     @staticmethod
     def supports_backend(name: str) -> bool:

@@ -69,6 +69,7 @@ class NodeState:
     prio: int = 0
     cache_key: str | None = None
     cache_hit: bool = False
+    replace_cached: bool = False  # re-run on request: its result replaces the cached one
     pinned: bool = False  # takes its outputs from its pin (the result cache), waits for no input
     idle: bool = False  # feeds only pinned nodes, so it is never run (ends skipped at the start)
     status: NodeStatus = NodeStatus.PENDING

@@ -61,12 +61,14 @@ def run_active() -> bool:
     return run_state()[1] in ACTIVE
 
 
-def start_run(sess: DesignerSession, scale_key: str, to: str | None = None, paused: bool = False) -> None:
+def start_run(sess: DesignerSession, scale_key: str, to: str | None = None, paused: bool = False,
+              rerun: str | None = None) -> None:
     """Submit the open workflow (widget callback), or with ``to`` only that node and the nodes it
     needs (``engine.workflow.upstream_workflow``); the run id goes to the session and the URL.
 
     ``scale_key`` names the widget holding the time scale (read at click time, not at draw time).
     ``paused``: start it paused and start its first node (Step through: each Step then starts one more).
+    ``rerun``: compute that node and all after it again, whatever the cache holds (Run again from here).
     """
     from engine.runs import RunOptions
 
@@ -74,7 +76,8 @@ def start_run(sess: DesignerSession, scale_key: str, to: str | None = None, paus
     try:
         workflow = upstream_workflow(sess.workflow, [to]) if to else sess.workflow
         handle = auth.submit_for_user(get_run_manager(), workflow,
-                                      RunOptions(time_scale=time_scale, start_paused=paused))
+                                      RunOptions(time_scale=time_scale, start_paused=paused,
+                                                 rerun=(rerun,) if rerun else ()))
         if paused:
             handle.step()
     except (ServiceGridError, ValueError) as exc:
@@ -84,6 +87,7 @@ def start_run(sess: DesignerSession, scale_key: str, to: str | None = None, paus
     st.query_params[state.QP_RUN] = handle.run_id
     part = f" (up to {to}: {len(workflow.nodes)} of {len(sess.workflow.nodes)} nodes)" if to else ""
     how = ", paused after its first node: Step starts the next, Resume the rest" if paused else ""
+    how += f", computing {rerun} and all after it again" if rerun else ""
     sess.tell(f"run {handle.run_id} started{part}{how}")
 
 
@@ -168,8 +172,14 @@ def node_outputs_section(sess: DesignerSession, run_id: str | None, statuses: di
     except KeyError:  # the run left the manager
         return
     with st.container(border=True):
-        head, button = st.columns([4, 1.3], vertical_alignment="center")
+        head, again, button = st.columns([3.4, 1.5, 1.3], vertical_alignment="center")
         head.markdown(f"**Outputs of {escape_md(node_id)}** in run {code_md(run_id)} ({statuses[node_id]})")
+        if not run_active():
+            again.button("Run again from here", key=f"designer.rerun.{node_id}", icon=":material/replay:",
+                         on_click=start_run, args=(sess, "designer_time_scale", None, False, node_id),
+                         help="Run the workflow, computing this node and every node after it again even where "
+                              "the cache holds their results (the nodes before it come from the cache): for a "
+                              "result you no longer trust, or one that should differ")
         pin = _pin_of(manager, ran, run_id, node_id)
         node = sess.workflow.node(node_id)
         if pin is not None and node is not None and (node.pin is None or node.pin.key != pin.key):

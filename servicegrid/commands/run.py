@@ -39,6 +39,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="run chains of itemwise agents stage by stage instead of batch by batch (engine.fusion)")
     p.add_argument("--to", metavar="NODE", action="append", default=[],
                    help="run only this node and the nodes it needs (repeatable); the rest waits for a whole run")
+    p.add_argument("--rerun", metavar="NODE", action="append", default=[],
+                   help="compute this node and every node after it again, even where the cache holds their "
+                        "results (repeatable; for a node whose results you no longer trust, or that "
+                        "reads something the cache cannot see)")
     p.add_argument("--resume", metavar="RUN_ID", help="resume a stored run (finished nodes are not recomputed)")
     p.add_argument("--backend", default="local", choices=("local", "ray"),
                    help="where to run: local threads (default) or Ray (pip install 'servicegrid[ray]'; "
@@ -77,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         _warn_pins(workflow, args.json)
         options = RunOptions(policy=args.policy, capacity=capacity, time_scale=args.time_scale,
                              fail_fast=args.fail_fast, use_cache=not args.no_cache, resume_from=args.resume,
-                             user=args.user, backend=args.backend, fuse=not args.no_fuse)
+                             user=args.user, backend=args.backend, fuse=not args.no_fuse,
+                             rerun=tuple(args.rerun))
         return _execute(workflow, options, store, args.json)
     finally:
         store.close()
@@ -130,6 +135,9 @@ def _execute(workflow: Workflow, options: RunOptions, store: Any, as_json: bool)
         except WorkflowInvalidError as exc:
             print(f"servicegrid run: {exc}", file=sys.stderr)
             return 1
+        except ValueError as exc:  # a bad option the manager refuses (a node to re-run that is not there)
+            print(f"servicegrid run: {exc}", file=sys.stderr)
+            return 2
         try:
             status = handle.wait()
         except KeyboardInterrupt:

@@ -766,3 +766,19 @@ def test_step_through_a_run_node_by_node_then_resume(page, app_url):
     expect(node(page, "all_csv")).to_have_attribute("data-status", "done", timeout=60000)
     expect(page.get_by_text(re.compile(r"Run \w+: succeeded"))).to_be_visible()
     expect(page.get_by_role("button", name="Run", exact=True)).to_be_enabled()
+
+
+def test_run_again_from_a_node_recomputes_it_and_what_follows(page, app_url):
+    open_template(page, app_url, "nlp-sentiment", 8)
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(node(page, "all_csv")).to_have_attribute("data-status", "done", timeout=60000)
+    click_node(page, "sentiment")
+    page.get_by_role("button", name="Run again from here").click()
+    toast = page.get_by_test_id("sg-toast").filter(has_text="computing sentiment and all after it again")
+    expect(toast).to_be_visible(timeout=20000)
+    expect(node(page, "all_csv")).to_have_attribute("data-status", "done", timeout=60000)
+    expect(page.get_by_text(re.compile(r"Run \w+: succeeded"))).to_be_visible()
+    for nid in ("reviews", "embed"):  # before it, or beside it: from the cache
+        expect(node(page, nid)).to_have_attribute("data-status", "cached")
+    for nid in ("sentiment", "negative", "with_vectors"):  # it and what follows: computed again
+        expect(node(page, nid)).to_have_attribute("data-status", "done")

@@ -244,3 +244,29 @@ def test_a_file_changed_in_place_is_read_again_and_the_same_bytes_keep_the_cache
     os.utime(table, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     same = m.submit(wf)
     assert rows(same) == 3 and not rec.of(same.run_id, "NodeStarted")
+
+
+def test_rerun_from_a_node_computes_it_and_what_follows_and_replaces_their_entries(manager) -> None:
+    """Re-run from here (n8n's execute-from-node, Dify's rerun from a node): the node and all
+    after it compute again although the cache holds them, the nodes before it stay cached, and the
+    fresh results replace the cached ones (a bad entry does not come back)."""
+    from engine.registry import default_registry
+    from engine.results import workflow_cache_keys
+
+    m, rec = manager
+    wf = workflow([*CHAIN, {"id": "side", "agent": "test.echo"}], [("a", "b"), ("b", "c"), ("a", "side")])
+    first = m.submit(wf)
+    assert first.wait(10) == RunStatus.SUCCEEDED
+    key_c = workflow_cache_keys(wf, default_registry())["c"]
+    m.results.save(key_c, {"out": "stale"}, replace=True)  # an entry no longer to be trusted
+    assert m.results.load(key_c) == {"out": "stale"}
+    again = m.submit(wf, RunOptions(rerun=("b",)))
+    assert again.wait(10) == RunStatus.SUCCEEDED
+    assert sorted(e.node_id for e in rec.of(again.run_id, "NodeStarted")) == ["b", "c"]
+    assert {n for n, v in again.snapshot().nodes.items() if v["status"] == "cached"} == {"a", "side"}
+    fresh = m.outputs(again.run_id, "c")
+    assert fresh == m.outputs(first.run_id, "c") and fresh != {"out": "stale"}
+    assert m.results.load(key_c) == fresh  # replaced
+    assert not [p for p in m.results.root.iterdir() if ".old." in p.name]  # nothing left aside
+    with pytest.raises(ValueError, match="no node 'nope' to re-run"):
+        m.submit(wf, RunOptions(rerun=("nope",)))

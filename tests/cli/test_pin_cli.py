@@ -79,3 +79,16 @@ def test_validate_reports_a_pinned_output_this_machine_lacks(data_dir: Path, cap
     assert ("pin_missing", "mid") in [(f["code"], f["node"]) for f in json.loads(out)]
     code, _, err = cli(capsys, "run", str(path))
     assert code == 1 and "pin_missing" in err and "elsewhere" in err
+
+
+def test_run_rerun_recomputes_a_node_and_what_follows(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = data_dir / "wf.json"
+    wf = json.loads(json.dumps(WF))
+    wf["nodes"] = wf["nodes"][:3]
+    path.write_text(json.dumps(wf))
+    assert cli(capsys, "run", "--json", str(path))[0] == 0
+    code, out, _ = cli(capsys, "run", "--json", "--rerun", "mid", str(path))
+    assert code == 0
+    assert {n["id"]: n["status"] for n in json.loads(out)["nodes"]} == {"src": "cached", "mid": "done", "end": "done"}
+    code, _, err = cli(capsys, "run", "--rerun", "nope", str(path))
+    assert code == 2 and "no node 'nope' to re-run" in err

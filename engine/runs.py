@@ -31,7 +31,7 @@ from engine.remote import RayRunner
 from engine.resources import Capacity, ResourceLedger
 from engine.results import ResultStore, canonical_params_json, pin_issues, workflow_cache_keys
 from engine.runstate import NodeState, RunSnapshot, RunState, make_snapshot, node_memory_so_far, set_routes
-from engine.workflow import Workflow
+from engine.workflow import DISABLED_KEY, Workflow, without_disabled
 
 log = logging.getLogger(__name__)
 KEEP_FINISHED = 200  # finished runs kept in memory for snapshots
@@ -153,6 +153,9 @@ class RunManager:
         from engine.validation import validate
 
         options = options or RunOptions()
+        workflow = without_disabled(workflow)  # disabled nodes, and what follows them, do not run
+        if not workflow.nodes and DISABLED_KEY in workflow.metadata:
+            raise ValueError("every node is disabled or after a disabled node: enable one to run the workflow")
         if self._closed:
             raise RuntimeError("the run manager was shut down; create a new one")
         check_policy(options.policy)

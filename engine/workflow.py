@@ -63,6 +63,7 @@ class NodeSpec(BaseModel):
     label: str | None = Field(None, max_length=500)
     position: Position | None = None
     pin: PinSpec | None = Field(None, description="use these stored outputs instead of running the node")
+    disabled: bool = Field(False, description="not run, nor anything after it (ComfyUI's mute)")
 
     @field_validator("params", "resources", "lifecycle")
     @classmethod
@@ -171,6 +172,23 @@ def with_pin(workflow: Workflow, node_id: str, pin: PinSpec | None) -> Workflow:
 
 
 PARTIAL_KEY = "run_to"  # metadata of a partial workflow: the nodes it was cut for
+DISABLED_KEY = "disabled"  # metadata of a run's workflow: the nodes left out as disabled or after one
+
+
+def without_disabled(workflow: Workflow) -> Workflow:
+    """``workflow`` without its disabled nodes and every node downstream of them (what a run
+    executes: ComfyUI's muted nodes, a branch switched off for now), the wires into them cut;
+    its metadata names what was left out (``disabled``). The workflow itself when none is disabled."""
+    off = [n.id for n in workflow.nodes if n.disabled]
+    if not off:
+        return workflow
+    from engine.graphs import descendants
+
+    gone = descendants(off, ((e.source, e.target) for e in workflow.edges))
+    return workflow.model_copy(update={
+        "nodes": tuple(n for n in workflow.nodes if n.id not in gone),
+        "edges": tuple(e for e in workflow.edges if e.source not in gone and e.target not in gone),
+        "metadata": {**workflow.metadata, DISABLED_KEY: [n.id for n in workflow.nodes if n.id in gone]}})
 
 
 def upstream_workflow(workflow: Workflow, targets: list[str]) -> Workflow:

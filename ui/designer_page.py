@@ -12,7 +12,7 @@ from engine.issues import Issue
 from engine.items import planned_items
 from engine.results import ResultStore, pin_issues
 from engine.validation import validate
-from engine.workflow import upstream_workflow
+from engine.workflow import upstream_workflow, without_disabled
 from ui import state
 from ui.canvas import canvas_value, draw_canvas, report_ack
 from ui.designer_files import export_buttons, import_panel, template_gallery, workflow_panel
@@ -98,6 +98,8 @@ def _on_command() -> None:
                       "another workflow (Ctrl+Shift+V with the wires into them)")
         else:
             sess.tell("nothing to copy: select nodes or notes first")
+    elif name == "disable":  # Ctrl+M: disable the selected nodes, or enable them again
+        sess.disable(_ids(command.get("ids")))
     elif name == "label" and isinstance(command.get("id"), str):  # a title renamed on the canvas
         sess.relabel(command["id"], str(command.get("label") or ""))
     elif name == "paste":  # Ctrl+V; Ctrl+Shift+V with the wires into the copies
@@ -189,7 +191,10 @@ def partial_blocker(issues: list[Issue], nodes: set[str]) -> str | None:
 
 def _run_row(sess: DesignerSession, issues: list[Issue], run_id: str | None, run_status: str | None) -> None:
     missing = None if runs_available() else "the run manager is not installed"
-    blocker = run_blocker(issues)
+    running = without_disabled(sess.workflow)  # what a run executes: errors on the rest do not block it
+    blocker = run_blocker(issues) if running is sess.workflow else partial_blocker(issues, set(running.node_ids()))
+    if blocker is None and sess.workflow.nodes and not running.nodes:
+        blocker = "every node is disabled or follows a disabled node: enable one (Ctrl+M)"
     if blocker is None and not sess.workflow.nodes:
         blocker = "the workflow is empty: add an agent or open a template first"
     blocker = blocker or missing

@@ -24,6 +24,7 @@ from ui.graphmodel import (
     describe_clip,
     paste,
     replace_node,
+    set_disabled,
     structure_key,
     with_layout,
     workflow_from_canvas,
@@ -174,6 +175,18 @@ class DesignerSession:
         self.selected = copies
         self.push(workflow)
         self.tell(f"added copies of {describe_clip(len(copies), notes)}")
+
+    def disable(self, ids: list[str]) -> None:
+        """Disable the nodes ``ids`` (Ctrl+M), or enable them when all are disabled already."""
+        workflow, off = set_disabled(self.workflow, ids)
+        if off is None:
+            self.tell("select the nodes to disable or enable first")
+            return
+        self.push(workflow)
+        n = len([i for i in ids if workflow.node(i) is not None])
+        what = f"{n} node{'s' if n != 1 else ''}"
+        self.tell(f"disabled {what}: they and the nodes after them do not run (Ctrl+M enables them)" if off
+                  else f"enabled {what}")
 
     def relabel(self, node_id: str, label: str) -> None:
         """A node's label as renamed on the canvas (empty: its id again; at most 500 characters)."""

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from engine.graphs import layers
+from engine.graphs import descendants, layers
 from engine.items import PlannedItems, planned_items
 from engine.kinds import DataKind
 from engine.registry import Registry
@@ -111,6 +111,7 @@ def canvas_graph(workflow: Workflow, registry: Registry, selected: list[str] | N
     nodes = []
     idle = pinned_only_feeders(workflow)
     pinned = {n.id for n in workflow.nodes if n.pin is not None}
+    muted = disabled_reach(workflow)
     for node in workflow.nodes:
         pos = node.position or Position()
         item = {"id": node.id, "agent": node.agent, "label": node.label or node.id,
@@ -119,6 +120,10 @@ def canvas_graph(workflow: Workflow, registry: Registry, selected: list[str] | N
             item["pinned"] = f"run {node.pin.run_id}" if node.pin.run_id else "an earlier run"
         if node.id in idle:  # drawn faded: runs skip it
             item["idle"] = True
+        if node.disabled:  # drawn hatched and dashed: runs leave it out, and what follows it
+            item["disabled"] = True
+        elif node.id in muted:
+            item["muted"] = True
         nodes.append(item)
     edges = []
     for edge in workflow.edges:
@@ -131,6 +136,24 @@ def canvas_graph(workflow: Workflow, registry: Registry, selected: list[str] | N
     notes = [{"id": n.id, "text": n.text, "x": n.position.x, "y": n.position.y, "w": n.width, "h": n.height,
               "color": n.color} for n in workflow.notes]
     return {"nodes": nodes, "edges": edges, "notes": notes, "selected": list(selected or [])}
+
+
+def disabled_reach(workflow: Workflow) -> set[str]:
+    """The nodes a run leaves out because they are disabled or follow a disabled node."""
+    off = [n.id for n in workflow.nodes if n.disabled]
+    return descendants(off, ((e.source, e.target) for e in workflow.edges)) if off else set()
+
+
+def set_disabled(workflow: Workflow, ids: list[str]) -> tuple[Workflow, bool | None]:
+    """Disable the nodes ``ids``, or enable them when every one is disabled already (Ctrl+M
+    toggles); (the workflow, whether they are now disabled; None when none of them exists)."""
+    chosen = [n for n in workflow.nodes if n.id in set(ids)]
+    if not chosen:
+        return workflow, None
+    off = not all(n.disabled for n in chosen)
+    ids_set = {n.id for n in chosen}
+    return workflow.model_copy(update={"nodes": tuple(
+        n.model_copy(update={"disabled": off}) if n.id in ids_set else n for n in workflow.nodes)}), off
 
 
 def counted_labels(workflow: Workflow, registry: Registry, counted: dict[tuple[str, str], int],

@@ -89,8 +89,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _warn_pins(workflow: Workflow, quiet: bool) -> None:
-    """Say which nodes take a pinned output, and which pins are stale, before the run."""
-    if quiet or not any(n.pin is not None for n in workflow.nodes):
+    """Say which nodes are disabled (and left out with what follows them), which take a pinned
+    output, and which pins are stale, before the run."""
+    if quiet:
+        return
+    off = [n.id for n in workflow.nodes if n.disabled]
+    if off:
+        from engine.workflow import without_disabled
+
+        kept = set(without_disabled(workflow).node_ids())
+        after = [n.id for n in workflow.nodes if n.id not in kept and n.id not in off]
+        print(f"disabled: {', '.join(off)}" + (f"; not run either, as they follow it: {', '.join(after)}" if after else ""),
+              file=sys.stderr)
+    if not any(n.pin is not None for n in workflow.nodes):
         return
     from engine.validation import validate
 

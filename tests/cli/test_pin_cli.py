@@ -92,3 +92,14 @@ def test_run_rerun_recomputes_a_node_and_what_follows(data_dir: Path, capsys: py
     assert {n["id"]: n["status"] for n in json.loads(out)["nodes"]} == {"src": "cached", "mid": "done", "end": "done"}
     code, _, err = cli(capsys, "run", "--rerun", "nope", str(path))
     assert code == 2 and "no node 'nope' to re-run" in err
+
+
+def test_run_leaves_out_a_disabled_node_and_says_so(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = data_dir / "wf.json"
+    wf = json.loads(json.dumps(WF))
+    wf["nodes"] = wf["nodes"][:3]
+    wf["nodes"][1]["disabled"] = True
+    path.write_text(json.dumps(wf))
+    code, out, err = cli(capsys, "run", str(path))
+    assert code == 0 and "disabled: mid; not run either, as they follow it: end" in err
+    assert [line.split()[0] for line in out.splitlines()[1:2]] == ["src"] and "mid " not in out

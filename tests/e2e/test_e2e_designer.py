@@ -782,3 +782,22 @@ def test_run_again_from_a_node_recomputes_it_and_what_follows(page, app_url):
         expect(node(page, nid)).to_have_attribute("data-status", "cached")
     for nid in ("sentiment", "negative", "with_vectors"):  # it and what follows: computed again
         expect(node(page, nid)).to_have_attribute("data-status", "done")
+
+
+def test_disable_a_node_so_it_and_what_follows_do_not_run(page, app_url):
+    open_template(page, app_url, "nlp-sentiment", 8)
+    click_node(page, "embed")
+    page.keyboard.press("Control+m")
+    expect(node(page, "embed")).to_have_class(re.compile(r"\bdisabled\b"))
+    for nid in ("with_vectors", "all_csv"):  # after it: not run either
+        expect(node(page, nid)).to_have_class(re.compile(r"\bmuted\b"))
+    expect(node(page, "negative")).not_to_have_class(re.compile(r"\bmuted\b"))
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(node(page, "negative_csv")).to_have_attribute("data-status", "done", timeout=60000)
+    expect(page.get_by_text(re.compile(r"Run \w+: succeeded"))).to_be_visible()
+    for nid in ("embed", "with_vectors", "all_csv"):
+        expect(node(page, nid)).not_to_have_attribute("data-status", re.compile(".+"))
+    click_node(page, "embed")
+    page.get_by_test_id("sg-disable").click()  # the toolbar enables it again
+    expect(node(page, "embed")).not_to_have_class(re.compile(r"\bdisabled\b"))
+    expect(node(page, "all_csv")).not_to_have_class(re.compile(r"\bmuted\b"))

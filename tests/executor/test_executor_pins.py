@@ -151,3 +151,25 @@ def test_the_plan_gives_pinned_nodes_and_what_only_feeds_them_no_time() -> None:
     assert [before.tasks[n].duration for n in "abc"] == [5, 7, 2]
     after = problem_from_workflow(with_pin(wf, "b", PinSpec(key="b" * 32)), default_registry(), cap)
     assert [after.tasks[n].duration for n in "abc"] == [0, 0, 2]
+
+
+def test_a_disabled_node_and_what_follows_it_are_left_out_of_the_run(manager) -> None:
+    """ComfyUI's mute: a disabled node and every node after it do not run, the rest does and the run
+    succeeds; an error on a left-out node does not block it; the run's workflow names them."""
+    from engine.workflow import DISABLED_KEY, without_disabled
+
+    m, _ = manager
+    nodes = [*NODES, {"id": "side", "agent": "test.echo", "disabled": True},
+             {"id": "after", "agent": "test.echo", "params": {"bad": 1}}]
+    wf = workflow(nodes, [*EDGES, ("a", "side"), ("side", "after")])
+    assert any(i.is_error for i in validate(wf, default_registry()))  # `after` has a bad parameter
+    cut = without_disabled(wf)
+    assert cut.node_ids() == ["a", "b", "c"] and cut.metadata[DISABLED_KEY] == ["side", "after"]
+    assert without_disabled(workflow(NODES, EDGES)) == workflow(NODES, EDGES)
+    run = m.submit(wf)
+    assert run.wait(10) == RunStatus.SUCCEEDED
+    assert set(run.snapshot().nodes) == {"a", "b", "c"}
+    assert m.workflow(run.run_id).metadata[DISABLED_KEY] == ["side", "after"]
+    off = workflow([{**NODES[0], "disabled": True}, *NODES[1:]], EDGES)
+    with pytest.raises(ValueError, match="every node is disabled"):
+        m.submit(off)

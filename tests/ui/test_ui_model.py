@@ -71,6 +71,22 @@ def test_pinned_nodes_their_cut_wires_and_the_nodes_only_they_need_are_marked() 
     assert not any("pinned" in n or "idle" in n for n in plain["nodes"]) and "cut" not in plain["edges"][0]
 
 
+def test_disabling_toggles_and_the_canvas_marks_what_does_not_run() -> None:
+    from ui.graphmodel import set_disabled
+
+    wf = ensure_positions(two_stage())
+    off, state = set_disabled(wf, ["pre"])
+    assert state is True and off.node("pre").disabled and not off.node("cls").disabled
+    nodes = {n["id"]: n for n in canvas_graph(off, default_registry())["nodes"]}
+    assert nodes["pre"].get("disabled") is True and nodes["cls"].get("muted") is True  # after a disabled node
+    mixed, state = set_disabled(off, ["pre", "cls"])  # not all disabled: disable both
+    assert state is True and mixed.node("cls").disabled
+    back, state = set_disabled(mixed, ["pre", "cls"])  # all disabled: enable them
+    assert state is False and not any(n.disabled for n in back.nodes)
+    assert set_disabled(wf, ["nope"]) == (wf, None)
+    assert workflow_from_canvas(off, canvas_graph(off, default_registry())).node("pre").disabled  # a report keeps it
+
+
 def test_edges_say_how_many_items_flow_along_them() -> None:
     from engine.workflow import load_workflow
     from ui.graphmodel import items_label

@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         except CapacityError as exc:
             print(f"servicegrid run: --capacity: {exc}", file=sys.stderr)
             return 2
-        _warn_pins(workflow, args.json)
+        _before_run_notes(workflow, args.json)
         options = RunOptions(policy=args.policy, capacity=capacity, time_scale=args.time_scale,
                              fail_fast=args.fail_fast, use_cache=not args.no_cache, resume_from=args.resume,
                              user=args.user, backend=args.backend, fuse=not args.no_fuse,
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         store.close()
 
 
-def _warn_pins(workflow: Workflow, quiet: bool) -> None:
+def _before_run_notes(workflow: Workflow, quiet: bool) -> None:
     """Say which nodes are disabled (and left out with what follows them), which take a pinned
     output, and which pins are stale, before the run."""
     if quiet:

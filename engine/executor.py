@@ -59,7 +59,7 @@ from engine.events import (
 from engine.fusion import ChainAborted, run_chain, unfuse
 from engine.metrics import GpuProbe, NodeMetrics, rss_last_mb
 from engine.resources import EPS, ResourceDemand, ResourceLedger
-from engine.results import ResultStore, summarize_outputs
+from engine.results import ResultStore, pinned_unreadable, summarize_outputs
 from engine.runstate import CancelFlag, NodeState, RunState, paused_between
 
 Item = tuple[RunState, NodeState]
@@ -563,11 +563,8 @@ class Executor:
             outputs = self.results.load(ns.cache_key or "")
         except Exception as exc:  # unreadable cache entry: compute the node instead
             if ns.pinned:  # its inputs were never computed: it cannot be computed here
-                error = {"type": "PinnedOutputError", "traceback": "", "message": (
-                    f"node {ns.id!r} is pinned, and its pinned output could not be read ({exc}); "
-                    "unpin it to compute it again")}
                 with self.lock:
-                    return self._end_and_next(run, ns, NodeStatus.FAILED, error=error)
+                    return self._end_and_next(run, ns, NodeStatus.FAILED, error=pinned_unreadable(ns.id, exc))
             with self.lock:
                 ns.cache_hit, ns.admitted, ns.device = False, False, ""
                 run.running.discard(ns.id)

@@ -167,6 +167,13 @@ def unpinnable(workflow: Any, node_id: str, registry: Any) -> str | None:
     return None if why is None else f"node {node_id!r} cannot be pinned: {why}"
 
 
+def pinned_unreadable(node_id: str, exc: BaseException) -> dict[str, str]:
+    """The error of a pinned node whose stored output cannot be read: it fails (it cannot be
+    computed instead: its inputs never were), and says how to get going again."""
+    return {"type": "PinnedOutputError", "traceback": "", "message": (
+        f"node {node_id!r} is pinned, and its pinned output could not be read ({exc}); unpin it to compute it again")}
+
+
 def pin_issues(workflow: Any, results: ResultStore) -> list[Any]:
     """Errors (``engine.issues.Issue``) for pinned outputs no longer in ``results`` (a workflow
     file from another machine, say): such a node cannot run, since its inputs are not computed."""

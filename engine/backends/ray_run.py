@@ -29,7 +29,7 @@ from engine.events import (
     RunFinished,
     RunStatus,
 )
-from engine.results import summarize_outputs
+from engine.results import pinned_unreadable, summarize_outputs
 
 TICK_S = 0.1  # how often cancel requests are polled while nothing finishes
 CANCEL_GRACE_S = 2.0  # a cooperative cancel that is not honoured by then is forced (kills the worker)
@@ -87,9 +87,7 @@ class RayRun:
             try:
                 outputs = self._load(key)
             except Exception as exc:  # it cannot be computed instead: its inputs never were
-                self._fail(node, {"type": "PinnedOutputError", "traceback": "", "message": (
-                    f"node {node_id!r} is pinned, and its pinned output could not be read ({exc}); "
-                    "unpin it to compute it again")})
+                self._fail(node, pinned_unreadable(node_id, exc))
                 continue
             node.out_ref = self.ray.put(outputs)
             self._end(node, NodeStatus.CACHED, metrics={"device": "pinned", "wait_inputs_s": 0.0},

@@ -199,7 +199,7 @@ def _run_row(sess: DesignerSession, issues: list[Issue], run_id: str | None, run
         blocker = "the workflow is empty: add an agent or open a template first"
     blocker = blocker or missing
     busy = run_status in ACTIVE
-    cols = st.columns([1, 1.25, 1, 1.2, 2.6], vertical_alignment="center")
+    cols = st.columns([1, 1.45, 1, 1.25, 2.3], vertical_alignment="center")
     cols[3].selectbox("Speed", list(SPEEDS), format_func=SPEEDS.__getitem__, key="designer_time_scale",
                               label_visibility="collapsed",
                               help="time scale of simulated waits: faster runs sim.task nodes sooner")

@@ -172,8 +172,8 @@ def node_outputs_section(sess: DesignerSession, run_id: str | None, statuses: di
     except KeyError:  # the run left the manager
         return
     with st.container(border=True):
-        head, again, button = st.columns([3.4, 1.5, 1.3], vertical_alignment="center")
-        head.markdown(f"**Outputs of {escape_md(node_id)}** in run {code_md(run_id)} ({statuses[node_id]})")
+        st.markdown(f"**Outputs of {escape_md(node_id)}** in run {code_md(run_id)} ({statuses[node_id]})")
+        again, button, _ = st.columns([1, 1, 1.2], vertical_alignment="center")
         if not run_active():
             again.button("Run again from here", key=f"designer.rerun.{node_id}", icon=":material/replay:",
                          on_click=start_run, args=(sess, "designer_time_scale", None, False, node_id),

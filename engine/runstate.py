@@ -5,9 +5,11 @@ Owned by the executor and mutated only under its lock; ``RunSnapshot`` is a deta
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,9 +200,25 @@ class RunSnapshot:
     error: str | None = None
     outputs_released: bool = False  # the nodes' outputs were dropped from memory (output budget)
     paused: bool = False  # admitting no new node (RunManager.pause); running ones go on
+    pauses: list[tuple[float, float | None]] = field(default_factory=list)  # (paused at, resumed at or None)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+PAUSE_EVENTS = ("RunPaused", "RunResumed")
+
+
+def pauses_of(events: Iterable[Any]) -> list[tuple[float, float | None]]:
+    """(paused at, resumed at, None while still paused) from a run's RunPaused and RunResumed
+    events, in time order (what a stored run's record gives back)."""
+    spans: list[tuple[float, float | None]] = []
+    for event in sorted(events, key=lambda e: e.time):
+        if event.kind == "RunPaused" and (not spans or spans[-1][1] is not None):
+            spans.append((event.time, None))
+        elif event.kind == "RunResumed" and spans and spans[-1][1] is None:
+            spans[-1] = (spans[-1][0], event.time)
+    return spans
 
 
 def paused_between(run: RunState, start: float, end: float) -> float:
@@ -263,4 +281,5 @@ def make_snapshot(run: RunState) -> RunSnapshot:
         samples=list(run.samples), plan=run.plan, capacity=run.capacity.model_dump(mode="json"),
         options=run.options.to_dict() if hasattr(run.options, "to_dict") else {}, error=run.error,
         outputs_released=run.outputs_released, paused=run.paused and not run.status.is_terminal,
+        pauses=[(a, b if b != math.inf else None) for a, b in run.pause_spans],
     )

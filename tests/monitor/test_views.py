@@ -238,3 +238,20 @@ def test_the_report_draws_the_workflow_with_each_node_in_its_status_colour():
     assert boxes == {"<b>first</b>": charts.STATUS_COLORS["done"], "n01": charts.STATUS_COLORS["failed"]}
     assert len(root.findall(f"{ns}path")) == 1
     assert report.status_graph_svg(base) == ""  # no stored workflow: no picture
+
+
+def test_the_gantt_shades_when_the_run_was_paused() -> None:
+    from engine.events import RunPaused, RunResumed
+    from engine.runstate import pauses_of
+
+    view = view_from_snapshot(fake_snapshot(nodes=2, samples=4, status="succeeded"))
+    t0 = view.t0
+    events = [RunResumed(run_id="r", time=t0 + 0.5), RunPaused(run_id="r", time=t0 + 0.2),
+              RunPaused(run_id="r", time=t0 + 0.7)]  # out of order, and the last never resumed
+    assert pauses_of(events) == [(t0 + 0.2, t0 + 0.5), (t0 + 0.7, None)]
+    paused = dataclasses.replace(view, pauses=pauses_of(events))
+    rows = charts.gantt_spec(paused)["datasets"]["paused"]
+    assert rows == [{"start": 0.2, "end": 0.5}, {"start": 0.7, "end": round(view.now - t0, 3)}]
+    assert charts.gantt_spec(view)["datasets"]["paused"] == []
+    early = replay_view(paused, 0.6)  # replayed to a time before the second pause
+    assert frames.pause_rows(early) == [{"start": 0.2, "end": 0.5}]

@@ -59,7 +59,10 @@ def _gantt_template() -> Spec:
         color=alt.Color("status:N", scale=scale, title="status",
                         legend=alt.Legend(orient="bottom", direction="horizontal", columns=7)))
     now = _named("now").mark_rule(color="#0f172a", strokeDash=[4, 3]).encode(x="t:Q")
-    chart = alt.layer(predicted, actual, now).properties(
+    paused = _named("paused").mark_rect(color="#fde68a", opacity=0.45).encode(
+        x="start:Q", x2="end:Q", tooltip=[alt.Tooltip("start:Q", title="paused at", format=".2f"),
+                                          alt.Tooltip("end:Q", title="resumed at", format=".2f")])
+    chart = alt.layer(paused, predicted, actual, now).properties(
         height=alt.Step(24), title="Gantt: actual (thin, by status) over predicted (grey; critical path outlined red)")
     return chart.to_dict()
 
@@ -145,7 +148,8 @@ def gantt_spec(view: RunView) -> Spec:
     for r in rows:
         r["row"] = f"{lane[r['node']]} · {r['node']}"  # one row per node: actual over predicted
         r["rank"] = rank.get(r["node"], len(rank))
-    return _fill(_gantt_template(), {"gantt": rows, "now": [{"t": round(view.elapsed_s, 3)}]})
+    return _fill(_gantt_template(), {"gantt": rows, "now": [{"t": round(view.elapsed_s, 3)}],
+                                     "paused": frames.pause_rows(view)})
 
 
 def cpu_spec(view: RunView, max_points: int = frames.MAX_POINTS) -> Spec:

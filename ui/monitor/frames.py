@@ -26,6 +26,13 @@ def planned_nodes(view: RunView) -> dict[str, dict[str, Any]]:
     return {p["id"]: p for p in view.plan.get("nodes") or [] if isinstance(p, dict) and "id" in p}
 
 
+def pause_rows(view: RunView) -> list[dict[str, Any]]:
+    """The spans the run was paused (Pause / Step), in seconds since its start; one still open
+    ends at the view's time."""
+    return [{"start": round(max(0.0, a - view.t0), 3), "end": round(max(0.0, (view.now if b is None else min(b, view.now)) - view.t0), 3)}
+            for a, b in view.pauses if a <= view.now]
+
+
 def gantt_rows(view: RunView) -> list[dict[str, Any]]:
     """Predicted bars (the plan, scaled by the run's time scale) and actual bars, one row each."""
     scale = view.time_scale

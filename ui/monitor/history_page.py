@@ -12,6 +12,7 @@ import streamlit as st
 from engine.errors import ServiceGridError
 from engine.resources import Capacity
 from engine.results import workflow_cache_keys
+from engine.runstate import PAUSE_EVENTS, pauses_of
 from engine.workflow import workflow_from_data
 from ui import auth
 from ui.monitor import charts, compare, exports, report
@@ -81,7 +82,8 @@ def load_view(store: Any, run_id: str) -> tuple[Any, RunView] | None:
         return None  # lab mode: another user's run is "not found"
     from ui.services import get_registry
 
-    return detail, fill_demands(view_from_store(detail, store.run_samples(run_id), store.node_logs(run_id)), get_registry())
+    return detail, fill_demands(view_from_store(detail, store.run_samples(run_id), store.node_logs(run_id),
+                                           pauses_of(store.run_events(run_id, PAUSE_EVENTS))), get_registry())
 
 
 def _options(detail: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import dataclasses
 
 import streamlit as st
 
-from engine.runstate import next_up
+from engine.runstate import PAUSE_EVENTS, next_up, pauses_of
 from ui import auth, state
 from ui.monitor.controls import pause_controls, paused_note
 from ui.monitor.launch import launch_form
@@ -135,4 +135,5 @@ def _stored(run_id: str) -> None:
         return
     st.caption("This run is not in this server's memory (finished long ago, or the server restarted): "
                "shown from the database. Open it in History to replay, compare, resume or export it.")
-    render_monitor(fill_demands(view_from_store(detail, store.run_samples(run_id), store.node_logs(run_id)), get_registry()), "stored")
+    render_monitor(fill_demands(view_from_store(detail, store.run_samples(run_id), store.node_logs(run_id),
+                                               pauses_of(store.run_events(run_id, PAUSE_EVENTS))), get_registry()), "stored")

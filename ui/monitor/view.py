@@ -38,6 +38,7 @@ class RunView:
     version: int = 0
     workflow: dict[str, Any] = field(default_factory=dict)
     resumed_from: str | None = None
+    pauses: list[tuple[float, float | None]] = field(default_factory=list)  # (paused at, resumed at or None)
 
     @property
     def running(self) -> bool:
@@ -113,14 +114,16 @@ def view_from_snapshot(snapshot: Any, now: float | None = None) -> RunView:
         run_id=snapshot.run_id, workflow_name=snapshot.workflow_name, status=snapshot.status, t0=t0, now=end,
         nodes=nodes, samples=samples, plan=dict(snapshot.plan or {}), capacity=dict(snapshot.capacity or {}),
         options=dict(snapshot.options or {}), progress=tuple(snapshot.progress), eta_s=snapshot.eta_s,
-        error=snapshot.error, live=True, version=snapshot.version,
+        error=snapshot.error, live=True, version=snapshot.version, pauses=list(getattr(snapshot, "pauses", []) or []),
     )
 
 
 def view_from_store(detail: Any, samples: list[Any] | None = None,
-                    logs: dict[str, list[str]] | None = None) -> RunView:
-    """A RunView of a stored run (``storage.RunDetail``), its ``MetricSample`` list and what its
-    nodes logged (``Store.node_logs``)."""
+                    logs: dict[str, list[str]] | None = None,
+                    pauses: list[tuple[float, float | None]] | None = None) -> RunView:
+    """A RunView of a stored run (``storage.RunDetail``), its ``MetricSample`` list, what its
+    nodes logged (``Store.node_logs``) and when it was paused (``engine.runstate.pauses_of`` its
+    RunPaused / RunResumed events)."""
     s = detail.summary
     t0 = s.started or s.created
     ends = [n.finished_at for n in detail.nodes if n.finished_at]
@@ -159,7 +162,7 @@ def view_from_store(detail: Any, samples: list[Any] | None = None,
         run_id=s.id, workflow_name=s.workflow_name, status=s.status, t0=t0, now=now, nodes=nodes, samples=rows,
         plan=dict(detail.plan or {}), capacity=dict(detail.capacity or {}), options=dict(detail.options or {}),
         progress=(done, len(nodes)), eta_s=0.0, error=s.error, live=False, workflow=dict(detail.workflow or {}),
-        resumed_from=s.resumed_from,
+        resumed_from=s.resumed_from, pauses=list(pauses or []),
     )
 
 
@@ -237,7 +240,8 @@ def replay_view(view: RunView, t: float) -> RunView:
     return RunView(run_id=view.run_id, workflow_name=view.workflow_name, status=status, t0=view.t0, now=at,
                    nodes=nodes, samples=samples, plan=view.plan, capacity=view.capacity, options=view.options,
                    progress=(done, len(nodes)), eta_s=None, error=view.error if at >= view.now else None,
-                   live=False, version=view.version, workflow=view.workflow, resumed_from=view.resumed_from)
+                   live=False, version=view.version, workflow=view.workflow, resumed_from=view.resumed_from,
+                   pauses=[(a, b) for a, b in view.pauses if a <= at])
 
 
 def fill_demands(view: RunView, registry: Any) -> RunView:

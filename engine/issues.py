@@ -41,6 +41,7 @@ class IssueCode(StrEnum):
     PIN_NOT_ALLOWED = "pin_not_allowed"
     PIN_STALE = "pin_stale"
     PIN_MISSING = "pin_missing"
+    BYPASS_NOT_POSSIBLE = "bypass_not_possible"
 
 
 @dataclass(frozen=True)

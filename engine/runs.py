@@ -31,7 +31,7 @@ from engine.remote import RayRunner
 from engine.resources import Capacity, ResourceLedger
 from engine.results import ResultStore, canonical_params_json, pin_issues, workflow_cache_keys
 from engine.runstate import NodeState, RunSnapshot, RunState, make_snapshot, node_memory_so_far, set_routes
-from engine.workflow import DISABLED_KEY, Workflow, without_disabled
+from engine.workflow import DISABLED_KEY, Workflow, without_bypassed, without_disabled
 
 log = logging.getLogger(__name__)
 KEEP_FINISHED = 200  # finished runs kept in memory for snapshots
@@ -172,6 +172,9 @@ class RunManager:
         machine = self.ray.capacity() if options.backend == "ray" else self.machine
         cap = (options.capacity or workflow.capacity or Capacity()).resolved(machine)
         issues = validate(workflow, self.registry, capacity=cap)
+        if any(n.bypass for n in workflow.nodes) and not any(i.is_error for i in issues):
+            workflow = without_bypassed(workflow)  # checked above (bypass_not_possible); what runs is checked too
+            issues = validate(workflow, self.registry, capacity=cap)
         if options.backend == "ray":
             issues += self.ray.validate(workflow)  # demands no single Ray node can meet
         issues += pin_issues(workflow, self.results)

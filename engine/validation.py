@@ -103,6 +103,7 @@ def validate(workflow: Workflow, registry: Registry | None = None,
     _check_cycles(ctx, links)
     _check_unused(ctx, links)
     _check_pins(ctx)
+    _check_bypass(ctx, links)
     return _sorted(ctx)
 
 
@@ -727,6 +728,37 @@ def _check_pins(ctx: _Context) -> None:
                     "has changed since: runs use that older output, not what the node would compute now",
                     node=node.id, severity="warning",
                     hint=f"{_UNPIN} to compute it again, or run and pin the new output")
+
+
+def _check_bypass(ctx: _Context, links: list[_Link]) -> None:
+    """A bypassed node passes its one input wire on to what it feeds: it needs exactly one wire in,
+    and what that wire carries must fit each input it fed (``engine.workflow.without_bypassed``)."""
+    unbypass = "stop bypassing it (Ctrl+B), or disable it and what follows it instead (Ctrl+M)"
+    for node in ctx.nodes.values():
+        if not node.bypass or node.disabled or node.id not in ctx.specs:
+            continue
+        ins = [link for link in links if link.target == node.id]
+        if len(ins) != 1:
+            ctx.add(IssueCode.BYPASS_NOT_POSSIBLE,
+                    f"node {node.id!r} is bypassed, which passes its one input wire on, but it has {len(ins)} "
+                    f"wire{'s' if len(ins) != 1 else ''} in", node=node.id,
+                    hint=f"leave it exactly one wire in, or {unbypass}")
+            continue
+        (source,) = ins
+        out = ctx.specs[source.source].output(source.source_port) if source.source_port else None
+        if out is None:
+            continue  # an unresolved port: reported by _check_edges
+        out_kind = _port_kind(ctx, source.source, out)[0]
+        for link in links:
+            if link.source != node.id or link.target_port is None:
+                continue
+            inp = ctx.specs[link.target].input(link.target_port)
+            in_kind = _port_kind(ctx, link.target, inp)[0]
+            if not is_compatible(out_kind, in_kind, inp.accepts if in_kind == inp.kind else ()):
+                ctx.add(IssueCode.BYPASS_NOT_POSSIBLE,
+                        f"node {node.id!r} is bypassed, so {link.target}.{link.target_port} would read "
+                        f"{source.source}.{source.source_port} ({out_kind.value!r}) directly, and it reads "
+                        f"{in_kind.value!r}", node=node.id, port=link.target_port, hint=unbypass)
 
 
 def _sorted(ctx: _Context) -> list[Issue]:

@@ -64,6 +64,7 @@ class NodeSpec(BaseModel):
     position: Position | None = None
     pin: PinSpec | None = Field(None, description="use these stored outputs instead of running the node")
     disabled: bool = Field(False, description="not run, nor anything after it (ComfyUI's mute)")
+    bypass: bool = Field(False, description="not run: its one input goes straight to what it feeds (ComfyUI's bypass)")
 
     @field_validator("params", "resources", "lifecycle")
     @classmethod
@@ -173,6 +174,35 @@ def with_pin(workflow: Workflow, node_id: str, pin: PinSpec | None) -> Workflow:
 
 PARTIAL_KEY = "run_to"  # metadata of a partial workflow: the nodes it was cut for
 DISABLED_KEY = "disabled"  # metadata of a run's workflow: the nodes left out as disabled or after one
+BYPASSED_KEY = "bypassed"  # metadata of a run's workflow: the nodes bypassed (their input wired past them)
+
+
+def without_bypassed(workflow: Workflow) -> Workflow:
+    """``workflow`` with each bypassed node taken out and its one input wired straight to what it
+    fed (ComfyUI's bypass: run the graph as if a preprocessing step were not there); its metadata
+    names them (``bypassed``). Validation's ``bypass_not_possible`` says beforehand when a bypass
+    cannot be wired (not exactly one wire in, or kinds that do not fit); such a node is kept."""
+    by = [n.id for n in workflow.nodes if n.bypass and not n.disabled]
+    if not by:
+        return workflow
+    edges, done = list(workflow.edges), []
+    for node_id in by:
+        ins = [e for e in edges if e.target == node_id]
+        if len(ins) != 1:
+            continue
+        source = ins[0]
+        outs = [e for e in edges if e.source == node_id]
+        edges = [e for e in edges if node_id not in (e.source, e.target)]
+        for out in outs:
+            wire = EdgeSpec(source=source.source, source_port=source.source_port, target=out.target,
+                            target_port=out.target_port)
+            if wire not in edges:
+                edges.append(wire)
+        done.append(node_id)
+    gone = set(done)
+    return workflow.model_copy(update={
+        "nodes": tuple(n for n in workflow.nodes if n.id not in gone), "edges": tuple(edges),
+        "metadata": {**workflow.metadata, BYPASSED_KEY: done}})
 
 
 def without_disabled(workflow: Workflow) -> Workflow:

@@ -98,8 +98,8 @@ def _on_command() -> None:
                       "another workflow (Ctrl+Shift+V with the wires into them)")
         else:
             sess.tell("nothing to copy: select nodes or notes first")
-    elif name == "disable":  # Ctrl+M: disable the selected nodes, or enable them again
-        sess.disable(_ids(command.get("ids")))
+    elif name in ("disable", "bypass"):  # Ctrl+M / Ctrl+B: switch the selected nodes off or past, or back
+        sess.toggle(_ids(command.get("ids")), "disabled" if name == "disable" else "bypass")
     elif name == "label" and isinstance(command.get("id"), str):  # a title renamed on the canvas
         sess.relabel(command["id"], str(command.get("label") or ""))
     elif name == "paste":  # Ctrl+V; Ctrl+Shift+V with the wires into the copies

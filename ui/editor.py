@@ -24,8 +24,8 @@ from ui.graphmodel import (
     describe_clip,
     paste,
     replace_node,
-    set_disabled,
     structure_key,
+    toggle_flag,
     with_layout,
     workflow_from_canvas,
 )
@@ -176,17 +176,22 @@ class DesignerSession:
         self.push(workflow)
         self.tell(f"added copies of {describe_clip(len(copies), notes)}")
 
-    def disable(self, ids: list[str]) -> None:
-        """Disable the nodes ``ids`` (Ctrl+M), or enable them when all are disabled already."""
-        workflow, off = set_disabled(self.workflow, ids)
-        if off is None:
-            self.tell("select the nodes to disable or enable first")
+    def toggle(self, ids: list[str], flag: str) -> None:
+        """Disable (``flag`` "disabled", Ctrl+M) or bypass ("bypass", Ctrl+B) the nodes ``ids``, or
+        switch that off again when all of them have it."""
+        workflow, on = toggle_flag(self.workflow, ids, flag)
+        if on is None:
+            self.tell(f"select the nodes to {'disable' if flag == 'disabled' else 'bypass'} first")
             return
         self.push(workflow)
         n = len([i for i in ids if workflow.node(i) is not None])
         what = f"{n} node{'s' if n != 1 else ''}"
-        self.tell(f"disabled {what}: they and the nodes after them do not run (Ctrl+M enables them)" if off
-                  else f"enabled {what}")
+        if flag == "disabled":
+            self.tell(f"disabled {what}: they and the nodes after them do not run (Ctrl+M enables them)" if on
+                      else f"enabled {what}")
+        else:
+            self.tell(f"bypassed {what}: runs pass the input of each straight on (Ctrl+B again runs them)" if on
+                      else f"{what} no longer bypassed")
 
     def relabel(self, node_id: str, label: str) -> None:
         """A node's label as renamed on the canvas (empty: its id again; at most 500 characters)."""

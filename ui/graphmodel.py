@@ -124,6 +124,8 @@ def canvas_graph(workflow: Workflow, registry: Registry, selected: list[str] | N
             item["disabled"] = True
         elif node.id in muted:
             item["muted"] = True
+        elif node.bypass:  # drawn see-through: runs wire its input past it
+            item["bypassed"] = True
         nodes.append(item)
     edges = []
     for edge in workflow.edges:
@@ -144,16 +146,22 @@ def disabled_reach(workflow: Workflow) -> set[str]:
     return descendants(off, ((e.source, e.target) for e in workflow.edges)) if off else set()
 
 
-def set_disabled(workflow: Workflow, ids: list[str]) -> tuple[Workflow, bool | None]:
-    """Disable the nodes ``ids``, or enable them when every one is disabled already (Ctrl+M
-    toggles); (the workflow, whether they are now disabled; None when none of them exists)."""
+FLAGS = ("disabled", "bypass")  # node switches the canvas toggles (Ctrl+M, Ctrl+B)
+
+
+def toggle_flag(workflow: Workflow, ids: list[str], flag: str) -> tuple[Workflow, bool | None]:
+    """Set ``flag`` (``disabled`` or ``bypass``) on the nodes ``ids``, or clear it when every one
+    has it already (Ctrl+M and Ctrl+B toggle); (the workflow, whether it is now set; None when none
+    of them exists)."""
+    if flag not in FLAGS:
+        raise ValueError(f"unknown node flag {flag!r}")
     chosen = [n for n in workflow.nodes if n.id in set(ids)]
     if not chosen:
         return workflow, None
-    off = not all(n.disabled for n in chosen)
+    on = not all(getattr(n, flag) for n in chosen)
     ids_set = {n.id for n in chosen}
     return workflow.model_copy(update={"nodes": tuple(
-        n.model_copy(update={"disabled": off}) if n.id in ids_set else n for n in workflow.nodes)}), off
+        n.model_copy(update={flag: on}) if n.id in ids_set else n for n in workflow.nodes)}), on
 
 
 def counted_labels(workflow: Workflow, registry: Registry, counted: dict[tuple[str, str], int],

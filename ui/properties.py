@@ -56,10 +56,15 @@ def properties_panel(sess: DesignerSession, registry: Registry, issues: list[Iss
                 "run the nodes that only feed it.", icon=":material/push_pin:")
         st.button("Unpin", key=f"unpin.{node.id}", icon=":material/keep_off:", on_click=_update,
                   args=(sess, node, save), kwargs={"pin": None}, help="Compute this node again in the next run")
-    st.toggle("Disabled", value=node.disabled, key=f"disabled.{node.id}.{node.disabled}",
-              on_change=_update, args=(sess, node, save), kwargs={"disabled": not node.disabled},
-              help="A disabled node, and every node after it, does not run; the rest of the workflow does "
-                   "(Ctrl+M on the canvas)")
+    off, past = st.columns(2)
+    off.toggle("Disabled", value=node.disabled, key=f"disabled.{node.id}.{node.disabled}",
+               on_change=_update, args=(sess, node, save), kwargs={"disabled": not node.disabled},
+               help="A disabled node, and every node after it, does not run; the rest of the workflow does "
+                    "(Ctrl+M on the canvas)")
+    past.toggle("Bypassed", value=node.bypass, key=f"bypass.{node.id}.{node.bypass}",
+                on_change=_update, args=(sess, node, save), kwargs={"bypass": not node.bypass},
+                help="A bypassed node does not run: its one input goes straight to the nodes it feeds, as if "
+                     "it were not there (Ctrl+B on the canvas)")
     if node.agent not in registry:
         st.info("This agent is not installed here; only its label can be edited.")
         spec = None

@@ -89,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _before_run_notes(workflow: Workflow, quiet: bool) -> None:
-    """Say which nodes are disabled (and left out with what follows them), which take a pinned
-    output, and which pins are stale, before the run."""
+    """Say which nodes are disabled (and left out with what follows them), which are bypassed,
+    which take a pinned output, and which pins are stale, before the run."""
     if quiet:
         return
     off = [n.id for n in workflow.nodes if n.disabled]
@@ -101,6 +101,9 @@ def _before_run_notes(workflow: Workflow, quiet: bool) -> None:
         after = [n.id for n in workflow.nodes if n.id not in kept and n.id not in off]
         print(f"disabled: {', '.join(off)}" + (f"; not run either, as they follow it: {', '.join(after)}" if after else ""),
               file=sys.stderr)
+    passed = [n.id for n in workflow.nodes if n.bypass and not n.disabled]
+    if passed:
+        print(f"bypassed: {', '.join(passed)} (each one's input goes straight to what it feeds)", file=sys.stderr)
     if not any(n.pin is not None for n in workflow.nodes):
         return
     from engine.validation import validate

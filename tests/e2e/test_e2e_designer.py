@@ -801,3 +801,18 @@ def test_disable_a_node_so_it_and_what_follows_do_not_run(page, app_url):
     page.get_by_test_id("sg-disable").click()  # the toolbar enables it again
     expect(node(page, "embed")).not_to_have_class(re.compile(r"\bdisabled\b"))
     expect(node(page, "all_csv")).not_to_have_class(re.compile(r"\bmuted\b"))
+
+
+def test_bypass_a_node_so_its_input_goes_straight_on(page, app_url):
+    open_template(page, app_url, "image-pipeline", 3)  # scans -> preprocess -> classify
+    click_node(page, "preprocess")
+    page.keyboard.press("Control+b")
+    expect(node(page, "preprocess")).to_have_class(re.compile(r"\bbypassed\b"))
+    expect(page.get_by_test_id("sg-toast").filter(has_text="bypassed 1 node")).to_be_visible()
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(node(page, "classify")).to_have_attribute("data-status", re.compile("done|cached"), timeout=60000)
+    expect(page.get_by_text(re.compile(r"Run \w+: succeeded"))).to_be_visible()
+    expect(node(page, "preprocess")).not_to_have_attribute("data-status", re.compile(".+"))  # it did not run
+    click_node(page, "preprocess")
+    page.get_by_test_id("sg-bypass").click()  # the toolbar runs it again
+    expect(node(page, "preprocess")).not_to_have_class(re.compile(r"\bbypassed\b"))

@@ -84,6 +84,7 @@ EXPECTED = {
     # whether a pinned output exists is checked against the result cache (servicegrid validate, a
     # run's submit), not here; its key is not what the node computes now, so it is also stale
     "pin_missing": [("pin_stale", "b", None)],
+    "bypass_not_possible": [("bypass_not_possible", "m", None)],
 }
 
 

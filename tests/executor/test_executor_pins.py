@@ -173,3 +173,34 @@ def test_a_disabled_node_and_what_follows_it_are_left_out_of_the_run(manager) ->
     off = workflow([{**NODES[0], "disabled": True}, *NODES[1:]], EDGES)
     with pytest.raises(ValueError, match="every node is disabled"):
         m.submit(off)
+
+
+def test_a_bypassed_node_passes_its_input_straight_on(manager) -> None:
+    """ComfyUI's bypass: the node does not run and its one input goes to what it fed; a chain of
+    bypassed nodes collapses; a bypass that cannot be wired is a finding, not a broken run."""
+    from engine.workflow import BYPASSED_KEY, without_bypassed
+
+    m, _ = manager
+    nodes = [{"id": "a", "agent": "test.source", "params": {"value": [1, 2, 3]}},
+             {"id": "b", "agent": "flow.limit", "params": {"n": 1}, "bypass": True},
+             {"id": "b2", "agent": "test.echo", "bypass": True},
+             {"id": "c", "agent": "test.echo"}]
+    wf = workflow(nodes, [("a", "b"), ("b", "b2"), ("b2", "c")])
+    cut = without_bypassed(wf)
+    assert cut.node_ids() == ["a", "c"] and [(e.source, e.target) for e in cut.edges] == [("a", "c")]
+    assert cut.metadata[BYPASSED_KEY] == ["b", "b2"]
+    assert not [i for i in validate(wf, default_registry()) if i.is_error]
+    run = m.submit(wf)
+    assert run.wait(10) == RunStatus.SUCCEEDED
+    assert set(run.snapshot().nodes) == {"a", "c"}
+    assert m.outputs(run.run_id, "c") == {"out": [1, 2, 3]}  # the limit to 1 item was bypassed
+    plain = m.submit(workflow([{**n, "bypass": False} for n in nodes], [("a", "b"), ("b", "b2"), ("b2", "c")]))
+    assert plain.wait(10) == RunStatus.SUCCEEDED and m.outputs(plain.run_id, "c") == {"out": [1]}
+    # kinds that do not fit once the node is bypassed: reported on it, and the run is refused
+    texts = workflow([{"id": "t", "agent": "text.source", "params": {"n": 4}},
+                      {"id": "s", "agent": "text.sentiment", "bypass": True},
+                      {"id": "th", "agent": "decision.threshold"}], [("t", "s"), ("s", "th")])
+    (issue,) = [i for i in validate(texts, default_registry()) if i.is_error]
+    assert issue.code == "bypass_not_possible" and issue.node == "s" and "'text_batch'" in issue.message
+    with pytest.raises(WorkflowInvalidError):
+        m.submit(texts)

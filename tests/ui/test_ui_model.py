@@ -72,7 +72,10 @@ def test_pinned_nodes_their_cut_wires_and_the_nodes_only_they_need_are_marked() 
 
 
 def test_disabling_toggles_and_the_canvas_marks_what_does_not_run() -> None:
-    from ui.graphmodel import set_disabled
+    from ui.graphmodel import toggle_flag
+
+    def set_disabled(workflow, ids):
+        return toggle_flag(workflow, ids, "disabled")
 
     wf = ensure_positions(two_stage())
     off, state = set_disabled(wf, ["pre"])
@@ -85,6 +88,12 @@ def test_disabling_toggles_and_the_canvas_marks_what_does_not_run() -> None:
     assert state is False and not any(n.disabled for n in back.nodes)
     assert set_disabled(wf, ["nope"]) == (wf, None)
     assert workflow_from_canvas(off, canvas_graph(off, default_registry())).node("pre").disabled  # a report keeps it
+    passed, state = toggle_flag(wf, ["pre"], "bypass")
+    assert state is True and passed.node("pre").bypass
+    assert {n["id"]: n.get("bypassed") for n in canvas_graph(passed, default_registry())["nodes"]} == \
+        {"pre": True, "cls": None}
+    with pytest.raises(ValueError, match="unknown node flag"):
+        toggle_flag(wf, ["pre"], "label")
 
 
 def test_edges_say_how_many_items_flow_along_them() -> None:

@@ -97,6 +97,7 @@ function build(host) {
         <button data-cmd="layout" data-testid="sg-layout" title="Arrange in layers">Auto layout</button>
         <button data-act="duplicate" data-testid="sg-duplicate" title="Duplicate the selection (Ctrl+D); Ctrl+C / Ctrl+V copy and paste it">Duplicate</button>
         <button data-act="disable" data-testid="sg-disable" title="Disable or enable the selected nodes (Ctrl+M): a disabled node, and what follows it, does not run">Disable</button>
+        <button data-act="bypass" data-testid="sg-bypass" title="Bypass the selected nodes (Ctrl+B): a bypassed node does not run, its one input goes straight on">Bypass</button>
         <button data-act="note" data-testid="sg-add-note" title="Add a note (N): text for people, it never runs">Note</button>
         <button data-act="delete" data-testid="sg-delete" title="Delete selection (Del)">Delete</button>
       </div>
@@ -142,7 +143,8 @@ function build(host) {
     if (b.dataset.act === "note") addNote(root, m);
     if (b.dataset.act === "find") findNode(root, m);
     if (b.dataset.act === "duplicate") duplicate(root, m, [...m.selNodes], [...m.selNotes]);
-    if (b.dataset.act === "disable") disable(root, m);
+    if (b.dataset.act === "disable") toggleFlag(root, m, "disable");
+    if (b.dataset.act === "bypass") toggleFlag(root, m, "bypass");
   });
   root.querySelector(".sg-search").addEventListener("input", ev => filterPalette(root, ev.target.value));
   return root;
@@ -162,9 +164,9 @@ function duplicate(root, m, ids, notes) {
 }
 
 // Python flips the flag (it owns the workflow) and pushes the graph back drawn so
-function disable(root, m) {
-  if (!m.selNodes.size) { toast(root, "select the nodes to disable or enable first", "info"); return; }
-  command(m, "disable", { ids: [...m.selNodes] });
+function toggleFlag(root, m, name) {
+  if (!m.selNodes.size) { toast(root, `select the nodes to ${name} first`, "info"); return; }
+  command(m, name, { ids: [...m.selNodes] });
 }
 
 function keyDown(root, m, ev) {
@@ -174,7 +176,8 @@ function keyDown(root, m, ev) {
   else if (ctrl && key === "z" && !ev.shiftKey) { ev.preventDefault(); command(m, "undo"); }
   else if (ctrl && (key === "y" || (key === "z" && ev.shiftKey))) { ev.preventDefault(); command(m, "redo"); }
   else if (ctrl && key === "d") { ev.preventDefault(); duplicate(root, m, [...m.selNodes], [...m.selNotes]); }
-  else if (ctrl && key === "m") { ev.preventDefault(); disable(root, m); }
+  else if (ctrl && key === "m") { ev.preventDefault(); toggleFlag(root, m, "disable"); }
+  else if (ctrl && key === "b") { ev.preventDefault(); toggleFlag(root, m, "bypass"); }
   else if (ctrl && key === "c") {                   // Python keeps the copy: it can go into another workflow
     if (!m.selNodes.size && !m.selNotes.size) { toast(root, "select nodes or notes to copy first", "info"); return; }
     m.clip = { doc: m.doc, ids: [...m.selNodes], notes: [...m.selNotes] };
@@ -485,6 +488,7 @@ function nodeEl(root, m, n) {
   if (n.idle) { el.classList.add("idle"); head.dataset.label += "\nnot run: its outputs only feed pinned nodes"; }
   if (n.disabled) { el.classList.add("disabled"); head.dataset.label += "\ndisabled: it and what follows it do not run (Ctrl+M)"; }
   else if (n.muted) { el.classList.add("muted"); head.dataset.label += "\nnot run: a node before it is disabled"; }
+  else if (n.bypassed) { el.classList.add("bypassed"); head.dataset.label += "\nbypassed: its input goes straight on (Ctrl+B)"; }
   head.title = head.dataset.label; head.appendChild(text);
   head.addEventListener("dblclick", ev => { ev.stopPropagation(); renameNode(root, m, n, head, text); });
   const badge = document.createElement("span"); badge.className = "sg-badge"; badge.hidden = true;

@@ -60,14 +60,36 @@ def _show(store: Any, run_id: str, as_json: bool) -> int:
               file=sys.stderr)
         return 1
     logs = store.node_logs(run_id)
+    from engine.runstate import PAUSE_EVENTS, pauses_of
+
+    pauses = pauses_of(store.run_events(run_id, PAUSE_EVENTS))
     if as_json:
-        print(json.dumps({**detail.to_dict(), "logs": logs}, indent=2, default=str))
+        print(json.dumps({**detail.to_dict(), "logs": logs, "pauses": pauses}, indent=2, default=str))
     else:
-        print(format_detail(detail, logs))
+        print(format_detail(detail, logs, pauses))
     return 0
 
 
 MAX_LOG_LINES = 20  # per node in the text view (all of them in --json)
+
+
+def _shape_lines(workflow: dict[str, Any], pauses: list[tuple[float, float | None]], finished: float | None) -> list[str]:
+    """What the run left out or read instead of computing (its workflow's metadata and pins), and
+    how long it was paused."""
+    meta = workflow.get("metadata") or {}
+    lines = []
+    for key, text in (("run_to", "ran only up to"), ("disabled", "left out (disabled, or after a disabled node)"),
+                      ("bypassed", "bypassed")):
+        if meta.get(key):
+            lines.append(f"{text}: {', '.join(str(n) for n in meta[key])}")
+    pinned = [f"{n.get('id')} (from run {(n.get('pin') or {}).get('run_id') or '?'})"
+              for n in workflow.get("nodes", []) if isinstance(n, dict) and n.get("pin")]
+    if pinned:
+        lines.append(f"pinned: {', '.join(pinned)}")
+    if pauses:
+        held = sum(((b or finished or a) - a) for a, b in pauses)
+        lines.append(f"paused {len(pauses)} time{'s' if len(pauses) != 1 else ''}, {held:.2f} s in all")
+    return lines
 
 
 def _when(t: float | None) -> str:
@@ -89,13 +111,15 @@ def format_runs(runs: list[Any]) -> str:
     return "\n".join(lines)
 
 
-def format_detail(detail: Any, logs: dict[str, list[str]] | None = None) -> str:
+def format_detail(detail: Any, logs: dict[str, list[str]] | None = None,
+                  pauses: list[tuple[float, float | None]] | None = None) -> str:
     s = detail.summary
     lines = [f"run {s.id}: {s.status}  workflow {s.workflow_name!r}  policy {s.policy}",
              f"started {_when(s.started)}  finished {_when(s.finished)}  time {_f(s.duration_s, 2)} s"
              + (f"  predicted {s.predicted_makespan_s:.2f} s" if s.predicted_makespan_s is not None else "")]
     if s.resumed_from:
         lines.append(f"resumed from {s.resumed_from}")
+    lines += _shape_lines(detail.workflow or {}, pauses or [], s.finished)
     if s.error:
         lines.append(f"error: {s.error}")
     lines.append("")

@@ -4,6 +4,7 @@ pin and says so, and `validate` reports a pin whose output this machine lacks.""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,9 @@ def test_pin_run_and_unpin(data_dir: Path, capsys: pytest.CaptureFixture[str]) -
     rows.pop("run", None), rows.pop("see", None)
     assert rows == {"src": ["skipped", "-"], "mid": ["cached", "pinned"], "end": ["cached", "cache"]}
     assert "not run: its outputs only feed pinned nodes" in out
+    run_id = re.search(r"^run (\w+): succeeded", out, re.M).group(1)
+    code, out, _ = cli(capsys, "runs", "show", run_id)
+    assert code == 0 and f"pinned: mid (from run {first})" in out
     code, out, _ = cli(capsys, "pin", str(path), "mid", "--clear")
     assert code == 0 and "unpinned mid" in out and "pin" not in json.loads(path.read_text())["nodes"][1]
     code, out, _ = cli(capsys, "run", "--json", str(path))
@@ -103,3 +107,5 @@ def test_run_leaves_out_a_disabled_node_and_says_so(data_dir: Path, capsys: pyte
     code, out, err = cli(capsys, "run", str(path))
     assert code == 0 and "disabled: mid; not run either, as they follow it: end" in err
     assert [line.split()[0] for line in out.splitlines()[1:2]] == ["src"] and "mid " not in out
+    run_id = re.search(r"^run (\w+): succeeded", out, re.M).group(1)
+    assert "left out (disabled, or after a disabled node): mid, end" in cli(capsys, "runs", "show", run_id)[1]

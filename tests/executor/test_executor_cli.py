@@ -199,3 +199,30 @@ def test_upstream_workflow_keeps_a_node_its_ancestors_and_their_wires() -> None:
     assert part.node_ids() == ["src", "bad", "after_bad"] and part.metadata["run_to"] == ["after_bad"]
     assert [(e.source, e.target) for e in part.edges] == [("src", "bad"), ("bad", "after_bad")]
     assert upstream_workflow(wf, ["src", "ok"]).node_ids() == ["src", "ok"]
+
+
+def test_runs_show_says_how_long_a_run_was_paused(db: str, capsys) -> None:
+    """A run stepped and resumed from the UI: its record keeps the pauses, and ``runs show`` sums them."""
+    import time
+
+    from engine.runs import RunManager, RunOptions
+    from engine.workflow import Workflow
+    from servicegrid.cli import main
+    from storage import Store
+
+    wf = Workflow.model_validate({"name": "paused", "nodes": [{"id": "a", "agent": "test.source"}]})
+    with Store(db) as store:
+        manager = RunManager()
+        manager.bus.subscribe(store.observer())
+        try:
+            handle = manager.submit(wf, RunOptions(use_cache=False, start_paused=True))
+            time.sleep(0.3)
+            handle.resume()
+            handle.wait(30)
+        finally:
+            manager.shutdown()
+            store.flush()
+    assert main(["runs", "show", handle.run_id]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("paused"))
+    held = float(line.split(", ")[1].split()[0])
+    assert line.startswith("paused 1 time, ") and 0.25 <= held < 2.0

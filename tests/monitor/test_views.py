@@ -255,3 +255,20 @@ def test_the_gantt_shades_when_the_run_was_paused() -> None:
     assert charts.gantt_spec(view)["datasets"]["paused"] == []
     early = replay_view(paused, 0.6)  # replayed to a time before the second pause
     assert frames.pause_rows(early) == [{"start": 0.2, "end": 0.5}]
+
+
+def test_what_changed_names_nodes_left_out_as_disabled_or_bypassed_not_removed() -> None:
+    base = view_from_snapshot(fake_snapshot(nodes=2, samples=4, status="succeeded"))
+    full = {"nodes": [{"id": "a", "agent": "test.source"}, {"id": "b", "agent": "test.echo"},
+                      {"id": "c", "agent": "test.echo"}],
+            "edges": [{"source": "a", "target": "b"}, {"source": "b", "target": "c"}]}
+    passed = {"nodes": [full["nodes"][0], full["nodes"][2]], "edges": [{"source": "a", "target": "c"}],
+              "metadata": {"bypassed": ["b"]}}
+    off = {"nodes": [full["nodes"][0]], "edges": [], "metadata": {"disabled": ["b", "c"]}}
+    a = dataclasses.replace(base, workflow=full)
+    assert compare.workflow_changes(a, dataclasses.replace(base, workflow=passed)) == [
+        "run B left out (bypassed): b", "wire removed: a -> b", "wire removed: b -> c", "wire added: a -> c"]
+    assert compare.workflow_changes(a, dataclasses.replace(base, workflow=off))[:1] == [
+        "run B left out (disabled, or after a disabled node): b, c"]
+    assert compare.workflow_changes(dataclasses.replace(base, workflow=off), a)[:1] == [
+        "run A left out (disabled, or after a disabled node): b, c"]

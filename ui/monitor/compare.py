@@ -104,8 +104,21 @@ def workflow_changes(a: RunView, b: RunView) -> list[str]:
         lines.append(f"capacity: {_short(ca or 'the machine')} -> {_short(cb or 'the machine')}")
     na = {str(n.get("id")): n for n in (a.workflow or {}).get("nodes", []) if isinstance(n, dict)}
     nb = {str(n.get("id")): n for n in (b.workflow or {}).get("nodes", []) if isinstance(n, dict)}
-    lines += [f"node removed: {nid} ({na[nid].get('agent', '?')})" for nid in na if nid not in nb]
-    lines += [f"node added: {nid} ({nb[nid].get('agent', '?')})" for nid in nb if nid not in na]
+    left = {}  # nodes a run left out on purpose (disabled, bypassed, not needed to run up to a node)
+    for view, side in ((a, "A"), (b, "B")):
+        meta = (view.workflow or {}).get("metadata") or {}
+        for key, how in (("disabled", "disabled, or after a disabled node"), ("bypassed", "bypassed")):
+            for nid in meta.get(key) or []:
+                left[(side, str(nid))] = how
+    for side, mine, theirs in (("B", nb, na), ("A", na, nb)):
+        gone = [nid for nid in theirs if nid not in mine and (side, nid) in left]
+        for how in dict.fromkeys(left[(side, nid)] for nid in gone):
+            names = ", ".join(nid for nid in gone if left[(side, nid)] == how)
+            lines.append(f"run {side} left out ({how}): {names}")
+    lines += [f"node removed: {nid} ({na[nid].get('agent', '?')})" for nid in na if nid not in nb
+              and ("B", nid) not in left]
+    lines += [f"node added: {nid} ({nb[nid].get('agent', '?')})" for nid in nb if nid not in na
+              and ("A", nid) not in left]
     for nid in [n for n in na if n in nb]:
         if na[nid].get("agent") != nb[nid].get("agent"):
             lines.append(f"{nid}: agent {na[nid].get('agent')} -> {nb[nid].get('agent')}")

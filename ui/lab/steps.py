@@ -26,6 +26,9 @@ def _decisions(sig: str, policy: str, _problem: Problem) -> list[Decision]:
 def show_step_mode(cmp: Comparison) -> None:
     policies = [p for p in cmp.plans if p != "auto"] or ["critical_path"]
     policy = st.selectbox("Policy to step through", policies, key=K_STEP_POLICY)
+    st.caption("These are the planner's decisions on its virtual clock. To walk a real run node by node, "
+               "use **Step** in the designer or on the Run page (Start paused): each press starts the next "
+               "ready node in the same policy order.")
     sig = signature(cmp.problem)
     decisions = _decisions(sig, policy, cmp.problem)
     state: dict[str, Any] = st.session_state.setdefault(K_STEP, {"sig": "", "index": 0})

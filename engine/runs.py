@@ -136,7 +136,7 @@ class RunManager:
         self._runs: dict[str, RunState] = {}
         self._closed = False
         self.ray = RayRunner(self.registry, self.bus, self.executor.lock, self.results)
-        self.sampler = Sampler(self._on_sample, lambda: bool(self.executor.active), self.gpu, hz=sample_hz,
+        self.sampler = Sampler(self._on_sample, self._worth_sampling, self.gpu, hz=sample_hz,
                                threads=self._sampled_threads)
         self.executor.on_run_end = self._last_sample
         _register_shutdown(self)
@@ -379,6 +379,12 @@ class RunManager:
         else:
             self.executor.cancel_run(run)
 
+    def _worth_sampling(self) -> bool:
+        """Whether the sampler should read the process: some run is active and not paused with
+        nothing running (a run left paused for an hour would otherwise record 4 samples a second
+        of an idle process)."""
+        return any(not run.paused or run.running for run in list(self.executor.active.values()))
+
     def pause(self, run_id: str) -> bool:
         """Stop admitting the run's nodes; those running go on (Airflow's paused DAG, a teaching
         lab's "stop here"). True when it paused now. Raises ValueError for a Ray run."""
@@ -387,13 +393,17 @@ class RunManager:
 
     def resume(self, run_id: str) -> bool:
         """Admit the paused run's nodes again. True when it was paused."""
-        return self.executor.resume_run(self._local(run_id))
+        resumed = self.executor.resume_run(self._local(run_id))
+        self.sampler.wake()
+        return resumed
 
     def step(self, run_id: str, nodes: int = 1) -> bool:
         """Start the next ``nodes`` ready node(s) of a paused run (in its policy's order; a node
         waiting for resources counts when it starts), and stay paused: a run walked node by node.
         True when the run was paused."""
-        return self.executor.resume_run(self._local(run_id), steps=nodes)
+        stepped = self.executor.resume_run(self._local(run_id), steps=nodes)
+        self.sampler.wake()
+        return stepped
 
     def _local(self, run_id: str) -> RunState:
         run = self._run(run_id)

@@ -117,3 +117,19 @@ def test_the_time_a_node_was_held_by_the_pause_is_measured_and_explained(manager
     plain = m.submit(workflow(CHAIN[:2], [("a", "b")], name="plain"), RunOptions(use_cache=False))
     assert plain.wait(10) == RunStatus.SUCCEEDED
     assert all(n["metrics"]["paused_s"] == 0 for n in plain.snapshot().nodes.values())
+
+
+def test_the_sampler_rests_while_a_run_is_paused_with_nothing_running(manager) -> None:
+    m, rec = manager  # the fixture samples at 20 Hz
+    handle = m.submit(workflow([sleep("a", 0.3), sleep("b", 0.01)], [("a", "b")]), RunOptions(start_paused=True))
+    assert not m._worth_sampling()  # paused, nothing running
+    handle.step()
+    _until(lambda: _statuses(handle)["a"] == "running")
+    assert m._worth_sampling()  # a node runs: measure it
+    _until(lambda: _statuses(handle)["a"] == "done")
+    time.sleep(0.1)
+    before = len(rec.of(handle.run_id, "MetricSampled"))
+    time.sleep(0.6)
+    assert len(rec.of(handle.run_id, "MetricSampled")) <= before + 1  # resting, not 12 more samples
+    handle.resume()
+    assert handle.wait(10) == RunStatus.SUCCEEDED

@@ -816,3 +816,19 @@ def test_bypass_a_node_so_its_input_goes_straight_on(page, app_url):
     click_node(page, "preprocess")
     page.get_by_test_id("sg-bypass").click()  # the toolbar runs it again
     expect(node(page, "preprocess")).not_to_have_class(re.compile(r"\bbypassed\b"))
+
+
+def test_the_shortcuts_list_opens_from_the_toolbar_and_the_question_mark(page, app_url):
+    open_template(page, app_url, "two-stage", 2)
+    page.get_by_test_id("sg-keys").click()
+    panel = page.get_by_test_id("sg-keys-panel")
+    expect(panel).to_be_visible()
+    expect(panel).to_contain_text("Ctrl+B")
+    expect(panel).to_contain_text("bypass: its input goes straight on")
+    page.get_by_test_id("sg-keys").click()
+    expect(panel).to_have_count(0)
+    click_node(page, "pre")
+    page.keyboard.press("?")
+    expect(panel).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(panel).to_have_count(0)

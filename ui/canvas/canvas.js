@@ -100,6 +100,7 @@ function build(host) {
         <button data-act="bypass" data-testid="sg-bypass" title="Bypass the selected nodes (Ctrl+B): a bypassed node does not run, its one input goes straight on">Bypass</button>
         <button data-act="note" data-testid="sg-add-note" title="Add a note (N): text for people, it never runs">Note</button>
         <button data-act="delete" data-testid="sg-delete" title="Delete selection (Del)">Delete</button>
+        <button data-act="keys" data-testid="sg-keys" title="Keyboard shortcuts (?)" aria-label="Keyboard shortcuts">?</button>
       </div>
       <div class="sg-canvas" tabindex="0" data-testid="sg-canvas">
         <div class="sg-world"><div class="sg-notes"></div><svg class="sg-edges"></svg><div class="sg-nodes"></div></div>
@@ -145,6 +146,7 @@ function build(host) {
     if (b.dataset.act === "duplicate") duplicate(root, m, [...m.selNodes], [...m.selNotes]);
     if (b.dataset.act === "disable") toggleFlag(root, m, "disable");
     if (b.dataset.act === "bypass") toggleFlag(root, m, "bypass");
+    if (b.dataset.act === "keys") toggleKeys(root);
   });
   root.querySelector(".sg-search").addEventListener("input", ev => filterPalette(root, ev.target.value));
   return root;
@@ -167,6 +169,33 @@ function duplicate(root, m, ids, notes) {
 function toggleFlag(root, m, name) {
   if (!m.selNodes.size) { toast(root, `select the nodes to ${name} first`, "info"); return; }
   command(m, name, { ids: [...m.selNodes] });
+}
+
+const SHORTCUTS = [
+  ["Double-click the canvas", "add an agent (search box)"], ["Drop a wire on the canvas", "add the next agent, wired"],
+  ["Ctrl+F", "find a node"], ["Double-click a title", "rename it"], ["Del", "delete the selection"],
+  ["Ctrl+A", "select all"], ["Shift+click, Shift+drag", "add to the selection, select with a band"],
+  ["Arrow keys (Shift: 50 px)", "move the selection 10 px"], ["Ctrl+D", "duplicate"],
+  ["Ctrl+C, Ctrl+V", "copy, paste (here or in another workflow)"], ["Ctrl+Shift+V", "paste with the wires in"],
+  ["Ctrl+M", "disable / enable: it and what follows do not run"], ["Ctrl+B", "bypass: its input goes straight on"],
+  ["N", "add a note"], ["Alt+drag a frame", "move the frame without its nodes"],
+  ["Ctrl+Z, Ctrl+Y", "undo, redo"], ["F", "fit the graph in view"], ["?", "this list"],
+];
+
+// The list of shortcuts, drawn from constants with textContent; ? or Escape closes it.
+function toggleKeys(root) {
+  const canvas = root.querySelector(".sg-canvas"), open = canvas.querySelector(".sg-keys");
+  if (open) { open.remove(); return; }
+  const box = document.createElement("div"); box.className = "sg-keys"; box.dataset.testid = "sg-keys-panel";
+  const head = document.createElement("b"); head.textContent = "Keyboard and mouse"; box.appendChild(head);
+  for (const [keys, what] of SHORTCUTS) {
+    const row = document.createElement("div");
+    const k = document.createElement("kbd"); k.textContent = keys;
+    const t = document.createElement("span"); t.textContent = what;
+    row.append(k, t); box.appendChild(row);
+  }
+  box.addEventListener("pointerdown", ev => { ev.stopPropagation(); box.remove(); });
+  canvas.appendChild(box);
 }
 
 function keyDown(root, m, ev) {
@@ -194,6 +223,8 @@ function keyDown(root, m, ev) {
   else if (!ctrl && key === "f") fitView(root, m);
   else if (ctrl && key === "f") { ev.preventDefault(); findNode(root, m); }
   else if (!ctrl && key === "n") { ev.preventDefault(); addNote(root, m); }
+  else if (ev.key === "?") { ev.preventDefault(); toggleKeys(root); }
+  else if (ev.key === "Escape" && root.querySelector(".sg-keys")) root.querySelector(".sg-keys").remove();
   else if (!ctrl && ev.key.startsWith("Arrow") && (m.selNodes.size || m.selNotes.size)) { ev.preventDefault(); nudge(root, m, ev); }
 }
 

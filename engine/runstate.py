@@ -270,6 +270,8 @@ def make_snapshot(run: RunState) -> RunSnapshot:
     makespan = run.plan.get("makespan") if run.plan else None
     if run.status.is_terminal:
         eta = 0.0
+    elif run.paused:  # it waits for a person, not for the plan
+        eta = None
     elif makespan is not None and run.started_at is not None:
         scale = getattr(run.options, "time_scale", 1.0)
         eta = max(0.0, float(makespan) * scale - (now - run.started_at))

@@ -235,6 +235,7 @@ def test_a_run_started_paused_is_stepped_and_resumed_from_the_run_page(app):
     assert any("Paused" in i.value and "1 node ready" in i.value and "Step starts `pre` next" in i.value
                for i in at.info), [i.value for i in at.info]
     assert node_statuses(at) == {"pre": "queued", "cls": "waiting_inputs"}
+    assert ": paused ·" in progress_text(at) and "ETA" not in progress_text(at), progress_text(at)
     at.button(key="monitor.step").click().run()
     at = poll(at, lambda a: node_statuses(a).get("pre") == "done")
     assert node_statuses(at)["cls"] == "queued"  # released by pre, not started: still paused

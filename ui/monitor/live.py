@@ -31,7 +31,8 @@ def progress_text(view: RunView) -> str:
     # a run that did not succeed says how its nodes ended ("2/2 nodes" alone reads as all done)
     ended = "" if view.running or view.status == "succeeded" else " (" + ", ".join(
         f"{n} {status}" for status, n in sorted(counts.items()) if status) + ")"
-    return f"run {view.run_id}: {view.status} · {done}/{total} nodes{ended} · {view.elapsed_s:,.1f} s{eta}"
+    status = "paused" if view.running and view.pauses and view.pauses[-1][1] is None else view.status
+    return f"run {view.run_id}: {status} · {done}/{total} nodes{ended} · {view.elapsed_s:,.1f} s{eta}"
 
 
 CHART_HELP = (f"**Gantt**: each node's actual run (thin bar, coloured by status) over the planner's prediction "

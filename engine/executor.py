@@ -120,6 +120,7 @@ class Executor:
         self.gpu = gpu
         self.max_threads = max_threads
         self.active: dict[str, RunState] = {}
+        self._by_priority: list[RunState] = []  # the active runs in admission order (``_order``)
         self.last_rss_mb: float | None = None
         self._needs: dict[tuple[int, str], tuple[ResourceDemand, dict[str, float]]] = {}
         self.runner = NodeRunner(bus, backend, results, gpu, lambda: self.last_rss_mb)
@@ -141,6 +142,7 @@ class Executor:
             now = time.time()
             run.status, run.started_at = RunStatus.RUNNING, now
             self.active[run.id] = run
+            self._order()
             gcpolicy.run_started()
             emit = self.bus.emit
             for ns in run.nodes.values():
@@ -199,6 +201,7 @@ class Executor:
         if self.on_run_end is not None and run.id in self.active:
             self.on_run_end(run)
         if self.active.pop(run.id, None) is not None:
+            self._order()
             gcpolicy.run_ended()
         self.bus.emit(RunFinished(run_id=run.id, status=run.status.value, error=run.error, time=now))
         run.finished.set()
@@ -209,7 +212,7 @@ class Executor:
         machine = self.ledger
         m_used, m_total = machine.used, machine.total
         try_take, pop, now_f = _try_take, heapq.heappop, time.time
-        for run in self.active.values():  # admission never adds or ends a run
+        for run in self._by_priority:  # admission never adds or ends a run
             ready = run.ready
             if not ready or run.cancel_requested or (run.paused and run.steps <= 0):
                 continue
@@ -683,6 +686,22 @@ class Executor:
             run.cancel_requested = True
             self._cancel_pending_locked(run, reason)
             self._hand_out(self._dispatch_locked(), keep=False)
+
+    def _order(self) -> None:
+        """The active runs as admission visits them: higher ``priority`` first, then the older run
+        (each run takes what fits of its ready nodes before the next is looked at; a later run's
+        smaller node may still start while a higher one's waits for room)."""
+        self._by_priority = sorted(self.active.values(), key=lambda r: (-r.priority, r.started_at or 0.0))
+
+    def set_priority(self, run: RunState, priority: int) -> bool:
+        """Give ``run`` another priority (its next admissions follow it); False when it had ended."""
+        with self.lock:
+            if run.status.is_terminal:
+                return False
+            run.priority, run.version = int(priority), run.version + 1
+            self._order()
+            self._hand_out(self._dispatch_locked(), keep=False)
+            return True
 
     def pause_run(self, run: RunState) -> bool:
         """Admit no more of ``run``'s nodes (those running go on); False when it had ended or was

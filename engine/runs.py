@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 KEEP_FINISHED = 200  # finished runs kept in memory for snapshots
 KEEP_OUTPUTS_SHARE, KEEP_OUTPUTS_MAX_MB = 0.1, 2048  # default output budget: 10 % of memory, at most 2 GB
 BACKENDS = ("local", "ray")
-PAUSE_LOCAL_ONLY = "pause and step are for runs on this machine (the local backend), not Ray: Ray schedules its tasks itself"
+PAUSE_LOCAL_ONLY = ("pause, step and priority are for runs on this machine (the local backend), not Ray: Ray "
+                    "schedules its tasks itself")
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class RunOptions:
     fuse: bool = True  # run chains of itemwise agents batch by batch on one worker (engine.fusion)
     start_paused: bool = False  # admit nothing until resume() or step() (local backend; no fusion then)
     rerun: tuple[str, ...] = ()  # compute these nodes and all after them again, whatever the cache holds
+    priority: int = 0  # among runs sharing the machine: higher is admitted first (then the older run)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -238,7 +240,7 @@ class RunManager:
             ns.unmet = len(ns.preds)
         set_routes(nodes)
         run = RunState(id=run_id, workflow=workflow, options=options, nodes=nodes, capacity=cap,
-                       ledger=ResourceLedger(cap))
+                       ledger=ResourceLedger(cap), priority=int(options.priority))
         run.drop_consumed = any(not ns.lifecycle.execution.keep_outputs for ns in nodes.values())
         run.plan, order = self._plan(workflow, options, cap)
         rank = {nid: i for i, nid in enumerate(order)}
@@ -378,6 +380,11 @@ class RunManager:
             self.ray.cancel(run)
         else:
             self.executor.cancel_run(run)
+
+    def set_priority(self, run_id: str, priority: int) -> bool:
+        """Change a local run's priority among the runs sharing this machine (a teacher moving a
+        demo ahead of the class's runs, a long batch behind); True when it was still going."""
+        return self.executor.set_priority(self._local(run_id), priority)
 
     def _worth_sampling(self) -> bool:
         """Whether the sampler should read the process: some run is active and not paused with

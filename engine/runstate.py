@@ -162,6 +162,7 @@ class RunState:
     version: int = 0
     min_cpu: float = 0.0
     cancel_requested: bool = False
+    priority: int = 0  # among runs: higher is admitted first (RunOptions.priority, RunManager.set_priority)
     paused: bool = False  # admit no node (running ones go on) ...
     steps: int = 0  # ... except this many more (Step)
     pause_spans: list[list[float]] = field(default_factory=list)  # [paused at, resumed at (inf: not yet)]
@@ -200,6 +201,7 @@ class RunSnapshot:
     error: str | None = None
     outputs_released: bool = False  # the nodes' outputs were dropped from memory (output budget)
     paused: bool = False  # admitting no new node (RunManager.pause); running ones go on
+    priority: int = 0  # among runs: higher is admitted first
     pauses: list[tuple[float, float | None]] = field(default_factory=list)  # (paused at, resumed at or None)
 
     def to_dict(self) -> dict[str, Any]:
@@ -283,5 +285,6 @@ def make_snapshot(run: RunState) -> RunSnapshot:
         samples=list(run.samples), plan=run.plan, capacity=run.capacity.model_dump(mode="json"),
         options=run.options.to_dict() if hasattr(run.options, "to_dict") else {}, error=run.error,
         outputs_released=run.outputs_released, paused=run.paused and not run.status.is_terminal,
+        priority=run.priority,
         pauses=[(a, b if b != math.inf else None) for a, b in run.pause_spans],
     )

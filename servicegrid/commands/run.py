@@ -43,6 +43,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="compute this node and every node after it again, even where the cache holds their "
                         "results (repeatable; for a node whose results you no longer trust, or that "
                         "reads something the cache cannot see)")
+    p.add_argument("--priority", type=int, default=0, metavar="N",
+                   help="among the runs sharing this machine, higher is admitted first (default 0; a CLI run "
+                        "is alone in its process, so this matters for runs started from Python or the app)")
     p.add_argument("--resume", metavar="RUN_ID", help="resume a stored run (finished nodes are not recomputed)")
     p.add_argument("--backend", default="local", choices=("local", "ray"),
                    help="where to run: local threads (default) or Ray (pip install 'servicegrid[ray]'; "
@@ -82,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         options = RunOptions(policy=args.policy, capacity=capacity, time_scale=args.time_scale,
                              fail_fast=args.fail_fast, use_cache=not args.no_cache, resume_from=args.resume,
                              user=args.user, backend=args.backend, fuse=not args.no_fuse,
-                             rerun=tuple(args.rerun))
+                             rerun=tuple(args.rerun), priority=args.priority)
         return _execute(workflow, options, store, args.json)
     finally:
         store.close()

@@ -133,3 +133,38 @@ def test_the_sampler_rests_while_a_run_is_paused_with_nothing_running(manager) -
     assert len(rec.of(handle.run_id, "MetricSampled")) <= before + 1  # resting, not 12 more samples
     handle.resume()
     assert handle.wait(10) == RunStatus.SUCCEEDED
+
+
+def _start_of(rec, run_id: str) -> float:
+    (started,) = rec.of(run_id, "NodeStarted")
+    return started.time
+
+
+@pytest.mark.parametrize("raise_later", [False, True])
+def test_a_higher_priority_run_is_admitted_first_when_room_frees(manager, raise_later: bool) -> None:
+    """Runs share the machine; when room frees, the run of higher priority (RunOptions.priority, or
+    RunManager.set_priority while it waits) gets it before an older run of lower priority."""
+    m, rec = manager  # 4 CPUs
+    holder = m.submit(workflow([sleep("hold", 0.3, cpu=4)], name="holder"))
+    _until(lambda: _statuses(holder)["hold"] == "running")
+    low = m.submit(workflow([sleep("x", 0.05, cpu=4)], name="low"), RunOptions(use_cache=False))
+    high = m.submit(workflow([sleep("x", 0.05, cpu=4)], name="high"),
+                    RunOptions(use_cache=False, priority=0 if raise_later else 5))
+    if raise_later:
+        assert m.set_priority(high.run_id, 5)
+    assert high.snapshot().priority == 5
+    for h in (holder, low, high):
+        assert h.wait(10) == RunStatus.SUCCEEDED
+    assert _start_of(rec, high.run_id) < _start_of(rec, low.run_id)
+    assert not m.set_priority(high.run_id, 1)  # it ended
+
+
+def test_without_priorities_the_older_run_goes_first(manager) -> None:
+    m, rec = manager
+    holder = m.submit(workflow([sleep("hold", 0.2, cpu=4)], name="holder"))
+    _until(lambda: _statuses(holder)["hold"] == "running")
+    first = m.submit(workflow([sleep("x", 0.05, cpu=4)], name="first"), RunOptions(use_cache=False))
+    second = m.submit(workflow([sleep("x", 0.05, cpu=4)], name="second"), RunOptions(use_cache=False))
+    for h in (holder, first, second):
+        assert h.wait(10) == RunStatus.SUCCEEDED
+    assert _start_of(rec, first.run_id) < _start_of(rec, second.run_id)

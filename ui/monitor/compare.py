@@ -61,7 +61,7 @@ def totals(view: RunView) -> dict[str, Any]:
 
 
 CHANGE_LIMIT = 40  # lines; a longer difference ends with how many more there are
-OPTION_NAMES = {"policy": "policy", "time_scale": "time scale", "use_cache": "cache", "fuse": "fusion",
+OPTION_NAMES = {"policy": "policy", "time_scale": "time scale", "use_cache": "cache", "fuse": "fusion", "priority": "priority",
                 "backend": "backend", "fail_fast": "fail fast"}
 
 

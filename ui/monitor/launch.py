@@ -168,6 +168,10 @@ def launch_form(manager: Any, registry: Any, store: Any, key: str = "launch") ->
                              "result instead of running again (it shows as cached). Off: every node runs and is "
                              "measured again, as `servicegrid run --no-cache` does; the Lab learns durations and "
                              "memory only from nodes that ran.")
+    priority = st.number_input("Priority among runs", -100, 100, 0, 1, key=f"{key}.priority",
+                               help="When several runs share this machine, the one of higher priority gets the "
+                                    "resources that free up first (then the older run); a run of lower priority "
+                                    "can still start a node that fits beside it. Change it later on the run's page.")
     paused = st.checkbox("Start paused, to step through it", value=False, key=f"{key}.paused",
                          disabled=backend != "local",
                          help="The run starts no node until you press Step (the next ready node starts, then "
@@ -196,7 +200,8 @@ def launch_form(manager: Any, registry: Any, store: Any, key: str = "launch") ->
         handle = auth.submit_for_user(manager, workflow, RunOptions(policy=policy, capacity=custom, backend=backend,
                                                                     time_scale=float(time_scale),
                                                                     durations=durations, use_cache=reuse,
-                                                                    start_paused=paused and backend == "local"))
+                                                                    start_paused=paused and backend == "local",
+                                                                    priority=int(priority)))
     except (ServiceGridError, ValueError, RuntimeError) as exc:
         show_error("Could not start the run", exc)
         return None

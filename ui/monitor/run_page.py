@@ -9,6 +9,7 @@ browser redraws less per tick); when the run ends, one full rerun drops both tim
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import streamlit as st
 
@@ -103,6 +104,10 @@ def _live(run_id: str) -> None:
                 pause_controls(manager, run_id, snapshot.paused, [head[1], head[2]], "monitor")
             head[3].button("Cancel run", key="monitor.cancel", icon=":material/stop_circle:", type="primary",
                            on_click=manager.cancel, args=(run_id,))
+        if view.running and view.options.get("backend", "local") == "local" and len(manager.active_runs()) > 1:
+            st.number_input("Priority among the runs going on", -100, 100, int(snapshot.priority), 1,
+                            key=f"monitor.priority.{run_id}", on_change=_set_priority, args=(manager, run_id),
+                            help="Higher: this run gets the resources that free up before the others")
         if snapshot.paused:
             st.info(paused_note(next_up(snapshot.nodes), str(view.options.get("policy", ""))))
         render_monitor(view, "live", detail=False)
@@ -121,6 +126,14 @@ def _live(run_id: str) -> None:
 
     live()
     detail()
+
+
+def _set_priority(manager: Any, run_id: str) -> None:
+    """The priority box's callback: the run's next admissions follow the new priority."""
+    try:
+        manager.set_priority(run_id, int(st.session_state[f"monitor.priority.{run_id}"]))
+    except (KeyError, ValueError):  # it ended, or left the manager
+        pass
 
 
 def _stored(run_id: str) -> None:

@@ -245,7 +245,7 @@ def test_a_run_started_paused_is_stepped_and_resumed_from_the_run_page(app):
     assert not [b for b in at.button if b.key in ("monitor.pause", "monitor.resume", "monitor.step")]  # it ended
 
 
-def test_the_run_form_sets_the_runs_priority(app):
+def test_the_run_form_sets_the_runs_priority_and_what_to_compute_again(app):
     from ui.services import get_run_manager
 
     at = app.run()
@@ -253,8 +253,10 @@ def test_the_run_form_sets_the_runs_priority(app):
     at.selectbox(key="launch.source").select("Template: two-stage").run()
     at.number_input(key="launch.scale").set_value(0.002).run()
     at.number_input(key="launch.priority").set_value(7).run()
+    at.multiselect(key="launch.rerun.Template: two-stage").select("cls").run()
     at.button(key="launch.start").click().run()
     assert not at.exception, at.exception
     run_id = at.session_state["run_id"]
     assert get_run_manager().snapshot(run_id).priority == 7
     assert get_run_manager().snapshot(run_id).options["priority"] == 7
+    assert list(get_run_manager().snapshot(run_id).options["rerun"]) == ["cls"]  # "Compute again from"

@@ -163,6 +163,11 @@ def launch_form(manager: Any, registry: Any, store: Any, key: str = "launch") ->
     if backend == "ray" and ray_ok and hasattr(manager, "ray"):
         machine = ray_capacity_panel(manager, key) or machine
     custom = capacity_form(machine, key)
+    again = st.multiselect("Compute again from", workflow.node_ids(), key=f"{key}.rerun.{label}",
+                           placeholder="nothing: reuse what the cache holds",
+                           help="These nodes and every node after them compute again even where the cache holds "
+                                "their results, which they then replace (`servicegrid run --rerun`); the nodes "
+                                "before them come from the cache.")
     reuse = st.checkbox("Reuse cached results", value=True, key=f"{key}.cache",
                         help="On: a node whose agent, parameters and inputs match an earlier run's takes that "
                              "result instead of running again (it shows as cached). Off: every node runs and is "
@@ -201,7 +206,7 @@ def launch_form(manager: Any, registry: Any, store: Any, key: str = "launch") ->
                                                                     time_scale=float(time_scale),
                                                                     durations=durations, use_cache=reuse,
                                                                     start_paused=paused and backend == "local",
-                                                                    priority=int(priority)))
+                                                                    priority=int(priority), rerun=tuple(again)))
     except (ServiceGridError, ValueError, RuntimeError) as exc:
         show_error("Could not start the run", exc)
         return None

@@ -108,6 +108,7 @@ class NoteSpec(BaseModel):
     height: float | None = Field(None, ge=NOTE_HEIGHT[0], le=NOTE_HEIGHT[1],
                                  description="pixels; none: as tall as its text")
     color: NoteColor = "yellow"
+    folded: bool = Field(False, description="a frame drawn folded: the nodes inside it hidden behind its title")
 
 
 class Workflow(BaseModel):
@@ -155,7 +156,8 @@ class Workflow(BaseModel):
         data["nodes"] = [n.model_dump(mode="json", exclude_defaults=True) for n in self.nodes]
         data["edges"] = [e.model_dump(mode="json", exclude_defaults=True) for e in self.edges]
         if self.notes:
-            data["notes"] = [n.model_dump(mode="json", exclude_none=True) for n in self.notes]
+            data["notes"] = [n.model_dump(mode="json", exclude_none=True, exclude={"folded"} if not n.folded else None)
+                             for n in self.notes]
         if self.capacity is not None:
             data["capacity"] = self.capacity.model_dump(mode="json", exclude_defaults=True)
         if self.metadata:

@@ -136,7 +136,7 @@ def canvas_graph(workflow: Workflow, registry: Registry, selected: list[str] | N
             item["cut"] = True
         edges.append(item)
     notes = [{"id": n.id, "text": n.text, "x": n.position.x, "y": n.position.y, "w": n.width, "h": n.height,
-              "color": n.color} for n in workflow.notes]
+              "color": n.color, "folded": n.folded} for n in workflow.notes]
     return {"nodes": nodes, "edges": edges, "notes": notes, "selected": list(selected or [])}
 
 
@@ -222,7 +222,7 @@ def note_from_canvas(item: dict[str, Any]) -> NoteSpec:
     height = min(NOTE_HEIGHT[1], max(NOTE_HEIGHT[0], float(item["h"]))) if item.get("h") else None
     color = item.get("color") if item.get("color") in NOTE_COLORS else "yellow"
     return NoteSpec(id=str(item["id"]), text=str(item.get("text") or "")[:NOTE_MAX_CHARS], width=width,
-                    height=height, color=color,
+                    height=height, color=color, folded=bool(item.get("folded")) and height is not None,
                     position=Position(x=float(item.get("x", 0)), y=float(item.get("y", 0))))
 
 

@@ -832,3 +832,44 @@ def test_the_shortcuts_list_opens_from_the_toolbar_and_the_question_mark(page, a
     expect(panel).to_be_visible()
     page.keyboard.press("Escape")
     expect(panel).to_have_count(0)
+
+
+def test_a_frame_folds_its_nodes_behind_its_title(page, app_url, tmp_path: Path):
+    open_template(page, app_url, "two-stage", 2)
+    page.get_by_test_id("sg-add-note").click()
+    page.get_by_test_id("sg-note-edit").fill("Stage 1")
+    page.get_by_test_id("sg-note-edit").press("Control+Enter")
+    note = page.locator(".sg-note")
+    pre, cls = box_of(node(page, "pre")), box_of(node(page, "cls"))
+
+    def drag(x: float, y: float, to_x: float, to_y: float) -> None:
+        page.mouse.move(x, y)
+        page.mouse.down()
+        page.mouse.move(to_x, to_y, steps=5)
+        page.mouse.up()
+
+    nb = box_of(note)
+    drag(nb["x"] + 40, nb["y"] + 6, pre["x"] - 20 + 40, pre["y"] - 40 + 6)
+    grip = box_of(note.get_by_test_id("sg-note-grip"))
+    drag(grip["x"] + 5, grip["y"] + 5, cls["x"] + cls["width"] + 20, cls["y"] + cls["height"] + 20)
+    expect(note).to_have_class(re.compile(r"\bsized\b"))
+    expect(page.locator("path.sg-edge")).to_have_count(1)
+    unfolded = box_of(note)
+    note.get_by_test_id("sg-note-fold").click()
+    expect(note).to_have_class(re.compile(r"\bfolded\b"))
+    for nid in ("pre", "cls"):
+        expect(node(page, nid)).to_be_hidden()
+    expect(note.get_by_test_id("sg-fold-count")).to_have_text("2 nodes")
+    expect(page.locator("path.sg-edge")).to_have_count(0)  # the wire between them is folded away too
+    assert box_of(note)["height"] < unfolded["height"] / 3  # its title line only
+    folded = box_of(note)  # moving the folded frame moves what it hides
+    drag(folded["x"] + 60, folded["y"] + 10, folded["x"] + 60, folded["y"] + 70)
+    page.wait_for_timeout(1500)  # the report reaches Python
+    data = export_json(page, tmp_path / "folded.json")
+    (saved,) = data["notes"]
+    assert saved["folded"] is True and saved["height"] > 100  # folded, its full size kept
+    note.get_by_test_id("sg-note-fold").click()
+    expect(note).not_to_have_class(re.compile(r"\bfolded\b"))
+    expect(node(page, "pre")).to_be_visible()
+    assert box_of(node(page, "pre"))["y"] == pytest.approx(pre["y"] + 60, abs=3)
+    expect(page.locator("path.sg-edge")).to_have_count(1)

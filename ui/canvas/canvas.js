@@ -11,6 +11,7 @@ const NODE_W = 180, HEAD_H = 26, SUB_H = 16, PORT_H = 18, PAD_B = 8;
 const BORDER_T = 6;  // a node's top border (canvas.css): its ports sit below it, and so do the wires' ends
 const NOTE_W = 220, NOTE_CHARS = 4000, NOTES_MAX = 200;  // engine.workflow.NoteSpec / MAX_NOTES
 const NOTE_COLORS = ["yellow", "blue", "green", "pink", "grey"], NOTE_MAX = 2000;
+const FOLD_H = 30;  // a folded frame's height: its title line
 
 export default function (component) {
   const { data, parentElement, setStateValue, setTriggerValue } = component;
@@ -219,7 +220,7 @@ function keyDown(root, m, ev) {
     const here = m.clip && m.clip.doc === m.doc ? { ids: m.clip.ids, notes: m.clip.notes } : {};
     command(m, "paste", { ...here, inputs: ev.shiftKey });
   }
-  else if (ctrl && key === "a") { ev.preventDefault(); setSelection(root, m, Object.keys(m.nodes), []); emit(m); }
+  else if (ctrl && key === "a") { ev.preventDefault(); setSelection(root, m, Object.keys(m.nodes).filter(id => !(m.hiddenIn || {})[id]), []); emit(m); }
   else if (!ctrl && key === "f") fitView(root, m);
   else if (ctrl && key === "f") { ev.preventDefault(); findNode(root, m); }
   else if (!ctrl && key === "n") { ev.preventDefault(); addNote(root, m); }
@@ -346,7 +347,19 @@ function freshId(m, agentName) {
 
 // -- drawing ---------------------------------------------------------------------------------
 
+// The nodes hidden by folded frames: each one wholly inside a folded frame's unfolded box, by id.
+function foldMap(m) {
+  m.hiddenIn = {};
+  for (const f of Object.values(m.notes)) {
+    if (!f.folded || !f.h) continue;
+    for (const k of Object.values(m.nodes)) {
+      if (k.x >= f.x && k.y >= f.y && k.x + NODE_W <= f.x + (f.w || NOTE_W) && k.y + HEAD_H <= f.y + f.h) m.hiddenIn[k.id] = f;
+    }
+  }
+}
+
 function renderAll(root, m) {
+  foldMap(m);
   const layer = root.querySelector(".sg-nodes");
   const frag = document.createDocumentFragment();
   for (const n of Object.values(m.nodes)) frag.appendChild(nodeEl(root, m, n));
@@ -384,11 +397,28 @@ function noteEl(root, m, n) {
     emit(m);
   });
   el.append(text, dot, grip);
+  if (n.h) addFoldButton(root, m, n, el);
+  if (n.h && n.folded) {
+    el.classList.add("folded"); el.style.height = FOLD_H + "px"; grip.hidden = true;
+    const count = document.createElement("span"); count.className = "sg-fold-count"; count.dataset.testid = "sg-fold-count";
+    el.appendChild(count);
+  }
   el.title = "Note: drag to move, double-click to edit, drag the corner to resize (drawn taller than its text it is a " +
-    "frame: the nodes inside move with it, unless Alt is held), Del to delete";
+    "frame: the nodes inside move with it, unless Alt is held; ▾ folds it), Del to delete";
   el.addEventListener("pointerdown", ev => noteDown(root, m, n, el, ev));
   el.addEventListener("dblclick", ev => { ev.stopPropagation(); editNote(root, m, n, el); });
   return el;
+}
+
+// A frame folds: its nodes hide behind its title, and their wires meet its edges.
+function addFoldButton(root, m, n, el) {
+  const fold = document.createElement("button"); fold.className = "sg-note-fold"; fold.dataset.testid = "sg-note-fold";
+  fold.type = "button"; fold.textContent = n.folded ? "\u25B8" : "\u25BE";
+  fold.title = n.folded ? "Unfold: show the nodes inside" : "Fold: hide the nodes inside behind the title";
+  fold.setAttribute("aria-label", fold.title);
+  fold.addEventListener("pointerdown", ev => ev.stopPropagation());
+  fold.addEventListener("click", ev => { ev.stopPropagation(); n.folded = !n.folded; renderAll(root, m); emit(m); });
+  el.appendChild(fold);
 }
 
 function addNote(root, m) {
@@ -454,7 +484,11 @@ function noteResize(root, m, n, el, ev) {
       n.h = Math.round(Math.min(NOTE_MAX, Math.max(40, start.h + dy)));
       el.style.height = n.h + "px"; el.classList.add("sized");
     }
-  }, () => { if (moved) emit(m); });
+  }, () => {
+    if (!moved) return;
+    if (n.h && !el.querySelector(".sg-note-fold")) addFoldButton(root, m, n, el);  // now a frame: it folds
+    emit(m);
+  });
 }
 
 // Edit in place: a plain text area (its value is text, never markup). Ctrl+Enter or a click
@@ -509,6 +543,7 @@ function nodeEl(root, m, n) {
   const rows = Math.max(s.inputs.length, s.outputs.length, 1);
   el.style.height = (HEAD_H + SUB_H + rows * PORT_H + PAD_B) + "px";
   if (m.selNodes.has(n.id)) el.classList.add("selected");
+  if (m.hiddenIn && m.hiddenIn[n.id]) el.hidden = true;  // inside a folded frame
   // long labels wrap to two lines inside the fixed header; the full text is the tooltip (plain text, never HTML)
   const head = document.createElement("div"); head.className = "sg-head"; head.dataset.label = n.label || n.id;
   const text = document.createElement("span"); text.className = "sg-label"; text.textContent = n.label || n.id;
@@ -575,6 +610,8 @@ function renameNode(root, m, n, head, text) {
 function portXY(m, id, port, side) {
   const n = m.nodes[id];
   if (!n) return { x: 0, y: 0 };
+  const f = m.hiddenIn && m.hiddenIn[id];
+  if (f) return { x: f.x + (side === "out" ? (f.w || NOTE_W) : 0), y: f.y + FOLD_H / 2 };  // meets the folded frame
   const s = spec(m, n), list = side === "out" ? s.outputs : s.inputs;
   const i = Math.max(0, list.findIndex(p => p.name === port));
   return { x: n.x + (side === "out" ? NODE_W : 0), y: n.y + BORDER_T + HEAD_H + SUB_H + i * PORT_H + PORT_H / 2 };
@@ -616,6 +653,8 @@ function drawEdges(root, m, movedIds) {
   m.paths = {}; m.labels = {}; m.hits = {};
   for (const e of m.edges) {
     if (!m.nodes[e.src] || !m.nodes[e.dst]) continue;
+    const hs = m.hiddenIn && m.hiddenIn[e.src];
+    if (hs && hs === m.hiddenIn[e.dst]) continue;  // both ends folded away in the same frame
     const p = m.paths[e.id] = svgPath(root, "sg-edge" + (m.selEdges.has(e.id) ? " selected" : "") + (e.cut ? " cut" : ""));
     p.dataset.id = e.id; p.setAttribute("d", edgeD(m, e));
     const hit = m.hits[e.id] = svgPath(root, "sg-edge-hit");  // a wide clear stroke: a wire is easy to hit
@@ -642,6 +681,17 @@ function svgPath(root, cls) {
 }
 
 function applyDecorations(root, m) {
+  for (const count of root.querySelectorAll(".sg-fold-count")) {  // a folded frame says what it hides
+    const f = m.notes[count.closest(".sg-note").dataset.id], inside = Object.keys(m.hiddenIn || {}).filter(id => m.hiddenIn[id] === f);
+    const by = {};
+    for (const id of inside) { const st = m.status[id]; if (st) by[st] = (by[st] || 0) + 1; }
+    const states = Object.entries(by).map(([st, k]) => `${k} ${st}`).join(", ");
+    count.textContent = `${inside.length} node${inside.length === 1 ? "" : "s"}` + (states ? ` \u00B7 ${states}` : "");
+    const errs = inside.filter(id => (m.issues[id] || []).some(x => x.severity === "error")).length;
+    count.classList.toggle("has-error", errs > 0);
+    const title = count.closest(".sg-note").querySelector(".sg-note-text");  // the title ends where the count starts
+    if (title) title.style.paddingRight = (count.offsetWidth + 30) + "px";
+  }
   for (const el of root.querySelectorAll(".sg-node")) {
     const id = el.dataset.id, found = m.issues[id] || [], st = m.status[id] || "";
     if (st) el.dataset.status = st; else delete el.dataset.status;
@@ -711,7 +761,8 @@ function backgroundDown(root, m, ev) {
       if (!moved) return;
       const a = toWorld(root, m, Math.min(s.x, e.clientX), Math.min(s.y, e.clientY));
       const b = toWorld(root, m, Math.max(s.x, e.clientX), Math.max(s.y, e.clientY));
-      const hit = Object.values(m.nodes).filter(n => n.x + NODE_W >= a.x && n.x <= b.x && n.y + HEAD_H >= a.y && n.y <= b.y).map(n => n.id);
+      const hit = Object.values(m.nodes).filter(n => !(m.hiddenIn || {})[n.id] && n.x + NODE_W >= a.x && n.x <= b.x
+        && n.y + HEAD_H >= a.y && n.y <= b.y).map(n => n.id);
       setSelection(root, m, [...new Set([...m.selNodes, ...hit])], [...m.selEdges]); emit(m);
     });
     return;
@@ -1013,7 +1064,8 @@ function emit(m) {
     rev: m.rev, selected: [...m.selNodes], selectedEdges: [...m.selEdges],
     nodes: Object.values(m.nodes).map(({ id, agent, label, x, y }) => ({ id, agent, label, x, y })),
     edges: m.edges.map(({ id, src, srcPort, dst, dstPort }) => ({ id, src, srcPort, dst, dstPort })),
-    notes: Object.values(m.notes).map(({ id, text, x, y, w, h, color }) => ({ id, text, x, y, w, h: h || null, color: color || "yellow" })),
+    notes: Object.values(m.notes).map(({ id, text, x, y, w, h, color, folded }) => ({ id, text, x, y, w, h: h || null,
+      color: color || "yellow", folded: !!(folded && h) })),
   };
   saveOutbox({ sid: m.sid, seq: m.seq, doc: m.doc, time: Date.now(), report });
   m.api.setStateValue("graph", report);

@@ -147,6 +147,10 @@ class RunManager:
     def submit(self, workflow: Workflow, options: RunOptions | None = None, run_id: str | None = None) -> RunHandle:
         """Validate, plan and start a run; returns at once (the run goes on in the background).
 
+        What runs is the workflow without its disabled nodes and what follows them, with each
+        bypassed node's input wired past it (``engine.workflow.without_disabled``,
+        ``without_bypassed``); pinned nodes read their outputs from the result cache.
+
         Raises:
             WorkflowInvalidError: validation found errors (``.issues`` lists them).
             UnknownPolicyError: ``options.policy`` is not a known policy.

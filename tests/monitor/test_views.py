@@ -272,3 +272,34 @@ def test_what_changed_names_nodes_left_out_as_disabled_or_bypassed_not_removed()
         "run B left out (disabled, or after a disabled node): b, c"]
     assert compare.workflow_changes(dataclasses.replace(base, workflow=off), a)[:1] == [
         "run A left out (disabled, or after a disabled node): b, c"]
+
+
+def test_a_succeeded_run_with_nodes_skipped_for_pins_shows_whole(tmp_path) -> None:
+    """A run whose node only fed a pinned one skips it and succeeds: the stored view's progress is
+    whole, as the live snapshot counts every ended node (a failed run counts what finished)."""
+    from engine.registry import default_registry
+    from engine.results import ResultStore, pin_from_run
+    from engine.runs import RunManager
+    from engine.workflow import Workflow, with_pin
+    from storage import Store
+    from ui.monitor.view import view_from_store
+
+    wf = Workflow.model_validate({"name": "pins", "nodes": [
+        {"id": "a", "agent": "test.source", "params": {"value": [1]}}, {"id": "b", "agent": "test.echo"}],
+        "edges": [{"source": "a", "target": "b"}]})
+    with Store(f"sqlite:///{tmp_path / 'runs.db'}") as store:
+        manager = RunManager(results=ResultStore(tmp_path / "results"))
+        manager.bus.subscribe(store.observer())
+        try:
+            first = manager.submit(wf)
+            first.wait(30)
+            pinned = with_pin(wf, "b", pin_from_run(wf, "b", first.run_id, default_registry(), manager.results))
+            second = manager.submit(pinned)
+            second.wait(30)
+            assert second.snapshot().progress == (2, 2)
+        finally:
+            manager.shutdown()
+            store.flush()
+        view = view_from_store(store.get_run(second.run_id))
+    assert {n["status"] for n in view.nodes.values()} == {"skipped", "cached"}
+    assert view.progress == (2, 2) and replay_view(view, 60.0).progress == (2, 2)

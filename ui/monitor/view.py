@@ -156,6 +156,8 @@ def view_from_store(detail: Any, samples: list[Any] | None = None,
     for nid in _workflow_ids(detail.workflow):  # nodes without a record never started
         nodes.setdefault(nid, _blank_node(detail.workflow, nid, demands))
     done = sum(1 for n in nodes.values() if n["status"] in ("done", "cached"))
+    if s.status == "succeeded":  # its skipped nodes were left out on purpose (they only fed pinned nodes)
+        done = len(nodes)
     rows = [{"time": m.time, "cpu_percent": m.cpu_percent, "rss_mb": m.rss_mb, "per_node": m.per_node or {},
              "gpu": m.gpu or {}} for m in (samples or [])]
     return RunView(
@@ -237,6 +239,8 @@ def replay_view(view: RunView, t: float) -> RunView:
     samples = [s for s in view.samples if s["time"] <= at]
     done = sum(1 for n in nodes.values() if n["status"] in ("done", "cached"))
     status = view.status if at >= view.now else "running"
+    if status == "succeeded":  # as view_from_store counts a succeeded run: whole
+        done = len(nodes)
     return RunView(run_id=view.run_id, workflow_name=view.workflow_name, status=status, t0=view.t0, now=at,
                    nodes=nodes, samples=samples, plan=view.plan, capacity=view.capacity, options=view.options,
                    progress=(done, len(nodes)), eta_s=None, error=view.error if at >= view.now else None,

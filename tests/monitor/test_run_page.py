@@ -260,3 +260,26 @@ def test_the_run_form_sets_the_runs_priority_and_what_to_compute_again(app):
     assert get_run_manager().snapshot(run_id).priority == 7
     assert get_run_manager().snapshot(run_id).options["priority"] == 7
     assert list(get_run_manager().snapshot(run_id).options["rerun"]) == ["cls"]  # "Compute again from"
+
+
+def test_a_live_runs_priority_is_changed_on_its_page_while_others_run(app):
+    from engine.runs import RunOptions
+    from engine.workflow import workflow_from_data
+    from ui.services import get_run_manager
+
+    at = app.run()
+    manager = get_run_manager()
+    wf = workflow_from_data(chain("busy", {"agent": "test.echo"}))
+    mine = manager.submit(wf, RunOptions(start_paused=True, use_cache=False))  # paused: both stay active
+    other = manager.submit(wf, RunOptions(start_paused=True, use_cache=False))
+    try:
+        at.session_state["run_id"] = mine.run_id
+        at.switch_page("pages/run.py").run()
+        assert not at.exception, at.exception
+        box = at.number_input(key=f"monitor.priority.{mine.run_id}")
+        assert box.value == 0
+        box.set_value(9).run()
+        assert manager.snapshot(mine.run_id).priority == 9 and manager.snapshot(other.run_id).priority == 0
+    finally:
+        mine.cancel()
+        other.cancel()

@@ -252,9 +252,6 @@ class RunManager:
             ns.prio = rank.get(ns.id, len(rank))
         if options.use_cache:
             self._assign_cache_keys(run, order)
-        for node in workflow.nodes:  # pinned outputs come from the cache, even with use_cache off
-            if node.pin is not None and not nodes[node.id].idle:
-                nodes[node.id].cache_key, nodes[node.id].cache_hit = node.pin.key, True
         if options.fuse and not options.start_paused and options.backend == "local" and hasattr(self.executor.backend, "warm"):
             from engine.fusion import fuse_chains
 
@@ -294,6 +291,8 @@ class RunManager:
             again = descendants(run.options.rerun, ((e.source, e.target) for e in run.workflow.edges))
         for nid, key in keys.items():
             ns = run.nodes[nid]
+            if ns.pinned:  # read from its pin whatever the options say (``_apply_pins``)
+                continue
             ns.cache_key = key
             ns.cache_hit = bool(run.options.use_cache and nid not in again and self.results.has(key))
             ns.replace_cached = nid in again
@@ -527,8 +526,9 @@ class RunManager:
 
 
 def _apply_pins(workflow: Workflow, nodes: dict[str, NodeState]) -> None:
-    """Cut the wires into pinned nodes (they take their outputs from the result cache, so they
-    wait for nothing) and mark the nodes that then feed nothing needed as idle (never run)."""
+    """Cut the wires into pinned nodes (they take their outputs from the result cache under their
+    pin's key, even with the cache off or asked to re-run, so they wait for nothing) and mark the
+    nodes that then feed nothing needed as idle (never run)."""
     if not any(n.pin is not None for n in workflow.nodes):
         return
     from engine.workflow import pinned_only_feeders
@@ -544,6 +544,9 @@ def _apply_pins(workflow: Workflow, nodes: dict[str, NodeState]) -> None:
     for nid in pinned_only_feeders(workflow):
         nodes[nid].idle = True
         nodes[nid].reason = "not run: its outputs only feed pinned nodes"
+    for node in workflow.nodes:
+        if node.pin is not None and not nodes[node.id].idle:
+            nodes[node.id].cache_key, nodes[node.id].cache_hit = node.pin.key, True
 
 
 def _register_shutdown(manager: RunManager) -> None:

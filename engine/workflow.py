@@ -207,20 +207,33 @@ def without_bypassed(workflow: Workflow) -> Workflow:
         "metadata": {**workflow.metadata, BYPASSED_KEY: done}})
 
 
+def disabled_reach(workflow: Workflow) -> set[str]:
+    """The nodes a run leaves out: the disabled ones and every node downstream of them."""
+    off = [n.id for n in workflow.nodes if n.disabled]
+    if not off:
+        return set()
+    from engine.graphs import descendants
+
+    return descendants(off, ((e.source, e.target) for e in workflow.edges))
+
+
 def without_disabled(workflow: Workflow) -> Workflow:
     """``workflow`` without its disabled nodes and every node downstream of them (what a run
     executes: ComfyUI's muted nodes, a branch switched off for now), the wires into them cut;
     its metadata names what was left out (``disabled``). The workflow itself when none is disabled."""
-    off = [n.id for n in workflow.nodes if n.disabled]
-    if not off:
+    gone = disabled_reach(workflow)
+    if not gone:
         return workflow
-    from engine.graphs import descendants
+    return _part(workflow, set(workflow.node_ids()) - gone,
+                 DISABLED_KEY, [n.id for n in workflow.nodes if n.id in gone])
 
-    gone = descendants(off, ((e.source, e.target) for e in workflow.edges))
+
+def _part(workflow: Workflow, keep: set[str], key: str, value: Any) -> Workflow:
+    """The nodes ``keep`` of ``workflow`` and the wires between them, with ``metadata[key]`` set."""
     return workflow.model_copy(update={
-        "nodes": tuple(n for n in workflow.nodes if n.id not in gone),
-        "edges": tuple(e for e in workflow.edges if e.source not in gone and e.target not in gone),
-        "metadata": {**workflow.metadata, DISABLED_KEY: [n.id for n in workflow.nodes if n.id in gone]}})
+        "nodes": tuple(n for n in workflow.nodes if n.id in keep),
+        "edges": tuple(e for e in workflow.edges if e.source in keep and e.target in keep),
+        "metadata": {**workflow.metadata, key: value}})
 
 
 def upstream_workflow(workflow: Workflow, targets: list[str]) -> Workflow:
@@ -240,10 +253,7 @@ def upstream_workflow(workflow: Workflow, targets: list[str]) -> Workflow:
     from engine.graphs import ancestors
 
     keep = ancestors(targets, ((e.source, e.target) for e in workflow.edges))
-    return workflow.model_copy(update={
-        "nodes": tuple(n for n in workflow.nodes if n.id in keep),
-        "edges": tuple(e for e in workflow.edges if e.source in keep and e.target in keep),
-        "metadata": {**workflow.metadata, PARTIAL_KEY: list(dict.fromkeys(targets))}})
+    return _part(workflow, keep, PARTIAL_KEY, list(dict.fromkeys(targets)))
 
 
 def pinned_only_feeders(workflow: Workflow) -> set[str]:
@@ -252,23 +262,15 @@ def pinned_only_feeders(workflow: Workflow) -> set[str]:
     theirs from the result cache). Nodes without successors are always needed."""
     if not any(n.pin is not None for n in workflow.nodes):
         return set()
+    from engine.graphs import ancestors
+
     pinned = {n.id for n in workflow.nodes if n.pin is not None}
     ids = set(workflow.node_ids())
-    preds: dict[str, list[str]] = {nid: [] for nid in ids}  # over live wires only: a wire into a
-    has_out: set[str] = set()                               # pinned node carries nothing
-    for edge in workflow.edges:
-        if edge.source in ids and edge.target in ids:
-            has_out.add(edge.source)
-            if edge.target not in pinned:
-                preds[edge.target].append(edge.source)
-    needed = ids - has_out  # the ends of the graph, then whatever reaches them by live wires
-    stack = list(needed)
-    while stack:
-        for up in preds[stack.pop()]:
-            if up not in needed:
-                needed.add(up)
-                stack.append(up)
-    return ids - needed
+    wires = [(e.source, e.target) for e in workflow.edges if e.source in ids and e.target in ids]
+    ends = ids - {source for source, _ in wires}
+    # needed: the ends of the graph and whatever reaches them by live wires (a wire into a pinned
+    # node carries nothing)
+    return ids - ancestors(ends, ((s, t) for s, t in wires if t not in pinned))
 
 
 def _check_finite(value: Any, path: str = "") -> None:

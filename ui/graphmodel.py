@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from engine.graphs import descendants, layers
+from engine.graphs import layers
 from engine.items import PlannedItems, planned_items
 from engine.kinds import DataKind
 from engine.registry import Registry
@@ -29,6 +29,7 @@ from engine.workflow import (
     NoteSpec,
     Position,
     Workflow,
+    disabled_reach,
     pinned_only_feeders,
 )
 
@@ -138,12 +139,6 @@ def canvas_graph(workflow: Workflow, registry: Registry, selected: list[str] | N
     notes = [{"id": n.id, "text": n.text, "x": n.position.x, "y": n.position.y, "w": n.width, "h": n.height,
               "color": n.color, "folded": n.folded} for n in workflow.notes]
     return {"nodes": nodes, "edges": edges, "notes": notes, "selected": list(selected or [])}
-
-
-def disabled_reach(workflow: Workflow) -> set[str]:
-    """The nodes a run leaves out because they are disabled or follow a disabled node."""
-    off = [n.id for n in workflow.nodes if n.disabled]
-    return descendants(off, ((e.source, e.target) for e in workflow.edges)) if off else set()
 
 
 FLAGS = ("disabled", "bypass")  # node switches the canvas toggles (Ctrl+M, Ctrl+B)

@@ -347,14 +347,17 @@ function freshId(m, agentName) {
 
 // -- drawing ---------------------------------------------------------------------------------
 
-// The nodes hidden by folded frames: each one wholly inside a folded frame's unfolded box, by id.
+// Whether node k lies wholly inside frame f's (unfolded) box: it moves and folds with the frame.
+function inFrame(f, k) {
+  return k.x >= f.x && k.y >= f.y && k.x + NODE_W <= f.x + (f.w || NOTE_W) && k.y + HEAD_H <= f.y + f.h;
+}
+
+// The nodes hidden by folded frames, by id: each one inside a folded frame.
 function foldMap(m) {
   m.hiddenIn = {};
   for (const f of Object.values(m.notes)) {
     if (!f.folded || !f.h) continue;
-    for (const k of Object.values(m.nodes)) {
-      if (k.x >= f.x && k.y >= f.y && k.x + NODE_W <= f.x + (f.w || NOTE_W) && k.y + HEAD_H <= f.y + f.h) m.hiddenIn[k.id] = f;
-    }
+    for (const k of Object.values(m.nodes)) if (inFrame(f, k)) m.hiddenIn[k.id] = f;
   }
 }
 
@@ -451,8 +454,7 @@ function noteDown(root, m, n, el, ev) {
   refreshSelection(root, m);
   const start = { x: ev.clientX, y: ev.clientY, nx: n.x, ny: n.y };
   // a frame (a note given a height) is a group: the nodes wholly inside it move with it (Alt: alone)
-  const inside = n.h && !ev.altKey ? Object.values(m.nodes).filter(k => k.x >= n.x && k.y >= n.y &&
-    k.x + NODE_W <= n.x + (n.w || NOTE_W) && k.y + HEAD_H <= n.y + n.h) : [];
+  const inside = n.h && !ev.altKey ? Object.values(m.nodes).filter(k => inFrame(n, k)) : [];
   const from = inside.map(k => ({ x: k.x, y: k.y }));
   const els = inside.map(k => root.querySelector(`.sg-node[data-id="${CSS.escape(k.id)}"]`));
   const ids = new Set(inside.map(k => k.id));

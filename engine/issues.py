@@ -42,6 +42,9 @@ class IssueCode(StrEnum):
     PIN_STALE = "pin_stale"
     PIN_MISSING = "pin_missing"
     BYPASS_NOT_POSSIBLE = "bypass_not_possible"
+    UNKNOWN_COMPONENT = "unknown_component"
+    COMPONENT_CYCLE = "component_cycle"
+    INVALID_COMPONENT = "invalid_component"
 
 
 @dataclass(frozen=True)

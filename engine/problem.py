@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from engine.components import flatten
 from engine.errors import CapacityError, WorkflowFileError
 from engine.items import PlannedItems, planned_items
 from engine.registry import Registry
@@ -137,8 +138,10 @@ def problem_from_workflow(
     Raises:
         AgentNotFoundError: a node names an unknown agent.
         WorkflowFileError: bad params, an edge to an unknown node, or a cycle.
+        WorkflowInvalidError: a broken component (``engine.components.flatten``).
         CapacityError: a bad resource override.
     """
+    workflow = flatten(workflow)  # a component's nodes are planned one by one
     base = capacity
     if base.cpu is None or base.memory_mb is None:
         from engine.devices import machine_capacity

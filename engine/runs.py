@@ -20,6 +20,7 @@ from typing import Any
 
 from engine.agents.runtime import helper_threads, lent_threads
 from engine.backends import get_backend
+from engine.components import flatten, inside_of
 from engine.errors import WorkflowInvalidError
 from engine.events import EventBus, MetricSampled, NodeStatus, RunPaused, RunStarted, RunStatus
 from engine.executor import Executor
@@ -147,18 +148,21 @@ class RunManager:
     def submit(self, workflow: Workflow, options: RunOptions | None = None, run_id: str | None = None) -> RunHandle:
         """Validate, plan and start a run; returns at once (the run goes on in the background).
 
-        What runs is the workflow without its disabled nodes and what follows them, with each
+        What runs is the workflow with its components expanded (``engine.components``), without its disabled nodes and what follows them, with each
         bypassed node's input wired past it (``engine.workflow.without_disabled``,
         ``without_bypassed``); pinned nodes read their outputs from the result cache.
 
         Raises:
-            WorkflowInvalidError: validation found errors (``.issues`` lists them).
+            WorkflowInvalidError: validation found errors (``.issues`` lists them), or a component is broken.
             UnknownPolicyError: ``options.policy`` is not a known policy.
         """
         from engine.policies import check_policy
         from engine.validation import validate
 
         options = options or RunOptions()
+        workflow = flatten(workflow)  # each node of a component runs (and is measured) as itself
+        if options.rerun:  # a component named to compute again: every node inside it
+            options = dataclasses.replace(options, rerun=inside_of(workflow, options.rerun))
         workflow = without_disabled(workflow)  # disabled nodes, and what follows them, do not run
         if not workflow.nodes and DISABLED_KEY in workflow.metadata:
             raise ValueError("every node is disabled or after a disabled node: enable one to run the workflow")

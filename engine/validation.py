@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import ValidationError
 
+from engine.components import expand_components, has_instances
 from engine.errors import CapacityError, DataPathError, WorkflowFileError, shown_names, suggest
 from engine.graphs import find_cycles, format_cycle
 from engine.issues import Issue, IssueCode
@@ -25,7 +26,7 @@ from engine.registry import Registry, default_registry
 from engine.resources import Capacity, ResourceDemand, ResourceLedger
 from engine.settings import data_dir, resolve_data_path
 from engine.spec import AgentSpec, Lifecycle, PortSpec, params_error_details
-from engine.workflow import EdgeSpec, NodeSpec, Workflow, load_workflow
+from engine.workflow import COMPONENT_PREFIX, EdgeSpec, NodeSpec, Workflow, load_workflow
 
 __all__ = ["errors_of", "resolve_capacity", "validate", "validate_text"]
 
@@ -87,11 +88,29 @@ def validate(workflow: Workflow, registry: Registry | None = None,
     machine (``engine.devices.machine_capacity``). ``sized``: the workflow's planned items, when
     the caller has them already (the designer draws its wires from the same).
     """
-    ctx = _Context(workflow, registry if registry is not None else default_registry(), _sized=sized)
+    registry = registry if registry is not None else default_registry()
+    if has_instances(workflow):  # what runs is the expansion: check that, and the components themselves
+        flat, found = expand_components(workflow)
+        ctx = _checked(flat, registry, capacity, None)
+        ctx.issues = [*found, *ctx.issues]
+        order: dict[str, Any] = {}  # an instance sorts where its first node inside does
+        for node in flat.nodes:
+            parts = node.id.split("/")
+            for depth in range(1, len(parts) + 1):
+                order.setdefault("/".join(parts[:depth]), node)
+        ctx.nodes = order
+        return _sorted(ctx)
+    return _sorted(_checked(workflow, registry, capacity, sized))
+
+
+def _checked(workflow: Workflow, registry: Registry, capacity: Capacity | None,
+             sized: PlannedItems | None) -> _Context:
+    """Every check on a workflow without component instances (or with those left unexpanded)."""
+    ctx = _Context(workflow, registry, _sized=sized)
     if not workflow.nodes:
         ctx.add(IssueCode.EMPTY_WORKFLOW, "the workflow has no nodes", severity="warning",
                 hint="add a node from the palette (or to `nodes` in the file)")
-        return ctx.issues
+        return ctx
     _check_nodes(ctx)
     _check_capacity(ctx, resolve_capacity(workflow, capacity))
     links = _check_edges(ctx)
@@ -104,7 +123,7 @@ def validate(workflow: Workflow, registry: Registry | None = None,
     _check_unused(ctx, links)
     _check_pins(ctx)
     _check_bypass(ctx, links)
-    return _sorted(ctx)
+    return ctx
 
 
 def validate_text(source: str | Path, registry: Registry | None = None,
@@ -134,6 +153,8 @@ def _check_nodes(ctx: _Context) -> None:
                     hint="give every node a unique id (the second one is ignored)")
             continue
         ctx.nodes[node.id] = node
+        if node.agent.startswith(COMPONENT_PREFIX):  # an instance left unexpanded: expand_components said why
+            continue
         if node.agent not in ctx.registry:
             close = suggest(node.agent, known)
             hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else \

@@ -111,6 +111,58 @@ class NoteSpec(BaseModel):
     folded: bool = Field(False, description="a frame drawn folded: the nodes inside it hidden behind its title")
 
 
+COMPONENT_PREFIX = "component:"  # a node whose agent is "component:NAME" is an instance of component NAME
+MAX_COMPONENTS = 200  # component definitions in one workflow
+_COMPONENT_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_ .()-]{0,99}$"  # no "/" or ":" (they join expanded ids)
+_PORT_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"
+
+
+class ComponentPort(BaseModel):
+    """A port of a component, and the port of a node inside it that it stands for. An input named
+    more than once feeds every port it names (one text to an intent and an entity model)."""
+
+    model_config = _MODEL
+    name: str = Field(..., pattern=_PORT_NAME, description="the port's name on the component")
+    node: str = Field(..., min_length=1, max_length=200, description="a node inside the component")
+    port: str | None = Field(None, max_length=200, description="that node's port (none: its only one)")
+
+
+class ComponentSpec(BaseModel):
+    """A reusable part of a graph (ComfyUI's subgraphs, KNIME's components, Node-RED's subflows):
+    nodes and the wires between them, with the inputs and outputs it shows to the outside. A node
+    whose agent is ``component:NAME`` is an instance; every instance runs the definition's nodes,
+    as if they were drawn in its place (``engine.components.expand_components``)."""
+
+    model_config = _MODEL
+    name: str = Field(..., pattern=_COMPONENT_NAME, description="unique among the workflow's components")
+    description: str = Field("", max_length=4000)
+    nodes: tuple[NodeSpec, ...] = Field(..., min_length=1)
+    edges: tuple[EdgeSpec, ...] = ()
+    inputs: tuple[ComponentPort, ...] = ()
+    outputs: tuple[ComponentPort, ...] = ()
+
+    @field_validator("nodes")
+    @classmethod
+    def _plain_ids(cls, value: tuple[NodeSpec, ...]) -> tuple[NodeSpec, ...]:
+        seen: set[str] = set()
+        for node in value:
+            if "/" in node.id:
+                raise ValueError(f"node id {node.id!r} has a '/': inside a component ids may not "
+                                 "(a run names them instance/node)")
+            if node.id in seen:
+                raise ValueError(f"two nodes of the component have the id {node.id!r}")
+            seen.add(node.id)
+        return value
+
+    @field_validator("outputs")
+    @classmethod
+    def _unique_outputs(cls, value: tuple[ComponentPort, ...]) -> tuple[ComponentPort, ...]:
+        names = [p.name for p in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two outputs are named {next(n for n in names if names.count(n) > 1)!r}")
+        return value
+
+
 class Workflow(BaseModel):
     """A workflow: what the user draws. Immutable; a run is a separate object."""
 
@@ -123,6 +175,18 @@ class Workflow(BaseModel):
     capacity: Capacity | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     notes: tuple[NoteSpec, ...] = Field((), max_length=MAX_NOTES, description="sticky notes on the canvas")
+    components: tuple[ComponentSpec, ...] = Field((), max_length=MAX_COMPONENTS,
+                                                  description="reusable parts its nodes may be instances of")
+
+    @field_validator("components")
+    @classmethod
+    def _unique_components(cls, value: tuple[ComponentSpec, ...]) -> tuple[ComponentSpec, ...]:
+        seen: set[str] = set()
+        for component in value:
+            if component.name in seen:
+                raise ValueError(f"two components are named {component.name!r}; rename one")
+            seen.add(component.name)
+        return value
 
     @field_validator("notes")
     @classmethod
@@ -148,6 +212,9 @@ class Workflow(BaseModel):
     def node_ids(self) -> list[str]:
         return [n.id for n in self.nodes]
 
+    def component(self, name: str) -> ComponentSpec | None:
+        return next((c for c in self.components if c.name == name), None)
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON document, keys in file order; fields at their defaults are omitted."""
         data: dict[str, Any] = {"schema_version": self.schema_version, "name": self.name}
@@ -158,6 +225,8 @@ class Workflow(BaseModel):
         if self.notes:
             data["notes"] = [n.model_dump(mode="json", exclude_none=True, exclude={"folded"} if not n.folded else None)
                              for n in self.notes]
+        if self.components:
+            data["components"] = [c.model_dump(mode="json", exclude_defaults=True) for c in self.components]
         if self.capacity is not None:
             data["capacity"] = self.capacity.model_dump(mode="json", exclude_defaults=True)
         if self.metadata:

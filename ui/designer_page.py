@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from engine.components import instances_of, owner_of
 from engine.issues import Issue
 from engine.items import planned_items
 from engine.results import ResultStore, pin_issues
@@ -28,7 +29,16 @@ from ui.designer_run import (
     start_run,
 )
 from ui.editor import Accepted, DesignerSession
-from ui.graphmodel import KIND_COLORS, Clip, canvas_graph, copy_of, counted_labels, describe_clip, palette_of
+from ui.graphmodel import (
+    KIND_COLORS,
+    Clip,
+    canvas_graph,
+    component_states,
+    copy_of,
+    counted_labels,
+    describe_clip,
+    palette_of,
+)
 from ui.monitor.controls import pause_controls
 from ui.properties import properties_panel
 from ui.render import code_md, escape_md, issue_list, issues_by_node, run_blocker
@@ -100,6 +110,10 @@ def _on_command() -> None:
             sess.tell("nothing to copy: select nodes or notes first")
     elif name in ("disable", "bypass"):  # Ctrl+M / Ctrl+B: switch the selected nodes off or past, or back
         sess.toggle(_ids(command.get("ids")), "disabled" if name == "disable" else "bypass")
+    elif name == "group":  # Ctrl+G: the selected nodes become a component
+        sess.group(_ids(command.get("ids")), get_registry())
+    elif name == "ungroup":  # Ctrl+Shift+G: a component's nodes back in its place
+        sess.ungroup(_ids(command.get("ids")))
     elif name == "label" and isinstance(command.get("id"), str):  # a title renamed on the canvas
         sess.relabel(command["id"], str(command.get("label") or ""))
     elif name == "paste":  # Ctrl+V; Ctrl+Shift+V with the wires into the copies
@@ -130,7 +144,8 @@ def _ids(value: object) -> list[str]:
 
 
 def _select(node_id: str) -> None:
-    _session().select(node_id)
+    sess = _session()  # a finding inside a component selects the component's node
+    sess.select(owner_of(node_id, instances_of(sess.workflow)))
 
 
 def _editor() -> None:
@@ -147,12 +162,12 @@ def _editor() -> None:
     left, right = st.columns([3, 1.2], gap="small")
     with left:
         draw_canvas(
-            palette=palette_of(registry),
+            palette=palette_of(registry, sess.workflow),
             graph=canvas_graph(sess.workflow, registry, sess.selected, sized),
             rev=sess.rev,
             kind_colors=KIND_COLORS,
-            issues=issues_by_node(issues),
-            status=statuses,
+            issues=issues_by_node(issues, instances_of(sess.workflow)),
+            status=component_states(statuses, sess.workflow),
             counted=counted_labels(sess.workflow, registry, counted_items(sess, run_id, statuses), sized),
             fit=sess.fit,
             notice=sess.notice,
@@ -184,9 +199,9 @@ def getting_started() -> None:
 
 
 def partial_blocker(issues: list[Issue], nodes: set[str]) -> str | None:
-    """Why the nodes ``nodes`` cannot run on their own: errors on them, or on the whole workflow
-    (errors on the nodes after them do not stop a run up to here)."""
-    return run_blocker([i for i in issues if i.node is None or i.node in nodes])
+    """Why the nodes ``nodes`` cannot run on their own: errors on them (or inside them, for a
+    component), or on the whole workflow (errors on the nodes after them do not stop a run up to here)."""
+    return run_blocker([i for i in issues if i.node is None or owner_of(i.node, nodes) in nodes])
 
 
 def _run_row(sess: DesignerSession, issues: list[Issue], run_id: str | None, run_status: str | None) -> None:

@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from engine.components import component_name
+from engine.errors import WorkflowFileError
+from engine.grouping import group, ungroup
+from engine.registry import Registry
 from engine.workflow import Workflow
 from ui.designer_rebase import rebase
 from ui.graphmodel import (
@@ -192,6 +196,35 @@ class DesignerSession:
         else:
             self.tell(f"bypassed {what}: runs pass the input of each straight on (Ctrl+B again runs them)" if on
                       else f"{what} no longer bypassed")
+
+    def group(self, ids: list[str], registry: Registry) -> None:
+        """Make the nodes ``ids`` a new component, drawn as one node where they were (Ctrl+G)."""
+        try:
+            workflow, instance = group(self.workflow, ids, registry)
+        except WorkflowFileError as exc:
+            self.tell(f"{exc}" + (f": {exc.hint}" if exc.hint else ""), "error" if ids else "info")
+            return
+        name = component_name(workflow.node(instance))  # type: ignore[arg-type]
+        self.selected = [instance]
+        self.push(workflow)
+        n = len([i for i in ids if self.undo_stack[-1].node(i) is not None])
+        self.tell(f"grouped {n} node{'s' if n != 1 else ''} into component {name!r}: the palette offers it "
+                  "again (section components); Ctrl+Shift+G ungroups it")
+
+    def ungroup(self, ids: list[str]) -> None:
+        """Put the nodes of the selected component instances back in their place (Ctrl+Shift+G)."""
+        workflow, put = self.workflow, []
+        for node_id in ids:
+            node = workflow.node(node_id)
+            if node is not None and component_name(node) is not None and workflow.component(component_name(node) or ""):
+                workflow, back = ungroup(workflow, node_id)
+                put += back
+        if workflow is self.workflow:
+            self.tell("select a component's node to ungroup it")
+            return
+        self.selected = put
+        self.push(workflow)
+        self.tell(f"ungrouped: {len(put)} node{'s' if len(put) != 1 else ''} back in place")
 
     def relabel(self, node_id: str, label: str) -> None:
         """A node's label as renamed on the canvas (empty: its id again; at most 500 characters)."""

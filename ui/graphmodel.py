@@ -13,7 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from engine.components import SEP, component_name, instance_agent
 from engine.graphs import layers
+from engine.grouping import component_ports
 from engine.items import PlannedItems, planned_items
 from engine.kinds import DataKind
 from engine.registry import Registry
@@ -24,6 +26,7 @@ from engine.workflow import (
     NOTE_HEIGHT,
     NOTE_MAX_CHARS,
     NOTE_WIDTH,
+    ComponentSpec,
     EdgeSpec,
     NodeSpec,
     NoteSpec,
@@ -47,9 +50,14 @@ COLUMN_GAP, ROW_GAP = 260, 130
 AGENT_COLOR = "#94a3b8"  # an agent that declares no palette colour
 
 
-def palette_of(registry: Registry) -> list[dict[str, Any]]:
-    """Every registered agent as the canvas palette needs it (ports with kinds, colour, category)."""
-    out = []
+COMPONENT_COLOR = "#0f766e"
+COMPONENTS_CATEGORY = "components"
+
+
+def palette_of(registry: Registry, workflow: Workflow | None = None) -> list[dict[str, Any]]:
+    """Every registered agent as the canvas palette needs it (ports with kinds, colour, category),
+    and each component of ``workflow`` (drawn like an agent: its ports are the component's)."""
+    out = [] if workflow is None else [component_entry(c.name, workflow, registry) for c in workflow.components]
     for spec in registry:
         out.append({
             "name": spec.name,
@@ -61,6 +69,18 @@ def palette_of(registry: Registry) -> list[dict[str, Any]]:
             "outputs": [_port(p) for p in spec.outputs],
         })
     return out
+
+
+def component_entry(name: str, workflow: Workflow, registry: Registry) -> dict[str, Any]:
+    """Component ``name`` of ``workflow`` as a palette entry (agent ``component:NAME``)."""
+    definition = workflow.component(name)
+    ports = component_ports(name, workflow, registry)
+    size = len(definition.nodes) if definition else 0
+    return {"name": instance_agent(name), "label": name, "category": COMPONENTS_CATEGORY,
+            "description": (definition.description if definition and definition.description else
+                            f"a component of {size} node{'s' if size != 1 else ''} in this workflow"),
+            "color": COMPONENT_COLOR, "inputs": [_port(p) for p in ports.inputs],
+            "outputs": [_port(p) for p in ports.outputs]}
 
 
 def _port(port: Any) -> dict[str, Any]:
@@ -86,6 +106,35 @@ def _specs(workflow: Workflow, registry: Registry) -> dict[str, AgentSpec | None
     return {n.id: (registry.get(n.agent) if n.agent in registry else None) for n in workflow.nodes}
 
 
+def component_states(statuses: dict[str, str], workflow: Workflow) -> dict[str, str]:
+    """``statuses`` (a run's, by node of its expansion) with a state for each component instance
+    of ``workflow``, from those of the nodes inside it (``_summary_state``)."""
+    instances = [n.id for n in workflow.nodes if component_name(n) is not None]
+    if not instances or not statuses:
+        return statuses
+    out = dict(statuses)
+    for inst in instances:
+        inner = [v for k, v in statuses.items() if k.startswith(inst + SEP)]
+        if inner:
+            out[inst] = _summary_state(inner)
+    return out
+
+
+_SETTLED = ("done", "cached", "skipped")
+
+
+def _summary_state(states: list[str]) -> str:
+    """One state for the nodes of a component: the first of failed, interrupted, cancelled,
+    running, waiting_resource, waiting_inputs, queued and pending that one of them has; else
+    cached when all were, skipped when all were, done."""
+    for state in ("failed", "interrupted", "cancelled", "running", "waiting_resource"):
+        if state in states:
+            return state
+    if not all(s in _SETTLED for s in states):
+        return next((s for s in ("waiting_inputs", "queued", "pending") if s in states), states[0])
+    return next((s for s in ("cached", "skipped") if all(x == s for x in states)), "done")
+
+
 def summarize_params(params: dict[str, Any], limit: int = 40) -> str:
     """A short one-line ``key=value`` summary of a node's parameters (the canvas escapes it)."""
     text = ", ".join(f"{k}={v}" for k, v in params.items())
@@ -109,7 +158,7 @@ def canvas_graph(workflow: Workflow, registry: Registry, selected: list[str] | N
     before running (``counted_labels`` says what did flow, once a run has counted it)."""
     specs = _specs(workflow, registry)
     flows = sized if sized is not None else planned_items(workflow, registry)
-    nodes = []
+    nodes: list[dict[str, Any]] = []
     idle = pinned_only_feeders(workflow)
     pinned = {n.id for n in workflow.nodes if n.pin is not None}
     muted = disabled_reach(workflow)
@@ -127,6 +176,12 @@ def canvas_graph(workflow: Workflow, registry: Registry, selected: list[str] | N
             item["muted"] = True
         elif node.bypass:  # drawn see-through: runs wire its input past it
             item["bypassed"] = True
+        if (name := component_name(node)) is not None:  # drawn stacked: it runs the nodes of a component
+            definition = workflow.component(name)
+            item["component"] = name
+            item["inner"] = len(definition.nodes) if definition else 0
+            item["sub"] = summarize_params(node.params) or (f"{item['inner']} nodes inside" if definition
+                                                           else "no such component")
         nodes.append(item)
     edges = []
     for edge in workflow.edges:
@@ -261,11 +316,13 @@ def _fresh(base: str, taken: set[str]) -> str:
 @dataclass(frozen=True)
 class Clip:
     """What Ctrl+C took: nodes (whole: parameters, overrides, label), the wires into them (between
-    them, and from nodes not taken, for Ctrl+Shift+V), and notes. Pasted into any workflow."""
+    them, and from nodes not taken, for Ctrl+Shift+V), notes, and the components the nodes are
+    instances of (with those they hold). Pasted into any workflow."""
 
     nodes: tuple[NodeSpec, ...] = ()
     wires: tuple[EdgeSpec, ...] = ()
     notes: tuple[NoteSpec, ...] = ()
+    components: tuple[ComponentSpec, ...] = ()  # the definitions the copied nodes are instances of
 
     def __bool__(self) -> bool:
         return bool(self.nodes or self.notes)
@@ -276,7 +333,50 @@ def copy_of(workflow: Workflow, node_ids: Iterable[str], note_ids: Iterable[str]
     wanted_nodes, wanted_notes = set(node_ids), set(note_ids)
     nodes = tuple(n for n in workflow.nodes if n.id in wanted_nodes)
     return Clip(nodes, tuple(e for e in workflow.edges if e.target in wanted_nodes),
-                tuple(n for n in workflow.notes if n.id in wanted_notes))
+                tuple(n for n in workflow.notes if n.id in wanted_notes), _used_components(workflow, nodes))
+
+
+def _used_components(workflow: Workflow, nodes: Iterable[NodeSpec]) -> tuple[ComponentSpec, ...]:
+    """The components of ``workflow`` that ``nodes`` are instances of, and those inside them."""
+    names: list[str] = []
+    stack = [component_name(n) for n in nodes]
+    while stack:
+        name = stack.pop()
+        definition = workflow.component(name) if name else None
+        if definition is not None and name not in names:
+            names.append(name)  # type: ignore[arg-type]
+            stack += [component_name(n) for n in definition.nodes]
+    return tuple(c for c in workflow.components if c.name in names)
+
+
+def _with_components(workflow: Workflow, clip: Clip) -> tuple[Workflow, dict[str, str]]:
+    """``workflow`` with the clip's components it lacks; one of the same name but other content
+    comes in renamed ("triage 2"). Returns the workflow and the new name of each renamed one."""
+    renamed: dict[str, str] = {}
+    taken = {c.name for c in workflow.components}
+    for definition in clip.components:
+        have = workflow.component(definition.name)
+        if have is not None and have == definition:
+            continue
+        if have is not None:
+            i = 2
+            while f"{definition.name} {i}" in taken:
+                i += 1
+            renamed[definition.name] = f"{definition.name} {i}"
+            taken.add(renamed[definition.name])
+    added = []
+    for definition in clip.components:
+        if workflow.component(definition.name) == definition:
+            continue
+        added.append(definition.model_copy(update={
+            "name": renamed.get(definition.name, definition.name),
+            "nodes": tuple(_follow(n, renamed) for n in definition.nodes)}))
+    return workflow.model_copy(update={"components": workflow.components + tuple(added)}), renamed
+
+
+def _follow(node: NodeSpec, renamed: dict[str, str]) -> NodeSpec:
+    name = component_name(node)
+    return node.model_copy(update={"agent": instance_agent(renamed[name])}) if name in renamed else node
 
 
 def paste(workflow: Workflow, clip: Clip, with_inputs: bool = False) -> tuple[Workflow, list[str]]:
@@ -300,12 +400,14 @@ def paste(workflow: Workflow, clip: Clip, with_inputs: bool = False) -> tuple[Wo
         at = position or Position()
         return Position(x=min(1e7, at.x + shift), y=min(1e7, at.y + shift))
 
+    workflow, renamed = _with_components(workflow, clip) if clip.components else (workflow, {})
     present = set(workflow.node_ids())
     taken, rename = set(present), {}
     for node in clip.nodes:
         rename[node.id] = node.id if node.id not in taken else _fresh(node.id, taken)  # another workflow's may fit
         taken.add(rename[node.id])
-    copies = tuple(n.model_copy(update={"id": rename[n.id], "position": moved(n.position)}) for n in clip.nodes)
+    copies = tuple(_follow(n, renamed).model_copy(update={"id": rename[n.id], "position": moved(n.position)})
+                   for n in clip.nodes)
     wires = tuple(e.model_copy(update={"source": rename.get(e.source, e.source), "target": rename[e.target]})
                   for e in clip.wires if e.target in rename
                   and (e.source in rename or (with_inputs and e.source in present)))

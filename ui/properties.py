@@ -11,6 +11,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from engine.agents.tables import value_choices
+from engine.components import component_name, owner_of
 from engine.errors import ServiceGridError
 from engine.issues import Issue
 from engine.items import PlannedItems, planned_items
@@ -19,6 +20,7 @@ from engine.registry import Registry
 from engine.resources import ResourceDemand
 from engine.spec import AgentSpec, ExecutionStrategy
 from engine.workflow import NodeSpec, Workflow
+from ui.component_panel import component_panel
 from ui.editor import DesignerSession
 from ui.forms import render_fields, schema_fields, sync_widget
 from ui.graphmodel import replace_node
@@ -44,6 +46,10 @@ def properties_panel(sess: DesignerSession, registry: Registry, issues: list[Iss
         return
     node = sess.workflow.node(sess.selected[0])
     if node is None:
+        return
+    if component_name(node) is not None:  # a component's node: its own panel
+        component_panel(sess, node, registry, [i for i in issues if i.node and owner_of(i.node, [node.id]) == node.id],
+                        save)
         return
     st.markdown(f"#### {escape_md(node.label or node.id)}")
     st.caption(f"id {code_md(node.id)} · agent {code_md(node.agent)}")

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 
 import streamlit as st
 
+from engine.components import owner_of
 from engine.issues import Issue
 from engine.resources import Capacity
 
@@ -30,13 +31,15 @@ def machine_sidebar(capacity: Capacity) -> None:
         st.markdown("\n".join(f"- {line}" for line in capacity_lines(capacity)))
 
 
-def issues_by_node(issues: Sequence[Issue]) -> dict[str, list[dict[str, str | None]]]:
-    """Findings grouped by node id, as the canvas draws them (badge, outline, port, tooltip)."""
+def issues_by_node(issues: Sequence[Issue], instances: Sequence[str] = ()) -> dict[str, list[dict[str, str | None]]]:
+    """Findings grouped by node id, as the canvas draws them (badge, outline, port, tooltip); a
+    finding on a node inside a component instance (``instances``) is drawn on the instance."""
     out: dict[str, list[dict[str, str | None]]] = {}
     for issue in issues:
         if issue.node:
-            out.setdefault(issue.node, []).append(
-                {"severity": issue.severity, "message": issue.message, "port": issue.port})
+            owner = owner_of(issue.node, instances) if instances else issue.node
+            out.setdefault(owner, []).append({"severity": issue.severity, "message": issue.message,
+                                              "port": issue.port if owner == issue.node else None})
     return out
 
 

@@ -183,7 +183,9 @@ class _Bar:
         if self.tqdm is None:
             from tqdm import tqdm
 
-            self.tqdm = tqdm(total=self.total, unit="node", file=sys.stderr, dynamic_ncols=True)
+            nodes = getattr(event, "node_ids", None)  # RunStarted: the nodes that run (components expanded)
+            self.tqdm = tqdm(total=len(nodes) if nodes else self.total, unit="node", file=sys.stderr,
+                             dynamic_ncols=True)
         if event.kind in _TERMINAL:
             self.tqdm.update(1)
         if isinstance(event, NodeFailed):

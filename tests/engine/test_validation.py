@@ -85,6 +85,9 @@ EXPECTED = {
     # run's submit), not here; its key is not what the node computes now, so it is also stale
     "pin_missing": [("pin_stale", "b", None)],
     "bypass_not_possible": [("bypass_not_possible", "m", None)],
+    "unknown_component": [("unknown_component", "c1", None)],
+    "component_cycle": [("component_cycle", "c1/i/o", None)],
+    "invalid_component": [("invalid_component", "c1", "y"), ("isolated_node", "c", None)],
 }
 
 

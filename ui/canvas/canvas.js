@@ -22,7 +22,7 @@ export default function (component) {
   m.api = { setStateValue, setTriggerValue };
   m.kindColors = data.kindColors || {};
   if (data.height) root.style.height = data.height + "px";
-  const paletteKey = JSON.stringify((data.palette || []).map(a => a.name));
+  const paletteKey = JSON.stringify(data.palette || []);  // a component's ports can change under its name
   if (m.paletteKey !== paletteKey) {
     m.palette = {};
     for (const a of data.palette || []) m.palette[a.name] = a;
@@ -99,6 +99,8 @@ function build(host) {
         <button data-act="duplicate" data-testid="sg-duplicate" title="Duplicate the selection (Ctrl+D); Ctrl+C / Ctrl+V copy and paste it">Duplicate</button>
         <button data-act="disable" data-testid="sg-disable" title="Disable or enable the selected nodes (Ctrl+M): a disabled node, and what follows it, does not run">Disable</button>
         <button data-act="bypass" data-testid="sg-bypass" title="Bypass the selected nodes (Ctrl+B): a bypassed node does not run, its one input goes straight on">Bypass</button>
+        <button data-act="group" data-testid="sg-group" title="Group the selected nodes into a component (Ctrl+G): one node that runs them, reusable from the palette">Group</button>
+        <button data-act="ungroup" data-testid="sg-ungroup" title="Ungroup the selected component: its nodes back in its place (Ctrl+Shift+G)">Ungroup</button>
         <button data-act="note" data-testid="sg-add-note" title="Add a note (N): text for people, it never runs">Note</button>
         <button data-act="delete" data-testid="sg-delete" title="Delete selection (Del)">Delete</button>
         <button data-act="keys" data-testid="sg-keys" title="Keyboard shortcuts (?)" aria-label="Keyboard shortcuts">?</button>
@@ -147,6 +149,8 @@ function build(host) {
     if (b.dataset.act === "duplicate") duplicate(root, m, [...m.selNodes], [...m.selNotes]);
     if (b.dataset.act === "disable") toggleFlag(root, m, "disable");
     if (b.dataset.act === "bypass") toggleFlag(root, m, "bypass");
+    if (b.dataset.act === "group") grouping(root, m, false);
+    if (b.dataset.act === "ungroup") grouping(root, m, true);
     if (b.dataset.act === "keys") toggleKeys(root);
   });
   root.querySelector(".sg-search").addEventListener("input", ev => filterPalette(root, ev.target.value));
@@ -172,6 +176,16 @@ function toggleFlag(root, m, name) {
   command(m, name, { ids: [...m.selNodes] });
 }
 
+// Python makes the component (it holds the parameters and knows the ports) and pushes the graph back
+function grouping(root, m, undo) {
+  const ids = [...m.selNodes].filter(id => !undo || (m.nodes[id] && m.nodes[id].component));
+  if (!ids.length) {
+    toast(root, undo ? "select a component's node to ungroup it" : "select the nodes to group into a component first", "info");
+    return;
+  }
+  command(m, undo ? "ungroup" : "group", { ids });
+}
+
 const SHORTCUTS = [
   ["Double-click the canvas", "add an agent (search box)"], ["Drop a wire on the canvas", "add the next agent, wired"],
   ["Ctrl+F", "find a node"], ["Double-click a title", "rename it"], ["Del", "delete the selection"],
@@ -179,6 +193,7 @@ const SHORTCUTS = [
   ["Arrow keys (Shift: 50 px)", "move the selection 10 px"], ["Ctrl+D", "duplicate"],
   ["Ctrl+C, Ctrl+V", "copy, paste (here or in another workflow)"], ["Ctrl+Shift+V", "paste with the wires in"],
   ["Ctrl+M", "disable / enable: it and what follows do not run"], ["Ctrl+B", "bypass: its input goes straight on"],
+  ["Ctrl+G", "group the selection into a component"], ["Ctrl+Shift+G", "ungroup a component"],
   ["N", "add a note"], ["Alt+drag a frame", "move the frame without its nodes"],
   ["Ctrl+Z, Ctrl+Y", "undo, redo"], ["F", "fit the graph in view"], ["?", "this list"],
 ];
@@ -208,6 +223,7 @@ function keyDown(root, m, ev) {
   else if (ctrl && key === "d") { ev.preventDefault(); duplicate(root, m, [...m.selNodes], [...m.selNotes]); }
   else if (ctrl && key === "m") { ev.preventDefault(); toggleFlag(root, m, "disable"); }
   else if (ctrl && key === "b") { ev.preventDefault(); toggleFlag(root, m, "bypass"); }
+  else if (ctrl && key === "g") { ev.preventDefault(); grouping(root, m, ev.shiftKey); }
   else if (ctrl && key === "c") {                   // Python keeps the copy: it can go into another workflow
     if (!m.selNodes.size && !m.selNotes.size) { toast(root, "select nodes or notes to copy first", "info"); return; }
     m.clip = { doc: m.doc, ids: [...m.selNodes], notes: [...m.selNotes] };
@@ -339,7 +355,8 @@ function splice(root, m, wire, id) {
 }
 
 function freshId(m, agentName) {
-  const base = agentName.split(".").pop().replace(/[^A-Za-z0-9_-]/g, "_") || "node";
+  const plain = agentName.startsWith("component:") ? agentName.slice(10).toLowerCase() : agentName.split(".").pop();
+  const base = plain.replace(/[^A-Za-z0-9_-]/g, "_") || "node";
   let i = 1;
   while (m.nodes[`${base}_${i}`]) i++;
   return `${base}_${i}`;
@@ -557,11 +574,16 @@ function nodeEl(root, m, n) {
   if (n.disabled) { el.classList.add("disabled"); head.dataset.label += "\ndisabled: it and what follows it do not run (Ctrl+M)"; }
   else if (n.muted) { el.classList.add("muted"); head.dataset.label += "\nnot run: a node before it is disabled"; }
   else if (n.bypassed) { el.classList.add("bypassed"); head.dataset.label += "\nbypassed: its input goes straight on (Ctrl+B)"; }
+  if (n.component) {  // stacked: one node that runs the nodes of a component
+    el.classList.add("component"); el.dataset.component = n.component;
+    head.dataset.label += `\ncomponent ${n.component}: ${n.inner} nodes inside (Ctrl+Shift+G ungroups it)`;
+  }
   head.title = head.dataset.label; head.appendChild(text);
   head.addEventListener("dblclick", ev => { ev.stopPropagation(); renameNode(root, m, n, head, text); });
   const badge = document.createElement("span"); badge.className = "sg-badge"; badge.hidden = true;
   const sub = document.createElement("div"); sub.className = "sg-sub";
-  sub.textContent = s.missing ? `unknown agent ${n.agent}` : (n.sub ? `${n.id} · ${n.sub}` : n.id);
+  sub.textContent = s.missing ? (n.component ? `no component ${n.component}` : `unknown agent ${n.agent}`)
+    : (n.sub ? `${n.id} · ${n.sub}` : n.id);
   sub.title = sub.textContent;
   el.append(head, badge, sub);
   const addPort = (p, i, side) => {

@@ -1,0 +1,278 @@
+"""Components: reusable parts of a graph, drawn as one node and run as the nodes they hold.
+
+``expand_components`` turns a workflow whose nodes are instances of its components
+(``agent: "component:NAME"``) into the plain workflow a run executes: each instance's nodes placed
+under ids ``instance/node`` and the wires to its ports led to the nodes inside. Validation,
+planning and runs work on that expansion, so the scheduler sees (and measures) every agent.
+``group`` and ``ungroup`` make a component from selected nodes and put one back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.errors import WorkflowFileError, WorkflowInvalidError, suggest
+from engine.issues import Issue, IssueCode
+from engine.workflow import (
+    COMPONENT_PREFIX,
+    ComponentPort,
+    ComponentSpec,
+    EdgeSpec,
+    NodeSpec,
+    Position,
+    Workflow,
+)
+
+MAX_DEPTH = 8  # components inside components inside ...
+MAX_EXPANDED = 20_000  # nodes an expansion may make (instances of instances multiply)
+EXPANDED_KEY = "components"  # metadata of an expanded workflow: instance id -> component name
+SEP = "/"
+
+
+def component_name(node: NodeSpec) -> str | None:
+    """The component ``node`` is an instance of, or None for an agent's node."""
+    return node.agent[len(COMPONENT_PREFIX):] if node.agent.startswith(COMPONENT_PREFIX) else None
+
+
+def instance_agent(name: str) -> str:
+    """The agent name of an instance of component ``name``."""
+    return f"{COMPONENT_PREFIX}{name}"
+
+
+def has_instances(workflow: Workflow) -> bool:
+    return any(n.agent.startswith(COMPONENT_PREFIX) for n in workflow.nodes)
+
+
+def instances_of(workflow: Workflow) -> list[str]:
+    """The ids of ``workflow``'s component instances."""
+    return [n.id for n in workflow.nodes if n.agent.startswith(COMPONENT_PREFIX)]
+
+
+def owner_of(node_id: str, instances: Iterable[str]) -> str:
+    """The node of the drawn graph that holds ``node_id`` of the expanded one: the instance whose
+    id prefixes it (``c1`` for ``c1/classify``), else ``node_id`` itself."""
+    best = node_id
+    for inst in instances:
+        if node_id.startswith(inst + SEP) and (best == node_id or len(inst) < len(best)):
+            best = inst
+    return best
+
+
+def inside_of(flat: Workflow, ids: Iterable[str]) -> tuple[str, ...]:
+    """``ids`` of the drawn graph as ids of its expansion ``flat``: an instance stands for every
+    node inside it; other ids stay as they are."""
+    have = set(flat.node_ids())
+    out: list[str] = []
+    for node_id in ids:
+        inner = [] if node_id in have else [n for n in flat.node_ids() if n.startswith(node_id + SEP)]
+        out += inner or [node_id]
+    return tuple(dict.fromkeys(out))
+
+
+@dataclass
+class _Expansion:
+    defs: dict[str, ComponentSpec]
+    issues: list[Issue] = field(default_factory=list)
+    nodes: list[NodeSpec] = field(default_factory=list)
+    edges: list[EdgeSpec] = field(default_factory=list)  # ids prefixed; ends may still be instances
+    # instance id -> its port -> the ports inside it stands for (None: a broken port, already reported)
+    ins: dict[str, dict[str, list[tuple[str, str | None]] | None]] = field(default_factory=dict)
+    outs: dict[str, dict[str, tuple[str, str | None] | None]] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # instance id -> component name
+
+    def add(self, code: IssueCode, message: str, node: str, hint: str, port: str | None = None) -> None:
+        self.issues.append(Issue(code.value, message, node, port, hint))
+
+
+def expand_components(workflow: Workflow) -> tuple[Workflow, list[Issue]]:
+    """The workflow a run executes, and what is wrong with its components (errors).
+
+    Each instance is replaced by its component's nodes, ids prefixed with the instance's
+    (``c1/classify``), placed where the instance is drawn. An instance's ``params`` set the
+    parameters of the nodes inside (``{"classify/threshold": 0.7}``; ``inner/node/param`` for a
+    component inside it); its ``lifecycle`` is the default of every node inside (their own
+    settings win); disabling it disables them. An instance whose component is missing (or holds
+    itself) stays as it is, named in the findings. The expansion's metadata maps each instance
+    to its component (``components``). A workflow without instances comes back as it is."""
+    if not has_instances(workflow):
+        return workflow, []
+    ex = _Expansion({c.name: c for c in workflow.components})
+    _place(ex, workflow.nodes, workflow.edges, "", (), {}, {}, False, None)
+    edges: list[EdgeSpec] = []
+    for edge in ex.edges:
+        source = _resolve_out(ex, edge.source, edge.source_port)
+        targets = _resolve_in(ex, edge.target, edge.target_port)
+        if source is None:
+            continue
+        edges += [EdgeSpec(source=source[0], source_port=source[1], target=t, target_port=tp) for t, tp in targets]
+    if len(ex.nodes) > MAX_EXPANDED:
+        raise WorkflowFileError(f"the components expand to {len(ex.nodes):,} nodes (at most {MAX_EXPANDED:,})",
+                                hint="use fewer instances of large components")
+    metadata = {**workflow.metadata, EXPANDED_KEY: dict(ex.names)} if ex.names else dict(workflow.metadata)
+    flat = workflow.model_copy(update={"nodes": tuple(ex.nodes), "edges": tuple(_unique(edges)),
+                                       "components": (), "metadata": metadata})
+    return flat, ex.issues
+
+
+def flatten(workflow: Workflow) -> Workflow:
+    """``expand_components``, raising ``WorkflowInvalidError`` when a component is broken."""
+    flat, issues = expand_components(workflow)
+    if issues:
+        raise WorkflowInvalidError(issues)
+    return flat
+
+
+def _place(ex: _Expansion, nodes: Iterable[NodeSpec], edges: Iterable[EdgeSpec], prefix: str,
+           stack: tuple[str, ...], overrides: Mapping[str, dict[str, Any]], lifecycle: Mapping[str, Any],
+           disabled: bool, origin: tuple[Position, Position] | None) -> None:
+    """Put ``nodes`` (a component's, or the top level's) into the expansion under ``prefix``."""
+    for node in nodes:
+        full = prefix + node.id
+        params = {**node.params, **overrides.get(node.id, {})}
+        where = _moved(node.position, origin)
+        name = component_name(node)
+        if name is None:
+            ex.nodes.append(node.model_copy(update={
+                "id": full, "params": params, "lifecycle": _merged(lifecycle, node.lifecycle),
+                "disabled": node.disabled or disabled, "position": where}))
+            continue
+        definition = _definition(ex, node, full, name, stack)
+        if definition is None:  # left as it is: validation names it, nothing runs
+            ex.nodes.append(node.model_copy(update={"id": full, "position": where}))
+            continue
+        _check_instance(ex, node, full, name)
+        ex.names[full] = name
+        inner = {n.id for n in definition.nodes}
+        ex.ins[full], ex.outs[full] = {}, {}
+        for port in definition.inputs:
+            if not _port_known(ex, full, name, port, inner, "input"):
+                ex.ins[full][port.name] = None
+            elif (feeds := ex.ins[full].setdefault(port.name, [])) is not None:
+                feeds.append((full + SEP + port.node, port.port))
+        for port in definition.outputs:
+            ok = _port_known(ex, full, name, port, inner, "output")
+            ex.outs[full][port.name] = (full + SEP + port.node, port.port) if ok else None
+        corner = Position(x=min((n.position.x for n in definition.nodes if n.position), default=0.0),
+                          y=min((n.position.y for n in definition.nodes if n.position), default=0.0))
+        _place(ex, definition.nodes, definition.edges, full + SEP, (*stack, name),
+               _split_overrides(ex, params, full, name, inner), _merged(lifecycle, node.lifecycle),
+               disabled or node.disabled, (where or Position(), corner))
+    ex.edges += [e.model_copy(update={"source": prefix + e.source, "target": prefix + e.target}) for e in edges]
+
+
+def _definition(ex: _Expansion, node: NodeSpec, full: str, name: str, stack: tuple[str, ...]) -> ComponentSpec | None:
+    definition = ex.defs.get(name)
+    if definition is None:
+        close = suggest(name, list(ex.defs))
+        known = ", ".join(sorted(ex.defs)[:20]) or "none"
+        ex.add(IssueCode.UNKNOWN_COMPONENT, f"node {full!r}: the workflow has no component named {name!r}",
+               full, f"did you mean {close[0]!r}?" if close else
+               f"its components are: {known}; group nodes into a component (Ctrl+G) or paste one in")
+        return None
+    if name in stack or len(stack) >= MAX_DEPTH:
+        loop = " -> ".join((*stack, name))
+        ex.add(IssueCode.COMPONENT_CYCLE, f"node {full!r}: component {name!r} would hold itself ({loop})"
+               if name in stack else f"node {full!r}: components nest more than {MAX_DEPTH} deep ({loop})",
+               full, f"remove the instance of {name!r} from inside {stack[-1]!r}" if name in stack
+               else "ungroup one level of components")
+        return None
+    return definition
+
+
+def _check_instance(ex: _Expansion, node: NodeSpec, full: str, name: str) -> None:
+    """What an instance may not set: it has no demand, pinned output or bypass of its own."""
+    if node.resources:
+        ex.add(IssueCode.INVALID_COMPONENT, f"node {full!r}: an instance of component {name!r} has no "
+               "resource demand of its own", full, "set the resources on the nodes inside the component "
+               "(ungroup it, Ctrl+Shift+G, or edit the component)")
+    if node.pin is not None:
+        ex.add(IssueCode.PIN_NOT_ALLOWED, f"node {full!r}: a component's output cannot be pinned", full,
+               "unpin it; ungroup the component (Ctrl+Shift+G) to pin a node inside")
+    if node.bypass and not node.disabled:
+        ex.add(IssueCode.BYPASS_NOT_POSSIBLE, f"node {full!r}: a component cannot be bypassed", full,
+               "disable it instead (Ctrl+M), or ungroup it (Ctrl+Shift+G) and bypass a node inside")
+
+
+def _port_known(ex: _Expansion, full: str, name: str, port: ComponentPort, inner: set[str], side: str) -> bool:
+    if port.node in inner:
+        return True
+    ex.add(IssueCode.INVALID_COMPONENT, f"node {full!r}: {side} {port.name!r} of component {name!r} "
+           f"names node {port.node!r}, which the component does not hold", full,
+           f"its nodes are: {', '.join(sorted(inner)[:20])}; fix the port in the workflow file's components",
+           port.name)
+    return False
+
+
+def _split_overrides(ex: _Expansion, params: Mapping[str, Any], full: str, name: str,
+                     inner: set[str]) -> dict[str, dict[str, Any]]:
+    """An instance's params (``node/param`` keys) as the params of each node inside."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in params.items():
+        head, _, rest = str(key).partition(SEP)
+        if not rest or head not in inner:
+            ex.add(IssueCode.INVALID_PARAM, f"node {full!r}: parameter {key!r} names no node of component {name!r}",
+                   full, f"an instance's parameters are 'node/parameter' with node one of: "
+                   f"{', '.join(sorted(inner)[:20])}")
+            continue
+        out.setdefault(head, {})[rest] = value
+    return out
+
+
+def _resolve_out(ex: _Expansion, node: str, port: str | None) -> tuple[str, str | None] | None:
+    """The node and port inside the instances that a wire leaving ``node``.``port`` starts from."""
+    while node in ex.outs:
+        chosen = _chosen(ex, node, port, list(ex.outs[node]), "output")
+        inside = ex.outs[node][chosen] if chosen is not None else None
+        if inside is None:  # reported: no such port, or a broken one
+            return None
+        node, port = inside
+    return node, port
+
+
+def _resolve_in(ex: _Expansion, node: str, port: str | None) -> list[tuple[str, str | None]]:
+    """Every node and port inside the instances that a wire into ``node``.``port`` feeds."""
+    if node not in ex.ins:
+        return [(node, port)]
+    chosen = _chosen(ex, node, port, list(ex.ins[node]), "input")
+    feeds = ex.ins[node][chosen] if chosen is not None else None
+    return [end for inner, inner_port in feeds or () for end in _resolve_in(ex, inner, inner_port)]
+
+
+def _chosen(ex: _Expansion, node: str, port: str | None, names: list[str], side: str) -> str | None:
+    if port in names:
+        return port
+    if port is None and len(names) == 1:
+        return names[0]
+    name = ex.names[node]
+    if port is None:
+        ex.add(IssueCode.AMBIGUOUS_PORT, f"a wire to node {node!r} names none of its {side}s", node,
+               f"component {name!r} has the {side}s {', '.join(names) or 'none'}: name one")
+    else:
+        ex.add(IssueCode.UNKNOWN_PORT, f"node {node!r} (component {name!r}) has no {side} {port!r}", node,
+               f"its {side}s are: {', '.join(names) or 'none'}", port)
+    return None
+
+
+def _merged(outer: Mapping[str, Any], inner: Mapping[str, Any]) -> dict[str, Any]:
+    """Lifecycle overrides: ``inner``'s win, section by section."""
+    out: dict[str, Any] = {k: dict(v) if isinstance(v, Mapping) else v for k, v in outer.items()}
+    for key, value in inner.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key].update(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _moved(position: Position | None, origin: tuple[Position, Position] | None) -> Position | None:
+    if origin is None or position is None:
+        return position if origin is None else origin[0]
+    at, corner = origin
+    return Position(x=max(-1e7, min(1e7, at.x + position.x - corner.x)),
+                    y=max(-1e7, min(1e7, at.y + position.y - corner.y)))
+
+
+def _unique(edges: list[EdgeSpec]) -> list[EdgeSpec]:
+    return list(dict.fromkeys(edges))

@@ -1,0 +1,236 @@
+"""Components: expansion (ids, wires, parameters, lifecycle, disabling, nesting), what an instance may
+not set, grouping and ungrouping (a round trip on every example), ports, renaming, the file format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.components import expand_components, flatten, inside_of, owner_of
+from engine.errors import WorkflowFileError, WorkflowInvalidError
+from engine.grouping import component_ports, group, rename_component, ungroup
+from engine.kinds import DataKind
+from engine.planner import plan_workflow
+from engine.registry import default_registry
+from engine.resources import Capacity
+from engine.validation import validate
+from engine.workflow import Workflow, dump_workflow, load_workflow, workflow_from_data
+
+ROOT = Path(__file__).resolve().parents[2]
+REG = default_registry()
+
+# texts -> [tag a -> tag b] -> sink; the component "tags" holds a and b, its input feeds a
+TAGS = {"name": "tags", "description": "two tags",
+        "nodes": [{"id": "a", "agent": "test.tag", "params": {"suffix": "-a"}, "position": {"x": 300, "y": 40}},
+                  {"id": "b", "agent": "test.tag", "params": {"suffix": "-b"}, "position": {"x": 560, "y": 40}}],
+        "edges": [{"source": "a", "target": "b"}],
+        "inputs": [{"name": "texts", "node": "a"}], "outputs": [{"name": "texts", "node": "b"}]}
+
+
+def _wf(nodes: list[dict], edges: list[tuple[str, str] | dict], components: list[dict] = (TAGS,)) -> Workflow:
+    return Workflow.model_validate({
+        "schema_version": 1, "name": "c", "components": list(components), "nodes": nodes,
+        "edges": [e if isinstance(e, dict) else {"source": e[0], "target": e[1]} for e in edges]})
+
+
+def _two(**instance: object) -> Workflow:
+    return _wf([{"id": "src", "agent": "test.texts", "params": {"n": 3}},
+                {"id": "t", "agent": "component:tags", "position": {"x": 100, "y": 200}, **instance},
+                {"id": "out", "agent": "test.echo"}],
+               [("src", "t"), ("t", "out")])
+
+
+def test_an_instance_expands_to_its_nodes_wired_through_its_ports() -> None:
+    flat, issues = expand_components(_two())
+    assert issues == []
+    assert flat.node_ids() == ["src", "t/a", "t/b", "out"]
+    assert {(e.source, e.target) for e in flat.edges} == {("src", "t/a"), ("t/a", "t/b"), ("t/b", "out")}
+    assert flat.metadata["components"] == {"t": "tags"} and flat.components == ()
+    # placed where the instance is drawn, keeping their layout inside
+    assert (flat.node("t/a").position.x, flat.node("t/b").position.x) == (100, 360)
+    assert validate(_two(), REG) == []
+    assert flatten(_two()) == flat
+
+
+def test_a_workflow_without_instances_is_not_touched() -> None:
+    wf = load_workflow(ROOT / "examples" / "two-stage.json")
+    assert expand_components(wf) == (wf, [])
+
+
+def test_instance_params_set_the_nodes_inside_and_a_wrong_one_is_named() -> None:
+    flat = flatten(_two(params={"b/suffix": "-B"}))
+    assert flat.node("t/a").params == {"suffix": "-a"} and flat.node("t/b").params == {"suffix": "-B"}
+    issues = validate(_two(params={"c/suffix": "x", "a/nope": 1}), REG)
+    assert [(i.code, i.node) for i in issues] == [("invalid_param", "t"), ("invalid_param", "t/a")]
+    assert "'c/suffix' names no node of component 'tags'" in issues[0].message
+    assert "a, b" in issues[0].hint
+    assert "unknown parameter 'nope'" in issues[1].message
+
+
+def test_an_instance_lifecycle_is_the_default_inside_and_disabling_it_disables_all() -> None:
+    tags = {**TAGS, "nodes": [{**TAGS["nodes"][0], "lifecycle": {"execution": {"retries": 5}}}, TAGS["nodes"][1]]}
+    flat = flatten(_wf([{"id": "src", "agent": "test.texts"},
+                        {"id": "t", "agent": "component:tags", "lifecycle": {"execution": {"retries": 2, "timeout_s": 9}}}],
+                       [("src", "t")], [tags]))
+    assert flat.node("t/a").lifecycle == {"execution": {"retries": 5, "timeout_s": 9}}  # its own setting wins
+    assert flat.node("t/b").lifecycle == {"execution": {"retries": 2, "timeout_s": 9}}
+    off = flatten(_two(disabled=True))
+    assert [n.id for n in off.nodes if n.disabled] == ["t/a", "t/b"]
+
+
+def test_one_input_may_feed_several_nodes_inside() -> None:
+    both = {"name": "both", "nodes": [{"id": "x", "agent": "test.tag"}, {"id": "y", "agent": "test.tag"}],
+            "inputs": [{"name": "texts", "node": "x"}, {"name": "texts", "node": "y"}],
+            "outputs": [{"name": "x", "node": "x"}, {"name": "y", "node": "y"}]}
+    wf = _wf([{"id": "src", "agent": "test.texts"}, {"id": "b", "agent": "component:both"},
+              {"id": "o1", "agent": "test.echo"}, {"id": "o2", "agent": "test.echo"}],
+             [("src", "b"), {"source": "b", "source_port": "y", "target": "o1"},
+              {"source": "b", "source_port": "x", "target": "o2"}], [both])
+    flat = flatten(wf)
+    assert {(e.source, e.target) for e in flat.edges} == {("src", "b/x"), ("src", "b/y"), ("b/y", "o1"), ("b/x", "o2")}
+    ports = component_ports("both", wf, REG)
+    assert [(p.name, p.kind, p.required) for p in ports.inputs] == [("texts", DataKind.TEXT_BATCH, True)]
+    assert [p.name for p in ports.outputs] == ["x", "y"]
+    # a wire without a port to a component with two outputs cannot be led anywhere
+    vague = _wf([{"id": "src", "agent": "test.texts"}, {"id": "b", "agent": "component:both"},
+                 {"id": "o", "agent": "test.echo"}], [("src", "b"), ("b", "o")], [both])
+    found = [(i.code, i.node) for i in validate(vague, REG) if i.is_error]
+    assert found == [("ambiguous_port", "b")]
+
+
+def test_components_nest_and_ids_say_the_path() -> None:
+    outer = {"name": "outer", "nodes": [{"id": "pre", "agent": "test.tag", "params": {"suffix": "-p"}},
+                                        {"id": "inner", "agent": "component:tags"}],
+             "edges": [{"source": "pre", "target": "inner"}],
+             "inputs": [{"name": "texts", "node": "pre"}], "outputs": [{"name": "texts", "node": "inner"}]}
+    wf = _wf([{"id": "src", "agent": "test.texts"},
+              {"id": "o", "agent": "component:outer", "params": {"inner/b/suffix": "-deep"}},
+              {"id": "out", "agent": "test.echo"}], [("src", "o"), ("o", "out")], [TAGS, outer])
+    flat = flatten(wf)
+    assert flat.node_ids() == ["src", "o/pre", "o/inner/a", "o/inner/b", "out"]
+    assert {(e.source, e.target) for e in flat.edges} == {
+        ("src", "o/pre"), ("o/pre", "o/inner/a"), ("o/inner/a", "o/inner/b"), ("o/inner/b", "out")}
+    assert flat.node("o/inner/b").params == {"suffix": "-deep"}
+    assert flat.metadata["components"] == {"o": "outer", "o/inner": "tags"}
+    assert owner_of("o/inner/b", ["o", "src"]) == "o" and owner_of("src", ["o"]) == "src"
+    assert inside_of(flat, ["o", "src"]) == ("o/pre", "o/inner/a", "o/inner/b", "src")
+    assert validate(wf, REG) == []
+
+
+def test_a_component_holding_itself_or_a_missing_one_is_an_error_not_a_hang() -> None:
+    loop = {"name": "loop", "nodes": [{"id": "again", "agent": "component:loop"}],
+            "inputs": [{"name": "x", "node": "again"}]}
+    wf = _wf([{"id": "src", "agent": "test.texts"}, {"id": "l", "agent": "component:loop"}], [("src", "l")], [loop])
+    issues = validate(wf, REG)
+    assert [(i.code, i.node) for i in issues if i.is_error] == [("component_cycle", "l/again")]
+    assert "loop -> loop" in issues[0].message
+    with pytest.raises(WorkflowInvalidError, match="component_cycle"):
+        flatten(wf)
+    typo = _wf([{"id": "src", "agent": "test.texts"}, {"id": "t", "agent": "component:tgas"}], [("src", "t")])
+    [issue] = [i for i in validate(typo, REG) if i.is_error]
+    assert (issue.code, issue.hint) == ("unknown_component", "did you mean 'tags'?")
+
+
+@pytest.mark.parametrize("field, code", [("resources", "invalid_component"), ("pin", "pin_not_allowed"),
+                                         ("bypass", "bypass_not_possible")])
+def test_what_an_instance_may_not_set(field: str, code: str) -> None:
+    value = {"resources": {"cpu": 2}, "pin": {"key": "0" * 32}, "bypass": True}[field]
+    issues = [i for i in validate(_two(**{field: value}), REG) if i.is_error]
+    assert [(i.code, i.node) for i in issues] == [(code, "t")]
+    assert "Ctrl+" in issues[0].hint  # says how to do it instead
+
+
+def test_a_plan_schedules_each_node_inside() -> None:
+    result = plan_workflow(_two(), REG, Capacity(cpu=2, memory_mb=1000, gpus=()))
+    assert {n.id for n in result.nodes} == {"src", "t/a", "t/b", "out"}
+    starts = {n.id: n.start for n in result.nodes}
+    assert starts["t/a"] < starts["t/b"] < starts["out"]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.json")), ids=lambda p: p.stem)
+def test_grouping_then_ungrouping_gives_back_every_example(path: Path) -> None:
+    wf = load_workflow(path)
+    if len(wf.nodes) < 2:
+        pytest.skip("one node")
+    ids = wf.node_ids()[1:3] if len(wf.nodes) > 2 else wf.node_ids()[1:]
+    try:
+        grouped, instance = group(wf, ids, REG, name="part")
+    except WorkflowFileError as exc:
+        assert "wait for itself" in str(exc)
+        return
+    assert len(grouped.nodes) == len(wf.nodes) - len(ids) + 1
+    before = sorted((i.code, i.node) for i in validate(wf, REG))
+    after = sorted((i.code, i.node) for i in validate(grouped, REG))
+    assert after == before  # the expansion is the same graph, so the same findings
+    flat = flatten(grouped)
+    assert {(e.source.removeprefix(f"{instance}/"), e.target.removeprefix(f"{instance}/")) for e in flat.edges} == \
+        {(e.source, e.target) for e in wf.edges}
+    back, put = ungroup(grouped, instance)
+    assert sorted(put) == sorted(ids)
+    assert set(back.edges) == set(wf.edges) and {n.id: n for n in back.nodes} == {n.id: n for n in wf.nodes}
+    assert back.components == ()  # no instance left: the definition goes too
+    assert load_workflow(dump_workflow(grouped)) == grouped  # the file keeps the component
+
+
+def test_group_refuses_a_selection_a_node_outside_sits_between() -> None:
+    wf = Workflow.model_validate({"schema_version": 1, "nodes": [
+        {"id": i, "agent": "test.echo"} for i in "abc"], "edges": [
+        {"source": "a", "target": "b"}, {"source": "b", "target": "c"}]})
+    with pytest.raises(WorkflowFileError, match="'b' takes from the selected nodes and feeds them too"):
+        group(wf, ["a", "c"], REG)
+    with pytest.raises(WorkflowFileError, match="select the nodes"):
+        group(wf, ["zz"], REG)
+
+
+def test_group_names_the_ports_after_the_ports_inside_and_keeps_params_on_ungroup() -> None:
+    wf = load_workflow(ROOT / "examples" / "customer-service.json")
+    grouped, instance = group(wf, ["intent", "entities", "route"], REG, name="triage")
+    definition = grouped.component("triage")
+    assert [(p.name, p.node) for p in definition.inputs] == [("texts", "intent"), ("texts", "entities")]
+    assert [p.name for p in definition.outputs] == ["tickets"]
+    assert grouped.node(instance).agent == "component:triage"
+    tuned = grouped.model_copy(update={"nodes": tuple(
+        n.model_copy(update={"params": {"route/min_confidence": 0.9}}) if n.id == instance else n
+        for n in grouped.nodes)})
+    back, _ = ungroup(tuned, instance)
+    assert back.node("route").params["min_confidence"] == 0.9
+    assert back.node("route").params["escalate_amount"] == 500  # the component's own value stays
+
+
+def test_ungroup_keeps_the_component_while_another_node_uses_it() -> None:
+    wf = _wf([{"id": "src", "agent": "test.texts"}, {"id": "t1", "agent": "component:tags"},
+              {"id": "t2", "agent": "component:tags"}], [("src", "t1"), ("src", "t2")])
+    back, put = ungroup(wf, "t1")
+    assert put == ["a", "b"] and back.component("tags") is not None
+    again, put2 = ungroup(back, "t2")
+    assert put2 == ["a_2", "b_2"] and again.components == ()
+    assert {(e.source, e.target) for e in again.edges} == {("src", "a"), ("a", "b"), ("src", "a_2"), ("a_2", "b_2")}
+
+
+def test_renaming_a_component_renames_its_instances_everywhere() -> None:
+    outer = {"name": "outer", "nodes": [{"id": "inner", "agent": "component:tags"}],
+             "inputs": [{"name": "texts", "node": "inner"}]}
+    wf = _wf([{"id": "src", "agent": "test.texts"}, {"id": "t", "agent": "component:tags"},
+              {"id": "o", "agent": "component:outer"}], [("src", "t"), ("src", "o")], [TAGS, outer])
+    renamed = rename_component(wf, "tags", "taggers", "tag twice")
+    assert renamed.node("t").agent == "component:taggers"
+    assert renamed.component("outer").nodes[0].agent == "component:taggers"
+    assert renamed.component("taggers").description == "tag twice"
+    assert validate(renamed, REG) == validate(wf, REG)
+    with pytest.raises(WorkflowFileError, match="exists already"):
+        rename_component(wf, "tags", "outer")
+    with pytest.raises(WorkflowFileError, match="cannot name a component"):
+        rename_component(wf, "tags", "a/b")
+
+
+def test_the_file_refuses_bad_components_with_the_field_at_fault() -> None:
+    doc = _two().to_dict()
+    bad_id = {**doc, "components": [{**TAGS, "nodes": [{"id": "x/y", "agent": "test.tag"}]}]}
+    with pytest.raises(WorkflowFileError, match="has a '/'") as exc:
+        workflow_from_data(bad_id)
+    assert exc.value.location.startswith("components[0].nodes")
+    with pytest.raises(WorkflowFileError, match="two components are named 'tags'"):
+        workflow_from_data({**doc, "components": [TAGS, TAGS]})
+    with pytest.raises(WorkflowFileError, match="two outputs are named 'texts'"):
+        workflow_from_data({**doc, "components": [{**TAGS, "outputs": TAGS["outputs"] * 2}]})

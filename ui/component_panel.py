@@ -1,0 +1,158 @@
+"""The properties panel of a component's node: its name and description (shared by every instance),
+its ports and what they stand for, the parameters of the nodes inside as this instance sets them,
+and Ungroup. Every edit is pushed to the session at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import streamlit as st
+
+from engine.components import SEP, component_name
+from engine.errors import WorkflowFileError
+from engine.grouping import component_ports, rename_component
+from engine.issues import Issue
+from engine.registry import Registry
+from engine.workflow import ComponentSpec, NodeSpec
+from ui.editor import DesignerSession
+from ui.forms import render_fields, schema_fields, sync_widget
+from ui.graphmodel import replace_node
+from ui.render import code_md, escape_md, issue_md
+
+Saver = Callable[[DesignerSession], None]
+
+
+def component_panel(sess: DesignerSession, node: NodeSpec, registry: Registry, issues: list[Issue],
+                    save: Saver) -> None:
+    """The panel of instance ``node`` (findings on the nodes inside it included)."""
+    name = component_name(node) or ""
+    definition = sess.workflow.component(name)
+    st.markdown(f"#### {escape_md(node.label or node.id)}")
+    st.caption(f"id {code_md(node.id)} · component {code_md(name)}")
+    for issue in issues:
+        (st.error if issue.is_error else st.warning)(issue_md(issue))
+    if definition is None:
+        st.info("This workflow has no component of that name: paste one in, or delete this node.")
+        return
+    users = sum(component_name(n) == name for n in sess.workflow.nodes)
+    st.caption(f"{len(definition.nodes)} nodes inside, run one by one (each measured on its own). "
+               + (f"{users} nodes of this workflow use this component: a change to its name or description "
+                  "shows in all of them; its parameters below are this node's own." if users > 1 else ""))
+    st.toggle("Disabled", value=node.disabled, key=f"disabled.{node.id}.{node.disabled}",
+              on_change=_update, args=(sess, node, save), kwargs={"disabled": not node.disabled},
+              help="A disabled component, and every node after it, does not run (Ctrl+M on the canvas)")
+    label = node.label or ""
+    shown = "" if sync_widget(f"label.{node.id}", label) else label
+    st.text_input("Label", value=shown, key=f"label.{node.id}", help="shown on the canvas",
+                  on_change=_set_label, args=(sess, node.id, save))
+    _definition_form(sess, definition, save)
+    _ports(sess, definition, registry)
+    _inner_params(sess, node, definition, registry, save)
+    st.button("Ungroup", key=f"ungroup.{node.id}", icon=":material/call_split:",
+              on_click=_ungroup, args=(sess, node.id, save),
+              help="Put the component's nodes back in its place, wired as they were (Ctrl+Shift+G); "
+                   "to change what is inside, ungroup, edit, and group again (Ctrl+G)")
+
+
+def _definition_form(sess: DesignerSession, definition: ComponentSpec, save: Saver) -> None:
+    key = f"component.name.{definition.name}"
+    st.text_input("Component name", value=definition.name, key=key, max_chars=100,
+                  on_change=_rename, args=(sess, definition.name, key, None, save),
+                  help="its name in the palette (section 'components') and in every node using it")
+    dkey = f"component.description.{definition.name}"
+    st.text_area("Description", value=definition.description, key=dkey, max_chars=4000, height=68,
+                 on_change=_rename, args=(sess, definition.name, None, dkey, save),
+                 help="what the component does, for the palette's tooltip")
+
+
+def _ports(sess: DesignerSession, definition: ComponentSpec, registry: Registry) -> None:
+    ports = component_ports(definition.name, sess.workflow, registry)
+    rows = [{"side": "input", "port": p.name, "kind": p.kind.value,
+             "to": ", ".join(f"{c.node}.{c.port}" if c.port else c.node for c in definition.inputs if c.name == p.name)}
+            for p in ports.inputs]
+    rows += [{"side": "output", "port": p.name, "kind": p.kind.value,
+              "to": next((f"{c.node}.{c.port}" if c.port else c.node for c in definition.outputs if c.name == p.name), "")}
+             for p in ports.outputs]
+    if rows:
+        st.markdown("**Ports**")
+        st.dataframe(rows, hide_index=True, width="stretch",
+                     column_config={"to": st.column_config.TextColumn("inside", help="the node (and port) it stands for")})
+
+
+def _inner_params(sess: DesignerSession, node: NodeSpec, definition: ComponentSpec, registry: Registry,
+                  save: Saver) -> None:
+    """One expander per node inside with parameters: the form shows the instance's value where it
+    sets one (``node/param``), else the component's."""
+    shown = False
+    for inner in definition.nodes:
+        if component_name(inner) is not None or inner.agent not in registry:
+            continue
+        spec = registry.get(inner.agent)
+        fields = schema_fields(spec.params.model_json_schema())
+        if not fields:
+            continue
+        if not shown:
+            st.markdown("**Parameters inside**")
+            st.caption("Set here for this node only; the component keeps its own values for the others.")
+            shown = True
+        own = {k.partition(SEP)[2]: v for k, v in node.params.items() if k.partition(SEP)[0] == inner.id}
+        with st.expander(f"{inner.label or inner.id} · {spec.label or spec.name}" + (" (changed)" if own else "")):
+            render_fields(fields, {**inner.params, **own}, key_prefix=f"cparam.{node.id}.{inner.id}",
+                          on_change=lambda name, value, inner=inner, spec=spec: _set_inner(
+                              sess, node.id, inner, name, value, _default(spec.params, name), save))
+    if not shown:
+        st.caption("The nodes inside have no parameters to set.")
+
+
+def _set_inner(sess: DesignerSession, node_id: str, inner: NodeSpec, name: str, value: Any, default: Any,
+               save: Saver) -> None:
+    """Set the instance's ``inner/name``; a value equal to the component's own (or the agent's
+    default, where the component sets none) is dropped, so the component's value shows through."""
+    node = sess.workflow.node(node_id)
+    if node is None:
+        return
+    key = f"{inner.id}{SEP}{name}"
+    params = dict(node.params)
+    if value == inner.params.get(name, default):
+        params.pop(key, None)
+    else:
+        params[key] = value
+    _update(sess, node, save, params=params)
+
+
+def _default(model: Any, name: str) -> Any:
+    field = model.model_fields.get(name)
+    return None if field is None or field.is_required() else field.default
+
+
+def _update(sess: DesignerSession, node: NodeSpec, save: Saver, **changes: Any) -> None:
+    sess.push(replace_node(sess.workflow, node.model_copy(update=changes)))
+    save(sess)
+
+
+def _set_label(sess: DesignerSession, node_id: str, save: Saver) -> None:
+    node = sess.workflow.node(node_id)
+    if node is not None:
+        text = str(st.session_state[f"label.{node_id}"]).strip()[:500]
+        _update(sess, node, save, label=text or None)
+
+
+def _rename(sess: DesignerSession, name: str, name_key: str | None, description_key: str | None, save: Saver) -> None:
+    new = str(st.session_state[name_key]) if name_key else name
+    description = str(st.session_state[description_key]) if description_key else None
+    try:
+        workflow = rename_component(sess.workflow, name, new, description)
+    except WorkflowFileError as exc:
+        sess.tell(f"{exc}" + (f" ({exc.hint})" if exc.hint else ""), "error")
+        if name_key:
+            st.session_state[name_key] = name
+        return
+    sess.push(workflow)
+    save(sess)
+
+
+def _ungroup(sess: DesignerSession, node_id: str, save: Saver) -> None:
+    sess.ungroup([node_id])
+    save(sess)

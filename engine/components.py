@@ -71,6 +71,25 @@ def inside_of(flat: Workflow, ids: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+def defined_at(workflow: Workflow, node_id: str) -> tuple[str, str] | None:
+    """Where node ``node_id`` of the expansion is defined: (component name, node id inside it),
+    following instances inside instances (``o/inner/b`` -> the component of ``o/inner``, ``b``);
+    None for a node of the drawn graph or an id that names no node inside a component."""
+    parts = node_id.split(SEP)
+    if len(parts) < 2 or workflow.node(node_id) is not None:
+        return None
+    node = workflow.node(parts[0])
+    for part in parts[1:]:
+        name = component_name(node) if node is not None else None
+        definition = workflow.component(name) if name is not None else None
+        if definition is None:
+            return None
+        node = next((n for n in definition.nodes if n.id == part), None)
+        if node is None:
+            return None
+    return name, parts[-1]  # type: ignore[return-value]
+
+
 @dataclass
 class _Expansion:
     defs: dict[str, ComponentSpec]

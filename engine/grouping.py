@@ -102,7 +102,7 @@ def group(workflow: Workflow, ids: Iterable[str], registry: Registry, name: str 
                                 hint="ungroup or remove an unused one first")
     inside = {n.id for n in chosen}
     _check_convex(workflow, inside)
-    name = _fresh_name(name or "component", {c.name for c in workflow.components})
+    name = _fresh_name(name or _named_after(chosen), {c.name for c in workflow.components})
     ports = {n.id: ports_of(n, workflow, registry) for n in chosen}
     outside_ports = {n.id: ports_of(n, workflow, registry) for n in workflow.nodes if n.id not in inside}
     inputs, outputs, wires = [], [], []
@@ -165,12 +165,26 @@ def _first(ports: tuple[PortSpec, ...]) -> str | None:
     return ports[0].name if ports else None
 
 
+def _named_after(nodes: list[NodeSpec]) -> str:
+    """A component's first name, from what its nodes are called: "Intent, Entities, Routing"."""
+    names = [n.label or n.id for n in nodes]
+    text = ", ".join(names) if len(names) <= 3 else f"{names[0]}, {names[1]} and {len(names) - 2} more"
+    return text if len(text) <= 60 else text[:57].rstrip(" ,") + "..."
+
+
 def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_").lower()[:60] or "component"
+    """A short node id from a name: its first words, lower case (``intent_entities``)."""
+    words = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_").lower().split("_")
+    out = ""
+    for word in filter(None, words):
+        if out and len(out) + len(word) + 1 > 24:
+            break
+        out = f"{out}_{word}" if out else word
+    return out[:24] or "component"
 
 
 def _fresh_name(base: str, taken: set[str]) -> str:
-    base = re.sub(r"[^A-Za-z0-9_ .()-]+", "_", base).strip()[:90] or "component"
+    base = re.sub(r"[^A-Za-z0-9_ .,()+&-]+", "_", base).strip()[:90] or "component"
     if not base[0].isalnum() and base[0] != "_":
         base = "c " + base
     name, i = base, 2
@@ -281,8 +295,8 @@ def rename_component(workflow: Workflow, old: str, new: str, description: str | 
                                                 else description})
     except ValueError:
         raise WorkflowFileError(f"{new!r} cannot name a component",
-                                hint="use 1 to 100 letters, digits, spaces and _ . ( ) -, starting with a "
-                                     "letter, digit or _") from None
+                                hint="use 1 to 100 letters, digits, spaces and _ . , ( ) + & -, starting "
+                                     "with a letter, digit or _") from None
 
     def follow(nodes: tuple[NodeSpec, ...]) -> tuple[NodeSpec, ...]:
         return tuple(n.model_copy(update={"agent": instance_agent(new)}) if component_name(n) == old else n

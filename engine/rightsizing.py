@@ -8,15 +8,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
+from engine.components import defined_at, flatten
 from engine.estimates import Estimates
 from engine.items import planned_items
 from engine.planner import plan as make_plan
 from engine.problem import problem_from_workflow
 from engine.registry import Registry
 from engine.resources import Capacity, ResourceDemand
-from engine.workflow import Workflow
+from engine.workflow import NodeSpec, Workflow
 
 HEADROOM = 1.25  # suggested = p95 x headroom, rounded up to ROUND_MB
 ROUND_MB = 64.0
@@ -68,6 +68,7 @@ def _copies(demand: ResourceDemand, cap: Capacity) -> int:
 def advise(workflow: Workflow, registry: Registry, capacity: Capacity, estimates: Estimates,
            policy: str = "critical_path") -> list[Advice]:
     """Advice for every node whose measured p95 memory is well below (or above) its declaration."""
+    workflow = flatten(workflow)  # advice is per node that runs: those inside components too
     base = capacity
     if base.cpu is None or base.memory_mb is None:
         from engine.devices import machine_capacity
@@ -130,15 +131,26 @@ def _text(node: str, declared: float, p95: float, suggested: float, at_before: i
 
 
 def apply_advice(workflow: Workflow, advice: Iterable[Advice | tuple[str, float]]) -> Workflow:
-    """A new workflow with each advised node's ``resources.memory_mb`` override set."""
+    """A new workflow with each advised node's ``resources.memory_mb`` override set. Advice on a
+    node inside a component (``c1/classify``, from a run of the expansion) is set on the
+    component's node, which every instance runs: the largest advice of its instances."""
     changes: dict[str, float] = {}
+    inside: dict[tuple[str, str], float] = {}
     for item in advice:
         node, value = (item.node, item.suggested) if isinstance(item, Advice) else item
-        changes[node] = float(value)
-    nodes: list[Any] = []
-    for node in workflow.nodes:
-        if node.id in changes:
-            resources = {**node.resources, "memory_mb": changes[node.id]}
-            node = node.model_copy(update={"resources": resources})
-        nodes.append(node)
-    return workflow.model_copy(update={"nodes": tuple(nodes)})
+        where = defined_at(workflow, node)
+        if where is None:
+            changes[node] = float(value)
+        else:
+            inside[where] = max(float(value), inside.get(where, 0.0))
+    nodes = tuple(_with_memory(n, changes.get(n.id)) for n in workflow.nodes)
+    components = tuple(c.model_copy(update={"nodes": tuple(_with_memory(n, inside.get((c.name, n.id)))
+                                                           for n in c.nodes)})
+                       for c in workflow.components)
+    return workflow.model_copy(update={"nodes": nodes, "components": components})
+
+
+def _with_memory(node: NodeSpec, memory_mb: float | None) -> NodeSpec:
+    if memory_mb is None:
+        return node
+    return node.model_copy(update={"resources": {**node.resources, "memory_mb": memory_mb}})

@@ -113,7 +113,7 @@ class NoteSpec(BaseModel):
 
 COMPONENT_PREFIX = "component:"  # a node whose agent is "component:NAME" is an instance of component NAME
 MAX_COMPONENTS = 200  # component definitions in one workflow
-_COMPONENT_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_ .()-]{0,99}$"  # no "/" or ":" (they join expanded ids)
+_COMPONENT_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_ .,()+&-]{0,99}$"  # no "/" or ":" (they join expanded ids)
 _PORT_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"
 
 

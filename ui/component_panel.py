@@ -98,7 +98,9 @@ def _inner_params(sess: DesignerSession, node: NodeSpec, definition: ComponentSp
             st.caption("Set here for this node only; the component keeps its own values for the others.")
             shown = True
         own = {k.partition(SEP)[2]: v for k, v in node.params.items() if k.partition(SEP)[0] == inner.id}
-        with st.expander(f"{inner.label or inner.id} · {spec.label or spec.name}" + (" (changed)" if own else "")):
+        title = inner.label or inner.id
+        title += "" if (spec.label or spec.name) == title else f" · {spec.label or spec.name}"
+        with st.expander(title + (" (changed here)" if own else "")):
             render_fields(fields, {**inner.params, **own}, key_prefix=f"cparam.{node.id}.{inner.id}",
                           on_change=lambda name, value, inner=inner, spec=spec: _set_inner(
                               sess, node.id, inner, name, value, _default(spec.params, name), save))

@@ -159,6 +159,7 @@ def _editor() -> None:
         issues = [*pin_issues(sess.workflow, get_run_manager().results if runs_available() else ResultStore()),
                   *issues]
     run_id, run_status, statuses = run_state()
+    statuses = component_states(statuses, sess.workflow)  # a component's node: the state of its nodes
     left, right = st.columns([3, 1.2], gap="small")
     with left:
         draw_canvas(
@@ -167,7 +168,7 @@ def _editor() -> None:
             rev=sess.rev,
             kind_colors=KIND_COLORS,
             issues=issues_by_node(issues, instances_of(sess.workflow)),
-            status=component_states(statuses, sess.workflow),
+            status=statuses,
             counted=counted_labels(sess.workflow, registry, counted_items(sess, run_id, statuses), sized),
             fit=sess.fit,
             notice=sess.notice,

@@ -12,6 +12,7 @@ from typing import Any
 
 import streamlit as st
 
+from engine.components import SEP, component_name, expand_components
 from engine.errors import PinError, ServiceGridError
 from engine.graphs import ancestors
 from engine.results import pin_from_run
@@ -108,19 +109,33 @@ def counted_items(sess: DesignerSession, run_id: str | None, statuses: dict[str,
         return {}
     memo: dict[tuple[str, str], dict[str, int]] = st.session_state.setdefault(COUNTS, {})
     counts: dict[tuple[str, str], int] = {}
-    same = _computation(ran) == _computation(sess.workflow)  # the common case: one comparison for all nodes
+    now = expand_components(sess.workflow)[0]  # what a run computes: components expanded
+    same = _computation(ran) == _computation(now)  # the common case: one comparison for all nodes
     for node_id, status in statuses.items():
-        node = sess.workflow.node(node_id)
-        if status not in ("done", "cached") or node is None:
+        if status not in ("done", "cached") or now.node(node_id) is None:
             continue
-        if not same and changed_since_run(ran, sess.workflow, node_id):
+        if not same and changed_since_run(ran, now, node_id):
             continue
         if (run_id, node_id) not in memo:
             memo[(run_id, node_id)] = manager.item_counts(run_id, node_id)
         counts.update({(node_id, port): n for port, n in memo[(run_id, node_id)].items()})
+    for node in sess.workflow.nodes:  # a component's output carries what its node inside gave
+        definition = sess.workflow.component(component_name(node) or "")
+        for port in definition.outputs if definition is not None else ():
+            inner = counts_of(counts, f"{node.id}{SEP}{port.node}", port.port)
+            if inner is not None:
+                counts[(node.id, port.name)] = inner
     for key in [k for k in memo if k[0] != run_id]:  # only the latest run's counts are kept
         del memo[key]
     return counts
+
+
+def counts_of(counts: dict[tuple[str, str], int], node_id: str, port: str | None) -> int | None:
+    """The items counted out of ``node_id``'s ``port`` (None: its only port)."""
+    if port is not None:
+        return counts.get((node_id, port))
+    mine = [n for (nid, _), n in counts.items() if nid == node_id]
+    return mine[0] if len(mine) == 1 else None
 
 
 def cancel_run(sess: DesignerSession, run_id: str) -> None:
@@ -165,6 +180,10 @@ def node_outputs_section(sess: DesignerSession, run_id: str | None, statuses: di
         return
     node_id = sess.selected[0]
     manager = get_run_manager()
+    node = sess.workflow.node(node_id)
+    if node is not None and component_name(node) is not None:
+        _component_outputs(sess, node, run_id, statuses[node_id])
+        return
     try:
         values, ran = manager.outputs(run_id, node_id), manager.workflow(run_id)
         # the stored summary only where the values are gone (run_state took a snapshot this rerun already)
@@ -188,10 +207,35 @@ def node_outputs_section(sess: DesignerSession, run_id: str | None, statuses: di
                           help="Later runs take this node's output from this run instead of computing it, and "
                                "skip the nodes that only feed it, so you can work on what comes after it "
                                "(n8n's pinned data). Unpin it in the properties panel.")
-        if changed_since_run(ran, sess.workflow, node_id):
+        if changed_since_run(ran, expand_components(sess.workflow)[0], node_id):
             st.caption(":material/history: This node, or one before it, has changed since that run: run again to "
                        "see what it gives now.")
         render_outputs(values, summary, key=f"designer.out.{node_id}", name=f"{sess.workflow.name}-{node_id}")
+
+
+def _component_outputs(sess: DesignerSession, node: NodeSpec, run_id: str, status: str) -> None:
+    """A component's outputs: those of the nodes inside that its output ports stand for."""
+    definition = sess.workflow.component(component_name(node) or "")
+    manager = get_run_manager()
+    with st.container(border=True):
+        st.markdown(f"**Outputs of {escape_md(node.id)}** in run {code_md(run_id)} ({status})")
+        if not run_active():
+            st.button("Run again from here", key=f"designer.rerun.{node.id}", icon=":material/replay:",
+                      on_click=start_run, args=(sess, "designer_time_scale", None, False, node.id),
+                      help="Run the workflow, computing every node of this component and every node after it "
+                           "again even where the cache holds their results")
+        for port in definition.outputs if definition is not None else ():
+            inner = f"{node.id}{SEP}{port.node}"
+            try:
+                values = manager.outputs(run_id, inner)
+                summary = {} if values else manager.snapshot(run_id).nodes.get(inner, {}).get("output_summary") or {}
+            except KeyError:
+                return
+            if port.port and values and port.port in values:
+                values = {port.port: values[port.port]}
+            st.markdown(f"{code_md(port.name)} · from {escape_md(port.node)}")
+            render_outputs(values, summary, key=f"designer.out.{node.id}.{port.name}",
+                           name=f"{sess.workflow.name}-{node.id}-{port.name}")
 
 
 def _pin_of(manager: Any, ran: Workflow, run_id: str, node_id: str) -> PinSpec | None:

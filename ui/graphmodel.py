@@ -179,6 +179,7 @@ def canvas_graph(workflow: Workflow, registry: Registry, selected: list[str] | N
         if (name := component_name(node)) is not None:  # drawn stacked: it runs the nodes of a component
             definition = workflow.component(name)
             item["component"] = name
+            item["label"] = node.label or name  # unlabelled: called what its component is
             item["inner"] = len(definition.nodes) if definition else 0
             item["sub"] = summarize_params(node.params) or (f"{item['inner']} nodes inside" if definition
                                                            else "no such component")

@@ -873,3 +873,40 @@ def test_a_frame_folds_its_nodes_behind_its_title(page, app_url, tmp_path: Path)
     expect(node(page, "pre")).to_be_visible()
     assert box_of(node(page, "pre"))["y"] == pytest.approx(pre["y"] + 60, abs=3)
     expect(page.locator("path.sg-edge")).to_have_count(1)
+
+
+def test_group_nodes_into_a_component_run_it_and_ungroup(page, app_url, tmp_path: Path):
+    open_template(page, app_url, "customer-service", 8)
+    click_node(page, "intent")
+    click_node(page, "entities", shift=True)
+    click_node(page, "route", shift=True)
+    page.keyboard.press("Control+g")
+    comp = page.locator(".sg-node.component")
+    expect(comp).to_have_count(1)
+    expect(page.locator(".sg-node")).to_have_count(6)
+    expect(page.get_by_test_id("sg-toast").filter(has_text="grouped 3 nodes into component")).to_be_visible()
+    # drawn with the component's ports: one input feeding intent and entities, the routing's output
+    expect(comp.locator(".sg-port.in")).to_have_count(1)
+    expect(comp.locator('.sg-port.in[data-port="texts"]')).to_have_count(1)
+    expect(comp.locator('.sg-port.out[data-port="tickets"]')).to_have_count(1)
+    expect(page.locator('.sg-pal-item[data-agent="component:Intent, Entities, Dialogue routing"]')).to_be_visible()
+    # the properties panel names it; the palette follows
+    name = page.get_by_role("textbox", name="Component name")
+    name.fill("triage")
+    name.press("Enter")
+    expect(page.locator('.sg-pal-item[data-agent="component:triage"]')).to_be_visible()
+    expect(comp).to_have_attribute("data-component", "triage")
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(comp).to_have_attribute("data-status", "done", timeout=60000)  # every node inside finished
+    expect(page.get_by_text(re.compile(r"Run \w+: succeeded"))).to_be_visible()
+    comp.locator(".sg-head").click()  # its outputs: the routing's tickets
+    expect(page.get_by_text("Outputs of intent_entities_dialogue")).to_be_visible()
+    expect(page.get_by_text("· from route")).to_be_visible()
+    saved = export_json(page, tmp_path / "grouped.json")
+    assert [c["name"] for c in saved["components"]] == ["triage"]
+    assert [n["id"] for n in saved["components"][0]["nodes"]] == ["intent", "entities", "route"]
+    comp.locator(".sg-head").click()
+    page.keyboard.press("Control+Shift+g")
+    expect(page.locator(".sg-node")).to_have_count(8)
+    expect(page.locator(".sg-node.component")).to_have_count(0)
+    expect(node(page, "route")).to_be_visible()

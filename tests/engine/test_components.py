@@ -234,3 +234,18 @@ def test_the_file_refuses_bad_components_with_the_field_at_fault() -> None:
         workflow_from_data({**doc, "components": [TAGS, TAGS]})
     with pytest.raises(WorkflowFileError, match="two outputs are named 'texts'"):
         workflow_from_data({**doc, "components": [{**TAGS, "outputs": TAGS["outputs"] * 2}]})
+
+
+def test_advice_on_a_node_inside_goes_into_its_component() -> None:
+    from engine.components import defined_at
+    from engine.rightsizing import apply_advice
+
+    wf = _wf([{"id": "src", "agent": "test.texts"}, {"id": "t1", "agent": "component:tags"},
+              {"id": "t2", "agent": "component:tags"}], [("src", "t1"), ("src", "t2")])
+    assert defined_at(wf, "t1/b") == ("tags", "b")
+    assert defined_at(wf, "src") is None and defined_at(wf, "t1/zz") is None and defined_at(wf, "src/a") is None
+    applied = apply_advice(wf, [("t1/b", 64.0), ("t2/b", 96.0), ("src", 32.0)])
+    assert applied.node("src").resources == {"memory_mb": 32.0}
+    inside = {n.id: n.resources for n in applied.component("tags").nodes}
+    assert inside == {"a": {}, "b": {"memory_mb": 96.0}}  # the larger advice of its two instances
+    assert flatten(applied).node("t1/b").resources == {"memory_mb": 96.0}

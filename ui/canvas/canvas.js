@@ -356,7 +356,7 @@ function splice(root, m, wire, id) {
 
 function freshId(m, agentName) {
   const plain = agentName.startsWith("component:") ? agentName.slice(10).toLowerCase() : agentName.split(".").pop();
-  const base = plain.replace(/[^A-Za-z0-9_-]/g, "_") || "node";
+  const base = plain.replace(/[^A-Za-z0-9_-]+/g, "_").replace(/^_+|_+$/g, "").slice(0, 24) || "node";
   let i = 1;
   while (m.nodes[`${base}_${i}`]) i++;
   return `${base}_${i}`;

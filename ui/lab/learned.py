@@ -127,7 +127,8 @@ def _show_advice(store: Store, registry: Registry, workflow: Workflow, workflow_
         return
     if st.button("Apply advice (saves a new version)", key="lab.advice.apply", icon=":material/tune:"):
         try:
-            _, version = store.save_workflow(apply_advice(workflow, advice), workflow_id=workflow_id,
+            drawn = store.get_workflow(workflow_id)  # as saved: advice inside a component goes into it
+            _, version = store.save_workflow(apply_advice(drawn, advice), workflow_id=workflow_id,
                                              message="right-sizing from each node's measured memory")
         except (StorageError, ServiceGridError) as exc:
             show_error("Could not save the right-sized workflow", exc)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.errors import ServiceGridError
+from engine.components import flatten
+from engine.errors import ServiceGridError, WorkflowInvalidError
 from engine.policies import POLICIES, POLICY_HELP
 from engine.problem import problem_from_workflow
 from ui.lab.compare import compare, show_comparison, show_graph
@@ -31,7 +32,11 @@ def render_lab_page() -> None:
     picked = pick_workflow(store)
     if picked is None:
         return
-    workflow = picked.workflow
+    try:
+        workflow = flatten(picked.workflow)  # a component's nodes are planned (and explained) one by one
+    except WorkflowInvalidError as exc:
+        show_error("Cannot plan this workflow", exc)
+        return
     if not workflow.nodes:
         st.info("This workflow has no nodes yet.")
         return

@@ -11,7 +11,8 @@ from typing import Any
 
 import streamlit as st
 
-from engine.errors import ServiceGridError
+from engine.components import flatten
+from engine.errors import ServiceGridError, WorkflowInvalidError
 from engine.policies import POLICIES, POLICY_HELP
 from engine.resources import Capacity, GpuDevice
 from engine.workflow import Workflow, load_workflow, parse_document, upstream_workflow, workflow_from_data
@@ -149,6 +150,11 @@ def launch_form(manager: Any, registry: Any, store: Any, key: str = "launch") ->
         whole = len(workflow.nodes)
         workflow = upstream_workflow(workflow, targets)
         st.caption(f"{len(workflow.nodes)} of {whole} nodes run: {escape_md(', '.join(workflow.node_ids()))}")
+    try:
+        workflow = flatten(workflow)  # what runs: each node of a component on its own (rerun, plan, learning)
+    except WorkflowInvalidError as exc:
+        show_error("Cannot run this workflow", exc)
+        return None
     cols = st.columns([2, 1, 1])
     policy = cols[0].selectbox("Policy", POLICIES, index=POLICIES.index("critical_path"), key=f"{key}.policy",
                                format_func=lambda p: f"{p}: {POLICY_HELP.get(p, '')}")

@@ -1,0 +1,76 @@
+"""AppTest of a component's node in the designer: its panel (name, description, ports, the
+parameters of the nodes inside as this node sets them, Ungroup), findings inside it shown on it,
+and grouping from the session."""
+
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+from ui import state
+
+
+def _grouped(app: AppTest) -> str:
+    """The customer-service template open with intent, entities and route grouped; the instance id."""
+    from engine.registry import default_registry
+
+    app.run()
+    app.button(key="tpl.customer-service").click().run()
+    sess = app.session_state[state.DESIGNER]
+    sess.group(["intent", "entities", "route"], default_registry())
+    [instance] = sess.selected
+    app.run()
+    return instance
+
+
+def test_the_panel_edits_the_component_and_this_node_s_parameters_inside(app: AppTest) -> None:
+    instance = _grouped(app)
+    assert not app.exception
+    name = app.text_input(key="component.name.Intent, Entities, Dialogue routing")
+    assert name.value == "Intent, Entities, Dialogue routing"
+    ports = app.dataframe[0].value
+    assert list(ports["port"]) == ["texts", "tickets"] and list(ports["to"]) == ["intent, entities", "route"]
+    # the routing's parameter, set on this node only: the component keeps its own value
+    field = app.number_input(key=f"cparam.{instance}.route.min_confidence")
+    assert field.value == 0.5
+    field.set_value(0.8).run()
+    sess = app.session_state[state.DESIGNER]
+    assert sess.workflow.node(instance).params == {"route/min_confidence": 0.8}
+    assert sess.workflow.component("Intent, Entities, Dialogue routing").nodes[2].params["min_confidence"] == 0.5
+    app.number_input(key=f"cparam.{instance}.route.min_confidence").set_value(0.5).run()  # back: the override goes
+    assert app.session_state[state.DESIGNER].workflow.node(instance).params == {}
+    app.text_input(key="component.name.Intent, Entities, Dialogue routing").set_value("triage").run()
+    sess = app.session_state[state.DESIGNER]
+    assert sess.workflow.node(instance).agent == "component:triage" and sess.workflow.component("triage")
+    app.button(key=f"ungroup.{instance}").click().run()
+    sess = app.session_state[state.DESIGNER]
+    assert sorted(sess.selected) == ["entities", "intent", "route"] and sess.workflow.components == ()
+
+
+def test_a_finding_inside_a_component_shows_on_its_node_and_selects_it(app: AppTest) -> None:
+    instance = _grouped(app)
+    sess = app.session_state[state.DESIGNER]
+    node = sess.workflow.node(instance)
+    sess.push(sess.workflow.model_copy(update={"nodes": tuple(
+        n.model_copy(update={"params": {"route/min_confidence": 7}}) if n.id == instance else n
+        for n in sess.workflow.nodes)}))
+    sess.select(None)
+    app.run()
+    texts = "\n".join(str(e.value) for e in app.error)
+    assert f"node '{instance}/route': parameter min_confidence = 7 is invalid" in texts.replace("\\", "")
+    app.button(key="issue.0").click().run()
+    assert app.session_state[state.DESIGNER].selected == [instance]
+    assert node is not None  # the instance is still drawn: its finding is shown in its panel
+    assert any(f"{instance}/route" in str(e.value).replace("\\", "") for e in app.error)
+
+
+def test_a_selection_with_a_node_between_is_refused_with_a_message(app: AppTest) -> None:
+    from engine.registry import default_registry
+
+    app.run()
+    app.button(key="tpl.customer-service").click().run()
+    sess = app.session_state[state.DESIGNER]
+    before = sess.workflow
+    sess.group(["requests", "route"], default_registry())  # intent and entities lie between
+    assert sess.workflow is before
+    assert "takes from the selected nodes and feeds them too" in sess.notice["text"]
+    assert sess.notice["kind"] == "error"

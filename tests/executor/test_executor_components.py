@@ -68,7 +68,7 @@ def test_rerun_of_an_instance_computes_every_node_inside_again(manager) -> None:
 
 
 def test_a_disabled_instance_leaves_out_its_nodes_and_what_follows(manager) -> None:
-    m, rec = manager
+    m, _ = manager
     run = m.submit(_tagged(disabled=True))
     assert run.wait(10) == RunStatus.SUCCEEDED
     assert list(run.snapshot().nodes) == ["src"]

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from engine.components import expand_components
 from engine.registry import Registry
 from engine.workflow import Workflow
 from ui.graph_svg import graph_svg
@@ -80,7 +81,8 @@ def summary_of(description: str, limit: int = SUMMARY_CHARS) -> str:
 def template_card(stem: str, workflow: Workflow, registry: Registry) -> TemplateCard:
     families: list[str] = []
     agents: list[str] = []
-    for node in workflow.nodes:
+    runs = expand_components(workflow)[0]  # the agents inside its components count too
+    for node in runs.nodes:
         spec = registry.get(node.agent) if node.agent in registry else None
         category = spec.category if spec is not None else ""
         family = FAMILIES.get(category)
@@ -93,7 +95,7 @@ def template_card(stem: str, workflow: Workflow, registry: Registry) -> Template
     return TemplateCard(
         stem=stem, title=template_title(workflow, stem),
         summary=summary_of(workflow.description) or _nodes_line(workflow),
-        description=workflow.description.strip(), n_agents=len(workflow.nodes), n_links=len(workflow.edges),
+        description=workflow.description.strip(), n_agents=len(runs.nodes), n_links=len(workflow.edges),
         families=tuple(families), agents=tuple(agents), preview_svg=preview_svg(workflow, registry))
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from engine.backends.ray_nodes import RayNode, RunSettings, build_nodes, unplaceable
 from engine.backends.ray_run import RayRun
 from engine.backends.ray_worker import CancelBoard, run_node, run_node_live
+from engine.components import expand_components, flatten
 from engine.errors import ServiceGridError
 from engine.events import Event, RunStatus
 from engine.issues import Issue, IssueCode
@@ -121,7 +122,9 @@ class RayBackend:
         ``pins`` reads a pinned node's outputs by its pin's key (the driver's result cache): they
         are put in Ray's object store, and the nodes that only feed pinned ones are not run.
         Returns the run status and the outputs of every finished node, by node id and port.
+        Components are expanded first (``engine.components.flatten``): their nodes run as tasks of their own.
         """
+        workflow = flatten(workflow)
         nodes_caps = self.node_capacities()
         gpu_mb = min((g.memory_mb for c in nodes_caps for g in c.gpus or ()), default=0.0)
         nodes = build_nodes(workflow, registry, gpu_mb, time_scale)
@@ -141,7 +144,7 @@ class RayBackend:
         caps = self.node_capacities()
         gpu_mb = min((g.memory_mb for c in caps for g in c.gpus or ()), default=0.0)
         try:
-            nodes = build_nodes(workflow, registry, gpu_mb, 1.0)
+            nodes = build_nodes(expand_components(workflow)[0], registry, gpu_mb, 1.0)
         except (ServiceGridError, ValueError):
             return []  # unknown agents and bad parameters are the core validation's findings
         issues = []

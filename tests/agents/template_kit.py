@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.agents.tables import to_table
+from engine.components import flatten
 from engine.events import RunStatus
 from engine.items import planned_items
 from engine.runs import RunHandle, RunManager, RunOptions
@@ -24,7 +25,7 @@ def run_template(manager: RunManager, name: str, time_scale: float = 1.0) -> Run
     status = handle.wait(120)
     failed = {k: v.get("error") for k, v in handle.snapshot().nodes.items() if v.get("error")}
     assert status == RunStatus.SUCCEEDED, failed
-    check_planned_columns(handle, workflow, manager)
+    check_planned_columns(handle, flatten(workflow), manager)  # the nodes inside components too
     return handle
 
 

@@ -12,7 +12,7 @@ from template_kit import check_template_file, run_template
 
 from engine.runs import RunManager
 
-TEMPLATES = ("customer-service", "nlp-sentiment", "recommendation")
+TEMPLATES = ("customer-service", "nlp-sentiment", "recommendation", "support-desks")
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -45,6 +45,21 @@ def test_customer_service_routes_requests_by_intent(manager: RunManager, data_di
         with_order = conn.execute("SELECT COUNT(*) FROM tickets WHERE \"order\" != ''").fetchone()[0]
     conn.close()
     assert n == len(source["texts"]) and with_order > 0
+
+
+def test_support_desks_run_one_triage_component_with_two_settings(manager: RunManager, data_dir: Path):
+    handle = run_template(manager, "support-desks")
+    general = handle.outputs("general/route")["tickets"]["columns"]
+    payments = handle.outputs("payments/route")["tickets"]["columns"]
+    assert general["queue"] == payments["queue"]  # one intent model and one set of rules in both desks
+    order = ["low", "normal", "high", "urgent"]
+    assert all(order.index(p) >= order.index(g) for p, g in zip(payments["priority"], general["priority"], strict=True))
+    raised = sum(order.index(p) > order.index(g) for p, g in zip(payments["priority"], general["priority"], strict=True))
+    assert raised >= 3  # the payments desk escalates requests that mention an amount
+    outputs = data_dir / "data" / "outputs" / "support_desks"
+    for desk, tickets in (("general", general), ("payments", payments)):
+        rows = read_csv(outputs / f"{desk}.csv")
+        assert [r["priority"] for r in rows] == list(tickets["priority"])
 
 
 def test_nlp_sentiment_scores_reviews_correctly(manager: RunManager, data_dir: Path):

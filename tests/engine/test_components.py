@@ -151,6 +151,11 @@ def test_a_plan_schedules_each_node_inside() -> None:
 @pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.json")), ids=lambda p: p.stem)
 def test_grouping_then_ungrouping_gives_back_every_example(path: Path) -> None:
     wf = load_workflow(path)
+    for instance in [n.id for n in wf.nodes if n.agent.startswith("component:")]:  # grouped already: drawn open
+        expanded = flatten(wf)
+        wf, _ = ungroup(wf, instance)
+        assert sorted((e.source, e.target) for e in flatten(wf).edges) != [] and \
+            len(flatten(wf).nodes) == len(expanded.nodes)
     if len(wf.nodes) < 2:
         pytest.skip("one node")
     ids = wf.node_ids()[1:3] if len(wf.nodes) > 2 else wf.node_ids()[1:]

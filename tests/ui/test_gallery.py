@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 from streamlit.testing.v1 import AppTest
 
+from engine.components import flatten
 from engine.registry import default_registry
 from engine.runs import RunManager, RunOptions
 from engine.workflow import load_workflow, workflow_from_data
@@ -43,8 +44,9 @@ def test_every_template_has_a_title_a_summary_and_the_families_of_its_agents() -
         assert c.title and c.summary, path.name
         if workflow.description:  # two-stage.json is the original issue's file, byte for byte
             assert c.title != path.stem and workflow.description.startswith(c.summary.rstrip("…")), path.name
-        assert c.n_agents == len(workflow.nodes) and c.n_links == len(workflow.edges)
-        categories = {registry.get(n.agent).category for n in workflow.nodes}
+        runs = flatten(workflow)  # the agents inside its components count
+        assert c.n_agents == len(runs.nodes) and c.n_links == len(workflow.edges)
+        categories = {registry.get(n.agent).category for n in runs.nodes}
         assert c.families, path.name
         assert "simulated" not in c.families or "simulation" in categories
     assert card("finance-risk").families == ("tabular", "decision")
@@ -53,6 +55,7 @@ def test_every_template_has_a_title_a_summary_and_the_families_of_its_agents() -
     assert card("two-stage").summary == "Nodes: pre, cls." and card("two-stage").title == "Two stage"
     assert "Credit MLP" not in card("finance-risk").agents  # agents by their palette names, once each
     assert card("finance-risk").agents.count("Tabular data source") <= 1
+    assert {"Intent", "Entities", "Dialogue routing"} <= set(card("support-desks").agents)
 
 
 def test_the_filter_keeps_cards_of_any_family_picked() -> None:
@@ -142,7 +145,7 @@ def test_gallery_shows_cards_filters_them_and_says_how_each_last_ran(app: AppTes
 
     app.pills(key="tpl.filter").set_value(["text"]).run()
     shown = sorted(b.key for b in app.button if b.key and b.key.startswith("tpl."))
-    assert shown == ["tpl.customer-service", "tpl.nlp-sentiment"]
+    assert shown == ["tpl.customer-service", "tpl.nlp-sentiment", "tpl.support-desks"]
     app.button(key="tpl.nlp-sentiment").click().run()
     assert not app.exception
     assert app.session_state[state.DESIGNER].workflow.name == "nlp-sentiment"

@@ -91,12 +91,16 @@ def group(workflow: Workflow, ids: Iterable[str], registry: Registry, name: str 
     input of the component (one input for all the nodes it fed), each of their outputs read
     outside becomes an output. Returns the workflow and the instance's id.
 
-    Raises WorkflowFileError when no node is chosen, or when a node not chosen lies on a path
-    between two chosen ones (the component would wait for itself)."""
+    Raises WorkflowFileError when no node is chosen, one is not in the workflow, or a node not
+    chosen lies on a path between two chosen ones (the component would wait for itself)."""
     wanted = set(ids)
     chosen = [n for n in workflow.nodes if n.id in wanted]
     if not chosen:
         raise WorkflowFileError("select the nodes to group into a component first")
+    unknown = sorted(wanted - {n.id for n in chosen})
+    if unknown:
+        raise WorkflowFileError(f"no node {unknown[0]!r} in workflow {workflow.name!r}",
+                                hint=f"its nodes are: {', '.join(workflow.node_ids()[:20])}")
     if len(workflow.components) >= MAX_COMPONENTS:
         raise WorkflowFileError(f"the workflow has {MAX_COMPONENTS} components already",
                                 hint="ungroup or remove an unused one first")

@@ -24,6 +24,7 @@ COMMANDS = {
     "run": "servicegrid.commands.run",
     "runs": "servicegrid.commands.runs",
     "pin": "servicegrid.commands.pin",
+    "components": "servicegrid.commands.components",
     "ui": "servicegrid.commands.ui",
     "db": "servicegrid.commands.db",
 }

@@ -1,0 +1,53 @@
+"""``servicegrid components``: list, group, ungroup and expand, rewriting the file atomically."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from engine.workflow import load_workflow, workflow_from_data
+from servicegrid.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_group_list_expand_and_ungroup_a_file(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "cs.json"
+    shutil.copy(ROOT / "examples" / "customer-service.json", path)
+    original = json.loads(path.read_text())
+    assert _cli(capsys, "components", str(path))[1].endswith("no components (group nodes with "
+                                                              f"`servicegrid components {path} --group NODE ...`)\n")
+    code, out, _ = _cli(capsys, "components", str(path), "--group", "intent", "entities", "route", "--name", "triage")
+    assert code == 0 and out == "grouped intent, entities, route into component 'triage', drawn as node 'triage'\n"
+    grouped = json.loads(path.read_text())
+    assert [n["id"] for n in grouped["nodes"]][:2] == ["requests", "triage"]
+    code, out, _ = _cli(capsys, "components", str(path))
+    assert out == ("triage: 3 nodes (intent, entities, route); inputs texts; outputs tickets; used by triage\n")
+    code, out, _ = _cli(capsys, "components", str(path), "--expand")
+    expanded = json.loads(out)
+    assert "triage/route" in [n["id"] for n in expanded["nodes"]] and "components" not in expanded
+    assert _cli(capsys, "validate", str(path))[0] == 0
+    code, out, _ = _cli(capsys, "components", str(path), "--ungroup", "triage")
+    assert code == 0 and load_workflow(path).nodes == workflow_from_data(original).nodes
+
+
+def test_what_cannot_be_grouped_is_said_and_the_file_is_kept(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "cs.json"
+    shutil.copy(ROOT / "examples" / "customer-service.json", path)
+    before = path.read_text()
+    code, _, err = _cli(capsys, "components", str(path), "--group", "requests", "route")
+    assert code == 1 and "'entities' takes from the selected nodes and feeds them too" in err
+    assert "hint: select 'entities', 'intent' as well" in err
+    code, _, err = _cli(capsys, "components", str(path), "--group", "requests", "nope")
+    assert code == 1 and "no node 'nope'" in err and "hint: its nodes are: requests, intent" in err
+    code, _, err = _cli(capsys, "components", str(path), "--ungroup", "requests")
+    assert code == 1 and "not an instance of a component" in err
+    assert _cli(capsys, "components", str(path), "--name", "x")[0] == 2
+    assert path.read_text() == before

@@ -85,11 +85,15 @@ def _says(ports: Iterable[ComponentPort], name: str) -> str:
 
 
 def group(workflow: Workflow, ids: Iterable[str], registry: Registry, name: str | None = None,
-          description: str = "") -> tuple[Workflow, str]:
+          description: str = "", *, replace: bool = False, node_id: str | None = None) -> tuple[Workflow, str]:
     """``workflow`` with the nodes ``ids`` made into a new component, drawn as one instance where
     they were: the wires between them go inside; each output outside that fed them becomes an
     input of the component (one input for all the nodes it fed), each of their outputs read
     outside becomes an output. Returns the workflow and the instance's id.
+
+    ``replace``: the nodes become component ``name``'s new definition (its description kept when
+    ``description`` is empty), which its other instances then run too: how a component is edited
+    (ungroup, change, group again). ``node_id``: the instance's id, where it is free.
 
     Raises WorkflowFileError when no node is chosen, one is not in the workflow, or a node not
     chosen lies on a path between two chosen ones (the component would wait for itself)."""
@@ -101,12 +105,15 @@ def group(workflow: Workflow, ids: Iterable[str], registry: Registry, name: str 
     if unknown:
         raise WorkflowFileError(f"no node {unknown[0]!r} in workflow {workflow.name!r}",
                                 hint=f"its nodes are: {', '.join(workflow.node_ids()[:20])}")
-    if len(workflow.components) >= MAX_COMPONENTS:
+    old = workflow.component(name) if replace and name else None
+    if replace and old is None:
+        raise WorkflowFileError(f"the workflow has no component named {name!r} to update")
+    if old is None and len(workflow.components) >= MAX_COMPONENTS:
         raise WorkflowFileError(f"the workflow has {MAX_COMPONENTS} components already",
                                 hint="ungroup or remove an unused one first")
     inside = {n.id for n in chosen}
     _check_convex(workflow, inside)
-    name = _fresh_name(name or _named_after(chosen), {c.name for c in workflow.components})
+    name = old.name if old is not None else _fresh_name(name or _named_after(chosen), {c.name for c in workflow.components})
     ports = {n.id: ports_of(n, workflow, registry) for n in chosen}
     outside_ports = {n.id: ports_of(n, workflow, registry) for n in workflow.nodes if n.id not in inside}
     inputs, outputs, wires = [], [], []
@@ -114,7 +121,8 @@ def group(workflow: Workflow, ids: Iterable[str], registry: Registry, name: str 
     named_out: dict[tuple[str, str | None], str] = {}
     taken_in: set[str] = set()
     taken_out: set[str] = set()
-    instance = _fresh_id(_slug(name), set(workflow.node_ids()) - inside)
+    free = set(workflow.node_ids()) - inside
+    instance = node_id if node_id and node_id not in free else _fresh_id(_slug(name), free)
     for edge in workflow.edges:
         src_in, dst_in = edge.source in inside, edge.target in inside
         if src_in == dst_in:
@@ -135,6 +143,7 @@ def group(workflow: Workflow, ids: Iterable[str], registry: Registry, name: str 
                 outputs.append(ComponentPort(name=named_out[key], node=edge.source, port=edge.source_port))
             wires.append(EdgeSpec(source=instance, source_port=named_out[key], target=edge.target,
                                   target_port=edge.target_port))
+    description = description or (old.description if old is not None else "")
     definition = ComponentSpec(name=name, description=description, nodes=tuple(chosen),
                                edges=tuple(e for e in workflow.edges if e.source in inside and e.target in inside),
                                inputs=tuple(dict.fromkeys(inputs)), outputs=tuple(outputs))
@@ -150,7 +159,8 @@ def group(workflow: Workflow, ids: Iterable[str], registry: Registry, name: str 
             placed = True
     edges = [e for e in workflow.edges if e.source not in inside and e.target not in inside] + wires
     return workflow.model_copy(update={"nodes": tuple(nodes), "edges": tuple(edges),
-                                       "components": (*workflow.components, definition)}), instance
+                                       "components": tuple(definition if c.name == name else c for c in workflow.components)
+                                       if old is not None else (*workflow.components, definition)}), instance
 
 
 def _check_convex(workflow: Workflow, inside: set[str]) -> None:
@@ -309,3 +319,79 @@ def rename_component(workflow: Workflow, old: str, new: str, description: str | 
     components = tuple(renamed if c.name == old else c for c in workflow.components)
     components = tuple(c.model_copy(update={"nodes": follow(c.nodes)}) for c in components)
     return workflow.model_copy(update={"nodes": follow(workflow.nodes), "components": components})
+
+
+def regroup(workflow: Workflow, ids: Iterable[str], registry: Registry, instance: NodeSpec,
+            definition: ComponentSpec, put: Iterable[str]) -> tuple[Workflow, str]:
+    """Group again the nodes that ``ungroup`` of ``instance`` (of ``definition``) put back as
+    ``put`` (with what was changed or added since, ``ids``): the component is updated, or made again
+    where no other node used it, and the instance comes back with its id, label and settings.
+
+    The nodes get back their ids inside the component, so the parameters other instances set
+    (``node/parameter``) still find them. A value the instance set that is still the same stays
+    the instance's own, not the component's; a value changed since goes into the component, for
+    every instance. Its lifecycle and disabling likewise."""
+    original = dict(zip(put, (n.id for n in definition.nodes), strict=False))
+    chosen = set(ids)
+    taken = {original[i] for i in chosen if i in original}
+    back: dict[str, str] = {}
+    for node_id in ids:
+        back[node_id] = original.get(node_id) or _fresh_id(node_id.replace(SEP, "_"), taken)
+        taken.add(back[node_id])
+    name = definition.name
+    made, instance_id = group(workflow, ids, registry, name, definition.description,
+                              replace=workflow.component(name) is not None, node_id=instance.id)
+    new = made.component(name)
+    assert new is not None
+    old_nodes = {n.id: n for n in definition.nodes}
+    own = {k.partition(SEP)[0]: {} for k in instance.params}
+    for key, value in instance.params.items():
+        head, _, rest = key.partition(SEP)
+        own.setdefault(head, {})[rest] = value
+    kept: dict[str, object] = {k: v for k, v in instance.params.items() if k.partition(SEP)[0] not in old_nodes}
+    nodes = []
+    for node in new.nodes:
+        inner_id = back.get(node.id, node.id)
+        old = old_nodes.get(inner_id)
+        node = node.model_copy(update={"id": inner_id})
+        if old is not None:
+            node, still = _unmerged(node, old, instance, own.get(inner_id, {}))
+            kept.update({f"{inner_id}{SEP}{k}": v for k, v in still.items()})
+        nodes.append(node)
+    updated = new.model_copy(update={
+        "nodes": tuple(nodes),
+        "edges": tuple(e.model_copy(update={"source": back.get(e.source, e.source), "target": back.get(e.target, e.target)})
+                       for e in new.edges),
+        "inputs": tuple(p.model_copy(update={"node": back.get(p.node, p.node)}) for p in new.inputs),
+        "outputs": tuple(p.model_copy(update={"node": back.get(p.node, p.node)}) for p in new.outputs)})
+    node = made.node(instance_id)
+    assert node is not None
+    node = node.model_copy(update={"params": kept, "label": instance.label, "lifecycle": instance.lifecycle,
+                                   "disabled": instance.disabled})
+    return made.model_copy(update={
+        "nodes": tuple(node if n.id == instance_id else n for n in made.nodes),
+        "components": tuple(updated if c.name == name else c for c in made.components)}), instance_id
+
+
+def _unmerged(node: NodeSpec, old: NodeSpec, instance: NodeSpec, own: dict[str, object]
+              ) -> tuple[NodeSpec, dict[str, object]]:
+    """A node put back by ungrouping ``instance`` and grouped again, without what the instance had
+    put into it where that is unchanged: (the node as the component's, the instance's own params)."""
+    params, still = dict(node.params), {}
+    for key, value in own.items():
+        if params.get(key) != value:
+            continue  # changed since: the component's now, for every instance
+        still[key] = value
+        if key in old.params:
+            params[key] = old.params[key]
+        else:
+            params.pop(key, None)
+    lifecycle = node.lifecycle
+    merged = {**instance.lifecycle, **old.lifecycle}
+    for section, values in instance.lifecycle.items():
+        if isinstance(values, dict) and isinstance(old.lifecycle.get(section), dict):
+            merged[section] = {**values, **old.lifecycle[section]}
+    if instance.lifecycle and lifecycle == merged:
+        lifecycle = old.lifecycle
+    disabled = node.disabled and not (instance.disabled and not old.disabled)
+    return node.model_copy(update={"params": params, "lifecycle": lifecycle, "disabled": disabled}), still

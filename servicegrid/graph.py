@@ -329,8 +329,12 @@ class Graph:
         """A graph of plain ``Service`` objects from a workflow (the inverse of ``to_workflow``).
 
         ``duration_s`` (or the agent's expected duration) becomes minutes and ``memory_mb``
-        (the node's override, else the agent's default) becomes GB; ports are ignored.
+        (the node's override, else the agent's default) becomes GB; ports are ignored; components
+        are expanded (a node per agent inside them, ``instance/node``).
         """
+        from engine.components import flatten
+
+        workflow = flatten(workflow)
         graph = cls()
         sized = planned_items(workflow, registry) if registry is not None else None
         for node in workflow.nodes:

@@ -18,9 +18,9 @@ from typing import Any
 
 from engine.components import component_name
 from engine.errors import WorkflowFileError
-from engine.grouping import group, ungroup
+from engine.grouping import group, regroup, ungroup
 from engine.registry import Registry
-from engine.workflow import Workflow
+from engine.workflow import ComponentSpec, NodeSpec, Workflow
 from ui.designer_rebase import rebase
 from ui.graphmodel import (
     Clip,
@@ -61,6 +61,9 @@ class DesignerSession:
     token: str = field(default_factory=lambda: secrets.token_hex(8))
     # (workflow, selection) as the canvas last agreed with Python at each recent revision
     revisions: dict[int, tuple[Workflow, tuple[str, ...]]] = field(default_factory=dict, repr=False)
+    # component -> (the nodes ungrouping one of its instances put back, that instance, the component
+    # as it was): grouping them again updates the component, or makes it again (``group``)
+    reopened: dict[str, tuple[tuple[str, ...], NodeSpec, ComponentSpec]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._record()
@@ -198,9 +201,16 @@ class DesignerSession:
                       else f"{what} no longer bypassed")
 
     def group(self, ids: list[str], registry: Registry) -> None:
-        """Make the nodes ``ids`` a new component, drawn as one node where they were (Ctrl+G)."""
+        """Make the nodes ``ids`` a new component, drawn as one node where they were (Ctrl+G); or,
+        when they are the nodes of a component ungrouped here (and any added since), that
+        component's new definition, which its other nodes then run too."""
+        back = self._reopened_by(ids)
         try:
-            workflow, instance = group(self.workflow, ids, registry)
+            if back is not None:  # its name again; its definition updated where other nodes still use it
+                put, node, definition = back
+                workflow, instance = regroup(self.workflow, ids, registry, node, definition, put)
+            else:
+                workflow, instance = group(self.workflow, ids, registry)
         except WorkflowFileError as exc:
             self.tell(f"{exc}" + (f": {exc.hint}" if exc.hint else ""), "error" if ids else "info")
             return
@@ -208,23 +218,53 @@ class DesignerSession:
         self.selected = [instance]
         self.push(workflow)
         n = len([i for i in ids if self.undo_stack[-1].node(i) is not None])
+        if back is not None:
+            self.reopened.pop(back[2].name, None)
+            others = sum(component_name(x) == name for x in workflow.nodes) - 1
+            self.tell(f"updated component {name!r} from its {n} nodes" + (
+                ": its other node runs the change too" if others == 1 else
+                f": its other {others} nodes run the change too" if others else ""))
+            return
         self.tell(f"grouped {n} node{'s' if n != 1 else ''} into component {name!r}: the palette offers it "
                   "again (section components); Ctrl+Shift+G ungroups it")
 
+    def _reopened_by(self, ids: list[str]) -> tuple[tuple[str, ...], NodeSpec, ComponentSpec] | None:
+        """What ungrouping put back (its nodes, the instance, the component) when ``ids`` hold
+        every one of those nodes still here (they may hold nodes added since)."""
+        for put, instance, definition in self.reopened.values():
+            here = [i for i in put if self.workflow.node(i) is not None]
+            if here and set(here) <= set(ids):
+                return put, instance, definition
+        return None
+
     def ungroup(self, ids: list[str]) -> None:
         """Put the nodes of the selected component instances back in their place (Ctrl+Shift+G)."""
-        workflow, put = self.workflow, []
+        workflow, put, opened = self.workflow, [], []
         for node_id in ids:
             node = workflow.node(node_id)
-            if node is not None and component_name(node) is not None and workflow.component(component_name(node) or ""):
+            name = component_name(node) if node is not None else None
+            definition = workflow.component(name) if name is not None else None
+            if node is not None and definition is not None:
                 workflow, back = ungroup(workflow, node_id)
                 put += back
+                opened.append((back, node, definition))
         if workflow is self.workflow:
             self.tell("select a component's node to ungroup it")
             return
         self.selected = put
         self.push(workflow)
-        self.tell(f"ungrouped: {len(put)} node{'s' if len(put) != 1 else ''} back in place")
+        what = f"ungrouped: {len(put)} node{'s' if len(put) != 1 else ''} back in place"
+        if len(opened) != 1:
+            self.tell(what)
+            return
+        back, node, definition = opened[0]
+        name = definition.name
+        self.reopened[name] = (tuple(back), node, definition)
+        if workflow.component(name) is not None:  # other nodes still use it
+            self.tell(f"{what}. Change them, then Ctrl+G with them selected updates component {name!r} for "
+                      "its other nodes too")
+        else:
+            self.tell(f"{what}; Ctrl+G with them selected groups them again as {name!r}")
 
     def relabel(self, node_id: str, label: str) -> None:
         """A node's label as renamed on the canvas (empty: its id again; at most 500 characters)."""

@@ -254,3 +254,42 @@ def test_advice_on_a_node_inside_goes_into_its_component() -> None:
     inside = {n.id: n.resources for n in applied.component("tags").nodes}
     assert inside == {"a": {}, "b": {"memory_mb": 96.0}}  # the larger advice of its two instances
     assert flatten(applied).node("t1/b").resources == {"memory_mb": 96.0}
+
+
+def test_the_original_graph_api_reads_a_workflow_with_components_as_its_agents() -> None:
+    from servicegrid.graph import Graph
+
+    graph = Graph.from_workflow(_two(), REG)
+    assert sorted(graph.nodes) == ["out", "src", "t/a", "t/b"]
+    assert ("t/a", "t/b") in graph.edges
+
+
+def test_regroup_updates_the_component_for_every_instance_and_keeps_each_instance_s_own_values() -> None:
+    from engine.grouping import regroup
+
+    wf = _wf([{"id": "src", "agent": "test.texts"},
+              {"id": "t1", "agent": "component:tags", "label": "first", "params": {"a/suffix": "-A1"},
+               "lifecycle": {"execution": {"retries": 2}}},
+              {"id": "t2", "agent": "component:tags", "params": {"a/suffix": "-A2"}},
+              {"id": "a", "agent": "test.echo"}], [("src", "t1"), ("src", "t2"), ("src", "a")])
+    opened, put = ungroup(wf, "t1")
+    assert put == ["a_2", "b"]  # 'a' is taken at the top: renamed while open
+    assert opened.node("a_2").params == {"suffix": "-A1"} and opened.node("a_2").lifecycle == {"execution": {"retries": 2}}
+    # edit while open: b's suffix changes (for everyone), a node is added after b
+    edited = opened.model_copy(update={
+        "nodes": (*(n.model_copy(update={"params": {"suffix": "-B!"}}) if n.id == "b" else n for n in opened.nodes),
+                  opened.node("a").model_copy(update={"id": "extra", "agent": "test.tag"})),
+        "edges": (*opened.edges, opened.edges[0].model_copy(update={"source": "b", "target": "extra",
+                                                                    "source_port": None, "target_port": None}))})
+    back, instance = regroup(edited, ["a_2", "b", "extra"], REG, wf.node("t1"), wf.component("tags"), put)
+    assert instance == "t1"
+    node, definition = back.node("t1"), back.component("tags")
+    assert (node.label, node.params, node.lifecycle) == ("first", {"a/suffix": "-A1"}, {"execution": {"retries": 2}})
+    assert [n.id for n in definition.nodes] == ["a", "b", "extra"]  # ids inside as before, for t2's 'a/suffix'
+    assert {n.id: n.params for n in definition.nodes} == {  # a's value is the component's again
+        "a": {"suffix": "-a"}, "b": {"suffix": "-B!"}, "extra": {}}
+    assert definition.nodes[0].lifecycle == {}
+    flat = flatten(back)
+    assert flat.node("t2/a").params == {"suffix": "-A2"} and flat.node("t2/b").params == {"suffix": "-B!"}
+    assert ("t2/b", "t2/extra") in {(e.source, e.target) for e in flat.edges}
+    assert validate(back, REG) == validate(flatten(back), REG)

@@ -74,3 +74,29 @@ def test_a_selection_with_a_node_between_is_refused_with_a_message(app: AppTest)
     assert sess.workflow is before
     assert "takes from the selected nodes and feeds them too" in sess.notice["text"]
     assert sess.notice["kind"] == "error"
+
+
+def test_ungroup_change_and_group_again_updates_the_component_for_the_other_desk(app: AppTest) -> None:
+    from engine.components import flatten
+    from engine.registry import default_registry
+    from ui.graphmodel import replace_node
+
+    app.run()
+    app.button(key="tpl.support-desks").click().run()
+    sess = app.session_state[state.DESIGNER]
+    sess.ungroup(["payments"])
+    put = list(sess.selected)
+    assert sorted(put) == ["entities", "intent", "route"]
+    assert "Ctrl+G with them selected updates component 'triage'" in sess.notice["text"]
+    route = sess.workflow.node("route")
+    assert route.params["escalate_amount"] == 50  # the desk's own value, applied while open
+    sess.push(replace_node(sess.workflow, route.model_copy(update={"params": {**route.params, "min_confidence": 0.9}})))
+    sess.group(put, default_registry())
+    assert sess.selected == ["payments"]
+    assert sess.notice["text"] == "updated component 'triage' from its 3 nodes: its other node runs the change too"
+    flat = flatten(sess.workflow)
+    assert flat.node("general/route").params == {"escalate_amount": 0, "min_confidence": 0.9}
+    assert flat.node("payments/route").params == {"escalate_amount": 50, "min_confidence": 0.9}
+    assert sess.workflow.node("payments").label == "Payments desk (strict)"
+    app.run()
+    assert not app.exception

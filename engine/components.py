@@ -90,6 +90,29 @@ def defined_at(workflow: Workflow, node_id: str) -> tuple[str, str] | None:
     return name, parts[-1]  # type: ignore[return-value]
 
 
+def output_sources(workflow: Workflow) -> dict[tuple[str, str], tuple[str, str | None]]:
+    """(instance, output port) -> the node of the expansion and its port that the output gives
+    out, for every instance of ``workflow`` (through instances inside instances)."""
+    out: dict[tuple[str, str], tuple[str, str | None]] = {}
+
+    def walk(nodes: Iterable[NodeSpec], prefix: str, depth: int) -> None:
+        for node in nodes:
+            name = component_name(node)
+            definition = workflow.component(name) if name is not None else None
+            if definition is None or depth > MAX_DEPTH:
+                continue
+            full = prefix + node.id
+            walk(definition.nodes, full + SEP, depth + 1)
+            for port in definition.outputs:
+                end: tuple[str, str | None] = (full + SEP + port.node, port.port)
+                while end[1] is not None and (end[0], end[1]) in out:
+                    end = out[(end[0], end[1])]
+                out[(full, port.name)] = end
+
+    walk(workflow.nodes, "", 0)
+    return out
+
+
 @dataclass
 class _Expansion:
     defs: dict[str, ComponentSpec]

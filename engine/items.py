@@ -30,6 +30,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from engine.components import expand_components, has_instances, output_sources
 from engine.graphs import topological_order
 from engine.kinds import CLASS_COLUMNS, ENTITY, score_classes
 from engine.registry import Registry
@@ -116,6 +117,10 @@ def planned_items(workflow: Workflow | Mapping[str, Any], registry: Registry) ->
     ``workflow`` may be a Workflow or its plain dict (as stored with a run). Never raises for a
     bad workflow: what cannot be read is unknown (validation reports it elsewhere).
     """
+    if isinstance(workflow, Workflow) and has_instances(workflow):  # planned as it runs, read as drawn
+        planned = planned_items(expand_components(workflow)[0], registry)
+        _alias_instances(planned, workflow)
+        return planned
     nodes, edges = _graph(workflow)
     preds: dict[str, list[tuple[str, str | None]]] = {nid: [] for nid in nodes}
     for source, target, port in edges:
@@ -154,6 +159,22 @@ def planned_items(workflow: Workflow | Mapping[str, Any], registry: Registry) ->
             continue
         planned.port_out.update(((nid, port), n) for port, n in ports.items())
     return planned
+
+
+def _alias_instances(planned: PlannedItems, workflow: Workflow) -> None:
+    """Each component instance's outputs planned as those of the nodes inside they stand for, so
+    the drawn graph's wires and pickers read them as any node's."""
+    for (instance, port), (inner, inner_port) in output_sources(workflow).items():
+        planned.port_out[(instance, port)] = planned.on_port(inner, inner_port)
+        if (columns := planned.columns_on(inner, inner_port)) is not None:
+            planned.port_columns[(instance, port)] = columns
+            planned.columns_out.setdefault(instance, columns)  # a wire that names no port: its first
+        planned.port_values[(instance, port)] = planned.values_on(inner, inner_port)
+        planned.port_values.setdefault((instance, ""), planned.port_values[(instance, port)])
+        planned.port_keys[(instance, port)] = dict(planned.port_keys.get((inner, inner_port or ""), {}))
+        planned.shape_out[instance] = planned.shape_out.get(instance) or planned.shape_out.get(inner)
+        counts = [n for n in (planned.items_out.get(instance), planned.port_out[(instance, port)]) if n is not None]
+        planned.items_out[instance] = max(counts) if counts else None
 
 
 def _store_ports(into: dict[tuple[str, str], Any], nid: str, spec: AgentSpec, found: Mapping[str, Any]) -> None:

@@ -15,7 +15,7 @@ from engine.planner import plan_workflow
 from engine.registry import default_registry
 from engine.resources import Capacity
 from engine.validation import validate
-from engine.workflow import Workflow, dump_workflow, load_workflow, workflow_from_data
+from engine.workflow import NodeSpec, Workflow, dump_workflow, load_workflow, workflow_from_data
 
 ROOT = Path(__file__).resolve().parents[2]
 REG = default_registry()
@@ -293,3 +293,18 @@ def test_regroup_updates_the_component_for_every_instance_and_keeps_each_instanc
     assert flat.node("t2/a").params == {"suffix": "-A2"} and flat.node("t2/b").params == {"suffix": "-B!"}
     assert ("t2/b", "t2/extra") in {(e.source, e.target) for e in flat.edges}
     assert validate(back, REG) == validate(flatten(back), REG)
+
+
+def test_planned_items_and_columns_read_through_a_component() -> None:
+    from engine.items import planned_items
+
+    wf = load_workflow(ROOT / "examples" / "support-desks.json")
+    planned = planned_items(wf, REG)
+    assert planned.on_port("general", "tickets") == planned.on_port("general/route", None) == 60
+    assert "priority" in planned.columns_on("general", "tickets")
+    assert "urgent" in planned.values_on("general", "tickets")["priority"]
+    # a reader after the component is checked against the columns its node inside gives
+    branch = {"id": "b", "agent": "flow.branch", "params": {"field": "priorty", "op": "==", "value": "high"}}
+    bad = wf.model_copy(update={"nodes": (*wf.nodes, NodeSpec.model_validate(branch)),
+                                "edges": (*wf.edges, wf.edges[2].model_copy(update={"target": "b"}))})
+    assert [(i.code, i.node) for i in validate(bad, REG) if i.is_error] == [("missing_columns", "b")]

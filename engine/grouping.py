@@ -233,7 +233,8 @@ def _fresh_port(base: str, taken: set[str], node: str | None = None) -> str:
 def ungroup(workflow: Workflow, node_id: str) -> tuple[Workflow, list[str]]:
     """``workflow`` with instance ``node_id`` replaced by its component's nodes (ids kept where
     free, else numbered), with the instance's parameters, lifecycle and disabling applied and its
-    wires led to the nodes inside. The component stays while another instance uses it. Returns
+    wires led to the nodes inside; where they would cover other nodes, the nodes drawn right of it
+    move right to make room. The component stays while another instance uses it. Returns
     the workflow and the ids of the nodes put back.
 
     Raises WorkflowFileError when ``node_id`` is not an instance of a component the workflow has."""
@@ -283,7 +284,12 @@ def ungroup(workflow: Workflow, node_id: str) -> tuple[Workflow, list[str]]:
                       for p in definition.outputs if p.name == port and p.node in rename]
     edges = [e for e in workflow.edges if node_id not in (e.source, e.target)] + edges
     nodes = []
-    for n in workflow.nodes:
+    others = [n.position for n in workflow.nodes if n.id != node_id and n.position is not None]
+    crowded = any(_overlap(a.position, b) for a in put if a.position is not None for b in others)
+    wider = max((n.position.x for n in put if n.position), default=at.x) - at.x if crowded else 0.0
+    for n in workflow.nodes:  # where they would cover nodes, the nodes right of the instance make room
+        if n.id != node_id and wider > 0 and n.position is not None and n.position.x > at.x:
+            n = n.model_copy(update={"position": Position(x=min(1e7, n.position.x + wider), y=n.position.y)})
         nodes.extend(put if n.id == node_id else [n])
     still_used = any(component_name(n) == name for n in nodes) or any(
         component_name(n) == name for c in workflow.components if c.name != name for n in c.nodes)
@@ -319,6 +325,13 @@ def rename_component(workflow: Workflow, old: str, new: str, description: str | 
     components = tuple(renamed if c.name == old else c for c in workflow.components)
     components = tuple(c.model_copy(update={"nodes": follow(c.nodes)}) for c in components)
     return workflow.model_copy(update={"nodes": follow(workflow.nodes), "components": components})
+
+
+NODE_BOX = (200.0, 110.0)  # a node's width and height on the canvas, with a margin
+
+
+def _overlap(a: Position, b: Position) -> bool:
+    return abs(a.x - b.x) < NODE_BOX[0] and abs(a.y - b.y) < NODE_BOX[1]
 
 
 def regroup(workflow: Workflow, ids: Iterable[str], registry: Registry, instance: NodeSpec,

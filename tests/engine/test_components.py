@@ -308,3 +308,14 @@ def test_planned_items_and_columns_read_through_a_component() -> None:
     bad = wf.model_copy(update={"nodes": (*wf.nodes, NodeSpec.model_validate(branch)),
                                 "edges": (*wf.edges, wf.edges[2].model_copy(update={"target": "b"}))})
     assert [(i.code, i.node) for i in validate(bad, REG) if i.is_error] == [("missing_columns", "b")]
+
+
+def test_ungroup_makes_room_where_the_nodes_put_back_would_cover_others() -> None:
+    wf = load_workflow(ROOT / "examples" / "support-desks.json")
+    opened, _ = ungroup(wf, "payments")
+    assert opened.node("route").position.x == 580  # the component's layout, from where the node was
+    assert opened.node("payments_csv").position.x == 600 + 280 and opened.node("general").position.x == 300
+    roomy = wf.model_copy(update={"nodes": tuple(
+        n.model_copy(update={"position": n.position.model_copy(update={"x": 2000})}) if n.id.endswith("_csv") else n
+        for n in wf.nodes)})
+    assert ungroup(roomy, "payments")[0].node("payments_csv").position.x == 2000  # nothing covered: nothing moves

@@ -100,7 +100,7 @@ def _inner_params(sess: DesignerSession, node: NodeSpec, definition: ComponentSp
         own = {k.partition(SEP)[2]: v for k, v in node.params.items() if k.partition(SEP)[0] == inner.id}
         title = inner.label or inner.id
         title += "" if (spec.label or spec.name) == title else f" · {spec.label or spec.name}"
-        with st.expander(title + (" (changed here)" if own else "")):
+        with st.expander(escape_md(title) + (" (changed here)" if own else "")):
             render_fields(fields, {**inner.params, **own}, key_prefix=f"cparam.{node.id}.{inner.id}",
                           on_change=lambda name, value, inner=inner, spec=spec: _set_inner(
                               sess, node.id, inner, name, value, _default(spec.params, name), save))

@@ -283,3 +283,13 @@ def test_a_live_runs_priority_is_changed_on_its_page_while_others_run(app):
     finally:
         mine.cancel()
         other.cancel()
+
+
+def test_a_workflow_with_components_runs_from_the_run_page_node_by_node(app):
+    at = start(app.run(), "Template: support-desks")
+    at = poll(at, lambda a: "succeeded" in progress_text(a))
+    assert "succeeded" in progress_text(at), progress_text(at)
+    statuses = node_statuses(at)
+    assert {"general/intent", "general/route", "payments/route"} <= set(statuses)  # each node inside on its own
+    assert set(statuses.values()) == {"done"}
+    assert {r["node"] for r in chart_rows(at, "gantt") if r["kind"] == "actual"} >= {"payments/entities"}

@@ -126,3 +126,14 @@ def test_what_if_duration_and_demand_update_every_plan(lab: AppTest) -> None:
     at.number_input(key="lab.wi.mem.template:lab-contention.load").set_value(6144.0).run()
     assert not at.exception, at.exception
     assert any("memory_mb=6144" in c.value for c in at.caption)
+
+
+def test_a_template_with_components_is_planned_node_by_node(lab: AppTest) -> None:
+    at = lab.run()
+    at.selectbox(key="lab.template").select("support-desks").run()
+    assert not at.exception, at.exception
+    assert _metrics(at)[0]["makespan_s"] > 0
+    at.segmented_control(key="lab.view").set_value("Why did it wait?").run()
+    assert not at.exception, at.exception
+    options = [str(o) for s in at.selectbox for o in s.options]
+    assert any(o.startswith("payments/route") for o in options)  # the nodes inside, each explained

@@ -177,7 +177,7 @@ def _place(ex: _Expansion, nodes: Iterable[NodeSpec], edges: Iterable[EdgeSpec],
         name = component_name(node)
         if name is None:
             ex.nodes.append(node.model_copy(update={
-                "id": full, "params": params, "lifecycle": _merged(lifecycle, node.lifecycle),
+                "id": full, "params": params, "lifecycle": merged_lifecycle(lifecycle, node.lifecycle),
                 "disabled": node.disabled or disabled, "position": where}))
             continue
         definition = _definition(ex, node, full, name, stack)
@@ -199,7 +199,7 @@ def _place(ex: _Expansion, nodes: Iterable[NodeSpec], edges: Iterable[EdgeSpec],
         corner = Position(x=min((n.position.x for n in definition.nodes if n.position), default=0.0),
                           y=min((n.position.y for n in definition.nodes if n.position), default=0.0))
         _place(ex, definition.nodes, definition.edges, full + SEP, (*stack, name),
-               _split_overrides(ex, params, full, name, inner), _merged(lifecycle, node.lifecycle),
+               _split_overrides(ex, params, full, name, inner), merged_lifecycle(lifecycle, node.lifecycle),
                disabled or node.disabled, (where or Position(), corner))
     ex.edges += [e.model_copy(update={"source": prefix + e.source, "target": prefix + e.target}) for e in edges]
 
@@ -247,18 +247,27 @@ def _port_known(ex: _Expansion, full: str, name: str, port: ComponentPort, inner
     return False
 
 
-def _split_overrides(ex: _Expansion, params: Mapping[str, Any], full: str, name: str,
-                     inner: set[str]) -> dict[str, dict[str, Any]]:
-    """An instance's params (``node/param`` keys) as the params of each node inside."""
+def params_inside(params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """An instance's params (``node/parameter`` keys) as the params it sets on each node inside
+    (``{"route/min_confidence": 0.8}`` -> ``{"route": {"min_confidence": 0.8}}``); a key without
+    a ``/`` is kept under ""."""
     out: dict[str, dict[str, Any]] = {}
     for key, value in params.items():
         head, _, rest = str(key).partition(SEP)
-        if not rest or head not in inner:
+        out.setdefault(head if rest else "", {})[rest or head] = value
+    return out
+
+
+def _split_overrides(ex: _Expansion, params: Mapping[str, Any], full: str, name: str,
+                     inner: set[str]) -> dict[str, dict[str, Any]]:
+    """``params_inside``, reporting the keys that name no node inside."""
+    out = params_inside(params)
+    for head in [h for h in out if h not in inner]:
+        for rest in out.pop(head):
+            key = f"{head}{SEP}{rest}" if head else rest
             ex.add(IssueCode.INVALID_PARAM, f"node {full!r}: parameter {key!r} names no node of component {name!r}",
                    full, f"an instance's parameters are 'node/parameter' with node one of: "
                    f"{', '.join(sorted(inner)[:20])}")
-            continue
-        out.setdefault(head, {})[rest] = value
     return out
 
 
@@ -297,8 +306,9 @@ def _chosen(ex: _Expansion, node: str, port: str | None, names: list[str], side:
     return None
 
 
-def _merged(outer: Mapping[str, Any], inner: Mapping[str, Any]) -> dict[str, Any]:
-    """Lifecycle overrides: ``inner``'s win, section by section."""
+def merged_lifecycle(outer: Mapping[str, Any], inner: Mapping[str, Any]) -> dict[str, Any]:
+    """Lifecycle overrides of a node inside an instance: the instance's (``outer``) with the node's
+    own (``inner``) winning, section by section."""
     out: dict[str, Any] = {k: dict(v) if isinstance(v, Mapping) else v for k, v in outer.items()}
     for key, value in inner.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), dict):

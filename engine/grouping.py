@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from engine.components import SEP, component_name, instance_agent
+from engine.components import SEP, component_name, instance_agent, merged_lifecycle, params_inside
 from engine.errors import WorkflowFileError
 from engine.kinds import DataKind
 from engine.registry import Registry
@@ -249,21 +249,14 @@ def ungroup(workflow: Workflow, node_id: str) -> tuple[Workflow, list[str]]:
     for inner in definition.nodes:
         rename[inner.id] = _fresh_id(inner.id, taken)
         taken.add(rename[inner.id])
-    overrides: dict[str, dict[str, object]] = {}
-    for key, value in node.params.items():
-        head, _, rest = str(key).partition(SEP)
-        if rest and head in rename:
-            overrides.setdefault(head, {})[rest] = value
+    overrides = params_inside(node.params)
     corner = (min((n.position.x for n in definition.nodes if n.position), default=0.0),
               min((n.position.y for n in definition.nodes if n.position), default=0.0))
     at = node.position or Position()
     put = []
     for inner in definition.nodes:
         pos = inner.position or Position()
-        lifecycle = {**node.lifecycle, **inner.lifecycle}
-        for section, values in node.lifecycle.items():
-            if isinstance(values, dict) and isinstance(inner.lifecycle.get(section), dict):
-                lifecycle[section] = {**values, **inner.lifecycle[section]}
+        lifecycle = merged_lifecycle(node.lifecycle, inner.lifecycle)
         put.append(inner.model_copy(update={
             "id": rename[inner.id], "params": {**inner.params, **overrides.get(inner.id, {})},
             "lifecycle": lifecycle, "disabled": inner.disabled or node.disabled,
@@ -357,10 +350,7 @@ def regroup(workflow: Workflow, ids: Iterable[str], registry: Registry, instance
     new = made.component(name)
     assert new is not None
     old_nodes = {n.id: n for n in definition.nodes}
-    own = {k.partition(SEP)[0]: {} for k in instance.params}
-    for key, value in instance.params.items():
-        head, _, rest = key.partition(SEP)
-        own.setdefault(head, {})[rest] = value
+    own = params_inside(instance.params)
     kept: dict[str, object] = {k: v for k, v in instance.params.items() if k.partition(SEP)[0] not in old_nodes}
     nodes = []
     for node in new.nodes:
@@ -400,11 +390,7 @@ def _unmerged(node: NodeSpec, old: NodeSpec, instance: NodeSpec, own: dict[str, 
         else:
             params.pop(key, None)
     lifecycle = node.lifecycle
-    merged = {**instance.lifecycle, **old.lifecycle}
-    for section, values in instance.lifecycle.items():
-        if isinstance(values, dict) and isinstance(old.lifecycle.get(section), dict):
-            merged[section] = {**values, **old.lifecycle[section]}
-    if instance.lifecycle and lifecycle == merged:
+    if instance.lifecycle and lifecycle == merged_lifecycle(instance.lifecycle, old.lifecycle):
         lifecycle = old.lifecycle
     disabled = node.disabled and not (instance.disabled and not old.disabled)
     return node.model_copy(update={"params": params, "lifecycle": lifecycle, "disabled": disabled}), still

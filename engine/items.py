@@ -118,9 +118,14 @@ def planned_items(workflow: Workflow | Mapping[str, Any], registry: Registry) ->
     bad workflow: what cannot be read is unknown (validation reports it elsewhere).
     """
     if isinstance(workflow, Workflow) and has_instances(workflow):  # planned as it runs, read as drawn
-        planned = planned_items(expand_components(workflow)[0], registry)
+        planned = _planned(expand_components(workflow)[0], registry)
         _alias_instances(planned, workflow)
         return planned
+    return _planned(workflow, registry)
+
+
+def _planned(workflow: Workflow | Mapping[str, Any], registry: Registry) -> PlannedItems:
+    """``planned_items`` of a workflow whose components are expanded (or left as unknown nodes)."""
     nodes, edges = _graph(workflow)
     preds: dict[str, list[tuple[str, str | None]]] = {nid: [] for nid in nodes}
     for source, target, port in edges:

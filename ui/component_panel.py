@@ -10,7 +10,7 @@ from typing import Any
 
 import streamlit as st
 
-from engine.components import SEP, component_name
+from engine.components import SEP, component_name, params_inside
 from engine.errors import WorkflowFileError
 from engine.grouping import component_ports, rename_component
 from engine.issues import Issue
@@ -97,7 +97,7 @@ def _inner_params(sess: DesignerSession, node: NodeSpec, definition: ComponentSp
             st.markdown("**Parameters inside**")
             st.caption("Set here for this node only; the component keeps its own values for the others.")
             shown = True
-        own = {k.partition(SEP)[2]: v for k, v in node.params.items() if k.partition(SEP)[0] == inner.id}
+        own = params_inside(node.params).get(inner.id, {})
         title = inner.label or inner.id
         title += "" if (spec.label or spec.name) == title else f" · {spec.label or spec.name}"
         with st.expander(escape_md(title) + (" (changed here)" if own else "")):

@@ -33,3 +33,7 @@ class WorkflowNotFoundError(StorageError, LookupError):
             f"{what} is not in the database. List the stored workflows with Store.list_workflows() "
             "(or the Workflows page) and use one of their ids."
         )
+
+
+class ComponentNotFoundError(StorageError, LookupError):
+    """No component of that name (or id) in the workflow or the library."""

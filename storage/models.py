@@ -1,5 +1,5 @@
-"""The database tables (SQLModel, ``...Record``): workflows with versions, validations, runs,
-node runs, events and metric samples. Times are POSIX seconds (float, UTC); JSON columns use
+"""The database tables (SQLModel, ``...Record``): workflows with versions, the component library,
+validations, runs, node runs, events and metric samples. Times are POSIX seconds (float, UTC); JSON columns use
 SQLAlchemy's portable JSON type. The schema itself is created only by the Alembic migrations.
 """
 
@@ -40,6 +40,22 @@ class WorkflowVersionRecord(SQLModel, table=True):
     json_text: str = Field(sa_column=Column("json", Text, nullable=False))
     message: str = Field(default="", max_length=2000)
     created: float
+
+
+class ComponentRecord(SQLModel, table=True):
+    """A component kept in the library (``engine.workflow.ComponentSpec``), with the components it
+    holds instances of: every workflow's palette can offer it."""
+
+    __tablename__ = "components"
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=100, index=True)
+    owner: str | None = Field(default=None, max_length=200, index=True)
+    shared: bool = Field(default=True)  # offered to every user (a teacher's, or any off lab mode)
+    description: str = Field(default="", max_length=4000)
+    json_text: str = Field(sa_column=Column("json", Text, nullable=False))  # [main, *what it holds]
+    created: float
+    updated: float
 
 
 class ValidationRecord(SQLModel, table=True):
@@ -142,6 +158,6 @@ class MetricSampleRecord(SQLModel, table=True):
 
 
 TABLES = (
-    WorkflowRecord, WorkflowVersionRecord, ValidationRecord, RunRecord,
+    WorkflowRecord, WorkflowVersionRecord, ComponentRecord, ValidationRecord, RunRecord,
     NodeRunRecord, EventRecord, MetricSampleRecord,
 )

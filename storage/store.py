@@ -17,11 +17,12 @@ from sqlalchemy.exc import DatabaseError
 from engine.events import Event, RunObserver
 from engine.issues import Issue
 from engine.workflow import Workflow
-from storage import runs, workflows
+from storage import components, runs, workflows
 from storage.db import current_revision, database_url, head_revision, make_engine, upgrade
 from storage.errors import SchemaOutdatedError
 from storage.recorder import EventRecorder
 from storage.summaries import (
+    ComponentSummary,
     MetricSample,
     RunDetail,
     RunSummary,
@@ -91,6 +92,18 @@ class Store:
 
     def delete_workflow(self, workflow_id: str) -> None:
         workflows.delete_workflow(self.engine, workflow_id)
+
+    def save_component(self, workflow: Workflow, name: str, *, owner: str | None = None,
+                       shared: bool = True) -> str:
+        """Keep component ``name`` of ``workflow`` (and those it holds) in the library; returns its id."""
+        return components.save_component(self.engine, components.with_what_it_holds(workflow, name),
+                                         owner=owner, shared=shared)
+
+    def list_components(self, visible_to: str | None = None) -> list[ComponentSummary]:
+        return components.list_components(self.engine, visible_to)
+
+    def delete_component(self, component_id: str) -> None:
+        components.delete_component(self.engine, component_id)
 
     def save_validation(self, workflow_id: str, version: int, issues: Iterable[Issue]) -> ValidationSummary:
         return workflows.save_validation(self.engine, workflow_id, version, issues)

@@ -23,6 +23,23 @@ class WorkflowSummary:
 
 
 @dataclass(frozen=True)
+class ComponentSummary:
+    """A component of the library: its definition first in ``definitions``, then those it holds."""
+
+    id: str
+    name: str
+    description: str
+    owner: str | None
+    shared: bool
+    updated: float
+    nodes: int
+    definitions: tuple[Any, ...] = ()  # engine.workflow.ComponentSpec
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "definitions"}
+
+
+@dataclass(frozen=True)
 class WorkflowVersionSummary:
     workflow_id: str
     version: int

@@ -14,7 +14,8 @@ from storage.db import current_revision, head_revision, schema_differences
 from storage.errors import SchemaOutdatedError, StorageError
 from storage.models import TABLES
 
-EXPECTED_TABLES = {"workflows", "workflow_versions", "validations", "runs", "node_runs", "events", "metric_samples"}
+EXPECTED_TABLES = {"workflows", "workflow_versions", "components", "validations", "runs", "node_runs", "events",
+                   "metric_samples"}
 
 
 def test_upgrade_from_empty_creates_the_schema(db_url: str) -> None:

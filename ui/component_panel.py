@@ -16,10 +16,12 @@ from engine.grouping import component_ports, rename_component
 from engine.issues import Issue
 from engine.registry import Registry
 from engine.workflow import ComponentSpec, NodeSpec
+from ui.component_library import save_to_library
 from ui.editor import DesignerSession
 from ui.forms import render_fields, schema_fields, sync_widget
 from ui.graphmodel import replace_node
 from ui.render import code_md, escape_md, issue_md
+from ui.services import get_store
 
 Saver = Callable[[DesignerSession], None]
 
@@ -50,10 +52,16 @@ def component_panel(sess: DesignerSession, node: NodeSpec, registry: Registry, i
     _definition_form(sess, definition, save)
     _ports(sess, definition, registry)
     _inner_params(sess, node, definition, registry, save)
-    st.button("Ungroup", key=f"ungroup.{node.id}", icon=":material/call_split:",
-              on_click=_ungroup, args=(sess, node.id, save),
-              help="Put the component's nodes back in its place, wired as they were (Ctrl+Shift+G); "
-                   "to change what is inside, ungroup, edit, and group again (Ctrl+G)")
+    left, right = st.columns(2)
+    left.button("Ungroup", key=f"ungroup.{node.id}", icon=":material/call_split:",
+                on_click=_ungroup, args=(sess, node.id, save),
+                help="Put the component's nodes back in its place, wired as they were (Ctrl+Shift+G); "
+                     "to change what is inside, change them, select them and group them again (Ctrl+G): "
+                     "the component's other nodes run the change too")
+    right.button("Save to the library", key=f"library.save.{node.id}", icon=":material/library_add:",
+                 on_click=save_to_library, args=(sess, name, get_store()),
+                 help="Keep this component in the component library: every workflow's palette then offers it "
+                      "(section library), to drop into any workflow")
 
 
 def _definition_form(sess: DesignerSession, definition: ComponentSpec, save: Saver) -> None:

@@ -16,6 +16,7 @@ from engine.validation import validate
 from engine.workflow import upstream_workflow, without_disabled
 from ui import state
 from ui.canvas import canvas_value, draw_canvas, report_ack
+from ui.component_library import adopt_from_library, library, library_palette, library_tab
 from ui.designer_files import export_buttons, import_panel, template_gallery, workflow_panel
 from ui.designer_run import (
     ACTIVE,
@@ -66,13 +67,16 @@ def render_designer() -> None:
     st.session_state[FULL_RUN_ID] = sess.workflow_id
     polling = st.session_state[POLLING] = run_active()
     st.fragment(_editor, run_every=REFRESH_S if polling else None)()
-    templates_tab, workflow_tab, files_tab = st.tabs(["Templates", "Workflow & versions", "Import"])
+    templates_tab, workflow_tab, files_tab, library_tab_ = st.tabs(
+        ["Templates", "Workflow & versions", "Import", "Component library"])
     with templates_tab:
         template_gallery(store)
     with workflow_tab:
         workflow_panel(sess, store)
     with files_tab:
         import_panel(store)
+    with library_tab_:
+        library_tab(store)
 
 
 def _session() -> DesignerSession:
@@ -84,7 +88,10 @@ def _on_graph() -> None:
     if (ack := report_ack(report)) is not None:  # taken, whatever the outcome: the canvas may adopt again
         st.session_state[state.DESIGNER_CANVAS_ACK] = ack
     if sess.accept(report) is Accepted.CHANGED:
-        save(sess, get_store())
+        store = get_store()
+        if added := adopt_from_library(sess, library(store)):  # a component dropped from the library
+            sess.tell(f"copied {', '.join(repr(a) for a in added)} from the component library into this workflow")
+        save(sess, store)
 
 
 def _on_command() -> None:
@@ -163,7 +170,7 @@ def _editor() -> None:
     left, right = st.columns([3, 1.2], gap="small")
     with left:
         draw_canvas(
-            palette=palette_of(registry, sess.workflow),
+            palette=palette_of(registry, sess.workflow) + library_palette(library(store), sess.workflow, registry),
             graph=canvas_graph(sess.workflow, registry, sess.selected, sized),
             rev=sess.rev,
             kind_colors=KIND_COLORS,

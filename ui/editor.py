@@ -55,6 +55,7 @@ class DesignerSession:
     redo_stack: list[Workflow] = field(default_factory=list)
     fit: bool = True
     notice: dict[str, Any] | None = None  # {id, text, kind}: a toast the canvas shows once
+    notices: int = 0  # toasts told so far
     dirty: bool = False  # changed since the last save
     # names this editing session for the canvas (data.doc): a remounted canvas takes up its last
     # unacknowledged report only for the same session (ui/canvas/canvas.js, "resume")
@@ -141,8 +142,8 @@ class DesignerSession:
 
     def tell(self, text: str, kind: str = "info") -> None:
         """Show ``text`` as a toast on the canvas at the next draw."""
-        count = int(self.notice["id"]) + 1 if self.notice else 1
-        self.notice = {"id": count, "text": text, "kind": kind}
+        self.notices += 1  # with the session's token: another session's toast of the same count still shows
+        self.notice = {"id": f"{self.token}:{self.notices}", "text": text, "kind": kind}
 
     def select(self, node_id: str | None) -> None:
         """Select one node (or none) from Python, e.g. a click on a finding."""

@@ -128,7 +128,7 @@ def last_run_line(run: Any | None, now: float) -> str:
     if run is None:
         return "Not run on this server yet."
     took = f" in {_duration(run.duration_s)}" if run.duration_s is not None else ""
-    return f"Last run here: {run.status}{took}, {_ago(now - run.created)}."
+    return f"Last run here: {run.status}{took}, {ago(now - run.created)}."
 
 
 def _duration(seconds: float) -> str:
@@ -137,7 +137,8 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
 
 
-def _ago(seconds: float) -> str:
+def ago(seconds: float) -> str:
+    """"5 min ago", "2 hours ago", "just now"."""
     seconds = max(0.0, seconds)
     for size, unit in ((86400, "day"), (3600, "hour"), (60, "min")):
         if seconds >= size:

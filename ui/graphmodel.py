@@ -51,7 +51,8 @@ AGENT_COLOR = "#94a3b8"  # an agent that declares no palette colour
 
 
 COMPONENT_COLOR = "#0f766e"
-COMPONENTS_CATEGORY = "components"
+COMPONENTS_CATEGORY = "components"  # the palette's section of the open workflow's components
+LIBRARY_CATEGORY = "library"  # the palette's section of the library's (ui.component_library)
 
 
 def palette_of(registry: Registry, workflow: Workflow | None = None) -> list[dict[str, Any]]:

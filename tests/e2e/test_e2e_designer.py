@@ -910,3 +910,24 @@ def test_group_nodes_into_a_component_run_it_and_ungroup(page, app_url, tmp_path
     expect(page.locator(".sg-node")).to_have_count(8)
     expect(page.locator(".sg-node.component")).to_have_count(0)
     expect(node(page, "route")).to_be_visible()
+
+
+def test_a_component_saved_to_the_library_is_dropped_into_another_workflow(page, app_url):
+    open_template(page, app_url, "support-desks", 5)
+    click_node(page, "general")
+    page.get_by_role("button", name="Save to the library").click()
+    expect(page.get_by_test_id("sg-toast").filter(has_text="saved component 'triage' to the library")).to_be_visible()
+    open_tab(page, "Templates")
+    page.get_by_role("button", name="Open two-stage", exact=True).click()
+    expect(page.locator(".sg-node")).to_have_count(2)
+    item = page.locator('.sg-pal-group[data-category="library"] .sg-pal-item[data-agent="component:triage"]')
+    expect(item).to_be_visible()
+    drag_from_palette(page, "component:triage", 300, 400)
+    comp = page.locator(".sg-node.component")
+    expect(comp).to_have_count(1)
+    expect(page.get_by_test_id("sg-toast").filter(has_text="copied 'triage' from the component library")).to_be_visible()
+    expect(comp.locator('.sg-port.out[data-port="tickets"]')).to_have_count(1)
+    # now the workflow's own: offered under components, no longer under library
+    expect(page.locator('.sg-pal-group[data-category="components"] .sg-pal-item[data-agent="component:triage"]')
+           ).to_be_visible()
+    expect(item).to_have_count(0)

@@ -100,3 +100,40 @@ def test_ungroup_change_and_group_again_updates_the_component_for_the_other_desk
     assert sess.workflow.node("payments").label == "Payments desk (strict)"
     app.run()
     assert not app.exception
+
+
+def test_save_a_component_to_the_library_use_it_in_another_workflow_and_delete_it(app: AppTest, tmp_path) -> None:
+    from engine.workflow import NodeSpec, Workflow
+    from storage import Store
+    from ui.component_library import adopt_from_library, library_palette
+    from ui.editor import DesignerSession
+    from ui.services import get_registry
+
+    app.run()
+    app.button(key="tpl.support-desks").click().run()
+    app.session_state[state.DESIGNER].select("general")
+    app.run()
+    app.button(key="library.save.general").click().run()
+    assert not app.exception
+    assert app.session_state[state.DESIGNER].notice["text"].startswith("saved component 'triage' to the library")
+    store = Store(f"sqlite:///{tmp_path / 'ui.db'}")
+    try:
+        [entry] = store.list_components()
+        assert (entry.name, entry.nodes, entry.owner, entry.shared) == ("triage", 3, None, True)
+        # another workflow: the palette offers it, and a dropped one brings its definition along
+        empty = Workflow(name="other")
+        [item] = library_palette([entry], empty, get_registry())
+        assert (item["name"], item["category"], [p["name"] for p in item["outputs"]]) == \
+            ("component:triage", "library", ["tickets"])
+        sess = DesignerSession(empty)
+        sess.push(empty.model_copy(update={"nodes": (NodeSpec(id="t", agent="component:triage"),)}))
+        assert adopt_from_library(sess, [entry]) == ["triage"]
+        assert sess.workflow.component("triage") == entry.definitions[0] and len(sess.undo_stack) == 1
+        assert library_palette([entry], sess.workflow, get_registry()) == []  # the workflow's own now
+    finally:
+        store.close()
+    at = app.run()
+    assert any("**triage** · 3 nodes" in str(m.value) for m in at.markdown)
+    at.button(key=f"library.delete.{entry.id}").click().run()
+    assert not at.exception
+    assert any("The library is empty" in str(c.value) for c in at.caption)

@@ -22,11 +22,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Components are reusable parts of a graph: nodes and their wires, shown as "
                                    "one node with the inputs and outputs they take and give. Runs expand them, "
                                    "so each node inside runs and is measured as itself.")
-    p.add_argument("file", type=Path, help="the workflow file (JSON or YAML)")
+    p.add_argument("file", type=Path, nargs="?", help="the workflow file (JSON or YAML)")
     what = p.add_mutually_exclusive_group()
     what.add_argument("--group", nargs="+", metavar="NODE", help="make these nodes a component")
     what.add_argument("--ungroup", metavar="NODE", help="put the nodes of this component's node back")
     what.add_argument("--expand", action="store_true", help="print the workflow a run executes (JSON)")
+    what.add_argument("--save", metavar="NAME", help="keep component NAME of the file in the component library "
+                                                     "(every workflow's palette in the designer offers it)")
+    what.add_argument("--library", action="store_true", help="list the component library (no FILE needed)")
     p.add_argument("--name", help="the new component's name (with --group; default: after its nodes)")
     p.set_defaults(handler=components)
 
@@ -37,6 +40,11 @@ def components(args: argparse.Namespace) -> int:
     from engine.registry import default_registry
     from servicegrid.commands.pin import _write
 
+    if args.library:
+        return _library()
+    if args.file is None:
+        print("servicegrid components: give a workflow FILE (or --library)", file=sys.stderr)
+        return 2
     try:
         workflow = load_workflow(args.file)
     except WorkflowFileError as exc:
@@ -56,6 +64,8 @@ def components(args: argparse.Namespace) -> int:
             name = component_name(grouped.node(instance))  # type: ignore[arg-type]
             print(f"grouped {', '.join(args.group)} into component {name!r}, drawn as node {instance!r}")
             return 0
+        if args.save:
+            return _save(workflow, args.save)
         if args.ungroup:
             opened, put = ungroup(workflow, args.ungroup)
             _write(args.file, opened)
@@ -68,6 +78,39 @@ def components(args: argparse.Namespace) -> int:
         print(f"servicegrid components: {exc}" + (f"\n  hint: {exc.hint}" if exc.hint else ""), file=sys.stderr)
         return 1
     _list(workflow, args.file)
+    return 0
+
+
+def _save(workflow: Workflow, name: str) -> int:
+    from storage import Store
+    from storage.errors import ComponentNotFoundError
+
+    store = Store()
+    try:
+        store.save_component(workflow, name)
+    except ComponentNotFoundError as exc:
+        known = ", ".join(c.name for c in workflow.components) or "none"
+        print(f"servicegrid components: {exc}; its components are: {known}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    print(f"saved component {name!r} to the library at {store.url}")
+    return 0
+
+
+def _library() -> int:
+    from storage import Store
+
+    store = Store()
+    try:
+        entries = store.list_components()
+    finally:
+        store.close()
+    for e in entries:
+        who = f", by {e.owner}" if e.owner else ""
+        print(f"{e.name}: {e.nodes} nodes{who}" + (f"; {e.description}" if e.description else ""))
+    if not entries:
+        print("the component library is empty (save one with `servicegrid components FILE --save NAME`)")
     return 0
 
 

@@ -51,3 +51,18 @@ def test_what_cannot_be_grouped_is_said_and_the_file_is_kept(tmp_path: Path, cap
     assert code == 1 and "not an instance of a component" in err
     assert _cli(capsys, "components", str(path), "--name", "x")[0] == 2
     assert path.read_text() == before
+
+
+def test_save_to_the_library_and_list_it(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("SERVICEGRID_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    path = ROOT / "examples" / "support-desks.json"
+    assert _cli(capsys, "components", "--library")[1] == \
+        "the component library is empty (save one with `servicegrid components FILE --save NAME`)\n"
+    code, out, _ = _cli(capsys, "components", str(path), "--save", "triage")
+    assert code == 0 and out.startswith("saved component 'triage' to the library at sqlite:///")
+    code, out, _ = _cli(capsys, "components", "--library")
+    assert out == "triage: 3 nodes; Reads customer requests: intent and entities, then routing rules give each a " \
+                  "queue and a priority\n"
+    code, _, err = _cli(capsys, "components", str(path), "--save", "triag")
+    assert code == 1 and "no component named 'triag'; its components are: triage" in err
+    assert _cli(capsys, "components")[0] == 2

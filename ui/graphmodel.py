@@ -110,15 +110,15 @@ def _specs(workflow: Workflow, registry: Registry) -> dict[str, AgentSpec | None
 def component_states(statuses: dict[str, str], workflow: Workflow) -> dict[str, str]:
     """``statuses`` (a run's, by node of its expansion) with a state for each component instance
     of ``workflow``, from those of the nodes inside it (``_summary_state``)."""
-    instances = [n.id for n in workflow.nodes if component_name(n) is not None]
+    instances = {n.id for n in workflow.nodes if component_name(n) is not None}
     if not instances or not statuses:
         return statuses
-    out = dict(statuses)
-    for inst in instances:
-        inner = [v for k, v in statuses.items() if k.startswith(inst + SEP)]
-        if inner:
-            out[inst] = _summary_state(inner)
-    return out
+    inner: dict[str, list[str]] = {}
+    for node_id, status in statuses.items():  # one pass: each node under the instance its id starts with
+        head = node_id.split(SEP, 1)[0]
+        if head in instances and head != node_id:
+            inner.setdefault(head, []).append(status)
+    return {**statuses, **{inst: _summary_state(states) for inst, states in inner.items()}}
 
 
 _SETTLED = ("done", "cached", "skipped")

@@ -35,9 +35,10 @@ def issues_by_node(issues: Sequence[Issue], instances: Sequence[str] = ()) -> di
     """Findings grouped by node id, as the canvas draws them (badge, outline, port, tooltip); a
     finding on a node inside a component instance (``instances``) is drawn on the instance."""
     out: dict[str, list[dict[str, str | None]]] = {}
+    pool = set(instances)
     for issue in issues:
         if issue.node:
-            owner = owner_of(issue.node, instances) if instances else issue.node
+            owner = owner_of(issue.node, pool) if pool else issue.node
             out.setdefault(owner, []).append({"severity": issue.severity, "message": issue.message,
                                               "port": issue.port if owner == issue.node else None})
     return out

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from engine.components import SEP, component_name, instance_agent
+from engine.components import SEP, combined_state, component_name, instance_agent
 from engine.graphs import layers
 from engine.grouping import component_ports
 from engine.items import PlannedItems, planned_items
@@ -109,7 +109,7 @@ def _specs(workflow: Workflow, registry: Registry) -> dict[str, AgentSpec | None
 
 def component_states(statuses: dict[str, str], workflow: Workflow) -> dict[str, str]:
     """``statuses`` (a run's, by node of its expansion) with a state for each component instance
-    of ``workflow``, from those of the nodes inside it (``_summary_state``)."""
+    of ``workflow``, from those of the nodes inside it (``engine.components.combined_state``)."""
     instances = {n.id for n in workflow.nodes if component_name(n) is not None}
     if not instances or not statuses:
         return statuses
@@ -118,22 +118,9 @@ def component_states(statuses: dict[str, str], workflow: Workflow) -> dict[str, 
         head = node_id.split(SEP, 1)[0]
         if head in instances and head != node_id:
             inner.setdefault(head, []).append(status)
-    return {**statuses, **{inst: _summary_state(states) for inst, states in inner.items()}}
+    return {**statuses, **{inst: combined_state(states) for inst, states in inner.items()}}
 
 
-_SETTLED = ("done", "cached", "skipped")
-
-
-def _summary_state(states: list[str]) -> str:
-    """One state for the nodes of a component: the first of failed, interrupted, cancelled,
-    running, waiting_resource, waiting_inputs, queued and pending that one of them has; else
-    cached when all were, skipped when all were, done."""
-    for state in ("failed", "interrupted", "cancelled", "running", "waiting_resource"):
-        if state in states:
-            return state
-    if not all(s in _SETTLED for s in states):
-        return next((s for s in ("waiting_inputs", "queued", "pending") if s in states), states[0])
-    return next((s for s in ("cached", "skipped") if all(x == s for x in states)), "done")
 
 
 def summarize_params(params: dict[str, Any], limit: int = 40) -> str:

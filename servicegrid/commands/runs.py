@@ -92,6 +92,22 @@ def _shape_lines(workflow: dict[str, Any], pauses: list[tuple[float, float | Non
     return lines
 
 
+def _component_lines(detail: Any) -> list[str]:
+    """A line per component instance of the run: its nodes' combined state, span and busy time."""
+    from engine.components import EXPANDED_KEY, component_rows
+
+    instances = ((detail.workflow or {}).get("metadata") or {}).get(EXPANDED_KEY) or {}
+    if not instances:
+        return []
+    rows = [{"node": n.node_id, "status": n.status, "start": n.started_at, "end": n.finished_at, "cpu_s": n.cpu_s,
+             "memory_mb": own_memory_mb(n.metrics or {}, n.peak_rss_mb)} for n in detail.nodes]
+    lines = ["", "components:"]
+    for r in component_rows(instances, rows):
+        lines.append(f"  {r['component']} ({r['of']}): {r['nodes']} nodes {r['status']}, span {_f(r['span_s'], 2)} s, "
+                     f"busy {_f(r['busy_s'], 2)} s, cpu {_f(r['cpu_s'])} s, memory {_f(r['memory_mb'], 1)} MB")
+    return lines
+
+
 def _when(t: float | None) -> str:
     return "-" if t is None else dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -135,6 +151,7 @@ def format_detail(detail: Any, logs: dict[str, list[str]] | None = None,
         if n.error_message:
             kind = f"{n.error_type}: " if n.error_type else ""
             lines.append(f"{'':<{w}}    {kind}{n.error_message[:200]}")
+    lines += _component_lines(detail)
     if logs:
         lines += ["", "logs:"]
         for n in detail.nodes:

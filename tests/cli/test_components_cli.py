@@ -66,3 +66,16 @@ def test_save_to_the_library_and_list_it(tmp_path: Path, capsys, monkeypatch) ->
     code, _, err = _cli(capsys, "components", str(path), "--save", "triag")
     assert code == 1 and "no component named 'triag'; its components are: triage" in err
     assert _cli(capsys, "components")[0] == 2
+
+
+def test_runs_show_sums_up_each_component(tmp_path: Path, capsys, monkeypatch) -> None:
+    import re
+
+    monkeypatch.setenv("SERVICEGRID_DATABASE_URL", f"sqlite:///{tmp_path / 'runs.db'}")
+    monkeypatch.setenv("SERVICEGRID_DATA_DIR", str(tmp_path / "data"))
+    assert main(["run", str(ROOT / "examples" / "support-desks.json")]) == 0
+    run_id = re.search(r"^run (\w+): succeeded", capsys.readouterr().out, re.M).group(1)
+    assert main(["runs", "show", run_id]) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"^components:\n  general \(triage\): 3 nodes done, span \d+\.\d\d s, busy \d+\.\d\d s, "
+                     r"cpu \d+\.\d{3} s, memory \d+\.\d MB\n  payments \(triage\): 3 nodes done", text, re.M), text

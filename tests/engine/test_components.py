@@ -319,3 +319,20 @@ def test_ungroup_makes_room_where_the_nodes_put_back_would_cover_others() -> Non
         n.model_copy(update={"position": n.position.model_copy(update={"x": 2000})}) if n.id.endswith("_csv") else n
         for n in wf.nodes)})
     assert ungroup(roomy, "payments")[0].node("payments_csv").position.x == 2000  # nothing covered: nothing moves
+
+
+def test_component_rows_sum_up_a_run_per_instance() -> None:
+    from engine.components import component_rows
+
+    nodes = [{"node": "src", "status": "done", "start": 0.0, "end": 1.0},
+             {"node": "t/a", "status": "done", "start": 1.0, "end": 3.0, "cpu_s": 0.5, "memory_mb": 10.0},
+             {"node": "t/b", "status": "done", "start": 1.5, "end": 4.0, "cpu_s": 0.25, "memory_mb": 30.0},
+             {"node": "u/a", "status": "running", "start": 2.0, "end": None},
+             {"node": "u/b", "status": "pending"}]
+    rows = {r["component"]: r for r in component_rows({"t": "tags", "u": "tags", "v": "tags"}, nodes)}
+    t = rows["t"]
+    assert (t["nodes"], t["status"], t["start"], t["end"], t["span_s"], t["busy_s"], t["cpu_s"], t["memory_mb"]) == \
+        (2, "done", 1.0, 4.0, 3.0, 4.5, 0.75, 30.0)  # busy > span: its two nodes overlapped half a second
+    u = rows["u"]
+    assert (u["status"], u["start"], u["end"], u["span_s"]) == ("running", 2.0, None, None)
+    assert rows["v"]["status"] == "not run" and rows["v"]["nodes"] == 0

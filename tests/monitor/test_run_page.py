@@ -293,3 +293,7 @@ def test_a_workflow_with_components_runs_from_the_run_page_node_by_node(app):
     assert {"general/intent", "general/route", "payments/route"} <= set(statuses)  # each node inside on its own
     assert set(statuses.values()) == {"done"}
     assert {r["node"] for r in chart_rows(at, "gantt") if r["kind"] == "actual"} >= {"payments/entities"}
+    components = next(df.value for df in at.dataframe if "component" in df.value.columns)
+    assert list(components["component"]) == ["general", "payments"] and set(components["of"]) == {"triage"}
+    assert list(components["nodes"]) == [3, 3] and set(components["status"]) == {"done"}
+    assert all(components["busy_s"] >= 0) and all(components["span_s"] >= 0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from engine.components import EXPANDED_KEY, component_rows
 from ui.monitor.view import RunView
 
 # ~70 ms of headless-browser time per 2k-point Vega chart on a weak box; every live chart re-renders
@@ -299,3 +300,26 @@ def node_table(view: RunView) -> list[dict[str, Any]]:
                      "cpu_s": round(n["cpu_s"], 3) if n.get("cpu_s") is not None else None,
                      "why": why})
     return rows
+
+
+def component_table(view: RunView) -> list[dict[str, Any]]:
+    """One row per component instance of the run (none for a run without components): its nodes,
+    their combined state, when the first started, the span to the last one's end, the time its
+    nodes ran in all, their CPU seconds and the most memory one held (``engine.components.component_rows``)."""
+    instances = (view.workflow.get("metadata") or {}).get(EXPANDED_KEY) or {}
+    if not isinstance(instances, dict) or not instances:
+        return []
+    nodes = [{"node": nid, "status": n.get("status"), "start": n.get("start"),
+              "end": n.get("end") if n.get("start") is not None else None, "cpu_s": n.get("cpu_s"),
+              "memory_mb": n.get("memory_mb")} for nid, n in view.nodes.items()]
+    rows = []
+    for row in component_rows(instances, nodes):
+        rows.append({"component": row["component"], "of": row["of"], "nodes": row["nodes"], "status": row["status"],
+                     "start_s": round(row["start"] - view.t0, 2) if row["start"] is not None else None,
+                     "span_s": _round(row["span_s"], 2), "busy_s": _round(row["busy_s"], 2),
+                     "cpu_s": _round(row["cpu_s"], 3), "memory_mb": _round(row["memory_mb"], 1)})
+    return rows
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return round(value, digits) if value is not None else None

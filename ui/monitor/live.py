@@ -123,6 +123,14 @@ NODE_COLUMNS: dict[str, Any] = {
              "whole process's memory is in the Memory chart."),
     "why": st.column_config.TextColumn("waiting for / error", width="large"),
 }
+COMPONENT_COLUMNS = {
+    "component": st.column_config.TextColumn("component", help="the node of the drawn workflow that runs them"),
+    "of": st.column_config.TextColumn("is a", help="the component it is an instance of"),
+    "span_s": st.column_config.NumberColumn("span s", help="from its first node's start to its last node's end"),
+    "busy_s": st.column_config.NumberColumn("busy s", help="its nodes' running times added up (more than the span "
+                                                             "when they ran side by side)"),
+    "memory_mb": st.column_config.NumberColumn("memory MB", help="the most memory one of its nodes held"),
+}
 MISSING = "—"  # st.dataframe's placeholder for missing values (it shows "None" otherwise)
 
 
@@ -225,6 +233,10 @@ def render_monitor(view: RunView, key: str, *, outputs: Callable[[str], dict[str
     if view.workflow.get("nodes"):
         st.vega_lite_chart(spec=status_graph_spec(view), width="stretch", key=f"{key}.graph")
     render_status_table(view, key)
+    if rows := frames.component_table(view):  # ComfyUI users asked for times per subgraph
+        st.markdown("**Components**")
+        st.dataframe(rows, hide_index=True, width="stretch", key=f"{key}.components", placeholder=MISSING,
+                     column_config=COMPONENT_COLUMNS)
     render_charts(view, key)
     if detail:
         render_node_section(view, key, outputs=outputs, cancel_node=cancel_node)

@@ -15,10 +15,11 @@ from engine.errors import WorkflowFileError
 from engine.grouping import component_ports, rename_component
 from engine.issues import Issue
 from engine.registry import Registry
-from engine.workflow import ComponentSpec, NodeSpec
+from engine.workflow import ComponentSpec, NodeSpec, Workflow
 from ui.component_library import save_to_library
 from ui.editor import DesignerSession
 from ui.forms import render_fields, schema_fields, sync_widget
+from ui.graph_svg import graph_svg
 from ui.graphmodel import replace_node
 from ui.render import code_md, escape_md, issue_md
 from ui.services import get_store
@@ -50,6 +51,9 @@ def component_panel(sess: DesignerSession, node: NodeSpec, registry: Registry, i
     st.text_input("Label", value=shown, key=f"label.{node.id}", help="shown on the canvas",
                   on_change=_set_label, args=(sess, node.id, save))
     _definition_form(sess, definition, save)
+    inside = Workflow(name=definition.name, nodes=definition.nodes, edges=definition.edges)
+    st.image(graph_svg(inside, registry, 320, 150), width="stretch")  # labels escaped in the SVG
+    st.caption("Inside: " + escape_md(", ".join(n.label or n.id for n in definition.nodes)[:300]))
     _ports(sess, definition, registry)
     _inner_params(sess, node, definition, registry, save)
     left, right = st.columns(2)

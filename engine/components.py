@@ -4,7 +4,7 @@
 (``agent: "component:NAME"``) into the plain workflow a run executes: each instance's nodes placed
 under ids ``instance/node`` and the wires to its ports led to the nodes inside. Validation,
 planning and runs work on that expansion, so the scheduler sees (and measures) every agent.
-``group`` and ``ungroup`` make a component from selected nodes and put one back.
+Making components from selected nodes and taking them apart is ``engine.grouping``'s.
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ def output_sources(workflow: Workflow) -> dict[tuple[str, str], tuple[str, str |
     """(instance, output port) -> the node of the expansion and its port that the output gives
     out, for every instance of ``workflow`` (through instances inside instances)."""
     out: dict[tuple[str, str], tuple[str, str | None]] = {}
+    ports: dict[str, list[str]] = {}  # instance -> its output ports found so far
 
     def walk(nodes: Iterable[NodeSpec], prefix: str, depth: int) -> None:
         for node in nodes:
@@ -109,9 +110,14 @@ def output_sources(workflow: Workflow) -> dict[tuple[str, str], tuple[str, str |
             walk(definition.nodes, full + SEP, depth + 1)
             for port in definition.outputs:
                 end: tuple[str, str | None] = (full + SEP + port.node, port.port)
-                while end[1] is not None and (end[0], end[1]) in out:
-                    end = out[(end[0], end[1])]
+                while end[0] in ports:  # an output of an instance inside: follow it (its only one when unnamed)
+                    named = ports[end[0]]
+                    key = end[1] if end[1] is not None else (named[0] if len(named) == 1 else None)
+                    if key not in named:
+                        break
+                    end = out[(end[0], key)]
                 out[(full, port.name)] = end
+                ports.setdefault(full, []).append(port.name)
 
     walk(workflow.nodes, "", 0)
     return out

@@ -113,6 +113,10 @@ def test_components_nest_and_ids_say_the_path() -> None:
         ("src", "o/pre"), ("o/pre", "o/inner/a"), ("o/inner/a", "o/inner/b"), ("o/inner/b", "out")}
     assert flat.node("o/inner/b").params == {"suffix": "-deep"}
     assert flat.metadata["components"] == {"o": "outer", "o/inner": "tags"}
+    # what each output gives out, through the instance inside (whose one output is left unnamed)
+    from engine.components import output_sources
+
+    assert output_sources(wf) == {("o/inner", "texts"): ("o/inner/b", None), ("o", "texts"): ("o/inner/b", None)}
     assert owner_of("o/inner/b", ["o", "src"]) == "o" and owner_of("src", ["o"]) == "src"
     assert inside_of(flat, ["o", "src"]) == ("o/pre", "o/inner/a", "o/inner/b", "src")
     assert validate(wf, REG) == []

@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from engine.components import expand_components
 from engine.errors import CapacityError
 from engine.issues import Issue
 from engine.resources import Capacity, parse_capacity
@@ -41,14 +42,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"servicegrid validate: --capacity: {exc}", file=sys.stderr)
             return 2
         issues = validate(workflow, capacity=capacity)
-    if workflow is not None and any(n.pin is not None for n in workflow.nodes):
+    runs = expand_components(workflow)[0] if workflow is not None else None  # components' nodes too
+    if runs is not None and any(n.pin is not None for n in runs.nodes):
         from engine.results import ResultStore, pin_issues
 
-        issues = [*pin_issues(workflow, ResultStore()), *issues]  # pinned outputs this machine lacks
+        issues = [*pin_issues(runs, ResultStore()), *issues]  # pinned outputs this machine lacks
     if args.json:
         print(json.dumps([i.to_dict() for i in issues], indent=2, ensure_ascii=False))
     else:
-        print(_report(path, issues, workflow is not None and len(workflow.nodes)))
+        nodes: int | bool = workflow is not None and len(workflow.nodes)
+        print(_report(path, issues, nodes, len(runs.nodes) if runs is not None and runs is not workflow else None))
     return 1 if any(i.is_error for i in issues) else 0
 
 
@@ -62,12 +65,13 @@ def _reason(exc: BaseException) -> str:
     return str(exc)
 
 
-def _report(path: Path, issues: list[Issue], nodes: int | bool) -> str:
+def _report(path: Path, issues: list[Issue], nodes: int | bool, expanded: int | None = None) -> str:
     errors = sum(i.is_error for i in issues)
     warnings = len(issues) - errors
     verdict = "invalid" if errors else "valid"
     head = f"{path}: {verdict} ({errors} error(s), {warnings} warning(s)"
-    head += f", {nodes} node(s))" if nodes is not False else ")"
+    more = f", {expanded} with its components expanded" if expanded is not None else ""
+    head += f", {nodes} node(s){more})" if nodes is not False else ")"
     lines = [head]
     for issue in issues:
         where = ", ".join(filter(None, [f"node {issue.node!r}" if issue.node else "",

@@ -68,6 +68,27 @@ def adopt_from_library(sess: DesignerSession, entries: list[ComponentSummary]) -
     return [d.name for d in added]
 
 
+def library_version(entries: list[ComponentSummary], workflow: Workflow, name: str) -> ComponentSummary | None:
+    """The library's entry for component ``name`` when it differs from the workflow's copy (what
+    it holds included); None when the library has none or the same (KNIME's "update available"
+    on a linked component)."""
+    entry = next((e for e in entries if e.name == name), None)
+    if entry is None or not entry.definitions:
+        return None
+    same = all(workflow.component(d.name) == d for d in entry.definitions)
+    return None if same else entry
+
+
+def use_library_version(sess: DesignerSession, entry: ComponentSummary) -> None:
+    """Replace the workflow's copy of ``entry``'s component (and of those it holds) with the
+    library's; one undo step (widget callback)."""
+    incoming = {d.name: d for d in entry.definitions}
+    kept = tuple(incoming.pop(c.name, c) for c in sess.workflow.components)
+    sess.push(sess.workflow.model_copy(update={"components": (*kept, *incoming.values())}))
+    sess.tell(f"component {entry.name!r} is now the library's version (saved {ago(time.time() - entry.updated)}); "
+              "Undo brings back the one you had")
+
+
 def save_to_library(sess: DesignerSession, name: str, store: Store) -> None:
     """Keep component ``name`` of the open workflow in the library (widget callback)."""
     user = auth.current_user()

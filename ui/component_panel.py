@@ -5,6 +5,7 @@ and Ungroup. Every edit is pushed to the session at once.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,9 +17,11 @@ from engine.grouping import component_ports, rename_component
 from engine.issues import Issue
 from engine.registry import Registry
 from engine.workflow import ComponentSpec, NodeSpec, Workflow
-from ui.component_library import save_to_library
+from storage.summaries import ComponentSummary
+from ui.component_library import library, library_version, save_to_library, use_library_version
 from ui.editor import DesignerSession
 from ui.forms import render_fields, schema_fields, sync_widget
+from ui.gallery import ago
 from ui.graph_svg import graph_svg
 from ui.graphmodel import replace_node
 from ui.render import code_md, escape_md, issue_md
@@ -43,6 +46,14 @@ def component_panel(sess: DesignerSession, node: NodeSpec, registry: Registry, i
     st.caption(f"{len(definition.nodes)} nodes inside, run one by one (each measured on its own). "
                + (f"{users} nodes of this workflow use this component: a change to its name or description "
                   "shows in all of them; its parameters below are this node's own." if users > 1 else ""))
+    if (other := library_version(library(get_store()), sess.workflow, name)) is not None:
+        st.info(f"The component library holds another version of {code_md(name)}, saved "
+                f"{ago(time.time() - other.updated)}" + (f" by {code_md(other.owner)}" if other.owner else "") + ".",
+                icon=":material/sync:")
+        st.button("Use the library's version", key=f"library.use.{node.id}", icon=":material/download:",
+                  on_click=_use, args=(sess, other, save),
+                  help="Replace this workflow's copy of the component with the library's (every node using it "
+                       "follows); Undo brings yours back. Save to the library does the opposite.")
     st.toggle("Disabled", value=node.disabled, key=f"disabled.{node.id}.{node.disabled}",
               on_change=_update, args=(sess, node, save), kwargs={"disabled": not node.disabled},
               help="A disabled component, and every node after it, does not run (Ctrl+M on the canvas)")
@@ -164,6 +175,11 @@ def _rename(sess: DesignerSession, name: str, name_key: str | None, description_
             st.session_state[name_key] = name
         return
     sess.push(workflow)
+    save(sess)
+
+
+def _use(sess: DesignerSession, entry: ComponentSummary, save: Saver) -> None:
+    use_library_version(sess, entry)
     save(sess)
 
 

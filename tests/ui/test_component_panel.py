@@ -137,3 +137,26 @@ def test_save_a_component_to_the_library_use_it_in_another_workflow_and_delete_i
     at.button(key=f"library.delete.{entry.id}").click().run()
     assert not at.exception
     assert any("The library is empty" in str(c.value) for c in at.caption)
+
+
+def test_a_component_that_differs_from_the_library_s_can_take_the_library_s_version(app: AppTest) -> None:
+    from engine.grouping import rename_component
+
+    app.run()
+    app.button(key="tpl.support-desks").click().run()
+    app.session_state[state.DESIGNER].select("general")
+    app.run()
+    assert not [b for b in app.button if b.key == "library.use.general"]  # nothing in the library yet
+    app.button(key="library.save.general").click().run()
+    sess = app.session_state[state.DESIGNER]
+    saved = sess.workflow.component("triage")
+    sess.push(rename_component(sess.workflow, "triage", "triage", "changed here"))
+    app.run()
+    assert any("holds another version of" in str(i.value) for i in app.info)
+    app.button(key="library.use.general").click().run()
+    sess = app.session_state[state.DESIGNER]
+    assert sess.workflow.component("triage") == saved
+    assert sess.notice["text"].startswith("component 'triage' is now the library's version")
+    assert not [b for b in app.button if b.key == "library.use.general"]  # the same again: no offer
+    sess.undo()
+    assert sess.workflow.component("triage").description == "changed here"

@@ -75,6 +75,19 @@ def inside_of(flat: Workflow, ids: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+def held_components(workflow: Workflow, names: Iterable[str]) -> tuple[ComponentSpec, ...]:
+    """The components ``names`` of ``workflow`` and every component they hold instances of, in the
+    workflow's order (what copying, exporting or keeping them in the library takes along)."""
+    found: set[str] = set()
+    stack = list(names)
+    while stack:
+        definition = workflow.component(stack.pop())
+        if definition is not None and definition.name not in found:
+            found.add(definition.name)
+            stack += [n for node in definition.nodes if (n := component_name(node)) is not None]
+    return tuple(c for c in workflow.components if c.name in found)
+
+
 def defined_at(workflow: Workflow, node_id: str) -> tuple[str, str] | None:
     """Where node ``node_id`` of the expansion is defined: (component name, node id inside it),
     following instances inside instances (``o/inner/b`` -> the component of ``o/inner``, ``b``);

@@ -9,7 +9,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from engine.components import SEP, component_name, instance_agent, merged_lifecycle, params_inside
+from engine.components import (
+    SEP,
+    component_name,
+    held_components,
+    instance_agent,
+    merged_lifecycle,
+    params_inside,
+)
 from engine.errors import WorkflowFileError
 from engine.kinds import DataKind
 from engine.registry import Registry
@@ -225,6 +232,56 @@ def _fresh_port(base: str, taken: set[str], node: str | None = None) -> str:
         fresh, i = f"{base[:90]}_{i}", i + 1
     taken.add(fresh)
     return fresh
+
+
+def add_components(workflow: Workflow, definitions: Iterable[ComponentSpec]) -> tuple[Workflow, dict[str, str]]:
+    """``workflow`` with the ``definitions`` it lacks (pasted, imported, from the library); one of
+    a name the workflow has with other content comes in renamed ("triage 2"), and instances of it
+    inside the others follow. Returns the workflow and the new name of each renamed one."""
+    definitions = list(definitions)
+    renamed: dict[str, str] = {}
+    taken = {c.name for c in workflow.components} | {d.name for d in definitions}
+    for definition in definitions:
+        have = workflow.component(definition.name)
+        if have is not None and have != definition:
+            i = 2
+            while f"{definition.name} {i}" in taken:
+                i += 1
+            renamed[definition.name] = f"{definition.name} {i}"
+            taken.add(renamed[definition.name])
+    added = tuple(d.model_copy(update={"name": renamed.get(d.name, d.name),
+                                       "nodes": tuple(following(n, renamed) for n in d.nodes)})
+                  for d in definitions if workflow.component(d.name) != d)
+    return workflow.model_copy(update={"components": workflow.components + added}), renamed
+
+
+COMPONENT_FILE = "component"  # metadata.kind of a file that holds a component to import, not a graph
+
+
+def component_file(workflow: Workflow, name: str) -> Workflow:
+    """A file of its own for component ``name`` (with those it holds), to share it: a workflow
+    without nodes, named after it, ``metadata.kind`` "component". Importing it (the designer's
+    Import tab, ``servicegrid components FILE --add``) adds its components to a workflow.
+
+    Raises WorkflowFileError when ``workflow`` has no such component."""
+    held = held_components(workflow, [name])
+    if not held:
+        raise WorkflowFileError(f"the workflow has no component named {name!r}",
+                                hint=f"its components are: {', '.join(c.name for c in workflow.components) or 'none'}")
+    main = next(c for c in held if c.name == name)
+    return Workflow(name=name, description=main.description, components=(main, *(c for c in held if c is not main)),
+                    metadata={"kind": COMPONENT_FILE})
+
+
+def is_component_file(workflow: Workflow) -> bool:
+    """Whether ``workflow`` is a component to import rather than a graph to open."""
+    return not workflow.nodes and bool(workflow.components)
+
+
+def following(node: NodeSpec, renamed: dict[str, str]) -> NodeSpec:
+    """``node``, an instance of a renamed component (``renamed``: old -> new name) made one of the new name."""
+    name = component_name(node)
+    return node.model_copy(update={"agent": instance_agent(renamed[name])}) if name in renamed else node
 
 
 # -- ungroup -----------------------------------------------------------------------------------

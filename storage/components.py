@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, or_
 from sqlmodel import Session, col, select
 
-from engine.components import component_name
+from engine.components import held_components
 from engine.workflow import ComponentSpec, Workflow
 from storage.errors import ComponentNotFoundError
 from storage.models import ComponentRecord
@@ -24,17 +24,11 @@ from storage.summaries import ComponentSummary
 
 
 def with_what_it_holds(workflow: Workflow, name: str) -> list[ComponentSpec]:
-    """Component ``name`` of ``workflow`` and every component it holds instances of (first: it)."""
-    found: list[ComponentSpec] = []
-    stack = [name]
-    while stack:
-        definition = workflow.component(stack.pop())
-        if definition is not None and definition not in found:
-            found.append(definition)
-            stack += [n for node in definition.nodes if (n := component_name(node)) is not None]
-    if not found:
+    """Component ``name`` of ``workflow`` first, then every component it holds instances of."""
+    held = held_components(workflow, [name])
+    if not held:
         raise ComponentNotFoundError(f"the workflow has no component named {name!r}")
-    return found
+    return sorted(held, key=lambda c: c.name != name)
 
 
 def save_component(engine: Engine, definitions: list[ComponentSpec], *, owner: str | None = None,

@@ -13,8 +13,9 @@ import time
 import streamlit as st
 
 from engine.components import component_name
+from engine.grouping import add_components
 from engine.registry import Registry
-from engine.workflow import ComponentSpec, Workflow
+from engine.workflow import Workflow
 from storage import StorageError, Store
 from storage.summaries import ComponentSummary
 from ui import auth
@@ -51,21 +52,13 @@ def adopt_from_library(sess: DesignerSession, entries: list[ComponentSummary]) -
     (a component dropped from the palette's library section), with those they hold; part of the
     same undo step as the drop. Returns the names added."""
     have = {c.name for c in sess.workflow.components}
-    wanted = [name for n in sess.workflow.nodes if (name := component_name(n)) is not None and name not in have]
-    by_name = {e.name: e for e in entries}
-    added: list[ComponentSpec] = []
-    for name in dict.fromkeys(wanted):
-        entry = by_name.get(name)
-        if entry is None:
-            continue
-        for definition in entry.definitions:
-            if definition.name not in have:
-                added.append(definition)
-                have.add(definition.name)
-    if not added:
+    wanted = {name for n in sess.workflow.nodes if (name := component_name(n)) is not None and name not in have}
+    incoming = {d.name: d for e in entries if e.name in wanted for d in e.definitions}.values()  # each once
+    if not incoming:
         return []
-    sess.push(sess.workflow.model_copy(update={"components": (*sess.workflow.components, *added)}), record=False)
-    return [d.name for d in added]
+    workflow, _ = add_components(sess.workflow, incoming)
+    sess.push(workflow, record=False)
+    return [c.name for c in workflow.components if c.name not in have]
 
 
 def library_version(entries: list[ComponentSummary], workflow: Workflow, name: str) -> ComponentSummary | None:

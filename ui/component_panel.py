@@ -13,10 +13,10 @@ import streamlit as st
 
 from engine.components import SEP, component_name, params_inside
 from engine.errors import WorkflowFileError
-from engine.grouping import component_ports, rename_component
+from engine.grouping import component_file, component_ports, rename_component
 from engine.issues import Issue
 from engine.registry import Registry
-from engine.workflow import ComponentSpec, NodeSpec, Workflow
+from engine.workflow import ComponentSpec, NodeSpec, Workflow, dump_workflow
 from storage.summaries import ComponentSummary
 from ui.component_library import library, library_version, save_to_library, use_library_version
 from ui.editor import DesignerSession
@@ -77,6 +77,12 @@ def component_panel(sess: DesignerSession, node: NodeSpec, registry: Registry, i
                  on_click=save_to_library, args=(sess, name, get_store()),
                  help="Keep this component in the component library: every workflow's palette then offers it "
                       "(section library), to drop into any workflow")
+    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:60] or "component"
+    st.download_button("Download this component", dump_workflow(component_file(sess.workflow, name)),
+                       file_name=f"{stem}.component.json", mime="application/json", key=f"component.file.{node.id}",
+                       icon=":material/download:", on_click="ignore",
+                       help="A file of its own (JSON), to share it: the designer's Import tab (or `servicegrid "
+                            "components FILE --add`) adds it to another workflow")
 
 
 def _definition_form(sess: DesignerSession, definition: ComponentSpec, save: Saver) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import streamlit as st
 
 from engine.errors import ServiceGridError
+from engine.grouping import add_components, is_component_file
 from engine.workflow import dump_workflow, load_workflow
 from storage import StorageError, Store
 from ui import auth, state
@@ -176,8 +177,9 @@ def _saved_workflows(sess: DesignerSession, store: Store) -> None:
         st.rerun()
 
 
-def import_panel(store: Store) -> None:
-    upload = st.file_uploader("Import a workflow file (JSON or YAML)", type=["json", "yaml", "yml"],
+def import_panel(sess: DesignerSession, store: Store) -> None:
+    upload = st.file_uploader("Import a workflow file (JSON or YAML), or a component's file to add it to this "
+                              "workflow", type=["json", "yaml", "yml"],
                               key=state.IMPORT_UPLOAD, max_upload_size=MAX_IMPORT_BYTES // 2**20)
     if upload is None:
         return
@@ -196,6 +198,14 @@ def import_panel(store: Store) -> None:
             location = getattr(exc, "location", None)
             show_error(f"{upload.name} cannot be imported" + (f" ({location})" if location else ""), exc)
             return
+        if is_component_file(workflow):  # a component to add, not a graph to open
+            merged, renamed = add_components(sess.workflow, workflow.components)
+            sess.push(merged)
+            save(sess, store)
+            names = ", ".join(renamed.get(c.name, c.name) for c in workflow.components)
+            flash(f"Added component {names} from {upload.name} to this workflow: the palette offers it "
+                  "(section components).", "success")
+            st.rerun()
         open_workflow(workflow, store, message=f"imported {upload.name}")
         flash(f"Imported {upload.name}.", "success")
         st.rerun()

@@ -74,7 +74,7 @@ def render_designer() -> None:
     with workflow_tab:
         workflow_panel(sess, store)
     with files_tab:
-        import_panel(store)
+        import_panel(sess, store)
     with library_tab_:
         library_tab(store)
 

@@ -13,9 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from engine.components import SEP, combined_state, component_name, instance_agent
+from engine.components import SEP, combined_state, component_name, held_components, instance_agent
 from engine.graphs import layers
-from engine.grouping import component_ports
+from engine.grouping import add_components, component_ports, following
 from engine.items import PlannedItems, planned_items
 from engine.kinds import DataKind
 from engine.registry import Registry
@@ -322,50 +322,8 @@ def copy_of(workflow: Workflow, node_ids: Iterable[str], note_ids: Iterable[str]
     wanted_nodes, wanted_notes = set(node_ids), set(note_ids)
     nodes = tuple(n for n in workflow.nodes if n.id in wanted_nodes)
     return Clip(nodes, tuple(e for e in workflow.edges if e.target in wanted_nodes),
-                tuple(n for n in workflow.notes if n.id in wanted_notes), _used_components(workflow, nodes))
-
-
-def _used_components(workflow: Workflow, nodes: Iterable[NodeSpec]) -> tuple[ComponentSpec, ...]:
-    """The components of ``workflow`` that ``nodes`` are instances of, and those inside them."""
-    names: list[str] = []
-    stack = [component_name(n) for n in nodes]
-    while stack:
-        name = stack.pop()
-        definition = workflow.component(name) if name else None
-        if definition is not None and name not in names:
-            names.append(name)  # type: ignore[arg-type]
-            stack += [component_name(n) for n in definition.nodes]
-    return tuple(c for c in workflow.components if c.name in names)
-
-
-def _with_components(workflow: Workflow, clip: Clip) -> tuple[Workflow, dict[str, str]]:
-    """``workflow`` with the clip's components it lacks; one of the same name but other content
-    comes in renamed ("triage 2"). Returns the workflow and the new name of each renamed one."""
-    renamed: dict[str, str] = {}
-    taken = {c.name for c in workflow.components}
-    for definition in clip.components:
-        have = workflow.component(definition.name)
-        if have is not None and have == definition:
-            continue
-        if have is not None:
-            i = 2
-            while f"{definition.name} {i}" in taken:
-                i += 1
-            renamed[definition.name] = f"{definition.name} {i}"
-            taken.add(renamed[definition.name])
-    added = []
-    for definition in clip.components:
-        if workflow.component(definition.name) == definition:
-            continue
-        added.append(definition.model_copy(update={
-            "name": renamed.get(definition.name, definition.name),
-            "nodes": tuple(_follow(n, renamed) for n in definition.nodes)}))
-    return workflow.model_copy(update={"components": workflow.components + tuple(added)}), renamed
-
-
-def _follow(node: NodeSpec, renamed: dict[str, str]) -> NodeSpec:
-    name = component_name(node)
-    return node.model_copy(update={"agent": instance_agent(renamed[name])}) if name in renamed else node
+                tuple(n for n in workflow.notes if n.id in wanted_notes),
+                held_components(workflow, [n for c in nodes if (n := component_name(c)) is not None]))
 
 
 def paste(workflow: Workflow, clip: Clip, with_inputs: bool = False) -> tuple[Workflow, list[str]]:
@@ -389,13 +347,13 @@ def paste(workflow: Workflow, clip: Clip, with_inputs: bool = False) -> tuple[Wo
         at = position or Position()
         return Position(x=min(1e7, at.x + shift), y=min(1e7, at.y + shift))
 
-    workflow, renamed = _with_components(workflow, clip) if clip.components else (workflow, {})
+    workflow, renamed = add_components(workflow, clip.components) if clip.components else (workflow, {})
     present = set(workflow.node_ids())
     taken, rename = set(present), {}
     for node in clip.nodes:
         rename[node.id] = node.id if node.id not in taken else _fresh(node.id, taken)  # another workflow's may fit
         taken.add(rename[node.id])
-    copies = tuple(_follow(n, renamed).model_copy(update={"id": rename[n.id], "position": moved(n.position)})
+    copies = tuple(following(n, renamed).model_copy(update={"id": rename[n.id], "position": moved(n.position)})
                    for n in clip.nodes)
     wires = tuple(e.model_copy(update={"source": rename.get(e.source, e.source), "target": rename[e.target]})
                   for e in clip.wires if e.target in rename

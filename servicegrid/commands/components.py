@@ -30,13 +30,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     what.add_argument("--save", metavar="NAME", help="keep component NAME of the file in the component library "
                                                      "(every workflow's palette in the designer offers it)")
     what.add_argument("--library", action="store_true", help="list the component library (no FILE needed)")
+    what.add_argument("--export", metavar="NAME", help="print component NAME as a file of its own (JSON), to share")
+    what.add_argument("--add", metavar="OTHER", type=Path,
+                      help="add the components of OTHER (a component's file, or a workflow) to FILE")
     p.add_argument("--name", help="the new component's name (with --group; default: after its nodes)")
     p.set_defaults(handler=components)
 
 
 def components(args: argparse.Namespace) -> int:
     from engine.components import component_name, flatten
-    from engine.grouping import group, ungroup
+    from engine.grouping import add_components, component_file, group, ungroup
     from engine.registry import default_registry
     from servicegrid.commands.pin import _write
 
@@ -66,6 +69,17 @@ def components(args: argparse.Namespace) -> int:
             return 0
         if args.save:
             return _save(workflow, args.save)
+        if args.export:
+            print(dump_workflow(component_file(workflow, args.export)), end="")
+            return 0
+        if args.add:
+            other = load_workflow(args.add)
+            merged, renamed = add_components(workflow, other.components)
+            _write(args.file, merged)
+            names = [renamed.get(c.name, c.name) for c in other.components]
+            print(f"added {', '.join(names) or 'no components'} from {args.add} to {args.file}"
+                  + (f" (renamed: {', '.join(f'{a} -> {b}' for a, b in renamed.items())})" if renamed else ""))
+            return 0
         if args.ungroup:
             opened, put = ungroup(workflow, args.ungroup)
             _write(args.file, opened)

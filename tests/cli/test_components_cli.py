@@ -80,3 +80,25 @@ def test_runs_show_sums_up_each_component(tmp_path: Path, capsys, monkeypatch) -
     text = capsys.readouterr().out
     assert re.search(r"^components:\n  general \(triage\): 3 nodes done, span \d+\.\d\d s, busy \d+\.\d\d s, "
                      r"cpu \d+\.\d{3} s, memory \d+\.\d MB\n  payments \(triage\): 3 nodes done", text, re.M), text
+
+
+def test_export_a_component_and_add_it_to_another_file(tmp_path: Path, capsys) -> None:
+    code, out, _ = _cli(capsys, "components", str(ROOT / "examples" / "support-desks.json"), "--export", "triage")
+    doc = json.loads(out)
+    assert code == 0 and doc["name"] == "triage" and doc["nodes"] == [] and doc["metadata"] == {"kind": "component"}
+    assert [c["name"] for c in doc["components"]] == ["triage"]
+    shared = tmp_path / "triage.component.json"
+    shared.write_text(out)
+    target = tmp_path / "two.json"
+    shutil.copy(ROOT / "examples" / "two-stage.json", target)
+    code, out, _ = _cli(capsys, "components", str(target), "--add", str(shared))
+    assert (code, out) == (0, f"added triage from {shared} to {target}\n")
+    assert load_workflow(target).component("triage") == load_workflow(shared).components[0]
+    changed = json.loads(shared.read_text())
+    changed["components"][0]["description"] = "another triage"
+    shared.write_text(json.dumps(changed))
+    code, out, _ = _cli(capsys, "components", str(target), "--add", str(shared))  # same name, other content
+    assert out.endswith("(renamed: triage -> triage 2)\n")
+    assert [c.name for c in load_workflow(target).components] == ["triage", "triage 2"]
+    code, _, err = _cli(capsys, "components", str(target), "--export", "nope")
+    assert code == 1 and "no component named 'nope'" in err and "its components are: triage, triage 2" in err

@@ -931,3 +931,24 @@ def test_a_component_saved_to_the_library_is_dropped_into_another_workflow(page,
     expect(page.locator('.sg-pal-group[data-category="components"] .sg-pal-item[data-agent="component:triage"]')
            ).to_be_visible()
     expect(item).to_have_count(0)
+
+
+def test_download_a_component_and_import_it_into_another_workflow(page, app_url, tmp_path: Path):
+    open_template(page, app_url, "support-desks", 5)
+    click_node(page, "payments")
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download this component").click()
+    shared = tmp_path / "triage.component.json"
+    info.value.save_as(shared)
+    assert info.value.suggested_filename == "triage.component.json"
+    assert json.loads(shared.read_text())["components"][0]["name"] == "triage"
+    open_tab(page, "Templates")
+    page.get_by_role("button", name="Open two-stage", exact=True).click()
+    expect(page.locator(".sg-node")).to_have_count(2)
+    open_tab(page, "Import")
+    page.locator("input[type=file]").set_input_files(str(shared))
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(page.get_by_text("Added component triage from triage.component.json")).to_be_visible()
+    expect(page.locator(".sg-node")).to_have_count(2)  # the open workflow, not a new one
+    expect(page.locator('.sg-pal-group[data-category="components"] .sg-pal-item[data-agent="component:triage"]')
+           ).to_be_visible()

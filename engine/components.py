@@ -136,51 +136,6 @@ def output_sources(workflow: Workflow) -> dict[tuple[str, str], tuple[str, str |
     return out
 
 
-_SETTLED = ("done", "cached", "skipped")
-
-
-def combined_state(states: list[str]) -> str:
-    """One state for the nodes of a component: the first of failed, interrupted, cancelled,
-    running, waiting_resource, waiting_inputs, queued and pending that one of them has; else
-    cached when all were, skipped when all were, done."""
-    for state in ("failed", "interrupted", "cancelled", "running", "waiting_resource"):
-        if state in states:
-            return state
-    if not all(s in _SETTLED for s in states):
-        return next((s for s in ("waiting_inputs", "queued", "pending") if s in states), states[0])
-    return next((s for s in ("cached", "skipped") if all(x == s for x in states)), "done")
-
-
-def component_rows(instances: Mapping[str, str], nodes: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per component instance of a run (``instances``: the run's ``metadata.components``)
-    from its nodes' rows (``node``, ``status``, and where known ``start``, ``end``, ``cpu_s``,
-    ``memory_mb``): how many nodes, their combined state, when the first started and the last
-    ended, that span, the time its nodes ran in all (busy: more than the span when they ran side
-    by side), their CPU seconds, and the most memory one of them held. ComfyUI users asked for
-    times per subgraph (Comfy-Org/ComfyUI#10963)."""
-    inside: dict[str, list[Mapping[str, Any]]] = {}
-    for row in nodes:
-        node_id = str(row.get("node", ""))
-        for inst in instances:
-            if node_id.startswith(inst + SEP):
-                inside.setdefault(inst, []).append(row)
-    out = []
-    for inst, name in instances.items():
-        rows = inside.get(inst, [])
-        starts = [r["start"] for r in rows if r.get("start") is not None]
-        ends = [r["end"] for r in rows if r.get("end") is not None]
-        busy = sum(r["end"] - r["start"] for r in rows if r.get("start") is not None and r.get("end") is not None)
-        cpu = [r["cpu_s"] for r in rows if r.get("cpu_s") is not None]
-        memory = [r["memory_mb"] for r in rows if r.get("memory_mb") is not None]
-        out.append({"component": inst, "of": name, "nodes": len(rows),
-                    "status": combined_state([str(r.get("status", "")) for r in rows]) if rows else "not run",
-                    "start": min(starts) if starts else None, "end": max(ends) if ends and len(ends) == len(rows) else None,
-                    "span_s": max(ends) - min(starts) if starts and ends and len(ends) == len(rows) else None,
-                    "busy_s": busy if ends else None, "cpu_s": sum(cpu) if cpu else None,
-                    "memory_mb": max(memory) if memory else None})
-    return out
-
-
 @dataclass
 class _Expansion:
     defs: dict[str, ComponentSpec]

@@ -13,7 +13,7 @@ import time
 import streamlit as st
 
 from engine.components import component_name
-from engine.grouping import add_components
+from engine.definitions import add_components
 from engine.registry import Registry
 from engine.workflow import Workflow
 from storage import StorageError, Store

@@ -12,8 +12,8 @@ from typing import Any
 import streamlit as st
 
 from engine.components import SEP, component_name, params_inside
+from engine.definitions import component_file, component_ports, rename_component
 from engine.errors import WorkflowFileError
-from engine.grouping import component_file, component_ports, rename_component
 from engine.issues import Issue
 from engine.registry import Registry
 from engine.workflow import ComponentSpec, NodeSpec, Workflow, dump_workflow

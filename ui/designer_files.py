@@ -9,8 +9,8 @@ from typing import Any
 
 import streamlit as st
 
+from engine.definitions import add_components, is_component_file
 from engine.errors import ServiceGridError
-from engine.grouping import add_components, is_component_file
 from engine.workflow import dump_workflow, load_workflow
 from storage import StorageError, Store
 from ui import auth, state

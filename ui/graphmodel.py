@@ -13,12 +13,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from engine.components import SEP, combined_state, component_name, held_components, instance_agent
+from engine.components import SEP, component_name, held_components, instance_agent
+from engine.definitions import add_components, component_ports, following
 from engine.graphs import layers
-from engine.grouping import add_components, component_ports, following
 from engine.items import PlannedItems, planned_items
 from engine.kinds import DataKind
 from engine.registry import Registry
+from engine.runstate import combined_state
 from engine.spec import AgentSpec
 from engine.workflow import (
     MAX_NOTES,
@@ -109,7 +110,7 @@ def _specs(workflow: Workflow, registry: Registry) -> dict[str, AgentSpec | None
 
 def component_states(statuses: dict[str, str], workflow: Workflow) -> dict[str, str]:
     """``statuses`` (a run's, by node of its expansion) with a state for each component instance
-    of ``workflow``, from those of the nodes inside it (``engine.components.combined_state``)."""
+    of ``workflow``, from those of the nodes inside it (``engine.runstate.combined_state``)."""
     instances = {n.id for n in workflow.nodes if component_name(n) is not None}
     if not instances or not statuses:
         return statuses

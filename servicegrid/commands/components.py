@@ -39,7 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def components(args: argparse.Namespace) -> int:
     from engine.components import component_name, flatten
-    from engine.grouping import add_components, component_file, group, ungroup
+    from engine.definitions import add_components, component_file
+    from engine.grouping import group, ungroup
     from engine.registry import default_registry
     from servicegrid.commands.pin import _write
 

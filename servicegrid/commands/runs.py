@@ -94,7 +94,8 @@ def _shape_lines(workflow: dict[str, Any], pauses: list[tuple[float, float | Non
 
 def _component_lines(detail: Any) -> list[str]:
     """A line per component instance of the run: its nodes' combined state, span and busy time."""
-    from engine.components import EXPANDED_KEY, component_rows
+    from engine.components import EXPANDED_KEY
+    from engine.runstate import component_rows
 
     instances = ((detail.workflow or {}).get("metadata") or {}).get(EXPANDED_KEY) or {}
     if not instances:

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from engine.components import expand_components, flatten, inside_of, owner_of
+from engine.definitions import component_ports, rename_component
 from engine.errors import WorkflowFileError, WorkflowInvalidError
-from engine.grouping import component_ports, group, rename_component, ungroup
+from engine.grouping import group, ungroup
 from engine.kinds import DataKind
 from engine.planner import plan_workflow
 from engine.registry import default_registry
@@ -326,7 +327,7 @@ def test_ungroup_makes_room_where_the_nodes_put_back_would_cover_others() -> Non
 
 
 def test_component_rows_sum_up_a_run_per_instance() -> None:
-    from engine.components import component_rows
+    from engine.runstate import component_rows
 
     nodes = [{"node": "src", "status": "done", "start": 0.0, "end": 1.0},
              {"node": "t/a", "status": "done", "start": 1.0, "end": 3.0, "cpu_s": 0.5, "memory_mb": 10.0},

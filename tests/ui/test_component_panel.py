@@ -140,7 +140,7 @@ def test_save_a_component_to_the_library_use_it_in_another_workflow_and_delete_i
 
 
 def test_a_component_that_differs_from_the_library_s_can_take_the_library_s_version(app: AppTest) -> None:
-    from engine.grouping import rename_component
+    from engine.definitions import rename_component
 
     app.run()
     app.button(key="tpl.support-desks").click().run()

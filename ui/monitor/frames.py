@@ -9,7 +9,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from engine.components import EXPANDED_KEY, component_rows
+from engine.components import EXPANDED_KEY
+from engine.runstate import component_rows
 from ui.monitor.view import RunView
 
 # ~70 ms of headless-browser time per 2k-point Vega chart on a weak box; every live chart re-renders
@@ -305,7 +306,7 @@ def node_table(view: RunView) -> list[dict[str, Any]]:
 def component_table(view: RunView) -> list[dict[str, Any]]:
     """One row per component instance of the run (none for a run without components): its nodes,
     their combined state, when the first started, the span to the last one's end, the time its
-    nodes ran in all, their CPU seconds and the most memory one held (``engine.components.component_rows``)."""
+    nodes ran in all, their CPU seconds and the most memory one held (``engine.runstate.component_rows``)."""
     instances = (view.workflow.get("metadata") or {}).get(EXPANDED_KEY) or {}
     if not isinstance(instances, dict) or not instances:
         return []

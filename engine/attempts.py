@@ -15,6 +15,7 @@ from typing import Any
 from engine.backends import Backend, NodeCall
 from engine.errors import AgentExecutionError, AgentTimeoutError, RunCancelledError
 from engine.events import EventBus, NodeLog, NodeProgress, NodeRetried, NodeStatus
+from engine.faults import before_attempt, held_memory
 from engine.metrics import FRESH_READ_BYTES, FRESH_READ_S, GpuProbe, memory_growth_mb, rss_last_mb, rss_now_mb
 from engine.payloads import payload_bytes
 from engine.results import ResultStore, UnserializableError
@@ -47,10 +48,17 @@ class NodeRunner:
             ns.attempts = attempt
             ctx = self.context(run, ns)
             stats = {}
+            held = None
             try:
+                if ns.faults is not None:  # a fault drill: this attempt fails, or starts late, or holds more
+                    before_attempt(ns.faults, attempt, ctx)
+                    held = None if isolate else held_memory(ns.faults.extra_memory_mb)
+                    if held is not None and (mb := rss_now_mb()) > ns.mem_peak_mb:  # measured as the node's
+                        ns.mem_peak_mb = mb
                 outputs = self.backend.call(NodeCall(  # positional: the fields in order
                     ns.spec, ns.params, ns.params_json, inputs, ctx, ns.demand.memory_mb, isolate,
-                    self.results.scratch_dir() if isolate else None, stats))
+                    self.results.scratch_dir() if isolate else None, stats,
+                    ns.faults.extra_memory_mb if ns.faults is not None and isolate else 0.0))
                 if ex.timeout_s is not None and ctx.deadline is not None and time.monotonic() > ctx.deadline:
                     raise AgentTimeoutError(f"node {ns.id!r} ran past its timeout of {ex.timeout_s:g} s")
                 return NodeStatus.DONE, outputs, None, ctx, stats
@@ -65,6 +73,7 @@ class NodeRunner:
                 delay = ex.backoff_s * ex.backoff_factor ** (attempt - 1)
                 self.bus.emit(NodeRetried(run_id=run.id, node_id=ns.id, attempt=attempt,
                                           error_type=error["type"], message=error["message"], delay_s=delay))
+                held = None  # a drill's memory is not held through the backoff
                 if ns.cancel_event.wait(delay):
                     return NodeStatus.CANCELLED, None, None, ctx, stats
         raise AssertionError("unreachable")  # pragma: no cover

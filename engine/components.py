@@ -258,11 +258,15 @@ def _definition(ex: _Expansion, node: NodeSpec, full: str, name: str, stack: tup
 
 
 def _check_instance(ex: _Expansion, node: NodeSpec, full: str, name: str) -> None:
-    """What an instance may not set: it has no demand, pinned output or bypass of its own."""
+    """What an instance may not set: it has no demand, fault drill, pinned output or bypass of its own."""
     if node.resources:
         ex.add(IssueCode.INVALID_COMPONENT, f"node {full!r}: an instance of component {name!r} has no "
                "resource demand of its own", full, "set the resources on the nodes inside the component "
                "(ungroup it, Ctrl+Shift+G, or edit the component)")
+    if node.faults:
+        ex.add(IssueCode.INVALID_COMPONENT, f"node {full!r}: an instance of component {name!r} has no fault "
+               "drill of its own", full, "set the drill on a node inside (ungroup it, Ctrl+Shift+G, or edit the "
+               "component)")
     if node.pin is not None:
         ex.add(IssueCode.PIN_NOT_ALLOWED, f"node {full!r}: a component's output cannot be pinned", full,
                "unpin it; ungroup the component (Ctrl+Shift+G) to pin a node inside")

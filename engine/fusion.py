@@ -9,7 +9,7 @@ on the two-stage image pipeline (bench/agents_bench.py, bench/stage_split_bench.
 A chain is a path A -> B -> ... of itemwise agents (``AgentSpec.itemwise``) where each node's
 only consumer is the next and that consumer's only producer is the node before it, all with the
 same batch size and device preference, none isolated, with a timeout or an exit rule, cached,
-or starting on ``any`` input. The head is admitted once for the chain, holding the largest CPU
+with a fault drill, or starting on ``any`` input. The head is admitted once for the chain, holding the largest CPU
 demand of its nodes and the sum of their memory (batches of different stages are in flight at
 once); the other nodes hold nothing of their own and start and end with the head. Every node
 keeps its events, outputs, cache entry and metrics (``wall_s`` is the node's share of the
@@ -51,7 +51,7 @@ def _fusable(ns: NodeState) -> bool:
     ex, stop = ns.lifecycle.execution, ns.lifecycle.exit
     return (ns.spec.itemwise and not ex.isolate and not ns.cache_hit and not ns.idle and ex.timeout_s is None
             and ex.batch_size is not None and stop.max_items is None and stop.time_limit_s is None
-            and ns.start_rule == "all" and not ns.spec.simulated)
+            and ns.start_rule == "all" and not ns.spec.simulated and ns.faults is None)
 
 
 def _linked(a: NodeState, b: NodeState) -> bool:

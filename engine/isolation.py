@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from engine.errors import AgentTimeoutError, RunCancelledError, ServiceGridError
+from engine.faults import held_memory
 from engine.results import load_value, save_value
 from engine.spec import AgentSpec, RunContext
 
@@ -60,12 +61,14 @@ def run_isolated(
     scratch: Path,
     stats: dict[str, Any],
     declared_memory_mb: float = 0.0,
+    hold_mb: float = 0.0,
 ) -> dict[str, Any]:
     """Run ``spec``'s agent in a child process; fills ``stats`` (peak_rss_mb, cpu_s, pid).
 
     The child's memory is watched: once it has grown (from just before the agent loads) past
     ``memory_limit_mb(declared_memory_mb)``, it is killed and the node fails with error type
     ``MemoryLimitExceeded`` — an agent that over-allocates cannot take the machine down.
+    ``hold_mb``: a fault drill's extra memory, held in the child while the agent runs.
 
     Raises:
         AgentTimeoutError: past ``ctx.deadline`` (the child is killed).
@@ -82,6 +85,7 @@ def run_isolated(
         "params": params.model_dump(mode="json"), "node_id": ctx.node_id, "run_id": ctx.run_id,
         "device": ctx.device, "threads": ctx.threads, "lifecycle": ctx.lifecycle.model_dump(mode="json"),
         "time_scale": ctx.time_scale, "stop_in": stop_in, "scratch": str(scratch), "attempt": ctx.attempt,
+        "hold_mb": hold_mb,
     }
     mp = _context()
     recv, send = mp.Pipe(duplex=False)
@@ -230,8 +234,10 @@ def child_main(job_text: str, conn: Any) -> None:
         )
         agent = spec.build(params)
         send({"type": "baseline", "rss_mb": _rss_mb()})
+        held = held_memory(float(job.get("hold_mb") or 0.0))  # a fault drill's, counted as the node's
         agent.load(job["device"])
         outputs = agent.run(load_value(scratch / "in"), ctx)
+        del held
         save_value(scratch / "out", outputs)
         send({"type": "result", "items": ctx.items_processed, **usage()})
     except BaseException as exc:

@@ -45,6 +45,7 @@ class IssueCode(StrEnum):
     UNKNOWN_COMPONENT = "unknown_component"
     COMPONENT_CYCLE = "component_cycle"
     INVALID_COMPONENT = "invalid_component"
+    FAULT_DRILL = "fault_drill"
 
 
 @dataclass(frozen=True)

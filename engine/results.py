@@ -91,6 +91,8 @@ def not_cacheable(spec: Any, node: Any) -> str | None:
         return f"{spec.name} is simulated: it computes nothing to keep"
     if not spec.cacheable:
         return f"{spec.name} has a side effect (it writes or sends something), so it always runs"
+    if getattr(node, "faults", None):
+        return "it has a fault drill: it runs every time, so the drill shows"
     if spec.lifecycle.merged(node.lifecycle).start.inputs == "any":
         return "it starts on any input, so its result varies with what arrives first"
     return None

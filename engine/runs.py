@@ -173,6 +173,10 @@ class RunManager:
             raise ValueError(f"unknown backend {options.backend!r}; choose one of {', '.join(BACKENDS)}")
         if options.start_paused and options.backend != "local":
             raise ValueError(PAUSE_LOCAL_ONLY)
+        if options.backend != "local" and any(n.faults for n in workflow.nodes):
+            drilled = ", ".join(n.id for n in workflow.nodes if n.faults)
+            raise ValueError(f"fault drills run on this machine (the local backend), not Ray: {drilled} "
+                             "has one; run it locally, or turn the drill off")
         unknown = [n for n in options.rerun if workflow.node(n) is None]
         if unknown:
             raise ValueError(f"no node {unknown[0]!r} to re-run in workflow {workflow.name!r}; "
@@ -236,7 +240,7 @@ class RunManager:
             nodes[node.id] = NodeState(
                 id=node.id, spec=spec, params=params, params_json=params_json,
                 demand=demand, demand_dict=demand_dict, lifecycle=spec.lifecycle.merged(node.lifecycle),
-                preds=[], succs=[], in_edges=[])
+                preds=[], succs=[], in_edges=[], faults=node.faults or None)
         for edge in workflow.edges:
             src, dst = nodes[edge.source], nodes[edge.target]
             dst.in_edges.append(edge)

@@ -19,7 +19,7 @@ from engine.events import NodeStatus, RunStatus
 from engine.metrics import memory_growth_mb
 from engine.resources import Capacity, ResourceDemand, ResourceLedger
 from engine.spec import AgentSpec, Lifecycle
-from engine.workflow import EdgeSpec, Workflow
+from engine.workflow import EdgeSpec, FaultSpec, Workflow
 
 MAX_LOGS = 50
 MAX_SAMPLES = 2000
@@ -98,6 +98,7 @@ class NodeState:
     output_summary: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, Any] | None = None
     cancel_event: CancelFlag | None = None  # made at admission, dropped when the node ends
+    faults: FaultSpec | None = None  # a fault drill (engine.attempts applies it)
     peak_rss_mb: float | None = None
     mem_base_mb: float | None = None  # the process's RSS when it started (engine.metrics, memory_mb)
     mem_peak_mb: float = 0.0  # the highest RSS read while it ran

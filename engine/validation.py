@@ -122,6 +122,7 @@ def _checked(workflow: Workflow, registry: Registry, capacity: Capacity | None,
     _check_cycles(ctx, links)
     _check_unused(ctx, links)
     _check_pins(ctx)
+    _check_drills(ctx)
     _check_bypass(ctx, links)
     return ctx
 
@@ -719,6 +720,32 @@ def _check_unused(ctx: _Context, links: list[_Link]) -> None:
 
 
 _UNPIN = "unpin it (the designer's Unpin, or delete the node's `pin` in the file)"
+
+
+def _check_drills(ctx: _Context) -> None:
+    """A node with a fault drill (``faults``) gets a warning: trouble made on purpose for a lesson
+    must never be left on by mistake. It says what the drill does and what the node's lifecycle
+    makes of it (recovers with enough retries; a timeout shorter than its delay)."""
+    for node in ctx.nodes.values():
+        drill = node.faults
+        if not drill:
+            continue
+        try:
+            execution = (ctx.specs[node.id].lifecycle if node.id in ctx.specs else Lifecycle()).merged(
+                node.lifecycle).execution
+        except (ValidationError, TypeError, ValueError):  # reported by _check_overrides
+            execution = None
+        outcome = ""
+        if execution is not None and drill.fail_attempts:
+            outcome = ("; its retries let it recover" if execution.retries >= drill.fail_attempts else
+                       f"; with {execution.retries} retr{'y' if execution.retries == 1 else 'ies'} it fails "
+                       f"(set retries to {drill.fail_attempts} to see it recover)")
+        if execution is not None and execution.timeout_s is not None and drill.delay_s >= execution.timeout_s:
+            outcome += f"; its timeout of {execution.timeout_s:g} s stops it first"
+        ctx.add(IssueCode.FAULT_DRILL, f"node {node.id!r} has a fault drill: it {drill.describe()}{outcome}",
+                node=node.id, severity="warning",
+                hint="made on purpose for a lesson: turn it off in the node's properties (Fault drill), or remove "
+                     "`faults` from the file")
 
 
 def _check_pins(ctx: _Context) -> None:

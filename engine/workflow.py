@@ -47,6 +47,30 @@ class PinSpec(BaseModel):
     run_id: str | None = Field(None, max_length=64, description="the run the outputs came from")
 
 
+class FaultSpec(BaseModel):
+    """A fault drill: trouble a node makes on purpose, to teach what retries, timeouts and memory
+    admission do (the first attempts fail, the agent starts late, it holds more memory than it
+    declared). Its outputs are unchanged; a drilled node is never served from the cache."""
+
+    model_config = _MODEL
+    fail_attempts: int = Field(0, ge=0, le=100, description="the first N attempts fail (retries then recover)")
+    delay_s: float = Field(0.0, ge=0, le=86400, description="real seconds to wait before the agent runs "
+                           "(a slow or stuck service: timeouts, stragglers)")
+    extra_memory_mb: float = Field(0.0, ge=0, le=65536, description="memory held while the agent runs, on "
+                                   "top of its own (measured; an isolated node past its limit is stopped)")
+
+    def describe(self) -> str:
+        """"fails its first 2 attempts · waits 3 s · holds 500 MB more"."""
+        parts = [f"fails its first {self.fail_attempts} attempt{'s' if self.fail_attempts != 1 else ''}"
+                 if self.fail_attempts else "",
+                 f"waits {self.delay_s:g} s" if self.delay_s else "",
+                 f"holds {self.extra_memory_mb:,.0f} MB more" if self.extra_memory_mb else ""]
+        return " · ".join(p for p in parts if p) or "no trouble set"
+
+    def __bool__(self) -> bool:
+        return bool(self.fail_attempts or self.delay_s or self.extra_memory_mb)
+
+
 class NodeSpec(BaseModel):
     """One node: an instance of an agent with its parameters and overrides."""
 
@@ -65,6 +89,7 @@ class NodeSpec(BaseModel):
     pin: PinSpec | None = Field(None, description="use these stored outputs instead of running the node")
     disabled: bool = Field(False, description="not run, nor anything after it (ComfyUI's mute)")
     bypass: bool = Field(False, description="not run: its one input goes straight to what it feeds (ComfyUI's bypass)")
+    faults: FaultSpec | None = Field(None, description="a fault drill for a lesson: failures, delay, extra memory")
 
     @field_validator("params", "resources", "lifecycle")
     @classmethod

@@ -165,6 +165,8 @@ def canvas_graph(workflow: Workflow, registry: Registry, selected: list[str] | N
             item["muted"] = True
         elif node.bypass:  # drawn see-through: runs wire its input past it
             item["bypassed"] = True
+        if node.faults:  # drawn with a bolt: trouble on purpose, for a lesson
+            item["drill"] = node.faults.describe()
         if (name := component_name(node)) is not None:  # drawn stacked: it runs the nodes of a component
             definition = workflow.component(name)
             item["component"] = name

@@ -19,7 +19,7 @@ from engine.kinds import score_classes
 from engine.registry import Registry
 from engine.resources import ResourceDemand
 from engine.spec import AgentSpec, ExecutionStrategy
-from engine.workflow import NodeSpec, Workflow
+from engine.workflow import FaultSpec, NodeSpec, Workflow
 from ui.component_panel import component_panel
 from ui.editor import DesignerSession
 from ui.forms import render_fields, schema_fields, sync_widget
@@ -100,6 +100,8 @@ def properties_panel(sess: DesignerSession, registry: Registry, issues: list[Iss
         _resource_form(sess, node, spec, prefix, save, registry, sized)
     with st.expander("Lifecycle", expanded=False):
         _lifecycle_form(sess, node, spec, prefix, save)
+    with st.expander("Fault drill (for lessons)" + (" · on" if node.faults else ""), expanded=bool(node.faults)):
+        _drill_form(sess, node, prefix, save)
 
 
 def received_choices(workflow: Workflow, node_id: str, registry: Registry,
@@ -200,6 +202,38 @@ def _lifecycle_form(sess: DesignerSession, node: NodeSpec, spec: AgentSpec, pref
     fields = [f for f in schema_fields(ExecutionStrategy.model_json_schema()) if f.name in LIFECYCLE_FIELDS]
     render_fields(fields, current, key_prefix=f"life.{prefix}",
                   on_change=lambda name, value: _set_lifecycle(sess, node.id, name, value, spec, save))
+
+
+def _drill_form(sess: DesignerSession, node: NodeSpec, prefix: str, save: Saver) -> None:
+    """Trouble on purpose, to show what retries, timeouts and memory admission do: the first
+    attempts fail, the agent starts late, it holds more memory than declared."""
+    st.caption("Make this node fail, slow down or hold more memory on purpose, then run: retries, timeouts and "
+               "the memory check show what they do. The node's outputs stay the same; it is never taken from "
+               "the cache while a drill is on, and a warning reminds you it is on.")
+    current = (node.faults or FaultSpec()).model_dump()
+    render_fields(schema_fields(FaultSpec.model_json_schema()), current, key_prefix=f"drill.{prefix}",
+                  on_change=lambda name, value: _set_drill(sess, node.id, name, value, save))
+    if node.faults:
+        st.button("Turn the drill off", key=f"drill.off.{prefix}", icon=":material/healing:",
+                  on_click=_drill_off, args=(sess, node.id, save))
+
+
+def _drill_off(sess: DesignerSession, node_id: str, save: Saver) -> None:
+    node = sess.workflow.node(node_id)
+    if node is not None:
+        _update(sess, node, save, faults=None)
+
+
+def _set_drill(sess: DesignerSession, node_id: str, name: str, value: Any, save: Saver) -> None:
+    node = sess.workflow.node(node_id)
+    if node is None:
+        return
+    try:
+        drill = FaultSpec.model_validate({**(node.faults or FaultSpec()).model_dump(), name: value})
+    except ValidationError as exc:
+        sess.tell(f"fault drill: {exc.errors()[0]['msg']}", "error")
+        return
+    _update(sess, node, save, faults=drill if drill else None)
 
 
 def _set_override(sess: DesignerSession, node_id: str, section: str, name: str, value: Any,

@@ -31,6 +31,7 @@ class NodeCall:
     isolate: bool = False
     scratch: Path | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    hold_mb: float = 0.0  # isolated only: a fault drill's extra memory, held in the child (engine.faults)
 
 
 class WarmPool:
@@ -133,7 +134,7 @@ class LocalBackend:
 
             assert job.scratch is not None, "isolated calls need a scratch folder"
             return run_isolated(job.spec, job.params, job.inputs, job.ctx, job.scratch, job.stats,
-                                declared_memory_mb=job.footprint_mb)
+                                declared_memory_mb=job.footprint_mb, hold_mb=job.hold_mb)
         spec, ctx, warm = job.spec, job.ctx, self.warm
         if spec.name not in self._ran:  # its first run here pays for its imports and first model loads
             self._ran.add(spec.name)

@@ -104,6 +104,9 @@ def _before_run_notes(workflow: Workflow, quiet: bool) -> None:
         after = [n.id for n in workflow.nodes if n.id not in kept and n.id not in off]
         print(f"disabled: {', '.join(off)}" + (f"; not run either, as they follow it: {', '.join(after)}" if after else ""),
               file=sys.stderr)
+    for node in workflow.nodes:
+        if node.faults:
+            print(f"fault drill: {node.id} {node.faults.describe()}", file=sys.stderr)
     passed = [n.id for n in workflow.nodes if n.bypass and not n.disabled]
     if passed:
         print(f"bypassed: {', '.join(passed)} (each one's input goes straight to what it feeds)", file=sys.stderr)

@@ -19,7 +19,8 @@ from servicegrid.commands.schema import schema_text
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
 WARNINGS = {IssueCode.ISOLATED_NODE, IssueCode.UNUSED_OUTPUT, IssueCode.EMPTY_WORKFLOW,
-            IssueCode.OUTPUTS_NOT_KEPT, IssueCode.MEMORY_BELOW_NEED, IssueCode.NEVER_MATCHES, IssueCode.PIN_STALE}
+            IssueCode.OUTPUTS_NOT_KEPT, IssueCode.MEMORY_BELOW_NEED, IssueCode.NEVER_MATCHES, IssueCode.PIN_STALE,
+            IssueCode.FAULT_DRILL}
 
 
 def _fixture_specs() -> tuple:

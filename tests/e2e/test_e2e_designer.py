@@ -952,3 +952,21 @@ def test_download_a_component_and_import_it_into_another_workflow(page, app_url,
     expect(page.locator(".sg-node")).to_have_count(2)  # the open workflow, not a new one
     expect(page.locator('.sg-pal-group[data-category="components"] .sg-pal-item[data-agent="component:triage"]')
            ).to_be_visible()
+
+
+def test_a_fault_drill_makes_a_node_fail_until_it_is_turned_off(page, app_url):
+    open_template(page, app_url, "two-stage", 2)
+    click_node(page, "pre")
+    page.get_by_text("Fault drill (for lessons)").click()
+    fails = page.get_by_role("spinbutton", name="Fail Attempts")
+    fails.fill("1")
+    fails.press("Enter")
+    expect(node(page, "pre").get_by_test_id("sg-bolt")).to_be_visible()
+    expect(node(page, "pre")).to_have_class(re.compile(r"\bdrilled\b"))
+    choose(page, "Speed", "1000× faster")
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(node(page, "pre")).to_have_attribute("data-status", "failed", timeout=60000)
+    expect(node(page, "cls")).not_to_have_attribute("data-status", "done")
+    click_node(page, "pre")
+    page.get_by_role("button", name="Turn the drill off").click()
+    expect(node(page, "pre").get_by_test_id("sg-bolt")).to_have_count(0)

@@ -88,6 +88,7 @@ EXPECTED = {
     "unknown_component": [("unknown_component", "c1", None)],
     "component_cycle": [("component_cycle", "c1/i/o", None)],
     "invalid_component": [("invalid_component", "c1", "y"), ("isolated_node", "c", None)],
+    "fault_drill": [("fault_drill", "b", None)],
 }
 
 

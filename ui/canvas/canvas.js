@@ -554,6 +554,14 @@ function pinIcon() {  // drawn, not an emoji: every browser has it
   return svg;
 }
 
+function boltIcon() {  // drawn, not an emoji, as the pin is
+  const ns = "http://www.w3.org/2000/svg", svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("class", "sg-bolt"); svg.setAttribute("viewBox", "0 0 10 14"); svg.dataset.testid = "sg-bolt";
+  const path = document.createElementNS(ns, "path"); path.setAttribute("d", "M6 0 L1 8 H4.5 L3.5 14 L9 5.5 H5.5 Z");
+  svg.appendChild(path);
+  return svg;
+}
+
 function nodeEl(root, m, n) {
   const s = spec(m, n);
   const el = document.createElement("div");
@@ -574,6 +582,10 @@ function nodeEl(root, m, n) {
   if (n.disabled) { el.classList.add("disabled"); head.dataset.label += "\ndisabled: it and what follows it do not run (Ctrl+M)"; }
   else if (n.muted) { el.classList.add("muted"); head.dataset.label += "\nnot run: a node before it is disabled"; }
   else if (n.bypassed) { el.classList.add("bypassed"); head.dataset.label += "\nbypassed: its input goes straight on (Ctrl+B)"; }
+  if (n.drill) {  // a fault drill (plain text; Python formats it)
+    el.classList.add("drilled"); head.dataset.label += `\nfault drill: it ${n.drill}`;
+    head.appendChild(boltIcon());
+  }
   if (n.component) {  // stacked: one node that runs the nodes of a component
     el.classList.add("component"); el.dataset.component = n.component;
     head.dataset.label += `\ncomponent ${n.component}: ${n.inner} nodes inside (Ctrl+Shift+G ungroups it)`;

@@ -24,6 +24,7 @@ from ui.component_panel import component_panel
 from ui.editor import DesignerSession
 from ui.forms import render_fields, schema_fields, sync_widget
 from ui.graphmodel import replace_node
+from ui.lifecycle_svg import lifecycle_svg
 from ui.render import code_md, escape_md, issue_md
 from ui.uploads_panel import files_section
 
@@ -196,7 +197,10 @@ def _memory_growth(sess: DesignerSession, node: NodeSpec, spec: AgentSpec, regis
 
 def _lifecycle_form(sess: DesignerSession, node: NodeSpec, spec: AgentSpec, prefix: str, save: Saver) -> None:
     try:
-        current = spec.lifecycle.merged(node.lifecycle).execution.model_dump()
+        rules = spec.lifecycle.merged(node.lifecycle)
+        current = rules.execution.model_dump()
+        inputs = sum(e.target == node.id for e in sess.workflow.edges)
+        st.image(lifecycle_svg(rules, inputs), width="stretch")  # the rules as states: when it starts, retries, stops
     except ValidationError:
         current = {**spec.lifecycle.execution.model_dump(), **node.lifecycle.get("execution", {})}
     fields = [f for f in schema_fields(ExecutionStrategy.model_json_schema()) if f.name in LIFECYCLE_FIELDS]

@@ -11,11 +11,13 @@ from typing import Any
 
 import streamlit as st
 
+from ui.lifecycle_svg import lifecycle_svg, node_lifecycle
 from ui.monitor import charts, frames
 from ui.monitor.outputs import render_outputs
 from ui.monitor.status_graph import status_graph_spec
 from ui.monitor.view import RunView, duration, wait_breakdown
 from ui.render import code_md, escape_md
+from ui.services import get_registry
 
 STATUS_ICONS = {"succeeded": ":material/check_circle:", "failed": ":material/error:",
                 "cancelled": ":material/cancel:", "interrupted": ":material/pause_circle:",
@@ -199,6 +201,9 @@ def render_node_detail(view: RunView, node_id: str, key: str,
         cols[3].metric("Held by the pause", f"{waits['paused']:,.2f} s",
                        help="ready to start while the run was paused (Pause / Step)")
     st.caption(" · ".join(_times(view, node)))
+    if (rules := node_lifecycle(view.workflow, node_id, get_registry())) is not None:
+        st.image(lifecycle_svg(rules[0], rules[1], status, int(node.get("attempts") or 0),
+                               (node.get("error") or {}).get("type")), width="stretch")
     if node.get("reason"):
         st.caption(f"Reason: {escape_md(node['reason'])}")
     if node.get("error"):

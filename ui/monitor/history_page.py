@@ -16,6 +16,7 @@ from engine.runstate import PAUSE_EVENTS, pauses_of
 from engine.workflow import workflow_from_data
 from ui import auth
 from ui.monitor import charts, compare, exports, report
+from ui.monitor.classview import render_class_view
 from ui.monitor.live import MISSING, render_charts, render_monitor
 from ui.monitor.run_page import watch
 from ui.monitor.view import RunView, fill_demands, replay_view, view_from_store
@@ -226,6 +227,10 @@ def render_history_page() -> None:
         _retention(store)
         return
     _table(runs)
+    picked = st.session_state.get("history.wf")
+    user = auth.current_user()
+    if picked and picked != "(all)" and (user is None or user.is_teacher):  # a teacher compares the class
+        render_class_view(runs, picked)
     _retention(store)
     labels = [_label(r) for r in runs]
     chosen = st.selectbox("Open run", labels, key=OPEN_KEY)

@@ -61,7 +61,7 @@ class FaultSpec(BaseModel):
 
     def describe(self) -> str:
         """"fails its first 2 attempts · waits 3 s · holds 500 MB more"."""
-        parts = [f"fails its first {self.fail_attempts} attempt{'s' if self.fail_attempts != 1 else ''}"
+        parts = [("fails its first attempt" if self.fail_attempts == 1 else f"fails its first {self.fail_attempts} attempts")
                  if self.fail_attempts else "",
                  f"waits {self.delay_s:g} s" if self.delay_s else "",
                  f"holds {self.extra_memory_mb:,.0f} MB more" if self.extra_memory_mb else ""]

@@ -203,7 +203,7 @@ def render_node_detail(view: RunView, node_id: str, key: str,
     st.caption(" · ".join(_times(view, node)))
     if (rules := node_lifecycle(view.workflow, node_id, get_registry())) is not None:
         st.image(lifecycle_svg(rules[0], rules[1], status, int(node.get("attempts") or 0),
-                               (node.get("error") or {}).get("type")), width="stretch")
+                               (node.get("error") or {}).get("type")), width=560)
     if node.get("reason"):
         st.caption(f"Reason: {escape_md(node['reason'])}")
     if node.get("error"):

@@ -54,6 +54,10 @@ def group(workflow: Workflow, ids: Iterable[str], registry: Registry, name: str 
     if unknown:
         raise WorkflowFileError(f"no node {unknown[0]!r} in workflow {workflow.name!r}",
                                 hint=f"its nodes are: {', '.join(workflow.node_ids()[:20])}")
+    slashed = [n.id for n in chosen if SEP in n.id]
+    if slashed:
+        raise WorkflowFileError(f"node {slashed[0]!r} has a '/' in its id, which a node inside a component may not "
+                                "have (a run names those instance/node)", hint="rename it first, then group again")
     old = workflow.component(name) if replace and name else None
     if replace and old is None:
         raise WorkflowFileError(f"the workflow has no component named {name!r} to update")
@@ -164,7 +168,7 @@ def _fresh_id(base: str, taken: set[str]) -> str:
 
 
 def _fresh_port(base: str, taken: set[str], node: str | None = None) -> str:
-    base = re.sub(r"\W+", "_", base).strip("_") or "port"
+    base = re.sub(r"[^A-Za-z0-9_]+", "_", base).strip("_") or "port"
     if not (base[0].isalpha() or base[0] == "_"):
         base = "p_" + base
     if base in taken and node:

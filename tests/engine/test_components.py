@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.components import expand_components, flatten, inside_of, owner_of
 from engine.definitions import component_ports, rename_component
@@ -191,6 +193,9 @@ def test_group_refuses_a_selection_a_node_outside_sits_between() -> None:
         group(wf, ["a", "c"], REG)
     with pytest.raises(WorkflowFileError, match="select the nodes"):
         group(wf, ["zz"], REG)
+    slashed = Workflow.model_validate({"schema_version": 1, "nodes": [{"id": "a/b", "agent": "test.echo"}]})
+    with pytest.raises(WorkflowFileError, match="'a/b' has a '/' in its id"):
+        group(slashed, ["a/b"], REG)
 
 
 def test_group_names_the_ports_after_the_ports_inside_and_keeps_params_on_ungroup() -> None:
@@ -341,3 +346,35 @@ def test_component_rows_sum_up_a_run_per_instance() -> None:
     u = rows["u"]
     assert (u["status"], u["start"], u["end"], u["span_s"]) == ("running", 2.0, None, None)
     assert rows["v"]["status"] == "not run" and rows["v"]["nodes"] == 0
+
+
+@st.composite
+def _dag_and_pick(draw: st.DrawFn) -> tuple[Workflow, list[str]]:
+    n = draw(st.integers(2, 9))
+    ids = [f"n{i}" for i in range(n)]
+    edges = sorted({(f"n{a}", f"n{b}") for a in range(n) for b in range(a + 1, n) if draw(st.booleans())})
+    wf = Workflow.model_validate({"schema_version": 1, "nodes": [{"id": i, "agent": "test.echo"} for i in ids],
+                                  "edges": [{"source": a, "target": b} for a, b in edges]})
+    pick = draw(st.lists(st.sampled_from(ids), min_size=1, max_size=n, unique=True))
+    return wf, pick
+
+
+@settings(max_examples=150, deadline=None)
+@given(_dag_and_pick())
+def test_grouping_any_selection_keeps_the_graph_a_run_executes(case: tuple[Workflow, list[str]]) -> None:
+    """Any selection either is refused with a reason (an outside node between selected ones) or
+    gives a workflow whose expansion has the same wires, and which ungroups back to the original."""
+    wf, pick = case
+    try:
+        grouped, instance = group(wf, pick, REG)
+    except WorkflowFileError as exc:
+        assert "feeds them too" in str(exc)
+        return
+    flat = flatten(grouped)
+    assert {(e.source.removeprefix(f"{instance}/"), e.target.removeprefix(f"{instance}/")) for e in flat.edges} == \
+        {(e.source, e.target) for e in wf.edges}
+    assert sorted(n.id.removeprefix(f"{instance}/") for n in flat.nodes) == sorted(wf.node_ids())
+    assert [i.code for i in validate(grouped, REG) if i.is_error] == []
+    back, _ = ungroup(grouped, instance)
+    assert {(e.source, e.target) for e in back.edges} == {(e.source, e.target) for e in wf.edges}
+    assert sorted(back.node_ids()) == sorted(wf.node_ids())

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.errors import WorkflowFileError, WorkflowInvalidError, suggest
+from engine.errors import WorkflowInvalidError, suggest
 from engine.issues import Issue, IssueCode
 from engine.workflow import (
     COMPONENT_PREFIX,
@@ -174,9 +174,19 @@ def expand_components(workflow: Workflow) -> tuple[Workflow, list[Issue]]:
 _RECENT: deque[tuple[Workflow, tuple[Workflow, list[Issue]]]] = deque(maxlen=4)  # immutable: kept by identity
 
 
+class _TooLarge(Exception):
+    """The expansion passed ``MAX_EXPANDED`` nodes (instances of instances multiply)."""
+
+
 def _expand(workflow: Workflow) -> tuple[Workflow, list[Issue]]:
     ex = _Expansion({c.name: c for c in workflow.components})
-    _place(ex, workflow.nodes, workflow.edges, "", (), {}, {}, False, None)
+    try:
+        _place(ex, workflow.nodes, workflow.edges, "", (), {}, {}, False, None)
+    except _TooLarge:  # stopped as soon as it passed the limit: nothing of it runs
+        first = next(n.id for n in workflow.nodes if n.agent.startswith(COMPONENT_PREFIX))
+        issue = Issue(IssueCode.INVALID_COMPONENT.value, f"the components expand to more than {MAX_EXPANDED:,} nodes",
+                      first, None, "use fewer instances of large components, or nest them less deep")
+        return workflow, [issue]
     edges: list[EdgeSpec] = []
     for edge in ex.edges:
         source = _resolve_out(ex, edge.source, edge.source_port)
@@ -184,9 +194,6 @@ def _expand(workflow: Workflow) -> tuple[Workflow, list[Issue]]:
         if source is None:
             continue
         edges += [_edge(source[0], source[1], t, tp) for t, tp in targets]
-    if len(ex.nodes) > MAX_EXPANDED:
-        raise WorkflowFileError(f"the components expand to {len(ex.nodes):,} nodes (at most {MAX_EXPANDED:,})",
-                                hint="use fewer instances of large components")
     metadata = {**workflow.metadata, EXPANDED_KEY: dict(ex.names)} if ex.names else dict(workflow.metadata)
     flat = workflow.model_copy(update={"nodes": tuple(ex.nodes), "edges": tuple(_unique(edges)),
                                        "components": (), "metadata": metadata})
@@ -206,6 +213,8 @@ def _place(ex: _Expansion, nodes: Iterable[NodeSpec], edges: Iterable[EdgeSpec],
            disabled: bool, origin: tuple[Position, Position] | None) -> None:
     """Put ``nodes`` (a component's, or the top level's) into the expansion under ``prefix``."""
     for node in nodes:
+        if len(ex.nodes) >= MAX_EXPANDED:
+            raise _TooLarge
         full = prefix + node.id
         params = {**node.params, **overrides.get(node.id, {})}
         where = _moved(node.position, origin)

@@ -3,6 +3,7 @@ not set, grouping and ungrouping (a round trip on every example), ports, renamin
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -378,3 +379,20 @@ def test_grouping_any_selection_keeps_the_graph_a_run_executes(case: tuple[Workf
     back, _ = ungroup(grouped, instance)
     assert {(e.source, e.target) for e in back.edges} == {(e.source, e.target) for e in wf.edges}
     assert sorted(back.node_ids()) == sorted(wf.node_ids())
+
+
+def test_components_that_multiply_past_the_limit_are_a_finding_found_quickly() -> None:
+    # ten instances of a component that holds ten instances of ... : 10^5 nodes if expanded
+    levels = [{"name": "leaf", "nodes": [{"id": "x", "agent": "test.echo"}], "inputs": [{"name": "in", "node": "x"}]}]
+    for depth in range(1, 6):
+        below = levels[-1]["name"]
+        levels.append({"name": f"l{depth}", "nodes": [{"id": f"i{k}", "agent": f"component:{below}"} for k in range(10)],
+                       "inputs": [{"name": "in", "node": f"i{k}"} for k in range(10)]})
+    wf = _wf([{"id": "src", "agent": "test.source"}, {"id": "big", "agent": "component:l5"}], [("src", "big")], levels)
+    started = time.monotonic()
+    issues = [i for i in validate(wf, REG) if i.is_error]
+    assert time.monotonic() - started < 10
+    assert [(i.code, i.node) for i in issues] == [("invalid_component", "big")]
+    assert "more than 20,000 nodes" in issues[0].message
+    with pytest.raises(WorkflowInvalidError, match="expand to more than"):
+        flatten(wf)

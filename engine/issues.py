@@ -46,6 +46,8 @@ class IssueCode(StrEnum):
     COMPONENT_CYCLE = "component_cycle"
     INVALID_COMPONENT = "invalid_component"
     FAULT_DRILL = "fault_drill"
+    AGENT_UPGRADED = "agent_upgraded"
+    AGENT_NEWER = "agent_newer"
 
 
 @dataclass(frozen=True)

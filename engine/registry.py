@@ -21,7 +21,17 @@ from pydantic import BaseModel
 from engine.errors import AgentNotFoundError
 from engine.kinds import DataKind
 from engine.resources import ResourceDemand
-from engine.spec import Agent, AgentSpec, ImageShape, ImageSizes, Lifecycle, NeededShape, NoParams, PortSpec
+from engine.spec import (
+    Agent,
+    AgentSpec,
+    ImageShape,
+    ImageSizes,
+    Lifecycle,
+    NeededShape,
+    NoParams,
+    ParamMigration,
+    PortSpec,
+)
 
 ENTRY_POINT_GROUP = "servicegrid.agents"
 BUILTIN_MODULES = (
@@ -78,6 +88,7 @@ def agent(
     keys_fn: Callable[[BaseModel, list[Mapping[str, int]]],
                       Mapping[str, int] | Mapping[str, Mapping[str, int]] | None] | None = None,
     groups_fn: Callable[[BaseModel, list[Mapping[str, int]]], int | Mapping[str, int | None] | None] | None = None,
+    migrations: Iterable[ParamMigration] = (),
 ) -> Callable[[type[Agent]], type[Agent]]:
     """Class decorator that declares an Agent subclass as a service.
 
@@ -132,6 +143,7 @@ def agent(
             values_fn=values_fn,
             keys_fn=keys_fn,
             groups_fn=groups_fn,
+            migrations=tuple(migrations),
         )
         return cls
 

@@ -32,6 +32,7 @@ from engine.remote import RayRunner
 from engine.resources import Capacity, ResourceLedger
 from engine.results import ResultStore, canonical_params_json, pin_issues, workflow_cache_keys
 from engine.runstate import NodeState, RunSnapshot, RunState, make_snapshot, node_memory_so_far, set_routes
+from engine.versions import upgrade
 from engine.workflow import DISABLED_KEY, Workflow, without_bypassed, without_disabled
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,8 @@ class RunManager:
         from engine.validation import validate
 
         options = options or RunOptions()
-        workflow = flatten(workflow)  # each node of a component runs (and is measured) as itself
+        # params saved for an older agent upgraded; each node of a component runs (and is measured) as itself
+        workflow = flatten(upgrade(workflow, self.registry)[0])
         if options.rerun:  # a component named to compute again: every node inside it
             options = dataclasses.replace(options, rerun=inside_of(workflow, options.rerun))
         workflow = without_disabled(workflow)  # disabled nodes, and what follows them, do not run

@@ -291,6 +291,18 @@ class Agent:
 
 
 @dataclass(frozen=True)
+class ParamMigration:
+    """How an agent's parameters changed in version ``since``: ``change`` turns the params of a node
+    written for an older version into the new form (rename a key, convert a value). It must leave
+    params already in the new form as they are: a node whose version is unknown gets every change.
+    ``note`` says what changed, for people ("renamed threshold to min_confidence")."""
+
+    since: str
+    note: str
+    change: Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class AgentSpec:
     """An agent registered as a service.
 
@@ -400,6 +412,9 @@ class AgentSpec:
             params and the planned ``ImageSizes`` (a 512 px image costs far more than a 64 px one);
             or ``(seconds, MB, MB once)`` for memory held per batch rather than per item (a CNN
             resizing a batch of large images down to its input).
+        migrations: how its parameters changed between versions (``ParamMigration``), so a
+            workflow saved for an older version still runs, its params upgraded
+            (``engine.versions.upgrade``) and the change named (``agent_upgraded``).
     """
 
     name: str
@@ -442,6 +457,7 @@ class AgentSpec:
     keys_fn: Callable[[BaseModel, list[Mapping[str, int]]],
                       Mapping[str, int] | Mapping[str, Mapping[str, int]] | None] | None = None
     groups_fn: Callable[[BaseModel, list[Mapping[str, int]]], int | Mapping[str, int | None] | None] | None = None
+    migrations: tuple[ParamMigration, ...] = ()
 
     def input(self, name: str) -> PortSpec | None:
         return next((p for p in self.inputs if p.name == name), None)

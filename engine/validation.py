@@ -26,6 +26,7 @@ from engine.registry import Registry, default_registry
 from engine.resources import Capacity, ResourceDemand, ResourceLedger
 from engine.settings import data_dir, resolve_data_path
 from engine.spec import AgentSpec, Lifecycle, PortSpec, params_error_details
+from engine.versions import Newer, Upgrade, newer_than_installed, upgrade
 from engine.workflow import COMPONENT_PREFIX, EdgeSpec, NodeSpec, Workflow, load_workflow
 
 __all__ = ["errors_of", "resolve_capacity", "validate", "validate_text"]
@@ -89,6 +90,18 @@ def validate(workflow: Workflow, registry: Registry | None = None,
     the caller has them already (the designer draws its wires from the same).
     """
     registry = registry if registry is not None else default_registry()
+    upgraded, changes = upgrade(workflow, registry)  # params saved for an older agent: checked as they will run
+    if not (found := _version_issues(changes, newer_than_installed(workflow, registry))):
+        return _current(workflow, registry, capacity, sized)
+    ctx = _Context(upgraded, registry)
+    ctx.issues = [*_current(upgraded, registry, capacity, None if changes else sized), *found]
+    ctx.nodes = {n.id: n for n in upgraded.nodes}
+    return _sorted(ctx)
+
+
+def _current(workflow: Workflow, registry: Registry, capacity: Capacity | None,
+             sized: PlannedItems | None) -> list[Issue]:
+    """``validate`` of a workflow whose params are for its agents' current versions."""
     if has_instances(workflow):  # what runs is the expansion: check that, and the components themselves
         flat, found = expand_components(workflow)
         ctx = _checked(flat, registry, capacity, None)
@@ -101,6 +114,28 @@ def validate(workflow: Workflow, registry: Registry | None = None,
         ctx.nodes = order
         return _sorted(ctx)
     return _sorted(_checked(workflow, registry, capacity, sized))
+
+
+def _version_issues(changes: list[Upgrade], newer: list[Newer]) -> list[Issue]:
+    """A warning per node whose params were upgraded for its agent's version, and per node saved for
+    a newer version of its agent than the one installed."""
+    out = []
+    for change in changes:
+        inside, _, node_id = change.node.rpartition("/")
+        where = f"component {inside!r}, node {node_id!r}" if inside else f"node {node_id!r}"
+        out.append(Issue(IssueCode.AGENT_UPGRADED.value,
+                         f"{where}: {change.agent} {change.now} changed its parameters since "
+                         f"{change.was or 'the version it was saved with'} ({'; '.join(change.notes)}); runs use "
+                         "the upgraded parameters", None if inside else node_id, None,
+                         "save the workflow to keep them (the designer saves it on your next change; `servicegrid "
+                         "upgrade FILE` rewrites a file)", "warning"))
+    for item in newer:
+        out.append(Issue(IssueCode.AGENT_NEWER.value,
+                         f"node {item.node!r} was saved for {item.agent} {item.saved}, newer than the {item.installed} "
+                         "installed here: its parameters may not be understood", item.node, None,
+                         "upgrade ServiceGrid (or the package that provides the agent) before relying on it",
+                         "warning"))
+    return out
 
 
 def _checked(workflow: Workflow, registry: Registry, capacity: Capacity | None,

@@ -90,6 +90,8 @@ class NodeSpec(BaseModel):
     disabled: bool = Field(False, description="not run, nor anything after it (ComfyUI's mute)")
     bypass: bool = Field(False, description="not run: its one input goes straight to what it feeds (ComfyUI's bypass)")
     faults: FaultSpec | None = Field(None, description="a fault drill for a lesson: failures, delay, extra memory")
+    version: str | None = Field(None, pattern=r"^[0-9A-Za-z.+_-]{1,50}$",
+                                description="the agent version its params were upgraded to (engine.versions)")
 
     @field_validator("params", "resources", "lifecycle")
     @classmethod

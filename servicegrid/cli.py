@@ -25,6 +25,7 @@ COMMANDS = {
     "runs": "servicegrid.commands.runs",
     "pin": "servicegrid.commands.pin",
     "components": "servicegrid.commands.components",
+    "upgrade": "servicegrid.commands.upgrade",
     "ui": "servicegrid.commands.ui",
     "db": "servicegrid.commands.db",
 }

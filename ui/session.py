@@ -41,6 +41,7 @@ def current_session(store: Store) -> DesignerSession:
             try:
                 sess = DesignerSession(ensure_positions(store.get_workflow(wanted)), workflow_id=wanted, rev=rev)
                 sess.undo_stack = undo_history(store, wanted)
+                upgrade_opened(sess, store)
             except (StorageError, ServiceGridError, LookupError) as exc:
                 flash(f"Could not open workflow {wanted}: {exc}. Started a new one.", "error")
                 st.query_params.pop(state.QP_WORKFLOW, None)
@@ -94,7 +95,26 @@ def open_workflow(workflow: Workflow, store: Store, *, workflow_id: str | None =
         save(sess, store, message=message)
     else:
         st.query_params[state.QP_WORKFLOW] = workflow_id
+    upgrade_opened(sess, store)
     return sess
+
+
+def upgrade_opened(sess: DesignerSession, store: Store) -> None:
+    """Upgrade the params of an opened workflow's nodes saved for an older version of their agent
+    (``engine.versions``): one undo step (Undo gives the saved form back), saved, and a toast names
+    what changed."""
+    from engine.versions import upgrade
+    from ui.services import get_registry
+
+    upgraded, changes = upgrade(sess.workflow, get_registry())
+    if not changes:
+        return
+    sess.push(upgraded)
+    save(sess, store, message="parameters upgraded for the agents' current versions")
+    said = "; ".join(f"{c.node} ({c.agent} {c.now}): {', '.join(c.notes)}" for c in changes[:5])
+    more = f" and {len(changes) - 5} more" if len(changes) > 5 else ""
+    sess.tell(f"upgraded the parameters of {len(changes)} node{'s' if len(changes) != 1 else ''} for their agents' "
+              f"current versions: {said}{more}. Undo gives the saved form back.")
 
 
 def new_workflow() -> None:

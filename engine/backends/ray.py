@@ -23,6 +23,7 @@ from engine.events import Event, RunStatus
 from engine.issues import Issue, IssueCode
 from engine.registry import Registry
 from engine.resources import Capacity, GpuDevice
+from engine.versions import upgrade
 from engine.workflow import Workflow
 
 ADDRESS_ENV = "SERVICEGRID_RAY_ADDRESS"
@@ -124,7 +125,7 @@ class RayBackend:
         Returns the run status and the outputs of every finished node, by node id and port.
         Components are expanded first (``engine.components.flatten``): their nodes run as tasks of their own.
         """
-        workflow = flatten(workflow)
+        workflow = flatten(upgrade(workflow, registry)[0])
         nodes_caps = self.node_capacities()
         gpu_mb = min((g.memory_mb for c in nodes_caps for g in c.gpus or ()), default=0.0)
         nodes = build_nodes(workflow, registry, gpu_mb, time_scale)

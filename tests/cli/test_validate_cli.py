@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
 WARNINGS = {IssueCode.ISOLATED_NODE, IssueCode.UNUSED_OUTPUT, IssueCode.EMPTY_WORKFLOW,
             IssueCode.OUTPUTS_NOT_KEPT, IssueCode.MEMORY_BELOW_NEED, IssueCode.NEVER_MATCHES, IssueCode.PIN_STALE,
-            IssueCode.FAULT_DRILL}
+            IssueCode.FAULT_DRILL, IssueCode.AGENT_UPGRADED, IssueCode.AGENT_NEWER}
 
 
 def _fixture_specs() -> tuple:

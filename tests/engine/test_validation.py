@@ -89,6 +89,8 @@ EXPECTED = {
     "component_cycle": [("component_cycle", "c1/i/o", None)],
     "invalid_component": [("invalid_component", "c1", "y"), ("isolated_node", "c", None)],
     "fault_drill": [("fault_drill", "b", None)],
+    "agent_upgraded": [("agent_upgraded", "resize", None)],
+    "agent_newer": [("agent_newer", "resize", None)],
 }
 
 

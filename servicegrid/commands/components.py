@@ -15,6 +15,7 @@ from pathlib import Path
 
 from engine.errors import WorkflowFileError, WorkflowInvalidError
 from engine.workflow import Workflow, dump_workflow, load_workflow
+from servicegrid.commands.files import read_workflow, write_workflow
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -42,19 +43,15 @@ def components(args: argparse.Namespace) -> int:
     from engine.definitions import add_components, component_file
     from engine.grouping import group, ungroup
     from engine.registry import default_registry
-    from servicegrid.commands.pin import _write
 
     if args.library:
         return _library()
     if args.file is None:
         print("servicegrid components: give a workflow FILE (or --library)", file=sys.stderr)
         return 2
-    try:
-        workflow = load_workflow(args.file)
-    except WorkflowFileError as exc:
-        print(f"servicegrid components: {args.file}: {exc}" + (f"\n  hint: {exc.hint}" if exc.hint else ""),
-              file=sys.stderr)
-        return 1
+    workflow = read_workflow("components", args.file)
+    if isinstance(workflow, int):
+        return workflow
     if args.name is not None and not args.group:
         print("servicegrid components: --name goes with --group", file=sys.stderr)
         return 2
@@ -64,7 +61,7 @@ def components(args: argparse.Namespace) -> int:
             return 0
         if args.group:
             grouped, instance = group(workflow, args.group, default_registry(), name=args.name)
-            _write(args.file, grouped)
+            write_workflow(args.file, grouped)
             name = component_name(grouped.node(instance))  # type: ignore[arg-type]
             print(f"grouped {', '.join(args.group)} into component {name!r}, drawn as node {instance!r}")
             return 0
@@ -76,14 +73,14 @@ def components(args: argparse.Namespace) -> int:
         if args.add:
             other = load_workflow(args.add)
             merged, renamed = add_components(workflow, other.components)
-            _write(args.file, merged)
+            write_workflow(args.file, merged)
             names = [renamed.get(c.name, c.name) for c in other.components]
             print(f"added {', '.join(names) or 'no components'} from {args.add} to {args.file}"
                   + (f" (renamed: {', '.join(f'{a} -> {b}' for a, b in renamed.items())})" if renamed else ""))
             return 0
         if args.ungroup:
             opened, put = ungroup(workflow, args.ungroup)
-            _write(args.file, opened)
+            write_workflow(args.file, opened)
             print(f"ungrouped {args.ungroup}: {', '.join(put)} back in its place")
             return 0
     except WorkflowInvalidError as exc:

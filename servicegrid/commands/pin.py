@@ -9,14 +9,13 @@ be read or a bad option.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from engine.errors import PinError, WorkflowFileError
-from engine.workflow import Workflow, dump_workflow, load_workflow, with_pin
+from engine.errors import PinError
+from engine.workflow import Workflow, with_pin
+from servicegrid.commands.files import read_workflow, write_workflow
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,11 +33,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def pin(args: argparse.Namespace) -> int:
-    try:
-        workflow = load_workflow(args.file)
-    except WorkflowFileError as exc:
-        print(f"servicegrid pin: {args.file}: {exc}" + (f"\n  hint: {exc.hint}" if exc.hint else ""), file=sys.stderr)
-        return 1
+    workflow = read_workflow("pin", args.file)
+    if isinstance(workflow, int):
+        return workflow
     if args.node is None:
         pins = [n for n in workflow.nodes if n.pin is not None]
         for n in pins:
@@ -54,7 +51,7 @@ def pin(args: argparse.Namespace) -> int:
         if workflow.node(args.node).pin is None:
             print(f"{args.node} was not pinned")
             return 0
-        _write(args.file, with_pin(workflow, args.node, None))
+        write_workflow(args.file, with_pin(workflow, args.node, None))
         print(f"unpinned {args.node}: runs compute it again")
         return 0
     try:
@@ -64,7 +61,7 @@ def pin(args: argparse.Namespace) -> int:
         return 1
     if isinstance(spec, int):
         return spec
-    _write(args.file, with_pin(workflow, args.node, spec))
+    write_workflow(args.file, with_pin(workflow, args.node, spec))
     print(f"pinned {args.node} to its output from run {spec.run_id}: runs of {args.file} take it from the "
           f"result cache (unpin with `servicegrid pin {args.file} {args.node} --clear`)")
     return 0
@@ -98,17 +95,3 @@ def _pin_from_store(workflow: Workflow, node_id: str, run_id: str | None, path: 
                        f"run it first (`servicegrid run {path}`), or name a run with --run")
     finally:
         store.close()
-
-
-def _write(path: Path, workflow: Workflow) -> None:
-    """Write ``workflow`` over ``path`` atomically, in the file's own format."""
-    fmt = "yaml" if path.suffix.lower() in (".yaml", ".yml") else "json"
-    text = dump_workflow(workflow, fmt=fmt)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -12,8 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine.errors import WorkflowFileError
-from engine.workflow import load_workflow
+from servicegrid.commands.files import read_workflow, write_workflow
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,14 +28,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from engine.registry import default_registry
     from engine.versions import newer_than_installed, upgrade
-    from servicegrid.commands.pin import _write
 
-    try:
-        workflow = load_workflow(args.file)
-    except WorkflowFileError as exc:
-        print(f"servicegrid upgrade: {args.file}: {exc}" + (f"\n  hint: {exc.hint}" if exc.hint else ""),
-              file=sys.stderr)
-        return 1
+    workflow = read_workflow("upgrade", args.file)
+    if isinstance(workflow, int):
+        return workflow
     registry = default_registry()
     upgraded, changes = upgrade(workflow, registry)
     for item in newer_than_installed(workflow, registry):
@@ -50,6 +45,6 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         print(f"{args.file}: {len(changes)} node(s) to upgrade (run without --check to rewrite the file)")
         return 1
-    _write(args.file, upgraded)
+    write_workflow(args.file, upgraded)
     print(f"{args.file}: upgraded {len(changes)} node(s)")
     return 0

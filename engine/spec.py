@@ -660,6 +660,7 @@ class AgentSpec:
             "lifecycle": self.lifecycle.model_dump(),
             "simulated": self.simulated,
             "has_card": self.card is not None,
+            "migrations": [{"since": m.since, "note": m.note} for m in self.migrations],
         }
 
 

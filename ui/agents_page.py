@@ -194,6 +194,9 @@ def render_agents() -> None:
 
 def _agent_details(spec: AgentSpec, figures: AgentFigures | None = None) -> None:
     st.markdown(escape_md(spec.description))
+    if spec.migrations:  # how its parameters changed: saved workflows are upgraded (engine.versions)
+        st.caption("Parameter changes: " + "; ".join(f"{escape_md(m.since)}: {escape_md(m.note)}"
+                                                      for m in spec.migrations))
     demand = spec.resources
     cols = st.columns(4)
     cols[0].metric("CPU threads", f"{demand.cpu:g}")

@@ -17,7 +17,7 @@ from sqlalchemy.exc import DatabaseError
 from engine.events import Event, RunObserver
 from engine.issues import Issue
 from engine.workflow import Workflow
-from storage import components, runs, workflows
+from storage import components, runs, transfer, workflows
 from storage.db import current_revision, database_url, head_revision, make_engine, upgrade
 from storage.errors import SchemaOutdatedError
 from storage.recorder import EventRecorder
@@ -142,6 +142,13 @@ class Store:
         user: str | None = None, limit: int = 200,
     ) -> list[RunSummary]:
         return runs.list_runs(self.engine, workflow, status, since, until, user, limit)
+
+    def import_run(self, data: bytes | str | list[Event], user: str | None = None) -> str:
+        """Store a run exported from History (its JSON, or the events ``transfer.parse_run_file``
+        read from it) as a recorded run; returns its id here (a new one when this database has that
+        run already); ``user``: who the run is stored for. Raises ``RunImportError`` for a bad file."""
+        events = data if isinstance(data, list) else transfer.parse_run_file(data)
+        return transfer.import_run(self.engine, events, user)
 
     def get_run(self, run_id: str) -> RunDetail | None:
         return runs.get_run(self.engine, run_id)

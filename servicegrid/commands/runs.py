@@ -9,6 +9,7 @@ import argparse
 import datetime as dt
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from engine.events import RunStatus
@@ -16,10 +17,14 @@ from engine.metrics import own_memory_mb
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("runs", help="list stored runs, or show one (`runs show RUN_ID`)",
-                       description="List the runs in the database, newest first, or show one run.")
-    p.add_argument("action", nargs="?", choices=["list", "show"], default="list", help="list (default) or show")
-    p.add_argument("run_id", nargs="?", help="the run to show")
+    p = sub.add_parser("runs", help="list stored runs, show one, export one to a file or import one",
+                       description="List the runs in the database, newest first; show one; export one as a "
+                                   "JSON file (`runs export RUN_ID -o run.json`) or import such a file into this "
+                                   "database (`runs import run.json`), to hand a recorded run to someone.")
+    p.add_argument("action", nargs="?", choices=["list", "show", "export", "import"], default="list",
+                   help="list (default), show, export or import")
+    p.add_argument("run_id", nargs="?", help="the run to show or export; for import, the file")
+    p.add_argument("-o", "--output", type=Path, help="export: the file to write (default: standard output)")
     p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N runs (default 20)")
     p.add_argument("--status", choices=[s.value for s in RunStatus], help="only runs with this status")
     p.add_argument("--workflow", metavar="NAME", help="only runs of this workflow (name or id)")
@@ -36,6 +41,12 @@ def run(args: argparse.Namespace) -> int:
     store = Store()
     try:
         store.mark_interrupted()
+        if args.action in ("export", "import"):
+            if not args.run_id:
+                what = "RUN_ID" if args.action == "export" else "FILE"
+                print(f"servicegrid runs {args.action}: give a {what}", file=sys.stderr)
+                return 2
+            return _export(store, args.run_id, args.output) if args.action == "export" else _import(store, args.run_id)
         if args.action == "show":
             if not args.run_id:
                 print("servicegrid runs show: give a RUN_ID (see `servicegrid runs`)", file=sys.stderr)
@@ -51,6 +62,44 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         store.close()
+
+
+def _export(store: Any, run_id: str, output: Path | None) -> int:
+    from storage.transfer import run_document
+
+    detail = store.get_run(run_id)
+    if detail is None:
+        print(f"servicegrid runs export: no run {run_id!r} in the database; list them with `servicegrid runs`",
+              file=sys.stderr)
+        return 1
+    text = run_document(detail, store.run_events(run_id), store.run_samples(run_id))
+    if output is None:
+        print(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        print(f"wrote run {run_id} to {output}")
+    return 0
+
+
+def _import(store: Any, path_text: str) -> int:
+    from storage.transfer import RunImportError, describe, parse_run_file
+
+    path = Path(path_text)
+    try:
+        data = path.read_bytes()
+        events = parse_run_file(data)
+    except OSError as exc:
+        print(f"servicegrid runs import: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except RunImportError as exc:
+        print(f"servicegrid runs import: {path}: {exc}", file=sys.stderr)
+        return 1
+    run_id = store.import_run(events)
+    about = describe(events)
+    who = f" by {about['user']}" if about["user"] else ""
+    print(f"imported run {run_id} of {about['workflow']!r}{who} ({about['status']}, {about['events']} events); "
+          f"see it with `servicegrid runs show {run_id}` or in History")
+    return 0
 
 
 def _show(store: Any, run_id: str, as_json: bool) -> int:

@@ -285,3 +285,30 @@ def test_monitor_live_cancel_resume_history(page, app_url, tmp_path):
     (ROOT / "artifacts").mkdir(exist_ok=True)
     (ROOT / "artifacts" / "monitor_longtasks_journey.json").write_text(json.dumps(result, indent=1))
     print(f"browser long tasks: {json.dumps(result)}")
+
+
+def test_a_recorded_run_file_is_imported_into_history(page, app_url, tmp_path):
+    from playwright.sync_api import expect
+
+    from engine.registry import default_registry
+    from engine.runs import RunManager, RunOptions
+    from engine.workflow import load_workflow
+    from storage import Store
+    from storage.transfer import run_document
+    from tests.recording import record_runs
+
+    other = Store(f"sqlite:///{tmp_path / 'other.db'}")  # another machine's database
+    try:
+        [run_id] = record_runs(other, RunManager(registry=default_registry(), machine=None),
+                               [load_workflow(ROOT / "examples" / "two-stage.json")], RunOptions(time_scale=0.001))
+        path = tmp_path / f"run-{run_id}.json"
+        path.write_text(run_document(other.get_run(run_id), other.run_events(run_id), other.run_samples(run_id)))
+    finally:
+        other.close()
+    page.goto(f"{app_url}/history")
+    page.get_by_text("Import a recorded run").click()
+    page.locator("input[type=file]").set_input_files(str(path))
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(page.get_by_text(f"Imported run {run_id}")).to_be_visible(timeout=30000)
+    choose(page, "Open run", re.compile(rf"^{run_id} · two-stage · succeeded"))  # listed with the others
+    expect(page.get_by_text("Node detail")).to_be_visible(timeout=30000)

@@ -1,32 +1,16 @@
-"""Exports of a stored run: everything as JSON, node runs and samples as CSV (for st.download_button)."""
+"""Exports of a stored run: node runs and samples as CSV (for st.download_button); the whole run as
+JSON is ``storage.transfer.run_document``, which History's import reads back."""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
-from typing import Any
 
 from ui.monitor.view import RunView
 
 NODE_COLUMNS = ("node", "agent", "status", "device", "attempts", "cached", "queued_at", "start", "end", "wall_s",
                 "cpu_s", "wait_inputs_s", "wait_resource_s", "queue_s", "memory_mb", "peak_rss_mb", "peak_gpu_mb",
                 "error_type", "error_message")
-
-
-def run_json(detail: Any, events: list[Any], samples: list[Any]) -> str:
-    """The stored run (RunDetail), its events and samples as one JSON document."""
-    data = {"run": detail.to_dict(), "events": [e.to_dict() if hasattr(e, "to_dict") else _event_dict(e)
-                                                for e in events],
-            "samples": [s.to_dict() for s in samples]}
-    return json.dumps(data, indent=1, default=str)
-
-
-def _event_dict(event: Any) -> dict[str, Any]:
-    import dataclasses
-
-    return {"kind": type(event).__name__, **dataclasses.asdict(event)} if dataclasses.is_dataclass(event) else {
-        "repr": repr(event)}
 
 
 def nodes_csv(view: RunView) -> str:

@@ -14,6 +14,7 @@ from engine.resources import Capacity
 from engine.results import workflow_cache_keys
 from engine.runstate import PAUSE_EVENTS, pauses_of
 from engine.workflow import workflow_from_data
+from storage.transfer import MAX_RUN_FILE_BYTES, RunImportError, run_document
 from ui import auth
 from ui.monitor import charts, compare, exports, report
 from ui.monitor.classview import render_class_view
@@ -126,10 +127,27 @@ def _actions(detail: Any, view: RunView) -> None:
         st.switch_page("pages/run.py")
 
 
+def _import(store: Any) -> None:
+    """A recorded run from a file (another machine's History > Export > JSON): stored here as a run,
+    to replay, compare and re-run (in lab mode, for the person importing it)."""
+    with st.expander("Import a recorded run", icon=":material/upload:"):
+        upload = st.file_uploader("A run's JSON file (History > Export > JSON, or `servicegrid runs export`)",
+                                  type=["json"], key="history.import", max_upload_size=MAX_RUN_FILE_BYTES // 2**20)
+        if upload is None or not st.button("Import", key="history.import.go", icon=":material/upload:"):
+            return
+        user = auth.current_user()
+        try:
+            run_id = store.import_run(upload.getvalue(), user=user.name if user is not None else None)
+        except RunImportError as exc:
+            show_error(f"{upload.name} cannot be imported", exc)
+            return
+        st.success(f"Imported run {run_id} from {escape_md(upload.name)}: pick it in Open run below.")
+
+
 def _exports(store: Any, detail: Any, view: RunView) -> None:
     cols = st.columns(4)
     rid = view.run_id
-    cols[0].download_button("JSON", exports.run_json(detail, store.run_events(rid), store.run_samples(rid)),
+    cols[0].download_button("JSON", run_document(detail, store.run_events(rid), store.run_samples(rid)),
                             file_name=f"run-{rid}.json", mime="application/json", key="history.json",
                             icon=":material/download:")
     cols[1].download_button("Nodes CSV", exports.nodes_csv(view), file_name=f"run-{rid}-nodes.csv",
@@ -220,6 +238,7 @@ def render_history_page() -> None:
     st.markdown("### History")
     store = get_store()
     store.flush(timeout=2.0)
+    _import(store)
     runs = _filters(store)
     if not runs:  # an empty table with no columns reads as broken: say what to do instead
         st.info("No runs match these filters. Start one from the Designer (**Run** under the canvas) "

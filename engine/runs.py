@@ -175,10 +175,6 @@ class RunManager:
             raise ValueError(f"unknown backend {options.backend!r}; choose one of {', '.join(BACKENDS)}")
         if options.start_paused and options.backend != "local":
             raise ValueError(PAUSE_LOCAL_ONLY)
-        if options.backend != "local" and any(n.faults for n in workflow.nodes):
-            drilled = ", ".join(n.id for n in workflow.nodes if n.faults)
-            raise ValueError(f"fault drills run on this machine (the local backend), not Ray: {drilled} "
-                             "has one; run it locally, or turn the drill off")
         unknown = [n for n in options.rerun if workflow.node(n) is None]
         if unknown:
             raise ValueError(f"no node {unknown[0]!r} to re-run in workflow {workflow.name!r}; "

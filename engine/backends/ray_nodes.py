@@ -47,6 +47,7 @@ class RayNode:
     cancel_at: float | None = None
     forced: bool = False
     job: dict[str, Any] | None = None  # the static part of the task's job (built at first submit)
+    faults: dict[str, Any] | None = None  # a fault drill (engine.faults), applied in the worker
     order: int = 0  # position in a topological order (results are handled parents first)
     ended_at: float | None = None  # when the last attempt ended (worker clock)
 
@@ -79,7 +80,8 @@ def build_nodes(workflow: Workflow, registry: Registry, gpu_memory_mb: float,
         live = lifecycle.execution.timeout_s is not None or expected >= LIVE_THRESHOLD_S
         nodes[spec_node.id] = RayNode(
             id=spec_node.id, spec=spec, params=params.model_dump(mode="json"), demand=demand,
-            lifecycle=lifecycle, links=[], options=task_options(demand, gpu_memory_mb), live=live)
+            lifecycle=lifecycle, links=[], options=task_options(demand, gpu_memory_mb), live=live,
+            faults=spec_node.faults.model_dump() if spec_node.faults else None)
     for edge in workflow.edges:
         src, dst = nodes.get(edge.source), nodes.get(edge.target)
         if src is None or dst is None:

@@ -211,7 +211,8 @@ class RayRun:
                 "module": getattr(node.spec.factory, "__module__", None),
                 "lifecycle": node.lifecycle.model_dump(mode="json", exclude_defaults=True),
                 "time_scale": self.s.time_scale, "board": self.board_address,
-                "threads": max(1, round(node.demand.cpu)), "gpu": bool(node.options.get("num_gpus"))}
+                "threads": max(1, round(node.demand.cpu)), "gpu": bool(node.options.get("num_gpus")),
+                "faults": node.faults}
         job = {**node.job, "attempt": node.attempts,
                "links": [[t, s, index[src], m] for t, s, src, m in node.links if src in index]}  # lists: msgpack, not pickle
         result = self.remotes(node).remote(job, *(self.nodes[src].out_ref for src in sources))

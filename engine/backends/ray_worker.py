@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import AgentExecutionError, AgentTimeoutError, RunCancelledError
+from engine.faults import before_attempt, held_memory
 from engine.metrics import memory_growth_mb, rss_now_mb
 from engine.payloads import payload_bytes
 from engine.spec import Agent, AgentSpec, Lifecycle, RunContext
+from engine.workflow import FaultSpec
 
 if TYPE_CHECKING:
     from engine.registry import Registry
@@ -308,12 +310,19 @@ def _attempt(job: dict[str, Any], start: dict[str, Any], upstream: tuple[Any, ..
     report: dict[str, Any] = dict(start)
     outputs: Any = None
     token = _watch.enter(job.get("board"), job["run_id"], job["node_id"], ctx.cancel_event)
+    drill = FaultSpec.model_validate(job["faults"]) if job.get("faults") else None
+    held = None
     try:
         try:
             ctx.check_cancelled()  # cancelled while it waited for its inputs: the agent does not start
+            if drill is not None:  # a fault drill: this attempt fails, starts late, or holds more memory
+                before_attempt(drill, job["attempt"], ctx)
+                if (held := held_memory(drill.extra_memory_mb)) is not None:
+                    peak[0] = max(peak[0], rss_now_mb())
             outputs = _run_agent(job, ctx, upstream)
         finally:
             _watch.leave(token)
+            del held  # a drill's memory goes with the attempt
         if ctx.deadline is not None and time.monotonic() > ctx.deadline:
             raise AgentTimeoutError(f"node {job['node_id']!r} ran past its timeout")
         report["status"] = "done"

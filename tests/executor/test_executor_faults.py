@@ -1,12 +1,11 @@
 """Fault drills (trouble on purpose, for lessons): failed attempts that retries recover from, a delay
 a timeout stops, extra memory that is measured (and stops an isolated node past its limit); a drilled
-node is never served from the cache, and drills stay on this machine's backend."""
+node is never served from the cache (tests/ray: drills run in Ray's workers too)."""
 
 from __future__ import annotations
 
 import time
 
-import pytest
 from executor_kit import workflow
 
 from engine.events import RunStatus
@@ -89,10 +88,3 @@ def test_a_drilled_node_runs_every_time_and_what_follows_it_too(manager) -> None
         assert run.wait(10) == RunStatus.SUCCEEDED
     nodes = run.snapshot().nodes
     assert nodes["src"]["status"] == "cached" and nodes["b"]["status"] == "done" and nodes["out"]["status"] == "done"
-
-
-def test_drills_stay_on_the_local_backend(manager) -> None:
-    m, rec = manager
-    with pytest.raises(ValueError, match=r"fault drills run on this machine .* b has one"):
-        m.submit(_drilled({"delay_s": 1}), RunOptions(backend="ray"))
-    assert not rec.events

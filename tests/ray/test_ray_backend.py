@@ -155,6 +155,25 @@ def test_a_retry_succeeds_after_one_failure(backend: Any) -> None:
     assert finished.metrics["attempts"] == 2
 
 
+def test_fault_drills_run_in_the_ray_workers(backend: Any) -> None:
+    """A drill's failed attempts are retried by the driver, its delay meets the node's timeout, and
+    its extra memory is measured as the node's, as on the local backend."""
+    wf = workflow([{"id": "src", "agent": "test.source", "params": {"value": 7}},
+                   {"id": "flaky", "agent": "test.echo", "faults": {"fail_attempts": 1, "extra_memory_mb": 120},
+                    "lifecycle": {"execution": {"retries": 1, "backoff_s": 0.01}}},
+                   {"id": "slow", "agent": "test.echo", "faults": {"delay_s": 30},
+                    "lifecycle": {"execution": {"timeout_s": 0.5}}}], [("src", "flaky"), ("src", "slow")])
+    status, outputs, events = execute(backend, wf, "drill")
+    assert status == RunStatus.FAILED
+    retried = [e for e in events if e.kind == "NodeRetried" and e.node_id == "flaky"]
+    assert [(e.attempt, e.error_type) for e in retried] == [(1, "InjectedFaultError")]
+    finished = next(e for e in events if e.kind == "NodeFinished" and e.node_id == "flaky")
+    assert finished.metrics["attempts"] == 2 and finished.metrics["memory_mb"] >= 100
+    assert outputs["flaky"] == {"out": 7}
+    failed = next(e for e in events if e.kind == "NodeFailed")
+    assert failed.node_id == "slow" and failed.error_type == "AgentTimeoutError"
+
+
 def test_a_timeout_is_recorded_as_a_failure(backend: Any) -> None:
     wf = workflow([{"id": "stuck", "agent": "test.hang", "lifecycle": {"execution": {"timeout_s": 0.3}}},
                    {"id": "free", "agent": "test.source"}], [])

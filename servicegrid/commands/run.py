@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", default="local", choices=("local", "ray"),
                    help="where to run: local threads (default) or Ray (pip install 'servicegrid[ray]'; "
                         "$SERVICEGRID_RAY_ADDRESS picks the cluster, else a local Ray is started)")
+    p.add_argument("--step", action="store_true",
+                   help="walk the run node by node from the terminal: it starts paused; Enter starts the next "
+                        "node, r resumes the rest, q cancels (local backend)")
     p.add_argument("--user", help="who runs it (recorded)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=run)
@@ -85,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
         options = RunOptions(policy=args.policy, capacity=capacity, time_scale=args.time_scale,
                              fail_fast=args.fail_fast, use_cache=not args.no_cache, resume_from=args.resume,
                              user=args.user, backend=args.backend, fuse=not args.no_fuse,
-                             rerun=tuple(args.rerun), priority=args.priority)
-        return _execute(workflow, options, store, args.json)
+                             rerun=tuple(args.rerun), priority=args.priority, start_paused=args.step)
+        return _execute(workflow, options, store, args.json, step=args.step)
     finally:
         store.close()
 
@@ -143,10 +147,12 @@ def _workflow(args: argparse.Namespace, store: Any) -> Workflow | int:
         return 2
 
 
-def _execute(workflow: Workflow, options: RunOptions, store: Any, as_json: bool) -> int:
+def _execute(workflow: Workflow, options: RunOptions, store: Any, as_json: bool, step: bool = False) -> int:
     manager = RunManager()
     manager.bus.subscribe(store.observer())
-    bar = _progress_bar(len(workflow.nodes), quiet=as_json)
+    bar = _progress_bar(len(workflow.nodes), quiet=as_json or step)  # stepping prints a line per node instead
+    if step:
+        manager.bus.subscribe(_StepLines())
     if bar is not None:
         manager.bus.subscribe(bar)
     try:
@@ -159,6 +165,8 @@ def _execute(workflow: Workflow, options: RunOptions, store: Any, as_json: bool)
             print(f"servicegrid run: {exc}", file=sys.stderr)
             return 2
         try:
+            if step:
+                walk(handle, sys.stdin)
             status = handle.wait()
         except KeyboardInterrupt:
             manager.cancel(handle.run_id)
@@ -171,6 +179,61 @@ def _execute(workflow: Workflow, options: RunOptions, store: Any, as_json: bool)
         store.flush()
     print(json.dumps(result_json(snap), indent=2) if as_json else format_summary(snap))
     return 0 if status == RunStatus.SUCCEEDED else 1
+
+
+STEP_POLL_S = 0.02
+
+
+def walk(handle: Any, answers: Any) -> None:
+    """Walk a run started paused node by node: each time nothing of it runs, say which node the
+    next step starts and read a line from ``answers``: empty starts it, ``r`` resumes the rest,
+    ``q`` cancels the run (end of input: resume). Returns when the run ends or was resumed."""
+    from engine.runstate import next_up
+
+    while True:
+        snap = handle.snapshot()
+        if RunStatus(snap.status).is_terminal or not snap.paused:
+            return
+        if any(n["status"] == "running" for n in snap.nodes.values()):
+            time.sleep(STEP_POLL_S)  # the node a step started is still running
+            continue
+        ready = next_up(snap.nodes)
+        if not ready:
+            time.sleep(STEP_POLL_S)
+            continue
+        after = f" (then {', '.join(ready[1:3])})" if len(ready) > 1 else ""
+        print(f"paused: Enter starts {ready[0]}{after} · r resumes the rest · q cancels: ", end="",
+              file=sys.stderr, flush=True)
+        answer = answers.readline()
+        if not getattr(answers, "isatty", lambda: False)():
+            print(file=sys.stderr)  # a piped answer is not echoed: end the prompt's line
+        if not answer:  # end of input: let it run
+            print("(end of input: resuming)", file=sys.stderr)
+            handle.resume()
+            return
+        if answer.strip().lower() == "r":
+            handle.resume()
+            return
+        if answer.strip().lower() == "q":
+            handle.manager.cancel(handle.run_id)
+            return
+        started = ready[0]
+        handle.step()
+        while handle.snapshot().nodes.get(started, {}).get("status") in ("queued", "waiting_resource") and \
+                not RunStatus(handle.snapshot().status).is_terminal:
+            time.sleep(STEP_POLL_S)  # until the step's node has started (or the run ended)
+
+
+class _StepLines:
+    """One line per node that ends, while a run is walked step by step (instead of the bar)."""
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, NodeFailed):
+            print(f"  failed  {event.node_id}: {event.message}", file=sys.stderr)
+        elif isinstance(event, NodeSkipped):
+            print(f"  skipped {event.node_id}: {event.reason}", file=sys.stderr)
+        elif event.kind == "NodeFinished":
+            print(f"  done    {event.node_id}", file=sys.stderr)
 
 
 class _Bar:

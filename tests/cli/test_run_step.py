@@ -1,0 +1,61 @@
+"""`servicegrid run --step`: the run starts paused and is walked node by node from the terminal:
+Enter starts the next node, r resumes the rest, q cancels, the end of input resumes."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from servicegrid.cli import main
+
+CHAIN = {"schema_version": 1, "name": "steps", "nodes": [
+    {"id": "a", "agent": "test.source", "params": {"value": [1]}},
+    {"id": "b", "agent": "test.sleep", "params": {"seconds": 0.01}},
+    {"id": "c", "agent": "test.echo"}], "edges": [{"source": "a", "target": "b"}, {"source": "b", "target": "c"}]}
+
+
+@pytest.fixture
+def chain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("SERVICEGRID_DATABASE_URL", f"sqlite:///{tmp_path / 'runs.db'}")
+    monkeypatch.setenv("SERVICEGRID_DATA_DIR", str(tmp_path / "data"))
+    path = tmp_path / "chain.json"
+    path.write_text(json.dumps(CHAIN))
+    return path
+
+
+def _run(chain: Path, answers: str, monkeypatch: pytest.MonkeyPatch, capsys) -> tuple[int, str]:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(answers))
+    code = main(["run", str(chain), "--step", "--no-cache"])
+    return code, capsys.readouterr().err
+
+
+def test_enter_starts_each_node_in_turn(chain: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    code, err = _run(chain, "\n\n\n", monkeypatch, capsys)
+    assert code == 0
+    prompts = re.findall(r"paused: Enter starts (\w+)", err)
+    assert prompts == ["a", "b", "c"]  # one node per Enter, in order
+    assert err.index("done    a") < err.index("Enter starts b") < err.index("done    b") < err.index("Enter starts c")
+
+
+def test_r_resumes_the_rest_and_the_end_of_input_too(chain: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    code, err = _run(chain, "\nr\n", monkeypatch, capsys)
+    assert code == 0 and re.findall(r"paused: Enter starts (\w+)", err) == ["a", "b"]
+    code, err = _run(chain, "", monkeypatch, capsys)
+    assert code == 0 and "(end of input: resuming)" in err
+
+
+def test_q_cancels_the_run(chain: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    code, err = _run(chain, "\nq\n", monkeypatch, capsys)
+    assert code == 1
+    assert "done    a" in err and "done    b" not in err
+
+
+def test_stepping_is_for_the_local_backend(chain: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert main(["run", str(chain), "--step", "--backend", "ray"]) == 2
+    assert "local backend" in capsys.readouterr().err

@@ -20,7 +20,7 @@ from engine.workflow import ComponentSpec, NodeSpec, Workflow, dump_workflow
 from storage.summaries import ComponentSummary
 from ui.component_library import library, library_version, save_to_library, use_library_version
 from ui.editor import DesignerSession
-from ui.forms import render_fields, schema_fields, sync_widget
+from ui.forms import render_fields, schema_fields, shown_values, sync_widget
 from ui.gallery import ago
 from ui.graph_svg import graph_svg
 from ui.graphmodel import replace_node
@@ -130,7 +130,7 @@ def _inner_params(sess: DesignerSession, node: NodeSpec, definition: ComponentSp
         title = inner.label or inner.id
         title += "" if (spec.label or spec.name) == title else f" · {spec.label or spec.name}"
         with st.expander(escape_md(title) + (" (changed here)" if own else "")):
-            render_fields(fields, {**inner.params, **own}, key_prefix=f"cparam.{node.id}.{inner.id}",
+            render_fields(fields, shown_values(spec.params, {**inner.params, **own}), key_prefix=f"cparam.{node.id}.{inner.id}",
                           on_change=lambda name, value, inner=inner, spec=spec: _set_inner(
                               sess, node.id, inner, name, value, _default(spec.params, name), save))
     if not shown:

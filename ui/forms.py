@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
+from pydantic import BaseModel, ValidationError
 
 from engine.spec import PICKS_KEY
 
@@ -103,6 +104,20 @@ def parse_text(field: FieldSpec, text: str) -> Any:
     if text == "" and isinstance(field.default, list | dict):
         return type(field.default)()  # an emptied list or mapping box means an empty one, not invalid JSON
     return json.loads(text)
+
+
+def shown_values(model: type[BaseModel], values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` with those of the fields whose default a factory makes (a list of rules, of
+    columns) where ``values`` lacks them: the form shows what will be used, not an empty list
+    (JSON Schema carries no default for them)."""
+    made = [n for n, f in model.model_fields.items() if f.default_factory is not None and n not in values]
+    if not made:
+        return dict(values)
+    try:
+        defaults = model.model_validate({}).model_dump(mode="json")
+    except ValidationError:  # a field without a default: the schema's defaults are all there is
+        return dict(values)
+    return {**{n: defaults[n] for n in made if n in defaults}, **values}
 
 
 def render_fields(fields: list[FieldSpec], values: Mapping[str, Any], *, key_prefix: str,

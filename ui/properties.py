@@ -22,7 +22,7 @@ from engine.spec import AgentSpec, ExecutionStrategy
 from engine.workflow import FaultSpec, NodeSpec, Workflow
 from ui.component_panel import component_panel
 from ui.editor import DesignerSession
-from ui.forms import render_fields, schema_fields, sync_widget
+from ui.forms import render_fields, schema_fields, shown_values, sync_widget
 from ui.graphmodel import replace_node
 from ui.lifecycle_svg import lifecycle_svg
 from ui.render import code_md, escape_md, issue_md
@@ -94,7 +94,8 @@ def properties_panel(sess: DesignerSession, registry: Registry, issues: list[Iss
         st.markdown("**Parameters**")
         choices = received_choices(sess.workflow, node.id, registry, sized) if any(f.picks for f in fields) else None
         many = {"value"} if _condition(node, registry)[1] == "in" else set()  # a branch's 'in' lists several
-        render_fields(fields, node.params, key_prefix=f"param.{prefix}", on_change=set_param, choices=choices,
+        render_fields(fields, shown_values(spec.params, node.params), key_prefix=f"param.{prefix}", on_change=set_param,
+                      choices=choices,
                       many=many)
     files_section(node, set_param, lambda: (sess.workflow.node(node.id) or node).params)
     with st.expander("Resources", expanded=False):

@@ -108,3 +108,16 @@ def test_without_known_choices_the_text_box_stays() -> None:
     at.run()
     assert not at.exception and not at.selectbox and not at.multiselect
     assert at.text_input(key="p.field.text").value == "amout"
+
+
+def test_a_field_whose_default_a_factory_makes_shows_that_default() -> None:
+    """The routing rules default to a list made by a factory, which JSON Schema does not carry:
+    the form shows the rules the agent will use, not an empty list."""
+    from engine.registry import default_registry
+    from ui.forms import shown_values
+
+    params = default_registry().get("flow.route").params
+    shown = shown_values(params, {"min_confidence": 0.9})
+    assert shown["min_confidence"] == 0.9 and shown["rules"][0] == {"intent": "billing", "queue": "billing-team",
+                                                                    "priority": "normal"}
+    assert shown_values(params, {"rules": []})["rules"] == []  # a node's own value wins

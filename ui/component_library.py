@@ -72,6 +72,18 @@ def library_version(entries: list[ComponentSummary], workflow: Workflow, name: s
     return None if same else entry
 
 
+def mark_library_versions(graph: dict, entries: list[ComponentSummary], workflow: Workflow) -> dict:
+    """The canvas graph with ``newer`` on each component's node whose component the library holds
+    in another version (drawn with a ↻; its panel offers the library's)."""
+    if not entries:
+        return graph
+    differs = {c.name for c in workflow.components if library_version(entries, workflow, c.name) is not None}
+    for item in graph["nodes"]:
+        if item.get("component") in differs:
+            item["newer"] = True
+    return graph
+
+
 def use_library_version(sess: DesignerSession, entry: ComponentSummary) -> None:
     """Replace the workflow's copy of ``entry``'s component (and of those it holds) with the
     library's; one undo step (widget callback)."""

@@ -16,7 +16,13 @@ from engine.validation import validate
 from engine.workflow import upstream_workflow, without_disabled
 from ui import state
 from ui.canvas import canvas_value, draw_canvas, report_ack
-from ui.component_library import adopt_from_library, library, library_palette, library_tab
+from ui.component_library import (
+    adopt_from_library,
+    library,
+    library_palette,
+    library_tab,
+    mark_library_versions,
+)
 from ui.designer_files import export_buttons, import_panel, template_gallery, workflow_panel
 from ui.designer_run import (
     ACTIVE,
@@ -165,13 +171,15 @@ def _editor() -> None:
     if any(n.pin is not None for n in sess.workflow.nodes):  # pinned outputs this machine lacks
         issues = [*pin_issues(sess.workflow, get_run_manager().results if runs_available() else ResultStore()),
                   *issues]
+    shelf = library(store)  # the component library, once per draw
     run_id, run_status, statuses = run_state()
     statuses = component_states(statuses, sess.workflow)  # a component's node: the state of its nodes
     left, right = st.columns([3, 1.2], gap="small")
     with left:
         draw_canvas(
-            palette=palette_of(registry, sess.workflow) + library_palette(library(store), sess.workflow, registry),
-            graph=canvas_graph(sess.workflow, registry, sess.selected, sized),
+            palette=palette_of(registry, sess.workflow) + library_palette(shelf, sess.workflow, registry),
+            graph=mark_library_versions(canvas_graph(sess.workflow, registry, sess.selected, sized), shelf,
+                                        sess.workflow),
             rev=sess.rev,
             kind_colors=KIND_COLORS,
             issues=issues_by_node(issues, instances_of(sess.workflow)),

@@ -75,3 +75,18 @@ def test_copy_and_paste_carry_the_component_and_rename_a_clashing_one() -> None:
     into, ids = paste(changed, clip)
     assert [c.name for c in into.components] == ["tags", "tags 2"]
     assert into.node(ids[0]).agent == "component:tags 2" and into.component("tags 2").description == "tag twice"
+
+
+def test_a_component_the_library_holds_in_another_version_is_marked() -> None:
+    from types import SimpleNamespace
+
+    from ui.component_library import mark_library_versions
+
+    wf = _wf()
+    same = SimpleNamespace(name="tags", definitions=(wf.component("tags"),), updated=0.0, owner=None)
+    other = SimpleNamespace(name="tags", definitions=(wf.component("tags").model_copy(update={"description": "v2"}),),
+                            updated=0.0, owner=None)
+    marked = {n["id"]: n for n in mark_library_versions(canvas_graph(wf, REG), [other], wf)["nodes"]}
+    assert marked["t"].get("newer") is True and "newer" not in marked["src"]
+    unmarked = {n["id"]: n for n in mark_library_versions(canvas_graph(wf, REG), [same], wf)["nodes"]}
+    assert "newer" not in unmarked["t"]

@@ -589,6 +589,11 @@ function nodeEl(root, m, n) {
   if (n.component) {  // stacked: one node that runs the nodes of a component
     el.classList.add("component"); el.dataset.component = n.component;
     head.dataset.label += `\ncomponent ${n.component}: ${n.inner} nodes inside (Ctrl+Shift+G ungroups it)`;
+    if (n.newer) {  // the library holds another version of its component
+      const mark = document.createElement("span"); mark.className = "sg-newer"; mark.dataset.testid = "sg-newer";
+      mark.textContent = "↻"; head.appendChild(mark);
+      head.dataset.label += "\nthe component library holds another version: its panel offers it";
+    }
   }
   head.title = head.dataset.label; head.appendChild(text);
   head.addEventListener("dblclick", ev => { ev.stopPropagation(); renameNode(root, m, n, head, text); });

@@ -23,7 +23,7 @@ from ui.editor import DesignerSession
 from ui.forms import render_fields, schema_fields, shown_values, sync_widget
 from ui.gallery import ago
 from ui.graph_svg import graph_svg
-from ui.graphmodel import replace_node
+from ui.panel_edits import set_flag, update_node
 from ui.render import code_md, escape_md, issue_md
 from ui.services import get_store
 
@@ -54,8 +54,8 @@ def component_panel(sess: DesignerSession, node: NodeSpec, registry: Registry, i
                   on_click=_use, args=(sess, other, save),
                   help="Replace this workflow's copy of the component with the library's (every node using it "
                        "follows); Undo brings yours back. Save to the library does the opposite.")
-    st.toggle("Disabled", value=node.disabled, key=f"disabled.{node.id}.{node.disabled}",
-              on_change=_update, args=(sess, node, save), kwargs={"disabled": not node.disabled},
+    key = f"disabled.{node.id}.{node.disabled}"
+    st.toggle("Disabled", value=node.disabled, key=key, on_change=set_flag, args=(sess, node.id, "disabled", key, save),
               help="A disabled component, and every node after it, does not run (Ctrl+M on the canvas)")
     label = node.label or ""
     shown = "" if sync_widget(f"label.{node.id}", label) else label
@@ -150,7 +150,7 @@ def _set_inner(sess: DesignerSession, node_id: str, inner: NodeSpec, name: str, 
         params.pop(key, None)
     else:
         params[key] = value
-    _update(sess, node, save, params=params)
+    update_node(sess, node, save, params=params)
 
 
 def _default(model: Any, name: str) -> Any:
@@ -158,16 +158,11 @@ def _default(model: Any, name: str) -> Any:
     return None if field is None or field.is_required() else field.default
 
 
-def _update(sess: DesignerSession, node: NodeSpec, save: Saver, **changes: Any) -> None:
-    sess.push(replace_node(sess.workflow, node.model_copy(update=changes)))
-    save(sess)
-
-
 def _set_label(sess: DesignerSession, node_id: str, save: Saver) -> None:
     node = sess.workflow.node(node_id)
     if node is not None:
         text = str(st.session_state[f"label.{node_id}"]).strip()[:500]
-        _update(sess, node, save, label=text or None)
+        update_node(sess, node, save, label=text or None)
 
 
 def _rename(sess: DesignerSession, name: str, name_key: str | None, description_key: str | None, save: Saver) -> None:

@@ -23,8 +23,8 @@ from engine.workflow import FaultSpec, NodeSpec, Workflow
 from ui.component_panel import component_panel
 from ui.editor import DesignerSession
 from ui.forms import render_fields, schema_fields, shown_values, sync_widget
-from ui.graphmodel import replace_node
 from ui.lifecycle_svg import lifecycle_svg
+from ui.panel_edits import set_flag, update_node
 from ui.render import code_md, escape_md, issue_md
 from ui.uploads_panel import files_section
 
@@ -61,15 +61,15 @@ def properties_panel(sess: DesignerSession, registry: Registry, issues: list[Iss
         source = f"run {code_md(node.pin.run_id)}" if node.pin.run_id else "an earlier run"
         st.info(f"**Pinned.** Runs take this node's output from {source} instead of computing it, and do not "
                 "run the nodes that only feed it.", icon=":material/push_pin:")
-        st.button("Unpin", key=f"unpin.{node.id}", icon=":material/keep_off:", on_click=_update,
+        st.button("Unpin", key=f"unpin.{node.id}", icon=":material/keep_off:", on_click=update_node,
                   args=(sess, node, save), kwargs={"pin": None}, help="Compute this node again in the next run")
     off, past = st.columns(2)
-    off.toggle("Disabled", value=node.disabled, key=f"disabled.{node.id}.{node.disabled}",
-               on_change=_update, args=(sess, node, save), kwargs={"disabled": not node.disabled},
+    key = f"disabled.{node.id}.{node.disabled}"
+    off.toggle("Disabled", value=node.disabled, key=key, on_change=set_flag, args=(sess, node.id, "disabled", key, save),
                help="A disabled node, and every node after it, does not run; the rest of the workflow does "
                     "(Ctrl+M on the canvas)")
-    past.toggle("Bypassed", value=node.bypass, key=f"bypass.{node.id}.{node.bypass}",
-                on_change=_update, args=(sess, node, save), kwargs={"bypass": not node.bypass},
+    key = f"bypass.{node.id}.{node.bypass}"
+    past.toggle("Bypassed", value=node.bypass, key=key, on_change=set_flag, args=(sess, node.id, "bypass", key, save),
                 help="A bypassed node does not run: its one input goes straight to the nodes it feeds, as if "
                      "it were not there (Ctrl+B on the canvas)")
     if node.agent not in registry:
@@ -138,16 +138,11 @@ def _condition(node: NodeSpec | None, registry: Registry) -> tuple[str, str]:
     return str(getattr(parsed, "field", "")), str(getattr(parsed, "op", ""))
 
 
-def _update(sess: DesignerSession, node: NodeSpec, save: Saver, **changes: Any) -> None:
-    sess.push(replace_node(sess.workflow, node.model_copy(update=changes)))
-    save(sess)
-
-
 def _set_label(sess: DesignerSession, node_id: str, key: str, save: Saver) -> None:
     node = sess.workflow.node(node_id)
     if node is not None:
         text = str(st.session_state[key]).strip()[:500]
-        _update(sess, node, save, label=text or None)
+        update_node(sess, node, save, label=text or None)
 
 
 def _set_param(sess: DesignerSession, node_id: str, name: str, value: Any, spec: AgentSpec, save: Saver) -> None:
@@ -160,7 +155,7 @@ def _set_param(sess: DesignerSession, node_id: str, name: str, value: Any, spec:
         params.pop(name)
     elif value != default or name in params:
         params[name] = value
-    _update(sess, node, save, params=params)
+    update_node(sess, node, save, params=params)
 
 
 def _resource_form(sess: DesignerSession, node: NodeSpec, spec: AgentSpec, prefix: str, save: Saver,
@@ -226,7 +221,7 @@ def _drill_form(sess: DesignerSession, node: NodeSpec, prefix: str, save: Saver)
 def _drill_off(sess: DesignerSession, node_id: str, save: Saver) -> None:
     node = sess.workflow.node(node_id)
     if node is not None:
-        _update(sess, node, save, faults=None)
+        update_node(sess, node, save, faults=None)
 
 
 def _set_drill(sess: DesignerSession, node_id: str, name: str, value: Any, save: Saver) -> None:
@@ -238,7 +233,7 @@ def _set_drill(sess: DesignerSession, node_id: str, name: str, value: Any, save:
     except ValidationError as exc:
         sess.tell(f"fault drill: {exc.errors()[0]['msg']}", "error")
         return
-    _update(sess, node, save, faults=drill if drill else None)
+    update_node(sess, node, save, faults=drill if drill else None)
 
 
 def _set_override(sess: DesignerSession, node_id: str, section: str, name: str, value: Any,
@@ -251,7 +246,7 @@ def _set_override(sess: DesignerSession, node_id: str, section: str, name: str, 
         overrides.pop(name, None)
     else:
         overrides[name] = value
-    _update(sess, node, save, **{section: overrides})
+    update_node(sess, node, save, **{section: overrides})
 
 
 def _set_lifecycle(sess: DesignerSession, node_id: str, name: str, value: Any, spec: AgentSpec, save: Saver) -> None:
@@ -266,4 +261,4 @@ def _set_lifecycle(sess: DesignerSession, node_id: str, name: str, value: Any, s
     lifecycle = {k: v for k, v in node.lifecycle.items() if k != "execution"}
     if execution:
         lifecycle["execution"] = execution
-    _update(sess, node, save, lifecycle=lifecycle)
+    update_node(sess, node, save, lifecycle=lifecycle)

@@ -121,3 +121,28 @@ def test_a_field_whose_default_a_factory_makes_shows_that_default() -> None:
     assert shown["min_confidence"] == 0.9 and shown["rules"][0] == {"intent": "billing", "queue": "billing-team",
                                                                     "priority": "normal"}
     assert shown_values(params, {"rules": []})["rules"] == []  # a node's own value wins
+
+
+def _flags() -> None:
+    import streamlit as st
+
+    from engine.workflow import Workflow
+    from ui.editor import DesignerSession
+    from ui.panel_edits import set_flag
+
+    sess = st.session_state.setdefault("sess", DesignerSession(Workflow.model_validate(
+        {"schema_version": 1, "nodes": [{"id": "a", "agent": "test.echo"}]})))
+    st.toggle("Bypassed", value=False, key="bypass.a.False", on_change=set_flag,
+              args=(sess, "a", "bypass", "bypass.a.False", lambda s: None))
+    if st.session_state.get("spurious"):  # what a re-created toggle does: report its value again
+        set_flag(sess, "a", "bypass", "bypass.a.False", lambda s: None)
+
+
+def test_a_toggle_that_reports_again_without_a_click_changes_nothing() -> None:
+    at = AppTest.from_function(_flags, default_timeout=30).run()
+    at.session_state["spurious"] = True
+    at.run()
+    assert at.session_state["sess"].workflow.node("a").bypass is False  # it once flipped to True here
+    at.session_state["spurious"] = False
+    at.toggle(key="bypass.a.False").set_value(True).run()
+    assert at.session_state["sess"].workflow.node("a").bypass is True  # a real click still sets it

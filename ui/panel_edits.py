@@ -1,0 +1,32 @@
+"""Edits the properties panels make to a node: replace it in the session's workflow (one undo step)
+and save; switch its flags from what their toggles show."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import streamlit as st
+
+from engine.workflow import NodeSpec
+from ui.editor import DesignerSession
+from ui.graphmodel import replace_node
+
+Saver = Callable[[DesignerSession], None]
+
+
+def update_node(sess: DesignerSession, node: NodeSpec, save: Saver, **changes: Any) -> None:
+    """``node`` with ``changes`` in the session's workflow, saved."""
+    sess.push(replace_node(sess.workflow, node.model_copy(update=changes)))
+    save(sess)
+
+
+def set_flag(sess: DesignerSession, node_id: str, flag: str, key: str, save: Saver) -> None:
+    """A node's ``disabled`` or ``bypass`` set to what its toggle (``key``) now shows (a widget
+    callback). Set, never flipped: a toggle the browser re-creates during an interrupted rerun can
+    report again without a click (seen under load: a node turned bypassed by itself when the
+    selection changed)."""
+    node = sess.workflow.node(node_id)
+    value = bool(st.session_state.get(key))
+    if node is not None and getattr(node, flag) != value:
+        update_node(sess, node, save, **{flag: value})

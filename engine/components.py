@@ -16,6 +16,7 @@ from typing import Any
 
 from engine.errors import WorkflowInvalidError, suggest
 from engine.issues import Issue, IssueCode
+from engine.spec import merged_sections
 from engine.workflow import (
     COMPONENT_PREFIX,
     ComponentPort,
@@ -109,31 +110,9 @@ def defined_at(workflow: Workflow, node_id: str) -> tuple[str, str] | None:
 
 def output_sources(workflow: Workflow) -> dict[tuple[str, str], tuple[str, str | None]]:
     """(instance, output port) -> the node of the expansion and its port that the output gives
-    out, for every instance of ``workflow`` (through instances inside instances)."""
-    out: dict[tuple[str, str], tuple[str, str | None]] = {}
-    ports: dict[str, list[str]] = {}  # instance -> its output ports found so far
-
-    def walk(nodes: Iterable[NodeSpec], prefix: str, depth: int) -> None:
-        for node in nodes:
-            name = component_name(node)
-            definition = workflow.component(name) if name is not None else None
-            if definition is None or depth > MAX_DEPTH:
-                continue
-            full = prefix + node.id
-            walk(definition.nodes, full + SEP, depth + 1)
-            for port in definition.outputs:
-                end: tuple[str, str | None] = (full + SEP + port.node, port.port)
-                while end[0] in ports:  # an output of an instance inside: follow it (its only one when unnamed)
-                    named = ports[end[0]]
-                    key = end[1] if end[1] is not None else (named[0] if len(named) == 1 else None)
-                    if key not in named:
-                        break
-                    end = out[(end[0], key)]
-                out[(full, port.name)] = end
-                ports.setdefault(full, []).append(port.name)
-
-    walk(workflow.nodes, "", 0)
-    return out
+    out, for every instance of ``workflow`` (through instances inside instances), as the
+    expansion leads its wires (``expand_components``)."""
+    return dict(_expansion(workflow).outputs) if has_instances(workflow) else {}
 
 
 @dataclass
@@ -163,30 +142,42 @@ def expand_components(workflow: Workflow) -> tuple[Workflow, list[Issue]]:
     to its component (``components``). A workflow without instances comes back as it is."""
     if not has_instances(workflow):
         return workflow, []
+    result = _expansion(workflow)
+    return result.flat, list(result.issues)
+
+
+@dataclass(frozen=True)
+class _Result:
+    flat: Workflow
+    issues: tuple[Issue, ...]
+    outputs: dict[tuple[str, str], tuple[str, str | None]]  # see output_sources
+
+
+_RECENT: deque[tuple[Workflow, _Result]] = deque(maxlen=4)  # immutable: kept by identity
+
+
+def _expansion(workflow: Workflow) -> _Result:
     for seen, result in tuple(_RECENT):  # the designer expands one workflow several times a rerun (copied: threads)
         if seen is workflow:
-            return result[0], list(result[1])
+            return result
     result = _expand(workflow)
     _RECENT.appendleft((workflow, result))
-    return result[0], list(result[1])
-
-
-_RECENT: deque[tuple[Workflow, tuple[Workflow, list[Issue]]]] = deque(maxlen=4)  # immutable: kept by identity
+    return result
 
 
 class _TooLarge(Exception):
     """The expansion passed ``MAX_EXPANDED`` nodes (instances of instances multiply)."""
 
 
-def _expand(workflow: Workflow) -> tuple[Workflow, list[Issue]]:
+def _expand(workflow: Workflow) -> _Result:
     ex = _Expansion({c.name: c for c in workflow.components})
     try:
         _place(ex, workflow.nodes, workflow.edges, "", (), {}, {}, False, None)
     except _TooLarge:  # stopped as soon as it passed the limit: nothing of it runs
-        first = next(n.id for n in workflow.nodes if n.agent.startswith(COMPONENT_PREFIX))
+        first = instances_of(workflow)[0]
         issue = Issue(IssueCode.INVALID_COMPONENT.value, f"the components expand to more than {MAX_EXPANDED:,} nodes",
                       first, None, "use fewer instances of large components, or nest them less deep")
-        return workflow, [issue]
+        return _Result(workflow, (issue,), {})
     edges: list[EdgeSpec] = []
     for edge in ex.edges:
         source = _resolve_out(ex, edge.source, edge.source_port)
@@ -197,7 +188,11 @@ def _expand(workflow: Workflow) -> tuple[Workflow, list[Issue]]:
     metadata = {**workflow.metadata, EXPANDED_KEY: dict(ex.names)} if ex.names else dict(workflow.metadata)
     flat = workflow.model_copy(update={"nodes": tuple(ex.nodes), "edges": tuple(_unique(edges)),
                                        "components": (), "metadata": metadata})
-    return flat, ex.issues
+    reported = len(ex.issues)
+    outputs = {(inst, port): end for inst, ports in ex.outs.items() for port in ports
+               if (end := _resolve_out(ex, inst, port)) is not None}
+    del ex.issues[reported:]  # a port no wire uses is not a finding: only what the wires reach is checked
+    return _Result(flat, tuple(ex.issues), outputs)
 
 
 def flatten(workflow: Workflow) -> Workflow:
@@ -220,8 +215,7 @@ def _place(ex: _Expansion, nodes: Iterable[NodeSpec], edges: Iterable[EdgeSpec],
         where = _moved(node.position, origin)
         name = component_name(node)
         if name is None:
-            ex.nodes.append(_copy(node, id=full, params=params, lifecycle=merged_lifecycle(lifecycle, node.lifecycle),
-                                  disabled=node.disabled or disabled, position=where))
+            ex.nodes.append(_copy(node, id=full, position=where, **as_inside(node, params, lifecycle, disabled)))
             continue
         definition = _definition(ex, node, full, name, stack)
         if definition is None:  # left as it is: validation names it, nothing runs
@@ -239,12 +233,25 @@ def _place(ex: _Expansion, nodes: Iterable[NodeSpec], edges: Iterable[EdgeSpec],
         for port in definition.outputs:
             ok = _port_known(ex, full, name, port, inner, "output")
             ex.outs[full][port.name] = (full + SEP + port.node, port.port) if ok else None
-        corner = Position(x=min((n.position.x for n in definition.nodes if n.position), default=0.0),
-                          y=min((n.position.y for n in definition.nodes if n.position), default=0.0))
+        corner = top_left(definition.nodes)
         _place(ex, definition.nodes, definition.edges, full + SEP, (*stack, name),
                _split_overrides(ex, params, full, name, inner), merged_lifecycle(lifecycle, node.lifecycle),
                disabled or node.disabled, (where or Position(), corner))
     ex.edges += [_copy(e, source=prefix + e.source, target=prefix + e.target) for e in edges]
+
+
+def as_inside(node: NodeSpec, params: Mapping[str, Any], lifecycle: Mapping[str, Any],
+              disabled: bool) -> dict[str, Any]:
+    """What a node inside an instance runs with: ``params`` (its own with the instance's for it),
+    the instance's ``lifecycle`` under its own, disabled when it or the instance is."""
+    return {"params": dict(params), "lifecycle": merged_lifecycle(lifecycle, node.lifecycle),
+            "disabled": node.disabled or disabled}
+
+
+def top_left(nodes: Iterable[NodeSpec]) -> Position:
+    """The top-left corner of the nodes' positions (0, 0 where none has one)."""
+    placed = [n.position for n in nodes if n.position is not None]
+    return Position(x=min((p.x for p in placed), default=0.0), y=min((p.y for p in placed), default=0.0))
 
 
 def _definition(ex: _Expansion, node: NodeSpec, full: str, name: str, stack: tuple[str, ...]) -> ComponentSpec | None:
@@ -355,14 +362,9 @@ def _chosen(ex: _Expansion, node: str, port: str | None, names: list[str], side:
 
 def merged_lifecycle(outer: Mapping[str, Any], inner: Mapping[str, Any]) -> dict[str, Any]:
     """Lifecycle overrides of a node inside an instance: the instance's (``outer``) with the node's
-    own (``inner``) winning, section by section."""
-    out: dict[str, Any] = {k: dict(v) if isinstance(v, Mapping) else v for k, v in outer.items()}
-    for key, value in inner.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key].update(value)
-        else:
-            out[key] = value
-    return out
+    own (``inner``) winning, section by section (``engine.spec.merged_sections``, as a node's
+    overrides merge into its agent's rules)."""
+    return merged_sections(outer, inner)
 
 
 def _moved(position: Position | None, origin: tuple[Position, Position] | None) -> Position | None:

@@ -11,10 +11,12 @@ from collections.abc import Iterable
 
 from engine.components import (
     SEP,
+    as_inside,
     component_name,
     instance_agent,
     merged_lifecycle,
     params_inside,
+    top_left,
 )
 from engine.definitions import ports_of
 from engine.errors import WorkflowFileError
@@ -100,9 +102,7 @@ def group(workflow: Workflow, ids: Iterable[str], registry: Registry, name: str 
     definition = ComponentSpec(name=name, description=description, nodes=tuple(chosen),
                                edges=tuple(e for e in workflow.edges if e.source in inside and e.target in inside),
                                inputs=tuple(dict.fromkeys(inputs)), outputs=tuple(outputs))
-    corner = Position(x=min((n.position.x for n in chosen if n.position), default=0.0),
-                      y=min((n.position.y for n in chosen if n.position), default=0.0))
-    node = NodeSpec(id=instance, agent=instance_agent(name), label=None, position=corner)
+    node = NodeSpec(id=instance, agent=instance_agent(name), label=None, position=top_left(chosen))
     nodes, placed = [], False
     for n in workflow.nodes:  # the instance takes the place of the first chosen node in file order
         if n.id not in inside:
@@ -203,18 +203,15 @@ def ungroup(workflow: Workflow, node_id: str) -> tuple[Workflow, list[str]]:
         rename[inner.id] = _fresh_id(inner.id, taken)
         taken.add(rename[inner.id])
     overrides = params_inside(node.params)
-    corner = (min((n.position.x for n in definition.nodes if n.position), default=0.0),
-              min((n.position.y for n in definition.nodes if n.position), default=0.0))
+    corner = top_left(definition.nodes)
     at = node.position or Position()
     put = []
     for inner in definition.nodes:
-        pos = inner.position or Position()
-        lifecycle = merged_lifecycle(node.lifecycle, inner.lifecycle)
+        pos = inner.position
         put.append(inner.model_copy(update={
-            "id": rename[inner.id], "params": {**inner.params, **overrides.get(inner.id, {})},
-            "lifecycle": lifecycle, "disabled": inner.disabled or node.disabled,
-            "position": None if inner.position is None else
-            Position(x=at.x + pos.x - corner[0], y=at.y + pos.y - corner[1])}))
+            "id": rename[inner.id], **as_inside(inner, {**inner.params, **overrides.get(inner.id, {})},
+                                                node.lifecycle, node.disabled),
+            "position": None if pos is None else Position(x=at.x + pos.x - corner.x, y=at.y + pos.y - corner.y)}))
     edges = [e.model_copy(update={"source": rename[e.source], "target": rename[e.target]}) for e in definition.edges]
     only_in = {p.name for p in definition.inputs}
     only_out = [p.name for p in definition.outputs]

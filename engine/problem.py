@@ -13,13 +13,12 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from engine.components import flatten
 from engine.errors import CapacityError, WorkflowFileError
 from engine.items import PlannedItems, planned_items
 from engine.registry import Registry
 from engine.resources import Capacity, ResourceDemand, ResourceLedger
 from engine.spec import AgentSpec
-from engine.versions import upgrade
+from engine.versions import runnable
 from engine.workflow import NodeSpec, Workflow, pinned_only_feeders
 
 
@@ -142,7 +141,7 @@ def problem_from_workflow(
         WorkflowInvalidError: a broken component (``engine.components.flatten``).
         CapacityError: a bad resource override.
     """
-    workflow = flatten(upgrade(workflow, registry)[0])  # upgraded params; a component's nodes one by one
+    workflow = runnable(workflow, registry)  # upgraded params; a component's nodes one by one
     base = capacity
     if base.cpu is None or base.memory_mb is None:
         from engine.devices import machine_capacity

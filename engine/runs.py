@@ -20,7 +20,7 @@ from typing import Any
 
 from engine.agents.runtime import helper_threads, lent_threads
 from engine.backends import get_backend
-from engine.components import flatten, inside_of
+from engine.components import inside_of
 from engine.errors import WorkflowInvalidError
 from engine.events import EventBus, MetricSampled, NodeStatus, RunPaused, RunStarted, RunStatus
 from engine.executor import Executor
@@ -32,7 +32,7 @@ from engine.remote import RayRunner
 from engine.resources import Capacity, ResourceLedger
 from engine.results import ResultStore, canonical_params_json, pin_issues, workflow_cache_keys
 from engine.runstate import NodeState, RunSnapshot, RunState, make_snapshot, node_memory_so_far, set_routes
-from engine.versions import upgrade
+from engine.versions import runnable
 from engine.workflow import DISABLED_KEY, Workflow, without_bypassed, without_disabled
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ class RunManager:
 
         options = options or RunOptions()
         # params saved for an older agent upgraded; each node of a component runs (and is measured) as itself
-        workflow = flatten(upgrade(workflow, self.registry)[0])
+        workflow = runnable(workflow, self.registry)
         if options.rerun:  # a component named to compute again: every node inside it
             options = dataclasses.replace(options, rerun=inside_of(workflow, options.rerun))
         workflow = without_disabled(workflow)  # disabled nodes, and what follows them, do not run

@@ -317,10 +317,10 @@ def component_rows(instances: Mapping[str, str], nodes: Iterable[Mapping[str, An
     by side), their CPU seconds, and the most memory one of them held. ComfyUI users asked for
     times per subgraph (Comfy-Org/ComfyUI#10963)."""
     inside: dict[str, list[Mapping[str, Any]]] = {}
-    for row in nodes:
-        node_id = str(row.get("node", ""))
-        for inst in instances:
-            if node_id.startswith(inst + "/"):
+    for row in nodes:  # each row under every instance its id's path passes through (a live view's hot path)
+        parts = str(row.get("node", "")).split("/")
+        for depth in range(1, len(parts)):
+            if (inst := "/".join(parts[:depth])) in instances:
                 inside.setdefault(inst, []).append(row)
     out = []
     for inst, name in instances.items():

@@ -123,13 +123,19 @@ class Lifecycle(BaseModel):
         """These rules with a node's partial overrides applied (nested dicts merge)."""
         if not overrides:
             return self
-        data = self.model_dump()
-        for section, values in overrides.items():
-            if isinstance(values, Mapping) and isinstance(data.get(section), dict):
-                data[section] = {**data[section], **values}
-            else:
-                data[section] = values
-        return Lifecycle.model_validate(data)
+        return Lifecycle.model_validate(merged_sections(self.model_dump(), overrides))
+
+
+def merged_sections(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Lifecycle settings ``base`` with ``overrides`` applied section by section: a section given
+    as a mapping merges into the base's (its keys win), anything else replaces it."""
+    out: dict[str, Any] = {k: dict(v) if isinstance(v, Mapping) else v for k, v in base.items()}
+    for section, values in overrides.items():
+        if isinstance(values, Mapping) and isinstance(out.get(section), dict):
+            out[section].update(values)
+        else:
+            out[section] = values
+    return out
 
 
 class NoParams(BaseModel):

@@ -104,7 +104,8 @@ def _current(workflow: Workflow, registry: Registry, capacity: Capacity | None,
     """``validate`` of a workflow whose params are for its agents' current versions."""
     if has_instances(workflow):  # what runs is the expansion: check that, and the components themselves
         flat, found = expand_components(workflow)
-        ctx = _checked(flat, registry, capacity, None)
+        # a drawn workflow's planned items are its expansion's (engine.items.planned_items)
+        ctx = _checked(flat, registry, capacity, sized)
         ctx.issues = [*found, *ctx.issues]
         order: dict[str, Any] = {}  # an instance sorts where its first node inside does
         for node in flat.nodes:

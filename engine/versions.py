@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from engine.components import flatten
 from engine.registry import Registry
 from engine.spec import AgentSpec
-from engine.workflow import COMPONENT_PREFIX, NodeSpec, Workflow
+from engine.workflow import NodeSpec, Workflow
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,7 @@ def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
 def upgrade(workflow: Workflow, registry: Registry) -> tuple[Workflow, list[Upgrade]]:
     """``workflow`` with every node's params upgraded to its agent's version, and what changed.
     A workflow whose agents have no migrations comes back as it is (the same object)."""
-    if not any(_spec(n, registry) is not None and _spec(n, registry).migrations  # type: ignore[union-attr]
-               for n in _all_nodes(workflow)):
+    if not any((spec := _spec(n, registry)) is not None and spec.migrations for n in _all_nodes(workflow)):
         return workflow, []
     done: list[Upgrade] = []
     nodes = tuple(_upgraded(n, registry, n.id, done) for n in workflow.nodes)
@@ -58,12 +58,18 @@ def upgrade(workflow: Workflow, registry: Registry) -> tuple[Workflow, list[Upgr
     return workflow.model_copy(update={"nodes": nodes, "components": components}), done
 
 
+def runnable(workflow: Workflow, registry: Registry) -> Workflow:
+    """The workflow a run executes: params upgraded for the agents installed, components expanded
+    (``engine.components.flatten``; raises ``WorkflowInvalidError`` for a broken component)."""
+    return flatten(upgrade(workflow, registry)[0])
+
+
 def newer_than_installed(workflow: Workflow, registry: Registry) -> list[Newer]:
     """The nodes upgraded for a newer version of their agent than the one installed here."""
     out = []
     for node in _all_nodes(workflow):
-        spec = _spec(node, registry)
-        if spec is not None and node.version is not None and version_key(node.version) > version_key(spec.version):
+        spec = _spec(node, registry) if node.version is not None else None
+        if spec is not None and version_key(node.version) > version_key(spec.version):  # type: ignore[arg-type]
             out.append(Newer(node.id, spec.name, node.version, spec.version))
     return out
 
@@ -88,9 +94,8 @@ def _upgraded(node: NodeSpec, registry: Registry, label: str, done: list[Upgrade
 
 
 def _spec(node: NodeSpec, registry: Registry) -> AgentSpec | None:
-    if node.agent.startswith(COMPONENT_PREFIX) or node.agent not in registry:
-        return None
-    return registry.get(node.agent)
+    """The node's agent (None for an unknown agent, or a component's instance: never registered)."""
+    return registry.get(node.agent) if node.agent in registry else None
 
 
 def _all_nodes(workflow: Workflow) -> list[NodeSpec]:

@@ -31,8 +31,9 @@ Saver = Callable[[DesignerSession], None]
 
 
 def component_panel(sess: DesignerSession, node: NodeSpec, registry: Registry, issues: list[Issue],
-                    save: Saver) -> None:
-    """The panel of instance ``node`` (findings on the nodes inside it included)."""
+                    save: Saver, shelf: list[ComponentSummary] | None = None) -> None:
+    """The panel of instance ``node`` (findings on the nodes inside it included); ``shelf``: the
+    component library, when the page has read it already."""
     name = component_name(node) or ""
     definition = sess.workflow.component(name)
     st.markdown(f"#### {escape_md(node.label or node.id)}")
@@ -46,7 +47,8 @@ def component_panel(sess: DesignerSession, node: NodeSpec, registry: Registry, i
     st.caption(f"{len(definition.nodes)} nodes inside, run one by one (each measured on its own). "
                + (f"{users} nodes of this workflow use this component: a change to its name or description "
                   "shows in all of them; its parameters below are this node's own." if users > 1 else ""))
-    if (other := library_version(library(get_store()), sess.workflow, name)) is not None:
+    shelf = library(get_store()) if shelf is None else shelf
+    if (other := library_version(shelf, sess.workflow, name)) is not None:
         st.info(f"The component library holds another version of {code_md(name)}, saved "
                 f"{ago(time.time() - other.updated)}" + (f" by {code_md(other.owner)}" if other.owner else "") + ".",
                 icon=":material/sync:")

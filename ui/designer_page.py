@@ -200,7 +200,7 @@ def _editor() -> None:
     with right:  # the hint sits beside the canvas, so the canvas never moves (or remounts) when it goes
         if not sess.workflow.nodes:
             getting_started()
-        properties_panel(sess, registry, issues, save=lambda s: save(s, store), sized=sized)
+        properties_panel(sess, registry, issues, save=lambda s: save(s, store), sized=sized, shelf=shelf)
     with st.expander(f"Problems ({sum(i.is_error for i in issues)} errors, "
                      f"{sum(not i.is_error for i in issues)} warnings)", expanded=bool(issues) and bool(sess.workflow.nodes)):
         issue_list(issues, on_select=_select)

@@ -20,6 +20,7 @@ from engine.registry import Registry
 from engine.resources import ResourceDemand
 from engine.spec import AgentSpec, ExecutionStrategy
 from engine.workflow import FaultSpec, NodeSpec, Workflow
+from storage.summaries import ComponentSummary
 from ui.component_panel import component_panel
 from ui.editor import DesignerSession
 from ui.forms import render_fields, schema_fields, shown_values, sync_widget
@@ -34,9 +35,10 @@ Saver = Callable[[DesignerSession], None]
 
 
 def properties_panel(sess: DesignerSession, registry: Registry, issues: list[Issue], save: Saver,
-                     sized: PlannedItems | None = None) -> None:
+                     sized: PlannedItems | None = None, shelf: list[ComponentSummary] | None = None) -> None:
     """Draw the panel for the selected node (or a short summary when none / several are selected).
-    ``sized``: the workflow's planned items, when the page has them already."""
+    ``sized``: the workflow's planned items, ``shelf``: the component library, when the page has
+    them already."""
     if len(sess.selected) != 1:
         st.markdown("#### Properties")
         if sess.selected:
@@ -50,7 +52,7 @@ def properties_panel(sess: DesignerSession, registry: Registry, issues: list[Iss
         return
     if component_name(node) is not None:  # a component's node: its own panel
         component_panel(sess, node, registry, [i for i in issues if i.node and owner_of(i.node, [node.id]) == node.id],
-                        save)
+                        save, shelf)
         return
     st.markdown(f"#### {escape_md(node.label or node.id)}")
     st.caption(f"id {code_md(node.id)} · agent {code_md(node.agent)}")

@@ -17,13 +17,13 @@ from typing import Any
 from engine.backends.ray_nodes import RayNode, RunSettings, build_nodes, unplaceable
 from engine.backends.ray_run import RayRun
 from engine.backends.ray_worker import CancelBoard, run_node, run_node_live
-from engine.components import expand_components, flatten
+from engine.components import expand_components
 from engine.errors import ServiceGridError
 from engine.events import Event, RunStatus
 from engine.issues import Issue, IssueCode
 from engine.registry import Registry
 from engine.resources import Capacity, GpuDevice
-from engine.versions import upgrade
+from engine.versions import runnable
 from engine.workflow import Workflow
 
 ADDRESS_ENV = "SERVICEGRID_RAY_ADDRESS"
@@ -125,7 +125,7 @@ class RayBackend:
         Returns the run status and the outputs of every finished node, by node id and port.
         Components are expanded first (``engine.components.flatten``): their nodes run as tasks of their own.
         """
-        workflow = flatten(upgrade(workflow, registry)[0])
+        workflow = runnable(workflow, registry)
         nodes_caps = self.node_capacities()
         gpu_mb = min((g.memory_mb for c in nodes_caps for g in c.gpus or ()), default=0.0)
         nodes = build_nodes(workflow, registry, gpu_mb, time_scale)

@@ -25,7 +25,7 @@ approximation (a recommendation log's mean size) still scales right.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -102,6 +102,22 @@ class PlannedItems:
         if ENTITY not in keys and (rows := self.on_port(node_id, port)) is not None:
             keys[ENTITY] = rows
         return keys
+
+    def inside(self, instance: str) -> PlannedItems:
+        """What is planned for the nodes inside ``instance`` (an id of the expansion), under their
+        ids inside the component: what the designer draws on the wires when the component is open."""
+        head = instance + "/"
+
+        def cut(key: Any) -> Any:
+            node = key[0] if isinstance(key, tuple) else key
+            if not isinstance(node, str) or not node.startswith(head) or "/" in node[len(head):]:
+                return None
+            return (node[len(head):], *key[1:]) if isinstance(key, tuple) else node[len(head):]
+
+        def part(values: dict[Any, Any]) -> dict[Any, Any]:
+            return {k: v for key, v in values.items() if (k := cut(key)) is not None}
+
+        return PlannedItems(**{f.name: part(getattr(self, f.name)) for f in fields(self)})
 
     def on_port(self, node_id: str, port: str | None) -> int | None:
         """The items that leave ``node_id`` by output ``port`` (the node's count when the agent

@@ -67,6 +67,10 @@ def component_panel(sess: DesignerSession, node: NodeSpec, registry: Registry, i
     inside = Workflow(name=definition.name, nodes=definition.nodes, edges=definition.edges)
     st.image(graph_svg(inside, registry, 320, 150), width="stretch")  # labels escaped in the SVG
     st.caption("Inside: " + escape_md(", ".join(n.label or n.id for n in definition.nodes)[:300]))
+    st.button("Open to edit inside", key=f"open.{node.id}", icon=":material/open_in_full:", type="primary",
+              on_click=_open, args=(sess, node.id, save), width="stretch",
+              help="Draw the component's nodes on the canvas to change them, their wires and its ports in place "
+                   "(double-click the node, or its ⤢, does the same); every node of this component runs the change")
     _ports(sess, definition, registry)
     _inner_params(sess, node, definition, registry, save)
     left, right = st.columns(2)
@@ -89,9 +93,11 @@ def component_panel(sess: DesignerSession, node: NodeSpec, registry: Registry, i
 
 def _definition_form(sess: DesignerSession, definition: ComponentSpec, save: Saver) -> None:
     key = f"component.name.{definition.name}"
-    st.text_input("Component name", value=definition.name, key=key, max_chars=100,
+    inside = sess.scope is not None  # its nodes elsewhere in the workflow are not drawn: renamed from there
+    st.text_input("Component name", value=definition.name, key=key, max_chars=100, disabled=inside,
                   on_change=_rename, args=(sess, definition.name, key, None, save),
-                  help="its name in the palette (section 'components') and in every node using it")
+                  help="renamed on the workflow, where all the nodes using it are (not inside another component)"
+                  if inside else "its name in the palette (section 'components') and in every node using it")
     dkey = f"component.description.{definition.name}"
     st.text_area("Description", value=definition.description, key=dkey, max_chars=4000, height=68,
                  on_change=_rename, args=(sess, definition.name, None, dkey, save),
@@ -184,6 +190,11 @@ def _rename(sess: DesignerSession, name: str, name_key: str | None, description_
 def _use(sess: DesignerSession, entry: ComponentSummary, save: Saver) -> None:
     use_library_version(sess, entry)
     save(sess)
+
+
+def _open(sess: DesignerSession, node_id: str, save: Saver) -> None:
+    if sess.enter(node_id):
+        save(sess)
 
 
 def _ungroup(sess: DesignerSession, node_id: str, save: Saver) -> None:

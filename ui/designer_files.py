@@ -102,6 +102,8 @@ def _cached_last_runs(database: str, user: str | None, names: tuple[str, ...]) -
 
 def workflow_panel(sess: DesignerSession, store: Store) -> None:
     """Name and save a version, open a saved workflow or an older version, duplicate, delete, new."""
+    if closed_first(sess, "Its name and versions belong to the workflow."):
+        return
     name = st.text_input("Workflow name", value=sess.workflow.name, key=f"wfname.{sess.rev}", max_chars=500)
     message = st.text_input("Version note", key="wfmessage", placeholder="what changed")
     c1, c2, c3, c4 = st.columns(4)
@@ -177,7 +179,19 @@ def _saved_workflows(sess: DesignerSession, store: Store) -> None:
         st.rerun()
 
 
+def closed_first(sess: DesignerSession, what: str) -> bool:
+    """With a component open, say that the workflow's ``what`` wait until it is closed (True)."""
+    if sess.scope is None:
+        return False
+    st.info(f"Component {code_md(sess.scope.name)} is open on the canvas. {what} Go back to "
+            "the workflow first (the path above the canvas, or **Back to the workflow** beside it).",
+            icon=":material/info:")
+    return True
+
+
 def import_panel(sess: DesignerSession, store: Store) -> None:
+    if closed_first(sess, "Imports go into the workflow."):
+        return
     upload = st.file_uploader("Import a workflow file (JSON or YAML), or a component's file to add it to this "
                               "workflow", type=["json", "yaml", "yml"],
                               key=state.IMPORT_UPLOAD, max_upload_size=MAX_IMPORT_BYTES // 2**20)
@@ -212,7 +226,7 @@ def import_panel(sess: DesignerSession, store: Store) -> None:
 
 
 def export_buttons(sess: DesignerSession) -> None:
-    workflow = sess.workflow
+    workflow = sess.document  # with a component open: the whole workflow
     stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in workflow.name)[:60] or "workflow"
     c1, c2, c3 = st.columns(3)
     c1.download_button("Export JSON", dump_workflow(workflow), file_name=f"{stem}.json", mime="application/json",

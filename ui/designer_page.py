@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.components import instances_of, owner_of
+from engine.inside import is_boundary, placed_instances, relative
 from engine.issues import Issue
 from engine.items import planned_items
 from engine.results import ResultStore, pin_issues
@@ -46,6 +47,7 @@ from ui.graphmodel import (
     describe_clip,
     palette_of,
 )
+from ui.inside_view import inside_canvas, inside_panel
 from ui.monitor.controls import pause_controls
 from ui.properties import properties_panel
 from ui.render import code_md, escape_md, issue_list, issues_by_node, run_blocker
@@ -54,6 +56,7 @@ from ui.session import current_session, save
 
 CANVAS_HEIGHT = 560
 FULL_RUN_ID = "designer_full_run_id"  # workflow id the whole page last drew
+FULL_SCOPE = "designer_full_scope"  # the component open when the whole page last drew (None: none)
 POLLING = "designer_polling"  # whether the editor fragment currently refreshes on a timer
 MAX_COPIED = 500  # ids in one copy command
 SEEN_COMMANDS, KEEP_SEEN = "designer_seen_commands", 50  # canvas command ids handled (first_delivery)
@@ -71,6 +74,7 @@ def render_designer() -> None:
         kind, message = flashed
         {"error": flash_slot.error, "success": flash_slot.success}.get(kind, flash_slot.info)(escape_md(message))
     st.session_state[FULL_RUN_ID] = sess.workflow_id
+    st.session_state[FULL_SCOPE] = sess.scope_name
     polling = st.session_state[POLLING] = run_active()
     st.fragment(_editor, run_every=REFRESH_S if polling else None)()
     templates_tab, workflow_tab, files_tab, library_tab_ = st.tabs(
@@ -114,7 +118,7 @@ def _on_command() -> None:
     elif name == "duplicate":  # Ctrl+D
         sess.duplicate(_ids(command.get("ids")), _ids(command.get("notes")))
     elif name == "copy":  # Ctrl+C: kept for this browser session, to paste here or into another workflow
-        clip = copy_of(sess.workflow, _ids(command.get("ids")), _ids(command.get("notes")))
+        clip = copy_of(sess.workflow, sess.editable(_ids(command.get("ids"))), _ids(command.get("notes")))
         if clip:
             st.session_state[CLIPBOARD] = clip
             sess.tell(f"copied {describe_clip(len(clip.nodes), len(clip.notes))}: Ctrl+V pastes them, here or in "
@@ -127,11 +131,16 @@ def _on_command() -> None:
         sess.group(_ids(command.get("ids")), get_registry())
     elif name == "ungroup":  # Ctrl+Shift+G: a component's nodes back in its place
         sess.ungroup(_ids(command.get("ids")))
+    elif name == "open" and isinstance(command.get("id"), str):  # a component's node opened to edit inside it
+        sess.enter(command["id"])
+    elif name == "leave":  # the path above the canvas: back to the workflow
+        sess.leave()
     elif name == "label" and isinstance(command.get("id"), str):  # a title renamed on the canvas
         sess.relabel(command["id"], str(command.get("label") or ""))
     elif name == "paste":  # Ctrl+V; Ctrl+Shift+V with the wires into the copies
         if "ids" in command or "notes" in command:  # copied in this workflow: the copy comes with it
-            st.session_state[CLIPBOARD] = copy_of(sess.workflow, _ids(command.get("ids")), _ids(command.get("notes")))
+            st.session_state[CLIPBOARD] = copy_of(sess.workflow, sess.editable(_ids(command.get("ids"))),
+                                                  _ids(command.get("notes")))
         sess.paste(st.session_state.get(CLIPBOARD) or Clip(), command.get("inputs") is True)
     save(sess, get_store())
 
@@ -157,7 +166,10 @@ def _ids(value: object) -> list[str]:
 
 
 def _select(node_id: str) -> None:
-    sess = _session()  # a finding inside a component selects the component's node
+    sess = _session()  # a finding inside a component selects the component's node (or, with it open, the node)
+    if sess.scope is not None:
+        sess.select(relative(node_id, placed_instances(sess.document, sess.scope.name)) or node_id)
+        return
     sess.select(owner_of(node_id, instances_of(sess.workflow)))
 
 
@@ -166,25 +178,32 @@ def _editor() -> None:
     sess = _session()
     if st.session_state.get(FULL_RUN_ID) != sess.workflow_id:
         st.rerun()  # first save in this fragment: redraw the page so the panels outside know the id
-    sized = planned_items(sess.workflow, registry)  # once: validation, the wires and the panel read it
-    issues = validate(sess.workflow, registry, sized=sized)
-    if any(n.pin is not None for n in sess.workflow.nodes):  # pinned outputs this machine lacks
-        issues = [*pin_issues(sess.workflow, get_run_manager().results if runs_available() else ResultStore()),
+    if st.session_state.get(FULL_SCOPE, sess.scope_name) != sess.scope_name:
+        st.rerun()  # a component opened or closed: the tabs under the canvas say what they may do now
+    document = sess.document  # what is saved and run (with a component open: the workflow around it)
+    sized = planned_items(document, registry)  # once: validation, the wires and the panel read it
+    issues = validate(document, registry, sized=sized)
+    if any(n.pin is not None for n in document.nodes):  # pinned outputs this machine lacks
+        issues = [*pin_issues(document, get_run_manager().results if runs_available() else ResultStore()),
                   *issues]
     shelf = library(store)  # the component library, once per draw
     run_id, run_status, statuses = run_state()
-    statuses = component_states(statuses, sess.workflow)  # a component's node: the state of its nodes
+    if sess.scope is not None:  # a component open: its inside, with what is said of its nodes
+        drawn = inside_canvas(sess, registry, document, sized, issues, statuses, shelf)
+    else:
+        statuses = component_states(statuses, sess.workflow)  # a component's node: the state of its nodes
+        drawn = {"palette": palette_of(registry, sess.workflow) + library_palette(shelf, sess.workflow, registry),
+                 "graph": mark_library_versions(canvas_graph(sess.workflow, registry, sess.selected, sized), shelf,
+                                                sess.workflow),
+                 "issues": issues_by_node(issues, instances_of(sess.workflow)),
+                 "status": statuses,
+                 "counted": counted_labels(sess.workflow, registry, counted_items(sess, run_id, statuses), sized)}
     left, right = st.columns([3, 1.2], gap="small")
     with left:
         draw_canvas(
-            palette=palette_of(registry, sess.workflow) + library_palette(shelf, sess.workflow, registry),
-            graph=mark_library_versions(canvas_graph(sess.workflow, registry, sess.selected, sized), shelf,
-                                        sess.workflow),
+            **drawn,
             rev=sess.rev,
             kind_colors=KIND_COLORS,
-            issues=issues_by_node(issues, instances_of(sess.workflow)),
-            status=statuses,
-            counted=counted_labels(sess.workflow, registry, counted_items(sess, run_id, statuses), sized),
             fit=sess.fit,
             notice=sess.notice,
             ack=st.session_state.get(state.DESIGNER_CANVAS_ACK),
@@ -195,14 +214,22 @@ def _editor() -> None:
             on_command=_on_command,
         )
         _run_row(sess, issues, run_id, run_status)
-        node_outputs_section(sess, run_id, statuses)
+        if sess.scope is None:
+            node_outputs_section(sess, run_id, statuses)
+        else:
+            st.caption("Outputs of single nodes show on the workflow: go back to it (the path above the canvas) "
+                       "and select a node of this component there.")
         export_buttons(sess)
     with right:  # the hint sits beside the canvas, so the canvas never moves (or remounts) when it goes
         if not sess.workflow.nodes:
             getting_started()
-        properties_panel(sess, registry, issues, save=lambda s: save(s, store), sized=sized, shelf=shelf)
+        if sess.scope is not None and (not sess.selected or is_boundary(sess.selected[0])):
+            inside_panel(sess, lambda s: save(s, store))
+        else:
+            properties_panel(sess, registry, issues, save=lambda s: save(s, store), sized=sized, shelf=shelf)
     with st.expander(f"Problems ({sum(i.is_error for i in issues)} errors, "
-                     f"{sum(not i.is_error for i in issues)} warnings)", expanded=bool(issues) and bool(sess.workflow.nodes)):
+                     f"{sum(not i.is_error for i in issues)} warnings)",
+                     expanded=bool(issues) and bool(document.nodes)):
         issue_list(issues, on_select=_select)
 
 
@@ -222,11 +249,12 @@ def partial_blocker(issues: list[Issue], nodes: set[str]) -> str | None:
 
 def _run_row(sess: DesignerSession, issues: list[Issue], run_id: str | None, run_status: str | None) -> None:
     missing = None if runs_available() else "the run manager is not installed"
-    running = without_disabled(sess.workflow)  # what a run executes: errors on the rest do not block it
-    blocker = run_blocker(issues) if running is sess.workflow else partial_blocker(issues, set(running.node_ids()))
-    if blocker is None and sess.workflow.nodes and not running.nodes:
+    document = sess.document  # with a component open: the workflow around it runs
+    running = without_disabled(document)  # what a run executes: errors on the rest do not block it
+    blocker = run_blocker(issues) if running is document else partial_blocker(issues, set(running.node_ids()))
+    if blocker is None and document.nodes and not running.nodes:
         blocker = "every node is disabled or follows a disabled node: enable one (Ctrl+M)"
-    if blocker is None and not sess.workflow.nodes:
+    if blocker is None and not document.nodes:
         blocker = "the workflow is empty: add an agent or open a template first"
     blocker = blocker or missing
     busy = run_status in ACTIVE
@@ -241,7 +269,8 @@ def _run_row(sess: DesignerSession, issues: list[Issue], run_id: str | None, run
                        on_click=start_run, args=(sess, "designer_time_scale", None, True),
                        help=blocker or "Run it node by node: its first node starts, then the run waits; each Step "
                                        "starts the next node, Resume starts the rest")
-    target = sess.selected[0] if len(sess.selected) == 1 and sess.workflow.node(sess.selected[0]) else None
+    target = (sess.selected[0] if len(sess.selected) == 1 and sess.scope is None and sess.workflow.node(sess.selected[0])
+              else None)
     if target is not None and not busy:
         part = upstream_workflow(sess.workflow, [target])
         reason = partial_blocker(issues, set(part.node_ids())) or missing

@@ -75,7 +75,8 @@ def start_run(sess: DesignerSession, scale_key: str, to: str | None = None, paus
 
     time_scale = float(st.session_state.get(scale_key) or 1.0)
     try:
-        workflow = upstream_workflow(sess.workflow, [to]) if to else sess.workflow
+        document = sess.document  # with a component open: the workflow around it
+        workflow = upstream_workflow(document, [to]) if to else document
         handle = auth.submit_for_user(get_run_manager(), workflow,
                                       RunOptions(time_scale=time_scale, start_paused=paused,
                                                  rerun=(rerun,) if rerun else ()))
@@ -86,7 +87,7 @@ def start_run(sess: DesignerSession, scale_key: str, to: str | None = None, paus
         return
     st.session_state[state.RUN_ID] = handle.run_id
     st.query_params[state.QP_RUN] = handle.run_id
-    part = f" (up to {to}: {len(workflow.nodes)} of {len(sess.workflow.nodes)} nodes)" if to else ""
+    part = f" (up to {to}: {len(workflow.nodes)} of {len(sess.document.nodes)} nodes)" if to else ""
     how = ", paused after its first node: Step starts the next, Resume the rest" if paused else ""
     how += f", computing {rerun} and all after it again" if rerun else ""
     sess.tell(f"run {handle.run_id} started{part}{how}")

@@ -12,16 +12,26 @@ silently.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
 from engine.components import component_name
 from engine.errors import WorkflowFileError
 from engine.grouping import group, regroup, ungroup
+from engine.inside import (
+    INPUTS,
+    OUTPUTS,
+    close_inside,
+    definition_of,
+    is_boundary,
+    normalized,
+    open_inside,
+    rename_port,
+)
 from engine.registry import Registry
 from engine.workflow import ComponentSpec, NodeSpec, Workflow
-from ui.designer_rebase import rebase
+from ui.designer_rebase import Rebased, rebase
 from ui.graphmodel import (
     Clip,
     copy_of,
@@ -36,6 +46,19 @@ from ui.graphmodel import (
 
 HISTORY_LIMIT = 200
 REVISIONS_KEPT = 64  # how far back a canvas report can be rebased
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A component open for editing in place: the session's workflow is then its inside
+    (``engine.inside``), and this is what it came from."""
+
+    name: str  # the component
+    instance: str  # the node it was opened from (selected again when it closes)
+    outer: Workflow  # the workflow when it was opened
+    undo: tuple[Workflow, ...]  # the workflow's undo and redo steps, back when it closes
+    redo: tuple[Workflow, ...]
+    selected: tuple[str, ...] = ()
 
 
 class Accepted(StrEnum):
@@ -60,14 +83,91 @@ class DesignerSession:
     # names this editing session for the canvas (data.doc): a remounted canvas takes up its last
     # unacknowledged report only for the same session (ui/canvas/canvas.js, "resume")
     token: str = field(default_factory=lambda: secrets.token_hex(8))
-    # (workflow, selection) as the canvas last agreed with Python at each recent revision
-    revisions: dict[int, tuple[Workflow, tuple[str, ...]]] = field(default_factory=dict, repr=False)
+    # (workflow, selection, open component) as the canvas last agreed with Python at each recent revision
+    revisions: dict[int, tuple[Workflow, tuple[str, ...], str | None]] = field(default_factory=dict, repr=False)
     # component -> (the nodes ungrouping one of its instances put back, that instance, the component
     # as it was): grouping them again updates the component, or makes it again (``group``)
     reopened: dict[str, tuple[tuple[str, ...], NodeSpec, ComponentSpec]] = field(default_factory=dict, repr=False)
+    scope: Scope | None = None  # the component open for editing in place (``workflow`` is its inside)
+    _document: tuple[Workflow, Workflow] | None = field(default=None, repr=False)  # (view, what it closes to)
 
     def __post_init__(self) -> None:
         self._record()
+
+    @property
+    def document(self) -> Workflow:
+        """The workflow as saved and run: ``workflow`` itself, or, with a component open, the
+        workflow it came from with that component as its inside now draws it."""
+        if self.scope is None:
+            return self.workflow
+        if self._document is None or self._document[0] is not self.workflow:
+            self._document = (self.workflow, close_inside(self.scope.outer, self.workflow).workflow)
+        return self._document[1]
+
+    @property
+    def scope_name(self) -> str | None:
+        return self.scope.name if self.scope is not None else None
+
+    def enter(self, node_id: str) -> bool:
+        """Open the component of node ``node_id`` for editing in place (one inside another: the
+        outer one closes first). Its nodes are drawn with its Inputs and Outputs; undo steps
+        through the edits made inside; ``leave`` goes back."""
+        node = self.workflow.node(node_id)
+        name = component_name(node) if node is not None else None
+        if name is None or self.workflow.component(name) is None:
+            self.tell("select a component's node to open it" if name is None else f"there is no component {name!r}")
+            return False
+        if self.scope is not None:  # a component inside the open one: that one closes, this one opens
+            node_id = self.scope.instance  # and leaving this one goes back to the workflow, at that node
+            self.leave(quiet=True)
+        outer = self.workflow
+        self.scope = Scope(name, node_id, outer, tuple(self.undo_stack), tuple(self.redo_stack), tuple(self.selected))
+        self.undo_stack, self.redo_stack = [], []
+        self.workflow, self.selected, self.fit = open_inside(outer, name), [], True
+        self._bump()
+        self.tell(f"inside component {name!r}: what you change here, every node of it runs. Wire a port to "
+                  "Inputs + or Outputs + to add one; the path above the canvas goes back")
+        return True
+
+    def leave(self, quiet: bool = False) -> None:
+        """Close the open component: the workflow again, with the component as edited (one undo
+        step), its instances' wires following its ports."""
+        scope = self.scope
+        if scope is None:
+            return
+        closed = close_inside(scope.outer, self.workflow)
+        changed = structure_key(closed.workflow) != structure_key(scope.outer)
+        self.scope, self._document = None, None
+        self.undo_stack = [*scope.undo, scope.outer] if changed else list(scope.undo)
+        del self.undo_stack[:-HISTORY_LIMIT]
+        self.redo_stack = [] if changed else list(scope.redo)
+        self.workflow, self.fit = closed.workflow, True
+        self.selected = [scope.instance] if closed.workflow.node(scope.instance) is not None else []
+        self._bump()
+        if quiet:
+            return
+        told = [f"back on the workflow: component {scope.name!r} " + ("updated" if changed else "unchanged")]
+        if closed.renamed:
+            told.append("renamed " + ", ".join(f"{k} to {v!r}" for k, v in closed.renamed.items()))
+        if closed.dropped:
+            told.append(f"removed {len(closed.dropped)} wire{'s' if len(closed.dropped) != 1 else ''} to ports it no "
+                        f"longer has ({', '.join(closed.dropped[:3])}{', …' if len(closed.dropped) > 3 else ''})")
+        self.tell("; ".join(told), "info")
+
+    def editable(self, ids: list[str]) -> list[str]:
+        """``ids`` without the open component's Inputs and Outputs (they are not copied, grouped,
+        disabled or renamed)."""
+        return [i for i in ids if not is_boundary(i)] if self.scope is not None else ids
+
+    def rename_port(self, side: str, old: str, new: str) -> None:
+        """Rename an input (``side`` "inputs") or output of the open component; its instances'
+        wires follow."""
+        try:
+            view = rename_port(self.workflow, side, old, new)
+        except WorkflowFileError as exc:
+            self.tell(f"{exc}" + (f": {exc.hint}" if exc.hint else ""), "error")
+            return
+        self.push(view)
 
     def push(self, workflow: Workflow, *, record: bool = True, fit: bool = False) -> None:
         """A Python-side change: the canvas adopts it because the revision goes up.
@@ -77,6 +177,13 @@ class DesignerSession:
         """
         if structure_key(workflow) == structure_key(self.workflow):
             return
+        if self.scope is not None:  # inside a component: only what the component can keep
+            try:
+                definition_of(workflow)
+            except WorkflowFileError as exc:
+                self.tell(f"{exc}" + (f": {exc.hint}" if exc.hint else ""), "error")
+                return
+            workflow = normalized(workflow)
         if record:
             self._remember()
         self.workflow = workflow
@@ -96,15 +203,21 @@ class DesignerSession:
         if not isinstance(graph, dict) or not isinstance(base_rev, int) or isinstance(base_rev, bool):
             return Accepted.IGNORED
         current = base_rev == self.rev
-        known = (self.workflow, tuple(self.selected)) if current else self.revisions.get(base_rev)
+        known = (self.workflow, tuple(self.selected), self.scope_name) if current else self.revisions.get(base_rev)
         if known is None or base_rev > self.rev:
             self._refuse([f"it was made on revision {base_rev} of a graph that is no longer open"])
             return Accepted.CONFLICT
-        base, base_selected = known
+        base, base_selected, base_scope = known
+        if base_scope != self.scope_name:
+            where = f"inside component {base_scope!r}" if base_scope else "on the workflow"
+            self._refuse([f"it was made {where}, which is no longer open"])
+            return Accepted.CONFLICT
         try:
             result = rebase(base, workflow_from_canvas(base, graph), self.workflow)
         except (KeyError, TypeError, ValueError):
             return Accepted.IGNORED
+        if result.workflow is not None and self.scope is not None:
+            result, current = self._inside_rules(result, current)
         if result.workflow is None:
             self._refuse(result.conflicts, result.actions)
             return Accepted.CONFLICT
@@ -124,6 +237,23 @@ class DesignerSession:
             self._bump()  # the canvas may hold a graph without Python's later changes: it adopts the merge
         return Accepted.CHANGED if changed else Accepted.SELECTION
 
+    def _inside_rules(self, result: Rebased, current: bool) -> tuple[Rebased, bool]:
+        """A canvas change inside a component, as the component can keep it: wires to a ``+`` get
+        their new port's name (then the canvas must adopt Python's graph: no longer ``current``);
+        its Inputs and Outputs and at least one node stay."""
+        view = result.workflow
+        assert view is not None
+        if any(view.node(b) is None for b in (INPUTS, OUTPUTS)):
+            return Rebased(None, ["a component's Inputs and Outputs cannot be deleted"], result.actions), current
+        if view.notes:
+            return Rebased(None, ["notes belong to the workflow, not inside a component"], result.actions), current
+        try:
+            definition_of(view)
+        except WorkflowFileError as exc:
+            return Rebased(None, [f"{exc}" + (f" ({exc.hint})" if exc.hint else "")], result.actions), current
+        named = normalized(view)
+        return (Rebased(named, [], result.actions), False) if named is not view else (result, current)
+
     def _refuse(self, conflicts: list[str], actions: list[str] | None = None) -> None:
         what = f" ({', '.join(actions[:3])}{', …' if len(actions) > 3 else ''})" if actions else ""
         self.tell(f"Your last change on the canvas{what} was not applied: {'; '.join(conflicts)}. "
@@ -136,7 +266,7 @@ class DesignerSession:
         self._record()
 
     def _record(self) -> None:
-        self.revisions[self.rev] = (self.workflow, tuple(self.selected))
+        self.revisions[self.rev] = (self.workflow, tuple(self.selected), self.scope_name)
         for old in [r for r in self.revisions if r <= self.rev - REVISIONS_KEPT]:
             del self.revisions[old]
 
@@ -168,13 +298,15 @@ class DesignerSession:
     def duplicate(self, node_ids: list[str], note_ids: list[str] | None = None, with_inputs: bool = False) -> None:
         """Copies of nodes (with the wires between them, and with ``with_inputs`` the wires into
         them) and notes, next to them, selected; one undo step."""
-        self.paste(copy_of(self.workflow, node_ids, note_ids or ()), with_inputs,
+        self.paste(copy_of(self.workflow, self.editable(node_ids), note_ids or ()), with_inputs,
                    empty="nothing to copy: select nodes or notes first")
 
     def paste(self, clip: Clip, with_inputs: bool = False,
               empty: str = "nothing to paste: select nodes or notes and press Ctrl+C first") -> None:
         """What ``clip`` holds (copied from this workflow or another) as new nodes and notes,
-        selected; one undo step."""
+        selected; one undo step. Inside a component, notes are not pasted (they belong to the workflow)."""
+        if self.scope is not None:
+            clip = replace(clip, notes=())
         workflow, copies = paste(self.workflow, clip, with_inputs)
         if workflow is self.workflow:
             self.tell(empty)
@@ -187,6 +319,7 @@ class DesignerSession:
     def toggle(self, ids: list[str], flag: str) -> None:
         """Disable (``flag`` "disabled", Ctrl+M) or bypass ("bypass", Ctrl+B) the nodes ``ids``, or
         switch that off again when all of them have it."""
+        ids = self.editable(ids)
         workflow, on = toggle_flag(self.workflow, ids, flag)
         if on is None:
             self.tell(f"select the nodes to {'disable' if flag == 'disabled' else 'bypass'} first")
@@ -205,6 +338,7 @@ class DesignerSession:
         """Make the nodes ``ids`` a new component, drawn as one node where they were (Ctrl+G); or,
         when they are the nodes of a component ungrouped here (and any added since), that
         component's new definition, which its other nodes then run too."""
+        ids = self.editable(ids)
         back = self._reopened_by(ids)
         try:
             if back is not None:  # its name again; its definition updated where other nodes still use it
@@ -270,7 +404,7 @@ class DesignerSession:
     def relabel(self, node_id: str, label: str) -> None:
         """A node's label as renamed on the canvas (empty: its id again; at most 500 characters)."""
         node = self.workflow.node(node_id)
-        if node is not None:
+        if node is not None and self.editable([node_id]):
             self.push(replace_node(self.workflow, node.model_copy(update={"label": label.strip()[:500] or None})))
 
     def layout(self) -> None:

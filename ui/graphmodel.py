@@ -67,8 +67,8 @@ def palette_of(registry: Registry, workflow: Workflow | None = None) -> list[dic
             "category": spec.category,
             "description": spec.description,
             "color": spec.color or AGENT_COLOR,
-            "inputs": [_port(p) for p in spec.inputs],
-            "outputs": [_port(p) for p in spec.outputs],
+            "inputs": [port_entry(p) for p in spec.inputs],
+            "outputs": [port_entry(p) for p in spec.outputs],
         })
     return out
 
@@ -81,11 +81,11 @@ def component_entry(name: str, workflow: Workflow, registry: Registry) -> dict[s
     return {"name": instance_agent(name), "label": name, "category": COMPONENTS_CATEGORY,
             "description": (definition.description if definition and definition.description else
                             f"a component of {size} node{'s' if size != 1 else ''} in this workflow"),
-            "color": COMPONENT_COLOR, "inputs": [_port(p) for p in ports.inputs],
-            "outputs": [_port(p) for p in ports.outputs]}
+            "color": COMPONENT_COLOR, "inputs": [port_entry(p) for p in ports.inputs],
+            "outputs": [port_entry(p) for p in ports.outputs]}
 
 
-def _port(port: Any) -> dict[str, Any]:
+def port_entry(port: Any) -> dict[str, Any]:
     out = {"name": port.name, "kind": port.kind.value, "required": port.required, "multiple": port.multiple}
     if port.accepts:  # an `any` input that reads only these kinds (engine.spec.PortSpec.accepts)
         out["accepts"] = [k.value for k in port.accepts]

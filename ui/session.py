@@ -73,7 +73,7 @@ def save(sess: DesignerSession, store: Store, message: str = "autosave") -> bool
     if not sess.dirty and message == "autosave":
         return False
     try:
-        workflow_id, _version = store.save_workflow(sess.workflow, workflow_id=sess.workflow_id, message=message,
+        workflow_id, _version = store.save_workflow(sess.document, workflow_id=sess.workflow_id, message=message,
                                                    owner=getattr(auth.current_user(), "name", None))
     except (StorageError, ServiceGridError, OSError) as exc:
         flash(f"Could not save: {exc}", "error")

@@ -912,6 +912,36 @@ def test_group_nodes_into_a_component_run_it_and_ungroup(page, app_url, tmp_path
     expect(node(page, "route")).to_be_visible()
 
 
+def test_open_a_component_edit_inside_it_run_and_go_back(page, app_url, tmp_path: Path):
+    open_template(page, app_url, "support-desks", 5)
+    node(page, "general").get_by_test_id("sg-open").click()
+    expect(page.get_by_test_id("sg-crumb-component")).to_have_text("triage")
+    expect(page.get_by_test_id("sg-crumbs")).to_contain_text("2 nodes run it")
+    expect(page.locator(".sg-node")).to_have_count(5)  # its three nodes, its Inputs and Outputs
+    expect(page.locator('.sg-pal-item[data-agent="component:triage"]')).to_have_count(0)  # it cannot hold itself
+    # its Inputs and Outputs stay
+    click_node(page, "/inputs")
+    page.keyboard.press("Delete")
+    expect(page.get_by_test_id("sg-toast").filter(has_text="Inputs and Outputs stay")).to_be_visible()
+    expect(page.locator(".sg-node")).to_have_count(5)
+    # a wire into Outputs + makes an output, named after the port
+    connect(page, "intent", "scores", "/outputs", "+")
+    expect(node(page, "/outputs").locator('.sg-port.in[data-port="scores"]')).to_have_count(1)
+    # the run started here runs the whole workflow; the nodes inside show their state in both desks
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(node(page, "route")).to_have_attribute("data-status", "done", timeout=60000)
+    expect(page.get_by_text(re.compile(r"Run \w+: succeeded"))).to_be_visible()
+    page.get_by_test_id("sg-crumb-workflow").click()
+    expect(page.get_by_test_id("sg-crumbs")).to_be_hidden()
+    expect(page.get_by_test_id("sg-toast").filter(has_text="component 'triage' updated")).to_be_visible()
+    for desk in ("general", "payments"):  # every node of the component has the new output
+        expect(node(page, desk).locator('.sg-port.out[data-port="scores"]')).to_have_count(1)
+    saved = export_json(page, tmp_path / "desks.json")
+    assert [p["name"] for p in saved["components"][0]["outputs"]] == ["tickets", "scores"]
+    page.get_by_test_id("sg-undo").click()  # the visit inside, undone as one step
+    expect(node(page, "general").locator('.sg-port.out[data-port="scores"]')).to_have_count(0)
+
+
 def test_a_component_saved_to_the_library_is_dropped_into_another_workflow(page, app_url):
     open_template(page, app_url, "support-desks", 5)
     click_node(page, "general")

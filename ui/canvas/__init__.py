@@ -42,6 +42,7 @@ def draw_canvas(
     notice: dict[str, Any] | None = None,
     ack: dict[str, Any] | None = None,
     doc: str = "",
+    scope: dict[str, Any] | None = None,
     height: int = 560,
     key: str = "sg_canvas",
     on_graph: Callable[[], None] | None = None,
@@ -50,7 +51,8 @@ def draw_canvas(
     """Mount the canvas; ``graph`` is adopted by the browser only when ``rev`` is newer than its own
     and ``ack`` (the last report Python took: ``{sid, seq}``) covers every report it sent.
     ``status`` (node -> run status) and ``counted`` (edge id -> what a run counted along it) are
-    drawn over the graph on every draw."""
+    drawn over the graph on every draw. ``scope`` (``{workflow, component, instances}``): a
+    component is open for editing in place; the canvas draws the path back above the graph."""
     result = _COMPONENT(
         key=key,
         data={
@@ -65,6 +67,7 @@ def draw_canvas(
             "notice": notice,
             "ack": ack,
             "doc": doc,
+            "scope": scope,
             "height": height,
         },
         height=height,

@@ -38,6 +38,7 @@ export default function (component) {
     if (m.gestures > 0 || awaiting(m)) m.pending = data;  // adopt once the drag ends / Python has our reports
     else adopt(root, m, data);
   } else adoptPending(root, m);
+  drawScope(root, m, data.scope || null);
   m.issues = data.issues || {};
   m.status = data.status || {};
   const counted = JSON.stringify(data.counted || {});
@@ -111,6 +112,7 @@ function build(host) {
         <svg class="sg-minimap" data-testid="sg-minimap" hidden aria-label="Overview: click or drag to move the view"></svg>
         <div class="sg-empty">Drag agents from the palette onto the canvas (or double-click here) · drag an output ● to an input ●</div>
         <div class="sg-toasts" data-testid="sg-toasts" aria-live="polite"></div>
+        <nav class="sg-crumbs" data-testid="sg-crumbs" aria-label="Where you are" hidden></nav>
       </div>
     </div>`;
   host.appendChild(root);
@@ -186,6 +188,32 @@ function grouping(root, m, undo) {
   command(m, undo ? "ungroup" : "group", { ids });
 }
 
+// A component opened to edit inside it (Python draws its inside and the path back), and the way back.
+function openComponent(root, m, id) {
+  if (m.gestures > 0) return;
+  command(m, "open", { id });
+}
+
+// The path above the graph while a component is open: the workflow (a link back) › the component.
+function drawScope(root, m, scope) {
+  const nav = root.querySelector(".sg-crumbs"), key = JSON.stringify(scope);
+  if (key === m.scopeKey) return;
+  m.scopeKey = key; m.scope = scope; nav.textContent = "";
+  nav.hidden = !scope;
+  root.classList.toggle("inside", !!scope);
+  if (!scope) return;
+  const back = document.createElement("button"); back.className = "sg-crumb"; back.dataset.testid = "sg-crumb-workflow";
+  back.textContent = scope.workflow || "workflow"; back.title = "Back to the workflow (closes the component)";
+  back.addEventListener("pointerdown", ev => ev.stopPropagation());
+  back.addEventListener("click", ev => { ev.stopPropagation(); command(m, "leave"); });
+  const sep = document.createElement("span"); sep.textContent = "›"; sep.className = "sg-crumb-sep";
+  const here = document.createElement("b"); here.dataset.testid = "sg-crumb-component";
+  here.textContent = `${scope.component}`;
+  const uses = document.createElement("small");
+  uses.textContent = scope.instances === 1 ? "1 node runs it" : `${scope.instances} nodes run it`;
+  nav.append(back, sep, here, uses);
+}
+
 const SHORTCUTS = [
   ["Double-click the canvas", "add an agent (search box)"], ["Drop a wire on the canvas", "add the next agent, wired"],
   ["Ctrl+F", "find a node"], ["Double-click a title", "rename it"], ["Del", "delete the selection"],
@@ -194,6 +222,7 @@ const SHORTCUTS = [
   ["Ctrl+C, Ctrl+V", "copy, paste (here or in another workflow)"], ["Ctrl+Shift+V", "paste with the wires in"],
   ["Ctrl+M", "disable / enable: it and what follows do not run"], ["Ctrl+B", "bypass: its input goes straight on"],
   ["Ctrl+G", "group the selection into a component"], ["Ctrl+Shift+G", "ungroup a component"],
+  ["Double-click a component (or ⤢)", "open it to edit inside; the path above goes back"],
   ["N", "add a note"], ["Alt+drag a frame", "move the frame without its nodes"],
   ["Ctrl+Z, Ctrl+Y", "undo, redo"], ["F", "fit the graph in view"], ["?", "this list"],
 ];
@@ -267,7 +296,7 @@ function buildPalette(root, m, agents) {
   const list = root.querySelector(".sg-pal-list");
   list.textContent = "";
   const byCat = {};
-  for (const a of agents) (byCat[a.category] = byCat[a.category] || []).push(a);
+  for (const a of agents) if (!a.hidden) (byCat[a.category] = byCat[a.category] || []).push(a);  // hidden: Inputs, Outputs
   for (const cat of Object.keys(byCat).sort()) {
     const group = document.createElement("div");
     group.className = "sg-pal-group"; group.dataset.category = cat;
@@ -442,6 +471,7 @@ function addFoldButton(root, m, n, el) {
 }
 
 function addNote(root, m) {
+  if (m.scope) { toast(root, "notes belong to the workflow: go back to it to add one", "info"); return; }
   if (Object.keys(m.notes).length >= NOTES_MAX) { toast(root, `a canvas keeps at most ${NOTES_MAX} notes`, "error"); return; }
   const r = root.querySelector(".sg-canvas").getBoundingClientRect();
   const p = toWorld(root, m, r.left + r.width / 2, r.top + r.height / 3);
@@ -588,19 +618,28 @@ function nodeEl(root, m, n) {
   }
   if (n.component) {  // stacked: one node that runs the nodes of a component
     el.classList.add("component"); el.dataset.component = n.component;
-    head.dataset.label += `\ncomponent ${n.component}: ${n.inner} nodes inside (Ctrl+Shift+G ungroups it)`;
+    head.dataset.label += `\ncomponent ${n.component}: ${n.inner} nodes inside (double-click or ⤢ opens it, Ctrl+Shift+G ungroups it)`;
+    const open = document.createElement("button"); open.className = "sg-open"; open.dataset.testid = "sg-open";
+    open.textContent = "⤢"; open.title = `Open component ${n.component} to edit what is inside`;
+    open.setAttribute("aria-label", `Open component ${n.component}`);
+    open.addEventListener("pointerdown", ev => ev.stopPropagation());
+    open.addEventListener("click", ev => { ev.stopPropagation(); openComponent(root, m, n.id); });
+    el.__open = open;                                 // after the title
     if (n.newer) {  // the library holds another version of its component
       const mark = document.createElement("span"); mark.className = "sg-newer"; mark.dataset.testid = "sg-newer";
       mark.textContent = "↻"; head.appendChild(mark);
       head.dataset.label += "\nthe component library holds another version: its panel offers it";
     }
   }
+  if (n.boundary) { el.classList.add("boundary"); head.dataset.label += "\nthe component's ports: it cannot be deleted"; }
   head.title = head.dataset.label; head.appendChild(text);
-  head.addEventListener("dblclick", ev => { ev.stopPropagation(); renameNode(root, m, n, head, text); });
+  if (el.__open) head.appendChild(el.__open);
+  if (!n.boundary) head.addEventListener("dblclick", ev => { ev.stopPropagation(); renameNode(root, m, n, head, text); });
+  if (n.component) el.addEventListener("dblclick", ev => { if (!ev.target.closest(".sg-head, .sg-port")) openComponent(root, m, n.id); });
   const badge = document.createElement("span"); badge.className = "sg-badge"; badge.hidden = true;
   const sub = document.createElement("div"); sub.className = "sg-sub";
   sub.textContent = s.missing ? (n.component ? `no component ${n.component}` : `unknown agent ${n.agent}`)
-    : (n.sub ? `${n.id} · ${n.sub}` : n.id);
+    : n.boundary ? n.sub : (n.sub ? `${n.id} · ${n.sub}` : n.id);
   sub.title = sub.textContent;
   el.append(head, badge, sub);
   const addPort = (p, i, side) => {
@@ -877,7 +916,7 @@ function reaches(m, from, to) {
 
 function quickAdd(root, m, clientX, clientY, from) {
   const at = toWorld(root, m, clientX, clientY);
-  const agents = Object.values(m.palette).filter(a => !from || a.inputs.some(p => !kindRefusal(from.node, from.port, a.name, p)));
+  const agents = Object.values(m.palette).filter(a => !a.hidden && (!from || a.inputs.some(p => !kindRefusal(from.node, from.port, a.name, p))));
   if (!agents.length) { toast(root, `no agent reads ${from.port.kind}`, "info"); return; }
   openSearch(root, m, clientX, clientY, from ? `Agents that read ${from.port.kind}` : "Add an agent here",
     agents.map(a => ({ key: a.name, title: a.label || a.name, hint: a.category, tip: a.description || a.name,
@@ -981,7 +1020,11 @@ function place(root, m, agent, at, from) {
 
 function deleteSelection(root, m) {
   if (!m.selNodes.size && !m.selEdges.size && !m.selNotes.size) return;
-  for (const id of m.selNodes) delete m.nodes[id];
+  const kept = [...m.selNodes].filter(id => m.nodes[id] && m.nodes[id].boundary);
+  if (kept.length && m.selNodes.size === kept.length && !m.selEdges.size && !m.selNotes.size) {
+    toast(root, "a component's Inputs and Outputs stay: delete a wire to remove a port", "info"); return;
+  }
+  for (const id of m.selNodes) if (!kept.includes(id)) delete m.nodes[id];
   for (const id of m.selNotes) delete m.notes[id];
   m.selNotes = new Set();
   m.edges = m.edges.filter(e => !m.selEdges.has(e.id) && m.nodes[e.src] && m.nodes[e.dst]);

@@ -121,6 +121,27 @@ def test_history_lists_only_the_students_own_runs(lab: Path) -> None:
     assert alices in shown and bobs in shown
 
 
+def test_the_lab_offers_a_student_only_their_own_saved_workflows(lab: Path) -> None:
+    from storage import Store
+
+    with Store() as store:
+        store.save_workflow(workflow([sleep("secret_node")], name="bob-private"), owner="bob")
+        store.save_workflow(workflow([sleep("mine")], name="alice-own"), owner="alice")
+
+    def offered(user: auth.User) -> str:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+        at.session_state[auth.SESSION_KEY] = user
+        at.switch_page("pages/lab.py").run()
+        at.segmented_control(key="lab.source").set_value("Saved workflow").run()
+        assert not at.exception, at.exception
+        return str(at.selectbox(key="lab.saved").options)
+
+    mine = offered(auth.User("alice"))
+    assert "alice-own" in mine and "bob-private" not in mine
+    everyone = offered(auth.User("teach", "teacher"))
+    assert "alice-own" in everyone and "bob-private" in everyone
+
+
 def test_lab_mode_without_users_says_how_to_add_them(lab: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SERVICEGRID_USERS", str(lab.parent / "missing.json"))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()

@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from pydantic import ValidationError
+
 from engine.components import EXPANDED_KEY, MAX_DEPTH, SEP, component_name, expand_components, held_components
 from engine.definitions import component_ports
 from engine.errors import WorkflowFileError
@@ -135,8 +137,11 @@ def definition_of(view: Workflow, before: ComponentSpec | None = None
               "inputs": tuple(inputs), "outputs": tuple(outputs)}
     try:  # the same checks a file gets (ids, port names)
         definition = ComponentSpec.model_validate(fields)
-    except ValueError as exc:
-        raise WorkflowFileError(f"component {name!r} cannot be kept so: {exc}".splitlines()[0]) from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise WorkflowFileError(f"component {name!r} cannot be kept so: {first['msg'].removeprefix('Value error, ')}"
+                                + (f" ({where})" if where else "")) from exc
     return definition, in_names, out_names
 
 

@@ -176,7 +176,7 @@ def test_a_component_cannot_be_left_without_a_node(desks: Workflow) -> None:
 def test_a_node_id_with_a_slash_inside_is_refused_with_the_rule() -> None:
     view = open_inside(_nested(), "inner")
     bad = view.model_copy(update={"nodes": (*view.nodes, NodeSpec(id="p/q", agent="sim.task"))})
-    with pytest.raises(WorkflowFileError, match="cannot be kept so"):
+    with pytest.raises(WorkflowFileError, match=r"cannot be kept so: node id 'p/q' has a '/'.*\(nodes\)$"):
         definition_of(bad)
 
 

@@ -214,11 +214,7 @@ def _editor() -> None:
             on_command=_on_command,
         )
         _run_row(sess, issues, run_id, run_status)
-        if sess.scope is None:
-            node_outputs_section(sess, run_id, statuses)
-        else:
-            st.caption("Outputs of single nodes show on the workflow: go back to it (the path above the canvas) "
-                       "and select a node of this component there.")
+        node_outputs_section(sess, run_id, statuses)
         export_buttons(sess)
     with right:  # the hint sits beside the canvas, so the canvas never moves (or remounts) when it goes
         if not sess.workflow.nodes:

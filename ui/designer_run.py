@@ -15,6 +15,7 @@ import streamlit as st
 from engine.components import SEP, component_name, expand_components
 from engine.errors import PinError, ServiceGridError
 from engine.graphs import ancestors
+from engine.inside import placed_instances
 from engine.results import pin_from_run
 from engine.workflow import NodeSpec, PinSpec, Workflow, upstream_workflow, with_pin
 from ui import auth, state
@@ -176,15 +177,20 @@ def changed_since_run(ran: Workflow, now: Workflow, node_id: str) -> bool:
 
 def node_outputs_section(sess: DesignerSession, run_id: str | None, statuses: dict[str, str]) -> None:
     """Under the canvas: the selected node's outputs in the run started here, once it has them
-    (Orange's data table, ComfyUI's previews), with a word when the graph changed since."""
-    if run_id is None or len(sess.selected) != 1 or statuses.get(sess.selected[0]) not in ("done", "cached"):
+    (Orange's data table, ComfyUI's previews), with a word when the graph changed since. With a
+    component open, a node inside shows its outputs in the node the component was opened from."""
+    if run_id is None or len(sess.selected) != 1:
         return
     node_id = sess.selected[0]
-    manager = get_run_manager()
-    node = sess.workflow.node(node_id)
+    if sess.scope is not None:  # the node inside, as the instance it was opened from ran it
+        node_id = inside_run_id(sess, node_id) or ""
+    if statuses.get(node_id) not in ("done", "cached"):
+        return
+    node = sess.workflow.node(node_id) if sess.scope is None else None
     if node is not None and component_name(node) is not None:
         _component_outputs(sess, node, run_id, statuses[node_id])
         return
+    manager = get_run_manager()
     try:
         values, ran = manager.outputs(run_id, node_id), manager.workflow(run_id)
         # the stored summary only where the values are gone (run_state took a snapshot this rerun already)
@@ -200,18 +206,28 @@ def node_outputs_section(sess: DesignerSession, run_id: str | None, statuses: di
                          help="Run the workflow, computing this node and every node after it again even where "
                               "the cache holds their results (the nodes before it come from the cache): for a "
                               "result you no longer trust, or one that should differ")
-        pin = _pin_of(manager, ran, run_id, node_id)
-        node = sess.workflow.node(node_id)
+        pin = _pin_of(manager, ran, run_id, node_id) if node is not None else None  # not inside a component
         if pin is not None and node is not None and (node.pin is None or node.pin.key != pin.key):
             button.button("Pin this output", key=f"designer.pin.{node_id}", icon=":material/push_pin:",
                           on_click=pin_output, args=(sess, node_id, pin),
                           help="Later runs take this node's output from this run instead of computing it, and "
                                "skip the nodes that only feed it, so you can work on what comes after it "
                                "(n8n's pinned data). Unpin it in the properties panel.")
-        if changed_since_run(ran, expand_components(sess.workflow)[0], node_id):
+        if changed_since_run(ran, expand_components(sess.document)[0], node_id):
             st.caption(":material/history: This node, or one before it, has changed since that run: run again to "
                        "see what it gives now.")
-        render_outputs(values, summary, key=f"designer.out.{node_id}", name=f"{sess.workflow.name}-{node_id}")
+        render_outputs(values, summary, key=f"designer.out.{node_id}", name=f"{sess.document.name}-{node_id}")
+
+
+def inside_run_id(sess: DesignerSession, node_id: str) -> str | None:
+    """With a component open, the id a run gives node ``node_id`` inside it, in the instance it was
+    opened from (``desk/route``; the first instance when that one no longer holds it)."""
+    if sess.scope is None:
+        return node_id
+    placed = placed_instances(sess.document, sess.scope.name)
+    here = [p for p in placed if p == sess.scope.instance or p.startswith(sess.scope.instance + SEP)]
+    chosen = (here or placed or [None])[0]
+    return f"{chosen}{SEP}{node_id}" if chosen is not None else None
 
 
 def _component_outputs(sess: DesignerSession, node: NodeSpec, run_id: str, status: str) -> None:

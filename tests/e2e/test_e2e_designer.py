@@ -931,6 +931,8 @@ def test_open_a_component_edit_inside_it_run_and_go_back(page, app_url, tmp_path
     page.get_by_role("button", name="Run", exact=True).click()
     expect(node(page, "route")).to_have_attribute("data-status", "done", timeout=60000)
     expect(page.get_by_text(re.compile(r"Run \w+: succeeded"))).to_be_visible()
+    click_node(page, "route")  # its outputs, in the desk it was opened from
+    expect(page.get_by_text("Outputs of general/route")).to_be_visible()
     page.get_by_test_id("sg-crumb-workflow").click()
     expect(page.get_by_test_id("sg-crumbs")).to_be_hidden()
     expect(page.get_by_test_id("sg-toast").filter(has_text="component 'triage' updated")).to_be_visible()

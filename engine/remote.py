@@ -8,6 +8,7 @@ monitor and the store see Ray runs exactly like local ones. Ray is imported only
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from typing import Any
@@ -25,6 +26,8 @@ from engine.events import (
     NodeStarted,
     NodeStatus,
     RunFinished,
+    RunPaused,
+    RunResumed,
     RunStatus,
 )
 from engine.registry import Registry
@@ -55,6 +58,7 @@ class RayRunner:
         self._connect_lock = threading.Lock()
         self._cancel: dict[str, threading.Event] = {}
         self._cancelled_nodes: dict[str, set[str]] = {}
+        self._gates: dict[str, Any] = {}  # run id -> its engine.backends.ray_run.Gate (pause, step)
 
     def backend(self) -> Any:
         """The connected RayBackend (``$SERVICEGRID_RAY_ADDRESS``, else a local Ray)."""
@@ -72,8 +76,11 @@ class RayRunner:
         return self.backend().validate(run_workflow, self.registry)
 
     def start(self, run: RunState) -> None:
+        from engine.backends.ray_run import Gate  # no Ray import: the gate is plain Python
+
         self._cancel[run.id] = threading.Event()
         self._cancelled_nodes[run.id] = set()
+        self._gates[run.id] = Gate(paused=run.paused, rank={nid: ns.prio for nid, ns in run.nodes.items()})
         with self.lock:
             run.status, run.started_at = RunStatus.RUNNING, time.time()
         threading.Thread(target=self._execute, args=(run,), name=f"ray-run-{run.id}", daemon=True).start()
@@ -86,6 +93,39 @@ class RayRunner:
 
     def cancel_node(self, run: RunState, node_id: str) -> None:
         self._cancelled_nodes.setdefault(run.id, set()).add(node_id)
+
+    def pause(self, run: RunState) -> bool:
+        """Hand no more of the run's ready nodes to Ray (those Ray holds go on); True when it
+        paused now."""
+        gate = self._gates.get(run.id)
+        if gate is None or run.status.is_terminal or not gate.pause():
+            return False
+        now = time.time()
+        with self.lock:
+            run.paused, run.steps, run.version = True, 0, run.version + 1
+            run.pause_spans.append([now, math.inf])
+            ready = tuple(sorted(nid for nid, ns in run.nodes.items() if ns.status == NodeStatus.QUEUED))
+        self.bus.emit(RunPaused(run_id=run.id, ready=ready, time=now))
+        return True
+
+    def resume(self, run: RunState, steps: int | None = None) -> bool:
+        """Hand the run's ready nodes to Ray again; ``steps``: only that many more, staying paused.
+        True when it was paused."""
+        gate = self._gates.get(run.id)
+        if gate is None or run.status.is_terminal or not gate.paused:
+            return False
+        if steps is not None:
+            with self.lock:
+                run.version += 1
+            return gate.step(steps)
+        now = time.time()
+        gate.resume()
+        with self.lock:
+            run.paused, run.steps, run.version = False, 0, run.version + 1
+            if run.pause_spans:
+                run.pause_spans[-1][1] = now
+        self.bus.emit(RunResumed(run_id=run.id, time=now))
+        return True
 
     def close(self) -> None:
         for event in self._cancel.values():
@@ -102,7 +142,7 @@ class RayRunner:
                 run.id, run.workflow, self.registry, lambda e: self._on_event(run, e),
                 self._cancel[run.id], time_scale=options.time_scale, fail_fast=options.fail_fast,
                 cancel_node=lambda: set(self._cancelled_nodes.get(run.id, ())),
-                pins=self.results.load if self.results is not None else None)
+                pins=self.results.load if self.results is not None else None, gate=self._gates[run.id])
         except Exception as exc:  # the cluster went away, or a backend bug: record, never hang
             log.exception("ray run %s failed", run.id)
             error = f"{type(exc).__name__}: {exc}"
@@ -115,6 +155,11 @@ class RayRunner:
             run.version += 1
         self._cancel.pop(run.id, None)
         self._cancelled_nodes.pop(run.id, None)
+        self._gates.pop(run.id, None)
+        with self.lock:
+            if run.pause_spans and run.pause_spans[-1][1] == math.inf:  # ended paused (cancelled)
+                run.pause_spans[-1][1] = run.finished_at or time.time()
+            run.paused = False
         run.finished.set()
 
     def _on_event(self, run: RunState, event: Event) -> None:

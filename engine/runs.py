@@ -39,8 +39,8 @@ log = logging.getLogger(__name__)
 KEEP_FINISHED = 200  # finished runs kept in memory for snapshots
 KEEP_OUTPUTS_SHARE, KEEP_OUTPUTS_MAX_MB = 0.1, 2048  # default output budget: 10 % of memory, at most 2 GB
 BACKENDS = ("local", "ray")
-PAUSE_LOCAL_ONLY = ("pause, step and priority are for runs on this machine (the local backend), not Ray: Ray "
-                    "schedules its tasks itself")
+PRIORITY_LOCAL_ONLY = ("priority is for runs on this machine (the local backend), not Ray: Ray orders the tasks "
+                       "it holds itself")
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class RunOptions:
     plan_budget_s: float = 1.0  # time budget of the `auto` policy's search
     durations: dict[str, float] | None = None  # learned per-node durations (engine.estimates) for the plan
     fuse: bool = True  # run chains of itemwise agents batch by batch on one worker (engine.fusion)
-    start_paused: bool = False  # admit nothing until resume() or step() (local backend; no fusion then)
+    start_paused: bool = False  # admit nothing until resume() or step() (no fusion then)
     rerun: tuple[str, ...] = ()  # compute these nodes and all after them again, whatever the cache holds
     priority: int = 0  # among runs sharing the machine: higher is admitted first (then the older run)
 
@@ -173,8 +173,6 @@ class RunManager:
         check_policy(options.policy)
         if options.backend not in BACKENDS:
             raise ValueError(f"unknown backend {options.backend!r}; choose one of {', '.join(BACKENDS)}")
-        if options.start_paused and options.backend != "local":
-            raise ValueError(PAUSE_LOCAL_ONLY)
         unknown = [n for n in options.rerun if workflow.node(n) is None]
         if unknown:
             raise ValueError(f"no node {unknown[0]!r} to re-run in workflow {workflow.name!r}; "
@@ -200,17 +198,17 @@ class RunManager:
             run_id=run.id, workflow_name=workflow.name, policy=options.policy, backend=options.backend,
             capacity=cap.model_dump(mode="json"), node_ids=tuple(run.nodes), workflow=workflow.to_dict(),
             options=options.to_dict(), plan=run.plan, resumed_from=options.resume_from, user=options.user))
+        if options.start_paused:  # step by step from the first node
+            run.paused = True
+            run.pause_spans.append([time.time(), math.inf])
+            self.bus.emit(RunPaused(run_id=run.id, ready=tuple(sorted(
+                nid for nid, ns in run.nodes.items() if not ns.preds and not ns.idle))))
         if options.backend == "ray":
             self.ray.start(run)
             return RunHandle(self, run.id)
         if not self.executor.active:  # the sampler was idle: its baseline, before the first node
             self.sampler.prime()
             self.executor.last_rss_mb = self.sampler.last_rss_mb
-        if options.start_paused:  # step by step from the first node
-            run.paused = True
-            run.pause_spans.append([time.time(), math.inf])
-            self.bus.emit(RunPaused(run_id=run.id, ready=tuple(sorted(
-                nid for nid, ns in run.nodes.items() if not ns.preds and not ns.idle))))
         self.executor.start(run)
         self.sampler.wake()
         return RunHandle(self, run.id)
@@ -403,28 +401,33 @@ class RunManager:
 
     def pause(self, run_id: str) -> bool:
         """Stop admitting the run's nodes; those running go on (Airflow's paused DAG, a teaching
-        lab's "stop here"). True when it paused now. Raises ValueError for a Ray run."""
-        run = self._local(run_id)
-        return self.executor.pause_run(run)
+        lab's "stop here"). True when it paused now. On Ray: no more ready nodes are handed to
+        Ray; those it holds go on (``engine.backends.ray_run.Gate``)."""
+        run = self._run(run_id)
+        return self.ray.pause(run) if run.options.backend == "ray" else self.executor.pause_run(run)
 
     def resume(self, run_id: str) -> bool:
         """Admit the paused run's nodes again. True when it was paused."""
-        resumed = self.executor.resume_run(self._local(run_id))
+        run = self._run(run_id)
+        resumed = self.ray.resume(run) if run.options.backend == "ray" else self.executor.resume_run(run)
         self.sampler.wake()
         return resumed
 
     def step(self, run_id: str, nodes: int = 1) -> bool:
         """Start the next ``nodes`` ready node(s) of a paused run (in its policy's order; a node
-        waiting for resources counts when it starts), and stay paused: a run walked node by node.
-        True when the run was paused."""
-        stepped = self.executor.resume_run(self._local(run_id), steps=nodes)
+        waiting for resources counts when it starts; on Ray, in topological order, counted when
+        it is handed to Ray), and stay paused: a run walked node by node. True when the run was
+        paused."""
+        run = self._run(run_id)
+        stepped = (self.ray.resume(run, steps=nodes) if run.options.backend == "ray"
+                   else self.executor.resume_run(run, steps=nodes))
         self.sampler.wake()
         return stepped
 
     def _local(self, run_id: str) -> RunState:
         run = self._run(run_id)
         if run.options.backend != "local":
-            raise ValueError(PAUSE_LOCAL_ONLY)
+            raise ValueError(PRIORITY_LOCAL_ONLY)
         return run
 
     def cancel_node(self, run_id: str, node_id: str) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.backends.ray_nodes import RayNode, RunSettings, build_nodes, unplaceable
-from engine.backends.ray_run import RayRun
+from engine.backends.ray_run import Gate, RayRun
 from engine.backends.ray_worker import CancelBoard, run_node, run_node_live
 from engine.components import expand_components
 from engine.errors import ServiceGridError
@@ -116,12 +116,13 @@ class RayBackend:
     def execute(self, run_id: str, workflow: Workflow, registry: Registry, emit: Callable[[Event], None],
                 cancel_event: threading.Event, *, time_scale: float = 1.0, fail_fast: bool = False,
                 cancel_node: Callable[[], set[str]] | None = None,
-                pins: Callable[[str], dict[str, Any]] | None = None,
+                pins: Callable[[str], dict[str, Any]] | None = None, gate: Gate | None = None,
                 ) -> tuple[RunStatus, dict[str, dict[str, Any]]]:
         """Run ``workflow`` on Ray; emits node events and RunFinished (not RunStarted).
 
         ``pins`` reads a pinned node's outputs by its pin's key (the driver's result cache): they
         are put in Ray's object store, and the nodes that only feed pinned ones are not run.
+        ``gate`` pauses the run: while it is closed, ready nodes are not handed to Ray (``Gate``).
         Returns the run status and the outputs of every finished node, by node id and port.
         Components are expanded first (``engine.components.flatten``): their nodes run as tasks of their own.
         """
@@ -132,7 +133,7 @@ class RayBackend:
         infeasible = {n.id: msg for n in nodes.values() if (msg := unplaceable(n, nodes_caps))}
         settings = RunSettings(run_id=run_id, time_scale=time_scale, fail_fast=fail_fast)
         driver = RayRun(self.ray, self._remote_for, nodes, settings, emit, cancel_event, cancel_node,
-                        self._cancel_board())
+                        self._cancel_board(), gate)
         if any(n.pin is not None for n in workflow.nodes):
             from engine.workflow import pinned_only_feeders
 

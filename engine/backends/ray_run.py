@@ -37,12 +37,55 @@ TIMEOUT_GRACE_S = 0.5  # the worker reports its own timeout first; the driver ki
 _DONE = (NodeStatus.DONE, NodeStatus.CACHED)
 
 
+class Gate:
+    """Whether a Ray run hands its ready nodes to Ray: open, or paused with some steps granted
+    (``RunManager.pause``, ``step``, ``resume``). Thread-safe: the run manager sets it, the
+    driver's loop reads it."""
+
+    def __init__(self, paused: bool = False, rank: dict[str, int] | None = None) -> None:
+        self._lock = threading.Lock()
+        self.paused, self.steps = paused, 0
+        self.rank = dict(rank or {})  # node -> its place in the policy's order: steps go first to first
+
+    def pause(self) -> bool:
+        """Hold the ready nodes; False when paused already."""
+        with self._lock:
+            was, self.paused, self.steps = self.paused, True, 0
+            return not was
+
+    def resume(self) -> bool:
+        """Hand every ready node to Ray again; False when it was not paused."""
+        with self._lock:
+            was, self.paused, self.steps = self.paused, False, 0
+            return was
+
+    def step(self, nodes: int = 1) -> bool:
+        """Let ``nodes`` more ready nodes go while staying paused; False when it was not paused."""
+        with self._lock:
+            if self.paused:
+                self.steps += max(1, int(nodes))
+            return self.paused
+
+    def take(self) -> bool:
+        """Whether one ready node may go now (a step it uses is spent)."""
+        with self._lock:
+            if not self.paused:
+                return True
+            if self.steps > 0:
+                self.steps -= 1
+                return True
+            return False
+
+
 class RayRun:
     """Executes the nodes of one run on Ray; ``run()`` returns (status, outputs by node and port)."""
 
     def __init__(self, ray: Any, remotes: Callable[[RayNode], Any], nodes: dict[str, RayNode],
                  settings: RunSettings, emit: Callable[[Event], None], cancel_event: threading.Event,
-                 cancel_node: Callable[[], set[str]] | None, board: tuple[Any, list[str]]) -> None:
+                 cancel_node: Callable[[], set[str]] | None, board: tuple[Any, list[str]],
+                 gate: Gate | None = None) -> None:
+        self.gate = gate or Gate()  # paused: ready nodes wait here, or in their worker (the board)
+        self.posted_paused = False  # what the board was last told
         self.ray, self.remotes, self.nodes, self.s = ray, remotes, nodes, settings
         self.emit, self.cancel_event, self.cancel_node = emit, cancel_event, cancel_node
         self.board, self.board_address = board  # the cancel board actor, and [name, namespace]
@@ -169,12 +212,46 @@ class RayRun:
         due = [n for d, n in self.delayed if d <= mono]
         if due:
             self.delayed = [(d, n) for d, n in self.delayed if d > mono]
+        self._sync_pause()
+        if self.gate.paused:
+            self.ready = self._step([*self.ready, *due])
+            return
         for node in [*self.ready, *due]:
             if node.status.is_terminal or node.key in self.inflight:
                 continue  # ended, or submitted ahead of its inputs
             self._submit(node)
             self._submit_children_early(node)
         self.ready.clear()
+
+    def _sync_pause(self) -> None:
+        """Tell the board when the run paused or resumed: the attempts Ray holds (submitted ahead
+        of their inputs) then wait in their workers before their agents start."""
+        if self.gate.paused != self.posted_paused:
+            self.posted_paused = self.gate.paused
+            (self.board.pause if self.gate.paused else self.board.resume).remote(self.s.run_id)
+
+    def _step(self, waiting: list[RayNode]) -> list[RayNode]:
+        """Paused: spend the steps granted on the first ready nodes in the policy's order, whether
+        they wait here (not handed to Ray yet: submitted now) or in a worker (released through the
+        board); returns those still waiting here."""
+        held = [n for n in waiting if not n.status.is_terminal and n.key not in self.inflight]
+        if not self.gate.steps:
+            return held
+        try:  # the attempts waiting in workers (a human pressed Step: one round trip is fine)
+            in_workers = self.ray.get(self.board.holding.remote(self.s.run_id), timeout=5.0)
+        except Exception:
+            in_workers = []
+        candidates = held + [self.nodes[i] for i in in_workers
+                             if i in self.nodes and self.nodes[i].key in self.inflight]
+        candidates.sort(key=lambda n: (self.gate.rank.get(n.id, len(self.gate.rank) + n.order), n.id))
+        for node in candidates:
+            if not self.gate.take():
+                break
+            self.board.release.remote(self.s.run_id, node.id)  # its worker must not hold it either
+            if node.key not in self.inflight:
+                self._submit(node)
+                held.remove(node)
+        return held
 
     def _submit_children_early(self, root: RayNode) -> None:
         """Submit descendants whose parents are all in flight as final plain tasks: Ray resolves the
@@ -474,6 +551,8 @@ class RayRun:
 
     def _finish(self) -> tuple[RunStatus, dict[str, dict[str, Any]]]:
         self._post()  # the last skips reach the board
+        if self.posted_paused:  # the board forgets the pause
+            self.board.resume.remote(self.s.run_id)
         self._drain()
         done = [n for n in self.nodes.values() if n.status in _DONE and n.out_ref is not None]
         values = self.ray.get([n.out_ref for n in done]) if done else []

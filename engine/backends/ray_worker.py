@@ -9,7 +9,9 @@ ask the run's cancel board whether a running attempt was cancelled.
 Cancel is cooperative: the driver writes requests to a ``CancelBoard`` actor instead of calling
 ``ray.cancel`` (a Ray core race between ``ray.cancel`` and a task's reply can abort the driver);
 each worker process polls the board for its running attempts and sets their ``RunContext``
-cancel event, which ``ctx.wait`` and ``ctx.check_cancelled`` honour.
+cancel event, which ``ctx.wait`` and ``ctx.check_cancelled`` honour. Pause works the same way:
+the board says a run is paused, and an attempt that has not started yet waits in its worker
+before its agent starts until the run resumes or the driver releases it (Step).
 """
 
 from __future__ import annotations
@@ -57,13 +59,17 @@ class AttemptFailed(Exception):
 
 
 class CancelBoard:
-    """The cancel requests of the runs of one driver, kept by a small Ray actor (``num_cpus=0``)
-    that the driver creates and owns; workers read it for the runs they take part in."""
+    """The cancel requests and pauses of the runs of one driver, kept by a small Ray actor
+    (``num_cpus=0``) that the driver creates and owns; workers read it for the runs they take part
+    in. A paused run's attempts wait in their worker before their agent starts (``_Watch.hold``)
+    until the run resumes or the driver releases them one by one (Step)."""
 
     KEEP_RUNS = 256  # the most recent runs with cancels are kept; older ones are long over
 
     def __init__(self) -> None:
         self._runs: OrderedDict[str, set[str]] = OrderedDict()
+        self._paused: dict[str, set[str]] = {}  # paused run -> its nodes released to start anyway
+        self._holding: dict[str, set[str]] = {}  # paused run -> its nodes waiting in a worker
 
     def cancel(self, run_id: str, node_ids: list[str]) -> None:
         self._runs.setdefault(run_id, set()).update(node_ids)
@@ -75,13 +81,45 @@ class CancelBoard:
         """The cancelled nodes of each of ``run_ids`` that has any."""
         return {r: sorted(self._runs[r]) for r in run_ids if r in self._runs}
 
+    def pause(self, run_id: str) -> None:
+        self._paused.setdefault(run_id, set())
+        self._holding.setdefault(run_id, set())
+
+    def resume(self, run_id: str) -> None:
+        """Let the run's attempts start (also said when a run ends: it forgets the run)."""
+        self._paused.pop(run_id, None)
+        self._holding.pop(run_id, None)
+
+    def release(self, run_id: str, node_id: str) -> None:
+        """Let one waiting node of a paused run start (a Step)."""
+        if run_id in self._paused:
+            self._paused[run_id].add(node_id)
+            self._holding[run_id].discard(node_id)
+
+    def hold(self, run_id: str, node_id: str) -> None:
+        """A worker says node ``node_id`` waits for the paused run."""
+        if run_id in self._holding:
+            self._holding[run_id].add(node_id)
+
+    def holding(self, run_id: str) -> list[str]:
+        """The nodes of a paused run waiting in a worker, not yet released."""
+        return sorted(self._holding.get(run_id, ()))
+
+    def state(self, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """For each of ``run_ids``: its cancelled nodes, whether it is paused, its released nodes."""
+        return {r: {"cancelled": sorted(self._runs.get(r, ())), "paused": r in self._paused,
+                    "released": sorted(self._paused.get(r, ()))}
+                for r in run_ids if r in self._runs or r in self._paused}
+
 
 @dataclass
 class _RunView:
-    """What this worker process knows of one run's cancel requests."""
+    """What this worker process knows of one run's cancel requests and pause."""
 
     board: tuple[str, str]  # the board actor's name and namespace
     cancelled: set[str] = field(default_factory=set)
+    paused: bool = False
+    released: set[str] = field(default_factory=set)
     last_active: float = 0.0  # monotonic time an attempt of the run last ran here
 
 
@@ -104,10 +142,8 @@ class _Watch:
         self._next = 0
         self._thread: threading.Thread | None = None
 
-    def enter(self, board: list[str] | None, run_id: str, node_id: str, event: threading.Event) -> int | None:
-        """Register a starting attempt; sets ``event`` at once if its node is already cancelled."""
-        if not board:
-            return None
+    def _view(self, board: list[str], run_id: str) -> _RunView:
+        """This process's view of the run, read from the board when it is new here."""
         with self._cond:
             view = self._runs.get(run_id)
         if view is None:
@@ -116,6 +152,28 @@ class _Watch:
         with self._cond:
             view = self._runs.setdefault(run_id, view)
             view.last_active = time.monotonic()
+            return view
+
+    def hold(self, board: list[str] | None, run_id: str, node_id: str) -> bool:
+        """Wait here while the run is paused (its attempts do not start until it resumes or the
+        driver releases this node); True when the node was cancelled meanwhile."""
+        if not board:
+            return False
+        view, told = self._view(board, run_id), False
+        while node_id not in view.cancelled and view.paused and node_id not in view.released:
+            if not told:  # the driver's Step reads who waits
+                told = self._call(view.board, "hold", run_id, node_id)
+            time.sleep(POLL_S)
+            self._read(view.board, {run_id: view}, timeout=5.0)
+            view.last_active = time.monotonic()
+        return node_id in view.cancelled
+
+    def enter(self, board: list[str] | None, run_id: str, node_id: str, event: threading.Event) -> int | None:
+        """Register a starting attempt; sets ``event`` at once if its node is already cancelled."""
+        if not board:
+            return None
+        view = self._view(board, run_id)
+        with self._cond:
             if node_id in view.cancelled:
                 event.set()
             self._next += 1
@@ -160,19 +218,35 @@ class _Watch:
                 if view is not None and node_id in view.cancelled:
                     event.set()
 
+    def _handle(self, board: tuple[str, str]) -> Any:
+        import ray
+
+        handle = self._handles.get(board)
+        if handle is None:
+            handle = self._handles[board] = ray.get_actor(board[0], namespace=board[1])
+        return handle
+
+    def _call(self, board: tuple[str, str], method: str, *args: Any) -> bool:
+        """Tell the board something (no reply awaited); False when it cannot be reached now."""
+        try:
+            getattr(self._handle(board), method).remote(*args)
+            return True
+        except Exception:  # the board is gone with its driver: nothing to tell
+            self._handles.pop(board, None)
+            return False
+
     def _read(self, board: tuple[str, str], views: dict[str, _RunView], timeout: float) -> None:
         import ray
 
         try:
-            handle = self._handles.get(board)
-            if handle is None:
-                handle = self._handles[board] = ray.get_actor(board[0], namespace=board[1])
-            found = ray.get(handle.cancelled.remote(list(views)), timeout=timeout)
+            found = ray.get(self._handle(board).state.remote(list(views)), timeout=timeout)
         except Exception:  # the board is gone with its driver, or slow: read it again next time
             self._handles.pop(board, None)
             return
         for run_id, view in views.items():
-            view.cancelled = set(found.get(run_id, ()))
+            seen = found.get(run_id) or {}
+            view.cancelled = set(seen.get("cancelled", ()))
+            view.paused, view.released = bool(seen.get("paused")), set(seen.get("released", ()))
 
 
 _watch = _Watch()
@@ -291,8 +365,10 @@ def _start_info(job: dict[str, Any]) -> dict[str, Any]:
             "device": _device(job, gpu_ids), "gpu_ids": gpu_ids}
 
 
-def _attempt(job: dict[str, Any], start: dict[str, Any], upstream: tuple[Any, ...]) -> tuple[dict, Any]:
-    """Run the agent once; returns (report, outputs). Never raises for an agent's error."""
+def _attempt(job: dict[str, Any], start: dict[str, Any], upstream: tuple[Any, ...],
+             cancelled: bool = False) -> tuple[dict, Any]:
+    """Run the agent once (``cancelled``: not at all, it was cancelled while it waited); returns
+    (report, outputs). Never raises for an agent's error."""
     lifecycle = _lifecycle(job["lifecycle"])
     ex, stop = lifecycle.execution, lifecycle.exit
     now = time.monotonic()
@@ -310,6 +386,8 @@ def _attempt(job: dict[str, Any], start: dict[str, Any], upstream: tuple[Any, ..
     report: dict[str, Any] = dict(start)
     outputs: Any = None
     token = _watch.enter(job.get("board"), job["run_id"], job["node_id"], ctx.cancel_event)
+    if cancelled:
+        ctx.cancel_event.set()
     drill = FaultSpec.model_validate(job["faults"]) if job.get("faults") else None
     held = None
     try:
@@ -383,7 +461,8 @@ def run_node(job: dict[str, Any], *upstream: Any) -> tuple[dict[str, Any], Any]:
 
     An attempt that did not succeed raises AttemptFailed (carrying the report) instead.
     """
-    report, outputs = _attempt(job, _start_info(job), upstream)
+    cancelled = _watch.hold(job.get("board"), job["run_id"], job["node_id"])  # a paused run: wait here
+    report, outputs = _attempt(job, _start_info(job), upstream, cancelled)
     if report["status"] != "done":
         raise AttemptFailed(report)
     return report, outputs
@@ -394,8 +473,9 @@ def run_node_live(job: dict[str, Any], *upstream: Any) -> Iterator[Any]:
 
     Used for long or time-limited nodes, so the driver sees the start (and times out from it).
     """
+    cancelled = _watch.hold(job.get("board"), job["run_id"], job["node_id"])  # a paused run: wait here
     start = _start_info(job)
     yield start
-    report, outputs = _attempt(job, start, upstream)
+    report, outputs = _attempt(job, start, upstream, cancelled)
     yield report
     yield outputs

@@ -53,7 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "$SERVICEGRID_RAY_ADDRESS picks the cluster, else a local Ray is started)")
     p.add_argument("--step", action="store_true",
                    help="walk the run node by node from the terminal: it starts paused; Enter starts the next "
-                        "node, r resumes the rest, q cancels (local backend)")
+                        "node, r resumes the rest, q cancels (also on Ray)")
     p.add_argument("--user", help="who runs it (recorded)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=run)

@@ -53,9 +53,3 @@ def test_q_cancels_the_run(chain: Path, monkeypatch: pytest.MonkeyPatch, capsys)
     code, err = _run(chain, "\nq\n", monkeypatch, capsys)
     assert code == 1
     assert "done    a" in err and "done    b" not in err
-
-
-def test_stepping_is_for_the_local_backend(chain: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-    assert main(["run", str(chain), "--step", "--backend", "ray"]) == 2
-    assert "local backend" in capsys.readouterr().err

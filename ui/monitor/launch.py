@@ -184,11 +184,10 @@ def launch_form(manager: Any, registry: Any, store: Any, key: str = "launch") ->
                                     "resources that free up first (then the older run); a run of lower priority "
                                     "can still start a node that fits beside it. Change it later on the run's page.")
     paused = st.checkbox("Start paused, to step through it", value=False, key=f"{key}.paused",
-                         disabled=backend != "local",
                          help="The run starts no node until you press Step (the next ready node starts, then "
                               "it pauses again) or Resume, on this page or in the designer: a run walked node "
                               "by node, for a class or a demo. Chains of itemwise agents are not fused then, so "
-                              "each node is a step. Local backend only.")
+                              "each node is a step. On Ray too: a node waits in its worker until its step.")
     capacity = (custom or workflow.capacity or Capacity()).resolved(machine)
     workflow_id = source.workflow_id or str((workflow.metadata or {}).get("workflow_id") or "") or None
     durations = learned_panel(workflow, registry, learned_durations(store, registry, workflow, workflow_id), key)
@@ -211,7 +210,7 @@ def launch_form(manager: Any, registry: Any, store: Any, key: str = "launch") ->
         handle = auth.submit_for_user(manager, workflow, RunOptions(policy=policy, capacity=custom, backend=backend,
                                                                     time_scale=float(time_scale),
                                                                     durations=durations, use_cache=reuse,
-                                                                    start_paused=paused and backend == "local",
+                                                                    start_paused=paused,
                                                                     priority=int(priority), rerun=tuple(again)))
     except (ServiceGridError, ValueError, RuntimeError) as exc:
         show_error("Could not start the run", exc)

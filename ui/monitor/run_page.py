@@ -100,8 +100,7 @@ def _live(run_id: str) -> None:
         head[0].markdown(f"**{escape_md(view.workflow_name)}** · run `{run_id}` · policy "
                          f"`{view.options.get('policy', '')}` · time scale {view.time_scale:g}")
         if view.running:
-            if view.options.get("backend", "local") == "local":
-                pause_controls(manager, run_id, snapshot.paused, [head[1], head[2]], "monitor")
+            pause_controls(manager, run_id, snapshot.paused, [head[1], head[2]], "monitor")
             head[3].button("Cancel run", key="monitor.cancel", icon=":material/stop_circle:", type="primary",
                            on_click=manager.cancel, args=(run_id,))
         if view.running and view.options.get("backend", "local") == "local" and len(manager.active_runs()) > 1:

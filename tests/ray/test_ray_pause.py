@@ -1,0 +1,136 @@
+"""Pause, step and resume on the Ray backend: a paused run hands no more nodes to Ray, and the ones
+Ray holds already (submitted ahead of their inputs) wait in their workers until a step releases
+them or the run resumes; a run can be walked node by node, and cancelled while paused."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.backends.ray_run import Gate
+from engine.events import RunStatus
+from engine.results import ResultStore
+from engine.runs import RunManager, RunOptions
+from engine.workflow import Workflow
+
+pytestmark = pytest.mark.ray
+
+
+def _chain(first_s: float = 0.05) -> Workflow:
+    """a -> b -> c, each a short sim task (``first_s`` for a)."""
+    return Workflow.model_validate({
+        "schema_version": 1, "name": "chain",
+        "nodes": [{"id": "a", "agent": "sim.task", "params": {"duration_s": first_s}},
+                  {"id": "b", "agent": "sim.task", "params": {"duration_s": 0.05}},
+                  {"id": "c", "agent": "sim.task", "params": {"duration_s": 0.05}}],
+        "edges": [{"source": "a", "target": "b"}, {"source": "b", "target": "c"}]})
+
+
+@pytest.fixture
+def manager(ray_cluster: object, tmp_path: Path) -> Iterator[RunManager]:
+    m = RunManager(results=ResultStore(tmp_path / "results"))
+    yield m
+    m.shutdown()
+
+
+def _until(check: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.time() + timeout
+    while not check():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def _statuses(handle: Any) -> dict[str, str]:
+    return {k: v["status"] for k, v in handle.snapshot().nodes.items()}
+
+
+def test_the_gate_lets_steps_through_one_by_one() -> None:
+    gate = Gate(paused=True)
+    assert not gate.take()
+    assert gate.step(2) and gate.take() and gate.take() and not gate.take()
+    assert not gate.pause()  # paused already
+    assert gate.resume() and gate.take() and not gate.resume()
+    assert not gate.step()  # not paused: nothing to step
+
+
+def test_a_ray_run_started_paused_is_walked_node_by_node(manager: RunManager) -> None:
+    handle = manager.submit(_chain(), RunOptions(backend="ray", start_paused=True, use_cache=False))
+    time.sleep(1.0)
+    assert _statuses(handle)["a"] == "queued" and handle.snapshot().paused
+    assert handle.step()
+    _until(lambda: _statuses(handle)["a"] == "done")
+    time.sleep(0.8)  # b is ready: it waits for the next step
+    assert _statuses(handle)["b"] == "queued"
+    assert handle.step()
+    _until(lambda: _statuses(handle)["b"] == "done")
+    time.sleep(0.8)
+    assert _statuses(handle)["c"] == "queued"
+    assert handle.resume()
+    assert handle.wait(60) == RunStatus.SUCCEEDED
+    snap = handle.snapshot()
+    assert not snap.paused and len(snap.pauses) == 1 and snap.pauses[0][1] is not None
+
+
+def test_pausing_midway_holds_the_nodes_ray_holds_already(manager: RunManager) -> None:
+    """b and c are handed to Ray while a runs (ahead of their inputs); paused, they wait in their
+    workers: b starts only when a step releases it, c only at resume."""
+    handle = manager.submit(_chain(first_s=1.5), RunOptions(backend="ray", use_cache=False))
+    _until(lambda: _statuses(handle)["a"] == "running")
+    assert handle.pause() and not handle.pause()
+    _until(lambda: _statuses(handle)["a"] == "done")
+    time.sleep(1.0)
+    assert _statuses(handle)["b"] == "queued"  # its inputs are there: the pause holds it
+    held_at = time.time()
+    assert handle.step()
+    _until(lambda: _statuses(handle)["b"] == "done")
+    time.sleep(1.0)
+    assert _statuses(handle)["c"] == "queued"
+    assert handle.resume()
+    assert handle.wait(60) == RunStatus.SUCCEEDED
+    b = handle.snapshot().nodes["b"]
+    assert b["start"] >= held_at - 0.05  # it started after the step, not when a finished
+
+
+def test_a_paused_ray_run_is_cancelled_with_the_nodes_waiting_in_workers(manager: RunManager) -> None:
+    handle = manager.submit(_chain(first_s=1.0), RunOptions(backend="ray", use_cache=False))
+    _until(lambda: _statuses(handle)["a"] == "running")
+    handle.pause()
+    _until(lambda: _statuses(handle)["a"] == "done")
+    time.sleep(0.5)
+    started = time.time()
+    handle.cancel()
+    assert handle.wait(30) == RunStatus.CANCELLED
+    assert time.time() - started < 5.0  # the held attempts read the cancel, none waits for its grace
+    statuses = _statuses(handle)
+    assert statuses["a"] == "done" and {statuses["b"], statuses["c"]} <= {"cancelled", "skipped"}
+
+
+def test_priority_stays_a_local_backend_feature(manager: RunManager) -> None:
+    handle = manager.submit(_chain(), RunOptions(backend="ray", start_paused=True, use_cache=False))
+    with pytest.raises(ValueError, match="local backend"):
+        manager.set_priority(handle.run_id, 5)
+    handle.resume()
+    assert handle.wait(60) == RunStatus.SUCCEEDED
+
+
+def test_the_cli_walks_a_ray_run_step_by_step(ray_cluster: object, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    from servicegrid.cli import main
+
+    monkeypatch.setenv("SERVICEGRID_DATABASE_URL", f"sqlite:///{tmp_path / 'runs.db'}")
+    monkeypatch.setenv("SERVICEGRID_DATA_DIR", str(tmp_path / "data"))
+    path = tmp_path / "chain.json"
+    path.write_text(json.dumps(_chain().to_dict()))
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n\nr\n"))
+    assert main(["run", str(path), "--step", "--backend", "ray", "--no-cache"]) == 0
+    err = capsys.readouterr().err
+    assert re.findall(r"paused: Enter starts (\w+)", err) == ["a", "b", "c"]
+    assert err.index("done    a") < err.index("Enter starts b") < err.index("done    b")

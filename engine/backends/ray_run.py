@@ -289,7 +289,7 @@ class RayRun:
                 "lifecycle": node.lifecycle.model_dump(mode="json", exclude_defaults=True),
                 "time_scale": self.s.time_scale, "board": self.board_address,
                 "threads": max(1, round(node.demand.cpu)), "gpu": bool(node.options.get("num_gpus")),
-                "faults": node.faults}
+                "faults": node.faults, "memory_mb": node.demand.memory_mb}
         job = {**node.job, "attempt": node.attempts,
                "links": [[t, s, index[src], m] for t, s, src, m in node.links if src in index]}  # lists: msgpack, not pickle
         result = self.remotes(node).remote(job, *(self.nodes[src].out_ref for src in sources))
@@ -425,6 +425,7 @@ class RayRun:
             "items": report.get("items", 0), "attempts": node.attempts,
             "device": start.get("device", ""), "threads": max(1, round(node.demand.cpu)),
             "ray_node_id": start.get("ray_node_id"), "ray_worker_pid": start.get("ray_worker_pid"),
+            "isolated": bool(report.get("isolated")),
         }
 
     # -- endings --------------------------------------------------------------------------

@@ -389,15 +389,18 @@ def _attempt(job: dict[str, Any], start: dict[str, Any], upstream: tuple[Any, ..
     if cancelled:
         ctx.cancel_event.set()
     drill = FaultSpec.model_validate(job["faults"]) if job.get("faults") else None
-    held = None
+    isolate, stats, held = lifecycle.execution.isolate, {}, None
     try:
         try:
             ctx.check_cancelled()  # cancelled while it waited for its inputs: the agent does not start
             if drill is not None:  # a fault drill: this attempt fails, starts late, or holds more memory
                 before_attempt(drill, job["attempt"], ctx)
-                if (held := held_memory(drill.extra_memory_mb)) is not None:
+                if not isolate and (held := held_memory(drill.extra_memory_mb)) is not None:
                     peak[0] = max(peak[0], rss_now_mb())
-            outputs = _run_agent(job, ctx, upstream)
+            if isolate:  # in a child of this worker, killed past its memory limit, as on the local backend
+                outputs = _run_isolated(job, ctx, upstream, stats, drill.extra_memory_mb if drill else 0.0)
+            else:
+                outputs = _run_agent(job, ctx, upstream)
         finally:
             _watch.leave(token)
             del held  # a drill's memory goes with the attempt
@@ -412,7 +415,9 @@ def _attempt(job: dict[str, Any], start: dict[str, Any], upstream: tuple[Any, ..
                   peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   memory_mb=memory_growth_mb(mem0, max(peak[0], rss_now_mb()),
                                            payload_bytes(outputs) if outputs is not None else 0),
-                  items=ctx.items_processed, logs=list(ctx.logs)[-50:], threads=ctx.threads)
+                  items=ctx.items_processed, logs=list(ctx.logs)[-50:], threads=ctx.threads, isolated=isolate)
+    if isolate:  # the child's own figures (what its memory limit checks)
+        report.update({k: stats[k] for k in ("peak_rss_mb", "memory_mb", "cpu_s") if stats.get(k) is not None})
     if report["status"] == "done":
         from engine.results import summarize_outputs
 
@@ -438,14 +443,34 @@ def _run_agent(job: dict[str, Any], ctx: RunContext, upstream: tuple[Any, ...]) 
     return outputs
 
 
+def _run_isolated(job: dict[str, Any], ctx: RunContext, upstream: tuple[Any, ...], stats: dict[str, Any],
+                  hold_mb: float) -> Any:
+    """One attempt in a child process of this worker (``engine.isolation``): killed past its
+    memory limit (``MemoryLimitExceeded``), its deadline or a cancel; ``stats`` gets its figures."""
+    import tempfile
+    from pathlib import Path
+
+    from engine.isolation import run_isolated
+
+    spec = find_spec(job["agent"], job.get("module"))
+    scratch = Path(tempfile.mkdtemp(prefix=f"sg-ray-{job['node_id'][:40].replace('/', '_')}-"))
+    return run_isolated(spec, spec.parse_params(job["params"]), _gather_inputs(job["links"], upstream), ctx,
+                        scratch, stats, declared_memory_mb=float(job.get("memory_mb") or 0.0), hold_mb=hold_mb)
+
+
 def describe_error(job: dict[str, Any], exc: BaseException) -> dict[str, str]:
-    """The error record of a failed attempt (type, message naming node and agent, traceback)."""
+    """The error record of a failed attempt (type, message naming node and agent, traceback); an
+    isolated attempt's child names its own error type (``MemoryLimitExceeded``, ...)."""
     node, name = job["node_id"], job["agent"]
     if isinstance(exc, AgentTimeoutError):
         limit = _lifecycle(job["lifecycle"]).execution.timeout_s
         return timeout_error(node, name, job["attempt"], limit)
-    tb = "".join(traceback.format_exception(exc))
-    return {"type": type(exc).__name__, "message": str(AgentExecutionError(node, name, exc)), "traceback": tb}
+    remote_type = getattr(exc, "error_type", None)
+    tb = getattr(exc, "remote_traceback", "") or "".join(traceback.format_exception(exc))
+    message = str(AgentExecutionError(node, name, exc))
+    if remote_type and remote_type != type(exc).__name__:
+        message = f"node {node!r} (agent {name!r}) failed: {remote_type}: {exc}"
+    return {"type": remote_type or type(exc).__name__, "message": message, "traceback": tb}
 
 
 def timeout_error(node: str, agent: str, attempt: int, limit: float | None) -> dict[str, str]:

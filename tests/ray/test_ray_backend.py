@@ -174,6 +174,26 @@ def test_fault_drills_run_in_the_ray_workers(backend: Any) -> None:
     assert failed.node_id == "slow" and failed.error_type == "AgentTimeoutError"
 
 
+def test_an_isolated_node_past_its_memory_limit_is_stopped_on_ray_too(backend: Any) -> None:
+    """Ray does not stop a task for its memory; an isolated node runs in a child of its worker,
+    which is killed past the node's declared memory (as on the local backend), here by a drill."""
+    isolated = {"execution": {"isolate": True}}
+    wf = workflow([{"id": "src", "agent": "test.source", "params": {"value": 7}},
+                   {"id": "greedy", "agent": "test.echo", "resources": {"memory_mb": 64}, "lifecycle": isolated,
+                    "faults": {"extra_memory_mb": 400}},
+                   {"id": "fits", "agent": "test.echo", "resources": {"memory_mb": 64}, "lifecycle": isolated},
+                   {"id": "after", "agent": "test.echo"}], [("src", "greedy"), ("src", "fits"), ("greedy", "after")])
+    status, outputs, events = execute(backend, wf, "memory")
+    assert status == RunStatus.FAILED
+    failed = next(e for e in events if e.kind == "NodeFailed")
+    assert failed.node_id == "greedy" and failed.error_type == "MemoryLimitExceeded"
+    assert "more than the" in failed.message and "memory_mb" in failed.message
+    skipped = next(e for e in events if e.kind == "NodeSkipped")
+    assert skipped.node_id == "after"
+    fits = next(e for e in events if e.kind == "NodeFinished" and e.node_id == "fits")
+    assert outputs["fits"] == {"out": 7} and fits.metrics["isolated"] and fits.metrics["memory_mb"] < 64
+
+
 def test_a_timeout_is_recorded_as_a_failure(backend: Any) -> None:
     wf = workflow([{"id": "stuck", "agent": "test.hang", "lifecycle": {"execution": {"timeout_s": 0.3}}},
                    {"id": "free", "agent": "test.source"}], [])

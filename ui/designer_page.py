@@ -189,7 +189,8 @@ def _editor() -> None:
     shelf = library(store)  # the component library, once per draw
     run_id, run_status, statuses = run_state()
     if sess.scope is not None:  # a component open: its inside, with what is said of its nodes
-        drawn = inside_canvas(sess, registry, document, sized, issues, statuses, shelf)
+        drawn = inside_canvas(sess, registry, document, sized, issues, statuses, shelf,
+                              counted_items(sess, run_id, statuses))
     else:
         statuses = component_states(statuses, sess.workflow)  # a component's node: the state of its nodes
         drawn = {"palette": palette_of(registry, sess.workflow) + library_palette(shelf, sess.workflow, registry),

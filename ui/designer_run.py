@@ -15,11 +15,11 @@ import streamlit as st
 from engine.components import SEP, component_name, expand_components
 from engine.errors import PinError, ServiceGridError
 from engine.graphs import ancestors
-from engine.inside import placed_instances
 from engine.results import pin_from_run
 from engine.workflow import NodeSpec, PinSpec, Workflow, upstream_workflow, with_pin
 from ui import auth, state
 from ui.editor import DesignerSession
+from ui.inside_view import shown_instance
 from ui.monitor.outputs import render_outputs
 from ui.render import code_md, escape_md
 from ui.services import get_registry, get_run_manager, get_store, runs_available
@@ -111,7 +111,8 @@ def counted_items(sess: DesignerSession, run_id: str | None, statuses: dict[str,
         return {}
     memo: dict[tuple[str, str], dict[str, int]] = st.session_state.setdefault(COUNTS, {})
     counts: dict[tuple[str, str], int] = {}
-    now = expand_components(sess.workflow)[0]  # what a run computes: components expanded
+    document = sess.document  # with a component open: the workflow around it
+    now = expand_components(document)[0]  # what a run computes: components expanded
     same = _computation(ran) == _computation(now)  # the common case: one comparison for all nodes
     for node_id, status in statuses.items():
         if status not in ("done", "cached") or now.node(node_id) is None:
@@ -121,8 +122,8 @@ def counted_items(sess: DesignerSession, run_id: str | None, statuses: dict[str,
         if (run_id, node_id) not in memo:
             memo[(run_id, node_id)] = manager.item_counts(run_id, node_id)
         counts.update({(node_id, port): n for port, n in memo[(run_id, node_id)].items()})
-    for node in sess.workflow.nodes:  # a component's output carries what its node inside gave
-        definition = sess.workflow.component(component_name(node) or "")
+    for node in document.nodes:  # a component's output carries what its node inside gave
+        definition = document.component(component_name(node) or "")
         for port in definition.outputs if definition is not None else ():
             inner = counts_of(counts, f"{node.id}{SEP}{port.node}", port.port)
             if inner is not None:
@@ -221,13 +222,11 @@ def node_outputs_section(sess: DesignerSession, run_id: str | None, statuses: di
 
 def inside_run_id(sess: DesignerSession, node_id: str) -> str | None:
     """With a component open, the id a run gives node ``node_id`` inside it, in the instance it was
-    opened from (``desk/route``; the first instance when that one no longer holds it)."""
+    opened from (``desk/route``)."""
     if sess.scope is None:
         return node_id
-    placed = placed_instances(sess.document, sess.scope.name)
-    here = [p for p in placed if p == sess.scope.instance or p.startswith(sess.scope.instance + SEP)]
-    chosen = (here or placed or [None])[0]
-    return f"{chosen}{SEP}{node_id}" if chosen is not None else None
+    instance = shown_instance(sess)
+    return f"{instance}{SEP}{node_id}" if instance is not None else None
 
 
 def _component_outputs(sess: DesignerSession, node: NodeSpec, run_id: str, status: str) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import streamlit as st
 
-from engine.components import instance_agent, instances_of
+from engine.components import SEP, instance_agent, instances_of
 from engine.inside import (
     INPUTS,
     INPUTS_AGENT,
@@ -30,7 +30,7 @@ from engine.workflow import Workflow
 from storage.summaries import ComponentSummary
 from ui.component_library import library_palette, mark_library_versions
 from ui.editor import DesignerSession
-from ui.graphmodel import COMPONENT_COLOR, canvas_graph, palette_of, port_entry
+from ui.graphmodel import COMPONENT_COLOR, canvas_graph, counted_labels, palette_of, port_entry
 from ui.render import code_md, escape_md, issues_by_node
 
 Saver = Callable[[DesignerSession], None]
@@ -38,13 +38,16 @@ BOUNDARY_CATEGORY = "boundary"  # palette entries the canvas draws but does not 
 
 
 def inside_canvas(sess: DesignerSession, registry: Registry, document: Workflow, sized: PlannedItems,
-                  issues: list[Issue], statuses: dict[str, str], shelf: list[ComponentSummary]) -> dict[str, Any]:
+                  issues: list[Issue], statuses: dict[str, str], shelf: list[ComponentSummary],
+                  counted: dict[tuple[str, str], int] | None = None) -> dict[str, Any]:
     """What ``ui.canvas.draw_canvas`` draws while a component is open: its inside (the session's
-    workflow) with the items planned on its wires in its first instance, the findings and run states
-    of its nodes in every instance, and a palette without the components it may not hold."""
+    workflow) with the items planned on its wires (and, after a run, counted: ``counted`` by node
+    of the expansion and port) in the instance it was opened from, the findings and run states of
+    its nodes in every instance, and a palette without the components it may not hold."""
     view, name = sess.workflow, sess.scope_name or ""
     placed = placed_instances(document, name)
-    inside_sized = sized.inside(placed[0]) if placed else PlannedItems({}, {})
+    shown = shown_instance(sess, placed)  # the instance whose plan and counts the wires show
+    inside_sized = sized.inside(shown) if shown is not None else PlannedItems({}, {})
     graph = mark_library_versions(canvas_graph(view, registry, sess.selected, inside_sized), shelf, view)
     outs, ins = boundary_ports(view, registry)
     for item in graph["nodes"]:
@@ -61,10 +64,26 @@ def inside_canvas(sess: DesignerSession, registry: Registry, document: Workflow,
          "description": f"the outputs of component {name}", "color": COMPONENT_COLOR,
          "inputs": [port_entry(p) for p in ins], "outputs": []},
     ]
+    head = f"{shown}{SEP}"
+    inner_counts = {(node[len(head):], port): n for (node, port), n in (counted or {}).items()
+                    if shown is not None and node.startswith(head) and SEP not in node[len(head):]}
     return {"palette": palette, "graph": graph,
             "issues": issues_by_node(inside_issues(issues, placed), instances_of(view)),
             "status": inside_states(statuses, placed),
+            "counted": counted_labels(view, registry, inner_counts, inside_sized),
             "scope": {"workflow": document.name, "component": name, "instances": len(placed)}}
+
+
+def shown_instance(sess: DesignerSession, placed: list[str] | None = None) -> str | None:
+    """With a component open, the id in the expansion of the instance it was opened from (the
+    first instance when that one no longer holds it): whose plan, counts and outputs are shown.
+    ``placed``: the component's instances in the expansion, when the caller has them."""
+    scope = sess.scope
+    if scope is None:
+        return None
+    placed = placed_instances(sess.document, scope.name) if placed is None else placed
+    here = [p for p in placed if p == scope.instance or p.startswith(scope.instance + SEP)]
+    return (here or placed or [None])[0]
 
 
 def inside_panel(sess: DesignerSession, save: Saver) -> None:

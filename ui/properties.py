@@ -56,6 +56,9 @@ def properties_panel(sess: DesignerSession, registry: Registry, issues: list[Iss
         return
     st.markdown(f"#### {escape_md(node.label or node.id)}")
     st.caption(f"id {code_md(node.id)} · agent {code_md(node.agent)}")
+    if sess.scope is not None:  # a node inside the open component: its values are the component's
+        st.caption(f":material/stacks: Inside component {code_md(sess.scope.name)}: what you set here, every node "
+                   "using the component runs (one of them may set its own value in its panel).")
     findings = [i for i in issues if i.node == node.id]
     for issue in findings:  # with its hint: how to fix it is what the user came here for
         (st.error if issue.is_error else st.warning)(issue_md(issue))

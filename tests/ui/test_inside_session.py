@@ -171,3 +171,24 @@ def test_findings_inside_show_on_the_nodes_of_the_open_component(app: AppTest) -
     texts = "\n".join(str(e.value) for e in app.error).replace("\\", "")
     assert "min_confidence = 7 is invalid" in texts
     assert not app.exception
+
+
+def test_the_canvas_inside_draws_the_opened_node_s_counts_and_every_node_s_states() -> None:
+    from engine.items import planned_items
+    from ui.inside_view import inside_canvas
+
+    sess = desks()
+    sess.enter("payments")
+    document = sess.document
+    counted = {("payments/intent", "scores"): 30, ("general/intent", "scores"): 60}
+    drawn = inside_canvas(sess, REGISTRY, document, planned_items(document, REGISTRY), [],
+                          {"payments/route": "done", "general/route": "running", "requests": "done"}, [], counted)
+    assert drawn["status"] == {"route": "running"}  # combined over both desks
+    assert drawn["counted"] == {"intent.scores->route.intents": "30 items (planned 60)"}  # the desk opened
+    boundary = {n["id"]: n for n in drawn["graph"]["nodes"] if n.get("boundary")}
+    assert set(boundary) == {INPUTS, OUTPUTS}
+    palette = {p["name"]: p for p in drawn["palette"]}
+    assert "component:triage" not in palette  # it cannot hold itself
+    assert palette["boundary:inputs"]["hidden"] and [p["name"] for p in palette["boundary:inputs"]["outputs"]] == [
+        "texts", "+"]
+    assert drawn["scope"] == {"workflow": "support-desks", "component": "triage", "instances": 2}

@@ -205,8 +205,9 @@ def flatten(workflow: Workflow) -> Workflow:
 
 def _place(ex: _Expansion, nodes: Iterable[NodeSpec], edges: Iterable[EdgeSpec], prefix: str,
            stack: tuple[str, ...], overrides: Mapping[str, dict[str, Any]], lifecycle: Mapping[str, Any],
-           disabled: bool, origin: tuple[Position, Position] | None) -> None:
-    """Put ``nodes`` (a component's, or the top level's) into the expansion under ``prefix``."""
+           disabled: bool, origin: tuple[Position, Position] | None, breaks: frozenset[str] = frozenset()) -> None:
+    """Put ``nodes`` (a component's, or the top level's) into the expansion under ``prefix``;
+    ``breaks``: the nodes that get a breakpoint from their instance's."""
     for node in nodes:
         if len(ex.nodes) >= MAX_EXPANDED:
             raise _TooLarge
@@ -215,7 +216,8 @@ def _place(ex: _Expansion, nodes: Iterable[NodeSpec], edges: Iterable[EdgeSpec],
         where = _moved(node.position, origin)
         name = component_name(node)
         if name is None:
-            ex.nodes.append(_copy(node, id=full, position=where, **as_inside(node, params, lifecycle, disabled)))
+            ex.nodes.append(_copy(node, id=full, position=where, **as_inside(node, params, lifecycle, disabled,
+                                                                              node.id in breaks)))
             continue
         definition = _definition(ex, node, full, name, stack)
         if definition is None:  # left as it is: validation names it, nothing runs
@@ -236,16 +238,25 @@ def _place(ex: _Expansion, nodes: Iterable[NodeSpec], edges: Iterable[EdgeSpec],
         corner = top_left(definition.nodes)
         _place(ex, definition.nodes, definition.edges, full + SEP, (*stack, name),
                _split_overrides(ex, params, full, name, inner), merged_lifecycle(lifecycle, node.lifecycle),
-               disabled or node.disabled, (where or Position(), corner))
+               disabled or node.disabled, (where or Position(), corner),
+               entries(definition) if node.breakpoint or node.id in breaks else frozenset())
     ex.edges += [_copy(e, source=prefix + e.source, target=prefix + e.target) for e in edges]
 
 
 def as_inside(node: NodeSpec, params: Mapping[str, Any], lifecycle: Mapping[str, Any],
-              disabled: bool) -> dict[str, Any]:
+              disabled: bool, breakpoint: bool = False) -> dict[str, Any]:
     """What a node inside an instance runs with: ``params`` (its own with the instance's for it),
-    the instance's ``lifecycle`` under its own, disabled when it or the instance is."""
+    the instance's ``lifecycle`` under its own, disabled when it or the instance is, a breakpoint
+    when it has one or is one of the first nodes of an instance that has one."""
     return {"params": dict(params), "lifecycle": merged_lifecycle(lifecycle, node.lifecycle),
-            "disabled": node.disabled or disabled}
+            "disabled": node.disabled or disabled, "breakpoint": node.breakpoint or breakpoint}
+
+
+def entries(definition: ComponentSpec) -> frozenset[str]:
+    """The nodes of a component that its inputs feed, or that nothing inside it feeds: where a
+    breakpoint on its node stops a run."""
+    fed = {p.node for p in definition.inputs}
+    return frozenset(fed or {n.id for n in definition.nodes} - {e.target for e in definition.edges})
 
 
 def top_left(nodes: Iterable[NodeSpec]) -> Position:

@@ -171,6 +171,7 @@ class RunPaused(Event):
     admits one while it stays paused."""
 
     ready: tuple[str, ...] = ()  # the nodes ready to start when it paused
+    at: str | None = None  # the node whose breakpoint paused it (None: paused by a person)
 
 
 @dataclass(frozen=True, kw_only=True)

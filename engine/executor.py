@@ -232,6 +232,11 @@ class Executor:
                 ns = nodes[entry[1]]
                 if ns.status in _TERMINAL:
                     continue
+                if run.breakpoints and entry[1] in run.breakpoints and not run.paused:  # pause before it
+                    run.breakpoints.discard(entry[1])  # once: Step or Resume then starts it
+                    kept.append(entry)
+                    self._pause_locked(run, entry[1])
+                    break
                 if ns.cache_hit:
                     ns.device = "pinned" if ns.pinned else "cache"
                 else:
@@ -709,12 +714,16 @@ class Executor:
         with self.lock:
             if run.status.is_terminal or run.paused:
                 return False
-            now = time.time()
-            run.paused, run.steps, run.version = True, 0, run.version + 1
-            run.pause_spans.append([now, math.inf])
-            ready = tuple(sorted(nid for _, nid in run.ready if not run.nodes[nid].status.is_terminal))
-            self.bus.emit(RunPaused(run_id=run.id, ready=ready, time=now))
+            self._pause_locked(run)
             return True
+
+    def _pause_locked(self, run: RunState, at: str | None = None) -> None:
+        """Pause ``run`` (``at``: before this node, its breakpoint)."""
+        now = time.time()
+        run.paused, run.steps, run.version, run.paused_at = True, 0, run.version + 1, at
+        run.pause_spans.append([now, math.inf])
+        ready = tuple(sorted({nid for _, nid in run.ready if not run.nodes[nid].status.is_terminal} | ({at} if at else set())))
+        self.bus.emit(RunPaused(run_id=run.id, ready=ready, at=at, time=now))
 
     def resume_run(self, run: RunState, steps: int | None = None) -> bool:
         """Admit ``run``'s nodes again; ``steps``: only that many more, staying paused (Step).
@@ -722,6 +731,7 @@ class Executor:
         with self.lock:
             if run.status.is_terminal or not run.paused:
                 return False
+            run.paused_at = None
             if steps is None:
                 now = time.time()
                 run.paused, run.steps = False, 0

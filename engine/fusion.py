@@ -78,8 +78,8 @@ def fuse_chains(run: RunState, fits_ever: Callable[[ResourceDemand], bool]) -> N
     """Find the run's fusable chains and mark them (head: ``chain`` and the chain's demand;
     others: ``fused_into``). A chain whose demand could never fit is left unfused."""
     nodes = run.nodes
-    nxt = {a.id: nodes[a.succs[0]] for a in nodes.values()
-           if len(a.succs) == 1 and _linked(a, nodes[a.succs[0]])}
+    nxt = {a.id: nodes[a.succs[0]] for a in nodes.values()  # a chain stops before a breakpoint: it pauses there
+           if len(a.succs) == 1 and a.succs[0] not in run.breakpoints and _linked(a, nodes[a.succs[0]])}
     tails = {b.id for b in nxt.values()}
     for head_id in nxt:
         if head_id in tails:

@@ -25,6 +25,7 @@ from engine.events import (
     NodeSkipped,
     NodeStarted,
     NodeStatus,
+    NodeWaitingInputs,
     RunFinished,
     RunPaused,
     RunResumed,
@@ -94,18 +95,18 @@ class RayRunner:
     def cancel_node(self, run: RunState, node_id: str) -> None:
         self._cancelled_nodes.setdefault(run.id, set()).add(node_id)
 
-    def pause(self, run: RunState) -> bool:
-        """Hand no more of the run's ready nodes to Ray (those Ray holds go on); True when it
-        paused now."""
+    def pause(self, run: RunState, at: str | None = None) -> bool:
+        """Hand no more of the run's ready nodes to Ray (those Ray holds wait in their workers);
+        ``at``: before this node, its breakpoint. True when it paused now."""
         gate = self._gates.get(run.id)
         if gate is None or run.status.is_terminal or not gate.pause():
             return False
         now = time.time()
         with self.lock:
-            run.paused, run.steps, run.version = True, 0, run.version + 1
+            run.paused, run.steps, run.version, run.paused_at = True, 0, run.version + 1, at
             run.pause_spans.append([now, math.inf])
             ready = tuple(sorted(nid for nid, ns in run.nodes.items() if ns.status == NodeStatus.QUEUED))
-        self.bus.emit(RunPaused(run_id=run.id, ready=ready, time=now))
+        self.bus.emit(RunPaused(run_id=run.id, ready=ready, at=at, time=now))
         return True
 
     def resume(self, run: RunState, steps: int | None = None) -> bool:
@@ -116,12 +117,12 @@ class RayRunner:
             return False
         if steps is not None:
             with self.lock:
-                run.version += 1
+                run.version, run.paused_at = run.version + 1, None
             return gate.step(steps)
         now = time.time()
         gate.resume()
         with self.lock:
-            run.paused, run.steps, run.version = False, 0, run.version + 1
+            run.paused, run.steps, run.version, run.paused_at = False, 0, run.version + 1, None
             if run.pause_spans:
                 run.pause_spans[-1][1] = now
         self.bus.emit(RunResumed(run_id=run.id, time=now))
@@ -142,7 +143,8 @@ class RayRunner:
                 run.id, run.workflow, self.registry, lambda e: self._on_event(run, e),
                 self._cancel[run.id], time_scale=options.time_scale, fail_fast=options.fail_fast,
                 cancel_node=lambda: set(self._cancelled_nodes.get(run.id, ())),
-                pins=self.results.load if self.results is not None else None, gate=self._gates[run.id])
+                pins=self.results.load if self.results is not None else None, gate=self._gates[run.id],
+                on_break=lambda node_id: self.pause(run, at=node_id))
         except Exception as exc:  # the cluster went away, or a backend bug: record, never hang
             log.exception("ray run %s failed", run.id)
             error = f"{type(exc).__name__}: {exc}"
@@ -173,7 +175,9 @@ class RayRunner:
 
 def apply_node_event(run: RunState, ns: NodeState, event: Event) -> None:
     """Update one node's state from an event reported by a remote backend."""
-    if isinstance(event, NodeQueued):
+    if isinstance(event, NodeWaitingInputs):
+        ns.status = NodeStatus.WAITING_INPUTS
+    elif isinstance(event, NodeQueued):
         ns.status, ns.queued_at = NodeStatus.QUEUED, event.time
     elif isinstance(event, NodeStarted):
         ns.status, ns.start, ns.device = NodeStatus.RUNNING, event.time, event.device

@@ -64,11 +64,22 @@ class RunOptions:
     start_paused: bool = False  # admit nothing until resume() or step() (no fusion then)
     rerun: tuple[str, ...] = ()  # compute these nodes and all after them again, whatever the cache holds
     priority: int = 0  # among runs sharing the machine: higher is admitted first (then the older run)
+    breakpoints: tuple[str, ...] = ()  # pause before these nodes too (besides the nodes' own `breakpoint`)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["capacity"] = self.capacity.model_dump(mode="json") if self.capacity else None
         return data
+
+
+def with_breakpoints(workflow: Workflow, names: tuple[str, ...]) -> Workflow:
+    """``workflow`` with a breakpoint on each node ``names`` names that it has (the others are
+    nodes inside its components: named once they are expanded; ``RunManager.submit`` checks)."""
+    wanted = set(names) & set(workflow.node_ids())
+    if not wanted:
+        return workflow
+    return workflow.model_copy(update={"nodes": tuple(
+        n.model_copy(update={"breakpoint": True}) if n.id in wanted else n for n in workflow.nodes)})
 
 
 class RunHandle:
@@ -161,8 +172,14 @@ class RunManager:
         from engine.validation import validate
 
         options = options or RunOptions()
+        drawn = set(workflow.node_ids())
+        workflow = with_breakpoints(workflow, options.breakpoints)  # on drawn nodes: an instance's go inside
         # params saved for an older agent upgraded; each node of a component runs (and is measured) as itself
         workflow = runnable(workflow, self.registry)
+        workflow = with_breakpoints(workflow, options.breakpoints)  # on nodes inside components ("desk/route")
+        if missing := [b for b in options.breakpoints if b not in drawn and workflow.node(b) is None]:
+            raise ValueError(f"no node {missing[0]!r} to pause before in workflow {workflow.name!r}; "
+                             f"its nodes are: {', '.join(sorted(drawn)[:20])}")
         if options.rerun:  # a component named to compute again: every node inside it
             options = dataclasses.replace(options, rerun=inside_of(workflow, options.rerun))
         workflow = without_disabled(workflow)  # disabled nodes, and what follows them, do not run
@@ -248,7 +265,8 @@ class RunManager:
             ns.unmet = len(ns.preds)
         set_routes(nodes)
         run = RunState(id=run_id, workflow=workflow, options=options, nodes=nodes, capacity=cap,
-                       ledger=ResourceLedger(cap), priority=int(options.priority))
+                       ledger=ResourceLedger(cap), priority=int(options.priority),
+                       breakpoints={n.id for n in workflow.nodes if n.breakpoint})
         run.drop_consumed = any(not ns.lifecycle.execution.keep_outputs for ns in nodes.values())
         run.plan, order = self._plan(workflow, options, cap)
         rank = {nid: i for i, nid in enumerate(order)}

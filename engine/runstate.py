@@ -167,6 +167,8 @@ class RunState:
     paused: bool = False  # admit no node (running ones go on) ...
     steps: int = 0  # ... except this many more (Step)
     pause_spans: list[list[float]] = field(default_factory=list)  # [paused at, resumed at (inf: not yet)]
+    breakpoints: set[str] = field(default_factory=set)  # nodes the run pauses before (each once)
+    paused_at: str | None = None  # the breakpoint it is paused at, if that paused it
     fail_fast_by: str | None = None
     error: str | None = None
     samples: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_SAMPLES))
@@ -204,6 +206,7 @@ class RunSnapshot:
     paused: bool = False  # admitting no new node (RunManager.pause); running ones go on
     priority: int = 0  # among runs: higher is admitted first
     pauses: list[tuple[float, float | None]] = field(default_factory=list)  # (paused at, resumed at or None)
+    paused_at: str | None = None  # the node whose breakpoint paused it (while paused there)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -288,6 +291,7 @@ def make_snapshot(run: RunState) -> RunSnapshot:
         outputs_released=run.outputs_released, paused=run.paused and not run.status.is_terminal,
         priority=run.priority,
         pauses=[(a, b if b != math.inf else None) for a, b in run.pause_spans],
+        paused_at=run.paused_at if run.paused and not run.status.is_terminal else None,
     )
 
 

@@ -89,6 +89,9 @@ class NodeSpec(BaseModel):
     pin: PinSpec | None = Field(None, description="use these stored outputs instead of running the node")
     disabled: bool = Field(False, description="not run, nor anything after it (ComfyUI's mute)")
     bypass: bool = Field(False, description="not run: its one input goes straight to what it feeds (ComfyUI's bypass)")
+    breakpoint: bool = Field(False, description="runs pause before it starts, once its inputs are ready "
+                                                "(Step starts it, Resume goes on); on a component's node: "
+                                                "before the nodes inside that its inputs feed")
     faults: FaultSpec | None = Field(None, description="a fault drill for a lesson: failures, delay, extra memory")
     version: str | None = Field(None, pattern=r"^[0-9A-Za-z.+_-]{1,50}$",
                                 description="the agent version its params were upgraded to (engine.versions)")

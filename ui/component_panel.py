@@ -23,7 +23,7 @@ from ui.editor import DesignerSession
 from ui.forms import render_fields, schema_fields, shown_values, sync_widget
 from ui.gallery import ago
 from ui.graph_svg import graph_svg
-from ui.panel_edits import set_flag, update_node
+from ui.panel_edits import breakpoint_toggle, set_flag, update_node
 from ui.render import code_md, escape_md, issue_md
 from ui.services import get_store
 
@@ -59,6 +59,7 @@ def component_panel(sess: DesignerSession, node: NodeSpec, registry: Registry, i
     key = f"disabled.{node.id}.{node.disabled}"
     st.toggle("Disabled", value=node.disabled, key=key, on_change=set_flag, args=(sess, node.id, "disabled", key, save),
               help="A disabled component, and every node after it, does not run (Ctrl+M on the canvas)")
+    breakpoint_toggle(sess, node, save)
     label = node.label or ""
     shown = "" if sync_widget(f"label.{node.id}", label) else label
     st.text_input("Label", value=shown, key=f"label.{node.id}", help="shown on the canvas",

@@ -125,8 +125,8 @@ def _on_command() -> None:
                       "another workflow (Ctrl+Shift+V with the wires into them)")
         else:
             sess.tell("nothing to copy: select nodes or notes first")
-    elif name in ("disable", "bypass"):  # Ctrl+M / Ctrl+B: switch the selected nodes off or past, or back
-        sess.toggle(_ids(command.get("ids")), "disabled" if name == "disable" else "bypass")
+    elif name in ("disable", "bypass", "breakpoint"):  # Ctrl+M / Ctrl+B / F9: off, past, pause before; or back
+        sess.toggle(_ids(command.get("ids")), {"disable": "disabled"}.get(name, name))
     elif name == "group":  # Ctrl+G: the selected nodes become a component
         sess.group(_ids(command.get("ids")), get_registry())
     elif name == "ungroup":  # Ctrl+Shift+G: a component's nodes back in its place

@@ -56,7 +56,8 @@ def next_up_text(run_id: str) -> str:
         snap = get_run_manager().snapshot(run_id)
     except KeyError:
         return ""
-    return next_text(next_up(snap.nodes), str(snap.options.get("policy", "")))
+    at = f"at the breakpoint before {code_md(snap.paused_at)}; " if snap.paused_at else ""
+    return at + next_text(next_up(snap.nodes), str(snap.options.get("policy", "")))
 
 
 def run_active() -> bool:

@@ -317,12 +317,13 @@ class DesignerSession:
         self.tell(f"added copies of {describe_clip(len(copies), notes)}")
 
     def toggle(self, ids: list[str], flag: str) -> None:
-        """Disable (``flag`` "disabled", Ctrl+M) or bypass ("bypass", Ctrl+B) the nodes ``ids``, or
-        switch that off again when all of them have it."""
+        """Disable (``flag`` "disabled", Ctrl+M), bypass ("bypass", Ctrl+B) or put a breakpoint on
+        ("breakpoint", F9) the nodes ``ids``, or switch that off again when all of them have it."""
         ids = self.editable(ids)
         workflow, on = toggle_flag(self.workflow, ids, flag)
         if on is None:
-            self.tell(f"select the nodes to {'disable' if flag == 'disabled' else 'bypass'} first")
+            verb = {"disabled": "disable", "bypass": "bypass"}.get(flag, "put a breakpoint on")
+            self.tell(f"select the nodes to {verb} first")
             return
         self.push(workflow)
         n = len([i for i in ids if workflow.node(i) is not None])
@@ -330,6 +331,9 @@ class DesignerSession:
         if flag == "disabled":
             self.tell(f"disabled {what}: they and the nodes after them do not run (Ctrl+M enables them)" if on
                       else f"enabled {what}")
+        elif flag == "breakpoint":
+            self.tell(f"breakpoint on {what}: runs pause before each starts; Step starts it, Resume goes on "
+                      "(F9 again removes it)" if on else f"no breakpoint on {what}")
         else:
             self.tell(f"bypassed {what}: runs pass the input of each straight on (Ctrl+B again runs them)" if on
                       else f"{what} no longer bypassed")

@@ -165,6 +165,8 @@ def canvas_graph(workflow: Workflow, registry: Registry, selected: list[str] | N
             item["muted"] = True
         elif node.bypass:  # drawn see-through: runs wire its input past it
             item["bypassed"] = True
+        if node.breakpoint:  # drawn with a red dot: runs pause before it
+            item["breakpoint"] = True
         if node.faults:  # drawn with a bolt: trouble on purpose, for a lesson
             item["drill"] = node.faults.describe()
         if (name := component_name(node)) is not None:  # drawn stacked: it runs the nodes of a component
@@ -188,13 +190,13 @@ def canvas_graph(workflow: Workflow, registry: Registry, selected: list[str] | N
     return {"nodes": nodes, "edges": edges, "notes": notes, "selected": list(selected or [])}
 
 
-FLAGS = ("disabled", "bypass")  # node switches the canvas toggles (Ctrl+M, Ctrl+B)
+FLAGS = ("disabled", "bypass", "breakpoint")  # node switches the canvas toggles (Ctrl+M, Ctrl+B, F9)
 
 
 def toggle_flag(workflow: Workflow, ids: list[str], flag: str) -> tuple[Workflow, bool | None]:
-    """Set ``flag`` (``disabled`` or ``bypass``) on the nodes ``ids``, or clear it when every one
-    has it already (Ctrl+M and Ctrl+B toggle); (the workflow, whether it is now set; None when none
-    of them exists)."""
+    """Set ``flag`` (``disabled``, ``bypass`` or ``breakpoint``) on the nodes ``ids``, or clear it
+    when every one has it already (Ctrl+M, Ctrl+B and F9 toggle); (the workflow, whether it is now
+    set; None when none of them exists)."""
     if flag not in FLAGS:
         raise ValueError(f"unknown node flag {flag!r}")
     chosen = [n for n in workflow.nodes if n.id in set(ids)]

@@ -1,5 +1,5 @@
 """Edits the properties panels make to a node: replace it in the session's workflow (one undo step)
-and save; switch its flags from what their toggles show."""
+and save; switch its flags from what their toggles show (the breakpoint's toggle is drawn here)."""
 
 from __future__ import annotations
 
@@ -30,3 +30,13 @@ def set_flag(sess: DesignerSession, node_id: str, flag: str, key: str, save: Sav
     value = bool(st.session_state.get(key))
     if node is not None and getattr(node, flag) != value:
         update_node(sess, node, save, **{flag: value})
+
+
+def breakpoint_toggle(sess: DesignerSession, node: NodeSpec, save: Saver) -> None:
+    """A node's breakpoint: runs pause before it starts (F9 on the canvas)."""
+    key = f"breakpoint.{node.id}.{node.breakpoint}"
+    st.toggle("Pause before it (breakpoint)", value=node.breakpoint, key=key, on_change=set_flag,
+              args=(sess, node.id, "breakpoint", key, save),
+              help="Runs pause when this node is ready to start (its inputs are there): look at what came before, "
+                   "then Step starts it and Resume goes on (F9 on the canvas; `servicegrid run --break NODE`). "
+                   "On a component's node: before the nodes inside that its inputs feed.")

@@ -25,7 +25,7 @@ from ui.component_panel import component_panel
 from ui.editor import DesignerSession
 from ui.forms import render_fields, schema_fields, shown_values, sync_widget
 from ui.lifecycle_svg import lifecycle_svg
-from ui.panel_edits import set_flag, update_node
+from ui.panel_edits import breakpoint_toggle, set_flag, update_node
 from ui.render import code_md, escape_md, issue_md
 from ui.uploads_panel import files_section
 
@@ -77,6 +77,7 @@ def properties_panel(sess: DesignerSession, registry: Registry, issues: list[Iss
     past.toggle("Bypassed", value=node.bypass, key=key, on_change=set_flag, args=(sess, node.id, "bypass", key, save),
                 help="A bypassed node does not run: its one input goes straight to the nodes it feeds, as if "
                      "it were not there (Ctrl+B on the canvas)")
+    breakpoint_toggle(sess, node, save)
     if node.agent not in registry:
         st.info("This agent is not installed here; only its label can be edited.")
         spec = None

@@ -50,6 +50,7 @@ class RayNode:
     faults: dict[str, Any] | None = None  # a fault drill (engine.faults), applied in the worker
     order: int = 0  # position in a topological order (results are handled parents first)
     ended_at: float | None = None  # when the last attempt ended (worker clock)
+    breakpoint: bool = False  # the run pauses before it (once); never handed to Ray ahead of its inputs
 
     @property
     def early_parent(self) -> bool:
@@ -81,7 +82,7 @@ def build_nodes(workflow: Workflow, registry: Registry, gpu_memory_mb: float,
         nodes[spec_node.id] = RayNode(
             id=spec_node.id, spec=spec, params=params.model_dump(mode="json"), demand=demand,
             lifecycle=lifecycle, links=[], options=task_options(demand, gpu_memory_mb), live=live,
-            faults=spec_node.faults.model_dump() if spec_node.faults else None)
+            faults=spec_node.faults.model_dump() if spec_node.faults else None, breakpoint=spec_node.breakpoint)
     for edge in workflow.edges:
         src, dst = nodes.get(edge.source), nodes.get(edge.target)
         if src is None or dst is None:

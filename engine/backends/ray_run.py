@@ -83,7 +83,8 @@ class RayRun:
     def __init__(self, ray: Any, remotes: Callable[[RayNode], Any], nodes: dict[str, RayNode],
                  settings: RunSettings, emit: Callable[[Event], None], cancel_event: threading.Event,
                  cancel_node: Callable[[], set[str]] | None, board: tuple[Any, list[str]],
-                 gate: Gate | None = None) -> None:
+                 gate: Gate | None = None, on_break: Callable[[str], Any] | None = None) -> None:
+        self.on_break = on_break  # pauses the run at a node's breakpoint (the run manager's pause)
         self.gate = gate or Gate()  # paused: ready nodes wait here, or in their worker (the board)
         self.posted_paused = False  # what the board was last told
         self.ray, self.remotes, self.nodes, self.s = ray, remotes, nodes, settings
@@ -212,6 +213,10 @@ class RayRun:
         due = [n for d, n in self.delayed if d <= mono]
         if due:
             self.delayed = [(d, n) for d, n in self.delayed if d > mono]
+        if not self.gate.paused and (hit := next((n for n in [*self.ready, *due] if n.breakpoint
+                                                  and not n.status.is_terminal and n.key not in self.inflight), None)):
+            hit.breakpoint = False  # once: a step or resume then starts it
+            (self.on_break or (lambda _: self.gate.pause()))(hit.id)
         self._sync_pause()
         if self.gate.paused:
             self.ready = self._step([*self.ready, *due])
@@ -260,7 +265,7 @@ class RayRun:
         while work:
             for cid in work.pop().succs:
                 child = self.nodes[cid]
-                if (child.status == NodeStatus.WAITING_INPUTS and child.key is None
+                if (child.status == NodeStatus.WAITING_INPUTS and child.key is None and not child.breakpoint
                         and child.lifecycle.start.inputs == "all"
                         and all(self._early_ready(self.nodes[p]) for p in child.preds)):
                     self._submit(child)

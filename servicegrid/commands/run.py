@@ -54,6 +54,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--step", action="store_true",
                    help="walk the run node by node from the terminal: it starts paused; Enter starts the next "
                         "node, r resumes the rest, q cancels (also on Ray)")
+    p.add_argument("--break", dest="breaks", action="append", default=[], metavar="NODE",
+                   help="pause before NODE starts (repeatable; also a node's `breakpoint` in the file): "
+                        "Enter starts it, r resumes, q cancels, as with --step")
     p.add_argument("--user", help="who runs it (recorded)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=run)
@@ -89,8 +92,11 @@ def run(args: argparse.Namespace) -> int:
         options = RunOptions(policy=args.policy, capacity=capacity, time_scale=args.time_scale,
                              fail_fast=args.fail_fast, use_cache=not args.no_cache, resume_from=args.resume,
                              user=args.user, backend=args.backend, fuse=not args.no_fuse,
-                             rerun=tuple(args.rerun), priority=args.priority, start_paused=args.step)
-        return _execute(workflow, options, store, args.json, step=args.step)
+                             rerun=tuple(args.rerun), priority=args.priority, start_paused=args.step,
+                             breakpoints=tuple(args.breaks))
+        stops = bool(args.breaks) or any(n.breakpoint for n in workflow.nodes) or any(
+            n.breakpoint for c in workflow.components for n in c.nodes)
+        return _execute(workflow, options, store, args.json, step=args.step or stops)
     finally:
         store.close()
 
@@ -165,8 +171,9 @@ def _execute(workflow: Workflow, options: RunOptions, store: Any, as_json: bool,
             print(f"servicegrid run: {exc}", file=sys.stderr)
             return 2
         try:
-            if step:
+            while step and not RunStatus(handle.snapshot().status).is_terminal:  # each pause: ask
                 walk(handle, sys.stdin)
+                time.sleep(STEP_POLL_S)
             status = handle.wait()
         except KeyboardInterrupt:
             manager.cancel(handle.run_id)
@@ -190,6 +197,7 @@ def walk(handle: Any, answers: Any) -> None:
     ``q`` cancels the run (end of input: resume). Returns when the run ends or was resumed."""
     from engine.runstate import next_up
 
+    told = None
     while True:
         snap = handle.snapshot()
         if RunStatus(snap.status).is_terminal or not snap.paused:
@@ -201,6 +209,9 @@ def walk(handle: Any, answers: Any) -> None:
         if not ready:
             time.sleep(STEP_POLL_S)
             continue
+        if snap.paused_at and snap.paused_at != told:
+            told = snap.paused_at
+            print(f"breakpoint: the run paused before {snap.paused_at}", file=sys.stderr)
         after = f" (then {', '.join(ready[1:3])})" if len(ready) > 1 else ""
         print(f"paused: Enter starts {ready[0]}{after} · r resumes the rest · q cancels: ", end="",
               file=sys.stderr, flush=True)

@@ -53,3 +53,29 @@ def test_q_cancels_the_run(chain: Path, monkeypatch: pytest.MonkeyPatch, capsys)
     code, err = _run(chain, "\nq\n", monkeypatch, capsys)
     assert code == 1
     assert "done    a" in err and "done    b" not in err
+
+
+def test_break_pauses_before_the_node_and_asks(chain: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\nr\n"))
+    assert main(["run", str(chain), "--break", "b", "--no-cache"]) == 0
+    err = capsys.readouterr().err
+    assert "breakpoint: the run paused before b" in err
+    assert err.index("done    a") < err.index("paused before b") < err.index("done    b")
+    assert re.findall(r"paused: Enter starts (\w+)", err) == ["b", "c"]  # the step started b; r resumed c
+
+
+def test_a_breakpoint_in_the_file_without_a_terminal_goes_on(chain: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys) -> None:
+    data = json.loads(chain.read_text())
+    data["nodes"][2]["breakpoint"] = True
+    chain.write_text(json.dumps(data))
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert main(["run", str(chain), "--no-cache"]) == 0
+    err = capsys.readouterr().err
+    assert "breakpoint: the run paused before c" in err and "(end of input: resuming)" in err
+
+
+def test_break_names_an_unknown_node(chain: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert main(["run", str(chain), "--break", "nope"]) == 2
+    assert "no node 'nope' to pause before" in capsys.readouterr().err

@@ -768,6 +768,25 @@ def test_step_through_a_run_node_by_node_then_resume(page, app_url):
     expect(page.get_by_role("button", name="Run", exact=True)).to_be_enabled()
 
 
+def test_a_breakpoint_set_with_f9_pauses_the_run_before_its_node(page, app_url):
+    open_template(page, app_url, "two-stage", 2)
+    click_node(page, "cls")
+    page.keyboard.press("F9")
+    expect(node(page, "cls").get_by_test_id("sg-break")).to_be_visible()
+    expect(page.get_by_role("switch", name="Pause before it (breakpoint)")).to_be_checked()
+    choose(page, "Speed", "1000× faster")
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.get_by_text(re.compile(r"paused\. at the breakpoint before cls; Step starts cls"))
+           ).to_be_visible(timeout=60000)
+    expect(node(page, "pre")).to_have_attribute("data-status", re.compile("done|cached"))
+    expect(node(page, "cls")).to_have_attribute("data-status", "queued")
+    page.get_by_role("button", name="Resume").click()
+    expect(node(page, "cls")).to_have_attribute("data-status", re.compile("done|cached"), timeout=60000)
+    click_node(page, "cls")
+    page.keyboard.press("F9")  # off again
+    expect(node(page, "cls").get_by_test_id("sg-break")).to_have_count(0)
+
+
 def test_run_again_from_a_node_recomputes_it_and_what_follows(page, app_url):
     open_template(page, app_url, "nlp-sentiment", 8)
     page.get_by_role("button", name="Run", exact=True).click()

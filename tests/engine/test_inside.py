@@ -220,3 +220,16 @@ def test_planned_items_inside_an_instance_are_those_of_its_nodes(desks: Workflow
     planned = planned_items(desks, REGISTRY).inside("payments")
     assert planned.items_in == {"intent": 60, "entities": 60, "route": 60}
     assert planned.on_port("route", "tickets") == 60
+
+
+def test_a_breakpoint_on_a_component_s_node_goes_to_the_nodes_its_inputs_feed(desks: Workflow) -> None:
+    from engine.components import entries
+    from engine.grouping import ungroup
+
+    assert entries(desks.component("triage")) == {"intent", "entities"}
+    stopped = desks.model_copy(update={"nodes": tuple(
+        n.model_copy(update={"breakpoint": True}) if n.id == "general" else n for n in desks.nodes)})
+    flat = expand_components(stopped)[0]
+    assert sorted(n.id for n in flat.nodes if n.breakpoint) == ["general/entities", "general/intent"]
+    opened, _ = ungroup(stopped, "general")
+    assert sorted(n.id for n in opened.nodes if n.breakpoint) == ["entities", "intent"]

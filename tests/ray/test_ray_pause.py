@@ -134,3 +134,21 @@ def test_the_cli_walks_a_ray_run_step_by_step(ray_cluster: object, tmp_path: Pat
     err = capsys.readouterr().err
     assert re.findall(r"paused: Enter starts (\w+)", err) == ["a", "b", "c"]
     assert err.index("done    a") < err.index("Enter starts b") < err.index("done    b")
+
+
+def test_a_breakpoint_pauses_a_ray_run_before_its_node(manager: RunManager) -> None:
+    """b is not handed to Ray ahead of its inputs (it has a breakpoint): the run pauses when a
+    ends, b waits for a step, and c (after b) for the resume."""
+    chain = _chain()
+    chain = chain.model_copy(update={"nodes": tuple(
+        n.model_copy(update={"breakpoint": True}) if n.id == "b" else n for n in chain.nodes)})
+    handle = manager.submit(chain, RunOptions(backend="ray", use_cache=False))
+    _until(lambda: handle.snapshot().paused_at == "b")
+    time.sleep(0.8)
+    assert _statuses(handle) == {"a": "done", "b": "queued", "c": "waiting_inputs"}
+    assert handle.step()
+    _until(lambda: _statuses(handle)["b"] == "done")
+    time.sleep(0.8)
+    assert _statuses(handle)["c"] == "queued"
+    assert handle.resume()
+    assert handle.wait(60) == RunStatus.SUCCEEDED

@@ -174,7 +174,7 @@ function duplicate(root, m, ids, notes) {
 
 // Python flips the flag (it owns the workflow) and pushes the graph back drawn so
 function toggleFlag(root, m, name) {
-  if (!m.selNodes.size) { toast(root, `select the nodes to ${name} first`, "info"); return; }
+  if (!m.selNodes.size) { toast(root, `select the nodes to ${name === "breakpoint" ? "put a breakpoint on" : name} first`, "info"); return; }
   command(m, name, { ids: [...m.selNodes] });
 }
 
@@ -221,6 +221,7 @@ const SHORTCUTS = [
   ["Arrow keys (Shift: 50 px)", "move the selection 10 px"], ["Ctrl+D", "duplicate"],
   ["Ctrl+C, Ctrl+V", "copy, paste (here or in another workflow)"], ["Ctrl+Shift+V", "paste with the wires in"],
   ["Ctrl+M", "disable / enable: it and what follows do not run"], ["Ctrl+B", "bypass: its input goes straight on"],
+  ["F9", "breakpoint: runs pause before it starts"],
   ["Ctrl+G", "group the selection into a component"], ["Ctrl+Shift+G", "ungroup a component"],
   ["Double-click a component (or ⤢)", "open it to edit inside; the path above goes back"],
   ["N", "add a note"], ["Alt+drag a frame", "move the frame without its nodes"],
@@ -252,6 +253,7 @@ function keyDown(root, m, ev) {
   else if (ctrl && key === "d") { ev.preventDefault(); duplicate(root, m, [...m.selNodes], [...m.selNotes]); }
   else if (ctrl && key === "m") { ev.preventDefault(); toggleFlag(root, m, "disable"); }
   else if (ctrl && key === "b") { ev.preventDefault(); toggleFlag(root, m, "bypass"); }
+  else if (ev.key === "F9") { ev.preventDefault(); toggleFlag(root, m, "breakpoint"); }
   else if (ctrl && key === "g") { ev.preventDefault(); grouping(root, m, ev.shiftKey); }
   else if (ctrl && key === "c") {                   // Python keeps the copy: it can go into another workflow
     if (!m.selNodes.size && !m.selNotes.size) { toast(root, "select nodes or notes to copy first", "info"); return; }
@@ -612,6 +614,11 @@ function nodeEl(root, m, n) {
   if (n.disabled) { el.classList.add("disabled"); head.dataset.label += "\ndisabled: it and what follows it do not run (Ctrl+M)"; }
   else if (n.muted) { el.classList.add("muted"); head.dataset.label += "\nnot run: a node before it is disabled"; }
   else if (n.bypassed) { el.classList.add("bypassed"); head.dataset.label += "\nbypassed: its input goes straight on (Ctrl+B)"; }
+  if (n.breakpoint) {  // runs pause before it (a red dot, as a debugger draws one)
+    el.classList.add("breakpoint"); head.dataset.label += "\nbreakpoint: runs pause before it starts (F9 removes it)";
+    const dot = document.createElement("span"); dot.className = "sg-break"; dot.dataset.testid = "sg-break";
+    head.prepend(dot);
+  }
   if (n.drill) {  // a fault drill (plain text; Python formats it)
     el.classList.add("drilled"); head.dataset.label += `\nfault drill: it ${n.drill}`;
     head.appendChild(boltIcon());

@@ -42,8 +42,9 @@ def next_text(ready: list[str], policy: str) -> str:
     return f"Step starts {code_md(ready[0])} next{later}, in {code_md(policy)} order"
 
 
-def paused_note(ready: list[str], policy: str) -> str:
-    """The line under a paused run's controls."""
+def paused_note(ready: list[str], policy: str, at: str | None = None) -> str:
+    """The line under a paused run's controls (``at``: the node whose breakpoint paused it)."""
     count = f"{len(ready)} node{'s' if len(ready) != 1 else ''} ready to start" if ready else "nothing ready"
-    return (f":material/pause_circle: **Paused**, {count}. {next_text(ready, policy)}; Resume starts them all "
-            "(the nodes running when it paused finish).")
+    where = f" at the breakpoint before {code_md(at)}" if at else ""
+    return (f":material/pause_circle: **Paused**{where}, {count}. {next_text(ready, policy)}; Resume starts them "
+            "all (the nodes running when it paused finish).")

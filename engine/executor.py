@@ -723,6 +723,7 @@ class Executor:
         run.paused, run.steps, run.version, run.paused_at = True, 0, run.version + 1, at
         run.pause_spans.append([now, math.inf])
         ready = tuple(sorted({nid for _, nid in run.ready if not run.nodes[nid].status.is_terminal} | ({at} if at else set())))
+        run.breakpoints.difference_update(ready)  # one pause holds every node ready now (a component's first ones)
         self.bus.emit(RunPaused(run_id=run.id, ready=ready, at=at, time=now))
 
     def resume_run(self, run: RunState, steps: int | None = None) -> bool:

@@ -285,7 +285,7 @@ def _run_row(sess: DesignerSession, issues: list[Issue], run_id: str | None, run
     if blocker:
         cols[4].caption(f"Run disabled: {escape_md(blocker)}")
     elif run_status == "paused":
-        cols[4].caption(f"Run {code_md(run_id)}: paused. {next_up_text(run_id)}; Resume starts the rest.")
+        cols[4].caption(f"Run {code_md(run_id)}: paused{next_up_text(run_id)}; Resume starts the rest.")
     elif run_id and run_status:
         cols[4].caption(f"Run {code_md(run_id)}: {run_status}. Select a finished node to see its outputs below; "
                         "timings and resources on the Run page.")

@@ -48,16 +48,17 @@ def run_state() -> tuple[str | None, str | None, dict[str, str]]:
 
 
 def next_up_text(run_id: str) -> str:
-    """For a paused run started here: which node the next Step starts ("" when it left the manager)."""
+    """For a paused run started here, the rest of "Run X: paused": where it paused (a breakpoint)
+    and which node the next Step starts (only "." when the run left the manager)."""
     from engine.runstate import next_up
     from ui.monitor.controls import next_text
 
     try:
         snap = get_run_manager().snapshot(run_id)
     except KeyError:
-        return ""
-    at = f"at the breakpoint before {code_md(snap.paused_at)}; " if snap.paused_at else ""
-    return at + next_text(next_up(snap.nodes), str(snap.options.get("policy", "")))
+        return "."
+    at = f" at the breakpoint before {code_md(snap.paused_at)}" if snap.paused_at else ""
+    return f"{at}. {next_text(next_up(snap.nodes), str(snap.options.get('policy', '')))}"
 
 
 def run_active() -> bool:

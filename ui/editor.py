@@ -125,7 +125,7 @@ class DesignerSession:
         self.undo_stack, self.redo_stack = [], []
         self.workflow, self.selected, self.fit = open_inside(outer, name), [], True
         self._bump()
-        self.tell(f"inside component {name!r}: what you change here, every node of it runs. Wire a port to "
+        self.tell(f"inside component {name!r}: what you change here, every node using it runs. Wire a port to "
                   "Inputs + or Outputs + to add one; the path above the canvas goes back")
         return True
 

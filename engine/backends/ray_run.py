@@ -215,7 +215,8 @@ class RayRun:
             self.delayed = [(d, n) for d, n in self.delayed if d > mono]
         if not self.gate.paused and (hit := next((n for n in [*self.ready, *due] if n.breakpoint
                                                   and not n.status.is_terminal and n.key not in self.inflight), None)):
-            hit.breakpoint = False  # once: a step or resume then starts it
+            for node in [*self.ready, *due]:  # once; one pause holds every node ready now (a component's first)
+                node.breakpoint = False
             (self.on_break or (lambda _: self.gate.pause()))(hit.id)
         self._sync_pause()
         if self.gate.paused:

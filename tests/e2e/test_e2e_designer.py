@@ -776,7 +776,7 @@ def test_a_breakpoint_set_with_f9_pauses_the_run_before_its_node(page, app_url):
     expect(page.get_by_role("switch", name="Pause before it (breakpoint)")).to_be_checked()
     choose(page, "Speed", "1000× faster")
     page.get_by_role("button", name="Run", exact=True).click()
-    expect(page.get_by_text(re.compile(r"paused\. at the breakpoint before cls; Step starts cls"))
+    expect(page.get_by_text(re.compile(r"paused at the breakpoint before cls\. Step starts cls"))
            ).to_be_visible(timeout=60000)
     expect(node(page, "pre")).to_have_attribute("data-status", re.compile("done|cached"))
     expect(node(page, "cls")).to_have_attribute("data-status", "queued")

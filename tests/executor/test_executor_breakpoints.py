@@ -91,3 +91,25 @@ def test_a_fused_chain_stops_before_a_breakpoint(manager) -> None:
     assert not snap.nodes["x"]["chain"] or "y" not in snap.nodes["x"]["chain"]
     handle.resume()
     assert handle.wait(10) == RunStatus.SUCCEEDED
+
+
+def test_one_pause_holds_every_node_ready_at_a_component_s_breakpoint(manager) -> None:
+    m, rec = manager
+    component = {"name": "fan", "nodes": [sleep("left"), sleep("right")],
+                 "inputs": [{"name": "x", "node": "left"}, {"name": "x", "node": "right"}],
+                 "outputs": [{"name": "y", "node": "left"}]}
+    wf = Workflow.model_validate({
+        "schema_version": 1, "name": "fan", "components": [component],
+        "nodes": [sleep("src"), {"id": "f", "agent": "component:fan", "breakpoint": True}],
+        "edges": [{"source": "src", "target": "f", "target_port": "x"}]})
+    handle = m.submit(wf, RunOptions(use_cache=False))
+    _until(lambda: handle.snapshot().paused)
+    (paused,) = rec.of(handle.run_id, "RunPaused")
+    assert paused.at in ("f/left", "f/right") and set(paused.ready) == {"f/left", "f/right"}
+    assert handle.step()
+    _until(lambda: sum(s == "done" for s in _statuses(handle).values()) == 2)
+    time.sleep(0.05)
+    assert sorted(_statuses(handle).values()) == ["done", "done", "queued"]  # the other waits: still paused
+    handle.resume()
+    assert handle.wait(10) == RunStatus.SUCCEEDED
+    assert len(rec.of(handle.run_id, "RunPaused")) == 1  # not again before the second one

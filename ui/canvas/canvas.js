@@ -639,8 +639,9 @@ function nodeEl(root, m, n) {
     }
   }
   if (n.boundary) { el.classList.add("boundary"); head.dataset.label += "\nthe component's ports: it cannot be deleted"; }
-  head.title = head.dataset.label; head.appendChild(text);
-  if (el.__open) head.appendChild(el.__open);
+  head.title = head.dataset.label;
+  if (el.__open) head.appendChild(el.__open);       // before the title: the state badge covers the right end
+  head.appendChild(text);
   if (!n.boundary) head.addEventListener("dblclick", ev => { ev.stopPropagation(); renameNode(root, m, n, head, text); });
   if (n.component) el.addEventListener("dblclick", ev => { if (!ev.target.closest(".sg-head, .sg-port")) openComponent(root, m, n.id); });
   const badge = document.createElement("span"); badge.className = "sg-badge"; badge.hidden = true;

@@ -5,6 +5,8 @@ A plain module (not conftest) so test files can import it by a name no other tes
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from engine.events import Event
@@ -59,3 +61,14 @@ def sleep(node_id: str, seconds: float = 0.005, **resources: Any) -> dict[str, A
     return {"id": node_id, "agent": "test.sleep", "params": {"seconds": seconds}, "resources": resources}
 
 
+def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait until ``check()`` holds (failing the test after ``timeout`` seconds)."""
+    end = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.005)
+
+
+def statuses(handle: Any) -> dict[str, str]:
+    """Each node's status in the run's snapshot."""
+    return {nid: n["status"] for nid, n in handle.snapshot().nodes.items()}

@@ -7,39 +7,28 @@ from __future__ import annotations
 import time
 
 import pytest
-from executor_kit import sleep, workflow
+from executor_kit import sleep, statuses, until, workflow
 
 from engine.events import RunStatus
 from engine.runs import RunOptions
 from engine.workflow import Workflow
 
 
-def _until(check, timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < end, "timed out"
-        time.sleep(0.005)
-
-
-def _statuses(handle) -> dict[str, str]:
-    return {nid: n["status"] for nid, n in handle.snapshot().nodes.items()}
-
-
 def test_a_run_pauses_before_a_node_with_a_breakpoint_and_steps_into_it(manager) -> None:
     m, rec = manager
     nodes = [sleep("a"), {**sleep("b"), "breakpoint": True}, sleep("c"), sleep("side", 0.05)]
     handle = m.submit(workflow(nodes, [("a", "b"), ("b", "c")]), RunOptions(use_cache=False))
-    _until(lambda: handle.snapshot().paused)
-    _until(lambda: _statuses(handle)["side"] == "done")  # what was admitted before goes on
+    until(lambda: handle.snapshot().paused)
+    until(lambda: statuses(handle)["side"] == "done")  # what was admitted before goes on
     snap = handle.snapshot()
     assert snap.paused_at == "b" and snap.status == "running"
-    assert _statuses(handle) == {"a": "done", "b": "queued", "c": "waiting_inputs", "side": "done"}
+    assert statuses(handle) == {"a": "done", "b": "queued", "c": "waiting_inputs", "side": "done"}
     (paused,) = rec.of(handle.run_id, "RunPaused")
     assert paused.at == "b" and "b" in paused.ready
     assert handle.step()
-    _until(lambda: _statuses(handle)["b"] == "done")
+    until(lambda: statuses(handle)["b"] == "done")
     time.sleep(0.05)
-    assert _statuses(handle)["c"] == "queued" and handle.snapshot().paused_at is None  # still paused, by the step
+    assert statuses(handle)["c"] == "queued" and handle.snapshot().paused_at is None  # still paused, by the step
     assert handle.resume()
     assert handle.wait(10) == RunStatus.SUCCEEDED
     assert len(rec.of(handle.run_id, "RunPaused")) == 1  # the breakpoint stops the run once
@@ -49,10 +38,10 @@ def test_resume_at_a_breakpoint_runs_the_rest_and_a_later_breakpoint_pauses_agai
     m, rec = manager
     nodes = [sleep("a"), {**sleep("b"), "breakpoint": True}, {**sleep("c"), "breakpoint": True}]
     handle = m.submit(workflow(nodes, [("a", "b"), ("b", "c")]), RunOptions(use_cache=False))
-    _until(lambda: handle.snapshot().paused_at == "b")
+    until(lambda: handle.snapshot().paused_at == "b")
     handle.resume()
-    _until(lambda: handle.snapshot().paused_at == "c")
-    assert _statuses(handle)["b"] == "done"
+    until(lambda: handle.snapshot().paused_at == "c")
+    assert statuses(handle)["b"] == "done"
     handle.resume()
     assert handle.wait(10) == RunStatus.SUCCEEDED
     assert [e.at for e in rec.of(handle.run_id, "RunPaused")] == ["b", "c"]
@@ -69,9 +58,9 @@ def test_breakpoints_given_with_the_run_reach_inside_components(manager) -> None
         "edges": [{"source": "src", "target": "p", "target_port": "x"},
                   {"source": "p", "source_port": "y", "target": "q", "target_port": "x"}]})
     handle = m.submit(wf, RunOptions(use_cache=False, breakpoints=("q", "p/second")))
-    _until(lambda: handle.snapshot().paused_at == "p/second")  # a node inside, named by its run id
+    until(lambda: handle.snapshot().paused_at == "p/second")  # a node inside, named by its run id
     handle.resume()
-    _until(lambda: handle.snapshot().paused_at == "q/first")  # an instance: before its first node
+    until(lambda: handle.snapshot().paused_at == "q/first")  # an instance: before its first node
     handle.resume()
     assert handle.wait(10) == RunStatus.SUCCEEDED
     with pytest.raises(ValueError, match="no node 'nope' to pause before"):
@@ -85,7 +74,7 @@ def test_a_fused_chain_stops_before_a_breakpoint(manager) -> None:
              {"id": "y", "agent": "test.tag", "lifecycle": {"execution": {"batch_size": 4}}, "breakpoint": True},
              {"id": "z", "agent": "test.tag", "lifecycle": {"execution": {"batch_size": 4}}}]
     handle = m.submit(workflow(nodes, [("t", "x"), ("x", "y"), ("y", "z")]), RunOptions(use_cache=False))
-    _until(lambda: handle.snapshot().paused_at == "y")
+    until(lambda: handle.snapshot().paused_at == "y")
     snap = handle.snapshot()
     assert snap.nodes["x"]["status"] == "done" and snap.nodes["y"]["status"] == "queued"
     assert not snap.nodes["x"]["chain"] or "y" not in snap.nodes["x"]["chain"]
@@ -103,13 +92,13 @@ def test_one_pause_holds_every_node_ready_at_a_component_s_breakpoint(manager) -
         "nodes": [sleep("src"), {"id": "f", "agent": "component:fan", "breakpoint": True}],
         "edges": [{"source": "src", "target": "f", "target_port": "x"}]})
     handle = m.submit(wf, RunOptions(use_cache=False))
-    _until(lambda: handle.snapshot().paused)
+    until(lambda: handle.snapshot().paused)
     (paused,) = rec.of(handle.run_id, "RunPaused")
     assert paused.at in ("f/left", "f/right") and set(paused.ready) == {"f/left", "f/right"}
     assert handle.step()
-    _until(lambda: sum(s == "done" for s in _statuses(handle).values()) == 2)
+    until(lambda: sum(s == "done" for s in statuses(handle).values()) == 2)
     time.sleep(0.05)
-    assert sorted(_statuses(handle).values()) == ["done", "done", "queued"]  # the other waits: still paused
+    assert sorted(statuses(handle).values()) == ["done", "done", "queued"]  # the other waits: still paused
     handle.resume()
     assert handle.wait(10) == RunStatus.SUCCEEDED
     assert len(rec.of(handle.run_id, "RunPaused")) == 1  # not again before the second one

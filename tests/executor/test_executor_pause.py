@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from executor_kit import sleep, workflow
+from executor_kit import sleep, statuses, until, workflow
 
 from engine.events import RunStatus
 from engine.runs import RunOptions
@@ -15,30 +15,19 @@ from engine.runs import RunOptions
 CHAIN = [sleep("a", 0.01), sleep("b", 0.01), sleep("c", 0.01)]
 
 
-def _until(check, timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < end, "timed out"
-        time.sleep(0.005)
-
-
-def _statuses(handle) -> dict[str, str]:
-    return {nid: n["status"] for nid, n in handle.snapshot().nodes.items()}
-
-
 def test_a_run_started_paused_is_walked_node_by_node(manager) -> None:
     m, rec = manager
     handle = m.submit(workflow(CHAIN, [("a", "b"), ("b", "c")]), RunOptions(start_paused=True))
     time.sleep(0.1)
-    assert _statuses(handle) == {"a": "queued", "b": "waiting_inputs", "c": "waiting_inputs"}
+    assert statuses(handle) == {"a": "queued", "b": "waiting_inputs", "c": "waiting_inputs"}
     assert handle.snapshot().paused and handle.status == RunStatus.RUNNING
     for done in ("a", "b"):
         assert handle.step()
-        _until(lambda done=done: _statuses(handle)[done] == "done")
+        until(lambda done=done: statuses(handle)[done] == "done")
         time.sleep(0.05)  # what it released stays queued: the run is still paused
         assert [e.node_id for e in rec.of(handle.run_id, "NodeStarted")][-1] == done
         assert handle.snapshot().paused
-    assert _statuses(handle)["c"] == "queued"
+    assert statuses(handle)["c"] == "queued"
     assert handle.resume() and not handle.resume()  # a second resume has nothing to do
     assert handle.wait(10) == RunStatus.SUCCEEDED
     assert [e.node_id for e in rec.of(handle.run_id, "NodeStarted")] == ["a", "b", "c"]
@@ -52,17 +41,17 @@ def test_pausing_lets_running_nodes_finish_and_starts_nothing_new(manager) -> No
     m, rec = manager
     nodes = [sleep("slow", 0.4), sleep("after", 0.01), sleep("other", 0.01, cpu=4)]
     handle = m.submit(workflow(nodes, [("slow", "after")]), RunOptions(policy="fifo"))
-    _until(lambda: _statuses(handle)["slow"] == "running")
+    until(lambda: statuses(handle)["slow"] == "running")
     assert handle.pause() and not handle.pause()
-    _until(lambda: _statuses(handle)["slow"] == "done", timeout=5)
+    until(lambda: statuses(handle)["slow"] == "done", timeout=5)
     time.sleep(0.1)
-    statuses = _statuses(handle)
-    assert statuses["after"] == "queued"  # ready, not started: the run is paused
-    assert statuses["other"] in ("queued", "waiting_resource")  # it needs all 4 CPUs slow holds
+    now = statuses(handle)
+    assert now["after"] == "queued"  # ready, not started: the run is paused
+    assert now["other"] in ("queued", "waiting_resource")  # it needs all 4 CPUs slow holds
     assert handle.resume()
     assert handle.wait(10) == RunStatus.SUCCEEDED
     (paused,) = rec.of(handle.run_id, "RunPaused")
-    assert "other" in paused.ready or statuses["other"] == "waiting_resource"
+    assert "other" in paused.ready or now["other"] == "waiting_resource"
 
 
 def test_a_paused_run_can_be_cancelled(manager) -> None:
@@ -71,7 +60,7 @@ def test_a_paused_run_can_be_cancelled(manager) -> None:
     time.sleep(0.05)
     handle.cancel()
     assert handle.wait(5) == RunStatus.CANCELLED
-    assert set(_statuses(handle).values()) == {"cancelled", "skipped"} or set(_statuses(handle).values()) == {"cancelled"}
+    assert set(statuses(handle).values()) == {"cancelled", "skipped"} or set(statuses(handle).values()) == {"cancelled"}
 
 
 def test_pause_of_an_unknown_run_says_so(manager) -> None:
@@ -102,7 +91,7 @@ def test_the_time_a_node_was_held_by_the_pause_is_measured_and_explained(manager
     handle = m.submit(workflow(CHAIN[:2], [("a", "b")]), RunOptions(start_paused=True))
     time.sleep(0.3)
     handle.step()
-    _until(lambda: _statuses(handle)["a"] == "done")
+    until(lambda: statuses(handle)["a"] == "done")
     time.sleep(0.2)
     handle.resume()
     assert handle.wait(10) == RunStatus.SUCCEEDED
@@ -122,9 +111,9 @@ def test_the_sampler_rests_while_a_run_is_paused_with_nothing_running(manager) -
     handle = m.submit(workflow([sleep("a", 0.3), sleep("b", 0.01)], [("a", "b")]), RunOptions(start_paused=True))
     assert not m._worth_sampling()  # paused, nothing running
     handle.step()
-    _until(lambda: _statuses(handle)["a"] == "running")
+    until(lambda: statuses(handle)["a"] == "running")
     assert m._worth_sampling()  # a node runs: measure it
-    _until(lambda: _statuses(handle)["a"] == "done")
+    until(lambda: statuses(handle)["a"] == "done")
     time.sleep(0.1)
     before = len(rec.of(handle.run_id, "MetricSampled"))
     time.sleep(0.6)
@@ -144,7 +133,7 @@ def test_a_higher_priority_run_is_admitted_first_when_room_frees(manager, raise_
     RunManager.set_priority while it waits) gets it before an older run of lower priority."""
     m, rec = manager  # 4 CPUs
     holder = m.submit(workflow([sleep("hold", 0.3, cpu=4)], name="holder"))
-    _until(lambda: _statuses(holder)["hold"] == "running")
+    until(lambda: statuses(holder)["hold"] == "running")
     low = m.submit(workflow([sleep("x", 0.05, cpu=4)], name="low"), RunOptions(use_cache=False))
     high = m.submit(workflow([sleep("x", 0.05, cpu=4)], name="high"),
                     RunOptions(use_cache=False, priority=0 if raise_later else 5))
@@ -160,7 +149,7 @@ def test_a_higher_priority_run_is_admitted_first_when_room_frees(manager, raise_
 def test_without_priorities_the_older_run_goes_first(manager) -> None:
     m, rec = manager
     holder = m.submit(workflow([sleep("hold", 0.2, cpu=4)], name="holder"))
-    _until(lambda: _statuses(holder)["hold"] == "running")
+    until(lambda: statuses(holder)["hold"] == "running")
     first = m.submit(workflow([sleep("x", 0.05, cpu=4)], name="first"), RunOptions(use_cache=False))
     second = m.submit(workflow([sleep("x", 0.05, cpu=4)], name="second"), RunOptions(use_cache=False))
     for h in (holder, first, second):

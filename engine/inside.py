@@ -30,7 +30,7 @@ from engine.kinds import DataKind
 from engine.registry import Registry
 from engine.runstate import combined_state
 from engine.spec import PortSpec
-from engine.workflow import ComponentPort, ComponentSpec, EdgeSpec, NodeSpec, Position, Workflow
+from engine.workflow import PORT_NAME, ComponentPort, ComponentSpec, EdgeSpec, NodeSpec, Position, Workflow
 
 INPUTS, OUTPUTS = "/inputs", "/outputs"  # the boundary nodes' ids
 INPUTS_AGENT, OUTPUTS_AGENT = "boundary:inputs", "boundary:outputs"
@@ -38,7 +38,7 @@ NEW_PORT = "+"  # the boundary port that makes a new port when wired
 RENAMED = "renamed"  # a boundary node's param: port name now -> its name when the view was opened
 INSIDE_KEY = "inside"  # a view's metadata: the component it is the inside of
 GAP = 260.0  # canvas pixels between a boundary node and the nearest node inside
-_PORT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+_PORT_NAME = re.compile(PORT_NAME)
 
 
 def is_boundary(node_id: str) -> bool:

@@ -144,7 +144,7 @@ class NoteSpec(BaseModel):
 COMPONENT_PREFIX = "component:"  # a node whose agent is "component:NAME" is an instance of component NAME
 MAX_COMPONENTS = 200  # component definitions in one workflow
 _COMPONENT_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_ .,()+&-]{0,99}$"  # no "/" or ":" (they join expanded ids)
-_PORT_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"
+PORT_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"  # a component port's name (engine.inside checks renames by it)
 
 
 class ComponentPort(BaseModel):
@@ -152,7 +152,7 @@ class ComponentPort(BaseModel):
     more than once feeds every port it names (one text to an intent and an entity model)."""
 
     model_config = _MODEL
-    name: str = Field(..., pattern=_PORT_NAME, description="the port's name on the component")
+    name: str = Field(..., pattern=PORT_NAME, description="the port's name on the component")
     node: str = Field(..., min_length=1, max_length=200, description="a node inside the component")
     port: str | None = Field(None, max_length=200, description="that node's port (none: its only one)")
 

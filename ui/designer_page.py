@@ -14,7 +14,7 @@ from engine.issues import Issue
 from engine.items import planned_items
 from engine.results import ResultStore, pin_issues
 from engine.validation import validate
-from engine.workflow import upstream_workflow, without_disabled
+from engine.workflow import without_disabled
 from ui import state
 from ui.canvas import canvas_value, draw_canvas, report_ack
 from ui.component_library import (
@@ -34,6 +34,7 @@ from ui.designer_run import (
     node_outputs_section,
     run_active,
     run_state,
+    run_to_target,
     start_run,
 )
 from ui.editor import Accepted, DesignerSession
@@ -266,16 +267,14 @@ def _run_row(sess: DesignerSession, issues: list[Issue], run_id: str | None, run
                        on_click=start_run, args=(sess, "designer_time_scale", None, True),
                        help=blocker or "Run it node by node: its first node starts, then the run waits; each Step "
                                        "starts the next node, Resume starts the rest")
-    target = (sess.selected[0] if len(sess.selected) == 1 and sess.scope is None and sess.workflow.node(sess.selected[0])
-              else None)
-    if target is not None and not busy:
-        part = upstream_workflow(sess.workflow, [target])
+    chosen = run_to_target(sess) if not busy else None  # with a component open: a node inside, as it runs
+    if chosen is not None:
+        target, part = chosen
         reason = partial_blocker(issues, set(part.node_ids())) or missing
         cols[1].button("Run to here", key="designer_run_to", icon=":material/line_end_arrow:",
                        disabled=reason is not None, on_click=start_run, args=(sess, "designer_time_scale", target),
-                       help=reason or f"Run {target} and the {len(part.nodes) - 1} node(s) it needs, not the rest "
-                                      f"({len(part.nodes)} of {len(sess.workflow.nodes)}); their results are cached "
-                                      "for the next whole run")
+                       help=reason or f"Run {target} and the {len(part.nodes) - 1} node(s) it needs, not the rest; "
+                                      "their results are cached for the next whole run")
     if busy and run_id:  # the run started here is under way: it can be stopped from here
         cols[0].button("Cancel", key="designer_cancel", icon=":material/stop_circle:", on_click=cancel_run,
                        args=(sess, run_id), help="Stop this run; the nodes that finished stay done (and cached)")

@@ -65,6 +65,23 @@ def run_active() -> bool:
     return run_state()[1] in ACTIVE
 
 
+def run_to_target(sess: DesignerSession) -> tuple[str, Workflow] | None:
+    """What Run to here runs for the selection: (the node, the part of the workflow up to it); with
+    a component open, a node inside as the node it was opened from runs it (``desk/route``)."""
+    if len(sess.selected) != 1 or not sess.editable(sess.selected) or sess.workflow.node(sess.selected[0]) is None:
+        return None
+    target = inside_run_id(sess, sess.selected[0])
+    return (target, upstream_of(sess.document, target)) if target is not None else None
+
+
+def upstream_of(document: Workflow, node_id: str) -> Workflow:
+    """``node_id`` and what it needs: of the drawn workflow, or of its expansion for a node inside
+    a component (``desk/route``)."""
+    if document.node(node_id) is None:
+        document = expand_components(document)[0]
+    return upstream_workflow(document, [node_id])
+
+
 def start_run(sess: DesignerSession, scale_key: str, to: str | None = None, paused: bool = False,
               rerun: str | None = None) -> None:
     """Submit the open workflow (widget callback), or with ``to`` only that node and the nodes it
@@ -79,7 +96,7 @@ def start_run(sess: DesignerSession, scale_key: str, to: str | None = None, paus
     time_scale = float(st.session_state.get(scale_key) or 1.0)
     try:
         document = sess.document  # with a component open: the workflow around it
-        workflow = upstream_workflow(document, [to]) if to else document
+        workflow = upstream_of(document, to) if to else document
         handle = auth.submit_for_user(get_run_manager(), workflow,
                                       RunOptions(time_scale=time_scale, start_paused=paused,
                                                  rerun=(rerun,) if rerun else ()))

@@ -192,3 +192,18 @@ def test_the_canvas_inside_draws_the_opened_node_s_counts_and_every_node_s_state
     assert palette["boundary:inputs"]["hidden"] and [p["name"] for p in palette["boundary:inputs"]["outputs"]] == [
         "texts", "+"]
     assert drawn["scope"] == {"workflow": "support-desks", "component": "triage", "instances": 2}
+
+
+def test_run_to_here_on_a_node_inside_runs_it_in_the_node_the_component_was_opened_from(app: AppTest) -> None:
+    from ui.designer_run import run_to_target
+
+    sess = _open_desks(app)
+    sess.select("route")
+    app.run()
+    target, part = run_to_target(sess)
+    assert target == "general/route"
+    assert sorted(part.node_ids()) == ["general/entities", "general/intent", "general/route", "requests"]
+    button = app.button(key="designer_run_to")
+    assert "Run general/route and the 3 node(s) it needs" in button.help
+    sess.select(INPUTS)
+    assert run_to_target(sess) is None  # its Inputs are not a node that runs

@@ -134,8 +134,9 @@ def _on_command() -> None:
         sess.ungroup(_ids(command.get("ids")))
     elif name == "open" and isinstance(command.get("id"), str):  # a component's node opened to edit inside it
         sess.enter(command["id"])
-    elif name == "leave":  # the path above the canvas: back to the workflow
-        sess.leave()
+    elif name == "leave":  # the path above the canvas: back to the workflow (0) or a component on the way
+        depth = command.get("depth")
+        sess.back(depth if isinstance(depth, int) and not isinstance(depth, bool) else 0)
     elif name == "label" and isinstance(command.get("id"), str):  # a title renamed on the canvas
         sess.relabel(command["id"], str(command.get("label") or ""))
     elif name == "paste":  # Ctrl+V; Ctrl+Shift+V with the wires into the copies

@@ -13,7 +13,7 @@ from typing import Any
 import streamlit as st
 
 from engine.components import SEP, component_name, expand_components
-from engine.errors import PinError, ServiceGridError
+from engine.errors import PinError, ServiceGridError, WorkflowFileError
 from engine.graphs import ancestors
 from engine.results import pin_from_run
 from engine.workflow import NodeSpec, PinSpec, Workflow, upstream_workflow, with_pin
@@ -71,7 +71,10 @@ def run_to_target(sess: DesignerSession) -> tuple[str, Workflow] | None:
     if len(sess.selected) != 1 or not sess.editable(sess.selected) or sess.workflow.node(sess.selected[0]) is None:
         return None
     target = inside_run_id(sess, sess.selected[0])
-    return (target, upstream_of(sess.document, target)) if target is not None else None
+    try:  # a component's node inside an open one names no node of the run: nothing to run up to
+        return (target, upstream_of(sess.document, target)) if target is not None else None
+    except WorkflowFileError:
+        return None
 
 
 def upstream_of(document: Workflow, node_id: str) -> Workflow:

@@ -59,6 +59,7 @@ class Scope:
     undo: tuple[Workflow, ...]  # the workflow's undo and redo steps, back when it closes
     redo: tuple[Workflow, ...]
     selected: tuple[str, ...] = ()
+    trail: tuple[str, ...] = ()  # the components opened on the way here, outermost first (the path back)
 
 
 class Accepted(StrEnum):
@@ -109,25 +110,47 @@ class DesignerSession:
         return self.scope.name if self.scope is not None else None
 
     def enter(self, node_id: str) -> bool:
-        """Open the component of node ``node_id`` for editing in place (one inside another: the
-        outer one closes first). Its nodes are drawn with its Inputs and Outputs; undo steps
-        through the edits made inside; ``leave`` goes back."""
+        """Open the component of node ``node_id`` for editing in place. One inside the open one:
+        that one closes first (saved, one undo step) and the path back goes through it. Its nodes
+        are drawn with its Inputs and Outputs; undo steps through the edits made inside; ``leave``
+        goes back."""
         node = self.workflow.node(node_id)
         name = component_name(node) if node is not None else None
         if name is None or self.workflow.component(name) is None:
             self.tell("select a component's node to open it" if name is None else f"there is no component {name!r}")
             return False
+        trail: tuple[str, ...] = ()
         if self.scope is not None:  # a component inside the open one: that one closes, this one opens
-            node_id = self.scope.instance  # and leaving this one goes back to the workflow, at that node
+            node_id, trail = self.scope.instance, (*self.scope.trail, self.scope.name)  # the workflow's node
             self.leave(quiet=True)
+        self._open(name, node_id, trail)
+        return True
+
+    def back(self, depth: int) -> None:
+        """Go back along the path above the canvas: 0 to the workflow, 1 to the first component
+        opened on the way here, and so on."""
+        scope = self.scope
+        if scope is None:
+            return
+        if depth <= 0 or depth > len(scope.trail):
+            self.leave()
+            return
+        self.leave(quiet=True)
+        name = scope.trail[depth - 1]
+        if self.workflow.component(name) is None:
+            self.tell(f"component {name!r} is gone: back on the workflow")
+            return
+        self._open(name, scope.instance, scope.trail[:depth - 1])
+
+    def _open(self, name: str, node_id: str, trail: tuple[str, ...]) -> None:
         outer = self.workflow
-        self.scope = Scope(name, node_id, outer, tuple(self.undo_stack), tuple(self.redo_stack), tuple(self.selected))
+        self.scope = Scope(name, node_id, outer, tuple(self.undo_stack), tuple(self.redo_stack), tuple(self.selected),
+                           trail)
         self.undo_stack, self.redo_stack = [], []
         self.workflow, self.selected, self.fit = open_inside(outer, name), [], True
         self._bump()
         self.tell(f"inside component {name!r}: what you change here, every node using it runs. Wire a port to "
                   "Inputs + or Outputs + to add one; the path above the canvas goes back")
-        return True
 
     def leave(self, quiet: bool = False) -> None:
         """Close the open component: the workflow again, with the component as edited (one undo
@@ -144,9 +167,10 @@ class DesignerSession:
         self.workflow, self.fit = closed.workflow, True
         self.selected = [scope.instance] if closed.workflow.node(scope.instance) is not None else []
         self._bump()
-        if quiet:
+        if quiet and not (closed.renamed or closed.dropped):  # on the way to another component
             return
-        told = [f"back on the workflow: component {scope.name!r} " + ("updated" if changed else "unchanged")]
+        told = [f"component {scope.name!r} saved" if quiet else
+                f"back on the workflow: component {scope.name!r} " + ("updated" if changed else "unchanged")]
         if closed.renamed:
             told.append("renamed " + ", ".join(f"{k} to {v!r}" for k, v in closed.renamed.items()))
         if closed.dropped:

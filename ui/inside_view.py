@@ -71,7 +71,8 @@ def inside_canvas(sess: DesignerSession, registry: Registry, document: Workflow,
             "issues": issues_by_node(inside_issues(issues, placed), instances_of(view)),
             "status": inside_states(statuses, placed),
             "counted": counted_labels(view, registry, inner_counts, inside_sized),
-            "scope": {"workflow": document.name, "component": name, "instances": len(placed)}}
+            "scope": {"workflow": document.name, "component": name, "instances": len(placed),
+                      "trail": list(sess.scope.trail) if sess.scope is not None else []}}
 
 
 def shown_instance(sess: DesignerSession, placed: list[str] | None = None) -> str | None:

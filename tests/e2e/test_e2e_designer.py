@@ -952,14 +952,28 @@ def test_open_a_component_edit_inside_it_run_and_go_back(page, app_url, tmp_path
     expect(page.get_by_text(re.compile(r"Run \w+: succeeded"))).to_be_visible()
     click_node(page, "route")  # its outputs, in the desk it was opened from
     expect(page.get_by_text("Outputs of general/route")).to_be_visible()
+    # a component inside it: opened from there, the path back goes through triage
+    click_node(page, "intent")
+    click_node(page, "entities", shift=True)
+    page.keyboard.press("Control+g")
+    nested = page.locator(".sg-node.component")
+    expect(nested).to_have_count(1)
+    nested.get_by_test_id("sg-open").click()
+    expect(page.get_by_test_id("sg-crumb-trail")).to_have_text("triage")
+    expect(node(page, "intent")).to_be_visible()
+    page.get_by_test_id("sg-crumb-trail").click()
+    expect(page.get_by_test_id("sg-crumb-component")).to_have_text("triage")
+    expect(page.locator(".sg-node.component")).to_have_count(1)
     page.get_by_test_id("sg-crumb-workflow").click()
     expect(page.get_by_test_id("sg-crumbs")).to_be_hidden()
-    expect(page.get_by_test_id("sg-toast").filter(has_text="component 'triage' updated")).to_be_visible()
+    expect(page.get_by_test_id("sg-toast").filter(has_text="back on the workflow: component 'triage'")).to_be_visible()
     for desk in ("general", "payments"):  # every node of the component has the new output
         expect(node(page, desk).locator('.sg-port.out[data-port="scores"]')).to_have_count(1)
     saved = export_json(page, tmp_path / "desks.json")
-    assert [p["name"] for p in saved["components"][0]["outputs"]] == ["tickets", "scores"]
-    page.get_by_test_id("sg-undo").click()  # the visit inside, undone as one step
+    triage = next(c for c in saved["components"] if c["name"] == "triage")
+    assert [p["name"] for p in triage["outputs"]] == ["tickets", "scores"]
+    assert len(saved["components"]) == 2  # with the one grouped inside it
+    page.get_by_test_id("sg-undo").click()  # the visits inside, undone as one step
     expect(node(page, "general").locator('.sg-port.out[data-port="scores"]')).to_have_count(0)
 
 

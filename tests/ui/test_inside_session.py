@@ -114,7 +114,11 @@ def test_grouping_inside_makes_a_nested_component_and_opening_it_closes_the_oute
     assert sess.enter(inner.id) and sess.scope_name == name
     assert sess.document.component("triage") is not None
     assert {n.id for n in sess.workflow.nodes} == {INPUTS, "intent", "entities", OUTPUTS}
-    sess.leave()
+    assert sess.scope.trail == ("triage",)  # the path back goes through it
+    sess.back(1)
+    assert sess.scope_name == "triage" and sess.scope.trail == () and sess.workflow.node(inner.id) is not None
+    assert sess.enter(inner.id)
+    sess.back(0)
     assert sess.scope is None and sess.selected == ["general"]  # back on the workflow, at the outer node
     flat = expand_components(sess.workflow)[0]
     assert f"payments/{inner.id}/intent" in flat.node_ids()
@@ -191,7 +195,7 @@ def test_the_canvas_inside_draws_the_opened_node_s_counts_and_every_node_s_state
     assert "component:triage" not in palette  # it cannot hold itself
     assert palette["boundary:inputs"]["hidden"] and [p["name"] for p in palette["boundary:inputs"]["outputs"]] == [
         "texts", "+"]
-    assert drawn["scope"] == {"workflow": "support-desks", "component": "triage", "instances": 2}
+    assert drawn["scope"] == {"workflow": "support-desks", "component": "triage", "instances": 2, "trail": []}
 
 
 def test_run_to_here_on_a_node_inside_runs_it_in_the_node_the_component_was_opened_from(app: AppTest) -> None:

@@ -202,16 +202,21 @@ function drawScope(root, m, scope) {
   nav.hidden = !scope;
   root.classList.toggle("inside", !!scope);
   if (!scope) return;
-  const back = document.createElement("button"); back.className = "sg-crumb"; back.dataset.testid = "sg-crumb-workflow";
-  back.textContent = scope.workflow || "workflow"; back.title = "Back to the workflow (closes the component)";
-  back.addEventListener("pointerdown", ev => ev.stopPropagation());
-  back.addEventListener("click", ev => { ev.stopPropagation(); command(m, "leave"); });
-  const sep = document.createElement("span"); sep.textContent = "›"; sep.className = "sg-crumb-sep";
+  const crumb = (text, depth, title) => {              // a link back: 0 the workflow, k the k-th component on the way
+    const b = document.createElement("button"); b.className = "sg-crumb"; b.textContent = text; b.title = title;
+    b.dataset.testid = depth === 0 ? "sg-crumb-workflow" : "sg-crumb-trail";
+    b.addEventListener("pointerdown", ev => ev.stopPropagation());
+    b.addEventListener("click", ev => { ev.stopPropagation(); command(m, "leave", { depth }); });
+    const sep = document.createElement("span"); sep.textContent = "›"; sep.className = "sg-crumb-sep";
+    nav.append(b, sep);
+  };
+  crumb(scope.workflow || "workflow", 0, "Back to the workflow (closes the component)");
+  (scope.trail || []).forEach((name, i) => crumb(name, i + 1, `Back to component ${name}`));
   const here = document.createElement("b"); here.dataset.testid = "sg-crumb-component";
   here.textContent = `${scope.component}`;
   const uses = document.createElement("small");
   uses.textContent = scope.instances === 1 ? "1 node runs it" : `${scope.instances} nodes run it`;
-  nav.append(back, sep, here, uses);
+  nav.append(here, uses);
 }
 
 const SHORTCUTS = [

@@ -123,6 +123,8 @@ class DesignerSession:
         if self.scope is not None:  # a component inside the open one: that one closes, this one opens
             node_id, trail = self.scope.instance, (*self.scope.trail, self.scope.name)  # the workflow's node
             self.leave(quiet=True)
+            if self.scope is not None:  # it could not close (said why)
+                return False
         self._open(name, node_id, trail)
         return True
 
@@ -136,6 +138,8 @@ class DesignerSession:
             self.leave()
             return
         self.leave(quiet=True)
+        if self.scope is not None:  # it could not close (said why)
+            return
         name = scope.trail[depth - 1]
         if self.workflow.component(name) is None:
             self.tell(f"component {name!r} is gone: back on the workflow")
@@ -158,7 +162,11 @@ class DesignerSession:
         scope = self.scope
         if scope is None:
             return
-        closed = close_inside(scope.outer, self.workflow)
+        try:
+            closed = close_inside(scope.outer, self.workflow)
+        except WorkflowFileError as exc:  # every edit inside was checked: a safety net, it stays open
+            self.tell(f"component {scope.name!r} cannot be closed: {exc}", "error")
+            return
         changed = structure_key(closed.workflow) != structure_key(scope.outer)
         self.scope, self._document = None, None
         self.undo_stack = [*scope.undo, scope.outer] if changed else list(scope.undo)

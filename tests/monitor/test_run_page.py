@@ -245,6 +245,22 @@ def test_a_run_started_paused_is_stepped_and_resumed_from_the_run_page(app):
     assert not [b for b in at.button if b.key in ("monitor.pause", "monitor.resume", "monitor.step")]  # it ended
 
 
+def test_a_breakpoint_chosen_in_the_run_form_pauses_the_run_before_its_node(app):
+    at = app.run()
+    at.switch_page("pages/run.py").run()
+    at.selectbox(key="launch.source").select("Template: two-stage").run()
+    at.number_input(key="launch.scale").set_value(0.002).run()
+    breaks = next(m for m in at.multiselect if m.label == "Pause before (breakpoints)")
+    breaks.select("cls").run()
+    at.button(key="launch.start").click().run()
+    assert not at.exception, at.exception
+    at = poll(at, lambda a: any("at the breakpoint before `cls`" in i.value for i in a.info))
+    assert node_statuses(at) == {"pre": "done", "cls": "queued"}
+    at.button(key="monitor.resume").click().run()
+    at = poll(at, lambda a: "succeeded" in progress_text(a))
+    assert node_statuses(at) == {"pre": "done", "cls": "done"}
+
+
 def test_the_run_form_sets_the_runs_priority_and_what_to_compute_again(app):
     from ui.services import get_run_manager
 

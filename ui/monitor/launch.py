@@ -188,6 +188,12 @@ def launch_form(manager: Any, registry: Any, store: Any, key: str = "launch") ->
                               "it pauses again) or Resume, on this page or in the designer: a run walked node "
                               "by node, for a class or a demo. Chains of itemwise agents are not fused then, so "
                               "each node is a step. On Ray too: a node waits in its worker until its step.")
+    marked = [n.id for n in workflow.nodes if n.breakpoint]
+    stops = st.multiselect("Pause before (breakpoints)", [n for n in workflow.node_ids() if n not in marked],
+                           key=f"{key}.breaks.{label}", placeholder="no more breakpoints" if marked else "no breakpoint",
+                           help="The run pauses when one of these nodes is ready to start: Step starts it, Resume goes "
+                                "on (`servicegrid run --break NODE`). "
+                                + (f"The workflow has its own before {', '.join(marked[:5])}." if marked else ""))
     capacity = (custom or workflow.capacity or Capacity()).resolved(machine)
     workflow_id = source.workflow_id or str((workflow.metadata or {}).get("workflow_id") or "") or None
     durations = learned_panel(workflow, registry, learned_durations(store, registry, workflow, workflow_id), key)
@@ -210,7 +216,7 @@ def launch_form(manager: Any, registry: Any, store: Any, key: str = "launch") ->
         handle = auth.submit_for_user(manager, workflow, RunOptions(policy=policy, capacity=custom, backend=backend,
                                                                     time_scale=float(time_scale),
                                                                     durations=durations, use_cache=reuse,
-                                                                    start_paused=paused,
+                                                                    start_paused=paused, breakpoints=tuple(stops),
                                                                     priority=int(priority), rerun=tuple(again)))
     except (ServiceGridError, ValueError, RuntimeError) as exc:
         show_error("Could not start the run", exc)

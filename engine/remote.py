@@ -20,6 +20,7 @@ from engine.events import (
     NodeFailed,
     NodeFinished,
     NodeLog,
+    NodeProgress,
     NodeQueued,
     NodeRetried,
     NodeSkipped,
@@ -177,6 +178,8 @@ def apply_node_event(run: RunState, ns: NodeState, event: Event) -> None:
     """Update one node's state from an event reported by a remote backend."""
     if isinstance(event, NodeWaitingInputs):
         ns.status = NodeStatus.WAITING_INPUTS
+    elif isinstance(event, NodeProgress):
+        ns.progress = (event.done, event.total)
     elif isinstance(event, NodeQueued):
         ns.status, ns.queued_at = NodeStatus.QUEUED, event.time
     elif isinstance(event, NodeStarted):

@@ -48,6 +48,7 @@ class Echo(Agent):
 class SleepParams(BaseModel):
     model_config = _CFG
     seconds: float = Field(0.05, ge=0, le=86400, description="how long to sleep")
+    steps: int = Field(1, ge=1, le=10_000, description="sleep in this many steps, reporting progress after each")
 
 
 @agent("test.sleep", category="testing", label="Sleep",
@@ -57,7 +58,12 @@ class SleepParams(BaseModel):
        duration_fn=lambda p: p.seconds)
 class Sleep(Agent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        ctx.wait(self.params.seconds)
+        steps = self.params.steps
+        if steps == 1:
+            ctx.wait(self.params.seconds)
+        for done in range(1, steps + 1) if steps > 1 else ():
+            ctx.wait(self.params.seconds / steps)
+            ctx.progress(done, steps)
         return {"out": inputs.get("in")}
 
 

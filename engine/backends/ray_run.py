@@ -20,6 +20,7 @@ from engine.events import (
     NodeFailed,
     NodeFinished,
     NodeLog,
+    NodeProgress,
     NodeQueued,
     NodeRetried,
     NodeSkipped,
@@ -32,6 +33,7 @@ from engine.events import (
 from engine.results import pinned_unreadable, summarize_outputs
 
 TICK_S = 0.1  # how often cancel requests are polled while nothing finishes
+PROGRESS_S = 0.25  # how often the driver takes the running nodes' progress from the board
 CANCEL_GRACE_S = 2.0  # a cooperative cancel that is not honoured by then is forced (kills the worker)
 TIMEOUT_GRACE_S = 0.5  # the worker reports its own timeout first; the driver kills it after this
 _DONE = (NodeStatus.DONE, NodeStatus.CACHED)
@@ -87,6 +89,8 @@ class RayRun:
         self.on_break = on_break  # pauses the run at a node's breakpoint (the run manager's pause)
         self.gate = gate or Gate()  # paused: ready nodes wait here, or in their worker (the board)
         self.posted_paused = False  # what the board was last told
+        self.progress_ref: Any = None  # the board's answer about progress, on its way
+        self.progress_at = 0.0  # monotonic time it was last asked
         self.ray, self.remotes, self.nodes, self.s = ray, remotes, nodes, settings
         self.emit, self.cancel_event, self.cancel_node = emit, cancel_event, cancel_node
         self.board, self.board_address = board  # the cancel board actor, and [name, namespace]
@@ -161,7 +165,30 @@ class RayRun:
                 continue
             self._harvest(self._wait_timeout())
             self._enforce_deadlines()
+            self._follow_progress()
         return self._finish()
+
+    def _follow_progress(self) -> None:
+        """Every ``PROGRESS_S`` while nodes run, take the progress their attempts reported to the
+        board and emit it (``NodeProgress``), without waiting for the board's answer."""
+        if self.progress_ref is not None:
+            done, _ = self.ray.wait([self.progress_ref], num_returns=1, timeout=0, fetch_local=True)
+            if not done:
+                return
+            try:
+                found = self.ray.get(self.progress_ref)
+            except Exception:  # the board restarted: ask again next time
+                found = {}
+            self.progress_ref = None
+            now = time.time()
+            for node_id, (count, total) in found.items():
+                node = self.nodes.get(node_id)
+                if node is not None and node.status == NodeStatus.RUNNING:
+                    self.emit(NodeProgress(run_id=self.s.run_id, node_id=node_id, done=count, total=total, time=now))
+        mono = time.monotonic()
+        if self.watch and mono - self.progress_at >= PROGRESS_S:
+            self.progress_at = mono
+            self.progress_ref = self.board.take_progress.remote(self.s.run_id)
 
     def _wait_timeout(self) -> float:
         mono = time.monotonic()

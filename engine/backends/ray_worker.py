@@ -44,6 +44,7 @@ _registries: dict[str, Registry] = {}  # worker-local registries by agent module
 _lifecycles: dict[str, Lifecycle] = {}
 _node_id: str | None = None
 POLL_S = 0.1  # how often a worker asks the board about its running attempts
+PROGRESS_EVERY_S = 0.25  # a running attempt reports its progress to the board at most this often (and its last)
 
 
 class AttemptFailed(Exception):
@@ -70,6 +71,7 @@ class CancelBoard:
         self._runs: OrderedDict[str, set[str]] = OrderedDict()
         self._paused: dict[str, set[str]] = {}  # paused run -> its nodes released to start anyway
         self._holding: dict[str, set[str]] = {}  # paused run -> its nodes waiting in a worker
+        self._progress: dict[str, dict[str, tuple[int, int | None]]] = {}  # run -> node -> (done, total)
 
     def cancel(self, run_id: str, node_ids: list[str]) -> None:
         self._runs.setdefault(run_id, set()).update(node_ids)
@@ -104,6 +106,14 @@ class CancelBoard:
     def holding(self, run_id: str) -> list[str]:
         """The nodes of a paused run waiting in a worker, not yet released."""
         return sorted(self._holding.get(run_id, ()))
+
+    def progress(self, run_id: str, node_id: str, done: int, total: int | None) -> None:
+        """A running attempt's progress (``ctx.progress``), kept until the driver takes it."""
+        self._progress.setdefault(run_id, {})[node_id] = (done, total)
+
+    def take_progress(self, run_id: str) -> dict[str, tuple[int, int | None]]:
+        """The progress reported since the last call, by node (the driver's live NodeProgress)."""
+        return self._progress.pop(run_id, {})
 
     def state(self, run_ids: list[str]) -> dict[str, dict[str, Any]]:
         """For each of ``run_ids``: its cancelled nodes, whether it is paused, its released nodes."""
@@ -225,6 +235,11 @@ class _Watch:
         if handle is None:
             handle = self._handles[board] = ray.get_actor(board[0], namespace=board[1])
         return handle
+
+    def tell(self, board: list[str] | None, method: str, *args: Any) -> None:
+        """Tell the run's board something, without waiting (nothing when the run has none)."""
+        if board:
+            self._call((board[0], board[1]), method, *args)
 
     def _call(self, board: tuple[str, str], method: str, *args: Any) -> bool:
         """Tell the board something (no reply awaited); False when it cannot be reached now."""
@@ -374,8 +389,14 @@ def _attempt(job: dict[str, Any], start: dict[str, Any], upstream: tuple[Any, ..
     now = time.monotonic()
     peak = [rss_now_mb()]  # the node's own memory: read at its start, each progress report, its end
 
+    sent = [float("-inf")]
+
     def on_progress(done: int, total: int | None) -> None:
         peak[0] = max(peak[0], rss_now_mb())
+        now = time.monotonic()
+        if done == total or now - sent[0] >= PROGRESS_EVERY_S:  # to the board, for the driver's live bars
+            sent[0] = now
+            _watch.tell(job.get("board"), "progress", job["run_id"], job["node_id"], int(done), total)
 
     ctx = RunContext(node_id=job["node_id"], run_id=job["run_id"], device=start["device"],
                      threads=job["threads"], lifecycle=lifecycle, time_scale=job["time_scale"],

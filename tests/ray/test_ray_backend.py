@@ -194,6 +194,20 @@ def test_an_isolated_node_past_its_memory_limit_is_stopped_on_ray_too(backend: A
     assert outputs["fits"] == {"out": 7} and fits.metrics["isolated"] and fits.metrics["memory_mb"] < 64
 
 
+def test_a_long_node_s_progress_reaches_the_driver_while_it_runs(backend: Any) -> None:
+    """Workers report ``ctx.progress`` to the run's board; the driver takes it a few times a second
+    and emits NodeProgress while the node runs, as the local backend does."""
+    wf = workflow([{"id": "slow", "agent": "test.sleep", "params": {"seconds": 2.0, "steps": 8}}], [])
+    status, _, events = execute(backend, wf, "progress")
+    assert status == RunStatus.SUCCEEDED
+    kinds = [e.kind for e in events if e.node_id == "slow"]
+    progress = [e for e in events if e.kind == "NodeProgress"]
+    assert len(progress) >= 3, kinds  # not only at the end
+    assert all(e.total == 8 for e in progress) and [e.done for e in progress] == sorted(e.done for e in progress)
+    assert kinds.index("NodeStarted") < kinds.index("NodeProgress") < kinds.index("NodeFinished")
+    assert progress[0].done < 8  # seen while it ran, not after
+
+
 def test_a_timeout_is_recorded_as_a_failure(backend: Any) -> None:
     wf = workflow([{"id": "stuck", "agent": "test.hang", "lifecycle": {"execution": {"timeout_s": 0.3}}},
                    {"id": "free", "agent": "test.source"}], [])

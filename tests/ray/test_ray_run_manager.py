@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -106,3 +107,19 @@ def test_a_pinned_node_on_ray_reads_its_output_from_the_drivers_cache(manager: R
     assert broken.wait(120) == RunStatus.FAILED
     nodes = broken.snapshot().nodes
     assert nodes["b"]["error"]["type"] == "PinnedOutputError" and nodes["c"]["status"] == "skipped"
+
+
+def test_a_ray_run_s_snapshot_shows_a_running_node_s_progress(manager: RunManager) -> None:
+    import time
+
+    wf = Workflow.model_validate({"schema_version": 1, "name": "slow", "nodes": [
+        {"id": "slow", "agent": "test.sleep", "params": {"seconds": 3.0, "steps": 10}}]})
+    handle = manager.submit(wf, RunOptions(backend="ray", use_cache=False))
+    seen: list[tuple[str, list[Any]]] = []
+    deadline = time.time() + 60
+    while handle.status == RunStatus.RUNNING and time.time() < deadline:
+        node = handle.snapshot().nodes["slow"]
+        seen.append((node["status"], node["progress"]))
+        time.sleep(0.1)
+    assert handle.wait(60) == RunStatus.SUCCEEDED
+    assert any(status == "running" and 0 < done < 10 and total == 10 for status, (done, total) in seen), seen

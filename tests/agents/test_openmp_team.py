@@ -44,6 +44,16 @@ def _in_thread(body) -> dict:
     return seen
 
 
+def _settled(team: set[str], wait_s: float = 2.0) -> set[str]:
+    """The process's threads once ``team`` has gone, or after ``wait_s``: a released team's
+    threads end on their own, a few milliseconds after the release returns (longer on a loaded
+    machine)."""
+    end = time.monotonic() + wait_s
+    while team & _tids() and time.monotonic() < end:
+        time.sleep(0.01)
+    return _tids()
+
+
 def _team_work(seen: dict) -> None:
     """Inside a torch_threads(2) block: the threads the parallel work started."""
     before = _tids()
@@ -57,7 +67,7 @@ def test_the_team_is_released_when_the_outermost_block_ends() -> None:
             with runtime.torch_threads(2):
                 _team_work(seen)
             seen["after_inner"] = _tids()  # a nested block keeps the team
-        seen["after_scope"] = _tids()
+        seen["after_scope"] = _settled(seen["team"])
 
     seen = _in_thread(body)
     assert seen["team"]  # the parallel work started the team's thread(s)
@@ -86,7 +96,7 @@ def test_without_release_the_team_outlives_the_block(monkeypatch: pytest.MonkeyP
     def body(seen: dict) -> None:
         with runtime.torch_threads(2):
             _team_work(seen)
-        seen["after"] = _tids()
+        seen["after"] = _settled(seen["team"], wait_s=0.5)  # given as long to go, it stays
         runtime._find_gomp().omp_pause_resource_all(1)  # leave no team behind for other tests
 
     seen = _in_thread(body)

@@ -6,15 +6,19 @@ same run already shows the saved graph with its fresh findings: one rerun per ac
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
 from engine.components import instances_of, owner_of
 from engine.inside import is_boundary, placed_instances, relative
 from engine.issues import Issue
-from engine.items import planned_items
+from engine.items import PlannedItems, planned_items
+from engine.registry import Registry
 from engine.results import ResultStore, pin_issues
 from engine.validation import validate
 from engine.workflow import without_disabled
+from storage.summaries import ComponentSummary
 from ui import state
 from ui.canvas import canvas_value, draw_canvas, report_ack
 from ui.component_library import (
@@ -195,12 +199,7 @@ def _editor() -> None:
                               counted_items(sess, run_id, statuses))
     else:
         statuses = component_states(statuses, sess.workflow)  # a component's node: the state of its nodes
-        drawn = {"palette": palette_of(registry, sess.workflow) + library_palette(shelf, sess.workflow, registry),
-                 "graph": mark_library_versions(canvas_graph(sess.workflow, registry, sess.selected, sized), shelf,
-                                                sess.workflow),
-                 "issues": issues_by_node(issues, instances_of(sess.workflow)),
-                 "status": statuses,
-                 "counted": counted_labels(sess.workflow, registry, counted_items(sess, run_id, statuses), sized)}
+        drawn = workflow_canvas(sess, registry, sized, issues, statuses, shelf, counted_items(sess, run_id, statuses))
     left, right = st.columns([3, 1.2], gap="small")
     with left:
         draw_canvas(
@@ -230,6 +229,20 @@ def _editor() -> None:
                      f"{sum(not i.is_error for i in issues)} warnings)",
                      expanded=bool(issues) and bool(document.nodes)):
         issue_list(issues, on_select=_select)
+
+
+def workflow_canvas(sess: DesignerSession, registry: Registry, sized: PlannedItems, issues: list[Issue],
+                    statuses: dict[str, str], shelf: list[ComponentSummary],
+                    counted: dict[tuple[str, str], int]) -> dict[str, Any]:
+    """What ``ui.canvas.draw_canvas`` draws of the workflow (``ui.inside_view.inside_canvas`` the
+    same of an open component): the palette with the library's components, the graph with the
+    items planned on its wires and the ↻ marks, the findings, the run's states and counts."""
+    workflow = sess.workflow
+    return {"palette": palette_of(registry, workflow) + library_palette(shelf, workflow, registry),
+            "graph": mark_library_versions(canvas_graph(workflow, registry, sess.selected, sized), shelf, workflow),
+            "issues": issues_by_node(issues, instances_of(workflow)),
+            "status": statuses,
+            "counted": counted_labels(workflow, registry, counted, sized)}
 
 
 def getting_started() -> None:

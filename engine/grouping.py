@@ -87,7 +87,7 @@ def group(workflow: Workflow, ids: Iterable[str], registry: Registry, name: str 
             port = edge.target_port or _first(ports[edge.target].inputs)
             key = (edge.source, edge.source_port or _first(outside_ports[edge.source].outputs))
             if key not in named_in:
-                named_in[key] = _fresh_port(port or "input", taken_in)
+                named_in[key] = fresh_port(port or "input", taken_in)
                 wires.append(EdgeSpec(source=edge.source, source_port=edge.source_port, target=instance,
                                       target_port=named_in[key]))
             inputs.append(ComponentPort(name=named_in[key], node=edge.target, port=edge.target_port))
@@ -95,7 +95,7 @@ def group(workflow: Workflow, ids: Iterable[str], registry: Registry, name: str 
             port = edge.source_port or _first(ports[edge.source].outputs)
             key = (edge.source, port)
             if key not in named_out:
-                named_out[key] = _fresh_port(port or "output", taken_out, edge.source)
+                named_out[key] = fresh_port(port or "output", taken_out, edge.source)
                 outputs.append(ComponentPort(name=named_out[key], node=edge.source, port=edge.source_port))
             wires.append(EdgeSpec(source=instance, source_port=named_out[key], target=edge.target,
                                   target_port=edge.target_port))
@@ -168,12 +168,14 @@ def _fresh_id(base: str, taken: set[str]) -> str:
     return fresh
 
 
-def _fresh_port(base: str, taken: set[str], node: str | None = None) -> str:
+def fresh_port(base: str, taken: set[str], node: str | None = None) -> str:
+    """A port name made from ``base`` (a port's or node's name) that is not in ``taken`` (and now
+    is); ``node``: prefix it with that node's name first when ``base`` is taken."""
     base = re.sub(r"[^A-Za-z0-9_]+", "_", base).strip("_") or "port"
     if not (base[0].isalpha() or base[0] == "_"):
         base = "p_" + base
     if base in taken and node:
-        base = _fresh_port(f"{node}_{base}", set())
+        base = fresh_port(f"{node}_{base}", set())
     fresh, i = base[:90], 2
     while fresh in taken:
         fresh, i = f"{base[:90]}_{i}", i + 1

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from engine.components import EXPANDED_KEY, MAX_DEPTH, SEP, component_name, expand_components, held_components
 from engine.definitions import component_ports
 from engine.errors import WorkflowFileError
+from engine.grouping import fresh_port
 from engine.issues import Issue
 from engine.kinds import DataKind
 from engine.registry import Registry
@@ -205,18 +206,6 @@ def _now(was: dict[str, str], names: list[str], opened: list[str]) -> dict[str, 
         if old in now and (now[old] is None or name in was):
             now[old] = name
     return now
-
-
-def fresh_port(base: str, taken: set[str]) -> str:
-    """A port name from ``base`` (a port's or node's name) not in ``taken`` (and now in it)."""
-    stem = re.sub(r"[^A-Za-z0-9_]+", "_", base).strip("_")[:90] or "port"
-    if not (stem[0].isalpha() or stem[0] == "_"):
-        stem = "p_" + stem
-    fresh, i = stem, 2
-    while fresh in taken or fresh == NEW_PORT:
-        fresh, i = f"{stem}_{i}", i + 1
-    taken.add(fresh)
-    return fresh
 
 
 def _follow(workflow: Workflow, name: str, ins: dict[str, str | None], outs: dict[str, str | None],

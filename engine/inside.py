@@ -305,23 +305,19 @@ def rename_port(view: Workflow, side: str, old: str, new: str) -> Workflow:
     return view.model_copy(update={"nodes": nodes, "edges": edges})
 
 
-def boundary_ports(view: Workflow, registry: Registry) -> tuple[tuple[PortSpec, ...], tuple[PortSpec, ...]]:
-    """(the ports ``/inputs`` shows, those ``/outputs`` shows): the component's inputs as outputs
-    of ``/inputs`` and its outputs as inputs of ``/outputs``, each with the kind of the port inside
-    it stands for, and a ``+`` on each to make a new one."""
-    new_out = PortSpec(name=NEW_PORT, kind=DataKind.ANY, required=False, multiple=True,
-                       description="wire it to a port inside to make a new input")
-    new_in = PortSpec(name=NEW_PORT, kind=DataKind.ANY, required=False,
-                      description="wire a port inside to it to make a new output")
-    try:
-        definition = definition_of(view)[0]
-    except WorkflowFileError:
-        return (new_out,), (new_in,)
-    ports = component_ports(definition.name, view.model_copy(update={"components": _with(view.components, definition)}),
-                            registry)
+def boundary_ports(workflow: Workflow, name: str, registry: Registry
+                   ) -> tuple[tuple[PortSpec, ...], tuple[PortSpec, ...]]:
+    """(the ports ``/inputs`` shows, those ``/outputs`` shows) while component ``name`` of
+    ``workflow`` (the workflow as saved: its definition as the view draws it) is open: its inputs
+    as outputs of ``/inputs`` and its outputs as inputs of ``/outputs``, each with the kind of the
+    port inside it stands for, and a ``+`` on each to make a new one."""
+    ports = component_ports(name, workflow, registry)
     outs = tuple(replace(p, required=False, multiple=True, accepts=()) for p in ports.inputs)
     ins = tuple(replace(p, required=False, multiple=False) for p in ports.outputs)
-    return (*outs, new_out), (*ins, new_in)
+    return ((*outs, PortSpec(name=NEW_PORT, kind=DataKind.ANY, required=False, multiple=True,
+                             description="wire it to a port inside to make a new input")),
+            (*ins, PortSpec(name=NEW_PORT, kind=DataKind.ANY, required=False,
+                            description="wire a port inside to it to make a new output")))
 
 
 # -- what a run and validation say of the nodes inside -------------------------------------------

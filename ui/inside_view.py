@@ -49,7 +49,7 @@ def inside_canvas(sess: DesignerSession, registry: Registry, document: Workflow,
     shown = shown_instance(sess, placed)  # the instance whose plan and counts the wires show
     inside_sized = sized.inside(shown) if shown is not None else PlannedItems({}, {})
     graph = mark_library_versions(canvas_graph(view, registry, sess.selected, inside_sized), shelf, view)
-    outs, ins = boundary_ports(view, registry)
+    outs, ins = boundary_ports(document, name, registry)
     for item in graph["nodes"]:
         if is_boundary(item["id"]):
             item["boundary"] = True

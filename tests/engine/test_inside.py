@@ -71,7 +71,7 @@ def test_opening_and_closing_unchanged_gives_back_the_same_workflow(desks: Workf
     assert sorted((e.source, e.source_port, e.target) for e in view.edges if e.source == INPUTS) == [
         (INPUTS, "texts", "entities"), (INPUTS, "texts", "intent")]
     assert [(e.source, e.target_port) for e in view.edges if e.target == OUTPUTS] == [("route", "tickets")]
-    inputs, outputs = boundary_ports(view, REGISTRY)
+    inputs, outputs = boundary_ports(close_inside(desks, view).workflow, "triage", REGISTRY)
     assert [(p.name, p.kind) for p in inputs] == [("texts", DataKind.TEXT_BATCH), (NEW_PORT, DataKind.ANY)]
     assert [(p.name, p.kind) for p in outputs] == [("tickets", DataKind.TABLE), (NEW_PORT, DataKind.ANY)]
     closed = close_inside(desks, view)

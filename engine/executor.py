@@ -27,7 +27,6 @@ that ignores cancel keeps its resources until it returns.
 from __future__ import annotations
 
 import heapq
-import math
 import threading
 import time
 from collections import deque
@@ -720,8 +719,7 @@ class Executor:
     def _pause_locked(self, run: RunState, at: str | None = None) -> None:
         """Pause ``run`` (``at``: before this node, its breakpoint)."""
         now = time.time()
-        run.paused, run.steps, run.version, run.paused_at = True, 0, run.version + 1, at
-        run.pause_spans.append([now, math.inf])
+        run.mark_paused(now, at)
         ready = tuple(sorted({nid for _, nid in run.ready if not run.nodes[nid].status.is_terminal} | ({at} if at else set())))
         run.breakpoints.difference_update(ready)  # one pause holds every node ready now (a component's first ones)
         self.bus.emit(RunPaused(run_id=run.id, ready=ready, at=at, time=now))
@@ -732,16 +730,12 @@ class Executor:
         with self.lock:
             if run.status.is_terminal or not run.paused:
                 return False
-            run.paused_at = None
             if steps is None:
                 now = time.time()
-                run.paused, run.steps = False, 0
-                if run.pause_spans:
-                    run.pause_spans[-1][1] = now
+                run.mark_resumed(now)
                 self.bus.emit(RunResumed(run_id=run.id, time=now))
             else:
-                run.steps += max(1, int(steps))
-            run.version += 1
+                run.steps, run.paused_at, run.version = run.steps + max(1, int(steps)), None, run.version + 1
             self._hand_out(self._dispatch_locked(), keep=False)
             return True
 

@@ -8,7 +8,6 @@ monitor and the store see Ray runs exactly like local ones. Ray is imported only
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from typing import Any
@@ -104,8 +103,7 @@ class RayRunner:
             return False
         now = time.time()
         with self.lock:
-            run.paused, run.steps, run.version, run.paused_at = True, 0, run.version + 1, at
-            run.pause_spans.append([now, math.inf])
+            run.mark_paused(now, at)
             ready = tuple(sorted(nid for nid, ns in run.nodes.items() if ns.status == NodeStatus.QUEUED))
         self.bus.emit(RunPaused(run_id=run.id, ready=ready, at=at, time=now))
         return True
@@ -118,14 +116,12 @@ class RayRunner:
             return False
         if steps is not None:
             with self.lock:
-                run.version, run.paused_at = run.version + 1, None
+                run.paused_at, run.version = None, run.version + 1
             return gate.step(steps)
         now = time.time()
         gate.resume()
         with self.lock:
-            run.paused, run.steps, run.version, run.paused_at = False, 0, run.version + 1, None
-            if run.pause_spans:
-                run.pause_spans[-1][1] = now
+            run.mark_resumed(now)
         self.bus.emit(RunResumed(run_id=run.id, time=now))
         return True
 
@@ -160,9 +156,8 @@ class RayRunner:
         self._cancelled_nodes.pop(run.id, None)
         self._gates.pop(run.id, None)
         with self.lock:
-            if run.pause_spans and run.pause_spans[-1][1] == math.inf:  # ended paused (cancelled)
-                run.pause_spans[-1][1] = run.finished_at or time.time()
-            run.paused = False
+            if run.paused:  # it ended paused (cancelled): its pause ends with it
+                run.mark_resumed(run.finished_at or time.time())
         run.finished.set()
 
     def _on_event(self, run: RunState, event: Event) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import threading
 import time
 import uuid
@@ -216,8 +215,7 @@ class RunManager:
             capacity=cap.model_dump(mode="json"), node_ids=tuple(run.nodes), workflow=workflow.to_dict(),
             options=options.to_dict(), plan=run.plan, resumed_from=options.resume_from, user=options.user))
         if options.start_paused:  # step by step from the first node
-            run.paused = True
-            run.pause_spans.append([time.time(), math.inf])
+            run.mark_paused(time.time())
             self.bus.emit(RunPaused(run_id=run.id, ready=tuple(sorted(
                 nid for nid, ns in run.nodes.items() if not ns.preds and not ns.idle))))
         if options.backend == "ray":

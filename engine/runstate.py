@@ -182,6 +182,18 @@ class RunState:
     def total(self) -> int:
         return len(self.nodes)
 
+    def mark_paused(self, now: float, at: str | None = None) -> None:
+        """Paused at ``now`` (``at``: before that node, its breakpoint): no step granted yet, a new
+        pause span (the local executor and the Ray runner keep the same record)."""
+        self.paused, self.steps, self.paused_at, self.version = True, 0, at, self.version + 1
+        self.pause_spans.append([now, math.inf])
+
+    def mark_resumed(self, now: float) -> None:
+        """Not paused any more since ``now``: its open pause span ends there."""
+        self.paused, self.steps, self.paused_at, self.version = False, 0, None, self.version + 1
+        if self.pause_spans and self.pause_spans[-1][1] == math.inf:
+            self.pause_spans[-1][1] = now
+
 
 @dataclass(frozen=True)
 class RunSnapshot:

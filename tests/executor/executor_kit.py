@@ -61,12 +61,12 @@ def sleep(node_id: str, seconds: float = 0.005, **resources: Any) -> dict[str, A
     return {"id": node_id, "agent": "test.sleep", "params": {"seconds": seconds}, "resources": resources}
 
 
-def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait until ``check()`` holds (failing the test after ``timeout`` seconds)."""
+def until(check: Callable[[], bool], timeout: float = 10.0, every: float = 0.005) -> None:
+    """Wait until ``check()`` holds, asking every ``every`` s (failing the test after ``timeout`` s)."""
     end = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < end, "timed out"
-        time.sleep(0.005)
+        time.sleep(every)
 
 
 def statuses(handle: Any) -> dict[str, str]:

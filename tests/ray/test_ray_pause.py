@@ -20,6 +20,7 @@ from engine.events import RunStatus
 from engine.results import ResultStore
 from engine.runs import RunManager, RunOptions
 from engine.workflow import Workflow
+from tests.executor.executor_kit import statuses, until
 
 pytestmark = pytest.mark.ray
 
@@ -41,15 +42,8 @@ def manager(ray_cluster: object, tmp_path: Path) -> Iterator[RunManager]:
     m.shutdown()
 
 
-def _until(check: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.time() + timeout
-    while not check():
-        assert time.time() < deadline, "timed out"
-        time.sleep(0.05)
-
-
-def _statuses(handle: Any) -> dict[str, str]:
-    return {k: v["status"] for k, v in handle.snapshot().nodes.items()}
+def _until(check: Callable[[], bool]) -> None:
+    until(check, timeout=60.0, every=0.05)  # a Ray run: slower than a local one, and polled less often
 
 
 def test_the_gate_lets_steps_through_one_by_one() -> None:
@@ -64,15 +58,15 @@ def test_the_gate_lets_steps_through_one_by_one() -> None:
 def test_a_ray_run_started_paused_is_walked_node_by_node(manager: RunManager) -> None:
     handle = manager.submit(_chain(), RunOptions(backend="ray", start_paused=True, use_cache=False))
     time.sleep(1.0)
-    assert _statuses(handle)["a"] == "queued" and handle.snapshot().paused
+    assert statuses(handle)["a"] == "queued" and handle.snapshot().paused
     assert handle.step()
-    _until(lambda: _statuses(handle)["a"] == "done")
+    _until(lambda: statuses(handle)["a"] == "done")
     time.sleep(0.8)  # b is ready: it waits for the next step
-    assert _statuses(handle)["b"] == "queued"
+    assert statuses(handle)["b"] == "queued"
     assert handle.step()
-    _until(lambda: _statuses(handle)["b"] == "done")
+    _until(lambda: statuses(handle)["b"] == "done")
     time.sleep(0.8)
-    assert _statuses(handle)["c"] == "queued"
+    assert statuses(handle)["c"] == "queued"
     assert handle.resume()
     assert handle.wait(60) == RunStatus.SUCCEEDED
     snap = handle.snapshot()
@@ -83,16 +77,16 @@ def test_pausing_midway_holds_the_nodes_ray_holds_already(manager: RunManager) -
     """b and c are handed to Ray while a runs (ahead of their inputs); paused, they wait in their
     workers: b starts only when a step releases it, c only at resume."""
     handle = manager.submit(_chain(first_s=1.5), RunOptions(backend="ray", use_cache=False))
-    _until(lambda: _statuses(handle)["a"] == "running")
+    _until(lambda: statuses(handle)["a"] == "running")
     assert handle.pause() and not handle.pause()
-    _until(lambda: _statuses(handle)["a"] == "done")
+    _until(lambda: statuses(handle)["a"] == "done")
     time.sleep(1.0)
-    assert _statuses(handle)["b"] == "queued"  # its inputs are there: the pause holds it
+    assert statuses(handle)["b"] == "queued"  # its inputs are there: the pause holds it
     held_at = time.time()
     assert handle.step()
-    _until(lambda: _statuses(handle)["b"] == "done")
+    _until(lambda: statuses(handle)["b"] == "done")
     time.sleep(1.0)
-    assert _statuses(handle)["c"] == "queued"
+    assert statuses(handle)["c"] == "queued"
     assert handle.resume()
     assert handle.wait(60) == RunStatus.SUCCEEDED
     b = handle.snapshot().nodes["b"]
@@ -101,16 +95,16 @@ def test_pausing_midway_holds_the_nodes_ray_holds_already(manager: RunManager) -
 
 def test_a_paused_ray_run_is_cancelled_with_the_nodes_waiting_in_workers(manager: RunManager) -> None:
     handle = manager.submit(_chain(first_s=1.0), RunOptions(backend="ray", use_cache=False))
-    _until(lambda: _statuses(handle)["a"] == "running")
+    _until(lambda: statuses(handle)["a"] == "running")
     handle.pause()
-    _until(lambda: _statuses(handle)["a"] == "done")
+    _until(lambda: statuses(handle)["a"] == "done")
     time.sleep(0.5)
     started = time.time()
     handle.cancel()
     assert handle.wait(30) == RunStatus.CANCELLED
     assert time.time() - started < 5.0  # the held attempts read the cancel, none waits for its grace
-    statuses = _statuses(handle)
-    assert statuses["a"] == "done" and {statuses["b"], statuses["c"]} <= {"cancelled", "skipped"}
+    now = statuses(handle)
+    assert now["a"] == "done" and {now["b"], now["c"]} <= {"cancelled", "skipped"}
 
 
 def test_priority_stays_a_local_backend_feature(manager: RunManager) -> None:
@@ -145,10 +139,10 @@ def test_a_breakpoint_pauses_a_ray_run_before_its_node(manager: RunManager) -> N
     handle = manager.submit(chain, RunOptions(backend="ray", use_cache=False))
     _until(lambda: handle.snapshot().paused_at == "b")
     time.sleep(0.8)
-    assert _statuses(handle) == {"a": "done", "b": "queued", "c": "waiting_inputs"}
+    assert statuses(handle) == {"a": "done", "b": "queued", "c": "waiting_inputs"}
     assert handle.step()
-    _until(lambda: _statuses(handle)["b"] == "done")
+    _until(lambda: statuses(handle)["b"] == "done")
     time.sleep(0.8)
-    assert _statuses(handle)["c"] == "queued"
+    assert statuses(handle)["c"] == "queued"
     assert handle.resume()
     assert handle.wait(60) == RunStatus.SUCCEEDED

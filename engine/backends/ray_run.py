@@ -240,21 +240,30 @@ class RayRun:
         due = [n for d, n in self.delayed if d <= mono]
         if due:
             self.delayed = [(d, n) for d, n in self.delayed if d > mono]
-        if not self.gate.paused and (hit := next((n for n in [*self.ready, *due] if n.breakpoint
-                                                  and not n.status.is_terminal and n.key not in self.inflight), None)):
-            for node in [*self.ready, *due]:  # once; one pause holds every node ready now (a component's first)
-                node.breakpoint = False
-            (self.on_break or (lambda _: self.gate.pause()))(hit.id)
+        waiting = [*self.ready, *due]
+        if not self.gate.paused:
+            self._break_at(waiting)
         self._sync_pause()
         if self.gate.paused:
-            self.ready = self._step([*self.ready, *due])
+            self.ready = self._step(waiting)
             return
-        for node in [*self.ready, *due]:
+        for node in waiting:
             if node.status.is_terminal or node.key in self.inflight:
                 continue  # ended, or submitted ahead of its inputs
             self._submit(node)
             self._submit_children_early(node)
         self.ready.clear()
+
+    def _break_at(self, waiting: list[RayNode]) -> None:
+        """Pause the run when a node about to be handed to Ray has a breakpoint; the pause holds
+        every node ready now (a component's first ones), and stops the run once."""
+        hit = next((n for n in waiting if n.breakpoint and not n.status.is_terminal and n.key not in self.inflight),
+                   None)
+        if hit is None:
+            return
+        for node in waiting:
+            node.breakpoint = False
+        (self.on_break or (lambda _: self.gate.pause()))(hit.id)
 
     def _sync_pause(self) -> None:
         """Tell the board when the run paused or resumed: the attempts Ray holds (submitted ahead

@@ -13,7 +13,7 @@ from typing import Any
 import streamlit as st
 
 from engine.components import SEP, component_name, expand_components
-from engine.errors import PinError, ServiceGridError, WorkflowFileError
+from engine.errors import PinError, ServiceGridError
 from engine.graphs import ancestors
 from engine.results import pin_from_run
 from engine.workflow import NodeSpec, PinSpec, Workflow, upstream_workflow, with_pin
@@ -68,13 +68,11 @@ def run_active() -> bool:
 def run_to_target(sess: DesignerSession) -> tuple[str, Workflow] | None:
     """What Run to here runs for the selection: (the node, the part of the workflow up to it); with
     a component open, a node inside as the node it was opened from runs it (``desk/route``)."""
-    if len(sess.selected) != 1 or not sess.editable(sess.selected) or sess.workflow.node(sess.selected[0]) is None:
-        return None
-    target = inside_run_id(sess, sess.selected[0])
-    try:  # a component's node inside an open one names no node of the run: nothing to run up to
-        return (target, upstream_of(sess.document, target)) if target is not None else None
-    except WorkflowFileError:
-        return None
+    node = sess.workflow.node(sess.selected[0]) if len(sess.selected) == 1 and sess.editable(sess.selected) else None
+    if node is None or (sess.scope is not None and component_name(node) is not None):
+        return None  # a component's node inside an open one names no node of the run
+    target = inside_run_id(sess, node.id)
+    return (target, upstream_of(sess.document, target)) if target is not None else None
 
 
 def upstream_of(document: Workflow, node_id: str) -> Workflow:

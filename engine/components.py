@@ -19,6 +19,7 @@ from engine.issues import Issue, IssueCode
 from engine.spec import merged_sections
 from engine.workflow import (
     COMPONENT_PREFIX,
+    BreakCondition,
     ComponentPort,
     ComponentSpec,
     EdgeSpec,
@@ -205,9 +206,11 @@ def flatten(workflow: Workflow) -> Workflow:
 
 def _place(ex: _Expansion, nodes: Iterable[NodeSpec], edges: Iterable[EdgeSpec], prefix: str,
            stack: tuple[str, ...], overrides: Mapping[str, dict[str, Any]], lifecycle: Mapping[str, Any],
-           disabled: bool, origin: tuple[Position, Position] | None, breaks: frozenset[str] = frozenset()) -> None:
+           disabled: bool, origin: tuple[Position, Position] | None,
+           breaks: Mapping[str, BreakCondition | None] | None = None) -> None:
     """Put ``nodes`` (a component's, or the top level's) into the expansion under ``prefix``;
-    ``breaks``: the nodes that get a breakpoint from their instance's."""
+    ``breaks``: the nodes that get a breakpoint from their instance's, with its condition."""
+    breaks = breaks or {}
     for node in nodes:
         if len(ex.nodes) >= MAX_EXPANDED:
             raise _TooLarge
@@ -216,14 +219,14 @@ def _place(ex: _Expansion, nodes: Iterable[NodeSpec], edges: Iterable[EdgeSpec],
         where = _moved(node.position, origin)
         name = component_name(node)
         if name is None:
-            ex.nodes.append(_copy(node, id=full, position=where, **as_inside(node, params, lifecycle, disabled,
-                                                                              node.id in breaks)))
+            ex.nodes.append(_copy(node, id=full, position=where, **as_inside(node, params, lifecycle, disabled, breaks)))
             continue
         definition = _definition(ex, node, full, name, stack)
         if definition is None:  # left as it is: validation names it, nothing runs
             ex.nodes.append(_copy(node, id=full, position=where))
             continue
         _check_instance(ex, node, full, name)
+        _check_break(ex, node, full, name, definition)
         ex.names[full] = name
         inner = {n.id for n in definition.nodes}
         ex.ins[full], ex.outs[full] = {}, {}
@@ -239,17 +242,40 @@ def _place(ex: _Expansion, nodes: Iterable[NodeSpec], edges: Iterable[EdgeSpec],
         _place(ex, definition.nodes, definition.edges, full + SEP, (*stack, name),
                _split_overrides(ex, params, full, name, inner), merged_lifecycle(lifecycle, node.lifecycle),
                disabled or node.disabled, (where or Position(), corner),
-               entries(definition) if node.breakpoint or node.id in breaks else frozenset())
+               breaks_inside(definition, *_own_break(node, breaks)))
     ex.edges += [_copy(e, source=prefix + e.source, target=prefix + e.target) for e in edges]
 
 
 def as_inside(node: NodeSpec, params: Mapping[str, Any], lifecycle: Mapping[str, Any],
-              disabled: bool, breakpoint: bool = False) -> dict[str, Any]:
+              disabled: bool, breaks: Mapping[str, BreakCondition | None] | None = None) -> dict[str, Any]:
     """What a node inside an instance runs with: ``params`` (its own with the instance's for it),
     the instance's ``lifecycle`` under its own, disabled when it or the instance is, a breakpoint
-    when it has one or is one of the first nodes of an instance that has one."""
+    when it has one or ``breaks`` gives it one (its instance's: ``breaks_inside``)."""
+    breakpoint, condition = _own_break(node, breaks or {})
     return {"params": dict(params), "lifecycle": merged_lifecycle(lifecycle, node.lifecycle),
-            "disabled": node.disabled or disabled, "breakpoint": node.breakpoint or breakpoint}
+            "disabled": node.disabled or disabled, "breakpoint": breakpoint, "break_when": condition}
+
+
+def _own_break(node: NodeSpec, breaks: Mapping[str, BreakCondition | None]) -> tuple[bool, BreakCondition | None]:
+    """A node's breakpoint and condition: its own, else the one its instance gave it."""
+    if node.breakpoint:
+        return True, node.break_when
+    return node.id in breaks, breaks.get(node.id)
+
+
+def breaks_inside(definition: ComponentSpec, breakpoint: bool,
+                  condition: BreakCondition | None = None) -> dict[str, BreakCondition | None]:
+    """Where an instance's breakpoint goes inside it: the nodes its inputs feed (``entries``),
+    each with no condition; with a condition on one of its inputs, the nodes that input feeds,
+    each testing its own port for it."""
+    if not breakpoint:
+        return {}
+    names = list(dict.fromkeys(p.name for p in definition.inputs))
+    port = condition.port if condition is not None and condition.port else (names[0] if len(names) == 1 else None)
+    fed = [p for p in definition.inputs if p.name == port] if condition is not None else []
+    if not fed:  # no condition, or one naming no input of the component (an error at the instance): at its start
+        return dict.fromkeys(entries(definition))
+    return {p.node: condition.model_copy(update={"port": p.port}) for p in definition.inputs if p.name == port}
 
 
 def entries(definition: ComponentSpec) -> frozenset[str]:
@@ -300,6 +326,27 @@ def _check_instance(ex: _Expansion, node: NodeSpec, full: str, name: str) -> Non
     if node.bypass and not node.disabled:
         ex.add(IssueCode.BYPASS_NOT_POSSIBLE, f"node {full!r}: a component cannot be bypassed", full,
                "disable it instead (Ctrl+M), or ungroup it (Ctrl+Shift+G) and bypass a node inside")
+
+
+def _check_break(ex: _Expansion, node: NodeSpec, full: str, name: str, definition: ComponentSpec) -> None:
+    """An instance's breakpoint condition must name one of the component's inputs (its only one
+    may go unnamed): the nodes that input feeds test it (``breaks_inside``)."""
+    condition = node.break_when
+    if not node.breakpoint or condition is None:
+        return
+    names = list(dict.fromkeys(p.name for p in definition.inputs))
+    if condition.port is None and len(names) != 1:
+        ex.add(IssueCode.BREAK_CONDITION, f"node {full!r}: its breakpoint condition ({condition.describe()}) "
+               f"names no input, and component {name!r} has {len(names) or 'no'} input{'s' if len(names) != 1 else ''}"
+               f"{' (' + ', '.join(names) + ')' if names else ''}", full,
+               f"name the input it tests, e.g. '{names[0]}: {condition.describe()}'" if names else
+               "remove the condition: there is nothing to test")
+    elif condition.port is not None and condition.port not in names:
+        close = suggest(condition.port, names)
+        ex.add(IssueCode.BREAK_CONDITION, f"node {full!r}: its breakpoint condition tests input "
+               f"{condition.port!r}, which component {name!r} does not have (its inputs: "
+               f"{', '.join(names) or 'none'})", full,
+               f"did you mean {close[0]!r}?" if close else "name one of its inputs", condition.port)
 
 
 def _port_known(ex: _Expansion, full: str, name: str, port: ComponentPort, inner: set[str], side: str) -> bool:

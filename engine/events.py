@@ -172,6 +172,7 @@ class RunPaused(Event):
 
     ready: tuple[str, ...] = ()  # the nodes ready to start when it paused
     at: str | None = None  # the node whose breakpoint paused it (None: paused by a person)
+    why: str | None = None  # what its condition found ("confidence < 0.6 holds for 3 of 20 rows")
 
 
 @dataclass(frozen=True, kw_only=True)

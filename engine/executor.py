@@ -32,9 +32,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from queue import SimpleQueue
-from typing import Any
+from typing import Any, Literal
 
-from engine import gcpolicy
+from engine import breaks, gcpolicy
 from engine.agents.runtime import release_openmp_team
 from engine.attempts import NodeRunner
 from engine.backends import Backend
@@ -233,9 +233,11 @@ class Executor:
                     continue
                 if run.breakpoints and entry[1] in run.breakpoints and not run.paused:  # pause before it
                     run.breakpoints.discard(entry[1])  # once: Step or Resume then starts it
-                    kept.append(entry)
-                    self._pause_locked(run, entry[1])
-                    break
+                    why = self._break_verdict_locked(run, ns)
+                    if why is not False:
+                        kept.append(entry)
+                        self._pause_locked(run, entry[1], why)
+                        break
                 if ns.cache_hit:
                     ns.device = "pinned" if ns.pinned else "cache"
                 else:
@@ -716,13 +718,24 @@ class Executor:
             self._pause_locked(run)
             return True
 
-    def _pause_locked(self, run: RunState, at: str | None = None) -> None:
-        """Pause ``run`` (``at``: before this node, its breakpoint)."""
+    def _break_verdict_locked(self, run: RunState, ns: NodeState) -> str | Literal[False] | None:
+        """Whether ``ns``'s breakpoint pauses the run now: None (it has no condition), what its
+        condition found when it holds (or cannot be tested), or False (it does not hold: the node's
+        log says so and it starts)."""
+        condition = run.break_when.get(ns.id)
+        if condition is None:
+            return None
+        verdict = breaks.check(condition, self.runner.gather_inputs(run, ns))
+        self.runner.log(run, ns, f"breakpoint: {verdict.why}")
+        return verdict.why if verdict.pause else False
+
+    def _pause_locked(self, run: RunState, at: str | None = None, why: str | None = None) -> None:
+        """Pause ``run`` (``at``: before this node, its breakpoint; ``why``: what its condition found)."""
         now = time.time()
-        run.mark_paused(now, at)
+        run.mark_paused(now, at, why)
         ready = tuple(sorted({nid for _, nid in run.ready if not run.nodes[nid].status.is_terminal} | ({at} if at else set())))
         run.breakpoints.difference_update(ready)  # one pause holds every node ready now (a component's first ones)
-        self.bus.emit(RunPaused(run_id=run.id, ready=ready, at=at, time=now))
+        self.bus.emit(RunPaused(run_id=run.id, ready=ready, at=at, why=run.paused_why, time=now))
 
     def resume_run(self, run: RunState, steps: int | None = None) -> bool:
         """Admit ``run``'s nodes again; ``steps``: only that many more, staying paused (Step).
@@ -735,7 +748,8 @@ class Executor:
                 run.mark_resumed(now)
                 self.bus.emit(RunResumed(run_id=run.id, time=now))
             else:
-                run.steps, run.paused_at, run.version = run.steps + max(1, int(steps)), None, run.version + 1
+                run.steps, run.paused_at, run.paused_why = run.steps + max(1, int(steps)), None, None
+                run.version += 1
             self._hand_out(self._dispatch_locked(), keep=False)
             return True
 

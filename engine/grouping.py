@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from engine.components import (
     SEP,
     as_inside,
+    breaks_inside,
     component_name,
-    entries,
     instance_agent,
     merged_lifecycle,
     params_inside,
@@ -209,12 +209,12 @@ def ungroup(workflow: Workflow, node_id: str) -> tuple[Workflow, list[str]]:
     corner = top_left(definition.nodes)
     at = node.position or Position()
     put = []
-    breaks = entries(definition) if node.breakpoint else frozenset()  # the instance's breakpoint stays where it stopped
+    breaks = breaks_inside(definition, node.breakpoint, node.break_when)  # the instance's breakpoint stays where it stopped
     for inner in definition.nodes:
         pos = inner.position
         put.append(inner.model_copy(update={
             "id": rename[inner.id], **as_inside(inner, {**inner.params, **overrides.get(inner.id, {})},
-                                                node.lifecycle, node.disabled, inner.id in breaks),
+                                                node.lifecycle, node.disabled, breaks),
             "position": None if pos is None else Position(x=at.x + pos.x - corner.x, y=at.y + pos.y - corner.y)}))
     edges = [e.model_copy(update={"source": rename[e.source], "target": rename[e.target]}) for e in definition.edges]
     only_in = {p.name for p in definition.inputs}

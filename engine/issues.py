@@ -46,6 +46,7 @@ class IssueCode(StrEnum):
     COMPONENT_CYCLE = "component_cycle"
     INVALID_COMPONENT = "invalid_component"
     FAULT_DRILL = "fault_drill"
+    BREAK_CONDITION = "break_condition"
     AGENT_UPGRADED = "agent_upgraded"
     AGENT_NEWER = "agent_newer"
 

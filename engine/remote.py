@@ -95,17 +95,18 @@ class RayRunner:
     def cancel_node(self, run: RunState, node_id: str) -> None:
         self._cancelled_nodes.setdefault(run.id, set()).add(node_id)
 
-    def pause(self, run: RunState, at: str | None = None) -> bool:
+    def pause(self, run: RunState, at: str | None = None, why: str | None = None) -> bool:
         """Hand no more of the run's ready nodes to Ray (those Ray holds wait in their workers);
-        ``at``: before this node, its breakpoint. True when it paused now."""
+        ``at``: before this node, its breakpoint (``why``: what its condition found). True when it
+        paused now."""
         gate = self._gates.get(run.id)
         if gate is None or run.status.is_terminal or not gate.pause():
             return False
         now = time.time()
         with self.lock:
-            run.mark_paused(now, at)
+            run.mark_paused(now, at, why)
             ready = tuple(sorted(nid for nid, ns in run.nodes.items() if ns.status == NodeStatus.QUEUED))
-        self.bus.emit(RunPaused(run_id=run.id, ready=ready, at=at, time=now))
+        self.bus.emit(RunPaused(run_id=run.id, ready=ready, at=at, why=run.paused_why, time=now))
         return True
 
     def resume(self, run: RunState, steps: int | None = None) -> bool:
@@ -116,7 +117,7 @@ class RayRunner:
             return False
         if steps is not None:
             with self.lock:
-                run.paused_at, run.version = None, run.version + 1
+                run.paused_at, run.paused_why, run.version = None, None, run.version + 1
             return gate.step(steps)
         now = time.time()
         gate.resume()
@@ -141,7 +142,7 @@ class RayRunner:
                 self._cancel[run.id], time_scale=options.time_scale, fail_fast=options.fail_fast,
                 cancel_node=lambda: set(self._cancelled_nodes.get(run.id, ())),
                 pins=self.results.load if self.results is not None else None, gate=self._gates[run.id],
-                on_break=lambda node_id: self.pause(run, at=node_id))
+                on_break=lambda node_id, why: self.pause(run, at=node_id, why=why))
         except Exception as exc:  # the cluster went away, or a backend bug: record, never hang
             log.exception("ray run %s failed", run.id)
             error = f"{type(exc).__name__}: {exc}"

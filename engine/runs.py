@@ -13,10 +13,11 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from engine import breaks
 from engine.agents.runtime import helper_threads, lent_threads
 from engine.backends import get_backend
 from engine.components import inside_of
@@ -32,7 +33,7 @@ from engine.resources import Capacity, ResourceLedger
 from engine.results import ResultStore, canonical_params_json, pin_issues, workflow_cache_keys
 from engine.runstate import NodeState, RunSnapshot, RunState, make_snapshot, node_memory_so_far, set_routes
 from engine.versions import runnable
-from engine.workflow import DISABLED_KEY, Workflow, without_bypassed, without_disabled
+from engine.workflow import DISABLED_KEY, BreakCondition, Workflow, without_bypassed, without_disabled
 
 log = logging.getLogger(__name__)
 KEEP_FINISHED = 200  # finished runs kept in memory for snapshots
@@ -64,6 +65,7 @@ class RunOptions:
     rerun: tuple[str, ...] = ()  # compute these nodes and all after them again, whatever the cache holds
     priority: int = 0  # among runs sharing the machine: higher is admitted first (then the older run)
     breakpoints: tuple[str, ...] = ()  # pause before these nodes too (besides the nodes' own `breakpoint`)
+    break_if: tuple[tuple[str, str], ...] = ()  # (node, condition): pause before it when the condition holds (engine.breaks)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -71,14 +73,33 @@ class RunOptions:
         return data
 
 
-def with_breakpoints(workflow: Workflow, names: tuple[str, ...]) -> Workflow:
-    """``workflow`` with a breakpoint on each node ``names`` names that it has (the others are
-    nodes inside its components: named once they are expanded; ``RunManager.submit`` checks)."""
-    wanted = set(names) & set(workflow.node_ids())
+def with_breakpoints(workflow: Workflow, names: Iterable[str],
+                     conditions: Mapping[str, BreakCondition] | None = None) -> Workflow:
+    """``workflow`` with a breakpoint on each node ``names`` names that it has, with its condition
+    in ``conditions`` if there is one (the others are nodes inside its components: named once they
+    are expanded; ``RunManager.submit`` checks)."""
+    conditions = conditions or {}
+    wanted = (set(names) | set(conditions)) & set(workflow.node_ids())
     if not wanted:
         return workflow
     return workflow.model_copy(update={"nodes": tuple(
-        n.model_copy(update={"breakpoint": True}) if n.id in wanted else n for n in workflow.nodes)})
+        n.model_copy(update={"breakpoint": True, "break_when": conditions.get(n.id)})
+        if n.id in wanted else n for n in workflow.nodes)})
+
+
+def break_conditions(pairs: Iterable[tuple[str, str]]) -> dict[str, BreakCondition]:
+    """``RunOptions.break_if`` read: the condition of each node (``engine.breaks.parse``).
+
+    Raises:
+        ValueError: a condition is not of the form ``[PORT:] FIELD OP VALUE`` (the node is named).
+    """
+    out = {}
+    for node, text in pairs:
+        try:
+            out[node] = breaks.parse(text)
+        except ValueError as exc:
+            raise ValueError(f"breakpoint on {node!r}: {exc}") from None
+    return out
 
 
 class RunHandle:
@@ -172,11 +193,12 @@ class RunManager:
 
         options = options or RunOptions()
         drawn = set(workflow.node_ids())
-        workflow = with_breakpoints(workflow, options.breakpoints)  # on drawn nodes: an instance's go inside
+        conditions = break_conditions(options.break_if)
+        workflow = with_breakpoints(workflow, options.breakpoints, conditions)  # on drawn nodes: an instance's go inside
         # params saved for an older agent upgraded; each node of a component runs (and is measured) as itself
         workflow = runnable(workflow, self.registry)
-        workflow = with_breakpoints(workflow, options.breakpoints)  # on nodes inside components ("desk/route")
-        if missing := [b for b in options.breakpoints if b not in drawn and workflow.node(b) is None]:
+        workflow = with_breakpoints(workflow, options.breakpoints, conditions)  # on nodes inside components ("desk/route")
+        if missing := [b for b in (*options.breakpoints, *conditions) if b not in drawn and workflow.node(b) is None]:
             raise ValueError(f"no node {missing[0]!r} to pause before in workflow {workflow.name!r}; "
                              f"its nodes are: {', '.join(sorted(drawn)[:20])}")
         if options.rerun:  # a component named to compute again: every node inside it
@@ -264,7 +286,8 @@ class RunManager:
         set_routes(nodes)
         run = RunState(id=run_id, workflow=workflow, options=options, nodes=nodes, capacity=cap,
                        ledger=ResourceLedger(cap), priority=int(options.priority),
-                       breakpoints={n.id for n in workflow.nodes if n.breakpoint})
+                       breakpoints={n.id for n in workflow.nodes if n.breakpoint},
+                       break_when={n.id: n.break_when for n in workflow.nodes if n.breakpoint and n.break_when})
         run.drop_consumed = any(not ns.lifecycle.execution.keep_outputs for ns in nodes.values())
         run.plan, order = self._plan(workflow, options, cap)
         rank = {nid: i for i, nid in enumerate(order)}

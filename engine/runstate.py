@@ -19,7 +19,7 @@ from engine.events import NodeStatus, RunStatus
 from engine.metrics import memory_growth_mb
 from engine.resources import Capacity, ResourceDemand, ResourceLedger
 from engine.spec import AgentSpec, Lifecycle
-from engine.workflow import EdgeSpec, FaultSpec, Workflow
+from engine.workflow import BreakCondition, EdgeSpec, FaultSpec, Workflow
 
 MAX_LOGS = 50
 MAX_SAMPLES = 2000
@@ -166,9 +166,11 @@ class RunState:
     priority: int = 0  # among runs: higher is admitted first (RunOptions.priority, RunManager.set_priority)
     paused: bool = False  # admit no node (running ones go on) ...
     steps: int = 0  # ... except this many more (Step)
-    pause_spans: list[list[float]] = field(default_factory=list)  # [paused at, resumed at (inf: not yet)]
+    pause_spans: list[list[Any]] = field(default_factory=list)  # [paused at, resumed at (inf: not yet), why (pause_label)]
     breakpoints: set[str] = field(default_factory=set)  # nodes the run pauses before (each once)
     paused_at: str | None = None  # the breakpoint it is paused at, if that paused it
+    paused_why: str | None = None  # what that breakpoint's condition found ("confidence < 0.6 holds for 3 of 20 rows")
+    break_when: dict[str, BreakCondition] = field(default_factory=dict)  # conditions of breakpoints (engine.breaks)
     fail_fast_by: str | None = None
     error: str | None = None
     samples: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_SAMPLES))
@@ -182,15 +184,18 @@ class RunState:
     def total(self) -> int:
         return len(self.nodes)
 
-    def mark_paused(self, now: float, at: str | None = None) -> None:
-        """Paused at ``now`` (``at``: before that node, its breakpoint): no step granted yet, a new
-        pause span (the local executor and the Ray runner keep the same record)."""
+    def mark_paused(self, now: float, at: str | None = None, why: str | None = None) -> None:
+        """Paused at ``now`` (``at``: before that node, its breakpoint, ``why``: what its condition
+        found): no step granted yet, a new pause span (the local executor and the Ray runner keep
+        the same record)."""
         self.paused, self.steps, self.paused_at, self.version = True, 0, at, self.version + 1
-        self.pause_spans.append([now, math.inf])
+        self.paused_why = why if at else None
+        self.pause_spans.append([now, math.inf, pause_label(at, self.paused_why)])
 
     def mark_resumed(self, now: float) -> None:
         """Not paused any more since ``now``: its open pause span ends there."""
         self.paused, self.steps, self.paused_at, self.version = False, 0, None, self.version + 1
+        self.paused_why = None
         if self.pause_spans and self.pause_spans[-1][1] == math.inf:
             self.pause_spans[-1][1] = now
 
@@ -217,8 +222,9 @@ class RunSnapshot:
     outputs_released: bool = False  # the nodes' outputs were dropped from memory (output budget)
     paused: bool = False  # admitting no new node (RunManager.pause); running ones go on
     priority: int = 0  # among runs: higher is admitted first
-    pauses: list[tuple[float, float | None]] = field(default_factory=list)  # (paused at, resumed at or None)
+    pauses: list[tuple[float, float | None, str]] = field(default_factory=list)  # (paused at, resumed at or None, why)
     paused_at: str | None = None  # the node whose breakpoint paused it (while paused there)
+    paused_why: str | None = None  # what that breakpoint's condition found, if it has one
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -227,21 +233,29 @@ class RunSnapshot:
 PAUSE_EVENTS = ("RunPaused", "RunResumed")
 
 
-def pauses_of(events: Iterable[Any]) -> list[tuple[float, float | None]]:
-    """(paused at, resumed at, None while still paused) from a run's RunPaused and RunResumed
-    events, in time order (what a stored run's record gives back)."""
-    spans: list[tuple[float, float | None]] = []
+def pause_label(at: str | None, why: str | None = None) -> str:
+    """Why a run paused, in words: "Pause" (a person), "breakpoint before route" (and what its
+    condition found: "breakpoint before route: amount > 500 holds for 3 of 20 rows")."""
+    if at is None:
+        return "Pause"
+    return f"breakpoint before {at}" + (f": {why}" if why else "")
+
+
+def pauses_of(events: Iterable[Any]) -> list[tuple[float, float | None, str]]:
+    """(paused at, resumed at or None while still paused, why: ``pause_label``) from a run's
+    RunPaused and RunResumed events, in time order (what a stored run's record gives back)."""
+    spans: list[tuple[float, float | None, str]] = []
     for event in sorted(events, key=lambda e: e.time):
         if event.kind == "RunPaused" and (not spans or spans[-1][1] is not None):
-            spans.append((event.time, None))
+            spans.append((event.time, None, pause_label(getattr(event, "at", None), getattr(event, "why", None))))
         elif event.kind == "RunResumed" and spans and spans[-1][1] is None:
-            spans[-1] = (spans[-1][0], event.time)
+            spans[-1] = (spans[-1][0], event.time, spans[-1][2])
     return spans
 
 
 def paused_between(run: RunState, start: float, end: float) -> float:
     """Seconds of [start, end] during which ``run`` was paused."""
-    return sum(max(0.0, min(end, b) - max(start, a)) for a, b in run.pause_spans)
+    return sum(max(0.0, min(end, b) - max(start, a)) for a, b, _ in run.pause_spans)
 
 
 def node_memory_so_far(ns: NodeState) -> float | None:
@@ -302,8 +316,9 @@ def make_snapshot(run: RunState) -> RunSnapshot:
         options=run.options.to_dict() if hasattr(run.options, "to_dict") else {}, error=run.error,
         outputs_released=run.outputs_released, paused=run.paused and not run.status.is_terminal,
         priority=run.priority,
-        pauses=[(a, b if b != math.inf else None) for a, b in run.pause_spans],
+        pauses=[(a, b if b != math.inf else None, why) for a, b, why in run.pause_spans],
         paused_at=run.paused_at if run.paused and not run.status.is_terminal else None,
+        paused_why=run.paused_why if run.paused and run.paused_at and not run.status.is_terminal else None,
     )
 
 

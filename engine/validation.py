@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import ValidationError
 
+from engine.agents.tables import never_matches
 from engine.components import expand_components, has_instances
 from engine.errors import CapacityError, DataPathError, WorkflowFileError, shown_names, suggest
 from engine.graphs import find_cycles, format_cycle
@@ -160,6 +161,7 @@ def _checked(workflow: Workflow, registry: Registry, capacity: Capacity | None,
     _check_pins(ctx)
     _check_drills(ctx)
     _check_bypass(ctx, links)
+    _check_breaks(ctx, links)
     return ctx
 
 
@@ -843,6 +845,64 @@ def _check_bypass(ctx: _Context, links: list[_Link]) -> None:
                         f"node {node.id!r} is bypassed, so {link.target}.{link.target_port} would read "
                         f"{source.source}.{source.source_port} ({out_kind.value!r}) directly, and it reads "
                         f"{in_kind.value!r}", node=node.id, port=link.target_port, hint=unbypass)
+
+
+def _check_breaks(ctx: _Context, links: list[_Link]) -> None:
+    """A breakpoint's condition (``engine.breaks``) must name an input of its node (its only one may
+    go unnamed) that carries something readable as a table, and a column the table has where the
+    workflow knows its columns; a condition no row can meet is a warning (the run never pauses
+    there). A condition without a breakpoint has no effect."""
+    for node_id, node in ctx.nodes.items():
+        condition, spec = node.break_when, ctx.specs.get(node_id)
+        if condition is None or spec is None:
+            continue
+        said = condition.describe()
+        if not node.breakpoint:
+            ctx.add(IssueCode.BREAK_CONDITION, f"node {node_id!r} has a breakpoint condition ({said}) but no "
+                    "breakpoint, so it has no effect", node=node_id, severity="warning",
+                    hint="set its breakpoint (F9, or `breakpoint: true`), or remove `break_when`")
+            continue
+        names = [p.name for p in spec.inputs]
+        port_name = condition.port if condition.port is not None else (names[0] if len(names) == 1 else None)
+        port = spec.input(port_name) if port_name is not None else None
+        if port is None:
+            close = suggest(condition.port, names) if condition.port else []
+            ctx.add(IssueCode.BREAK_CONDITION,
+                    f"node {node_id!r}: its breakpoint condition ({said}) "
+                    + (f"tests input {condition.port!r}, which {spec.name} does not have" if condition.port else
+                       "names no input") + f" (its inputs: {', '.join(names) or 'none'})",
+                    node=node_id, port=condition.port,
+                    hint=f"did you mean {close[0]!r}?" if close else
+                    (f"name the input it tests, e.g. '{names[0]}: {said}'" if names else
+                     "remove the condition: the node has no input to test"))
+            continue
+        into = [link for link in links if link.target == node_id and link.target_port == port.name]
+        kinds = {_port_kind(ctx, link.source, sp)[0] for link in into
+                 if (src := ctx.specs.get(link.source)) is not None and (sp := src.output(link.source_port or "")) is not None}
+        if DataKind.IMAGE_BATCH in kinds or (port.kind == DataKind.IMAGE_BATCH and not into):
+            ctx.add(IssueCode.BREAK_CONDITION, f"node {node_id!r}: its breakpoint condition ({said}) tests "
+                    f"input {port.name!r}, which carries images: a condition tests the rows of a table, "
+                    "scores or labels", node=node_id, port=port.name,
+                    hint="put the breakpoint on a node after the classifier (its scores have 'predicted' "
+                    "and 'confidence'), or remove the condition")
+            continue
+        for link in into:
+            sized = ctx.sized()
+            have = sized.columns_on(link.source, link.source_port)
+            if have is None:
+                continue
+            if condition.field != "id" and condition.field not in have:
+                close = suggest(condition.field, ["id", *have])
+                ctx.add(IssueCode.BREAK_CONDITION,
+                        f"node {node_id!r}: its breakpoint condition ({said}) tests the column "
+                        f"{condition.field!r}, which the table from {link.source!r} does not have (it has "
+                        f"{shown_names(('id', *have), 8)})", node=node_id, port=port.name,
+                        hint=f"did you mean {close[0]!r}?" if close else "test one of its columns")
+            elif (found := never_matches(condition.field, condition.op, condition.value, have,
+                                         sized.values_on(link.source, link.source_port))) is not None:
+                message, hint = found
+                ctx.add(IssueCode.BREAK_CONDITION, f"node {node_id!r}: its breakpoint condition will never "
+                        f"pause the run: {message}", node=node_id, port=port.name, hint=hint, severity="warning")
 
 
 def _sorted(ctx: _Context) -> list[Issue]:

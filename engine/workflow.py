@@ -71,6 +71,33 @@ class FaultSpec(BaseModel):
         return bool(self.fail_attempts or self.delay_s or self.extra_memory_mb)
 
 
+BreakOp = Literal["==", "!=", "<", "<=", ">", ">=", "contains", "in"]
+BREAK_OPS: tuple[str, ...] = get_args(BreakOp)
+
+
+class BreakCondition(BaseModel):
+    """A breakpoint's condition: the run pauses before the node only when some item (row) of one
+    of its inputs meets ``field op value`` (``engine.breaks``); the comparison is declared, never
+    code. Numbers compare as numbers; ``in`` takes a list or comma-separated values."""
+
+    model_config = _MODEL
+    port: str | None = Field(None, max_length=200, description="the input it tests (none: the node's only input)")
+    field: str = Field(..., min_length=1, max_length=200,
+                       description="a column of that input's table, or 'id' (scores: 'predicted', "
+                                   "'confidence', 'score_<class>'; labels: 'label', 'confidence')")
+    op: BreakOp = Field(">=", description="comparison")
+    value: str | float | list[str] = Field(..., description="the value to compare with")
+
+    def describe(self) -> str:
+        """"intent: confidence < 0.6"."""
+        if isinstance(self.value, list) or self.op == "in":  # a list: as "in" reads it (comma-separated)
+            listed = self.value if isinstance(self.value, list) else str(self.value).split(",")
+            value = ", ".join(str(v).strip() for v in listed)
+        else:
+            value = f"{self.value:g}" if isinstance(self.value, float) else repr(self.value)
+        return f"{self.port + ': ' if self.port else ''}{self.field} {self.op} {value}"
+
+
 class NodeSpec(BaseModel):
     """One node: an instance of an agent with its parameters and overrides."""
 
@@ -92,6 +119,8 @@ class NodeSpec(BaseModel):
     breakpoint: bool = Field(False, description="runs pause before it starts, once its inputs are ready "
                                                 "(Step starts it, Resume goes on); on a component's node: "
                                                 "before the nodes inside that its inputs feed")
+    break_when: BreakCondition | None = Field(None, description="with a breakpoint: pause only when some "
+                                              "item of an input meets this condition")
     faults: FaultSpec | None = Field(None, description="a fault drill for a lesson: failures, delay, extra memory")
     version: str | None = Field(None, pattern=r"^[0-9A-Za-z.+_-]{1,50}$",
                                 description="the agent version its params were upgraded to (engine.versions)")

@@ -51,13 +51,13 @@ def next_up_text(run_id: str) -> str:
     """For a paused run started here, the rest of "Run X: paused": where it paused (a breakpoint)
     and which node the next Step starts (only "." when the run left the manager)."""
     from engine.runstate import next_up
-    from ui.monitor.controls import next_text
+    from ui.monitor.controls import breakpoint_why, next_text
 
     try:
         snap = get_run_manager().snapshot(run_id)
     except KeyError:
         return "."
-    at = f" at the breakpoint before {code_md(snap.paused_at)}" if snap.paused_at else ""
+    at = f" at the breakpoint before {code_md(snap.paused_at)}{breakpoint_why(snap.paused_why)}" if snap.paused_at else ""
     return f"{at}. {next_text(next_up(snap.nodes), str(snap.options.get('policy', '')))}"
 
 

@@ -165,8 +165,10 @@ def canvas_graph(workflow: Workflow, registry: Registry, selected: list[str] | N
             item["muted"] = True
         elif node.bypass:  # drawn see-through: runs wire its input past it
             item["bypassed"] = True
-        if node.breakpoint:  # drawn with a red dot: runs pause before it
+        if node.breakpoint:  # drawn with a red dot: runs pause before it (a ring: when its condition holds)
             item["breakpoint"] = True
+            if node.break_when is not None:
+                item["breakWhen"] = node.break_when.describe()
         if node.faults:  # drawn with a bolt: trouble on purpose, for a lesson
             item["drill"] = node.faults.describe()
         if (name := component_name(node)) is not None:  # drawn stacked: it runs the nodes of a component
@@ -205,7 +207,13 @@ def toggle_flag(workflow: Workflow, ids: list[str], flag: str) -> tuple[Workflow
     on = not all(getattr(n, flag) for n in chosen)
     ids_set = {n.id for n in chosen}
     return workflow.model_copy(update={"nodes": tuple(
-        n.model_copy(update={flag: on}) if n.id in ids_set else n for n in workflow.nodes)}), on
+        n.model_copy(update=flag_update(flag, on)) if n.id in ids_set else n for n in workflow.nodes)}), on
+
+
+def flag_update(flag: str, on: bool) -> dict[str, Any]:
+    """The node fields that setting ``flag`` to ``on`` changes: a breakpoint taken away takes its
+    condition with it (as a debugger's does)."""
+    return {flag: on, "break_when": None} if flag == "breakpoint" and not on else {flag: on}
 
 
 def counted_labels(workflow: Workflow, registry: Registry, counted: dict[tuple[str, str], int],

@@ -8,9 +8,12 @@ from typing import Any
 
 import streamlit as st
 
+from engine import breaks
 from engine.workflow import NodeSpec
 from ui.editor import DesignerSession
-from ui.graphmodel import replace_node
+from ui.forms import sync_widget
+from ui.graphmodel import flag_update, replace_node
+from ui.render import code_md
 
 Saver = Callable[[DesignerSession], None]
 
@@ -29,14 +32,54 @@ def set_flag(sess: DesignerSession, node_id: str, flag: str, key: str, save: Sav
     node = sess.workflow.node(node_id)
     value = bool(st.session_state.get(key))
     if node is not None and getattr(node, flag) != value:
-        update_node(sess, node, save, **{flag: value})
+        update_node(sess, node, save, **flag_update(flag, value))
 
 
-def breakpoint_toggle(sess: DesignerSession, node: NodeSpec, save: Saver) -> None:
-    """A node's breakpoint: runs pause before it starts (F9 on the canvas)."""
+def breakpoint_toggle(sess: DesignerSession, node: NodeSpec, save: Saver,
+                      columns: dict[str, tuple[str, ...]] | None = None) -> None:
+    """A node's breakpoint: runs pause before it starts (F9 on the canvas); with it, its condition
+    (``engine.breaks``): pause only when some row of an input meets it. ``columns``: the planned
+    columns of each of its inputs, where known (shown as what the condition can test)."""
     key = f"breakpoint.{node.id}.{node.breakpoint}"
     st.toggle("Pause before it (breakpoint)", value=node.breakpoint, key=key, on_change=set_flag,
               args=(sess, node.id, "breakpoint", key, save),
               help="Runs pause when this node is ready to start (its inputs are there): look at what came before, "
                    "then Step starts it and Resume goes on (F9 on the canvas; `servicegrid run --break NODE`). "
                    "On a component's node: before the nodes inside that its inputs feed.")
+    if node.breakpoint:
+        _condition_input(sess, node, save, columns or {})
+
+
+def _condition_input(sess: DesignerSession, node: NodeSpec, save: Saver, columns: dict[str, tuple[str, ...]]) -> None:
+    key = f"break_when.{node.id}"
+    refused = st.session_state.get(f"{key}.refused")
+    if refused is None:  # what is saved; a refused text stays in the box until it is fixed
+        sync_widget(key, node.break_when.describe() if node.break_when is not None else "")
+    st.text_input("Only when (condition)", key=key, on_change=_set_condition, args=(sess, node.id, key, save),
+                  placeholder="always; or e.g. confidence < 0.6",
+                  help="Pause only when some row of an input meets this: `[PORT:] FIELD OP VALUE`, OP one of "
+                       "== != < <= > >= contains in (a comma-separated list), e.g. `confidence < 0.6`, "
+                       "`intents: predicted == refund`, `priority in high, urgent`. Name the input when the "
+                       "node has several. Empty: always pause. Nothing in it runs as code.")
+    if refused:
+        st.error(refused, icon=":material/error:")
+    for port, names in columns.items():
+        st.caption(f"Input {code_md(port)} has the columns " + ", ".join(code_md(c) for c in ("id", *names)[:16])
+                   + (" …" if len(names) > 15 else ""))
+
+
+def _set_condition(sess: DesignerSession, node_id: str, key: str, save: Saver) -> None:
+    """The condition typed into ``key`` saved on the node (empty: none); text that is not a
+    condition is refused with the form it must take, and stays in the box."""
+    node = sess.workflow.node(node_id)
+    text = str(st.session_state.get(key) or "").strip()
+    if node is None:
+        return
+    try:
+        condition = breaks.parse(text) if text else None
+    except ValueError as exc:
+        st.session_state[f"{key}.refused"] = str(exc)
+        return
+    st.session_state.pop(f"{key}.refused", None)
+    if condition != node.break_when:
+        update_node(sess, node, save, break_when=condition)

@@ -77,7 +77,7 @@ def properties_panel(sess: DesignerSession, registry: Registry, issues: list[Iss
     past.toggle("Bypassed", value=node.bypass, key=key, on_change=set_flag, args=(sess, node.id, "bypass", key, save),
                 help="A bypassed node does not run: its one input goes straight to the nodes it feeds, as if "
                      "it were not there (Ctrl+B on the canvas)")
-    breakpoint_toggle(sess, node, save)
+    breakpoint_toggle(sess, node, save, _input_columns(sess, node, registry, sized) if node.breakpoint else None)
     if node.agent not in registry:
         st.info("This agent is not installed here; only its label can be edited.")
         spec = None
@@ -142,6 +142,22 @@ def _condition(node: NodeSpec | None, registry: Registry) -> tuple[str, str]:
     except (ValidationError, TypeError):
         parsed = None
     return str(getattr(parsed, "field", "")), str(getattr(parsed, "op", ""))
+
+
+def _input_columns(sess: DesignerSession, node: NodeSpec, registry: Registry,
+                   sized: PlannedItems | None) -> dict[str, tuple[str, ...]]:
+    """The planned columns arriving at each input of ``node`` (where the workflow knows them):
+    what its breakpoint's condition can test."""
+    if node.agent not in registry:
+        return {}
+    spec = registry.get(node.agent)
+    sized = sized if sized is not None else planned_items(sess.workflow, registry)
+    out: dict[str, tuple[str, ...]] = {}
+    for edge in sess.workflow.edges:
+        port = edge.target_port or (spec.inputs[0].name if len(spec.inputs) == 1 else None)
+        if edge.target == node.id and port is not None and (have := sized.columns_on(edge.source, edge.source_port)):
+            out[port] = tuple(dict.fromkeys((*out.get(port, ()), *have)))
+    return out
 
 
 def _set_label(sess: DesignerSession, node_id: str, key: str, save: Saver) -> None:

@@ -117,14 +117,14 @@ class RayBackend:
                 cancel_event: threading.Event, *, time_scale: float = 1.0, fail_fast: bool = False,
                 cancel_node: Callable[[], set[str]] | None = None,
                 pins: Callable[[str], dict[str, Any]] | None = None, gate: Gate | None = None,
-                on_break: Callable[[str], Any] | None = None,
+                on_break: Callable[[str, str | None], Any] | None = None,
                 ) -> tuple[RunStatus, dict[str, dict[str, Any]]]:
         """Run ``workflow`` on Ray; emits node events and RunFinished (not RunStarted).
 
         ``pins`` reads a pinned node's outputs by its pin's key (the driver's result cache): they
         are put in Ray's object store, and the nodes that only feed pinned ones are not run.
         ``gate`` pauses the run: while it is closed, ready nodes are not handed to Ray (``Gate``);
-        ``on_break(node)`` pauses it at a node's breakpoint (else the gate is closed directly).
+        ``on_break(node, why)`` pauses it at a node's breakpoint (``why``: what its condition found; else the gate is closed directly).
         Returns the run status and the outputs of every finished node, by node id and port.
         Components are expanded first (``engine.components.flatten``): their nodes run as tasks of their own.
         """

@@ -13,7 +13,7 @@ from engine.items import planned_items
 from engine.registry import Registry
 from engine.resources import Capacity, ResourceDemand
 from engine.spec import AgentSpec, Lifecycle
-from engine.workflow import Workflow
+from engine.workflow import BreakCondition, Workflow
 
 LIVE_THRESHOLD_S = 0.5  # nodes expected to take longer run as streaming tasks (start seen live)
 
@@ -51,6 +51,7 @@ class RayNode:
     order: int = 0  # position in a topological order (results are handled parents first)
     ended_at: float | None = None  # when the last attempt ended (worker clock)
     breakpoint: bool = False  # the run pauses before it (once); never handed to Ray ahead of its inputs
+    break_when: BreakCondition | None = None  # ... only when this holds for its inputs (engine.breaks)
 
     @property
     def early_parent(self) -> bool:
@@ -82,7 +83,8 @@ def build_nodes(workflow: Workflow, registry: Registry, gpu_memory_mb: float,
         nodes[spec_node.id] = RayNode(
             id=spec_node.id, spec=spec, params=params.model_dump(mode="json"), demand=demand,
             lifecycle=lifecycle, links=[], options=task_options(demand, gpu_memory_mb), live=live,
-            faults=spec_node.faults.model_dump() if spec_node.faults else None, breakpoint=spec_node.breakpoint)
+            faults=spec_node.faults.model_dump() if spec_node.faults else None, breakpoint=spec_node.breakpoint,
+            break_when=spec_node.break_when if spec_node.breakpoint else None)
     for edge in workflow.edges:
         src, dst = nodes.get(edge.source), nodes.get(edge.target)
         if src is None or dst is None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
+from engine import breaks
 from engine.backends.ray_nodes import RayNode, RunSettings, worker_label
-from engine.backends.ray_worker import timeout_error
+from engine.backends.ray_worker import gather_inputs, timeout_error
 from engine.events import (
     Event,
     NodeCancelled,
@@ -85,8 +86,8 @@ class RayRun:
     def __init__(self, ray: Any, remotes: Callable[[RayNode], Any], nodes: dict[str, RayNode],
                  settings: RunSettings, emit: Callable[[Event], None], cancel_event: threading.Event,
                  cancel_node: Callable[[], set[str]] | None, board: tuple[Any, list[str]],
-                 gate: Gate | None = None, on_break: Callable[[str], Any] | None = None) -> None:
-        self.on_break = on_break  # pauses the run at a node's breakpoint (the run manager's pause)
+                 gate: Gate | None = None, on_break: Callable[[str, str | None], Any] | None = None) -> None:
+        self.on_break = on_break  # pauses the run at a node's breakpoint, saying why (the run manager's pause)
         self.gate = gate or Gate()  # paused: ready nodes wait here, or in their worker (the board)
         self.posted_paused = False  # what the board was last told
         self.progress_ref: Any = None  # the board's answer about progress, on its way
@@ -257,13 +258,39 @@ class RayRun:
     def _break_at(self, waiting: list[RayNode]) -> None:
         """Pause the run when a node about to be handed to Ray has a breakpoint; the pause holds
         every node ready now (a component's first ones), and stops the run once."""
-        hit = next((n for n in waiting if n.breakpoint and not n.status.is_terminal and n.key not in self.inflight),
-                   None)
+        hit, why = None, None
+        for node in waiting:
+            if node.breakpoint and not node.status.is_terminal and node.key not in self.inflight:
+                node.breakpoint = False  # once
+                why = self._break_verdict(node)
+                if why is not False:
+                    hit = node
+                    break
         if hit is None:
             return
         for node in waiting:
             node.breakpoint = False
-        (self.on_break or (lambda _: self.gate.pause()))(hit.id)
+        (self.on_break or (lambda _at, _why: self.gate.pause()))(hit.id, why)
+
+    def _break_verdict(self, node: RayNode) -> str | Literal[False] | None:
+        """Whether ``node``'s breakpoint pauses the run: None (no condition), what its condition
+        found when it holds (or cannot be tested), or False (it does not hold: its log says so).
+        Its inputs are read from the object store (they are ready: it is about to start)."""
+        if node.break_when is None:
+            return None
+        sources = list(dict.fromkeys(src for _, _, src, _ in node.links
+                                     if self.nodes[src].status in _DONE and self.nodes[src].out_ref is not None))
+        try:
+            upstream = tuple(self.ray.get([self.nodes[src].out_ref for src in sources], timeout=30.0))
+        except Exception as exc:  # an input that cannot be read: pause, and say so
+            verdict = breaks.Verdict(True, f"cannot test {node.break_when.describe()}: its inputs could not be "
+                                           f"read ({type(exc).__name__})")
+        else:
+            index = {src: i for i, src in enumerate(sources)}
+            verdict = breaks.check(node.break_when, gather_inputs(
+                [[t, s, index[src], m] for t, s, src, m in node.links if src in index], upstream))
+        self.emit(NodeLog(run_id=self.s.run_id, node_id=node.id, message=f"breakpoint: {verdict.why}"))
+        return verdict.why if verdict.pause else False
 
     def _sync_pause(self) -> None:
         """Tell the board when the run paused or resumed: the attempts Ray holds (submitted ahead

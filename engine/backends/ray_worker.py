@@ -356,7 +356,7 @@ def _lifecycle(data: dict[str, Any]) -> Lifecycle:
     return rules
 
 
-def _gather_inputs(links: list[list[Any]], upstream: tuple[Any, ...]) -> dict[str, Any]:
+def gather_inputs(links: list[list[Any]], upstream: tuple[Any, ...]) -> dict[str, Any]:
     """Inputs by port from upstream outputs; ``links`` are (target port, source port, arg index, multiple)."""
     inputs: dict[str, Any] = {}
     for target_port, source_port, index, multiple in links:
@@ -453,7 +453,7 @@ def _run_agent(job: dict[str, Any], ctx: RunContext, upstream: tuple[Any, ...]) 
             import torch
 
             torch.set_num_threads(ctx.threads)
-        outputs = agent.run(_gather_inputs(job["links"], upstream), ctx)
+        outputs = agent.run(gather_inputs(job["links"], upstream), ctx)
     except BaseException:
         agent.unload()
         raise
@@ -475,7 +475,7 @@ def _run_isolated(job: dict[str, Any], ctx: RunContext, upstream: tuple[Any, ...
 
     spec = find_spec(job["agent"], job.get("module"))
     scratch = Path(tempfile.mkdtemp(prefix=f"sg-ray-{job['node_id'][:40].replace('/', '_')}-"))
-    return run_isolated(spec, spec.parse_params(job["params"]), _gather_inputs(job["links"], upstream), ctx,
+    return run_isolated(spec, spec.parse_params(job["params"]), gather_inputs(job["links"], upstream), ctx,
                         scratch, stats, declared_memory_mb=float(job.get("memory_mb") or 0.0), hold_mb=hold_mb)
 
 

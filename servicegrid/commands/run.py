@@ -57,6 +57,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--break", dest="breaks", action="append", default=[], metavar="NODE",
                    help="pause before NODE starts (repeatable; also a node's `breakpoint` in the file): "
                         "Enter starts it, r resumes, q cancels, as with --step")
+    p.add_argument("--break-if", dest="break_if", nargs=2, action="append", default=[], metavar=("NODE", "CONDITION"),
+                   help="pause before NODE only when some row of its input meets CONDITION, written "
+                        "'[PORT:] FIELD OP VALUE' (OP: == != < <= > >= contains in), e.g. "
+                        "--break-if route 'intents: confidence < 0.6' (repeatable; a node's `break_when` in the file)")
     p.add_argument("--user", help="who runs it (recorded)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=run)
@@ -93,8 +97,8 @@ def run(args: argparse.Namespace) -> int:
                              fail_fast=args.fail_fast, use_cache=not args.no_cache, resume_from=args.resume,
                              user=args.user, backend=args.backend, fuse=not args.no_fuse,
                              rerun=tuple(args.rerun), priority=args.priority, start_paused=args.step,
-                             breakpoints=tuple(args.breaks))
-        stops = bool(args.breaks) or any(n.breakpoint for n in workflow.nodes) or any(
+                             breakpoints=tuple(args.breaks), break_if=tuple(map(tuple, args.break_if)))
+        stops = bool(args.breaks or args.break_if) or any(n.breakpoint for n in workflow.nodes) or any(
             n.breakpoint for c in workflow.components for n in c.nodes)
         return _execute(workflow, options, store, args.json, step=args.step or stops)
     finally:
@@ -211,7 +215,8 @@ def walk(handle: Any, answers: Any) -> None:
             continue
         if snap.paused_at and snap.paused_at != told:
             told = snap.paused_at
-            print(f"breakpoint: the run paused before {snap.paused_at}", file=sys.stderr)
+            why = f" ({snap.paused_why})" if snap.paused_why else ""
+            print(f"breakpoint: the run paused before {snap.paused_at}{why}", file=sys.stderr)
         after = f" (then {', '.join(ready[1:3])})" if len(ready) > 1 else ""
         print(f"paused: Enter starts {ready[0]}{after} · r resumes the rest · q cancels: ", end="",
               file=sys.stderr, flush=True)

@@ -122,7 +122,7 @@ def _show(store: Any, run_id: str, as_json: bool) -> int:
 MAX_LOG_LINES = 20  # per node in the text view (all of them in --json)
 
 
-def _shape_lines(workflow: dict[str, Any], pauses: list[tuple[float, float | None]], finished: float | None) -> list[str]:
+def _shape_lines(workflow: dict[str, Any], pauses: list[tuple[float, float | None, str]], finished: float | None) -> list[str]:
     """What the run left out or read instead of computing (its workflow's metadata and pins), and
     how long it was paused."""
     meta = workflow.get("metadata") or {}
@@ -136,8 +136,9 @@ def _shape_lines(workflow: dict[str, Any], pauses: list[tuple[float, float | Non
     if pinned:
         lines.append(f"pinned: {', '.join(pinned)}")
     if pauses:
-        held = sum(((b or finished or a) - a) for a, b in pauses)
+        held = sum(((b or finished or a) - a) for a, b, _ in pauses)
         lines.append(f"paused {len(pauses)} time{'s' if len(pauses) != 1 else ''}, {held:.2f} s in all")
+        lines += [f"  {why}" for _, _, why in pauses if why != "Pause"]  # the breakpoints, with what they found
     return lines
 
 
@@ -178,7 +179,7 @@ def format_runs(runs: list[Any]) -> str:
 
 
 def format_detail(detail: Any, logs: dict[str, list[str]] | None = None,
-                  pauses: list[tuple[float, float | None]] | None = None) -> str:
+                  pauses: list[tuple[float, float | None, str]] | None = None) -> str:
     s = detail.summary
     lines = [f"run {s.id}: {s.status}  workflow {s.workflow_name!r}  policy {s.policy}",
              f"started {_when(s.started)}  finished {_when(s.finished)}  time {_f(s.duration_s, 2)} s"

@@ -79,3 +79,21 @@ def test_break_names_an_unknown_node(chain: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
     assert main(["run", str(chain), "--break", "nope"]) == 2
     assert "no node 'nope' to pause before" in capsys.readouterr().err
+
+
+def test_break_if_pauses_only_when_its_condition_holds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    table = {"columns": {"amount": [20, 950]}, "ids": ["t1", "t2"]}
+    path = tmp_path / "tickets.json"
+    path.write_text(json.dumps({
+        "schema_version": 1, "name": "tickets",
+        "nodes": [{"id": "src", "agent": "test.source", "params": {"value": table}},
+                  {"id": "check", "agent": "test.echo"}],
+        "edges": [{"source": "src", "target": "check"}]}))
+    monkeypatch.setattr(sys, "stdin", io.StringIO("r\n"))
+    assert main(["run", str(path), "--break-if", "check", "amount > 500", "--no-cache"]) == 0
+    assert "breakpoint: the run paused before check (amount > 500 holds for 1 of 2 rows)" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert main(["run", str(path), "--break-if", "check", "amount > 5000", "--no-cache"]) == 0
+    assert "paused" not in capsys.readouterr().err
+    assert main(["run", str(path), "--break-if", "check", "amount 5000"]) == 2
+    assert "breakpoint on 'check': cannot read the condition 'amount 5000'" in capsys.readouterr().err

@@ -787,6 +787,29 @@ def test_a_breakpoint_set_with_f9_pauses_the_run_before_its_node(page, app_url):
     expect(node(page, "cls").get_by_test_id("sg-break")).to_have_count(0)
 
 
+def test_a_conditional_breakpoint_pauses_only_when_its_condition_holds(page, app_url):
+    open_template(page, app_url, "customer-service", 8)
+    click_node(page, "route")
+    page.keyboard.press("F9")
+    box = page.get_by_role("textbox", name="Only when (condition)")
+    box.fill("intents: predicted == refund")
+    box.press("Enter")
+    expect(node(page, "route").locator(".sg-break.if")).to_be_visible(timeout=20000)  # a ring, not a dot
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.get_by_text(re.compile(r"paused at the breakpoint before route \(intents: predicted == 'refund' "
+                                       r"holds for \d+ of 60 rows\)"))).to_be_visible(timeout=60000)
+    expect(node(page, "route")).to_have_attribute("data-status", "queued")
+    page.get_by_role("button", name="Resume").click()
+    expect(node(page, "all_tickets")).to_have_attribute("data-status", "done", timeout=60000)
+    click_node(page, "route")
+    box = page.get_by_role("textbox", name="Only when (condition)")
+    box.fill("intents: confidence < 0.001")  # no ticket is that unsure: the run goes through
+    box.press("Enter")
+    expect(node(page, "route").locator(".sg-break.if")).to_have_attribute("title", "pauses when intents: confidence < 0.001")
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.get_by_text(re.compile(r"Run \w+: succeeded"))).to_be_visible(timeout=60000)
+
+
 def test_run_again_from_a_node_recomputes_it_and_what_follows(page, app_url):
     open_template(page, app_url, "nlp-sentiment", 8)
     page.get_by_role("button", name="Run", exact=True).click()

@@ -89,6 +89,7 @@ EXPECTED = {
     "component_cycle": [("component_cycle", "c1/i/o", None)],
     "invalid_component": [("invalid_component", "c1", "y"), ("isolated_node", "c", None)],
     "fault_drill": [("fault_drill", "b", None)],
+    "break_condition": [("break_condition", "s", "rows")],
     "agent_upgraded": [("agent_upgraded", "resize", None)],
     "agent_newer": [("agent_newer", "resize", None)],
 }
@@ -129,6 +130,9 @@ PINNED = {
                             "set size of node 'i' to 32"),
     "never_matches": ("edge c -> s: node 's' (fixture.select): 'predicted' holds the classes 'cat', 'dog', and "
                       "'dgo' is not one of them, so no row will match", "did you mean 'dog'?"),
+    "break_condition": ("node 's': its breakpoint condition (confidance < 0.6) tests the column 'confidance', "
+                        "which the table from 'c' does not have (it has 'id', 'predicted', 'confidence', "
+                        "'score_cat', 'score_dog')", "did you mean 'confidence'?"),
     "unknown_class": ("edge c -> p: node 'p' (fixture.pick_class) picks the class 'dgo', which the scores "
                       "from 'c' do not have (their classes: 'cat', 'dog')", "did you mean 'dog'?"),
     "unreadable_file": ("node 't' (fixture.read_table): t.csv, line 3: 2 field(s) but the header has 3",

@@ -226,3 +226,33 @@ def test_runs_show_says_how_long_a_run_was_paused(db: str, capsys) -> None:
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("paused"))
     held = float(line.split(", ")[1].split()[0])
     assert line.startswith("paused 1 time, ") and 0.25 <= held < 2.0
+
+
+def test_runs_show_names_the_breakpoints_a_run_paused_at(db: str, capsys) -> None:
+    """A stored run keeps why it paused: ``runs show`` lists each breakpoint with what its condition found."""
+    from engine.runs import RunManager, RunOptions
+    from engine.workflow import Workflow
+    from servicegrid.cli import main
+    from storage import Store
+
+    table = {"columns": {"amount": [20, 950]}, "ids": ["t1", "t2"]}
+    wf = Workflow.model_validate({"name": "tickets", "nodes": [
+        {"id": "src", "agent": "test.source", "params": {"value": table}},
+        {"id": "check", "agent": "test.echo", "breakpoint": True,
+         "break_when": {"field": "amount", "op": ">", "value": 500}}], "edges": [{"source": "src", "target": "check"}]})
+    with Store(db) as store:
+        manager = RunManager()
+        manager.bus.subscribe(store.observer())
+        try:
+            handle = manager.submit(wf, RunOptions(use_cache=False))
+            from tests.executor.executor_kit import until
+
+            until(lambda: handle.snapshot().paused)
+            handle.resume()
+            handle.wait(30)
+        finally:
+            manager.shutdown()
+            store.flush()
+    assert main(["runs", "show", handle.run_id]) == 0
+    out = capsys.readouterr().out
+    assert "paused 1 time, " in out and "  breakpoint before check: amount > 500 holds for 1 of 2 rows" in out

@@ -247,14 +247,15 @@ def test_the_gantt_shades_when_the_run_was_paused() -> None:
     view = view_from_snapshot(fake_snapshot(nodes=2, samples=4, status="succeeded"))
     t0 = view.t0
     events = [RunResumed(run_id="r", time=t0 + 0.5), RunPaused(run_id="r", time=t0 + 0.2),
-              RunPaused(run_id="r", time=t0 + 0.7)]  # out of order, and the last never resumed
-    assert pauses_of(events) == [(t0 + 0.2, t0 + 0.5), (t0 + 0.7, None)]
+              RunPaused(run_id="r", time=t0 + 0.7, at="b", why="amount > 5 holds for 2 of 3 rows")]  # out of order, the last never resumed
+    why = "breakpoint before b: amount > 5 holds for 2 of 3 rows"
+    assert pauses_of(events) == [(t0 + 0.2, t0 + 0.5, "Pause"), (t0 + 0.7, None, why)]
     paused = dataclasses.replace(view, pauses=pauses_of(events))
     rows = charts.gantt_spec(paused)["datasets"]["paused"]
-    assert rows == [{"start": 0.2, "end": 0.5}, {"start": 0.7, "end": round(view.now - t0, 3)}]
+    assert rows == [{"start": 0.2, "end": 0.5, "why": "Pause"}, {"start": 0.7, "end": round(view.now - t0, 3), "why": why}]
     assert charts.gantt_spec(view)["datasets"]["paused"] == []
     early = replay_view(paused, 0.6)  # replayed to a time before the second pause
-    assert frames.pause_rows(early) == [{"start": 0.2, "end": 0.5}]
+    assert frames.pause_rows(early) == [{"start": 0.2, "end": 0.5, "why": "Pause"}]
 
 
 def test_what_changed_names_nodes_left_out_as_disabled_or_bypassed_not_removed() -> None:

@@ -146,3 +146,27 @@ def test_a_breakpoint_pauses_a_ray_run_before_its_node(manager: RunManager) -> N
     assert statuses(handle)["c"] == "queued"
     assert handle.resume()
     assert handle.wait(60) == RunStatus.SUCCEEDED
+
+
+def test_a_conditional_breakpoint_on_ray_reads_the_inputs_from_the_object_store(manager: RunManager) -> None:
+    """The driver tests the condition on the parent's outputs in Ray's object store: a condition
+    that holds pauses the run before its node and says what it found; one that does not lets it go on."""
+    table = {"columns": {"amount": [20, 950, 40]}, "ids": ["t1", "t2", "t3"]}
+
+    def flow(condition: dict[str, Any]) -> Workflow:
+        return Workflow.model_validate({
+            "schema_version": 1, "name": "tickets",
+            "nodes": [{"id": "src", "agent": "test.source", "params": {"value": table}},
+                      {"id": "check", "agent": "test.echo", "breakpoint": True, "break_when": condition},
+                      {"id": "after", "agent": "sim.task", "params": {"duration_s": 0.05}}],
+            "edges": [{"source": "src", "target": "check"}, {"source": "check", "target": "after"}]})
+
+    handle = manager.submit(flow({"field": "amount", "op": ">", "value": 500}), RunOptions(backend="ray", use_cache=False))
+    _until(lambda: handle.snapshot().paused_at == "check")
+    assert handle.snapshot().paused_why == "amount > 500 holds for 1 of 3 rows"
+    assert statuses(handle)["check"] == "queued"
+    assert handle.resume()
+    assert handle.wait(60) == RunStatus.SUCCEEDED
+    quiet = manager.submit(flow({"field": "amount", "op": ">", "value": 5000}), RunOptions(backend="ray", use_cache=False))
+    assert quiet.wait(60) == RunStatus.SUCCEEDED
+    assert "breakpoint: amount > 5000 holds for none of 3 rows: not paused" in quiet.snapshot().nodes["check"]["logs"]

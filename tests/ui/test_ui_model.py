@@ -96,6 +96,24 @@ def test_disabling_toggles_and_the_canvas_marks_what_does_not_run() -> None:
         toggle_flag(wf, ["pre"], "label")
 
 
+def test_a_conditional_breakpoint_is_drawn_with_its_condition_and_goes_with_its_breakpoint() -> None:
+    from engine.breaks import parse
+    from ui.graphmodel import toggle_flag
+
+    wf = ensure_positions(two_stage())
+    marked, state = toggle_flag(wf, ["cls"], "breakpoint")
+    assert state is True
+    marked = marked.model_copy(update={"nodes": tuple(
+        n.model_copy(update={"break_when": parse("confidence < 0.6")}) if n.id == "cls" else n for n in marked.nodes)})
+    nodes = {n["id"]: n for n in canvas_graph(marked, default_registry())["nodes"]}
+    assert nodes["cls"]["breakpoint"] is True and nodes["cls"]["breakWhen"] == "confidence < 0.6"
+    assert "breakWhen" not in nodes["pre"]
+    assert workflow_from_canvas(marked, canvas_graph(marked, default_registry())).node("cls").break_when == \
+        parse("confidence < 0.6")  # a canvas report keeps it
+    cleared, state = toggle_flag(marked, ["cls"], "breakpoint")  # F9 again: the condition goes with it
+    assert state is False and cleared.node("cls").break_when is None
+
+
 def test_edges_say_how_many_items_flow_along_them() -> None:
     from engine.workflow import load_workflow
     from ui.graphmodel import items_label

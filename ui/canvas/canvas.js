@@ -619,9 +619,12 @@ function nodeEl(root, m, n) {
   if (n.disabled) { el.classList.add("disabled"); head.dataset.label += "\ndisabled: it and what follows it do not run (Ctrl+M)"; }
   else if (n.muted) { el.classList.add("muted"); head.dataset.label += "\nnot run: a node before it is disabled"; }
   else if (n.bypassed) { el.classList.add("bypassed"); head.dataset.label += "\nbypassed: its input goes straight on (Ctrl+B)"; }
-  if (n.breakpoint) {  // runs pause before it (a red dot, as a debugger draws one)
-    el.classList.add("breakpoint"); head.dataset.label += "\nbreakpoint: runs pause before it starts (F9 removes it)";
-    const dot = document.createElement("span"); dot.className = "sg-break"; dot.dataset.testid = "sg-break";
+  if (n.breakpoint) {  // runs pause before it (a red dot, as a debugger draws one; a ring: only when its condition holds)
+    el.classList.add("breakpoint");
+    head.dataset.label += n.breakWhen ? `\nbreakpoint: runs pause before it when some row meets ${n.breakWhen} (F9 removes it)`
+      : "\nbreakpoint: runs pause before it starts (F9 removes it)";
+    const dot = document.createElement("span"); dot.className = n.breakWhen ? "sg-break if" : "sg-break";
+    dot.dataset.testid = "sg-break"; if (n.breakWhen) dot.title = `pauses when ${n.breakWhen}`;
     head.prepend(dot);
   }
   if (n.drill) {  // a fault drill (plain text; Python formats it)

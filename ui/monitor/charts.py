@@ -60,7 +60,8 @@ def _gantt_template() -> Spec:
                         legend=alt.Legend(orient="bottom", direction="horizontal", columns=7)))
     now = _named("now").mark_rule(color="#0f172a", strokeDash=[4, 3]).encode(x="t:Q")
     paused = _named("paused").mark_rect(color="#fde68a", opacity=0.45).encode(
-        x="start:Q", x2="end:Q", tooltip=[alt.Tooltip("start:Q", title="paused at", format=".2f"),
+        x="start:Q", x2="end:Q", tooltip=[alt.Tooltip("why:N", title="paused by"),
+                                          alt.Tooltip("start:Q", title="paused at", format=".2f"),
                                           alt.Tooltip("end:Q", title="resumed at", format=".2f")])
     chart = alt.layer(paused, predicted, actual, now).properties(
         height=alt.Step(24), title="Gantt: actual (thin, by status) over predicted (grey; critical path outlined red)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ui.render import code_md
+from ui.render import code_md, escape_md
 
 PAUSE_HELP = "Start no new node (those running finish); Resume goes on, Step starts one node at a time"
 STEP_HELP = "Start the next ready node, then stay paused"
@@ -42,9 +42,16 @@ def next_text(ready: list[str], policy: str) -> str:
     return f"Step starts {code_md(ready[0])} next{later}, in {code_md(policy)} order"
 
 
-def paused_note(ready: list[str], policy: str, at: str | None = None) -> str:
-    """The line under a paused run's controls (``at``: the node whose breakpoint paused it)."""
+def breakpoint_why(why: str | None) -> str:
+    """" (amount > 500 holds for 3 of 20 rows)": what a conditional breakpoint found, as Markdown
+    (the condition is the user's text: escaped)."""
+    return f" ({escape_md(why)})" if why else ""
+
+
+def paused_note(ready: list[str], policy: str, at: str | None = None, why: str | None = None) -> str:
+    """The line under a paused run's controls (``at``: the node whose breakpoint paused it, ``why``:
+    what that breakpoint's condition found)."""
     count = f"{len(ready)} node{'s' if len(ready) != 1 else ''} ready to start" if ready else "nothing ready"
-    where = f" at the breakpoint before {code_md(at)}" if at else ""
+    where = f" at the breakpoint before {code_md(at)}{breakpoint_why(why)}" if at else ""
     return (f":material/pause_circle: **Paused**{where}, {count}. {next_text(ready, policy)}; Resume starts them "
             "all (the nodes running when it paused finish).")

@@ -29,10 +29,10 @@ def planned_nodes(view: RunView) -> dict[str, dict[str, Any]]:
 
 
 def pause_rows(view: RunView) -> list[dict[str, Any]]:
-    """The spans the run was paused (Pause / Step), in seconds since its start; one still open
-    ends at the view's time."""
-    return [{"start": round(max(0.0, a - view.t0), 3), "end": round(max(0.0, (view.now if b is None else min(b, view.now)) - view.t0), 3)}
-            for a, b in view.pauses if a <= view.now]
+    """The spans the run was paused (Pause / Step, a breakpoint), in seconds since its start, with
+    why; one still open ends at the view's time."""
+    return [{"start": round(max(0.0, a - view.t0), 3), "end": round(max(0.0, (view.now if b is None else min(b, view.now)) - view.t0), 3),
+             "why": why} for a, b, why in view.pauses if a <= view.now]
 
 
 def gantt_rows(view: RunView) -> list[dict[str, Any]]:

@@ -192,8 +192,9 @@ def launch_form(manager: Any, registry: Any, store: Any, key: str = "launch") ->
     stops = st.multiselect("Pause before (breakpoints)", [n for n in workflow.node_ids() if n not in marked],
                            key=f"{key}.breaks.{label}", placeholder="no more breakpoints" if marked else "no breakpoint",
                            help="The run pauses when one of these nodes is ready to start: Step starts it, Resume goes "
-                                "on (`servicegrid run --break NODE`). "
-                                + (f"The workflow has its own before {', '.join(marked[:5])}." if marked else ""))
+                                "on (`servicegrid run --break NODE`; `--break-if NODE CONDITION` pauses only when "
+                                "some row of its input meets the condition). "
+                                + (f"The workflow has its own before {escape_md(', '.join(_marked(workflow)[:5]))}." if marked else ""))
     capacity = (custom or workflow.capacity or Capacity()).resolved(machine)
     workflow_id = source.workflow_id or str((workflow.metadata or {}).get("workflow_id") or "") or None
     durations = learned_panel(workflow, registry, learned_durations(store, registry, workflow, workflow_id), key)
@@ -222,3 +223,9 @@ def launch_form(manager: Any, registry: Any, store: Any, key: str = "launch") ->
         show_error("Could not start the run", exc)
         return None
     return str(handle.run_id)
+
+
+def _marked(workflow: Workflow) -> list[str]:
+    """The workflow's own breakpoints, each with its condition ("route (when intents: confidence < 0.6)")."""
+    return [n.id + (f" (when {n.break_when.describe()})" if n.break_when is not None else "")
+            for n in workflow.nodes if n.breakpoint]

@@ -108,7 +108,8 @@ def _live(run_id: str) -> None:
                             key=f"monitor.priority.{run_id}", on_change=_set_priority, args=(manager, run_id),
                             help="Higher: this run gets the resources that free up before the others")
         if snapshot.paused:
-            st.info(paused_note(next_up(snapshot.nodes), str(view.options.get("policy", "")), snapshot.paused_at))
+            st.info(paused_note(next_up(snapshot.nodes), str(view.options.get("policy", "")), snapshot.paused_at,
+                                snapshot.paused_why))
         render_monitor(view, "live", detail=False)
         if running and not view.running:
             st.rerun()  # redefine the fragments without run_every: the timers stop

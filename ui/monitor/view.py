@@ -38,7 +38,7 @@ class RunView:
     version: int = 0
     workflow: dict[str, Any] = field(default_factory=dict)
     resumed_from: str | None = None
-    pauses: list[tuple[float, float | None]] = field(default_factory=list)  # (paused at, resumed at or None)
+    pauses: list[tuple[float, float | None, str]] = field(default_factory=list)  # (paused at, resumed at or None, why)
 
     @property
     def running(self) -> bool:
@@ -120,7 +120,7 @@ def view_from_snapshot(snapshot: Any, now: float | None = None) -> RunView:
 
 def view_from_store(detail: Any, samples: list[Any] | None = None,
                     logs: dict[str, list[str]] | None = None,
-                    pauses: list[tuple[float, float | None]] | None = None) -> RunView:
+                    pauses: list[tuple[float, float | None, str]] | None = None) -> RunView:
     """A RunView of a stored run (``storage.RunDetail``), its ``MetricSample`` list, what its
     nodes logged (``Store.node_logs``) and when it was paused (``engine.runstate.pauses_of`` its
     RunPaused / RunResumed events)."""
@@ -245,7 +245,7 @@ def replay_view(view: RunView, t: float) -> RunView:
                    nodes=nodes, samples=samples, plan=view.plan, capacity=view.capacity, options=view.options,
                    progress=(done, len(nodes)), eta_s=None, error=view.error if at >= view.now else None,
                    live=False, version=view.version, workflow=view.workflow, resumed_from=view.resumed_from,
-                   pauses=[(a, b) for a, b in view.pauses if a <= at])
+                   pauses=[p for p in view.pauses if p[0] <= at])
 
 
 def fill_demands(view: RunView, registry: Any) -> RunView:

@@ -1,0 +1,102 @@
+"""Conditional breakpoints: whether a run pauses before a node, from what arrived at its inputs.
+
+A breakpoint with a condition (``NodeSpec.break_when``) pauses the run only when some item of
+the tested input meets ``field op value``: "pause before routing when a ticket's intent
+confidence is below 0.6". The test reads the input as a table (``engine.agents.tables``: a
+table's columns, a classifier's ``predicted``/``confidence``/``score_<class>``, labels), the way
+``flow.branch`` does; nothing in it is code. When the condition cannot be tested (the column is
+not there, the input did not arrive) the run pauses anyway and says why: a breakpoint that is
+skipped because of a typo would defeat its purpose.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from engine.agents import tables
+from engine.workflow import BREAK_OPS, BreakCondition
+
+__all__ = ["Verdict", "check", "parse"]
+
+_SYMBOLS = "|".join(re.escape(op) for op in sorted(BREAK_OPS, key=len, reverse=True) if not op.isalpha())
+_WORDS = "|".join(op for op in BREAK_OPS if op.isalpha())  # need spaces around them: "tags in a,b"
+_TEXT = re.compile(rf"^\s*(?:(?P<port>[A-Za-z_][\w-]*)\s*:\s*)?(?P<field>\S+?)"
+                   rf"(?:\s*(?P<sym>{_SYMBOLS})\s*|\s+(?P<word>{_WORDS})\s+)(?P<value>.*?)\s*$")
+_FORM = "[PORT:] FIELD OP VALUE, e.g. 'confidence < 0.6' or 'intent: predicted == refund'"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether to pause, and why, in words ("intent: confidence < 0.6 holds for 3 of 20 rows")."""
+
+    pause: bool
+    why: str
+
+
+def parse(text: str) -> BreakCondition:
+    """A condition written as text: ``[PORT:] FIELD OP VALUE`` (OP one of ==, !=, <, <=, >, >=,
+    contains, in; VALUE a number or text, a comma-separated list for ``in``; quotes optional).
+
+    Raises:
+        ValueError: the text is not of that form (the message shows the form).
+    """
+    match = _TEXT.match(text or "")
+    if match is None or not match["value"]:
+        raise ValueError(f"cannot read the condition {text!r}; write it as {_FORM} (operators: "
+                         f"{', '.join(BREAK_OPS)})")
+    op, raw = match["sym"] or match["word"], match["value"]
+    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+        value: Any = raw[1:-1]
+    elif op == "in":
+        value = tables.listed_values(raw)
+    else:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = raw
+    try:
+        return BreakCondition(port=match["port"], field=match["field"], op=op, value=value)
+    except ValidationError as exc:
+        raise ValueError(f"cannot use the condition {text!r}: {exc.errors()[0]['msg']}; write it as {_FORM}") from None
+
+
+def check(condition: BreakCondition, inputs: Mapping[str, Any]) -> Verdict:
+    """Whether ``condition`` holds for the ``inputs`` a node is about to start with (by port; a
+    port that takes several edges holds a list of payloads, each tested). A condition that
+    cannot be tested pauses, with the reason."""
+    said = condition.describe()
+    port = condition.port
+    if port is None:
+        if len(inputs) != 1:
+            return Verdict(True, f"cannot test {said}: the node has {len(inputs)} inputs "
+                                 f"({', '.join(inputs) or 'none'}); name one (PORT: FIELD OP VALUE)")
+        port = next(iter(inputs))
+    if port not in inputs:
+        return Verdict(True, f"cannot test {said}: nothing arrived at input {port!r}")
+    value = inputs[port]
+    payloads = value if isinstance(value, list) and value and all(_payload(v) for v in value) else [value]
+    hits = rows = 0
+    for payload in payloads:
+        try:
+            cols, ids = tables.to_table(payload)
+            if condition.field != "id" and condition.field not in cols:
+                return Verdict(True, f"cannot test {said}: input {port!r} has no column {condition.field!r} "
+                                     f"(it has {', '.join(['id', *cols])})")
+            hit = tables.select_rows(cols, ids, condition.field, condition.op, condition.value)
+        except (TypeError, ValueError) as exc:
+            return Verdict(True, f"cannot test {said}: {exc}")
+        hits, rows = hits + sum(hit), rows + len(ids)
+    if hits:
+        return Verdict(True, f"{said} holds for {hits} of {rows} row{'s' if rows != 1 else ''}")
+    return Verdict(False, f"{said} holds for none of {rows} row{'s' if rows != 1 else ''}: not paused")
+
+
+def _payload(value: Any) -> bool:
+    """A whole payload (a table, scores...), not one row of a list of rows."""
+    return isinstance(value, dict) and ("columns" in value or "scores" in value or "labels" in value
+                                        or "texts" in value or "vectors" in value or "tensor" in value)

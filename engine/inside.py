@@ -17,6 +17,7 @@ says which). Pure Python.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -68,19 +69,27 @@ def open_inside(workflow: Workflow, name: str) -> Workflow:
         raise WorkflowFileError(f"the workflow has no component named {name!r}",
                                 hint=f"its components are: {', '.join(c.name for c in workflow.components) or 'none'}")
     nodes = _placed(definition.nodes)
-    xs = [n.position.x for n in nodes if n.position is not None]
-    ys = [n.position.y for n in nodes if n.position is not None]
-    top = min(ys) if ys else 0.0
+    left, right = beside(nodes)
     boundary = (NodeSpec(id=INPUTS, agent=INPUTS_AGENT, label="Inputs", params={RENAMED: {}},
-                         position=Position(x=max(-1e7, min(xs, default=0.0) - GAP), y=top)),
+                         position=definition.inputs_at or left),
                 NodeSpec(id=OUTPUTS, agent=OUTPUTS_AGENT, label="Outputs", params={RENAMED: {}},
-                         position=Position(x=min(1e7, max(xs, default=0.0) + GAP), y=top)))
+                         position=definition.outputs_at or right))
     edges = (*definition.edges,
              *(EdgeSpec(source=INPUTS, source_port=p.name, target=p.node, target_port=p.port) for p in definition.inputs),
              *(EdgeSpec(source=p.node, source_port=p.port, target=OUTPUTS, target_port=p.name) for p in definition.outputs))
     return Workflow(name=workflow.name, description=definition.description, nodes=(boundary[0], *nodes, boundary[1]),
                     edges=edges, capacity=workflow.capacity, components=workflow.components,
                     metadata={INSIDE_KEY: name})
+
+
+def beside(nodes: Iterable[NodeSpec]) -> tuple[Position, Position]:
+    """Where Inputs and Outputs go when the component does not say (``ComponentSpec.inputs_at``):
+    left and right of its nodes, level with the top one."""
+    xs = [n.position.x for n in nodes if n.position is not None]
+    ys = [n.position.y for n in nodes if n.position is not None]
+    top = min(ys) if ys else 0.0
+    return (Position(x=max(-1e7, min(xs, default=0.0) - GAP), y=top),
+            Position(x=min(1e7, max(xs, default=0.0) + GAP), y=top))
 
 
 def _placed(nodes: tuple[NodeSpec, ...]) -> tuple[NodeSpec, ...]:
@@ -135,7 +144,7 @@ def definition_of(view: Workflow, before: ComponentSpec | None = None
     inputs, outputs, in_names, out_names = _ports(view, ids, before)
     fields = {"name": name, "description": view.description, "nodes": inner,
               "edges": tuple(e for e in view.edges if e.source in ids and e.target in ids),
-              "inputs": tuple(inputs), "outputs": tuple(outputs)}
+              "inputs": tuple(inputs), "outputs": tuple(outputs), **_boundary_places(view, before)}
     try:  # the same checks a file gets (ids, port names)
         definition = ComponentSpec.model_validate(fields)
     except ValidationError as exc:
@@ -144,6 +153,21 @@ def definition_of(view: Workflow, before: ComponentSpec | None = None
         raise WorkflowFileError(f"component {name!r} cannot be kept so: {first['msg'].removeprefix('Value error, ')}"
                                 + (f" ({where})" if where else "")) from exc
     return definition, in_names, out_names
+
+
+def _boundary_places(view: Workflow, before: ComponentSpec | None) -> dict[str, Position | None]:
+    """Where the view draws Inputs and Outputs, kept in the definition when they were moved (or
+    were kept before): placed by ``beside`` they stay unsaid, so that opening and closing changes
+    nothing."""
+    placed = dict(zip(("inputs_at", "outputs_at"), beside(_placed(tuple(n for n in view.nodes if not is_boundary(n.id)))),
+                      strict=True))
+    out: dict[str, Position | None] = {}
+    for key, node_id in (("inputs_at", INPUTS), ("outputs_at", OUTPUTS)):
+        node = view.node(node_id)
+        kept = getattr(before, key) if before is not None else None
+        at = node.position if node is not None else None
+        out[key] = at if at is not None and (kept is not None or at != placed[key]) else kept
+    return out
 
 
 def _with(components: tuple[ComponentSpec, ...], definition: ComponentSpec) -> tuple[ComponentSpec, ...]:

@@ -199,6 +199,10 @@ class ComponentSpec(BaseModel):
     edges: tuple[EdgeSpec, ...] = ()
     inputs: tuple[ComponentPort, ...] = ()
     outputs: tuple[ComponentPort, ...] = ()
+    inputs_at: Position | None = Field(None, description="where the designer draws its Inputs when it is open "
+                                       "(none: left of its nodes)")
+    outputs_at: Position | None = Field(None, description="where the designer draws its Outputs when it is open "
+                                        "(none: right of its nodes)")
 
     @field_validator("nodes")
     @classmethod

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from engine.components import component_name
 from engine.errors import ServiceGridError
 from engine.workflow import Workflow, load_workflow
 from storage import StorageError, Store
@@ -42,13 +43,46 @@ def current_session(store: Store) -> DesignerSession:
                 sess = DesignerSession(ensure_positions(store.get_workflow(wanted)), workflow_id=wanted, rev=rev)
                 sess.undo_stack = undo_history(store, wanted)
                 upgrade_opened(sess, store)
+                reopen_inside(sess)
             except (StorageError, ServiceGridError, LookupError) as exc:
                 flash(f"Could not open workflow {wanted}: {exc}. Started a new one.", "error")
                 st.query_params.pop(state.QP_WORKFLOW, None)
         ss[state.DESIGNER] = sess
     if sess.workflow_id:
         st.query_params[state.QP_WORKFLOW] = sess.workflow_id  # page switches clear query params
+    mark_inside(sess)
     return sess
+
+
+def mark_inside(sess: DesignerSession) -> None:
+    """Put the open component, and the path to it, in the URL (a reload opens it again), or take
+    it out when none is open."""
+    scope = sess.scope
+    if scope is None or not sess.workflow_id:
+        for key in (state.QP_INSIDE, state.QP_INSIDE_NODE):
+            st.query_params.pop(key, None)
+        return
+    st.query_params[state.QP_INSIDE] = "/".join((*scope.trail, scope.name))  # component names have no "/"
+    st.query_params[state.QP_INSIDE_NODE] = scope.instance
+
+
+def reopen_inside(sess: DesignerSession) -> None:
+    """Open again the component the URL names (``mark_inside``), along the same path: a reload
+    goes back inside it. A path that no longer leads anywhere stays on the workflow, saying so."""
+    path = [p for p in str(st.query_params.get(state.QP_INSIDE) or "").split("/") if p]
+    node_id = str(st.query_params.get(state.QP_INSIDE_NODE) or "")
+    if not path:
+        return
+    if not sess.enter(node_id) or sess.scope_name != path[0]:
+        sess.leave(quiet=True)
+        sess.notice = None
+        sess.tell(f"component {path[0]!r} of node {node_id!r} is not in this workflow any more: showing the workflow")
+        return
+    for name in path[1:]:  # components opened inside it, in order
+        inner = next((n.id for n in sess.workflow.nodes if component_name(n) == name), None)
+        if inner is None or not sess.enter(inner):
+            sess.tell(f"component {name!r} is not inside {sess.scope_name!r} any more: showing {sess.scope_name!r}")
+            return
 
 
 UNDO_FROM_VERSIONS = 30  # saved versions a reopened workflow can be undone through

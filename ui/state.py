@@ -11,3 +11,5 @@ FLASH = "designer_flash"  # one-shot message shown at the top of the designer af
 
 QP_WORKFLOW = "wf"  # query parameter: id of the workflow open in the designer
 QP_RUN = "run"  # query parameter: id of the run being watched
+QP_INSIDE = "inside"  # query parameter: the component open for editing, with the path to it ("triage/intent kit")
+QP_INSIDE_NODE = "from"  # query parameter: the workflow's node it was opened from

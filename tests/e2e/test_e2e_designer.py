@@ -961,6 +961,21 @@ def test_open_a_component_edit_inside_it_run_and_go_back(page, app_url, tmp_path
     expect(page.get_by_test_id("sg-crumbs")).to_contain_text("2 nodes run it")
     expect(page.locator(".sg-node")).to_have_count(5)  # its three nodes, its Inputs and Outputs
     expect(page.locator('.sg-pal-item[data-agent="component:triage"]')).to_have_count(0)  # it cannot hold itself
+    # Inputs stays where it is dragged: closed and opened again, it is drawn there
+    box = box_of(node(page, "/inputs"))
+    page.mouse.move(box["x"] + 30, box["y"] + 10)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 30, box["y"] + 150, steps=6)
+    page.mouse.up()
+    page.get_by_test_id("sg-crumb-workflow").click()
+    expect(page.get_by_test_id("sg-crumbs")).to_be_hidden()
+    node(page, "general").get_by_test_id("sg-open").click()
+    expect(page.get_by_test_id("sg-crumb-component")).to_have_text("triage")
+    inputs, intent = box_of(node(page, "/inputs")), box_of(node(page, "intent"))
+    assert inputs["y"] - intent["y"] > 40  # below the nodes now, not level with the top one
+    page.reload()  # a reload opens the same component again
+    expect(page.get_by_test_id("sg-crumb-component")).to_have_text("triage", timeout=30000)
+    expect(page.locator(".sg-node")).to_have_count(5)
     # its Inputs and Outputs stay
     click_node(page, "/inputs")
     page.keyboard.press("Delete")

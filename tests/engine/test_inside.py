@@ -32,7 +32,15 @@ from engine.items import planned_items
 from engine.kinds import DataKind
 from engine.registry import default_registry
 from engine.validation import validate
-from engine.workflow import ComponentPort, ComponentSpec, EdgeSpec, NodeSpec, Workflow, load_workflow
+from engine.workflow import (
+    ComponentPort,
+    ComponentSpec,
+    EdgeSpec,
+    NodeSpec,
+    Position,
+    Workflow,
+    load_workflow,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = default_registry()
@@ -233,3 +241,17 @@ def test_a_breakpoint_on_a_component_s_node_goes_to_the_nodes_its_inputs_feed(de
     assert sorted(n.id for n in flat.nodes if n.breakpoint) == ["general/entities", "general/intent"]
     opened, _ = ungroup(stopped, "general")
     assert sorted(n.id for n in opened.nodes if n.breakpoint) == ["entities", "intent"]
+
+
+def test_inputs_and_outputs_stay_where_they_were_dragged(desks: Workflow) -> None:
+    view = open_inside(desks, "triage")
+    placed = {n.id: n.position for n in view.nodes if n.id in (INPUTS, OUTPUTS)}
+    moved = view.model_copy(update={"nodes": tuple(
+        n.model_copy(update={"position": Position(x=-900.0, y=420.0)}) if n.id == INPUTS else n for n in view.nodes)})
+    closed = close_inside(desks, moved).workflow
+    definition = closed.component("triage")
+    assert definition.inputs_at == Position(x=-900.0, y=420.0) and definition.outputs_at is None  # only what moved
+    again = open_inside(closed, "triage")
+    assert again.node(INPUTS).position == Position(x=-900.0, y=420.0)
+    assert again.node(OUTPUTS).position == placed[OUTPUTS]
+    assert close_inside(closed, again).workflow == closed  # opened and closed unchanged: the same again

@@ -5,6 +5,7 @@ workflow meanwhile."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -211,3 +212,54 @@ def test_run_to_here_on_a_node_inside_runs_it_in_the_node_the_component_was_open
     assert "Run general/route and the 3 node(s) it needs" in button.help
     sess.select(INPUTS)
     assert run_to_target(sess) is None  # its Inputs are not a node that runs
+
+
+def _param(app: AppTest, key: str) -> str | None:
+    value = app.query_params.get(key)
+    return value[0] if isinstance(value, list) else value
+
+
+def test_a_reload_opens_the_component_again_along_the_same_path(app: AppTest) -> None:
+    sess = _open_desks(app)
+    assert (_param(app, state.QP_INSIDE), _param(app, state.QP_INSIDE_NODE)) == ("triage", "general")
+    sess.select("route")
+    app.run()
+    app.text_input(key="label.route").input("Route it").run()  # an edit inside, saved as the whole workflow
+    workflow_id = app.session_state[state.DESIGNER].workflow_id
+    fresh = AppTest.from_file(app._script_path, default_timeout=60)
+    for key in (state.QP_WORKFLOW, state.QP_INSIDE, state.QP_INSIDE_NODE):
+        fresh.query_params[key] = _param(app, key)
+    fresh.run()
+    assert not fresh.exception
+    back = fresh.session_state[state.DESIGNER]
+    assert back.workflow_id == workflow_id and back.scope_name == "triage" and back.scope.instance == "general"
+    assert back.workflow.node("route").label == "Route it"
+    back.leave()
+    fresh.run()
+    assert _param(fresh, state.QP_INSIDE) is None and _param(fresh, state.QP_INSIDE_NODE) is None
+    gone = AppTest.from_file(app._script_path, default_timeout=60)  # a path that leads nowhere now
+    gone.query_params.update({state.QP_WORKFLOW: workflow_id, state.QP_INSIDE: "nope", state.QP_INSIDE_NODE: "general"})
+    gone.run()
+    assert not gone.exception and gone.session_state[state.DESIGNER].scope is None
+    assert _param(gone, state.QP_INSIDE) is None
+
+
+def test_a_reload_inside_a_nested_component_opens_it_again_with_the_path_back(app: AppTest) -> None:
+    from ui.session import save
+
+    sess = _open_desks(app)
+    sess.group([INPUTS, "intent", "entities"], REGISTRY)
+    inner = next(n for n in sess.workflow.nodes if component_name(n) not in (None, "triage"))
+    name = component_name(inner)
+    with Store(os.environ["SERVICEGRID_DATABASE_URL"]) as store:
+        save(sess, store)
+    assert sess.enter(inner.id)
+    app.run()
+    assert _param(app, state.QP_INSIDE) == f"triage/{name}" and _param(app, state.QP_INSIDE_NODE) == "general"
+    fresh = AppTest.from_file(app._script_path, default_timeout=60)
+    for key in (state.QP_WORKFLOW, state.QP_INSIDE, state.QP_INSIDE_NODE):
+        fresh.query_params[key] = _param(app, key)
+    fresh.run()
+    back = fresh.session_state[state.DESIGNER]
+    assert not fresh.exception and back.scope_name == name and back.scope.trail == ("triage",)
+    assert {n.id for n in back.workflow.nodes} == {INPUTS, "intent", "entities", OUTPUTS}

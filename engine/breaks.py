@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from engine.agents import tables
 from engine.workflow import BREAK_OPS, BreakCondition
 
-__all__ = ["Verdict", "check", "parse"]
+__all__ = ["Verdict", "check", "matching", "parse"]
 
 _SYMBOLS = "|".join(re.escape(op) for op in sorted(BREAK_OPS, key=len, reverse=True) if not op.isalpha())
 _WORDS = "|".join(op for op in BREAK_OPS if op.isalpha())  # need spaces around them: "tags in a,b"
@@ -94,6 +94,27 @@ def check(condition: BreakCondition, inputs: Mapping[str, Any]) -> Verdict:
     if hits:
         return Verdict(True, f"{said} holds for {hits} of {rows} row{'s' if rows != 1 else ''}")
     return Verdict(False, f"{said} holds for none of {rows} row{'s' if rows != 1 else ''}: not paused")
+
+
+def matching(condition: BreakCondition, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The rows of the tested input that meet ``condition``, as a table payload (``id`` kept),
+    with the port's name: what a paused breakpoint caught. None when it cannot be tested."""
+    port = condition.port if condition.port is not None else (next(iter(inputs)) if len(inputs) == 1 else None)
+    if port is None or port not in inputs:
+        return None
+    value = inputs[port]
+    payloads = value if isinstance(value, list) and value and all(_payload(v) for v in value) else [value]
+    names: list[str] = []
+    rows: list[tuple[str, dict[str, Any]]] = []
+    for payload in payloads:
+        try:
+            cols, ids = tables.to_table(payload)
+            hit = tables.select_rows(cols, ids, condition.field, condition.op, condition.value)
+        except (TypeError, ValueError):
+            return None
+        names += [c for c in cols if c not in names]
+        rows += [(ids[i], {c: v[i] for c, v in cols.items()}) for i, h in enumerate(hit) if h]
+    return port, {"columns": {c: [r.get(c) for _, r in rows] for c in names}, "ids": [i for i, _ in rows]}
 
 
 def _payload(value: Any) -> bool:

@@ -391,6 +391,18 @@ class RunManager:
                 log.warning("cached outputs of %s/%s could not be read: %s", run_id, node_id, exc)
         return None
 
+    def inputs(self, run_id: str, node_id: str) -> dict[str, Any] | None:
+        """What a node starts (or started) with: its inputs by port, from the outputs of its
+        finished upstream nodes held in memory (what a breakpoint lets one look at before the node
+        runs). None when one of those outputs is not held here: released, or on Ray until the run
+        ends."""
+        run = self._run(run_id)
+        with self.executor.lock:
+            ns = run.nodes[node_id]
+            if any(src.status in (NodeStatus.DONE, NodeStatus.CACHED) and src.outputs is None for src, *_ in ns.routes):
+                return None
+            return self.executor.runner.gather_inputs(run, ns)
+
     def item_counts(self, run_id: str, node_id: str) -> dict[str, int]:
         """How many items each output port of a finished node gave, counted from the outputs held
         in memory (none when the node has not finished or its outputs were released: they are not

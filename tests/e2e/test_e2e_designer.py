@@ -799,6 +799,11 @@ def test_a_conditional_breakpoint_pauses_only_when_its_condition_holds(page, app
     expect(page.get_by_text(re.compile(r"paused at the breakpoint before route \(intents: predicted == 'refund' "
                                        r"holds for \d+ of 60 rows\)"))).to_be_visible(timeout=60000)
     expect(node(page, "route")).to_have_attribute("data-status", "queued")
+    click_node(page, "route")  # what waits at it: the rows its condition caught, as a debugger shows them
+    expect(page.get_by_text("What waits at route")).to_be_visible(timeout=20000)
+    caught = page.get_by_text(re.compile(r"(\d+) rows? of input intents meet the breakpoint's condition"))
+    expect(caught).to_be_visible()
+    expect(page.get_by_role("switch", name="Only the rows that meet intents: predicted == 'refund'")).to_be_checked()
     page.get_by_role("button", name="Resume").click()
     expect(node(page, "all_tickets")).to_have_attribute("data-status", "done", timeout=60000)
     click_node(page, "route")

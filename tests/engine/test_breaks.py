@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from engine.breaks import check, parse
+from engine.breaks import check, matching, parse
 from engine.components import expand_components
 from engine.grouping import ungroup
 from engine.validation import validate
@@ -46,6 +46,13 @@ def test_scores_are_tested_by_class_confidence_and_score_columns() -> None:
     assert check(parse("score_refund > 0.95"), {"in": SCORES}).pause is False
     several = check(parse("confidence < 0.6"), {"in": [SCORES, SCORES]})  # a port taking several edges
     assert several.why == "confidence < 0.6 holds for 2 of 6 rows"
+
+
+def test_matching_gives_the_rows_that_met_the_condition_with_their_ids() -> None:
+    port, rows = matching(parse("confidence < 0.6"), {"scores": SCORES})
+    assert port == "scores" and rows["ids"] == ["b"] and rows["columns"]["predicted"] == ["billing"]
+    assert matching(parse("nope: x > 1"), {"scores": SCORES}) is None
+    assert matching(parse("x > 1"), {"scores": SCORES}) is None  # no column x: nothing to show
 
 
 def test_what_cannot_be_tested_pauses_with_the_reason() -> None:

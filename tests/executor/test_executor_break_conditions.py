@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from executor_kit import sleep, statuses, until, workflow
 
+from engine import breaks
 from engine.events import RunStatus
 from engine.runs import RunOptions
 from engine.workflow import Workflow
@@ -34,6 +35,10 @@ def test_a_condition_that_holds_pauses_and_says_what_it_found(manager) -> None:
     (paused,) = rec.of(handle.run_id, "RunPaused")
     assert paused.at == "check" and paused.why == snap.paused_why
     assert snap.nodes["check"]["logs"][-1] == "breakpoint: amount > 500 holds for 1 of 3 rows"
+    waiting = m.inputs(handle.run_id, "check")  # what it will start with, while the run holds it
+    assert waiting == {"in": [TICKETS]}
+    assert breaks.matching(m.workflow(handle.run_id).node("check").break_when, waiting) == (
+        "in", {"columns": {"amount": [950], "intent": ["refund"]}, "ids": ["t2"]})
     handle.step()
     until(lambda: statuses(handle)["check"] == "done")
     assert handle.snapshot().paused_why is None  # the step moved past it

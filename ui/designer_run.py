@@ -21,6 +21,7 @@ from ui import auth, state
 from ui.editor import DesignerSession
 from ui.inside_view import shown_instance
 from ui.monitor.outputs import render_outputs
+from ui.monitor.waiting import waiting_inputs
 from ui.render import code_md, escape_md
 from ui.services import get_registry, get_run_manager, get_store, runs_available
 from ui.session import flash, save
@@ -206,7 +207,7 @@ def node_outputs_section(sess: DesignerSession, run_id: str | None, statuses: di
     if sess.scope is not None:  # the node inside, as the instance it was opened from ran it
         node_id = inside_run_id(sess, node_id) or ""
     if statuses.get(node_id) in WAITING and run_state()[1] == "paused":
-        waiting_inputs_section(run_id, node_id, statuses[node_id])
+        waiting_inputs_section(run_id, node_id)
         return
     if statuses.get(node_id) not in ("done", "cached"):
         return
@@ -246,38 +247,11 @@ def node_outputs_section(sess: DesignerSession, run_id: str | None, statuses: di
 WAITING = ("queued", "waiting_resource")  # ready to start: a paused run holds them
 
 
-def waiting_inputs_section(run_id: str, node_id: str, status: str) -> None:
-    """Under the canvas, for a node a paused run holds (at its breakpoint, or ready when Pause was
-    pressed): the inputs it will start with, as a debugger shows the variables at a breakpoint; with
-    a condition, the rows that met it first."""
-    from engine import breaks
-
-    manager = get_run_manager()
-    try:
-        inputs, ran, snap = manager.inputs(run_id, node_id), manager.workflow(run_id), manager.snapshot(run_id)
-    except KeyError:  # the run left the manager
-        return
-    node = ran.node(node_id)
-    condition = node.break_when if node is not None and snap.paused_at == node_id else None
+def waiting_inputs_section(run_id: str, node_id: str) -> None:
+    """Under the canvas, for a node a paused run holds: the inputs it will start with
+    (``ui.monitor.waiting``)."""
     with st.container(border=True):
-        where = "at its breakpoint" if snap.paused_at == node_id else f"{status}, the run paused"
-        st.markdown(f"**What waits at {escape_md(node_id)}** in run {code_md(run_id)} ({where}): the inputs it "
-                    "will start with. Step starts it; Resume goes on.")
-        if inputs is None:
-            st.caption("Its inputs are not held here (on Ray they stay in the object store until the run ends, "
-                       "or they were released): look at the outputs of the nodes before it once they are shown.")
-            return
-        if not inputs:
-            st.caption("It has no inputs: it starts from its parameters.")
-            return
-        caught = breaks.matching(condition, inputs) if condition is not None else None
-        if caught is not None and st.toggle(f"Only the rows that meet {condition.describe()}", value=True,
-                                            key=f"designer.caught.{run_id}.{node_id}"):
-            port, rows = caught
-            st.caption(f"{len(rows['ids'])} row{'s' if len(rows['ids']) != 1 else ''} of input {code_md(port)} "
-                       "meet the breakpoint's condition:")
-            inputs = {port: rows}
-        render_outputs(inputs, {}, key=f"designer.in.{node_id}", name=f"{ran.name}-{node_id}-inputs")
+        waiting_inputs(get_run_manager(), run_id, node_id, "designer")
 
 
 def inside_run_id(sess: DesignerSession, node_id: str) -> str | None:

@@ -801,9 +801,10 @@ def test_a_conditional_breakpoint_pauses_only_when_its_condition_holds(page, app
     expect(node(page, "route")).to_have_attribute("data-status", "queued")
     click_node(page, "route")  # what waits at it: the rows its condition caught, as a debugger shows them
     expect(page.get_by_text("What waits at route")).to_be_visible(timeout=20000)
-    caught = page.get_by_text(re.compile(r"(\d+) rows? of input intents meet the breakpoint's condition"))
+    caught = page.get_by_text(re.compile(r"(\d+) rows? of input intents meet the breakpoint's condition "
+                                         r"intents: predicted == 'refund'"))
     expect(caught).to_be_visible()
-    expect(page.get_by_role("switch", name="Only the rows that meet intents: predicted == 'refund'")).to_be_checked()
+    expect(page.get_by_role("switch", name="Only the rows that met the condition")).to_be_checked()
     page.get_by_role("button", name="Resume").click()
     expect(node(page, "all_tickets")).to_have_attribute("data-status", "done", timeout=60000)
     click_node(page, "route")
@@ -944,7 +945,8 @@ def test_group_nodes_into_a_component_run_it_and_ungroup(page, app_url, tmp_path
     expect(page.locator('.sg-pal-item[data-agent="component:triage"]')).to_be_visible()
     expect(comp).to_have_attribute("data-component", "triage")
     page.get_by_role("button", name="Run", exact=True).click()
-    expect(comp).to_have_attribute("data-status", "done", timeout=60000)  # every node inside finished
+    expect(comp).to_have_attribute("data-status", re.compile("done|cached"), timeout=60000)  # every node inside finished
+    # (cached: another test may have run the same models on the same tickets with this server's result cache)
     expect(page.get_by_text(re.compile(r"Run \w+: succeeded"))).to_be_visible()
     comp.locator(".sg-head").click()  # its outputs: the routing's tickets
     expect(page.get_by_text("Outputs of intent_entities_dialogue")).to_be_visible()

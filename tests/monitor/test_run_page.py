@@ -256,6 +256,10 @@ def test_a_breakpoint_chosen_in_the_run_form_pauses_the_run_before_its_node(app)
     assert not at.exception, at.exception
     at = poll(at, lambda a: any("at the breakpoint before `cls`" in i.value for i in a.info))
     assert node_statuses(at) == {"pre": "done", "cls": "queued"}
+    assert [e.label for e in at.expander if e.label.startswith("What waits at")] == ["What waits at cls"]
+    waits = " ".join(str(m.value) for m in at.markdown)
+    assert "**What waits at cls** in run" in waits and "(at its breakpoint)" in waits  # the inputs it starts with
+    assert "No outputs" not in " ".join(str(c.value) for c in at.caption)  # pre's output is there to show
     at.button(key="monitor.resume").click().run()
     at = poll(at, lambda a: "succeeded" in progress_text(a))
     assert node_statuses(at) == {"pre": "done", "cls": "done"}

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from engine.agents import tables
+from engine.agents.tables import Columns
 from engine.workflow import BREAK_OPS, BreakCondition
 
 __all__ = ["Verdict", "check", "matching", "parse"]
@@ -65,32 +66,47 @@ def parse(text: str) -> BreakCondition:
         raise ValueError(f"cannot use the condition {text!r}: {exc.errors()[0]['msg']}; write it as {_FORM}") from None
 
 
-def check(condition: BreakCondition, inputs: Mapping[str, Any]) -> Verdict:
-    """Whether ``condition`` holds for the ``inputs`` a node is about to start with (by port; a
-    port that takes several edges holds a list of payloads, each tested). A condition that
-    cannot be tested pauses, with the reason."""
-    said = condition.describe()
+class _Untestable(Exception):
+    """Why a condition cannot be tested on these inputs (the message)."""
+
+
+def _tested(condition: BreakCondition, inputs: Mapping[str, Any]) -> tuple[str, list[tuple[Columns, list[str], list[bool]]]]:
+    """The port the condition tests, and for each payload there (a port that takes several edges
+    holds a list of them): its columns, its ids, and which of its rows meet the condition.
+
+    Raises:
+        _Untestable: no input to test, or one that cannot be read as a table with that column.
+    """
     port = condition.port
     if port is None:
         if len(inputs) != 1:
-            return Verdict(True, f"cannot test {said}: the node has {len(inputs)} inputs "
-                                 f"({', '.join(inputs) or 'none'}); name one (PORT: FIELD OP VALUE)")
+            raise _Untestable(f"the node has {len(inputs)} inputs ({', '.join(inputs) or 'none'}); "
+                              "name one (PORT: FIELD OP VALUE)")
         port = next(iter(inputs))
     if port not in inputs:
-        return Verdict(True, f"cannot test {said}: nothing arrived at input {port!r}")
+        raise _Untestable(f"nothing arrived at input {port!r}")
     value = inputs[port]
-    payloads = value if isinstance(value, list) and value and all(_payload(v) for v in value) else [value]
-    hits = rows = 0
-    for payload in payloads:
+    tested = []
+    for payload in value if isinstance(value, list) and value and all(_payload(v) for v in value) else [value]:
         try:
             cols, ids = tables.to_table(payload)
             if condition.field != "id" and condition.field not in cols:
-                return Verdict(True, f"cannot test {said}: input {port!r} has no column {condition.field!r} "
-                                     f"(it has {', '.join(['id', *cols])})")
-            hit = tables.select_rows(cols, ids, condition.field, condition.op, condition.value)
+                raise _Untestable(f"input {port!r} has no column {condition.field!r} (it has {', '.join(['id', *cols])})")
+            tested.append((cols, ids, tables.select_rows(cols, ids, condition.field, condition.op, condition.value)))
         except (TypeError, ValueError) as exc:
-            return Verdict(True, f"cannot test {said}: {exc}")
-        hits, rows = hits + sum(hit), rows + len(ids)
+            raise _Untestable(str(exc)) from None
+    return port, tested
+
+
+def check(condition: BreakCondition, inputs: Mapping[str, Any]) -> Verdict:
+    """Whether ``condition`` holds for the ``inputs`` a node is about to start with (by port). A
+    condition that cannot be tested pauses, with the reason."""
+    said = condition.describe()
+    try:
+        _, tested = _tested(condition, inputs)
+    except _Untestable as exc:
+        return Verdict(True, f"cannot test {said}: {exc}")
+    hits, rows = sum(sum(hit) for _, _, hit in tested), sum(len(ids) for _, ids, _ in tested)
     if hits:
         return Verdict(True, f"{said} holds for {hits} of {rows} row{'s' if rows != 1 else ''}")
     return Verdict(False, f"{said} holds for none of {rows} row{'s' if rows != 1 else ''}: not paused")
@@ -99,21 +115,12 @@ def check(condition: BreakCondition, inputs: Mapping[str, Any]) -> Verdict:
 def matching(condition: BreakCondition, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
     """The rows of the tested input that meet ``condition``, as a table payload (``id`` kept),
     with the port's name: what a paused breakpoint caught. None when it cannot be tested."""
-    port = condition.port if condition.port is not None else (next(iter(inputs)) if len(inputs) == 1 else None)
-    if port is None or port not in inputs:
+    try:
+        port, tested = _tested(condition, inputs)
+    except _Untestable:
         return None
-    value = inputs[port]
-    payloads = value if isinstance(value, list) and value and all(_payload(v) for v in value) else [value]
-    names: list[str] = []
-    rows: list[tuple[str, dict[str, Any]]] = []
-    for payload in payloads:
-        try:
-            cols, ids = tables.to_table(payload)
-            hit = tables.select_rows(cols, ids, condition.field, condition.op, condition.value)
-        except (TypeError, ValueError):
-            return None
-        names += [c for c in cols if c not in names]
-        rows += [(ids[i], {c: v[i] for c, v in cols.items()}) for i, h in enumerate(hit) if h]
+    names = list(dict.fromkeys(c for cols, _, _ in tested for c in cols))
+    rows = [(ids[i], {c: v[i] for c, v in cols.items()}) for cols, ids, hit in tested for i, h in enumerate(hit) if h]
     return port, {"columns": {c: [r.get(c) for _, r in rows] for c in names}, "ids": [i for i, _ in rows]}
 
 

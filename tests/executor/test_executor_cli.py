@@ -201,58 +201,48 @@ def test_upstream_workflow_keeps_a_node_its_ancestors_and_their_wires() -> None:
     assert upstream_workflow(wf, ["src", "ok"]).node_ids() == ["src", "ok"]
 
 
-def test_runs_show_says_how_long_a_run_was_paused(db: str, capsys) -> None:
-    """A run stepped and resumed from the UI: its record keeps the pauses, and ``runs show`` sums them."""
+def _shown_after_a_pause(db: str, capsys, workflow: dict, options: dict, wait_paused: float) -> str:
+    """What ``runs show`` prints of a stored run of ``workflow`` that paused once (``wait_paused``
+    seconds after it did) and was then resumed."""
     import time
 
     from engine.runs import RunManager, RunOptions
     from engine.workflow import Workflow
     from servicegrid.cli import main
     from storage import Store
+    from tests.executor.executor_kit import until
 
-    wf = Workflow.model_validate({"name": "paused", "nodes": [{"id": "a", "agent": "test.source"}]})
     with Store(db) as store:
         manager = RunManager()
         manager.bus.subscribe(store.observer())
         try:
-            handle = manager.submit(wf, RunOptions(use_cache=False, start_paused=True))
-            time.sleep(0.3)
+            handle = manager.submit(Workflow.model_validate(workflow), RunOptions(use_cache=False, **options))
+            until(lambda: handle.snapshot().paused)
+            time.sleep(wait_paused)
             handle.resume()
             handle.wait(30)
         finally:
             manager.shutdown()
             store.flush()
     assert main(["runs", "show", handle.run_id]) == 0
-    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("paused"))
+    return capsys.readouterr().out
+
+
+def test_runs_show_says_how_long_a_run_was_paused(db: str, capsys) -> None:
+    """A run stepped and resumed from the UI: its record keeps the pauses, and ``runs show`` sums them."""
+    out = _shown_after_a_pause(db, capsys, {"name": "paused", "nodes": [{"id": "a", "agent": "test.source"}]},
+                               {"start_paused": True}, 0.3)
+    line = next(x for x in out.splitlines() if x.startswith("paused"))
     held = float(line.split(", ")[1].split()[0])
     assert line.startswith("paused 1 time, ") and 0.25 <= held < 2.0
 
 
 def test_runs_show_names_the_breakpoints_a_run_paused_at(db: str, capsys) -> None:
     """A stored run keeps why it paused: ``runs show`` lists each breakpoint with what its condition found."""
-    from engine.runs import RunManager, RunOptions
-    from engine.workflow import Workflow
-    from servicegrid.cli import main
-    from storage import Store
-
     table = {"columns": {"amount": [20, 950]}, "ids": ["t1", "t2"]}
-    wf = Workflow.model_validate({"name": "tickets", "nodes": [
+    out = _shown_after_a_pause(db, capsys, {"name": "tickets", "nodes": [
         {"id": "src", "agent": "test.source", "params": {"value": table}},
         {"id": "check", "agent": "test.echo", "breakpoint": True,
-         "break_when": {"field": "amount", "op": ">", "value": 500}}], "edges": [{"source": "src", "target": "check"}]})
-    with Store(db) as store:
-        manager = RunManager()
-        manager.bus.subscribe(store.observer())
-        try:
-            handle = manager.submit(wf, RunOptions(use_cache=False))
-            from tests.executor.executor_kit import until
-
-            until(lambda: handle.snapshot().paused)
-            handle.resume()
-            handle.wait(30)
-        finally:
-            manager.shutdown()
-            store.flush()
-    assert main(["runs", "show", handle.run_id]) == 0
-    out = capsys.readouterr().out
+         "break_when": {"field": "amount", "op": ">", "value": 500}}], "edges": [{"source": "src", "target": "check"}]},
+        {}, 0.0)
     assert "paused 1 time, " in out and "  breakpoint before check: amount > 500 holds for 1 of 2 rows" in out

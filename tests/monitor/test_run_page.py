@@ -265,6 +265,25 @@ def test_a_breakpoint_chosen_in_the_run_form_pauses_the_run_before_its_node(app)
     assert node_statuses(at) == {"pre": "done", "cls": "done"}
 
 
+def test_a_condition_given_in_the_run_form_pauses_only_when_it_holds(app):
+    from ui.services import get_run_manager
+
+    at = app.run()
+    at.switch_page("pages/run.py").run()
+    at.selectbox(key="launch.source").select("Template: customer-service").run()
+    at.multiselect(key="launch.breaks.Template: customer-service").select("route").run()
+    at.text_input(key="launch.break_if.Template: customer-service.route").input("intents: predicted == refund").run()
+    at.button(key="launch.start").click().run()
+    assert not at.exception, at.exception
+    at = poll(at, lambda a: any("at the breakpoint before `route`" in i.value for i in a.info))
+    said = next(i.value for i in at.info if "at the breakpoint before" in i.value).replace("\\", "")
+    assert "(intents: predicted == 'refund' holds for" in said and "of 60 rows)" in said
+    assert list(map(list, get_run_manager().snapshot(at.session_state["run_id"]).options["break_if"])) == [
+        ["route", "intents: predicted == refund"]]
+    at.button(key="monitor.resume").click().run()
+    at = poll(at, lambda a: "succeeded" in progress_text(a))
+
+
 def test_the_run_form_sets_the_runs_priority_and_what_to_compute_again(app):
     from ui.services import get_run_manager
 

@@ -195,6 +195,12 @@ def launch_form(manager: Any, registry: Any, store: Any, key: str = "launch") ->
                                 "on (`servicegrid run --break NODE`; `--break-if NODE CONDITION` pauses only when "
                                 "some row of its input meets the condition). "
                                 + (f"The workflow has its own before {escape_md(', '.join(_marked(workflow)[:5]))}." if marked else ""))
+    conditions = [(stop, text) for stop in stops
+                  if (text := st.text_input(f"Only when (condition) at {escape_md(stop)}", key=f"{key}.break_if.{label}.{stop}",
+                                            placeholder="always; or e.g. confidence < 0.6",
+                                            help="Pause before it only when some row of its input meets this: "
+                                                 "`[PORT:] FIELD OP VALUE`, e.g. `intents: predicted == refund` "
+                                                 "(`servicegrid run --break-if`). Empty: always.").strip())]
     capacity = (custom or workflow.capacity or Capacity()).resolved(machine)
     workflow_id = source.workflow_id or str((workflow.metadata or {}).get("workflow_id") or "") or None
     durations = learned_panel(workflow, registry, learned_durations(store, registry, workflow, workflow_id), key)
@@ -218,6 +224,7 @@ def launch_form(manager: Any, registry: Any, store: Any, key: str = "launch") ->
                                                                     time_scale=float(time_scale),
                                                                     durations=durations, use_cache=reuse,
                                                                     start_paused=paused, breakpoints=tuple(stops),
+                                                                    break_if=tuple(conditions),
                                                                     priority=int(priority), rerun=tuple(again)))
     except (ServiceGridError, ValueError, RuntimeError) as exc:
         show_error("Could not start the run", exc)

@@ -300,8 +300,8 @@ def _run_row(sess: DesignerSession, issues: list[Issue], run_id: str | None, run
     elif run_status == "paused":
         cols[4].caption(f"Run {code_md(run_id)}: paused{next_up_text(run_id)}; Resume starts the rest.")
     elif run_id and run_status:
-        cols[4].caption(f"Run {code_md(run_id)}: {run_status}. Select a finished node to see its outputs below; "
-                        "timings and resources on the Run page.")
+        cols[4].caption(f"Run {code_md(run_id)}: {run_status}. Select a node to see its outputs below (or why it "
+                        "failed); timings and resources on the Run page.")
     else:
         cols[4].caption("No errors: ready to run.")
     if busy != st.session_state.get(POLLING, False):

@@ -20,6 +20,7 @@ from engine.workflow import NodeSpec, PinSpec, Workflow, upstream_workflow, with
 from ui import auth, state
 from ui.editor import DesignerSession
 from ui.inside_view import shown_instance
+from ui.monitor.live import render_text_block
 from ui.monitor.outputs import render_outputs
 from ui.monitor.waiting import waiting_inputs
 from ui.render import code_md, escape_md
@@ -209,6 +210,9 @@ def node_outputs_section(sess: DesignerSession, run_id: str | None, statuses: di
     if statuses.get(node_id) in WAITING and run_state()[1] == "paused":
         waiting_inputs_section(run_id, node_id)
         return
+    if statuses.get(node_id) in ("failed", "skipped") and (sess.scope is not None or _plain(sess.workflow, node_id)):
+        failed_node_section(sess, run_id, node_id, statuses[node_id])
+        return
     if statuses.get(node_id) not in ("done", "cached"):
         return
     node = sess.workflow.node(node_id) if sess.scope is None else None
@@ -252,6 +256,53 @@ def waiting_inputs_section(run_id: str, node_id: str) -> None:
     (``ui.monitor.waiting``)."""
     with st.container(border=True):
         waiting_inputs(get_run_manager(), run_id, node_id, "designer")
+
+
+def _plain(workflow: Workflow, node_id: str) -> bool:
+    """A node of the workflow that runs as itself (not a component's node)."""
+    node = workflow.node(node_id)
+    return node is not None and component_name(node) is None
+
+
+def failed_node_section(sess: DesignerSession, run_id: str, node_id: str, status: str) -> None:
+    """Under the canvas, for a node that failed in the run started here: its error (with the
+    traceback), its last log lines and the inputs it was given, so the cause can be seen where the
+    node is drawn (ComfyUI's error on the node); for a skipped one, why. **Run again from here**
+    once it is fixed."""
+    manager = get_run_manager()
+    try:
+        node = manager.snapshot(run_id).nodes.get(node_id) or {}
+    except KeyError:  # the run left the manager
+        return
+    with st.container(border=True):
+        if status == "skipped":
+            st.markdown(f"**{escape_md(node_id)} was skipped** in run {code_md(run_id)}: "
+                        f"{escape_md(node.get('reason') or 'a node before it did not finish')}.")
+            return
+        error = node.get("error") or {}
+        st.markdown(f"**Why {escape_md(node_id)} failed** in run {code_md(run_id)} "
+                    f"(after {int(node.get('attempts') or 0)} attempt{'s' if node.get('attempts') != 1 else ''})")
+        st.error(f"{escape_md(error.get('type') or 'Error')}: {escape_md(error.get('message') or 'failed')}",
+                 icon=":material/error:")
+        if error.get("traceback"):
+            with st.expander("Traceback"):
+                render_text_block(error["traceback"])
+        if logs := node.get("logs"):
+            st.caption("Its last log lines:")
+            render_text_block("\n".join(logs[-8:]))
+        if not run_active():
+            st.button("Run again from here", key=f"designer.rerun.{node_id}", icon=":material/replay:",
+                      on_click=start_run, args=(sess, "designer_time_scale", None, False, node_id),
+                      help="Once it is fixed (its parameters, its inputs' settings), run the workflow again "
+                           "from this node: the nodes before it come from the cache")
+        with st.expander("What it was given (its inputs)"):
+            inputs = manager.inputs(run_id, node_id)
+            if inputs is None:
+                st.caption("Its inputs are not held here (released, or on Ray).")
+            elif not inputs:
+                st.caption("It has no inputs: it started from its parameters.")
+            else:
+                render_outputs(inputs, {}, key=f"designer.given.{node_id}", name=f"{sess.document.name}-{node_id}-inputs")
 
 
 def inside_run_id(sess: DesignerSession, node_id: str) -> str | None:

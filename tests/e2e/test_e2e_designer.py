@@ -1077,6 +1077,12 @@ def test_a_fault_drill_makes_a_node_fail_until_it_is_turned_off(page, app_url):
     page.get_by_role("button", name="Run", exact=True).click()
     expect(node(page, "pre")).to_have_attribute("data-status", "failed", timeout=60000)
     expect(node(page, "cls")).not_to_have_attribute("data-status", "done")
-    click_node(page, "pre")
+    click_node(page, "cls")  # why it did not run, under the canvas
+    expect(page.get_by_text(re.compile(r"cls was skipped in run \w+: .*pre"))).to_be_visible(timeout=20000)
+    click_node(page, "pre")  # why it failed, where it is drawn
+    expect(page.get_by_text(re.compile(r"Why pre failed in run \w+ \(after 1 attempt\)"))).to_be_visible(timeout=20000)
+    expect(page.get_by_role("alert").filter(has_text=re.compile(r"InjectedFaultError: node 'pre'.*injected failure: "
+                                                                r"attempt 1"))).to_be_visible()
+    expect(page.get_by_role("button", name="Run again from here")).to_be_visible()
     page.get_by_role("button", name="Turn the drill off").click()
     expect(node(page, "pre").get_by_test_id("sg-bolt")).to_have_count(0)

@@ -210,8 +210,12 @@ def node_outputs_section(sess: DesignerSession, run_id: str | None, statuses: di
     if statuses.get(node_id) in WAITING and run_state()[1] == "paused":
         waiting_inputs_section(run_id, node_id)
         return
-    if statuses.get(node_id) in ("failed", "skipped") and (sess.scope is not None or _plain(sess.workflow, node_id)):
-        failed_node_section(sess, run_id, node_id, statuses[node_id])
+    if statuses.get(node_id) in ("failed", "skipped"):
+        if sess.scope is None and not _plain(sess.workflow, node_id):  # a component's node: the node inside that failed
+            node_id = next((n for n, s in sorted(statuses.items()) if n.startswith(node_id + SEP) and s == "failed"),
+                           next((n for n, s in sorted(statuses.items()) if n.startswith(node_id + SEP) and s == "skipped"), ""))
+        if node_id:
+            failed_node_section(sess, run_id, node_id, statuses[node_id])
         return
     if statuses.get(node_id) not in ("done", "cached"):
         return

@@ -36,6 +36,7 @@ from ui.designer_run import (
     counted_items,
     next_up_text,
     node_outputs_section,
+    paused_here,
     run_active,
     run_state,
     run_to_target,
@@ -200,6 +201,8 @@ def _editor() -> None:
     else:
         statuses = component_states(statuses, sess.workflow)  # a component's node: the state of its nodes
         drawn = workflow_canvas(sess, registry, sized, issues, statuses, shelf, counted_items(sess, run_id, statuses))
+    if run_status == "paused" and (here := paused_here(sess, run_id)) is not None:  # where the run stopped, marked
+        drawn["status"] = {**drawn["status"], here: "breakpoint"}
     left, right = st.columns([3, 1.2], gap="small")
     with left:
         draw_canvas(

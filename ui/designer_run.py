@@ -15,6 +15,7 @@ import streamlit as st
 from engine.components import SEP, component_name, expand_components
 from engine.errors import PinError, ServiceGridError
 from engine.graphs import ancestors
+from engine.inside import relative
 from engine.results import pin_from_run
 from engine.workflow import NodeSpec, PinSpec, Workflow, upstream_workflow, with_pin
 from ui import auth, state
@@ -260,6 +261,25 @@ def waiting_inputs_section(run_id: str, node_id: str) -> None:
     (``ui.monitor.waiting``)."""
     with st.container(border=True):
         waiting_inputs(get_run_manager(), run_id, node_id, "designer")
+
+
+def paused_here(sess: DesignerSession, run_id: str | None) -> str | None:
+    """The node drawn on the canvas now where the run started here paused at a breakpoint (the
+    node itself, the component's node holding it, or, with that component open from there, the
+    node inside it); None when it did not pause at one, or elsewhere."""
+    if run_id is None:
+        return None
+    try:
+        at = get_run_manager().snapshot(run_id).paused_at
+    except KeyError:
+        return None
+    if not at:
+        return None
+    if sess.scope is None:
+        head = at.split(SEP, 1)[0]
+        return head if sess.workflow.node(head) is not None else None
+    instance = shown_instance(sess)
+    return relative(at, [instance]) if instance is not None else None
 
 
 def _plain(workflow: Workflow, node_id: str) -> bool:

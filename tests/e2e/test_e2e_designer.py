@@ -779,7 +779,7 @@ def test_a_breakpoint_set_with_f9_pauses_the_run_before_its_node(page, app_url):
     expect(page.get_by_text(re.compile(r"paused at the breakpoint before cls\. Step starts cls"))
            ).to_be_visible(timeout=60000)
     expect(node(page, "pre")).to_have_attribute("data-status", re.compile("done|cached"))
-    expect(node(page, "cls")).to_have_attribute("data-status", "queued")
+    expect(node(page, "cls")).to_have_attribute("data-status", "breakpoint")  # marked: the run stopped here
     page.get_by_role("button", name="Resume").click()
     expect(node(page, "cls")).to_have_attribute("data-status", re.compile("done|cached"), timeout=60000)
     click_node(page, "cls")
@@ -798,7 +798,7 @@ def test_a_conditional_breakpoint_pauses_only_when_its_condition_holds(page, app
     page.get_by_role("button", name="Run", exact=True).click()
     expect(page.get_by_text(re.compile(r"paused at the breakpoint before route \(intents: predicted == 'refund' "
                                        r"holds for \d+ of 60 rows\)"))).to_be_visible(timeout=60000)
-    expect(node(page, "route")).to_have_attribute("data-status", "queued")
+    expect(node(page, "route")).to_have_attribute("data-status", "breakpoint")  # marked: the run stopped here
     click_node(page, "route")  # what waits at it: the rows its condition caught, as a debugger shows them
     expect(page.get_by_text("What waits at route")).to_be_visible(timeout=20000)
     caught = page.get_by_text(re.compile(r"(\d+) rows? of input intents meet the breakpoint's condition "

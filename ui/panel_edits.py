@@ -13,7 +13,7 @@ from engine.workflow import NodeSpec
 from ui.editor import DesignerSession
 from ui.forms import sync_widget
 from ui.graphmodel import flag_update, replace_node
-from ui.render import code_md
+from ui.render import code_md, escape_md
 
 Saver = Callable[[DesignerSession], None]
 
@@ -48,6 +48,8 @@ def breakpoint_toggle(sess: DesignerSession, node: NodeSpec, save: Saver,
                    "On a component's node: before the nodes inside that its inputs feed.")
     if node.breakpoint:
         _condition_input(sess, node, save, columns or {})
+    else:  # a breakpoint taken away takes a refused condition's text with it too
+        st.session_state.pop(f"break_when.{node.id}.refused", None)
 
 
 def _condition_input(sess: DesignerSession, node: NodeSpec, save: Saver, columns: dict[str, tuple[str, ...]]) -> None:
@@ -62,7 +64,7 @@ def _condition_input(sess: DesignerSession, node: NodeSpec, save: Saver, columns
                        "`intents: predicted == refund`, `priority in high, urgent`. Name the input when the "
                        "node has several. Empty: always pause. Nothing in it runs as code.")
     if refused:
-        st.error(refused, icon=":material/error:")
+        st.error(escape_md(refused), icon=":material/error:")
     for port, names in columns.items():
         st.caption(f"Input {code_md(port)} has the columns " + ", ".join(code_md(c) for c in ("id", *names)[:16])
                    + (" …" if len(names) > 15 else ""))

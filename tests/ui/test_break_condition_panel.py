@@ -36,7 +36,7 @@ def test_text_that_is_not_a_condition_is_refused_and_stays_in_the_box(app: AppTe
     app.text_input(key="break_when.route").input("intents: confidence < 0.6").run()
     app.text_input(key="break_when.route").input("confidence lower than 0.6").run()
     assert app.session_state[state.DESIGNER].workflow.node("route").break_when == parse("intents: confidence < 0.6")
-    assert any("cannot read the condition 'confidence lower than 0.6'" in str(e.value) for e in app.error)
+    assert any("cannot read the condition 'confidence lower than 0.6'" in str(e.value).replace("\\", "") for e in app.error)
     assert app.text_input(key="break_when.route").value == "confidence lower than 0.6"
     app.toggle(key="breakpoint.route.True").set_value(False).run()  # the breakpoint off: its condition goes too
     route = app.session_state[state.DESIGNER].workflow.node("route")

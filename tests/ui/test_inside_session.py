@@ -263,3 +263,23 @@ def test_a_reload_inside_a_nested_component_opens_it_again_with_the_path_back(ap
     back = fresh.session_state[state.DESIGNER]
     assert not fresh.exception and back.scope_name == name and back.scope.trail == ("triage",)
     assert {n.id for n in back.workflow.nodes} == {INPUTS, "intent", "entities", OUTPUTS}
+
+
+def test_the_node_a_run_paused_before_is_found_on_the_canvas_drawn_now(monkeypatch) -> None:
+    """The workflow marks the component's node holding it; the component open from that node marks
+    the node inside; open from another node, nothing is marked."""
+    import types
+
+    import ui.designer_run as designer_run
+
+    snapshot = types.SimpleNamespace(paused_at="general/route")
+    monkeypatch.setattr(designer_run, "get_run_manager", lambda: types.SimpleNamespace(snapshot=lambda _run: snapshot))
+    sess = desks()
+    assert designer_run.paused_here(sess, "r1") == "general"
+    sess.enter("general")
+    assert designer_run.paused_here(sess, "r1") == "route"
+    sess.leave()
+    sess.enter("payments")
+    assert designer_run.paused_here(sess, "r1") is None
+    snapshot.paused_at = None
+    assert designer_run.paused_here(sess, "r1") is None and designer_run.paused_here(sess, None) is None

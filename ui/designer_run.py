@@ -209,7 +209,7 @@ def node_outputs_section(sess: DesignerSession, run_id: str | None, statuses: di
     if sess.scope is not None:  # the node inside, as the instance it was opened from ran it
         node_id = inside_run_id(sess, node_id) or ""
     if statuses.get(node_id) in WAITING and run_state()[1] == "paused":
-        waiting_inputs_section(run_id, node_id)
+        waiting_inputs_section(sess, run_id, node_id)
         return
     if statuses.get(node_id) in ("failed", "skipped"):
         if sess.scope is None and not _plain(sess.workflow, node_id):  # a component's node: the node inside that failed
@@ -256,11 +256,21 @@ def node_outputs_section(sess: DesignerSession, run_id: str | None, statuses: di
 WAITING = ("queued", "waiting_resource")  # ready to start: a paused run holds them
 
 
-def waiting_inputs_section(run_id: str, node_id: str) -> None:
+def waiting_inputs_section(sess: DesignerSession, run_id: str, node_id: str) -> None:
     """Under the canvas, for a node a paused run holds: the inputs it will start with
-    (``ui.monitor.waiting``)."""
+    (``ui.monitor.waiting``), and a word when it, or a node before it, was changed since the run
+    started (the run goes on with what it started with)."""
+    manager = get_run_manager()
     with st.container(border=True):
-        waiting_inputs(get_run_manager(), run_id, node_id, "designer")
+        waiting_inputs(manager, run_id, node_id, "designer")
+        try:
+            ran = manager.workflow(run_id)
+        except KeyError:
+            return
+        if ran.node(node_id) is not None and changed_since_run(ran, expand_components(sess.document)[0], node_id):
+            st.warning(f"{escape_md(node_id)}, or a node before it, has changed since run {code_md(run_id)} started: "
+                       "Step and Resume run it as it was then. To run the new version, cancel this run and run it "
+                       "again from here (what comes before it comes from the cache).", icon=":material/history:")
 
 
 def paused_here(sess: DesignerSession, run_id: str | None) -> str | None:

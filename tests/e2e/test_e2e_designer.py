@@ -805,6 +805,11 @@ def test_a_conditional_breakpoint_pauses_only_when_its_condition_holds(page, app
                                          r"intents: predicted == 'refund'"))
     expect(caught).to_be_visible()
     expect(page.get_by_role("switch", name="Only the rows that met the condition")).to_be_checked()
+    least = page.get_by_role("spinbutton", name="Min Confidence")  # changed while the run holds it
+    least.fill("0.8")
+    least.press("Enter")
+    expect(page.get_by_text(re.compile(r"route, or a node before it, has changed since run \w+ started"))
+           ).to_be_visible(timeout=20000)
     page.get_by_role("button", name="Resume").click()
     expect(node(page, "all_tickets")).to_have_attribute("data-status", "done", timeout=60000)
     click_node(page, "route")

@@ -126,6 +126,10 @@ class RayRunner:
         self.bus.emit(RunResumed(run_id=run.id, time=now))
         return True
 
+    def inputs(self, run: RunState, node_id: str) -> dict[str, Any] | None:
+        """What a node of a Ray run under way starts with (from the object store), else None."""
+        return self._backend.inputs(run.id, node_id) if self._backend is not None else None
+
     def close(self) -> None:
         for event in self._cancel.values():
             event.set()

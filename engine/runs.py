@@ -393,15 +393,19 @@ class RunManager:
 
     def inputs(self, run_id: str, node_id: str) -> dict[str, Any] | None:
         """What a node starts (or started) with: its inputs by port, from the outputs of its
-        finished upstream nodes held in memory (what a breakpoint lets one look at before the node
-        runs). None when one of those outputs is not held here: released, or on Ray until the run
-        ends."""
+        finished upstream nodes (what a breakpoint lets one look at before the node runs): held in
+        memory, or, on Ray while the run goes on, read from the object store. None when one of
+        those outputs cannot be had: released from memory, or gone from Ray."""
         run = self._run(run_id)
         with self.executor.lock:
             ns = run.nodes[node_id]
             if any(src.status in (NodeStatus.DONE, NodeStatus.CACHED) and src.outputs is None for src, *_ in ns.routes):
-                return None
-            return self.executor.runner.gather_inputs(run, ns)
+                held = None
+            else:
+                return self.executor.runner.gather_inputs(run, ns)
+        if run.options.backend == "ray" and not run.status.is_terminal:  # in the object store while it goes on
+            return self.ray.inputs(run, node_id)
+        return held
 
     def item_counts(self, run_id: str, node_id: str) -> dict[str, int]:
         """How many items each output port of a finished node gave, counted from the outputs held

@@ -332,7 +332,7 @@ def failed_node_section(sess: DesignerSession, run_id: str, node_id: str, status
         with st.expander("What it was given (its inputs)"):
             inputs = manager.inputs(run_id, node_id)
             if inputs is None:
-                st.caption("Its inputs are not held here (released, or on Ray).")
+                st.caption("Its inputs cannot be read now (released from memory, or gone from Ray's object store).")
             elif not inputs:
                 st.caption("It has no inputs: it started from its parameters.")
             else:

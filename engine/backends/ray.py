@@ -66,6 +66,7 @@ class RayBackend:
         self._owned = False
         self._remotes: dict[tuple[Any, ...], Any] = {}
         self._board: tuple[Any, list[str]] | None = None
+        self._drivers: dict[str, RayRun] = {}  # the runs under way, by id (what waits at a node: ``inputs``)
         self._task = ray.remote(max_retries=0, num_returns=2)(run_node)
         self._live = ray.remote(max_retries=0)(run_node_live)
         if not ray.is_initialized():  # else the caller (or a test) connected this process: leave it alone
@@ -141,7 +142,17 @@ class RayBackend:
 
             driver.pin({n.id: n.pin.key for n in workflow.nodes if n.pin is not None},
                        pinned_only_feeders(workflow), pins or _no_cache)
-        return driver.run(infeasible)
+        self._drivers[run_id] = driver
+        try:
+            return driver.run(infeasible)
+        finally:
+            self._drivers.pop(run_id, None)
+
+    def inputs(self, run_id: str, node_id: str) -> dict[str, Any] | None:
+        """What node ``node_id`` of run ``run_id`` under way starts (or started) with, read from the
+        object store (its finished parents' outputs); None when the run is not under way here."""
+        driver = self._drivers.get(run_id)
+        return driver.inputs_of(node_id) if driver is not None else None
 
     def validate(self, workflow: Workflow, registry: Registry) -> list[Issue]:
         """``capacity_exceeded`` for each node whose demand no single Ray node can meet."""

@@ -278,19 +278,32 @@ class RayRun:
         Its inputs are read from the object store (they are ready: it is about to start)."""
         if node.break_when is None:
             return None
-        sources = list(dict.fromkeys(src for _, _, src, _ in node.links
-                                     if self.nodes[src].status in _DONE and self.nodes[src].out_ref is not None))
         try:
-            upstream = tuple(self.ray.get([self.nodes[src].out_ref for src in sources], timeout=30.0))
+            verdict = breaks.check(node.break_when, self._inputs(node))
         except Exception as exc:  # an input that cannot be read: pause, and say so
             verdict = breaks.Verdict(True, f"cannot test {node.break_when.describe()}: its inputs could not be "
                                            f"read ({type(exc).__name__})")
-        else:
-            index = {src: i for i, src in enumerate(sources)}
-            verdict = breaks.check(node.break_when, gather_inputs(
-                [[t, s, index[src], m] for t, s, src, m in node.links if src in index], upstream))
         self.emit(NodeLog(run_id=self.s.run_id, node_id=node.id, message=f"breakpoint: {verdict.why}"))
         return verdict.why if verdict.pause else False
+
+    def _inputs(self, node: RayNode, timeout: float = 30.0) -> dict[str, Any]:
+        """``node``'s inputs by port, read from the object store: its finished parents' outputs."""
+        sources = list(dict.fromkeys(src for _, _, src, _ in node.links
+                                     if self.nodes[src].status in _DONE and self.nodes[src].out_ref is not None))
+        upstream = tuple(self.ray.get([self.nodes[src].out_ref for src in sources], timeout=timeout))
+        index = {src: i for i, src in enumerate(sources)}
+        return gather_inputs([[t, s, index[src], m] for t, s, src, m in node.links if src in index], upstream)
+
+    def inputs_of(self, node_id: str) -> dict[str, Any] | None:
+        """What ``node_id`` starts (or started) with, for a person looking at a paused run (another
+        thread than the driver's); None when a parent's outputs cannot be read now."""
+        node = self.nodes.get(node_id)
+        if node is None:
+            return None
+        try:
+            return self._inputs(node, timeout=10.0)
+        except Exception:  # gone from the object store, or the cluster went away: nothing to show
+            return None
 
     def _sync_pause(self) -> None:
         """Tell the board when the run paused or resumed: the attempts Ray holds (submitted ahead

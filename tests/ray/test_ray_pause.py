@@ -165,7 +165,7 @@ def test_a_conditional_breakpoint_on_ray_reads_the_inputs_from_the_object_store(
     _until(lambda: handle.snapshot().paused_at == "check")
     assert handle.snapshot().paused_why == "amount > 500 holds for 1 of 3 rows"
     assert statuses(handle)["check"] == "queued"
-    assert manager.inputs(handle.run_id, "check") is None  # in Ray's object store until the run ends
+    assert manager.inputs(handle.run_id, "check") == {"in": [table]}  # read from Ray's object store
     assert handle.resume()
     assert handle.wait(60) == RunStatus.SUCCEEDED
     quiet = manager.submit(flow({"field": "amount", "op": ">", "value": 5000}), RunOptions(backend="ray", use_cache=False))

@@ -29,8 +29,8 @@ def waiting_inputs(manager: Any, run_id: str, node_id: str, key: str) -> None:
     st.markdown(f"**What waits at {escape_md(node_id)}** in run {code_md(run_id)} ({where}): the inputs it will "
                 "start with. Step starts it; Resume goes on.")
     if inputs is None:
-        st.caption("Its inputs are not held here (on Ray they stay in the object store until the run ends, or "
-                   "they were released): look at the outputs of the nodes before it once they are shown.")
+        st.caption("Its inputs cannot be read now (released from memory, or gone from Ray's object store): "
+                   "look at the outputs of the nodes before it.")
         return
     if not inputs:
         st.caption("It has no inputs: it starts from its parameters.")

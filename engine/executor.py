@@ -32,7 +32,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from queue import SimpleQueue
-from typing import Any, Literal
+from typing import Any
 
 from engine import breaks, gcpolicy
 from engine.agents.runtime import release_openmp_team
@@ -60,6 +60,7 @@ from engine.metrics import GpuProbe, NodeMetrics, rss_last_mb
 from engine.resources import EPS, ResourceDemand, ResourceLedger
 from engine.results import ResultStore, pinned_unreadable, summarize_outputs
 from engine.runstate import CancelFlag, NodeState, RunState, paused_between
+from engine.workflow import BreakCondition
 
 Item = tuple[RunState, NodeState]
 _DONE = (NodeStatus.DONE, NodeStatus.CACHED)
@@ -233,11 +234,13 @@ class Executor:
                     continue
                 if run.breakpoints and entry[1] in run.breakpoints and not run.paused:  # pause before it
                     run.breakpoints.discard(entry[1])  # once: Step or Resume then starts it
-                    why = self._break_verdict_locked(run, ns)
-                    if why is not False:
-                        kept.append(entry)
-                        self._pause_locked(run, entry[1], why)
-                        break
+                    condition = run.break_when.get(entry[1])
+                    if condition is not None:  # tested off the lock: it may read a large table
+                        self._test_break_later(run, ns, entry, condition)
+                        continue
+                    kept.append(entry)
+                    self._pause_locked(run, entry[1])
+                    break
                 if ns.cache_hit:
                     ns.device = "pinned" if ns.pinned else "cache"
                 else:
@@ -718,16 +721,28 @@ class Executor:
             self._pause_locked(run)
             return True
 
-    def _break_verdict_locked(self, run: RunState, ns: NodeState) -> str | Literal[False] | None:
-        """Whether ``ns``'s breakpoint pauses the run now: None (it has no condition), what its
-        condition found when it holds (or cannot be tested), or False (it does not hold: the node's
-        log says so and it starts)."""
-        condition = run.break_when.get(ns.id)
-        if condition is None:
-            return None
-        verdict = breaks.check(condition, self.runner.gather_inputs(run, ns))
-        self.runner.log(run, ns, f"breakpoint: {verdict.why}")
-        return verdict.why if verdict.pause else False
+    def _test_break_later(self, run: RunState, ns: NodeState, entry: tuple[int, str], condition: BreakCondition) -> None:
+        """Test ``ns``'s breakpoint condition on a thread of its own, without the lock (a condition
+        may read a table of a million rows: a second or so, while every other run goes on). The
+        node waits out of the ready heap meanwhile; then it pauses the run, or goes back to be
+        admitted."""
+        inputs = self.runner.gather_inputs(run, ns)  # references to its parents' outputs, taken under the lock
+
+        def test() -> None:
+            try:
+                verdict = breaks.check(condition, inputs)
+            except Exception as exc:  # a bug in a test must not lose the node: pause there, and say why
+                verdict = breaks.Verdict(True, f"cannot test {condition.describe()}: {type(exc).__name__}: {exc}")
+            with self.lock:
+                if ns.status.is_terminal or run.status.is_terminal:  # cancelled meanwhile
+                    return
+                self.runner.log(run, ns, f"breakpoint: {verdict.why}")
+                heapq.heappush(run.ready, entry)
+                if verdict.pause and not run.paused:
+                    self._pause_locked(run, ns.id, verdict.why)
+                self._hand_out(self._dispatch_locked(), keep=False)
+
+        threading.Thread(target=test, name=f"sg-break-{ns.id[:40]}", daemon=True).start()
 
     def _pause_locked(self, run: RunState, at: str | None = None, why: str | None = None) -> None:
         """Pause ``run`` (``at``: before this node, its breakpoint; ``why``: what its condition found)."""

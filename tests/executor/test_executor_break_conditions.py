@@ -116,3 +116,29 @@ def test_a_condition_on_a_component_s_node_is_tested_by_the_nodes_its_input_feed
     assert paused.at == "d/triage" and paused.why == "amount > 900 holds for 1 of 3 rows"
     handle.resume()
     assert handle.wait(10) == RunStatus.SUCCEEDED
+
+
+def test_a_slow_condition_is_tested_off_the_scheduler_s_lock(manager, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A condition on a large table takes a while: another run goes on meanwhile, and the run
+    pauses once the test has found a row."""
+    import threading
+    import time
+
+    m, _ = manager
+    real, started = breaks.check, threading.Event()
+
+    def slow(condition, inputs):  # a table of millions of rows, as far as the clock can tell
+        started.set()
+        time.sleep(2.0)
+        return real(condition, inputs)
+
+    monkeypatch.setattr(breaks, "check", slow)
+    held = m.submit(_tickets({"field": "amount", "op": ">", "value": 500}), RunOptions(use_cache=False))
+    assert started.wait(10)
+    other = m.submit(workflow([sleep("x"), sleep("y")], [("x", "y")], name="other"), RunOptions(use_cache=False))
+    assert other.wait(10) == RunStatus.SUCCEEDED
+    assert not held.snapshot().paused and statuses(held)["check"] == "queued"  # still being tested
+    until(lambda: held.snapshot().paused, timeout=10)
+    assert held.snapshot().paused_at == "check"
+    held.cancel()
+    assert held.wait(10) == RunStatus.CANCELLED

@@ -9,7 +9,7 @@ from typing import Any
 import streamlit as st
 
 from engine import breaks
-from engine.workflow import NodeSpec
+from engine.workflow import BREAK_OPS, BreakCondition, NodeSpec
 from ui.editor import DesignerSession
 from ui.forms import sync_widget
 from ui.graphmodel import flag_update, replace_node
@@ -35,11 +35,14 @@ def set_flag(sess: DesignerSession, node_id: str, flag: str, key: str, save: Sav
         update_node(sess, node, save, **flag_update(flag, value))
 
 
-def breakpoint_toggle(sess: DesignerSession, node: NodeSpec, save: Saver,
-                      columns: dict[str, tuple[str, ...]] | None = None) -> None:
+Arriving = dict[str, tuple[tuple[str, ...], dict[str, tuple[str, ...]]]]  # port -> (columns, names a column holds)
+
+
+def breakpoint_toggle(sess: DesignerSession, node: NodeSpec, save: Saver, arriving: Arriving | None = None) -> None:
     """A node's breakpoint: runs pause before it starts (F9 on the canvas); with it, its condition
-    (``engine.breaks``): pause only when some row of an input meets it. ``columns``: the planned
-    columns of each of its inputs, where known (shown as what the condition can test)."""
+    (``engine.breaks``): pause only when some row of an input meets it. ``arriving``: the planned
+    columns of each of its inputs (and the names a column is known to hold), where known: what
+    the condition can test, offered as pickers."""
     key = f"breakpoint.{node.id}.{node.breakpoint}"
     st.toggle("Pause before it (breakpoint)", value=node.breakpoint, key=key, on_change=set_flag,
               args=(sess, node.id, "breakpoint", key, save),
@@ -47,12 +50,12 @@ def breakpoint_toggle(sess: DesignerSession, node: NodeSpec, save: Saver,
                    "then Step starts it and Resume goes on (F9 on the canvas; `servicegrid run --break NODE`). "
                    "On a component's node: before the nodes inside that its inputs feed.")
     if node.breakpoint:
-        _condition_input(sess, node, save, columns or {})
+        _condition_input(sess, node, save, arriving or {})
     else:  # a breakpoint taken away takes a refused condition's text with it too
         st.session_state.pop(f"break_when.{node.id}.refused", None)
 
 
-def _condition_input(sess: DesignerSession, node: NodeSpec, save: Saver, columns: dict[str, tuple[str, ...]]) -> None:
+def _condition_input(sess: DesignerSession, node: NodeSpec, save: Saver, arriving: Arriving) -> None:
     key = f"break_when.{node.id}"
     refused = st.session_state.get(f"{key}.refused")
     if refused is None:  # what is saved; a refused text stays in the box until it is fixed
@@ -65,9 +68,51 @@ def _condition_input(sess: DesignerSession, node: NodeSpec, save: Saver, columns
                        "node has several. Empty: always pause. Nothing in it runs as code.")
     if refused:
         st.error(escape_md(refused), icon=":material/error:")
-    for port, names in columns.items():
+    for port, (names, _) in arriving.items():
         st.caption(f"Input {code_md(port)} has the columns " + ", ".join(code_md(c) for c in ("id", *names)[:16])
                    + (" …" if len(names) > 15 else ""))
+    if arriving:
+        with st.expander("Or pick it from what arrives", expanded=False):
+            _condition_pickers(sess, node, save, arriving)
+
+
+def _condition_pickers(sess: DesignerSession, node: NodeSpec, save: Saver, arriving: Arriving) -> None:
+    """The condition built from pickers instead of typed: the input, one of its columns, an
+    operator, and a value (one of the names the column is known to hold, where it is known)."""
+    key, ports = f"break_pick.{node.id}", list(arriving)
+    port = st.selectbox("Input", ports, key=f"{key}.port") if len(ports) > 1 else ports[0]  # the panel is narrow: stacked
+    columns, names = arriving[port]
+    field = st.selectbox("Column", ["id", *(c for c in columns if c != "id")], key=f"{key}.field.{port}")
+    left, right = st.columns([1, 2])
+    op = left.selectbox("Operator", BREAK_OPS, key=f"{key}.op")
+    known = list(names.get(field, ()))
+    value: Any
+    if known and op in ("==", "!="):
+        value = right.selectbox("Value", known, key=f"{key}.one.{port}.{field}")
+    elif known and op == "in":
+        value = right.multiselect("Values", known, key=f"{key}.many.{port}.{field}")
+    else:
+        value = _number_or_text(right.text_input("Value", key=f"{key}.text", placeholder="e.g. 0.6"))
+    ready = value not in ("", [], None)
+    condition = BreakCondition(port=port if len(ports) > 1 else None, field=field, op=op, value=value) if ready else None
+    st.button(f"Pause only when {condition.describe()}" if condition is not None else "Pause only when …",
+              key=f"{key}.use", disabled=condition is None, on_click=_use_condition, args=(sess, node.id, condition, save),
+              icon=":material/filter_alt:", help="Sets this as the breakpoint's condition (the box above shows it)")
+
+
+def _number_or_text(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text.strip()
+
+
+def _use_condition(sess: DesignerSession, node_id: str, condition: BreakCondition | None, save: Saver) -> None:
+    """The picked condition saved on the node (a widget callback)."""
+    node = sess.workflow.node(node_id)
+    st.session_state.pop(f"break_when.{node_id}.refused", None)
+    if node is not None and condition is not None and condition != node.break_when:
+        update_node(sess, node, save, break_when=condition)
 
 
 def _set_condition(sess: DesignerSession, node_id: str, key: str, save: Saver) -> None:

@@ -145,18 +145,19 @@ def _condition(node: NodeSpec | None, registry: Registry) -> tuple[str, str]:
 
 
 def _input_columns(sess: DesignerSession, node: NodeSpec, registry: Registry,
-                   sized: PlannedItems | None) -> dict[str, tuple[str, ...]]:
-    """The planned columns arriving at each input of ``node`` (where the workflow knows them):
-    what its breakpoint's condition can test."""
+                   sized: PlannedItems | None) -> dict[str, tuple[tuple[str, ...], dict[str, tuple[str, ...]]]]:
+    """The planned columns arriving at each input of ``node`` (where the workflow knows them), with
+    the names a column is known to hold: what its breakpoint's condition can test."""
     if node.agent not in registry:
         return {}
     spec = registry.get(node.agent)
     sized = sized if sized is not None else planned_items(sess.workflow, registry)
-    out: dict[str, tuple[str, ...]] = {}
+    out: dict[str, tuple[tuple[str, ...], dict[str, tuple[str, ...]]]] = {}
     for edge in sess.workflow.edges:
         port = edge.target_port or (spec.inputs[0].name if len(spec.inputs) == 1 else None)
         if edge.target == node.id and port is not None and (have := sized.columns_on(edge.source, edge.source_port)):
-            out[port] = tuple(dict.fromkeys((*out.get(port, ()), *have)))
+            columns, names = out.get(port, ((), {}))
+            out[port] = (tuple(dict.fromkeys((*columns, *have))), {**names, **sized.values_on(edge.source, edge.source_port)})
     return out
 
 

@@ -41,3 +41,21 @@ def test_text_that_is_not_a_condition_is_refused_and_stays_in_the_box(app: AppTe
     app.toggle(key="breakpoint.route.True").set_value(False).run()  # the breakpoint off: its condition goes too
     route = app.session_state[state.DESIGNER].workflow.node("route")
     assert not route.breakpoint and route.break_when is None
+
+
+def test_a_condition_can_be_picked_from_what_arrives_instead_of_typed(app: AppTest) -> None:
+    _route_with_breakpoint(app)
+    app.selectbox(key="break_pick.route.port").select("intents").run()
+    app.selectbox(key="break_pick.route.field.intents").select("predicted").run()
+    app.selectbox(key="break_pick.route.op").select("==").run()
+    values = app.selectbox(key="break_pick.route.one.intents.predicted")
+    assert "refund" in values.options and "billing" in values.options  # the classes the intent model knows
+    values.select("refund").run()
+    app.button(key="break_pick.route.use").click().run()
+    assert app.session_state[state.DESIGNER].workflow.node("route").break_when == parse("intents: predicted == refund")
+    assert app.text_input(key="break_when.route").value == "intents: predicted == 'refund'"  # the box shows it as text
+    app.selectbox(key="break_pick.route.field.intents").select("confidence").run()
+    app.selectbox(key="break_pick.route.op").select("<").run()
+    app.text_input(key="break_pick.route.text").input("0.6").run()  # no names known: typed, read as a number
+    app.button(key="break_pick.route.use").click().run()
+    assert app.session_state[state.DESIGNER].workflow.node("route").break_when == parse("intents: confidence < 0.6")

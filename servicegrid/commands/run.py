@@ -193,6 +193,34 @@ def _execute(workflow: Workflow, options: RunOptions, store: Any, as_json: bool,
 
 
 STEP_POLL_S = 0.02
+CAUGHT_ROWS = 5  # rows of what a conditional breakpoint caught, shown in the terminal
+
+
+def caught_lines(handle: Any, node_id: str) -> list[str]:
+    """The first rows a node's breakpoint condition caught, as aligned text (what the designer
+    shows under "What waits at"); none without a condition or when its inputs cannot be read."""
+    from engine import breaks
+
+    manager = handle.manager
+    node = manager.workflow(handle.run_id).node(node_id)
+    inputs = manager.inputs(handle.run_id, node_id) if node is not None and node.break_when is not None else None
+    caught = breaks.matching(node.break_when, inputs) if inputs and node is not None and node.break_when else None
+    if caught is None or not caught[1]["ids"]:
+        return []
+    port, table = caught
+    shown = [c for c in table["columns"] if c != "id"][:5]
+    rows = [[str(i), *(_cell(table["columns"][c][r]) for c in shown)] for r, i in enumerate(table["ids"][:CAUGHT_ROWS])]
+    widths = [max(len(x) for x in col) for col in zip(["id", *shown], *rows, strict=True)]
+    out = [f"  what it caught at input {port} ({len(table['ids'])} row{'s' if len(table['ids']) != 1 else ''}"
+           f"{', the first ' + str(CAUGHT_ROWS) if len(table['ids']) > CAUGHT_ROWS else ''}):"]
+    out += ["    " + "  ".join(x.ljust(w) for x, w in zip(row, widths, strict=True)).rstrip()
+            for row in [["id", *shown], *rows]]
+    return out
+
+
+def _cell(value: Any) -> str:
+    text = f"{value:.3g}" if isinstance(value, float) else str(value)
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def walk(handle: Any, answers: Any) -> None:
@@ -217,6 +245,8 @@ def walk(handle: Any, answers: Any) -> None:
             told = snap.paused_at
             why = f" ({snap.paused_why})" if snap.paused_why else ""
             print(f"breakpoint: the run paused before {snap.paused_at}{why}", file=sys.stderr)
+            for line in caught_lines(handle, snap.paused_at):
+                print(line, file=sys.stderr)
         after = f" (then {', '.join(ready[1:3])})" if len(ready) > 1 else ""
         print(f"paused: Enter starts {ready[0]}{after} · r resumes the rest · q cancels: ", end="",
               file=sys.stderr, flush=True)

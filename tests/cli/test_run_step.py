@@ -91,7 +91,10 @@ def test_break_if_pauses_only_when_its_condition_holds(tmp_path: Path, monkeypat
         "edges": [{"source": "src", "target": "check"}]}))
     monkeypatch.setattr(sys, "stdin", io.StringIO("r\n"))
     assert main(["run", str(path), "--break-if", "check", "amount > 500", "--no-cache"]) == 0
-    assert "breakpoint: the run paused before check (amount > 500 holds for 1 of 2 rows)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "breakpoint: the run paused before check (amount > 500 holds for 1 of 2 rows)" in err
+    caught = err.split("what it caught at input in (1 row):\n", 1)[1].splitlines()[:2]  # the rows, as in the designer
+    assert caught[0].split() == ["id", "amount"] and caught[1].split() == ["t2", "950"]
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
     assert main(["run", str(path), "--break-if", "check", "amount > 5000", "--no-cache"]) == 0
     assert "paused" not in capsys.readouterr().err

@@ -107,7 +107,7 @@ def _current(workflow: Workflow, registry: Registry, capacity: Capacity | None,
         flat, found = expand_components(workflow)
         # a drawn workflow's planned items are its expansion's (engine.items.planned_items)
         ctx = _checked(flat, registry, capacity, sized)
-        ctx.issues = [*found, *ctx.issues]
+        ctx.issues = [*found, *ctx.issues, *_idle_instance_breaks(workflow)]
         order: dict[str, Any] = {}  # an instance sorts where its first node inside does
         for node in flat.nodes:
             parts = node.id.split("/")
@@ -845,6 +845,15 @@ def _check_bypass(ctx: _Context, links: list[_Link]) -> None:
                         f"node {node.id!r} is bypassed, so {link.target}.{link.target_port} would read "
                         f"{source.source}.{source.source_port} ({out_kind.value!r}) directly, and it reads "
                         f"{in_kind.value!r}", node=node.id, port=link.target_port, hint=unbypass)
+
+
+def _idle_instance_breaks(workflow: Workflow) -> list[Issue]:
+    """A component's node with a breakpoint condition but no breakpoint (its nodes inside get
+    neither, so ``_check_breaks`` never sees it): the condition has no effect."""
+    return [Issue(IssueCode.BREAK_CONDITION.value, f"node {n.id!r} has a breakpoint condition "
+                  f"({n.break_when.describe()}) but no breakpoint, so it has no effect", n.id, None,
+                  "set its breakpoint (F9, or `breakpoint: true`), or remove `break_when`", "warning")
+            for n in workflow.nodes if n.break_when is not None and not n.breakpoint and n.agent.startswith(COMPONENT_PREFIX)]
 
 
 def _check_breaks(ctx: _Context, links: list[_Link]) -> None:

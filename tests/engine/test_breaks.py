@@ -114,6 +114,14 @@ def test_a_component_s_condition_goes_to_the_nodes_its_input_feeds_with_their_po
         "entities": conditions["general/entities"], "intent": conditions["general/intent"]}
 
 
+def test_a_component_s_condition_without_its_breakpoint_is_a_warning() -> None:
+    idle = _desks({"field": "text", "op": "contains", "value": "x"})
+    idle = idle.model_copy(update={"nodes": tuple(
+        n.model_copy(update={"breakpoint": False}) if n.id == "general" else n for n in idle.nodes)})
+    (found,) = [i for i in validate(idle) if i.code == "break_condition"]
+    assert found.node == "general" and found.severity == "warning" and "no breakpoint, so it has no effect" in found.message
+
+
 def test_a_component_s_condition_must_name_one_of_its_inputs() -> None:
     (found,) = [i for i in validate(_desks({"port": "txts", "field": "text", "op": "contains", "value": "x"}))
                 if i.code == "break_condition"]

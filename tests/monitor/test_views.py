@@ -256,6 +256,11 @@ def test_the_gantt_shades_when_the_run_was_paused() -> None:
     assert charts.gantt_spec(view)["datasets"]["paused"] == []
     early = replay_view(paused, 0.6)  # replayed to a time before the second pause
     assert frames.pause_rows(early) == [{"start": 0.2, "end": 0.5, "why": "Pause"}]
+    from ui.monitor.live import pauses_said
+
+    said = pauses_said(paused).replace("\\", "")
+    assert said.startswith(":material/pause_circle: Paused twice (the shaded spans): Pause for 0.3 s; breakpoint before b: ")
+    assert "amount > 5 holds for 2 of 3 rows for" in said and pauses_said(view) == ""
 
 
 def test_what_changed_names_nodes_left_out_as_disabled_or_bypassed_not_removed() -> None:

@@ -44,6 +44,18 @@ CHART_HELP = (f"**Gantt**: each node's actual run (thin bar, coloured by status)
               f"at most {frames.MAX_POINTS:,} points per chart.")
 
 
+def pauses_said(view: RunView) -> str:
+    """The run's pauses in a line, with what paused it each time ("Paused twice (the shaded
+    spans): breakpoint before route: ... for 3.1 s; Pause for 1.2 s"), or "" when it never paused."""
+    if not view.pauses:
+        return ""
+    spans = [f"{escape_md(why or 'Pause')} for {max(0.0, (view.now if b is None else b) - a):,.1f} s"
+             + (" (still paused)" if b is None and view.running else "") for a, b, why in view.pauses]
+    count = {1: "once", 2: "twice"}.get(len(spans), f"{len(spans)} times")
+    return f":material/pause_circle: Paused {count} (the shaded spans): " + "; ".join(spans[:6]) + (
+        f"; and {len(spans) - 6} more" if len(spans) > 6 else "")
+
+
 def render_progress(view: RunView) -> None:
     done, total = view.progress
     st.progress(done / total if total else 0.0, text=progress_text(view))
@@ -59,6 +71,8 @@ def render_charts(view: RunView, key: str) -> None:
     in one browser task). Stable keys: the charts update in place."""
     specs = {"gantt": charts.gantt_spec(view)}
     st.vega_lite_chart(spec=specs["gantt"], width="stretch", key=f"{key}.gantt")
+    if said := pauses_said(view):
+        st.caption(said)
     tabs = st.tabs([label for label, _, _ in RESOURCE_TABS], key=f"{key}.resources", on_change="rerun")
     for tab, (_, name, suffix) in zip(tabs, RESOURCE_TABS, strict=True):
         with tab:

@@ -77,12 +77,10 @@ def _tested(condition: BreakCondition, inputs: Mapping[str, Any]) -> tuple[str, 
     Raises:
         _Untestable: no input to test, or one that cannot be read as a table with that column.
     """
-    port = condition.port
+    port = condition.tested_port(list(inputs))
     if port is None:
-        if len(inputs) != 1:
-            raise _Untestable(f"the node has {len(inputs)} inputs ({', '.join(inputs) or 'none'}); "
-                              "name one (PORT: FIELD OP VALUE)")
-        port = next(iter(inputs))
+        raise _Untestable(f"the node has {len(inputs)} inputs ({', '.join(inputs) or 'none'}); "
+                          "name one (PORT: FIELD OP VALUE)")
     if port not in inputs:
         raise _Untestable(f"nothing arrived at input {port!r}")
     value = inputs[port]

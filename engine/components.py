@@ -270,12 +270,11 @@ def breaks_inside(definition: ComponentSpec, breakpoint: bool,
     each testing its own port for it."""
     if not breakpoint:
         return {}
-    names = list(dict.fromkeys(p.name for p in definition.inputs))
-    port = condition.port if condition is not None and condition.port else (names[0] if len(names) == 1 else None)
-    fed = [p for p in definition.inputs if p.name == port] if condition is not None else []
+    port = condition.tested_port(list(dict.fromkeys(p.name for p in definition.inputs))) if condition is not None else None
+    fed = [p for p in definition.inputs if p.name == port]
     if not fed:  # no condition, or one naming no input of the component (an error at the instance): at its start
         return dict.fromkeys(entries(definition))
-    return {p.node: condition.model_copy(update={"port": p.port}) for p in definition.inputs if p.name == port}
+    return {p.node: condition.model_copy(update={"port": p.port}) for p in fed if condition is not None}
 
 
 def entries(definition: ComponentSpec) -> frozenset[str]:
@@ -335,7 +334,7 @@ def _check_break(ex: _Expansion, node: NodeSpec, full: str, name: str, definitio
     if not node.breakpoint or condition is None:
         return
     names = list(dict.fromkeys(p.name for p in definition.inputs))
-    if condition.port is None and len(names) != 1:
+    if condition.tested_port(names) is None:
         ex.add(IssueCode.BREAK_CONDITION, f"node {full!r}: its breakpoint condition ({condition.describe()}) "
                f"names no input, and component {name!r} has {len(names) or 'no'} input{'s' if len(names) != 1 else ''}"
                f"{' (' + ', '.join(names) + ')' if names else ''}", full,

@@ -28,7 +28,7 @@ from engine.resources import Capacity, ResourceDemand, ResourceLedger
 from engine.settings import data_dir, resolve_data_path
 from engine.spec import AgentSpec, Lifecycle, PortSpec, params_error_details
 from engine.versions import Newer, Upgrade, newer_than_installed, upgrade
-from engine.workflow import COMPONENT_PREFIX, EdgeSpec, NodeSpec, Workflow, load_workflow
+from engine.workflow import COMPONENT_PREFIX, BreakCondition, EdgeSpec, NodeSpec, Workflow, load_workflow
 
 __all__ = ["errors_of", "resolve_capacity", "validate", "validate_text"]
 
@@ -850,10 +850,15 @@ def _check_bypass(ctx: _Context, links: list[_Link]) -> None:
 def _idle_instance_breaks(workflow: Workflow) -> list[Issue]:
     """A component's node with a breakpoint condition but no breakpoint (its nodes inside get
     neither, so ``_check_breaks`` never sees it): the condition has no effect."""
-    return [Issue(IssueCode.BREAK_CONDITION.value, f"node {n.id!r} has a breakpoint condition "
-                  f"({n.break_when.describe()}) but no breakpoint, so it has no effect", n.id, None,
-                  "set its breakpoint (F9, or `breakpoint: true`), or remove `break_when`", "warning")
-            for n in workflow.nodes if n.break_when is not None and not n.breakpoint and n.agent.startswith(COMPONENT_PREFIX)]
+    return [_idle_break(n.id, n.break_when) for n in workflow.nodes
+            if n.break_when is not None and not n.breakpoint and n.agent.startswith(COMPONENT_PREFIX)]
+
+
+def _idle_break(node_id: str, condition: BreakCondition) -> Issue:
+    """A breakpoint condition on a node without a breakpoint: a warning, it has no effect."""
+    return Issue(IssueCode.BREAK_CONDITION.value, f"node {node_id!r} has a breakpoint condition "
+                 f"({condition.describe()}) but no breakpoint, so it has no effect", node_id, None,
+                 "set its breakpoint (F9, or `breakpoint: true`), or remove `break_when`", "warning")
 
 
 def _check_breaks(ctx: _Context, links: list[_Link]) -> None:
@@ -867,12 +872,10 @@ def _check_breaks(ctx: _Context, links: list[_Link]) -> None:
             continue
         said = condition.describe()
         if not node.breakpoint:
-            ctx.add(IssueCode.BREAK_CONDITION, f"node {node_id!r} has a breakpoint condition ({said}) but no "
-                    "breakpoint, so it has no effect", node=node_id, severity="warning",
-                    hint="set its breakpoint (F9, or `breakpoint: true`), or remove `break_when`")
+            ctx.issues.append(_idle_break(node_id, condition))
             continue
         names = [p.name for p in spec.inputs]
-        port_name = condition.port if condition.port is not None else (names[0] if len(names) == 1 else None)
+        port_name = condition.tested_port(names)
         port = spec.input(port_name) if port_name is not None else None
         if port is None:
             close = suggest(condition.port, names) if condition.port else []

@@ -88,6 +88,11 @@ class BreakCondition(BaseModel):
     op: BreakOp = Field(">=", description="comparison")
     value: str | float | list[str] = Field(..., description="the value to compare with")
 
+    def tested_port(self, names: list[str]) -> str | None:
+        """The input it tests, of a node (or component) whose inputs are ``names``: the one it
+        names, else the only one; None when it names none and there are several (or none)."""
+        return self.port if self.port is not None else (names[0] if len(names) == 1 else None)
+
     def describe(self) -> str:
         """"intent: confidence < 0.6"."""
         if isinstance(self.value, list) or self.op == "in":  # a list: as "in" reads it (comma-separated)

@@ -763,8 +763,7 @@ class Executor:
                 run.mark_resumed(now)
                 self.bus.emit(RunResumed(run_id=run.id, time=now))
             else:
-                run.steps, run.paused_at, run.paused_why = run.steps + max(1, int(steps)), None, None
-                run.version += 1
+                run.mark_stepped(max(1, int(steps)))
             self._hand_out(self._dispatch_locked(), keep=False)
             return True
 

@@ -117,7 +117,7 @@ class RayRunner:
             return False
         if steps is not None:
             with self.lock:
-                run.paused_at, run.paused_why, run.version = None, None, run.version + 1
+                run.mark_stepped()
             return gate.step(steps)
         now = time.time()
         gate.resume()

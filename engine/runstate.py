@@ -192,6 +192,11 @@ class RunState:
         self.paused_why = why if at else None
         self.pause_spans.append([now, math.inf, pause_label(at, self.paused_why)])
 
+    def mark_stepped(self, steps: int = 0) -> None:
+        """A step granted while it stays paused (``steps`` more nodes for the local executor; the
+        Ray runner's gate counts its own): it is no longer held at a breakpoint."""
+        self.steps, self.paused_at, self.paused_why, self.version = self.steps + steps, None, None, self.version + 1
+
     def mark_resumed(self, now: float) -> None:
         """Not paused any more since ``now``: its open pause span ends there."""
         self.paused, self.steps, self.paused_at, self.version = False, 0, None, self.version + 1

@@ -21,9 +21,9 @@ from engine.workflow import NodeSpec, PinSpec, Workflow, upstream_workflow, with
 from ui import auth, state
 from ui.editor import DesignerSession
 from ui.inside_view import shown_instance
-from ui.monitor.live import render_text_block
+from ui.monitor.live import render_node_error, render_text_block
 from ui.monitor.outputs import render_outputs
-from ui.monitor.waiting import waiting_inputs
+from ui.monitor.waiting import render_inputs, waiting_inputs
 from ui.render import code_md, escape_md
 from ui.services import get_registry, get_run_manager, get_store, runs_available
 from ui.session import flash, save
@@ -313,14 +313,9 @@ def failed_node_section(sess: DesignerSession, run_id: str, node_id: str, status
             st.markdown(f"**{escape_md(node_id)} was skipped** in run {code_md(run_id)}: "
                         f"{escape_md(node.get('reason') or 'a node before it did not finish')}.")
             return
-        error = node.get("error") or {}
         st.markdown(f"**Why {escape_md(node_id)} failed** in run {code_md(run_id)} "
                     f"(after {int(node.get('attempts') or 0)} attempt{'s' if node.get('attempts') != 1 else ''})")
-        st.error(f"{escape_md(error.get('type') or 'Error')}: {escape_md(error.get('message') or 'failed')}",
-                 icon=":material/error:")
-        if error.get("traceback"):
-            with st.expander("Traceback"):
-                render_text_block(error["traceback"])
+        render_node_error(node.get("error") or {}, icon=":material/error:")
         if logs := node.get("logs"):
             st.caption("Its last log lines:")
             render_text_block("\n".join(logs[-8:]))
@@ -330,13 +325,8 @@ def failed_node_section(sess: DesignerSession, run_id: str, node_id: str, status
                       help="Once it is fixed (its parameters, its inputs' settings), run the workflow again "
                            "from this node: the nodes before it come from the cache")
         with st.expander("What it was given (its inputs)"):
-            inputs = manager.inputs(run_id, node_id)
-            if inputs is None:
-                st.caption("Its inputs cannot be read now (released from memory, or gone from Ray's object store).")
-            elif not inputs:
-                st.caption("It has no inputs: it started from its parameters.")
-            else:
-                render_outputs(inputs, {}, key=f"designer.given.{node_id}", name=f"{sess.document.name}-{node_id}-inputs")
+            render_inputs(manager.inputs(run_id, node_id), f"designer.given.{node_id}",
+                          f"{sess.document.name}-{node_id}-inputs")
 
 
 def inside_run_id(sess: DesignerSession, node_id: str) -> str | None:

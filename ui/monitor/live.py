@@ -56,6 +56,14 @@ def pauses_said(view: RunView) -> str:
         f"; and {len(spans) - 6} more" if len(spans) > 6 else "")
 
 
+def render_node_error(error: dict[str, Any], icon: str | None = None) -> None:
+    """A failed node's error (type: message), with its traceback in an expander."""
+    st.error(f"{escape_md(error.get('type') or 'Error')}: {escape_md(error.get('message') or 'failed')}", icon=icon)
+    if error.get("traceback"):
+        with st.expander("Traceback"):
+            render_text_block(error["traceback"])
+
+
 def render_progress(view: RunView) -> None:
     done, total = view.progress
     st.progress(done / total if total else 0.0, text=progress_text(view))
@@ -221,11 +229,7 @@ def render_node_detail(view: RunView, node_id: str, key: str,
     if node.get("reason"):
         st.caption(f"Reason: {escape_md(node['reason'])}")
     if node.get("error"):
-        err = node["error"]
-        st.error(f"{escape_md(err['type'])}: {escape_md(err['message'])}")
-        if err.get("traceback"):
-            with st.expander("Traceback"):
-                render_text_block(err["traceback"])
+        render_node_error(node["error"])
     logs, out_tab = st.tabs(["Logs", "Outputs"])
     with logs:
         render_text_block("\n".join(node.get("logs") or []) or "(no log lines)")

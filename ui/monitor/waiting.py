@@ -28,14 +28,7 @@ def waiting_inputs(manager: Any, run_id: str, node_id: str, key: str) -> None:
     where = "at its breakpoint" if at else f"{status}, the run paused"
     st.markdown(f"**What waits at {escape_md(node_id)}** in run {code_md(run_id)} ({where}): the inputs it will "
                 "start with. Step starts it; Resume goes on.")
-    if inputs is None:
-        st.caption("Its inputs cannot be read now (released from memory, or gone from Ray's object store): "
-                   "look at the outputs of the nodes before it.")
-        return
-    if not inputs:
-        st.caption("It has no inputs: it starts from its parameters.")
-        return
-    caught = breaks.matching(condition, inputs) if condition is not None else None
+    caught = breaks.matching(condition, inputs) if condition is not None and inputs else None
     if caught is not None and condition is not None and st.toggle(
             "Only the rows that met the condition", value=True, key=f"{key}.caught.{run_id}.{node_id}"):
         port, rows = caught
@@ -43,4 +36,16 @@ def waiting_inputs(manager: Any, run_id: str, node_id: str, key: str) -> None:
         st.caption(f"{count} row{'s' if count != 1 else ''} of input {code_md(port)} meet the breakpoint's condition "
                    f"{code_md(condition.describe())}:")
         inputs = {port: rows}
-    render_outputs(inputs, {}, key=f"{key}.in.{run_id}.{node_id}", name=f"{ran.name}-{node_id}-inputs")
+    render_inputs(inputs, f"{key}.in.{run_id}.{node_id}", f"{ran.name}-{node_id}-inputs")
+
+
+def render_inputs(inputs: dict[str, Any] | None, key: str, name: str) -> None:
+    """A node's inputs by port, as its outputs are shown (``RunManager.inputs``: None when they
+    cannot be read now)."""
+    if inputs is None:
+        st.caption("Its inputs cannot be read now (released from memory, or gone from Ray's object store): "
+                   "look at the outputs of the nodes before it.")
+    elif not inputs:
+        st.caption("It has no inputs: it runs from its parameters.")
+    else:
+        render_outputs(inputs, {}, key=key, name=name)

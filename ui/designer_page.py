@@ -219,7 +219,7 @@ def _editor() -> None:
             on_command=_on_command,
         )
         _run_row(sess, issues, run_id, run_status)
-        node_outputs_section(sess, run_id, statuses)
+        node_outputs_section(sess, run_id, statuses, run_status)
         export_buttons(sess)
     with right:  # the hint sits beside the canvas, so the canvas never moves (or remounts) when it goes
         if not sess.workflow.nodes:

@@ -199,16 +199,18 @@ def changed_since_run(ran: Workflow, now: Workflow, node_id: str) -> bool:
     return upstream(ran) != upstream(now)
 
 
-def node_outputs_section(sess: DesignerSession, run_id: str | None, statuses: dict[str, str]) -> None:
+def node_outputs_section(sess: DesignerSession, run_id: str | None, statuses: dict[str, str],
+                         run_status: str | None = None) -> None:
     """Under the canvas: the selected node's outputs in the run started here, once it has them
     (Orange's data table, ComfyUI's previews), with a word when the graph changed since. With a
-    component open, a node inside shows its outputs in the node the component was opened from."""
+    component open, a node inside shows its outputs in the node the component was opened from.
+    ``run_status``: the run's status as ``run_state`` read it this draw (not read again)."""
     if run_id is None or len(sess.selected) != 1:
         return
     node_id = sess.selected[0]
     if sess.scope is not None:  # the node inside, as the instance it was opened from ran it
         node_id = inside_run_id(sess, node_id) or ""
-    if statuses.get(node_id) in WAITING and run_state()[1] == "paused":
+    if statuses.get(node_id) in WAITING and run_status == "paused":
         waiting_inputs_section(sess, run_id, node_id)
         return
     if statuses.get(node_id) in ("failed", "skipped"):

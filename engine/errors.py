@@ -95,6 +95,12 @@ class PinError(ServiceGridError, ValueError):
     """A node's output cannot be pinned (``engine.results.pin_from_run``); the message says why."""
 
 
+class AmendError(ServiceGridError, ValueError):
+    """A node's settings cannot change in a run under way (``engine.amend``): it started already,
+    something other than its settings changed, or the new settings do not validate. The message
+    says which node and what to do instead."""
+
+
 def suggest(name: str, known: Iterable[str], n: int = 3) -> list[str]:
     """Close matches for a mistyped name, best first."""
     return difflib.get_close_matches(name, list(known), n=n, cutoff=0.6)

@@ -122,6 +122,14 @@ class NodeLog(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class NodeAmended(Event):
+    """A node's settings changed in the run before it started (``engine.amend``)."""
+
+    changes: tuple[str, ...]  # what changed, a line each ("threshold 0.5 -> 0.7")
+    node: dict[str, Any] = field(default_factory=dict)  # the node as it now runs (its workflow JSON)
+
+
+@dataclass(frozen=True, kw_only=True)
 class NodeRetried(Event):
     attempt: int  # the attempt that failed
     error_type: str
@@ -190,7 +198,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
     for cls in (
         RunStarted, NodeQueued, NodeWaitingInputs, NodeWaitingResource, NodeStarted,
-        NodeProgress, NodeLog, NodeRetried, NodeFinished, NodeFailed, NodeSkipped,
+        NodeProgress, NodeLog, NodeAmended, NodeRetried, NodeFinished, NodeFailed, NodeSkipped,
         NodeCancelled, MetricSampled, RunPaused, RunResumed, RunFinished,
     )
 }

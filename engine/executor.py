@@ -165,6 +165,11 @@ class Executor:
                 self._finish_run_locked(run, now)
             self._hand_out(self._dispatch_locked(), keep=False)
 
+    def admit_locked(self) -> None:
+        """Admit what fits now (under the lock), after something other than a node's end changed
+        what can start (``engine.amend``: a smaller demand, a breakpoint taken away)."""
+        self._hand_out(self._dispatch_locked(), keep=False)
+
     def fits_ever(self, run: RunState, demand: ResourceDemand) -> bool:
         """Whether ``demand`` fits the run's capacity and the machine when nothing else runs."""
         return run.ledger.could_ever_fit(demand) and any(

@@ -33,7 +33,14 @@ from engine.resources import Capacity, ResourceLedger
 from engine.results import ResultStore, canonical_params_json, pin_issues, workflow_cache_keys
 from engine.runstate import NodeState, RunSnapshot, RunState, make_snapshot, node_memory_so_far, set_routes
 from engine.versions import runnable
-from engine.workflow import DISABLED_KEY, BreakCondition, Workflow, without_bypassed, without_disabled
+from engine.workflow import (
+    DISABLED_KEY,
+    BreakCondition,
+    NodeSpec,
+    Workflow,
+    without_bypassed,
+    without_disabled,
+)
 
 log = logging.getLogger(__name__)
 KEEP_FINISHED = 200  # finished runs kept in memory for snapshots
@@ -134,6 +141,23 @@ class RunHandle:
     def outputs(self, node_id: str) -> dict[str, Any] | None:
         return self.manager.outputs(self.run_id, node_id)
 
+    def amend(self, nodes: Iterable[NodeSpec]) -> dict[str, list[str]]:
+        return self.manager.amend(self.run_id, nodes)
+
+    def set_params(self, node_id: str, **params: Any) -> list[str]:
+        """Edit and continue with new values for some of a node's parameters (the others kept):
+        ``handle.set_params("route", threshold=0.7)`` while paused before ``route``. Returns what
+        changed; raises AmendError as ``RunManager.amend`` does."""
+        from engine.errors import AmendError, shown_names
+
+        ran = self.manager.workflow(self.run_id)
+        node = ran.node(node_id)
+        if node is None:
+            raise AmendError(f"run {self.run_id} has no node {node_id!r}; its nodes are: "
+                             f"{shown_names(ran.node_ids(), 10)}")
+        changed = node.model_copy(update={"params": {**node.params, **params}})
+        return self.manager.amend(self.run_id, [changed]).get(node_id, [])
+
     def __repr__(self) -> str:
         return f"RunHandle({self.run_id!r})"
 
@@ -170,6 +194,7 @@ class RunManager:
                                  max_threads=max_threads)
         self._runs: dict[str, RunState] = {}
         self._closed = False
+        self.amend_lock = threading.Lock()  # one change of a run's settings at a time (engine.amend)
         self.ray = RayRunner(self.registry, self.bus, self.executor.lock, self.results)
         self.sampler = Sampler(self._on_sample, self._worth_sampling, self.gpu, hz=sample_hz,
                                threads=self._sampled_threads)
@@ -478,6 +503,17 @@ class RunManager:
                    else self.executor.resume_run(run, steps=nodes))
         self.sampler.wake()
         return stepped
+
+    def amend(self, run_id: str, nodes: Iterable[NodeSpec]) -> dict[str, list[str]]:
+        """Edit and continue: give nodes of a local run under way that have not started new
+        settings (``params``, ``resources``, ``lifecycle``, breakpoint, fault drill), typically
+        while it is paused at a breakpoint; each of ``nodes`` names a node of the run by id.
+        Returns what changed, by node. Raises AmendError, with the run unchanged, when a node
+        started already, differs in more than its settings, or its new settings do not validate
+        (``engine.amend``)."""
+        from engine.amend import amend_run
+
+        return amend_run(self, self._run(run_id), list(nodes))
 
     def _local(self, run_id: str) -> RunState:
         run = self._run(run_id)

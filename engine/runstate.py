@@ -171,6 +171,7 @@ class RunState:
     paused_at: str | None = None  # the breakpoint it is paused at, if that paused it
     paused_why: str | None = None  # what that breakpoint's condition found ("confidence < 0.6 holds for 3 of 20 rows")
     break_when: dict[str, BreakCondition] = field(default_factory=dict)  # conditions of breakpoints (engine.breaks)
+    amended: dict[str, list[str]] = field(default_factory=dict)  # settings changed during the run (engine.amend)
     fail_fast_by: str | None = None
     error: str | None = None
     samples: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_SAMPLES))
@@ -230,6 +231,7 @@ class RunSnapshot:
     pauses: list[tuple[float, float | None, str]] = field(default_factory=list)  # (paused at, resumed at or None, why)
     paused_at: str | None = None  # the node whose breakpoint paused it (while paused there)
     paused_why: str | None = None  # what that breakpoint's condition found, if it has one
+    amended: dict[str, list[str]] = field(default_factory=dict)  # node -> settings changed during the run
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -324,6 +326,7 @@ def make_snapshot(run: RunState) -> RunSnapshot:
         pauses=[(a, b if b != math.inf else None, why) for a, b, why in run.pause_spans],
         paused_at=run.paused_at if run.paused and not run.status.is_terminal else None,
         paused_why=run.paused_why if run.paused and run.paused_at and not run.status.is_terminal else None,
+        amended={nid: list(lines) for nid, lines in run.amended.items()},
     )
 
 

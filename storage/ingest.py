@@ -161,6 +161,16 @@ class BatchWriter:
         self.nodes[key] = row
         return row
 
+    def _amended(self, event: ev.NodeAmended) -> None:
+        """A node's settings changed during the run: the run's workflow records what it ran with."""
+        run = self.runs.get(event.run_id)
+        if run is None or not isinstance(event.node, dict) or not isinstance(run.workflow_json, dict):
+            return
+        node = json_safe(event.node)
+        nodes = [node if isinstance(n, dict) and n.get("id") == event.node_id else n
+                 for n in run.workflow_json.get("nodes", [])]
+        run.workflow_json = {**run.workflow_json, "nodes": nodes}  # a new dict: the JSON column sees the change
+
     def _node_event(self, event: ev.Event, row: NodeRunRecord) -> None:
         match event:
             case ev.NodeQueued():
@@ -199,6 +209,8 @@ class BatchWriter:
             case ev.NodeCancelled():
                 _finish(row, ev.NodeStatus.CANCELLED, event.time, event.metrics)
                 row.error_message = _text(event.reason)
+            case ev.NodeAmended():
+                self._amended(event)
             case _:
                 pass  # NodeLog and future kinds: kept as events only
 

@@ -28,6 +28,7 @@ from ui.component_library import (
     library_tab,
     mark_library_versions,
 )
+from ui.designer_amend import amend_notice
 from ui.designer_files import export_buttons, import_panel, template_gallery, workflow_panel
 from ui.designer_run import (
     ACTIVE,
@@ -78,7 +79,8 @@ def render_designer() -> None:
     flash_slot = st.container()  # always there, so the editor fragment below never changes place in the page
     if flashed:
         kind, message = flashed
-        {"error": flash_slot.error, "success": flash_slot.success}.get(kind, flash_slot.info)(escape_md(message))
+        {"error": flash_slot.error, "warning": flash_slot.warning, "success": flash_slot.success}.get(
+            kind, flash_slot.info)(escape_md(message))
     st.session_state[FULL_RUN_ID] = sess.workflow_id
     st.session_state[FULL_SCOPE] = sess.scope_name
     polling = st.session_state[POLLING] = run_active()
@@ -195,6 +197,7 @@ def _editor() -> None:
                   *issues]
     shelf = library(store)  # the component library, once per draw
     run_id, run_status, statuses = run_state()
+    by_node = statuses  # by node id as the run has them (a component's nodes inside it: "desk/route")
     if sess.scope is not None:  # a component open: its inside, with what is said of its nodes
         drawn = inside_canvas(sess, registry, document, sized, issues, statuses, shelf,
                               counted_items(sess, run_id, statuses))
@@ -219,6 +222,8 @@ def _editor() -> None:
             on_command=_on_command,
         )
         _run_row(sess, issues, run_id, run_status)
+        if run_id and run_status in ACTIVE:
+            amend_notice(sess, run_id, by_node)
         node_outputs_section(sess, run_id, statuses, run_status)
         export_buttons(sess)
     with right:  # the hint sits beside the canvas, so the canvas never moves (or remounts) when it goes

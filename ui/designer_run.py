@@ -271,8 +271,9 @@ def waiting_inputs_section(sess: DesignerSession, run_id: str, node_id: str) -> 
             return
         if ran.node(node_id) is not None and changed_since_run(ran, expand_components(sess.document)[0], node_id):
             st.warning(f"{escape_md(node_id)}, or a node before it, has changed since run {code_md(run_id)} started: "
-                       "Step and Resume run it as it was then. To run the new version, cancel this run and run it "
-                       "again from here (what comes before it comes from the cache).", icon=":material/history:")
+                       "Step and Resume run it as it was then, unless the run takes the new settings (**Use in "
+                       "this run**, above: for nodes not started yet). Otherwise cancel this run and run it again "
+                       "from here (what comes before it comes from the cache).", icon=":material/history:")
 
 
 def paused_here(sess: DesignerSession, run_id: str | None) -> str | None:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from engine.errors import CapacityError, WorkflowFileError, WorkflowInvalidError
+from engine.errors import AmendError, CapacityError, WorkflowFileError, WorkflowInvalidError
 from engine.events import Event, NodeFailed, NodeSkipped, RunStatus
 from engine.policies import POLICIES
 from engine.resources import Capacity, parse_capacity
@@ -248,8 +249,8 @@ def walk(handle: Any, answers: Any) -> None:
             for line in caught_lines(handle, snap.paused_at):
                 print(line, file=sys.stderr)
         after = f" (then {', '.join(ready[1:3])})" if len(ready) > 1 else ""
-        print(f"paused: Enter starts {ready[0]}{after} · r resumes the rest · q cancels: ", end="",
-              file=sys.stderr, flush=True)
+        print(f"paused: Enter starts {ready[0]}{after} · r resumes the rest · q cancels · "
+              "set NODE PARAM=VALUE changes a node not started yet: ", end="", file=sys.stderr, flush=True)
         answer = answers.readline()
         if not getattr(answers, "isatty", lambda: False)():
             print(file=sys.stderr)  # a piped answer is not echoed: end the prompt's line
@@ -257,6 +258,9 @@ def walk(handle: Any, answers: Any) -> None:
             print("(end of input: resuming)", file=sys.stderr)
             handle.resume()
             return
+        if answer.strip().split(" ", 1)[0].lower() == "set":
+            set_params(handle, answer.strip()[3:])
+            continue
         if answer.strip().lower() == "r":
             handle.resume()
             return
@@ -268,6 +272,38 @@ def walk(handle: Any, answers: Any) -> None:
         while handle.snapshot().nodes.get(started, {}).get("status") in ("queued", "waiting_resource") and \
                 not RunStatus(handle.snapshot().status).is_terminal:
             time.sleep(STEP_POLL_S)  # until the step's node has started (or the run ended)
+
+
+def parse_assignments(text: str) -> tuple[str, dict[str, Any]]:
+    """``NODE PARAM=VALUE [PARAM=VALUE ...]`` (what follows ``set`` at the step prompt) as the node
+    and its new parameter values; a value is read as JSON where it is (``0.7``, ``true``,
+    ``[1, 2]``), else as text. Raises ValueError saying what is missing."""
+    words = shlex.split(text)
+    if len(words) < 2:
+        raise ValueError("write `set NODE PARAM=VALUE`, for example `set route threshold=0.7`")
+    params: dict[str, Any] = {}
+    for word in words[1:]:
+        name, sep, raw = word.partition("=")
+        if not sep or not name:
+            raise ValueError(f"{word!r} is not PARAM=VALUE; for example `set {words[0]} threshold=0.7`")
+        try:
+            params[name] = json.loads(raw)
+        except ValueError:
+            params[name] = raw
+    return words[0], params
+
+
+def set_params(handle: Any, text: str) -> None:
+    """The step prompt's ``set``: change parameters of a node the run has not started, and say
+    what changed (or why nothing did)."""
+    try:
+        node, params = parse_assignments(text)
+        changed = handle.set_params(node, **params)
+    except (AmendError, ValueError) as exc:
+        print(f"not changed: {exc}", file=sys.stderr)
+        return
+    print(f"changed {node}: {'; '.join(changed)}" if changed else f"{node} already has those settings",
+          file=sys.stderr)
 
 
 class _StepLines:

@@ -100,3 +100,32 @@ def test_break_if_pauses_only_when_its_condition_holds(tmp_path: Path, monkeypat
     assert "paused" not in capsys.readouterr().err
     assert main(["run", str(path), "--break-if", "check", "amount 5000"]) == 2
     assert "breakpoint on 'check': cannot read the condition 'amount 5000'" in capsys.readouterr().err
+
+
+def test_set_changes_a_node_at_the_pause_before_it_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys) -> None:
+    """Edit and continue from the terminal: `set NODE PARAM=VALUE` at the step prompt; the run then
+    computes with it, and the stored run says what changed."""
+    monkeypatch.setenv("SERVICEGRID_DATABASE_URL", f"sqlite:///{tmp_path / 'runs.db'}")
+    monkeypatch.setenv("SERVICEGRID_DATA_DIR", str(tmp_path / "data"))
+    path = tmp_path / "tags.json"
+    path.write_text(json.dumps({
+        "schema_version": 1, "name": "tags",
+        "nodes": [{"id": "src", "agent": "test.texts", "params": {"n": 3}},
+                  {"id": "tag", "agent": "test.tag", "params": {"suffix": "+"}, "breakpoint": True},
+                  {"id": "out", "agent": "flow.sink_csv", "params": {"filename": "tags.csv"}}],
+        "edges": [{"source": "src", "target": "tag"}, {"source": "tag", "target": "out"}]}))
+    answers = "set tag suffix=-x\nset tag suffix=\"" + "y" * 30 + "\"\nset src n=5\nset tag\nr\n"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(answers))
+    assert main(["run", str(path), "--no-cache"]) == 0
+    err = capsys.readouterr().err
+    assert "changed tag: suffix '+' -> '-x'" in err
+    assert "not changed: the new settings of 'tag' do not validate" in err and "at most 20 characters" in err
+    assert "not changed: node 'src' of run" in err and "has ended (done)" in err
+    assert "not changed: write `set NODE PARAM=VALUE`, for example `set route threshold=0.7`" in err
+    written = (tmp_path / "data" / "outputs" / "tags.csv").read_text()
+    assert "item-0-x" in written and "item-0+" not in written
+    run_id = re.search(r"run (\w{12})", err).group(1)
+    assert main(["runs", "show", run_id]) == 0
+    shown = capsys.readouterr().out
+    assert "settings changed during the run: suffix '+' -> '-x'" in shown

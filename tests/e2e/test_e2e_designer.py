@@ -808,8 +808,14 @@ def test_a_conditional_breakpoint_pauses_only_when_its_condition_holds(page, app
     least = page.get_by_role("spinbutton", name="Min Confidence")  # changed while the run holds it
     least.fill("0.8")
     least.press("Enter")
-    expect(page.get_by_text(re.compile(r"route, or a node before it, has changed since run \w+ started"))
-           ).to_be_visible(timeout=20000)
+    changed = page.get_by_text(re.compile(r"route, or a node before it, has changed since run \w+ started"))
+    expect(changed).to_be_visible(timeout=20000)
+    page.get_by_role("button", name="Use in this run").click()  # edit and continue: route has not started
+    toast = page.get_by_test_id("sg-toast").filter(
+        has_text=re.compile(r"run \w+ takes the new settings \(route: min_confidence 0\.5 -> 0\.8\)"))
+    expect(toast).to_be_visible(timeout=20000)
+    expect(changed).to_have_count(0)  # the run has them now
+    expect(page.get_by_role("button", name="Use in this run")).to_have_count(0)
     page.get_by_role("button", name="Resume").click()
     expect(node(page, "all_tickets")).to_have_attribute("data-status", "done", timeout=60000)
     click_node(page, "route")

@@ -263,6 +263,19 @@ def test_the_gantt_shades_when_the_run_was_paused() -> None:
     assert "amount > 5 holds for 2 of 3 rows for" in said and pauses_said(view) == ""
 
 
+def test_settings_changed_during_the_run_are_said_under_the_gantt() -> None:
+    from engine.amend import CHANGED_LOG
+    from ui.monitor.live import changes_said
+
+    view = view_from_snapshot(fake_snapshot(nodes=2, samples=4, status="succeeded"))
+    assert changes_said(view) == ""
+    nid = next(iter(view.nodes))
+    view.nodes[nid]["logs"] = ["started", CHANGED_LOG + "min_confidence 0.5 -> 0.8; resources.memory_mb (default) -> 64"]
+    said = changes_said(view).replace("\\", "")
+    assert said == (f":material/edit_note: Changed during the run, before the node started: `{nid}`: "
+                    "min_confidence 0.5 -> 0.8; resources.memory_mb (default) -> 64")
+
+
 def test_what_changed_names_nodes_left_out_as_disabled_or_bypassed_not_removed() -> None:
     base = view_from_snapshot(fake_snapshot(nodes=2, samples=4, status="succeeded"))
     full = {"nodes": [{"id": "a", "agent": "test.source"}, {"id": "b", "agent": "test.echo"},

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from engine.backends.ray_run import Gate
+from engine.errors import AmendError
 from engine.events import RunStatus
 from engine.results import ResultStore
 from engine.runs import RunManager, RunOptions
@@ -140,6 +141,9 @@ def test_a_breakpoint_pauses_a_ray_run_before_its_node(manager: RunManager) -> N
     _until(lambda: handle.snapshot().paused_at == "b")
     time.sleep(0.8)
     assert statuses(handle) == {"a": "done", "b": "queued", "c": "waiting_inputs"}
+    with pytest.raises(AmendError, match=r"runs on ray: its nodes' settings cannot change while it goes on \(only a "
+                                         r"local run's can\); cancel it and run the workflow again"):
+        handle.set_params("b", seconds=0.2)  # edit and continue is for local runs
     assert handle.step()
     _until(lambda: statuses(handle)["b"] == "done")
     time.sleep(0.8)

@@ -3,22 +3,15 @@
 
 from __future__ import annotations
 
+from designer_kit import route_with_breakpoint
 from streamlit.testing.v1 import AppTest
 
 from engine.breaks import parse
 from ui import state
 
 
-def _route_with_breakpoint(app: AppTest) -> None:
-    app.run()
-    app.button(key="tpl.customer-service").click().run()
-    app.session_state[state.DESIGNER].select("route")
-    app.run()
-    app.toggle(key="breakpoint.route.False").set_value(True).run()
-
-
 def test_a_condition_typed_in_the_panel_is_saved_and_its_columns_are_shown(app: AppTest) -> None:
-    _route_with_breakpoint(app)
+    route_with_breakpoint(app)
     captions = " ".join(str(c.value) for c in app.caption)
     assert "Input `intents` has the columns `id`, `text`, `predicted`, `confidence`" in captions
     app.text_input(key="break_when.route").input("intents: confidence < 0.6").run()
@@ -32,7 +25,7 @@ def test_a_condition_typed_in_the_panel_is_saved_and_its_columns_are_shown(app: 
 
 
 def test_text_that_is_not_a_condition_is_refused_and_stays_in_the_box(app: AppTest) -> None:
-    _route_with_breakpoint(app)
+    route_with_breakpoint(app)
     app.text_input(key="break_when.route").input("intents: confidence < 0.6").run()
     app.text_input(key="break_when.route").input("confidence lower than 0.6").run()
     assert app.session_state[state.DESIGNER].workflow.node("route").break_when == parse("intents: confidence < 0.6")
@@ -44,7 +37,7 @@ def test_text_that_is_not_a_condition_is_refused_and_stays_in_the_box(app: AppTe
 
 
 def test_a_condition_can_be_picked_from_what_arrives_instead_of_typed(app: AppTest) -> None:
-    _route_with_breakpoint(app)
+    route_with_breakpoint(app)
     app.selectbox(key="break_pick.route.port").select("intents").run()
     app.selectbox(key="break_pick.route.field.intents").select("predicted").run()
     app.selectbox(key="break_pick.route.op").select("==").run()

@@ -11,6 +11,7 @@ from typing import Any
 
 import streamlit as st
 
+from engine.amend import CHANGED_LOG
 from ui.lifecycle_svg import lifecycle_svg, node_lifecycle
 from ui.monitor import charts, frames
 from ui.monitor.outputs import render_outputs
@@ -56,6 +57,17 @@ def pauses_said(view: RunView) -> str:
         f"; and {len(spans) - 6} more" if len(spans) > 6 else "")
 
 
+def changes_said(view: RunView) -> str:
+    """The settings changed while the run went on (edit and continue, ``engine.amend``), read
+    from the nodes' logs, in a line; "" when none was."""
+    said = [f"{code_md(nid)}: {escape_md(line.removeprefix(CHANGED_LOG))}"
+            for nid, node in view.nodes.items() for line in node.get("logs") or () if line.startswith(CHANGED_LOG)]
+    if not said:
+        return ""
+    return (":material/edit_note: Changed during the run, before the node started: " + "; ".join(said[:6])
+            + (f"; and {len(said) - 6} more" if len(said) > 6 else ""))
+
+
 def render_node_error(error: dict[str, Any], icon: str | None = None) -> None:
     """A failed node's error (type: message), with its traceback in an expander."""
     st.error(f"{escape_md(error.get('type') or 'Error')}: {escape_md(error.get('message') or 'failed')}", icon=icon)
@@ -80,6 +92,8 @@ def render_charts(view: RunView, key: str) -> None:
     specs = {"gantt": charts.gantt_spec(view)}
     st.vega_lite_chart(spec=specs["gantt"], width="stretch", key=f"{key}.gantt")
     if said := pauses_said(view):
+        st.caption(said)
+    if said := changes_said(view):
         st.caption(said)
     tabs = st.tabs([label for label, _, _ in RESOURCE_TABS], key=f"{key}.resources", on_change="rerun")
     for tab, (_, name, suffix) in zip(tabs, RESOURCE_TABS, strict=True):

@@ -161,3 +161,20 @@ def test_a_change_to_a_node_of_a_fused_chain_runs_the_chain_node_by_node(tmp_pat
         assert any("fused a -> b" in line for line in unchanged.snapshot().nodes["a"]["logs"])
     finally:
         m.shutdown(timeout=5)
+
+
+def test_the_demand_of_a_node_whose_memory_grows_with_its_items_follows_a_changed_source(manager) -> None:
+    """A source told to emit more items: the nodes after it that hold memory per item ask for more
+    before they start (their demand is worked out from the planned items again)."""
+    m, _ = manager
+    wf = workflow([{"id": "requests", "agent": "text.source", "params": {"mode": "requests", "n": 60},
+                    "breakpoint": True},
+                   {"id": "entities", "agent": "text.entities"}], [("requests", "entities")])
+    handle = _paused(m, wf)
+    before = handle.snapshot().nodes["entities"]["demand"]["memory_mb"]
+    handle.set_params("requests", n=50_000)
+    after = handle.snapshot().nodes["entities"]["demand"]["memory_mb"]
+    per_item = m.registry.get("text.entities").memory_per_item_mb
+    assert after - before == pytest.approx((50_000 - 60) * per_item, rel=0.01)
+    handle.cancel()
+    handle.wait(20)

@@ -178,14 +178,13 @@ def amend_run(manager: RunManager, run: RunState, nodes: Sequence[NodeSpec]) -> 
     """Give nodes of ``run`` that have not started the settings of ``nodes`` (each names a node
     of the run by id); returns what changed, by node (nothing for nodes that are the same).
 
-    Raises AmendError (the run is not a local one under way; a node is not in it, has started,
-    or differs in more than its settings; the changed workflow does not validate; a new demand
-    never fits the run's capacity): then nothing of the run changed."""
+    On Ray the run's driver takes them (``RayRun.amend``) for nodes it has not handed to Ray.
+    Raises AmendError (the run has ended; a node is not in it, has started, or differs in more
+    than its settings; the changed workflow does not validate; a new demand never fits the run's
+    capacity): then nothing of the run changed."""
     from engine.validation import validate
 
-    if run.options.backend != "local":
-        raise AmendError(f"run {run.id} runs on {run.options.backend}: its nodes' settings cannot change while it "
-                         "goes on (only a local run's can); cancel it and run the workflow again")
+    on_ray = run.options.backend == "ray"
     if run.status.is_terminal:
         raise AmendError(f"run {run.id} has ended ({run.status.value}): change the workflow and run it again")
     registry, executor = manager.registry, manager.executor
@@ -209,16 +208,19 @@ def amend_run(manager: RunManager, run: RunState, nodes: Sequence[NodeSpec]) -> 
             for nid in changes:
                 _check_not_started(run, run.nodes[nid])
         workflow = ran.model_copy(update={"nodes": [changed.get(n.id, n) for n in ran.nodes]})
-        errors = [i for i in validate(workflow, registry, capacity=run.capacity) if i.is_error]
+        issues = validate(workflow, registry, capacity=run.capacity)
+        if on_ray:
+            issues += manager.ray.validate(workflow)  # demands no single Ray node can meet
+        errors = [i for i in issues if i.is_error]
         if errors:
             listed = "; ".join(f"[{i.code}] {i.message}" + (f" ({i.hint})" if i.hint else "") for i in errors[:5])
             raise AmendError(f"the new settings of {shown_names(list(changes), 5)} do not validate, so run {run.id} "
                              f"goes on as it was: {listed}")
-        fresh: dict[str, tuple[Any, str, Any, Any]] = {}  # node -> (params, params json, demand, lifecycle)
+        fresh: dict[str, tuple[Any, str, Any]] = {}  # node -> (params, params json, lifecycle)
         for nid, node in changed.items():
             spec = registry.get(node.agent)
             params = spec.parse_params(node.params)
-            fresh[nid] = (params, canonical_params_json(params), None, spec.lifecycle.merged(node.lifecycle))
+            fresh[nid] = (params, canonical_params_json(params), spec.lifecycle.merged(node.lifecycle))
         sized = planned_items(workflow, registry) if any(ns.spec.memory_grows for ns in run.nodes.values()) else None
         demands = {}
         for nid, ns in run.nodes.items():
@@ -232,10 +234,12 @@ def amend_run(manager: RunManager, run: RunState, nodes: Sequence[NodeSpec]) -> 
         if run.options.use_cache:
             jsons = {nid: fresh[nid][1] if nid in fresh else ns.params_json for nid, ns in run.nodes.items()}
             keys = workflow_cache_keys(workflow, registry, jsons)
+        if on_ray:  # the driver swaps them in, or refuses them all when one was handed to Ray meanwhile
+            manager.ray.amend(run, workflow, {nid: _turned(ran.node(nid), changed[nid]) for nid in changes})
         with executor.lock:
-            for nid in changes:  # again: a node may have started while the workflow was checked
+            for nid in changes if not on_ray else ():  # again: a node may have started while the workflow was checked
                 _check_not_started(run, run.nodes[nid])
-            for nid, demand in demands.items():
+            for nid, demand in demands.items() if not on_ray else ():
                 if nid in changed and not executor.fits_ever(run, demand):
                     raise AmendError(f"node {nid!r} would need {demand.amounts()} on {demand.device}, which never "
                                      f"fits run {run.id}'s capacity ({run.capacity.describe()}); lower its resources")
@@ -243,8 +247,13 @@ def amend_run(manager: RunManager, run: RunState, nodes: Sequence[NodeSpec]) -> 
         return changes
 
 
+def _turned(before: NodeSpec, after: NodeSpec) -> bool | None:
+    """Whether a change turned the node's breakpoint on (True), off (False), or neither (None)."""
+    return None if before.breakpoint == after.breakpoint else after.breakpoint
+
+
 def _apply(manager: RunManager, run: RunState, workflow: Workflow, changes: dict[str, list[str]],
-           fresh: dict[str, tuple[Any, str, Any, Any]], demands: dict[str, Any], keys: dict[str, str]) -> None:
+           fresh: dict[str, tuple[Any, str, Any]], demands: dict[str, Any], keys: dict[str, str]) -> None:
     """Swap the checked settings in (under the executor's lock)."""
     executor = manager.executor
     for nid in changes:  # a changed node runs on its own: its chain's demand was worked out for the old settings
@@ -256,13 +265,13 @@ def _apply(manager: RunManager, run: RunState, workflow: Workflow, changes: dict
         if ns.status not in NOT_STARTED or ns.admitted or ns.chain or ns.fused_into:
             continue  # started meanwhile (a memory_grows node after the changed ones), or fused: keep
         ns.demand, ns.demand_dict = demand, demand.model_dump()
-    for nid, (params, params_json, _, lifecycle) in fresh.items():
+    for nid, (params, params_json, lifecycle) in fresh.items():
         ns, node = run.nodes[nid], workflow.node(nid)
         ns.params, ns.params_json, ns.lifecycle, ns.faults = params, params_json, lifecycle, node.faults or None
-        if node.breakpoint:
-            if not run.workflow.node(nid).breakpoint:  # a breakpoint set now; one already on was used or is ahead
-                run.breakpoints.add(nid)
-        else:
+        turned = _turned(run.workflow.node(nid), node)  # one already on was used, or is ahead: as it was
+        if turned:
+            run.breakpoints.add(nid)
+        elif turned is False:
             run.breakpoints.discard(nid)
         if node.breakpoint and node.break_when is not None:
             run.break_when[nid] = node.break_when

@@ -130,6 +130,15 @@ class RayRunner:
         """What a node of a Ray run under way starts with (from the object store), else None."""
         return self._backend.inputs(run.id, node_id) if self._backend is not None else None
 
+    def amend(self, run: RunState, workflow: Any, changed: dict[str, bool | None]) -> None:
+        """Hand a Ray run's driver the changed settings of nodes it has not handed to Ray
+        (``engine.amend``); raises AmendError when it cannot take them (nothing changed then)."""
+        from engine.errors import AmendError
+
+        if self._backend is None:
+            raise AmendError(f"run {run.id} is not under way on Ray here: nothing to change")
+        self._backend.amend(run.id, workflow, self.registry, changed, time_scale=run.options.time_scale)
+
     def close(self) -> None:
         for event in self._cancel.values():
             event.set()

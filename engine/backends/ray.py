@@ -18,7 +18,7 @@ from engine.backends.ray_nodes import RayNode, RunSettings, build_nodes, unplace
 from engine.backends.ray_run import Gate, RayRun
 from engine.backends.ray_worker import CancelBoard, run_node, run_node_live
 from engine.components import expand_components
-from engine.errors import ServiceGridError
+from engine.errors import AmendError, ServiceGridError
 from engine.events import Event, RunStatus
 from engine.issues import Issue, IssueCode
 from engine.registry import Registry
@@ -153,6 +153,19 @@ class RayBackend:
         object store (its finished parents' outputs); None when the run is not under way here."""
         driver = self._drivers.get(run_id)
         return driver.inputs_of(node_id) if driver is not None else None
+
+    def amend(self, run_id: str, workflow: Workflow, registry: Registry, changed: dict[str, bool | None],
+              time_scale: float = 1.0) -> None:
+        """Edit and continue on Ray: the nodes of run ``run_id`` named in ``changed`` (node -> its
+        breakpoint turned on, off, or None) take their settings in ``workflow``, the run's workflow
+        with them changed (``RayRun.amend``). Raises AmendError when the run is not under way here
+        or a node was handed to Ray already."""
+        driver = self._drivers.get(run_id)
+        if driver is None:
+            raise AmendError(f"run {run_id} is not under way on Ray here: nothing to change")
+        caps = self.node_capacities()
+        gpu_mb = min((g.memory_mb for c in caps for g in c.gpus or ()), default=0.0)
+        driver.amend(build_nodes(runnable(workflow, registry), registry, gpu_mb, time_scale), changed)
 
     def validate(self, workflow: Workflow, registry: Registry) -> list[Issue]:
         """``capacity_exceeded`` for each node whose demand no single Ray node can meet."""

@@ -7,6 +7,7 @@ The ``ray`` module is handed in by ``engine.backends.ray`` (the only module that
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from typing import Any, Literal
 from engine import breaks
 from engine.backends.ray_nodes import RayNode, RunSettings, worker_label
 from engine.backends.ray_worker import gather_inputs, timeout_error
+from engine.errors import AmendError
 from engine.events import (
     Event,
     NodeCancelled,
@@ -38,6 +40,7 @@ PROGRESS_S = 0.25  # how often the driver takes the running nodes' progress from
 CANCEL_GRACE_S = 2.0  # a cooperative cancel that is not honoured by then is forced (kills the worker)
 TIMEOUT_GRACE_S = 0.5  # the worker reports its own timeout first; the driver kills it after this
 _DONE = (NodeStatus.DONE, NodeStatus.CACHED)
+_WAITING = (NodeStatus.PENDING, NodeStatus.WAITING_INPUTS, NodeStatus.QUEUED)  # not handed to Ray: may still change
 
 
 class Gate:
@@ -109,6 +112,8 @@ class RayRun:
         self.pinned: dict[str, str] = {}  # pinned nodes (``pin``) and their result-cache keys
         self.idle: set[str] = set()  # nodes not run because they only feed pinned ones
         self._load: Callable[[str], dict[str, Any]] | None = None
+        self._amends: queue.SimpleQueue[tuple[dict[str, RayNode], dict[str, bool | None], dict[str, Any]]] = \
+            queue.SimpleQueue()  # settings changed by another thread (``amend``), applied by the driver's loop
 
     # -- pins -----------------------------------------------------------------------------
     def pin(self, keys: dict[str, str], idle: set[str], load: Callable[[str], dict[str, Any]]) -> None:
@@ -160,6 +165,7 @@ class RayRun:
             self._fail(self.nodes[node_id], {"type": "CapacityError", "message": message, "traceback": ""})
         while self.remaining > 0:
             self._poll_cancels()
+            self._take_amends()
             self._dispatch()
             if not self.inflight:
                 self.cancel_event.wait(self._wait_timeout())
@@ -168,6 +174,47 @@ class RayRun:
             self._enforce_deadlines()
             self._follow_progress()
         return self._finish()
+
+    # -- edit and continue (engine.amend) ----------------------------------------------------
+    def amend(self, fresh: dict[str, RayNode], changed: dict[str, bool | None], timeout: float = 10.0) -> None:
+        """From another thread: give the nodes ``changed`` names (node -> its breakpoint turned on,
+        off, or None: unchanged) the settings of their ``fresh`` build, and the nodes not handed to
+        Ray yet the demands of theirs (memory that grows with a changed source's items); all or
+        nothing, applied by the driver between two of its steps. Raises AmendError when one of the
+        nodes was handed to Ray already (then nothing changed)."""
+        box: dict[str, Any] = {"done": threading.Event(), "error": None}
+        self._amends.put((fresh, changed, box))
+        if not box["done"].wait(timeout):
+            raise AmendError(f"the Ray driver of run {self.s.run_id} did not take the new settings within "
+                             f"{timeout:g} s; nothing changed: try again")
+        if box["error"]:
+            raise AmendError(box["error"])
+
+    def _take_amends(self) -> None:
+        while True:
+            try:
+                fresh, changed, box = self._amends.get_nowait()
+            except queue.Empty:
+                return
+            late = [nid for nid in changed if self.nodes[nid].key is not None or self.nodes[nid].status not in _WAITING]
+            if late:
+                node = self.nodes[late[0]]
+                box["error"] = (f"node {node.id!r} of run {self.s.run_id} was handed to Ray already ({node.status.value}): "
+                                "a node's settings can change only before it starts; run the workflow again from it")
+                box["done"].set()
+                continue
+            for nid, node in self.nodes.items():
+                new = fresh.get(nid)
+                if new is None or node.key is not None or node.status not in _WAITING:
+                    continue
+                if nid in changed or new.demand != node.demand:
+                    node.params, node.demand, node.lifecycle, node.options = new.params, new.demand, new.lifecycle, new.options
+                    node.live, node.faults, node.job = new.live, new.faults, None
+                if nid in changed:
+                    node.break_when = new.break_when
+                    if changed[nid] is not None:  # turned on (it pauses the run) or off
+                        node.breakpoint = bool(changed[nid])
+            box["done"].set()
 
     def _follow_progress(self) -> None:
         """Every ``PROGRESS_S`` while nodes run, take the progress their attempts reported to the

@@ -141,9 +141,6 @@ def test_a_breakpoint_pauses_a_ray_run_before_its_node(manager: RunManager) -> N
     _until(lambda: handle.snapshot().paused_at == "b")
     time.sleep(0.8)
     assert statuses(handle) == {"a": "done", "b": "queued", "c": "waiting_inputs"}
-    with pytest.raises(AmendError, match=r"runs on ray: its nodes' settings cannot change while it goes on \(only a "
-                                         r"local run's can\); cancel it and run the workflow again"):
-        handle.set_params("b", seconds=0.2)  # edit and continue is for local runs
     assert handle.step()
     _until(lambda: statuses(handle)["b"] == "done")
     time.sleep(0.8)
@@ -175,3 +172,44 @@ def test_a_conditional_breakpoint_on_ray_reads_the_inputs_from_the_object_store(
     quiet = manager.submit(flow({"field": "amount", "op": ">", "value": 5000}), RunOptions(backend="ray", use_cache=False))
     assert quiet.wait(60) == RunStatus.SUCCEEDED
     assert "breakpoint: amount > 5000 holds for none of 3 rows: not paused" in quiet.snapshot().nodes["check"]["logs"]
+
+
+def test_edit_and_continue_on_ray_changes_nodes_not_handed_to_ray(manager: RunManager) -> None:
+    """Paused at a's breakpoint: a and b (not handed to Ray yet) take new parameters, b a
+    breakpoint set now; the driver runs them with those; a node that ran refuses a change."""
+    batch = {"execution": {"batch_size": 2}}
+    wf = Workflow.model_validate({
+        "schema_version": 1, "name": "tags",
+        "nodes": [{"id": "src", "agent": "test.texts", "params": {"n": 4}},
+                  {"id": "a", "agent": "test.tag", "params": {"suffix": "A"}, "lifecycle": batch, "breakpoint": True},
+                  {"id": "b", "agent": "test.tag", "params": {"suffix": "B"}, "lifecycle": batch}],
+        "edges": [{"source": "src", "target": "a"}, {"source": "a", "target": "b"}]})
+    handle = manager.submit(wf, RunOptions(backend="ray", use_cache=False))
+    _until(lambda: handle.snapshot().paused_at == "a")
+    assert handle.set_params("a", suffix="Z") == ["suffix 'A' -> 'Z'"]
+    b = manager.workflow(handle.run_id).node("b")
+    assert handle.amend([b.model_copy(update={"params": {"suffix": "Y"}, "breakpoint": True})]) == {
+        "b": ["suffix 'B' -> 'Y'", "breakpoint off -> on"]}
+    assert handle.resume()
+    _until(lambda: handle.snapshot().paused_at == "b")  # the breakpoint set during the run
+    with pytest.raises(AmendError, match=r"node 'a' of run \w+ has ended \(done\)"):
+        handle.set_params("a", suffix="Q")
+    assert handle.resume()
+    assert handle.wait(60) == RunStatus.SUCCEEDED
+    assert handle.outputs("b")["texts"]["texts"] == [f"item-{i}ZY" for i in range(4)]
+    assert "settings changed during the run: suffix 'A' -> 'Z'" in handle.snapshot().nodes["a"]["logs"]
+
+
+def test_a_node_ray_holds_already_refuses_a_change(manager: RunManager) -> None:
+    """Short plain tasks: b and c are handed to Ray with a (their inputs resolve in the object
+    store), so the driver refuses to change c, and the run and its record stay as they were."""
+    chain = _chain(first_s=0.45)
+    chain = chain.model_copy(update={"nodes": tuple(
+        n.model_copy(update={"params": {"duration_s": 0.45}}) if n.id == "b" else n for n in chain.nodes)})
+    handle = manager.submit(chain, RunOptions(backend="ray", use_cache=False))
+    _until(lambda: statuses(handle)["a"] in ("running", "done"))
+    with pytest.raises(AmendError, match=r"node 'c' of run \w+ was handed to Ray already \(\w+\)"):
+        handle.set_params("c", duration_s=0.2)
+    assert manager.workflow(handle.run_id).node("c").params == {"duration_s": 0.05}
+    assert handle.snapshot().amended == {}
+    assert handle.wait(60) == RunStatus.SUCCEEDED

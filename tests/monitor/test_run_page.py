@@ -284,6 +284,33 @@ def test_a_condition_given_in_the_run_form_pauses_only_when_it_holds(app):
     at = poll(at, lambda a: "succeeded" in progress_text(a))
 
 
+def test_the_parameters_of_the_node_a_run_paused_at_are_changed_on_the_run_page(app):
+    """Edit and continue from the Run page: a field of the held node's form goes into the run at
+    once; a value the agent refuses leaves the run as it was and says why."""
+    from ui.services import get_run_manager
+
+    at = app.run()
+    at.switch_page("pages/run.py").run()
+    at.selectbox(key="launch.source").select("Template: customer-service").run()
+    at.multiselect(key="launch.breaks.Template: customer-service").select("route").run()
+    at.button(key="launch.start").click().run()
+    at = poll(at, lambda a: any("at the breakpoint before `route`" in i.value for i in a.info))
+    run_id, manager = at.session_state["run_id"], get_run_manager()
+    assert any(m.value == "**Change route's parameters for this run**" for m in at.markdown)
+    at.number_input(key=f"monitor.amend.{run_id}.route.escalate_amount").set_value(50.0).run()
+    assert any(f"run {run_id} takes route: escalate_amount 500 -> 50.0" in s.value.replace("\\", "")
+               for s in at.success), [s.value for s in at.success]
+    assert manager.workflow(run_id).node("route").params["escalate_amount"] == 50
+    at.text_input(key=f"monitor.amend.{run_id}.route.triage_queue.text").input("").run()
+    refused = " ".join(e.value for e in at.error).replace("\\", "")
+    assert "not changed: the new settings of 'route' do not validate" in refused and "at least 1 character" in refused
+    assert manager.workflow(run_id).node("route").params.get("triage_queue", "triage") == "triage"
+    at.button(key="monitor.resume").click().run()
+    at = poll(at, lambda a: "succeeded" in progress_text(a))
+    (tickets,) = manager.outputs(run_id, "route").values()
+    assert any("≥ 50" in r for r in tickets["columns"]["reason"])  # ran with the value set at the pause
+
+
 def test_the_run_form_sets_the_runs_priority_and_what_to_compute_again(app):
     from ui.services import get_run_manager
 

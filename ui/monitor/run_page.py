@@ -20,7 +20,7 @@ from ui.monitor.controls import pause_controls, paused_note
 from ui.monitor.launch import launch_form
 from ui.monitor.live import render_monitor, render_node_section
 from ui.monitor.view import fill_demands, view_from_snapshot, view_from_store
-from ui.monitor.waiting import waiting_inputs
+from ui.monitor.waiting import held_settings, waiting_inputs
 from ui.render import escape_md
 from ui.services import get_registry, get_run_manager, get_store
 
@@ -126,6 +126,7 @@ def _live(run_id: str) -> None:
         if snapshot.paused and snapshot.paused_at and not RunStatus(snapshot.status).is_terminal:
             with st.expander(f"What waits at {escape_md(snapshot.paused_at)}", expanded=True):
                 waiting_inputs(manager, run_id, snapshot.paused_at, "monitor")
+                held_settings(manager, run_id, snapshot.paused_at, "monitor")
         render_node_section(view, "live", outputs=lambda n: manager.outputs(run_id, n),
                             cancel_node=cancel_node if view.running else None)
 

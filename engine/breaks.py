@@ -26,9 +26,11 @@ __all__ = ["Verdict", "check", "matching", "parse"]
 
 _SYMBOLS = "|".join(re.escape(op) for op in sorted(BREAK_OPS, key=len, reverse=True) if not op.isalpha())
 _WORDS = "|".join(op for op in BREAK_OPS if op.isalpha())  # need spaces around them: "tags in a,b"
-_TEXT = re.compile(rf"^\s*(?:(?P<port>[A-Za-z_][\w-]*)\s*:\s*)?(?P<field>\S+?)"
+_TEXT = re.compile(rf"^\s*(?:(?P<port>[A-Za-z_][\w-]*)\s*:\s*)?"
+                   rf"(?:(?P<quote>[\"'`])(?P<quoted>.+?)(?P=quote)|(?P<field>\S+?))"  # a column with spaces: quoted
                    rf"(?:\s*(?P<sym>{_SYMBOLS})\s*|\s+(?P<word>{_WORDS})\s+)(?P<value>.*?)\s*$")
-_FORM = "[PORT:] FIELD OP VALUE, e.g. 'confidence < 0.6' or 'intent: predicted == refund'"
+_FORM = ("[PORT:] FIELD OP VALUE, e.g. 'confidence < 0.6' or 'intent: predicted == refund' (a column whose name "
+         "has spaces in quotes: \"'unit price' > 5\")")
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,8 @@ class Verdict:
 
 def parse(text: str) -> BreakCondition:
     """A condition written as text: ``[PORT:] FIELD OP VALUE`` (OP one of ==, !=, <, <=, >, >=,
-    contains, in; VALUE a number or text, a comma-separated list for ``in``; quotes optional).
+    contains, in; VALUE a number or text, a comma-separated list for ``in``; quotes optional; a
+    FIELD with spaces in quotes or backticks: ``'unit price' > 5``).
 
     Raises:
         ValueError: the text is not of that form (the message shows the form).
@@ -61,7 +64,7 @@ def parse(text: str) -> BreakCondition:
         except ValueError:
             value = raw
     try:
-        return BreakCondition(port=match["port"], field=match["field"], op=op, value=value)
+        return BreakCondition(port=match["port"], field=match["quoted"] or match["field"], op=op, value=value)
     except ValidationError as exc:
         raise ValueError(f"cannot use the condition {text!r}: {exc.errors()[0]['msg']}; write it as {_FORM}") from None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -75,6 +76,15 @@ BreakOp = Literal["==", "!=", "<", "<=", ">", ">=", "contains", "in"]
 BREAK_OPS: tuple[str, ...] = get_args(BreakOp)
 
 
+def _field_text(field: str) -> str:
+    """A condition's column as its text form writes it: quoted when it has spaces, an operator's
+    sign or a quote (so ``engine.breaks.parse`` reads it back as the same column)."""
+    if re.fullmatch(r"[^\s=!<>\"'`:]+", field):
+        return field
+    quote = next((q for q in ("'", '"', "`") if q not in field), "'")
+    return f"{quote}{field}{quote}"
+
+
 class BreakCondition(BaseModel):
     """A breakpoint's condition: the run pauses before the node only when some item (row) of one
     of its inputs meets ``field op value`` (``engine.breaks``); the comparison is declared, never
@@ -100,7 +110,7 @@ class BreakCondition(BaseModel):
             value = ", ".join(str(v).strip() for v in listed)
         else:
             value = f"{self.value:g}" if isinstance(self.value, float) else repr(self.value)
-        return f"{self.port + ': ' if self.port else ''}{self.field} {self.op} {value}"
+        return f"{self.port + ': ' if self.port else ''}{_field_text(self.field)} {self.op} {value}"
 
 
 class NodeSpec(BaseModel):

@@ -27,11 +27,23 @@ SCORES = {"scores": [[0.9, 0.1], [0.45, 0.55], [0.2, 0.8]], "classes": ["refund"
     ("score_fraud>=0.9", None, "score_fraud", ">=", 0.9),
     ("tin in a,b", None, "tin", "in", ["a", "b"]),  # 'in' is a word: 'tin' is not split
     ("id != '42'", None, "id", "!=", "42"),  # quoted: text, not a number
+    ("'unit price' > 5", None, "unit price", ">", 5.0),  # a column whose name has a space: quoted
+    ("orders: `net amount` <= 10", "orders", "net amount", "<=", 10.0),
+    ('"a<b" == x', None, "a<b", "==", "x"),  # an operator's sign in a column name
 ])
 def test_the_text_form_reads_port_field_operator_and_value(text: str, port: Any, field: str, op: str, value: Any) -> None:
     condition = parse(text)
     assert (condition.port, condition.field, condition.op, condition.value) == (port, field, op, value)
     assert parse(condition.describe()) == condition  # what it says reads back as the same condition
+
+
+def test_a_column_whose_name_has_spaces_is_tested_and_said_quoted() -> None:
+    table = {"columns": {"unit price": [3.0, 12.5], "item": ["pen", "lamp"]}, "ids": ["r1", "r2"]}
+    condition = parse("'unit price' > 5")
+    assert condition.describe() == "'unit price' > 5"
+    assert check(condition, {"in": table}).why == "'unit price' > 5 holds for 1 of 2 rows"
+    assert matching(condition, {"in": table}) == ("in", {"columns": {"unit price": [12.5], "item": ["lamp"]},
+                                                         "ids": ["r2"]})
 
 
 @pytest.mark.parametrize("text", ["", "confidence", "confidence <", "< 0.6", "x ~ 3", "a in"])

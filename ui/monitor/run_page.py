@@ -125,8 +125,11 @@ def _live(run_id: str) -> None:
                        "server's output budget; nodes show their stored summary, or the result cache's copy.")
         if snapshot.paused and snapshot.paused_at and not RunStatus(snapshot.status).is_terminal:
             with st.expander(f"What waits at {escape_md(snapshot.paused_at)}", expanded=True):
-                waiting_inputs(manager, run_id, snapshot.paused_at, "monitor")
-                held_settings(manager, run_id, snapshot.paused_at, "monitor")
+                inputs, settings = st.columns([2.3, 1], gap="medium")  # the form beside the (long) inputs
+                with inputs:
+                    waiting_inputs(manager, run_id, snapshot.paused_at, "monitor")
+                with settings:
+                    held_settings(manager, run_id, snapshot.paused_at, "monitor")
         render_node_section(view, "live", outputs=lambda n: manager.outputs(run_id, n),
                             cancel_node=cancel_node if view.running else None)
 

@@ -178,3 +178,29 @@ def test_the_demand_of_a_node_whose_memory_grows_with_its_items_follows_a_change
     assert after - before == pytest.approx((50_000 - 60) * per_item, rel=0.01)
     handle.cancel()
     handle.wait(20)
+
+
+def test_changes_racing_admission_are_taken_whole_or_refused(manager) -> None:
+    """Changes sent while the run goes on (not paused) race the scheduler: each is either taken,
+    and the node runs with it, or refused because the node started, and the node runs as it was;
+    what the run records is what each node ran with."""
+    m, _ = manager
+    nodes = [{"id": "src", "agent": "test.texts", "params": {"n": 2}}]
+    nodes += [{"id": f"t{i}", "agent": "test.tag", "params": {"suffix": "old", "wait_s": 0.01}, "resources": {"cpu": 1}}
+              for i in range(24)]
+    wf = workflow(nodes, [("src", f"t{i}") for i in range(24)], capacity={"cpu": 1})
+    handle = m.submit(wf, RunOptions(use_cache=False, policy="fifo"))
+    taken: dict[str, bool] = {}
+    for i in reversed(range(24)):  # the last ones are admitted last: some changes win, some come late
+        try:
+            taken[f"t{i}"] = handle.set_params(f"t{i}", suffix="new") == ["suffix 'old' -> 'new'"]
+        except AmendError as exc:
+            assert "has started" in str(exc) or "has ended" in str(exc), exc
+            taken[f"t{i}"] = False
+    assert handle.wait(30) == RunStatus.SUCCEEDED
+    ran = m.workflow(handle.run_id)
+    for nid, took in taken.items():
+        suffix = handle.outputs(nid)["texts"]["texts"][0].removeprefix("item-0")
+        assert suffix == ("new" if took else "old"), nid
+        assert ran.node(nid).params["suffix"] == suffix  # the record says what it ran with
+    assert any(taken.values()), "no change won the race: the test shows nothing"

@@ -50,6 +50,25 @@ def test_event_stream_becomes_rows(store: Store, record: Record) -> None:
     assert samples[1].per_node == {"cls": {"cpu_percent": 40.0}}
 
 
+def test_a_node_changed_during_the_run_is_recorded_with_what_it_ran_with(store: Store, record: Record) -> None:
+    """``NodeAmended`` (edit and continue): the stored run's workflow has the node's new settings,
+    the event itself says what changed, and an exported run file carries both."""
+    from storage.transfer import parse_run_file, run_document
+
+    events = run_stream("am", ("pre", "cls"))
+    changed = {"id": "cls", "agent": "sim.task", "params": {"duration_s": 3}}
+    events.insert(2, ev.NodeAmended(run_id="am", node_id="cls", time=1000.15, changes=("duration_s 1 -> 3",),
+                                    node=changed))
+    record(store, events)
+    run = store.get_run("am")
+    assert run is not None
+    assert [n["params"] for n in run.workflow["nodes"]] == [{"duration_s": 1}, {"duration_s": 3}]
+    (stored,) = store.run_events("am", ["NodeAmended"])
+    assert stored.changes == ("duration_s 1 -> 3",) and stored.node == changed
+    again = parse_run_file(run_document(run, store.run_events("am"), store.run_samples("am")))
+    assert [e for e in again if e.kind == "NodeAmended"] == [stored]
+
+
 def test_failures_retries_skips_and_cancels(store: Store, record: Record) -> None:
     nodes = ("a", "b", "c", "d")
     events: list[ev.Event] = [

@@ -13,6 +13,8 @@ that the nodes have not started meanwhile and swaps them in: the run's workflow 
 and later resumes read), each node's parsed parameters, demand and lifecycle, its breakpoint, the
 cache keys of the nodes after it (a changed node's result, and all that follows it, is no longer
 the cached one). Each changed node logs what changed and a ``NodeAmended`` event records it.
+On Ray the run's driver swaps the nodes' settings in between two of its steps, or refuses them all
+when one was handed to Ray already (``RayRun.amend``); the run's record then follows as above.
 
 ``pending_changes`` is the designer's side: what of the drawn workflow can still go into the run
 it started, what comes too late (the node ran already), and what no run under way can take.

@@ -12,6 +12,7 @@ import threading
 import time
 from typing import Any
 
+from engine.errors import AmendError
 from engine.events import (
     Event,
     EventBus,
@@ -133,8 +134,6 @@ class RayRunner:
     def amend(self, run: RunState, workflow: Any, changed: dict[str, bool | None]) -> None:
         """Hand a Ray run's driver the changed settings of nodes it has not handed to Ray
         (``engine.amend``); raises AmendError when it cannot take them (nothing changed then)."""
-        from engine.errors import AmendError
-
         if self._backend is None:
             raise AmendError(f"run {run.id} is not under way on Ray here: nothing to change")
         self._backend.amend(run.id, workflow, self.registry, changed, time_scale=run.options.time_scale)

@@ -505,12 +505,12 @@ class RunManager:
         return stepped
 
     def amend(self, run_id: str, nodes: Iterable[NodeSpec]) -> dict[str, list[str]]:
-        """Edit and continue: give nodes of a local run under way that have not started new
-        settings (``params``, ``resources``, ``lifecycle``, breakpoint, fault drill), typically
-        while it is paused at a breakpoint; each of ``nodes`` names a node of the run by id.
-        Returns what changed, by node. Raises AmendError, with the run unchanged, when a node
-        started already, differs in more than its settings, or its new settings do not validate
-        (``engine.amend``)."""
+        """Edit and continue: give nodes of a run under way that have not started new settings
+        (``params``, ``resources``, ``lifecycle``, breakpoint, fault drill), typically while it is
+        paused at a breakpoint; each of ``nodes`` names a node of the run by id. On Ray, for the
+        nodes not handed to Ray yet. Returns what changed, by node. Raises AmendError, with the
+        run unchanged, when a node started already, differs in more than its settings, or its
+        new settings do not validate (``engine.amend``)."""
         from engine.amend import amend_run
 
         return amend_run(self, self._run(run_id), list(nodes))

@@ -3,6 +3,8 @@ drawn workflow the run it started can still take (``pending_changes``, the desig
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from engine.amend import as_run, pending_changes, setting_changes
@@ -79,3 +81,43 @@ def test_as_run_leaves_out_disabled_nodes_and_expands_components() -> None:
     wf = _wf([SOURCE, {"id": "a", "agent": "test.tag"}, {"id": "off", "agent": "test.tag", "disabled": True}],
              [("src", "a"), ("src", "off")])
     assert as_run(wf, registry).node_ids() == ["src", "a"]
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.json")),
+                         ids=lambda p: p.stem)
+def test_a_template_as_drawn_has_no_pending_change_against_its_own_run(path: Path, tmp_path: Path) -> None:
+    """The designer compares what is drawn (``as_run``) with what the run executes: unchanged, a
+    template (with components, disabled or bypassed nodes) shows no notice at all."""
+    from engine.results import ResultStore
+    from engine.runs import RunManager, RunOptions
+    from engine.workflow import load_workflow
+
+    wf = load_workflow(path)
+    m = RunManager(results=ResultStore(tmp_path / "results"))
+    try:
+        handle = m.submit(wf, RunOptions(start_paused=True, use_cache=False))
+        statuses = {nid: n["status"] for nid, n in handle.snapshot().nodes.items()}
+        assert not pending_changes(m.workflow(handle.run_id), as_run(wf, m.registry), statuses)
+        handle.cancel()
+    finally:
+        m.shutdown(timeout=10)
+
+
+def test_switched_off_and_bypassed_nodes_are_no_pending_change(tmp_path: Path) -> None:
+    from engine.results import ResultStore
+    from engine.runs import RunManager, RunOptions
+    from engine.workflow import load_workflow
+
+    wf = load_workflow(Path(__file__).resolve().parents[2] / "examples" / "customer-service.json")
+    flags = {"other_csv": {"disabled": True}, "priority": {"bypass": True}, "route": {"breakpoint": True}}
+    wf = wf.model_copy(update={"nodes": tuple(n.model_copy(update=flags.get(n.id, {})) for n in wf.nodes)})
+    m = RunManager(results=ResultStore(tmp_path / "results"))
+    try:
+        handle = m.submit(wf, RunOptions(start_paused=True, use_cache=False))
+        ran = m.workflow(handle.run_id)
+        assert ran.node("other_csv") is None and ran.node("priority") is None  # what the run left out
+        statuses = {nid: n["status"] for nid, n in handle.snapshot().nodes.items()}
+        assert not pending_changes(ran, as_run(wf, m.registry), statuses)
+        handle.cancel()
+    finally:
+        m.shutdown(timeout=10)

@@ -54,7 +54,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "$SERVICEGRID_RAY_ADDRESS picks the cluster, else a local Ray is started)")
     p.add_argument("--step", action="store_true",
                    help="walk the run node by node from the terminal: it starts paused; Enter starts the next "
-                        "node, r resumes the rest, q cancels (also on Ray)")
+                        "node, r resumes the rest, q cancels, `set NODE PARAM=VALUE` changes a node not started yet "
+                        "(edit and continue; also on Ray)")
     p.add_argument("--break", dest="breaks", action="append", default=[], metavar="NODE",
                    help="pause before NODE starts (repeatable; also a node's `breakpoint` in the file): "
                         "Enter starts it, r resumes, q cancels, as with --step")

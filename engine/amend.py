@@ -23,7 +23,7 @@ it started, what comes too late (the node ran already), and what no run under wa
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -128,10 +128,12 @@ def _wires(workflow: Workflow) -> set[tuple[str, str, str, str]]:
     return {(e.source, e.source_port or "", e.target, e.target_port or "") for e in workflow.edges}
 
 
-def pending_changes(ran: Workflow, now: Workflow, statuses: Mapping[str, str]) -> Pending:
+def pending_changes(ran: Workflow, now: Workflow, statuses: Mapping[str, str],
+                    held: Collection[str] = ()) -> Pending:
     """How ``now`` (a drawn workflow as it would run, ``as_run``) differs from ``ran`` (what a run
     under way executes), given the run's node statuses: the changed nodes that have not started
-    (which ``amend_run`` can take), those that started or ended, and what no run can take."""
+    (or failed and are ``held`` for a retry: which ``amend_run`` can take), those that started or
+    ended, and what no run can take."""
     changes: dict[str, list[str]] = {}
     too_late: dict[str, list[str]] = {}
     other: list[str] = []
@@ -145,7 +147,7 @@ def pending_changes(ran: Workflow, now: Workflow, statuses: Mapping[str, str]) -
             other.append(f"{node.id}: its {' and '.join(fixed)} changed")
             continue
         if lines := setting_changes(node, new):
-            (changes if statuses.get(node.id) in waiting else too_late)[node.id] = lines
+            (changes if statuses.get(node.id) in waiting or node.id in held else too_late)[node.id] = lines
     added = [n.id for n in now.nodes if ran.node(n.id) is None]
     if added:
         other.append(f"{shown_names(added, 3, quoted=False)} {'is' if len(added) == 1 else 'are'} new")
@@ -163,8 +165,13 @@ def _checked(node: NodeSpec) -> NodeSpec:
         raise AmendError(f"node {node.id!r}: {problems}") from None
 
 
+def _open(run: RunState, ns: NodeState) -> bool:
+    """Whether ``ns`` may still change: not started, or failed and held for a retry (``pause_on_failure``)."""
+    return (ns.status in NOT_STARTED and not ns.admitted) or ns.id in run.held
+
+
 def _check_not_started(run: RunState, ns: NodeState) -> None:
-    if ns.admitted or ns.status not in NOT_STARTED:
+    if not _open(run, ns):
         raise AmendError(f"node {ns.id!r} of run {run.id} has {'started' if not ns.status.is_terminal else 'ended'} "
                          f"({ns.status.value}): a node's settings can change only before it starts; run the "
                          "workflow again from it for its new settings")
@@ -227,7 +234,7 @@ def amend_run(manager: RunManager, run: RunState, nodes: Sequence[NodeSpec]) -> 
         demands = {}
         for nid, ns in run.nodes.items():
             node = workflow.node(nid)
-            if ns.status not in NOT_STARTED or node is None or (nid not in changed and not ns.spec.memory_grows):
+            if not _open(run, ns) or node is None or (nid not in changed and not ns.spec.memory_grows):
                 continue
             params = fresh[nid][0] if nid in fresh else ns.params
             demands[nid] = (sized.demand(nid, ns.spec, params, node.resources) if ns.spec.memory_grows and sized
@@ -264,7 +271,7 @@ def _apply(manager: RunManager, run: RunState, workflow: Workflow, changes: dict
             _unfuse_waiting(run.nodes[head])
     for nid, demand in demands.items():
         ns = run.nodes[nid]
-        if ns.status not in NOT_STARTED or ns.admitted or ns.chain or ns.fused_into:
+        if not _open(run, ns) or ns.chain or ns.fused_into:
             continue  # started meanwhile (a memory_grows node after the changed ones), or fused: keep
         ns.demand, ns.demand_dict = demand, demand.model_dump()
     for nid, (params, params_json, lifecycle) in fresh.items():
@@ -282,7 +289,7 @@ def _apply(manager: RunManager, run: RunState, workflow: Workflow, changes: dict
     if run.options.use_cache:
         results, again = manager.results, set(run.options.rerun or ())
         for nid, ns in run.nodes.items():
-            if ns.pinned or ns.status not in NOT_STARTED or ns.admitted:
+            if ns.pinned or not _open(run, ns):
                 continue
             key = keys.get(nid)
             if key != ns.cache_key:

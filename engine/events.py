@@ -135,6 +135,7 @@ class NodeRetried(Event):
     error_type: str
     message: str
     delay_s: float
+    by_hand: bool = False  # a failed node run again by a person (``RunManager.retry``): it is no longer failed
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,7 +181,8 @@ class RunPaused(Event):
 
     ready: tuple[str, ...] = ()  # the nodes ready to start when it paused
     at: str | None = None  # the node whose breakpoint paused it (None: paused by a person)
-    why: str | None = None  # what its condition found ("confidence < 0.6 holds for 3 of 20 rows")
+    why: str | None = None  # what its condition found ("confidence < 0.6 holds for 3 of 20 rows"), or the error
+    failed: str | None = None  # the node whose failure paused it (``pause_on_failure``)
 
 
 @dataclass(frozen=True, kw_only=True)

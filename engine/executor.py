@@ -45,6 +45,7 @@ from engine.events import (
     NodeFailed,
     NodeFinished,
     NodeQueued,
+    NodeRetried,
     NodeSkipped,
     NodeStarted,
     NodeStatus,
@@ -643,10 +644,10 @@ class Executor:
             ns.error = error or {"type": "Error", "message": "failed", "traceback": ""}
             emit(NodeFailed(run_id=rid, node_id=ns.id, error_type=ns.error["type"], message=ns.error["message"],
                             traceback=ns.error["traceback"], metrics=ns.metrics, time=now))
-            self._skip_descendants_locked(run, ns, now, "failed")
-            if run.options.fail_fast and not run.cancel_requested and run.fail_fast_by is None:
-                run.fail_fast_by = ns.id
-                self._cancel_pending_locked(run, f"fail_fast: node {ns.id!r} failed")
+            if run.options.pause_on_failure and not run.cancel_requested:
+                self._hold_failed_locked(run, ns, now)  # what follows it waits: fix it and retry it, or resume
+            else:
+                self._give_up_locked(run, ns, now)
         elif status == NodeStatus.CANCELLED:
             ns.reason = reason or ns.reason or "cancelled"
             emit(NodeCancelled(run_id=rid, node_id=ns.id, reason=ns.reason, metrics=ns.metrics, time=now))
@@ -656,8 +657,59 @@ class Executor:
             emit(NodeSkipped(run_id=rid, node_id=ns.id, reason=ns.reason, time=now))
         if run.drop_consumed:
             self._drop_consumed_locked(run, ns)
+        if run.done >= len(run.nodes) and run.id in self.active and not run.held:
+            self._finish_run_locked(run, now)
+
+    def _give_up_locked(self, run: RunState, ns: NodeState, now: float) -> None:
+        """A node failed for good: what follows it is skipped, and with ``fail_fast`` the rest of the run is cancelled."""
+        self._skip_descendants_locked(run, ns, now, "failed")
+        if run.options.fail_fast and not run.cancel_requested and run.fail_fast_by is None:
+            run.fail_fast_by = ns.id
+            self._cancel_pending_locked(run, f"fail_fast: node {ns.id!r} failed")
+
+    def _hold_failed_locked(self, run: RunState, ns: NodeState, now: float) -> None:
+        """``pause_on_failure``: the failed node's descendants keep waiting and the run pauses
+        there (a debugger's break on exception), so its settings can be fixed (``engine.amend``)
+        and it retried (``retry_node``); Resume gives up on it instead; a run that holds a failed
+        node does not end on its own."""
+        error = ns.error or {}
+        why = f"{error.get('type', 'Error')}: {error.get('message', 'failed')}"[:500]
+        run.held[ns.id] = why
+        self.runner.log(run, ns, "failed: the run holds it and what follows it; fix its settings and retry it, "
+                                 "or resume to skip what follows it")
+        if not run.paused:
+            self._pause_locked(run, why=why, failed=ns.id)
+        else:
+            run.version += 1
+
+    def _release_held_locked(self, run: RunState, now: float) -> None:
+        """Resume with failed nodes held: give up on them (what follows them is skipped) and end
+        the run if nothing else is left."""
+        held, run.held = list(run.held), {}
+        for nid in held:
+            self._give_up_locked(run, run.nodes[nid], now)
         if run.done >= len(run.nodes) and run.id in self.active:
             self._finish_run_locked(run, now)
+
+    def retry_node(self, run: RunState, node_id: str) -> bool:
+        """Put a failed node the run holds (``pause_on_failure``) back with the ready nodes as a
+        fresh start (its retries again); the run stays paused, so the next Step or Resume starts
+        it. False when the run does not hold it."""
+        with self.lock:
+            if run.status.is_terminal or node_id not in run.held:
+                return False
+            del run.held[node_id]
+            ns, now = run.nodes[node_id], time.time()
+            error = ns.error or {}
+            self.bus.emit(NodeRetried(run_id=run.id, node_id=node_id, attempt=ns.attempts, error_type=error.get("type", ""),
+                                      message=error.get("message", ""), delay_s=0.0, by_hand=True, time=now))
+            ns.error, ns.start, ns.end, ns.metrics, ns.output_summary = None, None, None, {}, {}
+            ns.outputs, ns.progress, ns.attempts, ns.device, ns.need = None, (0, None), 0, "", None
+            run.done -= 1
+            self.runner.log(run, ns, "retried by hand: a fresh start, with its retries")
+            self._make_ready_locked(run, ns, now)
+            self._hand_out(self._dispatch_locked(), keep=False)
+            return True
 
     def _drop_consumed_locked(self, run: RunState, ended: NodeState) -> None:
         """Drop the outputs of ``ended``'s inputs (and its own, without successors) that are not
@@ -698,7 +750,10 @@ class Executor:
             if run.status.is_terminal:
                 return
             run.cancel_requested = True
+            run.held = {}  # failed nodes held for a retry: the run may end now
             self._cancel_pending_locked(run, reason)
+            if run.done >= len(run.nodes) and run.id in self.active:
+                self._finish_run_locked(run, time.time())
             self._hand_out(self._dispatch_locked(), keep=False)
 
     def _order(self) -> None:
@@ -749,13 +804,16 @@ class Executor:
 
         threading.Thread(target=test, name=f"sg-break-{ns.id[:40]}", daemon=True).start()
 
-    def _pause_locked(self, run: RunState, at: str | None = None, why: str | None = None) -> None:
-        """Pause ``run`` (``at``: before this node, its breakpoint; ``why``: what its condition found)."""
+    def _pause_locked(self, run: RunState, at: str | None = None, why: str | None = None,
+                      failed: str | None = None) -> None:
+        """Pause ``run`` (``at``: before this node, its breakpoint; ``why``: what its condition
+        found, or ``failed``'s error: that node failed, ``pause_on_failure``)."""
         now = time.time()
-        run.mark_paused(now, at, why)
+        run.mark_paused(now, at, why, failed)
         ready = tuple(sorted({nid for _, nid in run.ready if not run.nodes[nid].status.is_terminal} | ({at} if at else set())))
         run.breakpoints.difference_update(ready)  # one pause holds every node ready now (a component's first ones)
-        self.bus.emit(RunPaused(run_id=run.id, ready=ready, at=at, why=run.paused_why, time=now))
+        self.bus.emit(RunPaused(run_id=run.id, ready=ready, at=at, why=run.paused_why if at else why, failed=failed,
+                                time=now))
 
     def resume_run(self, run: RunState, steps: int | None = None) -> bool:
         """Admit ``run``'s nodes again; ``steps``: only that many more, staying paused (Step).
@@ -767,6 +825,8 @@ class Executor:
                 now = time.time()
                 run.mark_resumed(now)
                 self.bus.emit(RunResumed(run_id=run.id, time=now))
+                if run.held:  # Resume with failed nodes held: go on without them
+                    self._release_held_locked(run, now)
             else:
                 run.mark_stepped(max(1, int(steps)))
             self._hand_out(self._dispatch_locked(), keep=False)

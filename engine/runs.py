@@ -73,6 +73,8 @@ class RunOptions:
     priority: int = 0  # among runs sharing the machine: higher is admitted first (then the older run)
     breakpoints: tuple[str, ...] = ()  # pause before these nodes too (besides the nodes' own `breakpoint`)
     break_if: tuple[tuple[str, str], ...] = ()  # (node, condition): pause before it when the condition holds (engine.breaks)
+    pause_on_failure: bool = False  # a node that fails (its retries spent) pauses the run and holds what follows it:
+    # fix its settings (amend) and retry it, or resume to skip what follows it (a debugger's break on exception)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -143,6 +145,9 @@ class RunHandle:
 
     def amend(self, nodes: Iterable[NodeSpec]) -> dict[str, list[str]]:
         return self.manager.amend(self.run_id, nodes)
+
+    def retry(self, node_id: str) -> bool:
+        return self.manager.retry(self.run_id, node_id)
 
     def set_params(self, node_id: str, **params: Any) -> list[str]:
         """Edit and continue with new values for some of a node's parameters (the others kept):
@@ -236,6 +241,9 @@ class RunManager:
         check_policy(options.policy)
         if options.backend not in BACKENDS:
             raise ValueError(f"unknown backend {options.backend!r}; choose one of {', '.join(BACKENDS)}")
+        if options.pause_on_failure and options.backend != "local":
+            raise ValueError("pause on failure is for runs on this machine (the local backend), not Ray: "
+                             "run it locally, or without pausing on failure")
         unknown = [n for n in options.rerun if workflow.node(n) is None]
         if unknown:
             raise ValueError(f"no node {unknown[0]!r} to re-run in workflow {workflow.name!r}; "
@@ -503,6 +511,13 @@ class RunManager:
                    else self.executor.resume_run(run, steps=nodes))
         self.sampler.wake()
         return stepped
+
+    def retry(self, run_id: str, node_id: str) -> bool:
+        """Run a failed node again in its run (``RunOptions.pause_on_failure`` held it, and what
+        follows it, with the run paused), typically after its settings were fixed (``amend``):
+        it goes back to the ready nodes as a fresh attempt, and the next Step or Resume starts
+        it. False when the run does not hold that node (it did not fail, or the run ended)."""
+        return self.executor.retry_node(self._local(run_id), node_id)
 
     def amend(self, run_id: str, nodes: Iterable[NodeSpec]) -> dict[str, list[str]]:
         """Edit and continue: give nodes of a run under way that have not started new settings

@@ -172,6 +172,7 @@ class RunState:
     paused_why: str | None = None  # what that breakpoint's condition found ("confidence < 0.6 holds for 3 of 20 rows")
     break_when: dict[str, BreakCondition] = field(default_factory=dict)  # conditions of breakpoints (engine.breaks)
     amended: dict[str, list[str]] = field(default_factory=dict)  # settings changed during the run (engine.amend)
+    held: dict[str, str] = field(default_factory=dict)  # failed nodes held for a retry (pause_on_failure): why each failed
     fail_fast_by: str | None = None
     error: str | None = None
     samples: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_SAMPLES))
@@ -185,13 +186,13 @@ class RunState:
     def total(self) -> int:
         return len(self.nodes)
 
-    def mark_paused(self, now: float, at: str | None = None, why: str | None = None) -> None:
+    def mark_paused(self, now: float, at: str | None = None, why: str | None = None, failed: str | None = None) -> None:
         """Paused at ``now`` (``at``: before that node, its breakpoint, ``why``: what its condition
-        found): no step granted yet, a new pause span (the local executor and the Ray runner keep
-        the same record)."""
+        found; ``failed``: that node failed, ``why`` its error): no step granted yet, a new pause
+        span (the local executor and the Ray runner keep the same record)."""
         self.paused, self.steps, self.paused_at, self.version = True, 0, at, self.version + 1
         self.paused_why = why if at else None
-        self.pause_spans.append([now, math.inf, pause_label(at, self.paused_why)])
+        self.pause_spans.append([now, math.inf, pause_label(at, self.paused_why if at else why, failed)])
 
     def mark_stepped(self, steps: int = 0) -> None:
         """A step granted while it stays paused (``steps`` more nodes for the local executor; the
@@ -232,6 +233,7 @@ class RunSnapshot:
     paused_at: str | None = None  # the node whose breakpoint paused it (while paused there)
     paused_why: str | None = None  # what that breakpoint's condition found, if it has one
     amended: dict[str, list[str]] = field(default_factory=dict)  # node -> settings changed during the run
+    held: dict[str, str] = field(default_factory=dict)  # failed nodes the paused run holds for a retry: their error
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -240,9 +242,12 @@ class RunSnapshot:
 PAUSE_EVENTS = ("RunPaused", "RunResumed")
 
 
-def pause_label(at: str | None, why: str | None = None) -> str:
+def pause_label(at: str | None, why: str | None = None, failed: str | None = None) -> str:
     """Why a run paused, in words: "Pause" (a person), "breakpoint before route" (and what its
-    condition found: "breakpoint before route: amount > 500 holds for 3 of 20 rows")."""
+    condition found: "breakpoint before route: amount > 500 holds for 3 of 20 rows"), "route
+    failed: ValueError: ..." (``pause_on_failure``)."""
+    if failed is not None:
+        return f"{failed} failed" + (f": {why}" if why else "")
     if at is None:
         return "Pause"
     return f"breakpoint before {at}" + (f": {why}" if why else "")
@@ -254,7 +259,8 @@ def pauses_of(events: Iterable[Any]) -> list[tuple[float, float | None, str]]:
     spans: list[tuple[float, float | None, str]] = []
     for event in sorted(events, key=lambda e: e.time):
         if event.kind == "RunPaused" and (not spans or spans[-1][1] is not None):
-            spans.append((event.time, None, pause_label(getattr(event, "at", None), getattr(event, "why", None))))
+            spans.append((event.time, None, pause_label(getattr(event, "at", None), getattr(event, "why", None),
+                                                        getattr(event, "failed", None))))
         elif event.kind == "RunResumed" and spans and spans[-1][1] is None:
             spans[-1] = (spans[-1][0], event.time, spans[-1][2])
     return spans
@@ -327,6 +333,7 @@ def make_snapshot(run: RunState) -> RunSnapshot:
         paused_at=run.paused_at if run.paused and not run.status.is_terminal else None,
         paused_why=run.paused_why if run.paused and run.paused_at and not run.status.is_terminal else None,
         amended={nid: list(lines) for nid, lines in run.amended.items()},
+        held=dict(run.held) if not run.status.is_terminal else {},
     )
 
 

@@ -192,6 +192,8 @@ class BatchWriter:
                 row.attempts = max(row.attempts, event.attempt)
                 row.error_type = _text(event.error_type, 200)
                 row.error_message = _text(event.message)
+                if event.by_hand and row.status == ev.NodeStatus.FAILED.value:  # run again in its run: not failed now
+                    row.status, row.finished_at = ev.NodeStatus.QUEUED.value, None
             case ev.NodeFinished():
                 status = ev.NodeStatus.CACHED if event.cached else ev.NodeStatus.DONE
                 _finish(row, status, event.time, event.metrics)

@@ -24,11 +24,12 @@ def pending(sess: DesignerSession, run_id: str, statuses: dict[str, str]) -> tup
     node statuses ``statuses``, by node id as it runs); None when the run left the manager or the
     workflow cannot be expanded (a broken component: validation says why)."""
     try:
-        ran = get_run_manager().workflow(run_id)
+        manager = get_run_manager()
+        ran, held = manager.workflow(run_id), manager.snapshot(run_id).held
         now = as_run(sess.document, get_registry())
     except (KeyError, ServiceGridError, ValueError):
         return None
-    return now, pending_changes(ran, now, statuses)
+    return now, pending_changes(ran, now, statuses, held)
 
 
 def _lines(changes: dict[str, list[str]]) -> str:

@@ -32,6 +32,7 @@ from ui.designer_amend import amend_notice
 from ui.designer_files import export_buttons, import_panel, template_gallery, workflow_panel
 from ui.designer_run import (
     ACTIVE,
+    PAUSE_ON_FAILURE,
     REFRESH_S,
     cancel_run,
     counted_items,
@@ -282,6 +283,10 @@ def _run_row(sess: DesignerSession, issues: list[Issue], run_id: str | None, run
     cols[3].selectbox("Speed", list(SPEEDS), format_func=SPEEDS.__getitem__, key="designer_time_scale",
                               label_visibility="collapsed",
                               help="time scale of simulated waits: faster runs sim.task nodes sooner")
+    cols[3].checkbox("Pause on failure", key=PAUSE_ON_FAILURE, disabled=busy,
+                     help="A node that fails (its retries spent) pauses the run and holds what follows it: "
+                          "fix its settings and Retry it in the same run, or Resume without it (a debugger's "
+                          "break on exception)")
     if busy and run_id:  # pause, resume and step the run started here
         pause_controls(get_run_manager(), run_id, run_status == "paused", [cols[1], cols[2]], "designer")
     else:
@@ -306,7 +311,7 @@ def _run_row(sess: DesignerSession, issues: list[Issue], run_id: str | None, run
     if blocker:
         cols[4].caption(f"Run disabled: {escape_md(blocker)}")
     elif run_status == "paused":
-        cols[4].caption(f"Run {code_md(run_id)}: paused{next_up_text(run_id)}; Resume starts the rest.")
+        cols[4].caption(f"Run {code_md(run_id)}: paused{next_up_text(run_id)}")
     elif run_id and run_status:
         cols[4].caption(f"Run {code_md(run_id)}: {run_status}. Select a node to see its outputs below (or why it "
                         "failed); timings and resources on the Run page.")

@@ -29,6 +29,7 @@ from ui.services import get_registry, get_run_manager, get_store, runs_available
 from ui.session import flash, save
 
 REFRESH_S = 0.5
+PAUSE_ON_FAILURE = "designer_pause_on_failure"  # session state: the run row's "Pause on failure" box
 ACTIVE = ("pending", "running", "paused")
 
 
@@ -51,17 +52,21 @@ def run_state() -> tuple[str | None, str | None, dict[str, str]]:
 
 
 def next_up_text(run_id: str) -> str:
-    """For a paused run started here, the rest of "Run X: paused": where it paused (a breakpoint)
-    and which node the next Step starts (only "." when the run left the manager)."""
+    """For a paused run started here, the rest of "Run X: paused": where it paused (a breakpoint,
+    or a failed node it holds) and what Step and Resume do next."""
     from engine.runstate import next_up
     from ui.monitor.controls import breakpoint_why, next_text
 
     try:
         snap = get_run_manager().snapshot(run_id)
     except KeyError:
-        return "."
+        return ": Resume starts the rest."
+    if snap.held:  # pause on failure
+        failed = ", ".join(code_md(n) for n in snap.held)
+        return (f": {failed} failed ({escape_md(next(iter(snap.held.values())))}). Select it to fix it and "
+                "**Retry it**; Resume goes on without it (what follows it is skipped).")
     at = f" at the breakpoint before {code_md(snap.paused_at)}{breakpoint_why(snap.paused_why)}" if snap.paused_at else ""
-    return f"{at}. {next_text(next_up(snap.nodes), str(snap.options.get('policy', '')))}"
+    return f"{at}. {next_text(next_up(snap.nodes), str(snap.options.get('policy', '')))}; Resume starts the rest."
 
 
 def run_active() -> bool:
@@ -103,7 +108,8 @@ def start_run(sess: DesignerSession, scale_key: str, to: str | None = None, paus
         workflow = upstream_of(document, to) if to else document
         handle = auth.submit_for_user(get_run_manager(), workflow,
                                       RunOptions(time_scale=time_scale, start_paused=paused,
-                                                 rerun=(rerun,) if rerun else ()))
+                                                 rerun=(rerun,) if rerun else (),
+                                                 pause_on_failure=bool(st.session_state.get(PAUSE_ON_FAILURE))))
         if paused:
             handle.step()
     except (ServiceGridError, ValueError) as exc:
@@ -162,6 +168,19 @@ def counts_of(counts: dict[tuple[str, str], int], node_id: str, port: str | None
         return counts.get((node_id, port))
     mine = [n for (nid, _), n in counts.items() if nid == node_id]
     return mine[0] if len(mine) == 1 else None
+
+
+def retry_node(sess: DesignerSession, run_id: str, node_id: str) -> None:
+    """**Retry it** (widget callback): the failed node the run holds starts again (a step)."""
+    manager = get_run_manager()
+    try:
+        retried = manager.retry(run_id, node_id) and manager.step(run_id)
+    except (KeyError, ValueError):  # it left the manager
+        retried = False
+    if retried:
+        sess.tell(f"run {run_id}: {node_id} started again; the run stays paused after it")
+    else:
+        flash(f"Run {run_id} no longer holds {node_id}: it was retried already, or the run went on.", "warning")
 
 
 def cancel_run(sess: DesignerSession, run_id: str) -> None:
@@ -322,7 +341,15 @@ def failed_node_section(sess: DesignerSession, run_id: str, node_id: str, status
         if logs := node.get("logs"):
             st.caption("Its last log lines:")
             render_text_block("\n".join(logs[-8:]))
-        if not run_active():
+        held = node_id in (manager.snapshot(run_id).held if run_active() else {})
+        if held:  # pause on failure: the run waits for it
+            st.caption(":material/pause_circle: The run holds it, and what follows it: fix its settings in the panel "
+                       "(then **Use in this run**, above) and **Retry it**, or **Resume** to go on without it.")
+            st.button("Retry it", key=f"designer.retry.{node_id}", icon=":material/restart_alt:", type="primary",
+                      on_click=retry_node, args=(sess, run_id, node_id),
+                      help="Start this node again in the same run, a fresh start with its retries (the nodes "
+                           "before it keep their results); the run stays paused after it")
+        elif not run_active():
             st.button("Run again from here", key=f"designer.rerun.{node_id}", icon=":material/replay:",
                       on_click=start_run, args=(sess, "designer_time_scale", None, False, node_id),
                       help="Once it is fixed (its parameters, its inputs' settings), run the workflow again "

@@ -63,6 +63,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="pause before NODE only when some row of its input meets CONDITION, written "
                         "'[PORT:] FIELD OP VALUE' (OP: == != < <= > >= contains in), e.g. "
                         "--break-if route 'intents: confidence < 0.6' (repeatable; a node's `break_when` in the file)")
+    p.add_argument("--pause-on-failure", action="store_true",
+                   help="a node that fails (its retries spent) pauses the run and holds what follows it: "
+                        "`set NODE PARAM=VALUE` fixes it, `retry` runs it again in the same run, r goes on "
+                        "without it (what follows it is skipped), q cancels (local runs)")
     p.add_argument("--user", help="who runs it (recorded)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=run)
@@ -99,9 +103,10 @@ def run(args: argparse.Namespace) -> int:
                              fail_fast=args.fail_fast, use_cache=not args.no_cache, resume_from=args.resume,
                              user=args.user, backend=args.backend, fuse=not args.no_fuse,
                              rerun=tuple(args.rerun), priority=args.priority, start_paused=args.step,
-                             breakpoints=tuple(args.breaks), break_if=tuple(map(tuple, args.break_if)))
-        stops = bool(args.breaks or args.break_if) or any(n.breakpoint for n in workflow.nodes) or any(
-            n.breakpoint for c in workflow.components for n in c.nodes)
+                             breakpoints=tuple(args.breaks), break_if=tuple(map(tuple, args.break_if)),
+                             pause_on_failure=args.pause_on_failure)
+        stops = bool(args.breaks or args.break_if or args.pause_on_failure) or any(
+            n.breakpoint for n in workflow.nodes) or any(n.breakpoint for c in workflow.components for n in c.nodes)
         return _execute(workflow, options, store, args.json, step=args.step or stops)
     finally:
         store.close()
@@ -231,7 +236,7 @@ def walk(handle: Any, answers: Any) -> None:
     ``q`` cancels the run (end of input: resume). Returns when the run ends or was resumed."""
     from engine.runstate import next_up
 
-    told = None
+    told: Any = None
     while True:
         snap = handle.snapshot()
         if RunStatus(snap.status).is_terminal or not snap.paused:
@@ -240,7 +245,7 @@ def walk(handle: Any, answers: Any) -> None:
             time.sleep(STEP_POLL_S)  # the node a step started is still running
             continue
         ready = next_up(snap.nodes)
-        if not ready:
+        if not ready and not snap.held:
             time.sleep(STEP_POLL_S)
             continue
         if snap.paused_at and snap.paused_at != told:
@@ -249,9 +254,19 @@ def walk(handle: Any, answers: Any) -> None:
             print(f"breakpoint: the run paused before {snap.paused_at}{why}", file=sys.stderr)
             for line in caught_lines(handle, snap.paused_at):
                 print(line, file=sys.stderr)
-        after = f" (then {', '.join(ready[1:3])})" if len(ready) > 1 else ""
-        print(f"paused: Enter starts {ready[0]}{after} · r resumes the rest · q cancels · "
-              "set NODE PARAM=VALUE changes a node not started yet: ", end="", file=sys.stderr, flush=True)
+        if snap.held and tuple(snap.held) != told:
+            told = tuple(snap.held)
+            for node_id, error in snap.held.items():
+                print(f"failed: the run holds {node_id} and what follows it ({error})", file=sys.stderr)
+        if ready:
+            after = f" (then {', '.join(ready[1:3])})" if len(ready) > 1 else ""
+            first = f"Enter starts {ready[0]}{after} · "
+        else:
+            first = ""
+        fixes = (f"retry runs {next(iter(snap.held))} again · r goes on without it · " if snap.held
+                 else "r resumes the rest · ")
+        print(f"paused: {first}{fixes}q cancels · set NODE PARAM=VALUE changes a node not started yet: ",
+              end="", file=sys.stderr, flush=True)
         answer = answers.readline()
         if not getattr(answers, "isatty", lambda: False)():
             print(file=sys.stderr)  # a piped answer is not echoed: end the prompt's line
@@ -262,12 +277,19 @@ def walk(handle: Any, answers: Any) -> None:
         if answer.strip().split(" ", 1)[0].lower() == "set":
             set_params(handle, answer.strip()[3:])
             continue
+        if answer.strip().split(" ", 1)[0].lower() == "retry":
+            retry(handle, answer.strip()[5:].strip() or next(iter(snap.held), ""))
+            told = None  # a new failure of the same node is said again
+            continue
         if answer.strip().lower() == "r":
             handle.resume()
             return
         if answer.strip().lower() == "q":
             handle.manager.cancel(handle.run_id)
             return
+        if not ready:  # Enter (or anything else) with only a failed node held: nothing to start
+            print("nothing is ready to start: retry the failed node, r goes on without it, q cancels", file=sys.stderr)
+            continue
         started = ready[0]
         handle.step()
         while handle.snapshot().nodes.get(started, {}).get("status") in ("queued", "waiting_resource") and \
@@ -292,6 +314,19 @@ def parse_assignments(text: str) -> tuple[str, dict[str, Any]]:
         except ValueError:
             params[name] = raw
     return words[0], params
+
+
+def retry(handle: Any, node_id: str) -> None:
+    """The step prompt's ``retry``: start a failed node the run holds again (a step), and wait
+    until it has started."""
+    if not node_id or not handle.retry(node_id):
+        print(f"not retried: the run holds no failed node {node_id!r}", file=sys.stderr)
+        return
+    print(f"retrying {node_id}", file=sys.stderr)
+    handle.step()
+    while handle.snapshot().nodes.get(node_id, {}).get("status") in ("queued", "waiting_resource") and \
+            not RunStatus(handle.snapshot().status).is_terminal:
+        time.sleep(STEP_POLL_S)
 
 
 def set_params(handle: Any, text: str) -> None:

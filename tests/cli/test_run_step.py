@@ -129,3 +129,30 @@ def test_set_changes_a_node_at_the_pause_before_it_starts(tmp_path: Path, monkey
     assert main(["runs", "show", run_id]) == 0
     shown = capsys.readouterr().out
     assert "settings changed during the run: suffix '+' -> '-x'" in shown
+
+
+def test_pause_on_failure_from_the_terminal_fix_retry_or_go_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys) -> None:
+    """--pause-on-failure: the run holds the failed node; `retry` runs it again (fails again
+    unfixed), `set` fixes it, `retry` then succeeds; with `r` the run goes on without it."""
+    monkeypatch.setenv("SERVICEGRID_DATABASE_URL", f"sqlite:///{tmp_path / 'runs.db'}")
+    monkeypatch.setenv("SERVICEGRID_DATA_DIR", str(tmp_path / "data"))
+    path = tmp_path / "flaky.json"
+    path.write_text(json.dumps({
+        "schema_version": 1, "name": "flaky",
+        "nodes": [{"id": "src", "agent": "test.texts", "params": {"n": 3}},
+                  {"id": "check", "agent": "test.fail", "params": {"fail_times": -1, "message": "bad rule"}},
+                  {"id": "out", "agent": "test.echo"}],
+        "edges": [{"source": "src", "target": "check"}, {"source": "check", "target": "out"}]}))
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\nretry\nset check fail_times=0\nretry\n"))
+    assert main(["run", str(path), "--no-cache", "--pause-on-failure"]) == 0
+    err = capsys.readouterr().err
+    held = "failed: the run holds check and what follows it (RuntimeError: node 'check' (agent 'test.fail') failed"
+    assert err.count(held) == 2  # the first failure, then the retry before the fix
+    assert "nothing is ready to start: retry the failed node, r goes on without it, q cancels" in err
+    assert "changed check: fail_times -1 -> 0" in err
+    assert err.index("changed check") < err.index("done    check") < err.index("done    out")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("r\n"))
+    assert main(["run", str(path), "--no-cache", "--pause-on-failure"]) == 1
+    err = capsys.readouterr().err
+    assert "  skipped out: upstream node 'check' failed" in err and "end of input" not in err  # r, not the end

@@ -311,6 +311,37 @@ def test_the_parameters_of_the_node_a_run_paused_at_are_changed_on_the_run_page(
     assert any("≥ 50" in r for r in tickets["columns"]["reason"])  # ran with the value set at the pause
 
 
+def test_a_run_paused_at_a_failure_is_fixed_and_retried_on_the_run_page(app):
+    """Pause when a node fails: the page says which node failed and why, its parameters are
+    changed beside the error, Retry starts it again in the same run, Resume finishes the rest."""
+    from ui.services import get_run_manager
+
+    at = app.run()
+    data = chain("fix-me", {"agent": "test.fail", "params": {"fail_times": -1, "message": "bad rule"}})
+    data["nodes"].append({"id": "after", "agent": "test.echo"})
+    data["edges"].append({"source": "last", "target": "after"})
+    open_in_designer(at, data)
+    at.switch_page("pages/run.py").run()
+    at.selectbox(key="launch.source").select("Open in the designer: fix-me").run()
+    at.checkbox(key="launch.on_failure").check().run()
+    at.button(key="launch.start").click().run()
+    assert not at.exception, at.exception
+    run_id, manager = at.session_state["run_id"], get_run_manager()
+    at = poll(at, lambda a: any("failed (RuntimeError" in i.value for i in a.info))
+    note = next(i.value for i in at.info if "failed (RuntimeError" in i.value).replace("\\", "")
+    assert note.startswith("**Paused**: `last` failed (RuntimeError: node 'last'")
+    assert [e.label for e in at.expander if "the run holds it" in e.label] == ["last failed: the run holds it"]
+    assert node_statuses(at) == {"src": "done", "mid": "done", "last": "failed", "after": "waiting_inputs"}
+    at.number_input(key=f"monitor.amend.{run_id}.last.fail_times").set_value(0).run()
+    assert manager.workflow(run_id).node("last").params["fail_times"] == 0
+    at.button(key=f"monitor.retry.{run_id}.last").click().run()
+    at = poll(at, lambda a: node_statuses(a).get("last") == "done")
+    assert node_statuses(at)["after"] == "queued"  # the retry was one step: the run is still paused
+    at.button(key="monitor.resume").click().run()
+    at = poll(at, lambda a: "succeeded" in progress_text(a))
+    assert node_statuses(at) == {"src": "done", "mid": "done", "last": "done", "after": "done"}
+
+
 def test_the_run_form_sets_the_runs_priority_and_what_to_compute_again(app):
     from ui.services import get_run_manager
 

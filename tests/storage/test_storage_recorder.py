@@ -69,6 +69,28 @@ def test_a_node_changed_during_the_run_is_recorded_with_what_it_ran_with(store: 
     assert [e for e in again if e.kind == "NodeAmended"] == [stored]
 
 
+def test_a_failed_node_retried_by_hand_is_no_longer_failed_in_the_record(store: Store, record: Record) -> None:
+    """Pause on failure: a node failed, the run held it, a person retried it and it finished: its
+    row ends done (not failed), and the failure stays in the events."""
+    events = run_stream("rt", ("pre", "cls"))
+    finished = next(i for i, e in enumerate(events) if isinstance(e, ev.NodeFinished) and e.node_id == "cls")
+    done = events[finished]
+    events[finished:finished] = [
+        ev.NodeFailed(run_id="rt", node_id="cls", time=done.time - 0.5, error_type="RuntimeError", message="bad rule",
+                      traceback="", metrics={}),
+        ev.NodeRetried(run_id="rt", node_id="cls", time=done.time - 0.4, attempt=1, error_type="RuntimeError",
+                       message="bad rule", delay_s=0.0, by_hand=True),
+        ev.NodeStarted(run_id="rt", node_id="cls", time=done.time - 0.3, device="cpu", attempt=1, threads=1,
+                       demand={"cpu": 1}, worker="w0")]
+    record(store, events[:finished + 2])  # failed, then retried: queued again, no end time
+    node = store.get_run("rt").node("cls")  # type: ignore[union-attr]
+    assert (node.status, node.finished_at) == ("queued", None)
+    record(store, events[finished + 2:])
+    node = store.get_run("rt").node("cls")  # type: ignore[union-attr]
+    assert (node.status, node.finished_at) == ("done", done.time)
+    assert [e.kind for e in store.run_events("rt", ["NodeFailed", "NodeRetried"])] == ["NodeFailed", "NodeRetried"]
+
+
 def test_failures_retries_skips_and_cancels(store: Store, record: Record) -> None:
     nodes = ("a", "b", "c", "d")
     events: list[ev.Event] = [

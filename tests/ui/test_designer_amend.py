@@ -77,3 +77,42 @@ def test_a_node_that_started_meanwhile_is_refused_with_the_run_unchanged(app: Ap
     assert f"Nothing left to change in run {run_id}: the changed nodes have started." in shown
     manager.resume(run_id)
     manager.wait(run_id, 60)
+
+
+def test_a_failed_node_held_by_the_run_is_fixed_and_retried_from_the_designer(app: AppTest) -> None:
+    """Pause on failure in the designer: the run holds the failed node; its changed settings go
+    into the run (Use in this run), Retry it starts it again, and Resume finishes the run."""
+    from engine.workflow import workflow_from_data
+    from ui.editor import DesignerSession
+
+    app.run()
+    app.session_state[state.DESIGNER] = DesignerSession(workflow_from_data({
+        "schema_version": 1, "name": "fix-me",
+        "nodes": [{"id": "src", "agent": "test.source", "params": {"value": [1]}},
+                  {"id": "check", "agent": "test.fail", "params": {"fail_times": -1}},
+                  {"id": "after", "agent": "test.echo"}],
+        "edges": [{"source": "src", "target": "check"}, {"source": "check", "target": "after"}]}))
+    app.run()
+    app.checkbox(key="designer_pause_on_failure").check().run()
+    app.button(key="designer_run").click().run()
+    run_id, manager = app.session_state[state.RUN_ID], get_run_manager()
+    end = time.monotonic() + 60
+    while not manager.snapshot(run_id).held:
+        assert time.monotonic() < end, "the run never held the failed node"
+        time.sleep(0.05)
+    app.session_state[state.DESIGNER].select("check")
+    app.run()
+    captions = _text(app)
+    assert f"Run {run_id}: paused: check failed (RuntimeError: node 'check'" in captions
+    assert "The run holds it, and what follows it" in captions
+    _edit(app, "check", fail_times=0)
+    assert f"Changed since run {run_id} started, and not started yet: check (fail_times -1 -> 0)" in _text(app)
+    app.button(key="designer_amend_apply").click().run()
+    assert manager.workflow(run_id).node("check").params["fail_times"] == 0
+    app.button(key="designer.retry.check").click().run()
+    end = time.monotonic() + 60
+    while manager.snapshot(run_id).nodes["check"]["status"] != "done":
+        assert time.monotonic() < end, "the retried node never finished"
+        time.sleep(0.05)
+    manager.resume(run_id)
+    assert manager.wait(run_id, 60) == "succeeded"

@@ -48,9 +48,15 @@ def breakpoint_why(why: str | None) -> str:
     return f" ({escape_md(why)})" if why else ""
 
 
-def paused_note(ready: list[str], policy: str, at: str | None = None, why: str | None = None) -> str:
+def paused_note(ready: list[str], policy: str, at: str | None = None, why: str | None = None,
+                held: dict[str, str] | None = None) -> str:
     """The line under a paused run's controls (``at``: the node whose breakpoint paused it, ``why``:
-    what that breakpoint's condition found)."""
+    what that breakpoint's condition found; ``held``: failed nodes it holds for a retry, with their error)."""
+    if held:
+        failed = ", ".join(code_md(n) for n in held)
+        return (f":material/pause_circle: **Paused**: {failed} failed ({escape_md(next(iter(held.values())))}). "
+                "The run holds it and what follows it: change its parameters below and **Retry** it, or Resume "
+                "to go on without it (what follows it is skipped).")
     count = f"{len(ready)} node{'s' if len(ready) != 1 else ''} ready to start" if ready else "nothing ready"
     where = f" at the breakpoint before {code_md(at)}{breakpoint_why(why)}" if at else ""
     return (f":material/pause_circle: **Paused**{where}, {count}. {next_text(ready, policy)}; Resume starts them "

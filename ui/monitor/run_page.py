@@ -20,7 +20,7 @@ from ui.monitor.controls import pause_controls, paused_note
 from ui.monitor.launch import launch_form
 from ui.monitor.live import render_monitor, render_node_section
 from ui.monitor.view import fill_demands, view_from_snapshot, view_from_store
-from ui.monitor.waiting import held_settings, waiting_inputs
+from ui.monitor.waiting import held_failure, held_settings, waiting_inputs
 from ui.render import escape_md
 from ui.services import get_registry, get_run_manager, get_store
 
@@ -111,7 +111,7 @@ def _live(run_id: str) -> None:
                             help="Higher: this run gets the resources that free up before the others")
         if snapshot.paused:
             st.info(paused_note(next_up(snapshot.nodes), str(view.options.get("policy", "")), snapshot.paused_at,
-                                snapshot.paused_why))
+                                snapshot.paused_why, snapshot.held))
         render_monitor(view, "live", detail=False)
         if running and not view.running:
             st.rerun()  # redefine the fragments without run_every: the timers stop
@@ -130,6 +130,9 @@ def _live(run_id: str) -> None:
                     waiting_inputs(manager, run_id, snapshot.paused_at, "monitor")
                 with settings:
                     held_settings(manager, run_id, snapshot.paused_at, "monitor")
+        for failed in snapshot.held if not RunStatus(snapshot.status).is_terminal else ():
+            with st.expander(f"{escape_md(failed)} failed: the run holds it", expanded=True):
+                held_failure(manager, run_id, failed, snapshot.nodes.get(failed) or {})
         render_node_section(view, "live", outputs=lambda n: manager.outputs(run_id, n),
                             cancel_node=cancel_node if view.running else None)
 

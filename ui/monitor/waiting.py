@@ -13,6 +13,7 @@ import streamlit as st
 from engine import breaks
 from engine.errors import ServiceGridError
 from ui.forms import render_fields, schema_fields, shown_values
+from ui.monitor.live import render_node_error
 from ui.monitor.outputs import render_outputs
 from ui.render import code_md, escape_md
 from ui.services import get_registry
@@ -97,3 +98,26 @@ def _set_param(manager: Any, run_id: str, node_id: str, name: str, value: Any, s
     lines = changed.get(node_id)
     st.session_state[said_key] = ("success", f"run {run_id} takes {node_id}: {'; '.join(lines)}" if lines
                                   else f"{node_id} has that value already")
+
+
+def held_failure(manager: Any, run_id: str, node_id: str, node: dict[str, Any]) -> None:
+    """A failed node the paused run holds (``pause_on_failure``): its error, its parameters as a
+    form (``held_settings``) and **Retry**, which starts it again in the same run (a step)."""
+    error, settings = st.columns([2.3, 1], gap="medium")
+    with error:
+        render_node_error(node.get("error") or {}, icon=":material/error:")
+        st.button(f"Retry {node_id}", key=f"monitor.retry.{run_id}.{node_id}", icon=":material/restart_alt:",
+                  type="primary", on_click=_retry, args=(manager, run_id, node_id),
+                  help="Start it again in this run, a fresh start with its retries (the nodes before it keep "
+                       "their results); the run stays paused after it. Change its parameters first, beside this.")
+    with settings:
+        held_settings(manager, run_id, node_id, "monitor")
+
+
+def _retry(manager: Any, run_id: str, node_id: str) -> None:
+    """**Retry** (widget callback): the held node starts again, one step."""
+    try:
+        if manager.retry(run_id, node_id):
+            manager.step(run_id)
+    except KeyError:  # the run left the manager
+        return

@@ -102,19 +102,24 @@ def test_break_if_pauses_only_when_its_condition_holds(tmp_path: Path, monkeypat
     assert "breakpoint on 'check': cannot read the condition 'amount 5000'" in capsys.readouterr().err
 
 
+def _flow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, nodes: list[dict], pairs: list[tuple[str, str]]) -> Path:
+    """A workflow file of ``nodes`` wired by ``pairs``, with the database and data folder in ``tmp_path``."""
+    monkeypatch.setenv("SERVICEGRID_DATABASE_URL", f"sqlite:///{tmp_path / 'runs.db'}")
+    monkeypatch.setenv("SERVICEGRID_DATA_DIR", str(tmp_path / "data"))
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps({"schema_version": 1, "name": name, "nodes": nodes,
+                                "edges": [{"source": a, "target": b} for a, b in pairs]}))
+    return path
+
+
 def test_set_changes_a_node_at_the_pause_before_it_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          capsys) -> None:
     """Edit and continue from the terminal: `set NODE PARAM=VALUE` at the step prompt; the run then
     computes with it, and the stored run says what changed."""
-    monkeypatch.setenv("SERVICEGRID_DATABASE_URL", f"sqlite:///{tmp_path / 'runs.db'}")
-    monkeypatch.setenv("SERVICEGRID_DATA_DIR", str(tmp_path / "data"))
-    path = tmp_path / "tags.json"
-    path.write_text(json.dumps({
-        "schema_version": 1, "name": "tags",
-        "nodes": [{"id": "src", "agent": "test.texts", "params": {"n": 3}},
-                  {"id": "tag", "agent": "test.tag", "params": {"suffix": "+"}, "breakpoint": True},
-                  {"id": "out", "agent": "flow.sink_csv", "params": {"filename": "tags.csv"}}],
-        "edges": [{"source": "src", "target": "tag"}, {"source": "tag", "target": "out"}]}))
+    path = _flow(tmp_path, monkeypatch, "tags", [
+        {"id": "src", "agent": "test.texts", "params": {"n": 3}},
+        {"id": "tag", "agent": "test.tag", "params": {"suffix": "+"}, "breakpoint": True},
+        {"id": "out", "agent": "flow.sink_csv", "params": {"filename": "tags.csv"}}], [("src", "tag"), ("tag", "out")])
     answers = "set tag suffix=-x\nset tag suffix=\"" + "y" * 30 + "\"\nset src n=5\nset tag\nr\n"
     monkeypatch.setattr(sys, "stdin", io.StringIO(answers))
     assert main(["run", str(path), "--no-cache"]) == 0
@@ -135,15 +140,10 @@ def test_pause_on_failure_from_the_terminal_fix_retry_or_go_on(tmp_path: Path, m
                                                                capsys) -> None:
     """--pause-on-failure: the run holds the failed node; `retry` runs it again (fails again
     unfixed), `set` fixes it, `retry` then succeeds; with `r` the run goes on without it."""
-    monkeypatch.setenv("SERVICEGRID_DATABASE_URL", f"sqlite:///{tmp_path / 'runs.db'}")
-    monkeypatch.setenv("SERVICEGRID_DATA_DIR", str(tmp_path / "data"))
-    path = tmp_path / "flaky.json"
-    path.write_text(json.dumps({
-        "schema_version": 1, "name": "flaky",
-        "nodes": [{"id": "src", "agent": "test.texts", "params": {"n": 3}},
-                  {"id": "check", "agent": "test.fail", "params": {"fail_times": -1, "message": "bad rule"}},
-                  {"id": "out", "agent": "test.echo"}],
-        "edges": [{"source": "src", "target": "check"}, {"source": "check", "target": "out"}]}))
+    path = _flow(tmp_path, monkeypatch, "flaky", [
+        {"id": "src", "agent": "test.texts", "params": {"n": 3}},
+        {"id": "check", "agent": "test.fail", "params": {"fail_times": -1, "message": "bad rule"}},
+        {"id": "out", "agent": "test.echo"}], [("src", "check"), ("check", "out")])
     monkeypatch.setattr(sys, "stdin", io.StringIO("\nretry\nset check fail_times=0\nretry\n"))
     assert main(["run", str(path), "--no-cache", "--pause-on-failure"]) == 0
     err = capsys.readouterr().err

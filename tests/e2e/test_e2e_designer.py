@@ -1075,7 +1075,8 @@ def test_download_a_component_and_import_it_into_another_workflow(page, app_url,
            ).to_be_visible()
 
 
-def test_a_fault_drill_makes_a_node_fail_until_it_is_turned_off(page, app_url):
+def _drilled_pre(page, app_url) -> None:
+    """two-stage open, with a fault drill on pre: its first attempt fails."""
     open_template(page, app_url, "two-stage", 2)
     click_node(page, "pre")
     page.get_by_text("Fault drill (for lessons)").click()
@@ -1083,6 +1084,10 @@ def test_a_fault_drill_makes_a_node_fail_until_it_is_turned_off(page, app_url):
     fails.fill("1")
     fails.press("Enter")
     expect(node(page, "pre").get_by_test_id("sg-bolt")).to_be_visible()
+
+
+def test_a_fault_drill_makes_a_node_fail_until_it_is_turned_off(page, app_url):
+    _drilled_pre(page, app_url)
     expect(node(page, "pre")).to_have_class(re.compile(r"\bdrilled\b"))
     choose(page, "Speed", "1000× faster")
     page.get_by_role("button", name="Run", exact=True).click()
@@ -1100,13 +1105,7 @@ def test_a_fault_drill_makes_a_node_fail_until_it_is_turned_off(page, app_url):
 
 
 def test_pause_on_failure_holds_a_failed_node_to_fix_and_retry_in_the_same_run(page, app_url):
-    open_template(page, app_url, "two-stage", 2)
-    click_node(page, "pre")
-    page.get_by_text("Fault drill (for lessons)").click()
-    fails = page.get_by_role("spinbutton", name="Fail Attempts")
-    fails.fill("1")
-    fails.press("Enter")
-    expect(node(page, "pre").get_by_test_id("sg-bolt")).to_be_visible()
+    _drilled_pre(page, app_url)
     choose(page, "Speed", "1000× faster")
     page.get_by_text("Pause on failure", exact=True).click()
     page.get_by_role("button", name="Run", exact=True).click()

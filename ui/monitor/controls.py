@@ -18,7 +18,9 @@ def pause_controls(manager: Any, run_id: str, paused: bool, slots: list[Any], ke
     """Pause (or Resume) in ``slots[0]`` and, while paused, Step in ``slots[1]``."""
     if paused:
         slots[0].button("Resume", key=f"{key}.resume", icon=":material/play_arrow:", on_click=_call,
-                        args=(manager.resume, run_id), help="Start the waiting nodes again")
+                        args=(manager.resume, run_id),
+                        help="Start the waiting nodes again (a failed node the run holds is given up: what "
+                             "follows it is skipped)")
         slots[1].button("Step", key=f"{key}.step", icon=":material/skip_next:", on_click=_call,
                         args=(manager.step, run_id), help=STEP_HELP)
     else:

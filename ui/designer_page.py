@@ -33,13 +33,12 @@ from ui.designer_files import export_buttons, import_panel, template_gallery, wo
 from ui.designer_run import (
     ACTIVE,
     PAUSE_ON_FAILURE,
-    REFRESH_S,
     cancel_run,
     counted_items,
     next_up_text,
     node_outputs_section,
     paused_here,
-    run_active,
+    poll_every,
     run_state,
     run_to_target,
     start_run,
@@ -65,7 +64,7 @@ from ui.session import current_session, save
 CANVAS_HEIGHT = 560
 FULL_RUN_ID = "designer_full_run_id"  # workflow id the whole page last drew
 FULL_SCOPE = "designer_full_scope"  # the component open when the whole page last drew (None: none)
-POLLING = "designer_polling"  # whether the editor fragment currently refreshes on a timer
+POLLING = "designer_polling"  # how often the editor fragment refreshes now (seconds; None: it does not)
 MAX_COPIED = 500  # ids in one copy command
 SEEN_COMMANDS, KEEP_SEEN = "designer_seen_commands", 50  # canvas command ids handled (first_delivery)
 CLIPBOARD = "designer_clipboard"  # session state: what Ctrl+C took (ui.graphmodel.Clip)
@@ -84,8 +83,9 @@ def render_designer() -> None:
             kind, flash_slot.info)(escape_md(message))
     st.session_state[FULL_RUN_ID] = sess.workflow_id
     st.session_state[FULL_SCOPE] = sess.scope_name
-    polling = st.session_state[POLLING] = run_active()
-    st.fragment(_editor, run_every=REFRESH_S if polling else None)()
+    _, status, statuses = run_state()
+    every = st.session_state[POLLING] = poll_every(status, statuses)
+    st.fragment(_editor, run_every=every)()
     templates_tab, workflow_tab, files_tab, library_tab_ = st.tabs(
         ["Templates", "Workflow & versions", "Import", "Component library"])
     with templates_tab:
@@ -222,7 +222,7 @@ def _editor() -> None:
             on_graph=_on_graph,
             on_command=_on_command,
         )
-        _run_row(sess, issues, run_id, run_status)
+        _run_row(sess, issues, run_id, run_status, by_node)
         if run_id and run_status in ACTIVE:
             amend_notice(sess, run_id, by_node)
         node_outputs_section(sess, run_id, statuses, run_status)
@@ -268,7 +268,8 @@ def partial_blocker(issues: list[Issue], nodes: set[str]) -> str | None:
     return run_blocker([i for i in issues if i.node is None or owner_of(i.node, nodes) in nodes])
 
 
-def _run_row(sess: DesignerSession, issues: list[Issue], run_id: str | None, run_status: str | None) -> None:
+def _run_row(sess: DesignerSession, issues: list[Issue], run_id: str | None, run_status: str | None,
+             statuses: dict[str, str]) -> None:
     missing = None if runs_available() else "the run manager is not installed"
     document = sess.document  # with a component open: the workflow around it runs
     running = without_disabled(document)  # what a run executes: errors on the rest do not block it
@@ -283,7 +284,7 @@ def _run_row(sess: DesignerSession, issues: list[Issue], run_id: str | None, run
     cols[3].selectbox("Speed", list(SPEEDS), format_func=SPEEDS.__getitem__, key="designer_time_scale",
                               label_visibility="collapsed",
                               help="time scale of simulated waits: faster runs sim.task nodes sooner")
-    cols[3].checkbox("Pause on failure", key=PAUSE_ON_FAILURE, disabled=busy,
+    cols[4].checkbox("Pause on failure", key=PAUSE_ON_FAILURE, disabled=busy,
                      help="A node that fails (its retries spent) pauses the run and holds what follows it: "
                           "fix its settings and Retry it in the same run, or Resume without it (a debugger's "
                           "break on exception)")
@@ -317,5 +318,5 @@ def _run_row(sess: DesignerSession, issues: list[Issue], run_id: str | None, run
                         "failed); timings and resources on the Run page.")
     else:
         cols[4].caption("No errors: ready to run.")
-    if busy != st.session_state.get(POLLING, False):
-        st.rerun()  # redraw the page so that the fragment polls (or stops polling) the run
+    if poll_every(run_status, statuses) != st.session_state.get(POLLING):
+        st.rerun()  # redraw the page so that the fragment polls the run at its new pace (or stops)

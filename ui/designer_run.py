@@ -63,14 +63,30 @@ def next_up_text(run_id: str) -> str:
         return ": Resume starts the rest."
     if snap.held:  # pause on failure
         failed = ", ".join(code_md(n) for n in snap.held)
-        return (f": {failed} failed ({escape_md(next(iter(snap.held.values())))}). Select it to fix it and "
-                "**Retry it**; Resume goes on without it (what follows it is skipped).")
+        kind = next(iter(snap.held.values())).split(":", 1)[0]  # the error's type: the node shows the rest
+        return (f": {failed} failed ({escape_md(kind)}). Select it to see why, fix it and **Retry it**; Resume "
+                "goes on without it (what follows it is skipped).")
     at = f" at the breakpoint before {code_md(snap.paused_at)}{breakpoint_why(snap.paused_why)}" if snap.paused_at else ""
     return f"{at}. {next_text(next_up(snap.nodes), str(snap.options.get('policy', '')))}; Resume starts the rest."
 
 
 def run_active() -> bool:
     return run_state()[1] in ACTIVE
+
+
+IDLE_PAUSED_S = 3.0  # a paused run with nothing running: it changes only when someone acts on it
+
+
+def poll_every(status: str | None, statuses: dict[str, str]) -> float | None:
+    """How often the designer's editor refreshes for the run started here: every ``REFRESH_S``
+    while something of it runs, every ``IDLE_PAUSED_S`` while it is paused with nothing running
+    (held at a breakpoint or a failure: a person's click then never races a refresh, and a class
+    of paused runs costs the server little), not at all when there is no run going."""
+    if status not in ACTIVE:
+        return None
+    if status == "paused" and "running" not in statuses.values():
+        return IDLE_PAUSED_S
+    return REFRESH_S
 
 
 def run_to_target(sess: DesignerSession) -> tuple[str, Workflow] | None:

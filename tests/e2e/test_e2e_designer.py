@@ -1109,11 +1109,13 @@ def test_pause_on_failure_holds_a_failed_node_to_fix_and_retry_in_the_same_run(p
     choose(page, "Speed", "1000× faster")
     page.get_by_text("Pause on failure", exact=True).click()
     page.get_by_role("button", name="Run", exact=True).click()
-    expect(page.get_by_text(re.compile(r"paused: pre failed \(InjectedFaultError"))).to_be_visible(timeout=60000)
+    expect(page.get_by_text(re.compile(r"paused: pre failed \(InjectedFaultError\)\. Select it to see why"))).to_be_visible(timeout=60000)
     expect(node(page, "cls")).to_have_attribute("data-status", "waiting_inputs")  # held, not skipped
     click_node(page, "pre")
     expect(page.get_by_text(re.compile(r"The run holds it, and what follows it"))).to_be_visible(timeout=20000)
     page.get_by_role("button", name="Turn the drill off").click()  # the fix, in the panel
+    expect(node(page, "pre").get_by_test_id("sg-bolt")).to_have_count(0)
+    expect(page.get_by_text(re.compile(r"Changed since run \w+ started, and not started yet"))).to_be_visible()
     page.get_by_role("button", name="Use in this run").click()  # ... into the run that holds it
     toast = page.get_by_test_id("sg-toast").filter(has_text=re.compile(r"takes the new settings \(pre: fault drill"))
     expect(toast).to_be_visible(timeout=20000)

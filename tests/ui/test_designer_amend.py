@@ -103,7 +103,7 @@ def test_a_failed_node_held_by_the_run_is_fixed_and_retried_from_the_designer(ap
     app.session_state[state.DESIGNER].select("check")
     app.run()
     captions = _text(app)
-    assert f"Run {run_id}: paused: check failed (RuntimeError: node 'check'" in captions
+    assert f"Run {run_id}: paused: check failed (RuntimeError). Select it to see why" in captions
     assert "The run holds it, and what follows it" in captions
     _edit(app, "check", fail_times=0)
     assert f"Changed since run {run_id} started, and not started yet: check (fail_times -1 -> 0)" in _text(app)
@@ -116,3 +116,12 @@ def test_a_failed_node_held_by_the_run_is_fixed_and_retried_from_the_designer(ap
         time.sleep(0.05)
     manager.resume(run_id)
     assert manager.wait(run_id, 60) == "succeeded"
+
+
+def test_the_editor_refreshes_fast_while_something_runs_and_slowly_while_a_paused_run_waits() -> None:
+    from ui.designer_run import IDLE_PAUSED_S, REFRESH_S, poll_every
+
+    assert poll_every(None, {}) is None and poll_every("succeeded", {"a": "done"}) is None
+    assert poll_every("running", {"a": "queued"}) == REFRESH_S
+    assert poll_every("paused", {"a": "running", "b": "queued"}) == REFRESH_S  # a step's node runs
+    assert poll_every("paused", {"a": "failed", "b": "waiting_inputs"}) == IDLE_PAUSED_S > REFRESH_S

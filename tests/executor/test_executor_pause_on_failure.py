@@ -111,3 +111,31 @@ def test_pause_on_failure_is_for_local_runs(manager) -> None:
     m, _ = manager
     with pytest.raises(ValueError, match="pause on failure is for runs on this machine"):
         m.submit(_flaky(), RunOptions(backend="ray", pause_on_failure=True))
+
+
+def test_with_fail_fast_the_rest_is_cancelled_only_once_the_failure_is_given_up(manager) -> None:
+    m, _ = manager
+    wf = workflow([{"id": "src", "agent": "test.source", "params": {"value": 1}},
+                   {"id": "check", "agent": "test.fail"}, sleep("after"), sleep("slow", 2.0)],
+                  [("src", "check"), ("check", "after"), ("src", "slow")])
+    handle = m.submit(wf, RunOptions(use_cache=False, pause_on_failure=True, fail_fast=True))
+    until(lambda: bool(handle.snapshot().held))
+    assert statuses(handle)["slow"] in ("queued", "running")  # not cancelled while the failure is held
+    handle.resume()
+    assert handle.wait(10) == RunStatus.FAILED
+    assert statuses(handle)["after"] == "skipped" and statuses(handle)["slow"] == "cancelled"
+
+
+def test_an_isolated_node_is_held_and_retried_in_its_own_process(manager) -> None:
+    m, _ = manager
+    wf = workflow([{"id": "src", "agent": "test.source", "params": {"value": 1}},
+                   {"id": "check", "agent": "test.fail", "params": {"fail_times": -1},
+                    "lifecycle": {"execution": {"isolate": True}}}, sleep("after")],
+                  [("src", "check"), ("check", "after")])
+    handle = m.submit(wf, OPTIONS)
+    until(lambda: bool(handle.snapshot().held), timeout=30)
+    handle.set_params("check", fail_times=0)
+    handle.retry("check")
+    handle.resume()
+    assert handle.wait(30) == RunStatus.SUCCEEDED
+    assert handle.snapshot().nodes["check"]["metrics"].get("isolated") is True

@@ -96,18 +96,35 @@ class RayRunner:
     def cancel_node(self, run: RunState, node_id: str) -> None:
         self._cancelled_nodes.setdefault(run.id, set()).add(node_id)
 
-    def pause(self, run: RunState, at: str | None = None, why: str | None = None) -> bool:
+    def pause(self, run: RunState, at: str | None = None, why: str | None = None, failed: str | None = None) -> bool:
         """Hand no more of the run's ready nodes to Ray (those Ray holds wait in their workers);
-        ``at``: before this node, its breakpoint (``why``: what its condition found). True when it
-        paused now."""
+        ``at``: before this node, its breakpoint (``why``: what its condition found); ``failed``:
+        that node failed and is held (``why``: its error). True when it paused now."""
         gate = self._gates.get(run.id)
         if gate is None or run.status.is_terminal or not gate.pause():
             return False
         now = time.time()
         with self.lock:
-            run.mark_paused(now, at, why)
+            run.mark_paused(now, at, why, failed)
             ready = tuple(sorted(nid for nid, ns in run.nodes.items() if ns.status == NodeStatus.QUEUED))
-        self.bus.emit(RunPaused(run_id=run.id, ready=ready, at=at, why=run.paused_why, time=now))
+        self.bus.emit(RunPaused(run_id=run.id, ready=ready, at=at, why=run.paused_why if at else why, failed=failed,
+                                time=now))
+        return True
+
+    def _hold(self, run: RunState, node_id: str, why: str) -> None:
+        """Pause on failure (the driver's thread): the run holds the failed node; it pauses there."""
+        with self.lock:
+            run.held[node_id] = why
+            run.version += 1
+        self.pause(run, why=why, failed=node_id)
+
+    def retry(self, run: RunState, node_id: str) -> bool:
+        """Run a failed node the Ray run holds again (``RayBackend.retry``); False when it does not hold it."""
+        if self._backend is None or not self._backend.retry(run.id, node_id):
+            return False
+        with self.lock:
+            run.held.pop(node_id, None)
+            run.version += 1
         return True
 
     def resume(self, run: RunState, steps: int | None = None) -> bool:
@@ -121,8 +138,9 @@ class RayRunner:
                 run.mark_stepped()
             return gate.step(steps)
         now = time.time()
-        gate.resume()
+        gate.resume()  # the driver gives up on the failed nodes it holds (what follows them is skipped)
         with self.lock:
+            run.held = {}
             run.mark_resumed(now)
         self.bus.emit(RunResumed(run_id=run.id, time=now))
         return True
@@ -154,7 +172,8 @@ class RayRunner:
                 self._cancel[run.id], time_scale=options.time_scale, fail_fast=options.fail_fast,
                 cancel_node=lambda: set(self._cancelled_nodes.get(run.id, ())),
                 pins=self.results.load if self.results is not None else None, gate=self._gates[run.id],
-                on_break=lambda node_id, why: self.pause(run, at=node_id, why=why))
+                on_break=lambda node_id, why: self.pause(run, at=node_id, why=why),
+                on_fail=(lambda node_id, why: self._hold(run, node_id, why)) if options.pause_on_failure else None)
         except Exception as exc:  # the cluster went away, or a backend bug: record, never hang
             log.exception("ray run %s failed", run.id)
             error = f"{type(exc).__name__}: {exc}"
@@ -194,6 +213,9 @@ def apply_node_event(run: RunState, ns: NodeState, event: Event) -> None:
         ns.status, ns.start, ns.device = NodeStatus.RUNNING, event.time, event.device
         ns.attempts, ns.threads, ns.worker = event.attempt, event.threads, event.worker
     elif isinstance(event, NodeRetried):
+        if event.by_hand and ns.status.is_terminal:  # a failed node run again (pause on failure)
+            run.done -= 1
+            ns.error, ns.end = None, None
         ns.status = NodeStatus.QUEUED
         ns.logs.append(f"attempt {event.attempt} failed ({event.error_type}: {event.message}); "
                        f"retrying in {event.delay_s:g} s")

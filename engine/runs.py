@@ -241,9 +241,6 @@ class RunManager:
         check_policy(options.policy)
         if options.backend not in BACKENDS:
             raise ValueError(f"unknown backend {options.backend!r}; choose one of {', '.join(BACKENDS)}")
-        if options.pause_on_failure and options.backend != "local":
-            raise ValueError("pause on failure is for runs on this machine (the local backend), not Ray: "
-                             "run it locally, or without pausing on failure")
         unknown = [n for n in options.rerun if workflow.node(n) is None]
         if unknown:
             raise ValueError(f"no node {unknown[0]!r} to re-run in workflow {workflow.name!r}; "
@@ -516,8 +513,10 @@ class RunManager:
         """Run a failed node again in its run (``RunOptions.pause_on_failure`` held it, and what
         follows it, with the run paused), typically after its settings were fixed (``amend``):
         it goes back to the ready nodes as a fresh attempt, and the next Step or Resume starts
-        it. False when the run does not hold that node (it did not fail, or the run ended)."""
-        return self.executor.retry_node(self._local(run_id), node_id)
+        it. False when the run does not hold that node (it did not fail, or the run ended). On
+        Ray, the run's driver puts it back (``RayRun.retry``)."""
+        run = self._run(run_id)
+        return self.ray.retry(run, node_id) if run.options.backend == "ray" else self.executor.retry_node(run, node_id)
 
     def amend(self, run_id: str, nodes: Iterable[NodeSpec]) -> dict[str, list[str]]:
         """Edit and continue: give nodes of a run under way that have not started new settings

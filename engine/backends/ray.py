@@ -119,6 +119,7 @@ class RayBackend:
                 cancel_node: Callable[[], set[str]] | None = None,
                 pins: Callable[[str], dict[str, Any]] | None = None, gate: Gate | None = None,
                 on_break: Callable[[str, str | None], Any] | None = None,
+                on_fail: Callable[[str, str], Any] | None = None,
                 ) -> tuple[RunStatus, dict[str, dict[str, Any]]]:
         """Run ``workflow`` on Ray; emits node events and RunFinished (not RunStarted).
 
@@ -126,6 +127,7 @@ class RayBackend:
         are put in Ray's object store, and the nodes that only feed pinned ones are not run.
         ``gate`` pauses the run: while it is closed, ready nodes are not handed to Ray (``Gate``);
         ``on_break(node, why)`` pauses it at a node's breakpoint (``why``: what its condition found; else the gate is closed directly).
+        ``on_fail(node, why)``: pause on failure, a failed node is held (what follows it waits) and this pauses the run.
         Returns the run status and the outputs of every finished node, by node id and port.
         Components are expanded first (``engine.components.flatten``): their nodes run as tasks of their own.
         """
@@ -136,7 +138,7 @@ class RayBackend:
         infeasible = {n.id: msg for n in nodes.values() if (msg := unplaceable(n, nodes_caps))}
         settings = RunSettings(run_id=run_id, time_scale=time_scale, fail_fast=fail_fast)
         driver = RayRun(self.ray, self._remote_for, nodes, settings, emit, cancel_event, cancel_node,
-                        self._cancel_board(), gate, on_break)
+                        self._cancel_board(), gate, on_break, on_fail)
         if any(n.pin is not None for n in workflow.nodes):
             from engine.workflow import pinned_only_feeders
 
@@ -166,6 +168,11 @@ class RayBackend:
         caps = self.node_capacities()
         gpu_mb = min((g.memory_mb for c in caps for g in c.gpus or ()), default=0.0)
         driver.amend(build_nodes(runnable(workflow, registry), registry, gpu_mb, time_scale), changed)
+
+    def retry(self, run_id: str, node_id: str) -> bool:
+        """Put a failed node the run holds (pause on failure) back with the ready nodes (``RayRun.retry``)."""
+        driver = self._drivers.get(run_id)
+        return driver.retry(node_id) if driver is not None else False
 
     def validate(self, workflow: Workflow, registry: Registry) -> list[Issue]:
         """``capacity_exceeded`` for each node whose demand no single Ray node can meet."""

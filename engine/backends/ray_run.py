@@ -89,8 +89,11 @@ class RayRun:
     def __init__(self, ray: Any, remotes: Callable[[RayNode], Any], nodes: dict[str, RayNode],
                  settings: RunSettings, emit: Callable[[Event], None], cancel_event: threading.Event,
                  cancel_node: Callable[[], set[str]] | None, board: tuple[Any, list[str]],
-                 gate: Gate | None = None, on_break: Callable[[str, str | None], Any] | None = None) -> None:
+                 gate: Gate | None = None, on_break: Callable[[str, str | None], Any] | None = None,
+                 on_fail: Callable[[str, str], Any] | None = None) -> None:
         self.on_break = on_break  # pauses the run at a node's breakpoint, saying why (the run manager's pause)
+        self.on_fail = on_fail  # pause on failure: pauses the run at a failed node it holds, with the error
+        self.held: dict[str, dict[str, str]] = {}  # failed nodes held for a retry (``on_fail`` given): their error
         self.gate = gate or Gate()  # paused: ready nodes wait here, or in their worker (the board)
         self.posted_paused = False  # what the board was last told
         self.progress_ref: Any = None  # the board's answer about progress, on its way
@@ -112,8 +115,8 @@ class RayRun:
         self.pinned: dict[str, str] = {}  # pinned nodes (``pin``) and their result-cache keys
         self.idle: set[str] = set()  # nodes not run because they only feed pinned ones
         self._load: Callable[[str], dict[str, Any]] | None = None
-        self._amends: queue.SimpleQueue[tuple[dict[str, RayNode], dict[str, bool | None], dict[str, Any]]] = \
-            queue.SimpleQueue()  # settings changed by another thread (``amend``), applied by the driver's loop
+        self._commands: queue.SimpleQueue[tuple[Callable[[], Any], dict[str, Any]]] = \
+            queue.SimpleQueue()  # a person's actions from another thread (``amend``, ``retry``), run by the driver's loop
 
     # -- pins -----------------------------------------------------------------------------
     def pin(self, keys: dict[str, str], idle: set[str], load: Callable[[str], dict[str, Any]]) -> None:
@@ -163,9 +166,10 @@ class RayRun:
                 self._make_ready(node, now)
         for node_id, message in infeasible.items():
             self._fail(self.nodes[node_id], {"type": "CapacityError", "message": message, "traceback": ""})
-        while self.remaining > 0:
+        while self.remaining > 0 or self.held:
             self._poll_cancels()
-            self._take_amends()
+            self._take_commands()
+            self._give_up_held()
             self._dispatch()
             if not self.inflight:
                 self.cancel_event.wait(self._wait_timeout())
@@ -175,46 +179,80 @@ class RayRun:
             self._follow_progress()
         return self._finish()
 
-    # -- edit and continue (engine.amend) ----------------------------------------------------
-    def amend(self, fresh: dict[str, RayNode], changed: dict[str, bool | None], timeout: float = 10.0) -> None:
+    # -- a person acting on the run from another thread (edit and continue, retry) -----------
+    def _in_driver(self, action: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
+        """Run ``action`` on the driver's thread between two of its steps (it alone changes the
+        nodes) and return what it returns, or raise the AmendError it raised."""
+        box: dict[str, Any] = {"done": threading.Event(), "result": None, "error": None}
+        self._commands.put((action, box))
+        if not box["done"].wait(timeout):
+            raise AmendError(f"the Ray driver of run {self.s.run_id} did not {what} within {timeout:g} s; "
+                             "nothing changed: try again")
+        if box["error"] is not None:
+            raise box["error"]
+        return box["result"]
+
+    def _take_commands(self) -> None:
+        while True:
+            try:
+                action, box = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                box["result"] = action()
+            except AmendError as exc:
+                box["error"] = exc
+            box["done"].set()
+
+    def amend(self, fresh: dict[str, RayNode], changed: dict[str, bool | None]) -> None:
         """From another thread: give the nodes ``changed`` names (node -> its breakpoint turned on,
         off, or None: unchanged) the settings of their ``fresh`` build, and the nodes not handed to
         Ray yet the demands of theirs (memory that grows with a changed source's items); all or
-        nothing, applied by the driver between two of its steps. Raises AmendError when one of the
-        nodes was handed to Ray already (then nothing changed)."""
-        box: dict[str, Any] = {"done": threading.Event(), "error": None}
-        self._amends.put((fresh, changed, box))
-        if not box["done"].wait(timeout):
-            raise AmendError(f"the Ray driver of run {self.s.run_id} did not take the new settings within "
-                             f"{timeout:g} s; nothing changed: try again")
-        if box["error"]:
-            raise AmendError(box["error"])
+        nothing. Raises AmendError when one of the nodes was handed to Ray already (then nothing
+        changed); a failed node the run holds may change."""
+        self._in_driver(lambda: self._amend_now(fresh, changed), "take the new settings")
 
-    def _take_amends(self) -> None:
-        while True:
-            try:
-                fresh, changed, box = self._amends.get_nowait()
-            except queue.Empty:
-                return
-            late = [nid for nid in changed if self.nodes[nid].key is not None or self.nodes[nid].status not in _WAITING]
-            if late:
-                node = self.nodes[late[0]]
-                box["error"] = (f"node {node.id!r} of run {self.s.run_id} was handed to Ray already ({node.status.value}): "
-                                "a node's settings can change only before it starts; run the workflow again from it")
-                box["done"].set()
+    def _open(self, node: RayNode) -> bool:
+        """Whether ``node`` may still change: not handed to Ray yet, or failed and held for a retry."""
+        return node.id in self.held or (node.key is None and node.status in _WAITING)
+
+    def _amend_now(self, fresh: dict[str, RayNode], changed: dict[str, bool | None]) -> None:
+        late = [self.nodes[nid] for nid in changed if not self._open(self.nodes[nid])]
+        if late:
+            raise AmendError(f"node {late[0].id!r} of run {self.s.run_id} was handed to Ray already "
+                             f"({late[0].status.value}): a node's settings can change only before it starts; "
+                             "run the workflow again from it")
+        for nid, node in self.nodes.items():
+            new = fresh.get(nid)
+            if new is None or not self._open(node):
                 continue
-            for nid, node in self.nodes.items():
-                new = fresh.get(nid)
-                if new is None or node.key is not None or node.status not in _WAITING:
-                    continue
-                if nid in changed or new.demand != node.demand:
-                    node.params, node.demand, node.lifecycle, node.options = new.params, new.demand, new.lifecycle, new.options
-                    node.live, node.faults, node.job = new.live, new.faults, None
-                if nid in changed:
-                    node.break_when = new.break_when
-                    if changed[nid] is not None:  # turned on (it pauses the run) or off
-                        node.breakpoint = bool(changed[nid])
-            box["done"].set()
+            if nid in changed or new.demand != node.demand:
+                node.params, node.demand, node.lifecycle, node.options = new.params, new.demand, new.lifecycle, new.options
+                node.live, node.faults, node.job = new.live, new.faults, None
+            if nid in changed:
+                node.break_when = new.break_when
+                if changed[nid] is not None:  # turned on (it pauses the run) or off
+                    node.breakpoint = bool(changed[nid])
+
+    def retry(self, node_id: str) -> bool:
+        """From another thread: put a failed node the run holds back with the ready nodes, a fresh
+        start (the next step or resume hands it to Ray); False when the run does not hold it."""
+        return bool(self._in_driver(lambda: self._retry_now(node_id), "retry it"))
+
+    def _retry_now(self, node_id: str) -> bool:
+        node = self.nodes.get(node_id)
+        if node is None or node_id not in self.held:
+            return False
+        error, now = self.held.pop(node_id), time.time()
+        self.emit(NodeRetried(run_id=self.s.run_id, node_id=node_id, attempt=node.attempts, error_type=error["type"],
+                              message=error["message"], delay_s=0.0, by_hand=True, time=now))
+        self.emit(NodeLog(run_id=self.s.run_id, node_id=node_id, message="retried by hand: a fresh start, with its retries"))
+        node.key, node.out_ref, node.report, node.start, node.attempts = None, None, None, None, 0
+        node.status = NodeStatus.PENDING
+        self.remaining += 1
+        self.unsubmitted += 1
+        self._make_ready(node, now)
+        return True
 
     def _follow_progress(self) -> None:
         """Every ``PROGRESS_S`` while nodes run, take the progress their attempts reported to the
@@ -384,7 +422,10 @@ class RayRun:
 
     def _submit_children_early(self, root: RayNode) -> None:
         """Submit descendants whose parents are all in flight as final plain tasks: Ray resolves the
-        inputs in its object store, so a chain does not wait for the driver between nodes."""
+        inputs in its object store, so a chain does not wait for the driver between nodes. Not
+        with pause on failure: a child handed over ahead would hold its parent's failed result."""
+        if self.on_fail is not None:
+            return
         work = [root]
         while work:
             for cid in work.pop().succs:
@@ -567,10 +608,28 @@ class RayRun:
         self.emit(NodeFailed(run_id=self.s.run_id, node_id=node.id, error_type=error["type"],
                              message=error["message"], traceback=error.get("traceback", ""),
                              metrics=metrics or {}))
+        if self.on_fail is not None and not self.cancel_requested:  # pause on failure: what follows it waits
+            self.held[node.id] = error
+            self.emit(NodeLog(run_id=self.s.run_id, node_id=node.id,
+                              message="failed: the run holds it and what follows it; fix its settings and retry it, "
+                                      "or resume to skip what follows it"))
+            self.on_fail(node.id, f"{error['type']}: {error['message']}"[:500])
+            return
+        self._give_up(node)
+
+    def _give_up(self, node: RayNode) -> None:
+        """A node failed for good: what follows it is skipped; with ``fail_fast`` the rest is cancelled."""
         self._skip_descendants(node, "failed")
         if self.s.fail_fast and not self.cancel_requested and self.fail_fast_by is None:
             self.fail_fast_by = node.id
             self._cancel_all(f"fail_fast: node {node.id!r} failed")
+
+    def _give_up_held(self) -> None:
+        """Resumed with failed nodes held: go on without them."""
+        if self.held and not self.gate.paused:
+            held, self.held = [self.nodes[nid] for nid in sorted(self.held)], {}
+            for node in held:
+                self._give_up(node)
 
     def _end(self, node: RayNode, status: NodeStatus, *, metrics: dict[str, Any],
              summary: dict[str, Any] | None = None, reason: str = "", propagate: bool = True) -> None:
@@ -635,6 +694,7 @@ class RayRun:
             self.to_post = []
 
     def _cancel_all(self, reason: str) -> None:
+        self.held.clear()  # a cancelled run ends, failed nodes held or not
         for node in self.nodes.values():
             if not node.status.is_terminal:
                 self._cancel(node, reason, propagate=False)

@@ -66,7 +66,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pause-on-failure", action="store_true",
                    help="a node that fails (its retries spent) pauses the run and holds what follows it: "
                         "`set NODE PARAM=VALUE` fixes it, `retry` runs it again in the same run, r goes on "
-                        "without it (what follows it is skipped), q cancels (local runs)")
+                        "without it (what follows it is skipped), q cancels (also on Ray)")
     p.add_argument("--user", help="who runs it (recorded)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=run)

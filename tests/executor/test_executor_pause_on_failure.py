@@ -107,12 +107,6 @@ def test_without_the_option_a_failure_ends_as_before(manager) -> None:
         handle.set_params("check", fail_times=0)
 
 
-def test_pause_on_failure_is_for_local_runs(manager) -> None:
-    m, _ = manager
-    with pytest.raises(ValueError, match="pause on failure is for runs on this machine"):
-        m.submit(_flaky(), RunOptions(backend="ray", pause_on_failure=True))
-
-
 def test_with_fail_fast_the_rest_is_cancelled_only_once_the_failure_is_given_up(manager) -> None:
     m, _ = manager
     wf = workflow([{"id": "src", "agent": "test.source", "params": {"value": 1}},

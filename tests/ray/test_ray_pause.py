@@ -213,3 +213,34 @@ def test_a_node_ray_holds_already_refuses_a_change(manager: RunManager) -> None:
     assert manager.workflow(handle.run_id).node("c").params == {"duration_s": 0.05}
     assert handle.snapshot().amended == {}
     assert handle.wait(60) == RunStatus.SUCCEEDED
+
+
+def test_pause_on_failure_on_ray_holds_the_failed_node_for_a_fix_and_a_retry(manager: RunManager) -> None:
+    """The driver holds a failed node and what follows it (nothing is handed to Ray ahead of its
+    inputs then); its settings change and a retry hands it to Ray again; Resume gives up instead."""
+    def flaky() -> Workflow:
+        return Workflow.model_validate({
+            "schema_version": 1, "name": "flaky",
+            "nodes": [{"id": "src", "agent": "test.source", "params": {"value": [1, 2]}},
+                      {"id": "check", "agent": "test.fail", "params": {"fail_times": -1}},
+                      {"id": "after", "agent": "test.echo"}],
+            "edges": [{"source": "src", "target": "check"}, {"source": "check", "target": "after"}]})
+
+    options = RunOptions(backend="ray", use_cache=False, pause_on_failure=True)
+    handle = manager.submit(flaky(), options)
+    _until(lambda: bool(handle.snapshot().held))
+    snap = handle.snapshot()
+    assert snap.paused and set(snap.held) == {"check"} and "RuntimeError" in snap.held["check"]
+    assert statuses(handle) == {"src": "done", "check": "failed", "after": "waiting_inputs"}
+    assert handle.set_params("check", fail_times=0) == ["fail_times -1 -> 0"]
+    assert handle.retry("check") and not handle.retry("check")
+    assert handle.step()
+    _until(lambda: statuses(handle)["check"] == "done")
+    assert handle.resume()
+    assert handle.wait(60) == RunStatus.SUCCEEDED
+    assert handle.outputs("after") == {"out": [[1, 2]]}  # src's value, through check
+    again = manager.submit(flaky(), options)
+    _until(lambda: bool(again.snapshot().held))
+    assert again.resume()  # give up on it
+    assert again.wait(60) == RunStatus.FAILED
+    assert statuses(again)["after"] == "skipped"

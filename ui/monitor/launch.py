@@ -189,10 +189,9 @@ def launch_form(manager: Any, registry: Any, store: Any, key: str = "launch") ->
                               "by node, for a class or a demo. Chains of itemwise agents are not fused then, so "
                               "each node is a step. On Ray too: a node waits in its worker until its step.")
     on_failure = st.checkbox("Pause when a node fails", value=False, key=f"{key}.on_failure",
-                             disabled=backend != "local",
                              help="A node that fails (its retries spent) pauses the run and holds what follows it: "
                                   "fix its parameters on this page and Retry it in the same run, or Resume without it "
-                                  "(what follows it is skipped) (`servicegrid run --pause-on-failure`; local runs).")
+                                  "(what follows it is skipped) (`servicegrid run --pause-on-failure`).")
     marked = [n.id for n in workflow.nodes if n.breakpoint]
     stops = st.multiselect("Pause before (breakpoints)", [n for n in workflow.node_ids() if n not in marked],
                            key=f"{key}.breaks.{label}", placeholder="no more breakpoints" if marked else "no breakpoint",
@@ -230,7 +229,7 @@ def launch_form(manager: Any, registry: Any, store: Any, key: str = "launch") ->
                                                                     durations=durations, use_cache=reuse,
                                                                     start_paused=paused, breakpoints=tuple(stops),
                                                                     break_if=tuple(conditions),
-                                                                    pause_on_failure=on_failure and backend == "local",
+                                                                    pause_on_failure=on_failure,
                                                                     priority=int(priority), rerun=tuple(again)))
     except (ServiceGridError, ValueError, RuntimeError) as exc:
         show_error("Could not start the run", exc)

@@ -60,7 +60,7 @@ from engine.fusion import ChainAborted, run_chain, unfuse
 from engine.metrics import GpuProbe, NodeMetrics, rss_last_mb
 from engine.resources import EPS, ResourceDemand, ResourceLedger
 from engine.results import ResultStore, pinned_unreadable, summarize_outputs
-from engine.runstate import CancelFlag, NodeState, RunState, paused_between
+from engine.runstate import CancelFlag, NodeState, RunState, held_together, paused_between
 from engine.workflow import BreakCondition
 
 Item = tuple[RunState, NodeState]
@@ -811,7 +811,7 @@ class Executor:
         now = time.time()
         run.mark_paused(now, at, why, failed)
         ready = tuple(sorted({nid for _, nid in run.ready if not run.nodes[nid].status.is_terminal} | ({at} if at else set())))
-        run.breakpoints.difference_update(ready)  # one pause holds every node ready now (a component's first ones)
+        run.breakpoints.difference_update(held_together(at, ready))  # a component's first ones: one pause
         self.bus.emit(RunPaused(run_id=run.id, ready=ready, at=at, why=run.paused_why if at else why, failed=failed,
                                 time=now))
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from engine.components import SEP
 from engine.events import NodeStatus, RunStatus
 from engine.metrics import memory_growth_mb
 from engine.resources import Capacity, ResourceDemand, ResourceLedger
@@ -240,6 +241,17 @@ class RunSnapshot:
 
 
 PAUSE_EVENTS = ("RunPaused", "RunResumed")
+
+
+def held_together(at: str | None, ready: Iterable[str]) -> set[str]:
+    """The breakpoints one pause at ``at`` uses up among the nodes ``ready`` then: its own, and
+    those of the nodes inside the same component instance (a component's breakpoint is on each
+    of its first nodes: one pause holds them all). The others stay: Resume pauses again before
+    them, as a debugger stops at each breakpoint. A pause by a person, or at a failure, uses none."""
+    if at is None:
+        return set()
+    instance = at.rsplit(SEP, 1)[0] + SEP if SEP in at else None
+    return {at} | ({nid for nid in ready if nid.startswith(instance)} if instance else set())
 
 
 def pause_label(at: str | None, why: str | None = None, failed: str | None = None) -> str:

@@ -34,6 +34,7 @@ from engine.events import (
     RunStatus,
 )
 from engine.results import pinned_unreadable, summarize_outputs
+from engine.runstate import held_together
 
 TICK_S = 0.1  # how often cancel requests are polled while nothing finishes
 PROGRESS_S = 0.25  # how often the driver takes the running nodes' progress from the board
@@ -341,8 +342,9 @@ class RayRun:
         self.ready.clear()
 
     def _break_at(self, waiting: list[RayNode]) -> None:
-        """Pause the run when a node about to be handed to Ray has a breakpoint; the pause holds
-        every node ready now (a component's first ones), and stops the run once."""
+        """Pause the run when a node about to be handed to Ray has a breakpoint; the pause uses up
+        the breakpoints of the component's first nodes with it (``runstate.held_together``): the
+        others ready now pause the run again when it resumes."""
         hit, why = None, None
         for node in waiting:
             if node.breakpoint and not node.status.is_terminal and node.key not in self.inflight:
@@ -353,8 +355,8 @@ class RayRun:
                     break
         if hit is None:
             return
-        for node in waiting:
-            node.breakpoint = False
+        for nid in held_together(hit.id, [n.id for n in waiting]):  # a component's first ones: one pause
+            self.nodes[nid].breakpoint = False
         (self.on_break or (lambda _at, _why: self.gate.pause()))(hit.id, why)
 
     def _break_verdict(self, node: RayNode) -> str | Literal[False] | None:

@@ -102,3 +102,23 @@ def test_one_pause_holds_every_node_ready_at_a_component_s_breakpoint(manager) -
     handle.resume()
     assert handle.wait(10) == RunStatus.SUCCEEDED
     assert len(rec.of(handle.run_id, "RunPaused")) == 1  # not again before the second one
+
+
+def test_two_breakpoints_ready_at_once_each_pause_the_run(manager) -> None:
+    """Unrelated breakpoints on two branches ready together: the run pauses before one, and when
+    resumed, before the other (one pause does not use up the other's breakpoint)."""
+    m, rec = manager
+    wf = workflow([sleep("src"), {**sleep("a"), "breakpoint": True}, {**sleep("b"), "breakpoint": True}],
+                  [("src", "a"), ("src", "b")])
+    handle = m.submit(wf, RunOptions(use_cache=False))
+    until(lambda: handle.snapshot().paused)
+    first = handle.snapshot().paused_at
+    assert first in ("a", "b")
+    handle.resume()
+    until(lambda: len(rec.of(handle.run_id, "RunPaused")) == 2)
+    second = handle.snapshot().paused_at
+    assert {first, second} == {"a", "b"}
+    assert statuses(handle)[second] == "queued"
+    handle.resume()
+    assert handle.wait(10) == RunStatus.SUCCEEDED
+    assert [e.at for e in rec.of(handle.run_id, "RunPaused")] == [first, second]

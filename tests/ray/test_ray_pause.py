@@ -244,3 +244,20 @@ def test_pause_on_failure_on_ray_holds_the_failed_node_for_a_fix_and_a_retry(man
     assert again.resume()  # give up on it
     assert again.wait(60) == RunStatus.FAILED
     assert statuses(again)["after"] == "skipped"
+
+
+def test_two_breakpoints_ready_at_once_each_pause_a_ray_run(manager: RunManager) -> None:
+    wf = Workflow.model_validate({
+        "schema_version": 1, "name": "fork",
+        "nodes": [{"id": "src", "agent": "sim.task", "params": {"duration_s": 0.05}},
+                  {"id": "a", "agent": "sim.task", "params": {"duration_s": 0.05}, "breakpoint": True},
+                  {"id": "b", "agent": "sim.task", "params": {"duration_s": 0.05}, "breakpoint": True}],
+        "edges": [{"source": "src", "target": "a"}, {"source": "src", "target": "b"}]})
+    handle = manager.submit(wf, RunOptions(backend="ray", use_cache=False))
+    _until(lambda: handle.snapshot().paused_at is not None)
+    first = handle.snapshot().paused_at
+    assert handle.resume()
+    _until(lambda: handle.snapshot().paused_at not in (None, first))
+    assert {first, handle.snapshot().paused_at} == {"a", "b"}
+    assert handle.resume()
+    assert handle.wait(60) == RunStatus.SUCCEEDED

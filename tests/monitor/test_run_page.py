@@ -394,3 +394,17 @@ def test_a_workflow_with_components_runs_from_the_run_page_node_by_node(app):
     assert list(components["component"]) == ["general", "payments"] and set(components["of"]) == {"triage"}
     assert list(components["nodes"]) == [3, 3] and set(components["status"]) == {"done"}
     assert all(components["busy_s"] >= 0) and all(components["span_s"] >= 0)
+
+
+def test_the_live_view_refreshes_slowly_while_a_paused_run_waits() -> None:
+    from types import SimpleNamespace
+
+    from ui.monitor.run_page import IDLE_PAUSED_S, REFRESH_S, live_every
+
+    def snap(status: str, paused: bool, *nodes: str) -> Any:
+        return SimpleNamespace(status=status, paused=paused, nodes={str(i): {"status": n} for i, n in enumerate(nodes)})
+
+    assert live_every(snap("running", False, "running")) == REFRESH_S
+    assert live_every(snap("running", True, "running", "queued")) == REFRESH_S  # a step's node runs
+    assert live_every(snap("running", True, "failed", "waiting_inputs")) == IDLE_PAUSED_S > REFRESH_S
+    assert live_every(snap("succeeded", False, "done")) is None

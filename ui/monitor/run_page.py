@@ -25,6 +25,7 @@ from ui.render import escape_md
 from ui.services import get_registry, get_run_manager, get_store
 
 REFRESH_S = 1.0
+IDLE_PAUSED_S = 3.0  # a paused run with nothing running: refreshed slowly (``live_every``)
 DETAIL_REFRESH_S = 3.0  # the node detail (logs, waits, outputs) changes slowly; picking a node reruns it at once
 NEW_RUN = "monitor_new_run"  # session flag: show the start form even though a run id is known
 FROM_DESIGNER = "monitor_from_designer"  # session flag: preselect the designer's workflow once
@@ -86,15 +87,27 @@ def render_run_page() -> None:
         _stored(run_id)
 
 
+def live_every(snapshot: Any) -> float | None:
+    """How often the live view refreshes: every ``REFRESH_S`` while the run goes on, every
+    ``IDLE_PAUSED_S`` while it is paused with nothing running (it changes only when someone acts;
+    a refresh then never races a click on Resume, Step or Retry), not at all once it ended."""
+    if snapshot.status not in ("pending", "running"):
+        return None
+    if snapshot.paused and not any(n.get("status") == "running" for n in snapshot.nodes.values()):
+        return IDLE_PAUSED_S
+    return REFRESH_S
+
+
 def _live(run_id: str) -> None:
     manager = get_run_manager()
-    running = manager.snapshot(run_id).status in ("pending", "running")
+    first = manager.snapshot(run_id)
+    running, every = first.status in ("pending", "running"), live_every(first)
     workflow = manager.workflow(run_id).to_dict()  # for the status graph (edges and positions)
 
     def cancel_node(node_id: str) -> None:
         manager.cancel_node(run_id, node_id)
 
-    @st.fragment(run_every=REFRESH_S if running else None)
+    @st.fragment(run_every=every)
     def live() -> None:
         snapshot = manager.snapshot(run_id)
         view = dataclasses.replace(view_from_snapshot(snapshot), workflow=workflow)
@@ -113,8 +126,8 @@ def _live(run_id: str) -> None:
             st.info(paused_note(next_up(snapshot.nodes), str(view.options.get("policy", "")), snapshot.paused_at,
                                 snapshot.paused_why, snapshot.held))
         render_monitor(view, "live", detail=False)
-        if running and not view.running:
-            st.rerun()  # redefine the fragments without run_every: the timers stop
+        if live_every(snapshot) != every:
+            st.rerun()  # redefine the fragments at the new pace (or without timers, once it ended)
 
     @st.fragment(run_every=DETAIL_REFRESH_S if running else None)
     def detail() -> None:

@@ -276,6 +276,20 @@ def test_settings_changed_during_the_run_are_said_under_the_gantt() -> None:
                     "min_confidence 0.5 -> 0.8; resources.memory_mb (default) -> 64")
 
 
+def test_the_report_says_what_happened_during_the_run_escaped() -> None:
+    from engine.amend import CHANGED_LOG
+
+    view = view_from_snapshot(fake_snapshot(nodes=2, samples=4, status="succeeded"))
+    assert "During the run" not in report.html_report(view)
+    nid = next(iter(view.nodes))
+    view.nodes[nid]["logs"] = [CHANGED_LOG + "label '<b>' -> 'x'"]
+    view = dataclasses.replace(view, pauses=[(view.t0 + 0.1, view.t0 + 0.6, "check failed: RuntimeError: <oops>")])
+    text = report.html_report(view)
+    assert "<h2>During the run</h2>" in text
+    assert "<li>Paused (check failed: RuntimeError: &lt;oops&gt;) for 0.5 s</li>" in text
+    assert f"<li>{nid}: label &#x27;&lt;b&gt;&#x27; -&gt; &#x27;x&#x27; (changed during the run, before it started)</li>" in text
+
+
 def test_what_changed_names_nodes_left_out_as_disabled_or_bypassed_not_removed() -> None:
     base = view_from_snapshot(fake_snapshot(nodes=2, samples=4, status="succeeded"))
     full = {"nodes": [{"id": "a", "agent": "test.source"}, {"id": "b", "agent": "test.echo"},

@@ -10,6 +10,7 @@ import datetime as dt
 import html
 from typing import Any
 
+from engine.amend import CHANGED_LOG
 from engine.workflow import Workflow
 from ui.graph_svg import Look, graph_svg
 from ui.monitor import frames
@@ -185,6 +186,16 @@ def status_graph_svg(view: RunView) -> str:
     return f"{svg}<p>{legend}</p>"
 
 
+def during_run(view: RunView) -> str:
+    """What happened to the run while it went on, as a list: each pause (what paused it, how long)
+    and each setting changed before its node started (edit and continue); "" when nothing did."""
+    items = [f"Paused ({why or 'Pause'}) for {max(0.0, (view.now if b is None else b) - a):,.1f} s"
+             for a, b, why in view.pauses]
+    items += [f"{nid}: {line.removeprefix(CHANGED_LOG)} (changed during the run, before it started)"
+              for nid, node in view.nodes.items() for line in node.get("logs") or () if line.startswith(CHANGED_LOG)]
+    return "<ul>" + "".join(f"<li>{_e(item)}</li>" for item in items) + "</ul>" if items else ""
+
+
 def html_report(view: RunView) -> str:
     """The whole report as one HTML document (UTF-8, no external resources)."""
     plan = view.plan or {}
@@ -205,6 +216,7 @@ def html_report(view: RunView) -> str:
     body = [f"<h1>Run {_e(view.run_id)} · {_e(view.workflow_name)}</h1>", _kv(summary),
             *(["<h2>Workflow by node status</h2>", graph] if graph else []),
             "<h2>Gantt: actual over predicted</h2>", gantt_svg(view),
+            *(["<h2>During the run</h2>", during] if (during := during_run(view)) else []),
             "<h2>CPU per agent (%; 100 = one thread)</h2>",
             lines_svg(frames.cpu_rows(view, 2000), "t", "cpu_percent", "node", "%", rules["cpu"]),
             "<h2>Memory and GPU memory (MB)</h2>",

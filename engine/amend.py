@@ -138,17 +138,21 @@ def pending_changes(ran: Workflow, now: Workflow, statuses: Mapping[str, str],
     too_late: dict[str, list[str]] = {}
     other: list[str] = []
     waiting = {s.value for s in NOT_STARTED}
+    drawn = {n.id: n for n in now.nodes}  # by id: ``Workflow.node`` looks through the list
     for node in ran.nodes:
-        new = now.node(node.id)
+        new = drawn.get(node.id)
         if new is None:
             other.append(f"{node.id} was removed or switched off")
+            continue
+        if new is node or new == node:
             continue
         if fixed := fixed_changes(node, new):
             other.append(f"{node.id}: its {' and '.join(fixed)} changed")
             continue
         if lines := setting_changes(node, new):
             (changes if statuses.get(node.id) in waiting or node.id in held else too_late)[node.id] = lines
-    added = [n.id for n in now.nodes if ran.node(n.id) is None]
+    ran_ids = set(ran.node_ids())
+    added = [n.id for n in now.nodes if n.id not in ran_ids]
     if added:
         other.append(f"{shown_names(added, 3, quoted=False)} {'is' if len(added) == 1 else 'are'} new")
     if _wires(ran) & _wires(now) != _wires(ran) | _wires(now) and not added:
@@ -232,8 +236,9 @@ def amend_run(manager: RunManager, run: RunState, nodes: Sequence[NodeSpec]) -> 
             fresh[nid] = (params, canonical_params_json(params), spec.lifecycle.merged(node.lifecycle))
         sized = planned_items(workflow, registry) if any(ns.spec.memory_grows for ns in run.nodes.values()) else None
         demands = {}
+        by_id = {n.id: n for n in workflow.nodes}
         for nid, ns in run.nodes.items():
-            node = workflow.node(nid)
+            node = by_id.get(nid)
             if not _open(run, ns) or node is None or (nid not in changed and not ns.spec.memory_grows):
                 continue
             params = fresh[nid][0] if nid in fresh else ns.params

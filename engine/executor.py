@@ -60,7 +60,16 @@ from engine.fusion import ChainAborted, run_chain, unfuse
 from engine.metrics import GpuProbe, NodeMetrics, rss_last_mb
 from engine.resources import EPS, ResourceDemand, ResourceLedger
 from engine.results import ResultStore, pinned_unreadable, summarize_outputs
-from engine.runstate import CancelFlag, NodeState, RunState, held_together, paused_between
+from engine.runstate import (
+    HELD_LOG,
+    RETRIED_LOG,
+    CancelFlag,
+    NodeState,
+    RunState,
+    failure_text,
+    held_together,
+    paused_between,
+)
 from engine.workflow import BreakCondition
 
 Item = tuple[RunState, NodeState]
@@ -164,11 +173,12 @@ class Executor:
                     self._end_locked(run, ns, NodeStatus.FAILED, now, error=self._never_fits(run, ns))
             if not run.nodes:
                 self._finish_run_locked(run, now)
-            self._hand_out(self._dispatch_locked(), keep=False)
+            self.admit_locked()
 
     def admit_locked(self) -> None:
-        """Admit what fits now (under the lock), after something other than a node's end changed
-        what can start (``engine.amend``: a smaller demand, a breakpoint taken away)."""
+        """Admit what fits now and hand it to the workers (under the lock), after something other
+        than a node's end changed what can start: a run started or resumed, a step, a cancel, a
+        breakpoint's test, a change of settings (``engine.amend``), a retry."""
         self._hand_out(self._dispatch_locked(), keep=False)
 
     def fits_ever(self, run: RunState, demand: ResourceDemand) -> bool:
@@ -657,6 +667,10 @@ class Executor:
             emit(NodeSkipped(run_id=rid, node_id=ns.id, reason=ns.reason, time=now))
         if run.drop_consumed:
             self._drop_consumed_locked(run, ns)
+        self._finish_if_done_locked(run, now)
+
+    def _finish_if_done_locked(self, run: RunState, now: float) -> None:
+        """End ``run`` once every node has ended, unless it holds a failed node for a retry."""
         if run.done >= len(run.nodes) and run.id in self.active and not run.held:
             self._finish_run_locked(run, now)
 
@@ -672,11 +686,8 @@ class Executor:
         there (a debugger's break on exception), so its settings can be fixed (``engine.amend``)
         and it retried (``retry_node``); Resume gives up on it instead; a run that holds a failed
         node does not end on its own."""
-        error = ns.error or {}
-        why = f"{error.get('type', 'Error')}: {error.get('message', 'failed')}"[:500]
-        run.held[ns.id] = why
-        self.runner.log(run, ns, "failed: the run holds it and what follows it; fix its settings and retry it, "
-                                 "or resume to skip what follows it")
+        why = run.held[ns.id] = failure_text(ns.error)
+        self.runner.log(run, ns, HELD_LOG)
         if not run.paused:
             self._pause_locked(run, why=why, failed=ns.id)
         else:
@@ -688,8 +699,7 @@ class Executor:
         held, run.held = list(run.held), {}
         for nid in held:
             self._give_up_locked(run, run.nodes[nid], now)
-        if run.done >= len(run.nodes) and run.id in self.active:
-            self._finish_run_locked(run, now)
+        self._finish_if_done_locked(run, now)
 
     def retry_node(self, run: RunState, node_id: str) -> bool:
         """Put a failed node the run holds (``pause_on_failure``) back with the ready nodes as a
@@ -706,9 +716,9 @@ class Executor:
             ns.error, ns.start, ns.end, ns.metrics, ns.output_summary = None, None, None, {}, {}
             ns.outputs, ns.progress, ns.attempts, ns.device, ns.need = None, (0, None), 0, "", None
             run.done -= 1
-            self.runner.log(run, ns, "retried by hand: a fresh start, with its retries")
+            self.runner.log(run, ns, RETRIED_LOG)
             self._make_ready_locked(run, ns, now)
-            self._hand_out(self._dispatch_locked(), keep=False)
+            self.admit_locked()
             return True
 
     def _drop_consumed_locked(self, run: RunState, ended: NodeState) -> None:
@@ -752,9 +762,8 @@ class Executor:
             run.cancel_requested = True
             run.held = {}  # failed nodes held for a retry: the run may end now
             self._cancel_pending_locked(run, reason)
-            if run.done >= len(run.nodes) and run.id in self.active:
-                self._finish_run_locked(run, time.time())
-            self._hand_out(self._dispatch_locked(), keep=False)
+            self._finish_if_done_locked(run, time.time())
+            self.admit_locked()
 
     def _order(self) -> None:
         """The active runs as admission visits them: higher ``priority`` first, then the older run
@@ -769,7 +778,7 @@ class Executor:
                 return False
             run.priority, run.version = int(priority), run.version + 1
             self._order()
-            self._hand_out(self._dispatch_locked(), keep=False)
+            self.admit_locked()
             return True
 
     def pause_run(self, run: RunState) -> bool:
@@ -800,7 +809,7 @@ class Executor:
                 heapq.heappush(run.ready, entry)
                 if verdict.pause and not run.paused:
                     self._pause_locked(run, ns.id, verdict.why)
-                self._hand_out(self._dispatch_locked(), keep=False)
+                self.admit_locked()
 
         threading.Thread(target=test, name=f"sg-break-{ns.id[:40]}", daemon=True).start()
 
@@ -812,8 +821,7 @@ class Executor:
         run.mark_paused(now, at, why, failed)
         ready = tuple(sorted({nid for _, nid in run.ready if not run.nodes[nid].status.is_terminal} | ({at} if at else set())))
         run.breakpoints.difference_update(held_together(at, ready))  # a component's first ones: one pause
-        self.bus.emit(RunPaused(run_id=run.id, ready=ready, at=at, why=run.paused_why if at else why, failed=failed,
-                                time=now))
+        self.bus.emit(RunPaused(run_id=run.id, ready=ready, at=at, why=why, failed=failed, time=now))
 
     def resume_run(self, run: RunState, steps: int | None = None) -> bool:
         """Admit ``run``'s nodes again; ``steps``: only that many more, staying paused (Step).
@@ -829,7 +837,7 @@ class Executor:
                     self._release_held_locked(run, now)
             else:
                 run.mark_stepped(max(1, int(steps)))
-            self._hand_out(self._dispatch_locked(), keep=False)
+            self.admit_locked()
             return True
 
     def cancel_node(self, run: RunState, node_id: str) -> None:
@@ -842,4 +850,4 @@ class Executor:
                 ns.cancel_event.set()
             else:
                 self._end_locked(run, ns, NodeStatus.CANCELLED, time.time(), reason=ns.reason)
-                self._hand_out(self._dispatch_locked(), keep=False)
+                self.admit_locked()

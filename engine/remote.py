@@ -107,8 +107,7 @@ class RayRunner:
         with self.lock:
             run.mark_paused(now, at, why, failed)
             ready = tuple(sorted(nid for nid, ns in run.nodes.items() if ns.status == NodeStatus.QUEUED))
-        self.bus.emit(RunPaused(run_id=run.id, ready=ready, at=at, why=run.paused_why if at else why, failed=failed,
-                                time=now))
+        self.bus.emit(RunPaused(run_id=run.id, ready=ready, at=at, why=why, failed=failed, time=now))
         return True
 
     def _hold(self, run: RunState, node_id: str, why: str) -> None:

@@ -193,7 +193,7 @@ class RunState:
         span (the local executor and the Ray runner keep the same record)."""
         self.paused, self.steps, self.paused_at, self.version = True, 0, at, self.version + 1
         self.paused_why = why if at else None
-        self.pause_spans.append([now, math.inf, pause_label(at, self.paused_why if at else why, failed)])
+        self.pause_spans.append([now, math.inf, pause_label(at, why, failed)])
 
     def mark_stepped(self, steps: int = 0) -> None:
         """A step granted while it stays paused (``steps`` more nodes for the local executor; the
@@ -241,6 +241,17 @@ class RunSnapshot:
 
 
 PAUSE_EVENTS = ("RunPaused", "RunResumed")
+
+
+HELD_LOG = ("failed: the run holds it and what follows it; fix its settings and retry it, or resume to skip what "
+            "follows it")  # a node's log line when ``pause_on_failure`` holds it (local executor and Ray driver)
+RETRIED_LOG = "retried by hand: a fresh start, with its retries"  # ... and when a person retries it
+
+
+def failure_text(error: Mapping[str, Any] | None) -> str:
+    """A failed node's error in one line ("RuntimeError: ..."): what a run that holds it says."""
+    error = error or {}
+    return f"{error.get('type') or 'Error'}: {error.get('message') or 'failed'}"[:500]
 
 
 def held_together(at: str | None, ready: Iterable[str]) -> set[str]:

@@ -133,7 +133,7 @@ class RayBackend:
         """
         workflow = runnable(workflow, registry)
         nodes_caps = self.node_capacities()
-        gpu_mb = min((g.memory_mb for c in nodes_caps for g in c.gpus or ()), default=0.0)
+        gpu_mb = _smallest_gpu_mb(nodes_caps)
         nodes = build_nodes(workflow, registry, gpu_mb, time_scale)
         infeasible = {n.id: msg for n in nodes.values() if (msg := unplaceable(n, nodes_caps))}
         settings = RunSettings(run_id=run_id, time_scale=time_scale, fail_fast=fail_fast)
@@ -166,7 +166,7 @@ class RayBackend:
         if driver is None:
             raise AmendError(f"run {run_id} is not under way on Ray here: nothing to change")
         caps = self.node_capacities()
-        gpu_mb = min((g.memory_mb for c in caps for g in c.gpus or ()), default=0.0)
+        gpu_mb = _smallest_gpu_mb(caps)
         driver.amend(build_nodes(runnable(workflow, registry), registry, gpu_mb, time_scale), changed)
 
     def retry(self, run_id: str, node_id: str) -> bool:
@@ -177,7 +177,7 @@ class RayBackend:
     def validate(self, workflow: Workflow, registry: Registry) -> list[Issue]:
         """``capacity_exceeded`` for each node whose demand no single Ray node can meet."""
         caps = self.node_capacities()
-        gpu_mb = min((g.memory_mb for c in caps for g in c.gpus or ()), default=0.0)
+        gpu_mb = _smallest_gpu_mb(caps)
         try:
             nodes = build_nodes(expand_components(workflow)[0], registry, gpu_mb, 1.0)
         except (ServiceGridError, ValueError):
@@ -212,6 +212,12 @@ class RayBackend:
 
 def _no_cache(key: str) -> dict[str, Any]:
     raise LookupError("no result cache was given to read pinned outputs from")
+
+
+def _smallest_gpu_mb(caps: list[Capacity]) -> float:
+    """The memory of the smallest GPU of the Ray nodes ``caps`` (0: none), what a GPU share is
+    reckoned against (``ray_nodes.task_options``)."""
+    return min((g.memory_mb for c in caps for g in c.gpus or ()), default=0.0)
 
 
 # -- capacity from Ray's resource dictionaries ------------------------------------------------

@@ -34,7 +34,7 @@ from engine.events import (
     RunStatus,
 )
 from engine.results import pinned_unreadable, summarize_outputs
-from engine.runstate import held_together
+from engine.runstate import HELD_LOG, RETRIED_LOG, failure_text, held_together
 
 TICK_S = 0.1  # how often cancel requests are polled while nothing finishes
 PROGRESS_S = 0.25  # how often the driver takes the running nodes' progress from the board
@@ -247,7 +247,7 @@ class RayRun:
         error, now = self.held.pop(node_id), time.time()
         self.emit(NodeRetried(run_id=self.s.run_id, node_id=node_id, attempt=node.attempts, error_type=error["type"],
                               message=error["message"], delay_s=0.0, by_hand=True, time=now))
-        self.emit(NodeLog(run_id=self.s.run_id, node_id=node_id, message="retried by hand: a fresh start, with its retries"))
+        self.emit(NodeLog(run_id=self.s.run_id, node_id=node_id, message=RETRIED_LOG))
         node.key, node.out_ref, node.report, node.start, node.attempts = None, None, None, None, 0
         node.status = NodeStatus.PENDING
         self.remaining += 1
@@ -612,10 +612,8 @@ class RayRun:
                              metrics=metrics or {}))
         if self.on_fail is not None and not self.cancel_requested:  # pause on failure: what follows it waits
             self.held[node.id] = error
-            self.emit(NodeLog(run_id=self.s.run_id, node_id=node.id,
-                              message="failed: the run holds it and what follows it; fix its settings and retry it, "
-                                      "or resume to skip what follows it"))
-            self.on_fail(node.id, f"{error['type']}: {error['message']}"[:500])
+            self.emit(NodeLog(run_id=self.s.run_id, node_id=node.id, message=HELD_LOG))
+            self.on_fail(node.id, failure_text(error))
             return
         self._give_up(node)
 

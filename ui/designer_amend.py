@@ -25,7 +25,9 @@ def pending(sess: DesignerSession, run_id: str, statuses: dict[str, str]) -> tup
     workflow cannot be expanded (a broken component: validation says why)."""
     try:
         manager = get_run_manager()
-        ran, held = manager.workflow(run_id), manager.snapshot(run_id).held
+        ran = manager.workflow(run_id)
+        # failed nodes held for a retry may change too; a second snapshot only when some node failed
+        held = manager.snapshot(run_id).held if "failed" in statuses.values() else {}
         now = as_run(sess.document, get_registry())
     except (KeyError, ServiceGridError, ValueError):
         return None

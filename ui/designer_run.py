@@ -14,6 +14,7 @@ import streamlit as st
 
 from engine.components import SEP, component_name, expand_components
 from engine.errors import PinError, ServiceGridError
+from engine.events import RunStatus
 from engine.graphs import ancestors
 from engine.inside import relative
 from engine.results import pin_from_run
@@ -21,6 +22,7 @@ from engine.workflow import NodeSpec, PinSpec, Workflow, upstream_workflow, with
 from ui import auth, state
 from ui.editor import DesignerSession
 from ui.inside_view import shown_instance
+from ui.monitor.controls import IDLE_PAUSED_S, retry_now
 from ui.monitor.live import render_node_error, render_text_block
 from ui.monitor.outputs import render_outputs
 from ui.monitor.waiting import render_inputs, waiting_inputs
@@ -72,9 +74,6 @@ def next_up_text(run_id: str) -> str:
 
 def run_active() -> bool:
     return run_state()[1] in ACTIVE
-
-
-IDLE_PAUSED_S = 3.0  # a paused run with nothing running: it changes only when someone acts on it
 
 
 def poll_every(status: str | None, statuses: dict[str, str]) -> float | None:
@@ -188,12 +187,7 @@ def counts_of(counts: dict[tuple[str, str], int], node_id: str, port: str | None
 
 def retry_node(sess: DesignerSession, run_id: str, node_id: str) -> None:
     """**Retry it** (widget callback): the failed node the run holds starts again (a step)."""
-    manager = get_run_manager()
-    try:
-        retried = manager.retry(run_id, node_id) and manager.step(run_id)
-    except (KeyError, ValueError):  # it left the manager
-        retried = False
-    if retried:
+    if retry_now(get_run_manager(), run_id, node_id):
         sess.tell(f"run {run_id}: {node_id} started again; the run stays paused after it")
     else:
         flash(f"Run {run_id} no longer holds {node_id}: it was retried already, or the run went on.", "warning")
@@ -343,9 +337,10 @@ def failed_node_section(sess: DesignerSession, run_id: str, node_id: str, status
     once it is fixed."""
     manager = get_run_manager()
     try:
-        node = manager.snapshot(run_id).nodes.get(node_id) or {}
+        snap = manager.snapshot(run_id)  # once: the node, whether the run goes on, whether it holds the node
     except KeyError:  # the run left the manager
         return
+    node, going = snap.nodes.get(node_id) or {}, not RunStatus(snap.status).is_terminal
     with st.container(border=True):
         if status == "skipped":
             st.markdown(f"**{escape_md(node_id)} was skipped** in run {code_md(run_id)}: "
@@ -357,15 +352,14 @@ def failed_node_section(sess: DesignerSession, run_id: str, node_id: str, status
         if logs := node.get("logs"):
             st.caption("Its last log lines:")
             render_text_block("\n".join(logs[-8:]))
-        held = node_id in (manager.snapshot(run_id).held if run_active() else {})
-        if held:  # pause on failure: the run waits for it
+        if node_id in snap.held:  # pause on failure: the run waits for it
             st.caption(":material/pause_circle: The run holds it, and what follows it: fix its settings in the panel "
                        "(then **Use in this run**, above) and **Retry it**, or **Resume** to go on without it.")
             st.button("Retry it", key=f"designer.retry.{node_id}", icon=":material/restart_alt:", type="primary",
                       on_click=retry_node, args=(sess, run_id, node_id),
                       help="Start this node again in the same run, a fresh start with its retries (the nodes "
                            "before it keep their results); the run stays paused after it")
-        elif not run_active():
+        elif not going:
             st.button("Run again from here", key=f"designer.rerun.{node_id}", icon=":material/replay:",
                       on_click=start_run, args=(sess, "designer_time_scale", None, False, node_id),
                       help="Once it is fixed (its parameters, its inputs' settings), run the workflow again "

@@ -10,6 +10,8 @@ from typing import Any
 
 from ui.render import code_md, escape_md
 
+IDLE_PAUSED_S = 3.0  # how often a view refreshes a paused run with nothing running: it changes only when someone acts
+
 PAUSE_HELP = "Start no new node (those running finish); Resume goes on, Step starts one node at a time"
 STEP_HELP = "Start the next ready node, then stay paused"
 
@@ -26,6 +28,15 @@ def pause_controls(manager: Any, run_id: str, paused: bool, slots: list[Any], ke
     else:
         slots[0].button("Pause", key=f"{key}.pause", icon=":material/pause:", on_click=_call,
                         args=(manager.pause, run_id), help=PAUSE_HELP)
+
+
+def retry_now(manager: Any, run_id: str, node_id: str) -> bool:
+    """Start a failed node the paused run holds again (pause on failure), as one step; False when
+    the run no longer holds it (retried already, resumed, ended or gone)."""
+    try:
+        return bool(manager.retry(run_id, node_id) and manager.step(run_id))
+    except (KeyError, ValueError):  # it left the manager
+        return False
 
 
 def _call(action: Any, run_id: str) -> None:

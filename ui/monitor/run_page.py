@@ -16,7 +16,7 @@ import streamlit as st
 from engine.events import RunStatus
 from engine.runstate import PAUSE_EVENTS, next_up, pauses_of
 from ui import auth, state
-from ui.monitor.controls import pause_controls, paused_note
+from ui.monitor.controls import IDLE_PAUSED_S, pause_controls, paused_note
 from ui.monitor.launch import launch_form
 from ui.monitor.live import render_monitor, render_node_section
 from ui.monitor.view import fill_demands, view_from_snapshot, view_from_store
@@ -25,7 +25,6 @@ from ui.render import escape_md
 from ui.services import get_registry, get_run_manager, get_store
 
 REFRESH_S = 1.0
-IDLE_PAUSED_S = 3.0  # a paused run with nothing running: refreshed slowly (``live_every``)
 DETAIL_REFRESH_S = 3.0  # the node detail (logs, waits, outputs) changes slowly; picking a node reruns it at once
 NEW_RUN = "monitor_new_run"  # session flag: show the start form even though a run id is known
 FROM_DESIGNER = "monitor_from_designer"  # session flag: preselect the designer's workflow once

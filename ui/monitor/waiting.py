@@ -13,6 +13,7 @@ import streamlit as st
 from engine import breaks
 from engine.errors import ServiceGridError
 from ui.forms import render_fields, schema_fields, shown_values
+from ui.monitor.controls import retry_now
 from ui.monitor.live import render_node_error
 from ui.monitor.outputs import render_outputs
 from ui.render import code_md, escape_md
@@ -107,17 +108,8 @@ def held_failure(manager: Any, run_id: str, node_id: str, node: dict[str, Any]) 
     with error:
         render_node_error(node.get("error") or {}, icon=":material/error:")
         st.button(f"Retry {node_id}", key=f"monitor.retry.{run_id}.{node_id}", icon=":material/restart_alt:",
-                  type="primary", on_click=_retry, args=(manager, run_id, node_id),
+                  type="primary", on_click=retry_now, args=(manager, run_id, node_id),
                   help="Start it again in this run, a fresh start with its retries (the nodes before it keep "
                        "their results); the run stays paused after it. Change its parameters first, beside this.")
     with settings:
         held_settings(manager, run_id, node_id, "monitor")
-
-
-def _retry(manager: Any, run_id: str, node_id: str) -> None:
-    """**Retry** (widget callback): the held node starts again, one step."""
-    try:
-        if manager.retry(run_id, node_id):
-            manager.step(run_id)
-    except KeyError:  # the run left the manager
-        return

@@ -168,6 +168,7 @@ def bench_templates(device: str, repeat: int) -> list[dict[str, Any]]:
     data folder."""
     import tempfile
 
+    from engine.components import flatten
     from engine.graphs import topological_order
     from engine.items import planned_items
     from engine.registry import default_registry
@@ -182,7 +183,7 @@ def bench_templates(device: str, repeat: int) -> list[dict[str, Any]]:
         try:
             images: Any = None
             for path in sorted(EXAMPLES.glob("*.json")):
-                wf = Workflow.model_validate(json.loads(path.read_text()))
+                wf = flatten(Workflow.model_validate(json.loads(path.read_text())))  # components: their nodes
                 if any(registry.get(n.agent).simulated for n in wf.nodes):
                     continue
                 planned = planned_items(wf, registry)

@@ -1,7 +1,7 @@
 """The real templates on a real CUDA device, through the engine as a user runs them: the machine's
 GPU is detected, agents that may use it (``device: any``) are placed on it, their peak GPU memory
 is measured, and the answers are those of the CPU run. Skipped where CUDA is absent; run on a GPU
-machine with ``./dev.sh test -m gpu`` or ``bash bench/gpu_check.sh`` (which also benchmarks)."""
+machine with ``./dev.sh test -m gpu`` or ``bash bench/gpu/check.sh`` (which also benchmarks)."""
 
 from __future__ import annotations
 

@@ -328,6 +328,22 @@ def test_pickers_offer_the_columns_and_classes_a_node_receives() -> None:
     assert "income_k" in received_choices(custom, "m", registry)["columns"]
 
 
+def test_a_branch_on_a_csv_text_column_offers_its_few_values(tmp_path: Path) -> None:
+    """A user's CSV 'region' column (3 values) is offered by name in a branch's value picker."""
+    from ui.properties import received_choices
+
+    path = tmp_path / "sales.csv"
+    rows = [f"r{i},{['North', 'South', 'East'][i % 3]},{i * 1.5},note {i}" for i in range(40)]
+    path.write_text("id,region,amount,note\n" + "\n".join(rows) + "\n")
+    flow = Workflow.model_validate({"schema_version": 1, "nodes": [
+        {"id": "t", "agent": "tabular.csv", "params": {"path": str(path), "max_rows": 2}},
+        {"id": "b", "agent": "flow.branch", "params": {"field": "region", "op": "in", "value": "North"}}],
+        "edges": [{"source": "t", "target": "b"}]})
+    assert received_choices(flow, "b", default_registry())["value"] == ["North", "South", "East"]
+    flow.nodes[1].params["field"] = "note"  # free text (40 values): no names to offer
+    assert received_choices(flow, "b", default_registry())["value"] == []
+
+
 def test_a_run_up_to_a_node_is_stopped_only_by_errors_on_what_it_runs() -> None:
     from engine.validation import validate
     from engine.workflow import upstream_workflow

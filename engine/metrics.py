@@ -13,8 +13,10 @@ one count. (glibc's ``mallinfo2`` counts bytes in use exactly, but it walks ever
 with the heap locked: 25 ms a call in a fragmented server heap, so it is not used.) An isolated
 node's is how far its own process grew from just before the agent loaded (what its memory
 limit checks, ``engine.isolation``);
-``peak_gpu_mb`` is torch's per-process, per-device peak, exact only when nodes on one device do
-not overlap (another node's reset clears it).
+``peak_gpu_mb`` is the node's own: how far torch's per-process, per-device peak rose above what
+was allocated on the device when the node started (tensors that earlier nodes, a cache or the
+host program keep on the card do not count), exact only when nodes on one device do not overlap
+(another node's start resets the peak, and their allocations share one count).
 """
 
 from __future__ import annotations
@@ -94,18 +96,20 @@ class TorchGpuProbe:
         import torch
 
         self._torch = torch if torch.cuda.is_available() else None
+        self._base: dict[str, int] = {}  # bytes allocated on the device at the last task start
 
     def task_start(self, device: str) -> None:
         if self._torch is not None and device.startswith("cuda"):
+            self._base[device] = self._torch.cuda.memory_allocated(device)
             try:
                 self._torch.cuda.reset_peak_memory_stats(device)
-            except (AttributeError, RuntimeError):  # CPU-only builds raise here
+            except (AttributeError, RuntimeError):  # nothing allocated on it yet (its peak is 0), or a CPU-only build
                 pass
 
     def task_peak_mb(self, device: str) -> float | None:
         if self._torch is None or not device.startswith("cuda"):
             return None
-        return self._torch.cuda.max_memory_allocated(device) / 2**20
+        return max(0, self._torch.cuda.max_memory_allocated(device) - self._base.get(device, 0)) / 2**20
 
     def sample_mb(self, device: str) -> float | None:
         if self._torch is None or not device.startswith("cuda"):

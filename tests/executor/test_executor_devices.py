@@ -61,3 +61,32 @@ def test_node_that_never_fits_fails_with_a_clear_message(manager) -> None:
         return
     assert h.wait(10) == RunStatus.FAILED
     assert "never fits" in rec.of(h.run_id, "NodeFailed")[0].message
+
+
+def test_a_nodes_peak_gpu_memory_is_its_own_not_what_the_card_already_held() -> None:
+    """torch's peak is a level for the whole process: the probe reports how far it rose above
+    what was allocated when the node started (a cache or an earlier node's tensors kept on the
+    card do not count). The counters are faked: the GPU reading is tests/agents/test_templates_gpu.py."""
+    from types import SimpleNamespace
+
+    from engine.metrics import TorchGpuProbe
+
+    state = {"allocated": 300 * 2**20, "peak": 300 * 2**20, "initialised": False}
+
+    def reset(device: str) -> None:
+        if not state["initialised"]:
+            raise RuntimeError("Invalid device argument")  # torch before the first allocation
+        state["peak"] = state["allocated"]
+
+    cuda = SimpleNamespace(memory_allocated=lambda d: state["allocated"], max_memory_allocated=lambda d: state["peak"],
+                           reset_peak_memory_stats=reset)
+    probe = TorchGpuProbe.__new__(TorchGpuProbe)
+    probe._torch, probe._base = SimpleNamespace(cuda=cuda), {}
+    probe.task_start("cuda:0")  # the reset fails: the peak so far is the level, and it is the base
+    state["peak"] += 40 * 2**20  # the node's batch
+    assert probe.task_peak_mb("cuda:0") == 40
+    state["initialised"] = True
+    probe.task_start("cuda:0")
+    state["peak"] = state["allocated"] + 8 * 2**20
+    assert probe.task_peak_mb("cuda:0") == 8
+    assert probe.task_peak_mb("cpu") is None

@@ -316,7 +316,9 @@ def test_classifier_runs_on_cuda_with_the_same_answers(scans: dict[str, Any]):
     ctx = ctx_for(batch_size=32, device="cuda:0")
     gpu = make("vision.classify").run({"images": scans}, ctx)
     assert not any("CPU instead" in line for line in ctx.logs)
-    assert torch.allclose(cpu["scores"]["scores"], gpu["scores"]["scores"], atol=1e-4)
+    a, b = cpu["scores"]["scores"], gpu["scores"]["scores"]
+    assert torch.allclose(a, b, atol=2e-3)  # cuDNN's TF32 convolutions (the default on Ampere and later): ~1e-3
+    assert float((a.argmax(1) == b.argmax(1)).float().mean()) >= 0.99
 
 
 def test_listing_the_agents_does_not_import_torch():

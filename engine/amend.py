@@ -242,8 +242,9 @@ def amend_run(manager: RunManager, run: RunState, nodes: Sequence[NodeSpec]) -> 
             if not _open(run, ns) or node is None or (nid not in changed and not ns.spec.memory_grows):
                 continue
             params = fresh[nid][0] if nid in fresh else ns.params
-            demands[nid] = (sized.demand(nid, ns.spec, params, node.resources) if ns.spec.memory_grows and sized
-                            else ns.spec.demand_for(node.resources, params))
+            demands[nid] = (sized.demand(nid, ns.spec, params, node.resources, node.lifecycle)
+                            if ns.spec.memory_grows and sized
+                            else ns.spec.demand_for(node.resources, params, lifecycle=node.lifecycle))
         keys: dict[str, str] = {}
         if run.options.use_cache:
             jsons = {nid: fresh[nid][1] if nid in fresh else ns.params_json for nid, ns in run.nodes.items()}

@@ -73,10 +73,13 @@ class PlannedItems:
         return spec.expected_duration(params, self.items_in.get(node_id), images=self.images(node_id))
 
     def demand(self, node_id: str, spec: AgentSpec, params: BaseModel | None,
-               overrides: Mapping[str, Any] | None = None) -> ResourceDemand:
+               overrides: Mapping[str, Any] | None = None,
+               lifecycle: Mapping[str, Any] | None = None) -> ResourceDemand:
         """What the node reserves: ``spec``'s demand with the node's ``overrides``, its memory
-        grown for the items it handles and the images planned for it (``AgentSpec.demand_for``)."""
-        return spec.demand_for(overrides, params, self.handled(node_id, spec), images=self.images(node_id))
+        grown for the items it handles and the images planned for it, its GPU memory for a batch
+        of its ``lifecycle`` (``AgentSpec.demand_for``)."""
+        return spec.demand_for(overrides, params, self.handled(node_id, spec), images=self.images(node_id),
+                               lifecycle=lifecycle)
 
     def columns_on(self, node_id: str, port: str | None) -> tuple[str, ...] | None:
         """The columns of the table that leaves ``node_id`` by output ``port``, where known."""

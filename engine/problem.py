@@ -177,8 +177,8 @@ def problem_from_workflow(
             duration = float(durations[node.id])
         else:
             duration = sized.duration(node.id, spec, params) if sized else spec.expected_duration(params)
-        demand = sized.demand(node.id, spec, params, node.resources) if sized else \
-            spec.demand_for(node.resources, params)
+        demand = sized.demand(node.id, spec, params, node.resources, node.lifecycle) if sized else \
+            spec.demand_for(node.resources, params, lifecycle=node.lifecycle)
         tasks[node.id] = Task(node.id, max(0.0, duration), demand, tuple(preds[node.id]))
     problem = Problem(workflow.name, tasks, cap)
     problem.topological_order()  # raise early on a cycle

@@ -91,7 +91,7 @@ def advise(workflow: Workflow, registry: Registry, capacity: Capacity, estimates
         if measured is None:
             continue
         p95, how = measured
-        demand = sized.demand(node.id, spec, params, node.resources)
+        demand = sized.demand(node.id, spec, params, node.resources, node.lifecycle)
         declared = demand.memory_mb
         suggested = max(ROUND_MB, math.ceil(p95 * HEADROOM / ROUND_MB) * ROUND_MB)
         if declared <= 0 or abs(suggested - declared) < ROUND_MB:

@@ -294,9 +294,9 @@ class RunManager:
             params, params_json = parsed[raw_key]
             if spec.memory_grows:
                 sized = sized or planned_items(workflow, self.registry)
-                demand = sized.demand(node.id, spec, params, node.resources)
+                demand = sized.demand(node.id, spec, params, node.resources, node.lifecycle)
             else:
-                demand = spec.demand_for(node.resources, params)
+                demand = spec.demand_for(node.resources, params, lifecycle=node.lifecycle)
             demand_dict = dumps.get(id(demand))
             if demand_dict is None:
                 demand_dict = dumps[id(demand)] = demand.model_dump()

@@ -7,6 +7,7 @@ ctx)``, ``unload()``. Models load once per (agent, params, device) and may stay 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -418,6 +419,11 @@ class AgentSpec:
             params and the planned ``ImageSizes`` (a 512 px image costs far more than a 64 px one);
             or ``(seconds, MB, MB once)`` for memory held per batch rather than per item (a CNN
             resizing a batch of large images down to its input).
+        gpu_memory_fn: for agents that may run on a GPU: ``(MB once, MB per item in flight)`` of
+            GPU memory for these params and the planned ``ImageSizes``, measured on a GPU
+            (``bench/gpu/memory.py``). A node placed on a GPU reserves the once part plus the per
+            item part for the items of one batch (all its items where it has no batch size),
+            unless it sets ``gpu_memory_mb`` itself (``demand_for``).
         migrations: how its parameters changed between versions (``ParamMigration``), so a
             workflow saved for an older version still runs, its params upgraded
             (``engine.versions.upgrade``) and the change named (``agent_upgraded``).
@@ -451,6 +457,7 @@ class AgentSpec:
     kinds_fn: Callable[[BaseModel], dict[str, tuple[DataKind, str]]] | None = None
     shape_fn: Callable[[BaseModel, ImageShape | None], ImageShape | None] | None = None
     per_image_fn: Callable[[BaseModel, ImageSizes], tuple[float, ...]] | None = None
+    gpu_memory_fn: Callable[[BaseModel | None, ImageSizes], tuple[float, float]] | None = None
     columns_fn: Callable[[BaseModel, list[tuple[str, ...] | None]],
                          Iterable[str] | Mapping[str, Iterable[str]] | None] | None = None
     needs_columns_fn: Callable[[BaseModel], tuple[str, ...] | Mapping[str, tuple[str, ...]]] | None = None
@@ -579,11 +586,14 @@ class AgentSpec:
                     or self.per_image_fn)
 
     def demand_for(self, overrides: Mapping[str, Any] | None, params: BaseModel | None = None,
-                   items: int | None = None, *, images: ImageSizes | None = None) -> ResourceDemand:
+                   items: int | None = None, *, images: ImageSizes | None = None,
+                   lifecycle: Mapping[str, Any] | None = None) -> ResourceDemand:
         """A node's demand: the agent's, with the memory that grows with ``items`` (the items the
         node handles, see ``memory_per_item_mb``) and with the images' sizes (``per_image_fn``),
-        then the node's overrides (a ``memory_mb`` of its own replaces both). Raises
-        CapacityError for a bad override."""
+        and the GPU memory it takes on a GPU for one batch (``gpu_memory_mb``; the batch size is
+        the node's ``lifecycle``'s, or the agent's), then the node's overrides (a ``memory_mb``
+        or ``gpu_memory_mb`` of its own replaces the figure worked out). Raises CapacityError
+        for a bad override."""
         extra = 0.0
         n = TYPICAL_ITEMS if items is None else max(0, items)
         if self.memory_fn is not None and params is not None:
@@ -593,9 +603,28 @@ class AgentSpec:
         _, per_item_mb, once_mb = self.image_cost(params, images)
         extra += per_item_mb * n + once_mb
         base = self.resources
+        update: dict[str, float] = {}
         if extra > 0:
-            base = base.model_copy(update={"memory_mb": base.memory_mb + extra})
+            update["memory_mb"] = base.memory_mb + extra
+        if (gpu := self.gpu_memory_mb(params, n, images, lifecycle)) > 0:
+            update["gpu_memory_mb"] = base.gpu_memory_mb + gpu
+        if update:
+            base = base.model_copy(update=update)
         return base.merged(overrides)
+
+    def gpu_memory_mb(self, params: BaseModel | None, items: int, images: ImageSizes | None = None,
+                      lifecycle: Mapping[str, Any] | None = None) -> float:
+        """The GPU memory a node of this agent takes on a GPU for ``items`` items (``gpu_memory_fn``:
+        once, plus per item for one batch of the node's ``lifecycle``); 0 for CPU-only agents."""
+        if self.gpu_memory_fn is None or self.resources.device == "cpu":
+            return 0.0
+        once, per_item = self.gpu_memory_fn(params, images or ImageSizes())
+        batch = self.lifecycle.execution.batch_size
+        if lifecycle:
+            with contextlib.suppress(ValidationError):  # validation names a bad lifecycle
+                batch = self.lifecycle.merged(lifecycle).execution.batch_size
+        in_flight = max(1, items if batch is None else min(items, batch))
+        return max(0.0, float(once)) + max(0.0, float(per_item)) * in_flight
 
     def default_params(self) -> BaseModel | None:
         """The parameters at their defaults (None when some parameter has no default)."""

@@ -269,14 +269,16 @@ def _check_files(ctx: _Context, node: NodeSpec, spec: AgentSpec) -> None:
 def _check_overrides(ctx: _Context, node: NodeSpec, spec: AgentSpec) -> None:
     try:
         demand = spec.resources.merged(node.resources)
-        if spec.memory_grows and "memory_mb" not in (node.resources or {}):
+        grows = spec.memory_grows and "memory_mb" not in (node.resources or {})
+        if grows or spec.gpu_memory_fn is not None:
             params = ctx.params.get(node.id)  # None when invalid: the declared memory still counts
-            items = ctx.sized().handled(node.id, spec)
-            grown = ctx.sized().demand(node.id, spec, params, node.resources)
-            if grown.memory_mb > demand.memory_mb:
+            grown = ctx.sized().demand(node.id, spec, params, node.resources, node.lifecycle)
+            if grows and grown.memory_mb > demand.memory_mb:
+                items = ctx.sized().handled(node.id, spec)
                 ctx.grown[node.id] = (grown.memory_mb - demand.memory_mb, items, _larger_image(ctx, node, spec))
-                demand = grown
-        elif spec.memory_grows:
+                demand = demand.model_copy(update={"memory_mb": grown.memory_mb})
+            demand = demand.model_copy(update={"gpu_memory_mb": grown.gpu_memory_mb})  # one batch's, on a GPU
+        if spec.memory_grows and not grows:  # the node's own memory_mb
             _check_fixed_memory(ctx, node, spec, demand.memory_mb)
         ctx.demands[node.id] = demand
     except CapacityError as exc:
@@ -378,10 +380,14 @@ def _check_capacity(ctx: _Context, capacity: Capacity) -> None:
             if key == "memory_mb" and extra:
                 count = f"{items:,} items" if items is not None else "an unknown number of items (assumed typical)"
                 why = f" ({extra:,.0f} MB of it for the {count}{_of_size(shape)} it handles)"
+            hint = f"lower the node's {_field(key)} or raise the capacity's"
+            if key.endswith("gpu_memory_mb") and ctx.specs[node_id].gpu_memory_fn is not None:  # one batch's
+                hint = ("lower the node's batch size (lifecycle execution.batch_size), set its gpu_memory_mb, "
+                        "allow the CPU (\"device\": \"any\") or raise the capacity's GPU memory")
             ctx.add(IssueCode.CAPACITY_EXCEEDED,
                     f"node {node_id!r} needs {_amount(key, need)}{why} but the capacity has {_amount(key, have)}",
-                    node=node_id, hint=f"lower the node's {_field(key)} or raise the capacity's"
-                    + (", or process fewer items" if why else "") + (" or smaller images" if shape else ""))
+                    node=node_id, hint=hint + (", or process fewer items" if why else "")
+                    + (" or smaller images" if shape else ""))
 
 
 def _worst_shortfall(ledger: ResourceLedger, demand: ResourceDemand) -> tuple[str, float, float]:

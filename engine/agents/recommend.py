@@ -123,6 +123,7 @@ class MFParams(BaseModel):
        per_item_fn=lambda p: _MF_SCORE_S if p.mode == "pretrained" else
        (_MF_FIT_S + _MF_FIT_PER_DIM_S * p.dim) * p.epochs,
        memory_fn=lambda p, n: n * (_MF_SCORE_MB if p.mode == "pretrained" else _MF_FIT_MB),
+       gpu_memory_fn=runtime.fixed_gpu_memory(per_item_mb=1e-4),  # 5.5e-5 MB an interaction measured
        items_fn=lambda p, n: None if n is None else max(1, n // _EVENTS_PER_USER),  # a row of scores per user
        groups_fn=lambda _p, received: _distinct(received, "user"),
        keys_fn=lambda _p, received: _keys(received, "user"),

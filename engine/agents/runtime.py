@@ -28,6 +28,17 @@ from typing import TYPE_CHECKING, Any
 from engine.errors import ModelFileError
 from engine.spec import RunContext
 
+# GPU memory, measured by bench/gpu/memory.py (an H200, torch 2.11): the first kernels a process
+# runs allocate cuBLAS / cuDNN workspaces (32 MB, kept for the process). Every GPU agent's
+# declaration (``AgentSpec.gpu_memory_fn``) holds them, so a node never counts on another's.
+GPU_WORKSPACE_MB = 32.0
+
+
+def fixed_gpu_memory(per_item_mb: float, weights_mb: float = 0.0) -> Any:
+    """A ``gpu_memory_fn`` for an agent whose GPU memory does not depend on its parameters or
+    images: the workspaces and its weights once, ``per_item_mb`` for each item of a batch."""
+    return lambda _params, _images: (GPU_WORKSPACE_MB + weights_mb, per_item_mb)
+
 if TYPE_CHECKING:
     import torch
 

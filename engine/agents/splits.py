@@ -81,13 +81,19 @@ class _Memory:
 _memo: dict[Hashable, _Memory] = {}
 
 
+CUDA_AT_ONCE = 1  # batches at once on a GPU (the declared GPU memory holds one batch's)
+
+
 def candidates(threads: int, n_batches: int, device: str) -> list[Split]:
     """The splits worth measuring for an allotment of ``threads`` CPUs: (batches at once,
-    torch threads each) with every CPU used. CUDA: one batch with the whole allotment."""
+    torch threads each) with every CPU used. CUDA: at most ``CUDA_AT_ONCE`` batches at once (one:
+    a batch's kernels queue on the device's stream either way, and each batch in flight holds
+    its own GPU memory)."""
     threads = max(1, threads)
-    if device.startswith("cuda") or n_batches <= 1:
+    most = min(threads, n_batches, CUDA_AT_ONCE if device.startswith("cuda") else threads)
+    if most <= 1:
         return [(1, threads)]
-    return [(w, threads // w) for w in range(min(threads, n_batches), 0, -1) if threads % w == 0]
+    return [(w, threads // w) for w in range(most, 0, -1) if threads % w == 0]
 
 
 @dataclass

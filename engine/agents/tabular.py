@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from engine.agents.runtime import as_list, batches, read_card, resolve_device, torch_threads
+from engine.agents.runtime import as_list, batches, fixed_gpu_memory, read_card, resolve_device, torch_threads
 from engine.agents.table_columns import (
     CANCER_CLASSES,
     CANCER_FEATURES,
@@ -272,6 +272,7 @@ def _scorer(name: str, label: str, description: str, card: str, per_item_s: floa
                     resources=ResourceDemand(cpu=1, memory_mb=16, device="any"),
                     expected_duration_s=0.02, per_item_s=per_item_s, card=read_card(card),
                     memory_per_item_mb=6e-4, needs_columns_fn=lambda _: features,
+                    gpu_memory_fn=fixed_gpu_memory(per_item_mb=5e-4, weights_mb=1.0),  # 0.3 kB a row measured
                     columns_fn=lambda _p, _received: scores_columns(classes), keys_fn=entity_keys)
 
     def wrap(cls: type[_MlpScorer]) -> type[_MlpScorer]:

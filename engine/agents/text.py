@@ -23,6 +23,8 @@ from engine.spec import Agent, PortSpec, RunContext
 _CFG = ConfigDict(extra="forbid", allow_inf_nan=False)
 _COLOR = "#0ea5e9"
 _MODEL_DEMAND = ResourceDemand(cpu=1, memory_mb=64, device="any")
+# on a GPU (bench/gpu/memory.py): ~1 MB of weights; activations up to 0.03 MB a text (entities)
+_TEXT_GPU = runtime.fixed_gpu_memory(per_item_mb=0.05, weights_mb=2.0)
 _TEXTS_IN = PortSpec("texts", DataKind.TEXT_BATCH, "texts to process")
 
 
@@ -174,7 +176,7 @@ class NoModelParams(BaseModel):
        description="Classifies each text as negative, neutral or positive (our hashed n-gram "
        "model with negation handling, trained on synthetic reviews).",
        inputs=[_TEXTS_IN], outputs=[_SCORES_OUT], params=NoModelParams,
-       resources=_MODEL_DEMAND, expected_duration_s=0.014, per_item_s=1e-4, memory_per_item_mb=2e-3,
+       resources=_MODEL_DEMAND, gpu_memory_fn=_TEXT_GPU, expected_duration_s=0.014, per_item_s=1e-4, memory_per_item_mb=2e-3,
        card=runtime.read_card("sentiment"), columns_fn=_text_scores(SENTIMENTS))
 class Sentiment(_ClassifierAgent):
     weights = "sentiment"
@@ -185,7 +187,7 @@ class Sentiment(_ClassifierAgent):
        description="Classifies customer-service requests into account, billing, cancel, refund, "
        "shipping or technical (trained on synthetic requests).",
        inputs=[_TEXTS_IN], outputs=[_SCORES_OUT], params=NoModelParams,
-       resources=_MODEL_DEMAND, expected_duration_s=0.01, per_item_s=1.5e-4, memory_per_item_mb=2e-3,
+       resources=_MODEL_DEMAND, gpu_memory_fn=_TEXT_GPU, expected_duration_s=0.01, per_item_s=1.5e-4, memory_per_item_mb=2e-3,
        card=runtime.read_card("intent"), columns_fn=_text_scores(INTENTS))
 class Intent(_ClassifierAgent):
     weights = "intent"
@@ -203,7 +205,7 @@ class EmbedParams(BaseModel):
        description="Embeds texts as L2-normalised 32-d vectors: the pooled hashed n-gram layer "
        "of our sentiment or intent model.",
        inputs=[_TEXTS_IN], outputs=[PortSpec("vectors", DataKind.EMBEDDING, "one vector per text")],
-       params=EmbedParams, resources=_MODEL_DEMAND, expected_duration_s=0.005, per_item_s=8e-5,
+       params=EmbedParams, resources=_MODEL_DEMAND, gpu_memory_fn=_TEXT_GPU, expected_duration_s=0.005, per_item_s=8e-5,
        memory_per_item_mb=2e-3, columns_fn=lambda _p, _received: vector_columns(EMBEDDING_WIDTH),
        card="\n\n".join(c for c in (runtime.read_card("sentiment"), runtime.read_card("intent")) if c)
        or None)
@@ -228,7 +230,7 @@ ENTITY_COLUMNS = ("text_id", "type", "value", "start", "end")  # one row per ent
        inputs=[_TEXTS_IN],
        outputs=[PortSpec("entities", DataKind.TABLE,
                          "columns text_id, type, value, start, end; one row per entity")],
-       params=NoModelParams, resources=_MODEL_DEMAND, expected_duration_s=0.014, per_item_s=2.5e-4,
+       params=NoModelParams, resources=_MODEL_DEMAND, gpu_memory_fn=_TEXT_GPU, expected_duration_s=0.014, per_item_s=2.5e-4,
        memory_per_item_mb=0.015, columns_fn=lambda _p, _received: ENTITY_COLUMNS,
        values_fn=lambda _p, _received: {"entities": {"type": ENTITY_TYPES}},
        card=runtime.read_card("entities"))

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.agents.batching import map_batches, run_itemwise
 from engine.agents.kernels import SHIFTED_TAPS, gaussian_radius, median_side
-from engine.agents.runtime import read_card, resolve_device
+from engine.agents.runtime import GPU_WORKSPACE_MB, read_card, resolve_device
 from engine.agents.table_columns import CNN_CLASSES, EMBEDDING_WIDTH, REGION_KEYS, vector_columns
 from engine.agents.tables import LABELS_COLUMNS, scores_columns
 from engine.errors import ModelFileError
@@ -141,6 +141,27 @@ def _explain_cost(p: ExplainParams, images: ImageSizes) -> tuple[float, float]:
     return _EXPLAIN_PIXEL_S * max(0, pixels - _pixels(_REFERENCE)), pixels * _EXPLAIN_BYTES / _MB
 
 
+# GPU memory per image of a batch (bench/gpu/memory.py on an H200): preprocessing holds four
+# float copies of each image at the larger of its sizes in and out (6.1 MB for 32 x 3 x 64 x 64,
+# 24 MB at 128 px); the CNN's activations at its 64 px input take 0.25 MB an image, whatever
+# the size received (resized first), the saliency's backward pass 0.52 MB
+_PREPROCESS_GPU_COPIES = 4
+_CNN_GPU_ITEM_MB, _EXPLAIN_GPU_ITEM_MB = 0.25, 0.52
+
+
+def _preprocess_gpu(p: PreprocessParams | None, images: ImageSizes) -> tuple[float, float]:
+    emitted = (images.emitted or (_preprocess_shape(p, images.received) if p is not None else None)
+               or _REFERENCE)
+    values = max(_values(images.received or _REFERENCE), _values(emitted))
+    return GPU_WORKSPACE_MB, _PREPROCESS_GPU_COPIES * 4 * values / _MB
+
+
+def _cnn_gpu(per_item_mb: float) -> Any:
+    """A CNN agent's GPU memory: its activations, or two float copies of a received image when
+    larger (one being resized)."""
+    return lambda _p, images: (GPU_WORKSPACE_MB, max(per_item_mb, 2 * 4 * _values(images.received) / _MB))
+
+
 def _cnn_cost(_: Any, images: ImageSizes) -> tuple[float, float, float]:
     """Time per image to resize it down; memory once, for a batch (of the agents' default 32)
     of the images it receives while they are resized."""
@@ -221,7 +242,7 @@ class PreprocessParams(BaseModel):
        params=PreprocessParams, resources=ResourceDemand(cpu=1, memory_mb=64, device="any"),
        expected_duration_s=0.02, per_item_s=_PREPROCESS_ITEM_S, lifecycle=_BATCHED, itemwise=True,
        shape_fn=lambda p, received: _preprocess_shape(p, received),
-       per_image_fn=lambda p, images: _preprocess_cost(p, images))
+       per_image_fn=lambda p, images: _preprocess_cost(p, images), gpu_memory_fn=_preprocess_gpu)
 class Preprocess(Agent):
     def load(self, device: str) -> None:
         self.device = resolve_device(device)
@@ -302,7 +323,7 @@ class _CnnAgent(Agent):
                 PortSpec("labels", DataKind.LABELS, "predicted class and confidence")],
        params=ModelParams, resources=ResourceDemand(cpu=1, memory_mb=32, device="any"),
        expected_duration_s=0.075, per_item_s=4e-4, lifecycle=_BATCHED, card=_CARDS, itemwise=True,
-       per_image_fn=_cnn_cost,
+       per_image_fn=_cnn_cost, gpu_memory_fn=_cnn_gpu(_CNN_GPU_ITEM_MB),
        columns_fn=lambda p, _: {"scores": scores_columns(CNN_CLASSES[p.model]), "labels": LABELS_COLUMNS})
 class Classify(_CnnAgent):
     def run_batch(self, inputs: dict[str, Any], ctx: RunContext, start: int) -> dict[str, Any]:
@@ -344,7 +365,7 @@ class ExplainParams(ModelParams):
        params=ExplainParams, resources=ResourceDemand(cpu=1, memory_mb=96, device="any"),
        expected_duration_s=0.34, per_item_s=2.5e-3, lifecycle=_BATCHED, card=_CARDS,
        shape_fn=lambda p, received: _explain_shape(p, received),
-       per_image_fn=lambda p, images: _explain_cost(p, images),
+       per_image_fn=lambda p, images: _explain_cost(p, images), gpu_memory_fn=_cnn_gpu(_EXPLAIN_GPU_ITEM_MB),
        columns_fn=lambda _p, _received: {"regions": ("predicted", "confidence", *REGION_KEYS)})
 class Explain(_CnnAgent):
     def run(self, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
@@ -389,7 +410,8 @@ class Explain(_CnnAgent):
        inputs=[_IMAGES_IN], outputs=[PortSpec("embedding", DataKind.EMBEDDING, "N x 32 vectors")],
        params=ModelParams, resources=ResourceDemand(cpu=1, memory_mb=32, device="any"),
        expected_duration_s=0.055, per_item_s=4e-4, lifecycle=_BATCHED, card=_CARDS, itemwise=True,
-       per_image_fn=_cnn_cost, columns_fn=lambda _p, _received: vector_columns(EMBEDDING_WIDTH))
+       per_image_fn=_cnn_cost, gpu_memory_fn=_cnn_gpu(_CNN_GPU_ITEM_MB),
+       columns_fn=lambda _p, _received: vector_columns(EMBEDDING_WIDTH))
 class Embed(_CnnAgent):
     def run_batch(self, inputs: dict[str, Any], ctx: RunContext, start: int) -> dict[str, Any]:
         import torch

@@ -75,7 +75,7 @@ def build_nodes(workflow: Workflow, registry: Registry, gpu_memory_mb: float,
     for spec_node in workflow.nodes:
         spec = registry.get(spec_node.agent)
         params = spec.parse_params(spec_node.params)
-        demand = sized.demand(spec_node.id, spec, params, spec_node.resources)
+        demand = sized.demand(spec_node.id, spec, params, spec_node.resources, spec_node.lifecycle)
         lifecycle = spec.lifecycle.merged(spec_node.lifecycle)
         expected = sized.duration(spec_node.id, spec, params) * (
             time_scale if spec.simulated else 1.0)

@@ -39,6 +39,20 @@ def _gpu_nodes(workflow: Workflow) -> set[str]:
             if n.resources.get("device", registry.get(n.agent).resources.device) in ("any", "cuda")}
 
 
+def _assert_within_declared(nodes: dict, peaks: dict) -> None:
+    """What the nodes on the card reserved covers what they used there, so the scheduler admits
+    others only into memory that is free. torch's peak is per process: a node's reading also
+    holds what the nodes beside it on the card allocated meanwhile (medical-imaging's classify
+    and explain run at once), so each is held to what all the nodes whose spans overlap its own
+    (a fused chain's nodes among them) reserved."""
+    on_card = {k: v for k, v in nodes.items() if v["device"] == "cuda:0" and v["start"] is not None}
+    for head, peak in peaks.items():
+        start, end = nodes[head]["start"], nodes[head]["end"]
+        beside = [k for k, v in on_card.items() if v["start"] < end and v["end"] > start]
+        declared = sum(nodes[k]["demand"].get("gpu_memory_mb", 0.0) for k in {head, *nodes[head]["chain"], *beside})
+        assert peak is not None and 0 < peak <= declared, (head, beside, peak, declared)
+
+
 def test_the_machines_gpu_is_detected_with_its_memory() -> None:
     gpus = machine_capacity().gpus or ()
     assert gpus and not any(g.simulated for g in gpus)
@@ -60,6 +74,7 @@ def test_vision_template_runs_on_the_gpu_and_agrees_with_the_cpu(
     assert not any("CPU instead" in line for v in nodes.values() for line in v["logs"])
     peaks = {k: nodes[k]["metrics"].get("peak_gpu_mb") for k in on_gpu if not nodes[k]["fused_into"]}
     assert all(p is not None and p > 0 for p in peaks.values()), peaks  # measured, not declared
+    _assert_within_declared(nodes, peaks)
     assert all(v["device"] == "cpu" for k, v in nodes.items() if k not in on_gpu)
 
     cpu_run = run_template(manager, name)
@@ -79,6 +94,7 @@ def test_text_template_runs_on_the_gpu_and_agrees_with_the_cpu(
     gpu_run, cpu_run = run_template(gpu_manager, "nlp-sentiment"), run_template(manager, "nlp-sentiment")
     nodes = gpu_run.snapshot().nodes
     assert {nodes[k]["device"] for k in on_gpu} == {"cuda:0"}
+    _assert_within_declared(nodes, {k: nodes[k]["metrics"].get("peak_gpu_mb") for k in on_gpu})
     gpu_scores, cpu_scores = gpu_run.outputs("sentiment")["scores"], cpu_run.outputs("sentiment")["scores"]
     assert gpu_scores["predicted"] == cpu_scores["predicted"]
     labels = gpu_run.outputs("reviews")["texts"]["labels"]
@@ -100,3 +116,15 @@ def test_a_demand_larger_than_the_card_is_a_validation_error() -> None:
     issues = [i for i in validate(Workflow.model_validate(data)) if i.severity == "error"]
     assert [(i.code, i.node) for i in issues] == [(IssueCode.CAPACITY_EXCEEDED, node["id"])]
     assert "MB of GPU memory on cuda:0" in issues[0].message
+
+
+def test_memory_the_card_already_holds_does_not_count_in_a_nodes_peak(gpu_manager: RunManager) -> None:
+    """256 MB kept on the card by the host program before the run: each node's peak is its own
+    (the image pipeline's chain takes ~10-50 MB), not the card's level."""
+    kept = torch.empty(256 * 2**20, dtype=torch.uint8, device="cuda:0")
+    try:
+        nodes = run_template(gpu_manager, "image-pipeline").snapshot().nodes
+        peaks = [v["metrics"].get("peak_gpu_mb") for v in nodes.values() if v["device"] == "cuda:0"]
+        assert peaks and all(p is not None and 0 < p < 200 for p in peaks), peaks
+    finally:
+        del kept

@@ -100,7 +100,7 @@ def _declared(workflow: Workflow, registry: Registry, node_id: str) -> dict[str,
         spec = registry.get(node.agent)
         sized = planned_items(workflow, registry)
         params = spec.parse_params(node.params)
-        demand = sized.demand(node_id, spec, params, node.resources)
+        demand = sized.demand(node_id, spec, params, node.resources, node.lifecycle)
         duration = sized.duration(node_id, spec, params)
     except (ServiceGridError, ValueError):
         return {"duration": 1.0, "cpu": 1.0, "memory_mb": 0.0}

@@ -545,7 +545,8 @@ class EngineRun:
     torch threads (``engine.agents.splits``) and log the choice.
     """
 
-    def __init__(self, images: torch.Tensor, device: str, cpu: int, keep_pre: bool = True) -> None:
+    def __init__(self, images: torch.Tensor, device: str, cpu: int, keep_pre: bool = True, fuse: bool = True,
+                 cuda_at_once: int | None = None) -> None:
         from engine.resources import Capacity, GpuDevice
         from engine.runs import RunManager
         from engine.workflow import Workflow
@@ -580,7 +581,9 @@ class EngineRun:
         })
         self.manager = RunManager(registry, machine=Capacity(cpu=cpu, memory_mb=8192, gpus=gpus),
                                   keep_outputs_mb=KEEP_OUTPUTS_MB)
+        self.fuse, self.cuda_at_once = fuse, cuda_at_once
         self.settings = ""
+        self.nodes: dict[str, dict[str, Any]] = {}
         for _ in range(WARM_RUNS_MAX):  # warm-up: until the heap stops growing (see the class doc)
             before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             self()
@@ -588,18 +591,30 @@ class EngineRun:
                 break
 
     def __call__(self) -> float:
+        from engine.agents import splits
         from engine.runs import RunOptions
 
-        handle = self.manager.submit(self.workflow, RunOptions(use_cache=False, predict=False))
-        status = handle.wait(300)
+        at_once = splits.CUDA_AT_ONCE
+        if self.cuda_at_once is not None:  # an experiment: more batches at once on the GPU
+            splits.CUDA_AT_ONCE = self.cuda_at_once
+        try:
+            handle = self.manager.submit(self.workflow, RunOptions(use_cache=False, predict=False, fuse=self.fuse))
+            status = handle.wait(300)
+        finally:
+            splits.CUDA_AT_ONCE = at_once
         nodes = handle.snapshot().nodes
         if str(status) != "succeeded" and getattr(status, "value", "") != "succeeded":
             raise RuntimeError(f"engine run ended {status}: {[n['error'] for n in nodes.values()]}")
-        settings: dict[str, Any] = {
-            k: {"threads": nodes[k]["threads"], "device": nodes[k]["device"],
-                "log": (nodes[k]["logs"] or [""])[-1], "wall_s": round(nodes[k]["end"] - nodes[k]["start"], 4)}
-            for k in ("pre", "cls")}
-        settings["gap_s"] = round(nodes["cls"]["start"] - nodes["pre"]["end"], 4)
+        settings: dict[str, Any] = {}
+        for k in ("pre", "cls"):
+            metrics = nodes[k]["metrics"] or {}
+            settings[k] = {"threads": nodes[k]["threads"], "device": nodes[k]["device"],
+                           "log": (nodes[k]["logs"] or [""])[-1],
+                           "wall_s": round(nodes[k]["end"] - nodes[k]["start"], 4)}
+            self.nodes[k] = {"device": nodes[k]["device"], "fused": bool(nodes[k]["fused_into"] or nodes[k]["chain"]),
+                             "peak_gpu_mb": metrics.get("peak_gpu_mb"), "memory_mb": metrics.get("memory_mb")}
+        if not self.nodes["cls"]["fused"]:  # fused nodes share one span: no gap between them
+            settings["gap_s"] = round(nodes["cls"]["start"] - nodes["pre"]["end"], 4)
         self.settings = json.dumps(settings)
         return nodes["cls"]["end"] - nodes["pre"]["start"]
 
@@ -607,7 +622,7 @@ class EngineRun:
         self.manager.shutdown()
 
 
-PEER, REFERENCE, ENGINE = "peer", "reference", "engine"
+PEER, REFERENCE, ENGINE, EXPERIMENT = "peer", "reference", "engine", "experiment"
 
 
 def bench_pipeline(device: str, repeat: int, with_ray: bool = True) -> list[dict[str, Any]]:
@@ -643,6 +658,12 @@ def bench_pipeline(device: str, repeat: int, with_ray: bool = True) -> list[dict
     variants += [(ENGINE, "engine (RunManager)", "cpu allotment 1", engines[0]),
                  (ENGINE, "engine (RunManager)", "cpu allotment 2", engines[1]),
                  (ENGINE, "engine (RunManager)", "cpu allotment 2, preprocess keep_outputs off", engines[2])]
+    if device.startswith("cuda"):  # each agent's own peak GPU memory (fused, they share one figure)
+        engines.append(EngineRun(images, device, 2, fuse=False))
+        variants.append((ENGINE, "engine (RunManager)", "cpu allotment 2, not fused", engines[-1]))
+        engines.append(EngineRun(images, device, 2, cuda_at_once=2))  # experiment: see splits.CUDA_AT_ONCE
+        variants.append((EXPERIMENT, "engine (RunManager)", "cpu allotment 2, 2 batches at once on the GPU",
+                         engines[-1]))
     loop(images[:64], device, 1)  # warm-up
     times: dict[int, list[float]] = {i: [] for i in range(len(variants))}
     try:
@@ -674,7 +695,7 @@ def bench_pipeline(device: str, repeat: int, with_ray: bool = True) -> list[dict
         rows.append({"role": role, "variant": name, "settings": f"{settings} {extra}".strip(),
                      "images_per_s": N_IMAGES / min(got) if got else float("nan"),
                      "median_images_per_s": N_IMAGES / statistics.median(got) if got else float("nan"),
-                     "paired_vs_fastest_peer": paired})
+                     "paired_vs_fastest_peer": paired, "agents": dict(getattr(fn, "nodes", {}))})
     return rows
 
 
@@ -795,6 +816,11 @@ def _print_pipeline(rows: list[dict[str, Any]], device: str, repeat: int, result
         print(f"{r['role']:9} {r['variant']:20} {r['images_per_s']:7.0f} img/s x{r['images_per_s'] / best_peer:4.2f}"
               f"   median {r['median_images_per_s']:7.0f} x{r['median_images_per_s'] / best_median:4.2f}"
               f"   paired x{r['paired_vs_fastest_peer']:4.2f}  {r['settings']}")
+        for node, m in r.get("agents", {}).items():  # the engine's own measurements, last run
+            gpu = "-" if m["peak_gpu_mb"] is None else f"{m['peak_gpu_mb']:.1f} MB"
+            host = "-" if m["memory_mb"] is None else f"{m['memory_mb']:.1f} MB"
+            print(f"{'':9}   {node:4} on {m['device']:7} peak GPU memory {gpu:>9}, host memory {host:>9}"
+                  + ("  (fused: the chain's figure)" if m["fused"] else ""))
     print("x = ratio to the best peer (best of runs; medians to the best peer median); paired = median over\n"
           "rounds of (fastest peer's time in that round / this variant's time), 1.00 = as fast")
     result["best_peer_images_per_s"] = best_peer

@@ -6,8 +6,9 @@
 # others): the machine and torch; the test suite's engine and agent tests (the `gpu` ones run, the
 # rest must still pass with CUDA present); the agents benchmark on cuda:0 (declared vs measured
 # per agent, per template, the two-stage pipeline with throughput and peak GPU memory per agent);
+# each GPU-capable agent's GPU memory by batch size, items and image side (bench/gpu/memory.py);
 # two templates through the CLI into a throwaway SQLite database, and the stored runs read back
-# (device and peak GPU memory per node). At most 7 files land in OUT (the tool returns 8).
+# (device and peak GPU memory per node). 8 files land in OUT (the most the tool returns).
 # DEVICE=cpu runs the same steps on a machine without CUDA (a dry run of this script).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -48,6 +49,7 @@ print(d.machine_capacity().describe())'"
 step tests 240 "$PY" -m pytest -q -p no:cacheprovider -o addopts="-ra --strict-markers" \
   tests/agents tests/engine tests/executor tests/planner tests/test_original_api.py
 step bench 300 "$PY" bench/agents_bench.py --device "$DEVICE" --repeat 3 --no-ray --json "$OUT/bench.json"
+step memory 120 "$PY" bench/gpu/memory.py --device "$DEVICE" --json "$OUT/memory.json"
 step cli 120 bash -c "
 set -e
 for t in image-pipeline nlp-sentiment; do \"$PY\" -m servicegrid.cli run examples/\$t.json --no-cache; done

@@ -161,6 +161,20 @@ def _custom_model_file(folder: Path) -> Path:
     return path
 
 
+def template_nodes(data: dict[str, Any], registry: Any) -> tuple[Any, list[tuple[Any, AgentSpec]]] | None:
+    """A template's workflow (its components expanded) and its nodes in run order with their
+    agents; None for a template of simulated agents."""
+    from engine.components import flatten
+    from engine.graphs import topological_order
+    from engine.workflow import Workflow
+
+    wf = flatten(Workflow.model_validate(data))
+    if any(registry.get(n.agent).simulated for n in wf.nodes):
+        return None
+    order = topological_order(wf.node_ids(), [(e.source, e.target) for e in wf.edges]) or []
+    return wf, [(wf.node(i), registry.get(wf.node(i).agent)) for i in order]
+
+
 def bench_templates(device: str, repeat: int) -> list[dict[str, Any]]:
     """Every node of every template (simulated ones aside) run directly in topological order on
     the template's own data, then timed warm on the same inputs (best of ``repeat``), once per
@@ -168,11 +182,8 @@ def bench_templates(device: str, repeat: int) -> list[dict[str, Any]]:
     data folder."""
     import tempfile
 
-    from engine.components import flatten
-    from engine.graphs import topological_order
     from engine.items import planned_items
     from engine.registry import default_registry
-    from engine.workflow import Workflow
 
     registry = default_registry()
     rows: list[dict[str, Any]] = []
@@ -183,16 +194,14 @@ def bench_templates(device: str, repeat: int) -> list[dict[str, Any]]:
         try:
             images: Any = None
             for path in sorted(EXAMPLES.glob("*.json")):
-                wf = flatten(Workflow.model_validate(json.loads(path.read_text())))  # components: their nodes
-                if any(registry.get(n.agent).simulated for n in wf.nodes):
+                found = template_nodes(json.loads(path.read_text()), registry)
+                if found is None:
                     continue
+                wf, nodes = found
                 planned = planned_items(wf, registry)
-                order = topological_order(wf.node_ids(), [(e.source, e.target) for e in wf.edges]) or []
                 outputs: dict[str, dict[str, Any]] = {}
-                for node_id in order:
-                    node = wf.node(node_id)
-                    assert node is not None
-                    spec = registry.get(node.agent)
+                for node, spec in nodes:
+                    node_id = node.id
                     inputs = _node_inputs(wf, registry, node_id, outputs)
                     params = spec.parse_params(node.params)
                     lifecycle = spec.lifecycle.merged(node.lifecycle)

@@ -29,14 +29,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from agents_bench import _custom_model_file, _node_inputs  # noqa: E402
+from agents_bench import _custom_model_file, _node_inputs, template_nodes  # noqa: E402
 
-from engine.components import flatten  # noqa: E402
-from engine.graphs import topological_order  # noqa: E402
 from engine.payloads import cut_inputs, item_count  # noqa: E402
 from engine.registry import default_registry  # noqa: E402
 from engine.spec import RunContext  # noqa: E402
-from engine.workflow import Workflow  # noqa: E402
 
 EXAMPLES = ROOT / "examples"
 SIDES = (32, 64, 128)  # the image templates again with scans of these sides
@@ -112,15 +109,13 @@ def run(device: str) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     seen: set[tuple[str, str, str]] = set()
     for label, data in template_workflows():
-        wf = flatten(Workflow.model_validate(data))
-        if any(registry.get(n.agent).simulated for n in wf.nodes):
+        found = template_nodes(data, registry)
+        if found is None:
             continue
-        order = topological_order(wf.node_ids(), [(e.source, e.target) for e in wf.edges]) or []
+        wf, nodes = found
         outputs: dict[str, dict[str, Any]] = {}
-        for node_id in order:
-            node = wf.node(node_id)
-            assert node is not None
-            spec = registry.get(node.agent)
+        for node, spec in nodes:
+            node_id = node.id
             params = spec.parse_params(node.params)
             inputs = _node_inputs(wf, registry, node_id, outputs)
             agent = spec.build(params)

@@ -114,3 +114,10 @@ def test_a_batch_too_large_for_the_gpu_is_a_validation_error_on_a_cuda_only_node
     assert [(i.code, i.node) for i in issues] == [(IssueCode.CAPACITY_EXCEEDED, "classify")]
     assert "GPU memory" in issues[0].message and "batch size" in issues[0].hint
     assert not [i for i in validate(_pipeline(80, batch=32), REGISTRY) if i.severity == "error"]
+
+
+def test_the_declaration_reads_for_people() -> None:
+    """What the Agents page says (its table: tests/ui/test_agent_figures.py)."""
+    assert REGISTRY.get("vision.classify").gpu_memory_text() == "32 MB + 0.25 MB per item of a batch (32 by default)"
+    assert REGISTRY.get("text.entities").gpu_memory_text().endswith("(all its items at once)")
+    assert REGISTRY.get("vision.source").gpu_memory_text() == ""

@@ -165,3 +165,15 @@ def test_agents_page_shows_measured_figures_after_a_recorded_run(app: AppTest) -
     assert sleep["executions"] == 1 and sleep["measured_s"] >= 0.01 and sleep["ratio"] >= 0.99, sleep
     assert table[table["name"] == "sim.task"].iloc[0]["executions"] == 0
     assert any("Each agent is compared" in str(c.value) for c in app.caption)  # the chart's caption
+
+
+def test_the_catalogue_gives_the_gpu_memory_a_typical_batch_takes() -> None:
+    """A GPU agent's row: its declared GPU memory for a batch of its default size on a GPU
+    (bench/gpu/memory.py measured it on an H200); none for a CPU agent."""
+    from engine.agents.runtime import GPU_WORKSPACE_MB
+    from engine.registry import default_registry
+
+    registry = default_registry()
+    rows = {r["name"]: r for r in catalogue_rows([registry.get("vision.classify"), registry.get("vision.source")], {})}
+    assert rows["vision.classify"]["gpu_mb"] == pytest.approx(GPU_WORKSPACE_MB + 32 * 0.25)
+    assert rows["vision.source"]["gpu_mb"] is None

@@ -32,7 +32,7 @@ from pydantic import ValidationError
 from engine.errors import AmendError, shown_names
 from engine.events import NodeAmended, NodeStatus
 from engine.fusion import unfuse
-from engine.items import planned_items
+from engine.items import node_demand, planned_items
 from engine.results import canonical_params_json, workflow_cache_keys
 from engine.versions import runnable
 from engine.workflow import NodeSpec, Workflow, without_bypassed, without_disabled
@@ -242,9 +242,7 @@ def amend_run(manager: RunManager, run: RunState, nodes: Sequence[NodeSpec]) -> 
             if not _open(run, ns) or node is None or (nid not in changed and not ns.spec.memory_grows):
                 continue
             params = fresh[nid][0] if nid in fresh else ns.params
-            demands[nid] = (sized.demand(nid, ns.spec, params, node.resources, node.lifecycle)
-                            if ns.spec.memory_grows and sized
-                            else ns.spec.demand_for(node.resources, params, lifecycle=node.lifecycle))
+            demands[nid] = node_demand(node, ns.spec, params, sized if ns.spec.memory_grows else None)
         keys: dict[str, str] = {}
         if run.options.use_cache:
             jsons = {nid: fresh[nid][1] if nid in fresh else ns.params_json for nid, ns in run.nodes.items()}

@@ -36,7 +36,17 @@ from engine.kinds import CLASS_COLUMNS, ENTITY, score_classes
 from engine.registry import Registry
 from engine.resources import ResourceDemand
 from engine.spec import AgentSpec, ImageShape, ImageSizes, values_of
-from engine.workflow import Workflow
+from engine.workflow import NodeSpec, Workflow
+
+
+def node_demand(node: NodeSpec, spec: AgentSpec, params: BaseModel | None,
+                sized: PlannedItems | None) -> ResourceDemand:
+    """What ``node`` reserves (``AgentSpec.demand_for``): for the items and images planned for it
+    where ``sized`` is given (agents whose memory grows with them), else for a typical number; its
+    GPU memory for one batch of its lifecycle."""
+    if sized is not None:
+        return sized.demand(node.id, spec, params, node.resources, node.lifecycle)
+    return spec.demand_for(node.resources, params, lifecycle=node.lifecycle)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from engine.errors import CapacityError, WorkflowFileError
-from engine.items import PlannedItems, planned_items
+from engine.items import PlannedItems, node_demand, planned_items
 from engine.registry import Registry
 from engine.resources import Capacity, ResourceDemand, ResourceLedger
 from engine.spec import AgentSpec
@@ -177,8 +177,7 @@ def problem_from_workflow(
             duration = float(durations[node.id])
         else:
             duration = sized.duration(node.id, spec, params) if sized else spec.expected_duration(params)
-        demand = sized.demand(node.id, spec, params, node.resources, node.lifecycle) if sized else \
-            spec.demand_for(node.resources, params, lifecycle=node.lifecycle)
+        demand = node_demand(node, spec, params, sized)
         tasks[node.id] = Task(node.id, max(0.0, duration), demand, tuple(preds[node.id]))
     problem = Problem(workflow.name, tasks, cap)
     problem.topological_order()  # raise early on a cycle

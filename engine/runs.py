@@ -24,7 +24,7 @@ from engine.components import inside_of
 from engine.errors import WorkflowInvalidError
 from engine.events import EventBus, MetricSampled, NodeStatus, RunPaused, RunStarted, RunStatus
 from engine.executor import Executor
-from engine.items import PlannedItems, planned_items
+from engine.items import PlannedItems, node_demand, planned_items
 from engine.metrics import GpuProbe, Sample, Sampler, default_gpu_probe
 from engine.payloads import payload_bytes, rows_of
 from engine.registry import Registry, default_registry
@@ -294,9 +294,7 @@ class RunManager:
             params, params_json = parsed[raw_key]
             if spec.memory_grows:
                 sized = sized or planned_items(workflow, self.registry)
-                demand = sized.demand(node.id, spec, params, node.resources, node.lifecycle)
-            else:
-                demand = spec.demand_for(node.resources, params, lifecycle=node.lifecycle)
+            demand = node_demand(node, spec, params, sized if spec.memory_grows else None)
             demand_dict = dumps.get(id(demand))
             if demand_dict is None:
                 demand_dict = dumps[id(demand)] = demand.model_dump()

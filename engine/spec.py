@@ -626,13 +626,22 @@ class AgentSpec:
         in_flight = max(1, items if batch is None else min(items, batch))
         return max(0.0, float(once)) + max(0.0, float(per_item)) * in_flight
 
+    def gpu_memory_parts(self, params: BaseModel | None = None) -> tuple[float, float] | None:
+        """(MB once, MB per item in flight) declared for a node on a GPU, for ``params`` (the
+        defaults when not given) and the agent's reference images; None for agents without."""
+        if self.gpu_memory_fn is None or self.resources.device == "cpu":
+            return None
+        once, per_item = self.gpu_memory_fn(params if params is not None else self.default_params(), ImageSizes())
+        return once + self.resources.gpu_memory_mb, per_item
+
     def gpu_memory_text(self, params: BaseModel | None = None) -> str:
         """The GPU memory declared for a node on a GPU, for people: ``32 MB + 0.25 MB per item of a
         batch (32 by default)``; "" for agents that declare none."""
-        if self.gpu_memory_fn is None or self.resources.device == "cpu":
+        parts = self.gpu_memory_parts(params)
+        if parts is None:
             return ""
-        once, per_item = self.gpu_memory_fn(params if params is not None else self.default_params(), ImageSizes())
-        text = f"{once + self.resources.gpu_memory_mb:,.0f} MB"
+        once, per_item = parts
+        text = f"{once:,.0f} MB"
         if per_item:
             batch = self.lifecycle.execution.batch_size
             text += f" + {per_item:.2g} MB per item " + (f"of a batch ({batch} by default)" if batch

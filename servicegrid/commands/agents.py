@@ -62,7 +62,9 @@ def _resources(spec: AgentSpec) -> str:
     if r.memory_mb:
         grows = spec.memory_growth_text()
         parts.append(f"mem={r.memory_mb:,.0f}MB" + (f"+{grows}" if grows else ""))
-    if r.gpu_memory_mb:
+    if (gpu := spec.gpu_memory_parts()) is not None:  # on a GPU: once, plus per item of a batch
+        parts.append(f"gpu={gpu[0]:,.0f}MB" + (f"+{gpu[1]:.2g}MB/item" if gpu[1] else ""))
+    elif r.gpu_memory_mb:
         parts.append(f"gpu={r.gpu_memory_mb:,.0f}MB")
     if r.device != "cpu":
         parts.append(f"device={r.device}")

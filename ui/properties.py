@@ -191,6 +191,8 @@ def _resource_form(sess: DesignerSession, node: NodeSpec, spec: AgentSpec, prefi
     st.caption("Defaults come from the agent; a changed value is stored as an override.")
     if spec.memory_grows and "memory_mb" not in node.resources:
         st.caption(_memory_growth(sess, node, spec, registry, sized))
+    if spec.gpu_memory_fn is not None and "gpu_memory_mb" not in node.resources:
+        st.caption(gpu_reserve_text(sess.workflow, node, spec, registry, sized))
     render_fields(fields, current, key_prefix=f"res.{prefix}",
                   on_change=lambda name, value: _set_override(sess, node.id, "resources", name, value,
                                                              spec.resources.model_dump().get(name), save))
@@ -212,6 +214,24 @@ def _memory_growth(sess: DesignerSession, node: NodeSpec, spec: AgentSpec, regis
         count += f" of {larger[1]} x {larger[2]} px"
     return (f"Its memory grows with the items it handles: the run reserves {grown:,.0f} MB, "
             f"{extra:,.0f} MB more than shown, for {count}; set memory_mb to reserve a fixed amount.")
+
+
+def gpu_reserve_text(workflow: Workflow, node: NodeSpec, spec: AgentSpec, registry: Registry,
+                     sized: PlannedItems | None = None) -> str:
+    """What a node of a GPU agent reserves on a GPU for one batch (``AgentSpec.gpu_memory_fn``),
+    while ``gpu_memory_mb`` shows the agent's fixed part (0)."""
+    sized = sized if sized is not None else planned_items(workflow, registry)
+    try:
+        params = spec.parse_params(node.params)
+        reserved = sized.demand(node.id, spec, params, node.resources, node.lifecycle).gpu_memory_mb
+        batch = spec.lifecycle.merged(node.lifecycle).execution.batch_size
+        assert spec.gpu_memory_fn is not None
+        once, per_item = spec.gpu_memory_fn(params, sized.images(node.id))
+    except (ServiceGridError, ValueError):
+        return "On a GPU it reserves GPU memory for one batch (fix the parameters to see how much)."
+    what = f"each item of a batch of {batch}" if batch else "each of its items (it takes them all at once)"
+    return (f"On a GPU it reserves {reserved:,.0f} MB of GPU memory: {once:,.0f} MB, plus {per_item:.2g} MB for "
+            f"{what}, as measured on an H200. Nothing on the CPU. Set gpu_memory_mb to reserve a fixed amount.")
 
 
 def _lifecycle_form(sess: DesignerSession, node: NodeSpec, spec: AgentSpec, prefix: str, save: Saver) -> None:

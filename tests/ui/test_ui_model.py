@@ -358,3 +358,23 @@ def test_a_run_up_to_a_node_is_stopped_only_by_errors_on_what_it_runs() -> None:
     assert run_blocker(issues) is not None  # the whole workflow cannot run
     assert partial_blocker(issues, set(upstream_workflow(wf, ["mid"]).node_ids())) is None  # up to mid it can
     assert "broken" in (partial_blocker(issues, set(upstream_workflow(wf, ["broken"]).node_ids())) or "")
+
+
+def test_the_resources_panel_says_what_a_gpu_agent_reserves_on_a_gpu() -> None:
+    """gpu_memory_mb shows the agent's fixed part (0): the caption gives what the node reserves
+    there for one batch of its own size."""
+    from engine.workflow import load_workflow
+    from ui.properties import gpu_reserve_text
+
+    registry = default_registry()
+    flow = load_workflow(ROOT / "examples" / "image-pipeline.json")  # classify: batches of 32
+    node = flow.node("classify")
+    assert node is not None
+    assert gpu_reserve_text(flow, node, registry.get("vision.classify"), registry).startswith(
+        "On a GPU it reserves 40 MB of GPU memory: 32 MB, plus 0.25 MB for each item of a batch of 32,")
+    bigger = node.model_copy(update={"lifecycle": {"execution": {"batch_size": 64}}})
+    flow = flow.model_copy(update={"nodes": tuple(bigger if n.id == "classify" else n for n in flow.nodes)})
+    assert "reserves 48 MB of GPU memory: 32 MB, plus 0.25 MB for each item of a batch of 64" in gpu_reserve_text(
+        flow, bigger, registry.get("vision.classify"), registry)
+    broken = node.model_copy(update={"params": {"model": "no_such_cnn"}})
+    assert "fix the parameters" in gpu_reserve_text(flow, broken, registry.get("vision.classify"), registry)

@@ -23,8 +23,12 @@ from engine.spec import Agent, PortSpec, RunContext
 _CFG = ConfigDict(extra="forbid", allow_inf_nan=False)
 _COLOR = "#0ea5e9"
 _MODEL_DEMAND = ResourceDemand(cpu=1, memory_mb=64, device="any")
-# on a GPU (bench/gpu/memory.py): ~1 MB of weights; activations up to 0.03 MB a text (entities)
-_TEXT_GPU = runtime.fixed_gpu_memory(per_item_mb=0.05, weights_mb=2.0)
+# on a GPU (bench/gpu/memory.py, texts of the synthetic sets): ~1 MB of weights, and a lone text
+# node in a fresh process peaked 3 MB above the 32 MB of workspaces (35.1 MB through the CLI);
+# activations of 0.028 MB a text for the entity tagger (a tag per token), 0.0008-0.0014 MB for
+# the classifiers
+_TEXT_GPU = runtime.fixed_gpu_memory(per_item_mb=0.002, weights_mb=4.0)
+_TAGGER_GPU = runtime.fixed_gpu_memory(per_item_mb=0.05, weights_mb=4.0)
 _TEXTS_IN = PortSpec("texts", DataKind.TEXT_BATCH, "texts to process")
 
 
@@ -230,8 +234,8 @@ ENTITY_COLUMNS = ("text_id", "type", "value", "start", "end")  # one row per ent
        inputs=[_TEXTS_IN],
        outputs=[PortSpec("entities", DataKind.TABLE,
                          "columns text_id, type, value, start, end; one row per entity")],
-       params=NoModelParams, resources=_MODEL_DEMAND, gpu_memory_fn=_TEXT_GPU, expected_duration_s=0.014, per_item_s=2.5e-4,
-       memory_per_item_mb=0.015, columns_fn=lambda _p, _received: ENTITY_COLUMNS,
+       params=NoModelParams, resources=_MODEL_DEMAND, gpu_memory_fn=_TAGGER_GPU, expected_duration_s=0.014,
+       per_item_s=2.5e-4, memory_per_item_mb=0.015, columns_fn=lambda _p, _received: ENTITY_COLUMNS,
        values_fn=lambda _p, _received: {"entities": {"type": ENTITY_TYPES}},
        card=runtime.read_card("entities"))
 class Entities(TorchAgent):

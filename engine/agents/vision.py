@@ -147,19 +147,22 @@ def _explain_cost(p: ExplainParams, images: ImageSizes) -> tuple[float, float]:
 # the size received (resized first), the saliency's backward pass 0.52 MB
 _PREPROCESS_GPU_COPIES = 4
 _CNN_GPU_ITEM_MB, _EXPLAIN_GPU_ITEM_MB = 0.25, 0.52
+# once: the workspaces, and 2 MB for the weights (0.04 MB) and what a fresh process adds around a
+# batch (a lone classify node: 40.04 MB against 32 + 8)
+_VISION_GPU_ONCE_MB = GPU_WORKSPACE_MB + 2.0
 
 
 def _preprocess_gpu(p: PreprocessParams | None, images: ImageSizes) -> tuple[float, float]:
     emitted = (images.emitted or (_preprocess_shape(p, images.received) if p is not None else None)
                or _REFERENCE)
     values = max(_values(images.received or _REFERENCE), _values(emitted))
-    return GPU_WORKSPACE_MB, _PREPROCESS_GPU_COPIES * 4 * values / _MB
+    return _VISION_GPU_ONCE_MB, _PREPROCESS_GPU_COPIES * 4 * values / _MB
 
 
 def _cnn_gpu(per_item_mb: float) -> Any:
     """A CNN agent's GPU memory: its activations, or two float copies of a received image when
     larger (one being resized)."""
-    return lambda _p, images: (GPU_WORKSPACE_MB, max(per_item_mb, 2 * 4 * _values(images.received) / _MB))
+    return lambda _p, images: (_VISION_GPU_ONCE_MB, max(per_item_mb, 2 * 4 * _values(images.received) / _MB))
 
 
 def _cnn_cost(_: Any, images: ImageSizes) -> tuple[float, float, float]:

@@ -23,6 +23,13 @@ from engine.workflow import Workflow
 REGISTRY = default_registry()
 
 
+def _once(agent: str) -> float:
+    """The part an agent declares once (the workspaces, its weights)."""
+    parts = REGISTRY.get(agent).gpu_memory_parts()
+    assert parts is not None
+    return parts[0]
+
+
 def _gpu(agent: str, items: int, images: ImageSizes | None = None, lifecycle: dict | None = None,
          overrides: dict | None = None, **params: object) -> float:
     spec = REGISTRY.get(agent)
@@ -35,10 +42,12 @@ def test_preprocessing_reserves_four_copies_of_each_image_of_a_batch() -> None:
     images; a batch of 128 holding only 64 images took half of 128's."""
     small, large = ImageSizes((3, 64, 64), (3, 64, 64)), ImageSizes((3, 128, 128), (3, 128, 128))
     batch = 4 * 4 * 3 * 64 * 64 / 2**20  # four float copies of one image
-    assert _gpu("vision.preprocess", 256, small) == pytest.approx(GPU_WORKSPACE_MB + 32 * batch)
-    assert _gpu("vision.preprocess", 256, large) == pytest.approx(GPU_WORKSPACE_MB + 32 * 4 * batch)
-    assert _gpu("vision.preprocess", 20, small) == pytest.approx(GPU_WORKSPACE_MB + 20 * batch)  # one short batch
-    per_batch = {b: _gpu("vision.preprocess", 10_000, small, {"execution": {"batch_size": b}}) - GPU_WORKSPACE_MB
+    once = _once("vision.preprocess")
+    assert GPU_WORKSPACE_MB <= once <= GPU_WORKSPACE_MB + 2
+    assert _gpu("vision.preprocess", 256, small) == pytest.approx(once + 32 * batch)
+    assert _gpu("vision.preprocess", 256, large) == pytest.approx(once + 32 * 4 * batch)
+    assert _gpu("vision.preprocess", 20, small) == pytest.approx(once + 20 * batch)  # one short batch
+    per_batch = {b: _gpu("vision.preprocess", 10_000, small, {"execution": {"batch_size": b}}) - once
                  for b in (8, 32, 128)}
     assert per_batch[32] == pytest.approx(4 * per_batch[8]) and per_batch[128] == pytest.approx(4 * per_batch[32])
     upscaled = ImageSizes((1, 32, 32), None)  # the output's size comes from its params: 3 x 64 x 64 kept
@@ -50,16 +59,21 @@ def test_the_cnns_reserve_their_activations_and_the_items_do_not_add_beyond_a_ba
     first), explain 16.5 MB."""
     for agent, per_item in (("vision.classify", 0.25), ("vision.embed", 0.25), ("vision.explain", 0.52)):
         one_batch = _gpu(agent, 32, ImageSizes((3, 64, 64), None))
-        assert one_batch == pytest.approx(GPU_WORKSPACE_MB + 32 * per_item), agent
+        assert one_batch == pytest.approx(_once(agent) + 32 * per_item), agent
         assert _gpu(agent, 5_000, ImageSizes((3, 64, 64), None)) == one_batch  # batches of 32
     huge = ImageSizes((3, 512, 512), None)  # larger than its activations: the copies being resized
-    assert _gpu("vision.classify", 32, huge) == pytest.approx(GPU_WORKSPACE_MB + 32 * 2 * 4 * 3 * 512 * 512 / 2**20)
+    assert _gpu("vision.classify", 32, huge) == pytest.approx(_once("vision.classify") + 32 * 2 * 4 * 3 * 512 * 512 / 2**20)
+    assert _gpu("vision.classify", 32, ImageSizes((3, 64, 64), None)) >= 40.04  # a lone classify node, a fresh process
 
 
 def test_text_agents_without_a_batch_size_reserve_for_all_their_texts() -> None:
+    """Measured: the entity tagger 16.8 MB for 600 texts, the classifiers under 2 MB for 900, and
+    a lone sentiment node in a fresh process (the CLI, 90 reviews) 35.1 MB, workspaces included."""
     few, many = _gpu("text.entities", 60), _gpu("text.entities", 6_000)
-    assert many - few == pytest.approx((6_000 - 60) * 0.05)  # measured up to 0.03 MB a text
+    assert many - few == pytest.approx((6_000 - 60) * 0.05)
     assert _gpu("text.entities", 6_000, lifecycle={"execution": {"batch_size": 64}}) == pytest.approx(few + 4 * 0.05)
+    assert 16.8 <= _gpu("text.entities", 600) - GPU_WORKSPACE_MB <= 2 * 16.8 + 2
+    assert _gpu("text.sentiment", 90) >= 35.1 and _gpu("text.sentiment", 900) <= 35.1 + 1.7 + 2
 
 
 def test_a_nodes_own_gpu_memory_wins_and_cpu_agents_declare_none() -> None:
@@ -84,7 +98,7 @@ def _pipeline(gpu_mb: float, batch: int = 32) -> Workflow:
 
 
 def test_the_ledger_never_puts_more_on_a_gpu_than_it_holds() -> None:
-    """Two classify nodes of 40 MB each on a 60 MB GPU: the second goes to the CPU (device any)
+    """Two classify nodes of 42 MB each on a 60 MB GPU: the second goes to the CPU (device any)
     instead of sharing memory that is not there; once the first ends, the GPU takes one again."""
     flow = _pipeline(60)
     spec = REGISTRY.get("vision.classify")
@@ -92,7 +106,7 @@ def test_the_ledger_never_puts_more_on_a_gpu_than_it_holds() -> None:
     assert node is not None
     demand = planned_items(flow, REGISTRY).demand("classify", spec, spec.parse_params(node.params), node.resources,
                                                   node.lifecycle)
-    assert demand.gpu_memory_mb == pytest.approx(GPU_WORKSPACE_MB + 32 * 0.25)
+    assert demand.gpu_memory_mb == pytest.approx(_once("vision.classify") + 32 * 0.25)
     ledger = ResourceLedger(Capacity(cpu=4, memory_mb=4096, gpus=(GpuDevice(index=0, memory_mb=60, simulated=True),)))
     first = ledger.place(demand)
     assert first == "cuda:0"
@@ -105,7 +119,7 @@ def test_the_ledger_never_puts_more_on_a_gpu_than_it_holds() -> None:
 def test_a_batch_too_large_for_the_gpu_is_a_validation_error_on_a_cuda_only_node() -> None:
     """A node that must run on the GPU (device cuda) with a batch whose activations pass the
     card's memory: validation says so and names the node, before anything runs."""
-    flow = _pipeline(80, batch=1024)  # 256 images in one batch: 32 + 64 MB
+    flow = _pipeline(80, batch=1024)  # 256 images in one batch: 34 + 64 MB
     data = flow.model_dump(mode="json")
     for node in data["nodes"]:
         if node["agent"] == "vision.classify":
@@ -118,6 +132,6 @@ def test_a_batch_too_large_for_the_gpu_is_a_validation_error_on_a_cuda_only_node
 
 def test_the_declaration_reads_for_people() -> None:
     """What the Agents page says (its table: tests/ui/test_agent_figures.py)."""
-    assert REGISTRY.get("vision.classify").gpu_memory_text() == "32 MB + 0.25 MB per item of a batch (32 by default)"
+    assert REGISTRY.get("vision.classify").gpu_memory_text() == "34 MB + 0.25 MB per item of a batch (32 by default)"
     assert REGISTRY.get("text.entities").gpu_memory_text().endswith("(all its items at once)")
     assert REGISTRY.get("vision.source").gpu_memory_text() == ""

@@ -135,7 +135,7 @@ def test_agents_lists_the_registry(capsys):
     assert any(line.startswith("sim.task ") for line in out.splitlines())
     assert f"{len(default_registry())} agent(s)" in out
     rows = {line.split()[0]: line for line in out.splitlines()[1:-1]}
-    assert "gpu=32MB+0.25MB/item device=any" in rows["vision.classify"]  # its GPU memory: once, and per item of a batch
+    assert "gpu=34MB+0.25MB/item device=any" in rows["vision.classify"]  # its GPU memory: once, and per item of a batch
     assert "gpu=" not in rows["vision.source"]
 
 

@@ -175,5 +175,5 @@ def test_the_catalogue_gives_the_gpu_memory_a_typical_batch_takes() -> None:
 
     registry = default_registry()
     rows = {r["name"]: r for r in catalogue_rows([registry.get("vision.classify"), registry.get("vision.source")], {})}
-    assert rows["vision.classify"]["gpu_mb"] == pytest.approx(GPU_WORKSPACE_MB + 32 * 0.25)
+    assert rows["vision.classify"]["gpu_mb"] == pytest.approx(GPU_WORKSPACE_MB + 2 + 32 * 0.25)
     assert rows["vision.source"]["gpu_mb"] is None

@@ -371,10 +371,10 @@ def test_the_resources_panel_says_what_a_gpu_agent_reserves_on_a_gpu() -> None:
     node = flow.node("classify")
     assert node is not None
     assert gpu_reserve_text(flow, node, registry.get("vision.classify"), registry).startswith(
-        "On a GPU it reserves 40 MB of GPU memory: 32 MB, plus 0.25 MB for each item of a batch of 32,")
+        "On a GPU it reserves 42 MB of GPU memory: 34 MB, plus 0.25 MB for each item of a batch of 32,")
     bigger = node.model_copy(update={"lifecycle": {"execution": {"batch_size": 64}}})
     flow = flow.model_copy(update={"nodes": tuple(bigger if n.id == "classify" else n for n in flow.nodes)})
-    assert "reserves 48 MB of GPU memory: 32 MB, plus 0.25 MB for each item of a batch of 64" in gpu_reserve_text(
+    assert "reserves 50 MB of GPU memory: 34 MB, plus 0.25 MB for each item of a batch of 64" in gpu_reserve_text(
         flow, bigger, registry.get("vision.classify"), registry)
     broken = node.model_copy(update={"params": {"model": "no_such_cnn"}})
     assert "fix the parameters" in gpu_reserve_text(flow, broken, registry.get("vision.classify"), registry)

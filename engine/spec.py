@@ -616,23 +616,31 @@ class AgentSpec:
                       lifecycle: Mapping[str, Any] | None = None) -> float:
         """The GPU memory a node of this agent takes on a GPU for ``items`` items (``gpu_memory_fn``:
         once, plus per item for one batch of the node's ``lifecycle``); 0 for CPU-only agents."""
-        if self.gpu_memory_fn is None or self.resources.device == "cpu":
+        declared = self._gpu_declared(params, images)
+        if declared is None:
             return 0.0
-        once, per_item = self.gpu_memory_fn(params, images or ImageSizes())
         batch = self.lifecycle.execution.batch_size
         if lifecycle:
             with contextlib.suppress(ValidationError):  # validation names a bad lifecycle
                 batch = self.lifecycle.merged(lifecycle).execution.batch_size
         in_flight = max(1, items if batch is None else min(items, batch))
-        return max(0.0, float(once)) + max(0.0, float(per_item)) * in_flight
+        return declared[0] + declared[1] * in_flight
 
-    def gpu_memory_parts(self, params: BaseModel | None = None) -> tuple[float, float] | None:
-        """(MB once, MB per item in flight) declared for a node on a GPU, for ``params`` (the
-        defaults when not given) and the agent's reference images; None for agents without."""
+    def _gpu_declared(self, params: BaseModel | None, images: ImageSizes | None) -> tuple[float, float] | None:
+        """``gpu_memory_fn``'s (MB once, MB per item in flight), never negative; None for agents
+        that declare none (or never run on a GPU)."""
         if self.gpu_memory_fn is None or self.resources.device == "cpu":
             return None
-        once, per_item = self.gpu_memory_fn(params if params is not None else self.default_params(), ImageSizes())
-        return once + self.resources.gpu_memory_mb, per_item
+        once, per_item = self.gpu_memory_fn(params, images or ImageSizes())
+        return max(0.0, float(once)), max(0.0, float(per_item))
+
+    def gpu_memory_parts(self, params: BaseModel | None = None,
+                         images: ImageSizes | None = None) -> tuple[float, float] | None:
+        """(MB once, MB per item in flight) declared for a node on a GPU (the agent's fixed
+        ``gpu_memory_mb`` in the once part), for ``params`` (the defaults when not given) and
+        ``images`` (the agent's reference ones when not given); None for agents without."""
+        declared = self._gpu_declared(params if params is not None else self.default_params(), images)
+        return None if declared is None else (declared[0] + self.resources.gpu_memory_mb, declared[1])
 
     def gpu_memory_text(self, params: BaseModel | None = None) -> str:
         """The GPU memory declared for a node on a GPU, for people: ``32 MB + 0.25 MB per item of a

@@ -202,10 +202,10 @@ def _agent_details(spec: AgentSpec, figures: AgentFigures | None = None) -> None
     cols[0].metric("CPU threads", f"{demand.cpu:g}")
     cols[1].metric("Memory", f"{demand.memory_mb:,.0f} MB",
                    help=f"plus {spec.memory_growth_text()} for the items it handles" if spec.memory_growth_text() else None)
-    gpu_mb = spec.demand_for(None, spec.default_params()).gpu_memory_mb
+    gpu_mb, gpu_text = spec.demand_for(None, spec.default_params()).gpu_memory_mb, spec.gpu_memory_text()
     cols[2].metric("GPU memory", f"{gpu_mb:,.0f} MB" if gpu_mb else "none",
-                   help=f"on a GPU: {spec.gpu_memory_text()} (measured on an H200: bench/gpu/memory.py); "
-                   "nothing on the CPU" if spec.gpu_memory_text() else None)
+                   help=f"on a GPU: {gpu_text} (measured on an H200: bench/gpu/memory.py); nothing on the CPU"
+                   if gpu_text else None)
     per_item = spec.seconds_per_item(spec.default_params())
     cols[3].metric("Expected time", f"{spec.expected_duration(spec.default_params(), 0):.4g} s",
                    help="the declared time" + ("; plus the time per item below" if per_item else "")

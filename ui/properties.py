@@ -225,8 +225,7 @@ def gpu_reserve_text(workflow: Workflow, node: NodeSpec, spec: AgentSpec, regist
         params = spec.parse_params(node.params)
         reserved = sized.demand(node.id, spec, params, node.resources, node.lifecycle).gpu_memory_mb
         batch = spec.lifecycle.merged(node.lifecycle).execution.batch_size
-        assert spec.gpu_memory_fn is not None
-        once, per_item = spec.gpu_memory_fn(params, sized.images(node.id))
+        once, per_item = spec.gpu_memory_parts(params, sized.images(node.id)) or (0.0, 0.0)
     except (ServiceGridError, ValueError):
         return "On a GPU it reserves GPU memory for one batch (fix the parameters to see how much)."
     what = f"each item of a batch of {batch}" if batch else "each of its items (it takes them all at once)"
